@@ -1,0 +1,5 @@
+// Lets Node run the TypeScript sources directly (ts-node's ESM loader, transpile only).
+import { register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+register('ts-node/esm', pathToFileURL('./'));
