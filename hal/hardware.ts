@@ -1,0 +1,47 @@
+// Everything physical the meter is built from, handed to the composition root (firmware/meter.ts).
+// hal/moddable/board.ts makes one from a real ESP32 board; hal/mock/board.ts from virtual parts.
+import type { Clock, Timers } from './clock';
+import type { Crypto } from './crypto';
+import type { NorFlash } from './flash';
+import type { Digital, DigitalOptions, I2C, I2COptions, IOClass, SPI, SPIOptions } from './io';
+import type { MqttLink } from './mqtt';
+import type { Preferences } from './preferences';
+import type { Random } from './random';
+import type { Buzzer, TextDisplay } from './ui';
+
+/** The seed's five stores, one flash partition each (partitions.csv on the device). */
+export type PartitionName = 'records' | 'blacklist' | 'reader' | 'backup' | 'upload';
+export const PARTITION_NAMES: readonly PartitionName[] = Object.freeze([
+  'records',
+  'blacklist',
+  'reader',
+  'backup',
+  'upload',
+]);
+
+export interface BoardPins {
+  /** MFRC522 on SPI: chip select and the NRSTPD reset line. */
+  reader: { select: number; reset?: number; hz?: number; port?: number };
+  /** Momentary buttons, active low with pull-ups. */
+  buttons: { bay: number; up: number; down: number; ok: number; cancel: number };
+  /** One green (paid) and one red (expired) light per bay, and the rear overtime light. */
+  lights: { paid: readonly number[]; expired: readonly number[]; overtime: number };
+}
+
+export interface MeterHardware {
+  clock: Clock;
+  timers: Timers;
+  partitions: Readonly<Record<PartitionName, NorFlash>>;
+  preferences: Preferences;
+  random: Random;
+  crypto: Crypto;
+  mqtt: MqttLink;
+  display: TextDisplay;
+  buzzer: Buzzer;
+  io: {
+    Digital: IOClass<Digital, DigitalOptions>;
+    SPI: IOClass<SPI, SPIOptions>;
+    I2C: IOClass<I2C, I2COptions>;
+  };
+  pins: BoardPins;
+}
