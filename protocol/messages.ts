@@ -1,0 +1,59 @@
+// Message bodies carried inside frames (CBOR maps with short text keys).
+import { HASH_LENGTH } from './chain';
+import { decodeCbor, encodeCbor } from './cbor';
+import { ProtocolError } from './errors';
+
+/** Uplink 0x01: a contiguous run of records and the chain link before the first of them. */
+export interface RecordsMessage {
+  previous: Uint8Array;
+  records: Uint8Array[];
+}
+
+/** Downlink 0x81: the platform holds every record up to `seq`, whose chain link is `hash`. */
+export interface AckMessage {
+  seq: number;
+  hash: Uint8Array;
+}
+
+export function encodeRecordsMessage(message: RecordsMessage): Uint8Array {
+  return encodeCbor({ prev: message.previous, recs: message.records });
+}
+
+export function decodeRecordsMessage(body: Uint8Array): RecordsMessage {
+  const value = asMap(decodeCbor(body));
+  const previous = hash(value.prev, 'prev');
+  if (!Array.isArray(value.recs) || value.recs.length === 0) {
+    throw new ProtocolError('bad-field', 'recs is not a non-empty array');
+  }
+  const records = value.recs.map((r, i) => {
+    if (!(r instanceof Uint8Array)) throw new ProtocolError('bad-field', `recs[${i}] is not a byte string`);
+    return r;
+  });
+  return { previous, records };
+}
+
+export function encodeAckMessage(message: AckMessage): Uint8Array {
+  return encodeCbor({ seq: message.seq, hash: message.hash });
+}
+
+export function decodeAckMessage(body: Uint8Array): AckMessage {
+  const value = asMap(decodeCbor(body));
+  if (typeof value.seq !== 'number' || !Number.isSafeInteger(value.seq) || value.seq < 0) {
+    throw new ProtocolError('bad-field', 'seq is not an unsigned integer');
+  }
+  return { seq: value.seq, hash: hash(value.hash, 'hash') };
+}
+
+function asMap(value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new ProtocolError('bad-field', 'message is not a map');
+  }
+  return value as Record<string, unknown>;
+}
+
+function hash(value: unknown, name: string): Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length !== HASH_LENGTH) {
+    throw new ProtocolError('bad-field', `${name} is not a 32-byte hash`);
+  }
+  return value;
+}
