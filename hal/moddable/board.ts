@@ -1,0 +1,217 @@
+// The meter's hardware on an ESP32 board through Moddable: ECMA-419 IO, the five flash
+// partitions of partitions.csv, NVS preferences, the hardware RNG, native crypto, MQTT over Wi-Fi,
+// the HD44780 LCD and the PWM buzzer. The composition root calls createBoardHardware() once.
+import ModdableDigital from 'embedded:io/digital';
+import ModdableI2C from 'embedded:io/i2c';
+import ModdableSPI from 'embedded:io/spi';
+import Timer from 'timer';
+import type { MeterHardware, BoardPins, PartitionName } from '../hardware';
+import { PARTITION_NAMES } from '../hardware';
+import type { NorFlash } from '../flash';
+import {
+  bytesOf,
+  type Digital,
+  type DigitalOptions,
+  type I2C,
+  type I2COptions,
+  type IOBuffer,
+  type IOClass,
+  type SPI,
+  type SPIOptions,
+} from '../io';
+import { PwmBuzzer } from './buzzer';
+import { ModdableClock, ModdableTimers } from './clock';
+import { ModdableCrypto } from './crypto';
+import { LcdTextDisplay } from './display';
+import { ModdableFlash } from './flash';
+import { ModdableMqttLink, type ModdableMqttOptions } from './mqtt';
+import { ModdablePreferences } from './preferences';
+import { hardwareRandom } from './random';
+
+/** Bus pins and the parts that are not in BoardPins (they never reach a processor unit). */
+export interface BoardBuses {
+  i2c: { data: number; clock: number; hz: number };
+  spi: { out: number; in: number; clock: number; hz: number };
+  buzzer: { pin: number };
+  /** PCF8574 backpack address (0x27; 0x3F for a PCF8574A) and the LCD's geometry. */
+  lcd: { address: number; columns: number; rows: number };
+}
+
+/**
+ * Default pin map of an ESP32-DevKitC (ESP32-WROOM-32), two bays. Free of the flash pins
+ * (GPIO 6-11), UART0 (1, 3) and the input-only 34-39 (no pull-ups); strapping pins carry only
+ * outputs whose loads keep them at their boot level (GPIO 2 and 15 drive LEDs to ground; GPIO 5
+ * is the reader's chip select, idle high as its strap wants).
+ */
+export const DEVKITC_PINS: BoardPins = Object.freeze({
+  reader: Object.freeze({ select: 5, reset: 4, hz: 4_000_000 }), // MFRC522 on VSPI
+  buttons: Object.freeze({ bay: 32, up: 33, down: 25, ok: 26, cancel: 27 }),
+  lights: Object.freeze({ paid: Object.freeze([16, 17]), expired: Object.freeze([14, 2]), overtime: 15 }),
+});
+
+export const DEVKITC_BUSES: BoardBuses = Object.freeze({
+  i2c: Object.freeze({ data: 21, clock: 22, hz: 100_000 }), // LCD backpack
+  spi: Object.freeze({ out: 23, in: 19, clock: 18, hz: 4_000_000 }), // VSPI: MOSI, MISO, SCK
+  buzzer: Object.freeze({ pin: 13 }),
+  lcd: Object.freeze({ address: 0x27, columns: 20, rows: 4 }),
+});
+
+export interface BoardConfig {
+  mqtt: ModdableMqttOptions;
+  pins?: BoardPins;
+  buses?: BoardBuses;
+  onDisplayError?: (message: string) => void;
+}
+
+// ECMA-419 names modes with constants on the Digital class; the HAL names them with strings.
+const MODES = Object.freeze({
+  input: ModdableDigital.Input,
+  inputPullUp: ModdableDigital.InputPullUp,
+  inputPullDown: ModdableDigital.InputPullDown,
+  output: ModdableDigital.Output,
+  outputOpenDrain: ModdableDigital.OutputOpenDrain,
+});
+
+/** Moddable's IO buffers are ArrayBuffers and byte views; any other view goes as its bytes. */
+function ioBuffer(buffer: IOBuffer): ArrayBuffer | Uint8Array | DataView {
+  return buffer instanceof ArrayBuffer || buffer instanceof DataView ? buffer : bytesOf(buffer);
+}
+
+/**
+ * ECMA-419 gives every IO instance close(); @moddable/typings 5.6 omits it for I2C and SPI
+ * (modules/io/i2c/_i2c.js and modules/io/spi/spi.js define it).
+ */
+type Closable = { close(): void };
+
+/** Own properties that are not undefined, so that a caller's `hz: undefined` keeps the default. */
+function defined<T extends object>(options: T): Partial<T> {
+  const result: Partial<T> = {};
+  for (const key of Object.keys(options) as (keyof T)[]) {
+    if (options[key] !== undefined) result[key] = options[key];
+  }
+  return result;
+}
+
+/** The HAL's Digital over ECMA-419 Digital, mapping mode names and keeping `this` for onReadable. */
+class BoardDigital implements Digital {
+  readonly #pin: ModdableDigital;
+
+  constructor(options: DigitalOptions) {
+    const mode = MODES[options.mode];
+    const onReadable = options.onReadable;
+    if (onReadable) {
+      const self = this;
+      this.#pin = new ModdableDigital({
+        pin: options.pin,
+        mode,
+        edge: options.edge ?? ModdableDigital.Rising | ModdableDigital.Falling,
+        onReadable() {
+          onReadable.call(self);
+        },
+      });
+    } else {
+      this.#pin = new ModdableDigital({ pin: options.pin, mode });
+    }
+  }
+
+  read(): 0 | 1 {
+    return this.#pin.read();
+  }
+
+  write(value: 0 | 1): void {
+    this.#pin.write(value);
+  }
+
+  close(): void {
+    this.#pin.close();
+  }
+}
+
+/** An I2C class whose instances default to the board's bus pins and speed. */
+function boardI2C(bus: BoardBuses['i2c']): IOClass<I2C, I2COptions> {
+  return class BoardI2C implements I2C {
+    readonly #i2c: ModdableI2C & Closable;
+    constructor(options: I2COptions) {
+      const settings = {
+        data: bus.data,
+        clock: bus.clock,
+        hz: bus.hz,
+        ...defined(options),
+        address: options.address,
+      };
+      this.#i2c = new ModdableI2C(settings) as ModdableI2C & Closable;
+    }
+    read(byteLength: number, stop?: boolean): ArrayBuffer {
+      return this.#i2c.read(byteLength, stop);
+    }
+    write(buffer: IOBuffer, stop?: boolean): void {
+      this.#i2c.write(ioBuffer(buffer), stop);
+    }
+    close(): void {
+      this.#i2c.close();
+    }
+  };
+}
+
+/** An SPI class whose instances default to the board's bus pins and speed. */
+function boardSPI(bus: BoardBuses['spi']): IOClass<SPI, SPIOptions> {
+  return class BoardSPI implements SPI {
+    readonly #spi: ModdableSPI & Closable;
+    constructor(options: SPIOptions) {
+      const settings = { out: bus.out, in: bus.in, clock: bus.clock, hz: bus.hz, ...defined(options) };
+      this.#spi = new ModdableSPI(settings) as ModdableSPI & Closable;
+    }
+    read(byteLength: number): ArrayBuffer {
+      return this.#spi.read(byteLength);
+    }
+    write(buffer: IOBuffer): void {
+      this.#spi.write(ioBuffer(buffer));
+    }
+    transfer(buffer: IOBuffer): void {
+      this.#spi.transfer(ioBuffer(buffer));
+    }
+    flush(deselect?: boolean): void {
+      this.#spi.flush(deselect);
+    }
+    close(): void {
+      this.#spi.close();
+    }
+  };
+}
+
+/** Opens the five stores; throws naming the partition that partitions.csv lacks. */
+export function openPartitions(): Readonly<Record<PartitionName, NorFlash>> {
+  const partitions = {} as Record<PartitionName, NorFlash>;
+  for (const name of PARTITION_NAMES) {
+    try {
+      partitions[name] = new ModdableFlash(name);
+    } catch {
+      throw new Error(`flash partition "${name}" missing: flash with ParkLink's partitions.csv`);
+    }
+  }
+  return Object.freeze(partitions);
+}
+
+export function createBoardHardware(config: BoardConfig): MeterHardware {
+  const pins = config.pins ?? DEVKITC_PINS;
+  const buses = config.buses ?? DEVKITC_BUSES;
+  const I2C = boardI2C(buses.i2c);
+  return {
+    clock: new ModdableClock(),
+    timers: new ModdableTimers(),
+    partitions: openPartitions(),
+    preferences: new ModdablePreferences(),
+    random: hardwareRandom,
+    crypto: new ModdableCrypto(),
+    mqtt: new ModdableMqttLink(config.mqtt),
+    display: new LcdTextDisplay({ io: I2C, ...buses.lcd, onError: config.onDisplayError }),
+    buzzer: new PwmBuzzer(buses.buzzer),
+    io: { Digital: BoardDigital, SPI: boardSPI(buses.spi), I2C },
+    pins,
+  };
+}
+
+/** Blocks for `ms` milliseconds (Timer.delay); for bench code only, never in a unit. */
+export function delay(ms: number): void {
+  Timer.delay(ms);
+}

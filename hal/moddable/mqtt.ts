@@ -1,0 +1,135 @@
+// The meter's MQTT link on the SDK's `mqtt` client (modules/network/mqtt/mqtt.js) over Wi-Fi.
+// That client sends QoS 1 PUBLISH packets but neither surfaces PUBACK nor retransmits, and it
+// subscribes at QoS 0; delivery is end-to-end in ParkLink anyway (an upload set stays in the
+// upload store until the platform's acknowledgement frame, downlinks are versioned and acked).
+// Reconnection with exponential backoff and jitter runs here, on the `timer` module.
+/// <reference path="./typings.d.ts" />
+import Client from 'mqtt';
+import Timer from 'timer';
+import type { MqttEvents, MqttLink } from '../mqtt';
+
+export interface ModdableMqttOptions {
+  host: string;
+  port?: number;
+  /** MQTT client id: the meter id. */
+  id: string;
+  user?: string;
+  password?: string;
+  /** Keep-alive in milliseconds (default 60 s). */
+  keepAliveMs?: number;
+  /** First retry delay (default 1 s), doubled per failure up to maxBackoffMs (default 5 min). */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** A uniform [0, 1) source for backoff jitter; timing only, not key material. */
+  jitter?: () => number;
+}
+
+type TimerObject = ReturnType<typeof Timer.set>;
+
+export class ModdableMqttLink implements MqttLink {
+  readonly #options: ModdableMqttOptions;
+  #client: Client | undefined;
+  #events: MqttEvents | undefined;
+  #connected = false;
+  #retry: TimerObject | undefined;
+  #backoff: number;
+  readonly #topics = new Set<string>();
+
+  constructor(options: ModdableMqttOptions) {
+    this.#options = options;
+    this.#backoff = options.minBackoffMs ?? 1_000;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  open(events: MqttEvents): void {
+    this.#events = events;
+    this.#connect();
+  }
+
+  subscribe(topic: string): void {
+    this.#topics.add(topic); // renewed on every (re)connect: the client asks for a clean session
+    if (this.#connected) this.#client?.subscribe(topic);
+  }
+
+  publish(topic: string, payload: Uint8Array): boolean {
+    if (!this.#connected || !this.#client) return false;
+    try {
+      this.#client.publish(topic, payload.slice().buffer as ArrayBuffer, { quality: 1 });
+      return true;
+    } catch {
+      this.#dropped();
+      return false;
+    }
+  }
+
+  close(): void {
+    this.#events = undefined;
+    Timer.clear(this.#retry);
+    this.#retry = undefined;
+    const client = this.#client;
+    this.#client = undefined;
+    this.#connected = false;
+    client?.close();
+  }
+
+  #connect(): void {
+    this.#retry = undefined;
+    if (!this.#events) return;
+    const options = this.#options;
+    let client: Client;
+    try {
+      client = new Client({
+        host: options.host,
+        port: options.port ?? 1883,
+        id: options.id,
+        user: options.user,
+        password: options.password,
+        timeout: options.keepAliveMs ?? 60_000,
+      });
+    } catch {
+      this.#scheduleRetry();
+      return;
+    }
+    this.#client = client;
+    client.onReady = () => {
+      if (this.#client !== client) return;
+      this.#connected = true;
+      this.#backoff = options.minBackoffMs ?? 1_000;
+      for (const topic of this.#topics) client.subscribe(topic);
+      this.#events?.onConnect();
+    };
+    client.onMessage = (topic, body) => {
+      if (this.#client === client) this.#events?.onMessage(topic, new Uint8Array(body));
+    };
+    client.onClose = () => {
+      if (this.#client === client) this.#dropped();
+    };
+  }
+
+  #dropped(): void {
+    const client = this.#client;
+    const wasConnected = this.#connected;
+    this.#client = undefined;
+    this.#connected = false;
+    try {
+      client?.close(true);
+    } catch {
+      // already closed by the client itself
+    }
+    if (wasConnected) this.#events?.onDisconnect();
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (!this.#events || this.#retry) return;
+    const max = this.#options.maxBackoffMs ?? 300_000;
+    const delay = Math.min(this.#backoff, max);
+    this.#backoff = Math.min(this.#backoff * 2, max);
+    // Full jitter in the upper half, so that a fleet does not reconnect in step after an outage.
+    const jitter = this.#options.jitter ?? Math.random;
+    this.#retry = Timer.set(() => this.#connect(), Math.round(delay / 2 + (jitter() * delay) / 2));
+  }
+}
