@@ -1,0 +1,301 @@
+// Runs firmware under the real XS engine (Moddable's, via @agoric/xsnap) from host tests and benchmarks.
+//
+//   const script = await bundleForXs('host-tests/xs/entries/smoke.ts');
+//   const xs = await startXs({ onMessage: (m) => console.log(m) });
+//   const usage = await xs.evaluate(script);  // { compute, allocate, currentHeapCount }
+//   xs.messages;                               // what the script sent with guest.ts `send`
+//   await xs.close();
+//
+// The XS worker is driven from a child Node process (driver.ts) because @agoric/xsnap needs
+// `@endo/init`, and its lockdown() in the mocha process breaks sinon's fake timers and Error stacks
+// of every other test. What globals a script has under XS is listed in guest.ts.
+import { type ChildProcess, fork } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { builtinModules, createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build, type Plugin } from 'esbuild';
+import { NODE_ONLY_PACKAGES, packageName } from '../../tools/purity';
+import type { FromDriver, ToDriver } from './driver';
+import { decodeMessage, encodeMessage, type XsErrorMessage } from './guest';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** What one `evaluate` cost, as xsnap's meter reports it. */
+export interface MeterUsage {
+  /** Deterministic count of XS work: the same on every run and machine. Quote this, not milliseconds. */
+  compute: number;
+  /** Bytes the XS heap has allocated from the system (chunks and slots). */
+  allocate: number;
+  /** Heap slots in use after the evaluate. */
+  currentHeapCount: number;
+}
+
+export interface BundleOptions {
+  minify?: boolean;
+  /** esbuild `define`, e.g. `{ 'DEBUG': 'false' }`. */
+  define?: Record<string, string>;
+}
+
+const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+
+function isNodeBuiltin(specifier: string): boolean {
+  return specifier.startsWith('node:') || builtins.has(specifier) || builtins.has(specifier.split('/')[0]);
+}
+
+/** Fails the bundle when anything, however deep, imports a Node builtin or a Node-only package. */
+const noNode: Plugin = {
+  name: 'parklink-no-node',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      const from = args.importer ? path.relative(repoRoot, args.importer) : '(entry)';
+      if (isNodeBuiltin(args.path)) {
+        return {
+          errors: [{ text: `Node builtin "${args.path}" imported by ${from}: XS has no Node modules` }],
+        };
+      }
+      if (NODE_ONLY_PACKAGES.includes(packageName(args.path))) {
+        return {
+          errors: [{ text: `Node-only package "${args.path}" imported by ${from}: it cannot run under XS` }],
+        };
+      }
+      return undefined;
+    });
+  },
+};
+
+/**
+ * Bundles a TypeScript entry and everything it imports into one IIFE script for `evaluate`.
+ * Throws (listing each offending import) if anything pulls in a Node builtin or Node-only package.
+ */
+export async function bundleForXs(entry: string, options: BundleOptions = {}): Promise<string> {
+  const result = await build({
+    entryPoints: [path.resolve(repoRoot, entry)],
+    absWorkingDir: repoRoot,
+    bundle: true,
+    write: false,
+    format: 'iife',
+    target: 'es2022',
+    platform: 'neutral',
+    // `neutral` has no main fields and no conditions of its own: pick ESM builds (cborg is ESM
+    // only) and never the "node" condition (@noble/*'s crypto shim would import node:crypto).
+    mainFields: ['module', 'main'],
+    conditions: ['module', 'import', 'default'],
+    resolveExtensions: ['.ts', '.js', '.mjs', '.json'],
+    minify: options.minify ?? false,
+    define: options.define ?? {},
+    legalComments: 'none',
+    logLevel: 'silent',
+    plugins: [noNode],
+  });
+  const file = result.outputFiles[0];
+  if (!file) throw new Error(`esbuild produced no output for ${entry}`);
+  return file.text;
+}
+
+export type XsnapAvailability =
+  | { available: true; binary: string }
+  | { available: false; binary: string; reason: string };
+
+/** Whether the XS worker binary that @agoric/xsnap's install script builds is there. */
+export function xsnapAvailable(): XsnapAvailability {
+  const platform = ({ Linux: 'lin', Darwin: 'mac' } as Record<string, string>)[os.type()];
+  let packageDir: string;
+  try {
+    packageDir = path.dirname(path.dirname(createRequire(import.meta.url).resolve('@agoric/xsnap')));
+  } catch {
+    return { available: false, binary: '', reason: '@agoric/xsnap is not installed: run `npm install`' };
+  }
+  const binary = path.join(
+    packageDir,
+    `xsnap-native/xsnap/build/bin/${platform ?? 'unknown'}/release/xsnap-worker`,
+  );
+  if (!platform) return { available: false, binary, reason: `xsnap does not support ${os.type()}` };
+  try {
+    accessSync(binary, constants.X_OK);
+    return { available: true, binary };
+  } catch {
+    return {
+      available: false,
+      binary,
+      reason:
+        `XS worker not built: ${path.relative(repoRoot, binary)} is missing. npm did not run ` +
+        '@agoric/xsnap\'s install script (npm 11 "allowScripts"); run `npm rebuild @agoric/xsnap` ' +
+        '(or `npm run build:from-env` in node_modules/@agoric/xsnap), about 40 s.',
+    };
+  }
+}
+
+export interface StartXsOptions {
+  /** Shown in XS error messages. */
+  name?: string;
+  /**
+   * Called with each message the script sends with guest.ts `send` (JSON decoded, Uint8Array and
+   * bigint restored); what it returns goes back to the script as `send`'s result.
+   */
+  onMessage?: (message: unknown) => unknown;
+  /** Raw `issueCommand` handler: replaces the JSON decoding (and `messages`) when given. */
+  handleCommand?: (bytes: Uint8Array) => Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** Each line the script prints (`print`); by default they are only collected in `output`. */
+  onPrint?: (line: string) => void;
+  /** XS compute units allowed per evaluate (the worker dies past it); 0, the default, is no limit. */
+  meteringLimit?: number;
+}
+
+export interface XsWorker {
+  /** Runs a script (not a module) to idle, promise jobs included; resolves with its meter usage. */
+  evaluate(code: string): Promise<MeterUsage>;
+  /** Everything the script has sent with `send`, in order (unless `handleCommand` was given). */
+  readonly messages: unknown[];
+  /** Lines the script printed. */
+  readonly output: string[];
+  /** Stops the XS worker and its driver process. */
+  close(): Promise<void>;
+}
+
+const driverPath = fileURLToPath(new URL('./driver.ts', import.meta.url));
+const tsRegister = path.join(repoRoot, 'tools/ts-register.js');
+
+function lines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+  if (!stream) return;
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop() ?? '';
+    for (const line of parts) onLine(line);
+  });
+  stream.on('end', () => {
+    if (rest) onLine(rest);
+  });
+}
+
+/** Starts an XS worker (in its own driver process). Always `close()` it. */
+export async function startXs(options: StartXsOptions = {}): Promise<XsWorker> {
+  const availability = xsnapAvailable();
+  if (!availability.available) throw new Error(availability.reason);
+
+  const child: ChildProcess = fork(driverPath, [], {
+    cwd: repoRoot,
+    execArgv: ['--import', tsRegister, '--no-warnings=ExperimentalWarning'],
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'advanced',
+    env: {
+      ...process.env,
+      PARKLINK_XS_NAME: options.name ?? 'parklink-xs',
+      PARKLINK_XS_METERING_LIMIT: String(options.meteringLimit ?? 0),
+    },
+  });
+
+  const messages: unknown[] = [];
+  const output: string[] = [];
+  const errors: string[] = [];
+  lines(child.stdout, (line) => {
+    output.push(line);
+    options.onPrint?.(line);
+  });
+  lines(child.stderr, (line) => errors.push(line));
+
+  let exited = false;
+  let nextEvaluate = 1;
+  let xsError: XsErrorMessage['$xsError'] | undefined;
+  const pending = new Map<number, { resolve: (usage: MeterUsage) => void; reject: (error: Error) => void }>();
+
+  const stderrTail = (): string => (errors.length ? `\n${errors.slice(-20).join('\n')}` : '');
+
+  // Keep the parent alive only while something is awaited, so a forgotten close() cannot hang mocha.
+  const hold = (on: boolean): void => {
+    for (const h of [child, child.channel, child.stdout, child.stderr] as ({
+      ref?: () => void;
+      unref?: () => void;
+    } | null)[]) {
+      if (on) h?.ref?.();
+      else h?.unref?.();
+    }
+  };
+
+  const ready = new Promise<void>((resolve, reject) => {
+    child.once('message', (m: FromDriver) => (m.type === 'ready' ? resolve() : reject(new Error(m.type))));
+    child.once('exit', (code) =>
+      reject(new Error(`xsnap driver exited (${code}) before it was ready${stderrTail()}`)),
+    );
+    child.once('error', reject);
+  });
+
+  child.on('exit', (code, signal) => {
+    exited = true;
+    for (const { reject } of pending.values()) {
+      reject(new Error(`xsnap driver exited (${code ?? signal})${stderrTail()}`));
+    }
+    pending.clear();
+  });
+
+  const answer = async (bytes: Uint8Array): Promise<Uint8Array> => {
+    if (options.handleCommand) return (await options.handleCommand(bytes)) ?? new Uint8Array(0);
+    const message = decodeMessage(bytes);
+    if (message && typeof message === 'object' && '$xsError' in message) {
+      xsError ??= (message as XsErrorMessage).$xsError;
+      return new Uint8Array(0);
+    }
+    messages.push(message);
+    const reply = await options.onMessage?.(message);
+    return reply === undefined ? new Uint8Array(0) : encodeMessage(reply);
+  };
+
+  child.on('message', (m: FromDriver) => {
+    if (m.type === 'command') {
+      answer(m.bytes).then(
+        (bytes) => child.send({ type: 'reply', id: m.id, bytes } satisfies ToDriver),
+        (error: unknown) => {
+          xsError ??= { name: 'HostError', message: `command handler threw: ${String(error)}` };
+          child.send({ type: 'reply', id: m.id, bytes: new Uint8Array(0) } satisfies ToDriver);
+        },
+      );
+    } else if (m.type === 'evaluated' || m.type === 'failed') {
+      const p = pending.get(m.id);
+      pending.delete(m.id);
+      if (pending.size === 0) hold(false);
+      const failure = xsError;
+      xsError = undefined;
+      if (!p) return;
+      if (m.type === 'failed') p.reject(new Error(`${m.message}${stderrTail()}`));
+      else if (failure) {
+        const error = new Error(`under XS: ${failure.name}: ${failure.message}`);
+        if (failure.stack) error.stack = `${error.message}\n--- XS stack ---\n${failure.stack}`;
+        p.reject(error);
+      } else p.resolve(m.meterUsage);
+    }
+  });
+
+  try {
+    await ready;
+  } catch (error) {
+    child.kill();
+    throw error;
+  }
+  hold(false);
+
+  return {
+    messages,
+    output,
+    evaluate(code: string): Promise<MeterUsage> {
+      if (exited) return Promise.reject(new Error(`xsnap driver has exited${stderrTail()}`));
+      const id = nextEvaluate++;
+      return new Promise<MeterUsage>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        hold(true);
+        child.send({ type: 'evaluate', id, code } satisfies ToDriver);
+      });
+    },
+    async close(): Promise<void> {
+      if (exited) return;
+      hold(true);
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const timer = setTimeout(() => child.kill(), 5000);
+      child.send({ type: 'close' } satisfies ToDriver);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
