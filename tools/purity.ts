@@ -352,6 +352,9 @@ function purityOptions(root: string): ts.CompilerOptions {
     lib: ['lib.es2022.d.ts'],
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
+    // Every file is a module, as esbuild and XS treat it: a top-level `const process` is then local
+    // to the file rather than a clash with the global one.
+    moduleDetection: ts.ModuleDetectionKind.Force,
     // Node's types are loaded on purpose: a Node global must resolve to them to be recognised.
     types: ['node'],
     typeRoots: [path.join(root, 'node_modules/@types')],
