@@ -1,0 +1,27 @@
+// The events units exchange over the meter's bus.
+import type { MeterRecord } from '../protocol/records';
+
+export type KeyName = 'bay' | 'up' | 'down' | 'ok' | 'cancel';
+
+export interface PaymentResult {
+  bayId: number;
+  minutes: number;
+  charge: number;
+  paidUntil: number;
+  remainingValue: number;
+  cardNumber: string;
+}
+
+export interface MeterEvents {
+  fault: { unit: string; error: unknown };
+  key: { key: KeyName };
+  'selection-changed': { bayId: number; minutes: number; charge: number };
+  'awaiting-card': { bayId: number; minutes: number; charge: number };
+  'payment-accepted': PaymentResult;
+  'payment-refused': { reason: string; message: string; cardNumber: string | null };
+  'selection-cancelled': { reason: string };
+  'record-appended': { record: MeterRecord };
+  'upload-sent': { firstSeq: number; lastSeq: number; frameSeq: number };
+  'upload-acknowledged': { seq: number };
+  'downlink-refused': { reason: string };
+}

@@ -1,0 +1,149 @@
+// Communication management (412): uploads records the platform has not acknowledged, one set at a
+// time (stop and wait), over whatever MqttLink the board has; retries with backoff until the
+// platform acknowledges the set's last sequence number and chain link.
+import type { Clock, TimerHandle, Timers } from '../../hal/clock';
+import type { Crypto } from '../../hal/crypto';
+import type { MqttLink } from '../../hal/mqtt';
+import { bytesEqual, readUint32 } from '../../protocol/bytes';
+import { genesisHash } from '../../protocol/chain';
+import { ProtocolError } from '../../protocol/errors';
+import { FrameType } from '../../protocol/frame';
+import { decodeAckMessage, encodeRecordsMessage } from '../../protocol/messages';
+import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
+import type { EventBus } from '../bus';
+import type { MeterEvents } from '../events';
+import type { SecurityUnit } from './security';
+import type { RecordLog, UploadLedger } from './storage';
+
+export interface CommsOptions {
+  link: MqttLink;
+  security: SecurityUnit;
+  log: RecordLog;
+  ledger: UploadLedger;
+  crypto: Crypto;
+  clock: Clock;
+  timers: Timers;
+  bus: EventBus<MeterEvents>;
+  /** Largest record payload per set, bytes (MQTT packets from cellular modems are small). */
+  maxSetBytes?: number;
+  ackTimeoutMs?: number;
+  maxBackoffMs?: number;
+}
+
+interface InFlight {
+  firstSeq: number;
+  lastSeq: number;
+  lastLink: Uint8Array;
+}
+
+export class CommsUnit {
+  readonly #o: Required<CommsOptions>;
+  #inFlight: InFlight | undefined;
+  #timer: TimerHandle | undefined;
+  #backoffMs: number;
+  #started = false;
+
+  constructor(options: CommsOptions) {
+    this.#o = { maxSetBytes: 2048, ackTimeoutMs: 10_000, maxBackoffMs: 300_000, ...options };
+    this.#backoffMs = this.#o.ackTimeoutMs;
+  }
+
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const { link, security } = this.#o;
+    link.open({
+      onConnect: () => {
+        link.subscribe(downlinkTopic(security.meterId));
+        this.#inFlight = undefined; // whatever was in flight is resent on the new session
+        this.flush();
+      },
+      onDisconnect: () => {},
+      onMessage: (topic, payload) => this.#onDownlink(topic, payload),
+    });
+  }
+
+  /** Records waiting for the platform. */
+  get pending(): number {
+    return this.#o.log.lastSeq - this.#o.ledger.acknowledgedSeq;
+  }
+
+  /** Sends the next set if the link is up and nothing is waiting for an ack. */
+  flush(): void {
+    const { link, log, ledger, security, bus } = this.#o;
+    if (this.#inFlight || !link.connected || !security.provisioned || this.pending <= 0) return;
+    const first = Math.max(ledger.acknowledgedSeq + 1, log.firstSeq);
+    const previous = this.#linkBefore(first);
+    if (!previous) {
+      bus.emit('fault', { unit: 'comms', error: new Error(`no chain link before record ${first}`) });
+      return;
+    }
+    const set = [];
+    let bytes = 0;
+    for (const r of log.read(first, log.lastSeq, 64)) {
+      if (set.length > 0 && bytes + r.bytes.length > this.#o.maxSetBytes) break;
+      set.push(r);
+      bytes += r.bytes.length;
+    }
+    if (set.length === 0) return;
+    const last = set[set.length - 1];
+    const body = encodeRecordsMessage({ previous, records: set.map((r) => r.bytes) });
+    const frame = security.sealUplink(FrameType.Records, body);
+    if (!link.publish(uplinkTopic(security.meterId), frame)) return;
+    this.#inFlight = { firstSeq: set[0].seq, lastSeq: last.seq, lastLink: last.link };
+    bus.emit('upload-sent', { firstSeq: set[0].seq, lastSeq: last.seq, frameSeq: readUint32(frame, 10) });
+    this.#arm(this.#backoffMs);
+  }
+
+  stop(): void {
+    this.#o.timers.clear(this.#timer);
+    this.#timer = undefined;
+    this.#o.link.close();
+    this.#started = false;
+  }
+
+  #linkBefore(first: number): Uint8Array | undefined {
+    const { log, ledger, crypto, security } = this.#o;
+    if (first === 1) return genesisHash(crypto, security.meterId);
+    if (ledger.acknowledgedSeq === first - 1 && ledger.acknowledgedLink) return ledger.acknowledgedLink;
+    return log.linkOf(first - 1);
+  }
+
+  #arm(ms: number): void {
+    const { timers } = this.#o;
+    timers.clear(this.#timer);
+    this.#timer = timers.setTimeout(() => {
+      this.#timer = undefined;
+      this.#inFlight = undefined; // no ack in time: send again, waiting longer next time
+      this.#backoffMs = Math.min(this.#backoffMs * 2, this.#o.maxBackoffMs);
+      this.flush();
+    }, ms);
+  }
+
+  #onDownlink(topic: string, payload: Uint8Array): void {
+    const { security, ledger, log, bus } = this.#o;
+    if (topic !== downlinkTopic(security.meterId)) return;
+    try {
+      const { header, body } = security.openDownlink(payload);
+      if (header.type !== FrameType.Ack)
+        throw new ProtocolError('bad-type', `downlink type 0x${header.type.toString(16)}`);
+      const ack = decodeAckMessage(body);
+      const held = ack.seq === this.#inFlight?.lastSeq ? this.#inFlight.lastLink : log.linkOf(ack.seq);
+      if (!held || !bytesEqual(held, ack.hash)) {
+        throw new ProtocolError('chain-broken', `ack for ${ack.seq} names a link the meter does not hold`);
+      }
+      ledger.acknowledge(ack.seq, ack.hash);
+      bus.emit('upload-acknowledged', { seq: ack.seq });
+      if (this.#inFlight && ack.seq >= this.#inFlight.firstSeq) {
+        this.#inFlight = undefined;
+        this.#o.timers.clear(this.#timer);
+        this.#timer = undefined;
+        this.#backoffMs = this.#o.ackTimeoutMs;
+        this.flush();
+      }
+    } catch (error) {
+      const reason = error instanceof ProtocolError ? error.code : (error as Error).name;
+      bus.emit('downlink-refused', { reason });
+    }
+  }
+}

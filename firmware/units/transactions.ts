@@ -1,0 +1,208 @@
+// Transaction management (46): one sale at a time — the bay and service chosen on the buttons, the
+// card presented, the blacklist checked, the card debited, the transaction recorded (seed claim 8),
+// the bay's paid-until time extended. Every refusal is an operation record.
+import type { Clock, TimerHandle, Timers } from '../../hal/clock';
+import type { Preferences } from '../../hal/preferences';
+import type { EventBus } from '../bus';
+import type { KeyName, MeterEvents } from '../events';
+import type { Bays } from './bays';
+import type { BlacklistUnit } from './blacklist';
+import type { ChargingUnit } from './charging';
+import type { MainRecord } from './records';
+import { type CardReaderPort, type CardSession, canPay, isExpired } from './rfid';
+
+const POLL_MS = 250;
+const CARD_WAIT_MS = 30_000;
+const SELECTION_IDLE_MS = 60_000;
+
+export interface TransactionOptions {
+  bus: EventBus<MeterEvents>;
+  bays: Bays;
+  charging: ChargingUnit;
+  blacklist: BlacklistUnit;
+  records: MainRecord;
+  reader: CardReaderPort;
+  clock: Clock;
+  timers: Timers;
+  preferences: Preferences;
+}
+
+type State =
+  | { name: 'idle' }
+  | { name: 'selecting'; bayIndex: number; minutes: number }
+  | { name: 'awaiting-card'; bayIndex: number; minutes: number; charge: number; since: number };
+
+export class TransactionUnit {
+  readonly #o: TransactionOptions;
+  #state: State = { name: 'idle' };
+  #poll: TimerHandle | undefined;
+  #idle: TimerHandle | undefined;
+
+  constructor(options: TransactionOptions) {
+    this.#o = options;
+    options.bus.on('key', ({ key }) => this.#onKey(key));
+  }
+
+  get state(): State['name'] {
+    return this.#state.name;
+  }
+
+  #onKey(key: KeyName): void {
+    const { bays, charging } = this.#o;
+    const s = this.#state;
+    if (s.name === 'awaiting-card') {
+      if (key === 'cancel') this.#cancel('cancelled');
+      return;
+    }
+    if (key === 'cancel') {
+      if (s.name === 'selecting') this.#cancel('cancelled');
+      return;
+    }
+    if (s.name === 'idle') {
+      this.#select(0, charging.rate.minMinutes);
+      return;
+    }
+    if (key === 'bay') this.#select((s.bayIndex + 1) % bays.ids.length, s.minutes);
+    else if (key === 'up' || key === 'down')
+      this.#select(s.bayIndex, charging.step(s.minutes, key === 'up' ? 1 : -1));
+    else if (key === 'ok') this.#awaitCard(s.bayIndex, s.minutes);
+  }
+
+  #select(bayIndex: number, minutes: number): void {
+    this.#state = { name: 'selecting', bayIndex, minutes };
+    this.#o.bus.emit('selection-changed', {
+      bayId: this.#o.bays.ids[bayIndex],
+      minutes,
+      charge: this.#o.charging.price(minutes),
+    });
+    this.#armIdle(SELECTION_IDLE_MS);
+  }
+
+  #awaitCard(bayIndex: number, minutes: number): void {
+    const { charging, reader, timers, clock, bus, bays } = this.#o;
+    const charge = charging.price(minutes);
+    this.#state = { name: 'awaiting-card', bayIndex, minutes, charge, since: clock.monotonic() };
+    reader.antenna(true);
+    bus.emit('awaiting-card', { bayId: bays.ids[bayIndex], minutes, charge });
+    this.#armIdle(CARD_WAIT_MS);
+    this.#poll = timers.setInterval(() => this.#pollReader(), POLL_MS);
+  }
+
+  #pollReader(): void {
+    const s = this.#state;
+    if (s.name !== 'awaiting-card') return;
+    let session: CardSession | undefined;
+    try {
+      session = this.#o.reader.detect();
+    } catch (error) {
+      this.#refuse('card-unreadable', `Card not accepted: ${(error as Error).message}`, null);
+      return;
+    }
+    if (!session) return;
+    try {
+      this.#pay(s, session);
+    } finally {
+      session.end();
+    }
+  }
+
+  #pay(s: Extract<State, { name: 'awaiting-card' }>, session: CardSession): void {
+    const { blacklist, records, bays, clock, bus, charging } = this.#o;
+    const card = session.card;
+    const bayId = bays.ids[s.bayIndex];
+    const now = clock.now();
+    const reason = blacklist.check(card.cardNumber);
+    if (reason !== undefined) {
+      this.#refuse('card-blacklisted', 'Card blocked. Please use another card.', card.cardNumber, reason);
+      return;
+    }
+    if (isExpired(card, now)) {
+      this.#refuse('card-expired', 'Card expired.', card.cardNumber);
+      return;
+    }
+    if (card.currency !== charging.rate.currency) {
+      this.#refuse('card-currency', 'Card currency not accepted here.', card.cardNumber);
+      return;
+    }
+    if (!canPay(card, s.charge)) {
+      this.#refuse('insufficient-funds', 'Not enough value on the card.', card.cardNumber);
+      return;
+    }
+    let debited: { balance: number; counter: number };
+    try {
+      debited = session.debit(s.charge);
+    } catch (error) {
+      this.#refuse(
+        'debit-failed',
+        'Card not debited. Please try again.',
+        card.cardNumber,
+        (error as Error).message,
+      );
+      return;
+    }
+    const nowSeconds = Math.floor(now / 1000);
+    const paidFrom = Math.max(nowSeconds, bays.paidUntil(bayId));
+    const paidUntil = paidFrom + s.minutes * 60;
+    records.appendTransaction({
+      transactionNumber: this.#nextTransactionNumber(),
+      cardNumber: card.cardNumber,
+      cardExpiry: `${pad2(card.expiry.year)}${pad2(card.expiry.month)}`,
+      cardType: card.cardType,
+      bayId,
+      minutes: s.minutes,
+      paidFrom,
+      paidUntil,
+      charge: s.charge,
+      currency: card.currency,
+      remainingValue: debited.balance,
+    });
+    bays.setPaidUntil(bayId, paidUntil);
+    this.#finish();
+    bus.emit('payment-accepted', {
+      bayId,
+      minutes: s.minutes,
+      charge: s.charge,
+      paidUntil,
+      remainingValue: debited.balance,
+      cardNumber: card.cardNumber,
+    });
+  }
+
+  #refuse(reason: string, message: string, cardNumber: string | null, detail = ''): void {
+    this.#o.records.appendOperation(reason, detail || message, cardNumber);
+    this.#finish();
+    this.#o.bus.emit('payment-refused', { reason, message, cardNumber });
+  }
+
+  #cancel(reason: string): void {
+    this.#finish();
+    this.#o.bus.emit('selection-cancelled', { reason });
+  }
+
+  #finish(): void {
+    const { timers, reader } = this.#o;
+    timers.clear(this.#poll);
+    timers.clear(this.#idle);
+    this.#poll = undefined;
+    this.#idle = undefined;
+    if (this.#state.name === 'awaiting-card') reader.antenna(false);
+    this.#state = { name: 'idle' };
+  }
+
+  #armIdle(ms: number): void {
+    this.#o.timers.clear(this.#idle);
+    this.#idle = this.#o.timers.setTimeout(() => this.#cancel('timeout'), ms);
+  }
+
+  #nextTransactionNumber(): number {
+    const { preferences } = this.#o;
+    const last = preferences.get('tx', 'number');
+    const next = (typeof last === 'number' ? last : 0) + 1;
+    preferences.set('tx', 'number', next);
+    return next;
+  }
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
+}
