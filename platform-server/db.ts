@@ -1,0 +1,185 @@
+// The platform's database: one small interface over PGlite (the embedded default, in memory or in a
+// data directory) and PostgreSQL through `pg` (when DATABASE_URL is set). The SQL is the same for
+// both; results are normalised so callers see the same JavaScript values from either backend:
+// bigint → number (ids and sequence numbers are u32), bytea → Uint8Array, timestamptz → Date.
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+export type SqlParam = string | number | bigint | boolean | Date | Uint8Array | null;
+
+export interface QueryResult<T> {
+  rows: T[];
+  /** Rows inserted, updated, deleted or returned. */
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<T>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres://… — use PostgreSQL through `pg`; otherwise PGlite. */
+  url?: string;
+  /** PGlite data directory; in memory when absent. */
+  dataDir?: string;
+  /** Pool size for PostgreSQL. */
+  maxConnections?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
+  return options.url ? openPostgres(options.url, options.maxConnections ?? 10) : openPglite(options.dataDir);
+}
+
+// ---- PGlite ----------------------------------------------------------------------------------
+
+const INT8_OID = 20;
+
+async function openPglite(dataDir?: string): Promise<Database> {
+  const db = await PGlite.create(dataDir, {
+    parsers: { [INT8_OID]: (value: string) => Number(value) },
+  });
+  const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
+    async query<T>(sql: string, params: readonly SqlParam[] = []) {
+      const result = await q.query<T>(sql, params as unknown[]);
+      return { rows: result.rows, rowCount: result.affectedRows || result.rows.length };
+    },
+    async exec(sql: string) {
+      await q.exec(sql);
+    },
+  });
+  return {
+    kind: 'pglite',
+    ...wrap(db),
+    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
+    close: () => db.close(),
+  };
+}
+
+// ---- PostgreSQL through pg ---------------------------------------------------------------------
+
+const BYTEA_OID = 17;
+
+const pgTypes = {
+  getTypeParser(oid: number, format?: string) {
+    if (oid === INT8_OID) return (value: string) => Number(value);
+    if (oid === BYTEA_OID) {
+      const parse = pg.types.getTypeParser(BYTEA_OID);
+      return (value: string) => {
+        const buffer = parse(value) as Buffer;
+        return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+      };
+    }
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+function toPgParams(params: readonly SqlParam[]): unknown[] {
+  // pg sends Buffer as bytea; a plain Uint8Array would be sent as a text array.
+  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p) : p));
+}
+
+async function openPostgres(url: string, max: number): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max, types: pgTypes as pg.CustomTypesConfig });
+  // An idle client losing its connection (server restart) must not crash the process.
+  pool.on('error', () => {});
+  const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<T>(sql: string, params: readonly SqlParam[] = []) {
+      const result = await q.query(sql, toPgParams(params));
+      return { rows: result.rows as T[], rowCount: result.rowCount ?? result.rows.length };
+    },
+    async exec(sql: string) {
+      await q.query(sql);
+    },
+  });
+  // Fail early and clearly when the server does not answer.
+  await pool.query('SELECT 1');
+  return {
+    kind: 'postgres',
+    ...wrap(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+// ---- Migrations --------------------------------------------------------------------------------
+
+export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** Arbitrary constant identifying the migration lock among the database's advisory locks. */
+const MIGRATION_LOCK = 0x5041524b; // "PARK"
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+  const migrations: Migration[] = [];
+  for (const file of files) {
+    const match = /^(\d{3})_([a-z0-9_]+)\.sql$/.exec(file);
+    if (!match) throw new Error(`migration file ${file} is not named NNN_name.sql`);
+    const version = Number(match[1]);
+    if (migrations.some((m) => m.version === version)) throw new Error(`two migrations numbered ${version}`);
+    migrations.push({ version, name: match[2], sql: await readFile(join(dir, file), 'utf8') });
+  }
+  return migrations;
+}
+
+/**
+ * Applies every migration not yet recorded in schema_migrations, in order, each in its own
+ * transaction that first takes a transaction-scoped advisory lock: two instances starting at once
+ * queue on the lock, and the second finds the migration already recorded. Returns the versions applied.
+ */
+export async function migrate(db: Database, migrations?: Migration[]): Promise<number[]> {
+  const all = migrations ?? (await loadMigrations());
+  const applied: number[] = [];
+  for (const migration of all) {
+    const ran = await db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await tx.exec(
+        `CREATE TABLE IF NOT EXISTS schema_migrations (
+           version integer PRIMARY KEY,
+           name text NOT NULL,
+           applied_at timestamptz NOT NULL DEFAULT now()
+         )`,
+      );
+      const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
+      if (done.rows.length > 0) return false;
+      await tx.exec(migration.sql);
+      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
+      return true;
+    });
+    if (ran) applied.push(migration.version);
+  }
+  return applied;
+}
