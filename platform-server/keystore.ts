@@ -1,0 +1,176 @@
+// The software keystore: the embedded default for the platform's master key (an HSM through
+// PKCS#11 takes its place later behind the same interface). The master key comes from
+// PARKLINK_MASTER_KEY (64 hex digits), from a passphrase-protected keystore file (scrypt + AES-GCM),
+// or is generated in memory for `npm start` and tests. Per-meter keys are derived by the protocol's
+// deriveMeterKeys, exactly as the factory provisions them.
+import { existsSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { gcm } from '@noble/ciphers/aes';
+import { randomBytes } from '@noble/ciphers/webcrypto';
+import { scryptAsync } from '@noble/hashes/scrypt';
+import type { Crypto } from '../hal/crypto';
+import { nobleCrypto } from '../hal/nobleCrypto';
+import { fromHex, toHex, utf8 } from '../protocol/bytes';
+import { deriveMeterKeys, type MeterKeys } from '../protocol/keys';
+
+export const MASTER_KEY_LENGTH = 32;
+
+export type KeystoreSource = 'env' | 'file' | 'generated';
+
+export interface Keystore {
+  readonly source: KeystoreSource;
+  /** The keys of one meter for one epoch: C (uplink) and D (downlink). */
+  meterKeys(meterId: number, epoch: number): MeterKeys;
+  /** Overwrites the master key in memory; the keystore is unusable afterwards. */
+  close(): void;
+}
+
+class SoftwareKeystore implements Keystore {
+  private master: Uint8Array | undefined;
+
+  constructor(
+    readonly source: KeystoreSource,
+    master: Uint8Array,
+    private readonly crypto: Crypto,
+  ) {
+    if (master.length !== MASTER_KEY_LENGTH) throw new Error(`master key must be ${MASTER_KEY_LENGTH} bytes`);
+    this.master = Uint8Array.from(master);
+  }
+
+  meterKeys(meterId: number, epoch: number): MeterKeys {
+    if (!this.master) throw new Error('keystore is closed');
+    return deriveMeterKeys(this.crypto, this.master, meterId, epoch);
+  }
+
+  close(): void {
+    this.master?.fill(0);
+    this.master = undefined;
+  }
+}
+
+/** From 64 hex digits (PARKLINK_MASTER_KEY). */
+export function keystoreFromHex(hex: string, crypto: Crypto = nobleCrypto): Keystore {
+  if (!/^[0-9a-fA-F]{64}$/.test(hex.trim())) {
+    throw new Error('PARKLINK_MASTER_KEY must be 64 hexadecimal digits (32 bytes)');
+  }
+  return new SoftwareKeystore('env', fromHex(hex.trim()), crypto);
+}
+
+/** A fresh random master key that lives only as long as the process (npm start, tests). */
+export function generatedKeystore(crypto: Crypto = nobleCrypto): Keystore {
+  return new SoftwareKeystore('generated', randomBytes(MASTER_KEY_LENGTH), crypto);
+}
+
+// ---- Keystore file -----------------------------------------------------------------------------
+
+/** scrypt cost: N = 2^17, r = 8, p = 1 (OWASP's recommendation for scrypt). */
+export const DEFAULT_SCRYPT = Object.freeze({ logN: 17, r: 8, p: 1 });
+
+interface KeystoreFile {
+  format: 'parklink-keystore';
+  version: 1;
+  kdf: { name: 'scrypt'; logN: number; r: number; p: number; salt: string };
+  cipher: { name: 'aes-256-gcm'; nonce: string };
+  /** The master key sealed with AES-GCM; the tag is appended. */
+  sealed: string;
+}
+
+/** Additional data binding the sealed key to the file's format and KDF parameters. */
+function fileAad(file: Pick<KeystoreFile, 'format' | 'version' | 'kdf'>): Uint8Array {
+  const { logN, r, p, salt } = file.kdf;
+  return utf8(`${file.format}/${file.version}/scrypt/${logN}/${r}/${p}/${salt}`);
+}
+
+async function fileKey(passphrase: string, kdf: KeystoreFile['kdf']): Promise<Uint8Array> {
+  if (!Number.isInteger(kdf.logN) || kdf.logN < 10 || kdf.logN > 22) throw new Error('bad scrypt cost');
+  return scryptAsync(utf8(passphrase.normalize('NFKC')), fromHex(kdf.salt), {
+    N: 2 ** kdf.logN,
+    r: kdf.r,
+    p: kdf.p,
+    dkLen: 32,
+    maxmem: 2 ** 31,
+  });
+}
+
+/**
+ * Writes a new keystore file holding `master` (a fresh random key when absent), sealed under the
+ * passphrase; refuses to overwrite an existing file. Returns the keystore.
+ */
+export async function createKeystoreFile(
+  path: string,
+  passphrase: string,
+  options: { master?: Uint8Array; scrypt?: { logN: number; r: number; p: number }; crypto?: Crypto } = {},
+): Promise<Keystore> {
+  if (!passphrase) throw new Error('keystore passphrase is empty');
+  if (existsSync(path)) throw new Error(`keystore file ${path} already exists`);
+  const master = options.master ?? randomBytes(MASTER_KEY_LENGTH);
+  const cost = options.scrypt ?? DEFAULT_SCRYPT;
+  const head = {
+    format: 'parklink-keystore' as const,
+    version: 1 as const,
+    kdf: { name: 'scrypt' as const, ...cost, salt: toHex(randomBytes(16)) },
+  };
+  const nonce = randomBytes(12);
+  const key = await fileKey(passphrase, head.kdf);
+  const sealed = gcm(key, nonce, fileAad(head)).encrypt(master);
+  key.fill(0);
+  const file: KeystoreFile = {
+    ...head,
+    cipher: { name: 'aes-256-gcm', nonce: toHex(nonce) },
+    sealed: toHex(sealed),
+  };
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  await rename(temp, path);
+  return new SoftwareKeystore('file', master, options.crypto ?? nobleCrypto);
+}
+
+/** Opens a keystore file; a wrong passphrase or an altered file is an error, never a wrong key. */
+export async function openKeystoreFile(
+  path: string,
+  passphrase: string,
+  crypto: Crypto = nobleCrypto,
+): Promise<Keystore> {
+  const file = JSON.parse(await readFile(path, 'utf8')) as KeystoreFile;
+  if (file.format !== 'parklink-keystore' || file.version !== 1 || file.kdf?.name !== 'scrypt') {
+    throw new Error(`${path} is not a ParkLink keystore file (version 1, scrypt)`);
+  }
+  const key = await fileKey(passphrase, file.kdf);
+  let master: Uint8Array;
+  try {
+    master = gcm(key, fromHex(file.cipher.nonce), fileAad(file)).decrypt(fromHex(file.sealed));
+  } catch {
+    throw new Error(`keystore ${path}: wrong passphrase or damaged file`);
+  } finally {
+    key.fill(0);
+  }
+  const keystore = new SoftwareKeystore('file', master, crypto);
+  master.fill(0);
+  return keystore;
+}
+
+export interface KeystoreConfig {
+  /** 64 hex digits, or the 32 bytes. */
+  masterKey?: string | Uint8Array;
+  keystoreFile?: string;
+  keystorePassphrase?: string;
+  /** Create the keystore file with a new master key when it does not exist. */
+  createKeystoreFile?: boolean;
+  crypto?: Crypto;
+}
+
+/** The master key from explicit bytes or hex, else the keystore file, else generated in memory. */
+export async function loadKeystore(config: KeystoreConfig): Promise<Keystore> {
+  const crypto = config.crypto ?? nobleCrypto;
+  if (config.masterKey instanceof Uint8Array) return new SoftwareKeystore('env', config.masterKey, crypto);
+  if (config.masterKey) return keystoreFromHex(config.masterKey, crypto);
+  if (config.keystoreFile) {
+    if (!config.keystorePassphrase) throw new Error('a keystore file needs a passphrase');
+    if (!existsSync(config.keystoreFile)) {
+      if (!config.createKeystoreFile) throw new Error(`keystore file ${config.keystoreFile} does not exist`);
+      return createKeystoreFile(config.keystoreFile, config.keystorePassphrase, { crypto });
+    }
+    return openKeystoreFile(config.keystoreFile, config.keystorePassphrase, crypto);
+  }
+  return generatedKeystore(crypto);
+}
