@@ -1,0 +1,48 @@
+// Runs the platform server from the environment (DATABASE_URL, MQTT_URL, PORT, PARKLINK_MASTER_KEY,
+// PARKLINK_KEYSTORE_FILE / _PASSPHRASE, PARKLINK_DATA_DIR, LOG_LEVEL); embedded defaults otherwise.
+import { RecordKind } from '../protocol/records';
+import { configFromEnv, createPlatform } from './platform';
+
+const config = configFromEnv();
+const platform = await createPlatform({
+  ...config,
+  onStored({ meterId, record }) {
+    if (record.kind !== RecordKind.Transaction) return;
+    const d = record.data;
+    platform.app.log.info(
+      { meterId, seq: record.seq, bay: d.bayId, minutes: d.minutes, charge: d.charge, currency: d.currency },
+      `meter ${meterId} #${record.seq}: bay ${d.bayId}, ${d.minutes} min, ${d.charge} (currency ${d.currency})`,
+    );
+  },
+});
+const address = await platform.listen();
+platform.app.log.info(
+  {
+    http: address,
+    broker: platform.brokerUrl,
+    database: platform.db.kind,
+    keystore: platform.keystore.source,
+    subscription: platform.ingest.subscription,
+  },
+  'ParkLink platform running',
+);
+if (platform.keystore.source === 'generated') {
+  platform.app.log.warn(
+    'master key generated in memory: meters provisioned now will not work after a restart',
+  );
+}
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    platform.app.log.info({ signal }, 'stopping');
+    // Nothing else keeps the process alive once close() resolves; the timer only guards a hang.
+    setTimeout(() => process.exit(1), 10_000).unref();
+    platform.close().catch((error) => {
+      console.error(error);
+      process.exit(1);
+    });
+  });
+}

@@ -1,0 +1,141 @@
+// Composition root of the platform server: database (PGlite or PostgreSQL), broker (embedded aedes
+// or external), keystore, uplink ingest and the HTTP API, with one close() for all of them.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { MeterKeys } from '../protocol/keys';
+import { registerApi } from './api';
+import { type Broker, startBroker } from './broker';
+import { type Database, migrate, openDatabase } from './db';
+import { Ingest, type Logger, type StoredRecord } from './ingest';
+import { type Keystore, loadKeystore } from './keystore';
+
+export interface PlatformConfig {
+  /** postgres://… (DATABASE_URL); PGlite when absent. */
+  databaseUrl?: string;
+  /** PGlite data directory (PARKLINK_DATA_DIR); in memory when absent. */
+  dataDir?: string;
+  /** mqtt://… (MQTT_URL); an embedded aedes broker when absent. */
+  mqttUrl?: string;
+  /** Whether the external broker delivers `$share/…` subscriptions (MQTT_SHARED=0 to disable). */
+  sharedSubscriptions?: boolean;
+  /** The ingest instances' shared-subscription group (MQTT_SHARE_GROUP), default "ingest". */
+  shareGroup?: string;
+  /** HTTP port for listen() (PORT), default 8080. */
+  port?: number;
+  host?: string;
+  /** Master key: 64 hex digits (PARKLINK_MASTER_KEY) or 32 bytes. */
+  masterKey?: string | Uint8Array;
+  /** Passphrase-protected keystore file (PARKLINK_KEYSTORE_FILE, PARKLINK_KEYSTORE_PASSPHRASE). */
+  keystoreFile?: string;
+  keystorePassphrase?: string;
+  /** Create the keystore file with a new master key when missing (PARKLINK_KEYSTORE_CREATE=1). */
+  createKeystoreFile?: boolean;
+  /** Fastify's logger: true (pino, info), false (silent) or pino options. Default true. */
+  httpLogger?: boolean | { level: string };
+  /** Ingest's logger; fastify's when absent. */
+  logger?: Logger;
+  /** Called once per record newly stored. */
+  onStored?: (stored: StoredRecord) => void;
+}
+
+export interface Platform {
+  readonly db: Database;
+  readonly brokerUrl: string;
+  readonly broker: Broker;
+  readonly app: FastifyInstance;
+  readonly ingest: Ingest;
+  readonly keystore: Keystore;
+  /** Registers a meter at key epoch 1 and returns the keys a factory loads into it. */
+  provisionMeter(id: number, name: string): Promise<MeterKeys>;
+  /** Starts the HTTP server; returns its address. */
+  listen(port?: number): Promise<string>;
+  /** Stops ingest, HTTP, broker and database; safe to call twice. */
+  close(): Promise<void>;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
+  const config: PlatformConfig = {};
+  if (env.DATABASE_URL) config.databaseUrl = env.DATABASE_URL;
+  if (env.PARKLINK_DATA_DIR) config.dataDir = env.PARKLINK_DATA_DIR;
+  if (env.MQTT_URL) config.mqttUrl = env.MQTT_URL;
+  if (env.MQTT_SHARED === '0' || env.MQTT_SHARED === 'false') config.sharedSubscriptions = false;
+  if (env.MQTT_SHARE_GROUP) config.shareGroup = env.MQTT_SHARE_GROUP;
+  if (env.PORT) {
+    const port = Number(env.PORT);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new Error(`PORT ${env.PORT} is not a port`);
+    config.port = port;
+  }
+  if (env.HOST) config.host = env.HOST;
+  if (env.PARKLINK_MASTER_KEY) config.masterKey = env.PARKLINK_MASTER_KEY;
+  if (env.PARKLINK_KEYSTORE_FILE) config.keystoreFile = env.PARKLINK_KEYSTORE_FILE;
+  if (env.PARKLINK_KEYSTORE_PASSPHRASE) config.keystorePassphrase = env.PARKLINK_KEYSTORE_PASSPHRASE;
+  if (env.PARKLINK_KEYSTORE_CREATE === '1') config.createKeystoreFile = true;
+  if (env.LOG_LEVEL) config.httpLogger = { level: env.LOG_LEVEL };
+  return config;
+}
+
+export async function createPlatform(config: PlatformConfig = configFromEnv()): Promise<Platform> {
+  // Built up step by step so a failure half-way releases what was already opened.
+  const opened: (() => Promise<void>)[] = [];
+  const unwind = async () => {
+    for (const close of opened.reverse()) await close().catch(() => {});
+  };
+  try {
+    const keystore = await loadKeystore(config);
+    opened.push(async () => keystore.close());
+
+    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+    opened.push(() => db.close());
+    await migrate(db);
+
+    const broker = await startBroker({
+      url: config.mqttUrl,
+      sharedSubscriptions: config.sharedSubscriptions,
+    });
+    opened.push(() => broker.close());
+
+    const app = Fastify({ logger: config.httpLogger ?? true });
+    opened.push(() => app.close());
+    await registerApi(app, db);
+
+    const ingest = new Ingest({
+      db,
+      keystore,
+      logger: config.logger ?? app.log,
+      brokerUrl: broker.url,
+      sharedSubscription: broker.sharedSubscriptions,
+      group: config.shareGroup,
+      onStored: config.onStored,
+    });
+    opened.push(() => ingest.close());
+    await ingest.start();
+
+    let closing: Promise<void> | undefined;
+    return {
+      db,
+      broker,
+      brokerUrl: broker.url,
+      app,
+      ingest,
+      keystore,
+      async provisionMeter(id, name) {
+        if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
+          throw new RangeError(`meter id ${id} is not a u32`);
+        const epoch = 1;
+        await db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, $3)', [id, name, epoch]);
+        return keystore.meterKeys(id, epoch);
+      },
+      async listen(port = config.port ?? 8080) {
+        return app.listen({ port, host: config.host ?? '127.0.0.1' });
+      },
+      close() {
+        // Ingest first (finishes the frames in hand), then HTTP, broker, database, keys.
+        closing ??= unwind();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await unwind();
+    throw error;
+  }
+}
