@@ -1,0 +1,111 @@
+// The meter's MQTT link on the host (Node only): mqtt.js against a real broker or the platform's
+// in-process one, for virtual meters. QoS 1, a persistent session (clean session false) under a
+// stable client id per meter, automatic reconnection; subscriptions are renewed on every connect.
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { MqttEvents, MqttLink } from '../mqtt';
+
+export interface NodeMqttLinkOptions {
+  /** mqtt://host:port */
+  url: string;
+  /** Stable per meter (see meterClientId) so the broker keeps the session across reconnections. */
+  clientId: string;
+  username?: string;
+  password?: string;
+  /** Delay between reconnection attempts, default 1000 ms. */
+  reconnectPeriodMs?: number;
+  /** Default 30 s. */
+  keepaliveSeconds?: number;
+  /** Default false: the broker keeps subscriptions and queued QoS 1 messages while the meter is away. */
+  cleanSession?: boolean;
+}
+
+export function meterClientId(meterId: number): string {
+  return `parklink-meter-${meterId}`;
+}
+
+export class NodeMqttLink implements MqttLink {
+  private client: MqttClient | undefined;
+  private events: MqttEvents | undefined;
+  private readonly topics = new Set<string>();
+
+  constructor(private readonly options: NodeMqttLinkOptions) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  open(events: MqttEvents): void {
+    if (this.client) throw new Error('MQTT link already open');
+    this.events = events;
+    const options: IClientOptions = {
+      clientId: this.options.clientId,
+      protocolVersion: 4,
+      clean: this.options.cleanSession ?? false,
+      reconnectPeriod: this.options.reconnectPeriodMs ?? 1000,
+      keepalive: this.options.keepaliveSeconds ?? 30,
+      connectTimeout: 10_000,
+      resubscribe: false,
+    };
+    if (this.options.username !== undefined) options.username = this.options.username;
+    if (this.options.password !== undefined) options.password = this.options.password;
+    const client = mqtt.connect(this.options.url, options);
+    this.client = client;
+    client.on('connect', () => {
+      // Renew every subscription: the session may be new (first connect, broker restarted).
+      if (this.topics.size > 0) client.subscribe([...this.topics], { qos: 1 }, () => {});
+      this.events?.onConnect();
+    });
+    client.on('close', () => this.events?.onDisconnect());
+    client.on('message', (topic, payload) => {
+      this.events?.onMessage(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
+    });
+    // Connection errors are followed by 'close' and a reconnection attempt; nothing to throw.
+    client.on('error', () => {});
+  }
+
+  subscribe(topic: string): void {
+    this.topics.add(topic);
+    if (this.client?.connected) this.client.subscribe(topic, { qos: 1 }, () => {});
+  }
+
+  /** Resolves when the broker has granted the subscription (tests, tools). */
+  async subscribeAsync(topic: string): Promise<void> {
+    this.topics.add(topic);
+    if (!this.client) throw new Error('MQTT link is not open');
+    const granted = await this.client.subscribeAsync(topic, { qos: 1 });
+    if (granted.some((g) => g.qos !== 1)) throw new Error(`broker refused QoS 1 on ${topic}`);
+  }
+
+  publish(topic: string, payload: Uint8Array): boolean {
+    const client = this.client;
+    if (!client?.connected) return false;
+    client.publish(topic, Buffer.from(payload), { qos: 1 }, () => {});
+    return true;
+  }
+
+  /** Resolves when the broker has acknowledged the publish (PUBACK). */
+  async publishAsync(topic: string, payload: Uint8Array): Promise<void> {
+    if (!this.client) throw new Error('MQTT link is not open');
+    await this.client.publishAsync(topic, Buffer.from(payload), { qos: 1 });
+  }
+
+  close(): void {
+    void this.closeAsync();
+  }
+
+  /** Disconnects cleanly and stops reconnecting. */
+  async closeAsync(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.endAsync();
+    this.events = undefined;
+  }
+
+  /** Resolves on the next (or current) connection. */
+  waitConnected(): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.reject(new Error('MQTT link is not open'));
+    if (client.connected) return Promise.resolve();
+    return new Promise((resolve) => client.once('connect', () => resolve()));
+  }
+}
