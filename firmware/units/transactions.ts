@@ -146,7 +146,7 @@ export class TransactionUnit {
     records.appendTransaction({
       transactionNumber: this.#nextTransactionNumber(),
       cardNumber: card.cardNumber,
-      cardExpiry: `${pad2(card.expiry.year)}${pad2(card.expiry.month)}`,
+      cardExpiry: `${pad2(card.expiry.year % 100)}${pad2(card.expiry.month)}`,
       cardType: card.cardType,
       bayId,
       minutes: s.minutes,

@@ -1,0 +1,114 @@
+// A whole virtual meter board: the same MeterHardware an ESP32 gives, made of virtual parts, plus
+// the handles a test or the virtual fleet uses to press buttons, hold cards to the reader and cut
+// power. `state` survives a power cycle: pass it to the next board to reboot the same meter.
+import type { BoardPins, MeterHardware, PartitionName } from '../hardware';
+import { PARTITION_NAMES } from '../hardware';
+import type { MqttLink } from '../mqtt';
+import type { PreferenceValue } from '../preferences';
+import { nobleCrypto } from '../nobleCrypto';
+import { VirtualPins, VirtualSpiBus, VirtualI2cBus } from './bus';
+import { VirtualClock } from './clock';
+import { VirtualNorFlash } from './flash';
+import { VirtualMfrc522 } from './mfrc522';
+import { MemoryPreferences } from './preferences';
+import { SeededRandom } from './random';
+import { VirtualBuzzer, VirtualDisplay } from './ui';
+import type { KeyName } from '../../firmware/events';
+
+export const VIRTUAL_PINS: BoardPins = Object.freeze({
+  reader: Object.freeze({ select: 5, reset: 4 }),
+  buttons: Object.freeze({ bay: 32, up: 33, down: 25, ok: 26, cancel: 27 }),
+  lights: Object.freeze({
+    paid: Object.freeze([16, 17, 18, 19]),
+    expired: Object.freeze([12, 13, 14, 2]),
+    overtime: 15,
+  }),
+});
+
+/** Sizes of the five stores on the virtual flash (small, so tests reach "full" quickly). */
+export const VIRTUAL_PARTITION_BYTES: Readonly<Record<PartitionName, number>> = Object.freeze({
+  records: 64 * 1024,
+  blacklist: 8 * 1024,
+  reader: 8 * 1024,
+  backup: 64 * 1024,
+  upload: 32 * 1024,
+});
+
+/** What survives a power cycle: flash cells and preferences. */
+export interface BoardState {
+  flash: Record<PartitionName, Uint8Array>;
+  preferences: Map<string, PreferenceValue>;
+}
+
+export interface VirtualBoardOptions {
+  mqtt: MqttLink;
+  clock?: VirtualClock;
+  state?: BoardState;
+  seed?: number;
+}
+
+export class VirtualBoard {
+  readonly clock: VirtualClock;
+  readonly pins = new VirtualPins();
+  readonly spi = new VirtualSpiBus();
+  readonly i2c = new VirtualI2cBus();
+  readonly reader = new VirtualMfrc522();
+  readonly display = new VirtualDisplay(4, 20);
+  readonly buzzer = new VirtualBuzzer();
+  readonly partitions: Record<PartitionName, VirtualNorFlash>;
+  readonly preferences: MemoryPreferences;
+  readonly hardware: MeterHardware;
+
+  constructor(options: VirtualBoardOptions) {
+    this.clock = options.clock ?? new VirtualClock();
+    const partitions = {} as Record<PartitionName, VirtualNorFlash>;
+    for (const name of PARTITION_NAMES) {
+      partitions[name] = new VirtualNorFlash({
+        byteLength: VIRTUAL_PARTITION_BYTES[name],
+        cells: options.state?.flash[name],
+      });
+    }
+    this.partitions = partitions;
+    this.preferences = new MemoryPreferences(options.state?.preferences);
+    this.spi.attach(VIRTUAL_PINS.reader.select, this.reader);
+    // Buttons idle high (pull-ups); a press pulls the line low.
+    for (const pin of Object.values(VIRTUAL_PINS.buttons)) this.pins.drive(pin, 1);
+    this.hardware = {
+      clock: this.clock,
+      timers: this.clock,
+      partitions,
+      preferences: this.preferences,
+      random: new SeededRandom(options.seed ?? 1),
+      crypto: nobleCrypto,
+      mqtt: options.mqtt,
+      display: this.display,
+      buzzer: this.buzzer,
+      io: { Digital: this.pins.io, SPI: this.spi.io, I2C: this.i2c.io },
+      pins: VIRTUAL_PINS,
+    };
+  }
+
+  get field() {
+    return this.reader.field;
+  }
+
+  /** A press and release of a button, with the contacts held for 80 ms. */
+  press(key: KeyName): void {
+    const pin = VIRTUAL_PINS.buttons[key];
+    this.pins.drive(pin, 0);
+    this.clock.advance(80);
+    this.pins.drive(pin, 1);
+    this.clock.advance(40);
+  }
+
+  light(kind: 'paid' | 'expired', bayIndex: number): 0 | 1 {
+    return this.pins.level(VIRTUAL_PINS.lights[kind][bayIndex]);
+  }
+
+  /** Flash and preferences as they are now: what a reboot finds. */
+  get state(): BoardState {
+    const flash = {} as Record<PartitionName, Uint8Array>;
+    for (const name of PARTITION_NAMES) flash[name] = this.partitions[name].cells;
+    return { flash, preferences: this.preferences.entries };
+  }
+}

@@ -1,0 +1,113 @@
+// An in-memory MQTT broker for virtual meters that run without a network (under XS, in unit
+// tests): topic filters with + and #, QoS 1 delivered on the virtual clock's next tick, and a switch
+// that takes the link down as a lost signal would.
+import type { Timers } from '../clock';
+import type { MqttEvents, MqttLink } from '../mqtt';
+
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
+}
+
+export class VirtualBroker {
+  readonly #links = new Set<VirtualMqttLink>();
+  readonly #timers: Timers;
+  /** Every message published, in order (for tests). */
+  readonly published: { topic: string; payload: Uint8Array }[] = [];
+
+  constructor(timers: Timers) {
+    this.#timers = timers;
+  }
+
+  connect(link: VirtualMqttLink): void {
+    this.#links.add(link);
+  }
+
+  disconnect(link: VirtualMqttLink): void {
+    this.#links.delete(link);
+  }
+
+  route(topic: string, payload: Uint8Array): void {
+    this.published.push({ topic, payload: payload.slice() });
+    for (const link of this.#links) {
+      if (link.wants(topic)) this.#timers.setTimeout(() => link.deliver(topic, payload.slice()), 0);
+    }
+  }
+
+  /** A new client link on this broker. */
+  link(): VirtualMqttLink {
+    return new VirtualMqttLink(this);
+  }
+}
+
+export class VirtualMqttLink implements MqttLink {
+  readonly #broker: VirtualBroker;
+  readonly #filters = new Set<string>();
+  #events: MqttEvents | undefined;
+  #up = false;
+  #signal = true;
+
+  constructor(broker: VirtualBroker) {
+    this.#broker = broker;
+  }
+
+  get connected(): boolean {
+    return this.#up;
+  }
+
+  open(events: MqttEvents): void {
+    this.#events = events;
+    if (this.#signal) this.#connect();
+  }
+
+  subscribe(topic: string): void {
+    this.#filters.add(topic);
+  }
+
+  publish(topic: string, payload: Uint8Array): boolean {
+    if (!this.#up) return false;
+    this.#broker.route(topic, payload);
+    return true;
+  }
+
+  close(): void {
+    this.#events = undefined;
+    this.#drop();
+  }
+
+  /** Takes the link down or up again, as losing and regaining the cellular signal would. */
+  setSignal(on: boolean): void {
+    this.#signal = on;
+    if (!on) {
+      const events = this.#events;
+      this.#drop();
+      events?.onDisconnect();
+    } else if (this.#events && !this.#up) this.#connect();
+  }
+
+  wants(topic: string): boolean {
+    for (const filter of this.#filters) if (topicMatches(filter, topic)) return true;
+    return false;
+  }
+
+  deliver(topic: string, payload: Uint8Array): void {
+    if (this.#up) this.#events?.onMessage(topic, payload);
+  }
+
+  #connect(): void {
+    this.#up = true;
+    this.#broker.connect(this);
+    this.#events?.onConnect();
+  }
+
+  #drop(): void {
+    this.#up = false;
+    this.#filters.clear();
+    this.#broker.disconnect(this);
+  }
+}
