@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
+  checkFiles,
   checkRepository,
   checkSources,
   firmwareFiles,
@@ -38,6 +39,10 @@ describe('purity: firmware side uses no Node module and no Node global', functio
   it('no firmware-side file imports a Node module or uses a Node global', () => {
     const violations = checkRepository(root);
     assert.deepEqual(violations.map(formatViolation), []);
+  });
+
+  it('the XS test harness guest side (bundled with the firmware) is pure too', () => {
+    assert.deepEqual(checkFiles(root, ['host-tests/xs/guest.ts']).map(formatViolation), []);
   });
 
   it('the firmware side type-checks without Node types (tsconfig.firmware.json)', () => {
