@@ -1,0 +1,12 @@
+// Bundled and run under XS by taps.test.ts: the tap scenario, driven one tap per evaluate so the
+// Node side can read the XS meter per tap.
+import { TapScenario } from '../support/tapScenario';
+import { run, send } from './guest';
+
+let scenario: TapScenario | undefined;
+
+(globalThis as unknown as { scenario: unknown }).scenario = {
+  start: () => run(() => (scenario = new TapScenario())),
+  tap: (i: number) => run(() => send({ tap: scenario!.tap(i) })),
+  finish: () => run(() => send({ summary: scenario!.summary() })),
+};
