@@ -175,10 +175,28 @@ export class IsoDep {
     return ats;
   }
 
-  /** Sends a command APDU and returns the response APDU (data, SW1, SW2). */
+  /** True between a successful activate() and DESELECT or a failed exchange. */
+  get active(): boolean {
+    return this.#ats !== undefined;
+  }
+
+  /**
+   * Sends a command APDU and returns the response APDU (data, SW1, SW2). A failure the retries
+   * could not mend ends the session: the block numbers may disagree now, so the card must be
+   * activated again (antenna off and on, then request, select and RATS).
+   */
   transceive(apdu: Uint8Array): Uint8Array {
     if (!this.#ats) throw new IsoDepProtocolError('card not activated');
     if (apdu.length === 0) throw new RangeError('empty APDU');
+    try {
+      return this.#exchange(apdu, this.#ats);
+    } catch (error) {
+      this.#ats = undefined;
+      throw error;
+    }
+  }
+
+  #exchange(apdu: Uint8Array, ats: Ats): Uint8Array {
     const reader = this.#reader;
     const parts: Uint8Array[] = [];
     let offset = 0;
@@ -213,7 +231,7 @@ export class IsoDep {
         reply[0] = Pcb.S_WTX;
         reply[1] = wtxm;
         toSend = reply; // §7.3: the card's extra time applies to this one answer
-        timeoutMs = Math.min(FWT_MAX_MS, this.#ats.fwtMs * wtxm) + DELTA_FWT_MS;
+        timeoutMs = Math.min(FWT_MAX_MS, ats.fwtMs * wtxm) + DELTA_FWT_MS;
         continue;
       }
       if ((pcb & 0b1110_0110) === Pcb.R_BLOCK) {
