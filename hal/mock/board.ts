@@ -1,6 +1,7 @@
 // A whole virtual meter board: the same MeterHardware an ESP32 gives, made of virtual parts, plus
 // the handles a test or the virtual fleet uses to press buttons, hold cards to the reader and cut
 // power. `state` survives a power cycle: pass it to the next board to reboot the same meter.
+import type { Clock, Timers } from '../clock';
 import type { BoardPins, MeterHardware, PartitionName } from '../hardware';
 import { PARTITION_NAMES } from '../hardware';
 import type { MqttLink } from '../mqtt';
@@ -42,13 +43,14 @@ export interface BoardState {
 
 export interface VirtualBoardOptions {
   mqtt: MqttLink;
-  clock?: VirtualClock;
+  /** A VirtualClock (tests: time moves when advanced) or real time (the fleet of npm start). */
+  clock?: Clock & Timers;
   state?: BoardState;
   seed?: number;
 }
 
 export class VirtualBoard {
-  readonly clock: VirtualClock;
+  readonly clock: Clock & Timers;
   readonly pins = new VirtualPins();
   readonly spi = new VirtualSpiBus();
   readonly i2c = new VirtualI2cBus();
@@ -92,13 +94,14 @@ export class VirtualBoard {
     return this.reader.field;
   }
 
-  /** A press and release of a button, with the contacts held for 80 ms. */
+  /** A press and release of a button; on a virtual clock the contacts are held for 80 ms. */
   press(key: KeyName): void {
     const pin = VIRTUAL_PINS.buttons[key];
+    const virtual = this.clock instanceof VirtualClock ? this.clock : undefined;
     this.pins.drive(pin, 0);
-    this.clock.advance(80);
+    virtual?.advance(80);
     this.pins.drive(pin, 1);
-    this.clock.advance(40);
+    virtual?.advance(40);
   }
 
   light(kind: 'paid' | 'expired', bayIndex: number): 0 | 1 {
