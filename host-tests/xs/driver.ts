@@ -10,6 +10,9 @@ import { createReadStream } from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
 import os from 'node:os';
 
+/** What the driver has the worker print after each evaluate (followed by the evaluate's id). */
+export const SYNC_LINE = '\u0001parklink-xs-sync ';
+
 /** Parent → driver. */
 export type ToDriver =
   | { type: 'evaluate'; id: number; code: string }
@@ -22,9 +25,10 @@ export type FromDriver =
   | {
       type: 'evaluated';
       id: number;
+      synced: boolean;
       meterUsage: { compute: number; allocate: number; currentHeapCount: number };
     }
-  | { type: 'failed'; id: number; message: string }
+  | { type: 'failed'; id: number; synced: boolean; message: string }
   | { type: 'command'; id: number; bytes: Uint8Array }
   | { type: 'closed' };
 
@@ -78,23 +82,35 @@ async function main(): Promise<void> {
       replies.delete(message.id);
       resolve?.(message.bytes);
     } else if (message.type === 'evaluate') {
+      const { id } = message;
+      // After the script, print a sync line: the parent answers only once it has read it, so all the
+      // script's `print` output (a separate pipe from this IPC channel) is in `output` by then.
+      const sync = (): Promise<boolean> =>
+        worker.evaluate(`print(${JSON.stringify(`${SYNC_LINE}${id}`)})`).then(
+          () => true,
+          () => false,
+        );
       worker.evaluate(message.code).then(
-        ({ meterUsage }) =>
+        async ({ meterUsage }) =>
           post({
             type: 'evaluated',
-            id: message.id,
+            id,
+            synced: await sync(),
             meterUsage: {
               compute: Number(meterUsage.compute),
               allocate: Number(meterUsage.allocate),
               currentHeapCount: Number(meterUsage.currentHeapCount),
             },
           }),
-        (error: unknown) =>
+        async (error: unknown) => {
+          const synced = await sync();
           post({
             type: 'failed',
-            id: message.id,
+            id,
+            synced,
             message: error instanceof Error ? error.message : String(error),
-          }),
+          });
+        },
       );
     } else if (message.type === 'close') {
       worker.close().then(

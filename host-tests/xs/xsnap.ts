@@ -22,6 +22,9 @@ import { decodeMessage, encodeMessage, type XsErrorMessage } from './guest';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+/** Same as driver.ts SYNC_LINE (not imported: importing driver.ts would run it, and lock down this process). */
+const SYNC_LINE = '\u0001parklink-xs-sync ';
+
 /** What one `evaluate` cost, as xsnap's meter reports it. */
 export interface MeterUsage {
   /** Deterministic count of XS work: the same on every run and machine. Quote this, not milliseconds. */
@@ -191,10 +194,34 @@ export async function startXs(options: StartXsOptions = {}): Promise<XsWorker> {
   const messages: unknown[] = [];
   const output: string[] = [];
   const errors: string[] = [];
+  const synced = new Set<number>();
+  const syncWaiters = new Map<number, () => void>();
   lines(child.stdout, (line) => {
+    if (line.startsWith(SYNC_LINE)) {
+      const id = Number(line.slice(SYNC_LINE.length));
+      const waiter = syncWaiters.get(id);
+      syncWaiters.delete(id);
+      if (waiter) waiter();
+      else synced.add(id);
+      return;
+    }
     output.push(line);
     options.onPrint?.(line);
   });
+  /** Resolves once the evaluate's sync line has been read from the worker's stdout. */
+  const printedUpTo = (id: number): Promise<void> => {
+    if (synced.delete(id)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        syncWaiters.delete(id);
+        resolve();
+      }, 2000);
+      syncWaiters.set(id, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  };
   lines(child.stderr, (line) => errors.push(line));
 
   let exited = false;
@@ -253,18 +280,22 @@ export async function startXs(options: StartXsOptions = {}): Promise<XsWorker> {
         },
       );
     } else if (m.type === 'evaluated' || m.type === 'failed') {
-      const p = pending.get(m.id);
-      pending.delete(m.id);
-      if (pending.size === 0) hold(false);
       const failure = xsError;
       xsError = undefined;
-      if (!p) return;
-      if (m.type === 'failed') p.reject(new Error(`${m.message}${stderrTail()}`));
-      else if (failure) {
-        const error = new Error(`under XS: ${failure.name}: ${failure.message}`);
-        if (failure.stack) error.stack = `${error.message}\n--- XS stack ---\n${failure.stack}`;
-        p.reject(error);
-      } else p.resolve(m.meterUsage);
+      const settle = (): void => {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (pending.size === 0) hold(false);
+        if (!p) return;
+        if (m.type === 'failed') p.reject(new Error(`${m.message}${stderrTail()}`));
+        else if (failure) {
+          const error = new Error(`under XS: ${failure.name}: ${failure.message}`);
+          if (failure.stack) error.stack = `${error.message}\n--- XS stack ---\n${failure.stack}`;
+          p.reject(error);
+        } else p.resolve(m.meterUsage);
+      };
+      if (m.synced) void printedUpTo(m.id).then(settle);
+      else settle();
     }
   });
 
