@@ -1,6 +1,6 @@
 // Runs firmware under the real XS engine (Moddable's, via @agoric/xsnap) from host tests and benchmarks.
 //
-//   const script = await bundleForXs('host-tests/xs/entries/smoke.ts');
+//   const script = await bundleForXs('host-tests/xs/smoke.entry.ts');
 //   const xs = await startXs({ onMessage: (m) => console.log(m) });
 //   const usage = await xs.evaluate(script);  // { compute, allocate, currentHeapCount }
 //   xs.messages;                               // what the script sent with guest.ts `send`
