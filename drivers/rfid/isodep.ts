@@ -1,6 +1,7 @@
 // ISO/IEC 14443-4 (ISO-DEP) half-duplex block transmission over a selected type A card:
 // RATS/ATS, I-blocks with chaining both ways, R(ACK)/R(NAK) error recovery, S(WTX), S(DESELECT).
 // No CID and no NAD are used: the meter talks to one card at a time.
+import { concatBytes } from '../../protocol/bytes';
 import type { SelectedCard } from './iso14443a';
 import { isIsoDep } from './iso14443a';
 import {
@@ -264,7 +265,7 @@ export class IsoDep {
           toSend = this.#rBlock(false);
           continue;
         }
-        return concat(parts);
+        return concatBytes(...parts);
       }
       throw new IsoDepProtocolError(`unknown PCB 0x${hex(pcb)}`);
     }
@@ -304,19 +305,6 @@ export class IsoDep {
     block[0] = Pcb.R_BLOCK | (nak ? Pcb.NAK : 0) | this.#blockNumber;
     return block;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0].slice();
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 function hex(byte: number): string {
