@@ -24,4 +24,6 @@ export interface MeterEvents {
   'upload-sent': { firstSeq: number; lastSeq: number; frameSeq: number };
   'upload-acknowledged': { seq: number };
   'downlink-refused': { reason: string };
+  /** An authenticated downlink other than an ack, for the unit that owns its type. */
+  downlink: { type: number; seq: number; body: Uint8Array };
 }

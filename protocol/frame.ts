@@ -10,7 +10,12 @@ export const FRAME_VERSION = 1;
 export const HEADER_LENGTH = 14;
 export const TAG_LENGTH = 16;
 
-/** Frame types; the high bit marks the downlink direction (platform → meter). */
+/**
+ * Frame types; the high bit marks the downlink direction (platform → meter). Reserved for the
+ * work in progress, so two features never pick the same number: 0x02/0x82 storage and upload
+ * control, 0x03/0x83 keys and security, 0x04/0x84 status, sensors and settings, 0x05/0x85 tariffs
+ * and modes, 0x06/0x86 phone renewals and registration.
+ */
 export const FrameType = Object.freeze({
   Records: 0x01,
   Ack: 0x81,

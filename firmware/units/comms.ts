@@ -120,30 +120,41 @@ export class CommsUnit {
     }, ms);
   }
 
+  /** Sends a message outside the record chain (status, events): false when the link is down. */
+  send(type: number, body: Uint8Array): boolean {
+    const { link, security } = this.#o;
+    if (!link.connected || !security.provisioned) return false;
+    return link.publish(uplinkTopic(security.meterId), security.sealUplink(type, body));
+  }
+
   #onDownlink(topic: string, payload: Uint8Array): void {
-    const { security, ledger, log, bus } = this.#o;
+    const { security, bus } = this.#o;
     if (topic !== downlinkTopic(security.meterId)) return;
     try {
       const { header, body } = security.openDownlink(payload);
-      if (header.type !== FrameType.Ack)
-        throw new ProtocolError('bad-type', `downlink type 0x${header.type.toString(16)}`);
-      const ack = decodeAckMessage(body);
-      const held = ack.seq === this.#inFlight?.lastSeq ? this.#inFlight.lastLink : log.linkOf(ack.seq);
-      if (!held || !bytesEqual(held, ack.hash)) {
-        throw new ProtocolError('chain-broken', `ack for ${ack.seq} names a link the meter does not hold`);
-      }
-      ledger.acknowledge(ack.seq, ack.hash);
-      bus.emit('upload-acknowledged', { seq: ack.seq });
-      if (this.#inFlight && ack.seq >= this.#inFlight.firstSeq) {
-        this.#inFlight = undefined;
-        this.#o.timers.clear(this.#timer);
-        this.#timer = undefined;
-        this.#backoffMs = this.#o.ackTimeoutMs;
-        this.flush();
-      }
+      if (header.type === FrameType.Ack) this.#onAck(body);
+      else bus.emit('downlink', { type: header.type, seq: header.seq, body });
     } catch (error) {
       const reason = error instanceof ProtocolError ? error.code : (error as Error).name;
       bus.emit('downlink-refused', { reason });
+    }
+  }
+
+  #onAck(body: Uint8Array): void {
+    const { ledger, log, bus } = this.#o;
+    const ack = decodeAckMessage(body);
+    const held = ack.seq === this.#inFlight?.lastSeq ? this.#inFlight.lastLink : log.linkOf(ack.seq);
+    if (!held || !bytesEqual(held, ack.hash)) {
+      throw new ProtocolError('chain-broken', `ack for ${ack.seq} names a link the meter does not hold`);
+    }
+    ledger.acknowledge(ack.seq, ack.hash);
+    bus.emit('upload-acknowledged', { seq: ack.seq });
+    if (this.#inFlight && ack.seq >= this.#inFlight.firstSeq) {
+      this.#inFlight = undefined;
+      this.#o.timers.clear(this.#timer);
+      this.#timer = undefined;
+      this.#backoffMs = this.#o.ackTimeoutMs;
+      this.flush();
     }
   }
 }
