@@ -24,6 +24,15 @@ export interface MeterEvents {
   'upload-sent': { firstSeq: number; lastSeq: number; frameSeq: number };
   'upload-acknowledged': { seq: number };
   'downlink-refused': { reason: string };
+  /** A remote renewal (pay by phone) applied to a bay by registration management. */
+  'renewal-applied': {
+    renewalId: string;
+    authorisation: string;
+    bayId: number;
+    minutes: number;
+    charge: number;
+    paidUntil: number;
+  };
   /** An authenticated downlink other than an ack, for the unit that owns its type. */
   downlink: { type: number; seq: number; body: Uint8Array };
 }
