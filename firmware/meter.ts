@@ -12,6 +12,7 @@ import { InformationUnit } from './units/information';
 import { KeyInputUnit } from './units/keyInput';
 import { NotifyUnit } from './units/notify';
 import { MainRecord } from './units/records';
+import { RegistrationUnit } from './units/registration';
 import { type CardReaderPort, createCardReader } from './units/rfid';
 import { SecurityUnit } from './units/security';
 import { RecordLog, UploadLedger } from './units/storage';
@@ -44,6 +45,7 @@ export class Meter {
   readonly blacklist: BlacklistUnit;
   readonly transactions: TransactionUnit;
   readonly comms: CommsUnit;
+  readonly registration: RegistrationUnit;
   readonly boot: BootSummary;
   readonly #hardware: MeterHardware;
   readonly #keys: KeyInputUnit;
@@ -112,6 +114,14 @@ export class Meter {
       bus,
     });
     bus.on('record-appended', () => this.comms.flush());
+    this.registration = new RegistrationUnit({
+      bus,
+      bays: this.bays,
+      records: this.records,
+      comms: this.comms,
+      clock,
+      preferences,
+    });
 
     // A clean stop leaves a flag; its absence at boot means the last run ended abnormally (claim 10b).
     const clean = preferences.get('meter', 'cleanStop');
