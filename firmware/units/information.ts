@@ -56,6 +56,17 @@ export class InformationUnit {
     bus.on('payment-refused', (r) =>
       this.#show(['CARD REFUSED', ...wrap(r.message, options.display.columns)], true),
     );
+    bus.on('renewal-applied', (r) =>
+      this.#show(
+        [
+          `RENEWED bay ${r.bayId}`,
+          `until ${this.#clock(r.paidUntil)}`,
+          `Paid ${formatMoney(r.charge, currency)}`,
+          'by phone',
+        ],
+        true,
+      ),
+    );
     bus.on('selection-cancelled', () => this.showIdle());
     this.showIdle();
   }
