@@ -118,6 +118,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private client: MqttClient | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing = false;
+  /** Uplink frame types other than record sets, by type byte, handed to the feature that owns them. */
+  private readonly routes = new Map<number, (topic: string, frame: Uint8Array) => Promise<void>>();
 
   constructor(private readonly options: IngestOptions) {
     super();
@@ -133,6 +135,14 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return this.options.sharedSubscription
       ? `$share/${this.options.group ?? 'ingest'}/${UPLINK_WILDCARD}`
       : UPLINK_WILDCARD;
+  }
+
+  /**
+   * Hands uplink frames of `type` (e.g. 0x06 renewal acks) to `handler` instead of refusing them as
+   * not a record set. The handler authenticates the frame itself; it runs in the same ordered stream.
+   */
+  route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void {
+    this.routes.set(type, handler);
   }
 
   /** Connects to the broker and subscribes to every meter's uplink at QoS 1. */
@@ -157,7 +167,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
         typeof payload === 'string'
           ? new TextEncoder().encode(payload)
           : new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
-      this.track(this.handleUplink(packet.topic, bytes)).then(
+      const routed = bytes.length > 1 ? this.routes.get(bytes[1]) : undefined;
+      this.track(routed ? routed(packet.topic, bytes) : this.handleUplink(packet.topic, bytes)).then(
         () => done(),
         () => done(),
       );
