@@ -1,0 +1,618 @@
+// The tariff engine: one code path prices a tap at the meter and a renewal at the platform.
+//
+// What a purchase is. The driver buys minutes of parking time. Paid time runs only in charged
+// periods: starting in a free period before charges begin (a cumulative tariff) the paid time
+// starts when they do, and a free period in the middle of a stay (lunchtime, overnight) stops the
+// clock. A `nonCumulative` tariff refuses time that would cross a free or restricted period, and a
+// new session does not inherit the time left on the bay. Restricted periods (no-parking, no-sale)
+// refuse any purchase that would reach them.
+//
+// How it is priced. The bands of a rate table are positions in the run of charged time (a run
+// restarts after a free period): minutes 0-60 of the stay in the first band, and so on. Each band's
+// share of the purchase is charged as whole units (every started `per` minutes), pro rata, or one
+// flat amount when the purchase enters the band. A renewal continues the session: its position
+// starts where the paid time got to, so the first hour is not sold twice at the first-hour price and
+// the renewal costs what the longer stay costs minus what was paid. The total is rounded to the
+// tariff's money unit. All arithmetic is on integers (seconds, minor units).
+//
+// Local time comes from the tariff's POSIX TZ string (tz.ts): the timetable is read in local time,
+// so a 23- or 25-hour day has 23 or 25 hours of the day's periods, and a period across midnight
+// continues from one date to the next.
+import {
+  civilFromDays,
+  daysFromCivil,
+  formatLocal,
+  nextTransition,
+  parseTimeZone,
+  type TimeZone,
+  toLocal,
+} from './tz';
+import type {
+  BayState,
+  Quote,
+  QuoteLine,
+  QuoteOk,
+  Refusal,
+  RefusalReason,
+  TariffDocument,
+  Tier,
+} from './types';
+import { parseClock, validateTariff } from './validate';
+
+const DAY = 86_400;
+/** Longest purchase in any tariff (minutes), and how far ahead a walk through free time may look. */
+export const MAX_PURCHASE_MINUTES = 7 * 24 * 60;
+const HORIZON_SECONDS = 62 * DAY;
+const WEEKDAY_BIT: Record<string, number> = {
+  sun: 0,
+  mon: 1,
+  tue: 2,
+  wed: 3,
+  thu: 4,
+  fri: 5,
+  sat: 6,
+  hol: 7,
+};
+
+interface Band {
+  start: number; // seconds into the run
+  end: number; // Infinity for an open last band
+  tier: Tier;
+}
+
+interface Entry {
+  index: number;
+  bays: ReadonlySet<number> | undefined; // undefined: every bay
+  days: number; // bit mask of WEEKDAY_BIT
+  from: number; // seconds of the day
+  to: number;
+  wraps: boolean;
+  mode: 'charged' | 'free' | 'no-parking' | 'no-sale';
+  rate: string | undefined;
+  bands: Band[] | undefined;
+  maxStay: number; // seconds, Infinity when none
+}
+
+interface Segment {
+  entry: Entry | undefined; // undefined: no entry covers it (free)
+  until: number;
+}
+
+export interface DurationRequest {
+  bay: number;
+  /** Epoch seconds of the purchase. */
+  start: number;
+  minutes: number;
+  /**
+   * A renewal of the session (the service charging rule): minutes already bought in it, counted
+   * towards the maximum stay and continuing the rate's bands. 0 (the default) is a new session.
+   */
+  paidMinutes?: number;
+}
+
+export interface AmountRequest {
+  bay: number;
+  start: number;
+  /** Minor units offered. */
+  amount: number;
+  paidMinutes?: number;
+}
+
+interface Piece {
+  rate: string;
+  tier: number;
+  band: Band;
+  run: number;
+  from: number;
+  to: number;
+  startPos: number;
+  endPos: number;
+}
+
+type Walk =
+  | { ok: true; pieces: Piece[]; free: { from: number; to: number }[]; paidFrom: number; paidUntil: number }
+  | Refusal;
+
+function refuse(reason: RefusalReason, message: string, extra: Partial<Refusal> = {}): Refusal {
+  return { ok: false, reason, message, ...extra };
+}
+
+function ceilDiv(a: number, b: number): number {
+  return Math.floor((a + b - 1) / b);
+}
+
+export class Tariff {
+  readonly doc: TariffDocument;
+  readonly tz: TimeZone;
+  readonly #entries: Entry[];
+  readonly #holidays: ReadonlySet<number>;
+  readonly #boundaries = new Map<number, number[]>();
+  readonly #entriesOf = new Map<number, Entry[]>();
+
+  /** Validates (naming the bad field in a TariffError) and compiles a tariff document. */
+  static from(value: unknown): Tariff {
+    return new Tariff(validateTariff(value));
+  }
+
+  constructor(doc: TariffDocument) {
+    this.doc = doc;
+    this.tz = parseTimeZone(doc.timeZone);
+    const holidays = new Set<number>();
+    for (const d of doc.holidays ?? []) {
+      holidays.add(daysFromCivil(Number(d.slice(0, 4)), Number(d.slice(5, 7)), Number(d.slice(8, 10))));
+    }
+    this.#holidays = holidays;
+    this.#entries = doc.timetable.map((e, index) => {
+      const from = parseClock(e.from, '', false) * 60;
+      const to = parseClock(e.to, '', true) * 60;
+      const selector = e.bays ?? '*';
+      const bays =
+        selector === '*'
+          ? undefined
+          : new Set(Array.isArray(selector) ? selector : (doc.groups?.[selector] ?? []));
+      let days = 0;
+      for (const d of e.days) days |= 1 << WEEKDAY_BIT[d];
+      let bands: Band[] | undefined;
+      if (e.mode === 'charged' && e.rate) {
+        let start = 0;
+        bands = doc.rates[e.rate].map((tier) => {
+          const end = tier.upTo === undefined ? Number.POSITIVE_INFINITY : tier.upTo * 60;
+          const band = { start, end, tier };
+          start = end;
+          return band;
+        });
+      }
+      return {
+        index,
+        bays,
+        days,
+        from,
+        to,
+        wraps: to <= from,
+        mode: e.mode,
+        rate: e.rate,
+        bands,
+        maxStay: e.maxStayMinutes === undefined ? Number.POSITIVE_INFINITY : e.maxStayMinutes * 60,
+      };
+    });
+  }
+
+  get id(): string {
+    return this.doc.id;
+  }
+
+  get version(): number {
+    return this.doc.version;
+  }
+
+  get currency(): number {
+    return this.doc.currency;
+  }
+
+  get stepMinutes(): number {
+    return this.doc.rounding?.stepMinutes ?? 1;
+  }
+
+  get graceMinutes(): number {
+    return this.doc.graceMinutes ?? 0;
+  }
+
+  /** Whether any timetable entry names this bay (through '*', a group or its id). */
+  knowsBay(bay: number): boolean {
+    return this.#entries.some((e) => !e.bays || e.bays.has(bay)) || this.#entries.length === 0;
+  }
+
+  isHoliday(days: number): boolean {
+    return this.#holidays.has(days);
+  }
+
+  /** Local date of an instant as 'YYYY-MM-DD', and its day number. */
+  localDate(t: number): string {
+    const l = toLocal(this.tz, t);
+    const { year, month, day } = civilFromDays(l.days);
+    return `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+  }
+
+  #bayEntries(bay: number): Entry[] {
+    let list = this.#entriesOf.get(bay);
+    if (!list) {
+      list = this.#entries.filter((e) => !e.bays || e.bays.has(bay));
+      this.#entriesOf.set(bay, list);
+      const marks = new Set<number>([DAY]);
+      for (const e of list) {
+        if (e.from > 0) marks.add(e.from);
+        if (e.to > 0 && e.to < DAY) marks.add(e.to);
+      }
+      this.#boundaries.set(
+        bay,
+        [...marks].sort((a, b) => a - b),
+      );
+    }
+    return list;
+  }
+
+  #dayMatches(e: Entry, days: number): boolean {
+    const bit = this.#holidays.has(days) ? 7 : (((days + 4) % 7) + 7) % 7;
+    return (e.days & (1 << bit)) !== 0;
+  }
+
+  #segmentAt(bay: number, t: number): Segment {
+    const entries = this.#bayEntries(bay);
+    const local = toLocal(this.tz, t);
+    let found: Entry | undefined;
+    for (const e of entries) {
+      const s = local.seconds;
+      const inside = e.wraps
+        ? (s >= e.from && this.#dayMatches(e, local.days)) ||
+          (s < e.to && this.#dayMatches(e, local.days - 1))
+        : s >= e.from && s < e.to && this.#dayMatches(e, local.days);
+      if (inside) {
+        found = e;
+        break;
+      }
+    }
+    let next = DAY;
+    for (const mark of this.#boundaries.get(bay) ?? [DAY]) {
+      if (mark > local.seconds) {
+        next = mark;
+        break;
+      }
+    }
+    const boundary = local.days * DAY + next - local.offset;
+    return { entry: found, until: Math.min(boundary, nextTransition(this.tz, t)) };
+  }
+
+  /** The rules a bay is under at `t`, and until when. */
+  stateAt(bay: number, t: number): BayState {
+    const first = this.#segmentAt(bay, t);
+    const state = stateOf(first.entry);
+    let until = first.until;
+    while (until - t < 14 * DAY) {
+      const seg = this.#segmentAt(bay, until);
+      if (stateOf(seg.entry) !== state || seg.entry?.rate !== first.entry?.rate) {
+        return first.entry?.rate ? { state, rate: first.entry.rate, until } : { state, until };
+      }
+      until = seg.until;
+    }
+    return first.entry?.rate ? { state, rate: first.entry.rate } : { state };
+  }
+
+  /**
+   * Walks forward from `start` consuming `seconds` of paid time. `offset` is paid time already in
+   * the session (a renewal): it counts towards the maximum stays and the position in the bands.
+   */
+  #walk(bay: number, start: number, seconds: number, offset: number): Walk {
+    const nonCumulative = this.doc.nonCumulative === true;
+    const totalMax =
+      this.doc.maxStayMinutes === undefined ? Number.POSITIVE_INFINITY : this.doc.maxStayMinutes * 60;
+    const pieces: Piece[] = [];
+    const free: { from: number; to: number }[] = [];
+    let t = start;
+    let left = seconds;
+    let runPos = offset;
+    let run = 0;
+    let entryIndex = -1;
+    let entryUsed = offset;
+    let paidFrom: number | undefined;
+    const bought = () => seconds - left;
+    const limitRefusal = (reason: RefusalReason, message: string, room: number, at?: number): Refusal => {
+      const extra: Partial<Refusal> = { maxMinutes: Math.floor((bought() + Math.max(0, room)) / 60) };
+      if (at !== undefined) extra.at = at;
+      return refuse(reason, message, extra);
+    };
+    while (left > 0) {
+      if (t - start > HORIZON_SECONDS) {
+        return paidFrom === undefined
+          ? refuse('free', 'no charged period in the coming weeks: parking is free')
+          : limitRefusal('max-stay', 'more time than the tariff sells ahead', 0);
+      }
+      const seg = this.#segmentAt(bay, t);
+      const e = seg.entry;
+      if (e?.mode === 'no-parking' || e?.mode === 'no-sale') {
+        if (paidFrom === undefined && free.length === 0)
+          return e.mode === 'no-sale'
+            ? refuse('no-sale', 'no sale in this period', { at: t, maxMinutes: 0 })
+            : refuse('restricted', 'no parking in this period', { at: t, maxMinutes: 0 });
+        return limitRefusal('restricted', `no parking from ${formatLocal(this.tz, t)}`, 0, t);
+      }
+      if (!e || e.mode === 'free') {
+        if (nonCumulative) {
+          if (paidFrom === undefined) {
+            const resumes = this.#nextCharged(bay, seg.until, start);
+            return refuse(
+              'free',
+              `free parking until ${resumes === undefined ? 'further notice' : formatLocal(this.tz, resumes)}`,
+              {
+                ...(resumes === undefined ? {} : { at: resumes }),
+                maxMinutes: 0,
+              },
+            );
+          }
+          return limitRefusal(
+            'non-cumulative',
+            `paid time does not carry past ${formatLocal(this.tz, t)}`,
+            0,
+            t,
+          );
+        }
+        const last = free[free.length - 1];
+        if (last && last.to === t) last.to = seg.until;
+        else free.push({ from: t, to: seg.until });
+        if (paidFrom !== undefined) {
+          // The clock stops: a new run of charged time starts after the free period.
+          run++;
+          runPos = 0;
+          entryUsed = 0;
+          entryIndex = -1;
+        }
+        t = seg.until;
+        continue;
+      }
+      // Charged.
+      if (paidFrom === undefined) paidFrom = t;
+      if (e.index !== entryIndex) {
+        if (entryIndex !== -1) entryUsed = 0;
+        entryIndex = e.index;
+      }
+      const bands = e.bands ?? [];
+      const bandIndex = bands.findIndex((b) => runPos >= b.start && runPos < b.end);
+      if (bandIndex < 0) {
+        return limitRefusal(
+          'max-stay',
+          `rate ${e.rate} sells no more than ${bands[bands.length - 1].end / 60} min`,
+          0,
+        );
+      }
+      const band = bands[bandIndex];
+      const roomTime = seg.until - t;
+      const roomEntry = e.maxStay - entryUsed;
+      const roomTotal = totalMax - offset - bought();
+      const roomBand = band.end - runPos;
+      const lastBand = bandIndex === bands.length - 1;
+      const take = Math.min(left, roomTime, roomEntry, roomTotal, roomBand);
+      if (take < left) {
+        if (take === roomEntry || take === roomTotal) {
+          const which = roomEntry <= roomTotal ? e.maxStay / 60 : totalMax / 60;
+          return limitRefusal('max-stay', `maximum stay ${which} min`, take);
+        }
+        if (take === roomBand && lastBand) {
+          return limitRefusal('max-stay', `rate ${e.rate} sells no more than ${band.end / 60} min`, take);
+        }
+      }
+      const prev = pieces[pieces.length - 1];
+      if (prev && prev.run === run && prev.rate === e.rate && prev.tier === bandIndex && prev.to === t) {
+        prev.to = t + take;
+        prev.endPos = runPos + take;
+      } else {
+        pieces.push({
+          rate: e.rate ?? '',
+          tier: bandIndex,
+          band,
+          run,
+          from: t,
+          to: t + take,
+          startPos: runPos,
+          endPos: runPos + take,
+        });
+      }
+      t += take;
+      left -= take;
+      runPos += take;
+      entryUsed += take;
+    }
+    return { ok: true, pieces, free, paidFrom: paidFrom ?? start, paidUntil: t };
+  }
+
+  #nextCharged(bay: number, from: number, start: number): number | undefined {
+    let t = from;
+    while (t - start < 14 * DAY) {
+      const seg = this.#segmentAt(bay, t);
+      if (seg.entry && seg.entry.mode !== 'free') return seg.entry.mode === 'charged' ? t : undefined;
+      t = seg.until;
+    }
+    return undefined;
+  }
+
+  #price(pieces: Piece[]): { lines: QuoteLine[]; total: number } {
+    const lines: QuoteLine[] = [];
+    let total = 0;
+    for (const p of pieces) {
+      const tier = p.band.tier;
+      const a = p.startPos - p.band.start;
+      const b = p.endPos - p.band.start;
+      const base: QuoteLine = {
+        kind: 'charged',
+        from: p.from,
+        to: p.to,
+        fromLocal: formatLocal(this.tz, p.from),
+        toLocal: formatLocal(this.tz, p.to),
+        seconds: p.to - p.from,
+        rate: p.rate,
+        tier: p.tier,
+        amount: 0,
+        text: '',
+      };
+      const span = `${clock(base.fromLocal)}-${clock(base.toLocal)} rate ${p.rate} band ${p.tier + 1}`;
+      if ('flat' in tier) {
+        base.amount = a === 0 ? tier.flat : 0;
+        base.text = a === 0 ? `${span}: flat ${tier.flat}` : `${span}: flat already paid`;
+      } else {
+        const perSec = tier.per * 60;
+        if (tier.prorata) {
+          base.amount = ceilDiv(b * tier.price, perSec) - ceilDiv(a * tier.price, perSec);
+          base.text = `${span}: ${fmtMinutes(b - a)} min at ${tier.price} per ${tier.per} min pro rata = ${base.amount}`;
+        } else {
+          const units = ceilDiv(b, perSec) - ceilDiv(a, perSec);
+          base.units = units;
+          base.amount = units * tier.price;
+          base.text = `${span}: ${units} x ${tier.per} min at ${tier.price} = ${base.amount}`;
+        }
+        base.unitPrice = tier.price;
+        base.perMinutes = tier.per;
+      }
+      total += base.amount;
+      lines.push(base);
+    }
+    const unit = this.doc.rounding?.moneyUnit ?? 1;
+    if (unit > 1) {
+      const mode = this.doc.rounding?.money ?? 'up';
+      const rounded =
+        mode === 'up'
+          ? ceilDiv(total, unit) * unit
+          : mode === 'down'
+            ? Math.floor(total / unit) * unit
+            : Math.floor((total + Math.floor(unit / 2)) / unit) * unit;
+      if (rounded !== total) {
+        lines.push({ kind: 'rounding', amount: rounded - total, text: `rounded ${mode} to ${unit}` });
+        total = rounded;
+      }
+    }
+    return { lines, total };
+  }
+
+  #checkRequest(bay: number, start: number, paidMinutes: number): Refusal | undefined {
+    if (!Number.isInteger(bay) || bay < 0 || !this.knowsBay(bay))
+      return refuse('unknown-bay', `bay ${bay} is not in this tariff`);
+    if (!Number.isFinite(start)) return refuse('bad-request', 'start is not a time');
+    if (!Number.isInteger(paidMinutes) || paidMinutes < 0 || paidMinutes > MAX_PURCHASE_MINUTES)
+      return refuse('bad-request', 'paidMinutes must be whole minutes');
+    return undefined;
+  }
+
+  /** The price of `minutes` of parking bought at `start`, with its breakdown, or why not. */
+  quoteDuration(request: DurationRequest): Quote {
+    const { bay, minutes } = request;
+    const start = Math.floor(request.start);
+    const paidMinutes = request.paidMinutes ?? 0;
+    const bad = this.#checkRequest(bay, start, paidMinutes);
+    if (bad) return bad;
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > MAX_PURCHASE_MINUTES)
+      return refuse('bad-request', `minutes must be a whole number from 1 to ${MAX_PURCHASE_MINUTES}`);
+    const walk = this.#walk(bay, start, minutes * 60, paidMinutes * 60);
+    if (!walk.ok) return walk;
+    const minMinutes = this.doc.minimum?.minutes;
+    if (minMinutes !== undefined && minutes < minMinutes && paidMinutes === 0) {
+      // Less than the minimum is sold only when less than that is left before a boundary.
+      const probe = this.#walk(bay, start, minMinutes * 60, 0);
+      const cap = probe.ok ? undefined : probe.maxMinutes;
+      if (cap === undefined || minutes !== cap)
+        return refuse('below-minimum', `the least sold is ${minMinutes} min`, { minMinutes });
+    }
+    const { lines, total } = this.#price(walk.pieces);
+    const minAmount = this.doc.minimum?.amount;
+    if (minAmount !== undefined && total < minAmount)
+      return refuse('below-minimum', `the least sold is ${minAmount}`, { minAmount });
+    for (const f of walk.free) {
+      lines.push({
+        kind: 'free',
+        from: f.from,
+        to: f.to,
+        fromLocal: formatLocal(this.tz, f.from),
+        toLocal: formatLocal(this.tz, f.to),
+        seconds: 0,
+        amount: 0,
+        text: `${clock(formatLocal(this.tz, f.from))}-${clock(formatLocal(this.tz, f.to))} free: the paid time does not run`,
+      });
+    }
+    lines.sort((x, y) => (x.from ?? Number.POSITIVE_INFINITY) - (y.from ?? Number.POSITIVE_INFINITY));
+    const quote: QuoteOk = {
+      ok: true,
+      tariff: { id: this.doc.id, version: this.doc.version },
+      bay,
+      currency: this.doc.currency,
+      start,
+      paidFrom: walk.paidFrom,
+      paidUntil: walk.paidUntil,
+      graceUntil: walk.paidUntil + this.graceMinutes * 60,
+      startLocal: formatLocal(this.tz, start),
+      paidUntilLocal: formatLocal(this.tz, walk.paidUntil),
+      minutes,
+      amount: total,
+      lines,
+    };
+    return quote;
+  }
+
+  /**
+   * The most minutes that can be bought at `start` (within the maximum stays, before a restricted
+   * period, and for a non-cumulative tariff before the charged period ends), or the refusal when
+   * nothing can be bought.
+   */
+  maxMinutes(bay: number, start: number, paidMinutes = 0): number | Refusal {
+    const bad = this.#checkRequest(bay, start, paidMinutes);
+    if (bad) return bad;
+    const limit = Math.min(
+      MAX_PURCHASE_MINUTES,
+      (this.doc.maxStayMinutes ?? MAX_PURCHASE_MINUTES) - paidMinutes,
+    );
+    if (limit <= 0)
+      return refuse('max-stay', `maximum stay ${this.doc.maxStayMinutes} min reached`, { maxMinutes: 0 });
+    const walk = this.#walk(bay, Math.floor(start), limit * 60, paidMinutes * 60);
+    if (walk.ok) return limit;
+    if (walk.maxMinutes !== undefined && walk.maxMinutes > 0) return walk.maxMinutes;
+    return walk;
+  }
+
+  /** The time `amount` buys at `start` (in whole steps), never costing more than the amount. */
+  quoteAmount(request: AmountRequest): Quote {
+    const { bay, amount } = request;
+    const start = Math.floor(request.start);
+    const paidMinutes = request.paidMinutes ?? 0;
+    if (!Number.isInteger(amount) || amount < 0)
+      return refuse('bad-request', 'amount must be whole minor units');
+    const cap = this.maxMinutes(bay, start, paidMinutes);
+    if (typeof cap !== 'number') return cap;
+    const step = this.stepMinutes;
+    const at = (minutes: number) => this.quoteDuration({ bay, start, minutes, paidMinutes });
+    const fits = (q: Quote): q is QuoteOk => q.ok && q.amount <= amount;
+    // Candidates: every whole step up to the cap, and the cap itself. The price does not fall as the
+    // minutes rise, so the last that fits is found by bisection.
+    let best: QuoteOk | undefined;
+    const capQuote = at(cap);
+    if (fits(capQuote)) best = capQuote;
+    else {
+      let lo = 1;
+      let hi = Math.floor(cap / step);
+      while (lo <= hi) {
+        const mid = Math.floor((lo + hi) / 2);
+        const q = at(mid * step);
+        if (fits(q)) {
+          best = q;
+          lo = mid + 1;
+        } else if (!q.ok && q.reason === 'below-minimum') lo = mid + 1;
+        else hi = mid - 1;
+      }
+    }
+    if (!best) {
+      const least = this.#leastQuote(bay, start, paidMinutes, cap);
+      return refuse('below-minimum', `${amount} buys no time: the least sold costs ${least ?? 'more'}`, {
+        ...(least === undefined ? {} : { minAmount: least }),
+      });
+    }
+    return { ...best, tendered: amount, unused: amount - best.amount };
+  }
+
+  #leastQuote(bay: number, start: number, paidMinutes: number, cap: number): number | undefined {
+    const step = this.stepMinutes;
+    const first = Math.min(cap, Math.max(step, this.doc.minimum?.minutes ?? step));
+    for (const minutes of [first, Math.ceil(first / step) * step, cap]) {
+      const q = this.quoteDuration({ bay, start, minutes, paidMinutes });
+      if (q.ok) return Math.max(q.amount, this.doc.minimum?.amount ?? 0);
+    }
+    return undefined;
+  }
+}
+
+function stateOf(e: Entry | undefined): BayState['state'] {
+  if (!e || e.mode === 'free') return 'free';
+  if (e.mode === 'no-parking') return 'restricted';
+  return e.mode;
+}
+
+function clock(iso: string | undefined): string {
+  return iso ? iso.slice(11, 16) : '';
+}
+
+function fmtMinutes(seconds: number): string {
+  return seconds % 60 === 0 ? String(seconds / 60) : (seconds / 60).toFixed(2);
+}

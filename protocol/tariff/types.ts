@@ -1,0 +1,150 @@
+// The tariff as a provider writes it (JSON), shaped after the APDS rate model: rate tables whose
+// tiers are bands of stay duration, a timetable that says which rate (or free / restricted period)
+// applies to which bays at which local time of which day, and the rules around a purchase.
+// tariff.schema.json describes the same document for editors; validate.ts checks it field by field.
+
+export type Day = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun' | 'hol';
+
+/**
+ * One band of a rate table. Bands follow each other by duration: a band covers the minutes of the
+ * stay from the previous band's `upTo` (0 for the first) to its own `upTo` (to the end of the stay
+ * when absent; only the last band may leave it out, and time past a last `upTo` is not sold).
+ * - `flat`: this amount once, whatever part of the band the stay uses ("1.00 for the first hour").
+ * - `price` per `per` minutes: every started `per` minutes costs `price` ("0.05 per 3 minutes");
+ *   with `prorata` the band is charged in proportion to the seconds used and rounded up to the
+ *   minor unit instead ("2.40 an hour" for any duration).
+ * A progressive table is bands whose price per minute rises.
+ */
+export type Tier =
+  | { upTo?: number; flat: number }
+  | { upTo?: number; price: number; per: number; prorata?: boolean };
+
+export type EntryMode = 'charged' | 'free' | 'no-parking' | 'no-sale';
+
+export interface TimetableEntry {
+  /** '*' (default), the name of a bay group, or bay ids. */
+  bays?: '*' | string | number[];
+  /** Days the entry starts on; 'hol' is a public holiday (a holiday matches only entries naming it). */
+  days: Day[];
+  /** Local 'HH:MM'; `to` may be '24:00'; a `to` at or before `from` runs past midnight. */
+  from: string;
+  to: string;
+  mode: EntryMode;
+  /** Name of the rate table (charged entries only). */
+  rate?: string;
+  /** Longest stay in this period, minutes. */
+  maxStayMinutes?: number;
+}
+
+export interface Rounding {
+  /** Step of the duration buttons and of the time an amount buys (minutes, default 1). */
+  stepMinutes?: number;
+  /** How the total is brought to a multiple of `moneyUnit` (default 'up'). */
+  money?: 'up' | 'down' | 'nearest';
+  /** Smallest amount charged, minor units (e.g. 10 where the meter takes 10p coins; default 1). */
+  moneyUnit?: number;
+}
+
+export interface TariffDocument {
+  /** The provider's name for this tariff. */
+  id: string;
+  /** Increases with every change; the meter acknowledges the version it applied. */
+  version: number;
+  /** ISO 4217 numeric code. */
+  currency: number;
+  /** POSIX TZ string of the bays' local time, e.g. 'GMT0BST,M3.5.0/1,M10.5.0'. */
+  timeZone: string;
+  groups?: Record<string, number[]>;
+  /** Local dates 'YYYY-MM-DD'. */
+  holidays?: string[];
+  rates: Record<string, Tier[]>;
+  /** First matching entry wins; time no entry covers is free. */
+  timetable: TimetableEntry[];
+  /** Longest purchase (one session, renewals included), minutes. */
+  maxStayMinutes?: number;
+  minimum?: { minutes?: number; amount?: number };
+  /** Minutes after the paid time before the bay is in overtime. */
+  graceMinutes?: number;
+  /** Time bought does not carry across a free or restricted period, nor into another session. */
+  nonCumulative?: boolean;
+  rounding?: Rounding;
+}
+
+export type RefusalReason =
+  | 'unknown-bay'
+  | 'bad-request'
+  | 'below-minimum'
+  | 'max-stay'
+  | 'restricted'
+  | 'no-sale'
+  | 'non-cumulative'
+  | 'free';
+
+export interface Refusal {
+  ok: false;
+  reason: RefusalReason;
+  message: string;
+  /** The most minutes that could be bought here and now, when a limit was hit. */
+  maxMinutes?: number;
+  /** The least that must be bought (below-minimum). */
+  minMinutes?: number;
+  minAmount?: number;
+  /** When charging resumes (free) or the restriction begins (restricted, no-sale), epoch seconds. */
+  at?: number;
+}
+
+export type LineKind = 'charged' | 'free' | 'rounding';
+
+export interface QuoteLine {
+  kind: LineKind;
+  /** Epoch seconds UTC and local ISO 8601, for the time lines. */
+  from?: number;
+  to?: number;
+  fromLocal?: string;
+  toLocal?: string;
+  /** Purchased seconds this line covers (0 for free time, which does not use the purchase). */
+  seconds?: number;
+  rate?: string;
+  /** Index of the rate's band. */
+  tier?: number;
+  units?: number;
+  unitPrice?: number;
+  perMinutes?: number;
+  /** Minor units. */
+  amount: number;
+  text: string;
+}
+
+export interface QuoteOk {
+  ok: true;
+  tariff: { id: string; version: number };
+  bay: number;
+  currency: number;
+  /** When the purchase was made, epoch seconds. */
+  start: number;
+  /** When the paid time starts to run (later than start when bought before charges begin). */
+  paidFrom: number;
+  paidUntil: number;
+  /** Overtime begins here. */
+  graceUntil: number;
+  startLocal: string;
+  paidUntilLocal: string;
+  /** Purchased minutes. */
+  minutes: number;
+  /** Price, minor units. */
+  amount: number;
+  /** The amount direction: what was offered and what is left unused. */
+  tendered?: number;
+  unused?: number;
+  lines: QuoteLine[];
+}
+
+export type Quote = QuoteOk | Refusal;
+
+/** What rules a bay is under at an instant. */
+export interface BayState {
+  state: 'charged' | 'free' | 'restricted' | 'no-sale';
+  rate?: string;
+  /** When this state ends, epoch seconds (undefined: not within the next two weeks). */
+  until?: number;
+}
