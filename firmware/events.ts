@@ -24,6 +24,11 @@ export interface MeterEvents {
   'upload-sent': { firstSeq: number; lastSeq: number; frameSeq: number };
   'upload-acknowledged': { seq: number };
   'downlink-refused': { reason: string };
+  /** Sales stopped (storage full...) until 'service-available'. */
+  'service-unavailable': { reason: string };
+  'service-available': Record<string, never>;
+  /** Unacknowledged records discarded under an operator's release token. */
+  'upload-released': { fromSeq: number; toSeq: number; operator: string };
   /** A remote renewal (pay by phone) applied to a bay by registration management. */
   'renewal-applied': {
     renewalId: string;
