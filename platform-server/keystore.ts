@@ -1,50 +1,85 @@
-// The software keystore: the embedded default for the platform's master key (an HSM through
-// PKCS#11 takes its place later behind the same interface). The master key comes from
+// Platform key storage behind one interface, Keystore: the software keystore (the embedded default)
+// and the HSM through PKCS#11 (platform-server/hsm.ts). The software master key comes from
 // PARKLINK_MASTER_KEY (64 hex digits), from a passphrase-protected keystore file (scrypt + AES-GCM),
-// or is generated in memory for `npm start` and tests. Per-meter keys are derived by the protocol's
-// deriveMeterKeys, exactly as the factory provisions them.
+// or is generated in memory for `npm start` and tests; the HSM is chosen with PARKLINK_HSM_MODULE.
+// Per-meter keys are derived by the protocol's deriveMeterKeys, exactly as the factory provisions
+// them. Key bytes stay in #private fields, so neither util.inspect nor JSON.stringify shows them.
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { gcm } from '@noble/ciphers/aes';
 import { randomBytes } from '@noble/ciphers/webcrypto';
 import { scryptAsync } from '@noble/hashes/scrypt';
+import { sha256 } from '@noble/hashes/sha2';
 import type { Crypto } from '../hal/crypto';
 import { nobleCrypto } from '../hal/nobleCrypto';
 import { fromHex, toHex, utf8 } from '../protocol/bytes';
 import { deriveMeterKeys, type MeterKeys } from '../protocol/keys';
+import type { HsmConfig } from './hsm';
 
 export const MASTER_KEY_LENGTH = 32;
 
-export type KeystoreSource = 'env' | 'file' | 'generated';
+export type KeystoreSource = 'env' | 'file' | 'generated' | 'hsm';
 
 export interface Keystore {
   readonly source: KeystoreSource;
   /** The keys of one meter for one epoch: C (uplink) and D (downlink). */
   meterKeys(meterId: number, epoch: number): MeterKeys;
-  /** Overwrites the master key in memory; the keystore is unusable afterwards. */
+  /**
+   * Six hex digits that identify the master key without revealing it, to check that a keystore, an
+   * HSM and a set of backup shares hold the same master.
+   */
+  keyCheckValue(): string;
+  /** Forgets the master key (software) or closes the HSM session; unusable afterwards. */
   close(): void;
 }
 
+/**
+ * The key check value: SHA-256 of the uplink key that deriveMeterKeys gives a meter id and epoch no
+ * meter uses (both 2^32 - 1), cut to 3 bytes.
+ */
+export function keyCheckValue(crypto: Crypto, master: Uint8Array): string {
+  const keys = deriveMeterKeys(crypto, master, 0xffffffff, 0xffffffff);
+  const check = toHex(sha256(keys.uplink).subarray(0, 3));
+  keys.uplink.fill(0);
+  keys.downlink.fill(0);
+  return check;
+}
+
 class SoftwareKeystore implements Keystore {
-  private master: Uint8Array | undefined;
+  #master: Uint8Array | undefined;
+  readonly #crypto: Crypto;
 
   constructor(
     readonly source: KeystoreSource,
     master: Uint8Array,
-    private readonly crypto: Crypto,
+    crypto: Crypto,
   ) {
     if (master.length !== MASTER_KEY_LENGTH) throw new Error(`master key must be ${MASTER_KEY_LENGTH} bytes`);
-    this.master = Uint8Array.from(master);
+    this.#master = Uint8Array.from(master);
+    this.#crypto = crypto;
   }
 
   meterKeys(meterId: number, epoch: number): MeterKeys {
-    if (!this.master) throw new Error('keystore is closed');
-    return deriveMeterKeys(this.crypto, this.master, meterId, epoch);
+    if (!this.#master) throw new Error('keystore is closed');
+    return deriveMeterKeys(this.#crypto, this.#master, meterId, epoch);
+  }
+
+  keyCheckValue(): string {
+    if (!this.#master) throw new Error('keystore is closed');
+    return keyCheckValue(this.#crypto, this.#master);
   }
 
   close(): void {
-    this.master?.fill(0);
-    this.master = undefined;
+    this.#master?.fill(0);
+    this.#master = undefined;
+  }
+
+  toJSON() {
+    return { source: this.source };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')]() {
+    return `SoftwareKeystore { source: '${this.source}' }`;
   }
 }
 
@@ -150,6 +185,8 @@ export async function openKeystoreFile(
 }
 
 export interface KeystoreConfig {
+  /** The master key in an HSM through PKCS#11; takes precedence over everything below. */
+  hsm?: HsmConfig;
   /** 64 hex digits, or the 32 bytes. */
   masterKey?: string | Uint8Array;
   keystoreFile?: string;
@@ -159,8 +196,13 @@ export interface KeystoreConfig {
   crypto?: Crypto;
 }
 
-/** The master key from explicit bytes or hex, else the keystore file, else generated in memory. */
+/** The HSM when configured, else explicit bytes or hex, else the keystore file, else generated. */
 export async function loadKeystore(config: KeystoreConfig): Promise<Keystore> {
+  if (config.hsm) {
+    // Loaded only when asked for: the embedded default never needs the native PKCS#11 binding.
+    const { openHsmKeystore } = await import('./hsm');
+    return openHsmKeystore(config.hsm);
+  }
   const crypto = config.crypto ?? nobleCrypto;
   if (config.masterKey instanceof Uint8Array) return new SoftwareKeystore('env', config.masterKey, crypto);
   if (config.masterKey) return keystoreFromHex(config.masterKey, crypto);
