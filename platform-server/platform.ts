@@ -6,6 +6,7 @@ import { registerApi } from './api';
 import { type Broker, startBroker } from './broker';
 import { type Database, migrate, openDatabase } from './db';
 import { Ingest, type Logger, type StoredRecord } from './ingest';
+import type { HsmConfig } from './hsm';
 import { type Keystore, loadKeystore } from './keystore';
 
 export interface PlatformConfig {
@@ -22,6 +23,11 @@ export interface PlatformConfig {
   /** HTTP port for listen() (PORT), default 8080. */
   port?: number;
   host?: string;
+  /**
+   * The master key in an HSM through PKCS#11 (PARKLINK_HSM_MODULE, PARKLINK_HSM_TOKEN or
+   * PARKLINK_HSM_SLOT, PARKLINK_HSM_PIN, PARKLINK_HSM_KEY_LABEL); wins over the options below.
+   */
+  hsm?: HsmConfig;
   /** Master key: 64 hex digits (PARKLINK_MASTER_KEY) or 32 bytes. */
   masterKey?: string | Uint8Array;
   /** Passphrase-protected keystore file (PARKLINK_KEYSTORE_FILE, PARKLINK_KEYSTORE_PASSPHRASE). */
@@ -66,6 +72,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
     config.port = port;
   }
   if (env.HOST) config.host = env.HOST;
+  if (env.PARKLINK_HSM_MODULE) {
+    if (!env.PARKLINK_HSM_PIN) throw new Error('PARKLINK_HSM_MODULE needs PARKLINK_HSM_PIN');
+    config.hsm = { module: env.PARKLINK_HSM_MODULE, pin: env.PARKLINK_HSM_PIN };
+    if (env.PARKLINK_HSM_TOKEN) config.hsm.tokenLabel = env.PARKLINK_HSM_TOKEN;
+    if (env.PARKLINK_HSM_SLOT) config.hsm.slot = env.PARKLINK_HSM_SLOT;
+    if (env.PARKLINK_HSM_KEY_LABEL) config.hsm.keyLabel = env.PARKLINK_HSM_KEY_LABEL;
+  }
   if (env.PARKLINK_MASTER_KEY) config.masterKey = env.PARKLINK_MASTER_KEY;
   if (env.PARKLINK_KEYSTORE_FILE) config.keystoreFile = env.PARKLINK_KEYSTORE_FILE;
   if (env.PARKLINK_KEYSTORE_PASSPHRASE) config.keystorePassphrase = env.PARKLINK_KEYSTORE_PASSPHRASE;
