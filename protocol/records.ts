@@ -27,6 +27,11 @@ export interface TransactionData {
   currency: number;
   /** Value left on the card after the debit, minor units (negative within an overdraft). */
   remainingValue: number;
+  /**
+   * The service charge rate rule applied (claim 10a): the tariff's version number. Optional 12th
+   * field, absent when the meter prices with an unversioned flat rate.
+   */
+  tariffRule?: number;
 }
 
 /** Operation records (seed claim 10b): refusals, restarts, downtime, notices. */
@@ -34,6 +39,10 @@ export interface OperationData {
   code: string;
   detail: string;
   cardNumber: string | null;
+  /** The period the record covers (downtime, free or not-provided service, an operating day), epoch s. */
+  period?: { from: number; to: number };
+  /** A count the code defines: seconds operating, battery percent... */
+  quantity?: number;
 }
 
 /** Maintenance records (seed claim 10c): diagnosis, repairs, battery replacements. */
@@ -41,6 +50,45 @@ export interface MaintenanceData {
   code: string;
   detail: string;
 }
+
+/** Operation record codes (claim 10b). Units may add their own; these are the ones the platform reads. */
+export const OperationCode = Object.freeze({
+  /**
+   * Every start: detail begins "first restart", "planned restart" or "abnormal restart" (no clean
+   * stop before it) and says what storage found; the period is the downtime before the start, from
+   * the meter's last sign of life (hourly checkpoint or newest record).
+   */
+  Boot: 'boot',
+  /** A unit out of service over the period (detail names it). */
+  Downtime: 'downtime',
+  /** Parking was free (tariff timetable) over the period. */
+  ServiceFree: 'service-free',
+  /** The meter could not sell over the period (storage full, fault); detail says why. */
+  ServiceNotProvided: 'service-not-provided',
+  CardBlacklisted: 'card-blacklisted',
+  /** Cumulative operating time of a day: period = the UTC day, quantity = seconds operating. */
+  DailyOperatingHours: 'daily-operating-hours',
+  /** Battery low notice: quantity = state of charge in percent; detail names the pack. */
+  BatteryLow: 'battery-low',
+  /** Sales stopped: too little storage left for records until uploads are acknowledged. */
+  StorageFull: 'storage-full',
+} as const);
+
+/** Maintenance record codes (claim 10c). */
+export const MaintenanceCode = Object.freeze({
+  Diagnosis: 'diagnosis',
+  Repair: 'repair',
+  /** A battery pack replaced; detail names the pack. The record's time is the replacement date. */
+  BatteryReplaced: 'battery-replaced',
+  /** A record store found damaged or behind and rebuilt from the other. */
+  StorageRestored: 'storage-restored',
+  /** The backup brought level with the main store after a power cut between the two writes. */
+  StorageCaughtUp: 'storage-caught-up',
+  /** Records damaged in every copy: the platform will see them as missing. */
+  RecordsLost: 'records-lost',
+  /** Unacknowledged records discarded from the upload queue under an operator's release token. */
+  UploadReleased: 'upload-released',
+} as const);
 
 interface RecordHeader {
   seq: number;
@@ -74,10 +122,15 @@ function bodyOf(record: MeterRecord): unknown[] {
         d.charge,
         d.currency,
         d.remainingValue,
+        ...(d.tariffRule === undefined ? [] : [d.tariffRule]),
       ];
     }
-    case RecordKind.Operation:
-      return [record.data.code, record.data.detail, record.data.cardNumber];
+    case RecordKind.Operation: {
+      const d = record.data;
+      const base = [d.code, d.detail, d.cardNumber];
+      if (d.period === undefined && d.quantity === undefined) return base;
+      return [...base, d.period?.from ?? null, d.period?.to ?? null, d.quantity ?? null];
+    }
     case RecordKind.Maintenance:
       return [record.data.code, record.data.detail];
   }
@@ -92,36 +145,43 @@ export function decodeRecord(bytes: Uint8Array): MeterRecord {
   if (!Array.isArray(body)) throw bad('record body is not an array');
   switch (kind) {
     case RecordKind.Transaction: {
-      if (body.length !== 11) throw bad('transaction body needs 11 fields');
-      return {
-        ...header,
-        kind,
-        data: {
-          transactionNumber: uint(body[0], 'transactionNumber'),
-          cardNumber: digits(body[1], 'cardNumber'),
-          cardExpiry: digits(body[2], 'cardExpiry', 4),
-          cardType: uint(body[3], 'cardType'),
-          bayId: uint(body[4], 'bayId'),
-          minutes: uint(body[5], 'minutes'),
-          paidFrom: uint(body[6], 'paidFrom'),
-          paidUntil: uint(body[7], 'paidUntil'),
-          charge: uint(body[8], 'charge'),
-          currency: uint(body[9], 'currency'),
-          remainingValue: int(body[10], 'remainingValue'),
-        },
+      if (body.length !== 11 && body.length !== 12) throw bad('transaction body needs 11 or 12 fields');
+      const data: TransactionData = {
+        transactionNumber: uint(body[0], 'transactionNumber'),
+        cardNumber: digits(body[1], 'cardNumber'),
+        cardExpiry: digits(body[2], 'cardExpiry', 4),
+        cardType: uint(body[3], 'cardType'),
+        bayId: uint(body[4], 'bayId'),
+        minutes: uint(body[5], 'minutes'),
+        paidFrom: uint(body[6], 'paidFrom'),
+        paidUntil: uint(body[7], 'paidUntil'),
+        charge: uint(body[8], 'charge'),
+        currency: uint(body[9], 'currency'),
+        remainingValue: int(body[10], 'remainingValue'),
       };
+      if (body.length === 12) data.tariffRule = uint(body[11], 'tariffRule');
+      return { ...header, kind, data };
     }
-    case RecordKind.Operation:
-      if (body.length !== 3) throw bad('operation body needs 3 fields');
-      return {
-        ...header,
-        kind,
-        data: {
-          code: text(body[0], 'code'),
-          detail: text(body[1], 'detail'),
-          cardNumber: body[2] === null ? null : digits(body[2], 'cardNumber'),
-        },
+    case RecordKind.Operation: {
+      if (body.length !== 3 && body.length !== 6) throw bad('operation body needs 3 or 6 fields');
+      const data: OperationData = {
+        code: text(body[0], 'code'),
+        detail: text(body[1], 'detail'),
+        cardNumber: body[2] === null ? null : digits(body[2], 'cardNumber'),
       };
+      if (body.length === 6) {
+        if ((body[3] === null) !== (body[4] === null)) throw bad('period needs both ends');
+        if (body[3] !== null) {
+          const period = { from: uint(body[3], 'period.from'), to: uint(body[4], 'period.to') };
+          if (period.to < period.from) throw bad('period ends before it starts');
+          data.period = period;
+        }
+        if (body[5] !== null) data.quantity = uint(body[5], 'quantity');
+        if (data.period === undefined && data.quantity === undefined)
+          throw bad('6-field body with nothing in 4-6');
+      }
+      return { ...header, kind, data };
+    }
     case RecordKind.Maintenance:
       if (body.length !== 2) throw bad('maintenance body needs 2 fields');
       return { ...header, kind, data: { code: text(body[0], 'code'), detail: text(body[1], 'detail') } };

@@ -1,6 +1,8 @@
 // Communication management (412): uploads records the platform has not acknowledged, one set at a
 // time (stop and wait), over whatever MqttLink the board has; retries with backoff until the
-// platform acknowledges the set's last sequence number and chain link.
+// platform acknowledges the set's last sequence number and chain link. With a RecordStore, each set
+// is first copied to the whole-set upload backup and always sent from there, so every resend (after
+// a timeout, a reconnect or a restart) carries the same bytes until the ack or an operator release.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Crypto } from '../../hal/crypto';
 import type { MqttLink } from '../../hal/mqtt';
@@ -13,12 +15,12 @@ import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import type { SecurityUnit } from './security';
-import type { RecordLog, UploadLedger } from './storage';
+import { type RecordSource, RecordStore, type StoredRecord, type UploadLedger } from './storage';
 
 export interface CommsOptions {
   link: MqttLink;
   security: SecurityUnit;
-  log: RecordLog;
+  log: RecordSource;
   ledger: UploadLedger;
   crypto: Crypto;
   clock: Clock;
@@ -46,6 +48,14 @@ export class CommsUnit {
   constructor(options: CommsOptions) {
     this.#o = { maxSetBytes: 2048, ackTimeoutMs: 10_000, maxBackoffMs: 300_000, ...options };
     this.#backoffMs = this.#o.ackTimeoutMs;
+    // An operator release discards the set in flight: move on to the next one.
+    options.bus.on('upload-released', () => {
+      this.#inFlight = undefined;
+      this.#o.timers.clear(this.#timer);
+      this.#timer = undefined;
+      this.#backoffMs = this.#o.ackTimeoutMs;
+      this.flush();
+    });
   }
 
   start(): void {
@@ -72,26 +82,55 @@ export class CommsUnit {
   flush(): void {
     const { link, log, ledger, security, bus } = this.#o;
     if (this.#inFlight || !link.connected || !security.provisioned || this.pending <= 0) return;
-    const first = Math.max(ledger.acknowledgedSeq + 1, log.firstSeq);
-    const previous = this.#linkBefore(first);
-    if (!previous) {
-      bus.emit('fault', { unit: 'comms', error: new Error(`no chain link before record ${first}`) });
-      return;
+    const store = log instanceof RecordStore ? log : undefined;
+    const acked = ledger.acknowledgedSeq;
+    const saved = store?.uploads.current;
+    let set: {
+      firstSeq: number;
+      lastSeq: number;
+      previous: Uint8Array;
+      records: Uint8Array[];
+      lastLink: Uint8Array;
+    };
+    if (saved && !saved.acknowledged && saved.firstSeq === acked + 1) {
+      set = saved; // the set in the upload backup goes again, byte for byte
+    } else {
+      const first = Math.max(acked + 1, log.firstSeq);
+      const previous = this.#linkBefore(first);
+      if (!previous) {
+        bus.emit('fault', { unit: 'comms', error: new Error(`no chain link before record ${first}`) });
+        return;
+      }
+      const limit = Math.min(this.#o.maxSetBytes, store ? store.uploads.capacity : Number.POSITIVE_INFINITY);
+      const picked: StoredRecord[] = [];
+      let bytes = 0;
+      for (const r of log.read(first, log.lastSeq, 64)) {
+        if (r.seq !== first + picked.length) break; // a set is a contiguous run
+        if (picked.length > 0 && bytes + r.bytes.length + 2 > limit) break;
+        picked.push(r);
+        bytes += r.bytes.length + 2;
+      }
+      if (picked.length === 0) return;
+      const last = picked[picked.length - 1];
+      set = store
+        ? store.uploads.save(previous, picked)
+        : {
+            firstSeq: picked[0].seq,
+            lastSeq: last.seq,
+            previous,
+            records: picked.map((r) => r.bytes),
+            lastLink: last.link,
+          };
     }
-    const set = [];
-    let bytes = 0;
-    for (const r of log.read(first, log.lastSeq, 64)) {
-      if (set.length > 0 && bytes + r.bytes.length > this.#o.maxSetBytes) break;
-      set.push(r);
-      bytes += r.bytes.length;
-    }
-    if (set.length === 0) return;
-    const last = set[set.length - 1];
-    const body = encodeRecordsMessage({ previous, records: set.map((r) => r.bytes) });
+    const body = encodeRecordsMessage({ previous: set.previous, records: set.records });
     const frame = security.sealUplink(FrameType.Records, body);
     if (!link.publish(uplinkTopic(security.meterId), frame)) return;
-    this.#inFlight = { firstSeq: set[0].seq, lastSeq: last.seq, lastLink: last.link };
-    bus.emit('upload-sent', { firstSeq: set[0].seq, lastSeq: last.seq, frameSeq: readUint32(frame, 10) });
+    this.#inFlight = { firstSeq: set.firstSeq, lastSeq: set.lastSeq, lastLink: set.lastLink };
+    bus.emit('upload-sent', {
+      firstSeq: set.firstSeq,
+      lastSeq: set.lastSeq,
+      frameSeq: readUint32(frame, 10),
+    });
     this.#arm(this.#backoffMs);
   }
 
@@ -147,7 +186,8 @@ export class CommsUnit {
     if (!held || !bytesEqual(held, ack.hash)) {
       throw new ProtocolError('chain-broken', `ack for ${ack.seq} names a link the meter does not hold`);
     }
-    ledger.acknowledge(ack.seq, ack.hash);
+    if (log instanceof RecordStore) log.acknowledge(ack.seq, ack.hash);
+    else ledger.acknowledge(ack.seq, ack.hash);
     bus.emit('upload-acknowledged', { seq: ack.seq });
     if (this.#inFlight && ack.seq >= this.#inFlight.firstSeq) {
       this.#inFlight = undefined;

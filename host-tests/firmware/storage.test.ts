@@ -66,9 +66,15 @@ describe('record storage (410, 411)', () => {
     const third = 8 + held.slice(0, 2).reduce((sum, r) => sum + 45 + r.bytes.length, 0);
     a.flash.flipBit(third + 40 + 2, 3);
     const b = mount(a.flash.cells);
-    assert.equal(b.log.report.tornEntries, 1);
-    assert.equal(b.log.lastSeq, 2, 'reading stops at the damaged record (the backup restores the rest)');
-    assert.equal(b.records.verifyChain(), 2);
+    assert.equal(b.log.report.tornEntries, 0);
+    assert.equal(b.log.report.damagedEntries, 1);
+    assert.deepEqual(b.log.holes, [[3, 3]]);
+    assert.equal(b.log.lastSeq, 5, 'the log reads on past the damaged record: its seq is never reused');
+    assert.deepEqual(
+      b.log.read(1).map((r) => r.seq),
+      [1, 2, 4, 5],
+    );
+    assert.equal(b.records.verifyChain(), 4);
   });
 
   it('refuses to overwrite unacknowledged records when full, then frees space on ack', () => {
