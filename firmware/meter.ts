@@ -15,7 +15,8 @@ import { MainRecord } from './units/records';
 import { RegistrationUnit } from './units/registration';
 import { type CardReaderPort, createCardReader } from './units/rfid';
 import { SecurityUnit } from './units/security';
-import { RecordLog, UploadLedger } from './units/storage';
+import { RecordStore, type UploadLedger } from './units/storage';
+import { STORAGE_CONTROL_FRAME } from '../protocol/release';
 import { TransactionUnit } from './units/transactions';
 
 export interface MeterConfig {
@@ -36,7 +37,7 @@ export interface BootSummary {
 export class Meter {
   readonly bus = new EventBus<MeterEvents>();
   readonly config: MeterConfig;
-  readonly log: RecordLog;
+  readonly log: RecordStore;
   readonly ledger: UploadLedger;
   readonly records: MainRecord;
   readonly security: SecurityUnit;
@@ -58,14 +59,23 @@ export class Meter {
     const { clock, timers, crypto, preferences, partitions, io, pins } = hardware;
     const bus = this.bus;
 
-    this.log = new RecordLog(partitions.records);
-    this.ledger = new UploadLedger(preferences);
+    // Storage (411): main store and real-time backup in step, upload backup, ledger; repaired at mount.
+    this.log = new RecordStore({
+      records: partitions.records,
+      backup: partitions.backup,
+      upload: partitions.upload,
+      preferences,
+      crypto,
+    });
+    this.ledger = this.log.ledger;
     this.records = new MainRecord({
       log: this.log,
       ledger: this.ledger,
       crypto,
       clock,
       meterId: config.meterId,
+      bus,
+      preferences,
       onAppended: (record) => bus.emit('record-appended', { record }),
     });
     const chainVerified = this.records.verifyChain();
@@ -134,18 +144,22 @@ export class Meter {
       chainVerified,
       restart,
     };
-    this.records.appendOperation(
-      'boot',
-      `${restart} restart; ${this.log.report.tornEntries} torn entries skipped`,
-    );
+    this.records.recordBoot(restart, `${this.log.report.tornEntries} torn entries rolled back`);
+    // Operator releases of unacknowledged upload sets (storage control downlinks, 0x82).
+    bus.on('downlink', (d) => {
+      if (d.type === STORAGE_CONTROL_FRAME) this.records.applyRelease(d.body);
+    });
   }
 
   start(): void {
+    this.records.reportBootFaults();
+    this.records.startOperatingLog(this.#hardware.timers);
     this.comms.start();
   }
 
   /** A planned stop: closes IO and leaves the clean-stop flag. */
   stop(): void {
+    this.records.stopOperatingLog();
     this.comms.stop();
     this.#keys.close();
     this.#notify.close();
