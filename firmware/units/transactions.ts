@@ -59,6 +59,11 @@ export class TransactionUnit {
       return;
     }
     if (s.name === 'idle') {
+      // Storage full (seed: "must not allow access to purchase service time"): no sale starts.
+      if (!this.#o.records.available) {
+        this.#o.bus.emit('service-unavailable', { reason: 'storage full' });
+        return;
+      }
       this.#select(0, charging.rate.minMinutes);
       return;
     }
@@ -126,6 +131,10 @@ export class TransactionUnit {
     }
     if (!canPay(card, s.charge)) {
       this.#refuse('insufficient-funds', 'Not enough value on the card.', card.cardNumber);
+      return;
+    }
+    if (!records.available) {
+      this.#refuse('service-unavailable', 'Meter unavailable. No charge made.', card.cardNumber);
       return;
     }
     let debited: { balance: number; counter: number };
