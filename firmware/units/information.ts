@@ -22,6 +22,8 @@ export interface InformationOptions {
 export class InformationUnit {
   readonly #o: InformationOptions;
   #revert: TimerHandle | undefined;
+  /** Why sales are stopped, while they are. */
+  #unavailable: string | undefined;
 
   constructor(options: InformationOptions) {
     this.#o = options;
@@ -68,10 +70,22 @@ export class InformationUnit {
       ),
     );
     bus.on('selection-cancelled', () => this.showIdle());
+    bus.on('service-unavailable', (u) => {
+      this.#unavailable = u.reason;
+      this.showIdle();
+    });
+    bus.on('service-available', () => {
+      this.#unavailable = undefined;
+      this.showIdle();
+    });
     this.showIdle();
   }
 
   showIdle(): void {
+    if (this.#unavailable !== undefined) {
+      this.#show(['UNAVAILABLE', ...wrap(`No sales: ${this.#unavailable}`, this.#o.display.columns)]);
+      return;
+    }
     const { bays, clock, display } = this.#o;
     const now = Math.floor(clock.now() / 1000);
     const lines = [`ParkLink    ${this.#clock(now)}`];
