@@ -92,7 +92,9 @@ describe('meter end to end on virtual hardware', () => {
     clockScenario.tap(1);
     const before = clockScenario.meter.log.lastSeq;
     assert.equal(clockScenario.meter.ledger.acknowledgedSeq, 0);
-    // Power cut: a new board on the same flash and preferences, the same broker and platform.
+    // Power cut: a new board on the same flash and preferences, the same broker and platform. The
+    // old meter is gone (its link with it): it must not answer the new meter's acks.
+    clockScenario.meter.comms.stop();
     const state = clockScenario.board.state;
     const board = new VirtualBoard({ mqtt: clockScenario.broker.link(), clock: clockScenario.clock, state });
     clockScenario.platform.acking = true;
