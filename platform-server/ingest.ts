@@ -168,7 +168,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           ? new TextEncoder().encode(payload)
           : new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
       const routed = bytes.length > 1 ? this.routes.get(bytes[1]) : undefined;
-      this.track(routed ? routed(packet.topic, bytes) : this.handleUplink(packet.topic, bytes)).then(
+      this.track<unknown>(routed ? routed(packet.topic, bytes) : this.handleUplink(packet.topic, bytes)).then(
         () => done(),
         () => done(),
       );
