@@ -338,8 +338,9 @@ export class Tariff {
         const last = free[free.length - 1];
         if (last && last.to === t) last.to = seg.until;
         else free.push({ from: t, to: seg.until });
-        if (paidFrom !== undefined) {
-          // The clock stops: a new run of charged time starts after the free period.
+        if (paidFrom !== undefined || runPos > 0) {
+          // The clock stops: a new run of charged time starts after the free period (for a renewal
+          // too: the session's position in the bands does not carry across it either).
           run++;
           runPos = 0;
           entryUsed = 0;

@@ -150,7 +150,7 @@ export function parseTimeZone(spec: string): TimeZone {
   if (spec.startsWith(':')) throw new TimeZoneError(`TZ "${spec}": file-based zones are not supported`);
   const r = new Reader(spec);
   const stdName = r.name();
-  const stdOffset = -r.hms(24);
+  const stdOffset = 0 - r.hms(24); // 0 - x: never -0
   let dstName: string | undefined;
   let dstOffset = stdOffset;
   let start: Rule | undefined;
@@ -158,7 +158,7 @@ export function parseTimeZone(spec: string): TimeZone {
   if (r.i < spec.length) {
     dstName = r.name();
     dstOffset = stdOffset + 3600;
-    if (r.peek() !== ',' && r.i < spec.length) dstOffset = -r.hms(24);
+    if (r.peek() !== ',' && r.i < spec.length) dstOffset = 0 - r.hms(24);
     if (r.peek() === ',') {
       r.i++;
       start = r.rule();

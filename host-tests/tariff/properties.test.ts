@@ -1,0 +1,324 @@
+// Properties of the tariff engine over random tariffs (fast-check): bands of every kind, timetables
+// of up to ten entries in several time zones with and without DST, random starts over five years.
+// The number of cases each property ran is printed (PARKLINK_PROPERTY_RUNS raises it).
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  type Day,
+  type QuoteOk,
+  Tariff,
+  type TariffDocument,
+  type Tier,
+  type TimetableEntry,
+} from '../../protocol/tariff';
+import { dayLength, parseTimeZone } from '../../protocol/tariff/tz';
+
+const RUNS = Number(process.env.PARKLINK_PROPERTY_RUNS ?? 300);
+const ZONES = [
+  'UTC0',
+  'GMT0BST,M3.5.0/1,M10.5.0',
+  'CET-1CEST,M3.5.0,M10.5.0/3',
+  'EST5EDT,M3.2.0,M11.1.0',
+  'AEST-10AEDT,M10.1.0,M4.1.0/3',
+  '<+1030>-10:30<+11>-11,M10.1.0,M4.1.0',
+  'NZST-12NZDT,M9.5.0,M4.1.0/3',
+  '<-03>3',
+];
+const DAYS: Day[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun', 'hol'];
+const START_MIN = Date.UTC(2024, 0, 1) / 1000;
+const START_MAX = Date.UTC(2029, 0, 1) / 1000;
+
+const clock = (minutes: number) =>
+  `${String(Math.floor(minutes / 60)).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')}`;
+
+const tierArb: fc.Arbitrary<Tier> = fc.oneof(
+  fc.record({ flat: fc.integer({ min: 0, max: 800 }) }),
+  fc.record({ price: fc.integer({ min: 0, max: 300 }), per: fc.integer({ min: 1, max: 60 }) }),
+  fc.record({
+    price: fc.integer({ min: 0, max: 600 }),
+    per: fc.integer({ min: 1, max: 120 }),
+    prorata: fc.constant(true),
+  }),
+);
+
+const ratesArb = fc
+  .array(
+    fc.tuple(
+      fc.array(tierArb, { minLength: 1, maxLength: 3 }),
+      fc.array(fc.integer({ min: 10, max: 200 }), { minLength: 3, maxLength: 3 }),
+      fc.boolean(),
+    ),
+    { minLength: 1, maxLength: 3 },
+  )
+  .map((list) => {
+    const rates: Record<string, Tier[]> = {};
+    list.forEach(([tiers, widths, openEnd], i) => {
+      let upTo = 0;
+      rates[`r${i}`] = tiers.map((t, j) => {
+        upTo += widths[j];
+        return j < tiers.length - 1 || !openEnd ? { ...t, upTo } : { ...t };
+      });
+    });
+    return rates;
+  });
+
+function entryArb(rateCount: number): fc.Arbitrary<TimetableEntry> {
+  return fc
+    .record({
+      days: fc.subarray(DAYS, { minLength: 1 }),
+      from: fc.integer({ min: 0, max: 95 }),
+      to: fc.integer({ min: 1, max: 96 }),
+      mode: fc.constantFrom(
+        'charged',
+        'charged',
+        'charged',
+        'charged',
+        'free',
+        'free',
+        'no-parking',
+        'no-sale',
+      ),
+      rate: fc.integer({ min: 0, max: rateCount - 1 }),
+      maxStay: fc.option(fc.integer({ min: 15, max: 600 }), { nil: undefined }),
+      bays: fc.option(fc.subarray([1, 2, 3], { minLength: 1 }), { nil: undefined }),
+    })
+    .filter((e) => e.from !== e.to % 96)
+    .map((e) => {
+      const entry: TimetableEntry = {
+        days: e.days,
+        from: clock(e.from * 15),
+        to: clock(e.to * 15),
+        mode: e.mode as TimetableEntry['mode'],
+      };
+      if (e.mode === 'charged') entry.rate = `r${e.rate}`;
+      if (e.maxStay !== undefined) entry.maxStayMinutes = e.maxStay;
+      if (e.bays !== undefined) entry.bays = e.bays;
+      return entry;
+    });
+}
+
+const tariffArb: fc.Arbitrary<TariffDocument> = ratesArb.chain((rates) =>
+  fc
+    .record({
+      // Up to ten entries; most tariffs end with a catch-all charged entry (first match wins), so
+      // that random starts find sales as often as free and restricted time.
+      timetable: fc
+        .tuple(
+          fc.array(entryArb(Object.keys(rates).length), { minLength: 1, maxLength: 9 }),
+          fc.boolean(),
+          fc.boolean(),
+        )
+        .map(([entries, catchAll, more]) =>
+          catchAll || more
+            ? [...entries, { days: DAYS, from: '00:00', to: '24:00', mode: 'charged' as const, rate: 'r0' }]
+            : entries,
+        ),
+      timeZone: fc.constantFrom(...ZONES),
+      maxStay: fc.option(fc.integer({ min: 30, max: 1440 }), { nil: undefined }),
+      minMinutes: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
+      grace: fc.integer({ min: 0, max: 15 }),
+      nonCumulative: fc.boolean(),
+      step: fc.constantFrom(1, 5, 10, 15),
+      moneyUnit: fc.constantFrom(1, 1, 5, 10),
+      money: fc.constantFrom('up' as const, 'down' as const, 'nearest' as const),
+      holidays: fc.array(
+        fc.date({ min: new Date(START_MIN * 1000), max: new Date(START_MAX * 1000), noInvalidDate: true }),
+        { maxLength: 5 },
+      ),
+    })
+    .map((r) => {
+      const doc: TariffDocument = {
+        id: 'prop',
+        version: 1,
+        currency: 826,
+        timeZone: r.timeZone,
+        rates,
+        timetable: r.timetable,
+        holidays: r.holidays.map((d) => d.toISOString().slice(0, 10)),
+        graceMinutes: r.grace,
+        nonCumulative: r.nonCumulative,
+        rounding: { stepMinutes: r.step, moneyUnit: r.moneyUnit, money: r.money },
+      };
+      if (r.maxStay !== undefined) doc.maxStayMinutes = r.maxStay;
+      if (r.minMinutes !== undefined) doc.minimum = { minutes: Math.min(r.minMinutes, r.maxStay ?? 1440) };
+      return doc;
+    }),
+);
+
+const startArb = fc.integer({ min: START_MIN, max: START_MAX });
+const bayArb = fc.constantFrom(1, 2, 3);
+const ran: Record<string, string> = {};
+
+/** Runs a property; the predicate returns false when its case had nothing to check (a refusal). */
+function check<T>(name: string, arb: fc.Arbitrary<T>, predicate: (value: T) => boolean | undefined): void {
+  let count = 0;
+  let checked = 0;
+  fc.assert(
+    fc.property(arb, (value) => {
+      count++;
+      if (predicate(value) !== false) checked++;
+    }),
+    { numRuns: RUNS },
+  );
+  ran[name] = `${count} cases, ${checked} with a sale to check`;
+  assert.ok(checked > count / 5, `${name}: only ${checked} of ${count} cases were sales`);
+}
+
+describe('tariff engine properties (fast-check)', () => {
+  after(() => {
+    for (const [name, count] of Object.entries(ran)) console.log(`      ${name}: ${count}`);
+  });
+
+  it('every generated tariff passes its own validation', () => {
+    check('valid tariffs', tariffArb, (doc) => {
+      Tariff.from(JSON.parse(JSON.stringify(doc)));
+      return true;
+    });
+  });
+
+  it('the price is never negative, and the breakdown adds up to it', () => {
+    check(
+      'price never negative',
+      fc.tuple(tariffArb, bayArb, startArb, fc.integer({ min: 1, max: 300 })),
+      ([doc, bay, start, minutes]) => {
+        const q = new Tariff(doc).quoteDuration({ bay, start, minutes });
+        if (!q.ok) return false;
+        assert.ok(q.amount >= 0);
+        assert.equal(
+          q.lines.reduce((sum, l) => sum + l.amount, 0),
+          q.amount,
+        );
+        const charged = q.lines
+          .filter((l) => l.kind === 'charged')
+          .reduce((sum, l) => sum + (l.seconds ?? 0), 0);
+        assert.equal(charged, minutes * 60, 'the charged lines cover exactly the time bought');
+      },
+    );
+  });
+
+  it('the price does not fall as the duration rises', () => {
+    check(
+      'non-decreasing in duration',
+      fc.tuple(
+        tariffArb,
+        bayArb,
+        startArb,
+        fc.integer({ min: 1, max: 200 }),
+        fc.integer({ min: 1, max: 200 }),
+      ),
+      ([doc, bay, start, a, extra]) => {
+        const t = new Tariff(doc);
+        const shorter = t.quoteDuration({ bay, start, minutes: a });
+        const longer = t.quoteDuration({ bay, start, minutes: a + extra });
+        if (longer.ok && shorter.ok)
+          assert.ok(shorter.amount <= longer.amount, `${shorter.amount} > ${longer.amount}`);
+        // What is sold is a prefix: if the longer stay is sold, so is the shorter (minimum aside).
+        if (longer.ok && !shorter.ok) assert.equal(shorter.reason, 'below-minimum');
+        return shorter.ok;
+      },
+    );
+  });
+
+  it('the maximum stay is never exceeded, in either direction', () => {
+    check(
+      'max stay never exceeded',
+      fc.tuple(
+        tariffArb,
+        bayArb,
+        startArb,
+        fc.integer({ min: 1, max: 1500 }),
+        fc.integer({ min: 0, max: 5000 }),
+      ),
+      ([doc, bay, start, minutes, amount]) => {
+        const t = new Tariff(doc);
+        const limit = doc.maxStayMinutes ?? Number.POSITIVE_INFINITY;
+        const q = t.quoteDuration({ bay, start, minutes });
+        if (q.ok) assert.ok(q.minutes <= limit);
+        else if (q.reason === 'max-stay') assert.ok((q.maxMinutes ?? 0) < minutes);
+        const a = t.quoteAmount({ bay, start, amount });
+        if (a.ok) assert.ok(a.minutes <= limit);
+        const cap = t.maxMinutes(bay, start);
+        if (typeof cap === 'number') assert.ok(cap <= limit);
+        return q.ok || a.ok;
+      },
+    );
+  });
+
+  it('the time an amount buys never costs more than the amount, and one step more would', () => {
+    check(
+      'amount buys within the amount',
+      fc.tuple(tariffArb, bayArb, startArb, fc.integer({ min: 0, max: 3000 })),
+      ([doc, bay, start, amount]) => {
+        const t = new Tariff(doc);
+        const q = t.quoteAmount({ bay, start, amount });
+        if (!q.ok) return false;
+        assert.ok(q.amount <= amount);
+        assert.equal(q.unused, amount - q.amount);
+        const again = t.quoteDuration({ bay, start, minutes: q.minutes }) as QuoteOk;
+        assert.equal(again.amount, q.amount, 'the same price both ways');
+        const next = t.quoteDuration({ bay, start, minutes: q.minutes + t.stepMinutes });
+        if (next.ok && q.minutes % t.stepMinutes === 0) assert.ok(next.amount > amount);
+      },
+    );
+  });
+
+  it('a renewal never costs more than buying the whole stay at once', () => {
+    const unrounded = tariffArb.map((d) => ({ ...d, rounding: { stepMinutes: 1 }, minimum: undefined }));
+    check(
+      'renewal adds up',
+      fc.tuple(
+        unrounded,
+        bayArb,
+        startArb,
+        fc.integer({ min: 1, max: 120 }),
+        fc.integer({ min: 1, max: 120 }),
+      ),
+      ([doc, bay, start, a, b]) => {
+        const t = new Tariff(doc);
+        const first = t.quoteDuration({ bay, start, minutes: a });
+        const whole = t.quoteDuration({ bay, start, minutes: a + b });
+        // A session that crossed a free period restarts the bands: its renewal is priced from the
+        // session's paid minutes, so compare only sessions in one run.
+        if (!first.ok || !whole.ok || first.lines.some((l) => l.kind === 'free')) return false;
+        const renewal = t.quoteDuration({ bay, start: first.paidUntil, minutes: b, paidMinutes: a });
+        if (!renewal.ok) return false;
+        assert.equal(first.amount + renewal.amount, whole.amount);
+        assert.equal(renewal.paidUntil, whole.paidUntil);
+        return true;
+      },
+    );
+  });
+
+  it('local days are 24 hours, except one of 23 and one of 25 a year where the clocks change', () => {
+    // (Lord Howe Island's half-hour change makes its days 23.5 and 24.5 hours.)
+    check(
+      'DST days 23/25 h',
+      fc.tuple(fc.constantFrom(...ZONES), fc.integer({ min: 2000, max: 2037 })),
+      ([spec, year]) => {
+        const tz = parseTimeZone(spec);
+        const first = Date.UTC(year, 0, 1) / 86_400_000;
+        const last = Date.UTC(year + 1, 0, 1) / 86_400_000;
+        const hours = new Map<number, number>();
+        let total = 0;
+        for (let d = first; d < last; d++) {
+          const h = dayLength(tz, d) / 3600;
+          hours.set(h, (hours.get(h) ?? 0) + 1);
+          total += h;
+        }
+        const dst = tz.dstName !== undefined;
+        const change = (tz.dstOffset - tz.stdOffset) / 3600;
+        assert.deepEqual(
+          [...hours.keys()].sort((x, y) => x - y),
+          dst ? [24 - change, 24, 24 + change] : [24],
+        );
+        if (dst) {
+          assert.equal(hours.get(24 - change), 1);
+          assert.equal(hours.get(24 + change), 1);
+        }
+        // The year's hours add up: local midnights are a whole number of UTC hours apart in total.
+        assert.equal(total, (last - first) * 24);
+        return true;
+      },
+    );
+  });
+});

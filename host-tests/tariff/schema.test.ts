@@ -1,0 +1,105 @@
+// The tariff document: the hand validator (meter, platform, CLI) names the bad field, and the JSON
+// schema published for editors agrees with it on good and bad documents.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { flatTariff, type TariffDocument, TariffError, validateTariff } from '../../protocol/tariff';
+
+const schema = JSON.parse(
+  readFileSync(new URL('../../protocol/tariff/tariff.schema.json', import.meta.url), 'utf8'),
+);
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+const schemaValid = ajv.compile(schema);
+
+const good: TariffDocument = {
+  id: 'good',
+  version: 4,
+  currency: 978,
+  timeZone: 'CET-1CEST,M3.5.0,M10.5.0/3',
+  groups: { market: [10, 11] },
+  holidays: ['2026-05-01'],
+  rates: {
+    a: [
+      { upTo: 60, flat: 100 },
+      { price: 5, per: 3 },
+    ],
+  },
+  timetable: [
+    { bays: 'market', days: ['sat'], from: '07:00', to: '13:00', mode: 'no-parking' },
+    { days: ['mon', 'fri'], from: '22:00', to: '06:00', mode: 'charged', rate: 'a', maxStayMinutes: 480 },
+  ],
+  maxStayMinutes: 600,
+  minimum: { minutes: 10, amount: 20 },
+  graceMinutes: 10,
+  nonCumulative: true,
+  rounding: { stepMinutes: 5, money: 'nearest', moneyUnit: 10 },
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: the mutations reach into any field of the document
+type Loose = any;
+
+/** A copy of `good` with one change made by `mutate`. */
+function bad(mutate: (d: Loose) => void): unknown {
+  const d = structuredClone(good) as Loose;
+  mutate(d);
+  return d;
+}
+
+const cases: [string, unknown, boolean][] = [
+  ['id', bad((d) => delete d.id), true],
+  ['version', bad((d) => (d.version = -1)), true],
+  ['currency', bad((d) => (d.currency = 'EUR')), true],
+  ['timeZone', bad((d) => (d.timeZone = 'Europe/Paris')), false],
+  ['groups.market[1]', bad((d) => (d.groups.market[1] = 'x')), true],
+  ['holidays[0]', bad((d) => (d.holidays[0] = '2026-13-01')), true],
+  ['rates.a[1].per', bad((d) => delete d.rates.a[1].per), true],
+  ['rates.a[0].upTo', bad((d) => delete d.rates.a[0].upTo), false],
+  ['rates.a[1].price', bad((d) => (d.rates.a[1].price = 0.5)), true],
+  ['timetable[1].rate', bad((d) => (d.timetable[1].rate = 'b')), false],
+  ['timetable[0].bays', bad((d) => (d.timetable[0].bays = 'station')), false],
+  ['timetable[1].from', bad((d) => (d.timetable[1].from = '25:00')), true],
+  ['timetable[0].days[0]', bad((d) => (d.timetable[0].days[0] = 'saturday')), true],
+  ['timetable[1].mode', bad((d) => (d.timetable[1].mode = 'paid')), true],
+  ['timetable[0].rate', bad((d) => (d.timetable[0].rate = 'a')), true],
+  ['timetable[1].colour', bad((d) => (d.timetable[1].colour = 'red')), true],
+  ['minimum.minutes', bad((d) => (d.minimum.minutes = 700)), false],
+  ['rounding.money', bad((d) => (d.rounding.money = 'bankers')), true],
+  ['nonCumulative', bad((d) => (d.nonCumulative = 'yes')), true],
+  ['surcharge', bad((d) => (d.surcharge = 5)), true],
+];
+
+describe('tariff document validation', () => {
+  it('accepts a good document, and the flat-rate helper makes one', () => {
+    assert.deepEqual(validateTariff(structuredClone(good)), good);
+    assert.equal(schemaValid(good), true, JSON.stringify(schemaValid.errors));
+    const flat = flatTariff({
+      currency: 826,
+      perHour: 240,
+      minMinutes: 15,
+      maxMinutes: 240,
+      stepMinutes: 15,
+    });
+    validateTariff(flat);
+    assert.equal(schemaValid(flat), true);
+  });
+
+  for (const [field, doc, schemaSees] of cases) {
+    it(`names ${field} when it is wrong${schemaSees ? ', as the schema does' : ' (a rule the schema cannot state)'}`, () => {
+      assert.throws(
+        () => validateTariff(doc),
+        (error: unknown) => error instanceof TariffError && error.field === field,
+      );
+      if (schemaSees) assert.equal(schemaValid(doc), false, `the schema accepts a bad ${field}`);
+      else
+        assert.equal(
+          schemaValid(doc),
+          true,
+          `the schema should pass ${field}: ${JSON.stringify(schemaValid.errors)}`,
+        );
+    });
+  }
+
+  it('refuses what is not an object at all', () => {
+    for (const v of [null, 3, 'tariff', []]) assert.throws(() => validateTariff(v), TariffError);
+  });
+});
