@@ -38,6 +38,32 @@ export interface MeterEvents {
     charge: number;
     paidUntil: number;
   };
+  /** Tariffs and modes (issue 3): a 0x85 downlink applied or refused by charging (43). */
+  'tariff-applied': { id: string; version: number };
+  'tariff-refused': { kind: string; version: number; reason: string };
+  /** A line from the platform for the display (weather, road works) until an epoch second. */
+  'platform-message': { text: string; until?: number };
+  /** A bay taken out of (or back into) service by the platform. */
+  'bay-availability': { bayId: number; available: boolean };
+  /** Key input (42): card type chosen while the meter waits for a card (0 any, 1 debit, 2 credit, 3 prepaid). */
+  'card-type-selected': { cardType: 0 | 1 | 2 | 3 };
+  /** The driver asked for a receipt of the payment just made. */
+  'receipt-requested': PaymentResult;
+  /** Mode key subunit: the maintenance sequence is being entered, was right, wrong, or is locked out. */
+  'maintenance-entry': Record<string, never>;
+  'maintenance-opened': { at: number };
+  'maintenance-refused': { attempts: number; left: number };
+  'maintenance-locked': { untilMonotonic: number };
+  /** Sleep: idle time switched the power consumers off; a key switched them on. */
+  sleep: Record<string, never>;
+  wake: { reason: string };
+  /** State of charge for the display; a placeholder fed by hybrid power (416), issue 7. */
+  battery: { percent: number; charging?: boolean };
+  /** Tamper detected by security and environment (48): notification plays the tamper pattern. */
+  tamper: { source: string };
+  /** Per bay, from notification (415): paid time ran out, grace ran out (overtime begins). */
+  'bay-expired': { bayId: number; at: number };
+  'bay-overtime': { bayId: number; since: number };
   /** An authenticated downlink other than an ack, for the unit that owns its type. */
   downlink: { type: number; seq: number; body: Uint8Array };
 }
