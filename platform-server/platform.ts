@@ -8,6 +8,7 @@ import { type Database, migrate, openDatabase } from './db';
 import { Ingest, type Logger, type StoredRecord } from './ingest';
 import type { HsmConfig } from './hsm';
 import { type Keystore, loadKeystore } from './keystore';
+import { type Phone, type PhoneConfig, startPhone } from './phone';
 
 export interface PlatformConfig {
   /** postgres://… (DATABASE_URL); PGlite when absent. */
@@ -41,6 +42,8 @@ export interface PlatformConfig {
   logger?: Logger;
   /** Called once per record newly stored. */
   onStored?: (stored: StoredRecord) => void;
+  /** Pay by phone (issue 6): clock, pricing, channels; see platform-server/phone/README.md. */
+  phone?: PhoneConfig;
 }
 
 export interface Platform {
@@ -50,6 +53,8 @@ export interface Platform {
   readonly app: FastifyInstance;
   readonly ingest: Ingest;
   readonly keystore: Keystore;
+  /** Pay by phone: drivers, pairing, renewals, alerts, the driver web app at /app/. */
+  readonly phone: Phone;
   /** Registers a meter at key epoch 1 and returns the keys a factory loads into it. */
   provisionMeter(id: number, name: string): Promise<MeterKeys>;
   /** Starts the HTTP server; returns its address. */
@@ -123,6 +128,17 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     opened.push(() => ingest.close());
     await ingest.start();
 
+    const phone = await startPhone({
+      db,
+      app,
+      ingest,
+      keystore,
+      brokerUrl: broker.url,
+      logger: config.logger ?? app.log,
+      config: config.phone,
+    });
+    opened.push(() => phone.close());
+
     let closing: Promise<void> | undefined;
     return {
       db,
@@ -131,6 +147,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       app,
       ingest,
       keystore,
+      phone,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
