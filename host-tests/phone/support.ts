@@ -1,0 +1,108 @@
+// Shared by the pay-by-phone tests: a platform on a virtual clock, virtual meters on the real
+// broker, a registered driver, taps, and waits.
+import assert from 'node:assert/strict';
+import { Meter } from '../../firmware/meter';
+import { SecurityUnit } from '../../firmware/units/security';
+import { VirtualBoard } from '../../hal/mock/board';
+import { purseCard } from '../../hal/mock/cards';
+import type { VirtualClock } from '../../hal/mock/clock';
+import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
+import type { PhoneConfig } from '../../platform-server/phone';
+import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+
+export const silent = { info() {}, warn() {}, error() {} };
+
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 15));
+  }
+}
+
+export async function phonePlatform(
+  config: PlatformConfig,
+  clock: VirtualClock,
+  phone: PhoneConfig = {},
+): Promise<Platform> {
+  return createPlatform({
+    ...config,
+    httpLogger: false,
+    logger: silent,
+    phone: { clock, passwordScrypt: { logN: 12, r: 8, p: 1 }, ...phone },
+  });
+}
+
+export const RATE = { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 120, stepMinutes: 15 };
+
+export interface BootedMeter {
+  meter: Meter;
+  board: VirtualBoard;
+  link: NodeMqttLink;
+}
+
+export async function bootMeter(
+  platform: Platform,
+  meterId: number,
+  clock: VirtualClock,
+  state?: VirtualBoard['state'],
+): Promise<BootedMeter> {
+  const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) });
+  const board = new VirtualBoard({ mqtt: link, clock, state });
+  if (!state)
+    SecurityUnit.provision(board.preferences, await platform.provisionMeter(meterId, `Meter ${meterId}`));
+  const meter = new Meter(board.hardware, { meterId, bays: [1, 2], rate: RATE });
+  meter.start();
+  await until(() => link.connected, 'the meter to connect');
+  return { meter, board, link };
+}
+
+export function card(cardNumber: string, cardType: 1 | 2 | 3 = 2) {
+  return purseCard([0x04, 9, 8, Number(cardNumber.slice(-2))], {
+    cardNumber,
+    expiry: { year: 2030, month: 1 },
+    cardType,
+    balance: cardType === 2 ? 0 : 50_000,
+    limit: cardType === 1 ? 0 : 50_000,
+    counter: 0,
+    currency: 826,
+  }).card;
+}
+
+/** At the meter: bay 2 (second), 30 minutes (one step up from 15), then the card held to the reader. */
+export function tapBay2(m: BootedMeter, clock: VirtualClock, c: ReturnType<typeof card>): void {
+  m.board.press('ok');
+  m.board.press('bay');
+  m.board.press('up');
+  m.board.press('ok');
+  m.board.field.add(c);
+  clock.advance(300);
+  m.board.field.remove(c);
+  assert.match(m.board.display.text, /PAID bay 2/);
+}
+
+export type Api = (
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  body?: unknown,
+) => Promise<{
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON answers of many shapes, read field by field in tests
+  json: any;
+}>;
+
+export function apiOf(platform: Platform, token?: string): Api {
+  return async (method, url, body) => {
+    const response = await platform.app.inject({
+      method,
+      url,
+      payload: body as object | undefined,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    return { status: response.statusCode, json: response.body ? response.json() : undefined };
+  };
+}

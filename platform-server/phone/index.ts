@@ -1,0 +1,138 @@
+// Pay by phone wired into the platform: listens to ingest (stored records pair sessions; any
+// accepted uplink means the meter is reachable; 0x06 frames are renewal acks), registers the HTTP
+// routes and the web app, runs the scheduler on real time unless a clock is injected (tests tick it).
+import type { FastifyInstance } from 'fastify';
+import { fromHex } from '../../protocol/bytes';
+import { RENEWAL_ACK_FRAME } from '../../protocol/renewal';
+import type { Database } from '../db';
+import type { Ingest, Logger } from '../ingest';
+import type { Keystore } from '../keystore';
+import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
+import { FlatRatePricing, type Pricing } from './pricing';
+import { defaultRateLimits, type RateLimits, registerPhoneRoutes } from './routes';
+import type { ScryptParams } from './security';
+import { type PhoneClock, PhoneService, type RealtimeAuthoriser } from './service';
+
+export interface PhoneConfig {
+  /** The scheduler's and the renewals' clock; real time when absent. */
+  clock?: PhoneClock;
+  /** Scheduler period; default 15 s on real time, none (tests call tick()) with an injected clock. */
+  tickMs?: number;
+  pricing?: Pricing;
+  acquirer?: RealtimeAuthoriser;
+  adapters?: Partial<Record<Channel, ChannelAdapter>>;
+  /** 64 hex digits or 32 bytes (PARKLINK_TOKEN_KEY). */
+  tokenKey?: string | Uint8Array;
+  /** SMS and voice gateway webhook (PARKLINK_PHONE_WEBHOOK_URL, _SECRET). */
+  webhookUrl?: string;
+  webhookSecret?: string;
+  /** Incoming gateway posts must carry `Authorization: Bearer <secret>` (PARKLINK_PHONE_GATEWAY_SECRET). */
+  gatewaySecret?: string;
+  rateLimits?: RateLimits;
+  renewalValidityMs?: number;
+  resendAfterMs?: number;
+  passwordScrypt?: ScryptParams;
+  utcOffsetMinutes?: number;
+}
+
+/** Flat rate used until the tariff engine (issue 3) prices renewals: GBP 2.40 an hour, 4 h stay. */
+export const DEFAULT_FLAT_RATE = Object.freeze({
+  currency: 826,
+  perHour: 240,
+  maxStayMinutes: 240,
+  minMinutes: 5,
+});
+
+export function phoneConfigFromEnv(env: NodeJS.ProcessEnv = process.env): PhoneConfig {
+  const config: PhoneConfig = {};
+  if (env.PARKLINK_TOKEN_KEY) config.tokenKey = env.PARKLINK_TOKEN_KEY;
+  if (env.PARKLINK_PHONE_WEBHOOK_URL) config.webhookUrl = env.PARKLINK_PHONE_WEBHOOK_URL;
+  if (env.PARKLINK_PHONE_WEBHOOK_SECRET) config.webhookSecret = env.PARKLINK_PHONE_WEBHOOK_SECRET;
+  if (env.PARKLINK_PHONE_GATEWAY_SECRET) config.gatewaySecret = env.PARKLINK_PHONE_GATEWAY_SECRET;
+  return config;
+}
+
+export interface Phone {
+  readonly service: PhoneService;
+  tick(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startPhone(deps: {
+  db: Database;
+  app: FastifyInstance;
+  ingest: Ingest;
+  keystore: Keystore;
+  brokerUrl: string;
+  logger: Logger;
+  config?: PhoneConfig;
+}): Promise<Phone> {
+  const config = { ...phoneConfigFromEnv(), ...deps.config };
+  let tokenKey: Uint8Array | undefined;
+  if (typeof config.tokenKey === 'string') {
+    if (!/^[0-9a-fA-F]{64}$/.test(config.tokenKey))
+      throw new Error('PARKLINK_TOKEN_KEY must be 64 hex digits');
+    tokenKey = fromHex(config.tokenKey);
+  } else tokenKey = config.tokenKey;
+  const adapters: Partial<Record<Channel, ChannelAdapter>> = {};
+  if (config.webhookUrl) {
+    const webhook = new WebhookAdapter({ url: config.webhookUrl, secret: config.webhookSecret });
+    adapters.sms = webhook;
+    adapters.voice = webhook;
+  }
+  const service = new PhoneService({
+    db: deps.db,
+    keystore: deps.keystore,
+    brokerUrl: deps.brokerUrl,
+    logger: deps.logger,
+    clock: config.clock,
+    pricing: config.pricing ?? new FlatRatePricing(DEFAULT_FLAT_RATE),
+    acquirer: config.acquirer,
+    adapters: { ...adapters, ...config.adapters },
+    tokenKey,
+    renewalValidityMs: config.renewalValidityMs,
+    resendAfterMs: config.resendAfterMs,
+    passwordScrypt: config.passwordScrypt,
+    utcOffsetMinutes: config.utcOffsetMinutes,
+  });
+  await service.start();
+  deps.ingest.on('stored', service.onStored);
+  const onAccepted = (accepted: { meterId: number }) => service.onMeterSeen(accepted.meterId);
+  deps.ingest.on('accepted', onAccepted);
+  deps.ingest.route(RENEWAL_ACK_FRAME, service.onRenewalAck);
+  await registerPhoneRoutes(deps.app, service, config.rateLimits ?? defaultRateLimits(), {
+    gatewaySecret: config.gatewaySecret,
+  });
+
+  let ticking: Promise<void> | undefined;
+  const tick = () => {
+    ticking ??= service.tick().finally(() => {
+      ticking = undefined;
+    });
+    return ticking;
+  };
+  const period = config.tickMs ?? (config.clock ? undefined : 15_000);
+  const timer =
+    period === undefined
+      ? undefined
+      : setInterval(() => {
+          tick().catch((error) => deps.logger.error({ err: error }, 'phone scheduler failed'));
+        }, period);
+  timer?.unref();
+
+  let closing: Promise<void> | undefined;
+  return {
+    service,
+    tick,
+    close() {
+      closing ??= (async () => {
+        if (timer) clearInterval(timer);
+        deps.ingest.off('stored', service.onStored);
+        deps.ingest.off('accepted', onAccepted);
+        await ticking?.catch(() => {});
+        await service.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,361 @@
+// The pay-by-phone HTTP API and the driver web app. Driver routes (/api/driver/*) take a bearer
+// token from register or login; the SMS and voice gateway posts incoming messages and key presses
+// to /api/phone/sms and /api/phone/voice. Bodies are validated by JSON schema (additional
+// properties refused); bad requests get a 4xx with a JSON message; login, registration, SMS and
+// voice are rate limited.
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { RateLimiter } from './security';
+import { PhoneError, type PhoneService } from './service';
+
+export const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'web');
+
+const WEB_FILES: Record<string, string> = {
+  'index.html': 'text/html; charset=utf-8',
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8',
+  'icon.svg': 'image/svg+xml',
+};
+
+export interface RateLimits {
+  login: RateLimiter;
+  register: RateLimiter;
+  sms: RateLimiter;
+  voice: RateLimiter;
+}
+
+export function defaultRateLimits(): RateLimits {
+  return {
+    login: new RateLimiter(10, 15 * 60_000),
+    register: new RateLimiter(20, 60 * 60_000),
+    sms: new RateLimiter(10, 60_000),
+    voice: new RateLimiter(30, 60_000),
+  };
+}
+
+const phone = { type: 'string', minLength: 8, maxLength: 20, pattern: '^\\+?[0-9 ()-]{8,20}$' } as const;
+const email = {
+  type: 'string',
+  minLength: 3,
+  maxLength: 254,
+  pattern: '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$',
+} as const;
+const channel = { type: 'string', enum: ['sms', 'voice', 'app'] } as const;
+const option = { type: 'string', enum: ['auto', 'phone', 'app'] } as const;
+const idParams = {
+  type: 'object',
+  properties: { id: { type: 'integer', minimum: 1 } },
+  required: ['id'],
+} as const;
+
+const registerBody = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    phone,
+    email,
+    password: { type: 'string', minLength: 10, maxLength: 200 },
+    alertChannel: channel,
+    leadMinutes: { type: 'integer', minimum: 1, maximum: 240 },
+    renewOption: option,
+  },
+  required: ['name', 'phone', 'email', 'password'],
+  additionalProperties: false,
+} as const;
+
+const loginBody = {
+  type: 'object',
+  properties: {
+    login: { type: 'string', minLength: 3, maxLength: 254 },
+    password: { type: 'string', minLength: 1, maxLength: 200 },
+  },
+  required: ['login', 'password'],
+  additionalProperties: false,
+} as const;
+
+const settingsBody = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    renewalPhone: { anyOf: [phone, { type: 'string', maxLength: 0 }, { type: 'null' }] },
+    renewalEmail: { anyOf: [email, { type: 'string', maxLength: 0 }, { type: 'null' }] },
+    alertChannel: channel,
+    leadMinutes: { type: 'integer', minimum: 1, maximum: 240 },
+    renewOption: option,
+    autoMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
+    graceMinutes: { type: 'integer', minimum: 0, maximum: 120 },
+  },
+  additionalProperties: false,
+  minProperties: 1,
+} as const;
+
+const cardBody = {
+  type: 'object',
+  properties: {
+    cardNumber: { type: 'string', minLength: 12, maxLength: 23, pattern: '^[0-9 -]+$' },
+    cardType: { type: 'integer', enum: [1, 2, 3] },
+    label: { type: 'string', maxLength: 40 },
+    renewal: { type: 'boolean' },
+  },
+  required: ['cardNumber', 'cardType'],
+  additionalProperties: false,
+} as const;
+
+const cardPatch = {
+  type: 'object',
+  properties: {
+    paysWith: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+    renewal: { type: 'boolean' },
+    label: { type: 'string', maxLength: 40 },
+  },
+  additionalProperties: false,
+  minProperties: 1,
+} as const;
+
+const extendBody = {
+  type: 'object',
+  properties: { minutes: { type: 'integer', minimum: 1, maximum: 1440 } },
+  required: ['minutes'],
+  additionalProperties: false,
+} as const;
+
+const smsBody = {
+  type: 'object',
+  properties: {
+    from: { type: 'string', minLength: 3, maxLength: 32 },
+    text: { type: 'string', maxLength: 1600 },
+  },
+  required: ['from', 'text'],
+  additionalProperties: false,
+} as const;
+
+const voiceBody = {
+  type: 'object',
+  properties: {
+    from: { type: 'string', minLength: 3, maxLength: 32 },
+    digits: { type: 'string', maxLength: 16, pattern: '^[0-9*#]*$' },
+  },
+  required: ['from'],
+  additionalProperties: false,
+} as const;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    driverId?: number;
+    bearer?: string;
+  }
+}
+
+function tooMany(reply: FastifyReply, retryAfter: number, what: string) {
+  return reply
+    .code(429)
+    .header('retry-after', String(retryAfter))
+    .send({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: `too many ${what}: try again in ${retryAfter} s`,
+    });
+}
+
+export async function registerPhoneRoutes(
+  app: FastifyInstance,
+  phone: PhoneService,
+  limits: RateLimits = defaultRateLimits(),
+  options: { gatewaySecret?: string } = {},
+): Promise<void> {
+  // A PhoneError becomes its 4xx through the platform's error handler (statusCode, code, message).
+  const auth = async (request: FastifyRequest, reply: FastifyReply) => {
+    const header = request.headers.authorization ?? '';
+    const match = /^Bearer ([A-Za-z0-9_-]{20,100})$/.exec(header);
+    const driverId = match ? await phone.authenticate(match[1]) : undefined;
+    if (!match || driverId === undefined) {
+      return reply.code(401).send({
+        statusCode: 401,
+        error: 'Unauthorized',
+        message: 'log in first (Authorization: Bearer <token>)',
+      });
+    }
+    request.driverId = driverId;
+    request.bearer = match[1];
+  };
+  const gateway = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!options.gatewaySecret) return;
+    if (request.headers.authorization !== `Bearer ${options.gatewaySecret}`)
+      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'unknown gateway' });
+  };
+
+  app.post<{ Body: { name: string; phone: string; email: string; password: string } }>(
+    '/api/driver/register',
+    { schema: { body: registerBody } },
+    async (request, reply) => {
+      const wait = limits.register.hit(`ip:${request.ip}`);
+      if (wait) return tooMany(reply, wait, 'registrations');
+      const result = await phone.register(request.body);
+      return reply.code(201).send(result);
+    },
+  );
+
+  app.post<{ Body: { login: string; password: string } }>(
+    '/api/driver/login',
+    { schema: { body: loginBody } },
+    async (request, reply) => {
+      const wait =
+        limits.login.hit(`id:${request.body.login.trim().toLowerCase()}`) ||
+        limits.login.hit(`ip:${request.ip}`);
+      if (wait) return tooMany(reply, wait, 'login attempts');
+      return phone.login(request.body.login, request.body.password);
+    },
+  );
+
+  app.post('/api/driver/logout', { preHandler: auth }, async (request, reply) => {
+    await phone.logout(request.bearer!);
+    return reply.code(204).send();
+  });
+
+  app.get('/api/driver/me', { preHandler: auth }, async (request) => ({
+    driver: await phone.driver(request.driverId!),
+    serverNow: new Date(phone.clock.now()).toISOString(),
+  }));
+
+  app.patch<{ Body: Record<string, never> }>(
+    '/api/driver/me',
+    { preHandler: auth, schema: { body: settingsBody } },
+    async (request) => ({ driver: await phone.updateSettings(request.driverId!, request.body) }),
+  );
+
+  app.get('/api/driver/cards', { preHandler: auth }, async (request) => ({
+    cards: await phone.cards(request.driverId!),
+  }));
+
+  app.post<{ Body: { cardNumber: string; cardType: number; label?: string; renewal?: boolean } }>(
+    '/api/driver/cards',
+    { preHandler: auth, schema: { body: cardBody } },
+    async (request, reply) =>
+      reply.code(201).send({ card: await phone.addCard(request.driverId!, request.body) }),
+  );
+
+  app.patch<{
+    Params: { id: number };
+    Body: { paysWith?: number | null; renewal?: boolean; label?: string };
+  }>(
+    '/api/driver/cards/:id',
+    { preHandler: auth, schema: { params: idParams, body: cardPatch } },
+    async (request) => ({ card: await phone.updateCard(request.driverId!, request.params.id, request.body) }),
+  );
+
+  app.delete<{ Params: { id: number } }>(
+    '/api/driver/cards/:id',
+    { preHandler: auth, schema: { params: idParams } },
+    async (request, reply) => {
+      await phone.removeCard(request.driverId!, request.params.id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Querystring: { state?: 'active' | 'all' } }>(
+    '/api/driver/sessions',
+    {
+      preHandler: auth,
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { state: { type: 'string', enum: ['active', 'all'] } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request) => ({
+      sessions: await phone.sessions(request.driverId!, request.query.state ?? 'all'),
+      serverNow: new Date(phone.clock.now()).toISOString(),
+    }),
+  );
+
+  app.post<{ Params: { id: number }; Body: { minutes: number } }>(
+    '/api/driver/sessions/:id/extend',
+    { preHandler: auth, schema: { params: idParams, body: extendBody } },
+    async (request, reply) =>
+      reply.code(202).send({
+        renewal: await phone.renew(request.driverId!, {
+          sessionId: request.params.id,
+          minutes: request.body.minutes,
+          channel: 'app',
+        }),
+      }),
+  );
+
+  app.get('/api/driver/renewals', { preHandler: auth }, async (request) => ({
+    renewals: await phone.renewals(request.driverId!),
+  }));
+
+  app.get<{ Params: { id: string } }>(
+    '/api/driver/renewals/:id',
+    {
+      preHandler: auth,
+      schema: {
+        params: {
+          type: 'object',
+          properties: { id: { type: 'string', pattern: '^[0-9a-z]{1,14}$' } },
+          required: ['id'],
+        },
+      },
+    },
+    async (request) => ({ renewal: await phone.renewal(request.driverId!, request.params.id) }),
+  );
+
+  app.get('/api/driver/messages', { preHandler: auth }, async (request) => ({
+    messages: await phone.messages(request.driverId!),
+  }));
+
+  // The SMS gateway: an incoming text. The reply is returned and queued in the outbox.
+  app.post<{ Body: { from: string; text: string } }>(
+    '/api/phone/sms',
+    { preHandler: gateway, schema: { body: smsBody } },
+    async (request, reply) => {
+      const wait = limits.sms.hit(request.body.from.replace(/[^0-9]/g, ''));
+      if (wait) return tooMany(reply, wait, 'messages from this number');
+      return { reply: await phone.handleSms(request.body.from, request.body.text) };
+    },
+  );
+
+  // The voice gateway (IVRS): the call is answered with digits "" and each key press posts them.
+  app.post<{ Body: { from: string; digits?: string } }>(
+    '/api/phone/voice',
+    { preHandler: gateway, schema: { body: voiceBody } },
+    async (request, reply) => {
+      const wait = limits.voice.hit(request.body.from.replace(/[^0-9]/g, ''));
+      if (wait) return tooMany(reply, wait, 'key presses from this number');
+      return phone.handleVoice(request.body.from, request.body.digits ?? '');
+    },
+  );
+
+  // The driver web app: a few static files read once.
+  const files = new Map<string, Buffer>();
+  for (const name of Object.keys(WEB_FILES)) files.set(name, await readFile(join(WEB_DIR, name)));
+  app.get('/app', async (_request, reply) => reply.redirect('/app/'));
+  app.get<{ Params: { file?: string } }>('/app/:file', async (request, reply) => {
+    const name = request.params.file || 'index.html';
+    const body = files.get(name);
+    if (!body) throw new PhoneError(404, 'not-found', `no file ${name} in the web app`);
+    return reply
+      .header('content-type', WEB_FILES[name])
+      .header('cache-control', 'no-cache')
+      .header('x-content-type-options', 'nosniff')
+      .header(
+        'content-security-policy',
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+      )
+      .send(body);
+  });
+  app.get('/app/', async (_request, reply) =>
+    reply
+      .header('content-type', WEB_FILES['index.html'])
+      .header('cache-control', 'no-cache')
+      .header(
+        'content-security-policy',
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+      )
+      .send(files.get('index.html')),
+  );
+}

@@ -1,0 +1,83 @@
+// Driver credentials and abuse limits: passwords hashed with scrypt (memory-hard, @noble/hashes),
+// bearer tokens stored only as their SHA-256, and an in-memory fixed-window rate limiter keyed by
+// whatever the route chooses (phone number, IP), for login and incoming SMS / voice.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { scryptAsync } from '@noble/hashes/scrypt';
+import { sha256 } from '@noble/hashes/sha256';
+import { bytesToHex } from '@noble/hashes/utils';
+
+export interface ScryptParams {
+  /** log2 of N. 15 (32 MiB with r = 8) by default. */
+  logN: number;
+  r: number;
+  p: number;
+}
+
+export const DEFAULT_PASSWORD_SCRYPT: ScryptParams = Object.freeze({ logN: 15, r: 8, p: 1 });
+
+export async function hashPassword(
+  password: string,
+  params: ScryptParams = DEFAULT_PASSWORD_SCRYPT,
+): Promise<string> {
+  const salt = randomBytes(16);
+  const hash = await scryptAsync(password.normalize('NFKC'), salt, {
+    N: 2 ** params.logN,
+    r: params.r,
+    p: params.p,
+    dkLen: 32,
+    maxmem: 2 ** 30,
+  });
+  return `scrypt$${params.logN}$${params.r}$${params.p}$${Buffer.from(salt).toString('base64')}$${Buffer.from(hash).toString('base64')}`;
+}
+
+export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const parts = stored.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
+  const [logN, r, p] = parts.slice(1, 4).map(Number);
+  const salt = Buffer.from(parts[4], 'base64');
+  const expected = Buffer.from(parts[5], 'base64');
+  const actual = await scryptAsync(password.normalize('NFKC'), salt, {
+    N: 2 ** logN,
+    r,
+    p,
+    dkLen: expected.length,
+    maxmem: 2 ** 30,
+  });
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+export function newToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function tokenHash(token: string): string {
+  return bytesToHex(sha256(new TextEncoder().encode(token)));
+}
+
+/** At most `limit` hits per key in each window of `windowMs`. */
+export class RateLimiter {
+  readonly #hits = new Map<string, { start: number; count: number }>();
+
+  constructor(
+    readonly limit: number,
+    readonly windowMs: number,
+    readonly now: () => number = Date.now,
+  ) {}
+
+  /** Counts a hit; returns 0 when allowed, else the seconds until the key may try again. */
+  hit(key: string): number {
+    const now = this.now();
+    let entry = this.#hits.get(key);
+    if (!entry || now - entry.start >= this.windowMs) {
+      entry = { start: now, count: 0 };
+      this.#hits.set(key, entry);
+      if (this.#hits.size > 10_000) this.#prune(now);
+    }
+    entry.count++;
+    return entry.count > this.limit ? Math.max(1, Math.ceil((entry.start + this.windowMs - now) / 1000)) : 0;
+  }
+
+  #prune(now: number): void {
+    for (const [key, entry] of this.#hits) if (now - entry.start >= this.windowMs) this.#hits.delete(key);
+  }
+}

@@ -1,0 +1,673 @@
+// ParkLink driver web app: register or log in, cards, active parking with a live countdown and
+// extend buttons, renewal history with receipts, the messages sent to the driver, alert settings.
+// Plain DOM (no framework, no innerHTML), talks to /api/driver/* with a bearer token.
+
+const TOKEN_KEY = 'parklink.token';
+const main = document.getElementById('main');
+const statusLine = document.getElementById('status');
+const nav = document.getElementById('nav');
+const accountLine = document.getElementById('account');
+
+let token = localStorage.getItem(TOKEN_KEY);
+/** Server clock minus browser clock, ms: countdowns follow the platform's time. */
+let clockOffset = 0;
+let timers = [];
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function say(message, error = false) {
+  statusLine.textContent = message;
+  statusLine.classList.toggle('error', error);
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return {};
+  const data = await response.json().catch(() => ({}));
+  if (response.status === 401 && path !== '/api/driver/login') {
+    logout(false);
+    throw new Error('Please log in again.');
+  }
+  if (!response.ok)
+    throw new Error(data.message ? capital(data.message) : `Request failed (${response.status})`);
+  if (data.serverNow) clockOffset = Date.parse(data.serverNow) - Date.now();
+  return data;
+}
+
+function capital(s) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function serverNow() {
+  return Date.now() + clockOffset;
+}
+
+const money = (minor, currency) => {
+  const code = { 826: 'GBP', 978: 'EUR', 840: 'USD' }[currency] ?? 'XXX';
+  return new Intl.NumberFormat('en-GB', { style: 'currency', currency: code }).format(minor / 100);
+};
+const time = (iso) => new Date(iso).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });
+const dateTime = (iso) =>
+  new Date(iso).toLocaleString('en-GB', {
+    day: 'numeric',
+    month: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+
+function countdownText(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const hh = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return hh > 0 ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function clearTimers() {
+  for (const t of timers) clearInterval(t);
+  timers = [];
+}
+
+function show(title, ...content) {
+  clearTimers();
+  main.replaceChildren(h('h2', { text: title, id: 'view-title' }), ...content);
+  main.setAttribute('aria-labelledby', 'view-title');
+}
+
+function logout(announce = true) {
+  if (token) api('POST', '/api/driver/logout').catch(() => {});
+  token = null;
+  localStorage.removeItem(TOKEN_KEY);
+  nav.hidden = true;
+  accountLine.hidden = true;
+  if (announce) say('You are logged out.');
+  location.hash = '#/login';
+}
+
+// ---- Login and registration ------------------------------------------------------------------
+
+function field(label, name, attrs = {}) {
+  const id = `f-${name}`;
+  return [h('label', { for: id, text: label }), h('input', { id, name, ...attrs })];
+}
+
+function authView(mode) {
+  const tabs = h(
+    'div',
+    { class: 'tabs', role: 'tablist' },
+    h(
+      'button',
+      { role: 'tab', 'aria-selected': String(mode === 'login'), onclick: () => (location.hash = '#/login') },
+      'Log in',
+    ),
+    h(
+      'button',
+      {
+        role: 'tab',
+        'aria-selected': String(mode === 'register'),
+        onclick: () => (location.hash = '#/register'),
+      },
+      'Register',
+    ),
+  );
+  const form =
+    mode === 'login'
+      ? h(
+          'form',
+          { class: 'card', onsubmit: onLogin, 'aria-label': 'Log in' },
+          field('Phone, e-mail or account number', 'login', { required: true, autocomplete: 'username' }),
+          field('Password', 'password', {
+            type: 'password',
+            required: true,
+            autocomplete: 'current-password',
+          }),
+          h('button', { class: 'wide', type: 'submit' }, 'Log in'),
+        )
+      : h(
+          'form',
+          { class: 'card', onsubmit: onRegister, 'aria-label': 'Register' },
+          field('Your name', 'name', { required: true, autocomplete: 'name' }),
+          field('Mobile phone (with country code)', 'phone', {
+            type: 'tel',
+            required: true,
+            autocomplete: 'tel',
+            placeholder: '+44 7700 900123',
+          }),
+          field('E-mail', 'email', { type: 'email', required: true, autocomplete: 'email' }),
+          field('Password (at least 10 characters)', 'password', {
+            type: 'password',
+            required: true,
+            minlength: 10,
+            autocomplete: 'new-password',
+          }),
+          h('button', { class: 'wide', type: 'submit' }, 'Create account'),
+        );
+  show(mode === 'login' ? 'Log in' : 'Create your account', tabs, form);
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const f = new FormData(event.target);
+  try {
+    const data = await api('POST', '/api/driver/login', {
+      login: f.get('login'),
+      password: f.get('password'),
+    });
+    signedIn(data);
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+async function onRegister(event) {
+  event.preventDefault();
+  const f = new FormData(event.target);
+  try {
+    const data = await api('POST', '/api/driver/register', {
+      name: f.get('name'),
+      phone: f.get('phone'),
+      email: f.get('email'),
+      password: f.get('password'),
+    });
+    signedIn(data);
+    say(`Welcome! Your account number is ${data.driver.accountNumber}. Add the card you pay with.`);
+    location.hash = '#/cards';
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+function signedIn(data) {
+  token = data.token;
+  localStorage.setItem(TOKEN_KEY, token);
+  showAccount(data.driver);
+  say(`Logged in as ${data.driver.name}.`);
+  if (!location.hash.startsWith('#/cards')) location.hash = '#/sessions';
+}
+
+function showAccount(driver) {
+  accountLine.textContent = `${driver.name} · ${driver.accountNumber}`;
+  accountLine.hidden = false;
+  nav.hidden = false;
+}
+
+// ---- Parking sessions ------------------------------------------------------------------------
+
+async function sessionsView() {
+  const data = await api('GET', '/api/driver/sessions?state=all');
+  const active = data.sessions.filter((s) => s.status === 'active');
+  const past = data.sessions.filter((s) => s.status !== 'active').slice(0, 10);
+  const list = active.length
+    ? active.map(sessionCard)
+    : [
+        h(
+          'p',
+          { class: 'card empty' },
+          'No active parking. Tap a registered card at a ParkLink meter and it appears here.',
+        ),
+      ];
+  show(
+    'Your parking',
+    ...list,
+    past.length ? h('h2', {}, 'Earlier') : null,
+    h(
+      'ul',
+      { class: 'plain' },
+      past.map((s) =>
+        h(
+          'li',
+          { class: 'card' },
+          h('h3', {}, `Bay ${s.bayId} · ${s.meterName}`),
+          h(
+            'p',
+            { class: 'muted' },
+            `${dateTime(s.paidFrom)} – ${time(s.paidUntil)} · ${s.endReason === 'next-user' ? 'ended (next driver paid)' : s.status}`,
+          ),
+        ),
+      ),
+    ),
+  );
+  // Live countdowns; the list itself refreshes every 5 s (renewals applied, new pairings).
+  timers.push(setInterval(tickCountdowns, 1000));
+  const seen = JSON.stringify(data.sessions);
+  timers.push(
+    setInterval(async () => {
+      if (location.hash !== '#/sessions' || document.querySelector('.extend button:disabled')) return;
+      const fresh = await api('GET', '/api/driver/sessions?state=all').catch(() => undefined);
+      // Re-rendered only when something changed, so keyboard focus is not lost for nothing.
+      if (fresh && JSON.stringify(fresh.sessions) !== seen) route();
+    }, 5000),
+  );
+  tickCountdowns();
+}
+
+function sessionCard(s) {
+  const countdown = h('p', {
+    class: 'countdown',
+    'data-until': s.paidUntil,
+    'data-grace': s.graceUntil,
+    role: 'timer',
+    'aria-label': `Time left at bay ${s.bayId}`,
+  });
+  const buttons = [15, 30, 60].map((m) =>
+    h(
+      'button',
+      { type: 'button', 'data-minutes': m, disabled: Boolean(s.pendingRenewal), onclick: () => extend(s, m) },
+      `+${m} min`,
+    ),
+  );
+  return h(
+    'section',
+    { class: 'card session', 'aria-label': `Bay ${s.bayId}`, 'data-session': s.id },
+    h('h3', {}, `Bay ${s.bayId} · ${s.meterName} `, h('span', { class: 'badge ok' }, 'paid')),
+    countdown,
+    h(
+      'p',
+      { class: 'muted' },
+      `Paid until ${time(s.paidUntil)} · card ending ${s.cardLast4} · ${s.paidMinutes} min so far`,
+    ),
+    s.pendingRenewal ? h('p', { class: 'badge warn' }, 'Renewal on its way to the meter…') : null,
+    h('div', { class: 'row extend', role: 'group', 'aria-label': 'Extend parking' }, buttons),
+  );
+}
+
+function tickCountdowns() {
+  for (const el of document.querySelectorAll('.countdown')) {
+    const left = Date.parse(el.dataset.until) - serverNow();
+    const grace = Date.parse(el.dataset.grace) - serverNow();
+    if (left > 0) {
+      el.textContent = countdownText(left);
+      el.classList.toggle('low', left < 10 * 60_000);
+      el.classList.remove('over');
+    } else {
+      el.textContent = grace > 0 ? `Expired · grace ${countdownText(grace)}` : 'Expired';
+      el.classList.add('over');
+    }
+  }
+}
+
+async function extend(session, minutes) {
+  const buttons = document.querySelectorAll(`[data-session="${session.id}"] .extend button`);
+  for (const b of buttons) b.disabled = true;
+  try {
+    const { renewal } = await api('POST', `/api/driver/sessions/${session.id}/extend`, { minutes });
+    say(
+      `Extending bay ${renewal.bayId} by ${minutes} min for ${money(renewal.charge, renewal.currency)}: waiting for the meter…`,
+    );
+    await waitApplied(renewal.id);
+  } catch (error) {
+    say(error.message, true);
+  }
+  if (location.hash === '#/sessions') route();
+}
+
+async function waitApplied(id) {
+  for (let i = 0; i < 60; i++) {
+    const { renewal } = await api('GET', `/api/driver/renewals/${id}`);
+    if (renewal.status === 'applied') {
+      say(`Confirmed: bay ${renewal.bayId} is paid until ${time(renewal.paidUntil)}.`);
+      return;
+    }
+    if (renewal.status !== 'sent') {
+      say(
+        `The renewal was ${renewal.status}${renewal.reason ? ` (${renewal.reason})` : ''}; you have not been charged.`,
+        true,
+      );
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  say('The meter has not answered yet: we will confirm by message, or refund you.');
+}
+
+// ---- Cards -----------------------------------------------------------------------------------
+
+const TYPES = { 1: 'Debit', 2: 'Credit', 3: 'Prepaid' };
+
+async function cardsView() {
+  const { cards } = await api('GET', '/api/driver/cards');
+  const items = cards.map((c) => {
+    const others = cards.filter((o) => o.id !== c.id);
+    const link = h(
+      'select',
+      {
+        id: `pays-${c.id}`,
+        onchange: (e) => updateCard(c.id, { paysWith: e.target.value ? Number(e.target.value) : null }),
+      },
+      h('option', { value: '' }, 'this card'),
+      others.map((o) =>
+        h('option', { value: o.id, selected: c.paysWith === o.id }, `${TYPES[o.cardType]} ending ${o.last4}`),
+      ),
+    );
+    return h(
+      'li',
+      { class: 'card' },
+      h(
+        'h3',
+        {},
+        `${TYPES[c.cardType]} ending ${c.last4} `,
+        c.renewal ? h('span', { class: 'badge ok' }, 'renewal card') : null,
+      ),
+      c.label ? h('p', { class: 'muted' }, c.label) : null,
+      h('label', { for: `pays-${c.id}` }, 'Renewals of parking paid with this card are charged to'),
+      link,
+      h(
+        'div',
+        { class: 'row wide' },
+        c.renewal
+          ? null
+          : h(
+              'button',
+              { type: 'button', class: 'secondary', onclick: () => updateCard(c.id, { renewal: true }) },
+              'Use for renewals',
+            ),
+        h('button', { type: 'button', class: 'danger', onclick: () => removeCard(c) }, 'Remove'),
+      ),
+    );
+  });
+  show(
+    'Your cards',
+    h(
+      'p',
+      { class: 'muted' },
+      'We keep a token of each card, never its number. Pay at any meter with a card listed here and your parking appears in this app.',
+    ),
+    h('ul', { class: 'plain' }, items.length ? items : h('li', { class: 'card empty' }, 'No cards yet.')),
+    h(
+      'form',
+      { class: 'card', onsubmit: addCard, 'aria-label': 'Add a card' },
+      h('h3', {}, 'Add a card'),
+      field('Card number', 'cardNumber', {
+        inputmode: 'numeric',
+        autocomplete: 'cc-number',
+        required: true,
+        pattern: '[0-9 ]{12,23}',
+      }),
+      h('label', { for: 'f-cardType' }, 'Card type'),
+      h(
+        'select',
+        { id: 'f-cardType', name: 'cardType' },
+        h('option', { value: '1' }, 'Debit'),
+        h('option', { value: '2' }, 'Credit'),
+        h('option', { value: '3' }, 'Prepaid'),
+      ),
+      field('Name for this card (optional)', 'label', { maxlength: 40 }),
+      h(
+        'label',
+        { class: 'check' },
+        h('input', { type: 'checkbox', name: 'renewal' }),
+        'Use this card for renewals',
+      ),
+      h('button', { class: 'wide', type: 'submit' }, 'Add card'),
+    ),
+  );
+}
+
+async function addCard(event) {
+  event.preventDefault();
+  const f = new FormData(event.target);
+  try {
+    const { card } = await api('POST', '/api/driver/cards', {
+      cardNumber: String(f.get('cardNumber')),
+      cardType: Number(f.get('cardType')),
+      label: String(f.get('label') ?? ''),
+      renewal: f.get('renewal') === 'on',
+    });
+    say(`Card ending ${card.last4} added.`);
+    route();
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+async function updateCard(id, change) {
+  try {
+    await api('PATCH', `/api/driver/cards/${id}`, change);
+    say('Card updated.');
+    route();
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+async function removeCard(card) {
+  if (!confirm(`Remove the card ending ${card.last4}?`)) return;
+  try {
+    await api('DELETE', `/api/driver/cards/${card.id}`);
+    say(`Card ending ${card.last4} removed.`);
+    route();
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+// ---- History and receipts --------------------------------------------------------------------
+
+const STATUS = {
+  sent: ['on its way', 'warn'],
+  applied: ['confirmed', 'ok'],
+  refused: ['refused, refunded', 'bad'],
+  voided: ['cancelled, refunded', 'bad'],
+};
+
+async function historyView() {
+  const { renewals } = await api('GET', '/api/driver/renewals');
+  show(
+    'Renewals and receipts',
+    h(
+      'ul',
+      { class: 'plain' },
+      renewals.length
+        ? renewals.map((r) =>
+            h(
+              'li',
+              { class: 'card' },
+              h(
+                'details',
+                {},
+                h(
+                  'summary',
+                  {},
+                  `Bay ${r.bayId} +${r.minutes} min · ${money(r.charge, r.currency)} `,
+                  h('span', { class: `badge ${STATUS[r.status][1]}` }, STATUS[r.status][0]),
+                ),
+                h(
+                  'dl',
+                  { class: 'receipt', 'aria-label': 'Receipt' },
+                  h('dt', {}, 'Receipt'),
+                  h('dd', {}, r.id),
+                  h('dt', {}, 'Meter'),
+                  h('dd', {}, String(r.meterId)),
+                  h('dt', {}, 'Requested'),
+                  h('dd', {}, dateTime(r.requestedAt)),
+                  h('dt', {}, 'Paid until'),
+                  h('dd', {}, r.paidUntil ? time(r.paidUntil) : '—'),
+                  h('dt', {}, 'Card'),
+                  h(
+                    'dd',
+                    {},
+                    `ending ${r.cardLast4} (${r.funding === 'realtime' ? 'debit, real time' : 'account'})`,
+                  ),
+                  h('dt', {}, 'Authorisation'),
+                  h('dd', {}, r.authorisation),
+                  h('dt', {}, 'By'),
+                  h('dd', {}, r.channel),
+                ),
+              ),
+            ),
+          )
+        : h('li', { class: 'card empty' }, 'No renewals yet.'),
+    ),
+  );
+}
+
+async function messagesView() {
+  const { messages } = await api('GET', '/api/driver/messages');
+  show(
+    'Messages',
+    h('p', { class: 'muted' }, 'Alerts, receipts and confirmations we sent you, by text, call or this app.'),
+    h(
+      'ul',
+      { class: 'plain' },
+      messages.length
+        ? messages.map((m) =>
+            h(
+              'li',
+              { class: 'card message' },
+              h(
+                'p',
+                { class: 'muted' },
+                `${m.channel.toUpperCase()} · ${m.kind} · ${dateTime(m.createdAt)} · ${m.status}`,
+              ),
+              h('p', { class: 'body' }, m.body),
+            ),
+          )
+        : h('li', { class: 'card empty' }, 'No messages yet.'),
+    ),
+  );
+}
+
+// ---- Settings --------------------------------------------------------------------------------
+
+async function settingsView() {
+  const { driver } = await api('GET', '/api/driver/me');
+  showAccount(driver);
+  const select = (label, name, options, value) => [
+    h('label', { for: `f-${name}` }, label),
+    h(
+      'select',
+      { id: `f-${name}`, name },
+      options.map(([v, t]) => h('option', { value: v, selected: v === String(value) }, t)),
+    ),
+  ];
+  show(
+    'Alerts and renewals',
+    h(
+      'form',
+      { class: 'card', onsubmit: saveSettings, 'aria-label': 'Settings' },
+      h(
+        'p',
+        { class: 'muted' },
+        `Account number ${driver.accountNumber} · ${driver.phone} · ${driver.email}`,
+      ),
+      select(
+        'Alert me by',
+        'alertChannel',
+        [
+          ['sms', 'Text message (SMS)'],
+          ['voice', 'Voice call'],
+          ['app', 'App notification'],
+        ],
+        driver.alertChannel,
+      ),
+      field('Minutes before expiry to alert me', 'leadMinutes', {
+        type: 'number',
+        min: 1,
+        max: 240,
+        value: driver.leadMinutes,
+        required: true,
+      }),
+      select(
+        'When my time is nearly up',
+        'renewOption',
+        [
+          ['auto', 'Extend automatically (option 1)'],
+          ['phone', 'Alert me and let me renew by phone, with a grace-period alert (option 2)'],
+          ['app', 'Alert me; I renew in the app (option 3)'],
+        ],
+        driver.renewOption,
+      ),
+      field('Minutes added by an automatic extension', 'autoMinutes', {
+        type: 'number',
+        min: 1,
+        max: 1440,
+        value: driver.autoMinutes,
+      }),
+      field('Renewal phone (optional)', 'renewalPhone', { type: 'tel', value: driver.renewalPhone ?? '' }),
+      field('Renewal e-mail (optional)', 'renewalEmail', { type: 'email', value: driver.renewalEmail ?? '' }),
+      h('button', { class: 'wide', type: 'submit' }, 'Save'),
+    ),
+    h('button', { type: 'button', class: 'secondary wide', onclick: () => logout() }, 'Log out'),
+  );
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const f = new FormData(event.target);
+  try {
+    await api('PATCH', '/api/driver/me', {
+      alertChannel: f.get('alertChannel'),
+      leadMinutes: Number(f.get('leadMinutes')),
+      renewOption: f.get('renewOption'),
+      autoMinutes: Number(f.get('autoMinutes')),
+      renewalPhone: String(f.get('renewalPhone') ?? ''),
+      renewalEmail: String(f.get('renewalEmail') ?? ''),
+    });
+    say('Settings saved.');
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+// ---- Routing ---------------------------------------------------------------------------------
+
+const VIEWS = {
+  sessions: sessionsView,
+  cards: cardsView,
+  history: historyView,
+  messages: messagesView,
+  settings: settingsView,
+};
+
+async function route() {
+  const name = location.hash.replace(/^#\//, '') || (token ? 'sessions' : 'login');
+  if (!token || name === 'login' || name === 'register') {
+    if (token && (name === 'login' || name === 'register')) {
+      location.hash = '#/sessions';
+      return;
+    }
+    authView(name === 'register' ? 'register' : 'login');
+    return;
+  }
+  for (const a of nav.querySelectorAll('a')) {
+    if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  nav.hidden = false;
+  try {
+    await (VIEWS[name] ?? sessionsView)();
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+window.addEventListener('hashchange', () => {
+  route();
+  main.focus();
+});
+if (token)
+  api('GET', '/api/driver/me').then(
+    (d) => showAccount(d.driver),
+    () => {},
+  );
+route();
