@@ -90,7 +90,10 @@ function clearTimers() {
 
 function show(title, ...content) {
   clearTimers();
-  main.replaceChildren(h('h2', { text: title, id: 'view-title' }), ...content);
+  main.replaceChildren(
+    h('h2', { text: title, id: 'view-title' }),
+    ...content.filter((c) => c !== null && c !== undefined),
+  );
   main.setAttribute('aria-labelledby', 'view-title');
 }
 

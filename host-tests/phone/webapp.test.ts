@@ -1,0 +1,126 @@
+// The driver web app in Debian's headless Chromium (playwright-core, never a downloaded browser),
+// on a phone-sized viewport: register, add a card, tap it at a virtual meter, watch the paired
+// session count down, extend by a button, see the meter's new expiry, the receipt and the
+// confirmation. Screenshots go to $TMPDIR/parklink-*.png. Skipped without chromium unless CI=true.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { VirtualClock } from '../../hal/mock/clock';
+import type { Platform } from '../../platform-server/platform';
+import { CI, randomMeterId } from '../platform/helpers';
+import { type BootedMeter, bootMeter, card, phonePlatform, tapBay2 } from './support';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+describe('driver web app in headless Chromium', function () {
+  this.timeout(30_000);
+  let platform: Platform;
+  let browser: Browser;
+  let page: Page;
+  let m: BootedMeter;
+  let base: string;
+  const clock = new VirtualClock('2026-06-01T09:00:00Z');
+  const meterId = randomMeterId();
+  const shot = (name: string) => page.screenshot({ path: join(tmpdir(), `parklink-${name}.png`), fullPage: true });
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      if (CI) throw new Error(`CI=true and ${CHROMIUM} is missing (apt-get install -y chromium)`);
+      console.log(`      skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+      this.skip();
+    }
+    platform = await phonePlatform({}, clock);
+    base = await platform.listen(0);
+    m = await bootMeter(platform, meterId, clock);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    const context = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 1,
+      isMobile: true,
+      hasTouch: true,
+    });
+    page = await context.newPage();
+    page.on('dialog', (dialog) => dialog.accept());
+  });
+
+  after(async () => {
+    await browser?.close();
+    m?.meter.stop();
+    await platform?.close();
+  });
+
+  it('registers a driver and adds a card, with labelled fields and a clear message on a bad request', async () => {
+    await page.goto(`${base}/app/#/register`);
+    await page.getByLabel('Your name').fill('Grace Driver');
+    await page.getByLabel('Mobile phone (with country code)').fill('+44 7700 900456');
+    await page.getByLabel('E-mail').fill('grace@example.org');
+    await page.getByLabel('Password (at least 10 characters)').fill('correct horse battery');
+    await shot('register');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('heading', { name: 'Your cards' }).waitFor();
+    assert.match(await page.getByRole('status').textContent(), /account number is PL\d{10}/);
+
+    // A card number the platform refuses: the message from the 4xx is shown.
+    await page.getByLabel('Card number').fill('1234 5678 901');
+    await page.getByRole('button', { name: 'Add card' }).click();
+    await page.getByText('a card number is 12 to 19 digits', { exact: false }).waitFor();
+
+    await page.getByLabel('Card number').fill('6280 1234 0000 0035');
+    await page.getByLabel('Card type').selectOption('2');
+    await page.getByLabel('Name for this card (optional)').fill('Work card');
+    await page.getByRole('button', { name: 'Add card' }).click();
+    await page.getByRole('heading', { name: /Credit ending 0035/ }).waitFor();
+    await shot('cards');
+  });
+
+  it('shows the session paired by a tap, counting down on the platform clock, and extends it', async () => {
+    tapBay2(m, clock, card('6280123400000035'));
+    await page.getByRole('link', { name: 'Parking' }).click();
+    const session = page.getByRole('region', { name: 'Bay 2' });
+    await session.waitFor({ timeout: 15_000 });
+    const timer = session.getByRole('timer');
+    // 30 minutes paid at 09:00; the page follows the platform's (virtual) clock, not the browser's.
+    assert.match(await timer.textContent(), /^(30:00|29:5\d)$/);
+    await shot('session');
+
+    const before = m.meter.bays.paidUntil(2);
+    await session.getByRole('button', { name: '+30 min' }).click();
+    await page.getByText(/Confirmed: bay 2 is paid until/).waitFor({ timeout: 15_000 });
+    assert.equal(m.meter.bays.paidUntil(2), before + 30 * 60);
+    assert.match(m.board.display.text, /RENEWED bay 2\nuntil 10:00/);
+    await page.getByRole('region', { name: 'Bay 2' }).getByText(/60 min so far/).waitFor({ timeout: 10_000 });
+    assert.match(await page.getByRole('region', { name: 'Bay 2' }).getByRole('timer').textContent(), /^(1:00:00|59:5\d)$/);
+    await shot('extended');
+  });
+
+  it('lists the renewal with its receipt, and the confirmation among the messages', async () => {
+    await page.getByRole('link', { name: 'History' }).click();
+    await page.getByText('Bay 2 +30 min').click();
+    const receipt = page.getByRole('definition').filter({ hasText: /^[DR][0-9A-F]{10}$/ });
+    assert.equal(await receipt.count(), 1);
+    await page.getByText('confirmed', { exact: true }).waitFor();
+    await shot('history');
+    await page.getByRole('link', { name: 'Messages' }).click();
+    await page.getByText(/confirmed\. Bay 2 at meter \d+ now paid until 10:00/).waitFor();
+    await shot('messages');
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByLabel('Alert me by').selectOption('voice');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Settings saved.').waitFor();
+    await shot('settings');
+  });
+});
