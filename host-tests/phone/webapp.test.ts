@@ -23,7 +23,8 @@ describe('driver web app in headless Chromium', function () {
   let base: string;
   const clock = new VirtualClock('2026-06-01T09:00:00Z');
   const meterId = randomMeterId();
-  const shot = (name: string) => page.screenshot({ path: join(tmpdir(), `parklink-${name}.png`), fullPage: true });
+  const shot = (name: string) =>
+    page.screenshot({ path: join(tmpdir(), `parklink-${name}.png`), fullPage: true });
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
@@ -72,7 +73,7 @@ describe('driver web app in headless Chromium', function () {
     await shot('register');
     await page.getByRole('button', { name: 'Create account' }).click();
     await page.getByRole('heading', { name: 'Your cards' }).waitFor();
-    assert.match(await page.getByRole('status').textContent(), /account number is PL\d{10}/);
+    assert.match((await page.getByRole('status').textContent()) ?? '', /account number is PL\d{10}/);
 
     // A card number the platform refuses: the message from the 4xx is shown.
     await page.getByLabel('Card number').fill('1234 5678 901');
@@ -94,7 +95,7 @@ describe('driver web app in headless Chromium', function () {
     await session.waitFor({ timeout: 15_000 });
     const timer = session.getByRole('timer');
     // 30 minutes paid at 09:00; the page follows the platform's (virtual) clock, not the browser's.
-    assert.match(await timer.textContent(), /^(30:00|29:5\d)$/);
+    assert.match((await timer.textContent()) ?? '', /^(30:00|29:5\d)$/);
     await shot('session');
 
     const before = m.meter.bays.paidUntil(2);
@@ -102,8 +103,14 @@ describe('driver web app in headless Chromium', function () {
     await page.getByText(/Confirmed: bay 2 is paid until/).waitFor({ timeout: 15_000 });
     assert.equal(m.meter.bays.paidUntil(2), before + 30 * 60);
     assert.match(m.board.display.text, /RENEWED bay 2\nuntil 10:00/);
-    await page.getByRole('region', { name: 'Bay 2' }).getByText(/60 min so far/).waitFor({ timeout: 10_000 });
-    assert.match(await page.getByRole('region', { name: 'Bay 2' }).getByRole('timer').textContent(), /^(1:00:00|59:5\d)$/);
+    await page
+      .getByRole('region', { name: 'Bay 2' })
+      .getByText(/60 min so far/)
+      .waitFor({ timeout: 10_000 });
+    assert.match(
+      (await page.getByRole('region', { name: 'Bay 2' }).getByRole('timer').textContent()) ?? '',
+      /^(1:00:00|59:5\d)$/,
+    );
     await shot('extended');
   });
 
