@@ -203,7 +203,7 @@ export class RecordLog implements RecordSource {
    * erased first, then the records are appended. A power cut half-way leaves a log with holes or a
    * short tail, which the next boot sees as damage and rebuilds again from the same source.
    */
-  rebuild(records: Iterable<StoredRecord>): void {
+  rebuild(records: Iterable<StoredRecord>, oldestUnacknowledged = Number.MAX_SAFE_INTEGER): void {
     for (let index = 0; index < this.#sectorCount; index++) {
       if (!this.#blank(index)) this.#flash.eraseSector(index);
     }
@@ -215,7 +215,7 @@ export class RecordLog implements RecordSource {
     for (const r of records) {
       if (r.seq <= previous) continue;
       if (previous > 0 && r.seq > previous + 1) this.#holes.push([previous + 1, r.seq - 1]);
-      this.#write(r.seq, r.link, r.bytes, Number.MAX_SAFE_INTEGER);
+      this.#write(r.seq, r.link, r.bytes, oldestUnacknowledged);
       previous = r.seq;
     }
     this.report = {
@@ -760,7 +760,13 @@ export class RecordStore implements RecordSource {
     // backup one record behind. Bring it level before judging either.
     if (main.lastSeq > backup.lastSeq && backup.lastSeq >= main.firstSeq - 1 && this.#clean(backup, acked)) {
       const missing = main.read(backup.lastSeq + 1);
-      if (missing.length === main.lastSeq - backup.lastSeq && missing[0]?.seq === backup.lastSeq + 1) {
+      const fits = missing.every((r) => backup.canAppend(r.bytes.length, acked + 1));
+      if (
+        fits &&
+        missing.length === 1 &&
+        missing.length === main.lastSeq - backup.lastSeq &&
+        missing[0]?.seq === backup.lastSeq + 1
+      ) {
         for (const r of missing) backup.append(r.seq, r.link, r.bytes, acked + 1);
         findings.push({
           store: 'backup',
@@ -786,18 +792,18 @@ export class RecordStore implements RecordSource {
     }
 
     if (!mainOk && backupOk) {
-      main.rebuild(merge(backup.entries(), setRecords));
+      main.rebuild(merge(backup.entries(), setRecords), acked + 1);
       findings.push(restored('main', 'backup', main.report.lastSeq));
     } else if (mainOk && !backupOk) {
-      backup.rebuild(merge(main.entries(), setRecords));
+      backup.rebuild(merge(main.entries(), setRecords), acked + 1);
       findings.push(restored('backup', 'main', backup.report.lastSeq));
     } else {
       // Both damaged: what only the backup holds is kept in memory while the backup is rebuilt from
       // the main store, then the main store is rebuilt from the completed backup.
       const onlyBackup: StoredRecord[] = [];
       for (const r of backup.entries()) if (!main.has(r.seq)) onlyBackup.push(r);
-      backup.rebuild(merge(merge(main.entries(), onlyBackup), setRecords));
-      main.rebuild(backup.entries());
+      backup.rebuild(merge(merge(main.entries(), onlyBackup), setRecords), acked + 1);
+      main.rebuild(backup.entries(), acked + 1);
       findings.push(restored('backup', 'main store, backup and upload set', backup.lastSeq));
       findings.push(restored('main', 'rebuilt backup', main.lastSeq));
     }
