@@ -1,19 +1,22 @@
 // The platform's master key in an HSM through PKCS#11 (pkcs11js; SoftHSM2 in CI and development).
 //
 // protocol/keys.ts derives each meter's keys with HKDF-SHA-256: PRK = HMAC(salt, master) (Extract),
-// then HMAC(PRK, info‖counter) (Expand). PKCS#11 2.40 can only HMAC *with* a key object, never HMAC
-// a key object's value as the message (SoftHSM2 offers no CKM_HKDF_DERIVE, no concatenate or
-// SHA-256 key derivation, and C_DigestKey refuses sensitive keys). So the token holds the master
-// in its extracted form, PRK, as a sensitive, non-extractable generic secret usable only for
-// CKM_SHA256_HMAC signing: the Extract runs once on the ceremony host when the master is imported
-// (where the master is in clear anyway to make its backup shares), every Expand runs inside the
-// token, and neither the master nor PRK is ever readable from it. The salt the Extract used is kept
-// in the object's CKA_ID, so a change of protocol/keys.ts's salt is an error, not a silent wrong key.
+// then HMAC(PRK, info‖counter) (Expand). PKCS#11 2.40 HMACs *with* a key object, never over a key
+// object's value as the message: SoftHSM2 offers no CKM_HKDF_DERIVE, no concatenate or SHA-256 key
+// derivation. Its C_DigestKey would hash a sensitive key, but HMAC(salt, master) built from it hands
+// the host the inner hash, which is as good as PRK, on every start, and would let anyone holding the
+// PIN carry PRK away. So the token holds the master in its extracted form, PRK, as a sensitive,
+// never-extractable generic secret whose only use is CKM_SHA256_HMAC signing: the Extract runs once,
+// on the ceremony host when the master is imported (where it is in clear anyway to make its backup
+// shares); every Expand runs inside the token; neither the master nor PRK can be read from it. The
+// salt the Extract used is kept in the object's CKA_ID, so a change of protocol/keys.ts's salt is an
+// error, not a silent wrong key.
 //
 // Meter keys are computed by calling protocol/keys.ts's own deriveMeterKeys with a Crypto whose
 // HMAC answers from the token: the master is an opaque stand-in, the Extract of that stand-in under
 // the recorded salt yields a stand-in for PRK, and any HMAC keyed with that stand-in is C_Sign in the
-// HSM. Whatever info strings and layout keys.ts uses, the HSM follows them.
+// HSM. Whatever info strings and lengths keys.ts uses, the HSM follows them; a derivation of another
+// shape (anything but HKDF over the master) is refused with an HsmError.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
