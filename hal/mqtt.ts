@@ -15,4 +15,9 @@ export interface MqttLink {
   /** QoS 1 publish; returns false when the link is down and nothing was sent. */
   publish(topic: string, payload: Uint8Array): boolean;
   close(): void;
+  /**
+   * Switches the radio (modem, Wi-Fi) off and on again for sleep: off drops the connection and stops
+   * reconnecting; on reconnects. Optional: a link without a switchable radio leaves it out.
+   */
+  power?(on: boolean): void;
 }

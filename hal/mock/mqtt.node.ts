@@ -93,6 +93,19 @@ export class NodeMqttLink implements MqttLink {
     void this.closeAsync();
   }
 
+  /** Sleep: off ends the connection (and its reconnecting); on connects again with the same events. */
+  power(on: boolean): void {
+    if (!on) {
+      const client = this.client;
+      this.client = undefined;
+      client?.end(true);
+    } else if (!this.client && this.events) {
+      const events = this.events;
+      this.events = undefined;
+      this.open(events);
+    }
+  }
+
   /** Disconnects cleanly and stops reconnecting. */
   async closeAsync(): Promise<void> {
     const client = this.client;

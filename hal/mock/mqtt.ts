@@ -51,6 +51,7 @@ export class VirtualMqttLink implements MqttLink {
   #events: MqttEvents | undefined;
   #up = false;
   #signal = true;
+  #powered = true;
 
   constructor(broker: VirtualBroker) {
     this.#broker = broker;
@@ -62,7 +63,7 @@ export class VirtualMqttLink implements MqttLink {
 
   open(events: MqttEvents): void {
     this.#events = events;
-    if (this.#signal) this.#connect();
+    if (this.#signal && this.#powered) this.#connect();
   }
 
   subscribe(topic: string): void {
@@ -87,7 +88,23 @@ export class VirtualMqttLink implements MqttLink {
       const events = this.#events;
       this.#drop();
       events?.onDisconnect();
-    } else if (this.#events && !this.#up) this.#connect();
+    } else if (this.#events && !this.#up && this.#powered) this.#connect();
+  }
+
+  /** The radio switched off (sleep) and on: like a lost signal, but the meter's own doing. */
+  power(on: boolean): void {
+    if (on === this.#powered) return;
+    this.#powered = on;
+    if (!on) {
+      const events = this.#events;
+      const wasUp = this.#up;
+      this.#drop();
+      if (wasUp) events?.onDisconnect();
+    } else if (this.#events && !this.#up && this.#signal) this.#connect();
+  }
+
+  get powered(): boolean {
+    return this.#powered;
   }
 
   wants(topic: string): boolean {

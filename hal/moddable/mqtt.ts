@@ -33,6 +33,7 @@ export class ModdableMqttLink implements MqttLink {
   #connected = false;
   #retry: TimerObject | undefined;
   #backoff: number;
+  #off = false;
   readonly #topics = new Set<string>();
 
   constructor(options: ModdableMqttOptions) {
@@ -75,9 +76,36 @@ export class ModdableMqttLink implements MqttLink {
     client?.close();
   }
 
+  /**
+   * Sleep: off closes the connection and stops reconnecting, so the Wi-Fi station goes idle (its
+   * modem sleep); on connects again with the same events.
+   */
+  power(on: boolean): void {
+    if (!on) {
+      if (this.#off) return;
+      this.#off = true;
+      Timer.clear(this.#retry);
+      this.#retry = undefined;
+      const client = this.#client;
+      const wasConnected = this.#connected;
+      this.#client = undefined;
+      this.#connected = false;
+      try {
+        client?.close();
+      } catch {
+        // already closed
+      }
+      if (wasConnected) this.#events?.onDisconnect();
+    } else if (this.#off) {
+      this.#off = false;
+      this.#backoff = this.#options.minBackoffMs ?? 1_000;
+      this.#connect();
+    }
+  }
+
   #connect(): void {
     this.#retry = undefined;
-    if (!this.#events) return;
+    if (!this.#events || this.#off) return;
     const options = this.#options;
     let client: Client;
     try {
@@ -124,7 +152,7 @@ export class ModdableMqttLink implements MqttLink {
   }
 
   #scheduleRetry(): void {
-    if (!this.#events || this.#retry) return;
+    if (!this.#events || this.#retry || this.#off) return;
     const max = this.#options.maxBackoffMs ?? 300_000;
     const delay = Math.min(this.#backoff, max);
     this.#backoff = Math.min(this.#backoff * 2, max);
