@@ -15,7 +15,13 @@ export interface PaymentResult {
 export interface MeterEvents {
   fault: { unit: string; error: unknown };
   key: { key: KeyName };
-  'selection-changed': { bayId: number; minutes: number; charge: number };
+  'selection-changed': {
+    bayId: number;
+    minutes: number;
+    charge: number;
+    /** Why nothing can be sold on this bay now (free, restricted, no sale…), from the tariff. */
+    refusal?: { reason: string; message: string };
+  };
   'awaiting-card': { bayId: number; minutes: number; charge: number };
   'payment-accepted': PaymentResult;
   'payment-refused': { reason: string; message: string; cardNumber: string | null };
@@ -61,8 +67,14 @@ export interface MeterEvents {
   battery: { percent: number; charging?: boolean };
   /** Tamper detected by security and environment (48): notification plays the tamper pattern. */
   tamper: { source: string };
+  /** The cover's light sensor saw light (security and environment, 48): `at` is the edge, monotonic ms. */
+  'cover-opened': { at: number };
+  /** Security management (47) zeroised the keys after a tamper, `afterMs` after the sensor edge. */
+  'keys-wiped': { afterMs: number };
+  /** Maintenance mode opened (handheld token proven and mode keys entered) or ended. */
+  'maintenance-mode': { open: boolean; staff: string };
   /** Per bay, from notification (415): paid time ran out, grace ran out (overtime begins). */
-  'bay-expired': { bayId: number; at: number };
+  'bay-expired': { bayId: number; at: number; graceUntil: number };
   'bay-overtime': { bayId: number; since: number };
   /** An authenticated downlink other than an ack, for the unit that owns its type. */
   downlink: { type: number; seq: number; body: Uint8Array };

@@ -6,24 +6,32 @@ import type { MeterEvents } from './events';
 import { Bays } from './units/bays';
 import { BlacklistUnit } from './units/blacklist';
 
+import type { TariffDocument } from '../protocol/tariff';
 import { ChargingUnit, type FlatRate } from './units/charging';
 import { CommsUnit } from './units/comms';
 import { InformationUnit } from './units/information';
-import { KeyInputUnit } from './units/keyInput';
+import { KeyInputUnit, type MaintenanceOptions } from './units/keyInput';
 import { NotifyUnit } from './units/notify';
 import { MainRecord } from './units/records';
 import { RegistrationUnit } from './units/registration';
 import { type CardReaderPort, createCardReader } from './units/rfid';
-import { SecurityUnit } from './units/security';
+import { noSam, openSecureParts, type SecureParts, SecurityManagement, SecurityUnit } from './units/security';
 import { RecordStore, type UploadLedger } from './units/storage';
 import { STORAGE_CONTROL_FRAME } from '../protocol/release';
 import { TransactionUnit } from './units/transactions';
+import { uplinkTopic } from '../protocol/topics';
 
 export interface MeterConfig {
   meterId: number;
   bays: readonly number[];
-  rate: FlatRate;
+  /** The provisioned tariff: a flat rate, or a tariff document (protocol/tariff) which wins. */
+  rate?: FlatRate;
+  tariff?: TariffDocument;
   utcOffsetMinutes?: number;
+  /** Mode key of the maintenance mode (key input 42); none: the mode key is off. */
+  maintenance?: MaintenanceOptions;
+  /** Idle time before display, reader antenna (and with `radio`, the radio) are switched off. */
+  sleep?: { idleMs: number; radio?: boolean };
 }
 
 export interface BootSummary {
@@ -41,6 +49,10 @@ export class Meter {
   readonly ledger: UploadLedger;
   readonly records: MainRecord;
   readonly security: SecurityUnit;
+  /** Security management (47) on the bus: rotation, replays, tamper, maintenance sessions. */
+  readonly securityManagement: SecurityManagement;
+  /** The secure element and SAM, when the board has them. */
+  readonly secure: SecureParts | undefined;
   readonly bays: Bays;
   readonly charging: ChargingUnit;
   readonly blacklist: BlacklistUnit;
@@ -79,9 +91,18 @@ export class Meter {
       onAppended: (record) => bus.emit('record-appended', { record }),
     });
     const chainVerified = this.records.verifyChain();
-    this.security = new SecurityUnit({ preferences, crypto, meterId: config.meterId });
+    this.secure = openSecureParts(hardware);
+    const vault = this.secure?.vault;
+    this.security = new SecurityUnit({ preferences, crypto, meterId: config.meterId, vault, clock });
     this.bays = new Bays(config.bays, preferences);
-    this.charging = new ChargingUnit(config.rate);
+    const tariff = config.tariff ?? config.rate;
+    if (!tariff) throw new RangeError('a meter needs a tariff or a flat rate');
+    this.charging = new ChargingUnit({
+      tariff,
+      preferences,
+      bus,
+      send: (type, body) => this.comms.send(type, body),
+    });
     this.blacklist = new BlacklistUnit(partitions.blacklist);
     this.information = new InformationUnit({
       display: hardware.display,
@@ -89,8 +110,9 @@ export class Meter {
       bays: this.bays,
       clock,
       timers,
-      currency: config.rate.currency,
+      currency: this.charging.currency,
       utcOffsetMinutes: config.utcOffsetMinutes,
+      tariff: () => this.charging.tariff,
     });
     this.#notify = new NotifyUnit({
       Digital: io.Digital,
@@ -100,15 +122,34 @@ export class Meter {
       bays: this.bays,
       clock,
       timers,
+      graceMinutes: () => this.charging.tariff.graceMinutes,
     });
-    this.#keys = new KeyInputUnit({ Digital: io.Digital, pins: pins.buttons, clock, bus });
+    const cardReader = reader ?? createCardReader(hardware, this.secure?.sam ?? noSam);
+    const sleep = config.sleep && {
+      idleMs: config.sleep.idleMs,
+      consumers: [
+        { name: 'display', power: (on: boolean) => hardware.display.power(on) },
+        { name: 'reader', power: (on: boolean) => (on ? undefined : cardReader.antenna(false)) },
+        ...(config.sleep.radio ? [{ name: 'radio', power: (on: boolean) => hardware.mqtt.power?.(on) }] : []),
+      ],
+    };
+    this.#keys = new KeyInputUnit({
+      Digital: io.Digital,
+      pins: pins.buttons,
+      clock,
+      bus,
+      timers,
+      maintenance: config.maintenance,
+      sleep,
+    });
     this.transactions = new TransactionUnit({
       bus,
       bays: this.bays,
       charging: this.charging,
       blacklist: this.blacklist,
       records: this.records,
-      reader: reader ?? createCardReader(hardware),
+      paymentBlock: () => this.securityManagement.paymentBlock,
+      reader: cardReader,
       clock,
       timers,
       preferences,
@@ -124,6 +165,19 @@ export class Meter {
       bus,
     });
     bus.on('record-appended', () => this.comms.flush());
+    this.securityManagement = new SecurityManagement({
+      security: this.security,
+      bus,
+      records: this.records,
+      clock,
+      timers,
+      crypto,
+      random: hardware.random,
+      buzzer: hardware.buzzer,
+      send: (type, body) => this.comms.send(type, body),
+      publishSealed: (frame) => hardware.mqtt.connected && hardware.mqtt.publish(uplinkTopic(config.meterId), frame),
+      ble: hardware.ble,
+    });
     this.registration = new RegistrationUnit({
       bus,
       bays: this.bays,
@@ -149,6 +203,16 @@ export class Meter {
     bus.on('downlink', (d) => {
       if (d.type === STORAGE_CONTROL_FRAME) this.records.applyRelease(d.body);
     });
+  }
+
+  /** Key input (42): mode key state and sleep. */
+  get keyInput(): KeyInputUnit {
+    return this.#keys;
+  }
+
+  /** Operation notification (415): bays in overtime, buzzer patterns. */
+  get notify(): NotifyUnit {
+    return this.#notify;
   }
 
   start(): void {

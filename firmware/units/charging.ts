@@ -1,47 +1,175 @@
-// Charging management (43): the price of the service chosen at the meter. For now a flat rate per
-// hour, rounded up to the minor unit; the full tariff engine (rates, timetables, grace) replaces it.
+// Charging management (43): prices with the tariff engine of protocol/tariff, the same one the
+// platform uses. Two rules, as the seed names them:
+// - the first-payment charging rule: the price at the meter of the service chosen on the buttons,
+//   for a new session (under a non-cumulative tariff the time left by someone else is not
+//   inherited);
+// - the service charging rule: a renewal of a session (by phone, through the platform), which
+//   continues its rate bands and counts towards its maximum stay.
+// The tariff arrives in the meter's configuration (a flat rate is a tariff too: flatTariff) and is
+// replaced by the platform's 0x85 downlink; the version applied is kept in preferences and
+// acknowledged with a 0x05 uplink.
+import type { Preferences } from '../../hal/preferences';
+import { decodeCbor, encodeCbor } from '../../protocol/cbor';
+import { ProtocolError } from '../../protocol/errors';
+import {
+  decodeTariffPush,
+  encodeTariffAck,
+  type FlatRate,
+  flatTariff,
+  type Quote,
+  type Refusal,
+  TARIFF_ACK_UPLINK,
+  TARIFF_DOWNLINK,
+  Tariff,
+  type TariffAck,
+  type TariffDocument,
+  TariffError,
+  type TariffPush,
+  validateTariff,
+} from '../../protocol/tariff';
+import type { EventBus } from '../bus';
+import type { MeterEvents } from '../events';
 
-export interface FlatRate {
-  /** ISO 4217 numeric currency code. */
-  currency: number;
-  /** Minor units (pence, cents) per hour. */
-  perHour: number;
-  minMinutes: number;
-  maxMinutes: number;
-  stepMinutes: number;
+export type { FlatRate };
+
+const PREFS = 'tariff';
+
+export interface ChargingOptions {
+  /** The provisioned tariff (a document, or a flat rate written as one). */
+  tariff: TariffDocument | FlatRate;
+  preferences?: Preferences;
+  bus?: EventBus<MeterEvents>;
+  /** Sends the 0x05 acknowledgement (CommsUnit.send); absent on a meter without a link. */
+  send?: (type: number, body: Uint8Array) => boolean;
 }
 
-export class RefusedPurchaseError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RefusedPurchaseError';
-  }
+function isFlatRate(value: TariffDocument | FlatRate): value is FlatRate {
+  return 'perHour' in value;
 }
 
 export class ChargingUnit {
-  readonly rate: FlatRate;
+  #tariff: Tariff;
+  readonly #o: ChargingOptions;
+  /** Last version of each downlink kind applied (the tariff's own version for 'tariff'). */
+  readonly #versions = new Map<string, number>();
 
-  constructor(rate: FlatRate) {
-    if (!Number.isSafeInteger(rate.perHour) || rate.perHour < 0)
-      throw new RangeError('perHour must be whole minor units');
-    if (rate.minMinutes < rate.stepMinutes || rate.maxMinutes < rate.minMinutes)
-      throw new RangeError('bad minute limits');
-    this.rate = rate;
+  constructor(options: ChargingOptions | TariffDocument | FlatRate) {
+    this.#o = 'tariff' in options ? options : { tariff: options };
+    const given = this.#o.tariff;
+    this.#tariff = new Tariff(isFlatRate(given) ? flatTariff(given) : validateTariff(given));
+    const saved = this.#loadSaved();
+    if (saved && saved.version > this.#tariff.version) this.#tariff = saved;
+    this.#versions.set('tariff', this.#tariff.version);
+    const { bus } = this.#o;
+    bus?.on('downlink', ({ type, body }) => {
+      if (type === TARIFF_DOWNLINK) this.applyDownlink(body);
+    });
   }
 
-  /** Minor units for `minutes` of parking, rounded up. */
-  price(minutes: number): number {
-    if (!Number.isInteger(minutes) || minutes < this.rate.minMinutes) {
-      throw new RefusedPurchaseError(`below the minimum stay of ${this.rate.minMinutes} min`);
+  get tariff(): Tariff {
+    return this.#tariff;
+  }
+
+  get currency(): number {
+    return this.#tariff.currency;
+  }
+
+  /** Where a new session's paid time starts: now, or after the time left on the bay when cumulative. */
+  #sessionStart(nowSeconds: number, bayPaidUntil: number): number {
+    return this.#tariff.doc.nonCumulative ? nowSeconds : Math.max(nowSeconds, bayPaidUntil);
+  }
+
+  /** First-payment rule: `minutes` bought at the meter for a new session on the bay. */
+  firstPayment(bayId: number, nowSeconds: number, minutes: number, bayPaidUntil = 0): Quote {
+    return this.#tariff.quoteDuration({ bay: bayId, start: this.#sessionStart(nowSeconds, bayPaidUntil), minutes });
+  }
+
+  /** Service charging rule: a renewal adding `minutes` to a session that has `paidMinutes` already. */
+  renewal(bayId: number, nowSeconds: number, paidUntil: number, paidMinutes: number, minutes: number): Quote {
+    return this.#tariff.quoteDuration({ bay: bayId, start: Math.max(nowSeconds, paidUntil), minutes, paidMinutes });
+  }
+
+  /** The most a new session can buy now (a refusal when nothing can be bought). */
+  maxMinutes(bayId: number, nowSeconds: number, bayPaidUntil = 0): number | Refusal {
+    return this.#tariff.maxMinutes(bayId, this.#sessionStart(nowSeconds, bayPaidUntil));
+  }
+
+  /** The duration the buttons start from: the minimum purchase, or less when less is left. */
+  initialMinutes(bayId: number, nowSeconds: number, bayPaidUntil = 0): number {
+    const t = this.#tariff;
+    const least = Math.max(t.stepMinutes, t.doc.minimum?.minutes ?? t.stepMinutes);
+    const cap = this.maxMinutes(bayId, nowSeconds, bayPaidUntil);
+    return typeof cap === 'number' ? Math.min(least, cap) : least;
+  }
+
+  /** The next duration on the up/down buttons: whole steps, within the minimum and what can be bought. */
+  step(bayId: number, nowSeconds: number, minutes: number, direction: 1 | -1, bayPaidUntil = 0): number {
+    const t = this.#tariff;
+    const step = t.stepMinutes;
+    const least = this.initialMinutes(bayId, nowSeconds, bayPaidUntil);
+    const cap = this.maxMinutes(bayId, nowSeconds, bayPaidUntil);
+    const most = typeof cap === 'number' ? cap : least;
+    const next = direction > 0 ? Math.floor(minutes / step) * step + step : Math.ceil(minutes / step) * step - step;
+    return Math.min(most, Math.max(least, next));
+  }
+
+  /** Handles a 0x85 body: applies a newer version, acknowledges what it holds (or why it refused). */
+  applyDownlink(body: Uint8Array): TariffAck {
+    let push: TariffPush;
+    try {
+      push = decodeTariffPush(body);
+    } catch (error) {
+      const why = error instanceof ProtocolError ? error.message : String(error);
+      this.#o.bus?.emit('tariff-refused', { kind: 'unknown', version: -1, reason: why });
+      return { kind: 'tariff', version: 0, ok: false, why };
     }
-    if (minutes > this.rate.maxMinutes)
-      throw new RefusedPurchaseError(`over the maximum stay of ${this.rate.maxMinutes} min`);
-    return Math.ceil((minutes * this.rate.perHour) / 60);
+    const held = this.#versions.get(push.kind) ?? -1;
+    let ack: TariffAck = { kind: push.kind, version: Math.max(held, 0), ok: true };
+    if (push.version > held) {
+      try {
+        this.#apply(push);
+        this.#versions.set(push.kind, push.version);
+        ack = { kind: push.kind, version: push.version, ok: true };
+      } catch (error) {
+        const why = error instanceof TariffError ? error.message : String(error);
+        ack = { kind: push.kind, version: push.version, ok: false, why };
+        this.#o.bus?.emit('tariff-refused', { kind: push.kind, version: push.version, reason: why });
+      }
+    }
+    this.#o.send?.(TARIFF_ACK_UPLINK, encodeTariffAck(ack));
+    return ack;
   }
 
-  /** The next duration on the up/down buttons, kept within the limits. */
-  step(minutes: number, direction: 1 | -1): number {
-    const next = minutes + direction * this.rate.stepMinutes;
-    return Math.min(this.rate.maxMinutes, Math.max(this.rate.minMinutes, next));
+  #apply(push: TariffPush): void {
+    const { bus, preferences } = this.#o;
+    if (push.kind === 'tariff') {
+      const doc = validateTariff(push.tariff);
+      if (doc.version !== push.version)
+        throw new TariffError('version', `is ${doc.version}, the downlink says ${push.version}`);
+      const tariff = new Tariff(doc);
+      this.#tariff = tariff;
+      preferences?.set(PREFS, 'doc', bytesToBuffer(encodeCbor(doc)));
+      bus?.emit('tariff-applied', { id: doc.id, version: doc.version });
+    } else if (push.kind === 'message') {
+      bus?.emit('platform-message', push.until === undefined ? { text: push.text } : { text: push.text, until: push.until });
+    } else {
+      for (const [id, mode] of Object.entries(push.bays)) {
+        bus?.emit('bay-availability', { bayId: Number(id), available: mode === 'available' });
+      }
+    }
   }
+
+  #loadSaved(): Tariff | undefined {
+    const saved = this.#o.preferences?.get(PREFS, 'doc');
+    if (!(saved instanceof ArrayBuffer)) return undefined;
+    try {
+      return new Tariff(validateTariff(decodeCbor(new Uint8Array(saved))));
+    } catch {
+      return undefined; // a damaged copy: the provisioned tariff serves until the platform pushes again
+    }
+  }
+}
+
+function bytesToBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.slice().buffer as ArrayBuffer;
 }

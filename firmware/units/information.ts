@@ -1,13 +1,20 @@
-// Information management (44): what the display shows — the idle screen with each bay's state, the
-// service and fee as soon as they are chosen, then the outcome of the payment.
+// Information management (44): what the display shows — the idle screen with the time, the battery
+// and each bay's state (paid and the time left, in grace, overtime, or what the tariff says of the
+// moment: free, no parking, no sale; unavailable when the platform or the meter took the bay or the
+// sales out of service); a message from the platform in the last row while it is current; the
+// service and fee as soon as they are chosen, then the outcome of the payment and the receipt.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { TextDisplay } from '../../hal/ui';
+import { offsetAt } from '../../protocol/tariff/tz';
+import type { Tariff } from '../../protocol/tariff';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import type { Bays } from './bays';
 import { formatClock, formatDuration, formatMoney } from './format';
 
 const RESULT_SHOWN_MS = 5000;
+const IDLE_REFRESH_MS = 60_000;
+const CARD_TYPE_NAMES = ['any card', 'debit', 'credit', 'prepaid'];
 
 export interface InformationOptions {
   display: TextDisplay;
@@ -16,94 +23,144 @@ export interface InformationOptions {
   clock: Clock;
   timers: Timers;
   currency: number;
+  /** A fixed offset from UTC; when absent the tariff's time zone gives local time. */
   utcOffsetMinutes?: number;
+  /** The tariff in force (it changes with 0x85 downlinks), for bay states and local time. */
+  tariff?: () => Tariff;
 }
 
 export class InformationUnit {
   readonly #o: InformationOptions;
   #revert: TimerHandle | undefined;
-  /** Why sales are stopped, while they are. */
-  #unavailable: string | undefined;
+  #idleShown = false;
+  #battery: MeterEvents['battery'] | undefined;
+  #message: MeterEvents['platform-message'] | undefined;
+  readonly #unavailable = new Set<number>();
+  #serviceDown = false;
+  #lines: string[] = [];
 
   constructor(options: InformationOptions) {
     this.#o = options;
-    const { bus, currency } = options;
+    const { bus, timers } = options;
+    const money = (amount: number) => formatMoney(amount, this.#currency());
     bus.on('selection-changed', (s) =>
-      this.#show([
-        `Bay ${s.bayId}`,
-        `Time ${s.minutes} min`,
-        `Fee ${formatMoney(s.charge, currency)}`,
-        'OK pay  CANCEL back',
-      ]),
+      this.#show(
+        s.refusal
+          ? [`Bay ${s.bayId}`, ...wrap(s.refusal.message, options.display.columns).slice(0, 2), 'CANCEL back']
+          : [`Bay ${s.bayId}`, `Time ${s.minutes} min`, `Fee ${money(s.charge)}`, 'OK pay  CANCEL back'],
+      ),
     );
     bus.on('awaiting-card', (s) =>
-      this.#show([
-        `Bay ${s.bayId}  ${s.minutes} min`,
-        `Fee ${formatMoney(s.charge, currency)}`,
-        'Present card',
-        'CANCEL to stop',
-      ]),
+      this.#show([`Bay ${s.bayId}  ${s.minutes} min`, `Fee ${money(s.charge)}`, 'Present card', 'UP/DOWN card type']),
     );
+    bus.on('card-type-selected', ({ cardType }) => {
+      const lines = [...this.#lines];
+      lines[3] = `Card: ${CARD_TYPE_NAMES[cardType]}`;
+      this.#show(lines);
+    });
     bus.on('payment-accepted', (p) =>
       this.#show(
         [
-          `PAID bay ${p.bayId}`,
+          `PAID bay ${p.bayId}  OK:rcpt`,
           `until ${this.#clock(p.paidUntil)}`,
-          `Paid ${formatMoney(p.charge, currency)}`,
-          `Card ${formatMoney(p.remainingValue, currency)}`,
+          `Paid ${money(p.charge)}`,
+          `Card ${money(p.remainingValue)}`,
         ],
         true,
       ),
+    );
+    bus.on('receipt-requested', (p) =>
+      this.#show([`Receipt bay ${p.bayId}`, `Paid ${money(p.charge)}`, `until ${this.#clock(p.paidUntil)}`, 'Sent to your phone'], true),
     );
     bus.on('payment-refused', (r) =>
       this.#show(['CARD REFUSED', ...wrap(r.message, options.display.columns)], true),
     );
-    bus.on('renewal-applied', (r) =>
-      this.#show(
-        [
-          `RENEWED bay ${r.bayId}`,
-          `until ${this.#clock(r.paidUntil)}`,
-          `Paid ${formatMoney(r.charge, currency)}`,
-          'by phone',
-        ],
-        true,
-      ),
-    );
     bus.on('selection-cancelled', () => this.showIdle());
-    bus.on('service-unavailable', (u) => {
-      this.#unavailable = u.reason;
-      this.showIdle();
+    bus.on('maintenance-entry', () => this.#show(['MAINTENANCE', 'Enter mode key'], false));
+    bus.on('maintenance-opened', () => this.#show(['MAINTENANCE', 'Mode open'], true));
+    bus.on('maintenance-refused', (m) => this.#show(['MAINTENANCE', 'Wrong sequence', `${m.left} tries left`], true));
+    bus.on('maintenance-locked', () => this.#show(['MAINTENANCE', 'Locked out'], true));
+    bus.on('battery', (b) => {
+      this.#battery = b;
+      if (this.#idleShown) this.showIdle();
+    });
+    bus.on('platform-message', (m) => {
+      this.#message = m.text ? m : undefined;
+      if (this.#idleShown) this.showIdle();
+    });
+    bus.on('bay-availability', ({ bayId, available }) => {
+      if (available) this.#unavailable.delete(bayId);
+      else this.#unavailable.add(bayId);
+      if (this.#idleShown) this.showIdle();
+    });
+    bus.on('service-unavailable', () => {
+      this.#serviceDown = true;
+      if (this.#idleShown) this.showIdle();
     });
     bus.on('service-available', () => {
-      this.#unavailable = undefined;
-      this.showIdle();
+      this.#serviceDown = false;
+      if (this.#idleShown) this.showIdle();
     });
+    for (const event of ['bay-expired', 'bay-overtime', 'renewal-applied', 'tariff-applied'] as const) {
+      bus.on(event, () => {
+        if (this.#idleShown) this.showIdle();
+      });
+    }
+    timers.setInterval(() => {
+      if (this.#idleShown) this.showIdle();
+    }, IDLE_REFRESH_MS);
     this.showIdle();
   }
 
-  showIdle(): void {
-    if (this.#unavailable !== undefined) {
-      this.#show(['UNAVAILABLE', ...wrap(`No sales: ${this.#unavailable}`, this.#o.display.columns)]);
-      return;
+  #currency(): number {
+    return this.#o.tariff?.().currency ?? this.#o.currency;
+  }
+
+  /** One bay's line on the idle screen. */
+  bayLine(id: number, now: number): string {
+    const { bays, tariff } = this.#o;
+    const left = bays.remaining(id, now);
+    if (this.#unavailable.has(id) || this.#serviceDown) return `Bay ${id} unavailable`;
+    if (left > 0) return `Bay ${id} paid ${formatDuration(left)}`;
+    const t = tariff?.();
+    const paidUntil = bays.paidUntil(id);
+    if (t && paidUntil > 0) {
+      const graceUntil = paidUntil + t.graceMinutes * 60;
+      if (now < graceUntil) return `Bay ${id} grace ${Math.ceil((graceUntil - now) / 60)}m`;
     }
+    const state = t?.stateAt(id, now).state;
+    if (state === 'free') return `Bay ${id} free`;
+    if (state === 'restricted') return `Bay ${id} no parking`;
+    if (state === 'no-sale') return `Bay ${id} no sale`;
+    if (t && paidUntil > 0) return `Bay ${id} OVERTIME`;
+    return `Bay ${id} expired`;
+  }
+
+  showIdle(): void {
     const { bays, clock, display } = this.#o;
     const now = Math.floor(clock.now() / 1000);
-    const lines = [`ParkLink    ${this.#clock(now)}`];
-    for (const id of bays.ids.slice(0, display.rows - 1)) {
-      const left = bays.remaining(id, now);
-      lines.push(left > 0 ? `Bay ${id} paid ${formatDuration(left)}` : `Bay ${id} expired`);
-    }
+    const battery = this.#battery ? ` ${this.#battery.charging ? '+' : ''}${Math.round(this.#battery.percent)}%` : '';
+    const lines = [`ParkLink ${this.#clock(now)}${battery}`];
+    const message = this.#message && (this.#message.until === undefined || this.#message.until > now) ? this.#message.text : undefined;
+    const bayRows = display.rows - 1 - (message ? 1 : 0);
+    for (const id of bays.ids.slice(0, bayRows)) lines.push(this.bayLine(id, now));
+    if (message) lines.push(message);
     this.#show(lines);
+    this.#idleShown = true;
   }
 
   #clock(epochSeconds: number): string {
-    return formatClock(epochSeconds, this.#o.utcOffsetMinutes ?? 0);
+    const { utcOffsetMinutes, tariff } = this.#o;
+    if (utcOffsetMinutes !== undefined || !tariff) return formatClock(epochSeconds, utcOffsetMinutes ?? 0);
+    return formatClock(epochSeconds, offsetAt(tariff().tz, epochSeconds) / 60);
   }
 
   #show(lines: string[], thenIdle = false): void {
     const { display, timers } = this.#o;
     timers.clear(this.#revert);
     this.#revert = undefined;
+    this.#idleShown = false;
+    this.#lines = lines;
     display.show(lines);
     if (thenIdle) {
       this.#revert = timers.setTimeout(() => {

@@ -1,5 +1,7 @@
 // Operation notification (415): buzzer patterns and lights. Each bay has a green (paid) and a red
-// (expired) light, switched at payment and again when the paid time runs out.
+// (expired) light; the rear red overtime light (seed: for the operation staff) is lit while any bay
+// is past its paid time and grace. Per bay, when the paid time runs out 'bay-expired' (grace begins)
+// and when the grace runs out 'bay-overtime'.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Digital, DigitalOptions, IOClass } from '../../hal/io';
 import type { Buzzer } from '../../hal/ui';
@@ -15,23 +17,36 @@ export const Tones = Object.freeze({
     [2700, 120],
   ],
   failure: [[440, 500]],
+  /** Loud and long, repeated: cover opened, tilt, vibration. */
+  tamper: [
+    [3200, 250],
+    [1800, 250],
+    [3200, 250],
+    [1800, 250],
+    [3200, 250],
+    [1800, 250],
+  ],
 } as const);
 
 export interface NotifyOptions {
   Digital: IOClass<Digital, DigitalOptions>;
-  lights: { paid: readonly number[]; expired: readonly number[] };
+  lights: { paid: readonly number[]; expired: readonly number[]; overtime?: number };
   buzzer: Buzzer;
   bus: EventBus<MeterEvents>;
   bays: Bays;
   clock: Clock;
   timers: Timers;
+  /** Minutes of grace after the paid time (the tariff's; read at each expiry). */
+  graceMinutes?: () => number;
 }
 
 export class NotifyUnit {
   readonly #o: NotifyOptions;
   readonly #paid: Digital[];
   readonly #expired: Digital[];
-  readonly #expiry = new Map<number, TimerHandle>();
+  readonly #overtimeLight: Digital | undefined;
+  readonly #timers = new Map<number, TimerHandle>();
+  readonly #overtime = new Set<number>();
 
   constructor(options: NotifyOptions) {
     this.#o = options;
@@ -39,13 +54,19 @@ export class NotifyUnit {
     const output = (pin: number) => new Digital({ pin, mode: 'output' });
     this.#paid = bays.ids.map((_, i) => output(lights.paid[i]));
     this.#expired = bays.ids.map((_, i) => output(lights.expired[i]));
+    this.#overtimeLight = lights.overtime === undefined ? undefined : output(lights.overtime);
     bus.on('key', () => this.play(Tones.key));
     bus.on('payment-accepted', (p) => {
       this.play(Tones.success);
       this.refreshBay(p.bayId);
     });
+    bus.on('renewal-applied', (r) => this.refreshBay(r.bayId));
+    bus.on('receipt-requested', () => this.play(Tones.key));
     bus.on('payment-refused', () => this.play(Tones.failure));
-    for (const id of bays.ids) this.refreshBay(id);
+    bus.on('maintenance-refused', () => this.play(Tones.failure));
+    bus.on('maintenance-opened', () => this.play(Tones.success));
+    bus.on('tamper', () => this.play(Tones.tamper));
+    for (const id of bays.ids) this.refreshBay(id, false);
   }
 
   play(pattern: readonly (readonly [number, number])[]): void {
@@ -58,24 +79,51 @@ export class NotifyUnit {
     }
   }
 
-  /** Sets a bay's lights from its paid-until time and schedules the switch at expiry. */
-  refreshBay(bayId: number): void {
-    const { bays, clock, timers } = this.#o;
+  /** Bays now past their paid time and grace. */
+  get overtime(): readonly number[] {
+    return [...this.#overtime];
+  }
+
+  /**
+   * Sets a bay's lights from its paid-until time and schedules the next change: expiry, then the
+   * end of the grace period. `announce` is false at boot, when the times may long have passed.
+   */
+  refreshBay(bayId: number, announce = true): void {
+    const { bays, clock, timers, bus } = this.#o;
     const index = bays.ids.indexOf(bayId);
-    const left = bays.remaining(bayId, Math.floor(clock.now() / 1000));
-    this.#paid[index].write(left > 0 ? 1 : 0);
-    this.#expired[index].write(left > 0 ? 0 : 1);
-    timers.clear(this.#expiry.get(bayId));
-    this.#expiry.delete(bayId);
-    if (left > 0)
-      this.#expiry.set(
+    const now = Math.floor(clock.now() / 1000);
+    const paidUntil = bays.paidUntil(bayId);
+    const graceUntil = paidUntil + (this.#o.graceMinutes?.() ?? 0) * 60;
+    const paid = paidUntil > now;
+    this.#paid[index].write(paid ? 1 : 0);
+    this.#expired[index].write(paid ? 0 : 1);
+    timers.clear(this.#timers.get(bayId));
+    this.#timers.delete(bayId);
+    const wasOvertime = this.#overtime.has(bayId);
+    if (paid || paidUntil === 0 || now < graceUntil) this.#overtime.delete(bayId);
+    else this.#overtime.add(bayId);
+    this.#overtimeLight?.write(this.#overtime.size > 0 ? 1 : 0);
+    if (announce && !wasOvertime && this.#overtime.has(bayId)) bus.emit('bay-overtime', { bayId, since: graceUntil });
+    if (paid) {
+      this.#timers.set(
         bayId,
-        timers.setTimeout(() => this.refreshBay(bayId), left * 1000),
+        timers.setTimeout(() => {
+          bus.emit('bay-expired', { bayId, at: paidUntil, graceUntil });
+          this.refreshBay(bayId);
+        }, (paidUntil - now) * 1000),
       );
+    } else if (paidUntil > 0 && now < graceUntil) {
+      this.#timers.set(
+        bayId,
+        timers.setTimeout(() => this.refreshBay(bayId), (graceUntil - now) * 1000),
+      );
+    }
   }
 
   close(): void {
-    for (const handle of this.#expiry.values()) this.#o.timers.clear(handle);
-    for (const pin of [...this.#paid, ...this.#expired]) pin.close();
+    for (const handle of this.#timers.values()) this.#o.timers.clear(handle);
+    const pins = [...this.#paid, ...this.#expired];
+    if (this.#overtimeLight) pins.push(this.#overtimeLight);
+    for (const pin of pins) pin.close();
   }
 }

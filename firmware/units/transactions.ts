@@ -9,7 +9,7 @@ import type { Bays } from './bays';
 import type { BlacklistUnit } from './blacklist';
 import type { ChargingUnit } from './charging';
 import type { MainRecord } from './records';
-import { type CardReaderPort, type CardSession, canPay, isExpired } from './rfid';
+import { CardNotGenuine, type CardReaderPort, type CardSession, canPay, DebitUncertain, isExpired } from './rfid';
 
 const POLL_MS = 250;
 const CARD_WAIT_MS = 30_000;
@@ -21,6 +21,8 @@ export interface TransactionOptions {
   charging: ChargingUnit;
   blacklist: BlacklistUnit;
   records: MainRecord;
+  /** Why payments are refused now (a tamper wipe until the re-key), from security management (47). */
+  paymentBlock?: () => string | undefined;
   reader: CardReaderPort;
   clock: Clock;
   timers: Timers;
@@ -30,7 +32,15 @@ export interface TransactionOptions {
 type State =
   | { name: 'idle' }
   | { name: 'selecting'; bayIndex: number; minutes: number }
-  | { name: 'awaiting-card'; bayIndex: number; minutes: number; charge: number; since: number };
+  | {
+      name: 'awaiting-card';
+      bayIndex: number;
+      minutes: number;
+      charge: number;
+      since: number;
+      /** Card type chosen on the buttons (0: any). */
+      cardType: number;
+    };
 
 export class TransactionUnit {
   readonly #o: TransactionOptions;
@@ -41,6 +51,9 @@ export class TransactionUnit {
   constructor(options: TransactionOptions) {
     this.#o = options;
     options.bus.on('key', ({ key }) => this.#onKey(key));
+    options.bus.on('card-type-selected', ({ cardType }) => {
+      if (this.#state.name === 'awaiting-card') this.#state.cardType = cardType;
+    });
   }
 
   get state(): State['name'] {
@@ -59,34 +72,60 @@ export class TransactionUnit {
       return;
     }
     if (s.name === 'idle') {
+      const blocked = this.#o.paymentBlock?.();
+      if (blocked) {
+        this.#o.bus.emit('service-unavailable', { reason: blocked });
+        return;
+      }
       // Storage full (seed: "must not allow access to purchase service time"): no sale starts.
       if (!this.#o.records.available) {
         this.#o.bus.emit('service-unavailable', { reason: 'storage full' });
         return;
       }
-      this.#select(0, charging.rate.minMinutes);
+      this.#select(0, charging.initialMinutes(bays.ids[0], this.#nowSeconds(), bays.paidUntil(bays.ids[0])));
       return;
     }
     if (key === 'bay') this.#select((s.bayIndex + 1) % bays.ids.length, s.minutes);
-    else if (key === 'up' || key === 'down')
-      this.#select(s.bayIndex, charging.step(s.minutes, key === 'up' ? 1 : -1));
+    else if (key === 'up' || key === 'down') {
+      const bayId = bays.ids[s.bayIndex];
+      const now = this.#nowSeconds();
+      this.#select(s.bayIndex, charging.step(bayId, now, s.minutes, key === 'up' ? 1 : -1, bays.paidUntil(bayId)));
+    }
     else if (key === 'ok') this.#awaitCard(s.bayIndex, s.minutes);
+  }
+
+  #nowSeconds(): number {
+    return Math.floor(this.#o.clock.now() / 1000);
+  }
+
+  /** The first-payment price of `minutes` on a bay now (charging unit 43). */
+  #quote(bayIndex: number, minutes: number) {
+    const { bays, charging } = this.#o;
+    const bayId = bays.ids[bayIndex];
+    return charging.firstPayment(bayId, this.#nowSeconds(), minutes, bays.paidUntil(bayId));
   }
 
   #select(bayIndex: number, minutes: number): void {
     this.#state = { name: 'selecting', bayIndex, minutes };
+    const q = this.#quote(bayIndex, minutes);
     this.#o.bus.emit('selection-changed', {
       bayId: this.#o.bays.ids[bayIndex],
       minutes,
-      charge: this.#o.charging.price(minutes),
+      charge: q.ok ? q.amount : 0,
+      ...(q.ok ? {} : { refusal: { reason: q.reason, message: q.message } }),
     });
     this.#armIdle(SELECTION_IDLE_MS);
   }
 
   #awaitCard(bayIndex: number, minutes: number): void {
-    const { charging, reader, timers, clock, bus, bays } = this.#o;
-    const charge = charging.price(minutes);
-    this.#state = { name: 'awaiting-card', bayIndex, minutes, charge, since: clock.monotonic() };
+    const { reader, timers, clock, bus, bays } = this.#o;
+    const q = this.#quote(bayIndex, minutes);
+    if (!q.ok) {
+      this.#select(bayIndex, minutes); // nothing to sell here now: the display says why
+      return;
+    }
+    const charge = q.amount;
+    this.#state = { name: 'awaiting-card', bayIndex, minutes, charge, since: clock.monotonic(), cardType: 0 };
     reader.antenna(true);
     bus.emit('awaiting-card', { bayId: bays.ids[bayIndex], minutes, charge });
     this.#armIdle(CARD_WAIT_MS);
@@ -100,6 +139,11 @@ export class TransactionUnit {
     try {
       session = this.#o.reader.detect();
     } catch (error) {
+      if (error instanceof CardNotGenuine) {
+        // Right UID, wrong key: refused, and the operation record reports the UID for the blacklist.
+        this.#refuse('card-cloned', 'Card not accepted.', null, error.message);
+        return;
+      }
       this.#refuse('card-unreadable', `Card not accepted: ${(error as Error).message}`, null);
       return;
     }
@@ -125,8 +169,18 @@ export class TransactionUnit {
       this.#refuse('card-expired', 'Card expired.', card.cardNumber);
       return;
     }
-    if (card.currency !== charging.rate.currency) {
+    if (s.cardType !== 0 && card.cardType !== s.cardType) {
+      this.#refuse('card-type', 'Not the card type chosen.', card.cardNumber);
+      return;
+    }
+    if (card.currency !== charging.currency) {
       this.#refuse('card-currency', 'Card currency not accepted here.', card.cardNumber);
+      return;
+    }
+    // Priced again now: the price shown may no longer hold if a period boundary passed meanwhile.
+    const q = charging.firstPayment(bayId, Math.floor(now / 1000), s.minutes, bays.paidUntil(bayId));
+    if (!q.ok || q.amount !== s.charge) {
+      this.#refuse('tariff-changed', 'Price changed. Please choose again.', card.cardNumber);
       return;
     }
     if (!canPay(card, s.charge)) {
@@ -137,10 +191,26 @@ export class TransactionUnit {
       this.#refuse('service-unavailable', 'Meter unavailable. No charge made.', card.cardNumber);
       return;
     }
+    const blocked = this.#o.paymentBlock?.();
+    if (blocked) {
+      this.#refuse('service-unavailable', 'Meter unavailable. No charge made.', card.cardNumber, blocked);
+      return;
+    }
     let debited: { balance: number; counter: number };
     try {
       debited = session.debit(s.charge);
     } catch (error) {
+      if (error instanceof DebitUncertain) {
+        // Torn by the card leaving: the card debited whole or not at all. Keep waiting for it; the
+        // reader resolves the debit when it comes back (drivers/rfid/purse.ts anti-tearing).
+        records.appendOperation('debit-uncertain', (error as Error).message, card.cardNumber);
+        bus.emit('payment-refused', {
+          reason: 'debit-uncertain',
+          message: 'Hold the card to the reader again.',
+          cardNumber: card.cardNumber,
+        });
+        return;
+      }
       this.#refuse(
         'debit-failed',
         'Card not debited. Please try again.',
@@ -149,9 +219,7 @@ export class TransactionUnit {
       );
       return;
     }
-    const nowSeconds = Math.floor(now / 1000);
-    const paidFrom = Math.max(nowSeconds, bays.paidUntil(bayId));
-    const paidUntil = paidFrom + s.minutes * 60;
+    const { paidFrom, paidUntil } = q;
     records.appendTransaction({
       transactionNumber: this.#nextTransactionNumber(),
       cardNumber: card.cardNumber,
