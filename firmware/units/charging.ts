@@ -81,12 +81,21 @@ export class ChargingUnit {
 
   /** First-payment rule: `minutes` bought at the meter for a new session on the bay. */
   firstPayment(bayId: number, nowSeconds: number, minutes: number, bayPaidUntil = 0): Quote {
-    return this.#tariff.quoteDuration({ bay: bayId, start: this.#sessionStart(nowSeconds, bayPaidUntil), minutes });
+    return this.#tariff.quoteDuration({
+      bay: bayId,
+      start: this.#sessionStart(nowSeconds, bayPaidUntil),
+      minutes,
+    });
   }
 
   /** Service charging rule: a renewal adding `minutes` to a session that has `paidMinutes` already. */
   renewal(bayId: number, nowSeconds: number, paidUntil: number, paidMinutes: number, minutes: number): Quote {
-    return this.#tariff.quoteDuration({ bay: bayId, start: Math.max(nowSeconds, paidUntil), minutes, paidMinutes });
+    return this.#tariff.quoteDuration({
+      bay: bayId,
+      start: Math.max(nowSeconds, paidUntil),
+      minutes,
+      paidMinutes,
+    });
   }
 
   /** The most a new session can buy now (a refusal when nothing can be bought). */
@@ -109,7 +118,8 @@ export class ChargingUnit {
     const least = this.initialMinutes(bayId, nowSeconds, bayPaidUntil);
     const cap = this.maxMinutes(bayId, nowSeconds, bayPaidUntil);
     const most = typeof cap === 'number' ? cap : least;
-    const next = direction > 0 ? Math.floor(minutes / step) * step + step : Math.ceil(minutes / step) * step - step;
+    const next =
+      direction > 0 ? Math.floor(minutes / step) * step + step : Math.ceil(minutes / step) * step - step;
     return Math.min(most, Math.max(least, next));
   }
 
@@ -151,7 +161,10 @@ export class ChargingUnit {
       preferences?.set(PREFS, 'doc', bytesToBuffer(encodeCbor(doc)));
       bus?.emit('tariff-applied', { id: doc.id, version: doc.version });
     } else if (push.kind === 'message') {
-      bus?.emit('platform-message', push.until === undefined ? { text: push.text } : { text: push.text, until: push.until });
+      bus?.emit(
+        'platform-message',
+        push.until === undefined ? { text: push.text } : { text: push.text, until: push.until },
+      );
     } else {
       for (const [id, mode] of Object.entries(push.bays)) {
         bus?.emit('bay-availability', { bayId: Number(id), available: mode === 'available' });

@@ -51,7 +51,12 @@ export class InformationUnit {
       ),
     );
     bus.on('awaiting-card', (s) =>
-      this.#show([`Bay ${s.bayId}  ${s.minutes} min`, `Fee ${money(s.charge)}`, 'Present card', 'UP/DOWN card type']),
+      this.#show([
+        `Bay ${s.bayId}  ${s.minutes} min`,
+        `Fee ${money(s.charge)}`,
+        'Present card',
+        'UP/DOWN card type',
+      ]),
     );
     bus.on('card-type-selected', ({ cardType }) => {
       const lines = [...this.#lines];
@@ -70,7 +75,15 @@ export class InformationUnit {
       ),
     );
     bus.on('receipt-requested', (p) =>
-      this.#show([`Receipt bay ${p.bayId}`, `Paid ${money(p.charge)}`, `until ${this.#clock(p.paidUntil)}`, 'Sent to your phone'], true),
+      this.#show(
+        [
+          `Receipt bay ${p.bayId}`,
+          `Paid ${money(p.charge)}`,
+          `until ${this.#clock(p.paidUntil)}`,
+          'Sent to your phone',
+        ],
+        true,
+      ),
     );
     bus.on('payment-refused', (r) =>
       this.#show(['CARD REFUSED', ...wrap(r.message, options.display.columns)], true),
@@ -78,7 +91,9 @@ export class InformationUnit {
     bus.on('selection-cancelled', () => this.showIdle());
     bus.on('maintenance-entry', () => this.#show(['MAINTENANCE', 'Enter mode key'], false));
     bus.on('maintenance-opened', () => this.#show(['MAINTENANCE', 'Mode open'], true));
-    bus.on('maintenance-refused', (m) => this.#show(['MAINTENANCE', 'Wrong sequence', `${m.left} tries left`], true));
+    bus.on('maintenance-refused', (m) =>
+      this.#show(['MAINTENANCE', 'Wrong sequence', `${m.left} tries left`], true),
+    );
     bus.on('maintenance-locked', () => this.#show(['MAINTENANCE', 'Locked out'], true));
     bus.on('battery', (b) => {
       this.#battery = b;
@@ -139,9 +154,14 @@ export class InformationUnit {
   showIdle(): void {
     const { bays, clock, display } = this.#o;
     const now = Math.floor(clock.now() / 1000);
-    const battery = this.#battery ? ` ${this.#battery.charging ? '+' : ''}${Math.round(this.#battery.percent)}%` : '';
+    const battery = this.#battery
+      ? ` ${this.#battery.charging ? '+' : ''}${Math.round(this.#battery.percent)}%`
+      : '';
     const lines = [`ParkLink ${this.#clock(now)}${battery}`];
-    const message = this.#message && (this.#message.until === undefined || this.#message.until > now) ? this.#message.text : undefined;
+    const message =
+      this.#message && (this.#message.until === undefined || this.#message.until > now)
+        ? this.#message.text
+        : undefined;
     const bayRows = display.rows - 1 - (message ? 1 : 0);
     for (const id of bays.ids.slice(0, bayRows)) lines.push(this.bayLine(id, now));
     if (message) lines.push(message);

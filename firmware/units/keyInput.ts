@@ -216,7 +216,8 @@ export class KeyInputUnit {
     timers.clear(this.#idle);
     this.#idle = timers.setTimeout(() => {
       this.#idle = undefined;
-      if (this.#busy || this.#code) this.#armSleep(); // never in the middle of a sale or a code
+      if (this.#busy || this.#code)
+        this.#armSleep(); // never in the middle of a sale or a code
       else this.sleep();
     }, sleep.idleMs);
   }

@@ -103,14 +103,18 @@ export class NotifyUnit {
     if (paid || paidUntil === 0 || now < graceUntil) this.#overtime.delete(bayId);
     else this.#overtime.add(bayId);
     this.#overtimeLight?.write(this.#overtime.size > 0 ? 1 : 0);
-    if (announce && !wasOvertime && this.#overtime.has(bayId)) bus.emit('bay-overtime', { bayId, since: graceUntil });
+    if (announce && !wasOvertime && this.#overtime.has(bayId))
+      bus.emit('bay-overtime', { bayId, since: graceUntil });
     if (paid) {
       this.#timers.set(
         bayId,
-        timers.setTimeout(() => {
-          bus.emit('bay-expired', { bayId, at: paidUntil, graceUntil });
-          this.refreshBay(bayId);
-        }, (paidUntil - now) * 1000),
+        timers.setTimeout(
+          () => {
+            bus.emit('bay-expired', { bayId, at: paidUntil, graceUntil });
+            this.refreshBay(bayId);
+          },
+          (paidUntil - now) * 1000,
+        ),
       );
     } else if (paidUntil > 0 && now < graceUntil) {
       this.#timers.set(
