@@ -5,7 +5,7 @@ import { nobleCrypto as crypto } from '../hal/nobleCrypto';
 import { fromHex, toHex } from '../protocol/bytes';
 import { chainLink, genesisHash } from '../protocol/chain';
 import { encodeHeader, FrameType, frameNonce, openFrame, sealFrame } from '../protocol/frame';
-import { deriveMeterKeys } from '../protocol/keys';
+import { combineDownlinkKey, deriveMeterKeys } from '../protocol/keys';
 import {
   decodeAckMessage,
   decodeRecordsMessage,
@@ -51,14 +51,17 @@ describe('protocol/README.md worked example', () => {
   };
   const header = { version: 1, type: FrameType.Records, meterId: 1001, epoch: 1, seq: 1 };
 
-  it('has all twelve blocks', () => {
-    assert.equal(blocks.size, 12, [...blocks.keys()].join(', '));
+  it('has all fourteen blocks', () => {
+    assert.equal(blocks.size, 14, [...blocks.keys()].join(', '));
   });
 
   it('derives the keys shown', () => {
     const keys = deriveMeterKeys(crypto, block('master_key'), 1001, 1);
     assert.equal(toHex(keys.uplink), toHex(block('uplink_key')));
     assert.equal(toHex(keys.downlink), toHex(block('downlink_key')));
+    assert.equal(toHex(keys.secrets?.a ?? new Uint8Array(0)), toHex(block('key_a')));
+    assert.equal(toHex(keys.secrets?.b ?? new Uint8Array(0)), toHex(block('key_b')));
+    assert.equal(toHex(combineDownlinkKey(crypto, block('key_a'), block('key_b'), 1001, 1)), toHex(block('downlink_key')));
   });
 
   it('encodes the record shown, and decodes it back', () => {
