@@ -13,6 +13,7 @@ import {
   RfidTimeout,
 } from '../drivers/rfid/mfrc522';
 import {
+  authenticatePurse,
   CardRefused,
   CardType,
   debitPurse,
@@ -28,7 +29,16 @@ import {
 } from '../drivers/rfid/purse';
 import type { SPI, SPIOptions } from '../hal/io';
 import { VirtualPins, VirtualSpiBus, type VirtualSpiChip } from '../hal/mock/bus';
-import { type Applet, classicCard, PiccState, PurseApplet, purseCard, VirtualCard } from '../hal/mock/cards';
+import {
+  type Applet,
+  classicCard,
+  DEMO_CARD_MASTER,
+  PiccState,
+  PurseApplet,
+  purseCard,
+  VirtualCard,
+} from '../hal/mock/cards';
+import { SoftwarePurseAuthenticator } from '../hal/mock/secure/sam';
 import { VirtualClock } from '../hal/mock/clock';
 import { crcA, type RfFrame, type VirtualPicc, VirtualMfrc522, withCrcA } from '../hal/mock/mfrc522';
 
@@ -81,8 +91,16 @@ function purseSession(
   dep.activate(selected);
   const transceive = (apdu: Uint8Array) => dep.transceive(apdu);
   selectPurse(transceive);
-  return { ...r, card, applet, dep, transceive, selected };
+  const session = authenticatePurse(
+    transceive,
+    selected.uid,
+    new SoftwarePurseAuthenticator(DEMO_CARD_MASTER),
+  );
+  return { ...r, card, applet, dep, transceive, selected, session };
 }
+
+/** A session whose MACs always verify: for answers made up by hand. */
+const trusting = { mac: () => new Uint8Array(8), verify: () => true };
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
 const lastSent = (chip: VirtualMfrc522): RfFrame => chip.sent[chip.sent.length - 1];
@@ -421,9 +439,10 @@ describe('ISO 14443-4 (ISO-DEP)', () => {
     dep.activate(r.iso.activate() as SelectedCard);
     const transceive = (apdu: Uint8Array) => dep.transceive(apdu);
     selectPurse(transceive);
-    const before = readPurse(transceive);
+    const session = authenticatePurse(transceive, card.uid, new SoftwarePurseAuthenticator(DEMO_CARD_MASTER));
+    const before = readPurse(transceive, session);
     assert.deepEqual(before, sample());
-    const result = debitPurse(transceive, 300, before.counter);
+    const result = debitPurse(transceive, session, 300, before.counter);
     assert.deepEqual(result, { balance: 700, counter: 8 });
     assert.equal(applet.data.balance, 700);
     const pcbs = r.chip.sent.filter((f) => f.bytes[0] !== 0x26 && f.bytes[0] !== 0x93).map((f) => f.bytes[0]);
@@ -434,7 +453,7 @@ describe('ISO 14443-4 (ISO-DEP)', () => {
 
   it('answers S(WTX) and returns the response', () => {
     const s = purseSession(sample(), { wtxRequests: 2, wtxm: 3 });
-    const purse = readPurse(s.transceive);
+    const purse = readPurse(s.transceive, s.session);
     assert.equal(purse.balance, 1_000);
     const wtx = s.chip.sent.filter((f) => f.bytes[0] === 0xf2);
     assert.ok(wtx.length >= 4);
@@ -445,7 +464,7 @@ describe('ISO 14443-4 (ISO-DEP)', () => {
     const s = purseSession(sample());
     const apdus = s.card.apdus;
     s.chip.injectCrcError(1);
-    const result = debitPurse(s.transceive, 100, 7);
+    const result = debitPurse(s.transceive, s.session, 100, 7);
     assert.deepEqual(result, { balance: 900, counter: 8 });
     assert.equal(s.card.apdus, apdus + 1);
     assert.equal(s.applet.data.balance, 900);
@@ -455,24 +474,29 @@ describe('ISO 14443-4 (ISO-DEP)', () => {
   it('throws RfidCrcError when the errors persist; a re-read shows whether the debit happened', () => {
     const s = purseSession(sample());
     s.chip.injectCrcError(3); // one answer and both retries
-    assert.throws(() => debitPurse(s.transceive, 100, 7), RfidCrcError);
+    assert.throws(() => debitPurse(s.transceive, s.session, 100, 7), RfidCrcError);
     assert.equal(s.dep.active, false);
-    assert.throws(() => readPurse(s.transceive), IsoDepProtocolError);
+    assert.throws(() => readPurse(s.transceive, s.session), IsoDepProtocolError);
     // field reset and a new activation; the card did debit once: its answer was lost, not the command
     s.driver.antennaOff();
     s.driver.antennaOn();
     s.dep.activate(s.iso.activate() as SelectedCard);
     selectPurse(s.transceive);
-    const after = readPurse(s.transceive);
+    const again = authenticatePurse(
+      s.transceive,
+      s.card.uid,
+      new SoftwarePurseAuthenticator(DEMO_CARD_MASTER),
+    );
+    const after = readPurse(s.transceive, again);
     assert.equal(after.counter, 8);
     assert.equal(after.balance, 900);
-    assert.equal(s.card.apdus, 4); // SELECT, DEBIT (once), SELECT, READ PURSE
+    assert.equal(s.card.apdus, 8); // SELECT, AUTH 1, AUTH 2, DEBIT (once), then SELECT, AUTH 1, AUTH 2, READ PURSE
   });
 
   it('throws RfidTimeout when the card leaves before the debit; the value is unchanged', () => {
     const s = purseSession(sample());
     s.chip.field.removeAfter(s.card, 0);
-    assert.throws(() => debitPurse(s.transceive, 100, 7), RfidTimeout);
+    assert.throws(() => debitPurse(s.transceive, s.session, 100, 7), RfidTimeout);
     assert.equal(s.chip.field.has(s.card), false);
     assert.equal(s.applet.data.balance, 1_000);
     assert.equal(s.applet.data.counter, 7);
@@ -487,10 +511,11 @@ describe('ISO 14443-4 (ISO-DEP)', () => {
     dep.activate(r.iso.activate() as SelectedCard);
     const transceive = (apdu: Uint8Array) => dep.transceive(apdu);
     selectPurse(transceive);
+    const session = authenticatePurse(transceive, card.uid, new SoftwarePurseAuthenticator(DEMO_CARD_MASTER));
     r.chip.field.removeAfter(card, 1); // the first block of the DEBIT arrives, the second does not
-    assert.throws(() => debitPurse(transceive, 100, 7), RfidTimeout);
+    assert.throws(() => debitPurse(transceive, session, 100, 7), RfidTimeout);
     assert.equal(applet.data.balance, 1_000);
-    assert.equal(card.apdus, 1); // only SELECT ran
+    assert.equal(card.apdus, 3); // only SELECT, AUTH 1 and AUTH 2 ran
   });
 
   it('S(DESELECT) puts the card in HALT', () => {
@@ -550,23 +575,23 @@ describe('ParkLink purse', () => {
 
   it('reads and debits a debit card, and refuses to go below zero whatever the limit', () => {
     const s = purseSession(sample({ balance: 500, limit: 10_000 }));
-    const purse = readPurse(s.transceive);
+    const purse = readPurse(s.transceive, s.session);
     assert.equal(purse.cardType, CardType.DEBIT);
     assert.equal(purse.cardNumber, '4000123412341234');
     assert.deepEqual(purse.expiry, { year: 2028, month: 9 });
     assert.equal(purse.currency, 826);
-    assert.deepEqual(debitPurse(s.transceive, 500, 7), { balance: 0, counter: 8 });
+    assert.deepEqual(debitPurse(s.transceive, s.session, 500, 7), { balance: 0, counter: 8 });
     assert.throws(
-      () => debitPurse(s.transceive, 1, 8),
+      () => debitPurse(s.transceive, s.session, 1, 8),
       (error: unknown) => error instanceof CardRefused && error.sw === 0x6985 && error.insufficientFunds,
     );
-    assert.deepEqual(readPurse(s.transceive), { ...purse, balance: 0, counter: 8 });
+    assert.deepEqual(readPurse(s.transceive, s.session), { ...purse, balance: 0, counter: 8 });
   });
 
   it('lets a credit card go negative down to -limit, not beyond', () => {
     const s = purseSession(sample({ cardType: CardType.CREDIT, balance: 100, limit: 1_000 }));
-    assert.deepEqual(debitPurse(s.transceive, 1_100, 7), { balance: -1_000, counter: 8 });
-    assert.throws(() => debitPurse(s.transceive, 1, 8), CardRefused);
+    assert.deepEqual(debitPurse(s.transceive, s.session, 1_100, 7), { balance: -1_000, counter: 8 });
+    assert.throws(() => debitPurse(s.transceive, s.session, 1, 8), CardRefused);
     assert.equal(s.applet.data.balance, -1_000);
     assert.equal(s.applet.data.counter, 8);
   });
@@ -574,20 +599,20 @@ describe('ParkLink purse', () => {
   it('lets a prepaid card overdraw within its limit, and refuses beyond with the value unchanged', () => {
     const s = purseSession(sample({ cardType: CardType.PREPAID, balance: 200, limit: 300, currency: 978 }));
     assert.throws(
-      () => debitPurse(s.transceive, 501, 7),
+      () => debitPurse(s.transceive, s.session, 501, 7),
       (error: unknown) => error instanceof CardRefused && error.sw === StatusWord.BELOW_FLOOR,
     );
     assert.deepEqual(
       s.applet.data,
       sample({ cardType: CardType.PREPAID, balance: 200, limit: 300, currency: 978 }),
     );
-    assert.deepEqual(debitPurse(s.transceive, 500, 7), { balance: -300, counter: 8 });
+    assert.deepEqual(debitPurse(s.transceive, s.session, 500, 7), { balance: -300, counter: 8 });
   });
 
   it('refuses a stale counter with 6A80 and leaves the value', () => {
     const s = purseSession(sample());
     assert.throws(
-      () => debitPurse(s.transceive, 100, 6),
+      () => debitPurse(s.transceive, s.session, 100, 6),
       (error: unknown) => error instanceof CardRefused && error.sw === 0x6a80,
     );
     assert.equal(s.applet.data.balance, 1_000);
@@ -624,29 +649,35 @@ describe('ParkLink purse', () => {
 
   it('refuses malformed responses with MalformedResponse', () => {
     const good = encodePurse(sample());
+    const read = (t: (a: Uint8Array) => Uint8Array) => readPurse(t, trusting);
+    const mac = [0, 0, 0, 0, 0, 0, 0, 0];
     const cases: [string, Uint8Array, (t: (a: Uint8Array) => Uint8Array) => unknown][] = [
-      ['one byte', Uint8Array.of(0x90), readPurse],
-      ['short purse', Uint8Array.of(...good.subarray(0, 20), 0x90, 0x00), readPurse],
-      ['non-BCD card number', Uint8Array.of(0x4a, ...good.subarray(1), 0x90, 0x00), readPurse],
+      ['one byte', Uint8Array.of(0x90), read],
+      ['short purse', Uint8Array.of(...good.subarray(0, 20), ...mac, 0x90, 0x00), read],
+      ['non-BCD card number', Uint8Array.of(0x4a, ...good.subarray(1), ...mac, 0x90, 0x00), read],
       [
         'unknown card type',
-        Uint8Array.of(...good.subarray(0, 10), 9, ...good.subarray(11), 0x90, 0x00),
-        readPurse,
+        Uint8Array.of(...good.subarray(0, 10), 9, ...good.subarray(11), ...mac, 0x90, 0x00),
+        read,
       ],
-      ['month 13', Uint8Array.of(...good.subarray(0, 9), 0x13, ...good.subarray(10), 0x90, 0x00), readPurse],
-      ['debit without data', Uint8Array.of(0x90, 0x00), (t) => debitPurse(t, 1, 7)],
+      [
+        'month 13',
+        Uint8Array.of(...good.subarray(0, 9), 0x13, ...good.subarray(10), ...mac, 0x90, 0x00),
+        read,
+      ],
+      ['debit without data', Uint8Array.of(0x90, 0x00), (t) => debitPurse(t, trusting, 1, 7)],
       [
         'debit with a wrong counter',
-        Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 9, 0x90, 0x00),
-        (t) => debitPurse(t, 1, 7),
+        Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 9, ...mac, 0x90, 0x00),
+        (t) => debitPurse(t, trusting, 1, 7),
       ],
       ['select with data', Uint8Array.of(1, 0x90, 0x00), selectPurse],
     ];
     for (const [what, response, call] of cases) {
       assert.throws(() => call(() => response), MalformedResponse, what);
     }
-    assert.throws(() => debitPurse(() => Uint8Array.of(0x90, 0x00), 0, 7), RangeError);
-    assert.throws(() => debitPurse(() => Uint8Array.of(0x90, 0x00), -5, 7), RangeError);
+    assert.throws(() => debitPurse(() => Uint8Array.of(0x90, 0x00), trusting, 0, 7), RangeError);
+    assert.throws(() => debitPurse(() => Uint8Array.of(0x90, 0x00), trusting, -5, 7), RangeError);
   });
 
   it('carries malformed responses through the whole stack from a real card', () => {
@@ -660,6 +691,6 @@ describe('ParkLink purse', () => {
     dep.activate(r.iso.activate() as SelectedCard);
     const transceive = (apdu: Uint8Array) => dep.transceive(apdu);
     selectPurse(transceive);
-    assert.throws(() => readPurse(transceive), MalformedResponse);
+    assert.throws(() => readPurse(transceive, trusting), MalformedResponse);
   });
 });

@@ -6,21 +6,32 @@ import type { MeterHardware } from '../../hal/hardware';
 import { Iso14443A, isIsoDep } from '../../drivers/rfid/iso14443a';
 import { IsoDep } from '../../drivers/rfid/isodep';
 import { MFRC522 } from '../../drivers/rfid/mfrc522';
+import { toHex } from '../../protocol/bytes';
 import {
+  authenticatePurse,
+  CardNotGenuine,
   type DebitResult,
   debitPurse,
   floorOf,
+  type PurseAuthenticator,
   type PurseData,
+  PurseError,
   readPurse,
   selectPurse,
 } from '../../drivers/rfid/purse';
+
+export { CardNotGenuine };
 
 export type CardData = PurseData;
 
 /** One card held in the field and selected, ready for its application's commands. */
 export interface CardSession {
   readonly card: CardData;
-  /** Debits the card; returns the new balance and counter, or throws (the value is then unchanged). */
+  /**
+   * Debits the card; returns the new balance and counter. Throws DebitUncertain when the card left
+   * before its answer (the card's anti-tearing made the debit whole or nothing: read it again to
+   * know), any other error when the value is unchanged.
+   */
   debit(amount: number): DebitResult;
   end(): void;
 }
@@ -38,6 +49,40 @@ export class UnsupportedCardError extends Error {
   }
 }
 
+/**
+ * The debit's answer was lost (the card left the field, the link broke): the card either debited
+ * whole or not at all. Present it again: a counter of `counter + 1` and a balance of
+ * `balance - amount` mean it was debited.
+ */
+export class DebitUncertain extends Error {
+  constructor(
+    readonly cardNumber: string,
+    readonly counter: number,
+    readonly balance: number,
+    readonly amount: number,
+    cause: string,
+  ) {
+    super(`debit of ${amount} not confirmed: ${cause}`);
+    this.name = 'DebitUncertain';
+  }
+
+  /** Whether `card` (read again) shows this debit done. */
+  completedOn(card: CardData): boolean {
+    return (
+      card.cardNumber === this.cardNumber &&
+      card.counter === this.counter + 1 &&
+      card.balance === this.balance - this.amount
+    );
+  }
+
+  /** Whether `card` shows the value unchanged. */
+  unchangedOn(card: CardData): boolean {
+    return (
+      card.cardNumber === this.cardNumber && card.counter === this.counter && card.balance === this.balance
+    );
+  }
+}
+
 export function canPay(card: CardData, amount: number): boolean {
   return card.balance - amount >= floorOf(card);
 }
@@ -48,14 +93,21 @@ export function isExpired(card: CardData, nowMs: number): boolean {
   return nowMs >= Date.UTC(card.expiry.year, card.expiry.month, 1);
 }
 
-/** The purse application on ISO 14443-4 cards, through the MFRC522 driver. */
+/**
+ * The purse application on ISO 14443-4 cards, through the MFRC522 driver; the SAM authenticates
+ * each card with its AN10922 key (a clone throws CardNotGenuine from detect()) and MACs the debit.
+ */
 export class Mfrc522CardReader implements CardReaderPort {
   readonly #chip: MFRC522;
   readonly #picc: Iso14443A;
+  readonly #authenticator: PurseAuthenticator;
+  /** A debit whose answer was lost, resolved when that card is presented again. */
+  #torn: DebitUncertain | undefined;
 
-  constructor(chip: MFRC522) {
+  constructor(chip: MFRC522, authenticator: PurseAuthenticator) {
     this.#chip = chip;
     this.#picc = new Iso14443A(chip);
+    this.#authenticator = authenticator;
     chip.antennaOff();
   }
 
@@ -76,10 +128,57 @@ export class Mfrc522CardReader implements CardReaderPort {
     isoDep.activate(selected);
     const transceive = (apdu: Uint8Array) => isoDep.transceive(apdu);
     selectPurse(transceive);
-    const card = readPurse(transceive);
+    let session: ReturnType<typeof authenticatePurse>;
+    try {
+      session = authenticatePurse(transceive, selected.uid, this.#authenticator);
+    } catch (error) {
+      if (error instanceof CardNotGenuine) {
+        try {
+          isoDep.deselect();
+        } catch {
+          // gone already
+        }
+        throw new CardNotGenuine(`cloned card? UID ${toHex(selected.uid)}: ${error.message}`);
+      }
+      throw error;
+    }
+    let card = readPurse(transceive, session);
+    // Anti-tearing: the last debit's answer was lost on this card. Done whole: this session shows
+    // the card as it was and its debit of the same amount returns that result without debiting
+    // again; not done: the value is unchanged and the debit runs normally.
+    let recovered: { amount: number; result: DebitResult } | undefined;
+    const torn = this.#torn;
+    if (torn && torn.cardNumber === card.cardNumber) {
+      this.#torn = undefined;
+      if (torn.completedOn(card)) {
+        recovered = { amount: torn.amount, result: { balance: card.balance, counter: card.counter } };
+        card = { ...card, balance: torn.balance, counter: torn.counter };
+      }
+    }
+    const before = card;
     return {
       card,
-      debit: (amount) => debitPurse(transceive, amount, card.counter),
+      debit: (amount) => {
+        if (recovered && recovered.amount === amount) {
+          const result = recovered.result;
+          recovered = undefined;
+          return result;
+        }
+        if (recovered) throw new PurseError('the card holds an earlier debit of another amount');
+        try {
+          return debitPurse(transceive, session, amount, before.counter);
+        } catch (error) {
+          if (error instanceof PurseError) throw error; // the card answered: the value is unchanged
+          this.#torn = new DebitUncertain(
+            before.cardNumber,
+            before.counter,
+            before.balance,
+            amount,
+            (error as Error).message,
+          );
+          throw this.#torn;
+        }
+      },
       end: () => {
         try {
           isoDep.deselect();
@@ -91,12 +190,16 @@ export class Mfrc522CardReader implements CardReaderPort {
   }
 }
 
-export function createCardReader(hardware: MeterHardware, clock: Clock = hardware.clock): CardReaderPort {
+export function createCardReader(
+  hardware: MeterHardware,
+  authenticator: PurseAuthenticator,
+  clock: Clock = hardware.clock,
+): CardReaderPort {
   const { io, pins } = hardware;
   const chip = new MFRC522({
     reader: { io: io.SPI, ...pins.reader },
     reset: pins.reader.reset === undefined ? undefined : { io: io.Digital, pin: pins.reader.reset },
     clock,
   });
-  return new Mfrc522CardReader(chip);
+  return new Mfrc522CardReader(chip, authenticator);
 }

@@ -4,6 +4,8 @@
 import {
   CardType,
   Cla,
+  debitCommandMacInput,
+  debitResponseMacInput,
   decodePurse,
   encodeDebitResponse,
   encodePurse,
@@ -11,8 +13,18 @@ import {
   Instruction,
   PURSE_AID,
   type PurseData,
+  readMacInput,
   StatusWord,
 } from '../../drivers/rfid/purse';
+import {
+  purseCardKey,
+  purseCardProof,
+  purseMac,
+  purseReaderProof,
+  purseSessionKey,
+} from '../../drivers/secure/cmac';
+import { bytesEqual } from '../../protocol/bytes';
+import { nobleAesBlock } from './secure/aes';
 import { checkCrcA, frameOf, type RfFrame, type VirtualPicc, withCrcA } from './mfrc522';
 
 export const PiccState = Object.freeze({
@@ -74,6 +86,8 @@ export class VirtualCard implements VirtualPicc {
   #wtxLeft = 0;
   /** APDUs processed by the applet (tests: a retransmission must not run a command twice). */
   apdus = 0;
+  /** The applet tore a command: the card left the field (tests take it out of the RfField). */
+  torn = false;
 
   constructor(options: VirtualCardOptions) {
     const uid = Uint8Array.from(options.uid);
@@ -103,6 +117,7 @@ export class VirtualCard implements VirtualPicc {
   }
 
   powerOff(): void {
+    this.torn = false;
     this.#state = PiccState.IDLE;
     this.#halted = false;
     this.#level = 0;
@@ -110,6 +125,7 @@ export class VirtualCard implements VirtualPicc {
   }
 
   receive(frame: RfFrame): RfFrame | undefined {
+    if (this.torn) return undefined;
     if (frame.bits === 7) return this.#shortFrame(frame.bytes[0] & 0x7f);
     if (this.#state === PiccState.PROTOCOL) return this.#block(frame);
     const first = frame.bytes[0];
@@ -224,7 +240,14 @@ export class VirtualCard implements VirtualPicc {
       const apdu = Uint8Array.from(this.#command);
       this.#command = [];
       this.apdus++;
-      this.#response = this.applet ? this.applet.process(apdu) : sw(StatusWord.UNKNOWN_INS);
+      try {
+        this.#response = this.applet ? this.applet.process(apdu) : sw(StatusWord.UNKNOWN_INS);
+      } catch (error) {
+        if (!(error instanceof CardTorn)) throw error;
+        this.powerOff();
+        this.torn = true; // the card is out of the field: it answers nothing until powered again
+        return undefined;
+      }
       this.#responseAt = 0;
       this.#wtxLeft = this.#options.wtxRequests ?? 0;
       return this.#next();
@@ -270,26 +293,88 @@ export function classicCard(uid: Uint8Array | number[]): VirtualCard {
   return new VirtualCard({ uid, sak: 0x08 });
 }
 
-/** The ParkLink purse applet (the protocol is documented in drivers/rfid/purse.ts). */
-export class PurseApplet implements Applet {
-  #purse: Uint8Array;
-  #selected = false;
+/** The scheme's card master key on the virtual fleet's SAMs and cards (a test value). */
+export const DEMO_CARD_MASTER = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
 
-  constructor(data: PurseData) {
-    this.#purse = encodePurse(data);
+export interface PurseAppletOptions {
+  /** The card's own key K (default: diversified from DEMO_CARD_MASTER and the card's UID). */
+  key?: Uint8Array;
+  /** The card's random challenges (default: a counter-seeded sequence). */
+  random?: (length: number) => Uint8Array;
+}
+
+/**
+ * Where the next DEBIT is torn (tests of anti-tearing): 'before-commit' (the new record is half
+ * written when the card leaves: it stays invalid), 'after-commit' (the debit is done, the answer is
+ * lost).
+ */
+export type TearPoint = 'before-commit' | 'after-commit';
+
+/** The card left the field inside the applet: the virtual card answers nothing. */
+export class CardTorn extends Error {
+  constructor() {
+    super('card left the field');
+    this.name = 'CardTorn';
+  }
+}
+
+/**
+ * The ParkLink purse applet (the protocol is documented in drivers/rfid/purse.ts): mutual
+ * authentication with its AN10922 key, MACs under the session key, and two purse records with a
+ * one-byte pointer flipped last, so a debit torn mid-write is all or nothing.
+ */
+export class PurseApplet implements Applet {
+  readonly #records: [Uint8Array, Uint8Array];
+  #current = 0;
+  #selected = false;
+  #key: Uint8Array | undefined;
+  readonly #random: (length: number) => Uint8Array;
+  #challenge: { rndR: Uint8Array; rndC: Uint8Array } | undefined;
+  #session: Uint8Array | undefined;
+  /** Tear the next DEBIT at this point (one shot). */
+  tear: TearPoint | undefined;
+  /** Debits committed (tests). */
+  debits = 0;
+
+  constructor(data: PurseData, options: PurseAppletOptions = {}) {
+    this.#records = [encodePurse(data), encodePurse(data)];
+    this.#key = options.key ? Uint8Array.from(options.key) : undefined;
+    let seed = data.counter * 7919 + Number(data.cardNumber.slice(-6));
+    this.#random =
+      options.random ??
+      ((length) => {
+        const out = new Uint8Array(length);
+        for (let i = 0; i < length; i++) {
+          seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+          out[i] = seed >>> 24;
+        }
+        return out;
+      });
+  }
+
+  /** Sets K from the UID (VirtualCard calls it when the applet is installed). */
+  personalise(uid: Uint8Array, master: Uint8Array = DEMO_CARD_MASTER): void {
+    this.#key ??= purseCardKey(nobleAesBlock, master, uid);
   }
 
   /** The purse as the card holds it now. */
   get data(): PurseData {
-    return decodePurse(this.#purse);
+    return decodePurse(this.#records[this.#current]);
   }
 
   get selected(): boolean {
     return this.#selected;
   }
 
+  get authenticated(): boolean {
+    return this.#session !== undefined;
+  }
+
   reset(): void {
     this.#selected = false;
+    this.#challenge = undefined;
+    this.#session?.fill(0);
+    this.#session = undefined;
   }
 
   process(apdu: Uint8Array): Uint8Array {
@@ -302,41 +387,92 @@ export class PurseApplet implements Applet {
       if (apdu.length < 5 || (apdu.length !== 5 + lc && apdu.length !== 6 + lc))
         return sw(StatusWord.WRONG_LENGTH);
       const aid = apdu.subarray(5, 5 + lc);
+      this.reset();
       this.#selected = aid.length === PURSE_AID.length && PURSE_AID.every((b, i) => aid[i] === b);
       return sw(this.#selected ? StatusWord.OK : StatusWord.NOT_FOUND);
     }
     if (cla !== Cla.PROPRIETARY) return sw(StatusWord.UNKNOWN_CLA);
-    if (ins !== Instruction.READ_PURSE && ins !== Instruction.DEBIT) return sw(StatusWord.UNKNOWN_INS);
+    const known: number[] = [
+      Instruction.AUTH_1,
+      Instruction.AUTH_2,
+      Instruction.READ_PURSE,
+      Instruction.DEBIT,
+    ];
+    if (!known.includes(ins)) return sw(StatusWord.UNKNOWN_INS);
     if (!this.#selected) return sw(StatusWord.NOT_SELECTED);
     if (p1 !== 0 || p2 !== 0) return sw(StatusWord.BAD_P1P2);
+    const key = this.#key;
+    if (!key) return sw(StatusWord.SECURITY_STATUS);
+    if (ins === Instruction.AUTH_1) {
+      if (apdu.length !== 22 || apdu[4] !== 16) return sw(StatusWord.WRONG_LENGTH);
+      this.reset();
+      this.#selected = true;
+      const rndR = apdu.slice(5, 21);
+      const rndC = this.#random(16);
+      this.#challenge = { rndR, rndC };
+      return Uint8Array.of(...rndC, ...purseCardProof(nobleAesBlock, key, rndR, rndC), 0x90, 0x00);
+    }
+    if (ins === Instruction.AUTH_2) {
+      const challenge = this.#challenge;
+      this.#challenge = undefined;
+      if (apdu.length !== 21 || apdu[4] !== 16) return sw(StatusWord.WRONG_LENGTH);
+      if (!challenge) return sw(StatusWord.SECURITY_STATUS);
+      const expected = purseReaderProof(nobleAesBlock, key, challenge.rndR, challenge.rndC);
+      if (!bytesEqual(expected, apdu.subarray(5, 21))) return sw(StatusWord.SECURITY_STATUS);
+      this.#session = purseSessionKey(nobleAesBlock, key, challenge.rndR, challenge.rndC);
+      return sw(StatusWord.OK);
+    }
+    const session = this.#session;
+    if (!session) return sw(StatusWord.SECURITY_STATUS);
+    const current = this.#records[this.#current];
     if (ins === Instruction.READ_PURSE) {
       if (apdu.length !== 5 || apdu[4] !== 0) return sw(StatusWord.WRONG_LENGTH);
-      const out = new Uint8Array(this.#purse.length + 2);
-      out.set(this.#purse);
-      out.set(sw(StatusWord.OK), this.#purse.length);
-      return out;
+      return Uint8Array.of(
+        ...current,
+        ...purseMac(nobleAesBlock, session, readMacInput(current)),
+        0x90,
+        0x00,
+      );
     }
-    if (apdu.length !== 14 || apdu[4] !== 8 || apdu[13] !== 0) return sw(StatusWord.WRONG_LENGTH);
+    if (apdu.length !== 22 || apdu[4] !== 16 || apdu[21] !== 0) return sw(StatusWord.WRONG_LENGTH);
     const view = new DataView(apdu.buffer, apdu.byteOffset, apdu.byteLength);
     const amount = view.getUint32(5);
     const expected = view.getUint32(9);
-    const purse = decodePurse(this.#purse);
+    const mac = purseMac(nobleAesBlock, session, debitCommandMacInput(amount, expected));
+    if (!bytesEqual(mac, apdu.subarray(13, 21))) {
+      this.reset();
+      return sw(StatusWord.BAD_MAC);
+    }
+    const purse = decodePurse(current);
     if (amount === 0 || expected !== purse.counter) return sw(StatusWord.BAD_DATA);
     const balance = purse.balance - amount;
     const floor = Math.max(floorOf(purse), -0x8000_0000);
     if (balance < floor || purse.counter === 0xffff_ffff) return sw(StatusWord.BELOW_FLOOR);
     const next = { ...purse, balance, counter: purse.counter + 1 };
-    this.#purse = encodePurse(next);
-    return encodeDebitResponse(next);
+    // Write the inactive record, then flip the pointer: the flip is the commit.
+    const spare = 1 - this.#current;
+    const tear = this.tear;
+    this.tear = undefined;
+    const bytes = encodePurse(next);
+    if (tear === 'before-commit') {
+      this.#records[spare].set(bytes.subarray(0, 12)); // half written; the pointer never moves
+      throw new CardTorn();
+    }
+    this.#records[spare] = bytes;
+    this.#current = spare;
+    this.debits++;
+    if (tear === 'after-commit') throw new CardTorn();
+    return encodeDebitResponse(next, purseMac(nobleAesBlock, session, debitResponseMacInput(amount, next)));
   }
 }
 
 export function purseCard(
   uid: Uint8Array | number[],
   data: PurseData,
-  options: Partial<VirtualCardOptions> = {},
+  options: Partial<VirtualCardOptions> & PurseAppletOptions & { master?: Uint8Array } = {},
 ) {
-  const applet = new PurseApplet(data);
+  const applet = new PurseApplet(data, options);
+  applet.personalise(Uint8Array.from(uid), options.master);
   return { card: new VirtualCard({ ...options, uid, applet }), applet };
 }
 
