@@ -3,7 +3,18 @@
 import type { Clock, Timers } from './clock';
 import type { Crypto } from './crypto';
 import type { NorFlash } from './flash';
-import type { Digital, DigitalOptions, I2C, I2COptions, IOClass, SPI, SPIOptions } from './io';
+import type { BlePeripheral } from './ble';
+import type {
+  Digital,
+  DigitalOptions,
+  I2C,
+  I2COptions,
+  IOClass,
+  SPI,
+  SPIOptions,
+  Serial,
+  SerialOptions,
+} from './io';
 import type { MqttLink } from './mqtt';
 import type { Preferences } from './preferences';
 import type { Random } from './random';
@@ -26,6 +37,8 @@ export interface BoardPins {
   buttons: { bay: number; up: number; down: number; ok: number; cancel: number };
   /** One green (paid) and one red (expired) light per bay, and the rear overtime light. */
   lights: { paid: readonly number[]; expired: readonly number[]; overtime: number };
+  /** The secure element (ATECC608, I2C address) and the SAM (ISO 7816 UART), when fitted. */
+  secure?: { element: { address: number }; sam: { port: number; baud: number; transmit?: number; receive?: number } };
 }
 
 export interface MeterHardware {
@@ -42,6 +55,10 @@ export interface MeterHardware {
     Digital: IOClass<Digital, DigitalOptions>;
     SPI: IOClass<SPI, SPIOptions>;
     I2C: IOClass<I2C, I2COptions>;
+    /** The UARTs (the SAM's line); absent on boards without a SAM. */
+    Serial?: IOClass<Serial, SerialOptions>;
   };
+  /** The BLE peripheral the maintenance handheld connects to, when fitted. */
+  ble?: BlePeripheral;
   pins: BoardPins;
 }

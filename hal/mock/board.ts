@@ -14,6 +14,11 @@ import { VirtualMfrc522 } from './mfrc522';
 import { MemoryPreferences } from './preferences';
 import { SeededRandom } from './random';
 import { VirtualBuzzer, VirtualDisplay } from './ui';
+import { VirtualBleLink } from './ble';
+import { DEMO_CARD_MASTER } from './cards';
+import { type Atecc608State, blankAtecc608State, VirtualAtecc608 } from './secure/atecc608';
+import { blankSamState, type SamState, VirtualSam } from './secure/sam';
+import { VirtualSerialPort } from './serial';
 import type { KeyName } from '../../firmware/events';
 
 export const VIRTUAL_PINS: BoardPins = Object.freeze({
@@ -23,6 +28,10 @@ export const VIRTUAL_PINS: BoardPins = Object.freeze({
     paid: Object.freeze([16, 17, 18, 19]),
     expired: Object.freeze([12, 13, 14, 2]),
     overtime: 15,
+  }),
+  secure: Object.freeze({
+    element: Object.freeze({ address: 0x60 }),
+    sam: Object.freeze({ port: 2, baud: 115_200 }),
   }),
 });
 
@@ -39,6 +48,16 @@ export const VIRTUAL_PARTITION_BYTES: Readonly<Record<PartitionName, number>> = 
 export interface BoardState {
   flash: Record<PartitionName, Uint8Array>;
   preferences: Map<string, PreferenceValue>;
+  /** The secure element's data zone and the SAM's memory. */
+  secure?: { element: Atecc608State; sam: SamState };
+}
+
+/** A secure element as the factory configures it: B slots (2, 3) secret, usable only for HMAC. */
+function factoryElement(): Atecc608State {
+  const state = blankAtecc608State();
+  state.secret[2] = true;
+  state.secret[3] = true;
+  return state;
 }
 
 export interface VirtualBoardOptions {
@@ -55,6 +74,10 @@ export class VirtualBoard {
   readonly spi = new VirtualSpiBus();
   readonly i2c = new VirtualI2cBus();
   readonly reader = new VirtualMfrc522();
+  readonly serial = new VirtualSerialPort();
+  readonly ble = new VirtualBleLink();
+  readonly secureElement: VirtualAtecc608;
+  readonly sam: VirtualSam;
   readonly display = new VirtualDisplay(4, 20);
   readonly buzzer = new VirtualBuzzer();
   readonly partitions: Record<PartitionName, VirtualNorFlash>;
@@ -73,6 +96,11 @@ export class VirtualBoard {
     this.partitions = partitions;
     this.preferences = new MemoryPreferences(options.state?.preferences);
     this.spi.attach(VIRTUAL_PINS.reader.select, this.reader);
+    // The SAM comes personalised by the card scheme with its master key; meter keys come at provisioning.
+    this.secureElement = new VirtualAtecc608({ state: options.state?.secure?.element ?? factoryElement() });
+    this.secureElement.attachTo(this.i2c);
+    this.sam = new VirtualSam({ state: options.state?.secure?.sam ?? blankSamState(DEMO_CARD_MASTER) });
+    this.serial.attach(VIRTUAL_PINS.secure?.sam.port ?? 2, this.sam);
     // Buttons idle high (pull-ups); a press pulls the line low.
     for (const pin of Object.values(VIRTUAL_PINS.buttons)) this.pins.drive(pin, 1);
     this.hardware = {
@@ -85,7 +113,8 @@ export class VirtualBoard {
       mqtt: options.mqtt,
       display: this.display,
       buzzer: this.buzzer,
-      io: { Digital: this.pins.io, SPI: this.spi.io, I2C: this.i2c.io },
+      io: { Digital: this.pins.io, SPI: this.spi.io, I2C: this.i2c.io, Serial: this.serial.io },
+      ble: this.ble.peripheral,
       pins: VIRTUAL_PINS,
     };
   }
@@ -112,6 +141,10 @@ export class VirtualBoard {
   get state(): BoardState {
     const flash = {} as Record<PartitionName, Uint8Array>;
     for (const name of PARTITION_NAMES) flash[name] = this.partitions[name].cells;
-    return { flash, preferences: this.preferences.entries };
+    return {
+      flash,
+      preferences: this.preferences.entries,
+      secure: { element: this.secureElement.state, sam: this.sam.state },
+    };
   }
 }
