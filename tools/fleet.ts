@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { Meter } from '../firmware/meter';
 import type { KeyName } from '../firmware/events';
-import { SecurityUnit } from '../firmware/units/security';
+import { provisionBoard } from '../firmware/units/security';
 import { VirtualBoard } from '../hal/mock/board';
 import { CardType, purseCard } from '../hal/mock/cards';
 import { meterClientId, NodeMqttLink } from '../hal/mock/mqtt.node';
@@ -83,7 +83,7 @@ for (let n = 0; n < meterCount; n++) {
     clock,
     seed: meterId,
   });
-  SecurityUnit.provision(board.preferences, keys);
+  provisionBoard(board.hardware, keys, meterId);
   const cards = Array.from({ length: 4 }, (_, c) =>
     purseCard([0x04, n, c, 0x33], {
       ...base,

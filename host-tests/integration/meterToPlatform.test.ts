@@ -3,7 +3,7 @@
 // and the meter holds the platform's acknowledgement of its last record.
 import assert from 'node:assert/strict';
 import { Meter } from '../../firmware/meter';
-import { SecurityUnit } from '../../firmware/units/security';
+import { provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
 import { VirtualClock } from '../../hal/mock/clock';
@@ -45,7 +45,7 @@ forEachBackend('virtual meter to platform', (backend) => {
     const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) });
     const board = new VirtualBoard({ mqtt: link, clock, state });
     if (!state)
-      SecurityUnit.provision(board.preferences, await platform.provisionMeter(meterId, 'integration'));
+      provisionBoard(board.hardware, await platform.provisionMeter(meterId, 'integration'), meterId);
     const meter = new Meter(board.hardware, {
       meterId,
       bays: [1, 2],

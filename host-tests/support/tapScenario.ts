@@ -8,7 +8,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualBroker } from '../../hal/mock/mqtt';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { Meter } from '../../firmware/meter';
-import { SecurityUnit } from '../../firmware/units/security';
+import { provisionBoard } from '../../firmware/units/security';
 import { toHex } from '../../protocol/bytes';
 import { deriveMeterKeys } from '../../protocol/keys';
 import { VirtualPlatform } from './virtualPlatform';
@@ -45,7 +45,7 @@ export class TapScenario {
     const keys = deriveMeterKeys(nobleCrypto, MASTER_KEY, SCENARIO_METER_ID, 1);
     this.platform.register(SCENARIO_METER_ID, keys);
     this.board = new VirtualBoard({ mqtt: this.broker.link(), clock: this.clock });
-    SecurityUnit.provision(this.board.preferences, keys);
+    provisionBoard(this.board.hardware, keys, SCENARIO_METER_ID);
     const base = { expiry: { year: 2028, month: 12 }, counter: 0, currency: 826 };
     this.#cards = [
       purseCard([0x04, 0x11, 0x22, 0x33], {
