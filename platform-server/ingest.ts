@@ -21,7 +21,7 @@ import {
 import { decodeRecordsMessage, encodeAckMessage, type AckMessage } from '../protocol/messages';
 import { decodeRecord, type MeterRecord, RecordKind } from '../protocol/records';
 import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../protocol/topics';
-import type { Database, Queryable } from './db';
+import type { Database, Queryable, SqlParam } from './db';
 import type { Keystore } from './keystore';
 
 /** The logger ingest writes to: pino's (fastify's) signature, or anything with the same shape. */
@@ -114,7 +114,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly db: Database;
   private readonly keystore: Keystore;
   private readonly logger: Logger;
-  private readonly crypto: Crypto;
+  readonly crypto: Crypto;
   private client: MqttClient | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing = false;
@@ -375,9 +375,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
       for (let i = 0; i < records.length; i++) {
         const record = records[i];
         if (heldSeqs.has(record.seq)) continue;
-        await insertRecord(tx, record, message.records[i], links[i]);
         stored.push({ meterId, record, bytes: message.records[i], link: links[i] });
       }
+      // One multi-row statement per table for the whole set, never a round trip per record.
+      await insertRecords(tx, stored);
 
       if (stored.length > 0) await closeGaps(tx, meterId, first, last);
       if (gap) {
@@ -452,6 +453,32 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.emit('accepted', accepted);
   }
 
+  /**
+   * Seals a downlink of `type` for a meter under its current key D with the next downlink sequence
+   * number and publishes it (storage control 0x82: release tokens). Resolves once the broker has it.
+   */
+  async sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number> {
+    const client = this.client;
+    if (!client || this.closing) throw new Error('ingest is not connected');
+    const row = await this.db.query<{ downlink_seq: number; key_epoch: number }>(
+      'UPDATE meters SET downlink_seq = downlink_seq + 1 WHERE id = $1 RETURNING downlink_seq, key_epoch',
+      [meterId],
+    );
+    if (row.rows.length === 0) throw new FrameRefused('unknown-meter', `meter ${meterId} is not provisioned`);
+    const { downlink_seq: seq, key_epoch: epoch } = row.rows[0];
+    const keys = this.keystore.meterKeys(meterId, epoch);
+    keys.uplink.fill(0);
+    const frame = sealFrame(
+      this.crypto,
+      keys.downlink,
+      { version: FRAME_VERSION, type, meterId, epoch, seq },
+      body,
+    );
+    keys.downlink.fill(0);
+    await client.publishAsync(downlinkTopic(meterId), Buffer.from(frame), { qos: 1 });
+    return seq;
+  }
+
   private publish(topic: string, payload: Uint8Array): void {
     const client = this.client;
     if (!client || this.closing) {
@@ -502,19 +529,32 @@ function refusalOf(error: unknown): { reason: RefusalReason; detail: string } {
 
 const seconds = (s: number) => new Date(s * 1000);
 
-async function insertRecord(tx: Queryable, record: MeterRecord, bytes: Uint8Array, link: Uint8Array) {
-  await tx.query(
-    'INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link) VALUES ($1, $2, $3, $4, $5, $6)',
-    [record.meterId, record.seq, record.kind, seconds(record.time), bytes, link],
-  );
-  switch (record.kind) {
-    case RecordKind.Transaction: {
-      const d = record.data;
-      await tx.query(
-        `INSERT INTO transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type,
-           bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [
+/** Inserts rows with one multi-row INSERT per chunk (PostgreSQL allows 65,535 parameters). */
+async function insertRows(tx: Queryable, head: string, rows: SqlParam[][]): Promise<void> {
+  if (rows.length === 0) return;
+  const width = rows[0].length;
+  const perChunk = Math.floor(60_000 / width);
+  for (let start = 0; start < rows.length; start += perChunk) {
+    const chunk = rows.slice(start, start + perChunk);
+    const values = chunk
+      .map((_, r) => `(${Array.from({ length: width }, (_, c) => `$${r * width + c + 1}`).join(', ')})`)
+      .join(', ');
+    await tx.query(`${head} VALUES ${values}`, chunk.flat());
+  }
+}
+
+/** The records and their decoded rows (transactions, operations, maintenance), batched. */
+export async function insertRecords(tx: Queryable, stored: readonly StoredRecord[]): Promise<void> {
+  const records: SqlParam[][] = [];
+  const transactions: SqlParam[][] = [];
+  const operations: SqlParam[][] = [];
+  const maintenance: SqlParam[][] = [];
+  for (const { record, bytes, link } of stored) {
+    records.push([record.meterId, record.seq, record.kind, seconds(record.time), bytes, link]);
+    switch (record.kind) {
+      case RecordKind.Transaction: {
+        const d = record.data;
+        transactions.push([
           record.meterId,
           record.seq,
           d.transactionNumber,
@@ -528,25 +568,42 @@ async function insertRecord(tx: Queryable, record: MeterRecord, bytes: Uint8Arra
           d.charge,
           d.currency,
           d.remainingValue,
-        ],
-      );
-      break;
+          d.tariffRule ?? null,
+        ]);
+        break;
+      }
+      case RecordKind.Operation: {
+        const d = record.data;
+        operations.push([
+          record.meterId,
+          record.seq,
+          d.code,
+          d.detail,
+          d.cardNumber,
+          d.period ? seconds(d.period.from) : null,
+          d.period ? seconds(d.period.to) : null,
+          d.quantity ?? null,
+        ]);
+        break;
+      }
+      case RecordKind.Maintenance:
+        maintenance.push([record.meterId, record.seq, record.data.code, record.data.detail]);
+        break;
     }
-    case RecordKind.Operation:
-      await tx.query(
-        'INSERT INTO operations (meter_id, seq, code, detail, card_number) VALUES ($1, $2, $3, $4, $5)',
-        [record.meterId, record.seq, record.data.code, record.data.detail, record.data.cardNumber],
-      );
-      break;
-    case RecordKind.Maintenance:
-      await tx.query('INSERT INTO maintenance (meter_id, seq, code, detail) VALUES ($1, $2, $3, $4)', [
-        record.meterId,
-        record.seq,
-        record.data.code,
-        record.data.detail,
-      ]);
-      break;
   }
+  await insertRows(tx, 'INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link)', records);
+  await insertRows(
+    tx,
+    `INSERT INTO transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type,
+       bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)`,
+    transactions,
+  );
+  await insertRows(
+    tx,
+    'INSERT INTO operations (meter_id, seq, code, detail, card_number, period_from, period_to, quantity)',
+    operations,
+  );
+  await insertRows(tx, 'INSERT INTO maintenance (meter_id, seq, code, detail)', maintenance);
 }
 
 /** Removes [first, last] from the meter's recorded gaps, splitting a gap the set lands inside. */

@@ -1,0 +1,165 @@
+// Issue 4 on the platform's HTTP API: the records each meter is known to be missing (gaps in its
+// sequence numbers, and whether an operator released them), and operator releases of a meter's
+// unacknowledged upload set: an HMAC-signed token (protocol/release.ts) recorded here and sent to
+// the meter in a 0x82 storage-control downlink; the meter verifies it and records its use.
+import type { FastifyInstance } from 'fastify';
+import { toHex } from '../protocol/bytes';
+import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../protocol/release';
+import type { Database } from './db';
+import type { Ingest } from './ingest';
+import type { Keystore } from './keystore';
+
+const U32_MAX = 0xffffffff;
+
+export interface GapView {
+  fromSeq: number;
+  toSeq: number;
+  missing: number;
+  detectedAt: string;
+  /** An operator release covers the whole gap: the meter discarded these records on purpose. */
+  released: boolean;
+}
+
+export interface ReleaseView {
+  id: number;
+  fromSeq: number;
+  toSeq: number;
+  operator: string;
+  reason: string;
+  issuedAt: string;
+  /** The token (CBOR, hex) as sent; a handheld can carry it to the meter as well. */
+  token: string;
+}
+
+const meterIdParams = {
+  type: 'object',
+  properties: { id: { type: 'integer', minimum: 0, maximum: U32_MAX } },
+  required: ['id'],
+} as const;
+
+const releaseBody = {
+  type: 'object',
+  properties: {
+    fromSeq: { type: 'integer', minimum: 1, maximum: U32_MAX },
+    toSeq: { type: 'integer', minimum: 1, maximum: U32_MAX },
+    operator: { type: 'string', minLength: 1, maxLength: 64 },
+    reason: { type: 'string', minLength: 1, maxLength: 500 },
+  },
+  required: ['fromSeq', 'toSeq', 'operator', 'reason'],
+  additionalProperties: false,
+} as const;
+
+export interface StorageApiOptions {
+  db: Database;
+  keystore: Keystore;
+  ingest: Ingest;
+  now?: () => number;
+}
+
+export async function registerStorageApi(app: FastifyInstance, options: StorageApiOptions): Promise<void> {
+  const { db, keystore, ingest } = options;
+  const now = options.now ?? Date.now;
+  const meterExists = async (id: number) =>
+    (await db.query('SELECT 1 FROM meters WHERE id = $1', [id])).rows.length > 0;
+  const notFound = (id: number) => ({
+    statusCode: 404,
+    error: 'Not Found',
+    message: `meter ${id} is unknown`,
+  });
+
+  app.get<{ Params: { id: number } }>(
+    '/api/meters/:id/gaps',
+    { schema: { params: meterIdParams } },
+    async (
+      request,
+      reply,
+    ): Promise<{ meterId: number; missingRecords: number; gaps: GapView[] } | unknown> => {
+      const { id } = request.params;
+      if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
+      const rows = await db.query<{ from_seq: number; to_seq: number; detected_at: Date; released: boolean }>(
+        `SELECT g.from_seq, g.to_seq, g.detected_at,
+                EXISTS (SELECT 1 FROM upload_releases r
+                         WHERE r.meter_id = g.meter_id AND r.from_seq <= g.from_seq AND r.to_seq >= g.to_seq) AS released
+           FROM record_gaps g WHERE g.meter_id = $1 ORDER BY g.from_seq`,
+        [id],
+      );
+      const gaps = rows.rows.map((g) => ({
+        fromSeq: g.from_seq,
+        toSeq: g.to_seq,
+        missing: g.to_seq - g.from_seq + 1,
+        detectedAt: g.detected_at.toISOString(),
+        released: g.released,
+      }));
+      return { meterId: id, missingRecords: gaps.reduce((n, g) => n + g.missing, 0), gaps };
+    },
+  );
+
+  app.get<{ Params: { id: number } }>(
+    '/api/meters/:id/releases',
+    { schema: { params: meterIdParams } },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
+      const rows = await db.query<{
+        id: number;
+        from_seq: number;
+        to_seq: number;
+        operator: string;
+        reason: string;
+        issued_at: Date;
+        token: Uint8Array;
+      }>('SELECT * FROM upload_releases WHERE meter_id = $1 ORDER BY id', [id]);
+      const releases: ReleaseView[] = rows.rows.map((r) => ({
+        id: r.id,
+        fromSeq: r.from_seq,
+        toSeq: r.to_seq,
+        operator: r.operator,
+        reason: r.reason,
+        issuedAt: r.issued_at.toISOString(),
+        token: toHex(r.token),
+      }));
+      return { meterId: id, releases };
+    },
+  );
+
+  app.post<{
+    Params: { id: number };
+    Body: { fromSeq: number; toSeq: number; operator: string; reason: string };
+  }>(
+    '/api/meters/:id/releases',
+    { schema: { params: meterIdParams, body: releaseBody } },
+    async (request, reply) => {
+      const { id } = request.params;
+      const { fromSeq, toSeq, operator, reason } = request.body;
+      if (toSeq < fromSeq) {
+        return reply
+          .code(400)
+          .send({ statusCode: 400, error: 'Bad Request', message: 'toSeq is before fromSeq' });
+      }
+      if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
+      const keys = keystore.meterKeys(id, 1);
+      keys.uplink.fill(0);
+      const key = deriveReleaseKey(ingest.crypto, keys.downlink, id);
+      keys.downlink.fill(0);
+      const issuedAt = Math.floor(now() / 1000);
+      const token = signReleaseToken(ingest.crypto, key, { meterId: id, fromSeq, toSeq, issuedAt, operator });
+      key.fill(0);
+      const row = await db.query<{ id: number }>(
+        `INSERT INTO upload_releases (meter_id, from_seq, to_seq, operator, reason, issued_at, token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        [id, fromSeq, toSeq, operator, reason, new Date(issuedAt * 1000), token],
+      );
+      request.log.warn({ meterId: id, fromSeq, toSeq, operator, reason }, 'upload release issued');
+      let sent = true;
+      try {
+        await ingest.sendDownlink(id, STORAGE_CONTROL_FRAME, token);
+      } catch (error) {
+        sent = false; // the token is kept: a handheld can carry it, or it is sent again
+        request.log.warn({ err: error, meterId: id }, 'release token not sent');
+      }
+      return reply
+        .code(201)
+        .send({ id: row.rows[0].id, meterId: id, fromSeq, toSeq, token: toHex(token), sent });
+    },
+  );
+}
