@@ -3,6 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { registerApi } from './api';
+import { registerStorageApi } from './storageApi';
 import { type Broker, startBroker } from './broker';
 import { type Database, migrate, openDatabase } from './db';
 import { Ingest, type Logger, type StoredRecord } from './ingest';
@@ -127,6 +128,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     opened.push(() => ingest.close());
     await ingest.start();
+    await registerStorageApi(app, { db, keystore, ingest });
 
     const phone = await startPhone({
       db,
