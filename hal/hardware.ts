@@ -18,6 +18,8 @@ import type {
 import type { MqttLink } from './mqtt';
 import type { Preferences } from './preferences';
 import type { Random } from './random';
+import type { PowerParts, SensorParts } from './sensors';
+import type { Watchdog } from './watchdog';
 import type { Buzzer, TextDisplay } from './ui';
 
 /** The seed's five stores, one flash partition each (partitions.csv on the device). */
@@ -61,4 +63,10 @@ export interface MeterHardware {
   /** The BLE peripheral the maintenance handheld connects to, when fitted. */
   ble?: BlePeripheral;
   pins: BoardPins;
+  /** Security & environment sensors (issue 7), when fitted. */
+  sensors?: SensorParts;
+  /** Battery packs, their gauges and switches, module power switches (issue 7), when fitted. */
+  power?: PowerParts;
+  /** The hardware watchdog (issue 7), when the board binds one. */
+  watchdog?: Watchdog;
 }
