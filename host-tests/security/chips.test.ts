@@ -14,7 +14,13 @@ import { blankSamState, VirtualSam } from '../../hal/mock/secure/sam';
 import { VirtualSerialPort } from '../../hal/mock/serial';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { fromHex, toHex } from '../../protocol/bytes';
-import { combineDownlinkKey, deriveMeterKeys, downlinkSaltMessage, sha256 as plainSha256, softwareHmac } from '../../protocol/keys';
+import {
+  combineDownlinkKey,
+  deriveMeterKeys,
+  downlinkSaltMessage,
+  sha256 as plainSha256,
+  softwareHmac,
+} from '../../protocol/keys';
 
 describe('AES-CMAC (RFC 4493) and AN10922 diversification', () => {
   const key = fromHex('2b7e151628aed2a6abf7158809cf4f3c');
@@ -59,7 +65,9 @@ describe('protocol/keys software SHA-256 and the key hierarchy', () => {
     const master = new Uint8Array(32).fill(3);
     const a = deriveMeterKeys(nobleCrypto, master, 1, 1);
     const b = deriveMeterKeys(nobleCrypto, master, 1, 2);
-    const all = [a.uplink, a.downlink, a.secrets?.a, a.secrets?.b, a.secrets?.m, b.uplink, b.downlink].map((k) => toHex(k!));
+    const all = [a.uplink, a.downlink, a.secrets?.a, a.secrets?.b, a.secrets?.m, b.uplink, b.downlink].map(
+      (k) => toHex(k!),
+    );
     assert.equal(new Set(all).size, all.length);
     assert.equal(toHex(combineDownlinkKey(nobleCrypto, a.secrets!.a, a.secrets!.b, 1, 1)), toHex(a.downlink));
   });
@@ -106,7 +114,10 @@ describe('ATECC608 driver and virtual chip', () => {
       assert.equal(toHex(se.hmac(2, message)), toHex(hmac(sha256, key, message)));
     }
     assert.equal(toHex(se.sha256(Uint8Array.of(1, 2, 3))), toHex(sha256(Uint8Array.of(1, 2, 3))));
-    assert.throws(() => se.readSlot(2), (e: unknown) => e instanceof SecureElementError && e.status === 0x0f);
+    assert.throws(
+      () => se.readSlot(2),
+      (e: unknown) => e instanceof SecureElementError && e.status === 0x0f,
+    );
     se.writeSlot(4, key);
     assert.deepEqual(se.readSlot(4), key);
     se.wipe([2, 4]);
@@ -119,7 +130,10 @@ describe('ATECC608 driver and virtual chip', () => {
     chip.failNext = 'crc';
     assert.throws(() => se.random(), /CRC/);
     chip.failNext = 0x0f;
-    assert.throws(() => se.random(), (e: unknown) => e instanceof SecureElementError && e.status === 0x0f);
+    assert.throws(
+      () => se.random(),
+      (e: unknown) => e instanceof SecureElementError && e.status === 0x0f,
+    );
     assert.equal(se.random().length, 32);
   });
 });
@@ -151,7 +165,10 @@ describe('SAM over ISO 7816-3 T=1 on a virtual UART', () => {
     const salt = hmac(sha256, keys.secrets!.b, downlinkSaltMessage(77, 3));
     assert.equal(toHex(sam.deriveDownlinkKey(1, salt)), toHex(keys.downlink));
     assert.deepEqual(sam.info(), { meterId: 77, epochs: [0, 3], wiped: false });
-    assert.throws(() => sam.deriveDownlinkKey(0, salt), (e: unknown) => e instanceof SamError && e.sw === 0x6a88);
+    assert.throws(
+      () => sam.deriveDownlinkKey(0, salt),
+      (e: unknown) => e instanceof SamError && e.sw === 0x6a88,
+    );
     sam.wipe();
     assert.equal(chip.state.banks[1], undefined);
     assert.equal(chip.state.cardMaster, undefined);
