@@ -252,14 +252,19 @@ export class Ingest extends EventEmitter<IngestEvents> {
         `topic names meter ${topicMeter}, header meter ${header.meterId}`,
       );
     }
-    const meter = await this.db.query<{ key_epoch: number }>('SELECT key_epoch FROM meters WHERE id = $1', [
-      header.meterId,
-    ]);
+    // The previous key epoch stays accepted until previous_epoch_until (keyRotation.ts, issue 5).
+    const meter = await this.db.query<{ key_epoch: number; old_epoch: number | null }>(
+      `SELECT key_epoch, CASE WHEN previous_epoch_until > now() THEN previous_key_epoch END AS old_epoch
+         FROM meters WHERE id = $1`,
+      [header.meterId],
+    );
     if (meter.rows.length === 0)
       throw new FrameRefused('unknown-meter', `meter ${header.meterId} is not provisioned`);
-    const epoch = meter.rows[0].key_epoch;
+    let epoch = meter.rows[0].key_epoch;
     if (header.epoch !== epoch) {
-      throw new FrameRefused('stale-epoch', `frame key epoch ${header.epoch}, meter's epoch ${epoch}`);
+      if (meter.rows[0].old_epoch === null || header.epoch !== Number(meter.rows[0].old_epoch))
+        throw new FrameRefused('stale-epoch', `frame key epoch ${header.epoch}, meter's epoch ${epoch}`);
+      epoch = header.epoch;
     }
     const keys = this.keystore.meterKeys(header.meterId, epoch);
     let body: Uint8Array;
