@@ -1,5 +1,6 @@
 // The events units exchange over the meter's bus.
 import type { MeterRecord } from '../protocol/records';
+import type { ModuleState, StatusEvent } from '../protocol/status';
 
 export type KeyName = 'bay' | 'up' | 'down' | 'ok' | 'cancel';
 
@@ -78,4 +79,22 @@ export interface MeterEvents {
   'bay-overtime': { bayId: number; since: number };
   /** An authenticated downlink other than an ack, for the unit that owns its type. */
   downlink: { type: number; seq: number; body: Uint8Array };
+  /** Security & environment (48), issue 7: the cover went dark again (monotonic ms). */
+  'cover-closed': { at: number };
+  /** A guard threshold crossed (active) or back within bounds: tilt, vibration, over-temperature, humidity, air-quality. */
+  'guard-alarm': { kind: string; active: boolean; value: number; at: number };
+  /** A bay's magnetometer saw a vehicle arrive or leave (debounced); `paid` at that moment. */
+  'bay-occupancy': { bayId: number; occupied: boolean; paid: boolean; at: number };
+  /** A vehicle stands in a bay without a paid session (enforcement). */
+  'bay-unpaid': { bayId: number; since: number };
+  /** A session ended before its paid time: the vehicle left and the time is non-transferable. */
+  'bay-session-ended': { bayId: number; at: number; paidUntil: number; reason: string };
+  fan: { on: boolean; temperature: number };
+  /** Hybrid power (416): the pack feeding the meter and every pack's state of charge. */
+  'power-status': { source: string; packs: Record<string, number>; millivolts?: number };
+  'power-source': { from: string; to: string; reason: string };
+  /** Monitoring engine (413): a module's state changed. */
+  'module-state': { module: string; state: ModuleState; detail: string };
+  /** An event for the platform (uplink 0x04), sent by the guard's status channel. */
+  'status-event': StatusEvent;
 }
