@@ -14,7 +14,7 @@ import {
   openHsmKeystore,
 } from '../../platform-server/hsm';
 import { keystoreFromHex, loadKeystore } from '../../platform-server/keystore';
-import { configFromEnv } from '../../platform-server/platform';
+import { configFromEnv, createPlatform } from '../../platform-server/platform';
 import { createSoftHsmToken, requireSoftHsm, type SoftHsmToken, SOFTHSM_MODULE, USER_PIN } from './softhsm';
 
 const MASTER_HEX = '8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0';
@@ -183,6 +183,56 @@ describe('keys: HSM through PKCS#11 (SoftHSM2)', () => {
     }
     hsm.close();
     assert.throws(() => hsm.meterKeys(1, 1), /closed/);
+  });
+
+  it('refuses to derive from a key imported under another HKDF salt (a changed protocol/keys.ts)', () => {
+    const p = pkcs11js;
+    const pkcs11 = new p.PKCS11();
+    pkcs11.load(SOFTHSM_MODULE);
+    pkcs11.C_Initialize();
+    try {
+      const slot = pkcs11
+        .C_GetSlotList(true)
+        .find((s) => pkcs11.C_GetTokenInfo(s).label.trimEnd() === token.config.tokenLabel)!;
+      const session = pkcs11.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+      pkcs11.C_Login(session, p.CKU_USER, USER_PIN);
+      pkcs11.C_CreateObject(session, [
+        { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
+        { type: p.CKA_KEY_TYPE, value: p.CKK_GENERIC_SECRET },
+        { type: p.CKA_TOKEN, value: true },
+        { type: p.CKA_SENSITIVE, value: true },
+        { type: p.CKA_EXTRACTABLE, value: false },
+        { type: p.CKA_SIGN, value: true },
+        { type: p.CKA_LABEL, value: 'old-salt' },
+        { type: p.CKA_ID, value: Buffer.from('ParkLink meter keys v0') },
+        { type: p.CKA_VALUE, value: Buffer.alloc(32, 1) },
+      ]);
+      pkcs11.C_Logout(session);
+      pkcs11.C_CloseSession(session);
+    } finally {
+      pkcs11.C_Finalize();
+      pkcs11.close();
+    }
+    const hsm = openHsmKeystore({ ...token.config, keyLabel: 'old-salt' });
+    try {
+      assert.throws(() => hsm.meterKeys(1, 1), /imported for another derivation salt/);
+    } finally {
+      hsm.close();
+    }
+    assert.equal(destroyHsmMaster({ ...token.config, keyLabel: 'old-salt' }), 1);
+  });
+
+  it('platform: provisions meters with keys from the HSM, equal to the software keystore', async function () {
+    this.timeout(20_000); // PGlite and the embedded broker start
+    const platform = await createPlatform({ hsm: token.config, httpLogger: false });
+    try {
+      assert.equal(platform.keystore.source, 'hsm');
+      const keys = await platform.provisionMeter(4711, 'HSM meter');
+      assert.deepEqual(keys, keystoreFromHex(MASTER_HEX).meterKeys(4711, 1));
+    } finally {
+      await platform.close();
+    }
+    assert.throws(() => platform.keystore.meterKeys(4711, 1), /closed/);
   });
 
   it('platform: PARKLINK_HSM_* select the HSM; loadKeystore opens it', async () => {
