@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { registerApi } from './api';
 import { registerStorageApi } from './storageApi';
+import { startTariffs } from './tariffs';
 import { type Broker, startBroker } from './broker';
 import { type Database, migrate, openDatabase } from './db';
 import { Ingest, type Logger, type StoredRecord } from './ingest';
@@ -129,6 +130,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     opened.push(() => ingest.close());
     await ingest.start();
     await registerStorageApi(app, { db, keystore, ingest });
+    await startTariffs(app, { db, keystore, ingest, sendDownlink: (m, t, body) => ingest.sendDownlink(m, t, body) });
 
     const phone = await startPhone({
       db,
