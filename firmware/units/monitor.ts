@@ -1,0 +1,346 @@
+// Monitoring engine (413), seed claim 14: the state of every module (reader, sensors, radio,
+// storage, power), a fault log kept as operation records, automatic repair — re-initialise the
+// driver, power-cycle the module through its load switch, fall back to the other radio path — and
+// escalation to the platform of what it could not repair. It feeds the hardware watchdog only
+// while the firmware is alive, so a hung firmware is restarted; the restart is recorded at boot.
+import type { Clock, TimerHandle, Timers } from '../../hal/clock';
+import type { MqttEvents, MqttLink } from '../../hal/mqtt';
+import type { ModuleName } from '../../hal/sensors';
+import type { Watchdog } from '../../hal/watchdog';
+import { MaintenanceCode } from '../../protocol/records';
+import type { ModuleState, StatusEvent } from '../../protocol/status';
+import type { EventBus } from '../bus';
+import type { MeterEvents } from '../events';
+import type { MainRecord } from './records';
+
+export type MonitoredModule = 'reader' | 'sensors' | 'radio' | 'storage' | 'power';
+export const MODULES: readonly MonitoredModule[] = Object.freeze([
+  'reader',
+  'sensors',
+  'radio',
+  'storage',
+  'power',
+]);
+
+/** More repairs than this in an hour and a part is escalated instead of repaired again. */
+const MAX_REPAIRS_PER_HOUR = 3;
+const HOUR_MS = 3_600_000;
+
+/**
+ * An MqttLink over two radio paths (e.g. the cellular modem and Wi-Fi, or the Zigbee relay): the
+ * units talk to it as to one link; the monitor switches paths when the active one is dead.
+ */
+export class FailoverLink implements MqttLink {
+  readonly paths: readonly { name: string; link: MqttLink }[];
+  #active = 0;
+  #events: MqttEvents | undefined;
+  readonly #topics = new Set<string>();
+
+  constructor(paths: readonly { name: string; link: MqttLink }[]) {
+    if (paths.length === 0) throw new RangeError('a failover link needs a path');
+    this.paths = paths;
+  }
+
+  get active(): string {
+    return this.paths[this.#active].name;
+  }
+
+  get connected(): boolean {
+    return this.paths[this.#active].link.connected;
+  }
+
+  open(events: MqttEvents): void {
+    this.#events = events;
+    this.paths[this.#active].link.open(this.#forward(this.#active));
+  }
+
+  subscribe(topic: string): void {
+    this.#topics.add(topic);
+    this.paths[this.#active].link.subscribe(topic);
+  }
+
+  publish(topic: string, payload: Uint8Array): boolean {
+    return this.paths[this.#active].link.publish(topic, payload);
+  }
+
+  close(): void {
+    this.paths[this.#active].link.close();
+  }
+
+  power(on: boolean): void {
+    this.paths[this.#active].link.power?.(on);
+  }
+
+  /** Moves to the next path; false when there is only one. */
+  failover(): boolean {
+    if (this.paths.length < 2) return false;
+    const old = this.paths[this.#active].link;
+    this.#active = (this.#active + 1) % this.paths.length;
+    old.close();
+    if (this.#events) this.paths[this.#active].link.open(this.#forward(this.#active));
+    return true;
+  }
+
+  #forward(index: number): MqttEvents {
+    return {
+      onConnect: () => {
+        if (index !== this.#active) return;
+        for (const topic of this.#topics) this.paths[index].link.subscribe(topic);
+        this.#events?.onConnect();
+      },
+      onDisconnect: () => {
+        if (index === this.#active) this.#events?.onDisconnect();
+      },
+      onMessage: (topic, payload) => {
+        if (index === this.#active) this.#events?.onMessage(topic, payload);
+      },
+    };
+  }
+}
+
+export interface MonitorOptions {
+  bus: EventBus<MeterEvents>;
+  records: MainRecord;
+  clock: Clock;
+  timers: Timers;
+  /** Repair hooks by module: re-open a driver by part name (true when it answers again). */
+  reinitialise?: Partial<Record<MonitoredModule, (part: string) => boolean>>;
+  /** Power-cycles a module through its load switch (the power unit's). */
+  powerCycle?: (module: ModuleName, offMs: number, done: () => void) => boolean;
+  /** The radio, watched for being down; a FailoverLink can change path. */
+  radio?: MqttLink;
+  watchdog?: Watchdog;
+  /** Watchdog timeout, ms (default 60 s); fed every `checkMs`. */
+  watchdogMs?: number;
+  /** Period of the health check, ms (default 10 s). */
+  checkMs?: number;
+  /** How long the radio may stay down before it is a fault, ms (default 10 min). */
+  radioDownMs?: number;
+  /** Off time of a power cycle, ms. */
+  powerCycleMs?: number;
+}
+
+interface ModuleStatus {
+  state: ModuleState;
+  detail: string;
+  since: number;
+  repairs: number[];
+}
+
+export class MonitorUnit {
+  readonly #o: Required<Omit<MonitorOptions, 'reinitialise' | 'powerCycle' | 'radio' | 'watchdog'>> &
+    Pick<MonitorOptions, 'reinitialise' | 'powerCycle' | 'radio' | 'watchdog'>;
+  readonly #modules = new Map<MonitoredModule, ModuleStatus>();
+  readonly #probes = new Map<string, () => boolean>();
+  #timer: TimerHandle | undefined;
+  #radioDownSince: number | undefined;
+  #radioStep = 0;
+  /** Faults logged since boot, newest last (also in the records). */
+  readonly faultLog: { at: number; module: MonitoredModule; part: string; detail: string }[] = [];
+
+  constructor(options: MonitorOptions) {
+    this.#o = { watchdogMs: 60_000, checkMs: 10_000, radioDownMs: 600_000, powerCycleMs: 500, ...options };
+    for (const m of MODULES) this.#modules.set(m, { state: 'ok', detail: '', since: 0, repairs: [] });
+    options.bus.on('fault', (f) => this.#onFault(f.unit, f.error));
+    options.bus.on('module-state', (m) => {
+      // A part reported back in service (a sensor that answers again) clears its module.
+      const module = moduleOf(m.module);
+      const status = module && this.#modules.get(module);
+      if (module && status && m.state === 'ok' && status.state === 'failed' && module !== 'radio')
+        this.#set(module, 'ok', m.detail);
+    });
+  }
+
+  /** Each module's state. */
+  get states(): Record<MonitoredModule, ModuleState> {
+    const out = {} as Record<MonitoredModule, ModuleState>;
+    for (const [m, s] of this.#modules) out[m] = s.state;
+    return out;
+  }
+
+  /** A liveness probe: while any returns false the watchdog is not fed (a hung unit restarts the meter). */
+  addProbe(name: string, alive: () => boolean): void {
+    this.#probes.set(name, alive);
+  }
+
+  /** Records a watchdog restart found at boot, arms the watchdog and starts the health checks. */
+  start(): void {
+    const { watchdog, records, timers, checkMs, watchdogMs } = this.#o;
+    if (watchdog?.lastReset === 'watchdog') {
+      records.tryAppend(() =>
+        records.appendOperation(
+          'watchdog-restart',
+          'abnormal restart: the watchdog restarted a hung firmware',
+        ),
+      );
+      this.#event('watchdog-restart', 'fault', false, 'abnormal restart by the watchdog');
+    }
+    watchdog?.start(watchdogMs);
+    for (const m of MODULES)
+      this.#o.bus.emit('module-state', { module: m, state: this.#modules.get(m)!.state, detail: 'start' });
+    this.#timer = timers.setInterval(() => this.check(), checkMs);
+  }
+
+  /** A planned stop: the watchdog is disarmed. */
+  stop(): void {
+    this.#o.timers.clear(this.#timer);
+    this.#timer = undefined;
+    this.#o.watchdog?.stop();
+  }
+
+  /** One health check: the radio, the probes, then the watchdog is fed if all is alive. */
+  check(): void {
+    this.#checkRadio();
+    let alive = true;
+    for (const [name, probe] of this.#probes) {
+      let ok = false;
+      try {
+        ok = probe();
+      } catch {
+        ok = false;
+      }
+      if (!ok) {
+        alive = false;
+        if (this.faultLog.at(-1)?.part !== name) this.#log('power', name, `${name} is not responding`);
+      }
+    }
+    if (alive) this.#o.watchdog?.feed();
+  }
+
+  #checkRadio(): void {
+    const { radio, clock, radioDownMs } = this.#o;
+    if (!radio) return;
+    const now = clock.monotonic();
+    if (radio.connected) {
+      if (this.#radioStep > 0) {
+        this.#repaired(
+          'radio',
+          'radio',
+          this.#radioStep === 1
+            ? 'power-cycled'
+            : `fell back to ${(radio as FailoverLink).active ?? 'the other path'}`,
+        );
+      }
+      this.#radioDownSince = undefined;
+      this.#radioStep = 0;
+      return;
+    }
+    this.#radioDownSince ??= now;
+    const down = now - this.#radioDownSince;
+    if (down < radioDownMs * (this.#radioStep + 1)) return;
+    // Down too long at this step of the ladder: take the next step.
+    if (this.#radioStep === 0) {
+      this.#log('radio', 'radio', `link down for ${Math.round(down / 1000)} s`);
+      this.#set('radio', 'repairing', 'power-cycling the radio');
+      this.#radioStep = 1;
+      if (!this.#o.powerCycle?.('radio', this.#o.powerCycleMs, () => {})) {
+        radio.power?.(false);
+        radio.power?.(true);
+      }
+      return;
+    }
+    if (this.#radioStep === 1 && radio instanceof FailoverLink && radio.failover()) {
+      this.#radioStep = 2;
+      this.#set('radio', 'repairing', `fell back to ${radio.active}`);
+      this.#o.records.tryAppend(() =>
+        this.#o.records.appendMaintenance(
+          MaintenanceCode.Diagnosis,
+          `radio: fell back to the ${radio.active} path`,
+        ),
+      );
+      return;
+    }
+    if (this.#modules.get('radio')!.state !== 'failed')
+      this.#escalate('radio', 'radio', `link down for ${Math.round(down / 1000)} s; repairs did not help`);
+  }
+
+  #onFault(unit: string, error: unknown): void {
+    const module = moduleOf(unit);
+    if (!module) return;
+    const part = unit.replace(/^(sensor|power):/, '');
+    const detail = (error as Error)?.message ?? String(error);
+    this.#log(module, part, detail);
+    this.#repair(module, part);
+  }
+
+  #log(module: MonitoredModule, part: string, detail: string): void {
+    const { records, clock } = this.#o;
+    this.faultLog.push({ at: Math.floor(clock.now() / 1000), module, part, detail });
+    if (this.faultLog.length > 64) this.faultLog.shift();
+    records.tryAppend(() => records.appendOperation('fault', `${module}/${part}: ${detail}`.slice(0, 200)));
+    this.#event('module-fault', 'fault', true, `${module}/${part}: ${detail}`.slice(0, 200));
+  }
+
+  /** The ladder: re-initialise; power-cycle and re-initialise; escalate. */
+  #repair(module: MonitoredModule, part: string): void {
+    const status = this.#modules.get(module)!;
+    const now = this.#o.clock.monotonic();
+    status.repairs = status.repairs.filter((t) => now - t < HOUR_MS);
+    if (status.repairs.length >= MAX_REPAIRS_PER_HOUR) {
+      this.#escalate(module, part, `${status.repairs.length} repairs in the last hour`);
+      return;
+    }
+    status.repairs.push(now);
+    this.#set(module, 'repairing', part);
+    const reinit = this.#o.reinitialise?.[module];
+    if (reinit?.(part)) {
+      this.#repaired(module, part, 're-initialised');
+      return;
+    }
+    const cycled =
+      (['reader', 'radio', 'sensors'] as const).includes(module as ModuleName) &&
+      this.#o.powerCycle?.(module as ModuleName, this.#o.powerCycleMs, () => {
+        // Without a driver hook the module's owner re-opens it on next use (the reader does).
+        if (!reinit || reinit(module === 'sensors' ? 'sensors' : part))
+          this.#repaired(module, part, 'power-cycled');
+        else this.#escalate(module, part, 'no answer after a power cycle');
+      });
+    if (!cycled) this.#escalate(module, part, reinit ? 're-initialisation failed' : 'no automatic repair');
+  }
+
+  #repaired(module: MonitoredModule, part: string, how: string): void {
+    this.#o.records.tryAppend(() =>
+      this.#o.records.appendMaintenance(MaintenanceCode.Repair, `${module}/${part}: ${how}`),
+    );
+    this.#set(module, 'ok', how);
+    this.#event('module-repaired', 'info', false, `${module}/${part}: ${how}`);
+  }
+
+  #escalate(module: MonitoredModule, part: string, why: string): void {
+    this.#set(module, 'failed', why);
+    this.#o.records.tryAppend(() =>
+      this.#o.records.appendOperation('fault-escalated', `${module}/${part}: ${why}`.slice(0, 200)),
+    );
+    this.#event('escalation', 'fault', true, `${module}/${part}: ${why}`.slice(0, 200));
+  }
+
+  #set(module: MonitoredModule, state: ModuleState, detail: string): void {
+    const status = this.#modules.get(module)!;
+    if (status.state === state && status.detail === detail) return;
+    status.state = state;
+    status.detail = detail;
+    status.since = this.#o.clock.monotonic();
+    this.#o.bus.emit('module-state', { module, state, detail });
+  }
+
+  #event(event: string, severity: StatusEvent['severity'], active: boolean, detail: string): void {
+    this.#o.bus.emit('status-event', {
+      kind: 'event',
+      at: Math.floor(this.#o.clock.now() / 1000),
+      event,
+      severity,
+      active,
+      detail,
+    });
+  }
+}
+
+/** The module a fault's unit name belongs to. */
+export function moduleOf(unit: string): MonitoredModule | undefined {
+  if (unit.startsWith('sensor:')) return 'sensors';
+  if (unit.startsWith('power:') || unit.startsWith('gauge:')) return 'power';
+  if (/rfid|reader|transactions/.test(unit)) return 'reader';
+  if (/comms|mqtt|radio/.test(unit)) return 'radio';
+  if (/storage|records/.test(unit)) return 'storage';
+  return undefined;
+}
