@@ -20,6 +20,9 @@ import { RecordStore, type UploadLedger } from './units/storage';
 import { STORAGE_CONTROL_FRAME } from '../protocol/release';
 import { TransactionUnit } from './units/transactions';
 import { uplinkTopic } from '../protocol/topics';
+import { GuardUnit } from './units/guard';
+import { MonitorUnit } from './units/monitor';
+import { PowerUnit } from './units/power';
 
 export interface MeterConfig {
   meterId: number;
@@ -32,6 +35,8 @@ export interface MeterConfig {
   maintenance?: MaintenanceOptions;
   /** Idle time before display, reader antenna (and with `radio`, the radio) are switched off. */
   sleep?: { idleMs: number; radio?: boolean };
+  /** Paid time is not transferable: a bay the vehicle leaves ends its session (until the tariff says so). */
+  nonTransferable?: boolean;
 }
 
 export interface BootSummary {
@@ -60,6 +65,10 @@ export class Meter {
   readonly comms: CommsUnit;
   readonly registration: RegistrationUnit;
   readonly boot: BootSummary;
+  /** Issue 7, on boards with their parts: security & environment (48), hybrid power (416), monitoring (413). */
+  readonly guard: GuardUnit | undefined;
+  readonly power: PowerUnit | undefined;
+  readonly monitor: MonitorUnit | undefined;
   readonly #hardware: MeterHardware;
   readonly #keys: KeyInputUnit;
   readonly #notify: NotifyUnit;
@@ -187,6 +196,41 @@ export class Meter {
       preferences,
     });
 
+    // Issue 7: the guard, hybrid power and the monitoring engine, when the board has their parts.
+    const { sensors, power, watchdog } = hardware;
+    this.power =
+      power && new PowerUnit({ parts: power, bus, records: this.records, clock, timers, preferences });
+    this.guard =
+      sensors &&
+      new GuardUnit({
+        parts: sensors,
+        bus,
+        records: this.records,
+        bays: this.bays,
+        clock,
+        timers,
+        preferences,
+        send: (type, body) => this.comms.send(type, body),
+        nonTransferable: () => config.nonTransferable ?? false,
+        wake: (reason) => this.#keys.wake(reason),
+      });
+    this.monitor =
+      sensors || power || watchdog
+        ? new MonitorUnit({
+            bus,
+            records: this.records,
+            clock,
+            timers,
+            watchdog,
+            radio: hardware.mqtt,
+            reinitialise: {
+              sensors: (part) => this.guard?.reinitialise(part) ?? false,
+              power: (part) => this.power?.reinitialise(part) ?? false,
+            },
+            powerCycle: (module, ms, done) => this.power?.powerCycle(module, ms, done) ?? false,
+          })
+        : undefined;
+
     // A clean stop leaves a flag; its absence at boot means the last run ended abnormally (claim 10b).
     const clean = preferences.get('meter', 'cleanStop');
     const restart = clean === undefined ? (this.log.lastSeq === 0 ? 'first' : 'abnormal') : 'planned';
@@ -219,11 +263,17 @@ export class Meter {
     this.records.reportBootFaults();
     this.records.startOperatingLog(this.#hardware.timers);
     this.comms.start();
+    this.monitor?.start();
+    this.power?.start();
+    this.guard?.start();
   }
 
   /** A planned stop: closes IO and leaves the clean-stop flag. */
   stop(): void {
     this.records.stopOperatingLog();
+    this.monitor?.stop();
+    this.guard?.stop();
+    this.power?.stop();
     this.comms.stop();
     this.#keys.close();
     this.#notify.close();
