@@ -20,6 +20,9 @@ import { type Atecc608State, blankAtecc608State, VirtualAtecc608 } from './secur
 import { blankSamState, type SamState, VirtualSam } from './secure/sam';
 import { VirtualSerialPort } from './serial';
 import type { KeyName } from '../../firmware/events';
+import type { ResetReason } from '../watchdog';
+import { VirtualPowerRail, VirtualSensorKit } from './sensors/kit';
+import { VirtualWatchdog } from './watchdog';
 
 export const VIRTUAL_PINS: BoardPins = Object.freeze({
   reader: Object.freeze({ select: 5, reset: 4 }),
@@ -66,6 +69,10 @@ export interface VirtualBoardOptions {
   clock?: Clock & Timers;
   state?: BoardState;
   seed?: number;
+  /** Fit the issue 7 parts: guard sensors (4 bays), battery packs, module switches, the watchdog. */
+  sensors?: boolean;
+  /** What the watchdog reports as the cause of this start (a restart after a bite: 'watchdog'). */
+  lastReset?: ResetReason;
 }
 
 export class VirtualBoard {
@@ -83,6 +90,10 @@ export class VirtualBoard {
   readonly partitions: Record<PartitionName, VirtualNorFlash>;
   readonly preferences: MemoryPreferences;
   readonly hardware: MeterHardware;
+  /** Issue 7 parts, when fitted (options.sensors). */
+  readonly sensors: VirtualSensorKit | undefined;
+  readonly power: VirtualPowerRail | undefined;
+  readonly watchdog: VirtualWatchdog | undefined;
 
   constructor(options: VirtualBoardOptions) {
     this.clock = options.clock ?? new VirtualClock();
@@ -117,6 +128,17 @@ export class VirtualBoard {
       ble: this.ble.peripheral,
       pins: VIRTUAL_PINS,
     };
+    if (options.sensors) {
+      this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);
+      this.power = new VirtualPowerRail(this.pins);
+      this.power.onModule = (module, on) => (module === 'sensors' ? this.sensors?.power(on) : undefined);
+      this.watchdog = new VirtualWatchdog(this.clock, options.lastReset);
+      Object.assign(this.hardware, {
+        sensors: this.sensors.parts,
+        power: this.power.parts,
+        watchdog: this.watchdog,
+      });
+    }
   }
 
   get field() {
