@@ -6,7 +6,7 @@ import type { MeterEvents } from './events';
 import { Bays } from './units/bays';
 import { BlacklistUnit } from './units/blacklist';
 
-import type { TariffDocument } from '../protocol/tariff';
+import type { TariffDocument } from '../protocol/tariff/index';
 import { ChargingUnit, type FlatRate } from './units/charging';
 import { CommsUnit } from './units/comms';
 import { InformationUnit } from './units/information';

@@ -26,7 +26,7 @@ import {
   TariffError,
   type TariffPush,
   validateTariff,
-} from '../../protocol/tariff';
+} from '../../protocol/tariff/index';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 

@@ -6,7 +6,7 @@
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { TextDisplay } from '../../hal/ui';
 import { offsetAt } from '../../protocol/tariff/tz';
-import type { Tariff } from '../../protocol/tariff';
+import type { Tariff } from '../../protocol/tariff/index';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import type { Bays } from './bays';
