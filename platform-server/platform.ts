@@ -8,6 +8,9 @@ import { startTariffs } from './tariffs';
 import { type Broker, startBroker } from './broker';
 import { type Database, migrate, openDatabase } from './db';
 import { Ingest, type Logger, type StoredRecord } from './ingest';
+import { KeyRotation } from './keyRotation';
+import { MaintenanceTokens } from './maintenance';
+import { KeyFrame } from '../protocol/keys';
 import type { HsmConfig } from './hsm';
 import { type Keystore, loadKeystore } from './keystore';
 import { type Phone, type PhoneConfig, startPhone } from './phone';
@@ -128,6 +131,11 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       onStored: config.onStored,
     });
     opened.push(() => ingest.close());
+    // Issue 5: key rotation (0x83 down, 0x03 up) and maintenance tokens.
+    const keyRotation = new KeyRotation({ db, keystore, sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b) });
+    ingest.route(KeyFrame.SECURITY, (topic, frame) => keyRotation.handleUplink(topic, frame).catch(() => {}));
+    keyRotation.register(app);
+    new MaintenanceTokens(db, keystore).register(app);
     await ingest.start();
     await registerStorageApi(app, { db, keystore, ingest });
     await startTariffs(app, { db, keystore, ingest, sendDownlink: (m, t, body) => ingest.sendDownlink(m, t, body) });
