@@ -4,6 +4,7 @@
 import { createBoardHardware } from '../hal/moddable/board';
 import { ModdablePreferences } from '../hal/moddable/preferences';
 import { Meter, type MeterConfig } from './meter';
+import type { KeyName } from './events';
 
 const preferences = new ModdablePreferences();
 const meterId = preferences.get('meter', 'id');
@@ -19,8 +20,16 @@ if (typeof meterId !== 'number' || typeof broker !== 'string' || typeof bays !==
   const hardware = createBoardHardware({
     mqtt: { host, port: port ? Number(port) : 1883, id: `meter-${meterId}` },
   });
+  // The mode key: a comma-separated button sequence written at provisioning (none: mode key off).
+  const modeKey = preferences.get('meter', 'modeKey');
   const config: MeterConfig = {
     meterId,
+    // Display and reader antenna off after two idle minutes; a key wakes the meter. The radio stays
+    // on so that downlinks (tariffs, renewals) arrive while the meter sleeps.
+    sleep: { idleMs: 120_000 },
+    ...(typeof modeKey === 'string' && modeKey
+      ? { maintenance: { sequence: modeKey.split(',') as KeyName[], maxAttempts: 3, lockoutMs: 15 * 60_000 } }
+      : {}),
     bays: bays.split(',').map(Number),
     rate: {
       currency: typeof currency === 'number' ? currency : 826,
