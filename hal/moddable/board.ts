@@ -27,6 +27,8 @@ import { ModdableFlash } from './flash';
 import { ModdableMqttLink, type ModdableMqttOptions } from './mqtt';
 import { ModdablePreferences } from './preferences';
 import { hardwareRandom } from './random';
+import type { PowerParts, SensorParts } from '../sensors';
+import { TaskWatchdog } from './watchdog';
 
 /** Bus pins and the parts that are not in BoardPins (they never reach a processor unit). */
 export interface BoardBuses {
@@ -61,6 +63,11 @@ export interface BoardConfig {
   pins?: BoardPins;
   buses?: BoardBuses;
   onDisplayError?: (message: string) => void;
+  /** Issue 7: the guard's sensors and the packs as this board wires them, built on its IO classes. */
+  parts?: (io: { I2C: IOClass<I2C, I2COptions>; Digital: IOClass<Digital, DigitalOptions> }) => {
+    sensors?: SensorParts;
+    power?: PowerParts;
+  };
 }
 
 // ECMA-419 names modes with constants on the Digital class; the HAL names them with strings.
@@ -196,6 +203,7 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
   const pins = config.pins ?? DEVKITC_PINS;
   const buses = config.buses ?? DEVKITC_BUSES;
   const I2C = boardI2C(buses.i2c);
+  const parts = config.parts?.({ I2C, Digital: BoardDigital });
   return {
     clock: new ModdableClock(),
     timers: new ModdableTimers(),
@@ -208,6 +216,9 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
     buzzer: new PwmBuzzer(buses.buzzer),
     io: { Digital: BoardDigital, SPI: boardSPI(buses.spi), I2C },
     pins,
+    sensors: parts?.sensors,
+    power: parts?.power,
+    watchdog: new TaskWatchdog(),
   };
 }
 
