@@ -138,7 +138,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     new MaintenanceTokens(db, keystore).register(app);
     await ingest.start();
     await registerStorageApi(app, { db, keystore, ingest });
-    await startTariffs(app, { db, keystore, ingest, sendDownlink: (m, t, body) => ingest.sendDownlink(m, t, body) });
+    const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
+    await startTariffs(app, { db, keystore, ingest, sendDownlink });
 
     const phone = await startPhone({
       db,

@@ -89,9 +89,9 @@ export class TransactionUnit {
     else if (key === 'up' || key === 'down') {
       const bayId = bays.ids[s.bayIndex];
       const now = this.#nowSeconds();
-      this.#select(s.bayIndex, charging.step(bayId, now, s.minutes, key === 'up' ? 1 : -1, bays.paidUntil(bayId)));
-    }
-    else if (key === 'ok') this.#awaitCard(s.bayIndex, s.minutes);
+      const direction = key === 'up' ? 1 : -1;
+      this.#select(s.bayIndex, charging.step(bayId, now, s.minutes, direction, bays.paidUntil(bayId)));
+    } else if (key === 'ok') this.#awaitCard(s.bayIndex, s.minutes);
   }
 
   #nowSeconds(): number {
