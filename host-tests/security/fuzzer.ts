@@ -22,6 +22,8 @@ export interface FuzzReport {
   inputs: number;
   refused: Record<string, number>;
   accepted: number;
+  /** Accepted inputs by target (frame, t1, sam, purse, read, decode), with the first few inputs. */
+  acceptedBy: Record<string, string[]>;
   crashes: string[];
 }
 
@@ -63,9 +65,15 @@ export function fuzz(inputs: number, seed = 1): FuzzReport {
     },
     { key: new Uint8Array(16) },
   );
-  const report: FuzzReport = { inputs: 0, refused: {}, accepted: 0, crashes: [] };
+  const report: FuzzReport = { inputs: 0, refused: {}, accepted: 0, acceptedBy: {}, crashes: [] };
+  const targets = ['frame', 't1', 'sam', 'purse', 'read', 'decode'];
   const refuse = (what: string) => {
     report.refused[what] = (report.refused[what] ?? 0) + 1;
+  };
+  const accept = (input: Uint8Array) => {
+    report.accepted++;
+    const list = (report.acceptedBy[targets[report.inputs % 6 === 0 ? 5 : (report.inputs - 1) % 6]] ??= []);
+    if (list.length < 3) list.push(Array.from(input, (b) => b.toString(16).padStart(2, '0')).join(''));
   };
   const trusting = { mac: () => new Uint8Array(8), verify: () => false };
   for (let i = 0; i < inputs; i++) {
@@ -82,11 +90,15 @@ export function fuzz(inputs: number, seed = 1): FuzzReport {
       if (next() % 5 === 0)
         input = Uint8Array.of(...input, ...Uint8Array.from({ length: next() % 400 }, byte));
     }
+    if (input.length === good.length && input.every((b, j) => b === good[j])) {
+      refuse('unmutated'); // mutations that cancelled out: the genuine frame, not a fuzz input
+      continue;
+    }
     try {
       switch (kind) {
         case 0:
           unit.openDownlink(input);
-          report.accepted++;
+          accept(input);
           break;
         case 1:
           decodeT1Block(input);
@@ -96,20 +108,20 @@ export function fuzz(inputs: number, seed = 1): FuzzReport {
         case 2: {
           const answer = sam.process(input);
           const sw = (answer[answer.length - 2] << 8) | answer[answer.length - 1];
-          if (sw === 0x9000 && input[1] !== 0x10) report.accepted++;
+          if (sw === 0x9000 && input[1] !== 0x10) accept(input);
           else refuse(`sam-${sw.toString(16)}`);
           break;
         }
         case 3: {
           const answer = applet.process(input);
           const sw = (answer[answer.length - 2] << 8) | answer[answer.length - 1];
-          if (sw === 0x9000 && input[1] !== 0xa4) report.accepted++;
+          if (sw === 0x9000 && input[1] !== 0xa4) accept(input);
           else refuse(`purse-${sw.toString(16)}`);
           break;
         }
         case 4:
           readPurse(() => input, trusting);
-          report.accepted++;
+          accept(input);
           break;
         default:
           [decodeRotation, decodeSecurityEvent, decodeMaintenanceToken, decodePurse][next() % 4](input);
