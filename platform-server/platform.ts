@@ -14,6 +14,7 @@ import { KeyFrame } from '../protocol/keys';
 import type { HsmConfig } from './hsm';
 import { type Keystore, loadKeystore } from './keystore';
 import { type Phone, type PhoneConfig, startPhone } from './phone';
+import { type StatusService, startStatus } from './status';
 
 export interface PlatformConfig {
   /** postgres://… (DATABASE_URL); PGlite when absent. */
@@ -60,6 +61,8 @@ export interface Platform {
   readonly keystore: Keystore;
   /** Pay by phone: drivers, pairing, renewals, alerts, the driver web app at /app/. */
   readonly phone: Phone;
+  /** Meter status, events and alarms (issue 7): ingest's 0x04 route, 0x84 settings, /api/meters/:id/status. */
+  readonly status: StatusService;
   /** Registers a meter at key epoch 1 and returns the keys a factory loads into it. */
   provisionMeter(id: number, name: string): Promise<MeterKeys>;
   /** Starts the HTTP server; returns its address. */
@@ -141,6 +144,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
     await startTariffs(app, { db, keystore, ingest, sendDownlink });
 
+    const status = await startStatus(app, {
+      db,
+      keystore,
+      ingest,
+      logger: config.logger ?? app.log,
+      sendDownlink,
+    });
+
     const phone = await startPhone({
       db,
       app,
@@ -161,6 +172,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       ingest,
       keystore,
       phone,
+      status,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
