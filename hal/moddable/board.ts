@@ -26,6 +26,7 @@ import { LcdTextDisplay } from './display';
 import { ModdableFlash } from './flash';
 import { ModdableMqttLink, type ModdableMqttOptions } from './mqtt';
 import { ModdablePreferences } from './preferences';
+import { BoardSerial } from './serial';
 import { hardwareRandom } from './random';
 import type { PowerParts, SensorParts } from '../sensors';
 import { TaskWatchdog } from './watchdog';
@@ -214,7 +215,7 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
     mqtt: new ModdableMqttLink(config.mqtt),
     display: new LcdTextDisplay({ io: I2C, ...buses.lcd, onError: config.onDisplayError }),
     buzzer: new PwmBuzzer(buses.buzzer),
-    io: { Digital: BoardDigital, SPI: boardSPI(buses.spi), I2C },
+    io: { Digital: BoardDigital, SPI: boardSPI(buses.spi), I2C, Serial: BoardSerial },
     pins,
     sensors: parts?.sensors,
     power: parts?.power,
