@@ -46,6 +46,11 @@ export abstract class VirtualRegisterChip implements VirtualI2cChip {
     return out;
   }
 
+  /** A 16-bit register as the chip holds it (for tests). */
+  peek16(register: number, littleEndian = false): number {
+    return this.getUint16(register, littleEndian);
+  }
+
   /** Power off and on again: registers back to their reset values. */
   powerCycle(): void {
     this.reset();

@@ -50,6 +50,14 @@ export class VirtualLis3dh extends VirtualRegisterChip {
     return this.#autoIncrement ? (pointer + 1) & 0x7f : pointer;
   }
 
+  protected override write(register: number, value: number): void {
+    super.write(register, value);
+    if (register !== Register.CTRL_REG6) return;
+    // The pin follows a polarity change at once.
+    if (this.registers[Register.INT1_SRC] & Bits.IA) this.#assert();
+    else this.#release();
+  }
+
   protected override read(register: number): number {
     const value = register === Register.WHO_AM_I && this.fault === 'wrong-id' ? 0x32 : super.read(register);
     if (register === Register.INT1_SRC && this.registers[Register.CTRL_REG5] & Bits.LIR_INT1) {
