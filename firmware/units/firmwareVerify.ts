@@ -39,7 +39,7 @@ export function verifyFirmware(
   signature: Uint8Array,
   running = 0,
 ): void {
-  if (!pinnedKey || pinnedKey.length !== 32)
+  if (pinnedKey?.length !== 32 || !pinnedKey)
     throw new FirmwareRejected('no-pinned-key', 'no release key pinned at provisioning');
   if (signature.length !== 64 || !Number.isInteger(version) || version < 0 || version > 0xffffffff)
     throw new FirmwareRejected('malformed', 'signature or version');

@@ -72,9 +72,12 @@ export function fuzz(inputs: number, seed = 1): FuzzReport {
   };
   const accept = (input: Uint8Array) => {
     report.accepted++;
-    const list = (report.acceptedBy[targets[report.inputs % 6 === 0 ? 5 : (report.inputs - 1) % 6]] ??= []);
+    const target = targets[(report.inputs - 1) % 6];
+    const list = report.acceptedBy[target] ?? [];
+    report.acceptedBy[target] = list;
     if (list.length < 3) list.push(Array.from(input, (b) => b.toString(16).padStart(2, '0')).join(''));
   };
+
   const trusting = { mac: () => new Uint8Array(8), verify: () => false };
   for (let i = 0; i < inputs; i++) {
     report.inputs++;

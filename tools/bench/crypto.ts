@@ -27,7 +27,7 @@ export async function run(): Promise<void> {
   const keys = deriveMeterKeys(crypto, new Uint8Array(32).fill(1), 1001, 1);
   const body = Uint8Array.from({ length: 106 }, (_, i) => i);
   const n = 20_000;
-  let frame = new Uint8Array(0);
+  let frame: Uint8Array = new Uint8Array(0);
   let started = performance.now();
   for (let i = 1; i <= n; i++)
     frame = sealFrame(crypto, keys.uplink, { version: 1, type: 1, meterId: 1001, epoch: 1, seq: i }, body);
