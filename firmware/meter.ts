@@ -184,7 +184,8 @@ export class Meter {
       random: hardware.random,
       buzzer: hardware.buzzer,
       send: (type, body) => this.comms.send(type, body),
-      publishSealed: (frame) => hardware.mqtt.connected && hardware.mqtt.publish(uplinkTopic(config.meterId), frame),
+      publishSealed: (frame) =>
+        hardware.mqtt.connected && hardware.mqtt.publish(uplinkTopic(config.meterId), frame),
       ble: hardware.ble,
     });
     this.registration = new RegistrationUnit({

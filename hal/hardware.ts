@@ -40,7 +40,10 @@ export interface BoardPins {
   /** One green (paid) and one red (expired) light per bay, and the rear overtime light. */
   lights: { paid: readonly number[]; expired: readonly number[]; overtime: number };
   /** The secure element (ATECC608, I2C address) and the SAM (ISO 7816 UART), when fitted. */
-  secure?: { element: { address: number }; sam: { port: number; baud: number; transmit?: number; receive?: number } };
+  secure?: {
+    element: { address: number };
+    sam: { port: number; baud: number; transmit?: number; receive?: number };
+  };
 }
 
 export interface MeterHardware {

@@ -61,7 +61,10 @@ describe('protocol/README.md worked example', () => {
     assert.equal(toHex(keys.downlink), toHex(block('downlink_key')));
     assert.equal(toHex(keys.secrets?.a ?? new Uint8Array(0)), toHex(block('key_a')));
     assert.equal(toHex(keys.secrets?.b ?? new Uint8Array(0)), toHex(block('key_b')));
-    assert.equal(toHex(combineDownlinkKey(crypto, block('key_a'), block('key_b'), 1001, 1)), toHex(block('downlink_key')));
+    assert.equal(
+      toHex(combineDownlinkKey(crypto, block('key_a'), block('key_b'), 1001, 1)),
+      toHex(block('downlink_key')),
+    );
   });
 
   it('encodes the record shown, and decodes it back', () => {

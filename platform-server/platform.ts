@@ -135,7 +135,11 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     opened.push(() => ingest.close());
     // Issue 5: key rotation (0x83 down, 0x03 up) and maintenance tokens.
-    const keyRotation = new KeyRotation({ db, keystore, sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b) });
+    const keyRotation = new KeyRotation({
+      db,
+      keystore,
+      sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b),
+    });
     ingest.route(KeyFrame.SECURITY, (topic, frame) => keyRotation.handleUplink(topic, frame).catch(() => {}));
     keyRotation.register(app);
     new MaintenanceTokens(db, keystore).register(app);

@@ -9,7 +9,14 @@ import type { Bays } from './bays';
 import type { BlacklistUnit } from './blacklist';
 import type { ChargingUnit } from './charging';
 import type { MainRecord } from './records';
-import { CardNotGenuine, type CardReaderPort, type CardSession, canPay, DebitUncertain, isExpired } from './rfid';
+import {
+  CardNotGenuine,
+  type CardReaderPort,
+  type CardSession,
+  canPay,
+  DebitUncertain,
+  isExpired,
+} from './rfid';
 
 const POLL_MS = 250;
 const CARD_WAIT_MS = 30_000;
