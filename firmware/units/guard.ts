@@ -177,7 +177,7 @@ export class GuardUnit {
     const slot = <T>(name: string, open: (() => T) | undefined, stuckCheck: boolean): Slot<T> => ({
       name,
       open: open ?? (() => undefined as T),
-      state: open ? 'failed' : 'absent',
+      state: open ? 'degraded' : 'absent',
       repeats: 0,
       stuckCheck,
     });
@@ -270,6 +270,15 @@ export class GuardUnit {
     for (const s of this.#slots()) this.#closeSlot(s);
     this.#fan?.close();
     this.#fan = undefined;
+  }
+
+  /** Closes every sensor before their supply is switched off (a power cycle); reinitialise('sensors') reopens. */
+  suspend(): void {
+    for (const s of this.#slots()) {
+      if (s.state === 'absent') continue;
+      this.#closeSlot(s);
+      this.#setState(s, 'repairing', 'power cycle');
+    }
   }
 
   /**
@@ -525,7 +534,9 @@ export class GuardUnit {
     if (!d) return;
     let source = 0;
     try {
-      source = d.status().source; // reading INT1_SRC releases the latched line
+      const status = d.status(); // reading INT1_SRC releases the latched line
+      if (!status.active) return; // an edge without IA (a chip reset) is not a knock
+      source = status.source;
     } catch (error) {
       this.#fail(this.#motion, error);
       return;

@@ -124,7 +124,6 @@ interface ModuleStatus {
   state: ModuleState;
   detail: string;
   since: number;
-  repairs: number[];
 }
 
 export class MonitorUnit {
@@ -132,6 +131,8 @@ export class MonitorUnit {
     Pick<MonitorOptions, 'reinitialise' | 'powerCycle' | 'radio' | 'watchdog'>;
   readonly #modules = new Map<MonitoredModule, ModuleStatus>();
   readonly #probes = new Map<string, () => boolean>();
+  /** Repair times per module/part, for the hourly limit. */
+  readonly #repairs = new Map<string, number[]>();
   #timer: TimerHandle | undefined;
   #radioDownSince: number | undefined;
   #radioStep = 0;
@@ -140,7 +141,7 @@ export class MonitorUnit {
 
   constructor(options: MonitorOptions) {
     this.#o = { watchdogMs: 60_000, checkMs: 10_000, radioDownMs: 600_000, powerCycleMs: 500, ...options };
-    for (const m of MODULES) this.#modules.set(m, { state: 'ok', detail: '', since: 0, repairs: [] });
+    for (const m of MODULES) this.#modules.set(m, { state: 'ok', detail: '', since: 0 });
     options.bus.on('fault', (f) => this.#onFault(f.unit, f.error));
     options.bus.on('module-state', (m) => {
       // A part reported back in service (a sensor that answers again) clears its module.
@@ -273,14 +274,15 @@ export class MonitorUnit {
 
   /** The ladder: re-initialise; power-cycle and re-initialise; escalate. */
   #repair(module: MonitoredModule, part: string): void {
-    const status = this.#modules.get(module)!;
     const now = this.#o.clock.monotonic();
-    status.repairs = status.repairs.filter((t) => now - t < HOUR_MS);
-    if (status.repairs.length >= MAX_REPAIRS_PER_HOUR) {
-      this.#escalate(module, part, `${status.repairs.length} repairs in the last hour`);
+    const key = `${module}/${part}`;
+    const repairs = (this.#repairs.get(key) ?? []).filter((t) => now - t < HOUR_MS);
+    this.#repairs.set(key, repairs);
+    if (repairs.length >= MAX_REPAIRS_PER_HOUR) {
+      this.#escalate(module, part, `${repairs.length} repairs in the last hour`);
       return;
     }
-    status.repairs.push(now);
+    repairs.push(now);
     this.#set(module, 'repairing', part);
     const reinit = this.#o.reinitialise?.[module];
     if (reinit?.(part)) {

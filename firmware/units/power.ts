@@ -74,7 +74,7 @@ export class PowerUnit {
         percent: 0,
         rate: 0,
         low: false,
-        state: gaugePart ? 'failed' : 'absent',
+        state: gaugePart ? 'degraded' : 'absent',
       });
     }
     for (const name of ['reader', 'radio', 'sensors'] as ModuleName[]) {

@@ -8,6 +8,8 @@ export type ChipFault = 'none' | 'no-ack' | 'stuck' | 'wrong-id';
 export abstract class VirtualRegisterChip implements VirtualI2cChip {
   readonly registers = new Uint8Array(256);
   fault: ChipFault = 'none';
+  /** A latched-up chip: its fault goes away when its supply is cycled. */
+  latched = false;
   /** Whether the chip is powered (a power-cycled module comes back at its reset values). */
   powered = true;
   pointer = 0;
@@ -53,6 +55,10 @@ export abstract class VirtualRegisterChip implements VirtualI2cChip {
 
   /** Power off and on again: registers back to their reset values. */
   powerCycle(): void {
+    if (this.latched) {
+      this.fault = 'none';
+      this.latched = false;
+    }
     this.reset();
   }
 

@@ -10,6 +10,8 @@ export class VirtualSht3x implements VirtualI2cChip {
   humidity = 50;
   fault: ChipFault = 'none';
   powered = true;
+  /** A latched-up chip: its fault goes away when its supply is cycled. */
+  latched = false;
   /** Corrupts the CRC of the next `corruptCrc` measurements. */
   corruptCrc = 0;
   heater = false;
@@ -65,6 +67,10 @@ export class VirtualSht3x implements VirtualI2cChip {
   }
 
   powerCycle(): void {
+    if (this.latched) {
+      this.fault = 'none';
+      this.latched = false;
+    }
     this.#status = Status.ALERT_PENDING | Status.RESET_DETECTED;
     this.heater = false;
     this.#pending = new Uint8Array(0);
