@@ -228,7 +228,11 @@ export class Meter {
               sensors: (part) => this.guard?.reinitialise(part) ?? false,
               power: (part) => this.power?.reinitialise(part) ?? false,
             },
-            powerCycle: (module, ms, done) => this.power?.powerCycle(module, ms, done) ?? false,
+            powerCycle: (module, ms, done) => {
+              if (!this.power) return false;
+              if (module === 'sensors') this.guard?.suspend(); // drivers closed before their supply goes
+              return this.power.powerCycle(module, ms, done);
+            },
           })
         : undefined;
 
