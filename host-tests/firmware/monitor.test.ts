@@ -1,0 +1,192 @@
+// Monitoring engine (413) on virtual time: module states, the fault log as records, the repair
+// ladder for the radio (power cycle, then the other path), escalation to the platform, and the
+// watchdog that restarts a hung firmware — the restart recorded as abnormal, a planned one not.
+import assert from 'node:assert/strict';
+import { EventBus } from '../../firmware/bus';
+import type { MeterEvents } from '../../firmware/events';
+import { MainRecord } from '../../firmware/units/records';
+import { FailoverLink, MonitorUnit, moduleOf } from '../../firmware/units/monitor';
+import { RecordStore } from '../../firmware/units/storage';
+import { VirtualClock } from '../../hal/mock/clock';
+import { VirtualNorFlash } from '../../hal/mock/flash';
+import { VirtualBroker } from '../../hal/mock/mqtt';
+import { MemoryPreferences } from '../../hal/mock/preferences';
+import { VirtualWatchdog } from '../../hal/mock/watchdog';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { decodeRecord, RecordKind } from '../../protocol/records';
+import { Rig } from '../sensors/rig';
+
+const MINUTE = 60_000;
+
+/** A monitor alone, over real records, with the bus events it emits. */
+function standalone(
+  options: { radio?: FailoverLink; watchdog?: VirtualWatchdog; clock?: VirtualClock } = {},
+) {
+  const clock = options.clock ?? new VirtualClock();
+  const preferences = new MemoryPreferences();
+  const flash = () => new VirtualNorFlash({ byteLength: 64 * 1024 });
+  const log = new RecordStore({
+    records: flash(),
+    backup: flash(),
+    upload: flash(),
+    preferences,
+    crypto: nobleCrypto,
+  });
+  const bus = new EventBus<MeterEvents>();
+  const records = new MainRecord({
+    log,
+    ledger: log.ledger,
+    crypto: nobleCrypto,
+    clock,
+    meterId: 9,
+    bus,
+    preferences,
+  });
+  const events: MeterEvents['status-event'][] = [];
+  bus.on('status-event', (e) => events.push(e));
+  const monitor = new MonitorUnit({
+    bus,
+    records,
+    clock,
+    timers: clock,
+    radio: options.radio,
+    watchdog: options.watchdog,
+  });
+  const ops = () =>
+    log.read(log.firstSeq).flatMap((r) => {
+      const rec = decodeRecord(r.bytes);
+      return rec.kind === RecordKind.Transaction ? [] : [`${rec.data.code}: ${rec.data.detail}`];
+    });
+  return { clock, bus, monitor, events, ops };
+}
+
+describe('monitoring engine (413)', () => {
+  it('maps fault sources to modules', () => {
+    assert.deepEqual(
+      [
+        'sensor:bay2',
+        'power:gauge:backup',
+        'power:display',
+        'rfid',
+        'comms',
+        'storage',
+        'records',
+        'tariff',
+      ].map(moduleOf),
+      ['sensors', 'power', 'power', 'reader', 'radio', 'storage', 'storage', undefined],
+    );
+  });
+
+  it('radio down: power-cycled after 10 minutes, then the other path; repaired once it connects', () => {
+    const clock = new VirtualClock();
+    const broker = new VirtualBroker(clock);
+    const cellular = broker.link();
+    const wifi = broker.link();
+    const radio = new FailoverLink([
+      { name: 'cellular', link: cellular },
+      { name: 'wifi', link: wifi },
+    ]);
+    let connects = 0;
+    radio.open({ onConnect: () => connects++, onDisconnect() {}, onMessage() {} });
+    radio.subscribe('parklink/v1/meters/9/down');
+    const { monitor, events, ops } = standalone({ radio, clock });
+    monitor.start();
+    clock.advance(MINUTE);
+    assert.equal(radio.connected, true);
+    cellular.setSignal(false);
+    clock.advance(11 * MINUTE);
+    assert.equal(monitor.states.radio, 'repairing');
+    assert.match(ops().join('\n'), /fault: radio\/radio: link down for 6\d\d s/);
+    assert.equal(radio.active, 'cellular', 'first the power cycle');
+    clock.advance(10 * MINUTE);
+    assert.equal(radio.active, 'wifi');
+    assert.equal(radio.connected, true);
+    assert.ok(wifi.wants('parklink/v1/meters/9/down'), 'subscriptions carried over');
+    clock.advance(MINUTE);
+    assert.equal(monitor.states.radio, 'ok');
+    assert.ok(ops().some((o) => o === 'repair: radio/radio: fell back to wifi'));
+    assert.ok(connects >= 2);
+    assert.equal(events.find((e) => e.event === 'module-repaired')?.detail, 'radio/radio: fell back to wifi');
+  });
+
+  it('escalates what it cannot repair: a record and an uplink event', () => {
+    const clock = new VirtualClock();
+    const broker = new VirtualBroker(clock);
+    const only = broker.link();
+    const radio = new FailoverLink([{ name: 'cellular', link: only }]);
+    radio.open({ onConnect() {}, onDisconnect() {}, onMessage() {} });
+    const { monitor, events, ops } = standalone({ radio, clock });
+    monitor.start();
+    only.setSignal(false);
+    clock.advance(25 * MINUTE);
+    assert.equal(monitor.states.radio, 'failed');
+    assert.ok(ops().some((o) => /^fault-escalated: radio\/radio: link down/.test(o)));
+    const escalation = events.find((e) => e.event === 'escalation');
+    assert.equal(escalation?.severity, 'fault');
+    assert.equal(escalation?.active, true);
+  });
+
+  it('feeds the watchdog while every probe is alive; a hung unit stops the feeding and the watchdog bites', () => {
+    const clock = new VirtualClock();
+    const watchdog = new VirtualWatchdog(clock);
+    let bitten = 0;
+    watchdog.onBite = () => bitten++;
+    const { monitor } = standalone({ watchdog, clock });
+    let alive = true;
+    monitor.addProbe('comms', () => alive);
+    monitor.start();
+    clock.advance(10 * MINUTE);
+    assert.equal(bitten, 0);
+    assert.ok(watchdog.feeds >= 60);
+    alive = false;
+    clock.advance(59_000);
+    assert.equal(bitten, 0);
+    clock.advance(2_000);
+    assert.equal(bitten, 1);
+    monitor.stop();
+  });
+
+  it('a watchdog restart of a whole meter is an abnormal restart and a watchdog-restart record; a planned one is not', () => {
+    const rig = new Rig();
+    rig.meter.monitor!.addProbe('hung', () => false);
+    let restarted = false;
+    rig.board.watchdog!.onBite = () => {
+      restarted = true;
+    };
+    rig.clock.advance(2 * MINUTE);
+    assert.equal(restarted, true);
+    // The board restarts: no clean stop, the watchdog says why.
+    const after = new Rig({
+      clock: rig.clock,
+      broker: rig.broker,
+      state: rig.board.state,
+      lastReset: 'watchdog',
+    });
+    const boots = after.operations('boot').map((o) => o.detail);
+    assert.match(boots.at(-1) ?? '', /^abnormal restart/);
+    assert.equal(after.operations('watchdog-restart').length, 1);
+    assert.equal(after.uplinkEvents('watchdog-restart').length, 1);
+    after.meter.stop();
+    assert.equal(after.board.watchdog!.running, false, 'a planned stop disarms the watchdog');
+    const planned = new Rig({
+      clock: rig.clock,
+      broker: rig.broker,
+      state: after.board.state,
+      lastReset: 'software',
+    });
+    assert.match(planned.operations('boot').at(-1)?.detail ?? '', /^planned restart/);
+    assert.equal(planned.operations('watchdog-restart').length, 1, 'only the earlier one');
+  });
+
+  it('reports module states on the bus and in the status report', () => {
+    const rig = new Rig();
+    rig.rail.gauges.backup.fault = 'no-ack';
+    rig.clock.advance(61 * MINUTE);
+    assert.equal(rig.meter.monitor!.states.power, 'failed');
+    const report = rig.uplinks().find((m) => m.kind === 'status');
+    assert.ok(report && report.kind === 'status');
+    assert.equal(report.modules.power, 'failed');
+    assert.ok(report.faults.includes('power'));
+    assert.ok(report.faults.includes('gauge:backup'));
+  });
+});
