@@ -22,7 +22,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Crypto } from '../hal/crypto';
 import { nobleCrypto } from '../hal/nobleCrypto';
-import { deriveMeterKeys, type MeterKeys } from '../protocol/keys';
+import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../protocol/keys';
 import { type Keystore, MASTER_KEY_LENGTH, keyCheckValue } from './keystore';
 
 type Pkcs11Module = typeof import('pkcs11js');
@@ -251,9 +251,7 @@ function extractAsKeysDoes(master: Uint8Array): { salt: Uint8Array; prk: Uint8Ar
       return out;
     },
   };
-  const keys = deriveMeterKeys(recorder, master, 0, 0);
-  keys.uplink.fill(0);
-  keys.downlink.fill(0);
+  wipeMeterKeys(deriveMeterKeys(recorder, master, 0, 0));
   if (!caught) {
     throw new HsmError('protocol/keys.ts no longer starts with an HKDF-Extract of the master');
   }

@@ -13,7 +13,7 @@ import { sha256 } from '@noble/hashes/sha2';
 import type { Crypto } from '../hal/crypto';
 import { nobleCrypto } from '../hal/nobleCrypto';
 import { fromHex, toHex, utf8 } from '../protocol/bytes';
-import { deriveMeterKeys, type MeterKeys } from '../protocol/keys';
+import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../protocol/keys';
 import type { HsmConfig } from './hsm';
 
 export const MASTER_KEY_LENGTH = 32;
@@ -40,8 +40,7 @@ export interface Keystore {
 export function keyCheckValue(crypto: Crypto, master: Uint8Array): string {
   const keys = deriveMeterKeys(crypto, master, 0xffffffff, 0xffffffff);
   const check = toHex(sha256(keys.uplink).subarray(0, 3));
-  keys.uplink.fill(0);
-  keys.downlink.fill(0);
+  wipeMeterKeys(keys);
   return check;
 }
 
