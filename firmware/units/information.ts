@@ -36,7 +36,8 @@ export class InformationUnit {
   #battery: MeterEvents['battery'] | undefined;
   #message: MeterEvents['platform-message'] | undefined;
   readonly #unavailable = new Set<number>();
-  #serviceDown = false;
+  /** Why sales are stopped, while they are (storage full, keys wiped…). */
+  #serviceDown: string | undefined;
   #lines: string[] = [];
 
   constructor(options: InformationOptions) {
@@ -108,15 +109,26 @@ export class InformationUnit {
       else this.#unavailable.add(bayId);
       if (this.#idleShown) this.showIdle();
     });
-    bus.on('service-unavailable', () => {
-      this.#serviceDown = true;
-      if (this.#idleShown) this.showIdle();
+    bus.on('service-unavailable', (u) => {
+      this.#serviceDown = u.reason;
+      this.showIdle();
     });
     bus.on('service-available', () => {
-      this.#serviceDown = false;
-      if (this.#idleShown) this.showIdle();
+      this.#serviceDown = undefined;
+      this.showIdle();
     });
-    for (const event of ['bay-expired', 'bay-overtime', 'renewal-applied', 'tariff-applied'] as const) {
+    bus.on('renewal-applied', (r) =>
+      this.#show(
+        [
+          `RENEWED bay ${r.bayId}`,
+          `until ${this.#clock(r.paidUntil)}`,
+          `Paid ${money(r.charge)}`,
+          'by phone',
+        ],
+        true,
+      ),
+    );
+    for (const event of ['bay-expired', 'bay-overtime', 'tariff-applied'] as const) {
       bus.on(event, () => {
         if (this.#idleShown) this.showIdle();
       });
@@ -135,7 +147,7 @@ export class InformationUnit {
   bayLine(id: number, now: number): string {
     const { bays, tariff } = this.#o;
     const left = bays.remaining(id, now);
-    if (this.#unavailable.has(id) || this.#serviceDown) return `Bay ${id} unavailable`;
+    if (this.#unavailable.has(id) || this.#serviceDown !== undefined) return `Bay ${id} unavailable`;
     if (left > 0) return `Bay ${id} paid ${formatDuration(left)}`;
     const t = tariff?.();
     const paidUntil = bays.paidUntil(id);
@@ -153,6 +165,11 @@ export class InformationUnit {
 
   showIdle(): void {
     const { bays, clock, display } = this.#o;
+    if (this.#serviceDown !== undefined) {
+      this.#show(['UNAVAILABLE', ...wrap(`No sales: ${this.#serviceDown}`, display.columns)]);
+      this.#idleShown = true;
+      return;
+    }
     const now = Math.floor(clock.now() / 1000);
     const battery = this.#battery
       ? ` ${this.#battery.charging ? '+' : ''}${Math.round(this.#battery.percent)}%`
