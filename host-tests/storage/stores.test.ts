@@ -406,7 +406,11 @@ describe('memory full (seed: "unavailable")', () => {
 
     s.platform.acking = true;
     s.clock.advance(20 * 60_000); // the retry timer fires; acks free sectors
-    assert.deepEqual(events.slice(-2), ['unavailable', 'available'], 'the key press re-announced it, then it ended');
+    assert.deepEqual(
+      events.slice(-2),
+      ['unavailable', 'available'],
+      'the key press re-announced it, then it ended',
+    );
     assert.equal(s.meter.ledger.acknowledgedSeq, s.meter.log.lastSeq);
     const notProvided = s.meter.log
       .read(1)
