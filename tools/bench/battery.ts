@@ -1,0 +1,61 @@
+// Projected battery life from the sleep budget (firmware/units/power.ts): charge per day by part
+// and state from datasheet currents, for a daily use (taps, uploads), on the meter's packs.
+// `npm run bench battery [-- --taps=50 --uploads=4 --air=24 --bays=4]`.
+import { CURRENT_FIGURES, type DailyUse, projectBatteryLife } from '../../firmware/units/power';
+
+export const description = 'projected battery life for a daily use (sleep budget from datasheet currents)';
+
+/** The packs of the reference build: two D-size Li-SOCl2 primaries, a 2S2P 18650 pack, a CR123A backup. */
+const PACKS = [
+  { name: 'disposable (2 × D Li-SOCl2, 19 Ah)', mah: 19_000 },
+  { name: 'rechargeable (18650 ×4 as 2P, 6.8 Ah, no solar)', mah: 6_800 },
+  { name: 'backup (CR123A, 1.5 Ah)', mah: 1_500 },
+];
+
+function option(args: string[], name: string, fallback: number): number {
+  const found = args.find((a) => a.startsWith(`--${name}=`));
+  const value = found ? Number(found.split('=')[1]) : fallback;
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`--${name} must be a number ≥ 0`);
+  return value;
+}
+
+export function run(args: string[]): void {
+  const use: DailyUse = {
+    taps: option(args, 'taps', 50),
+    uploads: option(args, 'uploads', 4),
+    airMinutesPerDay: option(args, 'air', 24),
+    bays: option(args, 'bays', 4),
+    packs: 3,
+  };
+  const p = projectBatteryLife(use);
+  console.log(
+    `daily use: ${use.taps} taps (20 s awake, 5 s antenna each), ${use.uploads} uploads (15 s radio each), ` +
+      `${use.airMinutesPerDay} min of air quality, ${use.bays} bay magnetometers, 3 fuel gauges`,
+  );
+  console.log('charge per day by part (mAh):');
+  for (const [part, mah] of Object.entries(p.perDay).sort((a, b) => b[1] - a[1]))
+    console.log(
+      `  ${part.padEnd(32)} ${mah.toFixed(2).padStart(8)}  ${((100 * mah) / p.totalPerDay).toFixed(1).padStart(5)} %`,
+    );
+  console.log(
+    `  ${'total'.padEnd(32)} ${p.totalPerDay.toFixed(2).padStart(8)}  (average ${(p.averageMilliamps * 1000).toFixed(0)} µA)`,
+  );
+  console.log('projected life at 80 % usable capacity:');
+  for (const pack of PACKS) {
+    const days = p.days(pack.mah);
+    console.log(
+      `  ${pack.name.padEnd(48)} ${days.toFixed(0).padStart(5)} days (${(days / 30.44).toFixed(1)} months)`,
+    );
+  }
+  const asleep = p.perDay['MCU asleep'];
+  const deepSleep =
+    (CURRENT_FIGURES.mcuDeepSleep.milliamps / CURRENT_FIGURES.mcuLightSleep.milliamps) * asleep;
+  const withDeepSleep = p.totalPerDay - asleep + deepSleep;
+  console.log(
+    `what-if: ESP32 deep sleep between events instead of light sleep: ${withDeepSleep.toFixed(2)} mAh/day, ` +
+      `${p.days(PACKS[0].mah).toFixed(0)} → ${((PACKS[0].mah * 0.8) / withDeepSleep).toFixed(0)} days on the disposable pack`,
+  );
+  console.log('figures:');
+  for (const f of Object.values(CURRENT_FIGURES))
+    console.log(`  ${f.part}, ${f.state}: ${f.milliamps} mA — ${f.source}`);
+}
