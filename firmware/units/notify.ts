@@ -66,6 +66,12 @@ export class NotifyUnit {
     bus.on('maintenance-refused', () => this.play(Tones.failure));
     bus.on('maintenance-opened', () => this.play(Tones.success));
     bus.on('tamper', () => this.play(Tones.tamper));
+    // Security & environment (48): a tilt or a knock also flashes the rear red light; a session
+    // ended early (the vehicle left, time non-transferable) turns the bay's light red.
+    bus.on('guard-alarm', (a) => {
+      if (a.active && (a.kind === 'tilt' || a.kind === 'vibration')) this.#flash();
+    });
+    bus.on('bay-session-ended', (e) => this.refreshBay(e.bayId));
     for (const id of bays.ids) this.refreshBay(id, false);
   }
 
@@ -77,6 +83,15 @@ export class NotifyUnit {
       else this.#o.timers.setTimeout(() => this.#o.buzzer.tone(hz, ms), at);
       at += ms;
     }
+  }
+
+  /** Flashes the rear red light for 1.5 s, then shows overtime again. */
+  #flash(): void {
+    const light = this.#overtimeLight;
+    if (!light) return;
+    light.write(1);
+    for (let i = 1; i < 6; i++) this.#o.timers.setTimeout(() => light.write(i % 2 === 0 ? 1 : 0), i * 250);
+    this.#o.timers.setTimeout(() => light.write(this.#overtime.size > 0 ? 1 : 0), 1_500);
   }
 
   /** Bays now past their paid time and grace. */
