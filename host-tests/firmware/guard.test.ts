@@ -36,7 +36,14 @@ describe('guard (48): security and environment on virtual time', () => {
     const rig = new Rig();
     rig.clock.advance(MINUTE); // first sample: the upright reference
     rig.sensors.motion.acceleration = tiltBy(30);
-    rig.clock.advance(MINUTE);
+    rig.meter.guard!.sampleEnvironment();
+    const overtime = 15; // the rear red light flashes with the alarm
+    const flashes = [rig.board.pins.level(overtime)];
+    for (let i = 0; i < 6; i++) {
+      rig.clock.advance(250);
+      flashes.push(rig.board.pins.level(overtime));
+    }
+    assert.deepEqual(flashes, [1, 0, 1, 0, 1, 0, 0]);
     const raised = rig.operations('security-tilt');
     assert.equal(raised.length, 1);
     assert.match(raised[0].detail, /tilt raised: (29|30)\.\d/);
@@ -189,6 +196,11 @@ describe('bay occupancy (QMC5883L per bay)', () => {
         assert.equal(rig.meter.bays.paidUntil(3), ended[0].at);
         const record = rig.operations('session-ended-early')[0];
         assert.deepEqual(record.period, { from: ended[0].at, to: paidUntil });
+        assert.deepEqual(
+          [rig.board.light('paid', 2), rig.board.light('expired', 2)],
+          [0, 1],
+          'bay 3 shows red',
+        );
       } else {
         assert.equal(ended.length, 0);
         assert.equal(rig.meter.bays.paidUntil(3), paidUntil);
