@@ -2,7 +2,7 @@
 // broker, a registered driver, taps, and waits.
 import assert from 'node:assert/strict';
 import { Meter } from '../../firmware/meter';
-import { SecurityUnit } from '../../firmware/units/security';
+import { provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
 import type { VirtualClock } from '../../hal/mock/clock';
@@ -54,7 +54,7 @@ export async function bootMeter(
   const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) });
   const board = new VirtualBoard({ mqtt: link, clock, state });
   if (!state)
-    SecurityUnit.provision(board.preferences, await platform.provisionMeter(meterId, `Meter ${meterId}`));
+    provisionBoard(board.hardware, await platform.provisionMeter(meterId, `Meter ${meterId}`), meterId);
   const meter = new Meter(board.hardware, { meterId, bays: [1, 2], rate: RATE });
   meter.start();
   await until(() => link.connected, 'the meter to connect');
