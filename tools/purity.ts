@@ -40,7 +40,12 @@ export const NODE_ONLY_PACKAGES: readonly string[] = Object.freeze([
 ]);
 
 /** Packages checked to run under XS (pure ECMAScript, no host API). Add one only after trying it there. */
-export const XS_PACKAGES: readonly string[] = Object.freeze(['@noble/hashes', '@noble/ciphers', '@noble/curves', 'cborg']);
+export const XS_PACKAGES: readonly string[] = Object.freeze([
+  '@noble/hashes',
+  '@noble/ciphers',
+  '@noble/curves',
+  'cborg',
+]);
 
 /** Where Moddable modules (`embedded:*`, `timer`, `flash`, Moddable's own `mqtt`, `net`, …) may be imported. */
 export const MODDABLE_DIRS: readonly string[] = Object.freeze(['hal/moddable/', 'drivers/display/']);
