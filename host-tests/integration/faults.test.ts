@@ -278,6 +278,8 @@ forEachBackend('network faults: every record in the database exactly once', (bac
     const { meter } = await bootMeter(platform, meterId);
     sell(meter, 5);
     await until(() => meter.ledger.acknowledgedSeq === meter.log.lastSeq, 'the first records acknowledged');
+    // Let the platform's own follow-up work on those records (listeners of 'stored') finish first.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     // The outage: the real database behind a proxy that drops every connection; PGlite (in process)
     // by failing every transaction for the same time.
     const stub = dbProxy
