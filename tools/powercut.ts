@@ -156,6 +156,8 @@ export function runPowerCuts(options: PowerCutOptions): PowerCutResult {
   const platform = new Map<number, { bytes: Uint8Array; link: Uint8Array }>();
   let platformDownSeq = 0;
   let platformFrameSeq = 0;
+  let checkedAck = 0;
+  let platformHigh = 0;
 
   const result: PowerCutResult = {
     cuts: 0,
@@ -230,12 +232,16 @@ export function runPowerCuts(options: PowerCutOptions): PowerCutResult {
       if (seq > acked && !store.backup.has(seq))
         violation('other', `${where}: unacknowledged record ${seq} not in the backup`);
     }
-    for (let seq = 1; seq <= acked; seq++) {
+    for (let seq = checkedAck + 1; seq <= acked; seq++) {
       if (!platform.has(seq))
         violation('other', `${where}: meter holds an ack for ${seq} the platform lacks`);
     }
+    checkedAck = Math.max(checkedAck, acked);
     if (round % 50 === 0) {
-      for (const seq of committed.keys()) if (seq <= acked - 200) committed.delete(seq); // bound memory
+      // Bound memory and time: what is long acknowledged and checked is forgotten on both sides.
+      for (const seq of committed.keys()) if (seq <= acked - 200) committed.delete(seq);
+      for (const seq of platform.keys())
+        if (seq <= acked - 200 && seq < store.firstSeq - 1) platform.delete(seq);
     }
 
     // ---- Run until the power fails ------------------------------------------------------------
@@ -336,7 +342,8 @@ export function runPowerCuts(options: PowerCutOptions): PowerCutResult {
               const held = platform.get(seq);
               if (held && !bytesEqual(held.bytes, bytes))
                 violation('duplicate', `${where}: seq ${seq} conflicts`);
-              if (!held) platform.set(seq, { bytes, link });
+              if (!held && seq > checkedAck - 200) platform.set(seq, { bytes, link });
+              platformHigh = Math.max(platformHigh, seq);
             });
             if (random.nextFloat() < 0.25) continue; // the ack is lost
             const last = firstSeq + message.records.length - 1;
@@ -378,7 +385,7 @@ export function runPowerCuts(options: PowerCutOptions): PowerCutResult {
     // A cut inside a downlink handler is reported on the bus, not thrown: the switch knows anyway.
   }
   result.records = committed.size ? Math.max(...committed.keys()) : 0;
-  result.acknowledged = Math.max(0, ...[...platform.keys()]);
+  result.acknowledged = platformHigh;
   return result;
 }
 
