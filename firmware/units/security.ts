@@ -8,7 +8,8 @@
 //
 // Nonces: uplink frame sequence numbers are reserved in blocks in preferences *before* use (written
 // first, then taken), so a restart or a power cut at any point skips numbers and never repeats one.
-// Downlink sequence numbers must increase; anything else is a replay and is refused.
+// A downlink sequence number is accepted once, within a 64-frame sliding window; anything else is a
+// replay and is refused.
 import type { PurseAuthenticator } from '../../drivers/rfid/purse';
 import { ATECC608 } from '../../drivers/secure/atecc608';
 import { SecureAccessModule } from '../../drivers/secure/sam';
@@ -23,6 +24,7 @@ import { bytesEqual } from '../../protocol/bytes';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
 import { ProtocolError } from '../../protocol/errors';
 import { FRAME_VERSION, type FrameHeader, isDownlink, openFrame, sealFrame } from '../../protocol/frame';
+import { ReplayWindow } from '../../protocol/replayWindow';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import {
@@ -245,7 +247,7 @@ export class SecurityUnit {
   #previous: (EpochKeys & { until: number }) | undefined;
   #nextUplinkSeq: number;
   #reservedUpTo: number;
-  #lastDownlinkSeq: number;
+  #downlinks: ReplayWindow;
   #tampered: boolean;
   #lastOpenedEpoch = 0;
 
@@ -258,7 +260,12 @@ export class SecurityUnit {
     this.meterId = options.meterId;
     this.#reservedUpTo = this.#number('upReserved');
     this.#nextUplinkSeq = this.#reservedUpTo + 1;
-    this.#lastDownlinkSeq = this.#number('downSeq');
+    const window = this.#preferences.get(DOMAIN, 'downWindow');
+    // Meters provisioned before the window kept only the highest number: everything up to it is spent.
+    this.#downlinks =
+      window instanceof ArrayBuffer
+        ? ReplayWindow.decode(new Uint8Array(window))
+        : new ReplayWindow(this.#number('downSeq'));
     this.#tampered = this.#preferences.get(DOMAIN, 'tampered') === true;
     this.#loadKeys();
   }
@@ -351,11 +358,11 @@ export class SecurityUnit {
     if (header.meterId !== this.meterId)
       throw new ProtocolError('bad-field', `frame is for meter ${header.meterId}`);
     if (!isDownlink(header.type)) throw new ProtocolError('bad-type', 'uplink frame on the downlink');
-    if (header.seq <= this.#lastDownlinkSeq) {
-      throw new ProtocolError('replay', `downlink seq ${header.seq} after ${this.#lastDownlinkSeq}`);
-    }
-    this.#preferences.set(DOMAIN, 'downSeq', header.seq);
-    this.#lastDownlinkSeq = header.seq;
+    const replay = this.#downlinks.check(header.seq);
+    if (replay) throw new ProtocolError('replay', `downlink ${replay}`);
+    this.#downlinks.accept(header.seq);
+    // Spent before it is acted on: a power cut after this line cannot make the frame acceptable again.
+    this.#preferences.set(DOMAIN, 'downWindow', this.#downlinks.encode().buffer as ArrayBuffer);
     this.#lastOpenedEpoch = header.epoch;
     return opened;
   }
