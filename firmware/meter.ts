@@ -5,6 +5,7 @@ import { EventBus } from './bus';
 import type { MeterEvents } from './events';
 import { Bays } from './units/bays';
 import { BlacklistUnit } from './units/blacklist';
+import { ReaderFilesStore } from './units/readerFiles';
 
 import type { TariffDocument } from '../protocol/tariff/index';
 import { ChargingUnit, type FlatRate } from './units/charging';
@@ -61,6 +62,8 @@ export class Meter {
   readonly bays: Bays;
   readonly charging: ChargingUnit;
   readonly blacklist: BlacklistUnit;
+  /** The reader files store (card profiles, reader parameters) on the reader partition. */
+  readonly readerFiles: ReaderFilesStore;
   readonly transactions: TransactionUnit;
   readonly comms: CommsUnit;
   readonly registration: RegistrationUnit;
@@ -113,6 +116,7 @@ export class Meter {
       send: (type, body) => this.comms.send(type, body),
     });
     this.blacklist = new BlacklistUnit(partitions.blacklist);
+    this.readerFiles = new ReaderFilesStore(partitions.reader);
     this.information = new InformationUnit({
       display: hardware.display,
       bus,

@@ -1,0 +1,71 @@
+// The reader files store (the seed's fourth store): the files the card reader works from — card
+// application profiles, SAM key versions, reader parameters — each named and versioned, downloaded
+// by the management service and kept on their own partition in a two-slot store. A file is only
+// ever replaced by a newer version, and the whole set is written at once, so a power cut leaves
+// either the old set or the new one.
+import type { NorFlash } from '../../hal/flash';
+import { SlotStore } from './slotStore';
+
+const SLOT_MAGIC = 0x504c5231; // "PLR1"
+
+export interface ReaderFile {
+  version: number;
+  bytes: Uint8Array;
+}
+
+export class StaleReaderFileError extends Error {
+  constructor(name: string, version: number, held: number) {
+    super(`reader file ${name} version ${version} is not newer than the ${held} held`);
+    this.name = 'StaleReaderFileError';
+  }
+}
+
+export class ReaderFilesStore {
+  readonly #store: SlotStore;
+  #files = new Map<string, ReaderFile>();
+
+  constructor(flash: NorFlash) {
+    this.#store = new SlotStore(flash, SLOT_MAGIC);
+    const saved = this.#store.load();
+    if (!Array.isArray(saved)) return;
+    for (const item of saved) {
+      if (
+        Array.isArray(item) &&
+        typeof item[0] === 'string' &&
+        Number.isSafeInteger(item[1]) &&
+        item[2] instanceof Uint8Array
+      ) {
+        this.#files.set(item[0], { version: item[1], bytes: item[2] });
+      }
+    }
+  }
+
+  get(name: string): ReaderFile | undefined {
+    const file = this.#files.get(name);
+    return file && { version: file.version, bytes: file.bytes.slice() };
+  }
+
+  /** Names and versions of the files held. */
+  list(): { name: string; version: number }[] {
+    return [...this.#files].map(([name, file]) => ({ name, version: file.version }));
+  }
+
+  /** Stores a newer version of a file, durably; an older or equal version is refused. */
+  put(name: string, version: number, bytes: Uint8Array): void {
+    if (!/^[a-z0-9][a-z0-9._-]{0,31}$/.test(name)) throw new RangeError(`bad reader file name ${name}`);
+    if (!Number.isSafeInteger(version) || version < 1) throw new RangeError(`bad version ${version}`);
+    const held = this.#files.get(name)?.version ?? 0;
+    if (version <= held) throw new StaleReaderFileError(name, version, held);
+    const next = new Map(this.#files).set(name, { version, bytes: bytes.slice() });
+    this.#store.save([...next].map(([n, f]) => [n, f.version, f.bytes]));
+    this.#files = next;
+  }
+
+  remove(name: string): void {
+    if (!this.#files.has(name)) return;
+    const next = new Map(this.#files);
+    next.delete(name);
+    this.#store.save([...next].map(([n, f]) => [n, f.version, f.bytes]));
+    this.#files = next;
+  }
+}
