@@ -36,7 +36,10 @@ export interface MeterConfig {
   maintenance?: MaintenanceOptions;
   /** Idle time before display, reader antenna (and with `radio`, the radio) are switched off. */
   sleep?: { idleMs: number; radio?: boolean };
-  /** Paid time is not transferable: a bay the vehicle leaves ends its session (until the tariff says so). */
+  /**
+   * Overrides the applied tariff's `nonTransferable` (document or timetable entry): true, a bay the
+   * vehicle leaves always ends its session; false, never. Absent: the tariff decides.
+   */
   nonTransferable?: boolean;
 }
 
@@ -216,7 +219,8 @@ export class Meter {
         timers,
         preferences,
         send: (type, body) => this.comms.send(type, body),
-        nonTransferable: () => config.nonTransferable ?? false,
+        nonTransferable: (bayId, at) =>
+          config.nonTransferable ?? this.charging.tariff.nonTransferableAt(bayId, at),
         wake: (reason) => this.#keys.wake(reason),
       });
     this.monitor =
