@@ -128,8 +128,11 @@ export interface GuardOptions {
   preferences: Preferences;
   /** Sends an uplink frame outside the record chain; false when the link is down. */
   send: (type: number, body: Uint8Array) => boolean;
-  /** Whether the tariff makes paid time non-transferable (a vacated bay ends its session). */
-  nonTransferable?: () => boolean;
+  /**
+   * Whether paid time in a bay vacated at `at` (epoch seconds) is non-transferable, so the bay's
+   * session ends: the tariff's flag for that bay and time, or the meter's configured override.
+   */
+  nonTransferable?: (bayId: number, at: number) => boolean;
   /** Wakes the meter from sleep (key input's wake). */
   wake?: (reason: string) => void;
   /** Blocks for `ms` (drivers that need a settling time on the device). */
@@ -610,7 +613,7 @@ export class GuardUnit {
     this.#occupiedSince.delete(bayId);
     this.#clearUnpaid(bayId);
     this.#event('bay-left', 'info', false, `bay ${bayId} vacated`, undefined, bayId);
-    if (paid && this.#o.nonTransferable?.()) {
+    if (paid && this.#o.nonTransferable?.(bayId, now)) {
       bays.setPaidUntil(bayId, now);
       records.tryAppend(() =>
         records.appendOperation(

@@ -12,6 +12,8 @@ import {
   SETTINGS_FRAME,
   type StatusReport,
 } from '../../protocol/status';
+import type { MeterConfig } from '../../firmware/meter';
+import type { TariffDocument } from '../../protocol/tariff';
 import { Rig } from '../sensors/rig';
 
 const MINUTE = 60_000;
@@ -177,19 +179,46 @@ describe('bay occupancy (QMC5883L per bay)', () => {
     assert.deepEqual(rig.meter.guard!.occupied.sort(), [1, 2]);
   });
 
+  /** Bay 3 paid for an hour, then a vehicle comes and goes: whether its session ended early. */
+  function vacate(config: Partial<MeterConfig>) {
+    const rig = new Rig({ config });
+    rig.clock.advance(MINUTE);
+    const paidUntil = Math.floor(rig.clock.now() / 1000) + 3600;
+    rig.meter.bays.setPaidUntil(3, paidUntil);
+    const bay = rig.sensors.bays[2];
+    const empty = { ...bay.field };
+    bay.field = { x: 60, y: 5, z: -42 };
+    rig.clock.advance(20_000);
+    bay.field = empty;
+    rig.clock.advance(20_000);
+    return { rig, paidUntil, ended: rig.named('bay-session-ended') };
+  }
+
+  /** A whole-week charged tariff whose document (and optionally one entry) says non-transferable. */
+  function tariff(document: boolean | undefined, entry?: boolean): TariffDocument {
+    return {
+      id: 'nt',
+      version: 1,
+      currency: 826,
+      timeZone: 'GMT0BST,M3.5.0/1,M10.5.0',
+      rates: { hour: [{ price: 60, per: 15 }] },
+      timetable: [
+        {
+          days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'],
+          from: '00:00',
+          to: '24:00',
+          mode: 'charged',
+          rate: 'hour',
+          ...(entry === undefined ? {} : { nonTransferable: entry }),
+        },
+      ],
+      ...(document === undefined ? {} : { nonTransferable: document }),
+    };
+  }
+
   it('a vacated bay ends its session early where time is non-transferable, and not otherwise', () => {
     for (const nonTransferable of [true, false]) {
-      const rig = new Rig({ config: { nonTransferable } });
-      rig.clock.advance(MINUTE);
-      const paidUntil = Math.floor(rig.clock.now() / 1000) + 3600;
-      rig.meter.bays.setPaidUntil(3, paidUntil);
-      const bay = rig.sensors.bays[2];
-      const empty = { ...bay.field };
-      bay.field = { x: 60, y: 5, z: -42 };
-      rig.clock.advance(20_000);
-      bay.field = empty;
-      rig.clock.advance(20_000);
-      const ended = rig.named('bay-session-ended');
+      const { rig, paidUntil, ended } = vacate({ nonTransferable });
       if (nonTransferable) {
         assert.equal(ended.length, 1);
         assert.equal(ended[0].paidUntil, paidUntil);
@@ -205,6 +234,23 @@ describe('bay occupancy (QMC5883L per bay)', () => {
         assert.equal(ended.length, 0);
         assert.equal(rig.meter.bays.paidUntil(3), paidUntil);
       }
+    }
+  });
+
+  it('non-transferable time comes from the applied tariff (document, then entry); the config flag overrides it', () => {
+    const cases: [string, Partial<MeterConfig>, boolean][] = [
+      ['tariff document says so', { tariff: tariff(true) }, true],
+      ['tariff silent', { tariff: tariff(undefined) }, false],
+      ['the entry in force says no', { tariff: tariff(true, false) }, false],
+      ['the entry in force says yes', { tariff: tariff(false, true) }, true],
+      ['config override off', { tariff: tariff(true), nonTransferable: false }, false],
+      ['config override on', { tariff: tariff(false), nonTransferable: true }, true],
+    ];
+    for (const [name, config, ends] of cases) {
+      const { rig, paidUntil, ended } = vacate(config);
+      assert.equal(ended.length, ends ? 1 : 0, name);
+      assert.equal(rig.meter.bays.paidUntil(3) < paidUntil, ends, name);
+      assert.equal(rig.operations('session-ended-early').length, ends ? 1 : 0, name);
     }
   });
 });

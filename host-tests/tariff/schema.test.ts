@@ -26,12 +26,21 @@ const good: TariffDocument = {
   },
   timetable: [
     { bays: 'market', days: ['sat'], from: '07:00', to: '13:00', mode: 'no-parking' },
-    { days: ['mon', 'fri'], from: '22:00', to: '06:00', mode: 'charged', rate: 'a', maxStayMinutes: 480 },
+    {
+      days: ['mon', 'fri'],
+      from: '22:00',
+      to: '06:00',
+      mode: 'charged',
+      rate: 'a',
+      maxStayMinutes: 480,
+      nonTransferable: false,
+    },
   ],
   maxStayMinutes: 600,
   minimum: { minutes: 10, amount: 20 },
   graceMinutes: 10,
   nonCumulative: true,
+  nonTransferable: true,
   rounding: { stepMinutes: 5, money: 'nearest', moneyUnit: 10 },
 };
 
@@ -65,6 +74,8 @@ const cases: [string, unknown, boolean][] = [
   ['minimum.minutes', bad((d) => (d.minimum.minutes = 700)), false],
   ['rounding.money', bad((d) => (d.rounding.money = 'bankers')), true],
   ['nonCumulative', bad((d) => (d.nonCumulative = 'yes')), true],
+  ['nonTransferable', bad((d) => (d.nonTransferable = 1)), true],
+  ['timetable[1].nonTransferable', bad((d) => (d.timetable[1].nonTransferable = 'no')), true],
   ['surcharge', bad((d) => (d.surcharge = 5)), true],
 ];
 

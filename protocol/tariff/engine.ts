@@ -71,6 +71,7 @@ interface Entry {
   rate: string | undefined;
   bands: Band[] | undefined;
   maxStay: number; // seconds, Infinity when none
+  nonTransferable: boolean | undefined; // the entry's own flag, if it sets one
 }
 
 interface Segment {
@@ -173,6 +174,7 @@ export class Tariff {
         rate: e.rate,
         bands,
         maxStay: e.maxStayMinutes === undefined ? Number.POSITIVE_INFINITY : e.maxStayMinutes * 60,
+        nonTransferable: e.nonTransferable,
       };
     });
   }
@@ -275,6 +277,14 @@ export class Tariff {
       until = seg.until;
     }
     return first.entry?.rate ? { state, rate: first.entry.rate } : { state };
+  }
+
+  /**
+   * Whether paid time in `bay` is tied to its vehicle at `t` (a bay vacated then ends its session):
+   * the flag of the timetable entry in force, else the document's, else false.
+   */
+  nonTransferableAt(bay: number, t: number): boolean {
+    return this.#segmentAt(bay, t).entry?.nonTransferable ?? this.doc.nonTransferable ?? false;
   }
 
   /**

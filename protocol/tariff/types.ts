@@ -34,6 +34,8 @@ export interface TimetableEntry {
   rate?: string;
   /** Longest stay in this period, minutes. */
   maxStayMinutes?: number;
+  /** Overrides the document's `nonTransferable` for a bay vacated in this period. */
+  nonTransferable?: boolean;
 }
 
 export interface Rounding {
@@ -67,6 +69,11 @@ export interface TariffDocument {
   graceMinutes?: number;
   /** Time bought does not carry across a free or restricted period, nor into another session. */
   nonCumulative?: boolean;
+  /**
+   * Paid time is tied to the vehicle: a bay its vehicle leaves ends its session (the meter's bay
+   * sensor sees it go). A timetable entry's own flag wins for a bay vacated during that entry.
+   */
+  nonTransferable?: boolean;
   rounding?: Rounding;
 }
 

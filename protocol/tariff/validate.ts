@@ -54,6 +54,12 @@ function optInt(o: Obj, key: string, field: string, min: number, max: number): n
   return o[key] === undefined ? undefined : int(o[key], join(field, key), min, max);
 }
 
+function optBool(o: Obj, key: string, field: string): boolean | undefined {
+  if (o[key] === undefined) return undefined;
+  if (typeof o[key] !== 'boolean') throw new TariffError(join(field, key), 'must be true or false');
+  return o[key];
+}
+
 function str(value: unknown, field: string): string {
   if (typeof value !== 'string' || value.length === 0)
     throw new TariffError(field, 'must be a non-empty string');
@@ -91,7 +97,7 @@ function tier(value: unknown, field: string): Tier {
 
 function entry(value: unknown, field: string, doc: { rates: Obj; groups: Obj }): TimetableEntry {
   const o = obj(value, field);
-  only(o, field, ['bays', 'days', 'from', 'to', 'mode', 'rate', 'maxStayMinutes']);
+  only(o, field, ['bays', 'days', 'from', 'to', 'mode', 'rate', 'maxStayMinutes', 'nonTransferable']);
   const e: TimetableEntry = { days: [], from: '', to: '', mode: 'free' };
   if (o.bays !== undefined) {
     const f = join(field, 'bays');
@@ -131,6 +137,8 @@ function entry(value: unknown, field: string, doc: { rates: Obj; groups: Obj }):
   }
   const maxStay = optInt(o, 'maxStayMinutes', field, 1, MAX_MINUTES);
   if (maxStay !== undefined) e.maxStayMinutes = maxStay;
+  const nonTransferable = optBool(o, 'nonTransferable', field);
+  if (nonTransferable !== undefined) e.nonTransferable = nonTransferable;
   return e;
 }
 
@@ -151,6 +159,7 @@ export function validateTariff(value: unknown): TariffDocument {
     'minimum',
     'graceMinutes',
     'nonCumulative',
+    'nonTransferable',
     'rounding',
   ]);
   const doc: TariffDocument = {
@@ -220,10 +229,10 @@ export function validateTariff(value: unknown): TariffDocument {
   }
   const grace = optInt(o, 'graceMinutes', '', 0, 24 * 60);
   if (grace !== undefined) doc.graceMinutes = grace;
-  if (o.nonCumulative !== undefined) {
-    if (typeof o.nonCumulative !== 'boolean') throw new TariffError('nonCumulative', 'must be true or false');
-    doc.nonCumulative = o.nonCumulative;
-  }
+  const nonCumulative = optBool(o, 'nonCumulative', '');
+  if (nonCumulative !== undefined) doc.nonCumulative = nonCumulative;
+  const nonTransferable = optBool(o, 'nonTransferable', '');
+  if (nonTransferable !== undefined) doc.nonTransferable = nonTransferable;
   if (o.rounding !== undefined) {
     const r = obj(o.rounding, 'rounding');
     only(r, 'rounding', ['stepMinutes', 'money', 'moneyUnit']);
