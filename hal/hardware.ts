@@ -54,6 +54,8 @@ export interface MeterHardware {
   random: Random;
   crypto: Crypto;
   mqtt: MqttLink;
+  /** A second radio path (e.g. the Zigbee relay), when fitted: the monitor falls back to it. */
+  fallbackLink?: { name: string; link: MqttLink };
   display: TextDisplay;
   buzzer: Buzzer;
   io: {
