@@ -65,6 +65,8 @@ function factoryElement(): Atecc608State {
 
 export interface VirtualBoardOptions {
   mqtt: MqttLink;
+  /** A second radio path (e.g. a Zigbee relay as another link on the VirtualBroker). */
+  fallbackMqtt?: { name: string; link: MqttLink };
   /** A VirtualClock (tests: time moves when advanced) or real time (the fleet of npm start). */
   clock?: Clock & Timers;
   state?: BoardState;
@@ -128,6 +130,7 @@ export class VirtualBoard {
       ble: this.ble.peripheral,
       pins: VIRTUAL_PINS,
     };
+    if (options.fallbackMqtt) this.hardware.fallbackLink = options.fallbackMqtt;
     if (options.sensors) {
       this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);
       this.power = new VirtualPowerRail(this.pins);
