@@ -22,7 +22,8 @@ import { STORAGE_CONTROL_FRAME } from '../protocol/release';
 import { TransactionUnit } from './units/transactions';
 import { uplinkTopic } from '../protocol/topics';
 import { GuardUnit } from './units/guard';
-import { MonitorUnit } from './units/monitor';
+import { FailoverLink, MonitorUnit } from './units/monitor';
+import type { MqttLink } from '../hal/mqtt';
 import { PowerUnit } from './units/power';
 
 export interface MeterConfig {
@@ -75,6 +76,8 @@ export class Meter {
   readonly guard: GuardUnit | undefined;
   readonly power: PowerUnit | undefined;
   readonly monitor: MonitorUnit | undefined;
+  /** The radio the units use: the board's link, or a FailoverLink over it and the second path. */
+  readonly radio: MqttLink;
   readonly #hardware: MeterHardware;
   readonly #keys: KeyInputUnit;
   readonly #notify: NotifyUnit;
@@ -85,6 +88,11 @@ export class Meter {
     this.config = config;
     const { clock, timers, crypto, preferences, partitions, io, pins } = hardware;
     const bus = this.bus;
+    const fallback = hardware.fallbackLink;
+    const radio = fallback
+      ? new FailoverLink([{ name: 'primary', link: hardware.mqtt }, fallback])
+      : hardware.mqtt;
+    this.radio = radio;
 
     // Storage (411): main store and real-time backup in step, upload backup, ledger; repaired at mount.
     this.log = new RecordStore({
@@ -146,7 +154,7 @@ export class Meter {
       consumers: [
         { name: 'display', power: (on: boolean) => hardware.display.power(on) },
         { name: 'reader', power: (on: boolean) => (on ? undefined : cardReader.antenna(false)) },
-        ...(config.sleep.radio ? [{ name: 'radio', power: (on: boolean) => hardware.mqtt.power?.(on) }] : []),
+        ...(config.sleep.radio ? [{ name: 'radio', power: (on: boolean) => radio.power?.(on) }] : []),
       ],
     };
     this.#keys = new KeyInputUnit({
@@ -171,7 +179,7 @@ export class Meter {
       preferences,
     });
     this.comms = new CommsUnit({
-      link: hardware.mqtt,
+      link: radio,
       security: this.security,
       log: this.log,
       ledger: this.ledger,
@@ -191,8 +199,7 @@ export class Meter {
       random: hardware.random,
       buzzer: hardware.buzzer,
       send: (type, body) => this.comms.send(type, body),
-      publishSealed: (frame) =>
-        hardware.mqtt.connected && hardware.mqtt.publish(uplinkTopic(config.meterId), frame),
+      publishSealed: (frame) => radio.connected && radio.publish(uplinkTopic(config.meterId), frame),
       ble: hardware.ble,
     });
     this.registration = new RegistrationUnit({
@@ -231,7 +238,7 @@ export class Meter {
             clock,
             timers,
             watchdog,
-            radio: hardware.mqtt,
+            radio,
             reinitialise: {
               sensors: (part) => this.guard?.reinitialise(part) ?? false,
               power: (part) => this.power?.reinitialise(part) ?? false,
