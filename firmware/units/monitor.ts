@@ -27,14 +27,20 @@ const MAX_REPAIRS_PER_HOUR = 3;
 const HOUR_MS = 3_600_000;
 
 /**
- * An MqttLink over two radio paths (e.g. the cellular modem and Wi-Fi, or the Zigbee relay): the
- * units talk to it as to one link; the monitor switches paths when the active one is dead.
+ * An MqttLink over two or more radio paths (e.g. the cellular modem, then the Zigbee relay): the
+ * units talk to it as to one link; the monitor moves it to the next path when the active one is
+ * dead. The first path is the preferred one: it stays open while another carries the traffic (its
+ * link keeps reconnecting, as links do), and the moment it connects again the traffic comes back to
+ * it and the fallback is closed. Only the active path's messages reach the units.
  */
 export class FailoverLink implements MqttLink {
   readonly paths: readonly { name: string; link: MqttLink }[];
   #active = 0;
   #events: MqttEvents | undefined;
   readonly #topics = new Set<string>();
+  readonly #open = new Set<number>();
+  /** Told each time the active path changes (the monitor records it). */
+  onSwitch: ((path: string, reason: 'failover' | 'recovered') => void) | undefined;
 
   constructor(paths: readonly { name: string; link: MqttLink }[]) {
     if (paths.length === 0) throw new RangeError('a failover link needs a path');
@@ -51,7 +57,8 @@ export class FailoverLink implements MqttLink {
 
   open(events: MqttEvents): void {
     this.#events = events;
-    this.paths[this.#active].link.open(this.#forward(this.#active));
+    this.#openPath(this.#active);
+    if (this.#active !== 0) this.#openPath(0);
   }
 
   subscribe(topic: string): void {
@@ -64,29 +71,53 @@ export class FailoverLink implements MqttLink {
   }
 
   close(): void {
-    this.paths[this.#active].link.close();
+    this.#events = undefined;
+    for (const index of this.#open) this.paths[index].link.close();
+    this.#open.clear();
   }
 
   power(on: boolean): void {
-    this.paths[this.#active].link.power?.(on);
+    for (const index of this.#open) this.paths[index].link.power?.(on);
   }
 
   /** Moves to the next path; false when there is only one. */
   failover(): boolean {
     if (this.paths.length < 2) return false;
-    const old = this.paths[this.#active].link;
-    this.#active = (this.#active + 1) % this.paths.length;
-    old.close();
-    if (this.#events) this.paths[this.#active].link.open(this.#forward(this.#active));
+    this.#switchTo((this.#active + 1) % this.paths.length, 'failover');
     return true;
+  }
+
+  #switchTo(index: number, reason: 'failover' | 'recovered'): void {
+    const old = this.#active;
+    this.#active = index;
+    // The preferred path stays open to be noticed when it comes back; a fallback left is closed.
+    if (old !== 0 && this.#open.delete(old)) this.paths[old].link.close();
+    if (this.#events) {
+      if (this.#open.has(index) && this.paths[index].link.connected) this.#connected(index);
+      else this.#openPath(index);
+    }
+    this.onSwitch?.(this.paths[index].name, reason);
+  }
+
+  #openPath(index: number): void {
+    if (this.#open.has(index)) return;
+    this.#open.add(index);
+    this.paths[index].link.open(this.#forward(index));
+  }
+
+  #connected(index: number): void {
+    for (const topic of this.#topics) this.paths[index].link.subscribe(topic);
+    this.#events?.onConnect();
   }
 
   #forward(index: number): MqttEvents {
     return {
       onConnect: () => {
-        if (index !== this.#active) return;
-        for (const topic of this.#topics) this.paths[index].link.subscribe(topic);
-        this.#events?.onConnect();
+        if (index === 0 && this.#active !== 0) {
+          this.#switchTo(0, 'recovered'); // the preferred path is back: traffic returns to it
+          return;
+        }
+        if (index === this.#active) this.#connected(index);
       },
       onDisconnect: () => {
         if (index === this.#active) this.#events?.onDisconnect();
@@ -142,6 +173,15 @@ export class MonitorUnit {
   constructor(options: MonitorOptions) {
     this.#o = { watchdogMs: 60_000, checkMs: 10_000, radioDownMs: 600_000, powerCycleMs: 500, ...options };
     for (const m of MODULES) this.#modules.set(m, { state: 'ok', detail: '', since: 0 });
+    const radio = options.radio;
+    if (radio instanceof FailoverLink) {
+      radio.onSwitch = (path, reason) => {
+        if (reason !== 'recovered') return; // a failover is this engine's own step, recorded there
+        this.#radioDownSince = undefined;
+        this.#radioStep = 0;
+        this.#repaired('radio', 'radio', `back on the ${path} path`);
+      };
+    }
     options.bus.on('fault', (f) => this.#onFault(f.unit, f.error));
     options.bus.on('module-state', (m) => {
       // A part reported back in service (a sensor that answers again) clears its module.

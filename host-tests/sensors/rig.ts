@@ -5,7 +5,7 @@ import type { MeterEvents } from '../../firmware/events';
 import { provisionBoard } from '../../firmware/units/security';
 import { type BoardState, VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
-import { VirtualBroker } from '../../hal/mock/mqtt';
+import { VirtualBroker, type VirtualMqttLink } from '../../hal/mock/mqtt';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import type { ResetReason } from '../../hal/watchdog';
 import { FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
@@ -32,6 +32,8 @@ export interface RigOptions {
   provision?: boolean;
   /** Whether to start the meter at once. */
   start?: boolean;
+  /** Fit a second radio path: a Zigbee relay, another link on the same broker. */
+  relay?: boolean;
 }
 
 export class Rig {
@@ -41,14 +43,20 @@ export class Rig {
   readonly board: VirtualBoard;
   readonly meter: Meter;
   readonly events: { name: keyof MeterEvents; payload: unknown }[] = [];
+  /** The board's cellular link, and the relay link when fitted. */
+  readonly cellular: VirtualMqttLink;
+  readonly relay: VirtualMqttLink | undefined;
   #downSeq = 0;
 
   constructor(options: RigOptions = {}) {
     this.clock = options.clock ?? new VirtualClock('2026-03-02T07:30:00Z');
     this.broker = options.broker ?? new VirtualBroker(this.clock);
     this.keys = deriveMeterKeys(nobleCrypto, MASTER, RIG_METER, 1);
+    this.cellular = this.broker.link();
+    this.relay = options.relay ? this.broker.link() : undefined;
     this.board = new VirtualBoard({
-      mqtt: this.broker.link(),
+      mqtt: this.cellular,
+      fallbackMqtt: this.relay && { name: 'zigbee-relay', link: this.relay },
       clock: this.clock,
       state: options.state,
       sensors: true,
