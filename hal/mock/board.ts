@@ -7,7 +7,7 @@ import { PARTITION_NAMES } from '../hardware';
 import type { MqttLink } from '../mqtt';
 import type { PreferenceValue } from '../preferences';
 import { nobleCrypto } from '../nobleCrypto';
-import { VirtualPins, VirtualSpiBus, VirtualI2cBus } from './bus';
+import { VirtualPins, VirtualSpiBus, VirtualI2cBus, type VirtualSpiChip } from './bus';
 import { VirtualClock } from './clock';
 import { VirtualNorFlash } from './flash';
 import { VirtualMfrc522 } from './mfrc522';
@@ -77,12 +77,47 @@ export interface VirtualBoardOptions {
   lastReset?: ResetReason;
 }
 
+/**
+ * The reader's SPI line as the board wires it: a hung MFRC522 (latched up by a surge) answers
+ * nothing, MISO held low, until its supply is cycled; the supply coming back resets it (§8.8.1).
+ */
+class ReaderLine implements VirtualSpiChip {
+  hung = false;
+  readonly #chip: VirtualMfrc522;
+
+  constructor(chip: VirtualMfrc522) {
+    this.#chip = chip;
+  }
+
+  select(): void {
+    if (!this.hung) this.#chip.select();
+  }
+
+  exchange(mosi: number): number {
+    return this.hung ? 0 : this.#chip.exchange(mosi);
+  }
+
+  deselect(): void {
+    if (!this.hung) this.#chip.deselect();
+  }
+
+  /** Power back on: the chip starts from its reset values (a SoftReset over SPI models it). */
+  powerOn(): void {
+    this.hung = false;
+    this.#chip.select();
+    this.#chip.exchange(0x01 << 1); // CommandReg, write
+    this.#chip.exchange(0x0f); // SoftReset
+    this.#chip.deselect();
+  }
+}
+
 export class VirtualBoard {
   readonly clock: Clock & Timers;
   readonly pins = new VirtualPins();
   readonly spi = new VirtualSpiBus();
   readonly i2c = new VirtualI2cBus();
   readonly reader = new VirtualMfrc522();
+  readonly #readerLine = new ReaderLine(this.reader);
   readonly serial = new VirtualSerialPort();
   readonly ble = new VirtualBleLink();
   readonly secureElement: VirtualAtecc608;
@@ -108,7 +143,7 @@ export class VirtualBoard {
     }
     this.partitions = partitions;
     this.preferences = new MemoryPreferences(options.state?.preferences);
-    this.spi.attach(VIRTUAL_PINS.reader.select, this.reader);
+    this.spi.attach(VIRTUAL_PINS.reader.select, this.#readerLine);
     // The SAM comes personalised by the card scheme with its master key; meter keys come at provisioning.
     this.secureElement = new VirtualAtecc608({ state: options.state?.secure?.element ?? factoryElement() });
     this.secureElement.attachTo(this.i2c);
@@ -134,7 +169,10 @@ export class VirtualBoard {
     if (options.sensors) {
       this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);
       this.power = new VirtualPowerRail(this.pins);
-      this.power.onModule = (module, on) => (module === 'sensors' ? this.sensors?.power(on) : undefined);
+      this.power.onModule = (module, on) => {
+        if (module === 'sensors') this.sensors?.power(on);
+        if (module === 'reader' && on) this.#readerLine.powerOn();
+      };
       this.watchdog = new VirtualWatchdog(this.clock, options.lastReset);
       Object.assign(this.hardware, {
         sensors: this.sensors.parts,
@@ -142,6 +180,15 @@ export class VirtualBoard {
         watchdog: this.watchdog,
       });
     }
+  }
+
+  /** A hung reader chip answers nothing on SPI until the reader module's supply is cycled. */
+  get readerHung(): boolean {
+    return this.#readerLine.hung;
+  }
+
+  set readerHung(hung: boolean) {
+    this.#readerLine.hung = hung;
   }
 
   get field() {
