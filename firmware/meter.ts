@@ -240,9 +240,11 @@ export class Meter {
             watchdog,
             radio,
             reinitialise: {
+              reader: () => cardReader.reinitialise?.() ?? false,
               sensors: (part) => this.guard?.reinitialise(part) ?? false,
               power: (part) => this.power?.reinitialise(part) ?? false,
             },
+            selfTest: { reader: () => cardReader.selfTest?.() },
             powerCycle: (module, ms, done) => {
               if (!this.power) return false;
               if (module === 'sensors') this.guard?.suspend(); // drivers closed before their supply goes
