@@ -136,6 +136,8 @@ export interface MonitorOptions {
   timers: Timers;
   /** Repair hooks by module: re-open a driver by part name (true when it answers again). */
   reinitialise?: Partial<Record<MonitoredModule, (part: string) => boolean>>;
+  /** Health checks by module, run each check while the module is ok: an error is a fault to repair. */
+  selfTest?: Partial<Record<MonitoredModule, () => Error | undefined>>;
   /** Power-cycles a module through its load switch (the power unit's). */
   powerCycle?: (module: ModuleName, offMs: number, done: () => void) => boolean;
   /** The radio, watched for being down; a FailoverLink can change path. */
@@ -158,8 +160,10 @@ interface ModuleStatus {
 }
 
 export class MonitorUnit {
-  readonly #o: Required<Omit<MonitorOptions, 'reinitialise' | 'powerCycle' | 'radio' | 'watchdog'>> &
-    Pick<MonitorOptions, 'reinitialise' | 'powerCycle' | 'radio' | 'watchdog'>;
+  readonly #o: Required<
+    Omit<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog'>
+  > &
+    Pick<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog'>;
   readonly #modules = new Map<MonitoredModule, ModuleStatus>();
   readonly #probes = new Map<string, () => boolean>();
   /** Repair times per module/part, for the hourly limit. */
@@ -232,6 +236,14 @@ export class MonitorUnit {
   /** One health check: the radio, the probes, then the watchdog is fed if all is alive. */
   check(): void {
     this.#checkRadio();
+    for (const [module, test] of Object.entries(this.#o.selfTest ?? {}) as [
+      MonitoredModule,
+      (() => Error | undefined) | undefined,
+    ][]) {
+      if (!test || this.#modules.get(module)!.state !== 'ok') continue;
+      const error = test();
+      if (error) this.#onFault(module, error);
+    }
     let alive = true;
     for (const [name, probe] of this.#probes) {
       let ok = false;

@@ -5,7 +5,7 @@ import type { Clock } from '../../hal/clock';
 import type { MeterHardware } from '../../hal/hardware';
 import { Iso14443A, isIsoDep } from '../../drivers/rfid/iso14443a';
 import { IsoDep } from '../../drivers/rfid/isodep';
-import { MFRC522 } from '../../drivers/rfid/mfrc522';
+import { ChipError, MFRC522 } from '../../drivers/rfid/mfrc522';
 import { toHex } from '../../protocol/bytes';
 import {
   authenticatePurse,
@@ -40,7 +40,15 @@ export interface CardReaderPort {
   /** A card session when a supported card is in the field, undefined when none is. */
   detect(): CardSession | undefined;
   antenna(on: boolean): void;
+  /** Checks that the reader chip answers; the error when it does not (the monitor's health check). */
+  selfTest?(): Error | undefined;
+  /** Re-creates the reader's driver (after a power cycle too); true when the chip answers again. */
+  reinitialise?(): boolean;
 }
+
+/** HLTA (ISO 14443-3 §6.4.3) and its CRC_A: the reader's coprocessor must compute it. */
+const SELF_TEST = Uint8Array.of(0x50, 0x00);
+const SELF_TEST_CRC = 0xcd57;
 
 export class UnsupportedCardError extends Error {
   constructor(message: string) {
@@ -98,22 +106,68 @@ export function isExpired(card: CardData, nowMs: number): boolean {
  * each card with its AN10922 key (a clone throws CardNotGenuine from detect()) and MACs the debit.
  */
 export class Mfrc522CardReader implements CardReaderPort {
-  readonly #chip: MFRC522;
-  readonly #picc: Iso14443A;
+  #chip: MFRC522;
+  #picc: Iso14443A;
   readonly #authenticator: PurseAuthenticator;
+  readonly #open: (() => MFRC522) | undefined;
+  /** What the antenna should be: restored after a re-initialisation. */
+  #antenna = false;
   /** A debit whose answer was lost, resolved when that card is presented again. */
   #torn: DebitUncertain | undefined;
 
-  constructor(chip: MFRC522, authenticator: PurseAuthenticator) {
+  /** `open` makes a new driver (hard reset, VersionReg check, soft reset): the re-initialise hook. */
+  constructor(chip: MFRC522, authenticator: PurseAuthenticator, open?: () => MFRC522) {
     this.#chip = chip;
     this.#picc = new Iso14443A(chip);
     this.#authenticator = authenticator;
+    this.#open = open;
     chip.antennaOff();
   }
 
   antenna(on: boolean): void {
+    this.#antenna = on;
     if (on) this.#chip.antennaOn();
     else this.#chip.antennaOff();
+  }
+
+  /** CalcCRC over HLTA by the chip (§10.3.1.4): a hung or unpowered chip never finishes it. */
+  selfTest(): Error | undefined {
+    try {
+      const crc = this.#chip.calculateCRC(SELF_TEST);
+      if (crc !== SELF_TEST_CRC)
+        return new ChipError(`self-test CRC 0x${crc.toString(16)}, expected 0x${SELF_TEST_CRC.toString(16)}`);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error : new ChipError(String(error));
+    }
+  }
+
+  /**
+   * Closes the driver and opens a new one: NRSTPD hard reset, VersionReg check, soft reset and the
+   * ISO 14443 A settings, then the antenna as it was. A torn debit is kept (it is the card's state).
+   */
+  reinitialise(): boolean {
+    if (!this.#open) return false;
+    try {
+      this.#chip.close();
+    } catch {
+      // a chip that does not answer cannot be shut down politely
+    }
+    let chip: MFRC522;
+    try {
+      chip = this.#open();
+    } catch {
+      return false;
+    }
+    this.#chip = chip;
+    this.#picc = new Iso14443A(chip);
+    try {
+      if (this.#antenna) chip.antennaOn();
+      else chip.antennaOff();
+    } catch {
+      return false;
+    }
+    return this.selfTest() === undefined;
   }
 
   detect(): CardSession | undefined {
@@ -196,10 +250,11 @@ export function createCardReader(
   clock: Clock = hardware.clock,
 ): CardReaderPort {
   const { io, pins } = hardware;
-  const chip = new MFRC522({
-    reader: { io: io.SPI, ...pins.reader },
-    reset: pins.reader.reset === undefined ? undefined : { io: io.Digital, pin: pins.reader.reset },
-    clock,
-  });
-  return new Mfrc522CardReader(chip, authenticator);
+  const open = () =>
+    new MFRC522({
+      reader: { io: io.SPI, ...pins.reader },
+      reset: pins.reader.reset === undefined ? undefined : { io: io.Digital, pin: pins.reader.reset },
+      clock,
+    });
+  return new Mfrc522CardReader(open(), authenticator, open);
 }

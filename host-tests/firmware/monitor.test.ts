@@ -13,6 +13,7 @@ import { VirtualBroker } from '../../hal/mock/mqtt';
 import { MemoryPreferences } from '../../hal/mock/preferences';
 import { VirtualWatchdog } from '../../hal/mock/watchdog';
 import { nobleCrypto } from '../../hal/nobleCrypto';
+import { purseCard } from '../../hal/mock/cards';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { FrameType } from '../../protocol/frame';
 import { toHex } from '../../protocol/bytes';
@@ -171,6 +172,56 @@ describe('monitoring engine (413)', () => {
       platform.refused.filter((r) => !/wrong meter or type/.test(r)),
       [],
       'nothing refused (no chain break, no replay)',
+    );
+  });
+
+  it('a hung card reader: found by its self-test, re-initialised after a power cycle of the reader module, and a card pays afterwards', () => {
+    const rig = new Rig();
+    rig.clock.advance(MINUTE);
+    assert.equal(rig.meter.monitor!.states.reader, 'ok');
+    rig.board.readerHung = true; // MISO held low: VersionReg 0x00, CalcCRC never finishes
+    rig.clock.advance(10_000);
+    assert.ok(
+      rig.operations('fault').some((o) => /^reader\/reader: MFRC522 did not finish: CRC/.test(o.detail)),
+      'the self-test found it',
+    );
+    assert.equal(rig.board.readerHung, true, 're-initialising alone cannot wake a hung chip');
+    const resetsBefore = rig.board.reader.softResets;
+    rig.clock.advance(1_000);
+    assert.deepEqual(rig.rail.moduleLog.slice(-2), [
+      ['reader', false],
+      ['reader', true],
+    ]);
+    assert.equal(rig.board.readerHung, false);
+    assert.ok(rig.board.reader.softResets > resetsBefore, 'the new driver soft-reset the chip');
+    assert.equal(rig.maintenance('repair').at(-1)?.detail, 'reader/reader: power-cycled');
+    assert.equal(rig.meter.monitor!.states.reader, 'ok');
+    assert.equal(rig.board.reader.antennaOn, false, 'antenna state restored (off while idle)');
+    rig.clock.advance(MINUTE);
+    assert.equal(rig.operations('fault-escalated').length, 0);
+
+    // A driver pays with a card through the re-created driver.
+    const { card } = purseCard([0x04, 0x11, 0x22, 0x33], {
+      cardNumber: '6280000000000017',
+      cardType: 1,
+      balance: 20_000,
+      limit: 0,
+      expiry: { year: 2028, month: 12 },
+      counter: 0,
+      currency: 826,
+    });
+    rig.board.press('ok');
+    rig.board.press('ok');
+    assert.equal(rig.board.reader.antennaOn, true, 'waiting for a card');
+    rig.board.field.add(card);
+    rig.clock.advance(300);
+    rig.board.field.remove(card);
+    const now = Math.floor(rig.clock.now() / 1000);
+    assert.ok(rig.meter.bays.paidUntil(1) > now, 'bay 1 paid');
+    assert.equal(
+      rig.records().filter((r) => r.kind === RecordKind.Transaction).length,
+      1,
+      'one transaction record',
     );
   });
 
