@@ -1,0 +1,268 @@
+// Ingest at fleet scale (issue 4 item 10): virtual meters publish hash-chained upload sets, sealed
+// as the firmware seals them, through the broker; platform instances (one, then two on a shared
+// subscription) decrypt, verify the chains, de-duplicate and write to PostgreSQL, and acknowledge.
+// Each meter keeps one set in flight (the next set goes when the last is acknowledged), as a meter
+// does. Then, in the same run, PostgreSQL COPY of the same rows into a fresh schema: the limit.
+// Real PostgreSQL (127.0.0.1:5432) and Mosquitto (127.0.0.1:1883), one fresh database per phase,
+// dropped after; the embedded PGlite + aedes only when they do not answer (then one instance and no
+// COPY figure, said so).
+//
+//   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --instances=1,2
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import mqtt from 'mqtt';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { migrate, openDatabase } from '../../platform-server/db';
+import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+import { decodeRecord, RecordKind } from '../../protocol/records';
+import { meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
+import { real, TEST_MQTT_URL, TestMeter } from '../../host-tests/platform/helpers';
+
+export const description =
+  'verified records/s into PostgreSQL through the broker, one and two instances, against COPY of the same rows';
+
+const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const MASTER_KEY = '5a'.repeat(32);
+const FIRST_METER = 7_000_000;
+const silent = { info() {}, warn() {}, error() {} };
+
+function option(args: string[], name: string, fallback: string): string {
+  const found = args.find((a) => a.startsWith(`--${name}=`));
+  return found ? found.slice(name.length + 3) : fallback;
+}
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh database on the real server; drop() removes it. */
+async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `parklink_bench_${randomBytes(6).toString('hex')}`;
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+interface Fleet {
+  meters: TestMeter[];
+  /** Per meter, its upload-set frames in order. */
+  frames: Uint8Array[][];
+  records: number;
+}
+
+function buildFleet(
+  keysOf: (id: number) => TestMeter['keys'],
+  count: number,
+  records: number,
+  set: number,
+): Fleet {
+  const meters: TestMeter[] = [];
+  const frames: Uint8Array[][] = [];
+  for (let m = 0; m < count; m++) {
+    const meter = new TestMeter(FIRST_METER + m, keysOf(FIRST_METER + m));
+    for (let i = 0; i < records; i++) {
+      // Mostly sales, an operation record now and then (blacklisted card), as a day looks.
+      if (i % 25 === 24) meter.operation();
+      else meter.transaction();
+    }
+    const own: Uint8Array[] = [];
+    for (let from = 1; from <= records; from += set)
+      own.push(meter.frame(from, Math.min(records, from + set - 1)));
+    meters.push(meter);
+    frames.push(own);
+  }
+  return { meters, frames, records: count * records };
+}
+
+/** Publishes every meter's sets, each after the previous one's ack; resolves with the seconds taken. */
+async function drive(brokerUrl: string, fleet: Fleet): Promise<number> {
+  const client = await mqtt.connectAsync(brokerUrl, {
+    clientId: `parklink-bench-fleet-${randomBytes(4).toString('hex')}`,
+    clean: true,
+    reconnectPeriod: 0,
+  });
+  try {
+    await client.subscribeAsync('parklink/v1/meters/+/down', { qos: 1 });
+    const next = new Map<number, number>();
+    let pending = fleet.meters.length;
+    const started = performance.now();
+    const done = new Promise<void>((resolve) => {
+      const send = (index: number) => {
+        const k = next.get(index) ?? 0;
+        const frames = fleet.frames[index];
+        if (k >= frames.length) {
+          if (--pending === 0) resolve();
+          return;
+        }
+        next.set(index, k + 1);
+        client.publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
+      };
+      client.on('message', (topic) => {
+        const id = meterIdOfTopic(topic);
+        if (id !== undefined) send(id - FIRST_METER);
+      });
+      for (let i = 0; i < fleet.meters.length; i++) send(i);
+    });
+    await done;
+    return (performance.now() - started) / 1000;
+  } finally {
+    await client.endAsync();
+  }
+}
+
+async function ingestPhase(
+  base: PlatformConfig,
+  instances: number,
+  fleet: Fleet,
+  realServices: boolean,
+): Promise<number> {
+  const database = realServices ? await freshDatabase() : undefined;
+  const config: PlatformConfig = {
+    ...base,
+    ...(database ? { databaseUrl: database.url } : {}),
+    shareGroup: `bench-${randomBytes(4).toString('hex')}`,
+  };
+  const platforms: Platform[] = [];
+  try {
+    for (let i = 0; i < instances; i++) platforms.push(await createPlatform(config));
+    const first = platforms[0];
+    for (const meter of fleet.meters) await first.provisionMeter(meter.id, `bench ${meter.id}`);
+    let refused = 0;
+    for (const p of platforms) p.ingest.on('refused', () => refused++);
+    const seconds = await drive(first.brokerUrl, fleet);
+    const held = await first.db.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
+    if (held.rows[0].n !== fleet.records || refused > 0) {
+      throw new Error(`stored ${held.rows[0].n} of ${fleet.records} records, ${refused} frames refused`);
+    }
+    return fleet.records / seconds;
+  } finally {
+    for (const p of platforms) await p.close().catch(() => {});
+    await database?.drop();
+  }
+}
+
+/** COPY of the rows ingest writes (records and their decoded rows) into a fresh schema. */
+async function copyPhase(fleet: Fleet): Promise<number> {
+  const database = await freshDatabase();
+  try {
+    const db = await openDatabase({ url: database.url, maxConnections: 1 });
+    await migrate(db);
+    const meterRows = fleet.meters.map((m) => `${m.id}\tbench ${m.id}\n`).join('');
+    const iso = (s: number) => new Date(s * 1000).toISOString();
+    const hex = (b: Uint8Array) => `\\\\x${Buffer.from(b).toString('hex')}`;
+    const records: string[] = [];
+    const transactions: string[] = [];
+    const operations: string[] = [];
+    for (const meter of fleet.meters) {
+      meter.records.forEach((bytes, i) => {
+        const r = decodeRecord(bytes);
+        records.push(
+          `${r.meterId}\t${r.seq}\t${r.kind}\t${iso(r.time)}\t${hex(bytes)}\t${hex(meter.links[i])}\n`,
+        );
+        if (r.kind === RecordKind.Transaction) {
+          const d = r.data;
+          transactions.push(
+            `${r.meterId}\t${r.seq}\t${d.transactionNumber}\t${d.cardNumber}\t${d.cardExpiry}\t${d.cardType}\t${d.bayId}\t${d.minutes}\t${iso(d.paidFrom)}\t${iso(d.paidUntil)}\t${d.charge}\t${d.currency}\t${d.remainingValue}\t${d.tariffRule ?? '\\N'}\n`,
+          );
+        } else if (r.kind === RecordKind.Operation) {
+          const d = r.data;
+          operations.push(`${r.meterId}\t${r.seq}\t${d.code}\t${d.detail}\t${d.cardNumber ?? '\\N'}\n`);
+        }
+      });
+    }
+    await db.close();
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const copy = async (sql: string, lines: string[]) => {
+        const chunks: Buffer[] = [];
+        for (let i = 0; i < lines.length; i += 2000)
+          chunks.push(Buffer.from(lines.slice(i, i + 2000).join('')));
+        await pipeline(Readable.from(chunks), client.query(copyFrom(sql)));
+      };
+      await copy('COPY meters (id, name) FROM STDIN', [meterRows]);
+      const started = performance.now();
+      await client.query('BEGIN');
+      await copy('COPY records (meter_id, seq, kind, recorded_at, bytes, link) FROM STDIN', records);
+      await copy(
+        `COPY transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type, bay_id,
+           minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule) FROM STDIN`,
+        transactions,
+      );
+      await copy('COPY operations (meter_id, seq, code, detail, card_number) FROM STDIN', operations);
+      await client.query('COMMIT');
+      const seconds = (performance.now() - started) / 1000;
+      const held = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
+      if (held.rows[0].n !== fleet.records) throw new Error(`COPY stored ${held.rows[0].n} records`);
+      return fleet.records / seconds;
+    } finally {
+      await client.end();
+    }
+  } finally {
+    await database.drop();
+  }
+}
+
+const format = (n: number) => Math.round(n).toLocaleString('en-GB');
+
+export async function run(args: string[]): Promise<void> {
+  const meterCount = Number(option(args, 'meters', '200'));
+  const perMeter = Number(option(args, 'records', '1000'));
+  const set = Number(option(args, 'set', '50'));
+  const instanceCounts = option(args, 'instances', '1,2').split(',').map(Number);
+
+  let realServices = true;
+  try {
+    await real.check();
+  } catch (error) {
+    realServices = false;
+    console.log(`real services unavailable (${(error as Error).message}): embedded PGlite + aedes instead`);
+  }
+  const base: PlatformConfig = {
+    httpLogger: false,
+    logger: silent,
+    masterKey: MASTER_KEY,
+    ...(realServices ? { mqttUrl: TEST_MQTT_URL } : {}),
+  };
+
+  // The keys the platform derives from its master key, so the frames are sealed once for every phase.
+  const keyring = await createPlatform({ httpLogger: false, logger: silent, masterKey: MASTER_KEY });
+  let fleet: Fleet;
+  const built = performance.now();
+  try {
+    fleet = buildFleet((id) => keyring.keystore.meterKeys(id, 1), meterCount, perMeter, set);
+  } finally {
+    await keyring.close();
+  }
+  const frames = fleet.frames.reduce((n, f) => n + f.length, 0);
+  console.log(
+    `fleet: ${meterCount} meters × ${perMeter} records = ${format(fleet.records)} records in ${format(frames)} sets of ≤${set}` +
+      ` (built in ${((performance.now() - built) / 1000).toFixed(1)} s); ` +
+      (realServices ? 'PostgreSQL 127.0.0.1:5432 + Mosquitto 127.0.0.1:1883' : 'PGlite + aedes'),
+  );
+
+  const results = new Map<number, number>();
+  for (const n of realServices ? instanceCounts : [1]) {
+    const rate = await ingestPhase(base, n, fleet, realServices);
+    results.set(n, rate);
+    console.log(`ingest, ${n} instance${n > 1 ? 's' : ''}: ${format(rate)} verified records/s`);
+  }
+  if (!realServices) {
+    console.log('COPY: not measured (needs the real PostgreSQL)');
+    return;
+  }
+  const copy = await copyPhase(fleet);
+  console.log(`PostgreSQL COPY of the same rows: ${format(copy)} records/s`);
+  for (const [n, rate] of results) {
+    console.log(`ratio ingest/COPY, ${n} instance${n > 1 ? 's' : ''}: ${(rate / copy).toFixed(2)}`);
+  }
+}
