@@ -101,8 +101,13 @@ class ReaderLine implements VirtualSpiChip {
     if (!this.hung) this.#chip.deselect();
   }
 
-  /** Power back on: the chip starts from its reset values (a SoftReset over SPI models it). */
-  powerOn(): void {
+  #off = false;
+
+  /** Supply off, then on: the chip starts from its reset values (a SoftReset over SPI models it). */
+  supply(on: boolean): void {
+    const wasOff = this.#off;
+    this.#off = !on;
+    if (!on || !wasOff) return;
     this.hung = false;
     this.#chip.select();
     this.#chip.exchange(0x01 << 1); // CommandReg, write
@@ -171,7 +176,7 @@ export class VirtualBoard {
       this.power = new VirtualPowerRail(this.pins);
       this.power.onModule = (module, on) => {
         if (module === 'sensors') this.sensors?.power(on);
-        if (module === 'reader' && on) this.#readerLine.powerOn();
+        if (module === 'reader') this.#readerLine.supply(on);
       };
       this.watchdog = new VirtualWatchdog(this.clock, options.lastReset);
       Object.assign(this.hardware, {
