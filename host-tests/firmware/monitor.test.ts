@@ -179,6 +179,7 @@ describe('monitoring engine (413)', () => {
     const rig = new Rig();
     rig.clock.advance(MINUTE);
     assert.equal(rig.meter.monitor!.states.reader, 'ok');
+    assert.deepEqual(rig.operations('fault'), [], 'a healthy reader passes its self-test');
     rig.board.readerHung = true; // MISO held low: VersionReg 0x00, CalcCRC never finishes
     rig.clock.advance(10_000);
     assert.ok(
