@@ -33,6 +33,15 @@ export const Status = Object.freeze({
   NEWDAT: 0b0000_0010,
 });
 
+/** §16.2.13: DATA_MISR polynomial x^8 + x^4 + x^3 + x^2 + 1. */
+const MISR_POLY = 0x1d;
+
+/** One step of the ENS160's data checksum (MISR) over a byte read from the DATA_ registers. */
+export function misrStep(misr: number, byte: number): number {
+  const shifted = ((misr << 1) ^ byte) & 0xff;
+  return misr & 0x80 ? shifted ^ MISR_POLY : shifted;
+}
+
 export const Validity = Object.freeze({ NORMAL: 0, WARM_UP: 1, INITIAL_START_UP: 2, INVALID: 3 });
 
 export interface Ens160Options {
@@ -90,7 +99,15 @@ export class ENS160 {
     const r = this.#live();
     const status = r.readUint8(Register.DEVICE_STATUS);
     if (status & Status.STATER) this.#onError?.('device status error');
+    // The chip folds every DATA_ byte it sends into DATA_MISR: the same fold over the bytes
+    // received, from the value before, must give the value after, or the read was corrupted.
+    const before = r.readUint8(Register.DATA_MISR);
     const d = r.readBlock(Register.DATA_AQI, this.#data);
+    let misr = before;
+    for (let i = 0; i < d.length; i++) misr = misrStep(misr, d[i]);
+    const after = r.readUint8(Register.DATA_MISR);
+    if (after !== misr)
+      this.#onError?.(`data checksum (DATA_MISR 0x${after.toString(16)}, expected 0x${misr.toString(16)})`);
     return {
       airQuality: {
         aqi: d[0] & 0b111,

@@ -68,6 +68,10 @@ export class VEML7700 {
   #persistence: number = Config.Persistence.ONE;
   #interrupt = false;
   #enabled = true;
+  /** The user's window [low, high] in counts (restored after a self-test). */
+  readonly #window = [0, 0];
+  /** The flag an armed self-test expects (0: none armed). */
+  #selfTest = 0;
 
   constructor(options: Veml7700Options) {
     const io = openBus(options.sensor, { address: 0x10, hz: 400_000 });
@@ -91,24 +95,22 @@ export class VEML7700 {
     if (options.enabled !== undefined) this.#enabled = options.enabled;
     if (options.thresholds) {
       const perCount = this.resolution;
-      registers.writeUint16(
-        Register.ALS_WH,
-        Math.min(0xffff, Math.round(options.thresholds.high / perCount)),
-        true,
-      );
-      registers.writeUint16(
-        Register.ALS_WL,
-        Math.min(0xffff, Math.round(options.thresholds.low / perCount)),
-        true,
-      );
+      this.#window[1] = Math.min(0xffff, Math.round(options.thresholds.high / perCount));
+      this.#window[0] = Math.min(0xffff, Math.round(options.thresholds.low / perCount));
+      registers.writeUint16(Register.ALS_WH, this.#window[1], true);
+      registers.writeUint16(Register.ALS_WL, this.#window[0], true);
       this.#interrupt = true;
     }
-    registers.writeUint16(
+    this.#writeConf(this.#interrupt);
+  }
+
+  #writeConf(interrupt: boolean): void {
+    this.#live().writeUint16(
       Register.ALS_CONF_0,
       (this.#gain << 11) |
         (this.#integration << 6) |
         (this.#persistence << 4) |
-        (this.#interrupt ? Bits.INT_EN : 0) |
+        (interrupt ? Bits.INT_EN : 0) |
         (this.#enabled ? 0 : Bits.SD),
       true,
     );
@@ -122,6 +124,35 @@ export class VEML7700 {
   sample(): { lightmeter: { illuminance: number; counts: number } } {
     const counts = this.#live().readUint16(Register.ALS, true);
     return { lightmeter: { illuminance: counts * this.resolution, counts } };
+  }
+
+  /**
+   * Tells a steady reading (a dark cover reads 0 for hours) from a stuck chip: moves the window so
+   * that the present count lies outside it (ALS_WL one count above it, or ALS_WH one below at full
+   * scale) with the interrupt enabled. A converting chip raises the flag at its next conversion
+   * (one integration time); selfTestPassed() looks for it. Stale flags are cleared first.
+   */
+  armSelfTest(): void {
+    const registers = this.#live();
+    const counts = registers.readUint16(Register.ALS, true);
+    registers.readUint16(Register.ALS_INT, true); // clears stale flags
+    const top = counts >= 0xfffe;
+    registers.writeUint16(Register.ALS_WH, top ? counts - 1 : 0xffff, true);
+    registers.writeUint16(Register.ALS_WL, top ? 0 : counts + 1, true);
+    this.#selfTest = top ? Bits.INT_TH_HIGH : Bits.INT_TH_LOW;
+    this.#writeConf(true);
+  }
+
+  /** Whether the flag armSelfTest() expects was raised; restores the window and interrupt setting. */
+  selfTestPassed(): boolean {
+    const registers = this.#live();
+    const expected = this.#selfTest;
+    this.#selfTest = 0;
+    const flags = registers.readUint16(Register.ALS_INT, true);
+    registers.writeUint16(Register.ALS_WH, this.#window[1], true);
+    registers.writeUint16(Register.ALS_WL, this.#window[0], true);
+    this.#writeConf(this.#interrupt);
+    return expected !== 0 && (flags & expected) !== 0;
   }
 
   /** The window flags (reading clears them). */

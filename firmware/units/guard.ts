@@ -37,8 +37,8 @@ const UNPAID_AFTER_S = 600;
 const OUTBOX = 16;
 
 export class SensorStuckError extends Error {
-  constructor(sensor: string) {
-    super(`${sensor} output has not changed in ${STUCK_SAMPLES} samples`);
+  constructor(sensor: string, what = 'output has not changed') {
+    super(`${sensor} ${what} in ${STUCK_SAMPLES} samples`);
     this.name = 'SensorStuckError';
   }
 }
@@ -108,6 +108,12 @@ export class BayDetector {
   }
 }
 
+/** A chip that can check itself over two samples (the VEML7700's window flag). */
+interface SelfTesting {
+  armSelfTest(): void;
+  selfTestPassed(): boolean;
+}
+
 interface Slot<T> {
   name: string;
   open: () => T;
@@ -115,7 +121,14 @@ interface Slot<T> {
   state: ModuleState;
   last?: string;
   repeats: number;
-  stuckCheck: boolean;
+  /**
+   * How a stuck output is told from a steady one: true, live outputs carry noise, so an exact
+   * repeat is stuck; 'self-test', a repeat arms the chip's own check (VEML7700 window flag);
+   * 'fresh', the chip flags each new result (ENS160 NEWDAT), and none in a row is stuck.
+   */
+  stuckCheck: boolean | 'self-test' | 'fresh';
+  /** A self-test armed at the last sample, checked at this one. */
+  armed?: boolean;
 }
 
 export interface GuardOptions {
@@ -177,7 +190,11 @@ export class GuardUnit {
     this.#o = options;
     const { parts, bus } = options;
     this.#settings = this.#savedSettings();
-    const slot = <T>(name: string, open: (() => T) | undefined, stuckCheck: boolean): Slot<T> => ({
+    const slot = <T>(
+      name: string,
+      open: (() => T) | undefined,
+      stuckCheck: Slot<T>['stuckCheck'],
+    ): Slot<T> => ({
       name,
       open: open ?? (() => undefined as T),
       state: open ? 'degraded' : 'absent',
@@ -191,7 +208,7 @@ export class GuardUnit {
     this.#cover = slot(
       'cover',
       cover && (() => new VEML7700({ sensor: cover, onError: onError('cover') })),
-      false,
+      'self-test',
     );
     this.#motion = slot(
       'motion',
@@ -210,7 +227,7 @@ export class GuardUnit {
       climate && (() => new SHT3x({ sensor: climate, onError: onError('climate'), delay: options.delay })),
       true,
     );
-    this.#air = slot('air', air && (() => new ENS160({ sensor: air, onError: onError('air') })), false);
+    this.#air = slot('air', air && (() => new ENS160({ sensor: air, onError: onError('air') })), 'fresh');
     this.#bays = options.bays.ids.map((id, i) => {
       const part = parts.bays?.[i];
       return slot(
@@ -340,7 +357,7 @@ export class GuardUnit {
     }
     const air = this.#read(this.#air, (d) => {
       const s = d.sample().airQuality;
-      return { key: `${s.aqi},${s.tvoc},${s.eco2}`, value: s };
+      return { key: `${s.aqi},${s.tvoc},${s.eco2}`, value: s, fresh: s.fresh };
     });
     if (air && air.validity === Validity.NORMAL) {
       Object.assign(this.readings, { aqi: air.aqi, tvoc: air.tvoc, eco2: air.eco2 });
@@ -463,6 +480,7 @@ export class GuardUnit {
       s.driver = s.open();
       s.last = undefined;
       s.repeats = 0;
+      s.armed = false;
       if (s === (this.#motion as Slot<unknown>)) this.#configureMotion();
       this.#setState(s, 'ok', 'opened');
       return true;
@@ -495,12 +513,30 @@ export class GuardUnit {
   }
 
   /** Reads a sensor; a failure or a stuck output marks it failed and reports a fault. */
-  #read<T, V>(s: Slot<T>, sample: (driver: T) => { key: string; value: V }): V | undefined {
+  #read<T, V>(s: Slot<T>, sample: (driver: T) => { key: string; value: V; fresh?: boolean }): V | undefined {
     const driver = s.driver;
     if (!driver || s.state === 'failed') return undefined;
     try {
-      const { key, value } = sample(driver);
-      if (s.stuckCheck) {
+      const { key, value, fresh } = sample(driver);
+      if (s.stuckCheck === 'fresh') {
+        s.repeats = fresh === false ? s.repeats + 1 : 0;
+        if (s.repeats >= STUCK_SAMPLES) throw new SensorStuckError(s.name, 'has had no new data');
+      } else if (s.stuckCheck === 'self-test') {
+        const chip = driver as unknown as SelfTesting;
+        if (s.armed) {
+          s.armed = false;
+          if (!chip.selfTestPassed())
+            throw new SensorStuckError(s.name, 'failed its self-test after equal output');
+          s.repeats = 0; // steady, not stuck: count again
+        } else {
+          s.repeats = key === s.last ? s.repeats + 1 : 0;
+          if (s.repeats >= STUCK_SAMPLES - 1) {
+            chip.armSelfTest();
+            s.armed = true;
+          }
+        }
+        s.last = key;
+      } else if (s.stuckCheck) {
         s.repeats = key === s.last ? s.repeats + 1 : 0;
         s.last = key;
         if (s.repeats >= STUCK_SAMPLES - 1) throw new SensorStuckError(s.name);

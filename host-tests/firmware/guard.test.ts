@@ -343,6 +343,53 @@ describe('sensor faults reach the monitoring engine (413)', () => {
     assert.equal(rig.uplinkEvents('escalation').length >= 1, true);
   });
 
+  it('a dark cover and clean air read the same for an hour: steady, not stuck (the chips say they convert)', () => {
+    const rig = new Rig();
+    rig.sensors.cover.lux = 0; // the cover shut: 0 counts on every sample
+    rig.clock.advance(60 * MINUTE);
+    assert.deepEqual(
+      rig.named('fault').map((f) => f.unit),
+      [],
+    );
+    assert.equal(rig.meter.guard!.sensorStates.cover, 'ok');
+    assert.equal(rig.meter.guard!.sensorStates.air, 'ok');
+    assert.equal(rig.meter.guard!.readings.lux, 0);
+  });
+
+  it('a stuck cover sensor fails its window self-test; a stuck ENS160 shows no new data; both reach the monitor', () => {
+    const rig = new Rig();
+    rig.clock.advance(MINUTE);
+    rig.sensors.cover.fault = 'stuck';
+    rig.sensors.air.fault = 'stuck';
+    rig.clock.advance(10_000);
+    const cover = rig.named('fault').find((f) => f.unit === 'sensor:cover');
+    assert.equal((cover?.error as Error)?.name, 'SensorStuckError');
+    assert.match(
+      String((cover?.error as Error)?.message),
+      /cover failed its self-test after equal output in 6 samples/,
+    );
+    rig.clock.advance(8 * MINUTE); // one sample a minute: the flag raised before, then six without
+    const air = rig.named('fault').find((f) => f.unit === 'sensor:air');
+    assert.match(String((air?.error as Error)?.message), /air has had no new data in 6 samples/);
+    assert.ok(
+      rig.operations('fault').some((o) => /sensors\/cover: cover failed its self-test/.test(o.detail)),
+    );
+  });
+
+  it('a corrupted ENS160 read fails the DATA_MISR checksum: a fault, and the reading is kept out', () => {
+    const rig = new Rig();
+    rig.clock.advance(MINUTE);
+    rig.sensors.air.aqi = 5;
+    rig.sensors.air.corruptReads = 1;
+    rig.clock.advance(MINUTE);
+    const air = rig.named('fault').find((f) => f.unit === 'sensor:air');
+    assert.match(String((air?.error as Error)?.message), /air: data checksum/);
+    assert.equal(rig.operations('environment-air-quality').length, 0, 'no alarm from a corrupted read');
+    assert.equal(rig.maintenance('repair').at(-1)?.detail, 'sensors/air: re-initialised');
+    rig.clock.advance(MINUTE);
+    assert.equal(rig.operations('environment-air-quality').length, 1, 'the next clean read counts');
+  });
+
   it('a latched-up climate sensor (no ACK) is repaired by power-cycling the sensor module', () => {
     const rig = new Rig();
     rig.clock.advance(MINUTE);
