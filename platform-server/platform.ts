@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { registerApi } from './api';
 import { registerStorageApi } from './storageApi';
-import { startTariffs } from './tariffs';
+import { startTariffs, type TariffService } from './tariffs';
 import { type Broker, startBroker } from './broker';
 import { type Database, migrate, openDatabase } from './db';
 import { Ingest, type Logger, type StoredRecord } from './ingest';
@@ -63,6 +63,8 @@ export interface Platform {
   readonly phone: Phone;
   /** Meter status, events and alarms (issue 7): ingest's 0x04 route, 0x84 settings, /api/meters/:id/status. */
   readonly status: StatusService;
+  /** Tariffs (issue 3): stored, pushed as 0x85, the one each meter applied (prices renewals too). */
+  readonly tariffs: TariffService;
   /** Registers a meter at key epoch 1 and returns the keys a factory loads into it. */
   provisionMeter(id: number, name: string): Promise<MeterKeys>;
   /** Starts the HTTP server; returns its address. */
@@ -146,7 +148,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await ingest.start();
     await registerStorageApi(app, { db, keystore, ingest });
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
-    await startTariffs(app, { db, keystore, ingest, sendDownlink });
+    const tariffs = await startTariffs(app, { db, keystore, ingest, sendDownlink });
 
     const status = await startStatus(app, {
       db,
@@ -163,6 +165,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       keystore,
       brokerUrl: broker.url,
       logger: config.logger ?? app.log,
+      tariffs,
       config: config.phone,
     });
     opened.push(() => phone.close());
@@ -177,6 +180,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       keystore,
       phone,
       status,
+      tariffs,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
