@@ -1,14 +1,16 @@
 // Pay by phone wired into the platform: listens to ingest (stored records pair sessions; any
 // accepted uplink means the meter is reachable; 0x06 frames are renewal acks), registers the HTTP
 // routes and the web app, runs the scheduler on real time unless a clock is injected (tests tick it).
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { fromHex } from '../../protocol/bytes';
 import { RENEWAL_ACK_FRAME } from '../../protocol/renewal';
+import { flatTariff, Tariff, type TariffDocument } from '../../protocol/tariff';
 import type { Database } from '../db';
 import type { Ingest, Logger } from '../ingest';
 import type { Keystore } from '../keystore';
 import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
-import { FlatRatePricing, type Pricing } from './pricing';
+import { type Pricing, type TariffLike, TariffPricing } from './pricing';
 import { defaultRateLimits, type RateLimits, registerPhoneRoutes } from './routes';
 import type { ScryptParams } from './security';
 import { type PhoneClock, PhoneService, type RealtimeAuthoriser } from './service';
@@ -18,7 +20,13 @@ export interface PhoneConfig {
   clock?: PhoneClock;
   /** Scheduler period; default 15 s on real time, none (tests call tick()) with an injected clock. */
   tickMs?: number;
+  /** Replaces the tariff engine's pricing altogether (tests, tools). */
   pricing?: Pricing;
+  /**
+   * Prices renewals at meters that have applied no tariff (PARKLINK_PHONE_DEFAULT_TARIFF: a tariff
+   * JSON file); DEFAULT_TARIFF when absent.
+   */
+  defaultTariff?: TariffDocument;
   acquirer?: RealtimeAuthoriser;
   adapters?: Partial<Record<Channel, ChannelAdapter>>;
   /** 64 hex digits or 32 bytes (PARKLINK_TOKEN_KEY). */
@@ -35,13 +43,12 @@ export interface PhoneConfig {
   utcOffsetMinutes?: number;
 }
 
-/** Flat rate used until the tariff engine (issue 3) prices renewals: GBP 2.40 an hour, 4 h stay. */
-export const DEFAULT_FLAT_RATE = Object.freeze({
-  currency: 826,
-  perHour: 240,
-  maxStayMinutes: 240,
-  minMinutes: 5,
-});
+/** The default tariff for renewals at meters with none applied: GBP 2.40 an hour, 4 h stay, 5 min least. */
+export const DEFAULT_TARIFF: TariffDocument = flatTariff(
+  { currency: 826, perHour: 240, minMinutes: 5, maxMinutes: 240, stepMinutes: 5 },
+  'phone-default',
+  1,
+);
 
 export function phoneConfigFromEnv(env: NodeJS.ProcessEnv = process.env): PhoneConfig {
   const config: PhoneConfig = {};
@@ -49,6 +56,8 @@ export function phoneConfigFromEnv(env: NodeJS.ProcessEnv = process.env): PhoneC
   if (env.PARKLINK_PHONE_WEBHOOK_URL) config.webhookUrl = env.PARKLINK_PHONE_WEBHOOK_URL;
   if (env.PARKLINK_PHONE_WEBHOOK_SECRET) config.webhookSecret = env.PARKLINK_PHONE_WEBHOOK_SECRET;
   if (env.PARKLINK_PHONE_GATEWAY_SECRET) config.gatewaySecret = env.PARKLINK_PHONE_GATEWAY_SECRET;
+  if (env.PARKLINK_PHONE_DEFAULT_TARIFF)
+    config.defaultTariff = JSON.parse(readFileSync(env.PARKLINK_PHONE_DEFAULT_TARIFF, 'utf8'));
   return config;
 }
 
@@ -65,6 +74,8 @@ export async function startPhone(deps: {
   keystore: Keystore;
   brokerUrl: string;
   logger: Logger;
+  /** The tariffs meters have applied (TariffService); renewals are priced with them. */
+  tariffs?: { tariffOf(meterId: number): TariffLike | undefined };
   config?: PhoneConfig;
 }): Promise<Phone> {
   const config = { ...phoneConfigFromEnv(), ...deps.config };
@@ -74,6 +85,10 @@ export async function startPhone(deps: {
       throw new Error('PARKLINK_TOKEN_KEY must be 64 hex digits');
     tokenKey = fromHex(config.tokenKey);
   } else tokenKey = config.tokenKey;
+  // Validated (Tariff.from) here, so a bad default tariff stops the platform at start, naming the field.
+  const fallback = Tariff.from(config.defaultTariff ?? DEFAULT_TARIFF);
+  const tariffs = deps.tariffs;
+  const pricing = config.pricing ?? new TariffPricing((meterId) => tariffs?.tariffOf(meterId), fallback);
   const adapters: Partial<Record<Channel, ChannelAdapter>> = {};
   if (config.webhookUrl) {
     const webhook = new WebhookAdapter({ url: config.webhookUrl, secret: config.webhookSecret });
@@ -86,7 +101,7 @@ export async function startPhone(deps: {
     brokerUrl: deps.brokerUrl,
     logger: deps.logger,
     clock: config.clock,
-    pricing: config.pricing ?? new FlatRatePricing(DEFAULT_FLAT_RATE),
+    pricing,
     acquirer: config.acquirer,
     adapters: { ...adapters, ...config.adapters },
     tokenKey,

@@ -1,7 +1,8 @@
 // How a remote renewal is priced. The platform and the meter must price alike (DESIGN.md: the same
 // tariff engine prices a tap and a renewal), so the phone service asks a Pricing and never computes
-// a fee itself. FlatRatePricing stands in until the tariff engine (issue 3, protocol/tariff) is in;
-// TariffPricing adapts anything with the engine's quoteDuration() so the switch is one line.
+// a fee itself. TariffPricing (the default) quotes with protocol/tariff's engine: the tariff the
+// meter has applied (TariffService.tariffOf), else the configured default tariff. FlatRatePricing
+// remains for tests and tools that want a rate without a tariff document.
 
 export interface PriceRequest {
   meterId: number;
@@ -67,7 +68,7 @@ export class FlatRatePricing implements Pricing {
   }
 }
 
-/** The shape of protocol/tariff's Tariff that pricing needs (structural: no import until it lands). */
+/** The shape of protocol/tariff's Tariff that pricing needs (structural, so tests can stub it). */
 export interface TariffLike {
   readonly currency: number;
   quoteDuration(request: {
@@ -80,12 +81,20 @@ export interface TariffLike {
     | { ok: false; reason: string; message: string; maxMinutes?: number };
 }
 
-/** Prices with the tariff engine; `tariffOf` picks the tariff of a meter. */
+/**
+ * Prices with the tariff engine: the tariff `tariffOf` gives for the meter (the one it has
+ * acknowledged applying), else `fallback` (the platform's default tariff). A refusal keeps the
+ * engine's reason (max-stay, restricted, non-cumulative, no-sale, free, below-minimum, …) and gets a
+ * message a driver can act on ("you can add 30 more minutes").
+ */
 export class TariffPricing implements Pricing {
-  constructor(readonly tariffOf: (meterId: number) => TariffLike | undefined) {}
+  constructor(
+    readonly tariffOf: (meterId: number) => TariffLike | undefined,
+    readonly fallback?: TariffLike,
+  ) {}
 
   quote(r: PriceRequest): PriceQuote {
-    const tariff = this.tariffOf(r.meterId);
+    const tariff = this.tariffOf(r.meterId) ?? this.fallback;
     if (!tariff) return { ok: false, reason: 'no-tariff', message: 'this meter has no tariff for renewals' };
     const q = tariff.quoteDuration({
       bay: r.bayId,
@@ -94,12 +103,21 @@ export class TariffPricing implements Pricing {
       paidMinutes: r.paidMinutes,
     });
     if (!q.ok) {
-      const refusal: PriceQuote = { ok: false, reason: q.reason, message: q.message };
+      const refusal: PriceQuote = { ok: false, reason: q.reason, message: refusalText(q) };
       if (q.maxMinutes !== undefined) refusal.maxMinutes = q.maxMinutes;
       return refusal;
     }
     return { ok: true, amount: q.amount, currency: q.currency };
   }
+}
+
+/** The engine's message, plus what can still be bought when a limit was hit. */
+function refusalText(q: { reason: string; message: string; maxMinutes?: number }): string {
+  const limit = q.reason === 'max-stay' || q.reason === 'restricted' || q.reason === 'non-cumulative';
+  if (!limit || q.maxMinutes === undefined) return q.message;
+  return q.maxMinutes > 0
+    ? `${q.message}: you can add ${q.maxMinutes} more minutes`
+    : `${q.message}: no more time can be added`;
 }
 
 function overlapsDaily(from: number, to: number, period: { from: number; to: number }): boolean {

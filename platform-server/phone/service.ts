@@ -35,6 +35,8 @@ export class PhoneError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    /** The most minutes that could still be added, when a renewal was refused at a limit. */
+    readonly maxMinutes?: number,
   ) {
     super(message);
     this.name = 'PhoneError';
@@ -186,6 +188,10 @@ export interface PhoneOptions {
 }
 
 const CARD_TYPE_NAMES: Record<number, string> = { 1: 'debit', 2: 'credit', 3: 'prepaid' };
+/** A pairing failing for a reason other than a lost connection is tried this many times. */
+const MAX_PAIRING_ATTEMPTS = 5;
+/** Records kept for a pairing retry at most (an outage longer than this many records loses pairings). */
+const MAX_PAIRING_BACKLOG = 100_000;
 /** After its validity the platform waits this long more before voiding (clock skew allowance). */
 const VOID_MARGIN_MS = 60_000;
 
@@ -256,6 +262,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
   #client: MqttClient | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   readonly #inFlight = new Set<Promise<unknown>>();
+  #retry: { stored: StoredRecord; failures: number }[] = [];
   #closed = false;
 
   constructor(options: PhoneOptions) {
@@ -546,18 +553,41 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
 
   // ---- Pairing (steps b, d, 704–706) -----------------------------------------------------------
 
-  /** Ingest's 'stored' listener: pairs first taps, reconciles renewal records. In order, never throws. */
+  /**
+   * Ingest's 'stored' listener: pairs first taps, reconciles renewal records. In order, never throws.
+   * A record whose pairing fails (the database went away mid-ingest) is kept and tried again on the
+   * next tick, so no pairing is lost to an outage: it is in the database already, only its pairing
+   * is late. A record that keeps failing for another reason is dropped after MAX_PAIRING_ATTEMPTS.
+   */
   onStored = (stored: StoredRecord): void => {
     if (this.#closed) return;
-    const run = () =>
-      this.#handleStored(stored).catch((error) =>
-        this.#o.logger.error(
-          { err: error, meterId: stored.meterId, seq: stored.record.seq },
-          'pairing failed',
-        ),
-      );
-    this.#chain = this.#chain.then(run, run);
+    this.#queueStored(stored, 0);
   };
+
+  #queueStored(stored: StoredRecord, failures: number): void {
+    const run = async () => {
+      try {
+        await this.#handleStored(stored);
+      } catch (error) {
+        const transient = isConnectionError(error);
+        const where = { err: error, meterId: stored.meterId, seq: stored.record.seq, failures: failures + 1 };
+        if (this.#closed || (!transient && failures + 1 >= MAX_PAIRING_ATTEMPTS)) {
+          this.#o.logger.error(where, 'pairing failed; record dropped from pairing');
+        } else if (this.#retry.length >= MAX_PAIRING_BACKLOG) {
+          this.#o.logger.error(where, 'pairing failed; retry backlog full, record dropped from pairing');
+        } else {
+          this.#o.logger.warn(where, 'pairing failed; will retry on the next tick');
+          this.#retry.push({ stored, failures: failures + 1 });
+        }
+      }
+    };
+    this.#chain = this.#chain.then(run, run);
+  }
+
+  /** Records whose pairing failed, waiting for the next tick (in arrival order). */
+  get pairingBacklog(): number {
+    return this.#retry.length;
+  }
 
   /** Resolves when every stored record handed so far has been processed. */
   settled(): Promise<void> {
@@ -729,7 +759,8 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
       minutes,
       paidMinutes: session.paid_minutes,
     });
-    if (!quote.ok) throw new PhoneError(422, quote.reason, `cannot extend: ${quote.message}`);
+    if (!quote.ok)
+      throw new PhoneError(422, quote.reason, `cannot extend: ${quote.message}`, quote.maxMinutes);
 
     const card = await this.#fundingCard(session);
     const id = newRenewalId();
@@ -1090,8 +1121,14 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
           const r = await this.renew(driver.id, { minutes: intent.minutes, channel });
           return `ParkLink: extending bay ${r.bayId} by ${r.minutes} min for ${r.chargeText}. We will confirm as soon as the meter has it.`;
         } catch (error) {
-          if (error instanceof PhoneError) return `ParkLink: ${capitalise(error.message)}.`;
-          throw error;
+          if (!(error instanceof PhoneError)) throw error;
+          // Refused (maximum stay, restricted period, …): the reason, and what the driver can do.
+          const more = error.maxMinutes ?? 0;
+          if (channel === 'voice')
+            return `Sorry, your parking ${error.message.replace(/^cannot extend: /, 'cannot be extended: ')}.`;
+          return `ParkLink: ${capitalise(error.message)}.${
+            more > 0 ? ` Reply EXTEND ${more} to add what is left.` : ''
+          }`;
         }
       case 'status': {
         const s = await this.#activeSession(driver.id);
@@ -1125,6 +1162,10 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     if (this.#closed) return;
     const now = this.#now();
     const at = new Date(now);
+    // Pairings that failed (database outage) go again first, in their order, before newer records.
+    const again = this.#retry;
+    this.#retry = [];
+    for (const r of again) this.#queueStored(r.stored, r.failures);
     await this.settled();
 
     const due = await this.#db.query<SessionRow & DriverRow & { session_id: number }>(
@@ -1315,6 +1356,18 @@ function safePhone(raw: string): string | null {
   const digits = raw.replace(/[\s()-]/g, '');
   const m = /^\+?([0-9]{8,15})$/.exec(digits);
   return m ? `+${m[1]}` : null;
+}
+
+/** A lost or refused database connection (pg, PostgreSQL's class 08 and 57P0x, sockets): worth retrying. */
+export function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (/^(08...|57P0[123]|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND)$/.test(code))
+    return true;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return /connection (terminated|ended|refused|reset)|terminating connection|Connection terminated|client has encountered a connection error|timeout exceeded when trying to connect|Client was closed|PGlite is closed/i.test(
+    message,
+  );
 }
 
 function newRenewalId(): string {
