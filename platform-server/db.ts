@@ -110,6 +110,13 @@ async function openPostgres(url: string, max: number): Promise<Database> {
     ...wrap(pool),
     async transaction(fn) {
       const client = await pool.connect();
+      // The pool stops listening to a client's 'error' while it is checked out: PostgreSQL going
+      // away mid-transaction would emit one with no listener, an uncaught exception. The failing
+      // query rejects anyway; the broken client is released with its error so the pool drops it.
+      let broken: Error | undefined;
+      client.on('error', (error) => {
+        broken = error;
+      });
       try {
         await client.query('BEGIN');
         const result = await fn(wrap(client));
@@ -119,7 +126,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
         await client.query('ROLLBACK').catch(() => {});
         throw error;
       } finally {
-        client.release();
+        client.release(broken);
       }
     },
     close: () => pool.end(),
