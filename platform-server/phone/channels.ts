@@ -87,7 +87,7 @@ export class Outbox {
   #again = false;
 
   constructor(options: OutboxOptions) {
-    this.#o = { adapters: {}, maxAttempts: 5, retryMs: 5_000, ...options };
+    this.#o = { maxAttempts: 5, retryMs: 5_000, ...options, adapters: options.adapters ?? {} };
   }
 
   adapterOf(channel: Channel): ChannelAdapter {
