@@ -114,9 +114,10 @@ async function openPostgres(url: string, max: number): Promise<Database> {
       // away mid-transaction would emit one with no listener, an uncaught exception. The failing
       // query rejects anyway; the broken client is released with its error so the pool drops it.
       let broken: Error | undefined;
-      client.on('error', (error) => {
+      const onError = (error: Error) => {
         broken = error;
-      });
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn(wrap(client));
@@ -126,6 +127,9 @@ async function openPostgres(url: string, max: number): Promise<Database> {
         await client.query('ROLLBACK').catch(() => {});
         throw error;
       } finally {
+        // A healthy client goes back to the pool without the listener (the pool watches it again);
+        // a broken one keeps it until the pool has ended it.
+        if (!broken) client.off('error', onError);
         client.release(broken);
       }
     },
