@@ -98,6 +98,17 @@ export interface IngestOptions {
   crypto?: Crypto;
   /** Called once per record newly stored, after the commit. */
   onStored?: (stored: StoredRecord) => void;
+  /**
+   * Connections joining the shared subscription (default: PARKLINK_INGEST_CONNECTIONS, else 1).
+   * More keep more frames in hand at once; a meter's frames may then be handled out of order (as
+   * across instances), which costs a replay refusal and a resend, never a record.
+   */
+  connections?: number;
+}
+
+function ingestConnections(option: number | undefined): number {
+  const n = option ?? Number(process.env.PARKLINK_INGEST_CONNECTIONS ?? 1);
+  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 1;
 }
 
 /** Thrown inside the frame's transaction to refuse it (the transaction rolls back). */
@@ -116,6 +127,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly logger: Logger;
   readonly crypto: Crypto;
   private client: MqttClient | undefined;
+  /** Further connections in the shared-subscription group (options.connections). */
+  private readonly extraClients: MqttClient[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing = false;
   /** Uplink frame types other than record sets, by type byte, handed to the feature that owns them. */
@@ -145,22 +158,32 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.routes.set(type, handler);
   }
 
-  /** Connects to the broker and subscribes to every meter's uplink at QoS 1. */
+  /**
+   * Connects to the broker and subscribes to every meter's uplink at QoS 1. On a shared subscription
+   * with `connections` > 1, that many connections join the group, so as many frames are in hand at
+   * once (each connection still processes its own frames one after another).
+   */
   async start(): Promise<void> {
     if (!this.options.brokerUrl) throw new Error('ingest has no broker URL');
     const clientId =
       this.options.clientId ??
       `parklink-ingest-${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    const client = mqtt.connect(this.options.brokerUrl, {
+    this.client = await this.connect(clientId);
+    const extra = this.options.sharedSubscription ? ingestConnections(this.options.connections) - 1 : 0;
+    for (let i = 1; i <= extra; i++) this.extraClients.push(await this.connect(`${clientId}-${i}`));
+  }
+
+  private async connect(clientId: string): Promise<MqttClient> {
+    const brokerUrl = this.options.brokerUrl as string;
+    const client = mqtt.connect(brokerUrl, {
       clientId,
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
     });
-    this.client = client;
     // QoS 1: the broker gets its PUBACK only once the frame is committed or refused, and mqtt.js
-    // hands over the next message only then, so one instance processes its uplinks in order.
+    // hands over the next message only then, so one connection processes its uplinks in order.
     client.handleMessage = (packet, done) => {
       const payload = packet.payload;
       const bytes =
@@ -194,6 +217,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       throw new Error(`broker refused QoS 1 on ${this.subscription}: granted ${JSON.stringify(granted)}`);
     }
     this.logger.info({ subscription: this.subscription, clientId }, 'ingest subscribed');
+    return client;
   }
 
   /** Waits for the frames being processed, then disconnects. */
@@ -201,8 +225,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.closing = true;
     const client = this.client;
     this.client = undefined;
+    const extra = this.extraClients.splice(0);
     await Promise.allSettled([...this.inFlight]);
     if (client) await client.endAsync();
+    await Promise.allSettled(extra.map((c) => c.endAsync()));
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
@@ -296,11 +322,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const meterId = header.meterId;
 
     const result = await this.db.transaction(async (tx) => {
-      // Replay check and advance in one statement; the row lock it takes also serialises every
-      // frame of this meter across instances until this transaction ends.
-      const advanced = await tx.query(
-        `UPDATE meters SET last_uplink_seq = $2, last_seen_at = now()
-          WHERE id = $1 AND last_uplink_seq < $2 RETURNING id`,
+      // Replay check, advance and the ack's downlink sequence in one statement; the row lock it
+      // takes also serialises every frame of this meter across instances until this transaction ends.
+      const advanced = await tx.query<{ downlink_seq: number }>(
+        `UPDATE meters SET last_uplink_seq = $2, last_seen_at = now(), downlink_seq = downlink_seq + 1
+          WHERE id = $1 AND last_uplink_seq < $2 RETURNING downlink_seq`,
         [meterId, header.seq],
       );
       if (advanced.rowCount === 0) {
@@ -313,6 +339,31 @@ export class Ingest extends EventEmitter<IngestEvents> {
           `frame seq ${header.seq} does not advance meter ${meterId}'s ${held.rows[0]?.last_uplink_seq}`,
         );
       }
+      const downlinkSeq = advanced.rows[0].downlink_seq;
+
+      // In one query: the held records from first - 1 to last + 1 (the link before the set, records
+      // already held, the record after it) and whether the meter has recorded gaps at all.
+      const around = await tx.query<{
+        gaps: boolean;
+        seq: number | null;
+        bytes: Uint8Array | null;
+        link: Uint8Array | null;
+      }>(
+        `SELECT g.gaps, r.seq, r.bytes, r.link
+           FROM (SELECT EXISTS (SELECT 1 FROM record_gaps WHERE meter_id = $1) AS gaps) g
+           LEFT JOIN records r ON r.meter_id = $1 AND r.seq BETWEEN $2 AND $3`,
+        [meterId, first - 1, last + 1],
+      );
+      const hasGaps = around.rows[0]?.gaps === true;
+      let before: { link: Uint8Array } | undefined;
+      let after: { bytes: Uint8Array; link: Uint8Array } | undefined;
+      const heldRows: { seq: number; bytes: Uint8Array; link: Uint8Array }[] = [];
+      for (const row of around.rows) {
+        if (row.seq === null || row.bytes === null || row.link === null) continue;
+        if (row.seq === first - 1) before = { link: row.link };
+        else if (row.seq === last + 1) after = { bytes: row.bytes, link: row.link };
+        else heldRows.push({ seq: row.seq, bytes: row.bytes, link: row.link });
+      }
 
       // The link before the set: genesis for record 1, else the held link of record first - 1.
       let gap: { from: number; to: number } | undefined;
@@ -323,34 +374,24 @@ export class Ingest extends EventEmitter<IngestEvents> {
             'set starts at record 1 but previous is not the genesis hash',
           );
         }
-      } else {
-        const before = await tx.query<{ link: Uint8Array }>(
-          'SELECT link FROM records WHERE meter_id = $1 AND seq = $2',
-          [meterId, first - 1],
-        );
-        if (before.rows.length > 0) {
-          if (!bytesEqual(before.rows[0].link, message.previous)) {
-            throw new FrameRefused(
-              'chain-broken',
-              `previous does not match the held link of record ${first - 1}`,
-            );
-          }
-        } else {
-          const below = await tx.query<{ seq: number | null }>(
-            'SELECT max(seq) AS seq FROM records WHERE meter_id = $1 AND seq < $2',
-            [meterId, first],
+      } else if (before) {
+        if (!bytesEqual(before.link, message.previous)) {
+          throw new FrameRefused(
+            'chain-broken',
+            `previous does not match the held link of record ${first - 1}`,
           );
-          gap = { from: (below.rows[0]?.seq ?? 0) + 1, to: first - 1 };
         }
+      } else {
+        const below = await tx.query<{ seq: number | null }>(
+          'SELECT max(seq) AS seq FROM records WHERE meter_id = $1 AND seq < $2',
+          [meterId, first],
+        );
+        gap = { from: (below.rows[0]?.seq ?? 0) + 1, to: first - 1 };
       }
 
       // Records already held: the same bytes are a re-upload; other bytes are a conflict.
-      const held = await tx.query<{ seq: number; bytes: Uint8Array; link: Uint8Array }>(
-        'SELECT seq, bytes, link FROM records WHERE meter_id = $1 AND seq BETWEEN $2 AND $3',
-        [meterId, first, last],
-      );
       const heldSeqs = new Set<number>();
-      for (const row of held.rows) {
+      for (const row of heldRows) {
         const i = row.seq - first;
         if (!bytesEqual(row.bytes, message.records[i])) {
           throw new FrameRefused('duplicate-conflict', `record ${row.seq} is held with different bytes`);
@@ -362,14 +403,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       }
 
       // The held record after the set (a set filling a gap) must follow the set's last link.
-      const after = await tx.query<{ bytes: Uint8Array; link: Uint8Array }>(
-        'SELECT bytes, link FROM records WHERE meter_id = $1 AND seq = $2',
-        [meterId, last + 1],
-      );
-      if (
-        after.rows.length > 0 &&
-        !bytesEqual(chainLink(this.crypto, links[links.length - 1], after.rows[0].bytes), after.rows[0].link)
-      ) {
+      if (after && !bytesEqual(chainLink(this.crypto, links[links.length - 1], after.bytes), after.link)) {
         throw new FrameRefused(
           'chain-broken',
           `held record ${last + 1} does not follow record ${last} of the set`,
@@ -385,7 +419,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       // One multi-row statement per table for the whole set, never a round trip per record.
       await insertRecords(tx, stored);
 
-      if (stored.length > 0) await closeGaps(tx, meterId, first, last);
+      if (stored.length > 0 && hasGaps) await closeGaps(tx, meterId, first, last);
       if (gap) {
         const inserted = await tx.query(
           `INSERT INTO record_gaps (meter_id, from_seq, to_seq) VALUES ($1, $2, $3)
@@ -396,11 +430,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         if (inserted.rows.length === 0) gap = undefined;
       }
 
-      const down = await tx.query<{ downlink_seq: number }>(
-        'UPDATE meters SET downlink_seq = downlink_seq + 1 WHERE id = $1 RETURNING downlink_seq',
-        [meterId],
-      );
-      return { stored, duplicates: heldSeqs.size, gap, downlinkSeq: down.rows[0].downlink_seq };
+      return { stored, duplicates: heldSeqs.size, gap, downlinkSeq };
     });
 
     const accepted: Accepted = {
@@ -538,7 +568,7 @@ const seconds = (s: number) => new Date(s * 1000);
 async function insertRows(tx: Queryable, head: string, rows: SqlParam[][]): Promise<void> {
   if (rows.length === 0) return;
   const width = rows[0].length;
-  const perChunk = Math.floor(60_000 / width);
+  const perChunk = Math.floor(MAX_PARAMS / width);
   for (let start = 0; start < rows.length; start += perChunk) {
     const chunk = rows.slice(start, start + perChunk);
     const values = chunk
@@ -596,19 +626,50 @@ export async function insertRecords(tx: Queryable, stored: readonly StoredRecord
         break;
     }
   }
-  await insertRows(tx, 'INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link)', records);
-  await insertRows(
-    tx,
-    `INSERT INTO transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type,
-       bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)`,
-    transactions,
-  );
-  await insertRows(
-    tx,
-    'INSERT INTO operations (meter_id, seq, code, detail, card_number, period_from, period_to, quantity)',
-    operations,
-  );
-  await insertRows(tx, 'INSERT INTO maintenance (meter_id, seq, code, detail)', maintenance);
+  const tables: [string, SqlParam[][]][] = [
+    ['INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link)', records],
+    [
+      `INSERT INTO transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type,
+         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)`,
+      transactions,
+    ],
+    [
+      'INSERT INTO operations (meter_id, seq, code, detail, card_number, period_from, period_to, quantity)',
+      operations,
+    ],
+    ['INSERT INTO maintenance (meter_id, seq, code, detail)', maintenance],
+  ];
+  const parts = tables.filter(([, rows]) => rows.length > 0);
+  const params = parts.reduce((n, [, rows]) => n + rows.length * rows[0].length, 0);
+  if (parts.length === 0) return;
+  if (params > MAX_PARAMS) {
+    for (const [head, rows] of parts) await insertRows(tx, head, rows);
+    return;
+  }
+  // One statement for every table: data-modifying CTEs, the foreign keys checked at its end.
+  const all: SqlParam[] = [];
+  const statements = parts.map(([head, rows]) => `${head} VALUES ${placeholders(rows, all)}`);
+  const last = statements.pop() as string;
+  const ctes = statements.map((statement, i) => `i${i} AS (${statement})`);
+  await tx.query(ctes.length > 0 ? `WITH ${ctes.join(', ')} ${last}` : last, all);
+}
+
+/** PostgreSQL allows 65,535 parameters in a statement. */
+const MAX_PARAMS = 60_000;
+
+/** `($1, $2), ($3, $4)…` for rows, their values appended to params. */
+function placeholders(rows: readonly SqlParam[][], params: SqlParam[]): string {
+  let text = '';
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    text += r === 0 ? '(' : ', (';
+    for (let c = 0; c < row.length; c++) {
+      params.push(row[c]);
+      text += c === 0 ? `$${params.length}` : `, $${params.length}`;
+    }
+    text += ')';
+  }
+  return text;
 }
 
 /** Removes [first, last] from the meter's recorded gaps, splitting a gap the set lands inside. */

@@ -7,7 +7,7 @@
 // dropped after; the embedded PGlite + aedes only when they do not answer (then one instance and no
 // COPY figure, said so).
 //
-//   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --instances=1,2
+//   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --instances=1,2 --connections=4
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -219,6 +219,9 @@ export async function run(args: string[]): Promise<void> {
   const perMeter = Number(option(args, 'records', '1000'));
   const set = Number(option(args, 'set', '50'));
   const instanceCounts = option(args, 'instances', '1,2').split(',').map(Number);
+  // Connections per instance in the shared-subscription group (platform-server/ingest.ts).
+  const connections = option(args, 'connections', '4');
+  process.env.PARKLINK_INGEST_CONNECTIONS = connections;
 
   let realServices = true;
   try {
@@ -247,7 +250,9 @@ export async function run(args: string[]): Promise<void> {
   console.log(
     `fleet: ${meterCount} meters × ${perMeter} records = ${format(fleet.records)} records in ${format(frames)} sets of ≤${set}` +
       ` (built in ${((performance.now() - built) / 1000).toFixed(1)} s); ` +
-      (realServices ? 'PostgreSQL 127.0.0.1:5432 + Mosquitto 127.0.0.1:1883' : 'PGlite + aedes'),
+      (realServices
+        ? `PostgreSQL 127.0.0.1:5432 + Mosquitto 127.0.0.1:1883, ${connections} connection(s) per instance`
+        : 'PGlite + aedes'),
   );
 
   const results = new Map<number, number>();
