@@ -6,7 +6,6 @@
 // stay up for everyone else.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sinon from 'sinon';
@@ -18,66 +17,8 @@ import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { type Broker, startBroker } from '../../platform-server/broker';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
 import { forEachBackend, randomMeterId } from '../platform/helpers';
-
-/** A TCP proxy that can refuse and drop every connection, as a broker or database outage would. */
-export class OutageProxy {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  #down = false;
-  port = 0;
-
-  constructor(
-    readonly targetHost: string,
-    readonly targetPort: number,
-  ) {
-    this.#server = createServer((client) => {
-      if (this.#down) {
-        client.destroy();
-        return;
-      }
-      const upstream = tcpConnect(this.targetPort, this.targetHost);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve()));
-    const address = this.#server.address();
-    if (address === null || typeof address === 'string') throw new Error('proxy has no port');
-    this.port = address.port;
-  }
-
-  /** Drops every open connection and refuses new ones until up(). */
-  down(): void {
-    this.#down = true;
-    for (const s of this.#sockets) s.destroy();
-  }
-
-  up(): void {
-    this.#down = false;
-  }
-
-  async close(): Promise<void> {
-    this.down();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+import { OutageProxy } from '../support/outageProxy';
+import { until } from '../support/until';
 
 const silent = { info() {}, warn() {}, error() {} };
 

@@ -11,14 +11,7 @@ import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { toHex } from '../../protocol/bytes';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { forEachBackend, randomMeterId } from '../platform/helpers';
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { until } from '../support/until';
 
 forEachBackend('virtual meter to platform', (backend) => {
   let platform: Platform;

@@ -11,14 +11,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { CI, randomMeterId, real } from '../platform/helpers';
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+import { until } from '../support/until';
 
 describe(`two ingest instances on a shared subscription — ${real.name}`, () => {
   let drop: (() => Promise<void>) | undefined;
@@ -83,7 +76,7 @@ describe(`two ingest instances on a shared subscription — ${real.name}`, () =>
       meters.push(meter);
       meter.start();
       pumps.push(setInterval(() => clock.advance(1000), 10));
-      await until(() => link.connected, 'a meter to connect');
+      await until(() => link.connected, 'a meter to connect', 60_000);
       fleet.push({ id, meter });
     }
     const sell = (n: number) => {
@@ -96,7 +89,7 @@ describe(`two ingest instances on a shared subscription — ${real.name}`, () =>
     sell(60);
     // Kill instance B once it has stored part of the batch: its MQTT connection is dropped without
     // a clean close (messages in flight to it are never acknowledged), its database pool abandoned.
-    await until(() => (storedBy.get(b) ?? 0) > 20, 'instance B to take a share');
+    await until(() => (storedBy.get(b) ?? 0) > 20, 'instance B to take a share', 60_000);
     const client = (
       b.ingest as unknown as { client?: { end(force: boolean): void; stream: { destroy(): void } } }
     ).client;
@@ -107,6 +100,7 @@ describe(`two ingest instances on a shared subscription — ${real.name}`, () =>
       await until(
         () => meter.ledger.acknowledgedSeq === meter.log.lastSeq,
         `meter ${meter.config.meterId} acknowledged`,
+        60_000,
       );
     }
     for (const { id, meter } of fleet) {

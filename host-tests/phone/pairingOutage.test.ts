@@ -3,7 +3,6 @@
 // back; nothing is paired twice. Embedded: PGlite behind a wrapper that fails as pg does when the
 // connection drops. Real: PostgreSQL through a TCP proxy that drops every connection.
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import sinon from 'sinon';
 import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/db';
@@ -14,54 +13,7 @@ import { isConnectionError, PhoneService } from '../../platform-server/phone/ser
 import { Tariff } from '../../protocol/tariff';
 import { DEFAULT_TARIFF } from '../../platform-server/phone';
 import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';
-
-/** Drops every connection and refuses new ones while down. */
-class DropProxy {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  #down = false;
-  port = 0;
-
-  constructor(host: string, port: number) {
-    this.#server = createServer((client) => {
-      if (this.#down) {
-        client.destroy();
-        return;
-      }
-      const upstream = tcpConnect(port, host);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-  }
-
-  async start(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', () => resolve()));
-    const address = this.#server.address();
-    if (address === null || typeof address === 'string') throw new Error('proxy has no port');
-    this.port = address.port;
-  }
-
-  down(): void {
-    this.#down = true;
-    for (const s of this.#sockets) s.destroy();
-  }
-
-  up(): void {
-    this.#down = false;
-  }
-
-  async close(): Promise<void> {
-    this.down();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
+import { OutageProxy } from '../support/outageProxy';
 
 /** PGlite failing as pg does when PostgreSQL goes away, while `down`. */
 function flaky(db: Database): Database & { down: boolean } {
@@ -106,7 +58,7 @@ forEachBackend('pay by phone pairing through a database outage', (backend) => {
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
   let drop: () => Promise<void>;
   let db: Database;
-  let proxy: DropProxy | undefined;
+  let proxy: OutageProxy | undefined;
   let setDown: (down: boolean) => void;
   let service: PhoneService;
   let driverId: number;
@@ -117,7 +69,7 @@ forEachBackend('pay by phone pairing through a database outage', (backend) => {
     drop = fresh.drop;
     if (fresh.config.databaseUrl) {
       const url = new URL(fresh.config.databaseUrl);
-      proxy = new DropProxy(url.hostname, Number(url.port || 5432));
+      proxy = new OutageProxy(url.hostname, Number(url.port || 5432));
       await proxy.start();
       url.host = `127.0.0.1:${proxy.port}`;
       db = await openDatabase({ url: url.toString() });
