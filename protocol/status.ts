@@ -52,6 +52,22 @@ export interface StatusEvent {
 
 export type StatusMessage = StatusReport | StatusEvent;
 
+/** An event at `nowMs` (wall clock); `value` and `bayId` appear only when given (and finite). */
+export function statusEvent(
+  nowMs: number,
+  event: string,
+  severity: EventSeverity,
+  active: boolean,
+  detail: string,
+  value?: number,
+  bayId?: number,
+): StatusEvent {
+  const e: StatusEvent = { kind: 'event', at: Math.floor(nowMs / 1000), event, severity, active, detail };
+  if (value !== undefined && Number.isFinite(value)) e.value = value;
+  if (bayId !== undefined) e.bayId = bayId;
+  return e;
+}
+
 export interface GuardSettings {
   version: number;
   /** Environment and security sampling period, seconds. */

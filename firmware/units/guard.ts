@@ -24,6 +24,7 @@ import {
   SETTINGS_FRAME,
   STATUS_FRAME,
   type StatusEvent,
+  statusEvent,
 } from '../../protocol/status';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
@@ -701,17 +702,7 @@ export class GuardUnit {
     value?: number,
     bayId?: number,
   ): void {
-    const e: StatusEvent = {
-      kind: 'event',
-      at: Math.floor(this.#o.clock.now() / 1000),
-      event,
-      severity,
-      active,
-      detail,
-    };
-    if (value !== undefined && Number.isFinite(value)) e.value = value;
-    if (bayId !== undefined) e.bayId = bayId;
-    this.#uplink(e);
+    this.#uplink(statusEvent(this.#o.clock.now(), event, severity, active, detail, value, bayId));
   }
 
   /** Sends an event now, or keeps it (the newest 16) for the next chance. */

@@ -8,7 +8,7 @@ import type { MqttEvents, MqttLink } from '../../hal/mqtt';
 import type { ModuleName } from '../../hal/sensors';
 import type { Watchdog } from '../../hal/watchdog';
 import { MaintenanceCode } from '../../protocol/records';
-import type { ModuleState, StatusEvent } from '../../protocol/status';
+import { type ModuleState, type StatusEvent, statusEvent } from '../../protocol/status';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import type { MainRecord } from './records';
@@ -378,14 +378,7 @@ export class MonitorUnit {
   }
 
   #event(event: string, severity: StatusEvent['severity'], active: boolean, detail: string): void {
-    this.#o.bus.emit('status-event', {
-      kind: 'event',
-      at: Math.floor(this.#o.clock.now() / 1000),
-      event,
-      severity,
-      active,
-      detail,
-    });
+    this.#o.bus.emit('status-event', statusEvent(this.#o.clock.now(), event, severity, active, detail));
   }
 }
 

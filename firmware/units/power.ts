@@ -10,7 +10,7 @@ import type { Preferences } from '../../hal/preferences';
 import type { ModuleName, PackName, PowerParts } from '../../hal/sensors';
 import { MAX17048 } from '../../drivers/power/max17048';
 import { MaintenanceCode, OperationCode } from '../../protocol/records';
-import type { ModuleState } from '../../protocol/status';
+import { type ModuleState, statusEvent } from '../../protocol/status';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import type { MainRecord } from './records';
@@ -302,16 +302,10 @@ export class PowerUnit {
   }
 
   #event(event: string, severity: 'warning' | 'info', active: boolean, detail: string, value?: number): void {
-    const e: MeterEvents['status-event'] = {
-      kind: 'event',
-      at: Math.floor(this.#o.clock.now() / 1000),
-      event,
-      severity,
-      active,
-      detail,
-    };
-    if (value !== undefined) e.value = value;
-    this.#o.bus.emit('status-event', e);
+    this.#o.bus.emit(
+      'status-event',
+      statusEvent(this.#o.clock.now(), event, severity, active, detail, value),
+    );
   }
 }
 
