@@ -10,33 +10,8 @@ import { TariffPricing } from '../../platform-server/phone/pricing';
 import type { Platform } from '../../platform-server/platform';
 import { parseInstant, Tariff, type TariffDocument } from '../../protocol/tariff';
 import { forEachBackend, randomMeterId } from '../platform/helpers';
+import { townCentre } from '../tariff/fixtures';
 import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
-
-const UK = 'GMT0BST,M3.5.0/1,M10.5.0';
-
-/** host-tests/tariff/examples.test.ts, example 1: 0.30 per started 10 min, 2 h at most, 08-18 Mon-Sat. */
-const townCentre: TariffDocument = {
-  id: 'town-centre',
-  version: 3,
-  currency: 826,
-  timeZone: UK,
-  holidays: ['2026-12-25', '2026-12-26', '2026-12-28'],
-  rates: { street: [{ price: 30, per: 10 }] },
-  timetable: [
-    {
-      days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat'],
-      from: '08:00',
-      to: '18:00',
-      mode: 'charged',
-      rate: 'street',
-    },
-  ],
-  maxStayMinutes: 120,
-  minimum: { minutes: 20 },
-  graceMinutes: 10,
-  nonCumulative: true,
-  rounding: { stepMinutes: 10 },
-};
 
 /** The same street with a market hour: no parking 11:00-12:00 on weekdays. */
 const marketDay: TariffDocument = {

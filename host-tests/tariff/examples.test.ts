@@ -2,8 +2,7 @@
 // by the engine in the assertions. Times are UTC in the requests; the comments read them locally.
 import assert from 'node:assert/strict';
 import { flatTariff, parseInstant, type QuoteOk, Tariff, type TariffDocument } from '../../protocol/tariff';
-
-const UK = 'GMT0BST,M3.5.0/1,M10.5.0';
+import { townCentre } from './fixtures';
 
 function ok(q: ReturnType<Tariff['quoteDuration']>): QuoteOk {
   if (!q.ok) assert.fail(`refused: ${q.reason} ${q.message}`);
@@ -14,29 +13,7 @@ describe('tariff worked examples', () => {
   // 1. A British town-centre street: charged Monday to Saturday 08:00-18:00 at 0.30 for every
   //    started 10 minutes, at most 2 hours, no return of unused time into the evening or the next day
   //    (non-cumulative), Sundays and bank holidays free, the statutory 10 minutes' grace, the least
-  //    sold 20 minutes. The buttons step by 10 minutes.
-  const townCentre: TariffDocument = {
-    id: 'town-centre',
-    version: 3,
-    currency: 826,
-    timeZone: UK,
-    holidays: ['2026-12-25', '2026-12-26', '2026-12-28'],
-    rates: { street: [{ price: 30, per: 10 }] },
-    timetable: [
-      {
-        days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat'],
-        from: '08:00',
-        to: '18:00',
-        mode: 'charged',
-        rate: 'street',
-      },
-    ],
-    maxStayMinutes: 120,
-    minimum: { minutes: 20 },
-    graceMinutes: 10,
-    nonCumulative: true,
-    rounding: { stepMinutes: 10 },
-  };
+  //    sold 20 minutes. The buttons step by 10 minutes. (The tariff is in ./fixtures.ts.)
 
   it('town centre: 45 minutes on a weekday morning is five started 10-minute units', () => {
     const t = Tariff.from(townCentre);
