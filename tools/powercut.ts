@@ -28,7 +28,7 @@ import { VirtualClock } from '../hal/mock/clock';
 import { PowerLoss, VirtualNorFlash } from '../hal/mock/flash';
 import { MemoryPreferences } from '../hal/mock/preferences';
 import { SeededRandom } from '../hal/mock/random';
-import type { MqttEvents, MqttLink } from '../hal/mqtt';
+import { RecordingMqttLink } from '../hal/mock/mqtt';
 import { nobleCrypto as crypto } from '../hal/nobleCrypto';
 import { bytesEqual } from '../protocol/bytes';
 import { chainLink, genesisHash } from '../protocol/chain';
@@ -246,23 +246,11 @@ export function runPowerCuts(options: PowerCutOptions): PowerCutResult {
 
     // ---- Run until the power fails ------------------------------------------------------------
     const security = new SecurityUnit({ preferences, crypto, meterId: METER_ID });
-    let events: MqttEvents | undefined;
-    const sent: Uint8Array[] = [];
-    const link: MqttLink = {
-      connected: true,
-      open(e) {
-        events = e;
-        e.onConnect();
-      },
-      subscribe() {},
-      publish(_topic, payload) {
-        sent.push(payload);
-        return true;
-      },
-      close() {},
-    };
+    const radio = new RecordingMqttLink();
+    const sent = radio.sent;
+
     const comms = new CommsUnit({
-      link,
+      link: radio,
       security,
       log: store,
       ledger: store.ledger,
@@ -360,7 +348,7 @@ export function runPowerCuts(options: PowerCutOptions): PowerCutResult {
               encodeAckMessage({ seq: last, hash: link }),
             );
             power.phase = 'ack';
-            events?.onMessage(`parklink/v1/meters/${METER_ID}/down`, ack);
+            radio.deliver(`parklink/v1/meters/${METER_ID}/down`, ack);
             power.phase = 'other';
           }
           if (random.nextFloat() < 0.3) {

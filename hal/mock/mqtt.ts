@@ -128,3 +128,29 @@ export class VirtualMqttLink implements MqttLink {
     this.#broker.disconnect(this);
   }
 }
+
+/** A link that is always up, keeps every payload published, and lets a test deliver downlinks. */
+export class RecordingMqttLink implements MqttLink {
+  readonly connected = true;
+  readonly sent: Uint8Array[] = [];
+  #events: MqttEvents | undefined;
+
+  open(events: MqttEvents): void {
+    this.#events = events;
+    events.onConnect();
+  }
+
+  subscribe(): void {}
+
+  publish(_topic: string, payload: Uint8Array): boolean {
+    this.sent.push(payload);
+    return true;
+  }
+
+  close(): void {}
+
+  /** Hands `payload` to the meter as if it had arrived on `topic`. */
+  deliver(topic: string, payload: Uint8Array): void {
+    this.#events?.onMessage(topic, payload);
+  }
+}

@@ -15,7 +15,7 @@ import { RecordStore, StorageFullError } from '../../firmware/units/storage';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualNorFlash } from '../../hal/mock/flash';
 import { MemoryPreferences } from '../../hal/mock/preferences';
-import type { MqttEvents, MqttLink } from '../../hal/mqtt';
+import { RecordingMqttLink } from '../../hal/mock/mqtt';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { toHex } from '../../protocol/bytes';
 import { decodeCbor } from '../../protocol/cbor';
@@ -223,22 +223,12 @@ describe('record stores: main and real-time backup restore each other (411)', ()
 
 /** A link that records what is published and lets the test deliver downlinks. */
 function fakeLink() {
-  let events: MqttEvents | undefined;
-  const sent: Uint8Array[] = [];
-  const link: MqttLink = {
-    connected: true,
-    open(e) {
-      events = e;
-      e.onConnect();
-    },
-    subscribe() {},
-    publish(_t, payload) {
-      sent.push(payload);
-      return true;
-    },
-    close() {},
+  const link = new RecordingMqttLink();
+  return {
+    link,
+    sent: link.sent,
+    deliver: (p: Uint8Array) => link.deliver(`parklink/v1/meters/${METER}/down`, p),
   };
-  return { link, sent, deliver: (p: Uint8Array) => events?.onMessage(`parklink/v1/meters/${METER}/down`, p) };
 }
 
 describe('upload backup and operator release (411)', () => {
