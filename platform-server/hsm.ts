@@ -21,7 +21,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
+import { nodeCrypto } from './nodeCrypto';
 import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../protocol/keys';
 import { type Keystore, MASTER_KEY_LENGTH, keyCheckValue } from './keystore';
 
@@ -244,9 +244,9 @@ class TokenSession {
 function extractAsKeysDoes(master: Uint8Array): { salt: Uint8Array; prk: Uint8Array } {
   let caught: { salt: Uint8Array; prk: Uint8Array } | undefined;
   const recorder: Crypto = {
-    ...nobleCrypto,
+    ...nodeCrypto,
     hmacSha256(key, data) {
-      const out = nobleCrypto.hmacSha256(key, data);
+      const out = nodeCrypto.hmacSha256(key, data);
       if (data === master && !caught) caught = { salt: Uint8Array.from(key), prk: Uint8Array.from(out) };
       return out;
     },

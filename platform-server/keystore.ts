@@ -11,7 +11,7 @@ import { randomBytes } from '@noble/ciphers/webcrypto';
 import { scryptAsync } from '@noble/hashes/scrypt';
 import { sha256 } from '@noble/hashes/sha2';
 import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
+import { nodeCrypto } from './nodeCrypto';
 import { fromHex, toHex, utf8 } from '../protocol/bytes';
 import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../protocol/keys';
 import type { HsmConfig } from './hsm';
@@ -83,7 +83,7 @@ class SoftwareKeystore implements Keystore {
 }
 
 /** From 64 hex digits (PARKLINK_MASTER_KEY). */
-export function keystoreFromHex(hex: string, crypto: Crypto = nobleCrypto): Keystore {
+export function keystoreFromHex(hex: string, crypto: Crypto = nodeCrypto): Keystore {
   if (!/^[0-9a-fA-F]{64}$/.test(hex.trim())) {
     throw new Error('PARKLINK_MASTER_KEY must be 64 hexadecimal digits (32 bytes)');
   }
@@ -91,7 +91,7 @@ export function keystoreFromHex(hex: string, crypto: Crypto = nobleCrypto): Keys
 }
 
 /** A fresh random master key that lives only as long as the process (npm start, tests). */
-export function generatedKeystore(crypto: Crypto = nobleCrypto): Keystore {
+export function generatedKeystore(crypto: Crypto = nodeCrypto): Keystore {
   return new SoftwareKeystore('generated', randomBytes(MASTER_KEY_LENGTH), crypto);
 }
 
@@ -156,14 +156,14 @@ export async function createKeystoreFile(
   const temp = `${path}.${process.pid}.tmp`;
   await writeFile(temp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await rename(temp, path);
-  return new SoftwareKeystore('file', master, options.crypto ?? nobleCrypto);
+  return new SoftwareKeystore('file', master, options.crypto ?? nodeCrypto);
 }
 
 /** Opens a keystore file; a wrong passphrase or an altered file is an error, never a wrong key. */
 export async function openKeystoreFile(
   path: string,
   passphrase: string,
-  crypto: Crypto = nobleCrypto,
+  crypto: Crypto = nodeCrypto,
 ): Promise<Keystore> {
   const file = JSON.parse(await readFile(path, 'utf8')) as KeystoreFile;
   if (file.format !== 'parklink-keystore' || file.version !== 1 || file.kdf?.name !== 'scrypt') {
@@ -202,7 +202,7 @@ export async function loadKeystore(config: KeystoreConfig): Promise<Keystore> {
     const { openHsmKeystore } = await import('./hsm');
     return openHsmKeystore(config.hsm);
   }
-  const crypto = config.crypto ?? nobleCrypto;
+  const crypto = config.crypto ?? nodeCrypto;
   if (config.masterKey instanceof Uint8Array) return new SoftwareKeystore('env', config.masterKey, crypto);
   if (config.masterKey) return keystoreFromHex(config.masterKey, crypto);
   if (config.keystoreFile) {
