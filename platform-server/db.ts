@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
-export type SqlParam = string | number | bigint | boolean | Date | Uint8Array | null;
+export type SqlParam = string | number | bigint | boolean | Date | Uint8Array | null | SqlArray;
+
+/** An array parameter (`$1::bigint[]`), e.g. one column of many rows for unnest(). */
+export type SqlArray = readonly (string | number | null)[];
 
 export interface QueryResult<T> {
   rows: T[];

@@ -1,28 +1,30 @@
 // Uplink ingest: takes the meters' record frames off the broker, checks them, stores each
-// (meter, seq) once in one database transaction per frame, and acknowledges the last record and its
-// chain link on the meter's downlink topic. Every check reads and writes the database only, so
-// several instances can share the uplinks (shared subscription on brokers that have them).
+// (meter, seq) once, and acknowledges the last record and its chain link on the meter's downlink
+// topic. Frames from different meters are stored in batches, one database transaction per batch
+// (ingestStore.ts), a meter's frames one at a time and in order. Every check reads and writes the
+// database only, so several instances can share the uplinks (shared subscription on brokers that
+// have them).
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
-import { bytesEqual } from '../protocol/bytes';
-import { chainLink, genesisHash, verifyChain } from '../protocol/chain';
-import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors';
-import {
-  decodeHeader,
-  FrameType,
-  type FrameHeader,
-  openFrame,
-  sealFrame,
-  FRAME_VERSION,
-} from '../protocol/frame';
-import { decodeRecordsMessage, encodeAckMessage, type AckMessage } from '../protocol/messages';
-import { decodeRecord, type MeterRecord, RecordKind } from '../protocol/records';
+import { ProtocolError } from '../protocol/errors';
+import { decodeHeader, FRAME_VERSION, type FrameHeader, FrameType, sealFrame } from '../protocol/frame';
+import { type AckMessage, encodeAckMessage } from '../protocol/messages';
 import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../protocol/topics';
-import type { Database, Queryable, SqlParam } from './db';
+import type { Database } from './db';
+import {
+  FrameRefused,
+  type RefusalReason,
+  type StoredRecord,
+  type StoredSet,
+  storeBatch,
+  type UplinkFrame,
+} from './ingestStore';
 import type { Keystore } from './keystore';
+import { nodeCrypto } from './nodeCrypto';
+
+export type { RefusalReason, StoredRecord } from './ingestStore';
 
 /** The logger ingest writes to: pino's (fastify's) signature, or anything with the same shape. */
 export interface Logger {
@@ -31,19 +33,6 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-export type RefusalReason =
-  | ProtocolErrorCode
-  /** The topic is not a meter's uplink topic. */
-  | 'bad-topic'
-  /** The meter id in the topic is not the one in the frame header. */
-  | 'topic-mismatch'
-  /** A record inside the frame belongs to another meter. */
-  | 'record-meter-mismatch'
-  /** The records of the set are not a contiguous run of sequence numbers. */
-  | 'not-contiguous'
-  /** The platform failed (database down…); the meter will send the set again. */
-  | 'internal-error';
-
 export interface Refusal {
   reason: RefusalReason;
   detail: string;
@@ -51,14 +40,6 @@ export interface Refusal {
   /** From the header when it could be read (else from the topic). */
   meterId?: number;
   frameSeq?: number;
-}
-
-export interface StoredRecord {
-  meterId: number;
-  record: MeterRecord;
-  bytes: Uint8Array;
-  /** Chain link after this record. */
-  link: Uint8Array;
 }
 
 export interface Accepted {
@@ -83,6 +64,8 @@ export interface IngestEvents {
   accepted: [Accepted];
   /** Every uplink message's outcome, accepted or refused. */
   outcome: [IngestOutcome];
+  /** Once per stored batch, its accepted sets in order: for listeners that work a batch at a time. */
+  committed: [Accepted[]];
 }
 
 export interface IngestOptions {
@@ -104,6 +87,10 @@ export interface IngestOptions {
    * across instances), which costs a replay refusal and a resend, never a record.
    */
   connections?: number;
+  /** Frames (one per meter) stored in one database transaction, at most (default 64). */
+  batchFrames?: number;
+  /** Batches in the database at once (default 2): one commits while the next is checked. */
+  batchesInFlight?: number;
 }
 
 function ingestConnections(option: number | undefined): number {
@@ -111,14 +98,8 @@ function ingestConnections(option: number | undefined): number {
   return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 1;
 }
 
-/** Thrown inside the frame's transaction to refuse it (the transaction rolls back). */
-class FrameRefused extends Error {
-  constructor(
-    readonly reason: RefusalReason,
-    readonly detail: string,
-  ) {
-    super(`${reason}: ${detail}`);
-  }
+interface Waiting extends UplinkFrame {
+  settle(outcome: IngestOutcome): void;
 }
 
 export class Ingest extends EventEmitter<IngestEvents> {
@@ -133,13 +114,22 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private closing = false;
   /** Uplink frame types other than record sets, by type byte, handed to the feature that owns them. */
   private readonly routes = new Map<number, (topic: string, frame: Uint8Array) => Promise<void>>();
+  /** Record sets waiting for a batch, in arrival order. */
+  private queue: Waiting[] = [];
+  /** Meters with a frame in a running batch: their next frames wait for it. */
+  private readonly metersInBatch = new Set<number>();
+  private batchesRunning = 0;
+  private readonly batchFrames: number;
+  private readonly maxBatches: number;
 
   constructor(private readonly options: IngestOptions) {
     super();
     this.db = options.db;
     this.keystore = options.keystore;
     this.logger = options.logger;
-    this.crypto = options.crypto ?? nobleCrypto;
+    this.crypto = options.crypto ?? nodeCrypto;
+    this.batchFrames = Math.max(1, options.batchFrames ?? 64);
+    this.maxBatches = Math.max(1, options.batchesInFlight ?? 2);
     if (options.onStored) this.on('stored', options.onStored);
   }
 
@@ -237,216 +227,120 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return promise;
   }
 
-  /** Processes one uplink message; never throws. */
-  async handleUplink(topic: string, frame: Uint8Array): Promise<IngestOutcome> {
-    let header: FrameHeader | undefined;
+  /**
+   * Processes one uplink message; never throws. A record set waits for the next batch (at once when
+   * the database is idle); the promise settles when its batch is committed or it is refused.
+   */
+  handleUplink(topic: string, frame: Uint8Array): Promise<IngestOutcome> {
     const topicMeter = /\/up$/.test(topic) ? meterIdOfTopic(topic) : undefined;
+    let header: FrameHeader | undefined;
     try {
       if (topicMeter === undefined)
         throw new FrameRefused('bad-topic', `${topic} is not a meter uplink topic`);
       header = decodeHeader(frame);
-      const { accepted, epoch, downlinkKey } = await this.accept(topicMeter, header, frame);
-      this.afterCommit(accepted, epoch, downlinkKey);
-      this.emit('outcome', accepted);
-      return accepted;
+      if (header.type !== FrameType.Records) {
+        throw new FrameRefused(
+          'bad-type',
+          `frame type 0x${header.type.toString(16)} is not an uplink record set`,
+        );
+      }
+      if (header.meterId !== topicMeter) {
+        throw new FrameRefused(
+          'topic-mismatch',
+          `topic names meter ${topicMeter}, header meter ${header.meterId}`,
+        );
+      }
     } catch (error) {
-      const refusal: Refusal = { topic, ...refusalOf(error) };
-      const meterId = header?.meterId ?? topicMeter;
-      if (meterId !== undefined) refusal.meterId = meterId;
-      if (header) refusal.frameSeq = header.seq;
-      await this.refuse(refusal, error);
-      const outcome: IngestOutcome = { ok: false, ...refusal };
-      this.emit('outcome', outcome);
-      return outcome;
+      return this.refused({ topic, header }, error, topicMeter);
+    }
+    const read = header;
+    return new Promise((settle) => {
+      this.queue.push({ topic, header: read, frame, settle });
+      this.pump();
+    });
+  }
+
+  /** Starts batches while there is room: each takes the oldest waiting frame of each idle meter. */
+  private pump(): void {
+    while (this.batchesRunning < this.maxBatches && this.queue.length > 0) {
+      const batch: Waiting[] = [];
+      const waiting: Waiting[] = [];
+      // A meter seen once in this pass keeps its later frames waiting, behind the first, in order.
+      const seen = new Set<number>();
+      for (const entry of this.queue) {
+        const id = entry.header.meterId;
+        if (batch.length < this.batchFrames && !seen.has(id) && !this.metersInBatch.has(id))
+          batch.push(entry);
+        else waiting.push(entry);
+        seen.add(id);
+      }
+      if (batch.length === 0) return;
+      this.queue = waiting;
+      this.batchesRunning++;
+      for (const entry of batch) this.metersInBatch.add(entry.header.meterId);
+      void this.track(this.runBatch(batch)).finally(() => {
+        this.batchesRunning--;
+        for (const entry of batch) this.metersInBatch.delete(entry.header.meterId);
+        this.pump();
+      });
     }
   }
 
-  private async accept(
-    topicMeter: number,
-    header: FrameHeader,
-    frame: Uint8Array,
-  ): Promise<{ accepted: Accepted; epoch: number; downlinkKey: Uint8Array }> {
-    if (header.type !== FrameType.Records) {
-      throw new FrameRefused(
-        'bad-type',
-        `frame type 0x${header.type.toString(16)} is not an uplink record set`,
-      );
-    }
-    if (header.meterId !== topicMeter) {
-      throw new FrameRefused(
-        'topic-mismatch',
-        `topic names meter ${topicMeter}, header meter ${header.meterId}`,
-      );
-    }
-    // The previous key epoch stays accepted until previous_epoch_until (keyRotation.ts, issue 5).
-    const meter = await this.db.query<{ key_epoch: number; old_epoch: number | null }>(
-      `SELECT key_epoch, CASE WHEN previous_epoch_until > now() THEN previous_key_epoch END AS old_epoch
-         FROM meters WHERE id = $1`,
-      [header.meterId],
-    );
-    if (meter.rows.length === 0)
-      throw new FrameRefused('unknown-meter', `meter ${header.meterId} is not provisioned`);
-    let epoch = meter.rows[0].key_epoch;
-    if (header.epoch !== epoch) {
-      if (meter.rows[0].old_epoch === null || header.epoch !== Number(meter.rows[0].old_epoch))
-        throw new FrameRefused('stale-epoch', `frame key epoch ${header.epoch}, meter's epoch ${epoch}`);
-      epoch = header.epoch;
-    }
-    const keys = this.keystore.meterKeys(header.meterId, epoch);
-    let body: Uint8Array;
+  private async runBatch(batch: Waiting[]): Promise<void> {
+    let results: Awaited<ReturnType<typeof storeBatch>>;
     try {
-      body = openFrame(this.crypto, keys.uplink, frame).body;
-    } finally {
-      keys.uplink.fill(0);
+      results = await storeBatch({ db: this.db, keystore: this.keystore, crypto: this.crypto }, batch);
+    } catch (error) {
+      results = batch.map(() => ({ ok: false, error }));
     }
-    const message = decodeRecordsMessage(body);
-    const records = message.records.map((bytes) => decodeRecord(bytes));
-    const first = records[0].seq;
-    records.forEach((record, i) => {
-      if (record.meterId !== header.meterId) {
-        throw new FrameRefused(
-          'record-meter-mismatch',
-          `record ${record.seq} belongs to meter ${record.meterId}`,
-        );
-      }
-      if (record.seq !== first + i) {
-        throw new FrameRefused(
-          'not-contiguous',
-          `record ${i} of the set has seq ${record.seq}, not ${first + i}`,
-        );
-      }
-    });
-    if (first < 1) throw new ProtocolError('bad-field', 'record sequence numbers start at 1');
-    const last = first + records.length - 1;
-    const links = verifyChain(this.crypto, message.previous, message.records);
-    const meterId = header.meterId;
-
-    const result = await this.db.transaction(async (tx) => {
-      // Replay check, advance and the ack's downlink sequence in one statement; the row lock it
-      // takes also serialises every frame of this meter across instances until this transaction ends.
-      const advanced = await tx.query<{ downlink_seq: number }>(
-        `UPDATE meters SET last_uplink_seq = $2, last_seen_at = now(), downlink_seq = downlink_seq + 1
-          WHERE id = $1 AND last_uplink_seq < $2 RETURNING downlink_seq`,
-        [meterId, header.seq],
-      );
-      if (advanced.rowCount === 0) {
-        const held = await tx.query<{ last_uplink_seq: number }>(
-          'SELECT last_uplink_seq FROM meters WHERE id = $1',
-          [meterId],
-        );
-        throw new FrameRefused(
-          'replay',
-          `frame seq ${header.seq} does not advance meter ${meterId}'s ${held.rows[0]?.last_uplink_seq}`,
-        );
-      }
-      const downlinkSeq = advanced.rows[0].downlink_seq;
-
-      // In one query: the held records from first - 1 to last + 1 (the link before the set, records
-      // already held, the record after it) and whether the meter has recorded gaps at all.
-      const around = await tx.query<{
-        gaps: boolean;
-        seq: number | null;
-        bytes: Uint8Array | null;
-        link: Uint8Array | null;
-      }>(
-        `SELECT g.gaps, r.seq, r.bytes, r.link
-           FROM (SELECT EXISTS (SELECT 1 FROM record_gaps WHERE meter_id = $1) AS gaps) g
-           LEFT JOIN records r ON r.meter_id = $1 AND r.seq BETWEEN $2 AND $3`,
-        [meterId, first - 1, last + 1],
-      );
-      const hasGaps = around.rows[0]?.gaps === true;
-      let before: { link: Uint8Array } | undefined;
-      let after: { bytes: Uint8Array; link: Uint8Array } | undefined;
-      const heldRows: { seq: number; bytes: Uint8Array; link: Uint8Array }[] = [];
-      for (const row of around.rows) {
-        if (row.seq === null || row.bytes === null || row.link === null) continue;
-        if (row.seq === first - 1) before = { link: row.link };
-        else if (row.seq === last + 1) after = { bytes: row.bytes, link: row.link };
-        else heldRows.push({ seq: row.seq, bytes: row.bytes, link: row.link });
-      }
-
-      // The link before the set: genesis for record 1, else the held link of record first - 1.
-      let gap: { from: number; to: number } | undefined;
-      if (first === 1) {
-        if (!bytesEqual(message.previous, genesisHash(this.crypto, meterId))) {
-          throw new FrameRefused(
-            'chain-broken',
-            'set starts at record 1 but previous is not the genesis hash',
-          );
-        }
-      } else if (before) {
-        if (!bytesEqual(before.link, message.previous)) {
-          throw new FrameRefused(
-            'chain-broken',
-            `previous does not match the held link of record ${first - 1}`,
-          );
-        }
+    const accepted: Accepted[] = [];
+    const outcomes: IngestOutcome[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const result = results[i];
+      if (result.ok) {
+        const set = this.afterCommit(result);
+        accepted.push(set);
+        outcomes.push(set);
       } else {
-        const below = await tx.query<{ seq: number | null }>(
-          'SELECT max(seq) AS seq FROM records WHERE meter_id = $1 AND seq < $2',
-          [meterId, first],
-        );
-        gap = { from: (below.rows[0]?.seq ?? 0) + 1, to: first - 1 };
+        outcomes.push(await this.refused(batch[i], result.error));
       }
-
-      // Records already held: the same bytes are a re-upload; other bytes are a conflict.
-      const heldSeqs = new Set<number>();
-      for (const row of heldRows) {
-        const i = row.seq - first;
-        if (!bytesEqual(row.bytes, message.records[i])) {
-          throw new FrameRefused('duplicate-conflict', `record ${row.seq} is held with different bytes`);
-        }
-        if (!bytesEqual(row.link, links[i])) {
-          throw new FrameRefused('chain-broken', `record ${row.seq} is held with a different chain link`);
-        }
-        heldSeqs.add(row.seq);
-      }
-
-      // The held record after the set (a set filling a gap) must follow the set's last link.
-      if (after && !bytesEqual(chainLink(this.crypto, links[links.length - 1], after.bytes), after.link)) {
-        throw new FrameRefused(
-          'chain-broken',
-          `held record ${last + 1} does not follow record ${last} of the set`,
-        );
-      }
-
-      const stored: StoredRecord[] = [];
-      for (let i = 0; i < records.length; i++) {
-        const record = records[i];
-        if (heldSeqs.has(record.seq)) continue;
-        stored.push({ meterId, record, bytes: message.records[i], link: links[i] });
-      }
-      // One multi-row statement per table for the whole set, never a round trip per record.
-      await insertRecords(tx, stored);
-
-      if (stored.length > 0 && hasGaps) await closeGaps(tx, meterId, first, last);
-      if (gap) {
-        const inserted = await tx.query(
-          `INSERT INTO record_gaps (meter_id, from_seq, to_seq) VALUES ($1, $2, $3)
-           ON CONFLICT (meter_id, from_seq) DO NOTHING RETURNING from_seq`,
-          [meterId, gap.from, gap.to],
-        );
-        // Reported once, when first detected.
-        if (inserted.rows.length === 0) gap = undefined;
-      }
-
-      return { stored, duplicates: heldSeqs.size, gap, downlinkSeq };
+    }
+    if (accepted.length > 0) this.emitSafely('committed', accepted);
+    batch.forEach((entry, i) => {
+      if (outcomes[i].ok) this.emit('outcome', outcomes[i]);
+      entry.settle(outcomes[i]);
     });
+  }
 
+  /** Logs and records a refusal, emits it (and the outcome), and returns the outcome. */
+  private async refused(
+    frame: { topic: string; header?: FrameHeader },
+    error: unknown,
+    topicMeter?: number,
+  ): Promise<IngestOutcome> {
+    const refusal: Refusal = { topic: frame.topic, ...refusalOf(error) };
+    const meterId = frame.header?.meterId ?? topicMeter;
+    if (meterId !== undefined) refusal.meterId = meterId;
+    if (frame.header) refusal.frameSeq = frame.header.seq;
+    await this.refuse(refusal, error);
+    const outcome: IngestOutcome = { ok: false, ...refusal };
+    this.emit('outcome', outcome);
+    return outcome;
+  }
+
+  /** Acknowledges a stored set and tells the listeners; returns it as accepted. */
+  private afterCommit(set: StoredSet): Accepted {
+    const { epoch, downlinkKey } = set;
     const accepted: Accepted = {
       ok: true,
-      meterId,
-      frameSeq: header.seq,
-      stored: result.stored,
-      duplicates: result.duplicates,
-      ack: { seq: last, hash: links[links.length - 1] },
-      downlinkSeq: result.downlinkSeq,
+      meterId: set.meterId,
+      frameSeq: set.frameSeq,
+      stored: set.stored,
+      duplicates: set.duplicates,
+      ack: set.ack,
+      downlinkSeq: set.downlinkSeq,
     };
-    if (result.gap) accepted.gap = result.gap;
-    return { accepted, epoch, downlinkKey: keys.downlink };
-  }
-
-  private afterCommit(accepted: Accepted, epoch: number, downlinkKey: Uint8Array): void {
+    if (set.gap) accepted.gap = set.gap;
     const ackFrame = sealFrame(
       this.crypto,
       downlinkKey,
@@ -475,17 +369,21 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (accepted.gap) {
       this.logger.warn({ meterId: accepted.meterId, gap: accepted.gap }, 'records missing before this set');
     }
-    for (const stored of accepted.stored) {
-      try {
-        this.emit('stored', stored);
-      } catch (error) {
-        this.logger.error(
-          { err: error, meterId: stored.meterId, seq: stored.record.seq },
-          'stored listener threw',
-        );
-      }
+    for (const stored of accepted.stored) this.emitSafely('stored', stored);
+    this.emitSafely('accepted', accepted);
+    return accepted;
+  }
+
+  /** A listener that throws is logged; it must not cost the other listeners or the ack. */
+  private emitSafely<E extends 'stored' | 'accepted' | 'committed'>(
+    event: E,
+    ...args: IngestEvents[E]
+  ): void {
+    try {
+      (this.emit as (e: E, ...a: IngestEvents[E]) => boolean)(event, ...args);
+    } catch (error) {
+      this.logger.error({ err: error, event }, 'ingest listener threw');
     }
-    this.emit('accepted', accepted);
   }
 
   /**
@@ -560,133 +458,4 @@ function refusalOf(error: unknown): { reason: RefusalReason; detail: string } {
   if (error instanceof FrameRefused) return { reason: error.reason, detail: error.detail };
   if (error instanceof ProtocolError) return { reason: error.code, detail: error.message };
   return { reason: 'internal-error', detail: error instanceof Error ? error.message : String(error) };
-}
-
-const seconds = (s: number) => new Date(s * 1000);
-
-/** Inserts rows with one multi-row INSERT per chunk (PostgreSQL allows 65,535 parameters). */
-async function insertRows(tx: Queryable, head: string, rows: SqlParam[][]): Promise<void> {
-  if (rows.length === 0) return;
-  const width = rows[0].length;
-  const perChunk = Math.floor(MAX_PARAMS / width);
-  for (let start = 0; start < rows.length; start += perChunk) {
-    const chunk = rows.slice(start, start + perChunk);
-    const values = chunk
-      .map((_, r) => `(${Array.from({ length: width }, (_, c) => `$${r * width + c + 1}`).join(', ')})`)
-      .join(', ');
-    await tx.query(`${head} VALUES ${values}`, chunk.flat());
-  }
-}
-
-/** The records and their decoded rows (transactions, operations, maintenance), batched. */
-export async function insertRecords(tx: Queryable, stored: readonly StoredRecord[]): Promise<void> {
-  const records: SqlParam[][] = [];
-  const transactions: SqlParam[][] = [];
-  const operations: SqlParam[][] = [];
-  const maintenance: SqlParam[][] = [];
-  for (const { record, bytes, link } of stored) {
-    records.push([record.meterId, record.seq, record.kind, seconds(record.time), bytes, link]);
-    switch (record.kind) {
-      case RecordKind.Transaction: {
-        const d = record.data;
-        transactions.push([
-          record.meterId,
-          record.seq,
-          d.transactionNumber,
-          d.cardNumber,
-          d.cardExpiry,
-          d.cardType,
-          d.bayId,
-          d.minutes,
-          seconds(d.paidFrom),
-          seconds(d.paidUntil),
-          d.charge,
-          d.currency,
-          d.remainingValue,
-          d.tariffRule ?? null,
-        ]);
-        break;
-      }
-      case RecordKind.Operation: {
-        const d = record.data;
-        operations.push([
-          record.meterId,
-          record.seq,
-          d.code,
-          d.detail,
-          d.cardNumber,
-          d.period ? seconds(d.period.from) : null,
-          d.period ? seconds(d.period.to) : null,
-          d.quantity ?? null,
-        ]);
-        break;
-      }
-      case RecordKind.Maintenance:
-        maintenance.push([record.meterId, record.seq, record.data.code, record.data.detail]);
-        break;
-    }
-  }
-  const tables: [string, SqlParam[][]][] = [
-    ['INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link)', records],
-    [
-      `INSERT INTO transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type,
-         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)`,
-      transactions,
-    ],
-    [
-      'INSERT INTO operations (meter_id, seq, code, detail, card_number, period_from, period_to, quantity)',
-      operations,
-    ],
-    ['INSERT INTO maintenance (meter_id, seq, code, detail)', maintenance],
-  ];
-  const parts = tables.filter(([, rows]) => rows.length > 0);
-  const params = parts.reduce((n, [, rows]) => n + rows.length * rows[0].length, 0);
-  if (parts.length === 0) return;
-  if (params > MAX_PARAMS) {
-    for (const [head, rows] of parts) await insertRows(tx, head, rows);
-    return;
-  }
-  // One statement for every table: data-modifying CTEs, the foreign keys checked at its end.
-  const all: SqlParam[] = [];
-  const statements = parts.map(([head, rows]) => `${head} VALUES ${placeholders(rows, all)}`);
-  const last = statements.pop() as string;
-  const ctes = statements.map((statement, i) => `i${i} AS (${statement})`);
-  await tx.query(ctes.length > 0 ? `WITH ${ctes.join(', ')} ${last}` : last, all);
-}
-
-/** PostgreSQL allows 65,535 parameters in a statement. */
-const MAX_PARAMS = 60_000;
-
-/** `($1, $2), ($3, $4)…` for rows, their values appended to params. */
-function placeholders(rows: readonly SqlParam[][], params: SqlParam[]): string {
-  let text = '';
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r];
-    text += r === 0 ? '(' : ', (';
-    for (let c = 0; c < row.length; c++) {
-      params.push(row[c]);
-      text += c === 0 ? `$${params.length}` : `, $${params.length}`;
-    }
-    text += ')';
-  }
-  return text;
-}
-
-/** Removes [first, last] from the meter's recorded gaps, splitting a gap the set lands inside. */
-async function closeGaps(tx: Queryable, meterId: number, first: number, last: number) {
-  const overlapping = await tx.query<{ from_seq: number; to_seq: number; detected_at: Date }>(
-    'DELETE FROM record_gaps WHERE meter_id = $1 AND from_seq <= $3 AND to_seq >= $2 RETURNING from_seq, to_seq, detected_at',
-    [meterId, first, last],
-  );
-  for (const gap of overlapping.rows) {
-    const pieces: [number, number][] = [];
-    if (gap.from_seq < first) pieces.push([gap.from_seq, first - 1]);
-    if (gap.to_seq > last) pieces.push([last + 1, gap.to_seq]);
-    for (const [from, to] of pieces) {
-      await tx.query(
-        'INSERT INTO record_gaps (meter_id, from_seq, to_seq, detected_at) VALUES ($1, $2, $3, $4)',
-        [meterId, from, to, gap.detected_at],
-      );
-    }
-  }
 }
