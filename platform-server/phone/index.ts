@@ -7,7 +7,7 @@ import { fromHex } from '../../protocol/bytes';
 import { RENEWAL_ACK_FRAME } from '../../protocol/renewal';
 import { flatTariff, Tariff, type TariffDocument } from '../../protocol/tariff';
 import type { Database } from '../db';
-import type { Ingest, Logger } from '../ingest';
+import type { Accepted, Ingest, Logger } from '../ingest';
 import type { Keystore } from '../keystore';
 import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
 import { type Pricing, type TariffLike, TariffPricing } from './pricing';
@@ -111,9 +111,12 @@ export async function startPhone(deps: {
     utcOffsetMinutes: config.utcOffsetMinutes,
   });
   await service.start();
-  deps.ingest.on('stored', service.onStored);
-  const onAccepted = (accepted: { meterId: number }) => service.onMeterSeen(accepted.meterId);
-  deps.ingest.on('accepted', onAccepted);
+  // A batch at a time: one query per batch finds what concerns pay by phone.
+  const onCommitted = (accepted: Accepted[]) => {
+    service.onStoredBatch(accepted.flatMap((a) => a.stored));
+    service.onMetersSeen(accepted.map((a) => a.meterId));
+  };
+  deps.ingest.on('committed', onCommitted);
   deps.ingest.route(RENEWAL_ACK_FRAME, service.onRenewalAck);
   await registerPhoneRoutes(deps.app, service, config.rateLimits ?? defaultRateLimits(), {
     gatewaySecret: config.gatewaySecret,
@@ -142,8 +145,7 @@ export async function startPhone(deps: {
     close() {
       closing ??= (async () => {
         if (timer) clearInterval(timer);
-        deps.ingest.off('stored', service.onStored);
-        deps.ingest.off('accepted', onAccepted);
+        deps.ingest.off('committed', onCommitted);
         await ticking?.catch(() => {});
         await service.close();
       })();

@@ -8,7 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Crypto } from '../../hal/crypto';
-import { nobleCrypto } from '../../hal/nobleCrypto';
+import { nodeCrypto } from '../nodeCrypto';
 import { formatClock, formatMoney } from '../../firmware/units/format';
 import { decodeHeader, FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
 import { type MeterRecord, RecordKind } from '../../protocol/records';
@@ -269,7 +269,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     super();
     this.#o = options;
     this.#db = options.db;
-    this.#crypto = options.crypto ?? nobleCrypto;
+    this.#crypto = options.crypto ?? nodeCrypto;
     this.clock = options.clock ?? { now: () => Date.now() };
     this.acquirer = options.acquirer ?? new SimulatedAcquirer();
     this.#tokenKey = options.tokenKey ?? deriveTokenKey(this.#crypto, options.keystore);
@@ -560,28 +560,93 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
    * is late. A record that keeps failing for another reason is dropped after MAX_PAIRING_ATTEMPTS.
    */
   onStored = (stored: StoredRecord): void => {
-    if (this.#closed) return;
-    this.#queueStored(stored, 0);
+    this.onStoredBatch([stored]);
   };
 
-  #queueStored(stored: StoredRecord, failures: number): void {
+  /**
+   * The same for a batch of stored records (ingest's 'committed' event), in their order. One query
+   * finds the few that concern pay by phone (a registered card, a bay with an active session, a
+   * remote renewal); only those take a transaction each, so a fleet's uplinks cost one round trip
+   * per batch here.
+   */
+  onStoredBatch(records: readonly StoredRecord[]): void {
+    if (this.#closed || records.length === 0) return;
+    this.#queueBatch(records.map((stored) => ({ stored, failures: 0 })));
+  }
+
+  #queueBatch(batch: readonly { stored: StoredRecord; failures: number }[]): void {
     const run = async () => {
+      let relevant: Set<StoredRecord>;
       try {
-        await this.#handleStored(stored);
+        relevant = new Set(await this.#concerningPhone(batch.map((b) => b.stored)));
       } catch (error) {
-        const transient = isConnectionError(error);
-        const where = { err: error, meterId: stored.meterId, seq: stored.record.seq, failures: failures + 1 };
-        if (this.#closed || (!transient && failures + 1 >= MAX_PAIRING_ATTEMPTS)) {
-          this.#o.logger.error(where, 'pairing failed; record dropped from pairing');
-        } else if (this.#retry.length >= MAX_PAIRING_BACKLOG) {
-          this.#o.logger.error(where, 'pairing failed; retry backlog full, record dropped from pairing');
-        } else {
-          this.#o.logger.warn(where, 'pairing failed; will retry on the next tick');
-          this.#retry.push({ stored, failures: failures + 1 });
-        }
+        for (const { stored, failures } of batch) this.#pairingFailed(stored, failures, error);
+        return;
+      }
+      for (const { stored, failures } of batch) {
+        if (relevant.has(stored)) await this.#pairOne(stored, failures);
       }
     };
     this.#chain = this.#chain.then(run, run);
+  }
+
+  async #pairOne(stored: StoredRecord, failures: number): Promise<void> {
+    try {
+      await this.#handleStored(stored);
+    } catch (error) {
+      this.#pairingFailed(stored, failures, error);
+    }
+  }
+
+  #pairingFailed(stored: StoredRecord, failures: number, error: unknown): void {
+    const transient = isConnectionError(error);
+    const where = { err: error, meterId: stored.meterId, seq: stored.record.seq, failures: failures + 1 };
+    if (this.#closed || (!transient && failures + 1 >= MAX_PAIRING_ATTEMPTS)) {
+      this.#o.logger.error(where, 'pairing failed; record dropped from pairing');
+    } else if (this.#retry.length >= MAX_PAIRING_BACKLOG) {
+      this.#o.logger.error(where, 'pairing failed; retry backlog full, record dropped from pairing');
+    } else {
+      this.#o.logger.warn(where, 'pairing failed; will retry on the next tick');
+      this.#retry.push({ stored, failures: failures + 1 });
+    }
+  }
+
+  /**
+   * The records of a batch that pay by phone must look at, in order: sales with a registered card or
+   * at a bay with an active session (the next user ends it), sales at a bay an earlier record of the
+   * batch looked at, and remote-renewal operation records.
+   */
+  async #concerningPhone(batch: readonly StoredRecord[]): Promise<StoredRecord[]> {
+    const sales = batch.filter((s) => s.record.kind === RecordKind.Transaction);
+    const tokens = new Map<StoredRecord, string>();
+    for (const s of sales) {
+      if (s.record.kind === RecordKind.Transaction) tokens.set(s, this.tokenOf(s.record.data.cardNumber));
+    }
+    const hits =
+      sales.length === 0
+        ? { rows: [] }
+        : await this.#db.query<{ hit: string }>(
+            `SELECT token AS hit FROM driver_cards WHERE token = ANY($1::text[]) AND removed_at IS NULL
+             UNION ALL
+             SELECT meter_id || ':' || bay_id FROM phone_sessions WHERE status = 'active' AND meter_id = ANY($2::bigint[])`,
+            [[...new Set(tokens.values())], [...new Set(sales.map((s) => s.meterId))]],
+          );
+    const watched = new Set(hits.rows.map((r) => r.hit));
+    const relevant: StoredRecord[] = [];
+    for (const stored of batch) {
+      const { record } = stored;
+      if (record.kind === RecordKind.Operation) {
+        if (record.data.code === 'remote-renewal') relevant.push(stored);
+        continue;
+      }
+      if (record.kind !== RecordKind.Transaction) continue;
+      const bay = `${stored.meterId}:${record.data.bayId}`;
+      if (watched.has(tokens.get(stored) as string) || watched.has(bay)) {
+        relevant.push(stored);
+        watched.add(bay); // a session may start here: a later sale at the bay must be looked at too
+      }
+    }
+    return relevant;
   }
 
   /** Records whose pairing failed, waiting for the next tick (in arrival order). */
@@ -983,17 +1048,22 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
 
   /** The meter came back (ingest accepted an uplink from it): send what it has not acknowledged. */
   onMeterSeen = (meterId: number): void => {
-    if (this.#closed) return;
+    this.onMetersSeen([meterId]);
+  };
+
+  /** Meters just heard from (one query for a batch): renewals they have not acknowledged go again. */
+  onMetersSeen(meterIds: readonly number[]): void {
+    if (this.#closed || meterIds.length === 0) return;
     void this.#track(
       (async () => {
         const pending = await this.#db.query<{ id: string }>(
-          "SELECT id FROM renewals WHERE meter_id = $1 AND status = 'sent' AND sent_at < $2",
-          [meterId, new Date(this.#now() - 2_000)],
+          "SELECT id FROM renewals WHERE meter_id = ANY($1::bigint[]) AND status = 'sent' AND sent_at < $2",
+          [[...new Set(meterIds)], new Date(this.#now() - 2_000)],
         );
         for (const { id } of pending.rows) await this.#sendRenewal(id);
-      })().catch((error) => this.#o.logger.warn({ err: error, meterId }, 'renewal resend failed')),
+      })().catch((error) => this.#o.logger.warn({ err: error, meterIds }, 'renewal resend failed')),
     );
-  };
+  }
 
   async renewal(driverId: number, id: string): Promise<RenewalView> {
     const rows = await this.#renewalRows('r.driver_id = $1 AND r.id = $2', [driverId, id]);
@@ -1165,7 +1235,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     // Pairings that failed (database outage) go again first, in their order, before newer records.
     const again = this.#retry;
     this.#retry = [];
-    for (const r of again) this.#queueStored(r.stored, r.failures);
+    if (again.length > 0) this.#queueBatch(again);
     await this.settled();
 
     const due = await this.#db.query<SessionRow & DriverRow & { session_id: number }>(

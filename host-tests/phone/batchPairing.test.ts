@@ -1,0 +1,118 @@
+// Ingest hands pay by phone a whole batch of stored records at once ('committed'). One query finds
+// the records that concern it; only those take a transaction each, and the order within the batch
+// still holds: a registered card's first tap pairs, a later stranger's tap at that bay ends it.
+import assert from 'node:assert/strict';
+import { VirtualClock } from '../../hal/mock/clock';
+import { type Database, migrate, openDatabase } from '../../platform-server/db';
+import type { StoredRecord } from '../../platform-server/ingest';
+import { keystoreFromHex } from '../../platform-server/keystore';
+import { DEFAULT_TARIFF } from '../../platform-server/phone';
+import { TariffPricing } from '../../platform-server/phone/pricing';
+import { PhoneService } from '../../platform-server/phone/service';
+import type { TransactionData } from '../../protocol/records';
+import { Tariff } from '../../protocol/tariff';
+import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';
+
+const REGISTERED = '6280123400000077';
+
+/** The database, counting the transactions opened through it. */
+function counting(db: Database): Database & { transactions: number } {
+  const wrapper = Object.create(db) as Database & { transactions: number };
+  wrapper.transactions = 0;
+  wrapper.transaction = (fn) => {
+    wrapper.transactions++;
+    return db.transaction(fn);
+  };
+  return wrapper;
+}
+
+forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
+  const clock = new VirtualClock('2026-06-01T09:00:00Z');
+  const keystore = keystoreFromHex('23'.repeat(32));
+  const silent = { info() {}, warn() {}, error() {} };
+  let drop: () => Promise<void>;
+  let inner: Database;
+  let db: Database & { transactions: number };
+  let service: PhoneService;
+  let driverId: number;
+
+  before(async () => {
+    const fresh = await backend.fresh();
+    drop = fresh.drop;
+    inner = await openDatabase({ url: fresh.config.databaseUrl });
+    await migrate(inner);
+    db = counting(inner);
+    service = new PhoneService({
+      db,
+      keystore,
+      brokerUrl: 'mqtt://127.0.0.1:1', // never connected: no downlink here
+      logger: silent,
+      clock,
+      pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
+      passwordScrypt: { logN: 12, r: 8, p: 1 },
+    });
+    const { driver } = await service.register({
+      name: 'Batch Driver',
+      phone: '+447700900777',
+      email: 'batch@example.org',
+      password: 'correct horse battery',
+    });
+    driverId = driver.id;
+    await service.addCard(driverId, { cardNumber: REGISTERED, cardType: 2 });
+  });
+
+  after(async () => {
+    await service?.close();
+    await inner?.close();
+    await drop?.();
+  });
+
+  async function newMeter(): Promise<TestMeter> {
+    const id = randomMeterId();
+    await inner.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, 1)', [id, 'batch']);
+    return new TestMeter(id, keystore.meterKeys(id, 1));
+  }
+
+  function sale(meter: TestMeter, data: Partial<TransactionData>): StoredRecord {
+    const record = meter.transaction({ minutes: 30, ...data }, Math.floor(clock.now() / 1000));
+    return { meterId: meter.id, record, bytes: meter.bytes(record.seq), link: meter.link(record.seq) };
+  }
+
+  it('opens a transaction only for the records that concern it, in batch order', async () => {
+    const meter = await newMeter();
+    const before = db.transactions;
+    service.onStoredBatch([
+      sale(meter, { bayId: 1, cardNumber: '6280999900000001' }),
+      sale(meter, { bayId: 2, cardNumber: REGISTERED }),
+      sale(meter, { bayId: 3, cardNumber: '6280999900000003' }),
+      sale(meter, { bayId: 2, cardNumber: '6280999900000002' }),
+      sale(meter, { bayId: 4, cardNumber: '6280999900000004' }),
+    ]);
+    await service.settled();
+    assert.equal(db.transactions - before, 2, 'the registered tap and the later tap at its bay');
+    const sessions = (await service.sessions(driverId, 'all')).filter((s) => s.meterId === meter.id);
+    assert.equal(sessions.length, 1);
+    assert.equal(sessions[0].bayId, 2);
+    assert.equal(sessions[0].status, 'ended');
+    assert.equal(sessions[0].endReason, 'next-user');
+  });
+
+  it('sees a session paired by an earlier batch, and leaves strangers at other bays alone', async () => {
+    const meter = await newMeter();
+    service.onStoredBatch([sale(meter, { bayId: 7, cardNumber: REGISTERED })]);
+    await service.settled();
+    let sessions = (await service.sessions(driverId, 'active')).filter((s) => s.meterId === meter.id);
+    assert.equal(sessions.length, 1);
+
+    const before = db.transactions;
+    service.onStoredBatch([
+      sale(meter, { bayId: 8, cardNumber: '6280999900000008' }),
+      sale(meter, { bayId: 7, cardNumber: '6280999900000007' }),
+    ]);
+    await service.settled();
+    assert.equal(db.transactions - before, 1, 'only the tap at the paired bay');
+    sessions = (await service.sessions(driverId, 'all')).filter((s) => s.meterId === meter.id);
+    assert.equal(sessions[0].status, 'ended');
+    assert.equal(sessions[0].endReason, 'next-user');
+  });
+});
