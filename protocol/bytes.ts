@@ -12,9 +12,15 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** '00'…'ff', built once: toHex runs per record and per token on the platform. */
+const HEX_PAIRS: readonly string[] = Array.from(
+  { length: 256 },
+  (_, b) => (b < 16 ? '0' : '') + b.toString(16),
+);
+
 export function toHex(bytes: Uint8Array): string {
   let s = '';
-  for (const b of bytes) s += (b < 16 ? '0' : '') + b.toString(16);
+  for (let i = 0; i < bytes.length; i++) s += HEX_PAIRS[bytes[i]];
   return s;
 }
 
@@ -59,6 +65,15 @@ export function readUint16(source: Uint8Array, offset: number): number {
 
 /** UTF-8 encoding by hand: the ES2022 library (what XS guarantees) has no TextEncoder type. */
 export function utf8(text: string): Uint8Array {
+  // ASCII (card numbers, codes) straight into the result, the common case.
+  const ascii = new Uint8Array(text.length);
+  let i = 0;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) break;
+    ascii[i] = c;
+  }
+  if (i === text.length) return ascii;
   const out: number[] = [];
   for (const ch of text) {
     const c = ch.codePointAt(0)!;
