@@ -91,6 +91,8 @@ export interface IngestOptions {
   batchFrames?: number;
   /** Batches in the database at once (default 2): one commits while the next is checked. */
   batchesInFlight?: number;
+  /** Record sets held waiting for a batch before the broker is made to hold the next (default 1024). */
+  maxQueuedFrames?: number;
 }
 
 function ingestConnections(option: number | undefined): number {
@@ -121,6 +123,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private batchesRunning = 0;
   private readonly batchFrames: number;
   private readonly maxBatches: number;
+  private readonly maxQueuedFrames: number;
 
   constructor(private readonly options: IngestOptions) {
     super();
@@ -130,6 +133,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.crypto = options.crypto ?? nodeCrypto;
     this.batchFrames = Math.max(1, options.batchFrames ?? 64);
     this.maxBatches = Math.max(1, options.batchesInFlight ?? 2);
+    this.maxQueuedFrames = Math.max(0, options.maxQueuedFrames ?? 1024);
     if (options.onStored) this.on('stored', options.onStored);
   }
 
@@ -172,8 +176,12 @@ export class Ingest extends EventEmitter<IngestEvents> {
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
     });
-    // QoS 1: the broker gets its PUBACK only once the frame is committed or refused, and mqtt.js
-    // hands over the next message only then, so one connection processes its uplinks in order.
+    // mqtt.js hands over the next message, and sends this one's PUBACK, when `done` is called. A
+    // record set is acknowledged to the broker once it waits in the queue, so the next ones arrive
+    // while it is stored and a batch gathers many meters' sets; past maxQueuedFrames the PUBACK waits
+    // for the set's own batch, and the broker holds the rest. A set lost from memory (a crash) is not
+    // lost: the meter keeps it on flash and sends it again until the platform's 0x81 ack. Other frame
+    // types go to their feature one at a time, PUBACK after.
     client.handleMessage = (packet, done) => {
       const payload = packet.payload;
       const bytes =
@@ -181,10 +189,15 @@ export class Ingest extends EventEmitter<IngestEvents> {
           ? new TextEncoder().encode(payload)
           : new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
       const routed = bytes.length > 1 ? this.routes.get(bytes[1]) : undefined;
-      this.track<unknown>(routed ? routed(packet.topic, bytes) : this.handleUplink(packet.topic, bytes)).then(
-        () => done(),
-        () => done(),
+      const handled = this.track<unknown>(
+        routed ? routed(packet.topic, bytes) : this.handleUplink(packet.topic, bytes),
       );
+      if (!routed && this.queue.length < this.maxQueuedFrames) done();
+      else
+        handled.then(
+          () => done(),
+          () => done(),
+        );
     };
     client.on('error', (error) => this.logger.error({ err: error }, 'ingest MQTT error'));
     await new Promise<void>((resolve, reject) => {

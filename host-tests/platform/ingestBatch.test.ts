@@ -1,0 +1,176 @@
+// Ingest stores frames from many meters in one transaction (platform-server/ingestStore.ts). A
+// batch must behave exactly as the frames would one by one: a refused frame writes nothing and does
+// not hold back the others, a meter's frames keep their order, text of any kind is stored verbatim,
+// and a database failure loses nothing (every frame of the batch refused, the meters send again).
+import assert from 'node:assert/strict';
+import { type Accepted, Ingest, type IngestOutcome } from '../../platform-server/ingest';
+import { arrayLiteral } from '../../platform-server/ingestStore';
+import { createPlatform, type Platform } from '../../platform-server/platform';
+import { RecordKind } from '../../protocol/records';
+import { uplinkTopic } from '../../protocol/topics';
+import { CapturingLogger, forEachBackend, randomMeterId, TestMeter } from './helpers';
+
+describe('arrayLiteral', () => {
+  it('quotes text, escapes quotes and backslashes, writes NULL, refuses non-finite numbers', () => {
+    assert.equal(arrayLiteral([1, null, 4294967295]), '{1,NULL,4294967295}');
+    assert.equal(arrayLiteral(['a"b', 'c\\d', 'NULL', '']), '{"a\\"b","c\\\\d","NULL",""}');
+    assert.equal(arrayLiteral([]), '{}');
+    assert.throws(() => arrayLiteral([Number.NaN]), RangeError);
+    assert.throws(() => arrayLiteral([Number.POSITIVE_INFINITY]), RangeError);
+  });
+});
+
+forEachBackend('ingest in batches', (backend) => {
+  let platform: Platform;
+  let drop: () => Promise<void>;
+  let ingest: Ingest;
+  const batches: Accepted[][] = [];
+
+  before(async () => {
+    const fresh = await backend.fresh();
+    drop = fresh.drop;
+    platform = await createPlatform({ ...fresh.config, httpLogger: false, logger: new CapturingLogger() });
+    // A second ingest on the same database, fed directly (no broker), one batch at a time so the
+    // frames handed while the first batch runs all go into the next.
+    ingest = new Ingest({
+      db: platform.db,
+      keystore: platform.keystore,
+      logger: new CapturingLogger(),
+      batchesInFlight: 1,
+    });
+    ingest.on('committed', (sets) => batches.push(sets));
+  });
+
+  after(async () => {
+    await ingest?.close();
+    await platform?.close();
+    await drop?.();
+  });
+
+  async function newMeter(): Promise<TestMeter> {
+    const id = randomMeterId();
+    return new TestMeter(id, await platform.provisionMeter(id, 'batch'));
+  }
+
+  const count = async (table: string, meterId: number) =>
+    (
+      await platform.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE meter_id = $1`, [
+        meterId,
+      ])
+    ).rows[0].n;
+
+  it('stores several meters in one transaction and refuses only the bad frame', async () => {
+    const opener = await newMeter();
+    const good = [await newMeter(), await newMeter(), await newMeter()];
+    const bad = await newMeter();
+    opener.transactions(1);
+    for (const m of [...good, bad]) m.transactions(5);
+    batches.length = 0;
+    const outcomes = [
+      // Runs alone; the rest wait for it and go together.
+      ingest.handleUplink(uplinkTopic(opener.id), opener.frame(1, 1)),
+      ingest.handleUplink(uplinkTopic(good[0].id), good[0].frame(1, 5)),
+      ingest.handleUplink(uplinkTopic(bad.id), bad.frame(1, 5, { previous: good[0].link(0) })),
+      ingest.handleUplink(uplinkTopic(good[1].id), good[1].frame(1, 5)),
+      ingest.handleUplink(uplinkTopic(good[2].id), good[2].frame(1, 5)),
+    ];
+    const [first, ...rest] = await Promise.all(outcomes);
+    assert.equal(first.ok, true);
+    assert.deepEqual(
+      rest.map((o) => (o.ok ? 'ok' : o.reason)),
+      ['ok', 'chain-broken', 'ok', 'ok'],
+    );
+    assert.equal(batches.length, 2);
+    assert.deepEqual(
+      batches[1].map((a) => a.meterId),
+      good.map((m) => m.id),
+      'the three good frames committed together',
+    );
+    for (const m of good) {
+      assert.equal(await count('records', m.id), 5);
+      assert.equal(await count('transactions', m.id), 5);
+    }
+    assert.equal(await count('records', bad.id), 0, 'the refused frame wrote nothing');
+    const marks = await platform.db.query<{ id: number; last_uplink_seq: number; downlink_seq: number }>(
+      'SELECT id, last_uplink_seq, downlink_seq FROM meters WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [[bad.id, ...good.map((m) => m.id)]],
+    );
+    for (const row of marks.rows) {
+      const refused = row.id === bad.id;
+      assert.equal(row.last_uplink_seq, refused ? 0 : 1);
+      assert.equal(row.downlink_seq, refused ? 0 : 1);
+    }
+  });
+
+  it("keeps a meter's frames in order, the second waiting for the first's batch", async () => {
+    const meter = await newMeter();
+    meter.transactions(6);
+    batches.length = 0;
+    const [a, b] = await Promise.all([
+      ingest.handleUplink(uplinkTopic(meter.id), meter.frame(1, 3)),
+      ingest.handleUplink(uplinkTopic(meter.id), meter.frame(4, 6)),
+    ]);
+    assert.ok(a.ok && b.ok, 'both accepted, no replay refusal');
+    assert.equal((a as Accepted).ack.seq, 3);
+    assert.equal((b as Accepted).ack.seq, 6);
+    assert.equal(batches.length, 2);
+    assert.equal(await count('records', meter.id), 6);
+  });
+
+  it('stores operation and maintenance text verbatim, quotes, backslashes, braces and all', async () => {
+    const meter = await newMeter();
+    const awkward = [
+      'quote " and \\ backslash, comma {brace} NULL',
+      "single ' quote; £2.40 · Zone B ✓ 🅿️",
+      '',
+      'NULL',
+    ];
+    for (const text of awkward) meter.operation('awkward', text, null);
+    meter.append({
+      kind: RecordKind.Maintenance,
+      seq: meter.nextSeq,
+      time: 1_767_700_000,
+      meterId: meter.id,
+      data: { code: 'repair', detail: 'reader "B" replaced \\ tested' },
+    });
+    const outcome = await ingest.handleUplink(uplinkTopic(meter.id), meter.frame(1, meter.nextSeq - 1));
+    assert.equal(outcome.ok, true, outcome.ok ? '' : outcome.detail);
+    const ops = await platform.db.query<{ detail: string; card_number: string | null }>(
+      'SELECT detail, card_number FROM operations WHERE meter_id = $1 ORDER BY seq',
+      [meter.id],
+    );
+    assert.deepEqual(
+      ops.rows.map((r) => r.detail),
+      awkward,
+    );
+    assert.ok(ops.rows.every((r) => r.card_number === null));
+    const kept = await platform.db.query<{ detail: string }>(
+      'SELECT detail FROM maintenance WHERE meter_id = $1',
+      [meter.id],
+    );
+    assert.equal(kept.rows[0].detail, 'reader "B" replaced \\ tested');
+  });
+
+  it('refuses every frame of a batch the database fails, as internal-error, and stores them when sent again', async () => {
+    const meters = [await newMeter(), await newMeter()];
+    for (const m of meters) m.transactions(3);
+    const broken = new Ingest({
+      db: {
+        ...platform.db,
+        kind: platform.db.kind,
+        transaction: () => Promise.reject(new Error('Connection terminated unexpectedly')),
+      },
+      keystore: platform.keystore,
+      logger: new CapturingLogger(),
+    });
+    const failed: IngestOutcome[] = await Promise.all(
+      meters.map((m) => broken.handleUplink(uplinkTopic(m.id), m.frame(1, 3))),
+    );
+    await broken.close();
+    assert.ok(failed.every((o) => !o.ok && o.reason === 'internal-error'));
+    for (const m of meters) assert.equal(await count('records', m.id), 0);
+    const again = await Promise.all(meters.map((m) => ingest.handleUplink(uplinkTopic(m.id), m.frame(1, 3))));
+    assert.ok(again.every((o) => o.ok));
+    for (const m of meters) assert.equal(await count('records', m.id), 3);
+  });
+});
