@@ -2,20 +2,25 @@
 // as the firmware seals them, through the broker; platform instances (one, then two on a shared
 // subscription) decrypt, verify the chains, de-duplicate and write to PostgreSQL, and acknowledge.
 // Each meter keeps one set in flight (the next set goes when the last is acknowledged), as a meter
-// does. Then, in the same run, PostgreSQL COPY of the same rows into a fresh schema: the limit.
+// does. Each instance is its own process running platform-server/main.ts, as deployed; this process
+// only drives the fleet. Then, in the same run, PostgreSQL COPY of the same rows into a fresh
+// schema: the limit.
 // Real PostgreSQL (127.0.0.1:5432) and Mosquitto (127.0.0.1:1883), one fresh database per phase,
 // dropped after; the embedded PGlite + aedes only when they do not answer (then one instance and no
 // COPY figure, said so).
 //
-//   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --instances=1,2 --connections=4
+//   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --instances=1,2 --connections=1
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { migrate, openDatabase } from '../../platform-server/db';
-import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+import { createPlatform, type PlatformConfig } from '../../platform-server/platform';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../host-tests/platform/helpers';
@@ -107,8 +112,9 @@ async function drive(brokerUrl: string, fleet: Fleet): Promise<number> {
         client.publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
       };
       client.on('message', (topic) => {
-        const id = meterIdOfTopic(topic);
-        if (id !== undefined) send(id - FIRST_METER);
+        // The broker is shared (tests, other benches): only this fleet's downlinks count.
+        const index = (meterIdOfTopic(topic) ?? -1) - FIRST_METER;
+        if (index >= 0 && index < fleet.meters.length) send(index);
       });
       for (let i = 0; i < fleet.meters.length; i++) send(i);
     });
@@ -119,34 +125,116 @@ async function drive(brokerUrl: string, fleet: Fleet): Promise<number> {
   }
 }
 
-async function ingestPhase(
-  base: PlatformConfig,
+interface PhaseResult {
+  rate: number;
+  /** CPU seconds the platform instances spent per record stored, in microseconds. */
+  cpuPerRecord?: number;
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
+
+/** One platform instance as production runs it: its own process, platform-server/main.ts, configured by environment. */
+async function startInstance(env: Record<string, string>, nodeFlags: string[]): Promise<ChildProcess> {
+  const child = fork(fileURLToPath(new URL('../../platform-server/main.ts', import.meta.url)), [], {
+    execArgv: ['--import', './tools/ts-register.js', '--no-warnings', ...nodeFlags],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`platform instance exited (${code}) before it was ready`)));
+  });
+  child.removeAllListeners('exit');
+  return child;
+}
+
+async function stopInstance(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Platform instances in their own processes on the real PostgreSQL and Mosquitto. */
+async function realPhase(
   instances: number,
   fleet: Fleet,
-  realServices: boolean,
-): Promise<number> {
-  const database = realServices ? await freshDatabase() : undefined;
-  const config: PlatformConfig = {
-    ...base,
-    ...(database ? { databaseUrl: database.url } : {}),
-    shareGroup: `bench-${randomBytes(4).toString('hex')}`,
-  };
-  const platforms: Platform[] = [];
+  connections: string,
+  nodeFlags: string[],
+): Promise<PhaseResult> {
+  const database = await freshDatabase();
+  const children: ChildProcess[] = [];
   try {
-    for (let i = 0; i < instances; i++) platforms.push(await createPlatform(config));
-    const first = platforms[0];
-    for (const meter of fleet.meters) await first.provisionMeter(meter.id, `bench ${meter.id}`);
-    let refused = 0;
-    for (const p of platforms) p.ingest.on('refused', () => refused++);
-    const seconds = await drive(first.brokerUrl, fleet);
-    const held = await first.db.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
-    if (held.rows[0].n !== fleet.records || refused > 0) {
-      throw new Error(`stored ${held.rows[0].n} of ${fleet.records} records, ${refused} frames refused`);
+    const db = await openDatabase({ url: database.url, maxConnections: 1 });
+    try {
+      await migrate(db);
+      await db.query(
+        "INSERT INTO meters (id, name, key_epoch) SELECT id, 'bench ' || id, 1 FROM unnest($1::bigint[]) AS id",
+        [fleet.meters.map((m) => m.id)],
+      );
+    } finally {
+      await db.close();
     }
-    return fleet.records / seconds;
+    const env = {
+      DATABASE_URL: database.url,
+      MQTT_URL: TEST_MQTT_URL,
+      MQTT_SHARE_GROUP: `bench-${randomBytes(4).toString('hex')}`,
+      PARKLINK_MASTER_KEY: MASTER_KEY,
+      PARKLINK_INGEST_CONNECTIONS: connections,
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+    };
+    for (let i = 0; i < instances; i++) children.push(await startInstance(env, nodeFlags));
+    const cpuBefore = children.map((c) => cpuSeconds(c.pid as number));
+    const seconds = await drive(TEST_MQTT_URL, fleet);
+    const cpu = children.reduce((sum, c, i) => sum + cpuSeconds(c.pid as number) - cpuBefore[i], 0);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const held = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
+      const refused = await client.query<{ reason: string; n: number }>(
+        'SELECT reason, count(*)::int AS n FROM refused_frames WHERE meter_id BETWEEN $1 AND $2 GROUP BY reason',
+        [FIRST_METER, FIRST_METER + fleet.meters.length - 1],
+      );
+      if (held.rows[0].n !== fleet.records || refused.rows.length > 0) {
+        const why = refused.rows.map((r) => `${r.n} ${r.reason}`).join(', ');
+        throw new Error(
+          `stored ${held.rows[0].n} of ${fleet.records} records; frames refused: ${why || 'none'}`,
+        );
+      }
+    } finally {
+      await client.end();
+    }
+    return { rate: fleet.records / seconds, cpuPerRecord: (cpu / fleet.records) * 1e6 };
   } finally {
-    for (const p of platforms) await p.close().catch(() => {});
-    await database?.drop();
+    await Promise.all(children.map(stopInstance));
+    await database.drop();
+  }
+}
+
+/** Without the real services: one instance in this process on PGlite and aedes. */
+async function embeddedPhase(base: PlatformConfig, fleet: Fleet): Promise<PhaseResult> {
+  const platform = await createPlatform(base);
+  try {
+    for (const meter of fleet.meters) await platform.provisionMeter(meter.id, `bench ${meter.id}`);
+    const refusals: string[] = [];
+    platform.ingest.on('refused', (r) => refusals.push(r.reason));
+    const seconds = await drive(platform.brokerUrl, fleet);
+    const held = await platform.db.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
+    if (held.rows[0].n !== fleet.records || refusals.length > 0) {
+      throw new Error(
+        `stored ${held.rows[0].n} of ${fleet.records} records; frames refused: ${refusals.join(', ') || 'none'}`,
+      );
+    }
+    return { rate: fleet.records / seconds };
+  } finally {
+    await platform.close();
   }
 }
 
@@ -220,8 +308,9 @@ export async function run(args: string[]): Promise<void> {
   const set = Number(option(args, 'set', '50'));
   const instanceCounts = option(args, 'instances', '1,2').split(',').map(Number);
   // Connections per instance in the shared-subscription group (platform-server/ingest.ts).
-  const connections = option(args, 'connections', '4');
-  process.env.PARKLINK_INGEST_CONNECTIONS = connections;
+  const connections = option(args, 'connections', '1');
+  // Extra node flags for the platform processes, e.g. --instance-flags="--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeFlags = option(args, 'instance-flags', '').split(' ').filter(Boolean);
 
   let realServices = true;
   try {
@@ -257,16 +346,32 @@ export async function run(args: string[]): Promise<void> {
 
   const results = new Map<number, number>();
   for (const n of realServices ? instanceCounts : [1]) {
-    const rate = await ingestPhase(base, n, fleet, realServices);
-    results.set(n, rate);
-    console.log(`ingest, ${n} instance${n > 1 ? 's' : ''}: ${format(rate)} verified records/s`);
+    const result = realServices
+      ? await realPhase(n, fleet, connections, nodeFlags)
+      : await embeddedPhase(base, fleet);
+    results.set(n, result.rate);
+    const cpu =
+      result.cpuPerRecord === undefined
+        ? ''
+        : ` (platform CPU ${result.cpuPerRecord.toFixed(1)} µs per record)`;
+    console.log(`ingest, ${n} instance${n > 1 ? 's' : ''}: ${format(result.rate)} verified records/s${cpu}`);
   }
   if (!realServices) {
     console.log('COPY: not measured (needs the real PostgreSQL)');
     return;
   }
-  const copy = await copyPhase(fleet);
-  console.log(`PostgreSQL COPY of the same rows: ${format(copy)} records/s`);
+  // COPY varies more from run to run than ingest (one statement, at the mercy of a checkpoint): the
+  // median of three, each into a fresh database after a CHECKPOINT.
+  const copies: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    await admin('CHECKPOINT');
+    copies.push(await copyPhase(fleet));
+  }
+  copies.sort((a, b) => a - b);
+  const copy = copies[1];
+  console.log(
+    `PostgreSQL COPY of the same rows: ${format(copy)} records/s (median of 3: ${copies.map(format).join(', ')})`,
+  );
   for (const [n, rate] of results) {
     console.log(`ratio ingest/COPY, ${n} instance${n > 1 ? 's' : ''}: ${(rate / copy).toFixed(2)}`);
   }
