@@ -238,8 +238,16 @@ export class Operators {
   async bootstrap(): Promise<string | undefined> {
     const admin = this.#admin;
     if (!admin) return undefined;
-    checkUsername(admin.username);
-    checkPassword(admin.password);
+    try {
+      checkUsername(admin.username);
+      checkPassword(admin.password);
+    } catch (error) {
+      throw new Error(
+        `the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD): ${(error as Error).message}`,
+      );
+    }
+    // Most starts find operators: no hashing then. Checked again under the lock below.
+    if ((await this.#db.query('SELECT 1 FROM operators LIMIT 1')).rows.length > 0) return undefined;
     const hash = await hashPassword(admin.password, this.#scrypt);
     const created = await this.#db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1)', [BOOTSTRAP_LOCK]);

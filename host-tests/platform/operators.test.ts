@@ -8,7 +8,8 @@ import { fromHex, toHex } from '../../protocol/bytes';
 import { verifyReleaseToken } from '../../protocol/release';
 import { DEFAULT_SETTINGS } from '../../protocol/status';
 import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators';
-import { createPlatform, type Platform } from '../../platform-server/platform';
+import { migrate, openDatabase } from '../../platform-server/db';
+import { configFromEnv, createPlatform, type Platform } from '../../platform-server/platform';
 import { crypto, forEachBackend, type OperatorLogin, operatorLogin, randomMeterId } from './helpers';
 
 const ADMIN = { username: 'city-admin', password: 'first admin password' };
@@ -480,5 +481,37 @@ forEachBackend('operator accounts', (backend) => {
     assert.equal(revoked.statusCode, 401);
     assert.equal(revoked.json().code, 'invalid-token');
     assert.equal((await audit("username = 'clerk.expiry' AND action = 'logout'", [])).length, 1);
+  });
+});
+
+describe('the first admin from the environment', () => {
+  it('PARKLINK_ADMIN_USER and PARKLINK_ADMIN_PASSWORD go together', () => {
+    assert.deepEqual(
+      configFromEnv({ PARKLINK_ADMIN_USER: 'city-admin', PARKLINK_ADMIN_PASSWORD: 'long enough password' })
+        .operators,
+      { admin: { username: 'city-admin', password: 'long enough password' } },
+    );
+    assert.throws(() => configFromEnv({ PARKLINK_ADMIN_USER: 'city-admin' }), /go together/);
+    assert.throws(() => configFromEnv({ PARKLINK_ADMIN_PASSWORD: 'long enough password' }), /go together/);
+    assert.equal(configFromEnv({}).operators, undefined);
+  });
+
+  it('an invalid first admin stops the start, naming the variables', async () => {
+    const db = await openDatabase();
+    try {
+      await migrate(db);
+      for (const admin of [
+        { username: 'City Admin', password: 'long enough password' },
+        { username: 'city-admin', password: 'short' },
+      ]) {
+        await assert.rejects(
+          new Operators(db, { admin }).bootstrap(),
+          /PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD/,
+        );
+      }
+      assert.equal((await db.query('SELECT 1 FROM operators')).rows.length, 0);
+    } finally {
+      await db.close();
+    }
   });
 });
