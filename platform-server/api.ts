@@ -1,7 +1,9 @@
-// The platform's first HTTP API: the fleet's meters and each meter's transactions, plus a health
-// check. Parameters are validated by JSON schema; bad requests get a 4xx with a JSON message.
+// The platform's first HTTP API: the fleet's meters and each meter's transactions (viewer role),
+// plus a public health check. Parameters are validated by JSON schema; bad requests get a 4xx with a
+// JSON message.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Database } from './db';
+import type { OperatorGuard } from './operators';
 
 const U32_MAX = 0xffffffff;
 
@@ -55,7 +57,7 @@ const transactionsQuery = {
   additionalProperties: false,
 } as const;
 
-export async function registerApi(app: FastifyInstance, db: Database): Promise<void> {
+export async function registerApi(app: FastifyInstance, db: Database, guard: OperatorGuard): Promise<void> {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status =
       error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
@@ -88,7 +90,8 @@ export async function registerApi(app: FastifyInstance, db: Database): Promise<v
     }
   });
 
-  app.get('/api/meters', async (): Promise<{ meters: MeterSummary[] }> => {
+  const viewer = guard.requireRole('viewer');
+  app.get('/api/meters', { onRequest: viewer }, async (): Promise<{ meters: MeterSummary[] }> => {
     const result = await db.query<{
       id: number;
       name: string;
@@ -121,7 +124,7 @@ export async function registerApi(app: FastifyInstance, db: Database): Promise<v
 
   app.get<{ Params: { id: number }; Querystring: { limit: number; before?: number } }>(
     '/api/meters/:id/transactions',
-    { schema: { params: meterIdParams, querystring: transactionsQuery } },
+    { onRequest: viewer, schema: { params: meterIdParams, querystring: transactionsQuery } },
     async (request, reply) => {
       const { id } = request.params;
       const { limit, before } = request.query;

@@ -20,6 +20,7 @@ import {
 import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './db';
 import type { Keystore } from './keystore';
+import type { OperatorGuard } from './operators';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;
 
@@ -128,18 +129,26 @@ export class KeyRotation {
     });
   }
 
-  /** POST /meters/:id/key-rotation → 202 { epoch, downlinkSeq }. */
-  register(app: FastifyInstance): void {
-    app.post<{ Params: { id: string } }>('/meters/:id/key-rotation', async (request, reply) => {
-      const id = Number(request.params.id);
-      if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
-        return reply.code(400).send({ error: 'meter id is not a u32' });
-      try {
-        return reply.code(202).send(await this.push(id));
-      } catch (error) {
-        if (error instanceof KeyRotationError) return reply.code(error.status).send({ error: error.message });
-        throw error;
-      }
-    });
+  /** POST /meters/:id/key-rotation → 202 { epoch, downlinkSeq }; a supervisor's (keys change). */
+  register(app: FastifyInstance, guard: OperatorGuard): void {
+    const onRequest = guard.requireRole('supervisor');
+    app.post<{ Params: { id: string } }>(
+      '/meters/:id/key-rotation',
+      { onRequest },
+      async (request, reply) => {
+        const id = Number(request.params.id);
+        if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
+          return reply.code(400).send({ error: 'meter id is not a u32' });
+        try {
+          const pushed = await this.push(id);
+          await guard.audit(request, { action: 'key.rotate', meterId: id, detail: pushed });
+          return reply.code(202).send(pushed);
+        } catch (error) {
+          if (error instanceof KeyRotationError)
+            return reply.code(error.status).send({ error: error.message });
+          throw error;
+        }
+      },
+    );
   }
 }

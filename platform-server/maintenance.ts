@@ -9,6 +9,7 @@ import { toHex } from '../protocol/bytes';
 import { encodeMaintenanceToken, maintenanceSecret, wipeMeterKeys } from '../protocol/keys';
 import type { Database } from './db';
 import type { Keystore } from './keystore';
+import type { OperatorGuard } from './operators';
 
 export const MAX_TOKEN_SECONDS = 3600;
 
@@ -61,10 +62,14 @@ export class MaintenanceTokens {
     }
   }
 
-  /** POST /meters/:id/maintenance-tokens { staff, seconds? } → 201 { token, secret, tokenId, expiresAt }. */
-  register(app: FastifyInstance): void {
+  /**
+   * POST /meters/:id/maintenance-tokens { staff, seconds? } → 201 { token, secret, tokenId, expiresAt }:
+   * the operator role; `staff` is who carries the handheld, the audit names who issued it.
+   */
+  register(app: FastifyInstance, guard: OperatorGuard): void {
     app.post<{ Params: { id: string }; Body: { staff?: unknown; seconds?: unknown } }>(
       '/meters/:id/maintenance-tokens',
+      { onRequest: guard.requireRole('operator') },
       async (request, reply) => {
         const id = Number(request.params.id);
         const { staff, seconds } = request.body ?? {};
@@ -72,9 +77,14 @@ export class MaintenanceTokens {
           return reply.code(400).send({ error: 'meter id is not a u32' });
         if (typeof staff !== 'string') return reply.code(400).send({ error: 'staff is required' });
         try {
-          return reply
-            .code(201)
-            .send(await this.issue(id, staff, typeof seconds === 'number' ? seconds : undefined));
+          const issued = await this.issue(id, staff, typeof seconds === 'number' ? seconds : undefined);
+          await guard.audit(request, {
+            action: 'maintenance-token.issue',
+            meterId: id,
+            target: staff,
+            detail: { tokenId: issued.tokenId, expiresAt: issued.expiresAt },
+          });
+          return reply.code(201).send(issued);
         } catch (error) {
           if (error instanceof RangeError)
             return reply

@@ -1,15 +1,17 @@
 // Composition root of the platform server: database (PGlite or PostgreSQL), broker (embedded aedes
-// or external), keystore, uplink ingest and the HTTP API, with one close() for all of them.
+// or external), keystore, uplink ingest, operator accounts and the HTTP API, with one close() for
+// all of them.
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { registerApi } from './api';
-import { registerStorageApi } from './storageApi';
+import { registerStorageApi, releaseKeyFor } from './storageApi';
 import { startTariffs, type TariffService } from './tariffs';
 import { type Broker, startBroker } from './broker';
 import { type Database, migrate, openDatabase } from './db';
 import { Ingest, type Logger, type StoredRecord } from './ingest';
 import { KeyRotation } from './keyRotation';
 import { MaintenanceTokens } from './maintenance';
+import { Operators, type OperatorsConfig } from './operators';
 import { KeyFrame } from '../protocol/keys';
 import type { HsmConfig } from './hsm';
 import { type Keystore, loadKeystore } from './keystore';
@@ -50,6 +52,8 @@ export interface PlatformConfig {
   onStored?: (stored: StoredRecord) => void;
   /** Pay by phone (issue 6): clock, pricing, channels; see platform-server/phone/README.md. */
   phone?: PhoneConfig;
+  /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
+  operators?: OperatorsConfig;
 }
 
 export interface Platform {
@@ -65,8 +69,12 @@ export interface Platform {
   readonly status: StatusService;
   /** Tariffs (issue 3): stored, pushed as 0x85, the one each meter applied (prices renewals too). */
   readonly tariffs: TariffService;
+  /** Operator accounts, sessions and the audit log; the guard of every operator route. */
+  readonly operators: Operators;
   /** Registers a meter at key epoch 1 and returns the keys a factory loads into it. */
   provisionMeter(id: number, name: string): Promise<MeterKeys>;
+  /** The meter's release key, which the factory loads beside its keys (RecordStore.provisionReleaseKey). */
+  releaseKeyFor(id: number): Uint8Array;
   /** Starts the HTTP server; returns its address. */
   listen(port?: number): Promise<string>;
   /** Stops ingest, HTTP, broker and database; safe to call twice. */
@@ -99,6 +107,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.PARKLINK_KEYSTORE_PASSPHRASE) config.keystorePassphrase = env.PARKLINK_KEYSTORE_PASSPHRASE;
   if (env.PARKLINK_KEYSTORE_CREATE === '1') config.createKeystoreFile = true;
   if (env.LOG_LEVEL) config.httpLogger = { level: env.LOG_LEVEL };
+  if (env.PARKLINK_ADMIN_USER || env.PARKLINK_ADMIN_PASSWORD) {
+    if (!env.PARKLINK_ADMIN_USER || !env.PARKLINK_ADMIN_PASSWORD)
+      throw new Error('PARKLINK_ADMIN_USER and PARKLINK_ADMIN_PASSWORD go together');
+    config.operators = {
+      admin: { username: env.PARKLINK_ADMIN_USER, password: env.PARKLINK_ADMIN_PASSWORD },
+    };
+  }
   return config;
 }
 
@@ -124,7 +139,11 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
 
     const app = Fastify({ logger: config.httpLogger ?? true });
     opened.push(() => app.close());
-    await registerApi(app, db);
+    // Before any route: install() refuses an operator route registered without a role.
+    const operators = new Operators(db, config.operators);
+    operators.install(app);
+    await operators.bootstrap();
+    await registerApi(app, db, operators);
 
     const ingest = new Ingest({
       db,
@@ -143,12 +162,12 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b),
     });
     ingest.route(KeyFrame.SECURITY, (topic, frame) => keyRotation.handleUplink(topic, frame).catch(() => {}));
-    keyRotation.register(app);
-    new MaintenanceTokens(db, keystore).register(app);
+    keyRotation.register(app, operators);
+    new MaintenanceTokens(db, keystore).register(app, operators);
     await ingest.start();
-    await registerStorageApi(app, { db, keystore, ingest });
+    await registerStorageApi(app, { db, keystore, ingest, guard: operators });
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
-    const tariffs = await startTariffs(app, { db, keystore, ingest, sendDownlink });
+    const tariffs = await startTariffs(app, { db, keystore, ingest, sendDownlink, guard: operators });
 
     const status = await startStatus(app, {
       db,
@@ -156,6 +175,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       ingest,
       logger: config.logger ?? app.log,
       sendDownlink,
+      guard: operators,
     });
 
     const phone = await startPhone({
@@ -181,6 +201,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       phone,
       status,
       tariffs,
+      operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
@@ -188,6 +209,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
         await db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, $3)', [id, name, epoch]);
         return keystore.meterKeys(id, epoch);
       },
+      releaseKeyFor: (id) => releaseKeyFor(keystore, ingest.crypto, id),
       async listen(port = config.port ?? 8080) {
         return app.listen({ port, host: config.host ?? '127.0.0.1' });
       },

@@ -4,11 +4,13 @@
 //   GET  /api/meters/:id/status    battery, sensors, module states, faults, fan, occupancy per bay, open alarms
 //   GET  /api/meters/:id/alarms    alarms (alarm, warning, fault events) newest first, with time and state
 //   POST /api/meters/:id/settings  body: GuardSettings → 202 { version, downlinkSeq } | 400 naming the field
+// Reading needs the viewer role, settings the operator role (platform-server/operators.ts).
 import type { FastifyInstance } from 'fastify';
 import type { Crypto } from '../hal/crypto';
 import { nobleCrypto } from '../hal/nobleCrypto';
 import { ProtocolError } from '../protocol/errors';
 import { decodeHeader, openFrame } from '../protocol/frame';
+import type { OperatorGuard } from './operators';
 import {
   decodeSettings,
   decodeStatusMessage,
@@ -272,17 +274,18 @@ export async function startStatus(
   app: FastifyInstance,
   deps: StatusDeps & {
     ingest: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
+    guard: OperatorGuard;
   },
 ): Promise<StatusService> {
   const service = new StatusService(deps);
   deps.ingest.route(STATUS_FRAME, service.onUplink);
-  const { db } = deps;
+  const { db, guard } = deps;
   const meterExists = async (id: number) =>
     (await db.query('SELECT 1 FROM meters WHERE id = $1', [id])).rows.length > 0;
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/status',
-    { schema: { params: idParams } },
+    { onRequest: guard.requireRole('viewer'), schema: { params: idParams } },
     async (request, reply) => {
       const id = request.params.id;
       if (!(await meterExists(id)))
@@ -342,7 +345,7 @@ export async function startStatus(
 
   app.get<{ Params: { id: number }; Querystring: { state: 'raised' | 'cleared' | 'all'; limit: number } }>(
     '/api/meters/:id/alarms',
-    { schema: { params: idParams, querystring: alarmsQuery } },
+    { onRequest: guard.requireRole('viewer'), schema: { params: idParams, querystring: alarmsQuery } },
     async (request, reply) => {
       const id = request.params.id;
       if (!(await meterExists(id)))
@@ -360,13 +363,18 @@ export async function startStatus(
 
   app.post<{ Params: { id: number }; Body: GuardSettings }>(
     '/api/meters/:id/settings',
-    { schema: { params: idParams, body: settingsBody } },
+    { onRequest: guard.requireRole('operator'), schema: { params: idParams, body: settingsBody } },
     async (request, reply) => {
       const id = request.params.id;
       if (!(await meterExists(id)))
         return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no meter ${id}` });
       try {
         const downlinkSeq = await service.pushSettings(id, request.body);
+        await guard.audit(request, {
+          action: 'settings.push',
+          meterId: id,
+          detail: { version: request.body.version, downlinkSeq },
+        });
         return reply.code(202).send({ version: request.body.version, downlinkSeq });
       } catch (error) {
         if (error instanceof ProtocolError)

@@ -2,12 +2,17 @@
 // sequence numbers, and whether an operator released them), and operator releases of a meter's
 // unacknowledged upload set: an HMAC-signed token (protocol/release.ts) recorded here and sent to
 // the meter in a 0x82 storage-control downlink; the meter verifies it and records its use.
+// Reading needs the viewer role; a release (money records discarded at the meter) needs a
+// supervisor, and the name signed into the token is the logged-in operator's, never the client's.
 import type { FastifyInstance } from 'fastify';
+import type { Crypto } from '../hal/crypto';
 import { toHex } from '../protocol/bytes';
+import { wipeMeterKeys } from '../protocol/keys';
 import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../protocol/release';
 import type { Database } from './db';
 import type { Ingest } from './ingest';
 import type { Keystore } from './keystore';
+import { type OperatorGuard, roleAtLeast } from './operators';
 
 const U32_MAX = 0xffffffff;
 
@@ -27,8 +32,11 @@ export interface ReleaseView {
   operator: string;
   reason: string;
   issuedAt: string;
-  /** The token (CBOR, hex) as sent; a handheld can carry it to the meter as well. */
-  token: string;
+  /**
+   * The token (CBOR, hex) as sent; a handheld can carry it to the meter as well. Shown to
+   * supervisors and above only: it is the authority to discard records.
+   */
+  token?: string;
 }
 
 const meterIdParams = {
@@ -42,22 +50,38 @@ const releaseBody = {
   properties: {
     fromSeq: { type: 'integer', minimum: 1, maximum: U32_MAX },
     toSeq: { type: 'integer', minimum: 1, maximum: U32_MAX },
-    operator: { type: 'string', minLength: 1, maxLength: 64 },
-    reason: { type: 'string', minLength: 1, maxLength: 500 },
+    reason: { type: 'string', minLength: 1, maxLength: 500, pattern: '\\S' },
+    // Declared so that it reaches the handler, which refuses it: the operator is the logged-in one
+    // (an unknown property would be silently dropped by the validator instead).
+    operator: {},
   },
-  required: ['fromSeq', 'toSeq', 'operator', 'reason'],
+  required: ['fromSeq', 'toSeq', 'reason'],
   additionalProperties: false,
 } as const;
+
+/**
+ * The meter's release key R (protocol/release.ts), derived from its epoch-1 downlink key: the
+ * platform signs release tokens with it and the factory loads it (RecordStore.provisionReleaseKey).
+ */
+export function releaseKeyFor(keystore: Keystore, crypto: Crypto, meterId: number): Uint8Array {
+  const keys = keystore.meterKeys(meterId, 1);
+  try {
+    return deriveReleaseKey(crypto, keys.downlink, meterId);
+  } finally {
+    wipeMeterKeys(keys);
+  }
+}
 
 export interface StorageApiOptions {
   db: Database;
   keystore: Keystore;
   ingest: Ingest;
+  guard: OperatorGuard;
   now?: () => number;
 }
 
 export async function registerStorageApi(app: FastifyInstance, options: StorageApiOptions): Promise<void> {
-  const { db, keystore, ingest } = options;
+  const { db, keystore, ingest, guard } = options;
   const now = options.now ?? Date.now;
   const meterExists = async (id: number) =>
     (await db.query('SELECT 1 FROM meters WHERE id = $1', [id])).rows.length > 0;
@@ -69,7 +93,7 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/gaps',
-    { schema: { params: meterIdParams } },
+    { onRequest: guard.requireRole('viewer'), schema: { params: meterIdParams } },
     async (
       request,
       reply,
@@ -96,10 +120,11 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/releases',
-    { schema: { params: meterIdParams } },
+    { onRequest: guard.requireRole('viewer'), schema: { params: meterIdParams } },
     async (request, reply) => {
       const { id } = request.params;
       if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
+      const showTokens = roleAtLeast(request.operator!.role, 'supervisor');
       const rows = await db.query<{
         id: number;
         from_seq: number;
@@ -116,7 +141,7 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
         operator: r.operator,
         reason: r.reason,
         issuedAt: r.issued_at.toISOString(),
-        token: toHex(r.token),
+        ...(showTokens ? { token: toHex(r.token) } : {}),
       }));
       return { meterId: id, releases };
     },
@@ -124,31 +149,53 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
 
   app.post<{
     Params: { id: number };
-    Body: { fromSeq: number; toSeq: number; operator: string; reason: string };
+    Body: { fromSeq: number; toSeq: number; reason: string; operator?: unknown };
   }>(
     '/api/meters/:id/releases',
-    { schema: { params: meterIdParams, body: releaseBody } },
+    { onRequest: guard.requireRole('supervisor'), schema: { params: meterIdParams, body: releaseBody } },
     async (request, reply) => {
       const { id } = request.params;
-      const { fromSeq, toSeq, operator, reason } = request.body;
-      if (toSeq < fromSeq) {
-        return reply
-          .code(400)
-          .send({ statusCode: 400, error: 'Bad Request', message: 'toSeq is before fromSeq' });
-      }
+      const { fromSeq, toSeq, reason } = request.body;
+      const bad = (message: string, code: string) =>
+        reply.code(400).send({ statusCode: 400, error: 'Bad Request', code, message });
+      if (request.body.operator !== undefined)
+        return bad(
+          'the operator is the logged-in account: leave "operator" out of the body',
+          'operator-from-login',
+        );
+      if (toSeq < fromSeq) return bad('toSeq is before fromSeq', 'bad-range');
       if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
-      const keys = keystore.meterKeys(id, 1);
-      keys.uplink.fill(0);
-      const key = deriveReleaseKey(ingest.crypto, keys.downlink, id);
-      keys.downlink.fill(0);
+      const { id: operatorId, username: operator } = request.operator!;
+      const key = releaseKeyFor(keystore, ingest.crypto, id);
       const issuedAt = Math.floor(now() / 1000);
       const token = signReleaseToken(ingest.crypto, key, { meterId: id, fromSeq, toSeq, issuedAt, operator });
       key.fill(0);
-      const row = await db.query<{ id: number }>(
-        `INSERT INTO upload_releases (meter_id, from_seq, to_seq, operator, reason, issued_at, token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-        [id, fromSeq, toSeq, operator, reason, new Date(issuedAt * 1000), token],
-      );
+      // The release and its audit row commit together: no release without its trace.
+      const releaseId = await db.transaction(async (tx) => {
+        const row = await tx.query<{ id: number }>(
+          `INSERT INTO upload_releases (meter_id, from_seq, to_seq, operator, operator_id, reason, issued_at, token)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+          [id, fromSeq, toSeq, operator, operatorId, reason, new Date(issuedAt * 1000), token],
+        );
+        await guard.audit(
+          request,
+          {
+            action: 'release.issue',
+            meterId: id,
+            target: `records ${fromSeq}..${toSeq}`,
+            // The meter's maintenance record names the token by the same 8 bytes of its SHA-256.
+            detail: {
+              releaseId: row.rows[0].id,
+              fromSeq,
+              toSeq,
+              reason,
+              token: toHex(ingest.crypto.sha256(token).subarray(0, 8)),
+            },
+          },
+          tx,
+        );
+        return row.rows[0].id;
+      });
       request.log.warn({ meterId: id, fromSeq, toSeq, operator, reason }, 'upload release issued');
       let sent = true;
       try {
@@ -159,7 +206,7 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
       }
       return reply
         .code(201)
-        .send({ id: row.rows[0].id, meterId: id, fromSeq, toSeq, token: toHex(token), sent });
+        .send({ id: releaseId, meterId: id, fromSeq, toSeq, operator, token: toHex(token), sent });
     },
   );
 }

@@ -9,6 +9,9 @@
 //   POST /api/meters/:id/tariff       body: { tariffId, version? } → 202 { version, downlinkSeq }
 //   GET  /api/meters/:id/tariff       pushed and acknowledged versions
 //   POST /api/quote                   body: { meterId | tariffId, bay, start (epoch s), minutes | amount, paidMinutes? }
+//
+// Reading needs the viewer role, storing and assigning the operator role (platform-server/operators.ts);
+// the quote is public (drivers' price before they pay).
 import type { FastifyInstance } from 'fastify';
 import type { Crypto } from '../hal/crypto';
 import { nobleCrypto } from '../hal/nobleCrypto';
@@ -29,6 +32,7 @@ import {
 import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './db';
 import type { Keystore } from './keystore';
+import type { OperatorGuard } from './operators';
 
 export interface TariffDeps {
   db: Database;
@@ -235,8 +239,10 @@ export async function startTariffs(
   app: FastifyInstance,
   deps: TariffDeps & {
     ingest?: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
+    guard: OperatorGuard;
   },
 ): Promise<TariffService> {
+  const { guard } = deps;
   const service = new TariffService(deps);
   await service.load();
   deps.ingest?.route(TARIFF_ACK_UPLINK, async (topic, frame) => {
@@ -257,21 +263,29 @@ export async function startTariffs(
     }
     throw error;
   };
-  app.post('/api/tariffs', async (request, reply) => {
+  app.post('/api/tariffs', { onRequest: guard.requireRole('operator') }, async (request, reply) => {
     try {
-      return reply.code(201).send(await service.save(request.body));
+      const saved = await service.save(request.body);
+      await guard.audit(request, { action: 'tariff.save', target: saved.id, detail: saved });
+      return reply.code(201).send(saved);
     } catch (error) {
       return send(reply, error);
     }
   });
-  app.get<{ Params: { id: string } }>('/api/tariffs/:id', async (request, reply) => {
-    const doc = await service.get(request.params.id);
-    if (!doc) return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no such tariff' });
-    return doc;
-  });
+  app.get<{ Params: { id: string } }>(
+    '/api/tariffs/:id',
+    { onRequest: guard.requireRole('viewer') },
+    async (request, reply) => {
+      const doc = await service.get(request.params.id);
+      if (!doc)
+        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no such tariff' });
+      return doc;
+    },
+  );
   app.post<{ Params: { id: number }; Body: { tariffId: string; version?: number } }>(
     '/api/meters/:id/tariff',
     {
+      onRequest: guard.requireRole('operator'),
       schema: {
         params: { type: 'object', properties: { id: u32 }, required: ['id'] },
         body: {
@@ -284,9 +298,14 @@ export async function startTariffs(
     },
     async (request, reply) => {
       try {
-        return reply
-          .code(202)
-          .send(await service.push(request.params.id, request.body.tariffId, request.body.version));
+        const pushed = await service.push(request.params.id, request.body.tariffId, request.body.version);
+        await guard.audit(request, {
+          action: 'tariff.assign',
+          meterId: request.params.id,
+          target: request.body.tariffId,
+          detail: pushed,
+        });
+        return reply.code(202).send(pushed);
       } catch (error) {
         return send(reply, error);
       }
@@ -294,7 +313,10 @@ export async function startTariffs(
   );
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/tariff',
-    { schema: { params: { type: 'object', properties: { id: u32 }, required: ['id'] } } },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: { params: { type: 'object', properties: { id: u32 }, required: ['id'] } },
+    },
     async (request, reply) =>
       (await service.status(request.params.id)) ??
       reply

@@ -1,13 +1,15 @@
 // `npm start`: the platform on its embedded defaults (or DATABASE_URL / MQTT_URL) and three virtual
 // meters — the real firmware on virtual hardware, in real time — whose drivers tap virtual cards on
 // a schedule. One line per transaction as the platform stores it; Ctrl-C stops everything cleanly.
+// Without PARKLINK_ADMIN_USER / _PASSWORD and with no operator in the database, it creates an admin
+// with a random password for the run and prints how to log in with curl.
 //
 //   npm start                      run until Ctrl-C
 //   npm start -- --seconds 60      run for a minute, then print what was stored
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Meter } from '../firmware/meter';
 import type { KeyName } from '../firmware/events';
-import { provisionBoard } from '../firmware/units/security';
 import { VirtualBoard } from '../hal/mock/board';
 import { CardType, purseCard } from '../hal/mock/cards';
 import { meterClientId, NodeMqttLink } from '../hal/mock/mqtt.node';
@@ -15,6 +17,7 @@ import { RealTimeClock } from '../hal/mock/realtime.node';
 import { configFromEnv, createPlatform } from '../platform-server/platform';
 import { RecordKind } from '../protocol/records';
 import { formatMoney } from '../firmware/units/format';
+import { provisionVirtualMeter } from './factory';
 
 const { values } = parseArgs({
   options: {
@@ -29,9 +32,15 @@ const runSeconds = values.seconds === undefined ? undefined : Number(values.seco
 
 let stored = 0;
 let transactions = 0;
+const fromEnv = configFromEnv();
+// A demo admin only when none is configured; created only if the database has no operator yet.
+const demoAdmin = fromEnv.operators?.admin
+  ? undefined
+  : { username: 'admin', password: randomBytes(15).toString('base64url'), displayName: 'Demo admin' };
 const platform = await createPlatform({
   port: 8080,
-  ...configFromEnv(),
+  ...fromEnv,
+  operators: { ...fromEnv.operators, admin: fromEnv.operators?.admin ?? demoAdmin },
   httpLogger: false,
   logger: {
     info() {},
@@ -62,9 +71,19 @@ try {
 } catch {
   http = await platform.listen(0); // 8080 taken: any free port
 }
-console.log(
-  `ParkLink platform: ${http}  (GET /api/meters)  broker ${platform.brokerUrl}  database ${platform.db.kind}`,
-);
+console.log(`ParkLink platform: ${http}  broker ${platform.brokerUrl}  database ${platform.db.kind}`);
+const created = platform.operators.bootstrapped;
+if (created) {
+  const password = demoAdmin ? demoAdmin.password : '<PARKLINK_ADMIN_PASSWORD>';
+  console.log(
+    `Operator API: admin ${created} created${demoAdmin ? ` with password ${password} (this run's demo admin)` : ''}. Log in and list the meters:\n` +
+      `  TOKEN=$(curl -s -X POST ${http}/api/operators/login -H 'content-type: application/json' ` +
+      `-d '{"username":"${created}","password":"${password}"}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')\n` +
+      `  curl -H "Authorization: Bearer $TOKEN" ${http}/api/meters`,
+  );
+} else {
+  console.log('Operator API: log in with your operator account (POST /api/operators/login).');
+}
 
 const clock = new RealTimeClock();
 const rate = { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 };
@@ -77,13 +96,12 @@ interface Fleet {
 const fleet: Fleet[] = [];
 for (let n = 0; n < meterCount; n++) {
   const meterId = 1001 + n;
-  const keys = await platform.provisionMeter(meterId, `Virtual meter ${n + 1}`);
   const board = new VirtualBoard({
     mqtt: new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) }),
     clock,
     seed: meterId,
   });
-  provisionBoard(board.hardware, keys, meterId);
+  await provisionVirtualMeter(platform, board.hardware, meterId, `Virtual meter ${n + 1}`);
   const cards = Array.from({ length: 4 }, (_, c) =>
     purseCard([0x04, n, c, 0x33], {
       ...base,

@@ -1,9 +1,16 @@
-// The ParkLink command line: price a stay with the same tariff engine as the meter and the platform.
+// The ParkLink command line: price a stay with the same tariff engine as the meter and the platform,
+// and add operator accounts to the platform's database.
 //
 //   npx parklink quote --tariff FILE --bay ID --start ISO-8601 --minutes N [--paid-minutes P]
 //   npx parklink quote --tariff FILE --bay ID --start ISO-8601 --amount M  [--paid-minutes P]
 //   npx parklink check --tariff FILE
 //   npx parklink state --tariff FILE --bay ID --start ISO-8601
+//   npx parklink operator add USERNAME --role ROLE [--name "Display Name"] [--password-stdin]
+//
+// `operator add` works on the database in DATABASE_URL (or the embedded one in PARKLINK_DATA_DIR),
+// migrating it first, and asks for the password twice on a terminal, or reads the first line of
+// standard input with --password-stdin. It answers the account as JSON; the audit log names the
+// CLI and the local user as the creator.
 //
 // --start takes an offset (2026-03-29T00:30:00Z, …+01:00) or none: then it is read in the tariff's
 // own time zone. The answer is JSON on stdout: the quote with its line-by-line breakdown, or the
@@ -16,9 +23,15 @@
 //   2  usage: an unknown command or option, a missing or malformed value
 //   3  the tariff file is not a valid tariff: stderr names the field (e.g. "timetable[2].rate")
 //   4  the tariff file cannot be read or is not JSON
+//
+// operator add: 0 created; 1 refused (the username is taken, or it or the password is not valid:
+// stderr says why); 2 usage; 4 the database cannot be opened.
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseInstant, Tariff, TariffError, TimeZoneError } from '../protocol/tariff';
+import { openDatabase, migrate } from '../platform-server/db';
+import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators';
 
 export const ExitCode = Object.freeze({ ok: 0, refused: 1, usage: 2, badTariff: 3, unreadable: 4 });
 
@@ -26,17 +39,64 @@ const USAGE = `usage:
   parklink quote --tariff FILE --bay ID --start ISO-8601 (--minutes N | --amount M) [--paid-minutes P]
   parklink check --tariff FILE
   parklink state --tariff FILE --bay ID --start ISO-8601
+  parklink operator add USERNAME --role viewer|operator|supervisor|admin [--name NAME] [--password-stdin]
+    (on DATABASE_URL, or PARKLINK_DATA_DIR for an embedded database)
 exit codes: 0 answer, 1 refused (JSON says why), 2 usage, 3 invalid tariff (field named), 4 unreadable file`;
 
 export interface Io {
   out(text: string): void;
   err(text: string): void;
+  /** All of standard input (--password-stdin). */
+  readStdin?(): Promise<string>;
+  /** Asks on the terminal without echo; absent when there is no terminal. */
+  promptHidden?(question: string): Promise<string>;
 }
 
 const stdio: Io = {
   out: (text) => process.stdout.write(`${text}\n`),
   err: (text) => process.stderr.write(`${text}\n`),
+  async readStdin() {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
+  promptHidden,
 };
+
+/** Reads a line from the terminal in raw mode, echoing nothing. */
+async function promptHidden(question: string): Promise<string> {
+  const { stdin, stderr } = process;
+  if (!stdin.isTTY) throw new UsageError('no terminal to ask for the password: use --password-stdin');
+  stderr.write(question);
+  stdin.setRawMode(true);
+  stdin.setEncoding('utf8');
+  stdin.resume();
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const done = () => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      stderr.write('\n');
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(value);
+          return;
+        }
+        if (ch === '\u0003' || ch === '\u0004') {
+          done();
+          reject(new UsageError('cancelled'));
+          return;
+        }
+        value = ch === '\u007f' || ch === '\b' ? value.slice(0, -1) : value + ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
 
 class UsageError extends Error {}
 
@@ -78,14 +138,74 @@ async function loadTariff(file: string, io: Io): Promise<Tariff | number> {
   }
 }
 
+async function operatorCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Promise<number> {
+  const [verb, ...rest] = args;
+  if (verb !== 'add') throw new UsageError(`unknown operator command "${verb ?? ''}" (add)`);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      role: { type: 'string' },
+      name: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('give one USERNAME');
+  const role = values.role as Role | undefined;
+  if (!role || !ROLES.includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
+  if (!env.DATABASE_URL && !env.PARKLINK_DATA_DIR)
+    throw new UsageError('set DATABASE_URL (or PARKLINK_DATA_DIR) to the platform database');
+  let password: string;
+  if (values['password-stdin']) {
+    if (!io.readStdin) throw new UsageError('no standard input to read');
+    password = (await io.readStdin()).split(/\r?\n/)[0];
+  } else {
+    if (!io.promptHidden) throw new UsageError('no terminal to ask for the password: use --password-stdin');
+    password = await io.promptHidden(`password for ${positionals[0]}: `);
+    if ((await io.promptHidden('again: ')) !== password) {
+      io.err('parklink: the passwords differ');
+      return ExitCode.refused;
+    }
+  }
+  let db: Awaited<ReturnType<typeof openDatabase>>;
+  try {
+    db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
+    await migrate(db);
+  } catch (error) {
+    io.err(`parklink: cannot open the database: ${(error as Error).message}`);
+    return ExitCode.unreadable;
+  }
+  try {
+    const operator = await new Operators(db).create(
+      { username: positionals[0], role, password, displayName: values.name },
+      { id: null, username: `cli:${userInfo().username}`.slice(0, 64) },
+    );
+    io.out(JSON.stringify({ ok: true, operator }, null, 2));
+    return ExitCode.ok;
+  } catch (error) {
+    if (!(error instanceof OperatorError)) throw error;
+    io.err(`parklink: ${error.message}`);
+    io.out(JSON.stringify({ ok: false, error: error.code, message: error.message }));
+    return ExitCode.refused;
+  } finally {
+    await db.close();
+  }
+}
+
 /** Runs one command; returns the exit code. */
-export async function main(argv: string[], io: Io = stdio): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Io = stdio,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   try {
     const [command, ...rest] = argv;
     if (command === undefined || command === '--help' || command === '-h') {
       io.out(USAGE);
       return command === undefined ? ExitCode.usage : ExitCode.ok;
     }
+    if (command === 'operator') return await operatorCommand(rest, io, env);
     if (!['quote', 'check', 'state'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     const { values } = parseArgs({
       args: rest,

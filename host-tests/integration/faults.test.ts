@@ -16,7 +16,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { type Broker, startBroker } from '../../platform-server/broker';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
-import { forEachBackend, randomMeterId } from '../platform/helpers';
+import { forEachBackend, operatorLogin, randomMeterId } from '../platform/helpers';
 import { OutageProxy } from '../support/outageProxy';
 import { until } from '../support/until';
 
@@ -142,7 +142,8 @@ forEachBackend('network faults: every record in the database exactly once', (bac
     assert.equal(n, meter.log.lastSeq, 'every record is in the database');
     assert.equal(distinct_seqs, n, 'once');
     assert.equal(max, meter.log.lastSeq);
-    const gaps = await platform.app.inject({ method: 'GET', url: `/api/meters/${meterId}/gaps` });
+    const { headers } = await operatorLogin(platform.operators, 'viewer');
+    const gaps = await platform.app.inject({ method: 'GET', url: `/api/meters/${meterId}/gaps`, headers });
     assert.equal(gaps.statusCode, 200);
     assert.deepEqual(gaps.json().gaps, []);
     const txs = await platform.db.query<{ n: number }>(

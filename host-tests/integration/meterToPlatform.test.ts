@@ -10,7 +10,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { toHex } from '../../protocol/bytes';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { forEachBackend, randomMeterId } from '../platform/helpers';
+import { forEachBackend, operatorLogin, randomMeterId } from '../platform/helpers';
 import { until } from '../support/until';
 
 forEachBackend('virtual meter to platform', (backend) => {
@@ -76,7 +76,12 @@ forEachBackend('virtual meter to platform', (backend) => {
     }
     await until(() => meter.ledger.acknowledgedSeq === meter.log.lastSeq, 'every record to be acknowledged');
 
-    const response = await platform.app.inject({ method: 'GET', url: `/api/meters/${meterId}/transactions` });
+    const { headers } = await operatorLogin(platform.operators, 'viewer');
+    const response = await platform.app.inject({
+      method: 'GET',
+      url: `/api/meters/${meterId}/transactions`,
+      headers,
+    });
     assert.equal(response.statusCode, 200);
     const { transactions } = response.json() as {
       transactions: { seq: number; bayId: number; charge: number }[];

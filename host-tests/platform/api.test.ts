@@ -2,18 +2,27 @@ import assert from 'node:assert/strict';
 import { uplinkTopic } from '../../protocol/topics';
 import type { TransactionView } from '../../platform-server/api';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { CapturingLogger, forEachBackend, randomMeterId, TestMeter } from './helpers';
+import {
+  CapturingLogger,
+  forEachBackend,
+  type OperatorLogin,
+  operatorLogin,
+  randomMeterId,
+  TestMeter,
+} from './helpers';
 
 forEachBackend('HTTP API', (backend) => {
   let platform: Platform;
   let drop: () => Promise<void>;
   let busy: TestMeter;
   let silentId: number;
+  let viewer: OperatorLogin;
 
   before(async () => {
     const fresh = await backend.fresh();
     drop = fresh.drop;
     platform = await createPlatform({ ...fresh.config, httpLogger: false, logger: new CapturingLogger() });
+    viewer = await operatorLogin(platform.operators, 'viewer');
     const busyId = randomMeterId();
     busy = new TestMeter(busyId, await platform.provisionMeter(busyId, 'High Street 1'));
     silentId = busyId + 1;
@@ -36,7 +45,7 @@ forEachBackend('HTTP API', (backend) => {
     await drop?.();
   });
 
-  const get = (url: string) => platform.app.inject({ method: 'GET', url });
+  const get = (url: string) => platform.app.inject({ method: 'GET', url, headers: viewer.headers });
 
   it('GET /healthz', async () => {
     const res = await get('/healthz');

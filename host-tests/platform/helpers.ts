@@ -1,5 +1,6 @@
 // Shared by the platform tests: a meter played with the protocol functions, the two backends
-// (embedded PGlite + aedes; real PostgreSQL + Mosquitto), a capturing logger, event waits.
+// (embedded PGlite + aedes; real PostgreSQL + Mosquitto), a capturing logger, event waits, and
+// operators logged in with a given role for the operator routes.
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import mqtt from 'mqtt';
@@ -11,9 +12,28 @@ import type { MeterKeys } from '../../protocol/keys';
 import { type AckMessage, decodeAckMessage, encodeRecordsMessage } from '../../protocol/messages';
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
 import type { Logger } from '../../platform-server/ingest';
+import type { Operators, Role } from '../../platform-server/operators';
 import type { PlatformConfig } from '../../platform-server/platform';
 
 export { crypto };
+
+export interface OperatorLogin {
+  username: string;
+  /** For inject(): the session's bearer token. */
+  headers: { authorization: string };
+}
+
+/**
+ * Creates an operator with `role` (a fresh username) and logs it in: the headers that let
+ * inject() through requireRole.
+ */
+export async function operatorLogin(operators: Operators, role: Role = 'admin'): Promise<OperatorLogin> {
+  const username = `${role}-${randomBytes(4).toString('hex')}`;
+  const password = randomBytes(16).toString('base64url');
+  await operators.create({ username, role, password }, { id: null, username: 'test-setup' });
+  const { token } = await operators.login(username, password);
+  return { username, headers: { authorization: `Bearer ${token}` } };
+}
 
 /** A meter id unlikely to collide with another run on a shared broker. */
 export function randomMeterId(): number {

@@ -14,7 +14,15 @@ import {
 } from '../../protocol/status';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { CapturingLogger, crypto, forEachBackend, randomMeterId, TestMeter } from './helpers';
+import {
+  CapturingLogger,
+  crypto,
+  forEachBackend,
+  type OperatorLogin,
+  operatorLogin,
+  randomMeterId,
+  TestMeter,
+} from './helpers';
 
 const T0 = 1_772_440_200; // 2026-03-02T08:30:00Z
 
@@ -23,6 +31,7 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
   let drop: () => Promise<void>;
   let meter: TestMeter;
   let logger: CapturingLogger;
+  let staff: OperatorLogin;
 
   const frame = (message: StatusMessage, options: { seq?: number; key?: Uint8Array } = {}) =>
     sealFrame(
@@ -37,13 +46,14 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       },
       encodeStatusMessage(message),
     );
-  const get = (url: string) => platform.app.inject({ method: 'GET', url });
+  const get = (url: string) => platform.app.inject({ method: 'GET', url, headers: staff.headers });
 
   before(async () => {
     const fresh = await backend.fresh();
     drop = fresh.drop;
     logger = new CapturingLogger();
     platform = await createPlatform({ ...fresh.config, httpLogger: false, logger });
+    staff = await operatorLogin(platform.operators, 'operator');
     const id = randomMeterId();
     meter = new TestMeter(id, await platform.provisionMeter(id, 'Market Square'));
   });
@@ -264,6 +274,7 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       const res = await platform.app.inject({
         method: 'POST',
         url: `/api/meters/${meter.id}/settings`,
+        headers: staff.headers,
         payload: settings,
       });
       assert.equal(res.statusCode, 202);
@@ -273,6 +284,7 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       const bad = await platform.app.inject({
         method: 'POST',
         url: `/api/meters/${meter.id}/settings`,
+        headers: staff.headers,
         payload: { ...settings, thresholds: { ...settings.thresholds, fanOn: 30, fanOff: 35 } },
       });
       assert.equal(bad.statusCode, 400);
@@ -280,6 +292,7 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       const missing = await platform.app.inject({
         method: 'POST',
         url: `/api/meters/${meter.id}/settings`,
+        headers: staff.headers,
         payload: { ...settings, sampleSeconds: 0 },
       });
       assert.equal(missing.statusCode, 400);

@@ -9,7 +9,7 @@ import { NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { fromHex } from '../../protocol/bytes';
 import { decodeMaintenanceToken } from '../../protocol/keys';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { forEachBackend } from '../platform/helpers';
+import { forEachBackend, type OperatorLogin, operatorLogin } from '../platform/helpers';
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
   const end = Date.now() + ms;
@@ -23,6 +23,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
   let platform: Platform;
   let drop: () => Promise<void>;
   let meter: Meter | undefined;
+  let supervisor: OperatorLogin;
 
   before(async () => {
     const fresh = await backend.fresh();
@@ -32,6 +33,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
       httpLogger: false,
       logger: { info() {}, warn() {}, error() {} },
     });
+    supervisor = await operatorLogin(platform.operators, 'supervisor');
   });
 
   after(async () => {
@@ -53,7 +55,11 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     });
     meter.start();
     await until(() => link.connected, 'the meter to connect');
-    const pushed = await platform.app.inject({ method: 'POST', url: `/meters/${meterId}/key-rotation` });
+    const pushed = await platform.app.inject({
+      method: 'POST',
+      url: `/meters/${meterId}/key-rotation`,
+      headers: supervisor.headers,
+    });
     assert.equal(pushed.statusCode, 202);
     assert.equal(pushed.json().epoch, 2);
     const m = meter;
@@ -77,7 +83,11 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     );
     m.records.appendMaintenance('after-rotation', 'epoch 2');
     await until(() => m.ledger.acknowledgedSeq === m.log.lastSeq, 'the epoch 2 upload to be acknowledged');
-    const missing = await platform.app.inject({ method: 'POST', url: '/meters/4294967295/key-rotation' });
+    const missing = await platform.app.inject({
+      method: 'POST',
+      url: '/meters/4294967295/key-rotation',
+      headers: supervisor.headers,
+    });
     assert.equal(missing.statusCode, 404);
   });
 
@@ -87,11 +97,13 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     const one = await platform.app.inject({
       method: 'POST',
       url: `/meters/${meterId}/maintenance-tokens`,
+      headers: supervisor.headers,
       payload: { staff: 'alice', seconds: 600 },
     });
     const two = await platform.app.inject({
       method: 'POST',
       url: `/meters/${meterId}/maintenance-tokens`,
+      headers: supervisor.headers,
       payload: { staff: 'bob' },
     });
     assert.equal(one.statusCode, 201);
@@ -105,6 +117,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
       const r = await platform.app.inject({
         method: 'POST',
         url: `/meters/${meterId}/maintenance-tokens`,
+        headers: supervisor.headers,
         payload,
       });
       assert.equal(r.statusCode, 400, JSON.stringify(payload));
@@ -112,6 +125,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     const unknown = await platform.app.inject({
       method: 'POST',
       url: '/meters/4294967295/maintenance-tokens',
+      headers: supervisor.headers,
       payload: { staff: 'a' },
     });
     assert.equal(unknown.statusCode, 404);

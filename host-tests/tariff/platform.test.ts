@@ -1,6 +1,6 @@
 // The platform's side of tariffs on PGlite: stored after validation (400 naming the field), pushed
 // as 0x85 to a meter whose charging unit applies it and answers 0x05, recorded as applied, replays
-// refused; quotes priced by the same engine over HTTP.
+// refused; quotes priced by the same engine over HTTP (public), the rest behind operator logins.
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { nobleCrypto } from '../../hal/nobleCrypto';
@@ -10,7 +10,9 @@ import { flatTariff, type TariffDocument } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
 import { type Database, migrate, openDatabase } from '../../platform-server/db';
 import { keystoreFromHex } from '../../platform-server/keystore';
+import { Operators } from '../../platform-server/operators';
 import { startTariffs } from '../../platform-server/tariffs';
+import { type OperatorLogin, operatorLogin } from '../platform/helpers';
 
 const METER = 4242;
 const keystore = keystoreFromHex('11'.repeat(32));
@@ -33,14 +35,19 @@ describe('platform tariffs (PGlite)', () => {
   const downlinks: { type: number; body: Uint8Array; seq: number }[] = [];
   let seq = 0;
   let service: Awaited<ReturnType<typeof startTariffs>>;
+  let staff: OperatorLogin;
 
   before(async () => {
     db = await openDatabase();
     await migrate(db);
     await db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, 1)', [METER, 'test']);
+    const operators = new Operators(db);
+    operators.install(app);
+    staff = await operatorLogin(operators, 'operator');
     service = await startTariffs(app, {
       db,
       keystore,
+      guard: operators,
       async sendDownlink(_meterId, type, body) {
         downlinks.push({ type, body, seq: ++seq });
         return seq;
@@ -56,16 +63,23 @@ describe('platform tariffs (PGlite)', () => {
     const bad = await app.inject({
       method: 'POST',
       url: '/api/tariffs',
+      headers: staff.headers,
       payload: { ...doc, rounding: { money: 'sideways' } },
     });
     assert.equal(bad.statusCode, 400);
     assert.equal(bad.json().field, 'rounding.money');
-    const good = await app.inject({ method: 'POST', url: '/api/tariffs', payload: doc });
+    const good = await app.inject({
+      method: 'POST',
+      url: '/api/tariffs',
+      headers: staff.headers,
+      payload: doc,
+    });
     assert.equal(good.statusCode, 201);
     assert.deepEqual(good.json(), { id: 'zone-a', version: 2 });
     const clash = await app.inject({
       method: 'POST',
       url: '/api/tariffs',
+      headers: staff.headers,
       payload: { ...doc, graceMinutes: 5 },
     });
     assert.equal(clash.statusCode, 409);
@@ -75,6 +89,7 @@ describe('platform tariffs (PGlite)', () => {
     const pushed = await app.inject({
       method: 'POST',
       url: `/api/meters/${METER}/tariff`,
+      headers: staff.headers,
       payload: { tariffId: 'zone-a' },
     });
     assert.equal(pushed.statusCode, 202);
@@ -103,7 +118,11 @@ describe('platform tariffs (PGlite)', () => {
     const ack = await service.onAck(uplinkTopic(METER), frames[0]);
     assert.deepEqual(ack, { kind: 'tariff', version: 2, ok: true });
     await assert.rejects(service.onAck(uplinkTopic(METER), frames[0]), /replay/);
-    const status = await app.inject({ method: 'GET', url: `/api/meters/${METER}/tariff` });
+    const status = await app.inject({
+      method: 'GET',
+      url: `/api/meters/${METER}/tariff`,
+      headers: staff.headers,
+    });
     assert.deepEqual(status.json(), {
       meterId: METER,
       tariffId: 'zone-a',

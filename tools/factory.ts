@@ -1,0 +1,24 @@
+// The factory station for virtual meters: the platform registers the meter (key epoch 1) and hands
+// over what goes into it: its keys into the secure parts, its release key beside them (without it
+// the meter can never accept an operator's release of an unacknowledged upload set). `npm start`
+// and the tests provision meters through here, so both load the same things.
+import type { MeterHardware } from '../hal/hardware';
+import { RecordStore } from '../firmware/units/storage';
+import { provisionBoard } from '../firmware/units/security';
+import type { Platform } from '../platform-server/platform';
+
+export async function provisionVirtualMeter(
+  platform: Pick<Platform, 'provisionMeter' | 'releaseKeyFor'>,
+  hardware: MeterHardware,
+  meterId: number,
+  name: string,
+): Promise<void> {
+  const keys = await platform.provisionMeter(meterId, name);
+  provisionBoard(hardware, keys, meterId);
+  const releaseKey = platform.releaseKeyFor(meterId);
+  try {
+    RecordStore.provisionReleaseKey(hardware.preferences, releaseKey);
+  } finally {
+    releaseKey.fill(0); // the store keeps its own copy
+  }
+}
