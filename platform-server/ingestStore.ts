@@ -352,8 +352,6 @@ function checkAgainstHeld(
   return { set, stored, duplicates, gapBelow: first > 1 && !before };
 }
 
-const hex = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex');
-
 /**
  * One statement for the whole batch: every table's rows through unnest() of one array per column
  * (a handful of parameters however many rows, where a multi-row VALUES list needs one per value),
@@ -366,12 +364,18 @@ async function writeSets(
 ): Promise<Map<number, number>> {
   type Column = (string | number | null)[];
   const columns = (n: number): Column[] => Array.from({ length: n }, () => []);
-  const records = columns(6);
+  const records = columns(4);
   const transactions = columns(14);
   const operations = columns(8);
   const maintenance = columns(4);
   // Straight into the columns, no row arrays: this loop runs for every record of the fleet.
-  const [rMeter, rSeq, rKind, rTime, rBytes, rLink] = records;
+  const [rMeter, rSeq, rKind, rTime] = records;
+  // Every record's bytes and link in two bytea parameters, cut apart by the server (substring).
+  const allBytes: Uint8Array[] = [];
+  const allLinks: Uint8Array[] = [];
+  const byteStarts: number[] = [];
+  const byteLengths: number[] = [];
+  let byteCount = 0;
   const [
     tMeter,
     tSeq,
@@ -396,8 +400,11 @@ async function writeSets(
       rSeq.push(record.seq);
       rKind.push(record.kind);
       rTime.push(record.time);
-      rBytes.push(hex(bytes));
-      rLink.push(hex(link));
+      allBytes.push(bytes);
+      allLinks.push(link);
+      byteStarts.push(byteCount + 1); // substring() counts from 1
+      byteLengths.push(bytes.length);
+      byteCount += bytes.length;
       switch (record.kind) {
         case RecordKind.Transaction: {
           const d = record.data;
@@ -446,10 +453,18 @@ async function writeSets(
     });
   const parts: string[] = [];
   if (records[0].length > 0) {
-    const [m, s, k, t, b, l] = arrays(records, ['bigint', 'bigint', 'smallint', 'float8', 'text', 'text']);
+    const [m, s, k, t, b, n] = arrays(
+      [...records, byteStarts, byteLengths],
+      ['bigint', 'bigint', 'smallint', 'float8', 'integer', 'integer'],
+    );
+    params.push(Buffer.concat(allBytes), Buffer.concat(allLinks));
+    const blob = `$${params.length - 1}::bytea`;
+    const links = `$${params.length}::bytea`;
+    // Record i (from 1): n bytes of the blob from b, and the i-th 32 bytes of the links.
     parts.push(
       `INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link)
-       SELECT m, s, k, to_timestamp(t), decode(b, 'hex'), decode(l, 'hex') FROM unnest(${m}, ${s}, ${k}, ${t}, ${b}, ${l}) AS u(m, s, k, t, b, l)`,
+       SELECT m, s, k, to_timestamp(t), substring(${blob} FROM b FOR n), substring(${links} FROM (i::integer - 1) * 32 + 1 FOR 32)
+         FROM unnest(${m}, ${s}, ${k}, ${t}, ${b}, ${n}) WITH ORDINALITY AS u(m, s, k, t, b, n, i)`,
     );
   }
   if (transactions[0].length > 0) {

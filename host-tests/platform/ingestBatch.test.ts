@@ -75,7 +75,7 @@ forEachBackend('ingest in batches', (backend) => {
       ingest.handleUplink(uplinkTopic(good[2].id), good[2].frame(1, 5)),
     ];
     const [first, ...rest] = await Promise.all(outcomes);
-    assert.equal(first.ok, true);
+    assert.equal(first.ok, true, first.ok ? '' : first.detail);
     assert.deepEqual(
       rest.map((o) => (o.ok ? 'ok' : o.reason)),
       ['ok', 'chain-broken', 'ok', 'ok'],
