@@ -2,6 +2,10 @@
 // the records that concern it; only those take a transaction each, and the order within the batch
 // still holds: a registered card's first tap pairs, a later stranger's tap at that bay ends it.
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { ProtocolError } from '../../protocol/errors';
+import { cardToken } from '../../protocol/renewal';
 import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/db';
 import type { StoredRecord } from '../../platform-server/ingest';
@@ -77,6 +81,28 @@ forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
     const record = meter.transaction({ minutes: 30, ...data }, Math.floor(clock.now() / 1000));
     return { meterId: meter.id, record, bytes: meter.bytes(record.seq), link: meter.link(record.seq) };
   }
+
+  it('tokens cards as protocol/renewal.ts cardToken does, and refuses what is not a card number', () => {
+    const tokenKey = new Uint8Array(32).fill(0x42);
+    const tokens = new PhoneService({
+      db,
+      keystore,
+      brokerUrl: 'mqtt://127.0.0.1:1',
+      logger: silent,
+      tokenKey,
+      pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
+    });
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9]{8,19}$/), (card) => {
+        assert.equal(tokens.tokenOf(card), cardToken(nobleCrypto, tokenKey, card));
+      }),
+      { numRuns: 300 },
+    );
+    for (const bad of ['', '1234567', '12345678901234567890', '6280 1234 0000 0050', '62801234000000５0']) {
+      assert.throws(() => tokens.tokenOf(bad), ProtocolError);
+      assert.throws(() => cardToken(nobleCrypto, tokenKey, bad), ProtocolError);
+    }
+  });
 
   it('opens a transaction only for the records that concern it, in batch order', async () => {
     const meter = await newMeter();
