@@ -414,6 +414,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const { downlink_seq: seq, key_epoch: epoch } = row.rows[0];
     const keys = this.keystore.meterKeys(meterId, epoch);
     keys.uplink.fill(0);
+    for (const secret of Object.values(keys.secrets ?? {})) secret.fill(0);
     const frame = sealFrame(
       this.crypto,
       keys.downlink,

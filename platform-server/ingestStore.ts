@@ -252,6 +252,8 @@ function openSet(
     epoch = header.epoch;
   }
   const keys = keystore.meterKeys(meterId, epoch);
+  // Ingest needs C to open and D to seal the ack; the key parts A, B and M not at all.
+  for (const secret of Object.values(keys.secrets ?? {})) secret.fill(0);
   let body: Uint8Array;
   try {
     body = openFrame(crypto, keys.uplink, frame).body;
