@@ -13,7 +13,7 @@ import { formatClock, formatMoney } from '../../firmware/units/format';
 import { decodeHeader, FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
 import { ProtocolError } from '../../protocol/errors';
 import { type MeterRecord, RecordKind } from '../../protocol/records';
-import { cardToken, decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
+import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
 import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
 import type { Database, Queryable } from '../db';
 import type { Logger, StoredRecord } from '../ingest';
