@@ -76,7 +76,7 @@ const created = platform.operators.bootstrapped;
 if (created) {
   const password = demoAdmin ? demoAdmin.password : '<PARKLINK_ADMIN_PASSWORD>';
   console.log(
-    `Operator API: admin ${created} created${demoAdmin ? ` with password ${password} (this run's demo admin)` : ''}. Log in and list the meters:\n` +
+    `Operator API: admin account '${created}' created${demoAdmin ? ` with password ${password} (this run's demo admin)` : ''}. Log in and list the meters:\n` +
       `  TOKEN=$(curl -s -X POST ${http}/api/operators/login -H 'content-type: application/json' ` +
       `-d '{"username":"${created}","password":"${password}"}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')\n` +
       `  curl -H "Authorization: Bearer $TOKEN" ${http}/api/meters`,
