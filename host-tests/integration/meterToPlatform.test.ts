@@ -9,8 +9,8 @@ import { purseCard } from '../../hal/mock/cards';
 import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { toHex } from '../../protocol/bytes';
-import { createPlatform, type Platform } from '../../platform-server/platform';
-import { forEachBackend, operatorLogin, randomMeterId } from '../platform/helpers';
+import type { Platform } from '../../platform-server/platform';
+import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../platform/helpers';
 import { until } from '../support/until';
 
 forEachBackend('virtual meter to platform', (backend) => {
@@ -19,13 +19,7 @@ forEachBackend('virtual meter to platform', (backend) => {
   const meters: Meter[] = [];
 
   before(async () => {
-    const fresh = await backend.fresh();
-    drop = fresh.drop;
-    platform = await createPlatform({
-      ...fresh.config,
-      httpLogger: false,
-      logger: { info() {}, warn() {}, error() {} },
-    });
+    ({ platform, drop } = await startPlatform(backend));
   });
 
   after(async () => {

@@ -10,9 +10,9 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import type { MqttEvents, MqttLink } from '../../hal/mqtt';
 import { decodeRecord, MaintenanceCode, RecordKind } from '../../protocol/records';
-import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { Platform } from '../../platform-server/platform';
 import { provisionVirtualMeter } from '../../tools/factory';
-import { forEachBackend, operatorLogin, randomMeterId } from '../platform/helpers';
+import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../platform/helpers';
 import { until } from '../support/until';
 
 /** A link whose uplinks are lost on the way while `losing` (the broker never sees them). */
@@ -45,13 +45,7 @@ forEachBackend('operator release of an unacknowledged upload set', (backend) => 
   let meter: Meter | undefined;
 
   before(async () => {
-    const fresh = await backend.fresh();
-    drop = fresh.drop;
-    platform = await createPlatform({
-      ...fresh.config,
-      httpLogger: false,
-      logger: { info() {}, warn() {}, error() {} },
-    });
+    ({ platform, drop } = await startPlatform(backend));
   });
 
   after(async () => {

@@ -13,7 +13,7 @@ import { type AckMessage, decodeAckMessage, encodeRecordsMessage } from '../../p
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
 import type { Logger } from '../../platform-server/ingest';
 import type { Operators, Role } from '../../platform-server/operators';
-import type { PlatformConfig } from '../../platform-server/platform';
+import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
 
 export { crypto };
 
@@ -303,5 +303,31 @@ export function forEachBackend(title: string, suite: (backend: Backend) => void)
       });
       suite(backend);
     });
+  }
+}
+
+/** A logger that keeps nothing. */
+export const quietLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * A platform on a fresh database of `backend`, with quiet logs and `config` on top; `drop` removes
+ * the database once the platform is closed.
+ */
+export async function startPlatform(
+  backend: Backend,
+  config: Partial<PlatformConfig> = {},
+): Promise<{ platform: Platform; drop: () => Promise<void> }> {
+  const fresh = await backend.fresh();
+  try {
+    const platform = await createPlatform({
+      ...fresh.config,
+      httpLogger: false,
+      logger: quietLogger,
+      ...config,
+    });
+    return { platform, drop: fresh.drop };
+  } catch (error) {
+    await fresh.drop();
+    throw error;
   }
 }

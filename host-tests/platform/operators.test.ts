@@ -9,8 +9,15 @@ import { verifyReleaseToken } from '../../protocol/release';
 import { DEFAULT_SETTINGS } from '../../protocol/status';
 import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators';
 import { migrate, openDatabase } from '../../platform-server/db';
-import { configFromEnv, createPlatform, type Platform } from '../../platform-server/platform';
-import { crypto, forEachBackend, type OperatorLogin, operatorLogin, randomMeterId } from './helpers';
+import { configFromEnv, type Platform } from '../../platform-server/platform';
+import {
+  crypto,
+  forEachBackend,
+  type OperatorLogin,
+  operatorLogin,
+  randomMeterId,
+  startPlatform,
+} from './helpers';
 
 const ADMIN = { username: 'city-admin', password: 'first admin password' };
 const SESSION_S = 3600;
@@ -24,12 +31,7 @@ forEachBackend('operator accounts', (backend) => {
   let meterId: number;
 
   before(async () => {
-    const fresh = await backend.fresh();
-    drop = fresh.drop;
-    platform = await createPlatform({
-      ...fresh.config,
-      httpLogger: false,
-      logger: { info() {}, warn() {}, error() {} },
+    ({ platform, drop } = await startPlatform(backend, {
       operators: {
         now: () => now,
         sessionSeconds: SESSION_S,
@@ -37,7 +39,7 @@ forEachBackend('operator accounts', (backend) => {
         lockoutSeconds: LOCKOUT_S,
         admin: ADMIN,
       },
-    });
+    }));
     for (const role of ROLES) as[role] = await operatorLogin(platform.operators, role);
     meterId = randomMeterId();
     await platform.provisionMeter(meterId, 'Operators Street');

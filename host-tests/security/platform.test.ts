@@ -8,8 +8,8 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { fromHex } from '../../protocol/bytes';
 import { decodeMaintenanceToken } from '../../protocol/keys';
-import { createPlatform, type Platform } from '../../platform-server/platform';
-import { forEachBackend, type OperatorLogin, operatorLogin } from '../platform/helpers';
+import type { Platform } from '../../platform-server/platform';
+import { forEachBackend, type OperatorLogin, operatorLogin, startPlatform } from '../platform/helpers';
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
   const end = Date.now() + ms;
@@ -26,13 +26,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
   let supervisor: OperatorLogin;
 
   before(async () => {
-    const fresh = await backend.fresh();
-    drop = fresh.drop;
-    platform = await createPlatform({
-      ...fresh.config,
-      httpLogger: false,
-      logger: { info() {}, warn() {}, error() {} },
-    });
+    ({ platform, drop } = await startPlatform(backend));
     supervisor = await operatorLogin(platform.operators, 'supervisor');
   });
 
