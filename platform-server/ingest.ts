@@ -21,7 +21,7 @@ import {
   storeBatch,
   type UplinkFrame,
 } from './ingestStore';
-import type { Keystore } from './keystore';
+import { frameKeys, type Keystore } from './keystore';
 import { nodeCrypto } from './nodeCrypto';
 
 export type { RefusalReason, StoredRecord } from './ingestStore';
@@ -412,9 +412,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     );
     if (row.rows.length === 0) throw new FrameRefused('unknown-meter', `meter ${meterId} is not provisioned`);
     const { downlink_seq: seq, key_epoch: epoch } = row.rows[0];
-    const keys = this.keystore.meterKeys(meterId, epoch);
+    const keys = frameKeys(this.keystore, meterId, epoch);
     keys.uplink.fill(0);
-    for (const secret of Object.values(keys.secrets ?? {})) secret.fill(0);
     const frame = sealFrame(
       this.crypto,
       keys.downlink,

@@ -12,7 +12,7 @@ import { type FrameHeader, openFrame } from '../protocol/frame';
 import { type AckMessage, decodeRecordsMessage } from '../protocol/messages';
 import { decodeRecord, type MeterRecord, RecordKind } from '../protocol/records';
 import type { Database, Queryable, SqlParam } from './db';
-import type { Keystore } from './keystore';
+import { frameKeys, type Keystore } from './keystore';
 
 export type RefusalReason =
   | ProtocolErrorCode
@@ -251,9 +251,7 @@ function openSet(
       throw new FrameRefused('stale-epoch', `frame key epoch ${header.epoch}, meter's epoch ${epoch}`);
     epoch = header.epoch;
   }
-  const keys = keystore.meterKeys(meterId, epoch);
-  // Ingest needs C to open and D to seal the ack; the key parts A, B and M not at all.
-  for (const secret of Object.values(keys.secrets ?? {})) secret.fill(0);
+  const keys = frameKeys(keystore, meterId, epoch);
   let body: Uint8Array;
   try {
     body = openFrame(crypto, keys.uplink, frame).body;

@@ -37,6 +37,17 @@ export interface Keystore {
  * The key check value: SHA-256 of the uplink key that deriveMeterKeys gives a meter id and epoch no
  * meter uses (both 2^32 - 1), cut to 3 bytes.
  */
+/**
+ * The two keys frames need, C (uplink) and D (downlink), for a meter and epoch: the key parts A, B
+ * and M the derivation also yields are wiped before this returns. The caller wipes C and D after use.
+ */
+export function frameKeys(keystore: Keystore, meterId: number, epoch: number): MeterKeys {
+  const keys = keystore.meterKeys(meterId, epoch);
+  const secrets = keys.secrets;
+  if (secrets) for (const part of [secrets.a, secrets.b, secrets.m]) part.fill(0);
+  return { epoch: keys.epoch, uplink: keys.uplink, downlink: keys.downlink };
+}
+
 export function keyCheckValue(crypto: Crypto, master: Uint8Array): string {
   const keys = deriveMeterKeys(crypto, master, 0xffffffff, 0xffffffff);
   const check = toHex(sha256(keys.uplink).subarray(0, 3));

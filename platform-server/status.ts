@@ -23,7 +23,7 @@ import {
 import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './db';
 import type { Logger } from './ingest';
-import type { Keystore } from './keystore';
+import { frameKeys, type Keystore } from './keystore';
 
 export { STATUS_FRAME };
 
@@ -85,7 +85,7 @@ export class StatusService {
       const epoch = meter.rows[0].key_epoch;
       if (header.epoch !== epoch)
         throw new Refused('stale-epoch', `frame epoch ${header.epoch}, meter's ${epoch}`);
-      const keys = this.#d.keystore.meterKeys(meterId, epoch);
+      const keys = frameKeys(this.#d.keystore, meterId, epoch);
       keys.downlink.fill(0);
       let body: Uint8Array;
       try {

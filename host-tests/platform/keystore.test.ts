@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { fromHex, toHex } from '../../protocol/bytes';
-import { deriveMeterKeys } from '../../protocol/keys';
+import { deriveMeterKeys, type MeterKeys } from '../../protocol/keys';
 import {
   createKeystoreFile,
+  frameKeys,
   generatedKeystore,
   keystoreFromHex,
   loadKeystore,
@@ -82,5 +83,30 @@ describe('keystore', () => {
       /does not exist/,
     );
     await assert.rejects(loadKeystore({ keystoreFile: join(dir, 'missing.json') }), /passphrase/);
+  });
+
+  it('frameKeys hands out C and D only, and wipes the key parts A, B and M it derived', () => {
+    const keystore = keystoreFromHex(MASTER_HEX, crypto);
+    let derived: MeterKeys | undefined;
+    const watching = {
+      ...keystore,
+      meterKeys(meterId: number, epoch: number) {
+        derived = keystore.meterKeys(meterId, epoch);
+        return derived;
+      },
+    };
+    const keys = frameKeys(watching, 4242, 3);
+    const expected = deriveMeterKeys(crypto, fromHex(MASTER_HEX), 4242, 3);
+    assert.deepEqual(keys.uplink, expected.uplink);
+    assert.deepEqual(keys.downlink, expected.downlink);
+    assert.equal(keys.epoch, 3);
+    assert.equal(keys.secrets, undefined);
+    const parts = derived?.secrets;
+    assert.ok(parts, 'the derivation yields the key parts');
+    for (const part of [parts.a, parts.b, parts.m])
+      assert.ok(
+        part.every((b) => b === 0),
+        'wiped',
+      );
   });
 });

@@ -17,7 +17,7 @@ import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/r
 import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
 import type { Database, Queryable } from '../db';
 import type { Logger, StoredRecord } from '../ingest';
-import type { Keystore } from '../keystore';
+import { frameKeys, type Keystore } from '../keystore';
 import { type Channel, type ChannelAdapter, Outbox } from './channels';
 import type { Pricing } from './pricing';
 import { type Intent, ivrMenu, parseDtmf, parseSms, SMS_HELP } from './replies';
@@ -905,7 +905,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
       'UPDATE meters SET downlink_seq = downlink_seq + 1 WHERE id = $1 RETURNING downlink_seq',
       [r.meter_id],
     );
-    const keys = this.#o.keystore.meterKeys(r.meter_id, r.key_epoch);
+    const keys = frameKeys(this.#o.keystore, r.meter_id, r.key_epoch);
     keys.uplink.fill(0);
     const frame = sealFrame(
       this.#crypto,
@@ -955,7 +955,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     if (!meter.rows[0]) throw new Error(`meter ${meterId} is not provisioned`);
     const epoch = meter.rows[0].key_epoch;
     if (header.epoch !== epoch) throw new Error(`stale epoch ${header.epoch}`);
-    const keys = this.#o.keystore.meterKeys(meterId, epoch);
+    const keys = frameKeys(this.#o.keystore, meterId, epoch);
     keys.downlink.fill(0);
     let body: Uint8Array;
     try {
