@@ -11,8 +11,15 @@ import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors';
 import { type FrameHeader, openFrame } from '../protocol/frame';
 import { type AckMessage, decodeRecordsMessage } from '../protocol/messages';
 import { decodeRecord, type MeterRecord, RecordKind } from '../protocol/records';
+import type { ReplayWindow } from '../protocol/replayWindow';
 import type { Database, Queryable, SqlParam } from './db';
 import { frameKeys, type Keystore } from './keystore';
+import {
+  UPLINK_WINDOW_COLUMNS,
+  type UplinkWindowRow,
+  uplinkSeenColumn,
+  uplinkWindowOf,
+} from './uplinkWindow';
 
 export type RefusalReason =
   | ProtocolErrorCode
@@ -75,11 +82,10 @@ export interface RefusedSet {
   error: unknown;
 }
 
-interface MeterRow {
+interface MeterRow extends UplinkWindowRow {
   id: number;
   key_epoch: number;
   old_epoch: number | null;
-  last_uplink_seq: number;
   has_gaps: boolean;
 }
 
@@ -88,6 +94,8 @@ interface OpenedSet {
   index: number;
   meterId: number;
   frameSeq: number;
+  /** The meter's uplink window with this frame accepted, written back if the set is stored. */
+  window: ReplayWindow;
   epoch: number;
   downlinkKey: Uint8Array;
   hasGaps: boolean;
@@ -127,7 +135,7 @@ export async function storeBatch(
       const meterIds = [...new Set(frames.map((f) => f.header.meterId))];
       const meters = new Map<number, MeterRow>();
       const locked = await tx.query<MeterRow>(
-        `SELECT id, key_epoch, last_uplink_seq,
+        `SELECT id, key_epoch, ${UPLINK_WINDOW_COLUMNS},
                 CASE WHEN previous_epoch_until > now() THEN previous_key_epoch END AS old_epoch,
                 EXISTS (SELECT 1 FROM record_gaps g WHERE g.meter_id = meters.id) AS has_gaps
            FROM meters WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
@@ -263,12 +271,10 @@ function openSet(
   }
   try {
     // Only an authenticated frame can be a replay: checked after opening, so the log says which.
-    if (header.seq <= Number(meter.last_uplink_seq)) {
-      throw new FrameRefused(
-        'replay',
-        `frame seq ${header.seq} does not advance meter ${meterId}'s ${meter.last_uplink_seq}`,
-      );
-    }
+    const window = uplinkWindowOf(meter);
+    const replayed = window.check(header.seq);
+    if (replayed) throw new FrameRefused('replay', `uplink frame of meter ${meterId}: ${replayed}`);
+    window.accept(header.seq);
     const message = decodeRecordsMessage(body);
     const records = message.records.map((bytes) => decodeRecord(bytes));
     const first = records[0].seq;
@@ -294,6 +300,7 @@ function openSet(
       index,
       meterId,
       frameSeq: header.seq,
+      window,
       epoch,
       downlinkKey: keys.downlink,
       hasGaps: meter.has_gaps === true,
@@ -502,14 +509,20 @@ async function writeSets(
     const a = arrays(maintenance, ['bigint', 'bigint', 'text', 'text']);
     parts.push(`INSERT INTO maintenance (meter_id, seq, code, detail) SELECT * FROM unnest(${a.join(', ')})`);
   }
-  const [ids, seqs] = arrays(
-    [sets.map(({ set }) => set.meterId), sets.map(({ set }) => set.frameSeq)],
-    ['bigint', 'bigint'],
+  const [ids, highest, seen] = arrays(
+    [
+      sets.map(({ set }) => set.meterId),
+      sets.map(({ set }) => set.window.highest),
+      sets.map(({ set }) => uplinkSeenColumn(set.window)),
+    ],
+    ['bigint', 'bigint', 'bigint'],
   );
   // Data-modifying CTEs all run, and the foreign keys (transactions → records) hold at the end.
   const ctes = parts.map((statement, i) => `w${i} AS (${statement})`);
-  const advance = `UPDATE meters SET last_uplink_seq = f.seq, last_seen_at = now(), downlink_seq = meters.downlink_seq + 1
-       FROM unnest(${ids}, ${seqs}) AS f(id, seq) WHERE meters.id = f.id RETURNING meters.id, meters.downlink_seq`;
+  const advance = `UPDATE meters SET last_uplink_seq = f.highest, uplink_seen = f.seen, last_seen_at = now(),
+         downlink_seq = meters.downlink_seq + 1
+       FROM unnest(${ids}, ${highest}, ${seen}) AS f(id, highest, seen) WHERE meters.id = f.id
+       RETURNING meters.id, meters.downlink_seq`;
   const advanced = await tx.query<{ id: number; downlink_seq: number }>(
     ctes.length > 0 ? `WITH ${ctes.join(', ')} ${advance}` : advance,
     params,

@@ -21,6 +21,7 @@ import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './db';
 import type { Keystore } from './keystore';
 import type { OperatorGuard } from './operators';
+import { acceptUplinkFrame } from './uplinkWindow';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;
 
@@ -87,8 +88,7 @@ export class KeyRotation {
     const meter = await db.query<{
       key_epoch: number;
       previous_key_epoch: number | null;
-      last_uplink_seq: number;
-    }>('SELECT key_epoch, previous_key_epoch, last_uplink_seq FROM meters WHERE id = $1', [header.meterId]);
+    }>('SELECT key_epoch, previous_key_epoch FROM meters WHERE id = $1', [header.meterId]);
     if (meter.rows.length === 0) throw new ProtocolError('unknown-meter', `meter ${header.meterId}`);
     const { key_epoch, previous_key_epoch } = meter.rows[0];
     if (header.epoch !== Number(key_epoch) && header.epoch !== Number(previous_key_epoch ?? -1))
@@ -101,11 +101,7 @@ export class KeyRotation {
       wipeMeterKeys(keys);
     }
     await db.transaction(async (tx) => {
-      const advanced = await tx.query(
-        'UPDATE meters SET last_uplink_seq = $2 WHERE id = $1 AND last_uplink_seq < $2 RETURNING id',
-        [header.meterId, header.seq],
-      );
-      if (advanced.rowCount === 0) throw new ProtocolError('replay', `uplink seq ${header.seq}`);
+      await acceptUplinkFrame(tx, header.meterId, header.seq);
       await tx.query('INSERT INTO security_events (meter_id, event, epoch, detail) VALUES ($1, $2, $3, $4)', [
         header.meterId,
         event.ev,

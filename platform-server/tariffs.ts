@@ -33,6 +33,7 @@ import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './db';
 import type { Keystore } from './keystore';
 import type { OperatorGuard } from './operators';
+import { acceptUplinkFrame } from './uplinkWindow';
 
 export interface TariffDeps {
   db: Database;
@@ -161,11 +162,7 @@ export class TariffService {
     keys.downlink.fill(0);
     if (header.meterId !== meterId || header.type !== TARIFF_ACK_UPLINK)
       throw new ProtocolError('bad-type', 'not a tariff acknowledgement of this meter');
-    const advanced = await db.query(
-      'UPDATE meters SET last_uplink_seq = $2, last_seen_at = now() WHERE id = $1 AND last_uplink_seq < $2',
-      [meterId, header.seq],
-    );
-    if (advanced.rowCount === 0) throw new ProtocolError('replay', `uplink frame ${header.seq}`);
+    await db.transaction((tx) => acceptUplinkFrame(tx, meterId, header.seq));
     const ack = decodeTariffAck(body);
     if (ack.kind === 'tariff') {
       await db.query(

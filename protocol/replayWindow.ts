@@ -20,6 +20,11 @@ export class ReplayWindow {
     return this.#highest;
   }
 
+  /** The mask of accepted numbers (bit i: highest - i), for storing beside `highest`. */
+  get seen(): bigint {
+    return this.#seen;
+  }
+
   /** Why `seq` would be refused, or undefined when it is new. */
   check(seq: number): string | undefined {
     if (!Number.isInteger(seq) || seq < 1) return `sequence ${seq} is not positive`;

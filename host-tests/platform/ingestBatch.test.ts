@@ -3,7 +3,7 @@
 // not hold back the others, a meter's frames keep their order, text of any kind is stored verbatim,
 // and a database failure loses nothing (every frame of the batch refused, the meters send again).
 import assert from 'node:assert/strict';
-import { type Accepted, Ingest, type IngestOutcome } from '../../platform-server/ingest';
+import { type Accepted, Ingest, type IngestOutcome, type Refusal } from '../../platform-server/ingest';
 import { arrayLiteral } from '../../platform-server/ingestStore';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { RecordKind } from '../../protocol/records';
@@ -172,5 +172,52 @@ forEachBackend('ingest in batches', (backend) => {
     const again = await Promise.all(meters.map((m) => ingest.handleUplink(uplinkTopic(m.id), m.frame(1, 3))));
     assert.ok(again.every((o) => o.ok));
     for (const m of meters) assert.equal(await count('records', m.id), 3);
+  });
+
+  describe('uplink anti-replay window (64 frames, as the meter keeps for downlinks)', () => {
+    const send = (meter: TestMeter, seq: number, from = 1, to = 3) =>
+      ingest.handleUplink(uplinkTopic(meter.id), meter.frame(from, to, { seq }));
+    const reason = (o: IngestOutcome) => (o.ok ? 'ok' : o.reason);
+
+    it('accepts a frame overtaken by a later one once, and refuses it the second time', async () => {
+      const meter = await newMeter();
+      meter.transactions(3);
+      assert.equal(reason(await send(meter, 5)), 'ok');
+      const late = await send(meter, 4);
+      assert.equal(reason(late), 'ok', 'frame 4 arrived after 5: in the window, not seen');
+      assert.equal((late as Accepted).duplicates, 3);
+      assert.equal(reason(await send(meter, 4)), 'replay');
+      assert.equal(reason(await send(meter, 5)), 'replay');
+      assert.equal(await count('records', meter.id), 3);
+    });
+
+    it('refuses a frame older than the window, and keeps the edge of the mask (bit 63) across a reload', async () => {
+      const meter = await newMeter();
+      meter.transactions(3);
+      assert.equal(reason(await send(meter, 1)), 'ok');
+      assert.equal(reason(await send(meter, 64)), 'ok'); // frame 1 is now bit 63: the sign bit of the column
+      const row = await platform.db.query<{ seen: string }>(
+        'SELECT uplink_seen::text AS seen FROM meters WHERE id = $1',
+        [meter.id],
+      );
+      assert.ok(row.rows[0].seen.startsWith('-'), 'stored as a negative bigint');
+      assert.equal(reason(await send(meter, 1)), 'replay');
+      assert.equal(reason(await send(meter, 2)), 'ok', 'frame 2, never seen, 62 below');
+      assert.equal(reason(await send(meter, 130)), 'ok');
+      const stale = await send(meter, 66);
+      assert.equal(reason(stale), 'replay');
+      assert.match((stale as Refusal).detail, /older than the window/);
+    });
+
+    it('treats a meter from before the window (no mask) as having seen every frame up to its mark', async () => {
+      const meter = await newMeter();
+      meter.transactions(3);
+      await platform.db.query('UPDATE meters SET last_uplink_seq = 10, uplink_seen = NULL WHERE id = $1', [
+        meter.id,
+      ]);
+      assert.equal(reason(await send(meter, 9)), 'replay');
+      assert.equal(reason(await send(meter, 11)), 'ok');
+      assert.equal(reason(await send(meter, 10)), 'replay');
+    });
   });
 });
