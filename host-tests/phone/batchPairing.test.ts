@@ -141,4 +141,69 @@ forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
     assert.equal(sessions[0].status, 'ended');
     assert.equal(sessions[0].endReason, 'next-user');
   });
+
+  describe('after an instance stopped between the commit and pairing', () => {
+    /** The records table row ingest would have written. */
+    const store = (s: StoredRecord) =>
+      inner.query(
+        'INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link) VALUES ($1, $2, $3, $4, $5, $6)',
+        [s.meterId, s.record.seq, s.record.kind, new Date(s.record.time * 1000), s.bytes, s.link],
+      );
+    const mark = async (meterId: number) =>
+      (
+        await inner.query<{ last_seq: number }>(
+          'SELECT last_seq FROM phone_pairing_marks WHERE meter_id = $1',
+          [meterId],
+        )
+      ).rows[0]?.last_seq;
+
+    it('the sweep looks at the records pairing never saw, in order, and then at nothing more', async () => {
+      const sweeper = new PhoneService({
+        db: inner,
+        keystore,
+        brokerUrl: 'mqtt://127.0.0.1:1',
+        logger: silent,
+        clock,
+        pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
+        pairingSweepAfterMs: 0,
+      });
+      const meter = await newMeter();
+      const first = sale(meter, { bayId: 4, cardNumber: '6280999900000041' });
+      const lost = sale(meter, { bayId: 5, cardNumber: REGISTERED });
+      const third = sale(meter, { bayId: 6, cardNumber: '6280999900000061' });
+      for (const s of [first, lost, third]) await store(s);
+
+      service.onStoredBatch([first]);
+      await service.settled();
+      assert.equal(await mark(meter.id), 1, 'a first batch sets the mark');
+      // The batch with record 2 never reached pairing; record 3 did, after the hole.
+      service.onStoredBatch([third]);
+      await service.settled();
+      assert.equal(await mark(meter.id), 1, 'not advanced over the hole');
+      assert.equal(
+        (await service.sessions(driverId, 'active')).filter((x) => x.meterId === meter.id).length,
+        0,
+      );
+
+      assert.equal(await sweeper.sweepPairings(), 2, 'records 2 and 3');
+      const sessions = (await service.sessions(driverId, 'active')).filter((x) => x.meterId === meter.id);
+      assert.equal(sessions.length, 1);
+      assert.equal(sessions[0].bayId, 5);
+      assert.equal(await mark(meter.id), 3);
+      assert.equal(await sweeper.sweepPairings(), 0);
+      assert.equal((await service.sessions(driverId, 'all')).filter((x) => x.meterId === meter.id).length, 1);
+      await sweeper.close();
+    });
+
+    it('leaves records younger than pairingSweepAfterMs to the live path', async () => {
+      const meter = await newMeter();
+      const first = sale(meter, { bayId: 1, cardNumber: '6280999900000011' });
+      await store(first);
+      service.onStoredBatch([first]);
+      await service.settled();
+      await store(sale(meter, { bayId: 2, cardNumber: REGISTERED })); // not handed yet
+      assert.equal(await service.sweepPairings(), 0, 'default: a minute old at least');
+      assert.equal(await mark(meter.id), 1);
+    });
+  });
 });

@@ -12,7 +12,7 @@ import { nodeCrypto } from '../nodeCrypto';
 import { formatClock, formatMoney } from '../../firmware/units/format';
 import { decodeHeader, FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
 import { ProtocolError } from '../../protocol/errors';
-import { type MeterRecord, RecordKind } from '../../protocol/records';
+import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
 import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
 import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
 import type { Database, Queryable } from '../db';
@@ -186,6 +186,11 @@ export interface PhoneOptions {
   passwordScrypt?: ScryptParams;
   /** Offset of the meters' local time from UTC for the times in messages, default 0. */
   utcOffsetMinutes?: number;
+  /**
+   * Records stored this long ago (database time) that pairing has not looked at are looked at by the
+   * scheduler's sweep (default 60 s: the live path looks within milliseconds).
+   */
+  pairingSweepAfterMs?: number;
 }
 
 const CARD_TYPE_NAMES: Record<number, string> = { 1: 'debit', 2: 'credit', 3: 'prepaid' };
@@ -591,18 +596,93 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
         for (const { stored, failures } of batch) this.#pairingFailed(stored, failures, error);
         return;
       }
+      let allDone = true;
       for (const { stored, failures } of batch) {
-        if (relevant.has(stored)) await this.#pairOne(stored, failures);
+        if (relevant.has(stored)) allDone = (await this.#pairOne(stored, failures)) && allDone;
       }
+      if (allDone) await this.#markLookedAt(batch.map((b) => b.stored)).catch(() => {}); // the sweep covers it
     };
     this.#chain = this.#chain.then(run, run);
   }
 
-  async #pairOne(stored: StoredRecord, failures: number): Promise<void> {
+  /**
+   * Advances each meter's pairing mark over a batch it continues without a hole (a batch after a
+   * lost one leaves the mark for the sweep). A meter's first batch sets its mark.
+   */
+  async #markLookedAt(batch: readonly StoredRecord[]): Promise<void> {
+    const spans = new Map<number, { first: number; last: number }>();
+    for (const { meterId, record } of batch) {
+      const span = spans.get(meterId);
+      if (!span) spans.set(meterId, { first: record.seq, last: record.seq });
+      else {
+        span.first = Math.min(span.first, record.seq);
+        span.last = Math.max(span.last, record.seq);
+      }
+    }
+    const columns = [
+      [...spans.keys()],
+      [...spans.values()].map((s) => s.first),
+      [...spans.values()].map((s) => s.last),
+    ];
+    await this.#db.query(
+      `INSERT INTO phone_pairing_marks (meter_id, last_seq)
+       SELECT m, CASE WHEN f = 1 THEN l ELSE 0 END FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(m, f, l)
+       ON CONFLICT (meter_id) DO NOTHING`,
+      columns,
+    );
+    await this.#db.query(
+      `UPDATE phone_pairing_marks p SET last_seq = u.l FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(m, f, l)
+        WHERE p.meter_id = u.m AND p.last_seq >= u.f - 1 AND p.last_seq < u.l`,
+      columns,
+    );
+  }
+
+  /**
+   * Looks at stored records pairing never looked at (an instance stopped between ingest's commit and
+   * pairing), older than pairingSweepAfterMs, in order, and advances the marks over them. Returns how
+   * many records it looked at.
+   */
+  async sweepPairings(): Promise<number> {
+    const rows = await this.#db.query<{ meter_id: number; seq: number; bytes: Uint8Array; link: Uint8Array }>(
+      `SELECT r.meter_id, r.seq, r.bytes, r.link FROM phone_pairing_marks p
+         CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.meter_id = p.meter_id AND r.seq > p.last_seq
+                               AND r.received_at < now() - make_interval(secs => $1) ORDER BY r.seq LIMIT 1000) r
+        ORDER BY r.meter_id, r.seq LIMIT 5000`,
+      [(this.#o.pairingSweepAfterMs ?? 60_000) / 1000],
+    );
+    if (rows.rows.length === 0) return 0;
+    const batch: StoredRecord[] = rows.rows.map((r) => ({
+      meterId: r.meter_id,
+      record: decodeRecord(r.bytes),
+      bytes: r.bytes,
+      link: r.link,
+    }));
+    const relevant = new Set(await this.#concerningPhone(batch));
+    for (const stored of batch) {
+      if (relevant.has(stored) && !(await this.#pairOne(stored, 0))) return batch.length; // mark kept
+    }
+    const last = new Map<number, number>();
+    for (const { meterId, record } of batch) last.set(meterId, Math.max(last.get(meterId) ?? 0, record.seq));
+    await this.#db.query(
+      `UPDATE phone_pairing_marks p SET last_seq = greatest(p.last_seq, u.l)
+         FROM unnest($1::bigint[], $2::bigint[]) AS u(m, l) WHERE p.meter_id = u.m`,
+      [[...last.keys()], [...last.values()]],
+    );
+    this.#o.logger.warn(
+      { records: batch.length, meters: last.size },
+      'pairing swept records it had not looked at',
+    );
+    return batch.length;
+  }
+
+  /** Pairs one record; false when it failed (then kept for a retry or dropped, and logged). */
+  async #pairOne(stored: StoredRecord, failures: number): Promise<boolean> {
     try {
       await this.#handleStored(stored);
+      return true;
     } catch (error) {
       this.#pairingFailed(stored, failures, error);
+      return false;
     }
   }
 
@@ -1245,6 +1325,10 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     this.#retry = [];
     if (again.length > 0) this.#queueBatch(again);
     await this.settled();
+    // In the pairing chain, so a swept record and a live one of the same bay never interleave.
+    const sweep = this.#chain.then(() => this.sweepPairings());
+    this.#chain = sweep.catch(() => {});
+    await sweep;
 
     const due = await this.#db.query<SessionRow & DriverRow & { session_id: number }>(
       `SELECT s.*, s.id AS session_id, d.account_number, d.name, d.phone, d.email, d.renewal_phone, d.renewal_email,
