@@ -10,12 +10,10 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/db';
 import type { StoredRecord } from '../../platform-server/ingest';
 import { keystoreFromHex } from '../../platform-server/keystore';
-import { DEFAULT_TARIFF } from '../../platform-server/phone';
-import { TariffPricing } from '../../platform-server/phone/pricing';
-import { PhoneService } from '../../platform-server/phone/service';
+import type { PhoneService } from '../../platform-server/phone/service';
 import type { TransactionData } from '../../protocol/records';
-import { Tariff } from '../../protocol/tariff';
 import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';
+import { standalonePhoneService } from './support';
 
 const REGISTERED = '6280123400000077';
 
@@ -33,7 +31,6 @@ function counting(db: Database): Database & { transactions: number } {
 forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
   const clock = new VirtualClock('2026-06-01T09:00:00Z');
   const keystore = keystoreFromHex('23'.repeat(32));
-  const silent = { info() {}, warn() {}, error() {} };
   let drop: () => Promise<void>;
   let inner: Database;
   let db: Database & { transactions: number };
@@ -46,15 +43,7 @@ forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
     inner = await openDatabase({ url: fresh.config.databaseUrl });
     await migrate(inner);
     db = counting(inner);
-    service = new PhoneService({
-      db,
-      keystore,
-      brokerUrl: 'mqtt://127.0.0.1:1', // never connected: no downlink here
-      logger: silent,
-      clock,
-      pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
-      passwordScrypt: { logN: 12, r: 8, p: 1 },
-    });
+    service = standalonePhoneService(db, keystore, { clock });
     const { driver } = await service.register({
       name: 'Batch Driver',
       phone: '+447700900777',
@@ -84,14 +73,7 @@ forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
 
   it('tokens cards as protocol/renewal.ts cardToken does, and refuses what is not a card number', () => {
     const tokenKey = new Uint8Array(32).fill(0x42);
-    const tokens = new PhoneService({
-      db,
-      keystore,
-      brokerUrl: 'mqtt://127.0.0.1:1',
-      logger: silent,
-      tokenKey,
-      pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
-    });
+    const tokens = standalonePhoneService(db, keystore, { tokenKey });
     fc.assert(
       fc.property(fc.stringMatching(/^[0-9]{8,19}$/), (card) => {
         assert.equal(tokens.tokenOf(card), cardToken(nobleCrypto, tokenKey, card));
@@ -158,15 +140,7 @@ forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
       ).rows[0]?.last_seq;
 
     it('the sweep looks at the records pairing never saw, in order, and then at nothing more', async () => {
-      const sweeper = new PhoneService({
-        db: inner,
-        keystore,
-        brokerUrl: 'mqtt://127.0.0.1:1',
-        logger: silent,
-        clock,
-        pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
-        pairingSweepAfterMs: 0,
-      });
+      const sweeper = standalonePhoneService(inner, keystore, { clock, pairingSweepAfterMs: 0 });
       const meter = await newMeter();
       const first = sale(meter, { bayId: 4, cardNumber: '6280999900000041' });
       const lost = sale(meter, { bayId: 5, cardNumber: REGISTERED });

@@ -8,12 +8,10 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/db';
 import type { StoredRecord } from '../../platform-server/ingest';
 import { keystoreFromHex } from '../../platform-server/keystore';
-import { TariffPricing } from '../../platform-server/phone/pricing';
-import { isConnectionError, PhoneService } from '../../platform-server/phone/service';
-import { Tariff } from '../../protocol/tariff';
-import { DEFAULT_TARIFF } from '../../platform-server/phone';
+import { isConnectionError, type PhoneService } from '../../platform-server/phone/service';
 import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';
 import { OutageProxy } from '../support/outageProxy';
+import { standalonePhoneService } from './support';
 
 /** PGlite failing as pg does when PostgreSQL goes away, while `down`. */
 function flaky(db: Database): Database & { down: boolean } {
@@ -84,15 +82,7 @@ forEachBackend('pay by phone pairing through a database outage', (backend) => {
     }
     await migrate(db);
     await db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, 1)', [meterId, 'outage']);
-    service = new PhoneService({
-      db,
-      keystore,
-      brokerUrl: 'mqtt://127.0.0.1:1', // never connected: these tests send no downlink
-      logger,
-      clock,
-      pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
-      passwordScrypt: { logN: 12, r: 8, p: 1 },
-    });
+    service = standalonePhoneService(db, keystore, { logger, clock });
     const { driver } = await service.register({
       name: 'Outage Driver',
       phone: '+447700900555',

@@ -7,21 +7,38 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
 import type { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
-import type { PhoneConfig } from '../../platform-server/phone';
+import type { Database } from '../../platform-server/db';
+import type { Keystore } from '../../platform-server/keystore';
+import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
+import { TariffPricing } from '../../platform-server/phone/pricing';
+import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';
+import { Tariff } from '../../protocol/tariff';
+import { quietLogger } from '../platform/helpers';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
 
-export const silent = { info() {}, warn() {}, error() {} };
+export { quietLogger as silent } from '../platform/helpers';
+import { until } from '../support/until';
 
-export async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  ms = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 15));
-  }
+export { until };
+
+/**
+ * A PhoneService on a database alone: never connected to a broker (no downlink sent), pricing with
+ * the default tariff, quick scrypt; `options` on top.
+ */
+export function standalonePhoneService(
+  db: Database,
+  keystore: Keystore,
+  options: Partial<PhoneOptions> = {},
+): PhoneService {
+  return new PhoneService({
+    db,
+    keystore,
+    brokerUrl: 'mqtt://127.0.0.1:1',
+    logger: quietLogger,
+    pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
+    passwordScrypt: { logN: 12, r: 8, p: 1 },
+    ...options,
+  });
 }
 
 export async function phonePlatform(
@@ -32,7 +49,7 @@ export async function phonePlatform(
   return createPlatform({
     ...config,
     httpLogger: false,
-    logger: silent,
+    logger: quietLogger,
     phone: { clock, passwordScrypt: { logN: 12, r: 8, p: 1 }, ...phone },
   });
 }
