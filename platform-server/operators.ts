@@ -18,6 +18,7 @@ import { randomBytes, scrypt, createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { Database, Queryable } from './db';
+import { RateLimiter } from './rateLimiter';
 
 export const ROLES = ['viewer', 'operator', 'supervisor', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -163,6 +164,12 @@ export interface OperatorsConfig {
   admin?: { username: string; password: string; displayName?: string };
   /** Password hashing cost of new hashes; DEFAULT_SCRYPT unless a test needs it cheaper. */
   scrypt?: ScryptParams;
+  /**
+   * Login attempts one network address may make, whatever the usernames (default 60 per 15 min,
+   * room for a control room's shift change behind one address): the account lockout alone lets one
+   * address try a few passwords on every account.
+   */
+  loginsPerAddress?: { limit: number; windowSeconds: number };
 }
 
 /** Who did something: an operator, or a tool acting outside the API (the CLI). */
@@ -217,6 +224,7 @@ export class Operators {
   readonly #lockoutMs: number;
   readonly #scrypt: ScryptParams;
   readonly #admin: OperatorsConfig['admin'];
+  readonly #loginsByAddress: RateLimiter;
   readonly #guards = new WeakMap<object, Role>();
   #dummyHash: Promise<string> | undefined;
   /** Every route under /api/ and /meters/ registered after install(), with the role it needs. */
@@ -232,6 +240,8 @@ export class Operators {
     this.#lockoutMs = (config.lockoutSeconds ?? 15 * 60) * 1000;
     this.#scrypt = config.scrypt ?? DEFAULT_SCRYPT;
     this.#admin = config.admin;
+    const perAddress = config.loginsPerAddress ?? { limit: 60, windowSeconds: 15 * 60 };
+    this.#loginsByAddress = new RateLimiter(perAddress.limit, perAddress.windowSeconds * 1000, this.#now);
   }
 
   /** Creates the configured first admin when no operator exists; returns its username if it did. */
@@ -658,6 +668,13 @@ export class Operators {
         },
       },
       async (request, reply) => {
+        const wait = this.#loginsByAddress.hit(request.ip);
+        if (wait > 0) {
+          return send(
+            reply,
+            new OperatorError(429, 'too-many-logins', 'too many login attempts from this address', wait),
+          );
+        }
         try {
           const { token, expiresAt, operator } = await this.login(
             request.body.username,

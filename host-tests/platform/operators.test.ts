@@ -37,6 +37,7 @@ forEachBackend('operator accounts', (backend) => {
         sessionSeconds: SESSION_S,
         maxFailedLogins: 3,
         lockoutSeconds: LOCKOUT_S,
+        loginsPerAddress: { limit: 20, windowSeconds: 15 * 60 },
         admin: ADMIN,
       },
     }));
@@ -149,6 +150,29 @@ forEachBackend('operator accounts', (backend) => {
       assert.equal(res.statusCode, 400, JSON.stringify(body));
       assert.equal(res.json().error, 'Bad Request');
     }
+  });
+
+  it('limits login attempts per network address across usernames (password spraying): 20 per 15 min here', async () => {
+    now += 15 * 60 * 1000 + 1000; // a fresh window for every address
+    const from = (remoteAddress: string, username: string) =>
+      platform.app.inject({
+        method: 'POST',
+        url: '/api/operators/login',
+        remoteAddress,
+        payload: { username, password: 'Winter2026!' },
+      });
+    for (let i = 0; i < 20; i++) assert.equal((await from('203.0.113.7', `sprayed.${i}`)).statusCode, 401);
+    const limited = await from('203.0.113.7', 'sprayed.20');
+    assert.equal(limited.statusCode, 429);
+    assert.equal(limited.json().code, 'too-many-logins');
+    assert.equal(limited.headers['retry-after'], String(15 * 60));
+    assert.equal((await from('203.0.113.8', 'sprayed.0')).statusCode, 401, 'another address is not limited');
+    now += 15 * 60 * 1000;
+    assert.equal(
+      (await from('203.0.113.7', 'sprayed.21')).statusCode,
+      401,
+      'allowed again in the next window',
+    );
   });
 
   it('locks an account after repeated failures, even for the right password, until the lockout ends or an admin unlocks it', async () => {

@@ -54,30 +54,4 @@ export function tokenHash(token: string): string {
   return bytesToHex(sha256(new TextEncoder().encode(token)));
 }
 
-/** At most `limit` hits per key in each window of `windowMs`. */
-export class RateLimiter {
-  readonly #hits = new Map<string, { start: number; count: number }>();
-
-  constructor(
-    readonly limit: number,
-    readonly windowMs: number,
-    readonly now: () => number = Date.now,
-  ) {}
-
-  /** Counts a hit; returns 0 when allowed, else the seconds until the key may try again. */
-  hit(key: string): number {
-    const now = this.now();
-    let entry = this.#hits.get(key);
-    if (!entry || now - entry.start >= this.windowMs) {
-      entry = { start: now, count: 0 };
-      this.#hits.set(key, entry);
-      if (this.#hits.size > 10_000) this.#prune(now);
-    }
-    entry.count++;
-    return entry.count > this.limit ? Math.max(1, Math.ceil((entry.start + this.windowMs - now) / 1000)) : 0;
-  }
-
-  #prune(now: number): void {
-    for (const [key, entry] of this.#hits) if (now - entry.start >= this.windowMs) this.#hits.delete(key);
-  }
-}
+export { RateLimiter } from '../rateLimiter';
