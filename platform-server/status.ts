@@ -24,6 +24,7 @@ import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './db';
 import type { Logger } from './ingest';
 import { frameKeys, type Keystore } from './keystore';
+import { acceptUplinkFrame } from './uplinkWindow';
 
 export { STATUS_FRAME };
 
@@ -96,14 +97,14 @@ export class StatusService {
       const message = decodeStatusMessage(body);
       const id = meterId;
       await this.#d.db.transaction(async (tx) => {
-        const advanced = await tx.query(
-          `INSERT INTO status_frames (meter_id, last_frame_seq) VALUES ($1, $2)
-           ON CONFLICT (meter_id) DO UPDATE SET last_frame_seq = $2 WHERE status_frames.last_frame_seq < $2
-           RETURNING meter_id`,
-          [id, header.seq],
-        );
-        if (advanced.rowCount === 0)
-          throw new Refused('replay', `status frame ${header.seq} does not advance`);
+        // The meter numbers all its uplinks in one sequence: one window for every frame type.
+        try {
+          await acceptUplinkFrame(tx, id, header.seq);
+        } catch (error) {
+          if (error instanceof ProtocolError && error.code === 'replay')
+            throw new Refused('replay', error.message);
+          throw error;
+        }
         if (message.kind === 'status') {
           const m = message;
           await tx.query(

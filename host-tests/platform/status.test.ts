@@ -232,6 +232,30 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
     );
   });
 
+  it("shares one uplink window with the meter's record sets: a number is used once, whatever the frame type", async () => {
+    const e: StatusMessage = {
+      kind: 'event',
+      at: T0,
+      event: 'tilt',
+      severity: 'alarm',
+      active: true,
+      detail: 'w',
+    };
+    meter.transactions(1);
+    const recordSeq = meter.frameSeq + 2;
+    const records = await platform.ingest.handleUplink(
+      uplinkTopic(meter.id),
+      meter.frame(meter.nextSeq - 1, meter.nextSeq - 1, { seq: recordSeq }),
+    );
+    assert.equal(records.ok, true, records.ok ? '' : records.detail);
+    const sameNumber = await platform.status.handle(uplinkTopic(meter.id), frame(e, { seq: recordSeq }));
+    assert.deepEqual([sameNumber.ok, !sameNumber.ok && sameNumber.reason], [false, 'replay']);
+    const overtaken = await platform.status.handle(uplinkTopic(meter.id), frame(e, { seq: recordSeq - 1 }));
+    assert.equal(overtaken.ok, true, 'sealed before the record set, arriving after it');
+    const again = await platform.status.handle(uplinkTopic(meter.id), frame(e, { seq: recordSeq - 1 }));
+    assert.equal(again.ok, false);
+  });
+
   it('takes 0x04 frames off the broker through ingest', async () => {
     const client = await mqtt.connectAsync(platform.brokerUrl, { clientId: `status-test-${meter.id}` });
     try {

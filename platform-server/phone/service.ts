@@ -18,6 +18,7 @@ import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
 import type { Database, Queryable } from '../db';
 import type { Logger, StoredRecord } from '../ingest';
 import { frameKeys, type Keystore } from '../keystore';
+import { acceptUplinkFrame } from '../uplinkWindow';
 import { type Channel, type ChannelAdapter, Outbox } from './channels';
 import type { Pricing } from './pricing';
 import { type Intent, ivrMenu, parseDtmf, parseSms, SMS_HELP } from './replies';
@@ -1044,13 +1045,8 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
       keys.uplink.fill(0);
     }
     const ack = decodeRenewalAck(body);
-    const advanced = await this.#db.query(
-      `INSERT INTO renewal_ack_frames (meter_id, last_frame_seq) VALUES ($1, $2)
-       ON CONFLICT (meter_id) DO UPDATE SET last_frame_seq = $2 WHERE renewal_ack_frames.last_frame_seq < $2
-       RETURNING meter_id`,
-      [meterId, header.seq],
-    );
-    if (advanced.rowCount === 0) throw new Error(`replayed renewal ack frame ${header.seq}`);
+    // One anti-replay window for all of a meter's uplinks (they share one sequence).
+    await this.#db.transaction((tx) => acceptUplinkFrame(tx, meterId, header.seq));
     await this.#settle(meterId, ack.id, ack.status, ack.paidUntil, ack.reason);
   }
 
