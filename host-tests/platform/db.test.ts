@@ -79,7 +79,10 @@ forEachBackend('database and migrations', (backend) => {
     try {
       const [a, b] = await Promise.all([migrate(one), migrate(two)]);
       const all = (await loadMigrations()).map((m) => m.version);
-      assert.deepEqual([...a, ...b].sort((x, y) => x - y), all);
+      assert.deepEqual(
+        [...a, ...b].sort((x, y) => x - y),
+        all,
+      );
       const rows = await one.query<{ n: number }>('SELECT count(*) AS n FROM schema_migrations');
       assert.equal(rows.rows[0].n, all.length);
     } finally {
