@@ -29,6 +29,12 @@ export interface PlatformConfig {
   sharedSubscriptions?: boolean;
   /** The ingest instances' shared-subscription group (MQTT_SHARE_GROUP), default "ingest". */
   shareGroup?: string;
+  /**
+   * Which proxies to believe about the client's address (PARKLINK_TRUST_PROXY): `true` (any), or a
+   * comma-separated list of addresses and CIDRs, as Fastify's trustProxy takes them. Behind a
+   * reverse proxy it must be set, or every client (and the per-address login limit) shares one address.
+   */
+  trustProxy?: boolean | string;
   /** HTTP port for listen() (PORT), default 8080. */
   port?: number;
   host?: string;
@@ -95,6 +101,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
     config.port = port;
   }
   if (env.HOST) config.host = env.HOST;
+  if (env.PARKLINK_TRUST_PROXY) {
+    const trust = env.PARKLINK_TRUST_PROXY;
+    config.trustProxy = trust === 'true' ? true : trust;
+  }
   if (env.PARKLINK_HSM_MODULE) {
     if (!env.PARKLINK_HSM_PIN) throw new Error('PARKLINK_HSM_MODULE needs PARKLINK_HSM_PIN');
     config.hsm = { module: env.PARKLINK_HSM_MODULE, pin: env.PARKLINK_HSM_PIN };
@@ -137,7 +147,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     opened.push(() => broker.close());
 
-    const app = Fastify({ logger: config.httpLogger ?? true });
+    const app = Fastify({ logger: config.httpLogger ?? true, trustProxy: config.trustProxy ?? false });
     opened.push(() => app.close());
     // Before any route: install() refuses an operator route registered without a role.
     const operators = new Operators(db, config.operators);

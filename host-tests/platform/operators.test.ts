@@ -175,6 +175,39 @@ forEachBackend('operator accounts', (backend) => {
     );
   });
 
+  it('limits the client behind a trusted proxy, not the proxy (PARKLINK_TRUST_PROXY)', async () => {
+    assert.equal(
+      configFromEnv({ PARKLINK_TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }).trustProxy,
+      '10.0.0.0/8,127.0.0.1',
+    );
+    assert.equal(configFromEnv({ PARKLINK_TRUST_PROXY: 'true' }).trustProxy, true);
+    const { platform: proxied, drop: dropProxied } = await startPlatform(backend, {
+      trustProxy: '127.0.0.1',
+      operators: { loginsPerAddress: { limit: 2, windowSeconds: 60 }, scrypt: { logN: 10, r: 8, p: 1 } },
+    });
+    try {
+      const through = (client: string) =>
+        proxied.app.inject({
+          method: 'POST',
+          url: '/api/operators/login',
+          remoteAddress: '127.0.0.1',
+          headers: { 'x-forwarded-for': client },
+          payload: { username: 'nobody', password: 'not a password' },
+        });
+      assert.equal((await through('198.51.100.1')).statusCode, 401);
+      assert.equal((await through('198.51.100.1')).statusCode, 401);
+      assert.equal((await through('198.51.100.1')).statusCode, 429, 'the client behind the proxy is limited');
+      assert.equal(
+        (await through('198.51.100.2')).statusCode,
+        401,
+        'another client through the same proxy is not',
+      );
+    } finally {
+      await proxied.close();
+      await dropProxied();
+    }
+  });
+
   it('locks an account after repeated failures, even for the right password, until the lockout ends or an admin unlocks it', async () => {
     const password = 'a clerk password';
     const created = await inject('POST', '/api/operators', as.admin, {
