@@ -4,12 +4,12 @@
 //
 //   npm run bench -- renewal --meters=1000 --concurrency=32
 import { Meter } from '../../firmware/meter';
-import { SecurityUnit } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
-import { VirtualClock } from '../../hal/mock/clock';
+import { RealTimeClock } from '../../hal/mock/realtime.node';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { createPlatform } from '../../platform-server/platform';
 import { RecordKind } from '../../protocol/records';
+import { provisionVirtualMeter } from '../factory';
 
 export const description =
   'renewal latency request → meter applied → confirmation queued, p50/p99, 1,000 virtual meters on loopback';
@@ -36,11 +36,14 @@ export async function run(args: string[]): Promise<void> {
   try {
     const setup = performance.now();
     const phone = platform.phone.service;
+    // Real time: the meters' timers (uploads, acks) must run for a renewal to come back.
+    const clock = new RealTimeClock();
     for (let i = 0; i < meterCount; i++) {
       const meterId = 50_000 + i;
       const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) });
-      const board = new VirtualBoard({ mqtt: link, clock: new VirtualClock(new Date().toISOString()) });
-      SecurityUnit.provision(board.preferences, await platform.provisionMeter(meterId, `bench ${i}`));
+      const board = new VirtualBoard({ mqtt: link, clock, seed: meterId });
+      // As the factory loads a meter (keys into the secure parts): the preferences alone no longer hold them.
+      await provisionVirtualMeter(platform, board.hardware, meterId, `bench ${i}`);
       const meter = new Meter(board.hardware, {
         meterId,
         bays: [1, 2],
