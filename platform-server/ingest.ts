@@ -83,8 +83,8 @@ export interface IngestOptions {
   onStored?: (stored: StoredRecord) => void;
   /**
    * Connections joining the shared subscription (default: PARKLINK_INGEST_CONNECTIONS, else 1).
-   * More keep more frames in hand at once; a meter's frames may then be handled out of order (as
-   * across instances), which costs a replay refusal and a resend, never a record.
+   * One is enough for batching (sets are acknowledged to the broker once queued); a meter's frames
+   * handled out of order across connections or instances pass the uplink window (uplinkWindow.ts).
    */
   connections?: number;
   /** Frames (one per meter) stored in one database transaction, at most (default 64). */
