@@ -1,44 +1,30 @@
-// Device entry on the ESP32 (Moddable): builds the board's hardware and starts the meter. The
-// meter's identity, bays, tariff and broker come from preferences written at provisioning
-// (tools/flash.ts); a board that has none shows so and waits.
+// Device entry on the ESP32 (Moddable): joins the provisioned Wi-Fi, builds the board's hardware,
+// moves the factory's key material into the secure parts on the first start, and starts the meter.
+// What the factory writes is read by firmware/boot.ts; a board without it says so and waits.
+import './setup/text';
 import { createBoardHardware } from '../hal/moddable/board';
+import { WifiStation } from '../hal/moddable/network';
 import { ModdablePreferences } from '../hal/moddable/preferences';
-import { Meter, type MeterConfig } from './meter';
-import type { KeyName } from './events';
+import { personalise, readProvisioning } from './boot';
+import { Meter } from './meter';
+import { meterClientId } from '../protocol/topics';
 
-const preferences = new ModdablePreferences();
-const meterId = preferences.get('meter', 'id');
-const broker = preferences.get('meter', 'broker');
-const bays = preferences.get('meter', 'bays');
-const perHour = preferences.get('meter', 'perHour');
-const currency = preferences.get('meter', 'currency');
-
-if (typeof meterId !== 'number' || typeof broker !== 'string' || typeof bays !== 'string') {
-  trace('ParkLink: meter not provisioned (meter.id, meter.broker, meter.bays)\n');
-} else {
-  const [host, port] = broker.split(':');
-  const hardware = createBoardHardware({
-    mqtt: { host, port: port ? Number(port) : 1883, id: `meter-${meterId}` },
-  });
-  // The mode key: a comma-separated button sequence written at provisioning (none: mode key off).
-  const modeKey = preferences.get('meter', 'modeKey');
-  const config: MeterConfig = {
-    meterId,
-    // Display and reader antenna off after two idle minutes; a key wakes the meter. The radio stays
-    // on so that downlinks (tariffs, renewals) arrive while the meter sleeps.
-    sleep: { idleMs: 120_000 },
-    ...(typeof modeKey === 'string' && modeKey
-      ? { maintenance: { sequence: modeKey.split(',') as KeyName[], maxAttempts: 3, lockoutMs: 15 * 60_000 } }
-      : {}),
-    bays: bays.split(',').map(Number),
-    rate: {
-      currency: typeof currency === 'number' ? currency : 826,
-      perHour: typeof perHour === 'number' ? perHour : 240,
-      minMinutes: 15,
-      maxMinutes: 240,
-      stepMinutes: 15,
-    },
-  };
-  const meter = new Meter(hardware, config);
+function start(): void {
+  const provisioning = readProvisioning(new ModdablePreferences());
+  const { meterId, broker, network } = provisioning;
+  if (network) {
+    new WifiStation(network, (up, detail) => trace(`ParkLink: Wi-Fi ${up ? 'up' : 'down'} (${detail})\n`));
+  }
+  const hardware = createBoardHardware({ mqtt: { ...broker, id: meterClientId(meterId) } });
+  if (personalise(hardware, meterId)) trace(`ParkLink: meter ${meterId} personalised\n`);
+  const meter = new Meter(hardware, provisioning.config);
   meter.start();
+  trace(`ParkLink: meter ${meterId} started, ${meter.boot.records} records, chain verified\n`);
+}
+
+try {
+  start();
+} catch (error) {
+  // Not provisioned, or provisioned wrongly: say what is missing and wait for the factory station.
+  trace(`ParkLink: ${(error as Error).message}\n`);
 }

@@ -19,3 +19,8 @@ export function meterIdOfTopic(topic: string): number | undefined {
   const id = Number(match[1]);
   return id <= 0xffffffff ? id : undefined;
 }
+
+/** The MQTT client id a meter connects with (one session per meter at the broker). */
+export function meterClientId(meterId: number): string {
+  return `parklink-meter-${meterId}`;
+}

@@ -19,9 +19,7 @@ export interface NodeMqttLinkOptions {
   cleanSession?: boolean;
 }
 
-export function meterClientId(meterId: number): string {
-  return `parklink-meter-${meterId}`;
-}
+export { meterClientId } from '../../protocol/topics';
 
 export class NodeMqttLink implements MqttLink {
   private client: MqttClient | undefined;

@@ -1,22 +1,14 @@
-// Ambient declarations for Moddable SDK modules that @moddable/typings 5.6 does not type.
-// Each block names the SDK source it mirrors (Moddable-OpenSource/moddable, public branch); only the
-// members ParkLink uses are declared, with the argument kinds the native code accepts.
+// Ambient declarations for what the Moddable SDK's own typings ($MODDABLE/typings, 8.2) leave out.
+// Each block names the SDK source it mirrors; only the members ParkLink uses are declared, with the
+// argument kinds the native code accepts. They add to the SDK's declarations, never repeat them.
 
-// modules/crypt/digest/crypt.js (natives in modules/crypt/digest/modCrypt.c)
+// modules/crypt/digest/crypt.js (natives in modules/crypt/digest/modCrypt.c). The SDK's typings
+// declare Digest with write/close/reset; process() and buffer views (xsmcGetBufferReadable) are
+// added here by declaration merging, and the block cipher classes they omit are declared.
 declare module 'crypt' {
-  type DigestType = 'MD5' | 'SHA1' | 'SHA224' | 'SHA256' | 'SHA384' | 'SHA512' | 'GHASH';
-  /** write() accepts any readable buffer (xsmcGetBufferReadable). */
-  export class Digest {
-    constructor(type: DigestType);
+  export interface Digest {
     write(data: ArrayBuffer | ArrayBufferView | string): void;
-    close(): ArrayBuffer;
-    reset(): void;
     process(...items: (ArrayBuffer | ArrayBufferView | string)[]): ArrayBuffer;
-    readonly blockSize: number;
-    readonly outputSize: number;
-  }
-  export class GHASH extends Digest {
-    constructor(h: ArrayBuffer, aad?: ArrayBuffer);
   }
   /** The key must be an ArrayBuffer (xsmcToArrayBuffer); AES keys are 16, 24 or 32 bytes. */
   export class BlockCipher {

@@ -1,0 +1,152 @@
+// What a board does at power-on before the meter runs, the same on the ESP32 and the host build:
+// read what the factory station wrote into the preferences (identity, bays, broker and its
+// credentials, network, tariff), move the one-time key material into the secure parts and erase
+// it from the preferences, then build the meter. tools/flash.ts and tools/device.ts write the
+// preferences read here; docs/device.md lists them.
+import type { MeterHardware } from '../hal/hardware';
+import type { Preferences } from '../hal/preferences';
+import { RecordStore } from './units/storage';
+import { provisionBoard } from './units/security';
+import type { KeyName } from './events';
+import type { MeterConfig } from './meter';
+
+/** The preference domains the factory writes (NVS namespaces: at most 15 characters). */
+export const METER_DOMAIN = 'meter';
+export const NETWORK_DOMAIN = 'network';
+/** One-time key material, erased once it is in the secure parts. */
+export const FACTORY_DOMAIN = 'factory';
+
+export interface BrokerSettings {
+  host: string;
+  port: number;
+  /** Per-meter broker credentials. */
+  user?: string;
+  password?: string;
+}
+
+export interface Provisioning {
+  meterId: number;
+  bays: number[];
+  broker: BrokerSettings;
+  /** The Wi-Fi the board joins (absent where the host's network is used). */
+  network?: { ssid: string; password?: string };
+  config: MeterConfig;
+}
+
+export class ProvisioningError extends Error {
+  override readonly name = 'ProvisioningError';
+}
+
+const KEY_NAMES: readonly KeyName[] = Object.freeze(['bay', 'up', 'down', 'ok', 'cancel']);
+
+function text(preferences: Preferences, domain: string, key: string): string | undefined {
+  const value = preferences.get(domain, key);
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+function integer(preferences: Preferences, domain: string, key: string): number | undefined {
+  const value = preferences.get(domain, key);
+  return typeof value === 'number' && Number.isInteger(value) ? value : undefined;
+}
+
+/** Parses "host:port" (port 1883 when absent). */
+export function parseBroker(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  const host = colon < 0 ? address : address.slice(0, colon);
+  const port = colon < 0 ? 1883 : Number(address.slice(colon + 1));
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ProvisioningError(`meter.broker "${address}" is not host:port`);
+  }
+  return { host, port };
+}
+
+/** Reads the provisioned settings; throws ProvisioningError naming what is missing or wrong. */
+export function readProvisioning(preferences: Preferences): Provisioning {
+  const meterId = integer(preferences, METER_DOMAIN, 'id');
+  const baysText = text(preferences, METER_DOMAIN, 'bays');
+  const brokerText = text(preferences, METER_DOMAIN, 'broker');
+  const missing = [
+    meterId === undefined || meterId <= 0 ? 'meter.id' : '',
+    baysText ? '' : 'meter.bays',
+    brokerText ? '' : 'meter.broker',
+  ].filter(Boolean);
+  if (missing.length > 0 || meterId === undefined || !baysText || !brokerText) {
+    throw new ProvisioningError(`not provisioned: ${missing.join(', ')} missing`);
+  }
+  const bays = baysText.split(',').map(Number);
+  if (bays.some((bay) => !Number.isInteger(bay) || bay <= 0) || new Set(bays).size !== bays.length) {
+    throw new ProvisioningError(`meter.bays "${baysText}" is not a list of distinct bay numbers`);
+  }
+  const broker: BrokerSettings = parseBroker(brokerText);
+  const user = text(preferences, METER_DOMAIN, 'mqttUser');
+  const password = text(preferences, METER_DOMAIN, 'mqttPass');
+  if (user) broker.user = user;
+  if (password) broker.password = password;
+
+  const modeKeyText = text(preferences, METER_DOMAIN, 'modeKey');
+  const modeKey = modeKeyText?.split(',') as KeyName[] | undefined;
+  if (modeKey?.some((key) => !KEY_NAMES.includes(key))) {
+    throw new ProvisioningError(
+      `meter.modeKey "${modeKeyText}" names a key other than ${KEY_NAMES.join(', ')}`,
+    );
+  }
+  const config: MeterConfig = {
+    meterId,
+    bays,
+    // Display and reader antenna off after two idle minutes; a key wakes the meter. The radio
+    // stays on so that downlinks (tariffs, renewals) arrive while the meter sleeps.
+    sleep: { idleMs: 120_000 },
+    rate: {
+      currency: integer(preferences, METER_DOMAIN, 'currency') ?? 826,
+      perHour: integer(preferences, METER_DOMAIN, 'perHour') ?? 240,
+      minMinutes: 15,
+      maxMinutes: 240,
+      stepMinutes: 15,
+    },
+  };
+  if (modeKey) config.maintenance = { sequence: modeKey, maxAttempts: 3, lockoutMs: 15 * 60_000 };
+  const provisioning: Provisioning = { meterId, bays, broker, config };
+  const ssid = text(preferences, NETWORK_DOMAIN, 'ssid');
+  if (ssid) {
+    provisioning.network = { ssid };
+    const networkPassword = text(preferences, NETWORK_DOMAIN, 'password');
+    if (networkPassword) provisioning.network.password = networkPassword;
+  }
+  return provisioning;
+}
+
+const FACTORY_KEYS = Object.freeze(['epoch', 'keyA', 'keyB', 'keyM', 'keyC', 'keyD', 'releaseKey']);
+
+function bytes(preferences: Preferences, key: string, length: number): Uint8Array {
+  const value = preferences.get(FACTORY_DOMAIN, key);
+  if (!(value instanceof ArrayBuffer) || value.byteLength !== length) {
+    throw new ProvisioningError(`factory.${key} must be ${length} bytes`);
+  }
+  return new Uint8Array(value);
+}
+
+/**
+ * Moves the factory's key material (keys A, B, M for the secure parts; C and D; the release key)
+ * into their places and erases it from the preferences. Returns false when there is none (the
+ * meter was personalised before). A malformed set is refused whole and left for the station.
+ */
+export function personalise(hardware: MeterHardware, meterId: number): boolean {
+  const preferences = hardware.preferences;
+  if (preferences.get(FACTORY_DOMAIN, 'epoch') === undefined) return false;
+  const epoch = integer(preferences, FACTORY_DOMAIN, 'epoch');
+  if (epoch === undefined || epoch < 1) throw new ProvisioningError('factory.epoch must be a key epoch');
+  const a = bytes(preferences, 'keyA', 32);
+  const b = bytes(preferences, 'keyB', 32);
+  const m = bytes(preferences, 'keyM', 32);
+  const uplink = bytes(preferences, 'keyC', 32);
+  const downlink = bytes(preferences, 'keyD', 32);
+  const releaseKey = bytes(preferences, 'releaseKey', 32);
+  try {
+    provisionBoard(hardware, { epoch, uplink, downlink, secrets: { a, b, m } }, meterId);
+    RecordStore.provisionReleaseKey(preferences, releaseKey);
+  } finally {
+    for (const key of [a, b, m, uplink, downlink, releaseKey]) key.fill(0);
+  }
+  for (const key of FACTORY_KEYS) preferences.delete(FACTORY_DOMAIN, key);
+  return true;
+}
