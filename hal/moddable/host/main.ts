@@ -29,7 +29,7 @@ function setting(name: string, fallback: number): number {
 }
 
 function memoryLine(label: string, memory: XsMemory): string {
-  return `memory ${label}: slots ${memory.slots} B (peak ${memory.peakSlots}), chunks ${memory.chunks} B (peak ${memory.peakChunks}), stack peak ${memory.peakStack} of ${memory.stackSlots} slots`;
+  return `memory ${label}: ${memory.slots} slots (peak ${memory.peakSlots}), chunks ${memory.chunks} B (peak ${memory.peakChunks}), stack peak ${memory.peakStack} of ${memory.stackSlots} slots`;
 }
 
 say('ParkLink host meter on the Moddable runtime (x-cli-lin): virtual reader, cards and secure parts;');
@@ -60,7 +60,8 @@ const boot = meter.boot;
 say(
   `meter ${meterId}: booted (${boot.restart} start), ${boot.records} records, chain verified over ${boot.chainVerified}, broker ${broker.host}:${broker.port}`,
 );
-say(memoryLine('after boot', xsMemory()));
+const bootMemory = xsMemory();
+say(memoryLine('after boot', bootMemory));
 
 let lastTransactionSeq = 0;
 let acknowledged = 0;
@@ -100,7 +101,6 @@ const cards = types.map((cardType, c) =>
 );
 
 let tapped = 0;
-let peak = xsMemory();
 
 /** Presses the keys one after another, each held for 80 ms as a finger would. */
 function press(keys: KeyName[], then: () => void): void {
@@ -126,8 +126,6 @@ function tap(): void {
     board.virtual.field.add(card);
     Timer.set(() => {
       board.virtual.field.remove(card);
-      const memory = xsMemory();
-      if (memory.peakSlots > peak.peakSlots || memory.peakChunks > peak.peakChunks) peak = memory;
       if (taps === 0 || tapped < taps) Timer.set(tap, tapEveryMs);
       else finishIfDone();
     }, 900); // the reader polls every 250 ms
@@ -138,7 +136,10 @@ function finishIfDone(): void {
   if (taps === 0 || tapped < taps || paid + refused < taps) return;
   if (lastTransactionSeq === 0 || acknowledged < lastTransactionSeq) return;
   say(`done: ${tapped} taps, ${paid} paid, ${refused} refused, acknowledged up to #${acknowledged}`);
-  say(memoryLine('at the end', xsMemory()));
+  const endMemory = xsMemory();
+  say(memoryLine('at the end', endMemory));
+  // One line for tools (npm run bench -- device) to read.
+  say(`budget ${JSON.stringify({ taps: tapped, paid, boot: bootMemory, end: endMemory })}`);
   meter.stop();
   board.persist();
   exit(0);

@@ -43,15 +43,16 @@ void xs_parklink_host_getenv(xsMachine* the)
 		xsResult = xsString((char*)value);
 }
 
-/* The XS memory in use, for the device budget: slot heap and chunk heap, current and peak (bytes),
- * then the stack's peak and its size (slots; the peak only in an instrumented build, -i). */
+/* The XS memory in use, for the device budget: slots in the heap (current, peak), chunk bytes
+ * (current, peak), the deepest stack use and the stack's size in slots (the peak only in an
+ * instrumented build, mcconfig -i). Counts, not bytes: a slot is 16 bytes on the ESP32, 32 here. */
 void xs_parklink_host_heap(xsMachine* the)
 {
 	xsResult = xsNewArray(0);
 	xsVars(1);
-	xsVar(0) = xsInteger((xsIntegerValue)(the->currentHeapCount * sizeof(txSlot)));
+	xsVar(0) = xsInteger((xsIntegerValue)the->currentHeapCount);
 	xsCall1(xsResult, xsID_push, xsVar(0));
-	xsVar(0) = xsInteger((xsIntegerValue)(the->peakHeapCount * sizeof(txSlot)));
+	xsVar(0) = xsInteger((xsIntegerValue)the->peakHeapCount);
 	xsCall1(xsResult, xsID_push, xsVar(0));
 	xsVar(0) = xsInteger((xsIntegerValue)the->currentChunksSize);
 	xsCall1(xsResult, xsID_push, xsVar(0));

@@ -14,7 +14,7 @@ export function getenv(name: string): string | undefined {
 }
 
 export interface XsMemory {
-  /** Slot heap in use and at its peak, in bytes. */
+  /** Slots in the heap, now and at the peak (16 bytes each on the ESP32). */
   slots: number;
   peakSlots: number;
   /** Chunk heap in use and at its peak, in bytes. */
