@@ -79,7 +79,8 @@ export function buildHost(moddable: string, outputDir: string, extra: string[] =
     },
   );
   writeFileSync(log, `${result.stdout ?? ''}${result.stderr ?? ''}`);
-  const program = path.join(outputDir, 'bin', 'lin', extra.includes('-d') ? 'debug' : 'release', 'main');
+  const variant = extra.includes('-d') ? 'debug' : extra.includes('-i') ? 'instrument' : 'release';
+  const program = path.join(outputDir, 'bin', 'lin', variant, 'main');
   if (result.status !== 0 || !existsSync(program)) {
     const errors = `${result.stdout}${result.stderr}`
       .split('\n')
@@ -89,6 +90,137 @@ export function buildHost(moddable: string, outputDir: string, extra: string[] =
     throw new Error(`mcconfig failed (exit ${result.status}); see ${log}\n${errors}`);
   }
   return { program, log };
+}
+
+export interface HostRunOptions {
+  moddable: string;
+  meterId: number;
+  /** Taps before the program ends by itself (0: until stopped). */
+  taps: number;
+  tapEveryMs: number;
+  seconds: number;
+  clean?: boolean;
+  /** Each line the program and the platform print. */
+  onLine?: (line: string) => void;
+}
+
+export interface HostRun {
+  code: number;
+  /** Records and transactions the platform stored from the meter. */
+  stored: number;
+  transactions: number;
+  buildSeconds: number;
+  /** The program's closing `budget {…}` line, parsed, when it printed one. */
+  budget?: HostBudget;
+}
+
+export interface HostBudget {
+  taps: number;
+  paid: number;
+  boot: XsMemoryFigures;
+  end: XsMemoryFigures;
+}
+
+export interface XsMemoryFigures {
+  slots: number;
+  peakSlots: number;
+  chunks: number;
+  peakChunks: number;
+  peakStack: number;
+  stackSlots: number;
+}
+
+/** Builds the host program (instrumented: it reports its stack peak), provisions it, runs it. */
+export async function runHostMeter(options: HostRunOptions): Promise<HostRun> {
+  const { moddable, meterId, taps } = options;
+  const print = options.onLine ?? ((line: string) => console.log(line));
+  const buildDir = path.join(ROOT, '.device', 'build-lin');
+  print(
+    `building the host program: mcconfig -m -i -p x-cli-lin -o ${path.relative(ROOT, buildDir)} ./manifest.json`,
+  );
+  const started = Date.now();
+  const { program } = buildHost(moddable, buildDir, ['-i']);
+  const buildSeconds = (Date.now() - started) / 1000;
+  print(`built ${path.relative(ROOT, program)} in ${buildSeconds.toFixed(0)} s`);
+
+  let stored = 0;
+  let transactions = 0;
+  const platform = await createPlatform({
+    ...configFromEnv(),
+    port: 0,
+    httpLogger: false,
+    logger: {
+      info() {},
+      warn: (o: unknown, m?: string) => print(`platform: ${m ?? String(o)}`),
+      error: (o: unknown, m?: string) => print(`platform: ${m ?? String(o)}`),
+    },
+    onStored({ meterId: from, record }) {
+      if (from !== meterId) return;
+      stored++;
+      if (record.kind === RecordKind.Transaction) {
+        transactions++;
+        const d = record.data;
+        print(
+          `platform │ stored #${record.seq} from meter ${from}: bay ${d.bayId}, ${d.minutes} min, ${formatMoney(d.charge, d.currency)} (${d.charge}), card …${d.cardNumber.slice(-4)}, chain verified`,
+        );
+      } else {
+        print(`platform │ stored #${record.seq} from meter ${from}: ${record.data.code}`);
+      }
+    },
+  });
+  const broker = new URL(platform.brokerUrl);
+  print(`platform: broker ${platform.brokerUrl}, database ${platform.db.kind}`);
+
+  const runDir = path.join(ROOT, '.device', `meter-${meterId}`);
+  // A platform on an in-memory database forgets the meter between runs: so does the meter then.
+  const persistent = Boolean(process.env.DATABASE_URL || process.env.PARKLINK_DATA_DIR);
+  if (options.clean || !persistent) rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true });
+  const keys = await platform.provisionMeter(meterId, `Host build meter ${meterId}`);
+  const releaseKey = platform.releaseKeyFor(meterId);
+  const entries = preferenceEntries({
+    meterId,
+    bays: [1, 2, 3],
+    broker: { host: broker.hostname, port: Number(broker.port) },
+    keys,
+    releaseKey,
+  });
+  releaseKey.fill(0);
+  writeFileSync(path.join(runDir, 'modpreferences.json'), linPreferencesJson(entries), { mode: 0o600 });
+  print(`provisioned meter ${meterId} (key epoch ${keys.epoch}) in ${path.relative(ROOT, runDir)}`);
+
+  const child = spawn(program, [], {
+    cwd: runDir,
+    env: {
+      ...process.env,
+      PARKLINK_TAPS: String(taps),
+      PARKLINK_TAP_EVERY_MS: String(options.tapEveryMs),
+      PARKLINK_RUN_SECONDS: String(options.seconds),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let budget: HostBudget | undefined;
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      if (line.startsWith('budget ')) budget = JSON.parse(line.slice('budget '.length)) as HostBudget;
+      print(`meter    │ ${line}`);
+    });
+  }
+  const stop = () => child.kill('SIGTERM');
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const code: number = await new Promise((resolve) =>
+    child.on('exit', (status, signal) => resolve(status ?? (signal ? 130 : 1))),
+  );
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  // Let the platform finish storing what the meter sent last.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await platform.close();
+  print(
+    `meter exited with ${code}; the platform stored ${stored} records (${transactions} transactions) from meter ${meterId}`,
+  );
+  return { code, stored, transactions, buildSeconds, ...(budget ? { budget } : {}) };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -117,92 +249,17 @@ async function main(argv: string[]): Promise<number> {
     console.error('MODDABLE is not set: point it at a Moddable SDK whose Linux tools are built');
     return 2;
   }
-  const meterId = Number(values.meter);
   const taps = Number(values.taps);
-  const tapEveryMs = Number(values['tap-every']) * 1000;
-  const seconds = Number(values.seconds);
-
-  const buildDir = path.join(ROOT, '.device', 'build-lin');
-  console.log(
-    `building the host program: mcconfig -m -p x-cli-lin -o ${path.relative(ROOT, buildDir)} ./manifest.json`,
-  );
-  const started = Date.now();
-  const { program } = buildHost(moddable, buildDir);
-  console.log(`built ${path.relative(ROOT, program)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-
-  let stored = 0;
-  let transactions = 0;
-  const platform = await createPlatform({
-    ...configFromEnv(),
-    port: 0,
-    httpLogger: false,
-    logger: {
-      info() {},
-      warn: (o: unknown, m?: string) => console.warn('platform:', m ?? o),
-      error: (o: unknown, m?: string) => console.error('platform:', m ?? o),
-    },
-    onStored({ meterId: from, record }) {
-      if (from !== meterId) return;
-      stored++;
-      if (record.kind === RecordKind.Transaction) {
-        transactions++;
-        const d = record.data;
-        console.log(
-          `platform │ stored #${record.seq} from meter ${from}: bay ${d.bayId}, ${d.minutes} min, ${formatMoney(d.charge, d.currency)} (${d.charge}), card …${d.cardNumber.slice(-4)}, chain verified`,
-        );
-      } else {
-        console.log(`platform │ stored #${record.seq} from meter ${from}: ${record.data.code}`);
-      }
-    },
+  const run = await runHostMeter({
+    moddable,
+    meterId: Number(values.meter),
+    taps,
+    tapEveryMs: Number(values['tap-every']) * 1000,
+    seconds: Number(values.seconds),
+    clean: values.clean,
   });
-  const broker = new URL(platform.brokerUrl);
-  console.log(`platform: broker ${platform.brokerUrl}, database ${platform.db.kind}`);
-
-  const runDir = path.join(ROOT, '.device', `meter-${meterId}`);
-  // A platform on an in-memory database forgets the meter between runs: so does the meter then.
-  const persistent = Boolean(process.env.DATABASE_URL || process.env.PARKLINK_DATA_DIR);
-  if (values.clean || !persistent) rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
-  const keys = await platform.provisionMeter(meterId, `Host build meter ${meterId}`);
-  const releaseKey = platform.releaseKeyFor(meterId);
-  const entries = preferenceEntries({
-    meterId,
-    bays: [1, 2, 3],
-    broker: { host: broker.hostname, port: Number(broker.port) },
-    keys,
-    releaseKey,
-  });
-  writeFileSync(path.join(runDir, 'modpreferences.json'), linPreferencesJson(entries), { mode: 0o600 });
-  console.log(`provisioned meter ${meterId} (key epoch ${keys.epoch}) in ${path.relative(ROOT, runDir)}`);
-  releaseKey.fill(0);
-
-  const child = spawn(program, [], {
-    cwd: runDir,
-    env: {
-      ...process.env,
-      PARKLINK_TAPS: String(taps),
-      PARKLINK_TAP_EVERY_MS: String(tapEveryMs),
-      PARKLINK_RUN_SECONDS: String(seconds),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on('line', (line) => console.log(`meter    │ ${line}`));
-  }
-  const stop = () => child.kill('SIGTERM');
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  const code: number = await new Promise((resolve) =>
-    child.on('exit', (status, signal) => resolve(status ?? (signal ? 130 : 1))),
-  );
-  // Let the platform finish storing what the meter sent last.
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  await platform.close();
-  console.log(
-    `meter exited with ${code}; the platform stored ${stored} records (${transactions} transactions) from meter ${meterId}`,
-  );
-  if (taps > 0 && (code !== 0 || transactions < taps)) return 1;
-  return code === 0 || taps === 0 ? 0 : 1;
+  if (taps > 0) return run.code === 0 && run.transactions >= taps ? 0 : 1;
+  return run.code;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
