@@ -42,7 +42,7 @@ describe('purity: firmware side uses no Node module and no Node global', functio
   });
 
   it('the XS test harness guest side (bundled with the firmware) is pure too', () => {
-    assert.deepEqual(checkFiles(root, ['host-tests/xs/guest.ts']).map(formatViolation), []);
+    assert.deepEqual(checkFiles(root, ['sim/xs/guest.ts']).map(formatViolation), []);
   });
 
   it('the firmware side type-checks without Node types (tsconfig.firmware.json)', () => {

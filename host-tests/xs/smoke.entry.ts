@@ -5,7 +5,7 @@ import { AuthenticationError } from '../../hal/crypto';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualNorFlash } from '../../hal/mock/flash';
 import { nobleCrypto } from '../../hal/nobleCrypto';
-import { run, send } from './guest';
+import { run, send } from '../../sim/xs/guest';
 
 const bytes = (length: number, seed: number): Uint8Array =>
   Uint8Array.from({ length }, (_, i) => (seed + i * 31) & 0xff);

@@ -1,4 +1,4 @@
-// The script side of host-tests/xs/xsnap.ts: imported by an entry that is bundled and run under XS,
+// The script side of sim/xs/xsnap.ts: imported by an entry that is bundled and run under XS,
 // and by the Node side for the shared message codec. Pure: no Node module, no Node global.
 //
 // What a script sees under xsnap (checked with @agoric/xsnap 0.15.0): the language, plus `print`
