@@ -1,10 +1,17 @@
-// Runs firmware under the real XS engine (Moddable's, via @agoric/xsnap) from host tests and benchmarks.
+// Runs firmware under the real XS engine (Moddable's, via @agoric/xsnap) from host tests and benchmarks,
+// as the Moddable runtime would run it.
 //
 //   const script = await bundleForXs('host-tests/xs/smoke.entry.ts');
 //   const xs = await startXs({ onMessage: (m) => console.log(m) });
 //   const usage = await xs.evaluate(script);  // { compute, allocate, currentHeapCount }
 //   xs.messages;                               // what the script sent with guest.ts `send`
 //   await xs.close();
+//
+// Where xsnap is not the Moddable runtime, the harness makes it so:
+// - bundleForXs resolves imports through manifest.json's module map for the platform (tools/manifest.ts),
+//   as the Moddable build does: a module the manifest does not list fails the bundle. SDK modules
+//   resolve to the stand-ins under sim/standins/.
+// - startXs first evaluates moddableRuntime.entry.ts: frozen primordials, no TextEncoder/TextDecoder.
 //
 // The XS worker is driven from a child Node process (driver.ts) because @agoric/xsnap needs
 // `@endo/init`, and its lockdown() in the mocha process breaks sinon's fake timers and Error stacks
@@ -16,7 +23,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
-import { NODE_ONLY_PACKAGES, packageName } from '../../tools/purity';
+import {
+  type ModuleEntry,
+  type ModuleMap,
+  moddableSpecifier,
+  readManifest,
+  specifierOfFile,
+} from '../../tools/manifest';
+import { NODE_ONLY_PACKAGES, packageName, XS_PACKAGES } from '../../tools/purity';
+import { SDK_STAND_INS } from '../standins';
 import type { FromDriver, ToDriver } from './driver';
 import { decodeMessage, encodeMessage, type XsErrorMessage } from './guest';
 
@@ -39,7 +54,14 @@ export interface BundleOptions {
   minify?: boolean;
   /** esbuild `define`, e.g. `{ 'DEBUG': 'false' }`. */
   define?: Record<string, string>;
+  /** The manifest whose module map imports resolve through (default: the repository's manifest.json). */
+  manifest?: string;
+  /** The platform whose module map applies (default `lin`, the host build of the firmware). */
+  platform?: string;
 }
+
+/** The platform the XS runs stand for: the Moddable host build (`mcconfig -p lin`). */
+export const XS_TEST_PLATFORM = 'lin';
 
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
@@ -48,31 +70,118 @@ function isNodeBuiltin(specifier: string): boolean {
 }
 
 /** Fails the bundle when anything, however deep, imports a Node builtin or a Node-only package. */
-const noNode: Plugin = {
-  name: 'parklink-no-node',
-  setup(b) {
-    b.onResolve({ filter: /^[^./]/ }, (args) => {
-      const from = args.importer ? path.relative(repoRoot, args.importer) : '(entry)';
-      if (isNodeBuiltin(args.path)) {
-        return {
-          errors: [{ text: `Node builtin "${args.path}" imported by ${from}: XS has no Node modules` }],
-        };
-      }
-      if (NODE_ONLY_PACKAGES.includes(packageName(args.path))) {
-        return {
-          errors: [{ text: `Node-only package "${args.path}" imported by ${from}: it cannot run under XS` }],
-        };
-      }
-      return undefined;
-    });
-  },
-};
+function nodeImportProblem(specifier: string, from: string): string | undefined {
+  if (isNodeBuiltin(specifier))
+    return `Node builtin "${specifier}" imported by ${from}: XS has no Node modules`;
+  if (NODE_ONLY_PACKAGES.includes(packageName(specifier))) {
+    return `Node-only package "${specifier}" imported by ${from}: it cannot run under XS`;
+  }
+  return undefined;
+}
 
 /**
- * Bundles a TypeScript entry and everything it imports into one IIFE script for `evaluate`.
- * Throws (listing each offending import) if anything pulls in a Node builtin or Node-only package.
+ * Resolves imports as the Moddable build and runtime do, through the manifest's module map:
+ * - An import from a module the manifest lists (a device module) is resolved against that module's
+ *   specifier, relative ones included (`../x` from `firmware/units/comms` is `firmware/x`), and must
+ *   land on a listed module.
+ * - SDK modules resolve to their stand-ins (sim/standins/), and only where the manifest provides them.
+ * - Test scaffolding (entries, hal/mock, sim/) is not on the device: its relative imports resolve as
+ *   usual, and its bare imports through the map or, for packages that run under XS, from node_modules.
+ */
+function moddableModules(map: ModuleMap, manifestName: string): Plugin {
+  const where = `${manifestName}'s modules for platform ${map.platform}`;
+  const standIn = (specifier: string, entry: ModuleEntry | undefined): string | undefined => {
+    const known = SDK_STAND_INS[specifier];
+    if (!known) return undefined;
+    if (entry?.kind === 'sdk' || map.sdkManifests.includes(known.sdkManifest)) {
+      return path.join(repoRoot, known.file);
+    }
+    return undefined;
+  };
+  const resolveListed = (specifier: string, from: string, importedAs: string) => {
+    const entry = map.modules.get(specifier);
+    if (entry?.kind === 'project') return { path: entry.file };
+    const file = standIn(specifier, entry);
+    if (file) return { path: file };
+    if (entry?.kind === 'sdk') {
+      return {
+        errors: [
+          {
+            text: `SDK module "${specifier}" (${entry.source}) imported by ${from} has no stand-in under sim/standins/`,
+          },
+        ],
+      };
+    }
+    const known = SDK_STAND_INS[specifier];
+    const hint = known ? `include ${known.sdkManifest}` : 'list it (and its files)';
+    return {
+      errors: [
+        {
+          text:
+            `"${importedAs}" imported by ${from} is not in ${where}` +
+            (importedAs === specifier ? '' : ` (Moddable resolves it to "${specifier}")`) +
+            `: the Moddable build would fail. ${hint} in ${manifestName}.`,
+        },
+      ],
+    };
+  };
+  return {
+    name: 'parklink-moddable-modules',
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, (args) => {
+        if (args.kind === 'entry-point') return undefined;
+        const from = args.importer ? path.relative(repoRoot, args.importer) : '(entry)';
+        const bare = !args.path.startsWith('.') && !args.path.startsWith('/');
+        if (bare) {
+          const problem = nodeImportProblem(args.path, from);
+          if (problem) return { errors: [{ text: problem }] };
+        }
+        const importer = args.importer ? specifierOfFile(map, args.importer) : undefined;
+        if (importer !== undefined) {
+          const specifier = moddableSpecifier(importer, args.path);
+          if (specifier === undefined) {
+            return {
+              errors: [
+                { text: `"${args.path}" imported by ${from} climbs above the module root on Moddable` },
+              ],
+            };
+          }
+          return resolveListed(specifier, from, args.path);
+        }
+        if (!bare) return undefined;
+        const specifier = moddableSpecifier('', args.path)!;
+        if (map.modules.has(specifier) || SDK_STAND_INS[specifier]) {
+          return resolveListed(specifier, from, args.path);
+        }
+        if (XS_PACKAGES.includes(packageName(args.path))) return undefined;
+        return {
+          errors: [
+            {
+              text: `"${args.path}" imported by ${from} is neither in ${where} nor a package that runs under XS (tools/purity.ts XS_PACKAGES)`,
+            },
+          ],
+        };
+      });
+    },
+  };
+}
+
+/** The module map bundles resolve through; throws if the manifest refuses the platform. */
+export function xsModuleMap(manifest = 'manifest.json', platform = XS_TEST_PLATFORM): ModuleMap {
+  const map = readManifest(path.resolve(repoRoot, manifest), platform);
+  if (map.errors.length) {
+    throw new Error(`${manifest} refuses platform ${platform}: ${map.errors.join('; ')}`);
+  }
+  return map;
+}
+
+/**
+ * Bundles a TypeScript entry and everything it imports into one IIFE script for `evaluate`, resolving
+ * imports through the manifest's module map. Throws (listing each offending import) if anything pulls
+ * in a Node builtin or Node-only package, or a device module imports something the manifest lacks.
  */
 export async function bundleForXs(entry: string, options: BundleOptions = {}): Promise<string> {
+  const map = xsModuleMap(options.manifest, options.platform);
   const result = await build({
     entryPoints: [path.resolve(repoRoot, entry)],
     absWorkingDir: repoRoot,
@@ -90,7 +199,7 @@ export async function bundleForXs(entry: string, options: BundleOptions = {}): P
     define: options.define ?? {},
     legalComments: 'none',
     logLevel: 'silent',
-    plugins: [noNode],
+    plugins: [moddableModules(map, path.basename(options.manifest ?? 'manifest.json'))],
   });
   const file = result.outputFiles[0];
   if (!file) throw new Error(`esbuild produced no output for ${entry}`);
@@ -144,6 +253,29 @@ export interface StartXsOptions {
   onPrint?: (line: string) => void;
   /** XS compute units allowed per evaluate (the worker dies past it); 0, the default, is no limit. */
   meteringLimit?: number;
+  /**
+   * `moddable` (the default) first evaluates moddableRuntime.entry.ts: frozen primordials, no
+   * TextEncoder/TextDecoder, as on the device. `xsnap` leaves xsnap's globals as they are: only the
+   * harness's own tests use it, to show what the Moddable runtime changes.
+   */
+  runtime?: 'moddable' | 'xsnap';
+}
+
+let moddableRuntimeScript: Promise<string> | undefined;
+
+/** The prelude that makes xsnap's globals the Moddable runtime's (bundled once per process). */
+function moddableRuntime(): Promise<string> {
+  moddableRuntimeScript ??= build({
+    entryPoints: [fileURLToPath(new URL('./moddableRuntime.entry.ts', import.meta.url))],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    target: 'es2022',
+    platform: 'neutral',
+    legalComments: 'none',
+    logLevel: 'silent',
+  }).then((result) => result.outputFiles[0]!.text);
+  return moddableRuntimeScript;
 }
 
 export interface XsWorker {
@@ -299,8 +431,19 @@ export async function startXs(options: StartXsOptions = {}): Promise<XsWorker> {
     }
   });
 
+  const evaluate = (code: string): Promise<MeterUsage> => {
+    if (exited) return Promise.reject(new Error(`xsnap driver has exited${stderrTail()}`));
+    const id = nextEvaluate++;
+    return new Promise<MeterUsage>((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      hold(true);
+      child.send({ type: 'evaluate', id, code } satisfies ToDriver);
+    });
+  };
+
   try {
     await ready;
+    if ((options.runtime ?? 'moddable') === 'moddable') await evaluate(await moddableRuntime());
   } catch (error) {
     child.kill();
     throw error;
@@ -310,15 +453,7 @@ export async function startXs(options: StartXsOptions = {}): Promise<XsWorker> {
   return {
     messages,
     output,
-    evaluate(code: string): Promise<MeterUsage> {
-      if (exited) return Promise.reject(new Error(`xsnap driver has exited${stderrTail()}`));
-      const id = nextEvaluate++;
-      return new Promise<MeterUsage>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        hold(true);
-        child.send({ type: 'evaluate', id, code } satisfies ToDriver);
-      });
-    },
+    evaluate,
     async close(): Promise<void> {
       if (exited) return;
       hold(true);
