@@ -41,8 +41,15 @@ describe('purity: firmware side uses no Node module and no Node global', functio
     assert.deepEqual(violations.map(formatViolation), []);
   });
 
-  it('the XS test harness guest side (bundled with the firmware) is pure too', () => {
-    assert.deepEqual(checkFiles(root, ['sim/xs/guest.ts']).map(formatViolation), []);
+  it('the XS harness script side (bundled with the firmware) is pure too', () => {
+    const files = [
+      'sim/xs/guest.ts',
+      'sim/xs/hostText.ts',
+      'sim/xs/moddableRuntime.entry.ts',
+      'sim/standins/text/encoder.ts',
+      'sim/standins/text/decoder.ts',
+    ];
+    assert.deepEqual(checkFiles(root, files).map(formatViolation), []);
   });
 
   it('the firmware side type-checks without Node types (tsconfig.firmware.json)', () => {
@@ -96,9 +103,21 @@ describe('purity: firmware side uses no Node module and no Node global', functio
           'export class Unit { process(): void {} static Buffer = 1; require = 2; }',
           'export interface Shape { Buffer: Uint8Array; global: number }',
           'export const { require: req } = { require: 1 };',
-          'export const text = new TextEncoder().encode(String(obj.console));',
+          'export const text = String(obj.console);',
           'export const all = [sha256, gcm, encode] as const;',
           'export type C = Clock;',
+        ].join('\n'),
+        'protocol/__fixtures__/text.ts': [
+          "export const bytes = new TextEncoder().encode('x');",
+          'export const decoder = globalThis.TextDecoder;',
+          "import SdkTextEncoder from 'text/encoder';",
+          'export const own = { TextEncoder: SdkTextEncoder };',
+        ].join('\n'),
+        'firmware/setup/text.ts': [
+          "import SdkTextEncoder from 'text/encoder';",
+          "import SdkTextDecoder from 'text/decoder';",
+          'if (typeof TextEncoder !== "function") (globalThis as any).TextEncoder = SdkTextEncoder;',
+          'if (typeof globalThis.TextDecoder !== "function") (globalThis as any).TextDecoder = SdkTextDecoder;',
         ].join('\n'),
         'hal/moddable/__fixture.ts':
           "import Digital from 'embedded:io/digital';\nimport Timer from 'timer';\nexport const d = [Digital, Timer];\n",
@@ -146,7 +165,16 @@ describe('purity: firmware side uses no Node module and no Node global', functio
       ]);
     });
 
-    it('does not flag a local named process, member names like obj.Buffer, XS packages or TextEncoder', () => {
+    it('flags TextEncoder and TextDecoder (the Moddable runtime has neither) and the SDK text modules outside firmware/setup/text', () => {
+      assert.deepEqual(at('protocol/__fixtures__/text.ts'), [
+        'global TextEncoder @1',
+        'global TextDecoder @2',
+        'import text/encoder @3',
+      ]);
+      assert.deepEqual(at('firmware/setup/text.ts'), []);
+    });
+
+    it('does not flag a local named process, member names like obj.Buffer, XS packages', () => {
       assert.deepEqual(at('firmware/__fixtures__/clean-script.ts'), []);
       assert.deepEqual(at('firmware/__fixtures__/clean.ts'), []);
     });

@@ -139,10 +139,21 @@ export const NODE_GLOBALS: readonly string[] = Object.freeze([
   'NodeJS',
 ]);
 
-/** Declared by @types/node but present under XS (xsnap and the Moddable runtime): not flagged. */
-export const XS_GLOBALS_FROM_NODE_TYPES: readonly string[] = Object.freeze(['TextEncoder', 'TextDecoder']);
+/**
+ * Globals the Moddable runtime does not have (xsnap does): firmware/setup/text.ts installs them from
+ * the SDK's `text/encoder` and `text/decoder` for the packages that need them (cborg). Firmware-side
+ * code does not use them itself: protocol/bytes.ts has the UTF-8 helpers.
+ */
+export const INSTALLED_TEXT_GLOBALS: readonly string[] = Object.freeze(['TextEncoder', 'TextDecoder']);
+
+/** The one firmware-side file that may name INSTALLED_TEXT_GLOBALS and import the SDK's text modules. */
+export const TEXT_SETUP_FILE = 'firmware/setup/text.ts';
+const TEXT_SETUP_IMPORTS = ['text/encoder', 'text/decoder'];
 
 const FIRMWARE_DIRS = ['firmware', 'protocol', 'drivers', 'hal'];
+
+/** The XS harness's script side, bundled with the firmware: pure too, and it may import itself. */
+const XS_SCRIPT_DIRS = ['sim/xs/', 'sim/standins/'];
 
 export interface PurityViolation {
   /** Path relative to the root, with forward slashes. */
@@ -200,7 +211,9 @@ function checkSpecifier(rel: string, fileAbs: string, root: string, specifier: s
     if (target.endsWith('.node') || target.endsWith('.node.ts')) {
       return `imports the Node-only adapter ${target}.ts`;
     }
-    if (!FIRMWARE_DIRS.some((d) => target === d || target.startsWith(`${d}/`))) {
+    const harness =
+      XS_SCRIPT_DIRS.some((d) => rel.startsWith(d)) && XS_SCRIPT_DIRS.some((d) => target.startsWith(d));
+    if (!harness && !FIRMWARE_DIRS.some((d) => target === d || target.startsWith(`${d}/`))) {
       return `imports ${target}, which is not firmware side`;
     }
     return undefined;
@@ -208,6 +221,7 @@ function checkSpecifier(rel: string, fileAbs: string, root: string, specifier: s
   const isModdable =
     MODDABLE_PREFIXES.some((p) => specifier.startsWith(p)) || MODDABLE_MODULES.includes(specifier);
   if (isModdable && inModdableDir) return undefined;
+  if (rel === TEXT_SETUP_FILE && TEXT_SETUP_IMPORTS.includes(specifier)) return undefined;
   if (specifier.startsWith('embedded:')) {
     return `imports the Moddable module "${specifier}" outside ${MODDABLE_DIRS.join(' and ')}`;
   }
@@ -335,9 +349,21 @@ function checkSourceFile(
 
   const checkIdentifier = (id: ts.Identifier): void => {
     const name = id.text;
-    if (XS_GLOBALS_FROM_NODE_TYPES.includes(name) || isMemberName(id) || isDeclarationName(id)) return;
+    if (isMemberName(id) || isDeclarationName(id)) return;
     const symbol = referencedSymbol(checker, id);
     const declarations = symbol?.declarations ?? [];
+    if (INSTALLED_TEXT_GLOBALS.includes(name)) {
+      const global = declarations.every((d) => d.getSourceFile().isDeclarationFile);
+      if (global && isFirmwareSide(rel) && rel !== TEXT_SETUP_FILE) {
+        report(
+          id,
+          'global',
+          name,
+          `uses the global "${name}", which the Moddable runtime lacks (only ${TEXT_SETUP_FILE} installs it)`,
+        );
+      }
+      return;
+    }
     const nodeOnly =
       declarations.length > 0 && declarations.every((d) => isNodeTypesFile(d.getSourceFile().fileName));
     if (nodeOnly || (!symbol && NODE_GLOBALS.includes(name))) {
