@@ -1,5 +1,6 @@
 // Bundled by smoke.test.ts and run under XS: real firmware-side code (the pure-JS crypto provider,
 // the virtual flash and clock, cborg) reporting its results to the Node side with guest.ts `send`.
+import '../../firmware/setup/text'; // first, as on the device: cborg needs the text globals at load
 import { decode, encode, rfc8949EncodeOptions } from 'cborg';
 import { AuthenticationError } from '../../hal/crypto';
 import { VirtualClock } from '../../hal/mock/clock';

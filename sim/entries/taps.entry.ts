@@ -1,5 +1,6 @@
 // Bundled and run under XS by taps.test.ts: the tap scenario, driven one tap per evaluate so the
 // Node side can read the XS meter per tap.
+import '../../firmware/setup/text'; // first, as on the device: cborg needs the text globals at load
 import { TapScenario } from '../fleet/tapScenario';
 import { run, send } from '../xs/guest';
 
