@@ -119,6 +119,14 @@ describe('purity: firmware side uses no Node module and no Node global', functio
           'if (typeof TextEncoder !== "function") (globalThis as any).TextEncoder = SdkTextEncoder;',
           'if (typeof globalThis.TextDecoder !== "function") (globalThis as any).TextDecoder = SdkTextDecoder;',
         ].join('\n'),
+        'drivers/__fixtures__/error-name.ts': [
+          "export class Assigned extends Error { constructor() { super('x'); this.name = 'Assigned'; } }",
+          "export class Field extends Error { override name = 'Field'; }",
+          "export class Own extends Error { declare name: string; constructor() { super('x'); this.name = 'Own'; } }",
+          "export class Plain { name = ''; rename() { this.name = 'plain'; } }",
+          "export class Later extends Error { relabel() { const f = () => { this.name = 'Later'; }; f(); } }",
+          "export const literal = { name: '', set() { this.name = 'literal'; } };",
+        ].join('\n'),
         'hal/moddable/__fixture.ts':
           "import Digital from 'embedded:io/digital';\nimport Timer from 'timer';\nexport const d = [Digital, Timer];\n",
       });
@@ -134,6 +142,13 @@ describe('purity: firmware side uses no Node module and no Node global', functio
 
     it("flags require('net'), both the module and the require global", () => {
       assert.deepEqual(at('firmware/__fixtures__/require.ts').sort(), ['global require @1', 'import net @1']);
+    });
+
+    it('flags this.name = in a class that inherits name (frozen Error.prototype on the device), not a declared field', () => {
+      assert.deepEqual(at('drivers/__fixtures__/error-name.ts'), [
+        'primordial name @1',
+        'primordial name @5',
+      ]);
     });
 
     it('flags setTimeout (timers come from hal/clock)', () => {

@@ -15,6 +15,11 @@
 // instead, and a member name (`obj.Buffer`, `{ setTimeout: f }`, `NodeJS.Timeout`'s `Timeout`) is not a
 // free identifier, so neither is flagged. `globalThis.process` is. If @types/node is missing, the
 // NODE_GLOBALS names are flagged when they resolve to nothing.
+//
+// Frozen primordials: Moddable preloads the firmware's modules and then freezes the primordials, so
+// `this.name = 'X'` in a class that extends another (an Error) throws "set name: not writable" on the
+// device. Such an assignment is flagged unless the class declares its own `name` member (a class field,
+// `override name = 'X'`, defines the property instead of assigning it).
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,8 +165,8 @@ export interface PurityViolation {
   file: string;
   line: number;
   column: number;
-  kind: 'import' | 'global';
-  /** The specifier or the identifier. */
+  kind: 'import' | 'global' | 'primordial';
+  /** The specifier, the identifier, or the property assigned. */
   name: string;
   message: string;
 }
@@ -274,6 +279,32 @@ function isDeclarationName(id: ts.Identifier): boolean {
   );
 }
 
+/** `this.name = …` inside a class that extends another and declares no `name` member of its own. */
+function assignsInheritedName(node: ts.Node): boolean {
+  if (!ts.isBinaryExpression(node) || node.operatorToken.kind !== ts.SyntaxKind.EqualsToken) return false;
+  const target = node.left;
+  if (!ts.isPropertyAccessExpression(target) || target.expression.kind !== ts.SyntaxKind.ThisKeyword) {
+    return false;
+  }
+  if (target.name.text !== 'name') return false;
+  let scope: ts.Node | undefined = node.parent;
+  const ownsThis = (n: ts.Node): boolean =>
+    ts.isClassLike(n) ||
+    ts.isFunctionDeclaration(n) ||
+    ts.isFunctionExpression(n) ||
+    ts.isObjectLiteralExpression(n);
+  while (scope && !ownsThis(scope)) {
+    scope = scope.parent;
+  }
+  if (!scope || !ts.isClassLike(scope)) return false;
+  const extendsClause = scope.heritageClauses?.some((h) => h.token === ts.SyntaxKind.ExtendsKeyword);
+  const ownName = scope.members.some(
+    (m) =>
+      m.name !== undefined && ts.isIdentifier(m.name) && m.name.text === 'name' && !ts.isMethodDeclaration(m),
+  );
+  return Boolean(extendsClause) && !ownName;
+}
+
 function referencedSymbol(checker: ts.TypeChecker, id: ts.Identifier): ts.Symbol | undefined {
   if (ts.isShorthandPropertyAssignment(id.parent) && id.parent.name === id) {
     return checker.getShorthandAssignmentValueSymbol(id.parent);
@@ -343,6 +374,13 @@ function checkSourceFile(
       }
     } else if (ts.isIdentifier(node)) {
       checkIdentifier(node);
+    } else if (assignsInheritedName(node)) {
+      report(
+        node,
+        'primordial',
+        'name',
+        'assigns this.name, which the frozen Error.prototype makes read-only on the device: declare a class field `override name = ...` instead',
+      );
     }
     ts.forEachChild(node, visit);
   };
@@ -495,7 +533,7 @@ function main(argv: readonly string[]): number {
   for (const d of diagnostics) process.stdout.write(`${d}\n`);
   if (violations.length || diagnostics.length) {
     process.stderr.write(
-      `purity: ${violations.length} Node import(s)/global(s), ${diagnostics.length} firmware type error(s)\n`,
+      `purity: ${violations.length} Node import(s)/global(s)/primordial write(s), ${diagnostics.length} firmware type error(s)\n`,
     );
     return 1;
   }
