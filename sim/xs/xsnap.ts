@@ -113,7 +113,7 @@ function moddableModules(map: ModuleMap, manifestName: string): Plugin {
       };
     }
     const known = SDK_STAND_INS[specifier];
-    const hint = known ? `include ${known.sdkManifest}` : 'list it (and its files)';
+    const hint = known ? `Include ${known.sdkManifest}` : 'List it (and its files)';
     return {
       errors: [
         {
