@@ -55,6 +55,7 @@ describe('manifest reader (mcconfig semantics)', () => {
           gcm: '$(MODULES)/crypt/etc/gcm',
         },
         preload: ['protocol/cbor'],
+        creation: { main: 'main' },
       },
       'app/main.ts': '',
       'app/assets.js': '',
@@ -73,6 +74,7 @@ describe('manifest reader (mcconfig semantics)', () => {
       '$(MODULES)/data/text/decoder/manifest.json',
     ]);
     assert.deepEqual(map.preload, ['protocol/cbor']);
+    assert.equal(map.main, 'main');
     assert.deepEqual(map.errors, []);
     assert.equal(specifierOfFile(map, path.join(dir, 'protocol/cbor.ts')), 'protocol/cbor');
     assert.equal(specifierOfFile(map, path.join(dir, 'protocol/cbor.d.ts')), undefined);

@@ -47,6 +47,8 @@ export interface ModuleMap {
   manifests: string[];
   /** SDK manifests included (recorded as written, e.g. `$(MODULES)/data/text/decoder/manifest.json`). */
   sdkManifests: string[];
+  /** `creation.main`: the module the device runs after set-up (the last manifest to set it wins). */
+  main: string | undefined;
   /** Module specifiers to preload, in order (from the project manifests only). */
   preload: string[];
   /** The matched platform sections' `error` entries: mcconfig refuses to build with any. */
@@ -90,6 +92,7 @@ type Sources = Source | Source[];
 
 interface PlatformSection {
   include?: string | string[];
+  creation?: { main?: string };
   build?: Record<string, string>;
   modules?: Record<string, Sources>;
   preload?: string | string[];
@@ -245,6 +248,7 @@ export function readManifest(
   // Merge as mcconfig does: each manifest's top level, then its platform section.
   const moduleSources = new Map<string, { source: Resolved; written: string; manifest: string }[]>();
   const preload: string[] = [];
+  let main: string | undefined;
   const errors: string[] = [];
   const warnings: string[] = [];
   for (const { file, json, platform: section } of parsed) {
@@ -267,6 +271,7 @@ export function readManifest(
         }
         moduleSources.set(target, list);
       }
+      if (typeof part.creation?.main === 'string') main = part.creation.main;
       preload.push(...asList(part.preload));
       errors.push(...asList(part.error));
       warnings.push(...asList(part.warning));
@@ -353,6 +358,7 @@ export function readManifest(
     modules,
     manifests: parsed.map((p) => p.file),
     sdkManifests,
+    main,
     preload,
     errors,
     warnings,

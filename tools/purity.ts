@@ -112,6 +112,11 @@ export const MODDABLE_MODULES: readonly string[] = Object.freeze([
 ]);
 const MODDABLE_PREFIXES = ['embedded:', 'commodetto/', 'piu/', 'pins/', 'text/', 'dns/', 'mqtt/', 'mc/'];
 
+/** Whether a specifier names a Moddable SDK module (MODDABLE_MODULES, `embedded:*` and the prefixes above). */
+export function isModdableModule(specifier: string): boolean {
+  return MODDABLE_PREFIXES.some((p) => specifier.startsWith(p)) || MODDABLE_MODULES.includes(specifier);
+}
+
 /**
  * Names flagged as Node globals when nothing declares them (the fallback without @types/node).
  * With @types/node loaded, anything declared only there is flagged, which covers these and more
@@ -223,8 +228,7 @@ function checkSpecifier(rel: string, fileAbs: string, root: string, specifier: s
     }
     return undefined;
   }
-  const isModdable =
-    MODDABLE_PREFIXES.some((p) => specifier.startsWith(p)) || MODDABLE_MODULES.includes(specifier);
+  const isModdable = isModdableModule(specifier);
   if (isModdable && inModdableDir) return undefined;
   if (rel === TEXT_SETUP_FILE && TEXT_SETUP_IMPORTS.includes(specifier)) return undefined;
   if (specifier.startsWith('embedded:')) {

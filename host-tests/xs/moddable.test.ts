@@ -7,7 +7,14 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleForXs, startXs, type XsWorker, xsnapAvailable } from '../../sim/xs/xsnap';
+import {
+  bundleForXs,
+  deviceGraph,
+  startXs,
+  unlistedDeviceImports,
+  type XsWorker,
+  xsnapAvailable,
+} from '../../sim/xs/xsnap';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -272,6 +279,85 @@ describe('XS harness: the Moddable runtime where xsnap differs', function () {
         bundleForXs(path.join(dir, 'sdk', 'crypto.ts'), { manifest }),
         /SDK module "gcm" \(\$\(MODULES\)\/crypt\/etc\/gcm\) imported by .*crypto\.ts has no stand-in/,
       );
+    });
+
+    it("checks every import reachable from creation.main, SDK modules taken on trust unless a stand-in's manifest is missing", async () => {
+      const files = {
+        'main.ts': "import { board } from './hal/board';\nimport './setup';\nexport const b = board;\n",
+        'hal/board.ts':
+          "import Digital from 'embedded:io/digital';\nimport { pin } from './pin';\nexport const board = [Digital, pin];\n",
+        'hal/pin.ts': 'export const pin = 1;\n',
+        'setup.ts': "import TextEncoder from 'text/encoder';\nexport const E = TextEncoder;\n",
+      };
+      const modules = { main: './main', 'hal/board': './hal/board', setup: './setup' };
+      const missing = await project(path.join(dir, 'graph'), { creation: { main: 'main' }, modules }, files);
+      const problems = await unlistedDeviceImports(missing, 'esp32');
+      assert.equal(problems.length, 2, problems.join('\n'));
+      assert.match(
+        problems.join('\n'),
+        /"\.\/pin" imported by .*hal\/board\.ts is not in .* \(Moddable resolves it to "hal\/pin"\)/,
+      );
+      assert.match(
+        problems.join('\n'),
+        /"text\/encoder" imported by .*setup\.ts .*Include \$\(MODULES\)\/data\/text\/encoder/,
+      );
+      const complete = await project(
+        path.join(dir, 'graph-complete'),
+        {
+          include: TEXT_MANIFESTS,
+          creation: { main: 'main' },
+          modules: { ...modules, 'hal/pin': './hal/pin' },
+        },
+        files,
+      );
+      assert.deepEqual(await unlistedDeviceImports(complete, 'esp32'), []);
+    });
+
+    it("resolves every import reachable from the project manifest's creation.main, for esp32 and for the host build (lin)", async () => {
+      for (const platform of ['esp32', 'lin']) {
+        assert.deepEqual(await unlistedDeviceImports('manifest.json', platform), [], platform);
+      }
+    });
+
+    /** Whether firmware/setup/text runs before the first cborg module in an evaluation order. */
+    const setupBeforeCborg = (order: string[]): boolean => {
+      const setup = order.indexOf('firmware/setup/text.ts');
+      const cborg = order.findIndex((file) => file.startsWith('node_modules/cborg/'));
+      assert.ok(cborg >= 0, 'cborg is evaluated');
+      return setup >= 0 && setup < cborg;
+    };
+
+    it('orders evaluation as the device does: preloaded modules first, then main, each after its imports', async () => {
+      const modules = {
+        'firmware/setup/text': '$(REPO)/firmware/setup/text',
+        cborg: '$(REPO)/node_modules/cborg/cborg',
+        'lib/*': '$(REPO)/node_modules/cborg/lib/*',
+        main: './main',
+        wire: './wire',
+      };
+      const files = {
+        'main.ts':
+          "import './firmware/setup/text';\nimport { wire } from './wire';\nexport const w = wire;\n",
+        'wire.ts': "import { encode } from 'cborg';\nexport const wire = encode;\n",
+      };
+      const base = { include: TEXT_MANIFESTS, creation: { main: 'main' }, modules };
+      const inOrder = await deviceGraph(await project(path.join(dir, 'order'), base, files), 'esp32');
+      assert.deepEqual(inOrder.problems, []);
+      assert.equal(setupBeforeCborg(inOrder.order), true, inOrder.order.join(' '));
+      // A preloaded module runs before main: preloading cborg's user runs cborg before the set-up.
+      const preloaded = await deviceGraph(
+        await project(path.join(dir, 'order-preload'), { ...base, preload: ['wire'] }, files),
+        'esp32',
+      );
+      assert.equal(setupBeforeCborg(preloaded.order), false, preloaded.order.join(' '));
+    });
+
+    it("evaluates firmware/setup/text before cborg on the device, from the project manifest's preload and main", async () => {
+      for (const platform of ['esp32', 'lin']) {
+        const { problems, order } = await deviceGraph('manifest.json', platform);
+        assert.deepEqual(problems, [], platform);
+        assert.equal(setupBeforeCborg(order), true, `${platform}: ${order.join(' ')}`);
+      }
     });
 
     it('refuses a platform the manifest refuses', async () => {

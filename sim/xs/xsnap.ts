@@ -30,7 +30,7 @@ import {
   readManifest,
   specifierOfFile,
 } from '../../tools/manifest';
-import { NODE_ONLY_PACKAGES, packageName, XS_PACKAGES } from '../../tools/purity';
+import { isModdableModule, NODE_ONLY_PACKAGES, packageName, XS_PACKAGES } from '../../tools/purity';
 import { SDK_STAND_INS } from '../standins';
 import type { FromDriver, ToDriver } from './driver';
 import { decodeMessage, encodeMessage, type XsErrorMessage } from './guest';
@@ -87,8 +87,16 @@ function nodeImportProblem(specifier: string, from: string): string | undefined 
  * - SDK modules resolve to their stand-ins (sim/standins/), and only where the manifest provides them.
  * - Test scaffolding (entries, hal/mock, sim/) is not on the device: its relative imports resolve as
  *   usual, and its bare imports through the map or, for packages that run under XS, from node_modules.
+ * With `sdk: 'unverified'` (checking the device's whole import graph, not bundling to run), SDK
+ * modules are left external instead: those with a stand-in still need their SDK manifest included,
+ * and other Moddable modules (tools/purity.ts isModdableModule) are taken on trust, as the SDK's
+ * manifests are not read here.
  */
-function moddableModules(map: ModuleMap, manifestName: string): Plugin {
+function moddableModules(
+  map: ModuleMap,
+  manifestName: string,
+  sdk: 'stand-ins' | 'unverified' = 'stand-ins',
+): Plugin {
   const where = `${manifestName}'s modules for platform ${map.platform}`;
   const standIn = (specifier: string, entry: ModuleEntry | undefined): string | undefined => {
     const known = SDK_STAND_INS[specifier];
@@ -102,7 +110,10 @@ function moddableModules(map: ModuleMap, manifestName: string): Plugin {
     const entry = map.modules.get(specifier);
     if (entry?.kind === 'project') return { path: entry.file };
     const file = standIn(specifier, entry);
-    if (file) return { path: file };
+    if (sdk === 'unverified') {
+      const trusted = !SDK_STAND_INS[specifier] && isModdableModule(specifier);
+      if (file || entry?.kind === 'sdk' || trusted) return { path: specifier, external: true };
+    } else if (file) return { path: file };
     if (entry?.kind === 'sdk') {
       return {
         errors: [
@@ -132,7 +143,7 @@ function moddableModules(map: ModuleMap, manifestName: string): Plugin {
         if (args.kind === 'entry-point') return undefined;
         const from = args.importer ? path.relative(repoRoot, args.importer) : '(entry)';
         const bare = !args.path.startsWith('.') && !args.path.startsWith('/');
-        if (bare) {
+        if (bare && !(sdk === 'unverified' && isModdableModule(args.path))) {
           const problem = nodeImportProblem(args.path, from);
           if (problem) return { errors: [{ text: problem }] };
         }
@@ -204,6 +215,73 @@ export async function bundleForXs(entry: string, options: BundleOptions = {}): P
   const file = result.outputFiles[0];
   if (!file) throw new Error(`esbuild produced no output for ${entry}`);
   return file.text;
+}
+
+export interface DeviceGraph {
+  /** Imports the device would fail to find: empty when all resolve. */
+  problems: string[];
+  /**
+   * Project files (relative to the repository) in the order the device evaluates them: the
+   * `preload` modules in their order, then `creation.main`. Empty when there are problems.
+   */
+  order: string[];
+}
+
+/**
+ * Every import reachable from the manifest's `preload` modules and `creation.main` for `platform`,
+ * resolved through its module map as the Moddable build resolves them (moddableModules with
+ * `sdk: 'unverified'`), and the order the device evaluates the project's modules in.
+ */
+export async function deviceGraph(manifest: string, platform: string): Promise<DeviceGraph> {
+  const map = xsModuleMap(manifest, platform);
+  const main = map.main === undefined ? undefined : map.modules.get(map.main);
+  if (main?.kind !== 'project') {
+    const problem = `creation.main ${JSON.stringify(map.main)} is not a project module in ${manifest} for ${platform}`;
+    return { problems: [problem], order: [] };
+  }
+  const roots = [...map.preload, map.main].map((specifier) => `import ${JSON.stringify(specifier)};`);
+  try {
+    const result = await build({
+      stdin: { contents: roots.join('\n'), resolveDir: repoRoot },
+      absWorkingDir: repoRoot,
+      bundle: true,
+      write: false,
+      format: 'esm',
+      target: 'es2022',
+      platform: 'neutral',
+      mainFields: ['module', 'main'],
+      conditions: ['module', 'import', 'default'],
+      resolveExtensions: ['.ts', '.js', '.mjs', '.json'],
+      logLevel: 'silent',
+      metafile: true,
+      plugins: [moddableModules(map, path.basename(manifest), 'unverified')],
+    });
+    // ECMAScript evaluates a module after its imports, in the order its import statements appear
+    // (each module once): a post-order walk of the import graph, which the metafile records in order.
+    const { inputs } = result.metafile;
+    const order: string[] = [];
+    const visited = new Set<string>();
+    const visit = (file: string): void => {
+      if (visited.has(file)) return;
+      visited.add(file);
+      for (const dependency of inputs[file]?.imports ?? []) {
+        if (!dependency.external && dependency.kind === 'import-statement') visit(dependency.path);
+      }
+      order.push(file);
+    };
+    const root = Object.keys(inputs).find((file) => file.startsWith('<stdin>'));
+    if (root) visit(root);
+    return { problems: [], order: order.filter((file) => file !== root) };
+  } catch (error) {
+    const errors = (error as { errors?: { text: string }[] }).errors;
+    if (!errors) throw error;
+    return { problems: errors.map((e) => e.text), order: [] };
+  }
+}
+
+/** deviceGraph's problems: what the device would fail to find. Empty when all resolve. */
+export async function unlistedDeviceImports(manifest: string, platform: string): Promise<string[]> {
+  return (await deviceGraph(manifest, platform)).problems;
 }
 
 export type XsnapAvailability =
