@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { build } from 'esbuild';
-import { firmwareFiles, MODDABLE_DIRS } from '../tools/purity';
+import { firmwareFiles, MODDABLE_DIRS, TEXT_SETUP_FILE } from '../tools/purity';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
@@ -56,11 +56,19 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   UnsupportedCardError: ['MIFARE Classic'],
 };
 
-/** The firmware-side modules as mcconfig would load them (not the Moddable bindings, which need the SDK). */
+/**
+ * The firmware-side modules as mcconfig would load them (not the Moddable bindings nor the text
+ * set-up, which import the SDK's modules).
+ */
 function bundledModules(): string[] {
   return firmwareFiles(root)
     .map((file) => path.relative(root, file).split(path.sep).join('/'))
-    .filter((rel) => rel !== 'firmware/main.ts' && !MODDABLE_DIRS.some((dir) => rel.startsWith(dir)));
+    .filter(
+      (rel) =>
+        rel !== 'firmware/main.ts' &&
+        rel !== TEXT_SETUP_FILE &&
+        !MODDABLE_DIRS.some((dir) => rel.startsWith(dir)),
+    );
 }
 
 async function bundle(modules: readonly string[]): Promise<string> {
