@@ -23,13 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
-import {
-  type ModuleEntry,
-  type ModuleMap,
-  moddableSpecifier,
-  readManifest,
-  specifierOfFile,
-} from '../../tools/manifest';
+import { type ModuleEntry, type ModuleMap, moddableSpecifier, readManifest } from '../../tools/manifest';
 import { isModdableModule, NODE_ONLY_PACKAGES, packageName, XS_PACKAGES } from '../../tools/purity';
 import { SDK_STAND_INS } from '../standins';
 import type { FromDriver, ToDriver } from './driver';
@@ -69,7 +63,7 @@ function isNodeBuiltin(specifier: string): boolean {
   return specifier.startsWith('node:') || builtins.has(specifier) || builtins.has(specifier.split('/')[0]);
 }
 
-/** Fails the bundle when anything, however deep, imports a Node builtin or a Node-only package. */
+/** Why a Node builtin or a Node-only package, imported however deep, cannot be bundled for XS. */
 function nodeImportProblem(specifier: string, from: string): string | undefined {
   if (isNodeBuiltin(specifier))
     return `Node builtin "${specifier}" imported by ${from}: XS has no Node modules`;
@@ -98,6 +92,10 @@ function moddableModules(
   sdk: 'stand-ins' | 'unverified' = 'stand-ins',
 ): Plugin {
   const where = `${manifestName}'s modules for platform ${map.platform}`;
+  const specifierOf = new Map<string, string>();
+  for (const entry of [...map.modules.values()].reverse()) {
+    if (entry.kind === 'project') specifierOf.set(entry.file, entry.specifier);
+  }
   const standIn = (specifier: string, entry: ModuleEntry | undefined): string | undefined => {
     const known = SDK_STAND_INS[specifier];
     if (!known) return undefined;
@@ -141,13 +139,17 @@ function moddableModules(
     setup(b) {
       b.onResolve({ filter: /.*/ }, (args) => {
         if (args.kind === 'entry-point') return undefined;
-        const from = args.importer ? path.relative(repoRoot, args.importer) : '(entry)';
+        if (!path.isAbsolute(args.importer)) {
+          // deviceGraph's root: the manifest's preload and creation.main, which must be listed.
+          return resolveListed(args.path, `${manifestName}'s preload or creation.main`, args.path);
+        }
+        const from = path.relative(repoRoot, args.importer);
         const bare = !args.path.startsWith('.') && !args.path.startsWith('/');
         if (bare && !(sdk === 'unverified' && isModdableModule(args.path))) {
           const problem = nodeImportProblem(args.path, from);
           if (problem) return { errors: [{ text: problem }] };
         }
-        const importer = args.importer ? specifierOfFile(map, args.importer) : undefined;
+        const importer = specifierOf.get(args.importer);
         if (importer !== undefined) {
           const specifier = moddableSpecifier(importer, args.path);
           if (specifier === undefined) {
