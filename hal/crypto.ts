@@ -12,8 +12,8 @@ export interface Crypto {
 }
 
 export class AuthenticationError extends Error {
+  override readonly name: string = 'AuthenticationError';
   constructor(message = 'authentication tag mismatch') {
     super(message);
-    this.name = 'AuthenticationError';
   }
 }

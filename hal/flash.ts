@@ -12,9 +12,9 @@ export interface NorFlash {
 }
 
 export class FlashRangeError extends Error {
+  override readonly name: string = 'FlashRangeError';
   constructor(message: string) {
     super(message);
-    this.name = 'FlashRangeError';
   }
 }
 

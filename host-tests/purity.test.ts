@@ -41,8 +41,15 @@ describe('purity: firmware side uses no Node module and no Node global', functio
     assert.deepEqual(violations.map(formatViolation), []);
   });
 
-  it('the XS test harness guest side (bundled with the firmware) is pure too', () => {
-    assert.deepEqual(checkFiles(root, ['host-tests/xs/guest.ts']).map(formatViolation), []);
+  it('the XS harness script side (bundled with the firmware) is pure too', () => {
+    const files = [
+      'sim/xs/guest.ts',
+      'sim/xs/hostText.ts',
+      'sim/xs/moddableRuntime.entry.ts',
+      'sim/standins/text/encoder.ts',
+      'sim/standins/text/decoder.ts',
+    ];
+    assert.deepEqual(checkFiles(root, files).map(formatViolation), []);
   });
 
   it('the firmware side type-checks without Node types (tsconfig.firmware.json)', () => {
@@ -96,9 +103,29 @@ describe('purity: firmware side uses no Node module and no Node global', functio
           'export class Unit { process(): void {} static Buffer = 1; require = 2; }',
           'export interface Shape { Buffer: Uint8Array; global: number }',
           'export const { require: req } = { require: 1 };',
-          'export const text = new TextEncoder().encode(String(obj.console));',
+          'export const text = String(obj.console);',
           'export const all = [sha256, gcm, encode] as const;',
           'export type C = Clock;',
+        ].join('\n'),
+        'protocol/__fixtures__/text.ts': [
+          "export const bytes = new TextEncoder().encode('x');",
+          'export const decoder = globalThis.TextDecoder;',
+          "import SdkTextEncoder from 'text/encoder';",
+          'export const own = { TextEncoder: SdkTextEncoder };',
+        ].join('\n'),
+        'firmware/setup/text.ts': [
+          "import SdkTextEncoder from 'text/encoder';",
+          "import SdkTextDecoder from 'text/decoder';",
+          'if (typeof TextEncoder !== "function") (globalThis as any).TextEncoder = SdkTextEncoder;',
+          'if (typeof globalThis.TextDecoder !== "function") (globalThis as any).TextDecoder = SdkTextDecoder;',
+        ].join('\n'),
+        'drivers/__fixtures__/error-name.ts': [
+          "export class Assigned extends Error { constructor() { super('x'); this.name = 'Assigned'; } }",
+          "export class Field extends Error { override name = 'Field'; }",
+          "export class Own extends Error { declare name: string; constructor() { super('x'); this.name = 'Own'; } }",
+          "export class Plain { name = ''; rename() { this.name = 'plain'; } }",
+          "export class Later extends Error { relabel() { const f = () => { this.name = 'Later'; }; f(); } }",
+          "export const literal = { name: '', set() { this.name = 'literal'; } };",
         ].join('\n'),
         'hal/moddable/__fixture.ts':
           "import Digital from 'embedded:io/digital';\nimport Timer from 'timer';\nexport const d = [Digital, Timer];\n",
@@ -115,6 +142,13 @@ describe('purity: firmware side uses no Node module and no Node global', functio
 
     it("flags require('net'), both the module and the require global", () => {
       assert.deepEqual(at('firmware/__fixtures__/require.ts').sort(), ['global require @1', 'import net @1']);
+    });
+
+    it('flags this.name = in a class that inherits name (frozen Error.prototype on the device), not a declared field', () => {
+      assert.deepEqual(at('drivers/__fixtures__/error-name.ts'), [
+        'primordial name @1',
+        'primordial name @5',
+      ]);
     });
 
     it('flags setTimeout (timers come from hal/clock)', () => {
@@ -146,7 +180,16 @@ describe('purity: firmware side uses no Node module and no Node global', functio
       ]);
     });
 
-    it('does not flag a local named process, member names like obj.Buffer, XS packages or TextEncoder', () => {
+    it('flags TextEncoder and TextDecoder (the Moddable runtime has neither) and the SDK text modules outside firmware/setup/text', () => {
+      assert.deepEqual(at('protocol/__fixtures__/text.ts'), [
+        'global TextEncoder @1',
+        'global TextDecoder @2',
+        'import text/encoder @3',
+      ]);
+      assert.deepEqual(at('firmware/setup/text.ts'), []);
+    });
+
+    it('does not flag a local named process, member names like obj.Buffer, XS packages', () => {
       assert.deepEqual(at('firmware/__fixtures__/clean-script.ts'), []);
       assert.deepEqual(at('firmware/__fixtures__/clean.ts'), []);
     });

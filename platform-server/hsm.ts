@@ -52,12 +52,12 @@ export interface HsmConfig {
 
 /** An HSM failure; the message names the PKCS#11 return value and never holds a PIN or key. */
 export class HsmError extends Error {
+  override readonly name: string = 'HsmError';
   constructor(
     message: string,
     readonly code?: string,
   ) {
     super(message);
-    this.name = 'HsmError';
   }
 }
 

@@ -35,12 +35,12 @@ export interface KeyRotationOptions {
 }
 
 export class KeyRotationError extends Error {
+  override readonly name: string = 'KeyRotationError';
   constructor(
     readonly status: number,
     message: string,
   ) {
     super(message);
-    this.name = 'KeyRotationError';
   }
 }
 

@@ -75,6 +75,7 @@ declare module 'fastify' {
 
 /** A refused operator request: its status, a stable code and a message for the person. */
 export class OperatorError extends Error {
+  override readonly name: string = 'OperatorError';
   constructor(
     readonly statusCode: number,
     readonly code: string,
@@ -82,7 +83,6 @@ export class OperatorError extends Error {
     readonly retryAfter?: number,
   ) {
     super(message);
-    this.name = 'OperatorError';
   }
 }
 

@@ -44,13 +44,13 @@ export interface TariffDeps {
 }
 
 export class TariffRefused extends Error {
+  override readonly name: string = 'TariffRefused';
   constructor(
     readonly statusCode: number,
     message: string,
     readonly field?: string,
   ) {
     super(message);
-    this.name = 'TariffRefused';
   }
 }
 

@@ -14,11 +14,11 @@ export type ProtocolErrorCode =
   | 'duplicate-conflict';
 
 export class ProtocolError extends Error {
+  override readonly name: string = 'ProtocolError';
   readonly code: ProtocolErrorCode;
 
   constructor(code: ProtocolErrorCode, message: string) {
     super(`${code}: ${message}`);
-    this.name = 'ProtocolError';
     this.code = code;
   }
 }

@@ -41,9 +41,9 @@ const LINE_PREFIX = 'PLS1:';
 
 /** A share that is damaged, from another set, missing, or a set that does not rebuild its key. */
 export class ShareError extends Error {
+  override readonly name: string = 'ShareError';
   constructor(message: string) {
     super(message);
-    this.name = 'ShareError';
   }
 }
 

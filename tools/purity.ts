@@ -15,6 +15,11 @@
 // instead, and a member name (`obj.Buffer`, `{ setTimeout: f }`, `NodeJS.Timeout`'s `Timeout`) is not a
 // free identifier, so neither is flagged. `globalThis.process` is. If @types/node is missing, the
 // NODE_GLOBALS names are flagged when they resolve to nothing.
+//
+// Frozen primordials: Moddable preloads the firmware's modules and then freezes the primordials, so
+// `this.name = 'X'` in a class that extends another (an Error) throws "set name: not writable" on the
+// device. Such an assignment is flagged unless the class declares its own `name` member (a class field,
+// `override name = 'X'`, defines the property instead of assigning it).
 import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,6 +112,11 @@ export const MODDABLE_MODULES: readonly string[] = Object.freeze([
 ]);
 const MODDABLE_PREFIXES = ['embedded:', 'commodetto/', 'piu/', 'pins/', 'text/', 'dns/', 'mqtt/', 'mc/'];
 
+/** Whether a specifier names a Moddable SDK module (MODDABLE_MODULES, `embedded:*` and the prefixes above). */
+export function isModdableModule(specifier: string): boolean {
+  return MODDABLE_PREFIXES.some((p) => specifier.startsWith(p)) || MODDABLE_MODULES.includes(specifier);
+}
+
 /**
  * Names flagged as Node globals when nothing declares them (the fallback without @types/node).
  * With @types/node loaded, anything declared only there is flagged, which covers these and more
@@ -139,18 +149,29 @@ export const NODE_GLOBALS: readonly string[] = Object.freeze([
   'NodeJS',
 ]);
 
-/** Declared by @types/node but present under XS (xsnap and the Moddable runtime): not flagged. */
-export const XS_GLOBALS_FROM_NODE_TYPES: readonly string[] = Object.freeze(['TextEncoder', 'TextDecoder']);
+/**
+ * Globals the Moddable runtime does not have (xsnap does): firmware/setup/text.ts installs them from
+ * the SDK's `text/encoder` and `text/decoder` for the packages that need them (cborg). Firmware-side
+ * code does not use them itself: protocol/bytes.ts has the UTF-8 helpers.
+ */
+export const INSTALLED_TEXT_GLOBALS: readonly string[] = Object.freeze(['TextEncoder', 'TextDecoder']);
+
+/** The one firmware-side file that may name INSTALLED_TEXT_GLOBALS and import the SDK's text modules. */
+export const TEXT_SETUP_FILE = 'firmware/setup/text.ts';
+const TEXT_SETUP_IMPORTS = ['text/encoder', 'text/decoder'];
 
 const FIRMWARE_DIRS = ['firmware', 'protocol', 'drivers', 'hal'];
+
+/** The XS harness's script side, bundled with the firmware: pure too, and it may import itself. */
+const XS_SCRIPT_DIRS = ['sim/xs/', 'sim/standins/'];
 
 export interface PurityViolation {
   /** Path relative to the root, with forward slashes. */
   file: string;
   line: number;
   column: number;
-  kind: 'import' | 'global';
-  /** The specifier or the identifier. */
+  kind: 'import' | 'global' | 'primordial';
+  /** The specifier, the identifier, or the property assigned. */
   name: string;
   message: string;
 }
@@ -200,14 +221,16 @@ function checkSpecifier(rel: string, fileAbs: string, root: string, specifier: s
     if (target.endsWith('.node') || target.endsWith('.node.ts')) {
       return `imports the Node-only adapter ${target}.ts`;
     }
-    if (!FIRMWARE_DIRS.some((d) => target === d || target.startsWith(`${d}/`))) {
+    const harness =
+      XS_SCRIPT_DIRS.some((d) => rel.startsWith(d)) && XS_SCRIPT_DIRS.some((d) => target.startsWith(d));
+    if (!harness && !FIRMWARE_DIRS.some((d) => target === d || target.startsWith(`${d}/`))) {
       return `imports ${target}, which is not firmware side`;
     }
     return undefined;
   }
-  const isModdable =
-    MODDABLE_PREFIXES.some((p) => specifier.startsWith(p)) || MODDABLE_MODULES.includes(specifier);
+  const isModdable = isModdableModule(specifier);
   if (isModdable && inModdableDir) return undefined;
+  if (rel === TEXT_SETUP_FILE && TEXT_SETUP_IMPORTS.includes(specifier)) return undefined;
   if (specifier.startsWith('embedded:')) {
     return `imports the Moddable module "${specifier}" outside ${MODDABLE_DIRS.join(' and ')}`;
   }
@@ -258,6 +281,32 @@ function isDeclarationName(id: ts.Identifier): boolean {
     p.name === id &&
     (ts.isVariableDeclaration(p) || ts.isParameter(p) || ts.isFunctionLike(p) || ts.isClassLike(p))
   );
+}
+
+/** `this.name = …` inside a class that extends another and declares no `name` member of its own. */
+function assignsInheritedName(node: ts.Node): boolean {
+  if (!ts.isBinaryExpression(node) || node.operatorToken.kind !== ts.SyntaxKind.EqualsToken) return false;
+  const target = node.left;
+  if (!ts.isPropertyAccessExpression(target) || target.expression.kind !== ts.SyntaxKind.ThisKeyword) {
+    return false;
+  }
+  if (target.name.text !== 'name') return false;
+  let scope: ts.Node | undefined = node.parent;
+  const ownsThis = (n: ts.Node): boolean =>
+    ts.isClassLike(n) ||
+    ts.isFunctionDeclaration(n) ||
+    ts.isFunctionExpression(n) ||
+    ts.isObjectLiteralExpression(n);
+  while (scope && !ownsThis(scope)) {
+    scope = scope.parent;
+  }
+  if (!scope || !ts.isClassLike(scope)) return false;
+  const extendsClause = scope.heritageClauses?.some((h) => h.token === ts.SyntaxKind.ExtendsKeyword);
+  const ownName = scope.members.some(
+    (m) =>
+      m.name !== undefined && ts.isIdentifier(m.name) && m.name.text === 'name' && !ts.isMethodDeclaration(m),
+  );
+  return Boolean(extendsClause) && !ownName;
 }
 
 function referencedSymbol(checker: ts.TypeChecker, id: ts.Identifier): ts.Symbol | undefined {
@@ -329,15 +378,34 @@ function checkSourceFile(
       }
     } else if (ts.isIdentifier(node)) {
       checkIdentifier(node);
+    } else if (assignsInheritedName(node)) {
+      report(
+        node,
+        'primordial',
+        'name',
+        'assigns this.name, which the frozen Error.prototype makes read-only on the device: declare a class field `override name = ...` instead',
+      );
     }
     ts.forEachChild(node, visit);
   };
 
   const checkIdentifier = (id: ts.Identifier): void => {
     const name = id.text;
-    if (XS_GLOBALS_FROM_NODE_TYPES.includes(name) || isMemberName(id) || isDeclarationName(id)) return;
+    if (isMemberName(id) || isDeclarationName(id)) return;
     const symbol = referencedSymbol(checker, id);
     const declarations = symbol?.declarations ?? [];
+    if (INSTALLED_TEXT_GLOBALS.includes(name)) {
+      const global = declarations.every((d) => d.getSourceFile().isDeclarationFile);
+      if (global && isFirmwareSide(rel) && rel !== TEXT_SETUP_FILE) {
+        report(
+          id,
+          'global',
+          name,
+          `uses the global "${name}", which the Moddable runtime lacks (only ${TEXT_SETUP_FILE} installs it)`,
+        );
+      }
+      return;
+    }
     const nodeOnly =
       declarations.length > 0 && declarations.every((d) => isNodeTypesFile(d.getSourceFile().fileName));
     if (nodeOnly || (!symbol && NODE_GLOBALS.includes(name))) {
@@ -469,7 +537,7 @@ function main(argv: readonly string[]): number {
   for (const d of diagnostics) process.stdout.write(`${d}\n`);
   if (violations.length || diagnostics.length) {
     process.stderr.write(
-      `purity: ${violations.length} Node import(s)/global(s), ${diagnostics.length} firmware type error(s)\n`,
+      `purity: ${violations.length} Node import(s)/global(s)/primordial write(s), ${diagnostics.length} firmware type error(s)\n`,
     );
     return 1;
   }

@@ -28,9 +28,9 @@ export interface SelectedCard {
 
 /** The card's answer breaks ISO 14443-3 (bad BCC, wrong length, cascade beyond level 3, ...). */
 export class CardProtocolError extends RfidError {
+  override readonly name: string = 'CardProtocolError';
   constructor(message: string) {
     super(message);
-    this.name = 'CardProtocolError';
   }
 }
 

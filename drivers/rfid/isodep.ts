@@ -60,19 +60,19 @@ export interface IsoDepOptions {
 
 /** The card is not ISO 14443-4 compliant (SAK bit 6 clear), e.g. a MIFARE Classic. */
 export class UnsupportedCard extends RfidError {
+  override readonly name: string = 'UnsupportedCard';
   readonly sak: number;
   constructor(sak: number) {
     super(`card is not ISO 14443-4 (SAK 0x${sak.toString(16).padStart(2, '0')})`);
-    this.name = 'UnsupportedCard';
     this.sak = sak;
   }
 }
 
 /** The card broke ISO 14443-4: a malformed ATS or block, or a block that fits no rule. */
 export class IsoDepProtocolError extends RfidError {
+  override readonly name: string = 'IsoDepProtocolError';
   constructor(message: string) {
     super(message);
-    this.name = 'IsoDepProtocolError';
   }
 }
 

@@ -132,78 +132,78 @@ const POLLS_PER_MS = 20; // without a clock: assume an SPI register read costs a
 const SHORT_POLLS = 2_000; // soft reset, CRC: microseconds on the chip
 
 export class RfidError extends Error {
+  override readonly name: string = 'RfidError';
   constructor(message: string) {
     super(message);
-    this.name = 'RfidError';
   }
 }
 
 /** VersionReg did not hold a known MFRC522 (or no chip answered). */
 export class ChipVersionError extends RfidError {
+  override readonly name: string = 'ChipVersionError';
   readonly version: number;
   constructor(version: number) {
     super(`MFRC522 not found: VersionReg 0x${version.toString(16).padStart(2, '0')}`);
-    this.name = 'ChipVersionError';
     this.version = version;
   }
 }
 
 /** The chip did not finish a command in time, or reported an internal fault (WrErr, TempErr). */
 export class ChipError extends RfidError {
+  override readonly name: string = 'ChipError';
   constructor(message: string) {
     super(message);
-    this.name = 'ChipError';
   }
 }
 
 /** No card answered before the receive timer ran out. */
 export class RfidTimeout extends RfidError {
+  override readonly name: string = 'RfidTimeout';
   constructor(message = 'no answer from the card') {
     super(message);
-    this.name = 'RfidTimeout';
   }
 }
 
 /** ErrorReg CollErr: two cards answered different bits. */
 export class RfidCollision extends RfidError {
+  override readonly name: string = 'RfidCollision';
   /** 1-based bit position in the received bytes (counting from RxAlign's bit 0), or -1 when out of range. */
   readonly position: number;
   constructor(position: number) {
     super(`bit collision at ${position < 0 ? 'an unknown position' : `bit ${position}`}`);
-    this.name = 'RfidCollision';
     this.position = position;
   }
 }
 
 /** ErrorReg CRCErr: the frame's CRC_A did not check. */
 export class RfidCrcError extends RfidError {
+  override readonly name: string = 'RfidCrcError';
   constructor() {
     super('CRC_A error in the received frame');
-    this.name = 'RfidCrcError';
   }
 }
 
 /** ErrorReg ParityErr. */
 export class RfidParityError extends RfidError {
+  override readonly name: string = 'RfidParityError';
   constructor() {
     super('parity error in the received frame');
-    this.name = 'RfidParityError';
   }
 }
 
 /** ErrorReg ProtocolErr (SOF or frame length violated), or an empty frame. */
 export class RfidProtocolError extends RfidError {
+  override readonly name: string = 'RfidProtocolError';
   constructor(message = 'protocol error in the received frame') {
     super(message);
-    this.name = 'RfidProtocolError';
   }
 }
 
 /** ErrorReg BufferOvfl: more than 64 bytes arrived. */
 export class RfidBufferOverflow extends RfidError {
+  override readonly name: string = 'RfidBufferOverflow';
   constructor() {
     super('FIFO overflow');
-    this.name = 'RfidBufferOverflow';
   }
 }
 

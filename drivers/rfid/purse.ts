@@ -123,18 +123,18 @@ export interface DebitResult {
 }
 
 export class PurseError extends Error {
+  override readonly name: string = 'PurseError';
   constructor(message: string) {
     super(message);
-    this.name = 'PurseError';
   }
 }
 
 /** The card answered with a status word other than 90 00. */
 export class CardRefused extends PurseError {
+  override readonly name: string = 'CardRefused';
   readonly sw: number;
   constructor(sw: number, what: string) {
     super(`${what} refused: SW ${sw.toString(16).padStart(4, '0')}`);
-    this.name = 'CardRefused';
     this.sw = sw;
   }
   /** The debit would take the value below the card's floor. */
@@ -145,17 +145,17 @@ export class CardRefused extends PurseError {
 
 /** The card could not prove the key its UID should have: a clone, to be reported for the blacklist. */
 export class CardNotGenuine extends PurseError {
+  override readonly name: string = 'CardNotGenuine';
   constructor(message: string) {
     super(message);
-    this.name = 'CardNotGenuine';
   }
 }
 
 /** The card's answer does not follow the purse layout. */
 export class MalformedResponse extends PurseError {
+  override readonly name: string = 'MalformedResponse';
   constructor(message: string) {
     super(message);
-    this.name = 'MalformedResponse';
   }
 }
 

@@ -57,10 +57,10 @@ export function crc16(data: Uint8Array, length = data.length): number {
 }
 
 export class SecureElementError extends Error {
+  override readonly name: string = 'SecureElementError';
   readonly status: number | undefined;
   constructor(message: string, status?: number) {
     super(message);
-    this.name = 'SecureElementError';
     this.status = status;
   }
 }

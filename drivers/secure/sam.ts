@@ -62,10 +62,10 @@ export const T1 = Object.freeze({
 });
 
 export class SamError extends Error {
+  override readonly name: string = 'SamError';
   readonly sw: number | undefined;
   constructor(message: string, sw?: number) {
     super(message);
-    this.name = 'SamError';
     this.sw = sw;
   }
 }

@@ -66,10 +66,10 @@ export interface I2cSensorBus {
 
 /** The chip at the address did not identify as the driver's chip. */
 export class SensorIdentityError extends Error {
+  override readonly name: string = 'SensorIdentityError';
   readonly found: number;
   constructor(chip: string, found: number) {
     super(`${chip} not found: identity 0x${found.toString(16)}`);
-    this.name = 'SensorIdentityError';
     this.found = found;
   }
 }

@@ -1,9 +1,11 @@
-// The Moddable runtime has no global TextEncoder/TextDecoder, and cborg (through protocol/cbor)
-// creates one of each when its module body runs. Device entries import this module first, so the
-// SDK's text modules ($(MODULES)/data/text) are installed as the globals before cborg loads.
-import TextDecoder from 'text/decoder';
-import TextEncoder from 'text/encoder';
+// Installs the global TextEncoder and TextDecoder from the Moddable SDK's `text/encoder` and
+// `text/decoder` where the runtime has none. The Moddable runtime has none, and cborg (under
+// protocol/cbor.ts) creates both when its modules load. Device entries import this module first:
+// a module's imports are evaluated in order, each with its own imports first, so this body runs
+// before any module imported after it.
+import SdkTextDecoder from 'text/decoder';
+import SdkTextEncoder from 'text/encoder';
 
-const host = globalThis as { TextDecoder?: unknown; TextEncoder?: unknown };
-host.TextDecoder ??= TextDecoder;
-host.TextEncoder ??= TextEncoder;
+const globals = globalThis as unknown as Record<string, unknown>;
+if (typeof globals.TextEncoder !== 'function') globals.TextEncoder = SdkTextEncoder;
+if (typeof globals.TextDecoder !== 'function') globals.TextDecoder = SdkTextDecoder;

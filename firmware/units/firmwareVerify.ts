@@ -10,12 +10,12 @@ import { concatBytes, utf8, writeUint32 } from '../../protocol/bytes';
 export type FirmwareRefusal = 'no-pinned-key' | 'bad-signature' | 'malformed' | 'downgrade';
 
 export class FirmwareRejected extends Error {
+  override readonly name: string = 'FirmwareRejected';
   constructor(
     readonly reason: FirmwareRefusal,
     message: string,
   ) {
     super(`${reason}: ${message}`);
-    this.name = 'FirmwareRejected';
   }
 }
 

@@ -38,16 +38,16 @@ const UNPAID_AFTER_S = 600;
 const OUTBOX = 16;
 
 export class SensorStuckError extends Error {
+  override readonly name: string = 'SensorStuckError';
   constructor(sensor: string, what = 'output has not changed') {
     super(`${sensor} ${what} in ${STUCK_SAMPLES} samples`);
-    this.name = 'SensorStuckError';
   }
 }
 
 export class SensorReadError extends Error {
+  override readonly name: string = 'SensorReadError';
   constructor(sensor: string, message: string) {
     super(`${sensor}: ${message}`);
-    this.name = 'SensorReadError';
   }
 }
 

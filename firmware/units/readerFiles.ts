@@ -14,9 +14,9 @@ export interface ReaderFile {
 }
 
 export class StaleReaderFileError extends Error {
+  override readonly name: string = 'StaleReaderFileError';
   constructor(name: string, version: number, held: number) {
     super(`reader file ${name} version ${version} is not newer than the ${held} held`);
-    this.name = 'StaleReaderFileError';
   }
 }
 

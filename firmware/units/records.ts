@@ -31,38 +31,38 @@ import {
 } from './storage';
 
 export class ChainBrokenError extends Error {
+  override readonly name: string = 'ChainBrokenError';
   readonly seq: number;
 
   constructor(seq: number) {
     super(`record ${seq} does not follow its predecessor in the hash chain`);
-    this.name = 'ChainBrokenError';
     this.seq = seq;
   }
 }
 
 /** A sale was attempted while the meter cannot record it. */
 export class ServiceUnavailableError extends Error {
+  override readonly name: string = 'ServiceUnavailableError';
   constructor(reason: string) {
     super(`service unavailable: ${reason}`);
-    this.name = 'ServiceUnavailableError';
   }
 }
 
 /** Storage damage found and repaired (or not) at boot: the fault event's error. */
 export class StorageDamageError extends Error {
+  override readonly name: string = 'StorageDamageError';
   readonly finding: StorageFinding;
 
   constructor(finding: StorageFinding) {
     super(finding.detail);
-    this.name = 'StorageDamageError';
     this.finding = finding;
   }
 }
 
 export class ReleaseRefusedError extends Error {
+  override readonly name: string = 'ReleaseRefusedError';
   constructor(message: string) {
     super(message);
-    this.name = 'ReleaseRefusedError';
   }
 }
 

@@ -51,9 +51,9 @@ const SELF_TEST = Uint8Array.of(0x50, 0x00);
 const SELF_TEST_CRC = 0xcd57;
 
 export class UnsupportedCardError extends Error {
+  override readonly name: string = 'UnsupportedCardError';
   constructor(message: string) {
     super(message);
-    this.name = 'UnsupportedCardError';
   }
 }
 
@@ -63,6 +63,7 @@ export class UnsupportedCardError extends Error {
  * `balance - amount` mean it was debited.
  */
 export class DebitUncertain extends Error {
+  override readonly name: string = 'DebitUncertain';
   constructor(
     readonly cardNumber: string,
     readonly counter: number,
@@ -71,7 +72,6 @@ export class DebitUncertain extends Error {
     cause: string,
   ) {
     super(`debit of ${amount} not confirmed: ${cause}`);
-    this.name = 'DebitUncertain';
   }
 
   /** Whether `card` (read again) shows this debit done. */

@@ -51,9 +51,9 @@ export const DEFAULT_ROTATION_WINDOW_MS = 10 * 60_000;
 export type Bank = 0 | 1;
 
 export class NotProvisionedError extends Error {
+  override readonly name: string = 'NotProvisionedError';
   constructor(message = 'meter has no keys: provision it or wait for the platform to re-key it') {
     super(message);
-    this.name = 'NotProvisionedError';
   }
 }
 

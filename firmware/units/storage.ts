@@ -30,16 +30,16 @@ export const MAX_RECORD_BYTES = 1024;
 export const ENTRY_OVERHEAD = ENTRY_HEADER + ENTRY_TRAILER;
 
 export class StorageFullError extends Error {
+  override readonly name: string = 'StorageFullError';
   constructor(message = 'record store full: unacknowledged records fill every sector') {
     super(message);
-    this.name = 'StorageFullError';
   }
 }
 
 export class StorageCorruptError extends Error {
+  override readonly name: string = 'StorageCorruptError';
   constructor(message: string) {
     super(message);
-    this.name = 'StorageCorruptError';
   }
 }
 

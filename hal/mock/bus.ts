@@ -92,9 +92,9 @@ export interface VirtualI2cChip {
 }
 
 export class I2cNoAcknowledge extends Error {
+  override readonly name: string = 'I2cNoAcknowledge';
   constructor(address: number) {
     super(`I2C device 0x${address.toString(16)} did not acknowledge`);
-    this.name = 'I2cNoAcknowledge';
   }
 }
 

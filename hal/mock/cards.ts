@@ -312,9 +312,9 @@ export type TearPoint = 'before-commit' | 'after-commit';
 
 /** The card left the field inside the applet: the virtual card answers nothing. */
 export class CardTorn extends Error {
+  override readonly name: string = 'CardTorn';
   constructor() {
     super('card left the field');
-    this.name = 'CardTorn';
   }
 }
 

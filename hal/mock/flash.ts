@@ -3,9 +3,9 @@
 import { checkFlashRange, type NorFlash } from '../flash';
 
 export class PowerLoss extends Error {
+  override readonly name: string = 'PowerLoss';
   constructor() {
     super('power lost');
-    this.name = 'PowerLoss';
   }
 }
 

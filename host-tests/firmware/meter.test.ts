@@ -3,7 +3,7 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { classicCard } from '../../hal/mock/cards';
 import { Meter } from '../../firmware/meter';
 import { RecordKind } from '../../protocol/records';
-import { SCENARIO_METER_ID, TapScenario } from '../support/tapScenario';
+import { SCENARIO_METER_ID, TapScenario } from '../../sim/fleet/tapScenario';
 
 describe('meter end to end on virtual hardware', () => {
   it('sells a stay on a card: display, buzzer, lights, record, upload and ack', () => {

@@ -18,7 +18,7 @@ import { decodeRecord, RecordKind } from '../../protocol/records';
 import { FrameType } from '../../protocol/frame';
 import { toHex } from '../../protocol/bytes';
 import { Rig, RIG_METER } from '../sensors/rig';
-import { VirtualPlatform } from '../support/virtualPlatform';
+import { VirtualPlatform } from '../../sim/fleet/virtualPlatform';
 
 const MINUTE = 60_000;
 

@@ -16,7 +16,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { type Broker, startBroker } from '../../platform-server/broker';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
-import { forEachBackend, operatorLogin, randomMeterId } from '../platform/helpers';
+import { forEachBackend, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import { OutageProxy } from '../support/outageProxy';
 import { until } from '../support/until';
 

@@ -10,7 +10,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { toHex } from '../../protocol/bytes';
 import type { Platform } from '../../platform-server/platform';
-import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../platform/helpers';
+import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
 import { until } from '../support/until';
 
 forEachBackend('virtual meter to platform', (backend) => {

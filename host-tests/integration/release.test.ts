@@ -12,7 +12,7 @@ import type { MqttEvents, MqttLink } from '../../hal/mqtt';
 import { decodeRecord, MaintenanceCode, RecordKind } from '../../protocol/records';
 import type { Platform } from '../../platform-server/platform';
 import { provisionVirtualMeter } from '../../tools/factory';
-import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../platform/helpers';
+import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
 import { until } from '../support/until';
 
 /** A link whose uplinks are lost on the way while `losing` (the broker never sees them). */

@@ -10,7 +10,7 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { CI, randomMeterId, real } from '../platform/helpers';
+import { CI, randomMeterId, real } from '../../sim/fleet/platform';
 import { until } from '../support/until';
 
 describe(`two ingest instances on a shared subscription — ${real.name}`, () => {

@@ -12,7 +12,7 @@ import type { StoredRecord } from '../../platform-server/ingest';
 import { keystoreFromHex } from '../../platform-server/keystore';
 import type { PhoneService } from '../../platform-server/phone/service';
 import type { TransactionData } from '../../protocol/records';
-import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';
+import { forEachBackend, randomMeterId, TestMeter } from '../../sim/fleet/platform';
 import { standalonePhoneService } from './support';
 
 const REGISTERED = '6280123400000077';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
-import { forEachBackend, randomMeterId } from '../platform/helpers';
+import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
 
 forEachBackend('pay by phone end to end', (backend) => {

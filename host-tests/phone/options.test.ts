@@ -9,7 +9,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
-import { forEachBackend, randomMeterId } from '../platform/helpers';
+import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
 
 interface Posted {

@@ -9,7 +9,7 @@ import { type Database, migrate, openDatabase } from '../../platform-server/db';
 import type { StoredRecord } from '../../platform-server/ingest';
 import { keystoreFromHex } from '../../platform-server/keystore';
 import { isConnectionError, type PhoneService } from '../../platform-server/phone/service';
-import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';
+import { forEachBackend, randomMeterId, TestMeter } from '../../sim/fleet/platform';
 import { OutageProxy } from '../support/outageProxy';
 import { standalonePhoneService } from './support';
 

@@ -13,10 +13,10 @@ import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';
 import { Tariff } from '../../protocol/tariff';
-import { quietLogger } from '../platform/helpers';
+import { quietLogger } from '../../sim/fleet/platform';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
 
-export { quietLogger as silent } from '../platform/helpers';
+export { quietLogger as silent } from '../../sim/fleet/platform';
 import { until } from '../support/until';
 
 export { until };

@@ -9,7 +9,7 @@ import { DEFAULT_TARIFF } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import type { Platform } from '../../platform-server/platform';
 import { parseInstant, Tariff, type TariffDocument } from '../../protocol/tariff';
-import { forEachBackend, randomMeterId } from '../platform/helpers';
+import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 import { townCentre } from '../tariff/fixtures';
 import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
 

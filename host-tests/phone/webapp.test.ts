@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
-import { CI, randomMeterId } from '../platform/helpers';
+import { CI, randomMeterId } from '../../sim/fleet/platform';
 import { type BootedMeter, bootMeter, card, phonePlatform, tapBay2 } from './support';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -9,7 +9,7 @@ import {
   operatorLogin,
   randomMeterId,
   TestMeter,
-} from './helpers';
+} from '../../sim/fleet/platform';
 
 forEachBackend('HTTP API', (backend) => {
   let platform: Platform;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMigrations, migrate, openDatabase } from '../../platform-server/db';
 import { createPlatform } from '../../platform-server/platform';
-import { CapturingLogger, forEachBackend, randomMeterId } from './helpers';
+import { CapturingLogger, forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 
 forEachBackend('database and migrations', (backend) => {
   let drop: () => Promise<void> = async () => {};

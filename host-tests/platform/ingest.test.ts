@@ -12,7 +12,13 @@ import {
   type StoredRecord,
 } from '../../platform-server/ingest';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { CapturingLogger, forEachBackend, randomMeterId, TestMeter, waitForEvent } from './helpers';
+import {
+  CapturingLogger,
+  forEachBackend,
+  randomMeterId,
+  TestMeter,
+  waitForEvent,
+} from '../../sim/fleet/platform';
 
 forEachBackend('ingest', (backend) => {
   let platform: Platform;

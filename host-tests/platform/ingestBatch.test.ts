@@ -8,7 +8,7 @@ import { arrayLiteral } from '../../platform-server/ingestStore';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { RecordKind } from '../../protocol/records';
 import { uplinkTopic } from '../../protocol/topics';
-import { CapturingLogger, forEachBackend, randomMeterId, TestMeter } from './helpers';
+import { CapturingLogger, forEachBackend, randomMeterId, TestMeter } from '../../sim/fleet/platform';
 
 describe('arrayLiteral', () => {
   it('quotes text, escapes quotes and backslashes, writes NULL, refuses non-finite numbers', () => {

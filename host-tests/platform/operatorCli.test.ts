@@ -8,7 +8,7 @@ import path from 'node:path';
 import { openDatabase } from '../../platform-server/db';
 import { Operators } from '../../platform-server/operators';
 import type * as Cli from '../../tools/parklink';
-import { forEachBackend } from './helpers';
+import { forEachBackend } from '../../sim/fleet/platform';
 
 // By URL with its extension: '../../tools/parklink' would load the bin shim tools/parklink.js.
 const { ExitCode, main }: typeof Cli = await import(new URL('../../tools/parklink.ts', import.meta.url).href);

@@ -17,7 +17,7 @@ import {
   operatorLogin,
   randomMeterId,
   startPlatform,
-} from './helpers';
+} from '../../sim/fleet/platform';
 
 const ADMIN = { username: 'city-admin', password: 'first admin password' };
 const SESSION_S = 3600;

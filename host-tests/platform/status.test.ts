@@ -22,7 +22,7 @@ import {
   operatorLogin,
   randomMeterId,
   TestMeter,
-} from './helpers';
+} from '../../sim/fleet/platform';
 
 const T0 = 1_772_440_200; // 2026-03-02T08:30:00Z
 

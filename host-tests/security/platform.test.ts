@@ -9,7 +9,7 @@ import { NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { fromHex } from '../../protocol/bytes';
 import { decodeMaintenanceToken } from '../../protocol/keys';
 import type { Platform } from '../../platform-server/platform';
-import { forEachBackend, type OperatorLogin, operatorLogin, startPlatform } from '../platform/helpers';
+import { forEachBackend, type OperatorLogin, operatorLogin, startPlatform } from '../../sim/fleet/platform';
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000) {
   const end = Date.now() + ms;

@@ -1,6 +1,7 @@
 // Bundled and run under XS by xs.test.ts: the guard and power scenario, one minute per evaluate so
 // the Node side reads the XS meter per sample round.
-import { run, send } from '../xs/guest';
+import '../../firmware/setup/text'; // first, as on the device: cborg needs the text globals at load
+import { run, send } from '../../sim/xs/guest';
 import { GuardScenario } from './scenario';
 
 let scenario: GuardScenario | undefined;

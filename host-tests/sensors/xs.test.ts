@@ -3,7 +3,7 @@
 // those of the same scenario under Node. Prints the XS compute per minute of sampling (figures,
 // never assertions on their size).
 import assert from 'node:assert/strict';
-import { bundleForXs, type MeterUsage, startXs, type XsWorker, xsnapAvailable } from '../xs/xsnap';
+import { bundleForXs, type MeterUsage, startXs, type XsWorker, xsnapAvailable } from '../../sim/xs/xsnap';
 import { GuardScenario, type StepOutcome } from './scenario';
 
 const STEPS = 40;

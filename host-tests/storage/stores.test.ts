@@ -32,7 +32,7 @@ import {
   RecordKind,
 } from '../../protocol/records';
 import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../../protocol/release';
-import { SCENARIO_METER_ID, TapScenario } from '../support/tapScenario';
+import { SCENARIO_METER_ID, TapScenario } from '../../sim/fleet/tapScenario';
 
 const METER = 77;
 const SECTOR = 4096;

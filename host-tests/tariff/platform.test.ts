@@ -12,7 +12,7 @@ import { type Database, migrate, openDatabase } from '../../platform-server/db';
 import { keystoreFromHex } from '../../platform-server/keystore';
 import { Operators } from '../../platform-server/operators';
 import { startTariffs } from '../../platform-server/tariffs';
-import { type OperatorLogin, operatorLogin } from '../platform/helpers';
+import { type OperatorLogin, operatorLogin } from '../../sim/fleet/platform';
 
 const METER = 4242;
 const keystore = keystoreFromHex('11'.repeat(32));

@@ -1,11 +1,12 @@
 // Bundled by smoke.test.ts and run under XS: real firmware-side code (the pure-JS crypto provider,
 // the virtual flash and clock, cborg) reporting its results to the Node side with guest.ts `send`.
+import '../../firmware/setup/text'; // first, as on the device: cborg needs the text globals at load
 import { decode, encode, rfc8949EncodeOptions } from 'cborg';
 import { AuthenticationError } from '../../hal/crypto';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualNorFlash } from '../../hal/mock/flash';
 import { nobleCrypto } from '../../hal/nobleCrypto';
-import { run, send } from './guest';
+import { run, send } from '../../sim/xs/guest';
 
 const bytes = (length: number, seed: number): Uint8Array =>
   Uint8Array.from({ length }, (_, i) => (seed + i * 31) & 0xff);

@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { encode, rfc8949EncodeOptions } from 'cborg';
-import { bundleForXs, type MeterUsage, startXs, type XsWorker, xsnapAvailable } from './xsnap';
+import { bundleForXs, type MeterUsage, startXs, type XsWorker, xsnapAvailable } from '../../sim/xs/xsnap';
 
 type Message = Record<string, unknown> & { test: string };
 

@@ -1,9 +1,9 @@
-// Issue 2's XS run: the firmware and its virtual hardware, bundled, run 100 taps under the real XS
+// The firmware and its virtual hardware, bundled, run 100 taps under the real XS
 // engine; records and chain links must equal those of the same scenario under Node. Prints the XS
 // compute meter and heap per tap (figures, never assertions on their size).
 import assert from 'node:assert/strict';
-import { type ScenarioSummary, TapScenario, type TapOutcome } from '../support/tapScenario';
-import { bundleForXs, type MeterUsage, startXs, type XsWorker, xsnapAvailable } from './xsnap';
+import { type ScenarioSummary, TapScenario, type TapOutcome } from '../../sim/fleet/tapScenario';
+import { bundleForXs, type MeterUsage, startXs, type XsWorker, xsnapAvailable } from '../../sim/xs/xsnap';
 
 const TAPS = 100;
 
@@ -20,7 +20,7 @@ describe('100 taps under the real XS engine', function () {
   before(async () => {
     const availability = xsnapAvailable();
     if (!availability.available) assert.fail(availability.reason);
-    const script = await bundleForXs('host-tests/xs/taps.entry.ts');
+    const script = await bundleForXs('sim/entries/taps.entry.ts');
     bundleKiB = script.length / 1024;
     xs = await startXs({ name: 'taps' });
     await xs.evaluate(script);

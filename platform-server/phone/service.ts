@@ -33,6 +33,7 @@ import {
 
 /** A 4xx for the API: the status, a stable code and a message a driver can act on. */
 export class PhoneError extends Error {
+  override readonly name: string = 'PhoneError';
   constructor(
     readonly statusCode: number,
     readonly code: string,
@@ -41,7 +42,6 @@ export class PhoneError extends Error {
     readonly maxMinutes?: number,
   ) {
     super(message);
-    this.name = 'PhoneError';
   }
 }
 

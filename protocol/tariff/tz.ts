@@ -5,9 +5,9 @@
 // extension: -167..167 hours). Dates are proleptic Gregorian; times are epoch seconds UTC.
 
 export class TimeZoneError extends Error {
+  override readonly name: string = 'TimeZoneError';
   constructor(message: string) {
     super(message);
-    this.name = 'TimeZoneError';
   }
 }
 

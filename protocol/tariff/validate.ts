@@ -10,12 +10,12 @@ import { parseTimeZone, TimeZoneError } from './tz';
 import type { Day, TariffDocument, Tier, TimetableEntry } from './types';
 
 export class TariffError extends Error {
+  override readonly name: string = 'TariffError';
   /** The offending field, as a path from the document's root ('' for the document itself). */
   readonly field: string;
 
   constructor(field: string, message: string) {
     super(field ? `${field}: ${message}` : message);
-    this.name = 'TariffError';
     this.field = field;
   }
 }

@@ -1,6 +1,6 @@
-// Issue 5 item 10: frame seal/open (AES-256-GCM, 106-byte body) and Ed25519 firmware verification
+// Frame seal/open (AES-256-GCM, 106-byte body) and Ed25519 firmware verification
 // under XS with the pure-JS provider (compute units, deterministic) and on Node (operations per s).
-import { bundleForXs, startXs } from '../../host-tests/xs/xsnap';
+import { bundleForXs, startXs } from '../../sim/xs/xsnap';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { openFrame, sealFrame } from '../../protocol/frame';
 import { deriveMeterKeys } from '../../protocol/keys';
@@ -8,7 +8,7 @@ import { deriveMeterKeys } from '../../protocol/keys';
 export const description = 'frame seal/open and Ed25519 firmware check: XS compute units and Node ops/s';
 
 export async function run(): Promise<void> {
-  const script = await bundleForXs('host-tests/security/crypto.entry.ts');
+  const script = await bundleForXs('sim/entries/crypto.entry.ts');
   const xs = await startXs({ name: 'bench-crypto' });
   try {
     await xs.evaluate(script);

@@ -1,5 +1,5 @@
-// Issue 5 item 9: 100,000 random and mutated inputs into the frame and APDU parsers.
-import { fuzz } from '../../host-tests/security/fuzzer';
+// 100,000 random and mutated inputs into the frame and APDU parsers.
+import { fuzz } from '../../sim/fleet/fuzzer';
 
 export const description = 'fuzz the frame and APDU parsers with 100,000 inputs: no crash, no acceptance';
 

@@ -1,11 +1,11 @@
-// Issue 5 item 4: time from the cover sensor's edge to keys wiped (SAM, secure element, RAM): on
+// Time from the cover sensor's edge to keys wiped (SAM, secure element, RAM): on
 // the virtual clock, and the XS compute of the whole tamper response on a virtual meter.
-import { bundleForXs, startXs } from '../../host-tests/xs/xsnap';
+import { bundleForXs, startXs } from '../../sim/xs/xsnap';
 
 export const description = 'cover edge to keys wiped: virtual-clock ms and XS compute of the tamper response';
 
 export async function run(): Promise<void> {
-  const script = await bundleForXs('host-tests/security/crypto.entry.ts');
+  const script = await bundleForXs('sim/entries/crypto.entry.ts');
   const xs = await startXs({ name: 'bench-tamper' });
   try {
     await xs.evaluate(script);

@@ -1,14 +1,14 @@
-// The tap scenario of issue 2: cost per tap of the real firmware on virtual hardware, under XS
+// The tap scenario: cost per tap of the real firmware on virtual hardware, under XS
 // (deterministic compute units and heap slots) and on Node (taps per second).
-import { bundleForXs, startXs } from '../../host-tests/xs/xsnap';
-import { TapScenario } from '../../host-tests/support/tapScenario';
+import { bundleForXs, startXs } from '../../sim/xs/xsnap';
+import { TapScenario } from '../../sim/fleet/tapScenario';
 
 export const description =
   'one card tap end to end (select, read, debit, record, upload, ack): XS compute and Node taps/s';
 
 export async function run(): Promise<void> {
   const taps = 100;
-  const script = await bundleForXs('host-tests/xs/taps.entry.ts');
+  const script = await bundleForXs('sim/entries/taps.entry.ts');
   const xs = await startXs({ name: 'bench-taps' });
   try {
     await xs.evaluate(script);

@@ -1,12 +1,12 @@
-// Tariff engine (issue 3): the cost of one quote for a three-band tariff with ten timetable entries
+// Tariff engine: the cost of one quote for a three-band tariff with ten timetable entries
 // under XS (deterministic compute units, the figure to compare between versions) and on Node
 // (quotes per second), and their ratio (Node quotes/s per XS compute unit is not a time: the ratio
 // printed is XS compute units per Node microsecond, a rough engine-to-engine scale).
 //
 //   npm run bench -- tariff
 import { Tariff } from '../../protocol/tariff';
-import { BENCH_TARIFF, benchQuote } from '../../host-tests/tariff/benchTariff';
-import { bundleForXs, startXs } from '../../host-tests/xs/xsnap';
+import { BENCH_TARIFF, benchQuote } from '../../sim/fleet/benchTariff';
+import { bundleForXs, startXs } from '../../sim/xs/xsnap';
 
 export const description =
   'one quote, 3-band tariff with 10 timetable entries: XS compute per quote, Node quotes/s';
@@ -14,7 +14,7 @@ export const description =
 const QUOTES = 200;
 
 export async function run(): Promise<void> {
-  const script = await bundleForXs('host-tests/tariff/quote.entry.ts');
+  const script = await bundleForXs('sim/entries/quote.entry.ts');
   const xs = await startXs({ name: 'bench-tariff' });
   let perQuoteXs: number;
   try {

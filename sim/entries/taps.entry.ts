@@ -1,7 +1,8 @@
 // Bundled and run under XS by taps.test.ts: the tap scenario, driven one tap per evaluate so the
 // Node side can read the XS meter per tap.
-import { TapScenario } from '../support/tapScenario';
-import { run, send } from './guest';
+import '../../firmware/setup/text'; // first, as on the device: cborg needs the text globals at load
+import { TapScenario } from '../fleet/tapScenario';
+import { run, send } from '../xs/guest';
 
 let scenario: TapScenario | undefined;
 

@@ -1,4 +1,4 @@
-// Child-process side of host-tests/xs/xsnap.ts: owns one @agoric/xsnap worker and relays over IPC.
+// Child-process side of sim/xs/xsnap.ts: owns one @agoric/xsnap worker and relays over IPC.
 //
 // Why a child process: @agoric/xsnap needs `@endo/init`, whose lockdown() freezes the intrinsics of
 // the whole process. Inside mocha that breaks sinon's fake timers ("Cannot assign to read only

@@ -1,4 +1,4 @@
-// The script side of host-tests/xs/xsnap.ts: imported by an entry that is bundled and run under XS,
+// The script side of sim/xs/xsnap.ts: imported by an entry that is bundled and run under XS,
 // and by the Node side for the shared message codec. Pure: no Node module, no Node global.
 //
 // What a script sees under xsnap (checked with @agoric/xsnap 0.15.0): the language, plus `print`
@@ -7,6 +7,10 @@
 // `resetMeter`, `harden`, `Compartment`, `global`, `TextEncoder`/`TextDecoder` and `Base64`. There is
 // no `console`, `queueMicrotask`, `structuredClone`, `Buffer`, `process`, `crypto`, `URL`, `atob` or
 // `Intl`. A rejected promise nobody handles is only printed to stderr: wrap async work in `run`.
+// startXs's Moddable runtime prelude then deletes `TextEncoder`/`TextDecoder` and freezes the
+// primordials; this file's codec uses xsnap's text codecs, kept aside by the prelude (hostText.ts).
+
+import { xsnapText } from './hostText';
 
 type IssueCommand = (message: ArrayBuffer) => ArrayBuffer;
 
@@ -16,8 +20,9 @@ interface XsGlobals {
 }
 
 const xs = globalThis as unknown as XsGlobals;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const text = xsnapText();
+const encoder = new text.TextEncoder();
+const decoder = new text.TextDecoder();
 
 /** The message a failed `run` sends; the Node side turns it into a rejected `evaluate`. */
 export interface XsErrorMessage {

@@ -1,5 +1,6 @@
 // Bundled for XS by tools/bench/crypto.ts and tools/bench/tamper.ts: globals the bench drives one
 // evaluate at a time, so each evaluate's compute is one operation's cost.
+import '../../firmware/setup/text'; // first, as on the device: cborg needs the text globals at load
 import { ed25519 } from '@noble/curves/ed25519';
 import { firmwareMessage, verifyFirmware } from '../../firmware/units/firmwareVerify';
 import { Meter } from '../../firmware/meter';

@@ -1,7 +1,8 @@
 // Bundled by tools/bench/tariff.ts and run under XS: builds the benchmark tariff and prices quotes;
 // the Node side evaluates `tariffBench.quotes(n)` and reads the compute meter.
+import '../../firmware/setup/text'; // first, as on the device: cborg needs the text globals at load
 import { Tariff } from '../../protocol/tariff';
-import { BENCH_TARIFF, benchQuote } from './benchTariff';
+import { BENCH_TARIFF, benchQuote } from '../fleet/benchTariff';
 
 const tariff = new Tariff(BENCH_TARIFF);
 let checksum = 0;
