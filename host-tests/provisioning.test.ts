@@ -15,7 +15,7 @@ import {
   type ProvisioningInput,
   preferenceEntries,
 } from '../tools/provisioning';
-import { VirtualPlatform } from './support/virtualPlatform';
+import { VirtualPlatform } from '../sim/fleet/virtualPlatform';
 
 const MASTER = Uint8Array.from({ length: 32 }, (_, i) => 255 - i);
 const METER = 2207;

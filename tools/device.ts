@@ -80,7 +80,7 @@ export function buildHost(moddable: string, outputDir: string, extra: string[] =
   );
   writeFileSync(log, `${result.stdout ?? ''}${result.stderr ?? ''}`);
   const variant = extra.includes('-d') ? 'debug' : extra.includes('-i') ? 'instrument' : 'release';
-  const program = path.join(outputDir, 'bin', 'lin', variant, 'main');
+  const program = path.join(outputDir, 'bin', 'lin', variant, 'parklink'); // manifest.json's build.NAME
   if (result.status !== 0 || !existsSync(program)) {
     const errors = `${result.stdout}${result.stderr}`
       .split('\n')

@@ -1,165 +1,57 @@
-// Builds the ESP32 image with the Moddable SDK and flashes it to a board.
+// Builds the ESP32 image with the Moddable SDK, flashes it, and provisions the board.
 //
-//   node --import ./tools/ts-register.js tools/flash.ts [--dry-run] [--port /dev/ttyUSB0] [--board esp32]
+//   npm run flash -- [--dry-run] [--port /dev/ttyUSB0] [--board esp32]
+//                    [--meter ID --broker HOST:PORT [--bays 1,2,3] [--mqtt-user U --mqtt-password P]
+//                     [--ssid S --wifi-password W]]
 //
-// --dry-run prints the mcconfig command and checks manifest.json without building: every module the
-// manifest lists from this repository resolves to a .ts or .js file, its specifier equals its path
-// (so that relative imports resolve under XS), and every module reachable from the entry
-// (firmware/main) by a runtime import is listed.
+// The manifest check (also the whole of --dry-run) reads manifest.json for the board as mcconfig
+// does (tools/manifest.ts) and follows every import from its preload modules and creation.main
+// through the module map (sim/xs/xsnap.ts deviceGraph): a module the image would not find, bare
+// (cborg) or relative, fails it. With --meter the factory station registers the meter with the
+// platform (DATABASE_URL, the master key settings: see README), writes what firmware/boot.ts reads
+// into an NVS partition image (ESP-IDF's nvs_partition_gen.py) and writes it to the board's nvs
+// partition with esptool. The key material lives on disk only for that step, in a 0600 file.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { deviceGraph } from '../sim/xs/xsnap';
+import { readManifest } from './manifest';
+import { nvsCsv, type PreferenceEntry, preferenceEntries, type ProvisioningInput } from './provisioning';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+export const USAGE = `usage: npm run flash -- [--dry-run] [--port /dev/ttyUSB0] [--board esp32] [--manifest ./manifest.json]
+                       [--meter ID --broker HOST:PORT [--bays 1,2,3] [--mqtt-user U] [--mqtt-password P]
+                        [--ssid S] [--wifi-password W]]
+  builds the ESP32 image with the Moddable SDK (mcconfig) and flashes it; with --meter, registers the
+  meter with the platform and writes its identity, broker, network and keys to the board's nvs
+  partition. --dry-run checks manifest.json against the files and prints the commands, changing nothing.`;
 
 export interface ManifestCheck {
   ok: boolean;
   errors: string[];
-  /** Specifiers of the repository's modules the manifest lists. */
+  /** Specifiers the manifest lists for the board. */
   listed: string[];
-  /** Specifiers reachable from the entry by runtime imports, the entry first. */
+  /** Project files in the order the device evaluates them. */
   reachable: string[];
 }
 
-const SOURCE_EXTENSIONS = ['.ts', '.js'];
-
-type Manifest = {
-  creation?: { main?: string };
-  modules?: Record<string, string | string[]>;
-  platforms?: Record<string, { modules?: Record<string, string | string[]> }>;
-};
-
-function isFile(file: string): boolean {
+/** The manifest for `platform` as mcconfig reads it, and every import the image needs resolved. */
+export async function checkManifest(manifestPath: string, platform = 'esp32'): Promise<ManifestCheck> {
+  let map: ReturnType<typeof readManifest>;
   try {
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function resolveSource(base: string): string | undefined {
-  if (SOURCE_EXTENSIONS.some((extension) => base.endsWith(extension)) && isFile(base)) return base;
-  for (const extension of SOURCE_EXTENSIONS) if (isFile(base + extension)) return base + extension;
-  return undefined;
-}
-
-function toSpecifier(root: string, file: string): string {
-  return path
-    .relative(root, file)
-    .split(path.sep)
-    .join('/')
-    .replace(/\.(ts|js)$/, '');
-}
-
-/** Runtime module specifiers of a source file: imports and re-exports that are not type-only, dynamic imports. */
-export function runtimeImports(file: string): string[] {
-  const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
-  const found: string[] = [];
-  const visit = (node: ts.Node): void => {
-    if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
-      const clause = node.importClause;
-      const typeOnly =
-        clause !== undefined &&
-        (clause.isTypeOnly ||
-          (clause.name === undefined &&
-            clause.namedBindings !== undefined &&
-            ts.isNamedImports(clause.namedBindings) &&
-            clause.namedBindings.elements.length > 0 &&
-            clause.namedBindings.elements.every((element) => element.isTypeOnly)));
-      if (!typeOnly) found.push(node.moduleSpecifier.text);
-    } else if (
-      ts.isExportDeclaration(node) &&
-      node.moduleSpecifier &&
-      ts.isStringLiteral(node.moduleSpecifier)
-    ) {
-      if (!node.isTypeOnly) found.push(node.moduleSpecifier.text);
-    } else if (
-      ts.isCallExpression(node) &&
-      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
-      node.arguments.length === 1 &&
-      ts.isStringLiteral(node.arguments[0])
-    ) {
-      found.push(node.arguments[0].text);
-    }
-    ts.forEachChild(node, visit);
-  };
-  visit(source);
-  return found;
-}
-
-/** Checks a Moddable manifest against the sources beside it (see the header). */
-export function checkManifest(manifestPath: string): ManifestCheck {
-  const errors: string[] = [];
-  const root = path.dirname(path.resolve(manifestPath));
-  const manifestName = path.basename(manifestPath);
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Manifest;
+    map = readManifest(manifestPath, platform);
   } catch (error) {
-    return { ok: false, errors: [`${manifestPath}: ${(error as Error).message}`], listed: [], reachable: [] };
+    return { ok: false, errors: [(error as Error).message], listed: [], reachable: [] };
   }
-
-  // Local modules: values starting with "./" in the top-level and esp32 module maps.
-  const listed = new Map<string, string>(); // specifier -> file
-  const maps = [manifest.modules ?? {}, manifest.platforms?.esp32?.modules ?? {}];
-  for (const modules of maps) {
-    for (const [specifier, value] of Object.entries(modules)) {
-      for (const entry of Array.isArray(value) ? value : [value]) {
-        if (!entry.startsWith('./')) continue;
-        const file = resolveSource(path.join(root, entry));
-        if (!file) {
-          errors.push(`${manifestName}: module "${specifier}" -> ${entry}(.ts|.js): no such file`);
-          continue;
-        }
-        if (specifier.includes('*')) continue;
-        if (specifier !== toSpecifier(root, file)) {
-          errors.push(
-            `${manifestName}: module "${specifier}" maps to ${entry}; name it "${toSpecifier(root, file)}" so relative imports resolve`,
-          );
-        }
-        listed.set(specifier, file);
-      }
-    }
-  }
-
-  const entry = manifest.creation?.main ?? 'main';
-  const entryFile = listed.get(entry) ?? resolveSource(path.join(root, entry));
-  const reachable: string[] = [];
-  if (!entryFile) {
-    errors.push(`${manifestName}: entry module "${entry}" (${entry}.ts) does not exist`);
-  } else {
-    if (!listed.has(entry))
-      errors.push(`${manifestName}: entry module "${entry}" is not listed in "modules"`);
-    const seen = new Set<string>([entryFile]);
-    const queue = [entryFile];
-    while (queue.length > 0) {
-      const file = queue.shift()!;
-      const from = toSpecifier(root, file);
-      reachable.push(from);
-      for (const specifier of runtimeImports(file)) {
-        if (!specifier.startsWith('./') && !specifier.startsWith('../')) continue; // SDK or package module
-        const target = resolveSource(path.resolve(path.dirname(file), specifier));
-        if (!target) {
-          errors.push(`${path.relative(root, file)}: import "${specifier}" resolves to no .ts or .js file`);
-          continue;
-        }
-        const name = toSpecifier(root, target);
-        if (name.startsWith('..')) {
-          errors.push(`${path.relative(root, file)}: import "${specifier}" leaves the project`);
-          continue;
-        }
-        if (!listed.has(name)) {
-          errors.push(`${manifestName}: "${name}" (imported by ${from}) is not listed in "modules"`);
-        }
-        if (!seen.has(target)) {
-          seen.add(target);
-          queue.push(target);
-        }
-      }
-    }
-  }
-  return { ok: errors.length === 0, errors, listed: [...listed.keys()], reachable };
+  const errors = [...map.errors.map((error) => `manifest.json refuses ${platform}: ${error}`), ...map.warnings];
+  const listed = [...map.modules.keys()];
+  if (errors.length > 0) return { ok: false, errors, listed, reachable: [] };
+  const graph = await deviceGraph(manifestPath, platform);
+  errors.push(...graph.problems);
+  return { ok: errors.length === 0, errors, listed, reachable: graph.order };
 }
 
 export interface Toolchain {
@@ -168,6 +60,14 @@ export interface Toolchain {
   idfPath?: string;
   /** What is missing and how to install it; empty when the build can run. */
   problems: string[];
+}
+
+function isFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -188,31 +88,25 @@ function findOnPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
 export function findToolchain(env: NodeJS.ProcessEnv, board: string): Toolchain {
   const problems: string[] = [];
   const moddable = env.MODDABLE && existsSync(env.MODDABLE) ? env.MODDABLE : undefined;
-  const host = process.platform === 'darwin' ? 'mac' : process.platform === 'win32' ? 'win' : 'lin';
-  const built = moddable ? path.join(moddable, 'build', 'bin', host, 'release', 'mcconfig') : undefined;
+  const built = moddable ? path.join(moddable, 'build', 'bin', 'lin', 'release', 'mcconfig') : undefined;
   const mcconfig = findOnPath('mcconfig', env) ?? (built && isFile(built) ? built : undefined);
   if (!moddable) {
     problems.push(
       `${env.MODDABLE ? `MODDABLE=${env.MODDABLE} does not exist` : 'MODDABLE is not set'}` +
         `${mcconfig ? ` (mcconfig found at ${mcconfig}, but it needs MODDABLE)` : ' and mcconfig is not on PATH'}.\n` +
-        '  Install the Moddable SDK: git clone https://github.com/Moddable-OpenSource/moddable ~/Projects/moddable,\n' +
-        '  export MODDABLE=~/Projects/moddable, build the tools (cd $MODDABLE/build/makefiles/lin && make) and add\n' +
-        '  $MODDABLE/build/bin/lin/release to PATH (documentation/Moddable SDK - Getting Started.md).',
+        '  Install the Moddable SDK (github.com/Moddable-OpenSource/moddable), export MODDABLE, build its\n' +
+        '  Linux tools as its Getting Started guide says and add $MODDABLE/build/bin/lin/release to PATH.',
     );
   } else if (!mcconfig) {
-    problems.push(
-      `mcconfig is neither on PATH nor in ${path.dirname(built!)}: build the Moddable tools\n` +
-        `  (cd ${moddable}/build/makefiles/${host} && make) and add ${path.dirname(built!)} to PATH.`,
-    );
+    problems.push(`mcconfig is neither on PATH nor in ${path.dirname(built!)}: build the Moddable tools first.`);
   }
   let idfPath: string | undefined;
   if (board.startsWith('esp32')) {
     idfPath = env.IDF_PATH && existsSync(env.IDF_PATH) ? env.IDF_PATH : undefined;
     if (!idfPath) {
       problems.push(
-        `${env.IDF_PATH ? `IDF_PATH=${env.IDF_PATH} does not exist` : 'IDF_PATH is not set'}: the ESP32 build needs the ESP-IDF.\n` +
-          '  Install it as $MODDABLE/documentation/devices/esp32.md says (git clone -b <version> --recursive\n' +
-          '  https://github.com/espressif/esp-idf.git, ./install.sh), export IDF_PATH and source $IDF_PATH/export.sh.',
+        `${env.IDF_PATH ? `IDF_PATH=${env.IDF_PATH} does not exist` : 'IDF_PATH is not set'}: the ESP32 build needs the ESP-IDF\n` +
+          '  ($MODDABLE/documentation/devices/esp32.md): export IDF_PATH and source $IDF_PATH/export.sh.',
       );
     } else if (!findOnPath('idf.py', env)) {
       problems.push(`idf.py is not on PATH: run "source ${idfPath}/export.sh" in this shell first.`);
@@ -226,36 +120,106 @@ export interface FlashOptions {
   port?: string;
   board: string;
   manifest: string;
+  provision?: {
+    meterId: number;
+    bays: number[];
+    broker: { host: string; port: number; user?: string; password?: string };
+    network?: { ssid: string; password?: string };
+  };
+}
+
+export class FlashUsageError extends Error {
+  override readonly name: string = 'FlashUsageError';
 }
 
 export function parseArguments(argv: readonly string[]): FlashOptions {
   const options: FlashOptions = { dryRun: false, board: 'esp32', manifest: './manifest.json' };
+  const given = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const argument = argv[i];
-    const value = (): string => {
-      const next = argv[++i];
-      if (next === undefined || next.startsWith('--')) throw new Error(`${argument} needs a value`);
-      return next;
+    if (argument === '--dry-run') {
+      options.dryRun = true;
+      continue;
+    }
+    const known = ['--port', '--board', '--manifest', '--meter', '--bays', '--broker', '--mqtt-user', '--mqtt-password', '--ssid', '--wifi-password'];
+    if (!known.includes(argument)) throw new FlashUsageError(`unknown argument ${argument}`);
+    const next = argv[++i];
+    if (next === undefined || next.startsWith('--')) throw new FlashUsageError(`${argument} needs a value`);
+    given.set(argument, next);
+  }
+  if (given.has('--port')) options.port = given.get('--port');
+  if (given.has('--board')) options.board = given.get('--board')!;
+  if (given.has('--manifest')) options.manifest = given.get('--manifest')!;
+  const meter = given.get('--meter');
+  if (meter === undefined) {
+    const stray = ['--bays', '--broker', '--mqtt-user', '--mqtt-password', '--ssid', '--wifi-password'].filter((a) => given.has(a));
+    if (stray.length > 0) throw new FlashUsageError(`${stray.join(', ')} provision a meter: give --meter too`);
+    return options;
+  }
+  const meterId = Number(meter);
+  if (!Number.isInteger(meterId) || meterId <= 0) throw new FlashUsageError(`--meter ${meter} is not a meter id`);
+  const brokerText = given.get('--broker');
+  if (!brokerText) throw new FlashUsageError('--meter needs --broker HOST:PORT (the broker the meter connects to)');
+  const colon = brokerText.lastIndexOf(':');
+  const broker = { host: colon < 0 ? brokerText : brokerText.slice(0, colon), port: colon < 0 ? 1883 : Number(brokerText.slice(colon + 1)) };
+  if (!broker.host || !Number.isInteger(broker.port) || broker.port < 1 || broker.port > 65535) {
+    throw new FlashUsageError(`--broker ${brokerText} is not HOST:PORT`);
+  }
+  const bays = (given.get('--bays') ?? '1,2').split(',').map(Number);
+  options.provision = {
+    meterId,
+    bays,
+    broker: {
+      ...broker,
+      ...(given.has('--mqtt-user') ? { user: given.get('--mqtt-user') } : {}),
+      ...(given.has('--mqtt-password') ? { password: given.get('--mqtt-password') } : {}),
+    },
+  };
+  if (given.has('--wifi-password') && !given.has('--ssid')) throw new FlashUsageError('--wifi-password needs --ssid');
+  if (given.has('--ssid')) {
+    options.provision.network = {
+      ssid: given.get('--ssid')!,
+      ...(given.has('--wifi-password') ? { password: given.get('--wifi-password') } : {}),
     };
-    if (argument === '--dry-run') options.dryRun = true;
-    else if (argument === '--port') options.port = value();
-    else if (argument === '--board') options.board = value();
-    else if (argument === '--manifest') options.manifest = value();
-    else throw new Error(`unknown argument ${argument}`);
   }
   return options;
 }
 
 /** The mcconfig invocation; the serial port goes in UPLOAD_PORT, as the SDK's ESP32 build reads it. */
-export function mcconfigCommand(options: FlashOptions): {
-  args: string[];
-  env: Record<string, string>;
-  text: string;
-} {
-  const args = ['-d', '-m', '-p', options.board, options.manifest];
+export function mcconfigCommand(options: FlashOptions): { args: string[]; env: Record<string, string>; text: string } {
+  const args = ['-m', '-p', options.board, options.manifest];
   const env: Record<string, string> = options.port ? { UPLOAD_PORT: options.port } : {};
   const prefix = options.port ? `UPLOAD_PORT=${options.port} ` : '';
   return { args, env, text: `${prefix}mcconfig ${args.join(' ')}` };
+}
+
+/** The nvs partition's offset and size from partitions.csv. */
+export function nvsPartition(csv: string): { offset: string; size: string } {
+  for (const line of csv.split('\n')) {
+    const fields = line.split(',').map((field) => field.trim());
+    if (fields[0] === 'nvs' && fields[2] === 'nvs') return { offset: fields[3], size: fields[4] };
+  }
+  throw new Error('partitions.csv has no nvs partition');
+}
+
+/** The NVS CSV with every key's bytes replaced, for printing. */
+export function redactedCsv(entries: readonly PreferenceEntry[]): string {
+  return nvsCsv(
+    entries.map((entry) =>
+      entry.type === 'blob' ? { ...entry, type: 'string', value: `<${entry.value.length} bytes>` } : entry,
+    ),
+  );
+}
+
+/** The commands that turn the NVS CSV into a partition image and write it at the nvs partition. */
+export function nvsCommands(idfPath: string, csvFile: string, port: string | undefined): string[][] {
+  const { offset, size } = nvsPartition(readFileSync(path.join(ROOT, 'partitions.csv'), 'utf8'));
+  const image = csvFile.replace(/\.csv$/, '.bin');
+  const generator = path.join(idfPath, 'components', 'nvs_flash', 'nvs_partition_generator', 'nvs_partition_gen.py');
+  return [
+    ['python', generator, 'generate', csvFile, image, size],
+    ['esptool.py', ...(port ? ['--port', port] : []), 'write_flash', offset, image],
+  ];
 }
 
 export interface Output {
@@ -263,14 +227,37 @@ export interface Output {
   error(line: string): void;
 }
 
+/** What the factory writes for the meter: the platform registers it and hands over its keys. */
+async function factoryEntries(provision: NonNullable<FlashOptions['provision']>): Promise<PreferenceEntry[]> {
+  const { configFromEnv } = await import('../platform-server/config');
+  const { createPlatform } = await import('../platform-server/platform');
+  const platform = await createPlatform({ ...configFromEnv(), httpLogger: false });
+  try {
+    const keys = await platform.provisionMeter(provision.meterId, `Meter ${provision.meterId}`);
+    const releaseKey = platform.releaseKeyFor(provision.meterId);
+    const input: ProvisioningInput = { ...provision, keys, releaseKey };
+    try {
+      return preferenceEntries(input);
+    } finally {
+      releaseKey.fill(0);
+    }
+  } finally {
+    await platform.close();
+  }
+}
+
 /** Runs the tool; returns the exit code (0 done, 1 manifest or usage error, 2 toolchain missing). */
-export function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: Output = console): number {
+export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: Output = console): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out.log(USAGE);
+    return 0;
+  }
   let options: FlashOptions;
   try {
     options = parseArguments(argv);
   } catch (error) {
     out.error(`flash: ${(error as Error).message}`);
-    out.error('usage: flash [--dry-run] [--port /dev/ttyUSB0] [--board esp32] [--manifest ./manifest.json]');
+    out.error(USAGE);
     return 1;
   }
   const command = mcconfigCommand(options);
@@ -279,12 +266,21 @@ export function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: Output
   if (options.dryRun) {
     out.log(command.text);
     for (const problem of toolchain.problems) out.log(`note: ${problem}`);
-    const check = checkManifest(options.manifest);
+    const check = await checkManifest(options.manifest, options.board);
     for (const error of check.errors) out.error(`error: ${error}`);
+    if (options.provision) {
+      const { meterId, broker, bays, network } = options.provision;
+      out.log(`would register meter ${meterId} with the platform and write its nvs partition:`);
+      const placeholder = new Uint8Array(32);
+      const keys = { epoch: 1, uplink: placeholder, downlink: placeholder, secrets: { a: placeholder, b: placeholder, m: placeholder } };
+      const entries = preferenceEntries({ meterId, bays, broker, ...(network ? { network } : {}), keys, releaseKey: placeholder });
+      out.log(redactedCsv(entries).trimEnd());
+      for (const line of nvsCommands(toolchain.idfPath ?? '$IDF_PATH', `.device/meter-${meterId}/nvs.csv`, options.port)) {
+        out.log(line.join(' '));
+      }
+    }
     if (!check.ok) return 1;
-    out.log(
-      `manifest ok: ${check.listed.length} modules listed, ${check.reachable.length} reachable from the entry`,
-    );
+    out.log(`manifest ok for ${options.board}: ${check.listed.length} modules listed, ${check.reachable.length} project files reachable from preload and creation.main`);
     return 0;
   }
 
@@ -292,23 +288,44 @@ export function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: Output
     for (const problem of toolchain.problems) out.error(`flash: ${problem}`);
     return 2;
   }
-  const check = checkManifest(options.manifest);
+  const check = await checkManifest(options.manifest, options.board);
   if (!check.ok) {
     for (const error of check.errors) out.error(`error: ${error}`);
     return 1;
   }
   out.log(command.text);
-  const result = spawnSync(toolchain.mcconfig!, command.args, {
-    stdio: 'inherit',
-    env: { ...env, ...command.env },
-  });
-  if (result.error) {
-    out.error(`flash: ${result.error.message}`);
+  const built = spawnSync(toolchain.mcconfig!, command.args, { stdio: 'inherit', env: { ...env, ...command.env } });
+  if (built.error || built.status !== 0) {
+    out.error(`flash: mcconfig ${built.error ? built.error.message : `exited with ${built.status}`}`);
     return 1;
   }
-  return result.status ?? 1;
+  if (!options.provision) return 0;
+
+  const entries = await factoryEntries(options.provision);
+  const dir = path.join(ROOT, '.device', `meter-${options.provision.meterId}`);
+  mkdirSync(dir, { recursive: true });
+  const csvFile = path.join(dir, 'nvs.csv');
+  writeFileSync(csvFile, nvsCsv(entries), { mode: 0o600 });
+  try {
+    for (const line of nvsCommands(toolchain.idfPath!, csvFile, options.port)) {
+      out.log(line.join(' '));
+      const step = spawnSync(line[0], line.slice(1), { stdio: 'inherit', env });
+      if (step.error || step.status !== 0) {
+        out.error(`flash: ${line[0]} ${step.error ? step.error.message : `exited with ${step.status}`}`);
+        return 1;
+      }
+    }
+  } finally {
+    // The keys are in the board now (or nowhere): none stays on this disk.
+    rmSync(csvFile, { force: true });
+    rmSync(csvFile.replace(/\.csv$/, '.bin'), { force: true });
+  }
+  out.log(`meter ${options.provision.meterId} provisioned: it moves its keys into the secure parts at its first start`);
+  return 0;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  process.exitCode = run(process.argv.slice(2), process.env);
+  run(process.argv.slice(2), process.env).then((code) => {
+    process.exitCode = code;
+  });
 }

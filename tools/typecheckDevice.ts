@@ -37,7 +37,10 @@ export interface DeviceCheck {
 export function checkPlatform(moddable: string, platform: string): DeviceCheck {
   const env = sdkEnvironment(moddable);
   // mcconfig refuses esp32 without IDF_PATH even when it only writes files; nothing is built here.
-  if (platform === 'esp32' && !env.IDF_PATH) env.IDF_PATH = path.join(ROOT, '.device', 'no-idf');
+  if (platform === 'esp32' && !env.IDF_PATH) {
+    env.IDF_PATH = path.join(ROOT, '.device', 'no-idf');
+    mkdirSync(env.IDF_PATH, { recursive: true });
+  }
   const out = path.join(ROOT, '.device', `typecheck-${platform}`);
   mkdirSync(out, { recursive: true });
   const generated = spawnSync('mcconfig', ['-p', platform, '-o', out, './manifest.json'], {

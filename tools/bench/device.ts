@@ -35,7 +35,10 @@ function xsbFiles(dir: string, prefix = ''): { module: string; bytes: number }[]
 function esp32Modules(moddable: string): { module: string; bytes: number }[] {
   const env = sdkEnvironment(moddable);
   const placeholderIdf = !env.IDF_PATH;
-  if (placeholderIdf) env.IDF_PATH = path.join(ROOT, '.device', 'no-idf');
+  if (placeholderIdf) {
+    env.IDF_PATH = path.join(ROOT, '.device', 'no-idf');
+    mkdirSync(env.IDF_PATH, { recursive: true });
+  }
   const out = path.join(ROOT, '.device', 'build-esp32');
   mkdirSync(out, { recursive: true });
   const generate = spawnSync('mcconfig', ['-p', 'esp32', '-o', out, './manifest.json'], {
