@@ -265,6 +265,12 @@ export class Meter {
       records: this.records,
       clock,
       timers,
+      absent: [
+        ...(sensors ? [] : (['sensors'] as const)),
+        ...(power ? [] : (['power'] as const)),
+        ...(this.secure ? [] : (['secure'] as const)),
+        ...(hardware.ble ? [] : (['ble'] as const)),
+      ],
       watchdog,
       radio,
       reinitialise: {

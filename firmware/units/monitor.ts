@@ -234,6 +234,8 @@ export interface MonitorOptions {
   records: MainRecord;
   clock: Clock;
   timers: Timers;
+  /** Modules the board does not have (no secure parts, no sensors…): reported 'absent'. */
+  absent?: readonly MonitoredModule[];
   /** Repair hooks by module: re-open a driver by part name (true when it answers again). */
   reinitialise?: Partial<Record<MonitoredModule, (part: string) => boolean>>;
   /** Health checks by module, run each check while the module is ok: an error is a fault to repair. */
@@ -269,7 +271,7 @@ interface ModuleStatus {
 
 export class MonitorUnit {
   readonly #o: Required<
-    Omit<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog'>
+    Omit<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog' | 'absent'>
   > &
     Pick<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog'>;
   readonly #modules = new Map<MonitoredModule, ModuleStatus>();
@@ -295,7 +297,8 @@ export class MonitorUnit {
       retryMs: 300_000,
       ...options,
     };
-    for (const m of MODULES) this.#modules.set(m, { state: 'ok', detail: '', since: 0 });
+    for (const m of MODULES)
+      this.#modules.set(m, { state: options.absent?.includes(m) ? 'absent' : 'ok', detail: '', since: 0 });
     const radio = options.radio;
     if (radio instanceof FailoverLink) {
       radio.onSwitch = (path, reason) => {

@@ -138,13 +138,20 @@ export class Mfrc522CardReader implements CardReaderPort {
 
   /** Opens the driver with `open`; a chip that does not answer leaves the reader out of service. */
   static open(open: () => MFRC522, authenticator: PurseAuthenticator): Mfrc522CardReader {
-    let chip: MFRC522 | Error;
+    let chip: MFRC522 | undefined;
     try {
       chip = open();
+      return new Mfrc522CardReader(chip, authenticator, open);
     } catch (error) {
-      chip = error instanceof Error ? error : new ChipError(String(error));
+      // No chip, or one that stopped answering before its antenna was switched off.
+      try {
+        chip?.close();
+      } catch {
+        // a chip that does not answer cannot be shut down politely
+      }
+      const fault = error instanceof Error ? error : new ChipError(String(error));
+      return new Mfrc522CardReader(fault, authenticator, open);
     }
-    return new Mfrc522CardReader(chip, authenticator, open);
   }
 
   outOfService(): Error | undefined {

@@ -191,6 +191,8 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     meter.start();
     clock.advance(1_000);
     assert.equal(meter.monitor.states.reader, 'failed');
+    assert.equal(meter.monitor.states.sensors, 'absent', 'a board without sensors reports none');
+    assert.equal(meter.monitor.states.power, 'absent');
     assert.ok(
       states.some(
         (m) => m.module === 'reader' && m.state === 'failed' && m.detail === 're-initialisation failed',
