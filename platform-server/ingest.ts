@@ -12,7 +12,7 @@ import { ProtocolError } from '../protocol/errors';
 import { decodeHeader, FRAME_VERSION, type FrameHeader, FrameType, sealFrame } from '../protocol/frame';
 import { type AckMessage, encodeAckMessage } from '../protocol/messages';
 import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../protocol/topics';
-import type { Database } from './db';
+import type { Database } from './core/db';
 import {
   FrameRefused,
   type RefusalReason,
@@ -22,7 +22,7 @@ import {
   type UplinkFrame,
 } from './ingestStore';
 import { frameKeys, type Keystore } from './keystore';
-import { nodeCrypto } from './nodeCrypto';
+import { nodeCrypto } from './core/nodeCrypto';
 
 export type { RefusalReason, StoredRecord } from './ingestStore';
 

@@ -12,7 +12,7 @@ import { type FrameHeader, openFrame } from '../protocol/frame';
 import { type AckMessage, decodeRecordsMessage } from '../protocol/messages';
 import { decodeRecord, type MeterRecord, RecordKind } from '../protocol/records';
 import type { ReplayWindow } from '../protocol/replayWindow';
-import type { Database, Queryable, SqlParam } from './db';
+import type { Database, Queryable, SqlParam } from './core/db';
 import { frameKeys, type Keystore } from './keystore';
 import {
   UPLINK_WINDOW_COLUMNS,

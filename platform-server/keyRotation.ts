@@ -18,7 +18,7 @@ import {
   wrapEpochKeys,
 } from '../protocol/keys';
 import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './db';
+import type { Database } from './core/db';
 import type { Keystore } from './keystore';
 import type { OperatorGuard } from './operators';
 import { acceptUplinkFrame } from './uplinkWindow';

@@ -11,7 +11,7 @@ import { randomBytes } from '@noble/ciphers/webcrypto';
 import { scryptAsync } from '@noble/hashes/scrypt';
 import { sha256 } from '@noble/hashes/sha2';
 import type { Crypto } from '../hal/crypto';
-import { nodeCrypto } from './nodeCrypto';
+import { nodeCrypto } from './core/nodeCrypto';
 import { fromHex, toHex, utf8 } from '../protocol/bytes';
 import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../protocol/keys';
 import type { HsmConfig } from './hsm';

@@ -7,7 +7,7 @@ import type { Crypto } from '../hal/crypto';
 import { nobleCrypto } from '../hal/nobleCrypto';
 import { toHex } from '../protocol/bytes';
 import { encodeMaintenanceToken, maintenanceSecret, wipeMeterKeys } from '../protocol/keys';
-import type { Database } from './db';
+import type { Database } from './core/db';
 import type { Keystore } from './keystore';
 import type { OperatorGuard } from './operators';
 

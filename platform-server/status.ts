@@ -21,7 +21,7 @@ import {
   type StatusMessage,
 } from '../protocol/status';
 import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './db';
+import type { Database } from './core/db';
 import type { Logger } from './ingest';
 import { frameKeys, type Keystore } from './keystore';
 import { acceptUplinkFrame } from './uplinkWindow';

@@ -30,7 +30,7 @@ import {
   validateTariff,
 } from '../protocol/tariff';
 import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './db';
+import type { Database } from './core/db';
 import type { Keystore } from './keystore';
 import type { OperatorGuard } from './operators';
 import { acceptUplinkFrame } from './uplinkWindow';

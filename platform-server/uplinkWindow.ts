@@ -3,7 +3,7 @@
 // meters.last_uplink_seq and meters.uplink_seen (migration 008).
 import { ProtocolError } from '../protocol/errors';
 import { ReplayWindow } from '../protocol/replayWindow';
-import type { Queryable } from './db';
+import type { Queryable } from './core/db';
 
 /** The meter row's window columns, uplink_seen read as text (a 64-bit mask does not fit a number). */
 export interface UplinkWindowRow {

@@ -14,7 +14,7 @@ import { provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
-import { type Broker, startBroker } from '../../platform-server/broker';
+import { type Broker, startBroker } from '../../platform-server/core/broker';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
 import { forEachBackend, operatorLogin, randomMeterId } from '../platform/helpers';
 import { OutageProxy } from '../support/outageProxy';

@@ -7,7 +7,7 @@ import { nobleCrypto } from '../../hal/nobleCrypto';
 import { ProtocolError } from '../../protocol/errors';
 import { cardToken } from '../../protocol/renewal';
 import { VirtualClock } from '../../hal/mock/clock';
-import { type Database, migrate, openDatabase } from '../../platform-server/db';
+import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
 import type { StoredRecord } from '../../platform-server/ingest';
 import { keystoreFromHex } from '../../platform-server/keystore';
 import type { PhoneService } from '../../platform-server/phone/service';

@@ -7,7 +7,7 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
 import type { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
-import type { Database } from '../../platform-server/db';
+import type { Database } from '../../platform-server/core/db';
 import type { Keystore } from '../../platform-server/keystore';
 import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';

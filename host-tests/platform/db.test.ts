@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMigrations, migrate, openDatabase } from '../../platform-server/db';
+import { loadMigrations, migrate, openDatabase } from '../../platform-server/core/db';
 import { createPlatform } from '../../platform-server/platform';
 import { CapturingLogger, forEachBackend, randomMeterId } from './helpers';
 

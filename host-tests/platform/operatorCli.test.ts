@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase } from '../../platform-server/db';
+import { openDatabase } from '../../platform-server/core/db';
 import { Operators } from '../../platform-server/operators';
 import type * as Cli from '../../tools/parklink';
 import { forEachBackend } from './helpers';

@@ -8,7 +8,7 @@ import { ChargingUnit } from '../../firmware/units/charging';
 import { FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
 import { flatTariff, type TariffDocument } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
-import { type Database, migrate, openDatabase } from '../../platform-server/db';
+import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
 import { keystoreFromHex } from '../../platform-server/keystore';
 import { Operators } from '../../platform-server/operators';
 import { startTariffs } from '../../platform-server/tariffs';

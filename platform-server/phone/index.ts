@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { fromHex } from '../../protocol/bytes';
 import { RENEWAL_ACK_FRAME } from '../../protocol/renewal';
 import { flatTariff, Tariff, type TariffDocument } from '../../protocol/tariff';
-import type { Database } from '../db';
+import type { Database } from '../core/db';
 import type { Accepted, Ingest, Logger } from '../ingest';
 import type { Keystore } from '../keystore';
 import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { migrate, openDatabase } from '../../platform-server/db';
+import { migrate, openDatabase } from '../../platform-server/core/db';
 import { createPlatform, type PlatformConfig } from '../../platform-server/platform';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { meterIdOfTopic, uplinkTopic } from '../../protocol/topics';

@@ -142,7 +142,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
 
 // ---- Migrations --------------------------------------------------------------------------------
 
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
+export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migrations');
 
 /** Arbitrary constant identifying the migration lock among the database's advisory locks. */
 const MIGRATION_LOCK = 0x5041524b; // "PARK"
