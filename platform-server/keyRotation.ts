@@ -21,7 +21,7 @@ import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './core/db';
 import type { Keystore } from './keystore';
 import type { OperatorGuard } from './operators';
-import { acceptUplinkFrame } from './uplinkWindow';
+import { acceptUplinkFrame } from './ingest/uplinkWindow';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;
 

@@ -8,7 +8,7 @@ import { registerStorageApi, releaseKeyFor } from './storageApi';
 import { startTariffs, type TariffService } from './tariffs';
 import { type Broker, startBroker } from './core/broker';
 import { type Database, migrate, openDatabase } from './core/db';
-import { Ingest, type Logger, type StoredRecord } from './ingest';
+import { Ingest, type Logger, type StoredRecord } from './ingest/gate';
 import { KeyRotation } from './keyRotation';
 import { MaintenanceTokens } from './maintenance';
 import { Operators, type OperatorsConfig } from './operators';

@@ -22,9 +22,9 @@ import {
 } from '../protocol/status';
 import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './core/db';
-import type { Logger } from './ingest';
+import type { Logger } from './ingest/gate';
 import { frameKeys, type Keystore } from './keystore';
-import { acceptUplinkFrame } from './uplinkWindow';
+import { acceptUplinkFrame } from './ingest/uplinkWindow';
 
 export { STATUS_FRAME };
 

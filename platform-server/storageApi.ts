@@ -10,7 +10,7 @@ import { toHex } from '../protocol/bytes';
 import { wipeMeterKeys } from '../protocol/keys';
 import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../protocol/release';
 import type { Database } from './core/db';
-import type { Ingest } from './ingest';
+import type { Ingest } from './ingest/gate';
 import type { Keystore } from './keystore';
 import { type OperatorGuard, roleAtLeast } from './operators';
 

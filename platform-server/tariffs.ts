@@ -33,7 +33,7 @@ import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './core/db';
 import type { Keystore } from './keystore';
 import type { OperatorGuard } from './operators';
-import { acceptUplinkFrame } from './uplinkWindow';
+import { acceptUplinkFrame } from './ingest/uplinkWindow';
 
 export interface TariffDeps {
   db: Database;

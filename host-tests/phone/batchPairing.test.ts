@@ -8,7 +8,7 @@ import { ProtocolError } from '../../protocol/errors';
 import { cardToken } from '../../protocol/renewal';
 import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
-import type { StoredRecord } from '../../platform-server/ingest';
+import type { StoredRecord } from '../../platform-server/ingest/gate';
 import { keystoreFromHex } from '../../platform-server/keystore';
 import type { PhoneService } from '../../platform-server/phone/service';
 import type { TransactionData } from '../../protocol/records';

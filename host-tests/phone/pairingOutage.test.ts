@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
-import type { StoredRecord } from '../../platform-server/ingest';
+import type { StoredRecord } from '../../platform-server/ingest/gate';
 import { keystoreFromHex } from '../../platform-server/keystore';
 import { isConnectionError, type PhoneService } from '../../platform-server/phone/service';
 import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';

@@ -11,7 +11,7 @@ import { FRAME_VERSION, FrameType, type FrameHeader, openFrame, sealFrame } from
 import type { MeterKeys } from '../../protocol/keys';
 import { type AckMessage, decodeAckMessage, encodeRecordsMessage } from '../../protocol/messages';
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
-import type { Logger } from '../../platform-server/ingest';
+import type { Logger } from '../../platform-server/ingest/gate';
 import type { Operators, Role } from '../../platform-server/operators';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
 

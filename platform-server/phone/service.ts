@@ -16,9 +16,9 @@ import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/recor
 import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
 import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
 import type { Database, Queryable } from '../core/db';
-import type { Logger, StoredRecord } from '../ingest';
+import type { Logger, StoredRecord } from '../ingest/gate';
 import { frameKeys, type Keystore } from '../keystore';
-import { acceptUplinkFrame } from '../uplinkWindow';
+import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 import { type Channel, type ChannelAdapter, Outbox } from './channels';
 import type { Pricing } from './pricing';
 import { type Intent, ivrMenu, parseDtmf, parseSms, SMS_HELP } from './replies';

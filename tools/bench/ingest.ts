@@ -307,7 +307,7 @@ export async function run(args: string[]): Promise<void> {
   const perMeter = Number(option(args, 'records', '1000'));
   const set = Number(option(args, 'set', '50'));
   const instanceCounts = option(args, 'instances', '1,2').split(',').map(Number);
-  // Connections per instance in the shared-subscription group (platform-server/ingest.ts).
+  // Connections per instance in the shared-subscription group (platform-server/ingest/gate.ts).
   const connections = option(args, 'connections', '1');
   // Extra node flags for the platform processes, e.g. --instance-flags="--cpu-prof --cpu-prof-dir=/tmp/p".
   const nodeFlags = option(args, 'instance-flags', '').split(' ').filter(Boolean);
