@@ -9,12 +9,12 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type Broker, startBroker } from './core/broker';
 import { type Database, migrate, openDatabase } from './core/db';
 import { Ingest, type Logger, type StoredRecord } from './ingest/gate';
-import { KeyRotation } from './keyRotation';
-import { MaintenanceTokens } from './maintenance';
+import { KeyRotation } from './keys/rotation';
+import { MaintenanceTokens } from './keys/maintenance';
 import { Operators, type OperatorsConfig } from './operators';
 import { KeyFrame } from '../protocol/keys';
-import type { HsmConfig } from './hsm';
-import { type Keystore, loadKeystore } from './keystore';
+import type { HsmConfig } from './keys/hsm';
+import { type Keystore, loadKeystore } from './keys/keystore';
 import { type Phone, type PhoneConfig, startPhone } from './phone';
 import { type StatusService, startStatus } from './status';
 

@@ -23,7 +23,7 @@ import {
 import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './core/db';
 import type { Logger } from './ingest/gate';
-import { frameKeys, type Keystore } from './keystore';
+import { frameKeys, type Keystore } from './keys/keystore';
 import { acceptUplinkFrame } from './ingest/uplinkWindow';
 
 export { STATUS_FRAME };

@@ -11,7 +11,7 @@ import { wipeMeterKeys } from '../protocol/keys';
 import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../protocol/release';
 import type { Database } from './core/db';
 import type { Ingest } from './ingest/gate';
-import type { Keystore } from './keystore';
+import type { Keystore } from './keys/keystore';
 import { type OperatorGuard, roleAtLeast } from './operators';
 
 const U32_MAX = 0xffffffff;

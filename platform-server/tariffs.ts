@@ -31,7 +31,7 @@ import {
 } from '../protocol/tariff';
 import { meterIdOfTopic } from '../protocol/topics';
 import type { Database } from './core/db';
-import type { Keystore } from './keystore';
+import type { Keystore } from './keys/keystore';
 import type { OperatorGuard } from './operators';
 import { acceptUplinkFrame } from './ingest/uplinkWindow';
 

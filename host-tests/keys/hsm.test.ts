@@ -12,8 +12,8 @@ import {
   hsmRandom,
   importMasterToHsm,
   openHsmKeystore,
-} from '../../platform-server/hsm';
-import { keystoreFromHex, loadKeystore } from '../../platform-server/keystore';
+} from '../../platform-server/keys/hsm';
+import { keystoreFromHex, loadKeystore } from '../../platform-server/keys/keystore';
 import { configFromEnv, createPlatform } from '../../platform-server/platform';
 import { createSoftHsmToken, requireSoftHsm, type SoftHsmToken, SOFTHSM_MODULE, USER_PIN } from './softhsm';
 

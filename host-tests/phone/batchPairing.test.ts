@@ -9,7 +9,7 @@ import { cardToken } from '../../protocol/renewal';
 import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
 import type { StoredRecord } from '../../platform-server/ingest/gate';
-import { keystoreFromHex } from '../../platform-server/keystore';
+import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import type { PhoneService } from '../../platform-server/phone/service';
 import type { TransactionData } from '../../protocol/records';
 import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';

@@ -7,7 +7,7 @@ import sinon from 'sinon';
 import { VirtualClock } from '../../hal/mock/clock';
 import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
 import type { StoredRecord } from '../../platform-server/ingest/gate';
-import { keystoreFromHex } from '../../platform-server/keystore';
+import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { isConnectionError, type PhoneService } from '../../platform-server/phone/service';
 import { forEachBackend, randomMeterId, TestMeter } from '../platform/helpers';
 import { OutageProxy } from '../support/outageProxy';

@@ -8,7 +8,7 @@ import { purseCard } from '../../hal/mock/cards';
 import type { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import type { Database } from '../../platform-server/core/db';
-import type { Keystore } from '../../platform-server/keystore';
+import type { Keystore } from '../../platform-server/keys/keystore';
 import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';

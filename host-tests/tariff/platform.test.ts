@@ -9,7 +9,7 @@ import { FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
 import { flatTariff, type TariffDocument } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
 import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
-import { keystoreFromHex } from '../../platform-server/keystore';
+import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { Operators } from '../../platform-server/operators';
 import { startTariffs } from '../../platform-server/tariffs';
 import { type OperatorLogin, operatorLogin } from '../platform/helpers';

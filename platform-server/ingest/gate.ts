@@ -21,7 +21,7 @@ import {
   storeBatch,
   type UplinkFrame,
 } from './store';
-import { frameKeys, type Keystore } from '../keystore';
+import { frameKeys, type Keystore } from '../keys/keystore';
 import { nodeCrypto } from '../core/nodeCrypto';
 
 export type { RefusalReason, StoredRecord } from './store';

@@ -13,7 +13,7 @@ import { type AckMessage, decodeRecordsMessage } from '../../protocol/messages';
 import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
 import type { ReplayWindow } from '../../protocol/replayWindow';
 import type { Database, Queryable, SqlParam } from '../core/db';
-import { frameKeys, type Keystore } from '../keystore';
+import { frameKeys, type Keystore } from '../keys/keystore';
 import {
   UPLINK_WINDOW_COLUMNS,
   type UplinkWindowRow,

@@ -8,7 +8,7 @@ import { RENEWAL_ACK_FRAME } from '../../protocol/renewal';
 import { flatTariff, Tariff, type TariffDocument } from '../../protocol/tariff';
 import type { Database } from '../core/db';
 import type { Accepted, Ingest, Logger } from '../ingest/gate';
-import type { Keystore } from '../keystore';
+import type { Keystore } from '../keys/keystore';
 import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
 import { type Pricing, type TariffLike, TariffPricing } from './pricing';
 import { defaultRateLimits, type RateLimits, registerPhoneRoutes } from './routes';

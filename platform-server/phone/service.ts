@@ -17,7 +17,7 @@ import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/r
 import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
 import type { Database, Queryable } from '../core/db';
 import type { Logger, StoredRecord } from '../ingest/gate';
-import { frameKeys, type Keystore } from '../keystore';
+import { frameKeys, type Keystore } from '../keys/keystore';
 import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 import { type Channel, type ChannelAdapter, Outbox } from './channels';
 import type { Pricing } from './pricing';

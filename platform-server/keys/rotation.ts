@@ -1,14 +1,14 @@
-// Key rotation at the platform (issue 5 item 3): pushes a meter's next key epoch as a 0x83 downlink,
+// Key rotation at the platform: pushes a meter's next key epoch as a 0x83 downlink,
 // the new keys wrapped under the current epoch's D (protocol/keys.ts), and takes the meter's 0x03
 // acknowledgement (sealed under the old C): the meter's epoch moves on, the old one stays accepted
 // by ingest until previous_epoch_until (frames in flight), then is refused. Other 0x03 uplinks are
 // security events (tamper, replay, ...), stored in security_events.
 import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
-import { bytesEqual } from '../protocol/bytes';
-import { ProtocolError } from '../protocol/errors';
-import { decodeHeader, openFrame } from '../protocol/frame';
+import type { Crypto } from '../../hal/crypto';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { bytesEqual } from '../../protocol/bytes';
+import { ProtocolError } from '../../protocol/errors';
+import { decodeHeader, openFrame } from '../../protocol/frame';
 import {
   decodeSecurityEvent,
   encodeRotation,
@@ -16,12 +16,12 @@ import {
   keyCheckValueOf,
   wipeMeterKeys,
   wrapEpochKeys,
-} from '../protocol/keys';
-import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './core/db';
+} from '../../protocol/keys';
+import { meterIdOfTopic } from '../../protocol/topics';
+import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import type { OperatorGuard } from './operators';
-import { acceptUplinkFrame } from './ingest/uplinkWindow';
+import type { OperatorGuard } from '../operators';
+import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;
 

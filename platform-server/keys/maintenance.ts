@@ -1,15 +1,15 @@
-// Maintenance tokens (issue 5 item 5): a short-lived token per meter and staff member. The handheld
+// Maintenance tokens: a short-lived token per meter and staff member. The handheld
 // gets the token and its secret HMAC(M, token) (M the meter's maintenance key of its current
 // epoch); the meter's SAM recomputes the secret and checks the handheld's challenge-response over
 // BLE. Token ids increase per meter, so a token is good for one session; an expired one fails.
 import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
-import { toHex } from '../protocol/bytes';
-import { encodeMaintenanceToken, maintenanceSecret, wipeMeterKeys } from '../protocol/keys';
-import type { Database } from './core/db';
+import type { Crypto } from '../../hal/crypto';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { toHex } from '../../protocol/bytes';
+import { encodeMaintenanceToken, maintenanceSecret, wipeMeterKeys } from '../../protocol/keys';
+import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import type { OperatorGuard } from './operators';
+import type { OperatorGuard } from '../operators';
 
 export const MAX_TOKEN_SECONDS = 3600;
 
