@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { registerApi } from './api';
 import { registerStorageApi, releaseKeyFor } from './storageApi';
-import { startTariffs, type TariffService } from './tariffs';
+import { startTariffs, type TariffService } from './tariffs/service';
 import { type Broker, startBroker } from './core/broker';
 import { type Database, migrate, openDatabase } from './core/db';
 import { Ingest, type Logger, type StoredRecord } from './ingest/gate';

@@ -11,7 +11,7 @@ import { uplinkTopic } from '../../protocol/topics';
 import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { Operators } from '../../platform-server/operators';
-import { startTariffs } from '../../platform-server/tariffs';
+import { startTariffs } from '../../platform-server/tariffs/service';
 import { type OperatorLogin, operatorLogin } from '../platform/helpers';
 
 const METER = 4242;

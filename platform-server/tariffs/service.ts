@@ -1,4 +1,4 @@
-// Tariffs on the platform (issue 3): stored versioned after validation by the same engine the
+// Tariffs on the platform: stored versioned after validation by the same engine the
 // meters run (protocol/tariff), pushed to a meter as a 0x85 downlink, acknowledged by the meter's
 // 0x05 uplink with the version applied; and quotes priced by that engine, so a renewal at the
 // platform costs what it would at the meter. `tariffOf(meterId)` gives the tariff the meter holds
@@ -13,10 +13,10 @@
 // Reading needs the viewer role, storing and assigning the operator role (platform-server/operators.ts);
 // the quote is public (drivers' price before they pay).
 import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
-import { ProtocolError } from '../protocol/errors';
-import { openFrame } from '../protocol/frame';
+import type { Crypto } from '../../hal/crypto';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { ProtocolError } from '../../protocol/errors';
+import { openFrame } from '../../protocol/frame';
 import {
   decodeTariffAck,
   encodeTariffPush,
@@ -28,12 +28,12 @@ import {
   type TariffDocument,
   TariffError,
   validateTariff,
-} from '../protocol/tariff';
-import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './core/db';
-import type { Keystore } from './keys/keystore';
-import type { OperatorGuard } from './operators';
-import { acceptUplinkFrame } from './ingest/uplinkWindow';
+} from '../../protocol/tariff';
+import { meterIdOfTopic } from '../../protocol/topics';
+import type { Database } from '../core/db';
+import type { Keystore } from '../keys/keystore';
+import type { OperatorGuard } from '../operators';
+import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 
 export interface TariffDeps {
   db: Database;
