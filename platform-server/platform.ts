@@ -3,7 +3,7 @@
 // all of them.
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
-import { registerApi } from './api';
+import { registerApi } from './fleet/meters';
 import { registerStorageApi, releaseKeyFor } from './storageApi';
 import { startTariffs, type TariffService } from './tariffs/service';
 import { type Broker, startBroker } from './core/broker';
@@ -16,7 +16,7 @@ import { KeyFrame } from '../protocol/keys';
 import type { HsmConfig } from './keys/hsm';
 import { type Keystore, loadKeystore } from './keys/keystore';
 import { type Phone, type PhoneConfig, startPhone } from './phone';
-import { type StatusService, startStatus } from './status';
+import { type StatusService, startStatus } from './fleet/status';
 
 export interface PlatformConfig {
   /** postgres://… (DATABASE_URL); PGlite when absent. */

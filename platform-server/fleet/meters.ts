@@ -2,8 +2,8 @@
 // plus a public health check. Parameters are validated by JSON schema; bad requests get a 4xx with a
 // JSON message.
 import type { FastifyError, FastifyInstance } from 'fastify';
-import type { Database } from './core/db';
-import type { OperatorGuard } from './operators';
+import type { Database } from '../core/db';
+import type { OperatorGuard } from '../operators';
 
 const U32_MAX = 0xffffffff;
 

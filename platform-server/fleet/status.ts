@@ -1,16 +1,16 @@
-// Meter status on the platform (issue 7): ingest's route for uplink frames 0x04 (status reports and
+// Meter status on the platform: ingest's route for uplink frames 0x04 (status reports and
 // guard / power / monitor events), stored per meter; the settings downlink 0x84; and the HTTP side.
 //
 //   GET  /api/meters/:id/status    battery, sensors, module states, faults, fan, occupancy per bay, open alarms
 //   GET  /api/meters/:id/alarms    alarms (alarm, warning, fault events) newest first, with time and state
 //   POST /api/meters/:id/settings  body: GuardSettings → 202 { version, downlinkSeq } | 400 naming the field
-// Reading needs the viewer role, settings the operator role (platform-server/operators.ts).
+// Reading needs the viewer role, settings the operator role.
 import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
-import { ProtocolError } from '../protocol/errors';
-import { decodeHeader, openFrame } from '../protocol/frame';
-import type { OperatorGuard } from './operators';
+import type { Crypto } from '../../hal/crypto';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { ProtocolError } from '../../protocol/errors';
+import { decodeHeader, openFrame } from '../../protocol/frame';
+import type { OperatorGuard } from '../operators';
 import {
   decodeSettings,
   decodeStatusMessage,
@@ -19,12 +19,12 @@ import {
   SETTINGS_FRAME,
   STATUS_FRAME,
   type StatusMessage,
-} from '../protocol/status';
-import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './core/db';
-import type { Logger } from './ingest/gate';
-import { frameKeys, type Keystore } from './keys/keystore';
-import { acceptUplinkFrame } from './ingest/uplinkWindow';
+} from '../../protocol/status';
+import { meterIdOfTopic } from '../../protocol/topics';
+import type { Database } from '../core/db';
+import type { Logger } from '../ingest/gate';
+import { frameKeys, type Keystore } from '../keys/keystore';
+import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 
 export { STATUS_FRAME };
 
