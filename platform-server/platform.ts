@@ -4,14 +4,14 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { registerApi } from './fleet/meters';
-import { registerStorageApi, releaseKeyFor } from './storageApi';
+import { registerStorageApi, releaseKeyFor } from './storage/routes';
 import { startTariffs, type TariffService } from './tariffs/service';
 import { type Broker, startBroker } from './core/broker';
 import { type Database, migrate, openDatabase } from './core/db';
 import { Ingest, type Logger, type StoredRecord } from './ingest/gate';
 import { KeyRotation } from './keys/rotation';
 import { MaintenanceTokens } from './keys/maintenance';
-import { Operators, type OperatorsConfig } from './operators';
+import { Operators, type OperatorsConfig } from './operators/service';
 import { KeyFrame } from '../protocol/keys';
 import type { HsmConfig } from './keys/hsm';
 import { type Keystore, loadKeystore } from './keys/keystore';

@@ -12,7 +12,7 @@ import type { MeterKeys } from '../../protocol/keys';
 import { type AckMessage, decodeAckMessage, encodeRecordsMessage } from '../../protocol/messages';
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
 import type { Logger } from '../../platform-server/ingest/gate';
-import type { Operators, Role } from '../../platform-server/operators';
+import type { Operators, Role } from '../../platform-server/operators/service';
 import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
 
 export { crypto };

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase } from '../../platform-server/core/db';
-import { Operators } from '../../platform-server/operators';
+import { Operators } from '../../platform-server/operators/service';
 import type * as Cli from '../../tools/parklink';
 import { forEachBackend } from './helpers';
 

@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import { fromHex, toHex } from '../../protocol/bytes';
 import { verifyReleaseToken } from '../../protocol/release';
 import { DEFAULT_SETTINGS } from '../../protocol/status';
-import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators';
+import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators/service';
 import { migrate, openDatabase } from '../../platform-server/core/db';
 import { configFromEnv, type Platform } from '../../platform-server/platform';
 import {

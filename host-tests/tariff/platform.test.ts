@@ -10,7 +10,7 @@ import { flatTariff, type TariffDocument } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
 import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
-import { Operators } from '../../platform-server/operators';
+import { Operators } from '../../platform-server/operators/service';
 import { startTariffs } from '../../platform-server/tariffs/service';
 import { type OperatorLogin, operatorLogin } from '../platform/helpers';
 

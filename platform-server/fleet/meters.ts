@@ -3,7 +3,7 @@
 // JSON message.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Database } from '../core/db';
-import type { OperatorGuard } from '../operators';
+import type { OperatorGuard } from '../operators/service';
 
 const U32_MAX = 0xffffffff;
 

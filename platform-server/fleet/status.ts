@@ -10,7 +10,7 @@ import type { Crypto } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { ProtocolError } from '../../protocol/errors';
 import { decodeHeader, openFrame } from '../../protocol/frame';
-import type { OperatorGuard } from '../operators';
+import type { OperatorGuard } from '../operators/service';
 import {
   decodeSettings,
   decodeStatusMessage,

@@ -9,7 +9,7 @@ import { toHex } from '../../protocol/bytes';
 import { encodeMaintenanceToken, maintenanceSecret, wipeMeterKeys } from '../../protocol/keys';
 import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import type { OperatorGuard } from '../operators';
+import type { OperatorGuard } from '../operators/service';
 
 export const MAX_TOKEN_SECONDS = 3600;
 

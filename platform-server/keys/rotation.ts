@@ -20,7 +20,7 @@ import {
 import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import type { OperatorGuard } from '../operators';
+import type { OperatorGuard } from '../operators/service';
 import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;

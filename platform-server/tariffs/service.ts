@@ -32,7 +32,7 @@ import {
 import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Keystore } from '../keys/keystore';
-import type { OperatorGuard } from '../operators';
+import type { OperatorGuard } from '../operators/service';
 import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 
 export interface TariffDeps {

@@ -1,18 +1,18 @@
-// Issue 4 on the platform's HTTP API: the records each meter is known to be missing (gaps in its
+// Record storage on the platform's HTTP API: the records each meter is known to be missing (gaps in its
 // sequence numbers, and whether an operator released them), and operator releases of a meter's
 // unacknowledged upload set: an HMAC-signed token (protocol/release.ts) recorded here and sent to
 // the meter in a 0x82 storage-control downlink; the meter verifies it and records its use.
 // Reading needs the viewer role; a release (money records discarded at the meter) needs a
 // supervisor, and the name signed into the token is the logged-in operator's, never the client's.
 import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { toHex } from '../protocol/bytes';
-import { wipeMeterKeys } from '../protocol/keys';
-import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../protocol/release';
-import type { Database } from './core/db';
-import type { Ingest } from './ingest/gate';
-import type { Keystore } from './keys/keystore';
-import { type OperatorGuard, roleAtLeast } from './operators';
+import type { Crypto } from '../../hal/crypto';
+import { toHex } from '../../protocol/bytes';
+import { wipeMeterKeys } from '../../protocol/keys';
+import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../../protocol/release';
+import type { Database } from '../core/db';
+import type { Ingest } from '../ingest/gate';
+import type { Keystore } from '../keys/keystore';
+import { type OperatorGuard, roleAtLeast } from '../operators/service';
 
 const U32_MAX = 0xffffffff;
 

@@ -17,8 +17,8 @@
 import { randomBytes, scrypt, createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
-import type { Database, Queryable } from './core/db';
-import { RateLimiter } from './core/rateLimiter';
+import type { Database, Queryable } from '../core/db';
+import { RateLimiter } from '../core/rateLimiter';
 
 export const ROLES = ['viewer', 'operator', 'supervisor', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
