@@ -1,22 +1,21 @@
-// Composition root of the platform server: database (PGlite or PostgreSQL), broker (embedded aedes
-// or external), keystore, uplink ingest, operator accounts and the HTTP API, with one close() for
-// all of them.
+// Composition root of the platform server: the shared infrastructure (core/: database, broker,
+// HTTP basics), the keystore, then each room (operators, fleet, keys, ingest, storage, tariffs,
+// phone) handed what it needs, with one close() for all of them.
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
-import { registerApi } from './fleet/meters';
-import { registerStorageApi, releaseKeyFor } from './storage/routes';
-import { startTariffs, type TariffService } from './tariffs/service';
 import { type Broker, startBroker } from './core/broker';
 import { type Database, migrate, openDatabase } from './core/db';
+import { httpBasics } from './core/http';
+import { startFleet } from './fleet';
+import type { StatusService } from './fleet/status';
 import { Ingest, type Logger, type StoredRecord } from './ingest/gate';
-import { KeyRotation } from './keys/rotation';
-import { MaintenanceTokens } from './keys/maintenance';
-import { Operators, type OperatorsConfig } from './operators/service';
-import { KeyFrame } from '../protocol/keys';
+import { startKeys } from './keys';
 import type { HsmConfig } from './keys/hsm';
 import { type Keystore, loadKeystore } from './keys/keystore';
+import { type Operators, type OperatorsConfig, startOperators } from './operators';
 import { type Phone, type PhoneConfig, startPhone } from './phone';
-import { type StatusService, startStatus } from './fleet/status';
+import { releaseKeyFor, startStorage } from './storage';
+import { startTariffs, type TariffService } from './tariffs';
 
 export interface PlatformConfig {
   /** postgres://… (DATABASE_URL); PGlite when absent. */
@@ -56,7 +55,7 @@ export interface PlatformConfig {
   logger?: Logger;
   /** Called once per record newly stored. */
   onStored?: (stored: StoredRecord) => void;
-  /** Pay by phone (issue 6): clock, pricing, channels; see platform-server/phone/README.md. */
+  /** Pay by phone: clock, pricing, channels; see platform-server/phone/README.md. */
   phone?: PhoneConfig;
   /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
   operators?: OperatorsConfig;
@@ -71,9 +70,9 @@ export interface Platform {
   readonly keystore: Keystore;
   /** Pay by phone: drivers, pairing, renewals, alerts, the driver web app at /app/. */
   readonly phone: Phone;
-  /** Meter status, events and alarms (issue 7): ingest's 0x04 route, 0x84 settings, /api/meters/:id/status. */
+  /** Meter status, events and alarms: ingest's 0x04 route, 0x84 settings, /api/meters/:id/status. */
   readonly status: StatusService;
-  /** Tariffs (issue 3): stored, pushed as 0x85, the one each meter applied (prices renewals too). */
+  /** Tariffs: stored, pushed as 0x85, the one each meter applied (prices renewals too). */
   readonly tariffs: TariffService;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
@@ -149,52 +148,41 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
 
     const app = Fastify({ logger: config.httpLogger ?? true, trustProxy: config.trustProxy ?? false });
     opened.push(() => app.close());
-    // Before any route: install() refuses an operator route registered without a role.
-    const operators = new Operators(db, config.operators);
-    operators.install(app);
-    await operators.bootstrap();
-    await registerApi(app, db, operators);
+    const logger = config.logger ?? app.log;
+    await app.register(httpBasics, { db });
+    // Before any other room: the operators' route check refuses an operator route without a role.
+    const operators = await startOperators(app, db, config.operators);
 
     const ingest = new Ingest({
       db,
       keystore,
-      logger: config.logger ?? app.log,
+      logger,
       brokerUrl: broker.url,
       sharedSubscription: broker.sharedSubscriptions,
       group: config.shareGroup,
       onStored: config.onStored,
     });
     opened.push(() => ingest.close());
-    // Issue 5: key rotation (0x83 down, 0x03 up) and maintenance tokens.
-    const keyRotation = new KeyRotation({
-      db,
-      keystore,
-      sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b),
-    });
-    ingest.route(KeyFrame.SECURITY, (topic, frame) => keyRotation.handleUplink(topic, frame).catch(() => {}));
-    keyRotation.register(app, operators);
-    new MaintenanceTokens(db, keystore).register(app, operators);
-    await ingest.start();
-    await registerStorageApi(app, { db, keystore, ingest, guard: operators });
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
-    const tariffs = await startTariffs(app, { db, keystore, ingest, sendDownlink, guard: operators });
-
-    const status = await startStatus(app, {
+    const { status } = await startFleet(app, {
       db,
       keystore,
       ingest,
-      logger: config.logger ?? app.log,
+      logger,
       sendDownlink,
       guard: operators,
     });
-
+    await startKeys(app, { db, keystore, ingest, guard: operators });
+    await ingest.start();
+    await startStorage(app, { db, keystore, ingest, guard: operators });
+    const tariffs = await startTariffs(app, { db, keystore, ingest, sendDownlink, guard: operators });
     const phone = await startPhone({
       db,
       app,
       ingest,
       keystore,
       brokerUrl: broker.url,
-      logger: config.logger ?? app.log,
+      logger,
       tariffs,
       config: config.phone,
     });

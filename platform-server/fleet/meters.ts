@@ -1,7 +1,6 @@
-// The platform's first HTTP API: the fleet's meters and each meter's transactions (viewer role),
-// plus a public health check. Parameters are validated by JSON schema; bad requests get a 4xx with a
-// JSON message.
-import type { FastifyError, FastifyInstance } from 'fastify';
+// The fleet's meters and each meter's transactions (viewer role). Parameters are validated by JSON
+// schema; bad requests get a 4xx in the platform's error shape (core/http.ts).
+import type { FastifyPluginAsync } from 'fastify';
 import type { Database } from '../core/db';
 import type { OperatorGuard } from '../operators/service';
 
@@ -57,39 +56,13 @@ const transactionsQuery = {
   additionalProperties: false,
 } as const;
 
-export async function registerApi(app: FastifyInstance, db: Database, guard: OperatorGuard): Promise<void> {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const status =
-      error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) {
-      request.log.error({ err: error }, 'request failed');
-      return reply
-        .code(500)
-        .send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error' });
-    }
-    return reply.code(status).send({
-      statusCode: status,
-      error: status === 400 ? 'Bad Request' : 'Error',
-      code: error.code,
-      message: error.message,
-    });
-  });
+export interface MetersRoutesOptions {
+  db: Database;
+  guard: OperatorGuard;
+}
 
-  app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url}` }),
-  );
-
-  app.get('/healthz', async (_request, reply) => {
-    try {
-      await db.query('SELECT 1');
-      return { status: 'ok', database: db.kind };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', database: db.kind });
-    }
-  });
-
+/** GET /api/meters and GET /api/meters/:id/transactions, for viewers and above. */
+export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (app, { db, guard }) => {
   const viewer = guard.requireRole('viewer');
   app.get('/api/meters', { onRequest: viewer }, async (): Promise<{ meters: MeterSummary[] }> => {
     const result = await db.query<{
@@ -179,4 +152,4 @@ export async function registerApi(app: FastifyInstance, db: Database, guard: Ope
       return { meterId: id, transactions, nextBefore };
     },
   );
-}
+};

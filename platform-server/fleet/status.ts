@@ -5,7 +5,7 @@
 //   GET  /api/meters/:id/alarms    alarms (alarm, warning, fault events) newest first, with time and state
 //   POST /api/meters/:id/settings  body: GuardSettings → 202 { version, downlinkSeq } | 400 naming the field
 // Reading needs the viewer role, settings the operator role.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Crypto } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { ProtocolError } from '../../protocol/errors';
@@ -270,17 +270,14 @@ const alarmView = (r: EventRow) => ({
   detail: r.detail,
 });
 
-/** Registers the routes and ingest's 0x04 route; returns the service. */
-export async function startStatus(
-  app: FastifyInstance,
-  deps: StatusDeps & {
-    ingest: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
-    guard: OperatorGuard;
-  },
-): Promise<StatusService> {
-  const service = new StatusService(deps);
-  deps.ingest.route(STATUS_FRAME, service.onUplink);
-  const { db, guard } = deps;
+export interface StatusRoutesOptions {
+  db: Database;
+  guard: OperatorGuard;
+  service: StatusService;
+}
+
+/** The status, alarms and settings routes of each meter. */
+export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (app, { db, guard, service }) => {
   const meterExists = async (id: number) =>
     (await db.query('SELECT 1 FROM meters WHERE id = $1', [id])).rows.length > 0;
 
@@ -384,5 +381,18 @@ export async function startStatus(
       }
     },
   );
+};
+
+/** Builds the service, routes ingest's 0x04 frames to it and registers its routes. */
+export async function startStatus(
+  app: FastifyInstance,
+  deps: StatusDeps & {
+    ingest: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
+    guard: OperatorGuard;
+  },
+): Promise<StatusService> {
+  const service = new StatusService(deps);
+  deps.ingest.route(STATUS_FRAME, service.onUplink);
+  await app.register(statusRoutes, { db: deps.db, guard: deps.guard, service });
   return service;
 }

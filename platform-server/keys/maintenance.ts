@@ -2,14 +2,12 @@
 // gets the token and its secret HMAC(M, token) (M the meter's maintenance key of its current
 // epoch); the meter's SAM recomputes the secret and checks the handheld's challenge-response over
 // BLE. Token ids increase per meter, so a token is good for one session; an expired one fails.
-import type { FastifyInstance } from 'fastify';
 import type { Crypto } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { toHex } from '../../protocol/bytes';
 import { encodeMaintenanceToken, maintenanceSecret, wipeMeterKeys } from '../../protocol/keys';
 import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import type { OperatorGuard } from '../operators/service';
 
 export const MAX_TOKEN_SECONDS = 3600;
 
@@ -60,39 +58,5 @@ export class MaintenanceTokens {
     } finally {
       wipeMeterKeys(keys);
     }
-  }
-
-  /**
-   * POST /meters/:id/maintenance-tokens { staff, seconds? } → 201 { token, secret, tokenId, expiresAt }:
-   * the operator role; `staff` is who carries the handheld, the audit names who issued it.
-   */
-  register(app: FastifyInstance, guard: OperatorGuard): void {
-    app.post<{ Params: { id: string }; Body: { staff?: unknown; seconds?: unknown } }>(
-      '/meters/:id/maintenance-tokens',
-      { onRequest: guard.requireRole('operator') },
-      async (request, reply) => {
-        const id = Number(request.params.id);
-        const { staff, seconds } = request.body ?? {};
-        if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
-          return reply.code(400).send({ error: 'meter id is not a u32' });
-        if (typeof staff !== 'string') return reply.code(400).send({ error: 'staff is required' });
-        try {
-          const issued = await this.issue(id, staff, typeof seconds === 'number' ? seconds : undefined);
-          await guard.audit(request, {
-            action: 'maintenance-token.issue',
-            meterId: id,
-            target: staff,
-            detail: { tokenId: issued.tokenId, expiresAt: issued.expiresAt },
-          });
-          return reply.code(201).send(issued);
-        } catch (error) {
-          if (error instanceof RangeError)
-            return reply
-              .code(/not provisioned/.test(error.message) ? 404 : 400)
-              .send({ error: error.message });
-          throw error;
-        }
-      },
-    );
   }
 }

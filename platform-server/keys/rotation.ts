@@ -3,7 +3,6 @@
 // acknowledgement (sealed under the old C): the meter's epoch moves on, the old one stays accepted
 // by ingest until previous_epoch_until (frames in flight), then is refused. Other 0x03 uplinks are
 // security events (tamper, replay, ...), stored in security_events.
-import type { FastifyInstance } from 'fastify';
 import type { Crypto } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { bytesEqual } from '../../protocol/bytes';
@@ -20,7 +19,6 @@ import {
 import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import type { OperatorGuard } from '../operators/service';
 import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;
@@ -123,28 +121,5 @@ export class KeyRotation {
         event.epoch,
       ]);
     });
-  }
-
-  /** POST /meters/:id/key-rotation → 202 { epoch, downlinkSeq }; a supervisor's (keys change). */
-  register(app: FastifyInstance, guard: OperatorGuard): void {
-    const onRequest = guard.requireRole('supervisor');
-    app.post<{ Params: { id: string } }>(
-      '/meters/:id/key-rotation',
-      { onRequest },
-      async (request, reply) => {
-        const id = Number(request.params.id);
-        if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
-          return reply.code(400).send({ error: 'meter id is not a u32' });
-        try {
-          const pushed = await this.push(id);
-          await guard.audit(request, { action: 'key.rotate', meterId: id, detail: pushed });
-          return reply.code(202).send(pushed);
-        } catch (error) {
-          if (error instanceof KeyRotationError)
-            return reply.code(error.status).send({ error: error.message });
-          throw error;
-        }
-      },
-    );
   }
 }

@@ -11,7 +11,7 @@ import type { Accepted, Ingest, Logger } from '../ingest/gate';
 import type { Keystore } from '../keys/keystore';
 import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
 import { type Pricing, type TariffLike, TariffPricing } from './pricing';
-import { defaultRateLimits, type RateLimits, registerPhoneRoutes } from './routes';
+import { defaultRateLimits, type RateLimits, phoneRoutes } from './routes';
 import type { ScryptParams } from './security';
 import { type PhoneClock, PhoneService, type RealtimeAuthoriser } from './service';
 
@@ -118,7 +118,9 @@ export async function startPhone(deps: {
   };
   deps.ingest.on('committed', onCommitted);
   deps.ingest.route(RENEWAL_ACK_FRAME, service.onRenewalAck);
-  await registerPhoneRoutes(deps.app, service, config.rateLimits ?? defaultRateLimits(), {
+  await deps.app.register(phoneRoutes, {
+    phone: service,
+    limits: config.rateLimits ?? defaultRateLimits(),
     gatewaySecret: config.gatewaySecret,
   });
 

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { RateLimiter } from './security';
 import { PhoneError, type PhoneService } from './service';
 
@@ -159,12 +159,17 @@ function tooMany(reply: FastifyReply, retryAfter: number, what: string) {
     });
 }
 
-export async function registerPhoneRoutes(
-  app: FastifyInstance,
-  phone: PhoneService,
-  limits: RateLimits = defaultRateLimits(),
-  options: { gatewaySecret?: string } = {},
-): Promise<void> {
+export interface PhoneRoutesOptions {
+  phone: PhoneService;
+  limits?: RateLimits;
+  /** Incoming gateway posts must carry `Authorization: Bearer <secret>`. */
+  gatewaySecret?: string;
+}
+
+/** The drivers' API, the SMS and voice gateway's posts and the driver web app. */
+export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, options) => {
+  const { phone } = options;
+  const limits = options.limits ?? defaultRateLimits();
   // A PhoneError becomes its 4xx through the platform's error handler (statusCode, code, message).
   const auth = async (request: FastifyRequest, reply: FastifyReply) => {
     const header = request.headers.authorization ?? '';
@@ -358,4 +363,4 @@ export async function registerPhoneRoutes(
       )
       .send(files.get('index.html')),
   );
-}
+};

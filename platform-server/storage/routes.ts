@@ -4,7 +4,7 @@
 // the meter in a 0x82 storage-control downlink; the meter verifies it and records its use.
 // Reading needs the viewer role; a release (money records discarded at the meter) needs a
 // supervisor, and the name signed into the token is the logged-in operator's, never the client's.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { Crypto } from '../../hal/crypto';
 import { toHex } from '../../protocol/bytes';
 import { wipeMeterKeys } from '../../protocol/keys';
@@ -80,7 +80,8 @@ export interface StorageApiOptions {
   now?: () => number;
 }
 
-export async function registerStorageApi(app: FastifyInstance, options: StorageApiOptions): Promise<void> {
+/** The gaps and releases routes of each meter. */
+export const storageRoutes: FastifyPluginAsync<StorageApiOptions> = async (app, options) => {
   const { db, keystore, ingest, guard } = options;
   const now = options.now ?? Date.now;
   const meterExists = async (id: number) =>
@@ -209,4 +210,4 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
         .send({ id: releaseId, meterId: id, fromSeq, toSeq, operator, token: toHex(token), sent });
     },
   );
-}
+};

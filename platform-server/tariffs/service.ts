@@ -12,7 +12,7 @@
 //
 // Reading needs the viewer role, storing and assigning the operator role (platform-server/operators.ts);
 // the quote is public (drivers' price before they pay).
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Crypto } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { ProtocolError } from '../../protocol/errors';
@@ -231,24 +231,13 @@ export class TariffService {
 
 const u32 = { type: 'integer', minimum: 0, maximum: 0xffffffff } as const;
 
-/** Builds the service, routes 0x05 uplinks to it and registers its HTTP API. */
-export async function startTariffs(
-  app: FastifyInstance,
-  deps: TariffDeps & {
-    ingest?: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
-    guard: OperatorGuard;
-  },
-): Promise<TariffService> {
-  const { guard } = deps;
-  const service = new TariffService(deps);
-  await service.load();
-  deps.ingest?.route(TARIFF_ACK_UPLINK, async (topic, frame) => {
-    try {
-      await service.onAck(topic, frame);
-    } catch (error) {
-      app.log.warn({ err: error, topic }, 'tariff acknowledgement refused');
-    }
-  });
+export interface TariffRoutesOptions {
+  service: TariffService;
+  guard: OperatorGuard;
+}
+
+/** Storing, reading and assigning tariffs (operators), and the public price quote. */
+export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app, { service, guard }) => {
   const send = (reply: { code(n: number): { send(b: unknown): unknown } }, error: unknown) => {
     if (error instanceof TariffRefused) {
       return reply.code(error.statusCode).send({
@@ -359,5 +348,25 @@ export async function startTariffs(
       }
     },
   );
+};
+
+/** Builds the service, routes 0x05 uplinks to it and registers its HTTP API. */
+export async function startTariffs(
+  app: FastifyInstance,
+  deps: TariffDeps & {
+    ingest?: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
+    guard: OperatorGuard;
+  },
+): Promise<TariffService> {
+  const service = new TariffService(deps);
+  await service.load();
+  deps.ingest?.route(TARIFF_ACK_UPLINK, async (topic, frame) => {
+    try {
+      await service.onAck(topic, frame);
+    } catch (error) {
+      app.log.warn({ err: error, topic }, 'tariff acknowledgement refused');
+    }
+  });
+  await app.register(tariffRoutes, { service, guard: deps.guard });
   return service;
 }
