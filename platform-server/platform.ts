@@ -4,7 +4,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { type Broker, startBroker } from './core/broker';
-import { type Database, migrate, openDatabase } from './core/db';
+import { type Database, openDatabase } from './core/db';
+import { migrate } from './core/migrations';
 import { httpBasics } from './core/http';
 import { startFleet } from './fleet';
 import type { StatusService } from './fleet/status';

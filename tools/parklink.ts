@@ -30,7 +30,8 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseInstant, Tariff, TariffError, TimeZoneError } from '../protocol/tariff';
-import { openDatabase, migrate } from '../platform-server/core/db';
+import { openDatabase } from '../platform-server/core/db';
+import { migrate } from '../platform-server/core/migrations';
 import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators/service';
 
 export const ExitCode = Object.freeze({ ok: 0, refused: 1, usage: 2, badTariff: 3, unreadable: 4 });

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { VirtualClock } from '../../hal/mock/clock';
-import { type Database, migrate, openDatabase } from '../../platform-server/core/db';
+import { type Database, openDatabase } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
 import type { StoredRecord } from '../../platform-server/ingest/gate';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { isConnectionError, type PhoneService } from '../../platform-server/phone/service';

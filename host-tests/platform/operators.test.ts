@@ -8,7 +8,8 @@ import { fromHex, toHex } from '../../protocol/bytes';
 import { verifyReleaseToken } from '../../protocol/release';
 import { DEFAULT_SETTINGS } from '../../protocol/status';
 import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators/service';
-import { migrate, openDatabase } from '../../platform-server/core/db';
+import { openDatabase } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
 import { configFromEnv, type Platform } from '../../platform-server/platform';
 import {
   crypto,
