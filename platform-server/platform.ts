@@ -10,6 +10,7 @@ import { httpBasics } from './core/http';
 import { startFleet } from './fleet';
 import type { StatusService } from './fleet/status';
 import { Ingest, type Logger, type StoredRecord } from './ingest/gate';
+import { MeterTables } from './ingest/meters';
 import { startKeys } from './keys';
 import type { HsmConfig } from './keys/hsm';
 import { type Keystore, loadKeystore } from './keys/keystore';
@@ -165,20 +166,25 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     opened.push(() => ingest.close());
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
+    // Ingest's tables, as the other rooms may know them.
+    const meters = new MeterTables(db);
     const { status } = await startFleet(app, {
       db,
+      meters,
+      records: meters,
       keystore,
       ingest,
       logger,
       sendDownlink,
       guard: operators,
     });
-    await startKeys(app, { db, keystore, ingest, guard: operators });
+    await startKeys(app, { db, meters, keystore, ingest, guard: operators });
     await ingest.start();
-    await startStorage(app, { db, keystore, ingest, guard: operators });
-    const tariffs = await startTariffs(app, { db, keystore, ingest, sendDownlink, guard: operators });
+    await startStorage(app, { db, meters, records: meters, keystore, ingest, guard: operators });
+    const tariffs = await startTariffs(app, { db, meters, keystore, ingest, sendDownlink, guard: operators });
     const phone = await startPhone({
       db,
+      meters,
       app,
       ingest,
       keystore,
@@ -204,9 +210,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
-        const epoch = 1;
-        await db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, $3)', [id, name, epoch]);
-        return keystore.meterKeys(id, epoch);
+        await meters.provision(id, name);
+        return keystore.meterKeys(id, 1);
       },
       releaseKeyFor: (id) => releaseKeyFor(keystore, ingest.crypto, id),
       async listen(port = config.port ?? 8080) {

@@ -8,6 +8,7 @@ import { purseCard } from '../../hal/mock/cards';
 import type { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import type { Database } from '../../platform-server/core/db';
+import { MeterTables } from '../../platform-server/ingest/meters';
 import type { Keystore } from '../../platform-server/keys/keystore';
 import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';
@@ -32,6 +33,7 @@ export function standalonePhoneService(
 ): PhoneService {
   return new PhoneService({
     db,
+    meters: new MeterTables(db),
     keystore,
     brokerUrl: 'mqtt://127.0.0.1:1',
     logger: quietLogger,

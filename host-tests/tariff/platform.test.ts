@@ -12,6 +12,7 @@ import { type Database, openDatabase } from '../../platform-server/core/db';
 import { migrate } from '../../platform-server/core/migrations';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { Operators } from '../../platform-server/operators/service';
+import { MeterTables } from '../../platform-server/ingest/meters';
 import { startTariffs } from '../../platform-server/tariffs/service';
 import { type OperatorLogin, operatorLogin } from '../platform/helpers';
 
@@ -47,6 +48,7 @@ describe('platform tariffs (PGlite)', () => {
     staff = await operatorLogin(operators, 'operator');
     service = await startTariffs(app, {
       db,
+      meters: new MeterTables(db),
       keystore,
       guard: operators,
       async sendDownlink(_meterId, type, body) {

@@ -1,16 +1,19 @@
 // The fleet room: the meters and their transactions, each meter's status, alarms and settings
 // (uplink 0x04 in, downlink 0x84 out).
 import type { FastifyInstance } from 'fastify';
+import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { meterRoutes } from './meters';
 import { type StatusDeps, type StatusService, startStatus } from './status';
 
 export interface FleetDeps extends StatusDeps {
+  meters: StatusDeps['meters'] & MeterDirectory;
+  records: RecordReader;
   ingest: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
   guard: OperatorGuard;
 }
 
 export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise<{ status: StatusService }> {
-  await app.register(meterRoutes, { db: deps.db, guard: deps.guard });
+  await app.register(meterRoutes, { meters: deps.meters, records: deps.records, guard: deps.guard });
   return { status: await startStatus(app, deps) };
 }

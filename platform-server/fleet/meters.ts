@@ -1,7 +1,7 @@
 // The fleet's meters and each meter's transactions (viewer role). Parameters are validated by JSON
 // schema; bad requests get a 4xx in the platform's error shape (core/http.ts).
 import type { FastifyPluginAsync } from 'fastify';
-import type { Database } from '../core/db';
+import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 
 const U32_MAX = 0xffffffff;
@@ -57,43 +57,28 @@ const transactionsQuery = {
 } as const;
 
 export interface MetersRoutesOptions {
-  db: Database;
+  meters: Pick<MeterDirectory, 'exists'>;
+  records: Pick<RecordReader, 'summaries' | 'transactions'>;
   guard: OperatorGuard;
 }
 
 /** GET /api/meters and GET /api/meters/:id/transactions, for viewers and above. */
-export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (app, { db, guard }) => {
+export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (
+  app,
+  { meters, records, guard },
+) => {
   const viewer = guard.requireRole('viewer');
-  app.get('/api/meters', { onRequest: viewer }, async (): Promise<{ meters: MeterSummary[] }> => {
-    const result = await db.query<{
-      id: number;
-      name: string;
-      key_epoch: number;
-      created_at: Date;
-      last_seen_at: Date | null;
-      records_held: number;
-      last_seq: number | null;
-      missing: number | null;
-    }>(
-      `SELECT m.id, m.name, m.key_epoch, m.created_at, m.last_seen_at,
-              (SELECT count(*) FROM records r WHERE r.meter_id = m.id) AS records_held,
-              (SELECT max(seq) FROM records r WHERE r.meter_id = m.id) AS last_seq,
-              (SELECT sum(g.to_seq - g.from_seq + 1) FROM record_gaps g WHERE g.meter_id = m.id)::bigint AS missing
-         FROM meters m ORDER BY m.id`,
-    );
-    return {
-      meters: result.rows.map((row) => ({
-        id: row.id,
-        name: row.name,
-        keyEpoch: row.key_epoch,
-        createdAt: row.created_at.toISOString(),
-        lastSeenAt: row.last_seen_at?.toISOString() ?? null,
-        recordsHeld: row.records_held,
-        lastSeq: row.last_seq ?? 0,
-        missingRecords: row.missing ?? 0,
+  app.get(
+    '/api/meters',
+    { onRequest: viewer },
+    async (): Promise<{ meters: MeterSummary[] }> => ({
+      meters: (await records.summaries()).map((m) => ({
+        ...m,
+        createdAt: m.createdAt.toISOString(),
+        lastSeenAt: m.lastSeenAt?.toISOString() ?? null,
       })),
-    };
-  });
+    }),
+  );
 
   app.get<{ Params: { id: number }; Querystring: { limit: number; before?: number } }>(
     '/api/meters/:id/transactions',
@@ -101,36 +86,13 @@ export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (app, 
     async (request, reply) => {
       const { id } = request.params;
       const { limit, before } = request.query;
-      const meter = await db.query('SELECT 1 FROM meters WHERE id = $1', [id]);
-      if (meter.rows.length === 0) {
+      if (!(await meters.exists(id))) {
         return reply
           .code(404)
           .send({ statusCode: 404, error: 'Not Found', message: `meter ${id} is unknown` });
       }
-      const result = await db.query<{
-        seq: number;
-        recorded_at: Date;
-        received_at: Date;
-        transaction_number: number;
-        card_number: string;
-        card_expiry: string;
-        card_type: number;
-        bay_id: number;
-        minutes: number;
-        paid_from: Date;
-        paid_until: Date;
-        charge: number;
-        currency: number;
-        remaining_value: number;
-      }>(
-        `SELECT t.*, r.recorded_at, r.received_at
-           FROM transactions t JOIN records r ON r.meter_id = t.meter_id AND r.seq = t.seq
-          WHERE t.meter_id = $1 AND ($2::bigint IS NULL OR t.seq < $2::bigint)
-          ORDER BY t.seq DESC
-          LIMIT $3`,
-        [id, before ?? null, limit + 1],
-      );
-      const page = result.rows.slice(0, limit);
+      const rows = await records.transactions(id, limit + 1, before ?? null);
+      const page = rows.slice(0, limit);
       const transactions: TransactionView[] = page.map((t) => ({
         seq: t.seq,
         recordedAt: t.recorded_at.toISOString(),
@@ -148,7 +110,7 @@ export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (app, 
         receivedAt: t.received_at.toISOString(),
       }));
       // `before` for the next (older) page, null on the last page.
-      const nextBefore = result.rows.length > limit ? page[page.length - 1].seq : null;
+      const nextBefore = rows.length > limit ? page[page.length - 1].seq : null;
       return { meterId: id, transactions, nextBefore };
     },
   );

@@ -24,12 +24,13 @@ import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Logger } from '../ingest/gate';
 import { frameKeys, type Keystore } from '../keys/keystore';
-import { acceptUplinkFrame } from '../ingest/uplinkWindow';
+import type { MeterDirectory } from '../ingest/meters';
 
 export { STATUS_FRAME };
 
 export interface StatusDeps {
   db: Database;
+  meters: Pick<MeterDirectory, 'exists' | 'epochs' | 'acceptUplinkFrame' | 'recordRefusal'>;
   keystore: Keystore;
   logger: Logger;
   /** Seals and publishes a downlink (Ingest.sendDownlink); returns its sequence number. */
@@ -78,12 +79,9 @@ export class StatusService {
         throw new Refused('bad-type', `frame type 0x${header.type.toString(16)}`);
       if (header.meterId !== meterId)
         throw new Refused('topic-mismatch', `topic ${meterId}, header ${header.meterId}`);
-      const meter = await this.#d.db.query<{ key_epoch: number }>(
-        'SELECT key_epoch FROM meters WHERE id = $1',
-        [meterId],
-      );
-      if (!meter.rows[0]) throw new Refused('unknown-meter', `meter ${meterId} is not provisioned`);
-      const epoch = meter.rows[0].key_epoch;
+      const epochs = await this.#d.meters.epochs(meterId);
+      if (!epochs) throw new Refused('unknown-meter', `meter ${meterId} is not provisioned`);
+      const epoch = epochs.current;
       if (header.epoch !== epoch)
         throw new Refused('stale-epoch', `frame epoch ${header.epoch}, meter's ${epoch}`);
       const keys = frameKeys(this.#d.keystore, meterId, epoch);
@@ -99,7 +97,7 @@ export class StatusService {
       await this.#d.db.transaction(async (tx) => {
         // The meter numbers all its uplinks in one sequence: one window for every frame type.
         try {
-          await acceptUplinkFrame(tx, id, header.seq);
+          await this.#d.meters.acceptUplinkFrame(tx, id, header.seq);
         } catch (error) {
           if (error instanceof ProtocolError && error.code === 'replay')
             throw new Refused('replay', error.message);
@@ -157,12 +155,7 @@ export class StatusService {
             ? { reason: error.code, detail: error.message }
             : { reason: 'internal-error', detail: (error as Error).message };
       this.#d.logger.warn({ reason, detail, topic, meterId, frameSeq }, 'status frame refused');
-      await this.#d.db
-        .query(
-          'INSERT INTO refused_frames (topic, meter_id, frame_seq, reason, detail) VALUES ($1, $2, $3, $4, $5)',
-          [topic.slice(0, 200), meterId ?? null, frameSeq ?? null, reason, detail],
-        )
-        .catch(() => {});
+      await this.#d.meters.recordRefusal({ topic, meterId, frameSeq, reason, detail }).catch(() => {});
       return { ok: false, reason, detail, meterId, frameSeq };
     }
   }
@@ -272,14 +265,17 @@ const alarmView = (r: EventRow) => ({
 
 export interface StatusRoutesOptions {
   db: Database;
+  meters: Pick<MeterDirectory, 'exists'>;
   guard: OperatorGuard;
   service: StatusService;
 }
 
 /** The status, alarms and settings routes of each meter. */
-export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (app, { db, guard, service }) => {
-  const meterExists = async (id: number) =>
-    (await db.query('SELECT 1 FROM meters WHERE id = $1', [id])).rows.length > 0;
+export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
+  app,
+  { db, meters, guard, service },
+) => {
+  const meterExists = (id: number) => meters.exists(id);
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/status',
@@ -393,6 +389,6 @@ export async function startStatus(
 ): Promise<StatusService> {
   const service = new StatusService(deps);
   deps.ingest.route(STATUS_FRAME, service.onUplink);
-  await app.register(statusRoutes, { db: deps.db, guard: deps.guard, service });
+  await app.register(statusRoutes, { db: deps.db, meters: deps.meters, guard: deps.guard, service });
   return service;
 }

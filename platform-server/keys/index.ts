@@ -3,6 +3,7 @@
 // maintenance tokens, and registers their routes.
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../core/db';
+import type { MeterDirectory } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { KeyFrame } from '../../protocol/keys';
 import type { Keystore } from './keystore';
@@ -12,6 +13,7 @@ import { keyRoutes } from './routes';
 
 export interface KeysDeps {
   db: Database;
+  meters: MeterDirectory;
   keystore: Keystore;
   ingest: {
     route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void;
@@ -22,11 +24,16 @@ export interface KeysDeps {
 
 export async function startKeys(
   app: FastifyInstance,
-  { db, keystore, ingest, guard }: KeysDeps,
+  { db, meters, keystore, ingest, guard }: KeysDeps,
 ): Promise<{ rotation: KeyRotation; maintenance: MaintenanceTokens }> {
-  const rotation = new KeyRotation({ db, keystore, sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b) });
+  const rotation = new KeyRotation({
+    db,
+    meters,
+    keystore,
+    sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b),
+  });
   ingest.route(KeyFrame.SECURITY, (topic, frame) => rotation.handleUplink(topic, frame).catch(() => {}));
-  const maintenance = new MaintenanceTokens(db, keystore);
+  const maintenance = new MaintenanceTokens(db, meters, keystore);
   await app.register(keyRoutes, { rotation, maintenance, guard });
   return { rotation, maintenance };
 }

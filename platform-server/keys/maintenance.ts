@@ -7,6 +7,7 @@ import { nobleCrypto } from '../../hal/nobleCrypto';
 import { toHex } from '../../protocol/bytes';
 import { encodeMaintenanceToken, maintenanceSecret, wipeMeterKeys } from '../../protocol/keys';
 import type { Database } from '../core/db';
+import type { MeterDirectory } from '../ingest/meters';
 import type { Keystore } from './keystore';
 
 export const MAX_TOKEN_SECONDS = 3600;
@@ -21,6 +22,7 @@ export interface IssuedToken {
 export class MaintenanceTokens {
   constructor(
     private readonly db: Database,
+    private readonly meters: Pick<MeterDirectory, 'epochs'>,
     private readonly keystore: Keystore,
     private readonly crypto: Crypto = nobleCrypto,
   ) {}
@@ -29,10 +31,8 @@ export class MaintenanceTokens {
     if (!/^[\w.@-]{1,64}$/.test(staff)) throw new RangeError('staff must be 1-64 of [A-Za-z0-9_.@-]');
     if (!Number.isInteger(seconds) || seconds < 60 || seconds > MAX_TOKEN_SECONDS)
       throw new RangeError(`a token lives 60 to ${MAX_TOKEN_SECONDS} s`);
-    const meter = await this.db.query<{ key_epoch: number }>('SELECT key_epoch FROM meters WHERE id = $1', [
-      meterId,
-    ]);
-    if (meter.rows.length === 0) throw new RangeError(`meter ${meterId} is not provisioned`);
+    const epochs = await this.meters.epochs(meterId);
+    if (!epochs) throw new RangeError(`meter ${meterId} is not provisioned`);
     const notBefore = Math.floor(now / 1000) - 30;
     const expiresAt = notBefore + 30 + seconds;
     const tokenId = await this.db.transaction(async (tx) => {
@@ -49,7 +49,7 @@ export class MaintenanceTokens {
       return id;
     });
     const token = encodeMaintenanceToken({ meterId, staff, tokenId, notBefore, expiresAt });
-    const keys = this.keystore.meterKeys(meterId, Number(meter.rows[0].key_epoch));
+    const keys = this.keystore.meterKeys(meterId, epochs.current);
     try {
       const m = keys.secrets?.m;
       if (!m) throw new Error('the keystore gives no maintenance key');

@@ -19,12 +19,13 @@ import {
 import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import { acceptUplinkFrame } from '../ingest/uplinkWindow';
+import type { MeterDirectory } from '../ingest/meters';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;
 
 export interface KeyRotationOptions {
   db: Database;
+  meters: Pick<MeterDirectory, 'epochs' | 'acceptUplinkFrame' | 'advanceEpoch'>;
   keystore: Keystore;
   /** Seals and publishes a downlink under the meter's current D with its next sequence (Ingest.sendDownlink). */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
@@ -54,11 +55,9 @@ export class KeyRotation {
   /** Pushes epoch current + 1 (again, if already pushed and not acknowledged). */
   async push(meterId: number): Promise<{ epoch: number; downlinkSeq: number }> {
     const { db, keystore } = this.#o;
-    const row = await db.query<{ key_epoch: number }>('SELECT key_epoch FROM meters WHERE id = $1', [
-      meterId,
-    ]);
-    if (row.rows.length === 0) throw new KeyRotationError(404, `meter ${meterId} is not provisioned`);
-    const current = Number(row.rows[0].key_epoch);
+    const epochs = await this.#o.meters.epochs(meterId);
+    if (!epochs) throw new KeyRotationError(404, `meter ${meterId} is not provisioned`);
+    const current = epochs.current;
     const epoch = current + 1;
     const now = keystore.meterKeys(meterId, current);
     const next = keystore.meterKeys(meterId, epoch);
@@ -83,13 +82,10 @@ export class KeyRotation {
     const header = decodeHeader(frame);
     if (meterIdOfTopic(topic) !== header.meterId)
       throw new ProtocolError('bad-field', 'topic and header disagree');
-    const meter = await db.query<{
-      key_epoch: number;
-      previous_key_epoch: number | null;
-    }>('SELECT key_epoch, previous_key_epoch FROM meters WHERE id = $1', [header.meterId]);
-    if (meter.rows.length === 0) throw new ProtocolError('unknown-meter', `meter ${header.meterId}`);
-    const { key_epoch, previous_key_epoch } = meter.rows[0];
-    if (header.epoch !== Number(key_epoch) && header.epoch !== Number(previous_key_epoch ?? -1))
+    const epochs = await this.#o.meters.epochs(header.meterId);
+    if (!epochs) throw new ProtocolError('unknown-meter', `meter ${header.meterId}`);
+    const key_epoch = epochs.current;
+    if (header.epoch !== key_epoch && header.epoch !== (epochs.previous ?? -1))
       throw new ProtocolError('stale-epoch', `epoch ${header.epoch}`);
     const keys = keystore.meterKeys(header.meterId, header.epoch);
     let event: ReturnType<typeof decodeSecurityEvent>;
@@ -99,7 +95,7 @@ export class KeyRotation {
       wipeMeterKeys(keys);
     }
     await db.transaction(async (tx) => {
-      await acceptUplinkFrame(tx, header.meterId, header.seq);
+      await this.#o.meters.acceptUplinkFrame(tx, header.meterId, header.seq);
       await tx.query('INSERT INTO security_events (meter_id, event, epoch, detail) VALUES ($1, $2, $3, $4)', [
         header.meterId,
         event.ev,
@@ -111,10 +107,11 @@ export class KeyRotation {
       const kcv = keyCheckValueOf(this.#crypto, next.uplink);
       wipeMeterKeys(next);
       if (!bytesEqual(kcv, event.kcv)) throw new ProtocolError('bad-field', 'key check value does not match');
-      await tx.query(
-        `UPDATE meters SET previous_key_epoch = key_epoch, key_epoch = $2,
-           previous_epoch_until = now() + make_interval(secs => $3) WHERE id = $1`,
-        [header.meterId, event.epoch, this.#o.windowSeconds ?? DEFAULT_ROTATION_WINDOW_S],
+      await this.#o.meters.advanceEpoch(
+        tx,
+        header.meterId,
+        event.epoch,
+        this.#o.windowSeconds ?? DEFAULT_ROTATION_WINDOW_S,
       );
       await tx.query('UPDATE key_rotations SET acknowledged_at = now() WHERE meter_id = $1 AND epoch = $2', [
         header.meterId,

@@ -13,7 +13,7 @@ import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
 import { type Pricing, type TariffLike, TariffPricing } from './pricing';
 import { defaultRateLimits, type RateLimits, phoneRoutes } from './routes';
 import type { ScryptParams } from './security';
-import { type PhoneClock, PhoneService, type RealtimeAuthoriser } from './service';
+import { type PhoneClock, type PhoneOptions, PhoneService, type RealtimeAuthoriser } from './service';
 
 export interface PhoneConfig {
   /** The scheduler's and the renewals' clock; real time when absent. */
@@ -69,6 +69,7 @@ export interface Phone {
 
 export async function startPhone(deps: {
   db: Database;
+  meters: PhoneOptions['meters'];
   app: FastifyInstance;
   ingest: Ingest;
   keystore: Keystore;
@@ -97,6 +98,7 @@ export async function startPhone(deps: {
   }
   const service = new PhoneService({
     db: deps.db,
+    meters: deps.meters,
     keystore: deps.keystore,
     brokerUrl: deps.brokerUrl,
     logger: deps.logger,

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Crypto } from '../../hal/crypto';
 import type { Database } from '../core/db';
 import type { Logger } from '../ingest/gate';
+import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { Keystore } from '../keys/keystore';
 import type { Channel, ChannelAdapter } from './channels';
 import type { RealtimeAuthoriser } from './payments';
@@ -118,6 +119,9 @@ export interface PhoneEvents {
 
 export interface PhoneOptions {
   db: Database;
+  /** Ingest's meters and records, as far as pay by phone needs them. */
+  meters: Pick<MeterDirectory, 'epochs' | 'names' | 'nextDownlink' | 'acceptUplinkFrame'> &
+    Pick<RecordReader, 'recordsAfter'>;
   keystore: Keystore;
   brokerUrl: string;
   logger: Logger;

@@ -108,21 +108,20 @@ export class Pairing {
    * many records it looked at.
    */
   async sweepPairings(): Promise<number> {
-    const rows = await this.#c.db.query<{
-      meter_id: number;
-      seq: number;
-      bytes: Uint8Array;
-      link: Uint8Array;
-    }>(
-      `SELECT r.meter_id, r.seq, r.bytes, r.link FROM phone_pairing_marks p
-         CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.meter_id = p.meter_id AND r.seq > p.last_seq
-                               AND r.received_at < now() - make_interval(secs => $1) ORDER BY r.seq LIMIT 1000) r
-        ORDER BY r.meter_id, r.seq LIMIT 5000`,
-      [(this.#c.options.pairingSweepAfterMs ?? 60_000) / 1000],
+    const marks = await this.#c.db.query<{ meter_id: number; last_seq: number }>(
+      'SELECT meter_id, last_seq FROM phone_pairing_marks',
     );
-    if (rows.rows.length === 0) return 0;
-    const batch: StoredRecord[] = rows.rows.map((r) => ({
-      meterId: r.meter_id,
+    const rows = await this.#c.options.meters.recordsAfter(
+      marks.rows.map((m) => ({ meterId: m.meter_id, after: m.last_seq })),
+      {
+        olderThanSeconds: (this.#c.options.pairingSweepAfterMs ?? 60_000) / 1000,
+        perMeter: 1000,
+        limit: 5000,
+      },
+    );
+    if (rows.length === 0) return 0;
+    const batch: StoredRecord[] = rows.map((r) => ({
+      meterId: r.meterId,
       record: decodeRecord(r.bytes),
       bytes: r.bytes,
       link: r.link,
@@ -307,20 +306,21 @@ export class Pairing {
 
   async sessions(driverId: number, which: 'active' | 'all' = 'all'): Promise<SessionView[]> {
     const rows = await this.#c.db.query<
-      SessionRow & { last4: string; meter_name: string; grace_minutes: number; pending: string | null }
+      SessionRow & { last4: string; grace_minutes: number; pending: string | null }
     >(
-      `SELECT s.*, c.last4, m.name AS meter_name, d.grace_minutes,
+      `SELECT s.*, c.last4, d.grace_minutes,
               (SELECT r.id FROM renewals r WHERE r.session_id = s.id AND r.status = 'sent' LIMIT 1) AS pending
-         FROM phone_sessions s JOIN driver_cards c ON c.id = s.card_id JOIN meters m ON m.id = s.meter_id
+         FROM phone_sessions s JOIN driver_cards c ON c.id = s.card_id
          JOIN drivers d ON d.id = s.driver_id
         WHERE s.driver_id = $1 AND ($2::text = 'all' OR s.status = 'active')
         ORDER BY s.created_at DESC, s.id DESC LIMIT 100`,
       [driverId, which],
     );
+    const names = await this.#c.options.meters.names(rows.rows.map((s) => s.meter_id));
     return rows.rows.map((s) => ({
       id: s.id,
       meterId: s.meter_id,
-      meterName: s.meter_name,
+      meterName: names.get(Number(s.meter_id)) ?? '',
       bayId: s.bay_id,
       cardLast4: s.last4,
       paidFrom: s.paid_from.toISOString(),

@@ -7,7 +7,6 @@ import { formatMoney } from '../../firmware/units/format';
 import { decodeHeader, FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
 import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
 import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
-import { acceptUplinkFrame } from '../ingest/uplinkWindow';
 import { frameKeys } from '../keys/keystore';
 import type { PhoneContext } from './context';
 import {
@@ -154,17 +153,12 @@ export class Renewals {
 
   /** Seals and publishes the renewal downlink (again, for a resend); no-op unless still 'sent'. */
   async #sendRenewal(id: string): Promise<void> {
-    const row = await this.#c.db.query<RenewalRow & { key_epoch: number }>(
-      'SELECT r.*, m.key_epoch FROM renewals r JOIN meters m ON m.id = r.meter_id WHERE r.id = $1',
-      [id],
-    );
+    const row = await this.#c.db.query<RenewalRow>('SELECT * FROM renewals WHERE id = $1', [id]);
     const r = row.rows[0];
     if (r?.status !== 'sent' || !this.#client) return;
-    const seq = await this.#c.db.query<{ downlink_seq: number }>(
-      'UPDATE meters SET downlink_seq = downlink_seq + 1 WHERE id = $1 RETURNING downlink_seq',
-      [r.meter_id],
-    );
-    const keys = frameKeys(this.#c.options.keystore, r.meter_id, r.key_epoch);
+    const downlink = await this.#c.options.meters.nextDownlink(r.meter_id);
+    if (!downlink) return;
+    const keys = frameKeys(this.#c.options.keystore, r.meter_id, downlink.epoch);
     keys.uplink.fill(0);
     const frame = sealFrame(
       this.#c.crypto,
@@ -173,8 +167,8 @@ export class Renewals {
         version: FRAME_VERSION,
         type: RENEWAL_FRAME,
         meterId: r.meter_id,
-        epoch: r.key_epoch,
-        seq: seq.rows[0].downlink_seq,
+        epoch: downlink.epoch,
+        seq: downlink.seq,
       },
       encodeRenewal({
         id: r.id,
@@ -208,12 +202,9 @@ export class Renewals {
     const header = decodeHeader(frame);
     const meterId = meterIdOfTopic(topic);
     if (meterId === undefined || meterId !== header.meterId) throw new Error('ack topic and header disagree');
-    const meter = await this.#c.db.query<{ key_epoch: number }>(
-      'SELECT key_epoch FROM meters WHERE id = $1',
-      [meterId],
-    );
-    if (!meter.rows[0]) throw new Error(`meter ${meterId} is not provisioned`);
-    const epoch = meter.rows[0].key_epoch;
+    const epochs = await this.#c.options.meters.epochs(meterId);
+    if (!epochs) throw new Error(`meter ${meterId} is not provisioned`);
+    const epoch = epochs.current;
     if (header.epoch !== epoch) throw new Error(`stale epoch ${header.epoch}`);
     const keys = frameKeys(this.#c.options.keystore, meterId, epoch);
     keys.downlink.fill(0);
@@ -225,7 +216,7 @@ export class Renewals {
     }
     const ack = decodeRenewalAck(body);
     // One anti-replay window for all of a meter's uplinks (they share one sequence).
-    await this.#c.db.transaction((tx) => acceptUplinkFrame(tx, meterId, header.seq));
+    await this.#c.db.transaction((tx) => this.#c.options.meters.acceptUplinkFrame(tx, meterId, header.seq));
     await this.#settle(meterId, ack.id, ack.status, ack.paidUntil, ack.reason);
   }
 

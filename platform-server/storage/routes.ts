@@ -11,6 +11,7 @@ import { wipeMeterKeys } from '../../protocol/keys';
 import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../../protocol/release';
 import type { Database } from '../core/db';
 import type { Ingest } from '../ingest/gate';
+import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { Keystore } from '../keys/keystore';
 import { type OperatorGuard, roleAtLeast } from '../operators/service';
 
@@ -74,6 +75,8 @@ export function releaseKeyFor(keystore: Keystore, crypto: Crypto, meterId: numbe
 
 export interface StorageApiOptions {
   db: Database;
+  meters: Pick<MeterDirectory, 'exists'>;
+  records: Pick<RecordReader, 'gaps'>;
   keystore: Keystore;
   ingest: Ingest;
   guard: OperatorGuard;
@@ -84,8 +87,7 @@ export interface StorageApiOptions {
 export const storageRoutes: FastifyPluginAsync<StorageApiOptions> = async (app, options) => {
   const { db, keystore, ingest, guard } = options;
   const now = options.now ?? Date.now;
-  const meterExists = async (id: number) =>
-    (await db.query('SELECT 1 FROM meters WHERE id = $1', [id])).rows.length > 0;
+  const meterExists = (id: number) => options.meters.exists(id);
   const notFound = (id: number) => ({
     statusCode: 404,
     error: 'Not Found',
@@ -101,19 +103,17 @@ export const storageRoutes: FastifyPluginAsync<StorageApiOptions> = async (app, 
     ): Promise<{ meterId: number; missingRecords: number; gaps: GapView[] } | unknown> => {
       const { id } = request.params;
       if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
-      const rows = await db.query<{ from_seq: number; to_seq: number; detected_at: Date; released: boolean }>(
-        `SELECT g.from_seq, g.to_seq, g.detected_at,
-                EXISTS (SELECT 1 FROM upload_releases r
-                         WHERE r.meter_id = g.meter_id AND r.from_seq <= g.from_seq AND r.to_seq >= g.to_seq) AS released
-           FROM record_gaps g WHERE g.meter_id = $1 ORDER BY g.from_seq`,
+      const releases = await db.query<{ from_seq: number; to_seq: number }>(
+        'SELECT from_seq, to_seq FROM upload_releases WHERE meter_id = $1',
         [id],
       );
-      const gaps = rows.rows.map((g) => ({
-        fromSeq: g.from_seq,
-        toSeq: g.to_seq,
-        missing: g.to_seq - g.from_seq + 1,
-        detectedAt: g.detected_at.toISOString(),
-        released: g.released,
+      // A gap is released when one release covers all of it.
+      const gaps = (await options.records.gaps(id)).map((g) => ({
+        fromSeq: g.fromSeq,
+        toSeq: g.toSeq,
+        missing: g.toSeq - g.fromSeq + 1,
+        detectedAt: g.detectedAt.toISOString(),
+        released: releases.rows.some((r) => r.from_seq <= g.fromSeq && r.to_seq >= g.toSeq),
       }));
       return { meterId: id, missingRecords: gaps.reduce((n, g) => n + g.missing, 0), gaps };
     },

@@ -33,10 +33,11 @@ import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Keystore } from '../keys/keystore';
 import type { OperatorGuard } from '../operators/service';
-import { acceptUplinkFrame } from '../ingest/uplinkWindow';
+import type { MeterDirectory } from '../ingest/meters';
 
 export interface TariffDeps {
   db: Database;
+  meters: Pick<MeterDirectory, 'exists' | 'epochs' | 'acceptUplinkFrame'>;
   keystore: Keystore;
   /** Seals and publishes a downlink (Ingest.sendDownlink); returns its sequence number. */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
@@ -135,8 +136,8 @@ export class TariffService {
         404,
         `no tariff ${tariffId}${version === undefined ? '' : ` version ${version}`}`,
       );
-    const meter = await this.#deps.db.query('SELECT 1 FROM meters WHERE id = $1', [meterId]);
-    if (meter.rows.length === 0) throw new TariffRefused(404, `meter ${meterId} is unknown`);
+    if (!(await this.#deps.meters.exists(meterId)))
+      throw new TariffRefused(404, `meter ${meterId} is unknown`);
     const body = encodeTariffPush({ kind: 'tariff', version: doc.version, tariff: doc });
     const downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
     await this.#deps.db.query(
@@ -152,17 +153,15 @@ export class TariffService {
     const { db, keystore } = this.#deps;
     const meterId = meterIdOfTopic(topic);
     if (meterId === undefined) throw new ProtocolError('bad-field', `${topic} is not a meter uplink topic`);
-    const row = await db.query<{ key_epoch: number }>('SELECT key_epoch FROM meters WHERE id = $1', [
-      meterId,
-    ]);
-    if (row.rows.length === 0) throw new ProtocolError('unknown-meter', `meter ${meterId}`);
-    const keys = keystore.meterKeys(meterId, row.rows[0].key_epoch);
+    const epochs = await this.#deps.meters.epochs(meterId);
+    if (!epochs) throw new ProtocolError('unknown-meter', `meter ${meterId}`);
+    const keys = keystore.meterKeys(meterId, epochs.current);
     const { header, body } = openFrame(this.#deps.crypto ?? nobleCrypto, keys.uplink, frame);
     keys.uplink.fill(0);
     keys.downlink.fill(0);
     if (header.meterId !== meterId || header.type !== TARIFF_ACK_UPLINK)
       throw new ProtocolError('bad-type', 'not a tariff acknowledgement of this meter');
-    await db.transaction((tx) => acceptUplinkFrame(tx, meterId, header.seq));
+    await db.transaction((tx) => this.#deps.meters.acceptUplinkFrame(tx, meterId, header.seq));
     const ack = decodeTariffAck(body);
     if (ack.kind === 'tariff') {
       await db.query(
