@@ -1,10 +1,10 @@
 // The fleet's meters and each meter's transactions (viewer role). Parameters are validated by JSON
 // schema; bad requests get a 4xx in the platform's error shape (core/http.ts).
 import type { FastifyPluginAsync } from 'fastify';
+import { errorResponses, sendError } from '../core/errors';
+import { meterIdParams, nullableTime, object, time } from '../core/schemas';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
-
-const U32_MAX = 0xffffffff;
 
 export interface MeterSummary {
   id: number;
@@ -41,11 +41,33 @@ export function maskCardNumber(card: string): string {
   return card.length <= 4 ? card : `${'*'.repeat(card.length - 4)}${card.slice(-4)}`;
 }
 
-const meterIdParams = {
-  type: 'object',
-  properties: { id: { type: 'integer', minimum: 0, maximum: U32_MAX } },
-  required: ['id'],
-} as const;
+const meterSummarySchema = object({
+  id: { type: 'integer' },
+  name: { type: 'string' },
+  keyEpoch: { type: 'integer' },
+  createdAt: time,
+  lastSeenAt: nullableTime,
+  recordsHeld: { type: 'integer' },
+  lastSeq: { type: 'integer' },
+  missingRecords: { type: 'integer' },
+});
+
+const transactionSchema = object({
+  seq: { type: 'integer' },
+  recordedAt: time,
+  transactionNumber: { type: 'integer' },
+  cardNumberMasked: { type: 'string' },
+  cardExpiry: { type: 'string' },
+  cardType: { type: 'integer' },
+  bayId: { type: 'integer' },
+  minutes: { type: 'integer' },
+  paidFrom: time,
+  paidUntil: time,
+  charge: { type: 'integer' },
+  currency: { type: 'integer' },
+  remainingValue: { type: 'integer' },
+  receivedAt: time,
+});
 
 const transactionsQuery = {
   type: 'object',
@@ -70,7 +92,16 @@ export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (
   const viewer = guard.requireRole('viewer');
   app.get(
     '/api/meters',
-    { onRequest: viewer },
+    {
+      onRequest: viewer,
+      schema: {
+        summary: 'The fleet: each meter with its key epoch, last contact and records held',
+        response: {
+          200: object({ meters: { type: 'array', items: meterSummarySchema } }),
+          ...errorResponses(401, 403),
+        },
+      },
+    },
     async (): Promise<{ meters: MeterSummary[] }> => ({
       meters: (await records.summaries()).map((m) => ({
         ...m,
@@ -82,14 +113,27 @@ export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (
 
   app.get<{ Params: { id: number }; Querystring: { limit: number; before?: number } }>(
     '/api/meters/:id/transactions',
-    { onRequest: viewer, schema: { params: meterIdParams, querystring: transactionsQuery } },
+    {
+      onRequest: viewer,
+      schema: {
+        summary: "A meter's transactions, newest first, card numbers masked; `before` pages back",
+        params: meterIdParams,
+        querystring: transactionsQuery,
+        response: {
+          200: object({
+            meterId: { type: 'integer' },
+            transactions: { type: 'array', items: transactionSchema },
+            nextBefore: { type: 'integer', nullable: true },
+          }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const { id } = request.params;
       const { limit, before } = request.query;
       if (!(await meters.exists(id))) {
-        return reply
-          .code(404)
-          .send({ statusCode: 404, error: 'Not Found', message: `meter ${id} is unknown` });
+        return sendError(reply, 404, 'unknown-meter', `meter ${id} is unknown`);
       }
       const rows = await records.transactions(id, limit + 1, before ?? null);
       const page = rows.slice(0, limit);

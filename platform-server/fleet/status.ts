@@ -24,6 +24,8 @@ import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Logger } from '../ingest/gate';
 import { frameKeys, type Keystore } from '../keys/keystore';
+import { errorResponses, sendError } from '../core/errors';
+import { meterIdParams, nullableTime, object, time } from '../core/schemas';
 import type { MeterDirectory } from '../ingest/meters';
 
 export { STATUS_FRAME };
@@ -186,11 +188,21 @@ export class StatusService {
   }
 }
 
-const idParams = {
-  type: 'object',
-  properties: { id: { type: 'integer', minimum: 0, maximum: 0xffffffff } },
-  required: ['id'],
-} as const;
+const idParams = meterIdParams;
+
+const loose = { type: 'object', additionalProperties: true } as const;
+
+const alarmSchema = object({
+  id: { type: 'integer' },
+  at: time,
+  receivedAt: time,
+  event: { type: 'string' },
+  severity: { type: 'string' },
+  state: { type: 'string', enum: ['raised', 'cleared'] },
+  value: { type: 'number', nullable: true },
+  bayId: { type: 'integer', nullable: true },
+  detail: { type: 'string' },
+});
 
 const alarmsQuery = {
   type: 'object',
@@ -279,11 +291,35 @@ export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/status',
-    { onRequest: guard.requireRole('viewer'), schema: { params: idParams } },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: "A meter's last status report, bays and open alarms",
+        params: idParams,
+        response: {
+          200: object(
+            {
+              meterId: { type: 'integer' },
+              reportedAt: nullableTime,
+              receivedAt: nullableTime,
+              battery: { ...loose, nullable: true },
+              sensors: { ...loose, nullable: true },
+              modules: { ...loose, nullable: true },
+              faults: { type: 'array', items: {} },
+              fan: { type: 'boolean', nullable: true },
+              settingsVersion: { type: 'integer', nullable: true },
+              bays: { type: 'array', items: loose },
+              openAlarms: { type: 'array', items: alarmSchema },
+            },
+            ['meterId', 'bays', 'openAlarms'],
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const id = request.params.id;
-      if (!(await meterExists(id)))
-        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no meter ${id}` });
+      if (!(await meterExists(id))) return sendError(reply, 404, 'unknown-meter', `no meter ${id}`);
       const status = (
         await db.query<{
           reported_at: Date;
@@ -339,11 +375,21 @@ export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
 
   app.get<{ Params: { id: number }; Querystring: { state: 'raised' | 'cleared' | 'all'; limit: number } }>(
     '/api/meters/:id/alarms',
-    { onRequest: guard.requireRole('viewer'), schema: { params: idParams, querystring: alarmsQuery } },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: "A meter's alarms, warnings and faults, newest first",
+        params: idParams,
+        querystring: alarmsQuery,
+        response: {
+          200: object({ meterId: { type: 'integer' }, alarms: { type: 'array', items: alarmSchema } }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const id = request.params.id;
-      if (!(await meterExists(id)))
-        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no meter ${id}` });
+      if (!(await meterExists(id))) return sendError(reply, 404, 'unknown-meter', `no meter ${id}`);
       const { state, limit } = request.query;
       const rows = await db.query<EventRow>(
         `SELECT * FROM meter_events WHERE meter_id = $1 AND severity IN ('alarm', 'warning', 'fault')
@@ -357,11 +403,21 @@ export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
 
   app.post<{ Params: { id: number }; Body: GuardSettings }>(
     '/api/meters/:id/settings',
-    { onRequest: guard.requireRole('operator'), schema: { params: idParams, body: settingsBody } },
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary: "Send the meter's guard settings as a 0x84 downlink",
+        params: idParams,
+        body: settingsBody,
+        response: {
+          202: object({ version: { type: 'integer' }, downlinkSeq: { type: 'integer' } }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const id = request.params.id;
-      if (!(await meterExists(id)))
-        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no meter ${id}` });
+      if (!(await meterExists(id))) return sendError(reply, 404, 'unknown-meter', `no meter ${id}`);
       try {
         const downlinkSeq = await service.pushSettings(id, request.body);
         await guard.audit(request, {
@@ -371,8 +427,7 @@ export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
         });
         return reply.code(202).send({ version: request.body.version, downlinkSeq });
       } catch (error) {
-        if (error instanceof ProtocolError)
-          return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: error.message });
+        if (error instanceof ProtocolError) return sendError(reply, 400, error.code, error.message);
         throw error;
       }
     },

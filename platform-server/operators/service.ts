@@ -2,7 +2,7 @@
 // parameters stored with the hash); a login gives a random bearer token, stored only as its SHA-256,
 // valid for a shift; repeated failures lock the account for a while. Roles are ordered
 // (viewer < operator < supervisor < admin) and every operator route is registered with
-// `requireRole(role)`: a route under /api/ or /meters/ without one (and not public) stops the
+// `requireRole(role)`: a route under /api/ without one (and not public) stops the
 // platform at start. Every mutating request by an operator leaves a row in the audit log: the route
 // writes its own (in the transaction of the change where that matters), and a request that ends
 // without one (refused, failed) gets a generic row when the reply is sent.
@@ -15,10 +15,11 @@
 //   PATCH /api/operators/:username  (admin) { displayName?, role?, password?, disabled?, unlock? }
 //   GET   /api/operators/audit      (admin) ?operator&meterId&action&limit&before
 import { randomBytes, scrypt, createHash, timingSafeEqual } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { Database, Queryable } from '../core/db';
+import { errorResponses, sendError } from '../core/errors';
 import { RateLimiter } from '../core/rateLimiter';
+import { nullableTime, object, time } from '../core/schemas';
 
 export const ROLES = ['viewer', 'operator', 'supervisor', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -201,8 +202,15 @@ const USERNAME = '^[a-z0-9][a-z0-9_.@-]{1,63}$';
 const USERNAME_RE = new RegExp(USERNAME);
 
 /** Operator routes need a role; these do not (drivers' pay-by-phone API, the price quote, the login). */
-const PUBLIC_ROUTES = [/^\/api\/driver\//, /^\/api\/phone\//, /^\/api\/quote$/, /^\/api\/operators\/login$/];
-const OPERATOR_ROUTES = /^\/(api|meters)\//;
+const PUBLIC_ROUTES = [
+  /^\/api\/driver\//,
+  /^\/api\/phone\//,
+  /^\/api\/quote$/,
+  /^\/api\/operators\/login$/,
+  /^\/api\/openapi\.json$/,
+  /^\/api\/docs(\/|$)/,
+];
+const OPERATOR_ROUTES = /^\/api\//;
 
 /** The advisory lock serialising the first admin's creation between instances starting together. */
 const BOOTSTRAP_LOCK = 0x4f504552; // "OPER"
@@ -227,7 +235,7 @@ export class Operators {
   readonly #loginsByAddress: RateLimiter;
   readonly #guards = new WeakMap<object, Role>();
   #dummyHash: Promise<string> | undefined;
-  /** Every route under /api/ and /meters/ registered after install(), with the role it needs. */
+  /** Every route under /api/ registered after install(), with the role it needs. */
   readonly routes: OperatorRoute[] = [];
   /** The username of the first admin this start created from the config, if it did. */
   bootstrapped: string | undefined;
@@ -614,9 +622,15 @@ export class Operators {
    */
   install(app: FastifyInstance): void {
     app.addHook('onRoute', (route) => {
-      if (!OPERATOR_ROUTES.test(route.url)) return;
       const hooks = [route.onRequest ?? []].flat();
       const role = hooks.map((h) => this.#guards.get(h)).find((r) => r !== undefined);
+      // The role goes into the OpenAPI document with the route (core/openapi.ts).
+      route.schema ??= {};
+      // A route that names its own callers (drivers, the gateway) keeps that.
+      const schema = route.schema as { 'x-role'?: string; security?: unknown };
+      schema['x-role'] ??= role ?? 'public';
+      if (role) schema.security ??= [{ operatorBearer: [] }];
+      if (!OPERATOR_ROUTES.test(route.url)) return;
       for (const method of [route.method].flat()) this.routes.push({ method, url: route.url, role });
       if (role === undefined && !PUBLIC_ROUTES.some((p) => p.test(route.url)))
         throw new Error(`operator route ${route.method} ${route.url} is registered without requireRole()`);
@@ -651,6 +665,15 @@ export class Operators {
     const password = { type: 'string', minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX } as const;
     const role = { type: 'string', enum: ROLES } as const;
     const displayName = { type: 'string', minLength: 1, maxLength: 100 } as const;
+    const operatorView = object({
+      username: { type: 'string' },
+      displayName: { type: 'string' },
+      role,
+      createdAt: time,
+      disabledAt: nullableTime,
+      lockedUntil: nullableTime,
+    });
+    const identity = object({ username: { type: 'string' }, displayName: { type: 'string' }, role });
 
     app.post<{ Body: { username: string; password: string } }>(
       '/api/operators/login',
@@ -664,6 +687,11 @@ export class Operators {
             },
             required: ['username', 'password'],
             additionalProperties: false,
+          },
+          summary: 'Log in: a bearer token for a shift',
+          response: {
+            200: object({ token: { type: 'string' }, expiresAt: time, operator: identity }),
+            ...errorResponses(400, 401, 403, 429),
           },
         },
       },
@@ -692,23 +720,54 @@ export class Operators {
       },
     );
 
-    app.post('/api/operators/logout', { onRequest: this.requireRole('viewer') }, async (request, reply) => {
-      await this.revoke(request.operator!);
-      request.operatorAudited = true;
-      return reply.code(204).send();
-    });
+    app.post(
+      '/api/operators/logout',
+      {
+        onRequest: this.requireRole('viewer'),
+        schema: {
+          summary: "Log out: this request's token is revoked",
+          response: { 204: { type: 'null', description: 'logged out' }, ...errorResponses(401) },
+        },
+      },
+      async (request, reply) => {
+        await this.revoke(request.operator!);
+        request.operatorAudited = true;
+        return reply.code(204).send();
+      },
+    );
 
-    app.get('/api/operators/me', { onRequest: this.requireRole('viewer') }, async (request) => {
-      const o = request.operator!;
-      return {
-        operator: { username: o.username, displayName: o.displayName, role: o.role },
-        expiresAt: o.sessionExpiresAt.toISOString(),
-      };
-    });
+    app.get(
+      '/api/operators/me',
+      {
+        onRequest: this.requireRole('viewer'),
+        schema: {
+          summary: 'Who this token belongs to, and until when',
+          response: { 200: object({ operator: identity, expiresAt: time }), ...errorResponses(401) },
+        },
+      },
+      async (request) => {
+        const o = request.operator!;
+        return {
+          operator: { username: o.username, displayName: o.displayName, role: o.role },
+          expiresAt: o.sessionExpiresAt.toISOString(),
+        };
+      },
+    );
 
-    app.get('/api/operators', { onRequest: this.requireRole('admin') }, async () => ({
-      operators: await this.list(),
-    }));
+    app.get(
+      '/api/operators',
+      {
+        onRequest: this.requireRole('admin'),
+        schema: {
+          summary: 'Every operator account',
+          response: {
+            200: object({ operators: { type: 'array', items: operatorView } }),
+            ...errorResponses(401, 403),
+          },
+        },
+      },
+      async () => ({ operators: await this.list() }),
+    );
 
     app.post<{ Body: { username: string; role: Role; password: string; displayName?: string } }>(
       '/api/operators',
@@ -721,6 +780,8 @@ export class Operators {
             required: ['username', 'role', 'password'],
             additionalProperties: false,
           },
+          summary: 'Create an operator account',
+          response: { 201: object({ operator: operatorView }), ...errorResponses(400, 401, 403, 409) },
         },
       },
       async (request, reply) => {
@@ -759,6 +820,8 @@ export class Operators {
             additionalProperties: false,
             minProperties: 1,
           },
+          summary: 'Change an operator: name, role, password, disabled, unlocked',
+          response: { 200: object({ operator: operatorView }), ...errorResponses(400, 401, 403, 404, 409) },
         },
       },
       async (request, reply) => {
@@ -790,6 +853,25 @@ export class Operators {
             },
             additionalProperties: false,
           },
+          summary: 'The audit log, newest first; `before` pages back',
+          response: {
+            200: object({
+              entries: {
+                type: 'array',
+                items: object({
+                  id: { type: 'integer' },
+                  at: time,
+                  username: { type: 'string' },
+                  action: { type: 'string' },
+                  meterId: { type: 'integer', nullable: true },
+                  target: { type: 'string', nullable: true },
+                  detail: { type: 'object', additionalProperties: true },
+                }),
+              },
+              nextBefore: { type: 'integer', nullable: true },
+            }),
+            ...errorResponses(400, 401, 403),
+          },
         },
       },
       async (request) => this.auditLog(request.query),
@@ -815,12 +897,10 @@ function checkPassword(password: string): void {
     );
 }
 
-/** The API's error shape ({ statusCode, error, code, message }, as registerApi's error handler). */
+/** The platform's error shape (core/errors.ts), with the bearer challenge when there is one. */
 function deny(reply: FastifyReply, status: number, code: string, message: string, challenge?: string) {
   if (challenge) reply.header('www-authenticate', challenge);
-  return reply
-    .code(status)
-    .send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', code, message });
+  return sendError(reply, status, code, message);
 }
 
 /** What a route module needs of the operator accounts: the guard and the audit row. */

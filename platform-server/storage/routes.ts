@@ -10,6 +10,8 @@ import { toHex } from '../../protocol/bytes';
 import { wipeMeterKeys } from '../../protocol/keys';
 import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../../protocol/release';
 import type { Database } from '../core/db';
+import { errorBody, errorResponses, sendError } from '../core/errors';
+import { meterIdParams, object, time } from '../core/schemas';
 import type { Ingest } from '../ingest/gate';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { Keystore } from '../keys/keystore';
@@ -40,11 +42,18 @@ export interface ReleaseView {
   token?: string;
 }
 
-const meterIdParams = {
-  type: 'object',
-  properties: { id: { type: 'integer', minimum: 0, maximum: U32_MAX } },
-  required: ['id'],
-} as const;
+const releaseSchema = object(
+  {
+    id: { type: 'integer' },
+    fromSeq: { type: 'integer' },
+    toSeq: { type: 'integer' },
+    operator: { type: 'string' },
+    reason: { type: 'string' },
+    issuedAt: time,
+    token: { type: 'string', description: 'CBOR, hex; supervisors and above' },
+  },
+  ['id', 'fromSeq', 'toSeq', 'operator'],
+);
 
 const releaseBody = {
   type: 'object',
@@ -88,15 +97,34 @@ export const storageRoutes: FastifyPluginAsync<StorageApiOptions> = async (app, 
   const { db, keystore, ingest, guard } = options;
   const now = options.now ?? Date.now;
   const meterExists = (id: number) => options.meters.exists(id);
-  const notFound = (id: number) => ({
-    statusCode: 404,
-    error: 'Not Found',
-    message: `meter ${id} is unknown`,
-  });
+  const notFound = (id: number) => errorBody(404, 'unknown-meter', `meter ${id} is unknown`);
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/gaps',
-    { onRequest: guard.requireRole('viewer'), schema: { params: meterIdParams } },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: 'The records a meter is known to be missing, and whether a release covers them',
+        params: meterIdParams,
+        response: {
+          200: object({
+            meterId: { type: 'integer' },
+            missingRecords: { type: 'integer' },
+            gaps: {
+              type: 'array',
+              items: object({
+                fromSeq: { type: 'integer' },
+                toSeq: { type: 'integer' },
+                missing: { type: 'integer' },
+                detectedAt: time,
+                released: { type: 'boolean' },
+              }),
+            },
+          }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (
       request,
       reply,
@@ -121,7 +149,17 @@ export const storageRoutes: FastifyPluginAsync<StorageApiOptions> = async (app, 
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/releases',
-    { onRequest: guard.requireRole('viewer'), schema: { params: meterIdParams } },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: "A meter's upload releases; the tokens shown to supervisors and above",
+        params: meterIdParams,
+        response: {
+          200: object({ meterId: { type: 'integer' }, releases: { type: 'array', items: releaseSchema } }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const { id } = request.params;
       if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
@@ -153,12 +191,25 @@ export const storageRoutes: FastifyPluginAsync<StorageApiOptions> = async (app, 
     Body: { fromSeq: number; toSeq: number; reason: string; operator?: unknown };
   }>(
     '/api/meters/:id/releases',
-    { onRequest: guard.requireRole('supervisor'), schema: { params: meterIdParams, body: releaseBody } },
+    {
+      onRequest: guard.requireRole('supervisor'),
+      schema: {
+        summary: "Release a meter's unacknowledged upload set: a signed token sent as a 0x82 downlink",
+        params: meterIdParams,
+        body: releaseBody,
+        response: {
+          201: object(
+            { ...releaseSchema.properties, meterId: { type: 'integer' }, sent: { type: 'boolean' } },
+            ['id', 'meterId', 'fromSeq', 'toSeq', 'operator', 'token', 'sent'],
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const { id } = request.params;
       const { fromSeq, toSeq, reason } = request.body;
-      const bad = (message: string, code: string) =>
-        reply.code(400).send({ statusCode: 400, error: 'Bad Request', code, message });
+      const bad = (message: string, code: string) => sendError(reply, 400, code, message);
       if (request.body.operator !== undefined)
         return bad(
           'the operator is the logged-in account: leave "operator" out of the body',

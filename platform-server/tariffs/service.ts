@@ -33,6 +33,8 @@ import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Keystore } from '../keys/keystore';
 import type { OperatorGuard } from '../operators/service';
+import { errorBody, errorResponses, sendError } from '../core/errors';
+import { meterIdParams, object, u32 } from '../core/schemas';
 import type { MeterDirectory } from '../ingest/meters';
 
 export interface TariffDeps {
@@ -228,7 +230,15 @@ export class TariffService {
   }
 }
 
-const u32 = { type: 'integer', minimum: 0, maximum: 0xffffffff } as const;
+const REFUSAL_CODES: Record<number, string> = { 400: 'bad-tariff', 404: 'not-found', 409: 'version-exists' };
+
+const savedSchema = object({ id: { type: 'string' }, version: { type: 'integer' } });
+
+const tariffDocumentSchema = {
+  type: 'object',
+  description: 'a tariff document (protocol/tariff/tariff.schema.json)',
+  additionalProperties: true,
+} as const;
 
 export interface TariffRoutesOptions {
   service: TariffService;
@@ -239,31 +249,48 @@ export interface TariffRoutesOptions {
 export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app, { service, guard }) => {
   const send = (reply: { code(n: number): { send(b: unknown): unknown } }, error: unknown) => {
     if (error instanceof TariffRefused) {
-      return reply.code(error.statusCode).send({
-        statusCode: error.statusCode,
-        error: error.statusCode === 400 ? 'Bad Request' : 'Error',
-        message: error.message,
-        ...(error.field === undefined ? {} : { field: error.field }),
-      });
+      const code = REFUSAL_CODES[error.statusCode] ?? 'refused';
+      return reply.code(error.statusCode).send(errorBody(error.statusCode, code, error.message, error.field));
     }
     throw error;
   };
-  app.post('/api/tariffs', { onRequest: guard.requireRole('operator') }, async (request, reply) => {
-    try {
-      const saved = await service.save(request.body);
-      await guard.audit(request, { action: 'tariff.save', target: saved.id, detail: saved });
-      return reply.code(201).send(saved);
-    } catch (error) {
-      return send(reply, error);
-    }
-  });
+  app.post(
+    '/api/tariffs',
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary: 'Store a tariff version (validated by the engine the meters run; 400 names the field)',
+        body: {
+          type: 'object',
+          description: 'a tariff document (protocol/tariff/tariff.schema.json)',
+          additionalProperties: true,
+        },
+        response: { 201: savedSchema, ...errorResponses(400, 401, 403, 409) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const saved = await service.save(request.body);
+        await guard.audit(request, { action: 'tariff.save', target: saved.id, detail: saved });
+        return reply.code(201).send(saved);
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
   app.get<{ Params: { id: string } }>(
     '/api/tariffs/:id',
-    { onRequest: guard.requireRole('viewer') },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: "A tariff's latest version",
+        params: { type: 'object', properties: { id: { type: 'string', minLength: 1 } }, required: ['id'] },
+        response: { 200: tariffDocumentSchema, ...errorResponses(401, 403, 404) },
+      },
+    },
     async (request, reply) => {
       const doc = await service.get(request.params.id);
-      if (!doc)
-        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no such tariff' });
+      if (!doc) return sendError(reply, 404, 'unknown-tariff', 'no such tariff');
       return doc;
     },
   );
@@ -272,12 +299,17 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
     {
       onRequest: guard.requireRole('operator'),
       schema: {
-        params: { type: 'object', properties: { id: u32 }, required: ['id'] },
+        summary: 'Push a stored tariff version to a meter as a 0x85 downlink',
+        params: meterIdParams,
         body: {
           type: 'object',
           properties: { tariffId: { type: 'string', minLength: 1 }, version: u32 },
           required: ['tariffId'],
           additionalProperties: false,
+        },
+        response: {
+          202: object({ version: { type: 'integer' }, downlinkSeq: { type: 'integer' } }),
+          ...errorResponses(400, 401, 403, 404),
         },
       },
     },
@@ -300,13 +332,27 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
     '/api/meters/:id/tariff',
     {
       onRequest: guard.requireRole('viewer'),
-      schema: { params: { type: 'object', properties: { id: u32 }, required: ['id'] } },
+      schema: {
+        summary: 'The tariff pushed to a meter, the version it applied, or why it refused one',
+        params: meterIdParams,
+        response: {
+          200: object(
+            {
+              meterId: { type: 'integer' },
+              tariffId: { type: 'string' },
+              pushedVersion: { type: 'integer' },
+              appliedVersion: { type: 'integer', nullable: true },
+              refused: { type: 'object', nullable: true, additionalProperties: true },
+            },
+            ['meterId', 'tariffId', 'pushedVersion'],
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
     },
     async (request, reply) =>
       (await service.status(request.params.id)) ??
-      reply
-        .code(404)
-        .send({ statusCode: 404, error: 'Not Found', message: 'no tariff pushed to this meter' }),
+      sendError(reply, 404, 'no-tariff-pushed', 'no tariff pushed to this meter'),
   );
   app.post<{
     Body: {
@@ -336,6 +382,14 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
           required: ['bay', 'start'],
           oneOf: [{ required: ['minutes'] }, { required: ['amount'] }],
           additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            description: 'the quote (protocol/tariff Quote)',
+            additionalProperties: true,
+          },
+          ...errorResponses(400, 404),
         },
       },
     },
