@@ -7,6 +7,7 @@ import { type Broker, startBroker } from './core/broker';
 import { type Database, openDatabase } from './core/db';
 import { migrate } from './core/migrations';
 import { httpBasics } from './core/http';
+import { openapi } from './core/openapi';
 import { startFleet } from './fleet';
 import type { StatusService } from './fleet/status';
 import { Ingest, type Logger, type StoredRecord } from './ingest/gate';
@@ -151,6 +152,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const app = Fastify({ logger: config.httpLogger ?? true, trustProxy: config.trustProxy ?? false });
     opened.push(() => app.close());
     const logger = config.logger ?? app.log;
+    // Before any route: the OpenAPI document sees every route registered after it.
+    await app.register(openapi);
     await app.register(httpBasics, { db });
     // Before any other room: the operators' route check refuses an operator route without a role.
     const operators = await startOperators(app, db, config.operators);
