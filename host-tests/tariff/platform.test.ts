@@ -13,7 +13,7 @@ import { migrate } from '../../platform-server/core/migrations';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { Operators } from '../../platform-server/operators/service';
 import { MeterTables } from '../../platform-server/ingest/meters';
-import { startTariffs } from '../../platform-server/tariffs/service';
+import { startTariffs } from '../../platform-server/tariffs';
 import { type OperatorLogin, operatorLogin } from '../platform/helpers';
 
 const METER = 4242;
