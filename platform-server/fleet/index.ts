@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { meterRoutes } from './meters';
-import { type StatusDeps, type StatusService, startStatus } from './status';
+import { STATUS_FRAME, type StatusDeps, StatusService } from './status';
+import { statusRoutes } from './statusRoutes';
 
 export interface FleetDeps extends StatusDeps {
   meters: StatusDeps['meters'] & MeterDirectory;
@@ -15,5 +16,8 @@ export interface FleetDeps extends StatusDeps {
 
 export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise<{ status: StatusService }> {
   await app.register(meterRoutes, { meters: deps.meters, records: deps.records, guard: deps.guard });
-  return { status: await startStatus(app, deps) };
+  const status = new StatusService(deps);
+  deps.ingest.route(STATUS_FRAME, status.onUplink);
+  await app.register(statusRoutes, { db: deps.db, meters: deps.meters, guard: deps.guard, service: status });
+  return { status };
 }
