@@ -29,7 +29,7 @@ import {
   openKeystoreFile,
 } from '../platform-server/keys/keystore';
 import { nobleCrypto } from '../hal/nobleCrypto';
-import { configFromEnv } from '../platform-server/platform';
+import { configFromEnv } from '../platform-server/config';
 
 const MAGIC = [0x50, 0x4c, 0x53, 0x01]; // "PLS", version 1
 const HEADER = 15; // magic 4, k, n, number, set id 8

@@ -15,7 +15,8 @@ import { TariffPricing } from '../../platform-server/phone/pricing';
 import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';
 import { Tariff } from '../../protocol/tariff';
 import { quietLogger } from '../platform/helpers';
-import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { PlatformConfig } from '../../platform-server/config';
 
 export { quietLogger as silent } from '../platform/helpers';
 import { until } from '../support/until';

@@ -13,7 +13,8 @@ import { type AckMessage, decodeAckMessage, encodeRecordsMessage } from '../../p
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
 import type { Logger } from '../../platform-server/ingest/gate';
 import type { Operators, Role } from '../../platform-server/operators/service';
-import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { PlatformConfig } from '../../platform-server/config';
 
 export { crypto };
 

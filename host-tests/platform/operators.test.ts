@@ -10,7 +10,8 @@ import { DEFAULT_SETTINGS } from '../../protocol/status';
 import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators/service';
 import { openDatabase } from '../../platform-server/core/db';
 import { migrate } from '../../platform-server/core/migrations';
-import { configFromEnv, type Platform } from '../../platform-server/platform';
+import type { Platform } from '../../platform-server/platform';
+import { configFromEnv } from '../../platform-server/config';
 import {
   crypto,
   forEachBackend,
