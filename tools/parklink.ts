@@ -30,8 +30,9 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseInstant, Tariff, TariffError, TimeZoneError } from '../protocol/tariff';
-import { openDatabase, migrate } from '../platform-server/db';
-import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators';
+import { openDatabase } from '../platform-server/core/db';
+import { migrate } from '../platform-server/core/migrations';
+import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators/service';
 
 export const ExitCode = Object.freeze({ ok: 0, refused: 1, usage: 2, badTariff: 3, unreadable: 4 });
 

@@ -20,9 +20,9 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Crypto } from '../hal/crypto';
-import { nodeCrypto } from './nodeCrypto';
-import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../protocol/keys';
+import type { Crypto } from '../../hal/crypto';
+import { nodeCrypto } from '../core/nodeCrypto';
+import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../../protocol/keys';
 import { type Keystore, MASTER_KEY_LENGTH, keyCheckValue } from './keystore';
 
 type Pkcs11Module = typeof import('pkcs11js');

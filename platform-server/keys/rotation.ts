@@ -1,14 +1,13 @@
-// Key rotation at the platform (issue 5 item 3): pushes a meter's next key epoch as a 0x83 downlink,
+// Key rotation at the platform: pushes a meter's next key epoch as a 0x83 downlink,
 // the new keys wrapped under the current epoch's D (protocol/keys.ts), and takes the meter's 0x03
 // acknowledgement (sealed under the old C): the meter's epoch moves on, the old one stays accepted
 // by ingest until previous_epoch_until (frames in flight), then is refused. Other 0x03 uplinks are
 // security events (tamper, replay, ...), stored in security_events.
-import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
-import { bytesEqual } from '../protocol/bytes';
-import { ProtocolError } from '../protocol/errors';
-import { decodeHeader, openFrame } from '../protocol/frame';
+import type { Crypto } from '../../hal/crypto';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { bytesEqual } from '../../protocol/bytes';
+import { ProtocolError } from '../../protocol/errors';
+import { decodeHeader, openFrame } from '../../protocol/frame';
 import {
   decodeSecurityEvent,
   encodeRotation,
@@ -16,17 +15,17 @@ import {
   keyCheckValueOf,
   wipeMeterKeys,
   wrapEpochKeys,
-} from '../protocol/keys';
-import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './db';
+} from '../../protocol/keys';
+import { meterIdOfTopic } from '../../protocol/topics';
+import type { Database } from '../core/db';
 import type { Keystore } from './keystore';
-import type { OperatorGuard } from './operators';
-import { acceptUplinkFrame } from './uplinkWindow';
+import type { MeterDirectory } from '../ingest/meters';
 
 export const DEFAULT_ROTATION_WINDOW_S = 600;
 
 export interface KeyRotationOptions {
   db: Database;
+  meters: Pick<MeterDirectory, 'epochs' | 'acceptUplinkFrame' | 'advanceEpoch'>;
   keystore: Keystore;
   /** Seals and publishes a downlink under the meter's current D with its next sequence (Ingest.sendDownlink). */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
@@ -56,11 +55,9 @@ export class KeyRotation {
   /** Pushes epoch current + 1 (again, if already pushed and not acknowledged). */
   async push(meterId: number): Promise<{ epoch: number; downlinkSeq: number }> {
     const { db, keystore } = this.#o;
-    const row = await db.query<{ key_epoch: number }>('SELECT key_epoch FROM meters WHERE id = $1', [
-      meterId,
-    ]);
-    if (row.rows.length === 0) throw new KeyRotationError(404, `meter ${meterId} is not provisioned`);
-    const current = Number(row.rows[0].key_epoch);
+    const epochs = await this.#o.meters.epochs(meterId);
+    if (!epochs) throw new KeyRotationError(404, `meter ${meterId} is not provisioned`);
+    const current = epochs.current;
     const epoch = current + 1;
     const now = keystore.meterKeys(meterId, current);
     const next = keystore.meterKeys(meterId, epoch);
@@ -85,13 +82,10 @@ export class KeyRotation {
     const header = decodeHeader(frame);
     if (meterIdOfTopic(topic) !== header.meterId)
       throw new ProtocolError('bad-field', 'topic and header disagree');
-    const meter = await db.query<{
-      key_epoch: number;
-      previous_key_epoch: number | null;
-    }>('SELECT key_epoch, previous_key_epoch FROM meters WHERE id = $1', [header.meterId]);
-    if (meter.rows.length === 0) throw new ProtocolError('unknown-meter', `meter ${header.meterId}`);
-    const { key_epoch, previous_key_epoch } = meter.rows[0];
-    if (header.epoch !== Number(key_epoch) && header.epoch !== Number(previous_key_epoch ?? -1))
+    const epochs = await this.#o.meters.epochs(header.meterId);
+    if (!epochs) throw new ProtocolError('unknown-meter', `meter ${header.meterId}`);
+    const key_epoch = epochs.current;
+    if (header.epoch !== key_epoch && header.epoch !== (epochs.previous ?? -1))
       throw new ProtocolError('stale-epoch', `epoch ${header.epoch}`);
     const keys = keystore.meterKeys(header.meterId, header.epoch);
     let event: ReturnType<typeof decodeSecurityEvent>;
@@ -101,7 +95,7 @@ export class KeyRotation {
       wipeMeterKeys(keys);
     }
     await db.transaction(async (tx) => {
-      await acceptUplinkFrame(tx, header.meterId, header.seq);
+      await this.#o.meters.acceptUplinkFrame(tx, header.meterId, header.seq);
       await tx.query('INSERT INTO security_events (meter_id, event, epoch, detail) VALUES ($1, $2, $3, $4)', [
         header.meterId,
         event.ev,
@@ -113,38 +107,16 @@ export class KeyRotation {
       const kcv = keyCheckValueOf(this.#crypto, next.uplink);
       wipeMeterKeys(next);
       if (!bytesEqual(kcv, event.kcv)) throw new ProtocolError('bad-field', 'key check value does not match');
-      await tx.query(
-        `UPDATE meters SET previous_key_epoch = key_epoch, key_epoch = $2,
-           previous_epoch_until = now() + make_interval(secs => $3) WHERE id = $1`,
-        [header.meterId, event.epoch, this.#o.windowSeconds ?? DEFAULT_ROTATION_WINDOW_S],
+      await this.#o.meters.advanceEpoch(
+        tx,
+        header.meterId,
+        event.epoch,
+        this.#o.windowSeconds ?? DEFAULT_ROTATION_WINDOW_S,
       );
       await tx.query('UPDATE key_rotations SET acknowledged_at = now() WHERE meter_id = $1 AND epoch = $2', [
         header.meterId,
         event.epoch,
       ]);
     });
-  }
-
-  /** POST /meters/:id/key-rotation → 202 { epoch, downlinkSeq }; a supervisor's (keys change). */
-  register(app: FastifyInstance, guard: OperatorGuard): void {
-    const onRequest = guard.requireRole('supervisor');
-    app.post<{ Params: { id: string } }>(
-      '/meters/:id/key-rotation',
-      { onRequest },
-      async (request, reply) => {
-        const id = Number(request.params.id);
-        if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
-          return reply.code(400).send({ error: 'meter id is not a u32' });
-        try {
-          const pushed = await this.push(id);
-          await guard.audit(request, { action: 'key.rotate', meterId: id, detail: pushed });
-          return reply.code(202).send(pushed);
-        } catch (error) {
-          if (error instanceof KeyRotationError)
-            return reply.code(error.status).send({ error: error.message });
-          throw error;
-        }
-      },
-    );
   }
 }

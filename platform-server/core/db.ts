@@ -2,9 +2,6 @@
 // data directory) and PostgreSQL through `pg` (when DATABASE_URL is set). The SQL is the same for
 // both; results are normalised so callers see the same JavaScript values from either backend:
 // bigint → number (ids and sequence numbers are u32), bytea → Uint8Array, timestamptz → Date.
-import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
@@ -138,62 +135,4 @@ async function openPostgres(url: string, max: number): Promise<Database> {
     },
     close: () => pool.end(),
   };
-}
-
-// ---- Migrations --------------------------------------------------------------------------------
-
-export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
-
-/** Arbitrary constant identifying the migration lock among the database's advisory locks. */
-const MIGRATION_LOCK = 0x5041524b; // "PARK"
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
-  const migrations: Migration[] = [];
-  for (const file of files) {
-    const match = /^(\d{3})_([a-z0-9_]+)\.sql$/.exec(file);
-    if (!match) throw new Error(`migration file ${file} is not named NNN_name.sql`);
-    const version = Number(match[1]);
-    if (migrations.some((m) => m.version === version)) throw new Error(`two migrations numbered ${version}`);
-    migrations.push({ version, name: match[2], sql: await readFile(join(dir, file), 'utf8') });
-  }
-  return migrations;
-}
-
-/**
- * Applies every migration not yet recorded in schema_migrations, in order, each in its own
- * transaction that first takes a transaction-scoped advisory lock: two instances starting at once
- * queue on the lock, and the second finds the migration already recorded. Returns the versions applied.
- */
-export async function migrate(db: Database, migrations?: Migration[]): Promise<number[]> {
-  const all = migrations ?? (await loadMigrations());
-  const applied: number[] = [];
-  for (const migration of all) {
-    const ran = await db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      await tx.exec(
-        `CREATE TABLE IF NOT EXISTS schema_migrations (
-           version integer PRIMARY KEY,
-           name text NOT NULL,
-           applied_at timestamptz NOT NULL DEFAULT now()
-         )`,
-      );
-      const done = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [migration.version]);
-      if (done.rows.length > 0) return false;
-      await tx.exec(migration.sql);
-      await tx.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
-        migration.version,
-        migration.name,
-      ]);
-      return true;
-    });
-    if (ran) applied.push(migration.version);
-  }
-  return applied;
 }

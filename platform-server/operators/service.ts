@@ -2,23 +2,26 @@
 // parameters stored with the hash); a login gives a random bearer token, stored only as its SHA-256,
 // valid for a shift; repeated failures lock the account for a while. Roles are ordered
 // (viewer < operator < supervisor < admin) and every operator route is registered with
-// `requireRole(role)`: a route under /api/ or /meters/ without one (and not public) stops the
+// `requireRole(role)`: a route under /api/ without one (and not public) stops the
 // platform at start. Every mutating request by an operator leaves a row in the audit log: the route
 // writes its own (in the transaction of the change where that matters), and a request that ends
-// without one (refused, failed) gets a generic row when the reply is sent.
-//
-//   POST  /api/operators/login      { username, password }                → 200 { token, expiresAt, operator }
-//   POST  /api/operators/logout     (viewer)                              → 204, the token revoked
-//   GET   /api/operators/me         (viewer)                              → { operator, expiresAt }
-//   GET   /api/operators            (admin)                               → { operators }
-//   POST  /api/operators            (admin) { username, role, password, displayName? } → 201 { operator }
-//   PATCH /api/operators/:username  (admin) { displayName?, role?, password?, disabled?, unlock? }
-//   GET   /api/operators/audit      (admin) ?operator&meterId&action&limit&before
-import { randomBytes, scrypt, createHash, timingSafeEqual } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+// without one (refused, failed) gets a generic row when the reply is sent. Passwords and tokens:
+// passwords.ts; the accounts' own routes: routes.ts.
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
-import type { Database, Queryable } from './db';
-import { RateLimiter } from './rateLimiter';
+import type { Database, Queryable } from '../core/db';
+import { sendError } from '../core/errors';
+import {
+  DEFAULT_SCRYPT,
+  hashPassword,
+  newBearerToken,
+  PASSWORD_MAX,
+  PASSWORD_MIN,
+  type ScryptParams,
+  tokenHash,
+  verifyPassword,
+} from './passwords';
+import { RateLimiter } from '../core/rateLimiter';
+import { operatorRoutes } from './routes';
 
 export const ROLES = ['viewer', 'operator', 'supervisor', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -86,67 +89,6 @@ export class OperatorError extends Error {
   }
 }
 
-// ---- Passwords and tokens --------------------------------------------------------------------------
-
-export interface ScryptParams {
-  /** log2 of N. */
-  logN: number;
-  r: number;
-  p: number;
-}
-
-/** N = 2^15, r = 8: 32 MiB and tens of milliseconds per guess (RFC 7914's interactive figures). */
-export const DEFAULT_SCRYPT: ScryptParams = Object.freeze({ logN: 15, r: 8, p: 1 });
-export const PASSWORD_MIN = 12;
-export const PASSWORD_MAX = 200;
-
-function scryptBytes(password: string, salt: Buffer, params: ScryptParams, length: number): Promise<Buffer> {
-  const N = 2 ** params.logN;
-  return new Promise((resolve, reject) =>
-    scrypt(
-      password.normalize('NFKC'),
-      salt,
-      length,
-      // Node refuses anything above maxmem; 128·N·r is what scrypt needs, doubled for headroom.
-      { N, r: params.r, p: params.p, maxmem: 256 * N * params.r },
-      (error, key) => (error ? reject(error) : resolve(key)),
-    ),
-  );
-}
-
-/** `scrypt$logN$r$p$salt$hash` (base64): the parameters travel with the hash. */
-export async function hashPassword(password: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<string> {
-  const salt = randomBytes(16);
-  const hash = await scryptBytes(password, salt, params, 32);
-  return `scrypt$${params.logN}$${params.r}$${params.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
-}
-
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
-  const parts = stored.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
-  const [logN, r, p] = parts.slice(1, 4).map(Number);
-  // Bounds keep a corrupted row from asking for gigabytes.
-  if (![logN, r, p].every(Number.isInteger) || logN < 10 || logN > 20 || r < 1 || r > 32 || p < 1 || p > 4)
-    return false;
-  const expected = Buffer.from(parts[5], 'base64');
-  const actual = await scryptBytes(
-    password,
-    Buffer.from(parts[4], 'base64'),
-    { logN, r, p },
-    expected.length,
-  );
-  return expected.length > 0 && timingSafeEqual(actual, expected);
-}
-
-/** 32 random bytes, base64url (43 characters). */
-export function newBearerToken(): string {
-  return randomBytes(32).toString('base64url');
-}
-
-export function tokenHash(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
 const BEARER = /^Bearer +([A-Za-z0-9_-]{43})$/i;
 
 // ---- The service -------------------------------------------------------------------------------------
@@ -197,12 +139,19 @@ interface OperatorRow {
   locked_until: Date | null;
 }
 
-const USERNAME = '^[a-z0-9][a-z0-9_.@-]{1,63}$';
+export const USERNAME = '^[a-z0-9][a-z0-9_.@-]{1,63}$';
 const USERNAME_RE = new RegExp(USERNAME);
 
 /** Operator routes need a role; these do not (drivers' pay-by-phone API, the price quote, the login). */
-const PUBLIC_ROUTES = [/^\/api\/driver\//, /^\/api\/phone\//, /^\/api\/quote$/, /^\/api\/operators\/login$/];
-const OPERATOR_ROUTES = /^\/(api|meters)\//;
+const PUBLIC_ROUTES = [
+  /^\/api\/driver\//,
+  /^\/api\/phone\//,
+  /^\/api\/quote$/,
+  /^\/api\/operators\/login$/,
+  /^\/api\/openapi\.json$/,
+  /^\/api\/docs(\/|$)/,
+];
+const OPERATOR_ROUTES = /^\/api\//;
 
 /** The advisory lock serialising the first admin's creation between instances starting together. */
 const BOOTSTRAP_LOCK = 0x4f504552; // "OPER"
@@ -227,7 +176,7 @@ export class Operators {
   readonly #loginsByAddress: RateLimiter;
   readonly #guards = new WeakMap<object, Role>();
   #dummyHash: Promise<string> | undefined;
-  /** Every route under /api/ and /meters/ registered after install(), with the role it needs. */
+  /** Every route under /api/ registered after install(), with the role it needs. */
   readonly routes: OperatorRoute[] = [];
   /** The username of the first admin this start created from the config, if it did. */
   bootstrapped: string | undefined;
@@ -614,9 +563,15 @@ export class Operators {
    */
   install(app: FastifyInstance): void {
     app.addHook('onRoute', (route) => {
-      if (!OPERATOR_ROUTES.test(route.url)) return;
       const hooks = [route.onRequest ?? []].flat();
       const role = hooks.map((h) => this.#guards.get(h)).find((r) => r !== undefined);
+      // The role goes into the OpenAPI document with the route (core/openapi.ts).
+      route.schema ??= {};
+      // A route that names its own callers (drivers, the gateway) keeps that.
+      const schema = route.schema as { 'x-role'?: string; security?: unknown };
+      schema['x-role'] ??= role ?? 'public';
+      if (role) schema.security ??= [{ operatorBearer: [] }];
+      if (!OPERATOR_ROUTES.test(route.url)) return;
       for (const method of [route.method].flat()) this.routes.push({ method, url: route.url, role });
       if (role === undefined && !PUBLIC_ROUTES.some((p) => p.test(route.url)))
         throw new Error(`operator route ${route.method} ${route.url} is registered without requireRole()`);
@@ -639,161 +594,15 @@ export class Operators {
       }
       return payload;
     });
-    this.#routes(app);
+    operatorRoutes(app, this);
   }
 
-  #routes(app: FastifyInstance): void {
-    const send = (reply: FastifyReply, error: unknown) => {
-      if (!(error instanceof OperatorError)) throw error;
-      if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
-      return deny(reply, error.statusCode, error.code, error.message);
-    };
-    const password = { type: 'string', minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX } as const;
-    const role = { type: 'string', enum: ROLES } as const;
-    const displayName = { type: 'string', minLength: 1, maxLength: 100 } as const;
-
-    app.post<{ Body: { username: string; password: string } }>(
-      '/api/operators/login',
-      {
-        schema: {
-          body: {
-            type: 'object',
-            properties: {
-              username: { type: 'string', minLength: 1, maxLength: 64 },
-              password: { type: 'string', minLength: 1, maxLength: PASSWORD_MAX },
-            },
-            required: ['username', 'password'],
-            additionalProperties: false,
-          },
-        },
-      },
-      async (request, reply) => {
-        const wait = this.#loginsByAddress.hit(request.ip);
-        if (wait > 0) {
-          return send(
-            reply,
-            new OperatorError(429, 'too-many-logins', 'too many login attempts from this address', wait),
-          );
-        }
-        try {
-          const { token, expiresAt, operator } = await this.login(
-            request.body.username,
-            request.body.password,
-            {
-              ip: request.ip,
-            },
-          );
-          return { token, expiresAt: expiresAt.toISOString(), operator };
-        } catch (error) {
-          if (error instanceof OperatorError && error.statusCode === 401)
-            reply.header('www-authenticate', 'Bearer realm="parklink"');
-          return send(reply, error);
-        }
-      },
-    );
-
-    app.post('/api/operators/logout', { onRequest: this.requireRole('viewer') }, async (request, reply) => {
-      await this.revoke(request.operator!);
-      request.operatorAudited = true;
-      return reply.code(204).send();
-    });
-
-    app.get('/api/operators/me', { onRequest: this.requireRole('viewer') }, async (request) => {
-      const o = request.operator!;
-      return {
-        operator: { username: o.username, displayName: o.displayName, role: o.role },
-        expiresAt: o.sessionExpiresAt.toISOString(),
-      };
-    });
-
-    app.get('/api/operators', { onRequest: this.requireRole('admin') }, async () => ({
-      operators: await this.list(),
-    }));
-
-    app.post<{ Body: { username: string; role: Role; password: string; displayName?: string } }>(
-      '/api/operators',
-      {
-        onRequest: this.requireRole('admin'),
-        schema: {
-          body: {
-            type: 'object',
-            properties: { username: { type: 'string', pattern: USERNAME }, role, password, displayName },
-            required: ['username', 'role', 'password'],
-            additionalProperties: false,
-          },
-        },
-      },
-      async (request, reply) => {
-        try {
-          const operator = await this.create(request.body, request.operator!);
-          request.operatorAudited = true;
-          return reply.code(201).send({ operator });
-        } catch (error) {
-          return send(reply, error);
-        }
-      },
-    );
-
-    app.patch<{
-      Params: { username: string };
-      Body: { displayName?: string; role?: Role; password?: string; disabled?: boolean; unlock?: boolean };
-    }>(
-      '/api/operators/:username',
-      {
-        onRequest: this.requireRole('admin'),
-        schema: {
-          params: {
-            type: 'object',
-            properties: { username: { type: 'string', pattern: USERNAME } },
-            required: ['username'],
-          },
-          body: {
-            type: 'object',
-            properties: {
-              displayName,
-              role,
-              password,
-              disabled: { type: 'boolean' },
-              unlock: { type: 'boolean', const: true },
-            },
-            additionalProperties: false,
-            minProperties: 1,
-          },
-        },
-      },
-      async (request, reply) => {
-        try {
-          const operator = await this.update(request.params.username, request.body, request.operator!);
-          request.operatorAudited = true;
-          return { operator };
-        } catch (error) {
-          return send(reply, error);
-        }
-      },
-    );
-
-    app.get<{
-      Querystring: { operator?: string; meterId?: number; action?: string; limit?: number; before?: number };
-    }>(
-      '/api/operators/audit',
-      {
-        onRequest: this.requireRole('admin'),
-        schema: {
-          querystring: {
-            type: 'object',
-            properties: {
-              operator: { type: 'string', minLength: 1, maxLength: 64 },
-              meterId: { type: 'integer', minimum: 0, maximum: 0xffffffff },
-              action: { type: 'string', minLength: 1, maxLength: 64 },
-              limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
-              before: { type: 'integer', minimum: 1 },
-            },
-            additionalProperties: false,
-          },
-        },
-      },
-      async (request) => this.auditLog(request.query),
-    );
+  /**
+   * Counts a login attempt from `address`: 0 when allowed, else the seconds until it may try again
+   * (the per-address limit, whatever the usernames).
+   */
+  loginWait(address: string): number {
+    return this.#loginsByAddress.hit(address);
   }
 }
 
@@ -815,12 +624,10 @@ function checkPassword(password: string): void {
     );
 }
 
-/** The API's error shape ({ statusCode, error, code, message }, as registerApi's error handler). */
-function deny(reply: FastifyReply, status: number, code: string, message: string, challenge?: string) {
+/** The platform's error shape (core/errors.ts), with the bearer challenge when there is one. */
+export function deny(reply: FastifyReply, status: number, code: string, message: string, challenge?: string) {
   if (challenge) reply.header('www-authenticate', challenge);
-  return reply
-    .code(status)
-    .send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', code, message });
+  return sendError(reply, status, code, message);
 }
 
 /** What a route module needs of the operator accounts: the guard and the audit row. */

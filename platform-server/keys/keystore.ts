@@ -1,5 +1,5 @@
 // Platform key storage behind one interface, Keystore: the software keystore (the embedded default)
-// and the HSM through PKCS#11 (platform-server/hsm.ts). The software master key comes from
+// and the HSM through PKCS#11 (hsm.ts). The software master key comes from
 // PARKLINK_MASTER_KEY (64 hex digits), from a passphrase-protected keystore file (scrypt + AES-GCM),
 // or is generated in memory for `npm start` and tests; the HSM is chosen with PARKLINK_HSM_MODULE.
 // Per-meter keys are derived by the protocol's deriveMeterKeys, exactly as the factory provisions
@@ -10,10 +10,10 @@ import { gcm } from '@noble/ciphers/aes';
 import { randomBytes } from '@noble/ciphers/webcrypto';
 import { scryptAsync } from '@noble/hashes/scrypt';
 import { sha256 } from '@noble/hashes/sha2';
-import type { Crypto } from '../hal/crypto';
-import { nodeCrypto } from './nodeCrypto';
-import { fromHex, toHex, utf8 } from '../protocol/bytes';
-import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../protocol/keys';
+import type { Crypto } from '../../hal/crypto';
+import { nodeCrypto } from '../core/nodeCrypto';
+import { fromHex, toHex, utf8 } from '../../protocol/bytes';
+import { deriveMeterKeys, type MeterKeys, wipeMeterKeys } from '../../protocol/keys';
 import type { HsmConfig } from './hsm';
 
 export const MASTER_KEY_LENGTH = 32;

@@ -1,18 +1,21 @@
-// Issue 4 on the platform's HTTP API: the records each meter is known to be missing (gaps in its
+// Record storage on the platform's HTTP API: the records each meter is known to be missing (gaps in its
 // sequence numbers, and whether an operator released them), and operator releases of a meter's
 // unacknowledged upload set: an HMAC-signed token (protocol/release.ts) recorded here and sent to
 // the meter in a 0x82 storage-control downlink; the meter verifies it and records its use.
 // Reading needs the viewer role; a release (money records discarded at the meter) needs a
 // supervisor, and the name signed into the token is the logged-in operator's, never the client's.
-import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { toHex } from '../protocol/bytes';
-import { wipeMeterKeys } from '../protocol/keys';
-import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../protocol/release';
-import type { Database } from './db';
-import type { Ingest } from './ingest';
-import type { Keystore } from './keystore';
-import { type OperatorGuard, roleAtLeast } from './operators';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Crypto } from '../../hal/crypto';
+import { toHex } from '../../protocol/bytes';
+import { wipeMeterKeys } from '../../protocol/keys';
+import { deriveReleaseKey, STORAGE_CONTROL_FRAME, signReleaseToken } from '../../protocol/release';
+import type { Database } from '../core/db';
+import { errorBody, errorResponses, sendError } from '../core/errors';
+import { meterIdParams, object, time } from '../core/schemas';
+import type { Ingest } from '../ingest/gate';
+import type { MeterDirectory, RecordReader } from '../ingest/meters';
+import type { Keystore } from '../keys/keystore';
+import { type OperatorGuard, roleAtLeast } from '../operators/service';
 
 const U32_MAX = 0xffffffff;
 
@@ -39,11 +42,18 @@ export interface ReleaseView {
   token?: string;
 }
 
-const meterIdParams = {
-  type: 'object',
-  properties: { id: { type: 'integer', minimum: 0, maximum: U32_MAX } },
-  required: ['id'],
-} as const;
+const releaseSchema = object(
+  {
+    id: { type: 'integer' },
+    fromSeq: { type: 'integer' },
+    toSeq: { type: 'integer' },
+    operator: { type: 'string' },
+    reason: { type: 'string' },
+    issuedAt: time,
+    token: { type: 'string', description: 'CBOR, hex; supervisors and above' },
+  },
+  ['id', 'fromSeq', 'toSeq', 'operator'],
+);
 
 const releaseBody = {
   type: 'object',
@@ -74,45 +84,64 @@ export function releaseKeyFor(keystore: Keystore, crypto: Crypto, meterId: numbe
 
 export interface StorageApiOptions {
   db: Database;
+  meters: Pick<MeterDirectory, 'exists'>;
+  records: Pick<RecordReader, 'gaps'>;
   keystore: Keystore;
   ingest: Ingest;
   guard: OperatorGuard;
   now?: () => number;
 }
 
-export async function registerStorageApi(app: FastifyInstance, options: StorageApiOptions): Promise<void> {
+/** The gaps and releases routes of each meter. */
+export const storageRoutes: FastifyPluginAsync<StorageApiOptions> = async (app, options) => {
   const { db, keystore, ingest, guard } = options;
   const now = options.now ?? Date.now;
-  const meterExists = async (id: number) =>
-    (await db.query('SELECT 1 FROM meters WHERE id = $1', [id])).rows.length > 0;
-  const notFound = (id: number) => ({
-    statusCode: 404,
-    error: 'Not Found',
-    message: `meter ${id} is unknown`,
-  });
+  const meterExists = (id: number) => options.meters.exists(id);
+  const notFound = (id: number) => errorBody(404, 'unknown-meter', `meter ${id} is unknown`);
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/gaps',
-    { onRequest: guard.requireRole('viewer'), schema: { params: meterIdParams } },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: 'The records a meter is known to be missing, and whether a release covers them',
+        params: meterIdParams,
+        response: {
+          200: object({
+            meterId: { type: 'integer' },
+            missingRecords: { type: 'integer' },
+            gaps: {
+              type: 'array',
+              items: object({
+                fromSeq: { type: 'integer' },
+                toSeq: { type: 'integer' },
+                missing: { type: 'integer' },
+                detectedAt: time,
+                released: { type: 'boolean' },
+              }),
+            },
+          }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (
       request,
       reply,
     ): Promise<{ meterId: number; missingRecords: number; gaps: GapView[] } | unknown> => {
       const { id } = request.params;
       if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
-      const rows = await db.query<{ from_seq: number; to_seq: number; detected_at: Date; released: boolean }>(
-        `SELECT g.from_seq, g.to_seq, g.detected_at,
-                EXISTS (SELECT 1 FROM upload_releases r
-                         WHERE r.meter_id = g.meter_id AND r.from_seq <= g.from_seq AND r.to_seq >= g.to_seq) AS released
-           FROM record_gaps g WHERE g.meter_id = $1 ORDER BY g.from_seq`,
+      const releases = await db.query<{ from_seq: number; to_seq: number }>(
+        'SELECT from_seq, to_seq FROM upload_releases WHERE meter_id = $1',
         [id],
       );
-      const gaps = rows.rows.map((g) => ({
-        fromSeq: g.from_seq,
-        toSeq: g.to_seq,
-        missing: g.to_seq - g.from_seq + 1,
-        detectedAt: g.detected_at.toISOString(),
-        released: g.released,
+      // A gap is released when one release covers all of it.
+      const gaps = (await options.records.gaps(id)).map((g) => ({
+        fromSeq: g.fromSeq,
+        toSeq: g.toSeq,
+        missing: g.toSeq - g.fromSeq + 1,
+        detectedAt: g.detectedAt.toISOString(),
+        released: releases.rows.some((r) => r.from_seq <= g.fromSeq && r.to_seq >= g.toSeq),
       }));
       return { meterId: id, missingRecords: gaps.reduce((n, g) => n + g.missing, 0), gaps };
     },
@@ -120,7 +149,17 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
 
   app.get<{ Params: { id: number } }>(
     '/api/meters/:id/releases',
-    { onRequest: guard.requireRole('viewer'), schema: { params: meterIdParams } },
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: "A meter's upload releases; the tokens shown to supervisors and above",
+        params: meterIdParams,
+        response: {
+          200: object({ meterId: { type: 'integer' }, releases: { type: 'array', items: releaseSchema } }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const { id } = request.params;
       if (!(await meterExists(id))) return reply.code(404).send(notFound(id));
@@ -152,12 +191,25 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
     Body: { fromSeq: number; toSeq: number; reason: string; operator?: unknown };
   }>(
     '/api/meters/:id/releases',
-    { onRequest: guard.requireRole('supervisor'), schema: { params: meterIdParams, body: releaseBody } },
+    {
+      onRequest: guard.requireRole('supervisor'),
+      schema: {
+        summary: "Release a meter's unacknowledged upload set: a signed token sent as a 0x82 downlink",
+        params: meterIdParams,
+        body: releaseBody,
+        response: {
+          201: object(
+            { ...releaseSchema.properties, meterId: { type: 'integer' }, sent: { type: 'boolean' } },
+            ['id', 'meterId', 'fromSeq', 'toSeq', 'operator', 'token', 'sent'],
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (request, reply) => {
       const { id } = request.params;
       const { fromSeq, toSeq, reason } = request.body;
-      const bad = (message: string, code: string) =>
-        reply.code(400).send({ statusCode: 400, error: 'Bad Request', code, message });
+      const bad = (message: string, code: string) => sendError(reply, 400, code, message);
       if (request.body.operator !== undefined)
         return bad(
           'the operator is the logged-in account: leave "operator" out of the body',
@@ -209,4 +261,4 @@ export async function registerStorageApi(app: FastifyInstance, options: StorageA
         .send({ id: releaseId, meterId: id, fromSeq, toSeq, operator, token: toHex(token), sent });
     },
   );
-}
+};

@@ -4,16 +4,16 @@
 // of a round trip and a commit is shared by every record of the batch. Frames are refused one by one
 // (a refused frame writes nothing and does not hold the others back); a database failure refuses the
 // whole batch as 'internal-error' and the meters send their sets again.
-import type { Crypto } from '../hal/crypto';
-import { bytesEqual } from '../protocol/bytes';
-import { chainLink, genesisHash, verifyChain } from '../protocol/chain';
-import { ProtocolError, type ProtocolErrorCode } from '../protocol/errors';
-import { type FrameHeader, openFrame } from '../protocol/frame';
-import { type AckMessage, decodeRecordsMessage } from '../protocol/messages';
-import { decodeRecord, type MeterRecord, RecordKind } from '../protocol/records';
-import type { ReplayWindow } from '../protocol/replayWindow';
-import type { Database, Queryable, SqlParam } from './db';
-import { frameKeys, type Keystore } from './keystore';
+import type { Crypto } from '../../hal/crypto';
+import { bytesEqual } from '../../protocol/bytes';
+import { chainLink, genesisHash, verifyChain } from '../../protocol/chain';
+import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors';
+import { type FrameHeader, openFrame } from '../../protocol/frame';
+import { type AckMessage, decodeRecordsMessage } from '../../protocol/messages';
+import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
+import type { ReplayWindow } from '../../protocol/replayWindow';
+import type { Database, Queryable, SqlParam } from '../core/db';
+import { frameKeys, type Keystore } from '../keys/keystore';
 import {
   UPLINK_WINDOW_COLUMNS,
   type UplinkWindowRow,
@@ -252,7 +252,7 @@ function openSet(
 ): OpenedSet {
   const meterId = header.meterId;
   if (!meter) throw new FrameRefused('unknown-meter', `meter ${meterId} is not provisioned`);
-  // The previous key epoch stays accepted until previous_epoch_until (keyRotation.ts, issue 5).
+  // The previous key epoch stays accepted until previous_epoch_until (keys/rotation.ts).
   let epoch = Number(meter.key_epoch);
   if (header.epoch !== epoch) {
     if (meter.old_epoch === null || header.epoch !== Number(meter.old_epoch))

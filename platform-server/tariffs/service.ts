@@ -1,22 +1,14 @@
-// Tariffs on the platform (issue 3): stored versioned after validation by the same engine the
+// Tariffs on the platform: stored versioned after validation by the same engine the
 // meters run (protocol/tariff), pushed to a meter as a 0x85 downlink, acknowledged by the meter's
 // 0x05 uplink with the version applied; and quotes priced by that engine, so a renewal at the
 // platform costs what it would at the meter. `tariffOf(meterId)` gives the tariff the meter holds
 // (the last acknowledged push) to the phone service's TariffPricing.
 //
-//   POST /api/tariffs                 body: a tariff document      → 201 { id, version } | 400 naming the field
-//   GET  /api/tariffs/:id             the latest version
-//   POST /api/meters/:id/tariff       body: { tariffId, version? } → 202 { version, downlinkSeq }
-//   GET  /api/meters/:id/tariff       pushed and acknowledged versions
-//   POST /api/quote                   body: { meterId | tariffId, bay, start (epoch s), minutes | amount, paidMinutes? }
-//
-// Reading needs the viewer role, storing and assigning the operator role (platform-server/operators.ts);
-// the quote is public (drivers' price before they pay).
-import type { FastifyInstance } from 'fastify';
-import type { Crypto } from '../hal/crypto';
-import { nobleCrypto } from '../hal/nobleCrypto';
-import { ProtocolError } from '../protocol/errors';
-import { openFrame } from '../protocol/frame';
+// Its HTTP API is routes.ts; index.ts wires the room (the 0x05 route, the routes).
+import type { Crypto } from '../../hal/crypto';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { ProtocolError } from '../../protocol/errors';
+import { openFrame } from '../../protocol/frame';
 import {
   decodeTariffAck,
   encodeTariffPush,
@@ -28,15 +20,15 @@ import {
   type TariffDocument,
   TariffError,
   validateTariff,
-} from '../protocol/tariff';
-import { meterIdOfTopic } from '../protocol/topics';
-import type { Database } from './db';
-import type { Keystore } from './keystore';
-import type { OperatorGuard } from './operators';
-import { acceptUplinkFrame } from './uplinkWindow';
+} from '../../protocol/tariff';
+import { meterIdOfTopic } from '../../protocol/topics';
+import type { Database } from '../core/db';
+import type { Keystore } from '../keys/keystore';
+import type { MeterDirectory } from '../ingest/meters';
 
 export interface TariffDeps {
   db: Database;
+  meters: Pick<MeterDirectory, 'exists' | 'epochs' | 'acceptUplinkFrame'>;
   keystore: Keystore;
   /** Seals and publishes a downlink (Ingest.sendDownlink); returns its sequence number. */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
@@ -135,8 +127,8 @@ export class TariffService {
         404,
         `no tariff ${tariffId}${version === undefined ? '' : ` version ${version}`}`,
       );
-    const meter = await this.#deps.db.query('SELECT 1 FROM meters WHERE id = $1', [meterId]);
-    if (meter.rows.length === 0) throw new TariffRefused(404, `meter ${meterId} is unknown`);
+    if (!(await this.#deps.meters.exists(meterId)))
+      throw new TariffRefused(404, `meter ${meterId} is unknown`);
     const body = encodeTariffPush({ kind: 'tariff', version: doc.version, tariff: doc });
     const downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
     await this.#deps.db.query(
@@ -152,17 +144,15 @@ export class TariffService {
     const { db, keystore } = this.#deps;
     const meterId = meterIdOfTopic(topic);
     if (meterId === undefined) throw new ProtocolError('bad-field', `${topic} is not a meter uplink topic`);
-    const row = await db.query<{ key_epoch: number }>('SELECT key_epoch FROM meters WHERE id = $1', [
-      meterId,
-    ]);
-    if (row.rows.length === 0) throw new ProtocolError('unknown-meter', `meter ${meterId}`);
-    const keys = keystore.meterKeys(meterId, row.rows[0].key_epoch);
+    const epochs = await this.#deps.meters.epochs(meterId);
+    if (!epochs) throw new ProtocolError('unknown-meter', `meter ${meterId}`);
+    const keys = keystore.meterKeys(meterId, epochs.current);
     const { header, body } = openFrame(this.#deps.crypto ?? nobleCrypto, keys.uplink, frame);
     keys.uplink.fill(0);
     keys.downlink.fill(0);
     if (header.meterId !== meterId || header.type !== TARIFF_ACK_UPLINK)
       throw new ProtocolError('bad-type', 'not a tariff acknowledgement of this meter');
-    await db.transaction((tx) => acceptUplinkFrame(tx, meterId, header.seq));
+    await db.transaction((tx) => this.#deps.meters.acceptUplinkFrame(tx, meterId, header.seq));
     const ack = decodeTariffAck(body);
     if (ack.kind === 'tariff') {
       await db.query(
@@ -227,137 +217,4 @@ export class TariffService {
       ? tariff.quoteDuration({ bay, start, minutes: request.minutes, paidMinutes })
       : tariff.quoteAmount({ bay, start, amount: request.amount ?? 0, paidMinutes });
   }
-}
-
-const u32 = { type: 'integer', minimum: 0, maximum: 0xffffffff } as const;
-
-/** Builds the service, routes 0x05 uplinks to it and registers its HTTP API. */
-export async function startTariffs(
-  app: FastifyInstance,
-  deps: TariffDeps & {
-    ingest?: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
-    guard: OperatorGuard;
-  },
-): Promise<TariffService> {
-  const { guard } = deps;
-  const service = new TariffService(deps);
-  await service.load();
-  deps.ingest?.route(TARIFF_ACK_UPLINK, async (topic, frame) => {
-    try {
-      await service.onAck(topic, frame);
-    } catch (error) {
-      app.log.warn({ err: error, topic }, 'tariff acknowledgement refused');
-    }
-  });
-  const send = (reply: { code(n: number): { send(b: unknown): unknown } }, error: unknown) => {
-    if (error instanceof TariffRefused) {
-      return reply.code(error.statusCode).send({
-        statusCode: error.statusCode,
-        error: error.statusCode === 400 ? 'Bad Request' : 'Error',
-        message: error.message,
-        ...(error.field === undefined ? {} : { field: error.field }),
-      });
-    }
-    throw error;
-  };
-  app.post('/api/tariffs', { onRequest: guard.requireRole('operator') }, async (request, reply) => {
-    try {
-      const saved = await service.save(request.body);
-      await guard.audit(request, { action: 'tariff.save', target: saved.id, detail: saved });
-      return reply.code(201).send(saved);
-    } catch (error) {
-      return send(reply, error);
-    }
-  });
-  app.get<{ Params: { id: string } }>(
-    '/api/tariffs/:id',
-    { onRequest: guard.requireRole('viewer') },
-    async (request, reply) => {
-      const doc = await service.get(request.params.id);
-      if (!doc)
-        return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no such tariff' });
-      return doc;
-    },
-  );
-  app.post<{ Params: { id: number }; Body: { tariffId: string; version?: number } }>(
-    '/api/meters/:id/tariff',
-    {
-      onRequest: guard.requireRole('operator'),
-      schema: {
-        params: { type: 'object', properties: { id: u32 }, required: ['id'] },
-        body: {
-          type: 'object',
-          properties: { tariffId: { type: 'string', minLength: 1 }, version: u32 },
-          required: ['tariffId'],
-          additionalProperties: false,
-        },
-      },
-    },
-    async (request, reply) => {
-      try {
-        const pushed = await service.push(request.params.id, request.body.tariffId, request.body.version);
-        await guard.audit(request, {
-          action: 'tariff.assign',
-          meterId: request.params.id,
-          target: request.body.tariffId,
-          detail: pushed,
-        });
-        return reply.code(202).send(pushed);
-      } catch (error) {
-        return send(reply, error);
-      }
-    },
-  );
-  app.get<{ Params: { id: number } }>(
-    '/api/meters/:id/tariff',
-    {
-      onRequest: guard.requireRole('viewer'),
-      schema: { params: { type: 'object', properties: { id: u32 }, required: ['id'] } },
-    },
-    async (request, reply) =>
-      (await service.status(request.params.id)) ??
-      reply
-        .code(404)
-        .send({ statusCode: 404, error: 'Not Found', message: 'no tariff pushed to this meter' }),
-  );
-  app.post<{
-    Body: {
-      meterId?: number;
-      tariffId?: string;
-      bay: number;
-      start: number;
-      minutes?: number;
-      amount?: number;
-      paidMinutes?: number;
-    };
-  }>(
-    '/api/quote',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          properties: {
-            meterId: u32,
-            tariffId: { type: 'string', minLength: 1 },
-            bay: u32,
-            start: { type: 'integer', minimum: 0 },
-            minutes: { type: 'integer', minimum: 1, maximum: 10080 },
-            amount: { type: 'integer', minimum: 0 },
-            paidMinutes: { type: 'integer', minimum: 0, maximum: 10080 },
-          },
-          required: ['bay', 'start'],
-          oneOf: [{ required: ['minutes'] }, { required: ['amount'] }],
-          additionalProperties: false,
-        },
-      },
-    },
-    async (request, reply) => {
-      try {
-        return await service.quote(request.body);
-      } catch (error) {
-        return send(reply, error);
-      }
-    },
-  );
-  return service;
 }

@@ -1,18 +1,18 @@
 // Uplink ingest: takes the meters' record frames off the broker, checks them, stores each
 // (meter, seq) once, and acknowledges the last record and its chain link on the meter's downlink
 // topic. Frames from different meters are stored in batches, one database transaction per batch
-// (ingestStore.ts), a meter's frames one at a time and in order. Every check reads and writes the
+// (store.ts), a meter's frames one at a time and in order. Every check reads and writes the
 // database only, so several instances can share the uplinks (shared subscription on brokers that
 // have them).
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Crypto } from '../hal/crypto';
-import { ProtocolError } from '../protocol/errors';
-import { decodeHeader, FRAME_VERSION, type FrameHeader, FrameType, sealFrame } from '../protocol/frame';
-import { type AckMessage, encodeAckMessage } from '../protocol/messages';
-import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../protocol/topics';
-import type { Database } from './db';
+import type { Crypto } from '../../hal/crypto';
+import { ProtocolError } from '../../protocol/errors';
+import { decodeHeader, FRAME_VERSION, type FrameHeader, FrameType, sealFrame } from '../../protocol/frame';
+import { type AckMessage, encodeAckMessage } from '../../protocol/messages';
+import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../../protocol/topics';
+import type { Database } from '../core/db';
 import {
   FrameRefused,
   type RefusalReason,
@@ -20,11 +20,11 @@ import {
   type StoredSet,
   storeBatch,
   type UplinkFrame,
-} from './ingestStore';
-import { frameKeys, type Keystore } from './keystore';
-import { nodeCrypto } from './nodeCrypto';
+} from './store';
+import { frameKeys, type Keystore } from '../keys/keystore';
+import { nodeCrypto } from '../core/nodeCrypto';
 
-export type { RefusalReason, StoredRecord } from './ingestStore';
+export type { RefusalReason, StoredRecord } from './store';
 
 /** The logger ingest writes to: pino's (fastify's) signature, or anything with the same shape. */
 export interface Logger {

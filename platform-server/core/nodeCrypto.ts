@@ -2,7 +2,7 @@
 // its tests use), bound to OpenSSL through node:crypto. Ingest opens and chain-checks every uplink,
 // and the pure-JS AES-GCM and SHA-256 cost about ten times more per byte than OpenSSL's.
 import { type CipherGCMTypes, createCipheriv, createDecipheriv, createHmac, hash } from 'node:crypto';
-import { AuthenticationError, type Crypto } from '../hal/crypto';
+import { AuthenticationError, type Crypto } from '../../hal/crypto';
 
 const TAG_BYTES = 16;
 
