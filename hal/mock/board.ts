@@ -71,7 +71,7 @@ export interface VirtualBoardOptions {
   clock?: Clock & Timers;
   state?: BoardState;
   seed?: number;
-  /** Fit the issue 7 parts: guard sensors (4 bays), battery packs, module switches, the watchdog. */
+  /** Fit the guard sensors (4 bays), the battery packs, the module switches and the watchdog. */
   sensors?: boolean;
   /** What the watchdog reports as the cause of this start (a restart after a bite: 'watchdog'). */
   lastReset?: ResetReason;
@@ -132,7 +132,7 @@ export class VirtualBoard {
   readonly partitions: Record<PartitionName, VirtualNorFlash>;
   readonly preferences: MemoryPreferences;
   readonly hardware: MeterHardware;
-  /** Issue 7 parts, when fitted (options.sensors). */
+  /** The guard sensors, battery packs and module switches, when fitted (options.sensors). */
   readonly sensors: VirtualSensorKit | undefined;
   readonly power: VirtualPowerRail | undefined;
   readonly watchdog: VirtualWatchdog | undefined;
