@@ -1,4 +1,4 @@
-// Power-cut test of storage (issue 4): cuts power at a random byte while the meter appends a record
+// Power-cut test of storage: cuts power at a random byte while the meter appends a record
 // (main store), writes its backup copy, copies an upload set to the upload backup, handles an ack,
 // or erases a sector; reboots on the same flash and preferences and checks every invariant:
 //

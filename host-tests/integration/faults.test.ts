@@ -1,4 +1,4 @@
-// Network faults (issue 4): the real firmware on a virtual board uploads through the broker into the
+// Network faults: the real firmware on a virtual board uploads through the broker into the
 // platform while the broker goes down, acks are lost, the platform restarts mid-batch and the
 // database is unreachable for a while. After recovery every record is in the database exactly once.
 // Runs on the embedded services and on the real PostgreSQL + Mosquitto (required under CI=true).

@@ -1,4 +1,4 @@
-// Issue 5 at the platform: rotation pushed over the broker to a real virtual meter, acknowledged
+// Security at the platform: rotation pushed over the broker to a real virtual meter, acknowledged
 // under the old key, the old epoch accepted for the window; maintenance tokens by route.
 import assert from 'node:assert/strict';
 import { Meter } from '../../firmware/meter';

@@ -1,4 +1,4 @@
-// Ingest at fleet scale (issue 4 item 10): virtual meters publish hash-chained upload sets, sealed
+// Ingest at fleet scale: virtual meters publish hash-chained upload sets, sealed
 // as the firmware seals them, through the broker; platform instances (one, then two on a shared
 // subscription) decrypt, verify the chains, de-duplicate and write to PostgreSQL, and acknowledge.
 // Each meter keeps one set in flight (the next set goes when the last is acknowledged), as a meter
