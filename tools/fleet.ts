@@ -173,7 +173,7 @@ console.log(
     `  curl -H "Authorization: Bearer $TOKEN" ${base}/api/meters/1001/transactions`,
 );
 console.log(
-  `Simulated: the ${meterCount} meters run the real firmware on simulated hardware, and the drivers, their ` +
+  `Simulated: ${meterCount === 1 ? 'the meter runs' : `the ${meterCount} meters run`} the real firmware on simulated hardware, and the drivers, their ` +
     'taps and the purse cards are simulated too; no real card or money is involved.',
 );
 
