@@ -264,13 +264,22 @@ export interface Output {
 }
 
 /** Runs the tool; returns the exit code (0 done, 1 manifest or usage error, 2 toolchain missing). */
+const USAGE =
+  'usage: npm run flash -- [--dry-run] [--port /dev/ttyUSB0] [--board esp32] [--manifest ./manifest.json]';
+
 export function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: Output = console): number {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out.log(
+      `${USAGE}\n  builds the ESP32 image with the Moddable SDK (mcconfig) and flashes it; --dry-run prints the\n  command and checks manifest.json against the files`,
+    );
+    return 0;
+  }
   let options: FlashOptions;
   try {
     options = parseArguments(argv);
   } catch (error) {
     out.error(`flash: ${(error as Error).message}`);
-    out.error('usage: flash [--dry-run] [--port /dev/ttyUSB0] [--board esp32] [--manifest ./manifest.json]');
+    out.error(USAGE);
     return 1;
   }
   const command = mcconfigCommand(options);

@@ -428,6 +428,10 @@ export async function run(
   env: NodeJS.ProcessEnv,
   out: Output = console,
 ): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    out.log(USAGE);
+    return 0;
+  }
   try {
     const options = parseArguments(argv);
     if (options.command === 'generate') await generate(options, env, out);

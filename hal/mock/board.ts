@@ -141,7 +141,7 @@ export class VirtualBoard {
   readonly partitions: Record<PartitionName, VirtualNorFlash>;
   readonly preferences: MemoryPreferences;
   readonly hardware: MeterHardware;
-  /** Sensors, packs and watchdog, when fitted (options.sensors). */
+  /** The guard sensors, battery packs and module switches, when fitted (options.sensors). */
   readonly sensors: VirtualSensorKit | undefined;
   readonly power: VirtualPowerRail | undefined;
   readonly watchdog: VirtualWatchdog | undefined;

@@ -1,4 +1,4 @@
-// The frame and APDU parser fuzzer (issue 5 item 9): random and mutated inputs into the meter's
+// The frame and APDU parser fuzzer: random and mutated inputs into the meter's
 // downlink opener, the T=1 block and response APDU parsers, the purse client, the virtual SAM and
 // the purse applet. Every input must end in a typed refusal; none may crash or be accepted.
 // host-tests/security/fuzz.test.ts runs 6,000 inputs; tools/bench/fuzz.ts runs 100,000.

@@ -1,4 +1,4 @@
-// A whole meter with the guard and power parts on virtual time: board with sensors, packs and watchdog,
+// A whole meter with its guard sensors and battery packs on virtual time: board with sensors, packs and watchdog,
 // provisioned keys, the bus events it emitted, its records, and the 0x04 frames it sent.
 import { Meter, type MeterConfig } from '../../firmware/meter';
 import type { MeterEvents } from '../../firmware/events';

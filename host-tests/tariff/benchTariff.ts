@@ -1,4 +1,4 @@
-// The benchmark tariff (issue 3 item 8): three bands, ten timetable entries, a DST time zone and
+// The benchmark tariff: three bands, ten timetable entries, a DST time zone and
 // holidays; and the fixed set of quotes both the XS and the Node runs price.
 import type { Tariff, TariffDocument } from '../../protocol/tariff';
 

@@ -1,4 +1,4 @@
-// Issue 5 item 10: frame seal/open (AES-256-GCM, 106-byte body) and Ed25519 firmware verification
+// Frame seal/open (AES-256-GCM, 106-byte body) and Ed25519 firmware verification
 // under XS with the pure-JS provider (compute units, deterministic) and on Node (operations per s).
 import { bundleForXs, startXs } from '../../host-tests/xs/xsnap';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';

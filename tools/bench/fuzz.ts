@@ -1,4 +1,4 @@
-// Issue 5 item 9: 100,000 random and mutated inputs into the frame and APDU parsers.
+// Fuzzing: 100,000 random and mutated inputs into the frame and APDU parsers.
 import { fuzz } from '../../host-tests/security/fuzzer';
 
 export const description = 'fuzz the frame and APDU parsers with 100,000 inputs: no crash, no acceptance';

@@ -1,4 +1,4 @@
-// The tap scenario of issue 2: cost per tap of the real firmware on virtual hardware, under XS
+// The tap scenario: cost per tap of the real firmware on virtual hardware, under XS
 // (deterministic compute units and heap slots) and on Node (taps per second).
 import { bundleForXs, startXs } from '../../host-tests/xs/xsnap';
 import { TapScenario } from '../../host-tests/support/tapScenario';

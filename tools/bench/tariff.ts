@@ -1,4 +1,4 @@
-// Tariff engine (issue 3): the cost of one quote for a three-band tariff with ten timetable entries
+// Tariff engine: the cost of one quote for a three-band tariff with ten timetable entries
 // under XS (deterministic compute units, the figure to compare between versions) and on Node
 // (quotes per second), and their ratio (Node quotes/s per XS compute unit is not a time: the ratio
 // printed is XS compute units per Node microsecond, a rough engine-to-engine scale).
