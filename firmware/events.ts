@@ -45,7 +45,7 @@ export interface MeterEvents {
     charge: number;
     paidUntil: number;
   };
-  /** Tariffs and modes (issue 3): a 0x85 downlink applied or refused by charging (43). */
+  /** Tariffs and modes: a 0x85 downlink applied or refused by charging (43). */
   'tariff-applied': { id: string; version: number };
   'tariff-refused': { kind: string; version: number; reason: string };
   /** A line from the platform for the display (weather, road works) until an epoch second. */
@@ -64,7 +64,7 @@ export interface MeterEvents {
   /** Sleep: idle time switched the power consumers off; a key switched them on. */
   sleep: Record<string, never>;
   wake: { reason: string };
-  /** State of charge for the display; a placeholder fed by hybrid power (416), issue 7. */
+  /** State of charge for the display, from hybrid power (416). */
   battery: { percent: number; charging?: boolean };
   /** Tamper detected by security and environment (48): notification plays the tamper pattern. */
   tamper: { source: string };
@@ -79,7 +79,7 @@ export interface MeterEvents {
   'bay-overtime': { bayId: number; since: number };
   /** An authenticated downlink other than an ack, for the unit that owns its type. */
   downlink: { type: number; seq: number; body: Uint8Array };
-  /** Security & environment (48), issue 7: the cover went dark again (monotonic ms). */
+  /** Security & environment (48): the cover went dark again (monotonic ms). */
   'cover-closed': { at: number };
   /** A guard threshold crossed (active) or back within bounds: tilt, vibration, over-temperature, humidity, air-quality. */
   'guard-alarm': { kind: string; active: boolean; value: number; at: number };
@@ -95,6 +95,6 @@ export interface MeterEvents {
   'power-source': { from: string; to: string; reason: string };
   /** Monitoring engine (413): a module's state changed. */
   'module-state': { module: string; state: ModuleState; detail: string };
-  /** An event for the platform (uplink 0x04), sent by the guard's status channel. */
+  /** An event for the platform (uplink 0x04), sent by the meter's status channel (units/monitor.ts). */
   'status-event': StatusEvent;
 }

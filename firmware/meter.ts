@@ -10,19 +10,19 @@ import { ReaderFilesStore } from './units/readerFiles';
 import type { TariffDocument } from '../protocol/tariff/index';
 import { ChargingUnit, type FlatRate } from './units/charging';
 import { CommsUnit } from './units/comms';
-import { InformationUnit } from './units/information';
+import { GuardedDisplay, InformationUnit } from './units/information';
 import { KeyInputUnit, type MaintenanceOptions } from './units/keyInput';
 import { NotifyUnit } from './units/notify';
 import { MainRecord } from './units/records';
 import { RegistrationUnit } from './units/registration';
 import { type CardReaderPort, createCardReader } from './units/rfid';
-import { noSam, openSecureParts, type SecureParts, SecurityManagement, SecurityUnit } from './units/security';
+import { noSam, SecurePartsHolder, SecurityManagement, SecurityUnit } from './units/security';
 import { RecordStore, type UploadLedger } from './units/storage';
 import { STORAGE_CONTROL_FRAME } from '../protocol/release';
 import { TransactionUnit } from './units/transactions';
 import { uplinkTopic } from '../protocol/topics';
 import { GuardUnit } from './units/guard';
-import { FailoverLink, MonitorUnit } from './units/monitor';
+import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
 import type { MqttLink } from '../hal/mqtt';
 import { PowerUnit } from './units/power';
 
@@ -61,8 +61,8 @@ export class Meter {
   readonly security: SecurityUnit;
   /** Security management (47) on the bus: rotation, replays, tamper, maintenance sessions. */
   readonly securityManagement: SecurityManagement;
-  /** The secure element and SAM, when the board has them. */
-  readonly secure: SecureParts | undefined;
+  /** The secure element and SAM, when the board has them (open, or out of service until they answer). */
+  readonly secure: SecurePartsHolder | undefined;
   readonly bays: Bays;
   readonly charging: ChargingUnit;
   readonly blacklist: BlacklistUnit;
@@ -72,22 +72,35 @@ export class Meter {
   readonly comms: CommsUnit;
   readonly registration: RegistrationUnit;
   readonly boot: BootSummary;
-  /** Issue 7, on boards with their parts: security & environment (48), hybrid power (416), monitoring (413). */
+  /** Security & environment (48) and hybrid power (416), on boards with their parts. */
   readonly guard: GuardUnit | undefined;
   readonly power: PowerUnit | undefined;
-  readonly monitor: MonitorUnit | undefined;
+  /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
+  readonly monitor: MonitorUnit;
+  /** Status events (uplink 0x04) on their way to the platform. */
+  readonly status: StatusChannel;
+  /** The display as the units use it: a failing display is a fault, never a throw. */
+  readonly display: GuardedDisplay;
   /** The radio the units use: the board's link, or a FailoverLink over it and the second path. */
   readonly radio: MqttLink;
   readonly #hardware: MeterHardware;
   readonly #keys: KeyInputUnit;
   readonly #notify: NotifyUnit;
   readonly information: InformationUnit;
+  /** Parts that failed while the meter was built, reported to the monitor when it starts. */
+  readonly #bootFaults: MeterEvents['fault'][] = [];
 
+  /**
+   * Builds the units. A part that does not answer (reader, secure parts, display, BLE, sensors,
+   * gauges) leaves its module out of service instead of throwing: the monitor records it, reports
+   * it and repairs it once the meter starts; only what needs the part stops.
+   */
   constructor(hardware: MeterHardware, config: MeterConfig, reader?: CardReaderPort) {
     this.#hardware = hardware;
     this.config = config;
     const { clock, timers, crypto, preferences, partitions, io, pins } = hardware;
     const bus = this.bus;
+    const bootFaults = bus.on('fault', (fault) => this.#bootFaults.push(fault));
     const fallback = hardware.fallbackLink;
     const radio = fallback
       ? new FailoverLink([{ name: 'primary', link: hardware.mqtt }, fallback])
@@ -114,7 +127,10 @@ export class Meter {
       onAppended: (record) => bus.emit('record-appended', { record }),
     });
     const chainVerified = this.records.verifyChain();
-    this.secure = openSecureParts(hardware);
+    const secure = new SecurePartsHolder(hardware);
+    this.secure = secure.fitted ? secure : undefined;
+    const secureFault = secure.outOfService();
+    if (secureFault) bus.emit('fault', { unit: 'secure', error: secureFault });
     const vault = this.secure?.vault;
     this.security = new SecurityUnit({ preferences, crypto, meterId: config.meterId, vault, clock });
     this.bays = new Bays(config.bays, preferences);
@@ -128,8 +144,14 @@ export class Meter {
     });
     this.blacklist = new BlacklistUnit(partitions.blacklist);
     this.readerFiles = new ReaderFilesStore(partitions.reader);
+    const display = new GuardedDisplay(hardware.display, {
+      onFault: (error) => bus.emit('fault', { unit: 'display', error }),
+      onRecovered: () =>
+        bus.emit('module-state', { module: 'display', state: 'ok', detail: 'answers again' }),
+    });
+    this.display = display;
     this.information = new InformationUnit({
-      display: hardware.display,
+      display,
       bus,
       bays: this.bays,
       clock,
@@ -148,11 +170,13 @@ export class Meter {
       timers,
       graceMinutes: () => this.charging.tariff.graceMinutes,
     });
-    const cardReader = reader ?? createCardReader(hardware, this.secure?.sam ?? noSam);
+    const cardReader = reader ?? createCardReader(hardware, this.secure?.authenticator ?? noSam);
+    const readerFault = cardReader.outOfService?.();
+    if (readerFault) bus.emit('fault', { unit: 'reader', error: readerFault });
     const sleep = config.sleep && {
       idleMs: config.sleep.idleMs,
       consumers: [
-        { name: 'display', power: (on: boolean) => hardware.display.power(on) },
+        { name: 'display', power: (on: boolean) => display.power(on) },
         { name: 'reader', power: (on: boolean) => (on ? undefined : cardReader.antenna(false)) },
         ...(config.sleep.radio ? [{ name: 'radio', power: (on: boolean) => radio.power?.(on) }] : []),
       ],
@@ -174,6 +198,10 @@ export class Meter {
       records: this.records,
       paymentBlock: () => this.securityManagement.paymentBlock,
       reader: cardReader,
+      cardsOutOfService: () => {
+        const fault = this.secure?.outOfService();
+        return fault && `secure parts out of service: ${fault.message}`;
+      },
       clock,
       timers,
       preferences,
@@ -211,7 +239,9 @@ export class Meter {
       preferences,
     });
 
-    // Issue 7: the guard, hybrid power and the monitoring engine, when the board has their parts.
+    this.status = new StatusChannel({ bus, send: (type, body) => this.comms.send(type, body), timers });
+
+    // The guard and hybrid power when the board has their parts; the monitoring engine always.
     const { sensors, power, watchdog } = hardware;
     this.power =
       power && new PowerUnit({ parts: power, bus, records: this.records, clock, timers, preferences });
@@ -230,28 +260,40 @@ export class Meter {
           config.nonTransferable ?? this.charging.tariff.nonTransferableAt(bayId, at),
         wake: (reason) => this.#keys.wake(reason),
       });
-    this.monitor =
-      sensors || power || watchdog
-        ? new MonitorUnit({
-            bus,
-            records: this.records,
-            clock,
-            timers,
-            watchdog,
-            radio,
-            reinitialise: {
-              reader: () => cardReader.reinitialise?.() ?? false,
-              sensors: (part) => this.guard?.reinitialise(part) ?? false,
-              power: (part) => this.power?.reinitialise(part) ?? false,
-            },
-            selfTest: { reader: () => cardReader.selfTest?.() },
-            powerCycle: (module, ms, done) => {
-              if (!this.power) return false;
-              if (module === 'sensors') this.guard?.suspend(); // drivers closed before their supply goes
-              return this.power.powerCycle(module, ms, done);
-            },
-          })
-        : undefined;
+    this.monitor = new MonitorUnit({
+      bus,
+      records: this.records,
+      clock,
+      timers,
+      absent: [
+        ...(sensors ? [] : (['sensors'] as const)),
+        ...(power ? [] : (['power'] as const)),
+        ...(this.secure ? [] : (['secure'] as const)),
+        ...(hardware.ble ? [] : (['ble'] as const)),
+      ],
+      watchdog,
+      radio,
+      reinitialise: {
+        reader: () => cardReader.reinitialise?.() ?? false,
+        sensors: (part) => this.guard?.reinitialise(part) ?? false,
+        power: (part) => this.power?.reinitialise(part) ?? false,
+        radio: (part) => part === 'link' && this.comms.reopen(),
+        secure: () => {
+          if (!secure.reopen()) return false;
+          this.security.reloadKeys(); // keys held in the parts are usable again
+          return true;
+        },
+        display: () => display.reinitialise(),
+        ble: () => this.securityManagement.reopenBle(),
+      },
+      selfTest: { reader: () => cardReader.selfTest?.() },
+      powerCycle: (module, ms, done) => {
+        if (!this.power) return false;
+        if (module === 'sensors') this.guard?.suspend(); // drivers closed before their supply goes
+        return this.power.powerCycle(module, ms, done);
+      },
+    });
+    bootFaults.cancel(); // from here on the monitor hears faults itself
 
     // A clean stop leaves a flag; its absence at boot means the last run ended abnormally (claim 10b).
     const clean = preferences.get('meter', 'cleanStop');
@@ -285,7 +327,10 @@ export class Meter {
     this.records.reportBootFaults();
     this.records.startOperatingLog(this.#hardware.timers);
     this.comms.start();
-    this.monitor?.start();
+    this.monitor.start();
+    this.status.start();
+    // What failed while the meter was built: recorded, reported and repaired like any fault.
+    for (const fault of this.#bootFaults.splice(0)) this.bus.emit('fault', fault);
     this.power?.start();
     this.guard?.start();
   }
@@ -293,7 +338,8 @@ export class Meter {
   /** A planned stop: closes IO and leaves the clean-stop flag. */
   stop(): void {
     this.records.stopOperatingLog();
-    this.monitor?.stop();
+    this.monitor.stop();
+    this.status.stop();
     this.guard?.stop();
     this.power?.stop();
     this.comms.stop();

@@ -68,10 +68,10 @@ export interface MeterHardware {
   /** The BLE peripheral the maintenance handheld connects to, when fitted. */
   ble?: BlePeripheral;
   pins: BoardPins;
-  /** Security & environment sensors (issue 7), when fitted. */
+  /** Security & environment sensors, when fitted. */
   sensors?: SensorParts;
-  /** Battery packs, their gauges and switches, module power switches (issue 7), when fitted. */
+  /** Battery packs, their gauges and switches, module power switches, when fitted. */
   power?: PowerParts;
-  /** The hardware watchdog (issue 7), when the board binds one. */
+  /** The hardware watchdog, when the board binds one. */
   watchdog?: Watchdog;
 }

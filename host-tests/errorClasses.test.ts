@@ -26,6 +26,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   FirmwareRejected: ['bad-signature', 'image signature did not verify'],
   FlashRangeError: ['write beyond the partition'],
   I2cNoAcknowledge: [0x60],
+  ProvisioningError: ['not provisioned: meter.id missing'],
   IsoDepProtocolError: ['malformed ATS'],
   MalformedResponse: ['short answer'],
   NotProvisionedError: [],

@@ -38,7 +38,7 @@ import {
   purseCard,
   VirtualCard,
 } from '../hal/mock/cards';
-import { SoftwarePurseAuthenticator } from '../hal/mock/secure/sam';
+import { SoftwarePurseAuthenticator } from './support/softwarePurseAuthenticator';
 import { VirtualClock } from '../hal/mock/clock';
 import { crcA, type RfFrame, type VirtualPicc, VirtualMfrc522, withCrcA } from '../hal/mock/mfrc522';
 

@@ -1,7 +1,8 @@
 // Runs the platform server from the environment (DATABASE_URL, MQTT_URL, PORT, PARKLINK_MASTER_KEY,
 // PARKLINK_KEYSTORE_FILE / _PASSPHRASE, PARKLINK_DATA_DIR, LOG_LEVEL); embedded defaults otherwise.
 import { RecordKind } from '../protocol/records';
-import { configFromEnv, createPlatform } from './platform';
+import { createPlatform } from './platform';
+import { configFromEnv } from './config';
 
 const config = configFromEnv();
 const debugLogged = () => ['debug', 'trace'].includes(platform.app.log.level);

@@ -1,4 +1,4 @@
-// Pay by phone (issue 6): the remote renewal downlink (frame type 0x86), the meter's renewal
+// Pay by phone: the remote renewal downlink (frame type 0x86), the meter's renewal
 // acknowledgement uplink (0x06), and the card token both ends derive from a card number.
 //
 // Renewal 0x86, platform → meter, CBOR map:

@@ -1,4 +1,4 @@
-// Status, sensor events and settings between a meter and the platform (issue 7): uplink frame type
+// Status, sensor events and settings between a meter and the platform: uplink frame type
 // 0x04 carries a status report or a guard/power/monitor event; downlink 0x84 carries the guard's
 // settings (sampling schedule and thresholds). Bodies are CBOR maps with short keys; numbers are
 // integers (tenths where a unit says so) so the encoding stays deterministic under XS and Node.

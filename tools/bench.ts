@@ -16,6 +16,12 @@ const available = readdirSync(folder)
   .map((f) => f.slice(0, -3))
   .sort();
 const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(
+    `usage: npm run bench -- [NAME ...] [--option=value ...]\n  runs the named benchmarks (all when none is named), each printing its own figures\n  available: ${available.join(', ')}`,
+  );
+  process.exit(0);
+}
 const named = args.filter((a) => !a.startsWith('-'));
 const options = args.filter((a) => a.startsWith('-'));
 const unknown = named.filter((n) => !available.includes(n));

@@ -12,7 +12,16 @@
 // into an NVS partition image (ESP-IDF's nvs_partition_gen.py) and writes it to the board's nvs
 // partition with esptool. The key material lives on disk only for that step, in a 0600 file.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
@@ -46,7 +55,11 @@ export async function checkManifest(manifestPath: string, platform = 'esp32'): P
   } catch (error) {
     return { ok: false, errors: [(error as Error).message], listed: [], reachable: [] };
   }
-  const errors = [...map.errors.map((error) => `manifest.json refuses ${platform}: ${error}`), ...map.warnings];
+  // SDK wildcards are not read here (mcconfig expands them); every other warning is the image's problem.
+  const errors = [
+    ...map.errors.map((error) => `manifest.json refuses ${platform}: ${error}`),
+    ...map.warnings.filter((warning) => !warning.startsWith('SDK modules not listed')),
+  ];
   const listed = [...map.modules.keys()];
   if (errors.length > 0) return { ok: false, errors, listed, reachable: [] };
   const graph = await deviceGraph(manifestPath, platform);
@@ -98,7 +111,9 @@ export function findToolchain(env: NodeJS.ProcessEnv, board: string): Toolchain 
         '  Linux tools as its Getting Started guide says and add $MODDABLE/build/bin/lin/release to PATH.',
     );
   } else if (!mcconfig) {
-    problems.push(`mcconfig is neither on PATH nor in ${path.dirname(built!)}: build the Moddable tools first.`);
+    problems.push(
+      `mcconfig is neither on PATH nor in ${path.dirname(built!)}: build the Moddable tools first.`,
+    );
   }
   let idfPath: string | undefined;
   if (board.startsWith('esp32')) {
@@ -141,7 +156,18 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
       options.dryRun = true;
       continue;
     }
-    const known = ['--port', '--board', '--manifest', '--meter', '--bays', '--broker', '--mqtt-user', '--mqtt-password', '--ssid', '--wifi-password'];
+    const known = [
+      '--port',
+      '--board',
+      '--manifest',
+      '--meter',
+      '--bays',
+      '--broker',
+      '--mqtt-user',
+      '--mqtt-password',
+      '--ssid',
+      '--wifi-password',
+    ];
     if (!known.includes(argument)) throw new FlashUsageError(`unknown argument ${argument}`);
     const next = argv[++i];
     if (next === undefined || next.startsWith('--')) throw new FlashUsageError(`${argument} needs a value`);
@@ -152,16 +178,29 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
   if (given.has('--manifest')) options.manifest = given.get('--manifest')!;
   const meter = given.get('--meter');
   if (meter === undefined) {
-    const stray = ['--bays', '--broker', '--mqtt-user', '--mqtt-password', '--ssid', '--wifi-password'].filter((a) => given.has(a));
-    if (stray.length > 0) throw new FlashUsageError(`${stray.join(', ')} provision a meter: give --meter too`);
+    const stray = [
+      '--bays',
+      '--broker',
+      '--mqtt-user',
+      '--mqtt-password',
+      '--ssid',
+      '--wifi-password',
+    ].filter((a) => given.has(a));
+    if (stray.length > 0)
+      throw new FlashUsageError(`${stray.join(', ')} provision a meter: give --meter too`);
     return options;
   }
   const meterId = Number(meter);
-  if (!Number.isInteger(meterId) || meterId <= 0) throw new FlashUsageError(`--meter ${meter} is not a meter id`);
+  if (!Number.isInteger(meterId) || meterId <= 0)
+    throw new FlashUsageError(`--meter ${meter} is not a meter id`);
   const brokerText = given.get('--broker');
-  if (!brokerText) throw new FlashUsageError('--meter needs --broker HOST:PORT (the broker the meter connects to)');
+  if (!brokerText)
+    throw new FlashUsageError('--meter needs --broker HOST:PORT (the broker the meter connects to)');
   const colon = brokerText.lastIndexOf(':');
-  const broker = { host: colon < 0 ? brokerText : brokerText.slice(0, colon), port: colon < 0 ? 1883 : Number(brokerText.slice(colon + 1)) };
+  const broker = {
+    host: colon < 0 ? brokerText : brokerText.slice(0, colon),
+    port: colon < 0 ? 1883 : Number(brokerText.slice(colon + 1)),
+  };
   if (!broker.host || !Number.isInteger(broker.port) || broker.port < 1 || broker.port > 65535) {
     throw new FlashUsageError(`--broker ${brokerText} is not HOST:PORT`);
   }
@@ -175,7 +214,8 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
       ...(given.has('--mqtt-password') ? { password: given.get('--mqtt-password') } : {}),
     },
   };
-  if (given.has('--wifi-password') && !given.has('--ssid')) throw new FlashUsageError('--wifi-password needs --ssid');
+  if (given.has('--wifi-password') && !given.has('--ssid'))
+    throw new FlashUsageError('--wifi-password needs --ssid');
   if (given.has('--ssid')) {
     options.provision.network = {
       ssid: given.get('--ssid')!,
@@ -186,7 +226,11 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
 }
 
 /** The mcconfig invocation; the serial port goes in UPLOAD_PORT, as the SDK's ESP32 build reads it. */
-export function mcconfigCommand(options: FlashOptions): { args: string[]; env: Record<string, string>; text: string } {
+export function mcconfigCommand(options: FlashOptions): {
+  args: string[];
+  env: Record<string, string>;
+  text: string;
+} {
   const args = ['-m', '-p', options.board, options.manifest];
   const env: Record<string, string> = options.port ? { UPLOAD_PORT: options.port } : {};
   const prefix = options.port ? `UPLOAD_PORT=${options.port} ` : '';
@@ -215,7 +259,13 @@ export function redactedCsv(entries: readonly PreferenceEntry[]): string {
 export function nvsCommands(idfPath: string, csvFile: string, port: string | undefined): string[][] {
   const { offset, size } = nvsPartition(readFileSync(path.join(ROOT, 'partitions.csv'), 'utf8'));
   const image = csvFile.replace(/\.csv$/, '.bin');
-  const generator = path.join(idfPath, 'components', 'nvs_flash', 'nvs_partition_generator', 'nvs_partition_gen.py');
+  const generator = path.join(
+    idfPath,
+    'components',
+    'nvs_flash',
+    'nvs_partition_generator',
+    'nvs_partition_gen.py',
+  );
   return [
     ['python', generator, 'generate', csvFile, image, size],
     ['esptool.py', ...(port ? ['--port', port] : []), 'write_flash', offset, image],
@@ -247,7 +297,11 @@ async function factoryEntries(provision: NonNullable<FlashOptions['provision']>)
 }
 
 /** Runs the tool; returns the exit code (0 done, 1 manifest or usage error, 2 toolchain missing). */
-export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: Output = console): Promise<number> {
+export async function run(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  out: Output = console,
+): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     out.log(USAGE);
     return 0;
@@ -272,15 +326,33 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
       const { meterId, broker, bays, network } = options.provision;
       out.log(`would register meter ${meterId} with the platform and write its nvs partition:`);
       const placeholder = new Uint8Array(32);
-      const keys = { epoch: 1, uplink: placeholder, downlink: placeholder, secrets: { a: placeholder, b: placeholder, m: placeholder } };
-      const entries = preferenceEntries({ meterId, bays, broker, ...(network ? { network } : {}), keys, releaseKey: placeholder });
+      const keys = {
+        epoch: 1,
+        uplink: placeholder,
+        downlink: placeholder,
+        secrets: { a: placeholder, b: placeholder, m: placeholder },
+      };
+      const entries = preferenceEntries({
+        meterId,
+        bays,
+        broker,
+        ...(network ? { network } : {}),
+        keys,
+        releaseKey: placeholder,
+      });
       out.log(redactedCsv(entries).trimEnd());
-      for (const line of nvsCommands(toolchain.idfPath ?? '$IDF_PATH', `.device/meter-${meterId}/nvs.csv`, options.port)) {
+      for (const line of nvsCommands(
+        toolchain.idfPath ?? '$IDF_PATH',
+        `.device/meter-${meterId}/nvs.csv`,
+        options.port,
+      )) {
         out.log(line.join(' '));
       }
     }
     if (!check.ok) return 1;
-    out.log(`manifest ok for ${options.board}: ${check.listed.length} modules listed, ${check.reachable.length} project files reachable from preload and creation.main`);
+    out.log(
+      `manifest ok for ${options.board}: ${check.listed.length} modules listed, ${check.reachable.length} project files reachable from preload and creation.main`,
+    );
     return 0;
   }
 
@@ -294,7 +366,10 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
     return 1;
   }
   out.log(command.text);
-  const built = spawnSync(toolchain.mcconfig!, command.args, { stdio: 'inherit', env: { ...env, ...command.env } });
+  const built = spawnSync(toolchain.mcconfig!, command.args, {
+    stdio: 'inherit',
+    env: { ...env, ...command.env },
+  });
   if (built.error || built.status !== 0) {
     out.error(`flash: mcconfig ${built.error ? built.error.message : `exited with ${built.status}`}`);
     return 1;
@@ -320,7 +395,9 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
     rmSync(csvFile, { force: true });
     rmSync(csvFile.replace(/\.csv$/, '.bin'), { force: true });
   }
-  out.log(`meter ${options.provision.meterId} provisioned: it moves its keys into the secure parts at its first start`);
+  out.log(
+    `meter ${options.provision.meterId} provisioned: it moves its keys into the secure parts at its first start`,
+  );
   return 0;
 }
 

@@ -1,45 +1,98 @@
-// `npm start`: the platform on its embedded defaults (or DATABASE_URL / MQTT_URL) and three virtual
-// meters — the real firmware on virtual hardware, in real time — whose drivers tap virtual cards on
-// a schedule. One line per transaction as the platform stores it; Ctrl-C stops everything cleanly.
-// Without PARKLINK_ADMIN_USER / _PASSWORD and with no operator in the database, it creates an admin
-// with a random password for the run and prints how to log in with curl.
-//
-//   npm start                      run until Ctrl-C
-//   npm start -- --seconds 60      run for a minute, then print what was stored
+// `npm start`: the platform on its embedded defaults (or DATABASE_URL / MQTT_URL) and three
+// simulated meters — the real firmware on virtual hardware, in real time — whose simulated drivers
+// tap simulated cards on a schedule. One line per record as the platform stores it; Ctrl-C stops
+// everything cleanly. Without PARKLINK_ADMIN_USER / _PASSWORD and with no operator in the
+// database, it creates an admin with a random password for the run and prints how to log in.
+// PARKLINK_DATA_DIR keeps the demo across runs: the PGlite database in that directory, and in its
+// fleet/ folder the keystore (master key) and each simulated meter's flash, preferences and
+// secure parts, so the records stored before still verify and the meters carry on their chains.
 import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { deserialize, serialize } from 'node:v8';
 import { Meter } from '../firmware/meter';
 import type { KeyName } from '../firmware/events';
-import { VirtualBoard } from '../hal/mock/board';
+import { type BoardState, VirtualBoard } from '../hal/mock/board';
 import { CardType, purseCard } from '../hal/mock/cards';
 import { meterClientId, NodeMqttLink } from '../hal/mock/mqtt.node';
 import { RealTimeClock } from '../hal/mock/realtime.node';
-import { configFromEnv, createPlatform } from '../platform-server/platform';
+import { createPlatform } from '../platform-server/platform';
+import { configFromEnv, type PlatformConfig } from '../platform-server/config';
 import { RecordKind } from '../protocol/records';
-import { formatMoney } from '../firmware/units/format';
 import { provisionVirtualMeter } from './factory';
+import { formatMoney } from './money';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string' },
-    meters: { type: 'string', default: '3' },
-    'tap-every': { type: 'string', default: '4' },
-  },
-});
+export const USAGE = `usage: npm start -- [--seconds N] [--meters N] [--tap-every S]
+  runs the platform and N simulated meters (default 3) whose simulated drivers tap simulated
+  cards every S seconds (default 4); --seconds N stops after N seconds and prints the count
+environment:
+  PORT               HTTP port (default 8080; when 8080 is taken, a free port, printed)
+  HOST               address to listen on (default 127.0.0.1)
+  PARKLINK_DATA_DIR  keep the database, the master key and the simulated meters across runs
+  DATABASE_URL, MQTT_URL, PARKLINK_ADMIN_USER and PARKLINK_ADMIN_PASSWORD: see README.md`;
+
+function fail(message: string): never {
+  console.error(`npm start: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+let values: { seconds?: string; meters?: string; 'tap-every'?: string; help?: boolean };
+try {
+  ({ values } = parseArgs({
+    options: {
+      seconds: { type: 'string' },
+      meters: { type: 'string', default: '3' },
+      'tap-every': { type: 'string', default: '4' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }));
+} catch (error) {
+  fail((error as Error).message);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const meterCount = Number(values.meters);
+if (!Number.isInteger(meterCount) || meterCount < 1 || meterCount > 500) fail('--meters takes 1 to 500');
 const tapEveryMs = Number(values['tap-every']) * 1000;
+if (!(tapEveryMs > 0)) fail('--tap-every takes a number of seconds above 0');
 const runSeconds = values.seconds === undefined ? undefined : Number(values.seconds);
+if (runSeconds !== undefined && !(runSeconds > 0)) fail('--seconds takes a number above 0');
 
 let stored = 0;
 let transactions = 0;
 const fromEnv = configFromEnv();
+const dataDir = process.env.PARKLINK_DATA_DIR;
+const fleetDir = dataDir ? path.join(dataDir, 'fleet') : undefined;
+if (fleetDir) mkdirSync(fleetDir, { recursive: true });
+const keyConfigured = fromEnv.masterKey || fromEnv.keystoreFile || fromEnv.hsm;
+const persistentKeys: Partial<PlatformConfig> =
+  fleetDir && !keyConfigured
+    ? {
+        keystoreFile: path.join(fleetDir, 'keystore.json'),
+        keystorePassphrase: process.env.PARKLINK_KEYSTORE_PASSPHRASE ?? demoPassphrase(fleetDir),
+        createKeystoreFile: true,
+      }
+    : {};
+
+/** The demo keystore's passphrase, kept beside it (0600): a demo convenience, not a production setup. */
+function demoPassphrase(dir: string): string {
+  const file = path.join(dir, 'keystore.passphrase');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const passphrase = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${passphrase}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return passphrase;
+}
 // A demo admin only when none is configured; created only if the database has no operator yet.
 const demoAdmin = fromEnv.operators?.admin
   ? undefined
   : { username: 'admin', password: randomBytes(15).toString('base64url'), displayName: 'Demo admin' };
 const platform = await createPlatform({
-  port: 8080,
   ...fromEnv,
+  ...persistentKeys,
   operators: { ...fromEnv.operators, admin: fromEnv.operators?.admin ?? demoAdmin },
   httpLogger: false,
   logger: {
@@ -55,7 +108,7 @@ const platform = await createPlatform({
       const d = record.data;
       console.log(
         `${at}  meter ${meterId}  #${String(record.seq).padStart(3)}  bay ${d.bayId}  ${String(d.minutes).padStart(3)} min  ` +
-          `${formatMoney(d.charge, d.currency)}  card …${d.cardNumber.slice(-4)}  left ${formatMoney(d.remainingValue, d.currency)}  stored, chain verified`,
+          `${formatMoney(d.charge, d.currency)} (${d.charge})  card …${d.cardNumber.slice(-4)}  left ${formatMoney(d.remainingValue, d.currency)}  stored, chain verified`,
       );
     } else {
       console.log(
@@ -65,46 +118,99 @@ const platform = await createPlatform({
   },
 });
 
+const wantedPort = fromEnv.port ?? 8080;
 let http: string;
 try {
-  http = await platform.listen();
-} catch {
-  http = await platform.listen(0); // 8080 taken: any free port
-}
-console.log(`ParkLink platform: ${http}  broker ${platform.brokerUrl}  database ${platform.db.kind}`);
-const created = platform.operators.bootstrapped;
-if (created) {
-  const password = demoAdmin ? demoAdmin.password : '<PARKLINK_ADMIN_PASSWORD>';
+  http = await platform.listen(wantedPort);
+} catch (error) {
+  if ((error as { code?: string }).code !== 'EADDRINUSE' || fromEnv.port !== undefined) {
+    await platform.close();
+    console.error(`npm start: cannot listen on port ${wantedPort}: ${(error as Error).message}`);
+    process.exit(1);
+  }
+  http = await platform.listen(0);
   console.log(
-    `Operator API: admin account '${created}' created${demoAdmin ? ` with password ${password} (this run's demo admin)` : ''}. Log in and list the meters:\n` +
-      `  TOKEN=$(curl -s -X POST ${http}/api/operators/login -H 'content-type: application/json' ` +
-      `-d '{"username":"${created}","password":"${password}"}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')\n` +
-      `  curl -H "Authorization: Bearer $TOKEN" ${http}/api/meters`,
+    `Port ${wantedPort} is in use: listening on port ${new URL(http).port} instead (PORT=… chooses one).`,
   );
-} else {
-  console.log('Operator API: log in with your operator account (POST /api/operators/login).');
 }
+// A wildcard address is not one to browse to.
+const base = http.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//localhost:');
+const database =
+  platform.db.kind === 'pglite'
+    ? `PGlite ${dataDir ? `in ${dataDir}` : 'in memory (PARKLINK_DATA_DIR keeps it)'}`
+    : platform.db.kind;
+console.log(`ParkLink platform: ${base}  broker ${platform.brokerUrl}  database ${database}`);
+
+/** Whether the platform answers this page (the console, say, may not be built yet). */
+async function served(page: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${base}${page}`, { redirect: 'manual' });
+    await response.arrayBuffer();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+if (await served('/app/')) console.log(`Driver app (pay by phone): ${base}/app/`);
+if (await served('/console/')) console.log(`Operator console: ${base}/console/`);
+
+const created = platform.operators.bootstrapped;
+const username = created ?? fromEnv.operators?.admin?.username ?? '<your operator>';
+const password = created && demoAdmin ? demoAdmin.password : '<password>';
+if (created && demoAdmin) {
+  console.log(
+    `Operator API: admin account '${created}' created with password ${password} (this run's demo admin${dataDir ? '; PARKLINK_DATA_DIR keeps the account, so note the password' : ''}).`,
+  );
+} else if (created) {
+  console.log(`Operator API: admin account '${created}' created from PARKLINK_ADMIN_USER.`);
+} else {
+  console.log('Operator API: log in with an existing operator account.');
+}
+console.log(
+  "Log in, then list the meters and the first meter's transactions:\n" +
+    `  TOKEN=$(curl -s -X POST ${base}/api/operators/login -H 'content-type: application/json' ` +
+    `-d '{"username":"${username}","password":"${password}"}' | node -pe 'JSON.parse(require("fs").readFileSync(0)).token')\n` +
+    `  curl -H "Authorization: Bearer $TOKEN" ${base}/api/meters\n` +
+    `  curl -H "Authorization: Bearer $TOKEN" ${base}/api/meters/1001/transactions`,
+);
+console.log(
+  `Simulated: ${meterCount === 1 ? 'the meter runs' : `the ${meterCount} meters run`} the real firmware on simulated hardware, and the drivers, their ` +
+    'taps and the purse cards are simulated too; no real card or money is involved.',
+);
 
 const clock = new RealTimeClock();
 const rate = { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 };
-const base = { expiry: { year: 2030, month: 12 }, counter: 0, currency: 826, limit: 0 };
+const cardBase = { expiry: { year: 2030, month: 12 }, counter: 0, currency: 826, limit: 0 };
 interface Fleet {
   board: VirtualBoard;
+  saved: string | undefined;
   meter: Meter;
   cards: ReturnType<typeof purseCard>[];
 }
 const fleet: Fleet[] = [];
 for (let n = 0; n < meterCount; n++) {
   const meterId = 1001 + n;
+  const saved = fleetDir ? path.join(fleetDir, `meter-${meterId}.v8`) : undefined;
+  const state = saved && existsSync(saved) ? (deserialize(readFileSync(saved)) as BoardState) : undefined;
+  const known = (await platform.db.query('SELECT 1 FROM meters WHERE id = $1', [meterId])).rows.length > 0;
+  if (known !== (state !== undefined)) {
+    await platform.close();
+    console.error(
+      `npm start: meter ${meterId} is ${known ? 'in the database but its simulated board is not saved' : 'saved but not in the database'}` +
+        `${fleetDir ? ` (${fleetDir})` : ''}; start with an empty PARKLINK_DATA_DIR`,
+    );
+    process.exit(1);
+  }
   const board = new VirtualBoard({
     mqtt: new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) }),
     clock,
     seed: meterId,
+    state,
   });
-  await provisionVirtualMeter(platform, board.hardware, meterId, `Virtual meter ${n + 1}`);
+  if (!state) await provisionVirtualMeter(platform, board.hardware, meterId, `Virtual meter ${n + 1}`);
   const cards = Array.from({ length: 4 }, (_, c) =>
     purseCard([0x04, n, c, 0x33], {
-      ...base,
+      ...cardBase,
       cardNumber: `6280${String(meterId).padStart(6, '0')}${String(c).padStart(6, '0')}`,
       cardType: [CardType.DEBIT, CardType.CREDIT, CardType.PREPAID][c % 3],
       balance: c === 1 ? 0 : 50_000,
@@ -114,8 +220,18 @@ for (let n = 0; n < meterCount; n++) {
   const meter = new Meter(board.hardware, { meterId, bays: [1, 2, 3], rate });
   meter.blacklist.replace([{ cardNumber: cards[3].applet.data.cardNumber, reason: 'reported stolen' }]);
   meter.start();
-  fleet.push({ board, meter, cards });
+  fleet.push({ board, saved, meter, cards });
+  if (saved) save(board, saved);
 }
+
+/** Writes a simulated meter's flash, preferences and secure parts, whole or not at all. */
+function save(board: VirtualBoard, file: string): void {
+  writeFileSync(`${file}.new`, serialize(board.state));
+  renameSync(`${file}.new`, file);
+}
+const saving = setInterval(() => {
+  for (const { board, saved } of fleet) if (saved) save(board, saved);
+}, 10_000);
 
 const started = Date.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -159,7 +275,9 @@ async function stop(reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   for (const schedule of schedules) clearInterval(schedule);
+  clearInterval(saving);
   for (const { meter } of fleet) meter.stop();
+  for (const { board, saved } of fleet) if (saved) save(board, saved);
   clock.clearAll();
   await platform.close();
   const seconds = ((Date.now() - started) / 1000).toFixed(0);

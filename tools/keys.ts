@@ -20,16 +20,16 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { combine, split } from 'shamir-secret-sharing';
 import { fromHex, toHex } from '../protocol/bytes';
-import type { HsmConfig } from '../platform-server/hsm';
+import type { HsmConfig } from '../platform-server/keys/hsm';
 import {
   createKeystoreFile,
   DEFAULT_SCRYPT,
   keyCheckValue,
   MASTER_KEY_LENGTH,
   openKeystoreFile,
-} from '../platform-server/keystore';
+} from '../platform-server/keys/keystore';
 import { nobleCrypto } from '../hal/nobleCrypto';
-import { configFromEnv } from '../platform-server/platform';
+import { configFromEnv } from '../platform-server/config';
 
 const MAGIC = [0x50, 0x4c, 0x53, 0x01]; // "PLS", version 1
 const HEADER = 15; // magic 4, k, n, number, set id 8
@@ -308,7 +308,7 @@ function passphrase(env: NodeJS.ProcessEnv): string {
 /** Puts the master where the options say; returns its key check value. */
 async function importMaster(options: Options, env: NodeJS.ProcessEnv, master: Uint8Array): Promise<string> {
   if (options.hsm) {
-    const { importMasterToHsm } = await import('../platform-server/hsm');
+    const { importMasterToHsm } = await import('../platform-server/keys/hsm');
     return importMasterToHsm(hsmConfig(env), master);
   }
   const keystore = await createKeystoreFile(options.keystore!, passphrase(env), {
@@ -327,7 +327,7 @@ async function generate(options: Options, env: NodeJS.ProcessEnv, out: Output): 
   // Check the target before any key exists: the PIN opens the token and the label is free, or the
   // passphrase is set and the keystore file is new.
   if (options.hsm) {
-    const { openHsmKeystore } = await import('../platform-server/hsm');
+    const { openHsmKeystore } = await import('../platform-server/keys/hsm');
     let taken = false;
     try {
       openHsmKeystore(hsmConfig(env)).close();
@@ -343,7 +343,7 @@ async function generate(options: Options, env: NodeJS.ProcessEnv, out: Output): 
   let master: Uint8Array;
   if (options.hsm) {
     // The token's generator mixed with the OS's: the key is as good as the better of the two.
-    const { hsmRandom } = await import('../platform-server/hsm');
+    const { hsmRandom } = await import('../platform-server/keys/hsm');
     master = hsmRandom(hsmConfig(env), MASTER_KEY_LENGTH);
     const os = randomBytes(MASTER_KEY_LENGTH);
     for (let i = 0; i < master.length; i++) master[i] ^= os[i];
@@ -410,7 +410,7 @@ async function restore(options: Options, env: NodeJS.ProcessEnv, out: Output): P
 async function check(options: Options, env: NodeJS.ProcessEnv, out: Output): Promise<void> {
   let keystore: { keyCheckValue(): string; close(): void };
   if (options.hsm) {
-    const { openHsmKeystore } = await import('../platform-server/hsm');
+    const { openHsmKeystore } = await import('../platform-server/keys/hsm');
     keystore = openHsmKeystore(hsmConfig(env));
   } else {
     keystore = await openKeystoreFile(options.keystore!, passphrase(env));
@@ -428,6 +428,10 @@ export async function run(
   env: NodeJS.ProcessEnv,
   out: Output = console,
 ): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    out.log(USAGE);
+    return 0;
+  }
   try {
     const options = parseArguments(argv);
     if (options.command === 'generate') await generate(options, env, out);

@@ -13,7 +13,8 @@
 // CLI and the local user as the creator.
 //
 // --start takes an offset (2026-03-29T00:30:00Z, …+01:00) or none: then it is read in the tariff's
-// own time zone. The answer is JSON on stdout: the quote with its line-by-line breakdown, or the
+// own time zone. The answer is JSON on stdout: the quote with its line-by-line breakdown and the
+// amount also as "price" in the currency's own format ("£1.80"), or the
 // refusal with its reason ({ "ok": false, "reason": "max-stay", "maxMinutes": 120, … }).
 //
 // Exit codes:
@@ -30,8 +31,26 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseInstant, Tariff, TariffError, TimeZoneError } from '../protocol/tariff';
-import { openDatabase, migrate } from '../platform-server/db';
-import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators';
+import { openDatabase } from '../platform-server/core/db';
+import { migrate } from '../platform-server/core/migrations';
+import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators/service';
+import { currencyCode, formatMoney } from './money';
+
+/** The quote with the amount also in the currency's own format ("price": "£1.80") beside it. */
+function withPrice<Q extends object>(quote: Q): Q {
+  const { amount, currency } = quote as { amount?: unknown; currency?: unknown };
+  if (typeof amount !== 'number' || typeof currency !== 'number') return quote;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(quote)) {
+    out[key] = value;
+    if (key === 'amount') {
+      out.price = formatMoney(amount, currency);
+      const code = currencyCode(currency);
+      if (code) out.currencyCode = code;
+    }
+  }
+  return out as Q;
+}
 
 export const ExitCode = Object.freeze({ ok: 0, refused: 1, usage: 2, badTariff: 3, unreadable: 4 });
 
@@ -250,7 +269,7 @@ export async function main(
       minutes !== undefined
         ? tariff.quoteDuration({ bay, start, minutes, paidMinutes })
         : tariff.quoteAmount({ bay, start, amount: amount as number, paidMinutes });
-    io.out(JSON.stringify(quote, null, 2));
+    io.out(JSON.stringify(withPrice(quote), null, 2));
     return quote.ok ? ExitCode.ok : ExitCode.refused;
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

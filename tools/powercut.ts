@@ -1,4 +1,4 @@
-// Power-cut test of storage (issue 4): cuts power at a random byte while the meter appends a record
+// Power-cut test of storage: cuts power at a random byte while the meter appends a record
 // (main store), writes its backup copy, copies an upload set to the upload backup, handles an ack,
 // or erases a sector; reboots on the same flash and preferences and checks every invariant:
 //
@@ -399,7 +399,16 @@ function arg(name: string, fallback: number): number {
   return value;
 }
 
-if (process.argv[1]?.endsWith('powercut.ts')) {
+if (
+  process.argv[1]?.endsWith('powercut.ts') &&
+  (process.argv.includes('--help') || process.argv.includes('-h'))
+) {
+  console.log(
+    'usage: npm run test:powercut -- [--seed N] [--cuts N]\n' +
+      '  cuts power at random bytes while the meter writes, reboots it, and checks that nothing\n' +
+      '  acknowledged is lost or duplicated (default 2000 cuts; the seed replays a run); exits 1 on a violation',
+  );
+} else if (process.argv[1]?.endsWith('powercut.ts')) {
   const seed = arg('seed', Date.now() % 1_000_000);
   const cuts = arg('cuts', 2000);
   const started = Date.now();

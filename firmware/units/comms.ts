@@ -44,6 +44,8 @@ export class CommsUnit {
   #timer: TimerHandle | undefined;
   #backoffMs: number;
   #started = false;
+  #linkOpen = false;
+  #linkFault: unknown;
 
   constructor(options: CommsOptions) {
     this.#o = { maxSetBytes: 2048, ackTimeoutMs: 10_000, maxBackoffMs: 300_000, ...options };
@@ -58,19 +60,46 @@ export class CommsUnit {
     });
   }
 
+  /**
+   * Opens the link. A link that does not open (the modem or network stack did not start) is a
+   * fault of the radio's link, not an abort: the records wait, and the monitor calls reopen().
+   */
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    if (!this.#openLink()) this.#o.bus.emit('fault', { unit: 'radio:link', error: this.#linkFault });
+  }
+
+  /** Whether the link is open (it may still be connecting). */
+  get linkOpen(): boolean {
+    return this.#linkOpen;
+  }
+
+  /** The monitor's repair of a link that did not open: tries again; true when it is open. */
+  reopen(): boolean {
+    if (!this.#started) return false;
+    return this.#linkOpen || this.#openLink();
+  }
+
+  #openLink(): boolean {
     const { link, security } = this.#o;
-    link.open({
-      onConnect: () => {
-        link.subscribe(downlinkTopic(security.meterId));
-        this.#inFlight = undefined; // whatever was in flight is resent on the new session
-        this.flush();
-      },
-      onDisconnect: () => {},
-      onMessage: (topic, payload) => this.#onDownlink(topic, payload),
-    });
+    try {
+      link.open({
+        onConnect: () => {
+          link.subscribe(downlinkTopic(security.meterId));
+          this.#inFlight = undefined; // whatever was in flight is resent on the new session
+          this.flush();
+        },
+        onDisconnect: () => {},
+        onMessage: (topic, payload) => this.#onDownlink(topic, payload),
+      });
+    } catch (error) {
+      this.#linkFault = error;
+      return false;
+    }
+    this.#linkOpen = true;
+    this.#linkFault = undefined;
+    return true;
   }
 
   /** Records waiting for the platform. */
@@ -137,7 +166,8 @@ export class CommsUnit {
   stop(): void {
     this.#o.timers.clear(this.#timer);
     this.#timer = undefined;
-    this.#o.link.close();
+    if (this.#linkOpen) this.#o.link.close();
+    this.#linkOpen = false;
     this.#started = false;
   }
 

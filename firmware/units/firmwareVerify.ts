@@ -1,4 +1,4 @@
-// Management service (414), signed firmware (issue 5 item 8): before accepting a new image the meter
+// Management service (414), signed firmware: before accepting a new image the meter
 // checks an Ed25519 signature (RFC 8032) over SHA-256 of the image, made with the vendor's release
 // key whose public half was pinned at provisioning (secure element slot 6, see security.ts). The
 // signed message binds the hash to the image's version and length:

@@ -35,7 +35,6 @@ import type { MainRecord } from './records';
 export const STUCK_SAMPLES = 6;
 const COVER_MS = 1_000;
 const UNPAID_AFTER_S = 600;
-const OUTBOX = 16;
 
 export class SensorStuckError extends Error {
   override readonly name: string = 'SensorStuckError';
@@ -182,7 +181,6 @@ export class GuardUnit {
   #fan: Digital | undefined;
   #upright: [number, number, number] | undefined;
   #timers: TimerHandle[] = [];
-  readonly #outbox: Uint8Array[] = [];
   #power: MeterEvents['power-status'] | undefined;
   readonly #modules = new Map<string, ModuleState>();
   #started = false;
@@ -238,13 +236,13 @@ export class GuardUnit {
       );
     });
     this.detectors = this.#bays.map(() => new BayDetector());
-    if (parts.fan) this.#fan = new parts.fan.io({ pin: parts.fan.pin, mode: 'output' });
-    this.#fan?.write(0);
+    const fanError = this.#openFan();
+    // The meter runs without forced cooling; the monitor hears of it and calls reinitialise('fan').
+    if (fanError) bus.emit('fault', { unit: 'sensor:fan', error: fanError });
 
     bus.on('downlink', (d) => {
       if (d.type === SETTINGS_FRAME) this.#applySettings(d.body);
     });
-    bus.on('status-event', (e) => this.#uplink(e));
     bus.on('power-status', (p) => {
       this.#power = p;
     });
@@ -307,6 +305,7 @@ export class GuardUnit {
    * power cycle too). True when it answers again.
    */
   reinitialise(name: string): boolean {
+    if (name === 'fan') return this.#openFan() === undefined;
     const targets =
       name === 'sensors'
         ? this.#slots().filter((s) => s.state !== 'absent')
@@ -366,7 +365,7 @@ export class GuardUnit {
     }
   }
 
-  /** The cover sensor: an edge from dark to light is 'cover-opened' (issue 5 answers it). */
+  /** The cover sensor: an edge from dark to light is 'cover-opened' (security management answers it). */
   sampleCover(): void {
     const reading = this.#read(this.#cover, (d) => {
       const s = d.sample().lightmeter;
@@ -378,7 +377,7 @@ export class GuardUnit {
     if (open === this.readings.coverOpen) return;
     this.readings.coverOpen = open;
     const at = this.#o.clock.monotonic();
-    // The tamper response (issue 5) listens for this edge first; the records and uplink follow.
+    // The tamper response (security management) listens for this edge first; the records and uplink follow.
     this.#o.bus.emit(open ? 'cover-opened' : 'cover-closed', { at });
     this.#event(
       open ? 'cover-opened' : 'cover-closed',
@@ -469,11 +468,22 @@ export class GuardUnit {
       timers.setInterval(() => this.sampleCover(), COVER_MS),
       timers.setInterval(() => this.sampleEnvironment(), s.sampleSeconds * 1000),
       timers.setInterval(() => this.sampleBays(), s.baySeconds * 1000),
-      timers.setInterval(() => {
-        this.#flush();
-        this.sendStatus();
-      }, s.statusSeconds * 1000),
+      timers.setInterval(() => this.sendStatus(), s.statusSeconds * 1000),
     ];
+  }
+
+  /** Opens the fan's output (off) when fitted and not open; the error when it cannot be. */
+  #openFan(): unknown {
+    const fan = this.#o.parts.fan;
+    if (!fan || this.#fan) return undefined;
+    try {
+      const pin = new fan.io({ pin: fan.pin, mode: 'output' });
+      pin.write(0);
+      this.#fan = pin;
+    } catch (error) {
+      return error;
+    }
+    return undefined;
   }
 
   #openSlot<T>(s: Slot<T>): boolean {
@@ -702,20 +712,11 @@ export class GuardUnit {
     value?: number,
     bayId?: number,
   ): void {
-    this.#uplink(statusEvent(this.#o.clock.now(), event, severity, active, detail, value, bayId));
-  }
-
-  /** Sends an event now, or keeps it (the newest 16) for the next chance. */
-  #uplink(e: StatusEvent): void {
-    const body = encodeStatusMessage({ ...e, detail: e.detail.slice(0, 200) });
-    this.#flush();
-    if (this.#outbox.length === 0 && this.#o.send(STATUS_FRAME, body)) return;
-    this.#outbox.push(body);
-    if (this.#outbox.length > OUTBOX) this.#outbox.shift();
-  }
-
-  #flush(): void {
-    while (this.#outbox.length > 0 && this.#o.send(STATUS_FRAME, this.#outbox[0])) this.#outbox.shift();
+    // The meter's status channel (monitor.ts) sends it, or keeps it while the link is down.
+    this.#o.bus.emit(
+      'status-event',
+      statusEvent(this.#o.clock.now(), event, severity, active, detail, value, bayId),
+    );
   }
 
   #applySettings(body: Uint8Array): void {

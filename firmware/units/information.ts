@@ -29,6 +29,75 @@ export interface InformationOptions {
   tariff?: () => Tariff;
 }
 
+/**
+ * The display as the units use it: a display that does not answer (a missing or broken LCD) never
+ * throws into a unit. Its first failure is reported once (`onFault`: the monitor's module
+ * 'display'); reinitialise(), the monitor's repair, switches it on and shows the last screen
+ * again. A failed display that answers again by itself is reported back too (`onRecovered`).
+ */
+export class GuardedDisplay implements TextDisplay {
+  readonly #display: TextDisplay;
+  readonly #events: { onFault(error: unknown): void; onRecovered(): void };
+  #lines: readonly string[] = [];
+  #on = true;
+  #failed = false;
+
+  constructor(display: TextDisplay, events: { onFault(error: unknown): void; onRecovered(): void }) {
+    this.#display = display;
+    this.#events = events;
+  }
+
+  get rows(): number {
+    return this.#display.rows;
+  }
+
+  get columns(): number {
+    return this.#display.columns;
+  }
+
+  /** Whether the display has failed and not answered since. */
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  show(lines: readonly string[]): void {
+    this.#lines = lines;
+    this.#try(() => this.#display.show(lines));
+  }
+
+  power(on: boolean): void {
+    this.#on = on;
+    this.#try(() => this.#display.power(on));
+  }
+
+  /** Powers the display as it should be and shows the last screen; true when it answered. */
+  reinitialise(): boolean {
+    try {
+      this.#display.power(this.#on);
+      this.#display.show(this.#lines);
+    } catch {
+      return false;
+    }
+    this.#failed = false;
+    return true;
+  }
+
+  #try(operation: () => void): void {
+    try {
+      operation();
+    } catch (error) {
+      if (this.#failed) return;
+      this.#failed = true;
+      this.#events.onFault(error);
+      return;
+    }
+    if (this.#failed) {
+      this.#failed = false;
+      this.#events.onRecovered();
+    }
+  }
+}
+
 export class InformationUnit {
   readonly #o: InformationOptions;
   #revert: TimerHandle | undefined;

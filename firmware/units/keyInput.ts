@@ -4,8 +4,8 @@
 //   type (any, debit, credit, prepaid: 'card-type-selected'); for a few seconds after a payment, OK
 //   asks for a receipt ('receipt-requested') instead of starting a new sale.
 // - Mode key subunit: three CANCEL presses within 1.5 s open code entry; the next presses are
-//   compared with the configured sequence. Right: 'maintenance-opened' (issue 5 joins the BLE token
-//   to it). Wrong: 'maintenance-refused'; after `maxAttempts` wrong sequences in a row, entry is
+//   compared with the configured sequence. Right: 'maintenance-opened' (security management joins it
+//   to the handheld's BLE token). Wrong: 'maintenance-refused'; after `maxAttempts` wrong sequences in a row, entry is
 //   locked out for `lockoutMs`, doubling with each lockout ('maintenance-locked'). Code presses are
 //   not passed on as keys.
 // - Sleep (seed claim 4): after `idleMs` without a key or a sale in progress, every power consumer

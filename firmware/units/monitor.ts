@@ -1,30 +1,55 @@
 // Monitoring engine (413), seed claim 14: the state of every module (reader, sensors, radio,
-// storage, power), a fault log kept as operation records, automatic repair — re-initialise the
-// driver, power-cycle the module through its load switch, fall back to the other radio path — and
-// escalation to the platform of what it could not repair. It feeds the hardware watchdog only
-// while the firmware is alive, so a hung firmware is restarted; the restart is recorded at boot.
+// storage, power, secure parts, display, BLE), a fault log kept as operation records, automatic
+// repair — re-initialise the driver, power-cycle the module through its load switch, fall back to
+// the other radio path — and escalation to the platform of what it could not repair; a failed
+// module is tried again every few minutes and is back in service once it answers. It feeds the
+// hardware watchdog only while the firmware is alive, so a hung firmware is restarted; the restart
+// is recorded at boot. The status channel carries its events (and the guard's) to the platform.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { MqttEvents, MqttLink } from '../../hal/mqtt';
 import type { ModuleName } from '../../hal/sensors';
 import type { Watchdog } from '../../hal/watchdog';
 import { MaintenanceCode } from '../../protocol/records';
-import { type ModuleState, type StatusEvent, statusEvent } from '../../protocol/status';
+import {
+  encodeStatusMessage,
+  type ModuleState,
+  STATUS_FRAME,
+  type StatusEvent,
+  statusEvent,
+} from '../../protocol/status';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import type { MainRecord } from './records';
 
-export type MonitoredModule = 'reader' | 'sensors' | 'radio' | 'storage' | 'power';
+/**
+ * The modules watched. Besides the seed's five: `secure` (the secure element and the SAM: keys and
+ * card authentication), `display` and `ble` (the maintenance handheld's link).
+ */
+export type MonitoredModule =
+  | 'reader'
+  | 'sensors'
+  | 'radio'
+  | 'storage'
+  | 'power'
+  | 'secure'
+  | 'display'
+  | 'ble';
 export const MODULES: readonly MonitoredModule[] = Object.freeze([
   'reader',
   'sensors',
   'radio',
   'storage',
   'power',
+  'secure',
+  'display',
+  'ble',
 ]);
 
 /** More repairs than this in an hour and a part is escalated instead of repaired again. */
 const MAX_REPAIRS_PER_HOUR = 3;
 const HOUR_MS = 3_600_000;
+/** Modules with a load switch the power unit can cycle. */
+const SWITCHED: readonly MonitoredModule[] = Object.freeze(['reader', 'radio', 'sensors']);
 
 /**
  * An MqttLink over two or more radio paths (e.g. the cellular modem, then the Zigbee relay): the
@@ -55,10 +80,16 @@ export class FailoverLink implements MqttLink {
     return this.paths[this.#active].link.connected;
   }
 
+  /** Opens the active path (its failure to open is thrown) and, when it is a fallback, the preferred one. */
   open(events: MqttEvents): void {
     this.#events = events;
     this.#openPath(this.#active);
-    if (this.#active !== 0) this.#openPath(0);
+    if (this.#active === 0) return;
+    try {
+      this.#openPath(0);
+    } catch {
+      // the preferred path is tried again on the next open; the fallback carries the traffic
+    }
   }
 
   subscribe(topic: string): void {
@@ -94,7 +125,13 @@ export class FailoverLink implements MqttLink {
     if (old !== 0 && this.#open.delete(old)) this.paths[old].link.close();
     if (this.#events) {
       if (this.#open.has(index) && this.paths[index].link.connected) this.#connected(index);
-      else this.#openPath(index);
+      else {
+        try {
+          this.#openPath(index);
+        } catch {
+          // a path that does not open stays down: the monitor's ladder goes on to escalate
+        }
+      }
     }
     this.onSwitch?.(this.paths[index].name, reason);
   }
@@ -102,7 +139,12 @@ export class FailoverLink implements MqttLink {
   #openPath(index: number): void {
     if (this.#open.has(index)) return;
     this.#open.add(index);
-    this.paths[index].link.open(this.#forward(index));
+    try {
+      this.paths[index].link.open(this.#forward(index));
+    } catch (error) {
+      this.#open.delete(index);
+      throw error;
+    }
   }
 
   #connected(index: number): void {
@@ -129,11 +171,71 @@ export class FailoverLink implements MqttLink {
   }
 }
 
+/** Events kept for the platform while the uplink cannot take them: the newest this many. */
+const OUTBOX = 16;
+
+/**
+ * The meter's status events (uplink 0x04) on their way to the platform: every 'status-event' on the
+ * bus (the monitor's faults, repairs and escalations, the guard's alarms) is sent at once, or kept
+ * (the newest 16) while the link is down or the keys are not loaded, and sent on the next event or
+ * the next `flushMs` tick. It runs on every meter, with or without the guard's sensors.
+ */
+export class StatusChannel {
+  readonly #send: (type: number, body: Uint8Array) => boolean;
+  readonly #timers: Timers;
+  readonly #flushMs: number;
+  readonly #outbox: Uint8Array[] = [];
+  #timer: TimerHandle | undefined;
+
+  constructor(options: {
+    bus: EventBus<MeterEvents>;
+    send: (type: number, body: Uint8Array) => boolean;
+    timers: Timers;
+    /** How often kept events are tried again, ms (default 60 s). */
+    flushMs?: number;
+  }) {
+    this.#send = options.send;
+    this.#timers = options.timers;
+    this.#flushMs = options.flushMs ?? 60_000;
+    options.bus.on('status-event', (e) => this.post(e));
+  }
+
+  /** Events waiting for the link. */
+  get pending(): number {
+    return this.#outbox.length;
+  }
+
+  start(): void {
+    this.#timers.clear(this.#timer);
+    this.#timer = this.#timers.setInterval(() => this.flush(), this.#flushMs);
+  }
+
+  stop(): void {
+    this.#timers.clear(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Sends an event now, or keeps it for the next chance. */
+  post(e: StatusEvent): void {
+    const body = encodeStatusMessage({ ...e, detail: e.detail.slice(0, 200) });
+    this.flush();
+    if (this.#outbox.length === 0 && this.#send(STATUS_FRAME, body)) return;
+    this.#outbox.push(body);
+    if (this.#outbox.length > OUTBOX) this.#outbox.shift();
+  }
+
+  flush(): void {
+    while (this.#outbox.length > 0 && this.#send(STATUS_FRAME, this.#outbox[0])) this.#outbox.shift();
+  }
+}
+
 export interface MonitorOptions {
   bus: EventBus<MeterEvents>;
   records: MainRecord;
   clock: Clock;
   timers: Timers;
+  /** Modules the board does not have (no secure parts, no sensors…): reported 'absent'. */
+  absent?: readonly MonitoredModule[];
   /** Repair hooks by module: re-open a driver by part name (true when it answers again). */
   reinitialise?: Partial<Record<MonitoredModule, (part: string) => boolean>>;
   /** Health checks by module, run each check while the module is ok: an error is a fault to repair. */
@@ -151,23 +253,35 @@ export interface MonitorOptions {
   radioDownMs?: number;
   /** Off time of a power cycle, ms. */
   powerCycleMs?: number;
+  /**
+   * How often a failed module is tried again, ms (default 5 min): re-initialised, power-cycled
+   * and re-initialised, quietly; it is back in service, with a repair record, once it answers.
+   */
+  retryMs?: number;
 }
 
 interface ModuleStatus {
   state: ModuleState;
   detail: string;
   since: number;
+  /** The part that failed, and when to try it again (failed modules only). */
+  part?: string;
+  retryAt?: number;
 }
 
 export class MonitorUnit {
   readonly #o: Required<
-    Omit<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog'>
+    Omit<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog' | 'absent'>
   > &
     Pick<MonitorOptions, 'reinitialise' | 'selfTest' | 'powerCycle' | 'radio' | 'watchdog'>;
   readonly #modules = new Map<MonitoredModule, ModuleStatus>();
   readonly #probes = new Map<string, () => boolean>();
   /** Repair times per module/part, for the hourly limit. */
   readonly #repairs = new Map<string, number[]>();
+  /** Modules with a repair or a retry under way (a power cycle may be pending). */
+  readonly #busy = new Set<MonitoredModule>();
+  /** The part each repair under way is for. */
+  readonly #repairing = new Map<MonitoredModule, string>();
   #timer: TimerHandle | undefined;
   #radioDownSince: number | undefined;
   #radioStep = 0;
@@ -175,8 +289,16 @@ export class MonitorUnit {
   readonly faultLog: { at: number; module: MonitoredModule; part: string; detail: string }[] = [];
 
   constructor(options: MonitorOptions) {
-    this.#o = { watchdogMs: 60_000, checkMs: 10_000, radioDownMs: 600_000, powerCycleMs: 500, ...options };
-    for (const m of MODULES) this.#modules.set(m, { state: 'ok', detail: '', since: 0 });
+    this.#o = {
+      watchdogMs: 60_000,
+      checkMs: 10_000,
+      radioDownMs: 600_000,
+      powerCycleMs: 500,
+      retryMs: 300_000,
+      ...options,
+    };
+    for (const m of MODULES)
+      this.#modules.set(m, { state: options.absent?.includes(m) ? 'absent' : 'ok', detail: '', since: 0 });
     const radio = options.radio;
     if (radio instanceof FailoverLink) {
       radio.onSwitch = (path, reason) => {
@@ -191,6 +313,7 @@ export class MonitorUnit {
       // A part reported back in service (a sensor that answers again) clears its module.
       const module = moduleOf(m.module);
       const status = module && this.#modules.get(module);
+      if (module && this.#busy.has(module)) return; // the repair under way decides
       if (module && status && m.state === 'ok' && status.state === 'failed' && module !== 'radio')
         this.#set(module, 'ok', m.detail);
     });
@@ -233,9 +356,12 @@ export class MonitorUnit {
     this.#o.watchdog?.stop();
   }
 
-  /** One health check: the radio, the probes, then the watchdog is fed if all is alive. */
+  /** One health check: the radio, failed modules, the probes, then the watchdog is fed if all is alive. */
   check(): void {
     this.#checkRadio();
+    for (const [module, status] of this.#modules) {
+      if (status.state === 'failed' && status.part !== undefined) this.#retry(module, status);
+    }
     for (const [module, test] of Object.entries(this.#o.selfTest ?? {}) as [
       MonitoredModule,
       (() => Error | undefined) | undefined,
@@ -307,11 +433,46 @@ export class MonitorUnit {
       this.#escalate('radio', 'radio', `link down for ${Math.round(down / 1000)} s; repairs did not help`);
   }
 
+  /**
+   * A failed module tried again, at most every `retryMs`: its driver re-opened, else (a switched
+   * module) its supply cycled and the driver re-opened. Nothing is recorded until it answers.
+   */
+  #retry(module: MonitoredModule, status: ModuleStatus): void {
+    const now = this.#o.clock.monotonic();
+    const reinit = this.#reinitialiser(module);
+    const part = status.part;
+    if (!reinit || part === undefined || this.#busy.has(module) || now < (status.retryAt ?? 0)) return;
+    status.retryAt = now + this.#o.retryMs;
+    this.#busy.add(module);
+    if (reinit(part)) {
+      this.#busy.delete(module);
+      this.#repaired(module, part, 'answers again');
+      return;
+    }
+    const cycled =
+      SWITCHED.includes(module) &&
+      module !== 'radio' && // the radio has its own ladder
+      this.#o.powerCycle?.(module as ModuleName, this.#o.powerCycleMs, () => {
+        const back = reinit(module === 'sensors' ? 'sensors' : part);
+        this.#busy.delete(module);
+        if (back && this.#modules.get(module)?.state === 'failed')
+          this.#repaired(module, part, 'answers again after a power cycle');
+      });
+    if (!cycled) this.#busy.delete(module);
+  }
+
   #onFault(unit: string, error: unknown): void {
     const module = moduleOf(unit);
     if (!module) return;
-    const part = unit.replace(/^(sensor|power):/, '');
+    const part = unit.replace(/^(sensor|power|reader|radio|secure|display|ble):/, '');
     const detail = (error as Error)?.message ?? String(error);
+    if (this.#busy.has(module)) {
+      // A repair of this module is under way (its parts re-opened, its supply cycled): what fails
+      // meanwhile is its business; another part's fault is logged, not repaired twice at once.
+      if (this.#modules.get(module)?.part !== part && this.#repairing.get(module) !== part)
+        this.#log(module, part, detail);
+      return;
+    }
     this.#log(module, part, detail);
     this.#repair(module, part);
   }
@@ -336,20 +497,44 @@ export class MonitorUnit {
     }
     repairs.push(now);
     this.#set(module, 'repairing', part);
-    const reinit = this.#o.reinitialise?.[module];
+    this.#busy.add(module);
+    this.#repairing.set(module, part);
+    const done = () => {
+      this.#busy.delete(module);
+      this.#repairing.delete(module);
+    };
+    const reinit = this.#reinitialiser(module);
     if (reinit?.(part)) {
+      done();
       this.#repaired(module, part, 're-initialised');
       return;
     }
     const cycled =
-      (['reader', 'radio', 'sensors'] as const).includes(module as ModuleName) &&
+      SWITCHED.includes(module) &&
       this.#o.powerCycle?.(module as ModuleName, this.#o.powerCycleMs, () => {
         // Without a driver hook the module's owner re-opens it on next use (the reader does).
-        if (!reinit || reinit(module === 'sensors' ? 'sensors' : part))
-          this.#repaired(module, part, 'power-cycled');
+        const back = !reinit || reinit(module === 'sensors' ? 'sensors' : part);
+        done();
+        if (back) this.#repaired(module, part, 'power-cycled');
         else this.#escalate(module, part, 'no answer after a power cycle');
       });
-    if (!cycled) this.#escalate(module, part, reinit ? 're-initialisation failed' : 'no automatic repair');
+    if (!cycled) {
+      done();
+      this.#escalate(module, part, reinit ? 're-initialisation failed' : 'no automatic repair');
+    }
+  }
+
+  /** The module's re-initialise hook, a throw counting as no answer. */
+  #reinitialiser(module: MonitoredModule): ((part: string) => boolean) | undefined {
+    const hook = this.#o.reinitialise?.[module];
+    if (!hook) return undefined;
+    return (part) => {
+      try {
+        return hook(part);
+      } catch {
+        return false;
+      }
+    };
   }
 
   #repaired(module: MonitoredModule, part: string, how: string): void {
@@ -362,6 +547,9 @@ export class MonitorUnit {
 
   #escalate(module: MonitoredModule, part: string, why: string): void {
     this.#set(module, 'failed', why);
+    const status = this.#modules.get(module)!;
+    status.part = part;
+    status.retryAt = this.#o.clock.monotonic() + this.#o.retryMs;
     this.#o.records.tryAppend(() =>
       this.#o.records.appendOperation('fault-escalated', `${module}/${part}: ${why}`.slice(0, 200)),
     );
@@ -374,6 +562,10 @@ export class MonitorUnit {
     status.state = state;
     status.detail = detail;
     status.since = this.#o.clock.monotonic();
+    if (state !== 'failed') {
+      status.part = undefined;
+      status.retryAt = undefined;
+    }
     this.#o.bus.emit('module-state', { module, state, detail });
   }
 
@@ -384,6 +576,8 @@ export class MonitorUnit {
 
 /** The module a fault's unit name belongs to. */
 export function moduleOf(unit: string): MonitoredModule | undefined {
+  const prefix = unit.split(':', 1)[0];
+  if (prefix === 'secure' || prefix === 'display' || prefix === 'ble') return prefix;
   if (unit.startsWith('sensor:')) return 'sensors';
   if (unit.startsWith('power:') || unit.startsWith('gauge:')) return 'power';
   if (/rfid|reader|transactions/.test(unit)) return 'reader';

@@ -44,6 +44,8 @@ export interface CardReaderPort {
   selfTest?(): Error | undefined;
   /** Re-creates the reader's driver (after a power cycle too); true when the chip answers again. */
   reinitialise?(): boolean;
+  /** Why the reader cannot read cards now (its chip has not answered since boot), or undefined. */
+  outOfService?(): Error | undefined;
 }
 
 /** HLTA (ISO 14443-3 §6.4.3) and its CRC_A: the reader's coprocessor must compute it. */
@@ -106,8 +108,11 @@ export function isExpired(card: CardData, nowMs: number): boolean {
  * each card with its AN10922 key (a clone throws CardNotGenuine from detect()) and MACs the debit.
  */
 export class Mfrc522CardReader implements CardReaderPort {
-  #chip: MFRC522;
-  #picc: Iso14443A;
+  /** The driver; undefined while the chip does not answer (out of service until reinitialise()). */
+  #chip: MFRC522 | undefined;
+  #picc: Iso14443A | undefined;
+  /** Why the chip could not be opened, while it cannot. */
+  #fault: Error | undefined;
   readonly #authenticator: PurseAuthenticator;
   readonly #open: (() => MFRC522) | undefined;
   /** What the antenna should be: restored after a re-initialisation. */
@@ -115,23 +120,53 @@ export class Mfrc522CardReader implements CardReaderPort {
   /** A debit whose answer was lost, resolved when that card is presented again. */
   #torn: DebitUncertain | undefined;
 
-  /** `open` makes a new driver (hard reset, VersionReg check, soft reset): the re-initialise hook. */
-  constructor(chip: MFRC522, authenticator: PurseAuthenticator, open?: () => MFRC522) {
-    this.#chip = chip;
-    this.#picc = new Iso14443A(chip);
+  /**
+   * `open` makes a new driver (hard reset, VersionReg check, soft reset): the re-initialise hook.
+   * Without a chip (`chip` is the error its opening threw) the reader starts out of service.
+   */
+  constructor(chip: MFRC522 | Error, authenticator: PurseAuthenticator, open?: () => MFRC522) {
     this.#authenticator = authenticator;
     this.#open = open;
+    if (chip instanceof Error) {
+      this.#fault = chip;
+      return;
+    }
+    this.#chip = chip;
+    this.#picc = new Iso14443A(chip);
     chip.antennaOff();
+  }
+
+  /** Opens the driver with `open`; a chip that does not answer leaves the reader out of service. */
+  static open(open: () => MFRC522, authenticator: PurseAuthenticator): Mfrc522CardReader {
+    let chip: MFRC522 | undefined;
+    try {
+      chip = open();
+      return new Mfrc522CardReader(chip, authenticator, open);
+    } catch (error) {
+      // No chip, or one that stopped answering before its antenna was switched off.
+      try {
+        chip?.close();
+      } catch {
+        // a chip that does not answer cannot be shut down politely
+      }
+      const fault = error instanceof Error ? error : new ChipError(String(error));
+      return new Mfrc522CardReader(fault, authenticator, open);
+    }
+  }
+
+  outOfService(): Error | undefined {
+    return this.#fault;
   }
 
   antenna(on: boolean): void {
     this.#antenna = on;
-    if (on) this.#chip.antennaOn();
-    else this.#chip.antennaOff();
+    if (on) this.#chip?.antennaOn();
+    else this.#chip?.antennaOff();
   }
 
   /** CalcCRC over HLTA by the chip (§10.3.1.4): a hung or unpowered chip never finishes it. */
   selfTest(): Error | undefined {
+    if (!this.#chip) return this.#fault;
     try {
       const crc = this.#chip.calculateCRC(SELF_TEST);
       if (crc !== SELF_TEST_CRC)
@@ -149,18 +184,22 @@ export class Mfrc522CardReader implements CardReaderPort {
   reinitialise(): boolean {
     if (!this.#open) return false;
     try {
-      this.#chip.close();
+      this.#chip?.close();
     } catch {
       // a chip that does not answer cannot be shut down politely
     }
     let chip: MFRC522;
     try {
       chip = this.#open();
-    } catch {
+    } catch (error) {
+      this.#chip = undefined;
+      this.#picc = undefined;
+      this.#fault = error instanceof Error ? error : new ChipError(String(error));
       return false;
     }
     this.#chip = chip;
     this.#picc = new Iso14443A(chip);
+    this.#fault = undefined;
     try {
       if (this.#antenna) chip.antennaOn();
       else chip.antennaOff();
@@ -171,14 +210,17 @@ export class Mfrc522CardReader implements CardReaderPort {
   }
 
   detect(): CardSession | undefined {
+    const chip = this.#chip;
+    const picc = this.#picc;
+    if (!chip || !picc) throw this.#fault ?? new ChipError('the reader is out of service');
     // REQA, not WUPA: a card that has paid is left in HALT and cannot pay twice by lying still.
-    const selected = this.#picc.activate();
+    const selected = picc.activate();
     if (!selected) return undefined;
     if (!isIsoDep(selected.sak)) {
-      this.#picc.halt();
+      picc.halt();
       throw new UnsupportedCardError('not a payment card (no ISO 14443-4)');
     }
-    const isoDep = new IsoDep(this.#chip);
+    const isoDep = new IsoDep(chip);
     isoDep.activate(selected);
     const transceive = (apdu: Uint8Array) => isoDep.transceive(apdu);
     selectPurse(transceive);
@@ -256,5 +298,5 @@ export function createCardReader(
       reset: pins.reader.reset === undefined ? undefined : { io: io.Digital, pin: pins.reader.reset },
       clock,
     });
-  return new Mfrc522CardReader(open(), authenticator, open);
+  return Mfrc522CardReader.open(open, authenticator);
 }

@@ -11,9 +11,9 @@
 // A downlink sequence number is accepted once, within a 64-frame sliding window; anything else is a
 // replay and is refused.
 import type { PurseAuthenticator } from '../../drivers/rfid/purse';
-import { ATECC608 } from '../../drivers/secure/atecc608';
+import { ATECC608, SecureElementError } from '../../drivers/secure/atecc608';
 import { SecureAccessModule } from '../../drivers/secure/sam';
-import type { BlePeripheral } from '../../hal/ble';
+import type { BleHandlers, BlePeripheral } from '../../hal/ble';
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Crypto } from '../../hal/crypto';
 import type { MeterHardware } from '../../hal/hardware';
@@ -293,6 +293,15 @@ export class SecurityUnit {
   }
 
   get provisioned(): boolean {
+    return this.#current !== undefined;
+  }
+
+  /**
+   * Loads the current epoch's keys again when they are not held (the secure parts did not answer
+   * at boot and answer now); true when the meter holds keys afterwards.
+   */
+  reloadKeys(): boolean {
+    if (!this.#current) this.#loadKeys();
     return this.#current !== undefined;
   }
 
@@ -594,6 +603,9 @@ type Gate =
 export class SecurityManagement {
   readonly #o: SecurityManagementOptions;
   #gate: Gate = { name: 'idle' };
+  readonly #bleHandlers: BleHandlers;
+  /** Whether the BLE peripheral is open (advertising to the handheld). */
+  #bleOpen = false;
   /** Tamper response timings of the last wipe (monotonic ms from the sensor edge). */
   lastTamper: { wipedAfterMs: number; alertSent: boolean; wipeError?: string } | undefined;
 
@@ -605,16 +617,44 @@ export class SecurityManagement {
     });
     bus.on('downlink-refused', ({ reason }) => this.#refused(reason));
     bus.on('cover-opened', (e) => this.#coverOpened(e?.at));
-    bus.on('maintenance-opened', () => this.#modeKey()); // issue 3's mode-key sequence was right
-    options.ble?.open({
+    bus.on('maintenance-opened', () => this.#modeKey()); // the mode-key sequence was right
+    this.#bleHandlers = {
       onConnect: () => {},
       onDisconnect: () => {
         if (this.#gate.name === 'challenged' || this.#gate.name === 'proven')
           this.#endSession('maintenance-session-refused', 'handheld disconnected');
       },
       onWrite: (data) => this.#onBle(data),
-    });
+    };
+    if (options.ble) {
+      try {
+        options.ble.open(this.#bleHandlers);
+        this.#bleOpen = true;
+      } catch (error) {
+        // The handheld's link is out of service; the monitor (module 'ble') calls reopenBle().
+        bus.emit('fault', { unit: 'ble', error });
+      }
+    }
     security.armAlert('cover opened without a maintenance session; keys wiped');
+  }
+
+  /** The monitor's repair of the BLE peripheral: closes and opens it again; true when it opened. */
+  reopenBle(): boolean {
+    const ble = this.#o.ble;
+    if (!ble) return false;
+    try {
+      ble.close();
+    } catch {
+      // a peripheral that never started has nothing to close
+    }
+    this.#bleOpen = false;
+    try {
+      ble.open(this.#bleHandlers);
+    } catch {
+      return false;
+    }
+    this.#bleOpen = true;
+    return true;
   }
 
   /** Whether maintenance mode is open (the cover may be opened). */
@@ -675,7 +715,7 @@ export class SecurityManagement {
     let alertSent = false;
     if (alert) {
       alertSent = publishSealed(alert);
-      if (ble?.notify(alert)) alertSent = true;
+      if (this.#bleOpen && ble?.notify(alert)) alertSent = true;
     }
     this.lastTamper = {
       wipedAfterMs,
@@ -802,7 +842,7 @@ export class SecurityManagement {
     else this.#o.records.appendOperation(code, detail);
     this.#reset();
     if (wasOpen) this.#o.bus.emit('maintenance-mode', { open: false, staff: '' });
-    this.#o.ble?.disconnect();
+    if (this.#bleOpen) this.#o.ble?.disconnect();
   }
 
   #reset(): void {
@@ -812,7 +852,7 @@ export class SecurityManagement {
   }
 
   #reply(message: Record<string, unknown>): void {
-    this.#o.ble?.notify(encodeCbor(message));
+    if (this.#bleOpen) this.#o.ble?.notify(encodeCbor(message));
   }
 
   #lastTokenId(): number {
@@ -851,6 +891,99 @@ export function openSecureParts(hardware: MeterHardware): SecureParts | undefine
     throw error;
   }
   return { element, sam, vault: new SecurePartsVault(element, sam) };
+}
+
+/**
+ * The secure element and the SAM as the meter holds them. A fitted part that does not answer at
+ * boot leaves them closed instead of throwing out of the meter's construction: the keys and card
+ * authentication are then out of service (the vault and the authenticator throw, so the meter holds
+ * no keys and refuses cards) until reopen(), the monitor's repair of module 'secure', opens both.
+ * A wipe asked for while they are closed is done first thing when they open.
+ */
+export class SecurePartsHolder {
+  readonly #hardware: MeterHardware;
+  #parts: SecureParts | undefined;
+  #fault: Error | undefined;
+  #wipePending = false;
+  /** The keys, in whichever parts are open now. */
+  readonly vault: KeyVault;
+  /** Card authentication by the SAM, while it is open. */
+  readonly authenticator: PurseAuthenticator;
+
+  constructor(hardware: MeterHardware) {
+    this.#hardware = hardware;
+    const parts = (): SecureParts => this.#require();
+    this.vault = {
+      kind: 'secure-parts',
+      install: (bank, epoch, meterId, uplink, secrets) =>
+        parts().vault.install(bank, epoch, meterId, uplink, secrets),
+      load: (bank, meterId, epoch) => parts().vault.load(bank, meterId, epoch),
+      maintenanceSecret: (bank, token) => parts().vault.maintenanceSecret(bank, token),
+      erase: (bank) => parts().vault.erase(bank),
+      wipe: () => {
+        if (!this.#parts) this.#wipePending = true;
+        parts().vault.wipe();
+      },
+    };
+    this.authenticator = {
+      begin: (uid) => parts().sam.begin(uid),
+      prove: (rndC, cardProof) => parts().sam.prove(rndC, cardProof),
+      mac: (data) => parts().sam.mac(data),
+      verify: (data, mac) => parts().sam.verify(data, mac),
+    };
+    this.reopen();
+  }
+
+  /** Whether the board has secure parts at all. */
+  get fitted(): boolean {
+    return this.#hardware.pins.secure !== undefined && this.#hardware.io.Serial !== undefined;
+  }
+
+  /** The open parts, or undefined while they are out of service. */
+  get parts(): SecureParts | undefined {
+    return this.#parts;
+  }
+
+  /** Why the parts are out of service, or undefined while they are open. */
+  outOfService(): Error | undefined {
+    return this.#fault;
+  }
+
+  /** Closes the parts and opens them again; true when both answer (a pending wipe then runs). */
+  reopen(): boolean {
+    const old = this.#parts;
+    this.#parts = undefined;
+    try {
+      old?.element.close();
+      old?.sam.close();
+    } catch {
+      // a part that does not answer cannot be shut down politely
+    }
+    try {
+      this.#parts = openSecureParts(this.#hardware);
+    } catch (error) {
+      this.#fault = error instanceof Error ? error : new SecureElementError(String(error));
+      return false;
+    }
+    this.#fault = undefined;
+    if (this.#parts && this.#wipePending) {
+      try {
+        this.#parts.vault.wipe();
+        this.#wipePending = false;
+      } catch (error) {
+        this.#fault = error instanceof Error ? error : new SecureElementError(String(error));
+        return false;
+      }
+    }
+    return this.#parts !== undefined;
+  }
+
+  #require(): SecureParts {
+    if (this.#parts) return this.#parts;
+    throw new NotProvisionedError(
+      `secure parts out of service: ${this.#fault?.message ?? 'the board has none'}`,
+    );
+  }
 }
 
 /**

@@ -31,6 +31,8 @@ export interface TransactionOptions {
   /** Why payments are refused now (a tamper wipe until the re-key), from security management (47). */
   paymentBlock?: () => string | undefined;
   reader: CardReaderPort;
+  /** Why cards cannot be authenticated now (the secure parts are out of service), or undefined. */
+  cardsOutOfService?: () => string | undefined;
   clock: Clock;
   timers: Timers;
   preferences: Preferences;
@@ -129,6 +131,13 @@ export class TransactionUnit {
     const q = this.#quote(bayIndex, minutes);
     if (!q.ok) {
       this.#select(bayIndex, minutes); // nothing to sell here now: the display says why
+      return;
+    }
+    const outOfService = reader.outOfService?.()?.message ?? this.#o.cardsOutOfService?.();
+    if (outOfService) {
+      // No reader (or no SAM), no card sale; renewals, downlinks and records go on while the
+      // monitor repairs it.
+      this.#refuse('cards-unavailable', 'Card payments unavailable.', null, outOfService);
       return;
     }
     const charge = q.amount;

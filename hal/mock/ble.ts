@@ -10,12 +10,15 @@ export class VirtualBleLink {
   /** What the meter notified, in order (the handheld's inbox). */
   readonly notifications: Uint8Array[] = [];
   onNotify: ((data: Uint8Array) => void) | undefined;
+  /** While set, opening the peripheral throws this message (a radio stack that did not start). */
+  openFault: string | undefined;
   readonly peripheral: BlePeripheral;
 
   constructor() {
     const link = this;
     this.peripheral = {
       open(handlers) {
+        if (link.openFault !== undefined) throw new Error(link.openFault);
         link.#handlers = handlers;
         link.#closed = false;
       },

@@ -18,7 +18,7 @@ import { VirtualBleLink } from './ble';
 import { DEMO_CARD_MASTER } from './cards';
 import { type Atecc608State, blankAtecc608State, VirtualAtecc608 } from './secure/atecc608';
 import { blankSamState, type SamState, VirtualSam } from './secure/sam';
-import { VirtualSerialPort } from './serial';
+import { type VirtualSerialDevice, VirtualSerialPort } from './serial';
 import type { KeyName } from '../../firmware/events';
 import type { ResetReason } from '../watchdog';
 import { VirtualPowerRail, VirtualSensorKit } from './sensors/kit';
@@ -71,7 +71,7 @@ export interface VirtualBoardOptions {
   clock?: Clock & Timers;
   state?: BoardState;
   seed?: number;
-  /** Fit the issue 7 parts: guard sensors (4 bays), battery packs, module switches, the watchdog. */
+  /** Fit the guard sensors (4 bays), the battery packs, the module switches and the watchdog. */
   sensors?: boolean;
   /** What the watchdog reports as the cause of this start (a restart after a bite: 'watchdog'). */
   lastReset?: ResetReason;
@@ -80,25 +80,31 @@ export interface VirtualBoardOptions {
 /**
  * The reader's SPI line as the board wires it: a hung MFRC522 (latched up by a surge) answers
  * nothing, MISO held low, until its supply is cycled; the supply coming back resets it (§8.8.1).
+ * An absent reader (unplugged, a broken connector) answers nothing whatever the supply does.
  */
 class ReaderLine implements VirtualSpiChip {
   hung = false;
+  absent = false;
   readonly #chip: VirtualMfrc522;
 
   constructor(chip: VirtualMfrc522) {
     this.#chip = chip;
   }
 
+  get #silent(): boolean {
+    return this.hung || this.absent;
+  }
+
   select(): void {
-    if (!this.hung) this.#chip.select();
+    if (!this.#silent) this.#chip.select();
   }
 
   exchange(mosi: number): number {
-    return this.hung ? 0 : this.#chip.exchange(mosi);
+    return this.#silent ? 0 : this.#chip.exchange(mosi);
   }
 
   deselect(): void {
-    if (!this.hung) this.#chip.deselect();
+    if (!this.#silent) this.#chip.deselect();
   }
 
   #off = false;
@@ -116,6 +122,9 @@ class ReaderLine implements VirtualSpiChip {
   }
 }
 
+/** A UART with nothing on the far end. */
+const SILENT_LINE: VirtualSerialDevice = Object.freeze({ receive() {} });
+
 export class VirtualBoard {
   readonly clock: Clock & Timers;
   readonly pins = new VirtualPins();
@@ -132,10 +141,12 @@ export class VirtualBoard {
   readonly partitions: Record<PartitionName, VirtualNorFlash>;
   readonly preferences: MemoryPreferences;
   readonly hardware: MeterHardware;
-  /** Issue 7 parts, when fitted (options.sensors). */
+  /** The guard sensors, battery packs and module switches, when fitted (options.sensors). */
   readonly sensors: VirtualSensorKit | undefined;
   readonly power: VirtualPowerRail | undefined;
   readonly watchdog: VirtualWatchdog | undefined;
+  #secureElementAbsent = false;
+  #samAbsent = false;
 
   constructor(options: VirtualBoardOptions) {
     this.clock = options.clock ?? new VirtualClock();
@@ -194,6 +205,39 @@ export class VirtualBoard {
 
   set readerHung(hung: boolean) {
     this.#readerLine.hung = hung;
+  }
+
+  /** An absent reader answers nothing on SPI (VersionReg reads 0x00), power cycle or not. */
+  get readerAbsent(): boolean {
+    return this.#readerLine.absent;
+  }
+
+  set readerAbsent(absent: boolean) {
+    this.#readerLine.absent = absent;
+  }
+
+  /** An absent secure element acknowledges nothing on I2C (its wake detector neither). */
+  get secureElementAbsent(): boolean {
+    return this.#secureElementAbsent;
+  }
+
+  set secureElementAbsent(absent: boolean) {
+    if (absent === this.#secureElementAbsent) return;
+    this.#secureElementAbsent = absent;
+    if (absent) {
+      this.i2c.detach(this.secureElement.address);
+      this.i2c.detach(0x00);
+    } else this.secureElement.attachTo(this.i2c);
+  }
+
+  /** An absent SAM leaves its UART silent: every block times out. */
+  get samAbsent(): boolean {
+    return this.#samAbsent;
+  }
+
+  set samAbsent(absent: boolean) {
+    this.#samAbsent = absent;
+    this.serial.attach(VIRTUAL_PINS.secure?.sam.port ?? 2, absent ? SILENT_LINE : this.sam);
   }
 
   get field() {

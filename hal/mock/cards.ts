@@ -1,30 +1,23 @@
 // Virtual ISO/IEC 14443 type A cards for the virtual MFRC522's field: the ISO 14443-3 PICC state
 // machine (IDLE, READY, ACTIVE, HALT, and PROTOCOL once ISO-DEP is on), ISO 14443-4 blocks with
 // chaining, and applets behind them, the ParkLink purse among them. Runs under Node and XS.
-import {
-  CardType,
-  Cla,
-  debitCommandMacInput,
-  debitResponseMacInput,
-  decodePurse,
-  encodeDebitResponse,
-  encodePurse,
-  floorOf,
-  Instruction,
-  PURSE_AID,
-  type PurseData,
-  readMacInput,
-  StatusWord,
-} from '../../drivers/rfid/purse';
-import {
-  purseCardKey,
-  purseCardProof,
-  purseMac,
-  purseReaderProof,
-  purseSessionKey,
-} from '../../drivers/secure/cmac';
 import { bytesEqual } from '../../protocol/bytes';
-import { nobleAesBlock } from './secure/aes';
+import {
+  AID,
+  Apdu,
+  cardKey,
+  cardProof,
+  Kind,
+  lowestBalance,
+  MacInput,
+  type PurseRecord,
+  readerProof,
+  readRecord,
+  sessionKey,
+  sessionMac,
+  Sw,
+  writeRecord,
+} from './purse';
 import { checkCrcA, frameOf, type RfFrame, type VirtualPicc, withCrcA } from './mfrc522';
 
 export const PiccState = Object.freeze({
@@ -241,7 +234,7 @@ export class VirtualCard implements VirtualPicc {
       this.#command = [];
       this.apdus++;
       try {
-        this.#response = this.applet ? this.applet.process(apdu) : sw(StatusWord.UNKNOWN_INS);
+        this.#response = this.applet ? this.applet.process(apdu) : sw(Sw.INS_NOT_SUPPORTED);
       } catch (error) {
         if (!(error instanceof CardTorn)) throw error;
         this.powerOff();
@@ -319,7 +312,7 @@ export class CardTorn extends Error {
 }
 
 /**
- * The ParkLink purse applet (the protocol is documented in drivers/rfid/purse.ts): mutual
+ * The ParkLink purse applet (docs/purse.md): mutual
  * authentication with its AN10922 key, MACs under the session key, and two purse records with a
  * one-byte pointer flipped last, so a debit torn mid-write is all or nothing.
  */
@@ -336,8 +329,8 @@ export class PurseApplet implements Applet {
   /** Debits committed (tests). */
   debits = 0;
 
-  constructor(data: PurseData, options: PurseAppletOptions = {}) {
-    this.#records = [encodePurse(data), encodePurse(data)];
+  constructor(data: PurseRecord, options: PurseAppletOptions = {}) {
+    this.#records = [writeRecord(data), writeRecord(data)];
     this.#key = options.key ? Uint8Array.from(options.key) : undefined;
     let seed = data.counter * 7919 + Number(data.cardNumber.slice(-6));
     this.#random =
@@ -354,12 +347,12 @@ export class PurseApplet implements Applet {
 
   /** Sets K from the UID (VirtualCard calls it when the applet is installed). */
   personalise(uid: Uint8Array, master: Uint8Array = DEMO_CARD_MASTER): void {
-    this.#key ??= purseCardKey(nobleAesBlock, master, uid);
+    this.#key ??= cardKey(master, uid);
   }
 
   /** The purse as the card holds it now. */
-  get data(): PurseData {
-    return decodePurse(this.#records[this.#current]);
+  get data(): PurseRecord {
+    return readRecord(this.#records[this.#current]);
   }
 
   get selected(): boolean {
@@ -378,82 +371,71 @@ export class PurseApplet implements Applet {
   }
 
   process(apdu: Uint8Array): Uint8Array {
-    if (apdu.length < 4) return sw(StatusWord.WRONG_LENGTH);
+    if (apdu.length < 4) return sw(Sw.WRONG_LENGTH);
     const [cla, ins, p1, p2] = apdu;
-    if (cla === Cla.ISO) {
-      if (ins !== Instruction.SELECT) return sw(StatusWord.UNKNOWN_INS);
-      if (p1 !== 0x04 || p2 !== 0x00) return sw(StatusWord.BAD_P1P2);
+    if (cla === Apdu.CLA_ISO) {
+      if (ins !== Apdu.SELECT) return sw(Sw.INS_NOT_SUPPORTED);
+      if (p1 !== 0x04 || p2 !== 0x00) return sw(Sw.WRONG_P1_P2);
       const lc = apdu[4];
-      if (apdu.length < 5 || (apdu.length !== 5 + lc && apdu.length !== 6 + lc))
-        return sw(StatusWord.WRONG_LENGTH);
+      if (apdu.length < 5 || (apdu.length !== 5 + lc && apdu.length !== 6 + lc)) return sw(Sw.WRONG_LENGTH);
       const aid = apdu.subarray(5, 5 + lc);
       this.reset();
-      this.#selected = aid.length === PURSE_AID.length && PURSE_AID.every((b, i) => aid[i] === b);
-      return sw(this.#selected ? StatusWord.OK : StatusWord.NOT_FOUND);
+      this.#selected = aid.length === AID.length && AID.every((b, i) => aid[i] === b);
+      return sw(this.#selected ? Sw.OK : Sw.FILE_NOT_FOUND);
     }
-    if (cla !== Cla.PROPRIETARY) return sw(StatusWord.UNKNOWN_CLA);
-    const known: number[] = [
-      Instruction.AUTH_1,
-      Instruction.AUTH_2,
-      Instruction.READ_PURSE,
-      Instruction.DEBIT,
-    ];
-    if (!known.includes(ins)) return sw(StatusWord.UNKNOWN_INS);
-    if (!this.#selected) return sw(StatusWord.NOT_SELECTED);
-    if (p1 !== 0 || p2 !== 0) return sw(StatusWord.BAD_P1P2);
+    if (cla !== Apdu.CLA_PURSE) return sw(Sw.CLA_NOT_SUPPORTED);
+    const known: number[] = [Apdu.AUTH_1, Apdu.AUTH_2, Apdu.READ_PURSE, Apdu.DEBIT];
+    if (!known.includes(ins)) return sw(Sw.INS_NOT_SUPPORTED);
+    if (!this.#selected) return sw(Sw.NO_APPLICATION_SELECTED);
+    if (p1 !== 0 || p2 !== 0) return sw(Sw.WRONG_P1_P2);
     const key = this.#key;
-    if (!key) return sw(StatusWord.SECURITY_STATUS);
-    if (ins === Instruction.AUTH_1) {
-      if (apdu.length !== 22 || apdu[4] !== 16) return sw(StatusWord.WRONG_LENGTH);
+    if (!key) return sw(Sw.SECURITY_STATUS_NOT_SATISFIED);
+    if (ins === Apdu.AUTH_1) {
+      if (apdu.length !== 22 || apdu[4] !== 16) return sw(Sw.WRONG_LENGTH);
       this.reset();
       this.#selected = true;
       const rndR = apdu.slice(5, 21);
       const rndC = this.#random(16);
       this.#challenge = { rndR, rndC };
-      return Uint8Array.of(...rndC, ...purseCardProof(nobleAesBlock, key, rndR, rndC), 0x90, 0x00);
+      return Uint8Array.of(...rndC, ...cardProof(key, rndR, rndC), 0x90, 0x00);
     }
-    if (ins === Instruction.AUTH_2) {
+    if (ins === Apdu.AUTH_2) {
       const challenge = this.#challenge;
       this.#challenge = undefined;
-      if (apdu.length !== 21 || apdu[4] !== 16) return sw(StatusWord.WRONG_LENGTH);
-      if (!challenge) return sw(StatusWord.SECURITY_STATUS);
-      const expected = purseReaderProof(nobleAesBlock, key, challenge.rndR, challenge.rndC);
-      if (!bytesEqual(expected, apdu.subarray(5, 21))) return sw(StatusWord.SECURITY_STATUS);
-      this.#session = purseSessionKey(nobleAesBlock, key, challenge.rndR, challenge.rndC);
-      return sw(StatusWord.OK);
+      if (apdu.length !== 21 || apdu[4] !== 16) return sw(Sw.WRONG_LENGTH);
+      if (!challenge) return sw(Sw.SECURITY_STATUS_NOT_SATISFIED);
+      const expected = readerProof(key, challenge.rndR, challenge.rndC);
+      if (!bytesEqual(expected, apdu.subarray(5, 21))) return sw(Sw.SECURITY_STATUS_NOT_SATISFIED);
+      this.#session = sessionKey(key, challenge.rndR, challenge.rndC);
+      return sw(Sw.OK);
     }
     const session = this.#session;
-    if (!session) return sw(StatusWord.SECURITY_STATUS);
+    if (!session) return sw(Sw.SECURITY_STATUS_NOT_SATISFIED);
     const current = this.#records[this.#current];
-    if (ins === Instruction.READ_PURSE) {
-      if (apdu.length !== 5 || apdu[4] !== 0) return sw(StatusWord.WRONG_LENGTH);
-      return Uint8Array.of(
-        ...current,
-        ...purseMac(nobleAesBlock, session, readMacInput(current)),
-        0x90,
-        0x00,
-      );
+    if (ins === Apdu.READ_PURSE) {
+      if (apdu.length !== 5 || apdu[4] !== 0) return sw(Sw.WRONG_LENGTH);
+      return Uint8Array.of(...current, ...sessionMac(session, MacInput.readAnswer(current)), 0x90, 0x00);
     }
-    if (apdu.length !== 22 || apdu[4] !== 16 || apdu[21] !== 0) return sw(StatusWord.WRONG_LENGTH);
+    if (apdu.length !== 22 || apdu[4] !== 16 || apdu[21] !== 0) return sw(Sw.WRONG_LENGTH);
     const view = new DataView(apdu.buffer, apdu.byteOffset, apdu.byteLength);
     const amount = view.getUint32(5);
     const expected = view.getUint32(9);
-    const mac = purseMac(nobleAesBlock, session, debitCommandMacInput(amount, expected));
+    const mac = sessionMac(session, MacInput.debitCommand(amount, expected));
     if (!bytesEqual(mac, apdu.subarray(13, 21))) {
       this.reset();
-      return sw(StatusWord.BAD_MAC);
+      return sw(Sw.WRONG_MAC);
     }
-    const purse = decodePurse(current);
-    if (amount === 0 || expected !== purse.counter) return sw(StatusWord.BAD_DATA);
+    const purse = readRecord(current);
+    if (amount === 0 || expected !== purse.counter) return sw(Sw.WRONG_DATA);
     const balance = purse.balance - amount;
-    const floor = Math.max(floorOf(purse), -0x8000_0000);
-    if (balance < floor || purse.counter === 0xffff_ffff) return sw(StatusWord.BELOW_FLOOR);
+    const floor = Math.max(lowestBalance(purse), -0x8000_0000);
+    if (balance < floor || purse.counter === 0xffff_ffff) return sw(Sw.CONDITIONS_NOT_SATISFIED);
     const next = { ...purse, balance, counter: purse.counter + 1 };
     // Write the inactive record, then flip the pointer: the flip is the commit.
     const spare = 1 - this.#current;
     const tear = this.tear;
     this.tear = undefined;
-    const bytes = encodePurse(next);
+    const bytes = writeRecord(next);
     if (tear === 'before-commit') {
       this.#records[spare].set(bytes.subarray(0, 12)); // half written; the pointer never moves
       throw new CardTorn();
@@ -462,13 +444,20 @@ export class PurseApplet implements Applet {
     this.#current = spare;
     this.debits++;
     if (tear === 'after-commit') throw new CardTorn();
-    return encodeDebitResponse(next, purseMac(nobleAesBlock, session, debitResponseMacInput(amount, next)));
+    const answerMac = sessionMac(session, MacInput.debitAnswer(amount, next.balance, next.counter));
+    const answer = new Uint8Array(8 + answerMac.length + 2);
+    const out = new DataView(answer.buffer);
+    out.setInt32(0, next.balance);
+    out.setUint32(4, next.counter);
+    answer.set(answerMac, 8);
+    answer.set([0x90, 0x00], 8 + answerMac.length);
+    return answer;
   }
 }
 
 export function purseCard(
   uid: Uint8Array | number[],
-  data: PurseData,
+  data: PurseRecord,
   options: Partial<VirtualCardOptions> & PurseAppletOptions & { master?: Uint8Array } = {},
 ) {
   const applet = new PurseApplet(data, options);
@@ -476,4 +465,5 @@ export function purseCard(
   return { card: new VirtualCard({ ...options, uid, applet }), applet };
 }
 
-export { CardType };
+/** The purse's card types, for building cards. */
+export const CardType = Kind;

@@ -52,6 +52,8 @@ export class VirtualMqttLink implements MqttLink {
   #up = false;
   #signal = true;
   #powered = true;
+  /** While set, open() throws this message (a modem or network stack that did not start). */
+  openFault: string | undefined;
 
   constructor(broker: VirtualBroker) {
     this.#broker = broker;
@@ -62,6 +64,7 @@ export class VirtualMqttLink implements MqttLink {
   }
 
   open(events: MqttEvents): void {
+    if (this.openFault !== undefined) throw new Error(this.openFault);
     this.#events = events;
     if (this.#signal && this.#powered) this.#connect();
   }

@@ -7,6 +7,8 @@ export class VirtualDisplay implements TextDisplay {
   lines: string[] = [];
   on = true;
   readonly history: string[][] = [];
+  /** While set, the display does not answer: show and power throw this message (a missing LCD backpack). */
+  fault: string | undefined;
 
   constructor(rows = 4, columns = 20) {
     this.rows = rows;
@@ -14,11 +16,13 @@ export class VirtualDisplay implements TextDisplay {
   }
 
   show(lines: readonly string[]): void {
+    if (this.fault !== undefined) throw new Error(this.fault);
     this.lines = lines.slice(0, this.rows).map((line) => line.slice(0, this.columns));
     this.history.push(this.lines);
   }
 
   power(on: boolean): void {
+    if (this.fault !== undefined) throw new Error(this.fault);
     this.on = on;
   }
 

@@ -122,7 +122,7 @@ describe('guard (48): security and environment on virtual time', () => {
     assert.equal(rig.meter.guard!.readings.aqi, 5);
   });
 
-  it('the cover: light is a cover-opened edge (issue 5 answers it) and dark a cover-closed one', () => {
+  it('the cover: light is a cover-opened edge (the security unit answers it) and dark a cover-closed one', () => {
     const rig = new Rig();
     rig.sensors.cover.lux = 250;
     rig.clock.advance(1_000);

@@ -138,8 +138,8 @@ describe('meter end to end on virtual hardware', () => {
     intruder.publish(topic, new Uint8Array(7));
     s.clock.advance(10);
     assert.deepEqual(refused, ['replay', 'decrypt-failed', 'truncated']);
-    // Nothing acknowledged was lost; the replay and the forgery became security operation records
-    // (issue 5), uploaded and acknowledged in turn.
+    // Nothing acknowledged was lost; the replay and the forgery became security operation
+    // records, uploaded and acknowledged in turn.
     assert.equal(s.meter.log.lastSeq, acked + 2);
     assert.equal(s.meter.ledger.acknowledgedSeq, acked + 2);
   });

@@ -1,4 +1,4 @@
-// The meter's user flow on virtual hardware (issue 3): the tariff at the buttons, the 0x85 tariff
+// The meter's user flow on virtual hardware: the tariff at the buttons, the 0x85 tariff
 // downlink and its 0x05 acknowledgement, card type and receipt, the mode key with lockout, sleep,
 // the display's bay states, battery and platform messages, the lights, overtime and tamper.
 import assert from 'node:assert/strict';
@@ -135,7 +135,7 @@ function debitCard(cardType: CardTypeValue = 1) {
   });
 }
 
-describe('meter user flow and tariffs (issue 3)', () => {
+describe('meter user flow and tariffs', () => {
   it('prices at the buttons with the tariff: minimum, steps, and the end of the charged day', () => {
     const rig = new Rig({}, '2026-03-07T17:20:00Z'); // Saturday 17:20, charges end at 18:00
     rig.board.press('ok');

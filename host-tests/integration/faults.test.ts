@@ -1,4 +1,4 @@
-// Network faults (issue 4): the real firmware on a virtual board uploads through the broker into the
+// Network faults: the real firmware on a virtual board uploads through the broker into the
 // platform while the broker goes down, acks are lost, the platform restarts mid-batch and the
 // database is unreachable for a while. After recovery every record is in the database exactly once.
 // Runs on the embedded services and on the real PostgreSQL + Mosquitto (required under CI=true).
@@ -14,8 +14,9 @@ import { provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
-import { type Broker, startBroker } from '../../platform-server/broker';
-import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+import { type Broker, startBroker } from '../../platform-server/core/broker';
+import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { PlatformConfig } from '../../platform-server/config';
 import { forEachBackend, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import { OutageProxy } from '../support/outageProxy';
 import { until } from '../support/until';

@@ -1,4 +1,4 @@
-// Ingest at fleet scale (issue 4): two platform instances share the uplinks through an MQTT shared
+// Ingest at fleet scale: two platform instances share the uplinks through an MQTT shared
 // subscription ($share/<group>/parklink/v1/meters/+/up) on the real Mosquitto, writing to the same
 // real PostgreSQL. One is killed mid-batch (its connection dropped, no clean close); the meters
 // resend what went unacknowledged and the survivor stores it: every record exactly once.

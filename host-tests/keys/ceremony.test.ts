@@ -10,8 +10,8 @@ import sinon from 'sinon';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { toHex } from '../../protocol/bytes';
 import { deriveMeterKeys } from '../../protocol/keys';
-import { openHsmKeystore } from '../../platform-server/hsm';
-import { keyCheckValue, openKeystoreFile } from '../../platform-server/keystore';
+import { openHsmKeystore } from '../../platform-server/keys/hsm';
+import { keyCheckValue, openKeystoreFile } from '../../platform-server/keys/keystore';
 import {
   decodeShare,
   encodeShare,

@@ -12,9 +12,10 @@ import {
   hsmRandom,
   importMasterToHsm,
   openHsmKeystore,
-} from '../../platform-server/hsm';
-import { keystoreFromHex, loadKeystore } from '../../platform-server/keystore';
-import { configFromEnv, createPlatform } from '../../platform-server/platform';
+} from '../../platform-server/keys/hsm';
+import { keystoreFromHex, loadKeystore } from '../../platform-server/keys/keystore';
+import { createPlatform } from '../../platform-server/platform';
+import { configFromEnv } from '../../platform-server/config';
 import { createSoftHsmToken, requireSoftHsm, type SoftHsmToken, SOFTHSM_MODULE, USER_PIN } from './softhsm';
 
 const MASTER_HEX = '8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0';

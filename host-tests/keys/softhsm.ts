@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { HsmConfig } from '../../platform-server/hsm';
+import type { HsmConfig } from '../../platform-server/keys/hsm';
 
 export const SOFTHSM_MODULE = process.env.PARKLINK_TEST_HSM_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
 export const CI = process.env.CI === 'true';

@@ -1,4 +1,4 @@
-// Issue 6 end to end: the real firmware on a virtual board and the real platform (embedded, and
+// Pay by phone end to end: the real firmware on a virtual board and the real platform (embedded, and
 // PostgreSQL + Mosquitto). A registered card taps; the session is paired; the alert fires at the
 // lead time on the virtual clock; the driver extends in the app, by SMS reply and by IVRS digits;
 // each time the meter shows the new expiry and the confirmation is in the outbox. Then an offline

@@ -1,4 +1,4 @@
-// Issue 6 paths beyond the app renewal, on the virtual clock with the real firmware: option (1), the
+// Pay-by-phone paths beyond the app renewal, on the virtual clock with the real firmware: option (1), the
 // automatic extension accepted in advance, applied before expiry with app alerts; option (2), renew
 // by phone, with voice alerts at the lead time and again when the paid time runs out, before the
 // grace period ends, then renewed through the voice menu. SMS and voice go through the webhook

@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import sinon from 'sinon';
 import { VirtualClock } from '../../hal/mock/clock';
-import { type Database, migrate, openDatabase } from '../../platform-server/db';
-import type { StoredRecord } from '../../platform-server/ingest';
-import { keystoreFromHex } from '../../platform-server/keystore';
+import { type Database, openDatabase } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
+import type { StoredRecord } from '../../platform-server/ingest/gate';
+import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { isConnectionError, type PhoneService } from '../../platform-server/phone/service';
 import { forEachBackend, randomMeterId, TestMeter } from '../../sim/fleet/platform';
 import { OutageProxy } from '../support/outageProxy';

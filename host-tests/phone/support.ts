@@ -7,14 +7,16 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
 import type { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
-import type { Database } from '../../platform-server/db';
-import type { Keystore } from '../../platform-server/keystore';
+import type { Database } from '../../platform-server/core/db';
+import { MeterTables } from '../../platform-server/ingest/meters';
+import type { Keystore } from '../../platform-server/keys/keystore';
 import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';
 import { Tariff } from '../../protocol/tariff';
 import { quietLogger } from '../../sim/fleet/platform';
-import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { PlatformConfig } from '../../platform-server/config';
 
 export { quietLogger as silent } from '../../sim/fleet/platform';
 import { until } from '../support/until';
@@ -32,6 +34,7 @@ export function standalonePhoneService(
 ): PhoneService {
   return new PhoneService({
     db,
+    meters: new MeterTables(db),
     keystore,
     brokerUrl: 'mqtt://127.0.0.1:1',
     logger: quietLogger,

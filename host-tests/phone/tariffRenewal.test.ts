@@ -1,4 +1,4 @@
-// Issue 6 renewals priced by the tariff engine (issue 3). Unit: TariffPricing over the worked
+// Pay-by-phone renewals priced by the tariff engine. Unit: TariffPricing over the worked
 // examples' town-centre tariff (price, maximum stay, non-cumulative evening, the default tariff when
 // the meter has none). End to end: a tariff with a restricted hour is pushed to the real firmware as
 // 0x85; once the meter has applied it, renewals are priced by it, and one reaching the restricted

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { uplinkTopic } from '../../protocol/topics';
-import type { TransactionView } from '../../platform-server/api';
+import type { TransactionView } from '../../platform-server/fleet/meters';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import {
   CapturingLogger,

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMigrations, migrate, openDatabase } from '../../platform-server/db';
+import { openDatabase } from '../../platform-server/core/db';
+import { loadMigrations, migrate, migrationDirs } from '../../platform-server/core/migrations';
 import { createPlatform } from '../../platform-server/platform';
 import { CapturingLogger, forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 
@@ -112,6 +114,64 @@ forEachBackend('database and migrations', (backend) => {
       assert.equal(row.rows[0].at.getTime(), 0);
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe('migrations in the rooms', () => {
+  // What each applied migration was when it shipped: a database migrated before the files moved into
+  // the rooms' folders must find every version, name and byte the same (an edited applied migration
+  // would never run again on it).
+  const shipped: [number, string, string, string][] = [
+    [1, 'initial', 'ingest', '97d7281c593769128811612f07c03a7ba9602a0e2a560fff0e29be4722fcb75b'],
+    [2, 'records_storage', 'storage', '1863ca73e32f4cb0fea1b2ff049df20c014651640c573f5936588480fe0a293c'],
+    [3, 'status', 'fleet', 'c6fbb88bceb88dce1cd19a9abbe975c9c120952f2ff9053fb9d8f37cbcb96d25'],
+    [4, 'phone', 'phone', 'f146e6a2112b0f1d3846837e8e9bc4b56c063e9179ee20bd45778bfbf54a59bb'],
+    [5, 'keys', 'keys', 'c4f4b2910225344fe6d1d7e85b110527d006873ede3fc909e24dbf70bf1bdfe4'],
+    [6, 'tariffs', 'tariffs', '64c52376c092f4eabde7d330b8f7a077e663c25a5912acb0d679195ab7304fd9'],
+    [7, 'operators', 'operators', '9aa183dcdcefff0852fe4095d523d9a4477fbf83a734160702baf66ca8344e1f'],
+    [8, 'uplink_window', 'ingest', 'f42610b144c7a2afff55d990d7a56ecc79bb672b46e5f1b06a47f30f58eda27e'],
+    [9, 'pairing_marks', 'phone', 'e2723896a19e1a76ba14216791652e0da21b837fc438b6ea459a351b27c5a8d3'],
+    [10, 'one_uplink_window', 'ingest', '5ceb42bb0dfdd702b1c60624d111b2af3f74cb1fa2c3403c0f00d82ec3b9b70a'],
+  ];
+
+  it('keeps every shipped migration: version, name and contents, in one global order across the rooms', async () => {
+    const migrations = await loadMigrations();
+    assert.deepEqual(
+      migrations
+        .slice(0, shipped.length)
+        .map((m) => [
+          m.version,
+          m.name,
+          m.file.split('/')[0],
+          createHash('sha256').update(m.sql).digest('hex'),
+        ]),
+      shipped,
+    );
+  });
+
+  it('refuses one version in two rooms, naming both files', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'parklink-migrations-'));
+    try {
+      for (const [room, file] of [
+        ['alpha', '001_one.sql'],
+        ['beta', '002_two.sql'],
+        ['gamma', '001_again.sql'],
+      ]) {
+        await mkdir(join(root, room, 'migrations'), { recursive: true });
+        await writeFile(join(root, room, 'migrations', file), 'SELECT 1;');
+      }
+      await assert.rejects(
+        loadMigrations(await migrationDirs(root)),
+        /two migrations numbered 1: .*001_one.sql and .*001_again.sql/,
+      );
+      await rm(join(root, 'gamma'), { recursive: true });
+      assert.deepEqual(
+        (await loadMigrations(await migrationDirs(root))).map((m) => m.name),
+        ['one', 'two'],
+      );
+    } finally {
+      await rm(root, { recursive: true, force: true });
     }
   });
 });

@@ -10,7 +10,7 @@ import {
   type IngestOutcome,
   type Refusal,
   type StoredRecord,
-} from '../../platform-server/ingest';
+} from '../../platform-server/ingest/gate';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import {
   CapturingLogger,

@@ -1,10 +1,10 @@
-// Ingest stores frames from many meters in one transaction (platform-server/ingestStore.ts). A
+// Ingest stores frames from many meters in one transaction (platform-server/ingest/store.ts). A
 // batch must behave exactly as the frames would one by one: a refused frame writes nothing and does
 // not hold back the others, a meter's frames keep their order, text of any kind is stored verbatim,
 // and a database failure loses nothing (every frame of the batch refused, the meters send again).
 import assert from 'node:assert/strict';
-import { type Accepted, Ingest, type IngestOutcome, type Refusal } from '../../platform-server/ingest';
-import { arrayLiteral } from '../../platform-server/ingestStore';
+import { type Accepted, Ingest, type IngestOutcome, type Refusal } from '../../platform-server/ingest/gate';
+import { arrayLiteral } from '../../platform-server/ingest/store';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { RecordKind } from '../../protocol/records';
 import { uplinkTopic } from '../../protocol/topics';

@@ -12,7 +12,7 @@ import {
   keystoreFromHex,
   loadKeystore,
   openKeystoreFile,
-} from '../../platform-server/keystore';
+} from '../../platform-server/keys/keystore';
 
 const MASTER_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
 const FAST = { logN: 10, r: 8, p: 1 }; // keeps the tests quick; files default to 2^17

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { NodeMqttLink, meterClientId } from '../../hal/mock/mqtt.node';
 import type { MqttEvents } from '../../hal/mqtt';
-import { type Broker, startBroker } from '../../platform-server/broker';
+import { type Broker, startBroker } from '../../platform-server/core/broker';
 import { randomMeterId } from '../../sim/fleet/platform';
 
 /** Events of a link, with promises for the next message and the next (dis)connection. */

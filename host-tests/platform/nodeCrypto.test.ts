@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { AuthenticationError } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
-import { nodeCrypto } from '../../platform-server/nodeCrypto';
+import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
 
 // The platform seals and opens with OpenSSL, the firmware with @noble: they must agree byte for byte.
 describe('platform crypto (node:crypto) against the firmware provider (@noble)', () => {

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase } from '../../platform-server/db';
-import { Operators } from '../../platform-server/operators';
+import { openDatabase } from '../../platform-server/core/db';
+import { Operators } from '../../platform-server/operators/service';
 import type * as Cli from '../../tools/parklink';
 import { forEachBackend } from '../../sim/fleet/platform';
 

@@ -7,9 +7,11 @@ import Fastify from 'fastify';
 import { fromHex, toHex } from '../../protocol/bytes';
 import { verifyReleaseToken } from '../../protocol/release';
 import { DEFAULT_SETTINGS } from '../../protocol/status';
-import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators';
-import { migrate, openDatabase } from '../../platform-server/db';
-import { configFromEnv, type Platform } from '../../platform-server/platform';
+import { Operators, type Role, ROLES, roleAtLeast } from '../../platform-server/operators/service';
+import { openDatabase } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
+import type { Platform } from '../../platform-server/platform';
+import { configFromEnv } from '../../platform-server/config';
 import {
   crypto,
   forEachBackend,
@@ -255,7 +257,7 @@ forEachBackend('operator accounts', (backend) => {
       body: { fromSeq: 1, toSeq: 2, reason: 'unknown meter' },
       through: 404,
     },
-    { need: 'supervisor', method: 'POST', path: '/meters/4294967295/key-rotation', through: 404 },
+    { need: 'supervisor', method: 'POST', path: '/api/meters/4294967295/key-rotation', through: 404 },
     { need: 'admin', method: 'GET', path: '/api/operators/audit?limit=1', through: 200 },
   ];
   for (const group of groups) {
@@ -283,8 +285,8 @@ forEachBackend('operator accounts', (backend) => {
     const need = (method: string, url: string) =>
       routes.find((r) => r.method === method && r.url === url)?.role;
     assert.equal(need('POST', '/api/meters/:id/releases'), 'supervisor');
-    assert.equal(need('POST', '/meters/:id/key-rotation'), 'supervisor');
-    assert.equal(need('POST', '/meters/:id/maintenance-tokens'), 'operator');
+    assert.equal(need('POST', '/api/meters/:id/key-rotation'), 'supervisor');
+    assert.equal(need('POST', '/api/meters/:id/maintenance-tokens'), 'operator');
     assert.equal(need('POST', '/api/meters/:id/settings'), 'operator');
     assert.equal(need('POST', '/api/operators'), 'admin');
     assert.equal(need('HEAD', '/api/meters'), 'viewer');
@@ -306,7 +308,7 @@ forEachBackend('operator accounts', (backend) => {
     new Operators(platform.db).install(app);
     try {
       assert.throws(() => app.get('/api/unguarded', async () => 'open'), /without requireRole/);
-      assert.throws(() => app.post('/meters/:id/unguarded', async () => 'open'), /without requireRole/);
+      assert.throws(() => app.post('/api/meters/:id/unguarded', async () => 'open'), /without requireRole/);
       app.get('/elsewhere', async () => 'fine');
     } finally {
       await app.close();
@@ -396,9 +398,11 @@ forEachBackend('operator accounts', (backend) => {
       version: 3,
     });
     assert.equal(settings.statusCode, 202);
-    const token = await inject('POST', `/meters/${meterId}/maintenance-tokens`, op, { staff: 'field.tech' });
+    const token = await inject('POST', `/api/meters/${meterId}/maintenance-tokens`, op, {
+      staff: 'field.tech',
+    });
     assert.equal(token.statusCode, 201);
-    const denied = await inject('POST', `/meters/${meterId}/key-rotation`, op);
+    const denied = await inject('POST', `/api/meters/${meterId}/key-rotation`, op);
     assert.equal(denied.statusCode, 403);
     const rows = await audit('username = $1 AND meter_id = $2', [op.username, meterId]);
     assert.deepEqual(

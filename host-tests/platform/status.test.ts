@@ -1,4 +1,4 @@
-// Meter status on the platform (issue 7), on both backends: 0x04 frames through ingest's route
+// Meter status on the platform, on both backends: 0x04 frames through ingest's route
 // (status reports and events), replays and forgeries refused with nothing stored,
 // GET /api/meters/:id/status, the alarms with time and state, and settings pushed as 0x84.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue 5 items 2 and 6: CMAC and AN10922 vectors, the ATECC608 driver against its virtual twin,
+// CMAC and AN10922 vectors, the ATECC608 driver against its virtual twin,
 // the SAM over T=1 on a virtual UART, and the key hierarchy computed by the two chips.
 import assert from 'node:assert/strict';
 import { hmac } from '@noble/hashes/hmac';

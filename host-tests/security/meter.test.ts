@@ -1,4 +1,4 @@
-// Issue 5 on whole meters: nonces across power cuts, rotation and its window, replay records,
+// Security on whole meters: nonces across power cuts, rotation and its window, replay records,
 // tamper (keys wiped first, alarm, alert, payments refused until re-key), maintenance sessions,
 // cloned cards and torn debits.
 import assert from 'node:assert/strict';

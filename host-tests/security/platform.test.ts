@@ -1,4 +1,4 @@
-// Issue 5 at the platform: rotation pushed over the broker to a real virtual meter, acknowledged
+// Keys at the platform: rotation pushed over the broker to a real virtual meter, acknowledged
 // under the old key, the old epoch accepted for the window; maintenance tokens by route.
 import assert from 'node:assert/strict';
 import { Meter } from '../../firmware/meter';
@@ -51,7 +51,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     await until(() => link.connected, 'the meter to connect');
     const pushed = await platform.app.inject({
       method: 'POST',
-      url: `/meters/${meterId}/key-rotation`,
+      url: `/api/meters/${meterId}/key-rotation`,
       headers: supervisor.headers,
     });
     assert.equal(pushed.statusCode, 202);
@@ -79,7 +79,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     await until(() => m.ledger.acknowledgedSeq === m.log.lastSeq, 'the epoch 2 upload to be acknowledged');
     const missing = await platform.app.inject({
       method: 'POST',
-      url: '/meters/4294967295/key-rotation',
+      url: '/api/meters/4294967295/key-rotation',
       headers: supervisor.headers,
     });
     assert.equal(missing.statusCode, 404);
@@ -90,13 +90,13 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     await platform.provisionMeter(meterId, 'tokens');
     const one = await platform.app.inject({
       method: 'POST',
-      url: `/meters/${meterId}/maintenance-tokens`,
+      url: `/api/meters/${meterId}/maintenance-tokens`,
       headers: supervisor.headers,
       payload: { staff: 'alice', seconds: 600 },
     });
     const two = await platform.app.inject({
       method: 'POST',
-      url: `/meters/${meterId}/maintenance-tokens`,
+      url: `/api/meters/${meterId}/maintenance-tokens`,
       headers: supervisor.headers,
       payload: { staff: 'bob' },
     });
@@ -110,7 +110,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     for (const payload of [{}, { staff: 'x', seconds: 999_999 }, { staff: 'bad name!' }]) {
       const r = await platform.app.inject({
         method: 'POST',
-        url: `/meters/${meterId}/maintenance-tokens`,
+        url: `/api/meters/${meterId}/maintenance-tokens`,
         headers: supervisor.headers,
         payload,
       });
@@ -118,7 +118,7 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
     }
     const unknown = await platform.app.inject({
       method: 'POST',
-      url: '/meters/4294967295/maintenance-tokens',
+      url: '/api/meters/4294967295/maintenance-tokens',
       headers: supervisor.headers,
       payload: { staff: 'a' },
     });

@@ -1,4 +1,4 @@
-// The issue 7 drivers at register level against their virtual chips: identity, configuration
+// The sensor and fuel-gauge drivers at register level against their virtual chips: identity, configuration
 // writes, conversions, and each fault (no acknowledge, stuck output, wrong identity, bad CRC).
 import assert from 'node:assert/strict';
 import { Bits as GaugeBits, MAX17048, Register as GaugeRegister } from '../../drivers/power/max17048';

@@ -1,4 +1,4 @@
-// A whole meter with the issue 7 parts on virtual time: board with sensors, packs and watchdog,
+// A whole meter with its guard sensors and battery packs on virtual time: board with sensors, packs and watchdog,
 // provisioned keys, the bus events it emitted, its records, and the 0x04 frames it sent.
 import { Meter, type MeterConfig } from '../../firmware/meter';
 import type { MeterEvents } from '../../firmware/events';
@@ -34,6 +34,8 @@ export interface RigOptions {
   start?: boolean;
   /** Fit a second radio path: a Zigbee relay, another link on the same broker. */
   relay?: boolean;
+  /** Called with the board after provisioning, before the meter is built (parts made to fail). */
+  prepare?: (board: VirtualBoard) => void;
 }
 
 export class Rig {
@@ -63,6 +65,7 @@ export class Rig {
       lastReset: options.lastReset,
     });
     if (options.provision ?? !options.state) provisionBoard(this.board.hardware, this.keys, RIG_METER);
+    options.prepare?.(this.board);
     this.meter = new Meter(this.board.hardware, {
       meterId: RIG_METER,
       bays: [1, 2, 3, 4],

@@ -1,4 +1,4 @@
-// Issue 7's XS run: the guard and power scenario (sensors, fan, occupancy, packs) on the firmware
+// The guard's XS run: the guard and power scenario (sensors, fan, occupancy, packs) on the firmware
 // bundled with its virtual chips, under the real XS engine; the records and chain links must equal
 // those of the same scenario under Node. Prints the XS compute per minute of sampling (figures,
 // never assertions on their size).

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { CUT_TARGETS, formatResult, runPowerCuts } from '../../tools/powercut';
 
-describe('power cuts during storage operations (issue 4)', () => {
+describe('power cuts during storage operations', () => {
   it('2,000 random cuts: no committed or acknowledged record lost, no duplicate, stores in step', function () {
     this.timeout(180_000);
     const violations: string[] = [];

@@ -1,4 +1,4 @@
-// Storage (411) and main record (410), issue 4: the stores restore each other, the upload backup,
+// Storage (411) and main record (410): the stores restore each other, the upload backup,
 // operator releases, memory full, the claim 10 records.
 import assert from 'node:assert/strict';
 import { EventBus } from '../../firmware/bus';

@@ -5,6 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { formatMoney } from '../../tools/money';
 import type * as Cli from '../../tools/parklink';
 
 // By URL with its extension: '../../tools/parklink' would load the bin shim tools/parklink.js.
@@ -36,6 +37,16 @@ describe('parklink CLI', () => {
     const q = JSON.parse(r.out);
     assert.equal(q.amount, 150);
     assert.equal(q.lines[0].units, 5);
+    assert.equal(q.price, '£1.50');
+    assert.equal(q.currencyCode, 'GBP');
+  });
+
+  it('prints money in the currency format for the ISO 4217 numeric code', () => {
+    assert.equal(formatMoney(180, 826), '£1.80');
+    assert.equal(formatMoney(-120, 826), '-£1.20');
+    assert.equal(formatMoney(1999, 978), '€19.99');
+    assert.equal(formatMoney(500, 392), 'JP¥500'); // no minor unit in yen
+    assert.equal(formatMoney(180, 999), '180 (currency 999)');
   });
 
   it('reads a start without an offset in the tariff time zone, and answers the amount direction', async () => {

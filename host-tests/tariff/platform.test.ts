@@ -8,9 +8,11 @@ import { ChargingUnit } from '../../firmware/units/charging';
 import { FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
 import { flatTariff, type TariffDocument } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
-import { type Database, migrate, openDatabase } from '../../platform-server/db';
-import { keystoreFromHex } from '../../platform-server/keystore';
-import { Operators } from '../../platform-server/operators';
+import { type Database, openDatabase } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
+import { keystoreFromHex } from '../../platform-server/keys/keystore';
+import { Operators } from '../../platform-server/operators/service';
+import { MeterTables } from '../../platform-server/ingest/meters';
 import { startTariffs } from '../../platform-server/tariffs';
 import { type OperatorLogin, operatorLogin } from '../../sim/fleet/platform';
 
@@ -46,6 +48,7 @@ describe('platform tariffs (PGlite)', () => {
     staff = await operatorLogin(operators, 'operator');
     service = await startTariffs(app, {
       db,
+      meters: new MeterTables(db),
       keystore,
       guard: operators,
       async sendDownlink(_meterId, type, body) {

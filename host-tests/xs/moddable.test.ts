@@ -230,7 +230,7 @@ describe('XS harness: the Moddable runtime where xsnap differs', function () {
       );
       await assert.rejects(
         bundleForXs(path.join(dir, 'unlisted', 'protocol/wire.ts'), { manifest }),
-        /"cborg" imported by .*unlisted\/protocol\/wire\.ts is not in manifest\.json's modules for platform lin: the Moddable build would fail/,
+        /"cborg" imported by .*unlisted\/protocol\/wire\.ts is not in manifest\.json's modules for platform x-cli-lin: the Moddable build would fail/,
       );
     });
 
@@ -313,8 +313,8 @@ describe('XS harness: the Moddable runtime where xsnap differs', function () {
       assert.deepEqual(await unlistedDeviceImports(complete, 'esp32'), []);
     });
 
-    it("resolves every import reachable from the project manifest's creation.main, for esp32 and for the host build (lin)", async () => {
-      for (const platform of ['esp32', 'lin']) {
+    it("resolves every import reachable from the project manifest's creation.main, for esp32 and for the host build (x-cli-lin)", async () => {
+      for (const platform of ['esp32', 'x-cli-lin']) {
         assert.deepEqual(await unlistedDeviceImports('manifest.json', platform), [], platform);
       }
     });
@@ -353,7 +353,7 @@ describe('XS harness: the Moddable runtime where xsnap differs', function () {
     });
 
     it("evaluates firmware/setup/text before cborg on the device, from the project manifest's preload and main", async () => {
-      for (const platform of ['esp32', 'lin']) {
+      for (const platform of ['esp32', 'x-cli-lin']) {
         const { problems, order } = await deviceGraph('manifest.json', platform);
         assert.deepEqual(problems, [], platform);
         assert.equal(setupBeforeCborg(order), true, `${platform}: ${order.join(' ')}`);
@@ -368,7 +368,7 @@ describe('XS harness: the Moddable runtime where xsnap differs', function () {
       );
       await assert.rejects(
         bundleForXs(path.join(dir, 'platform', 'main.ts'), { manifest }),
-        /refuses platform lin: esp32 only/,
+        /refuses platform x-cli-lin: esp32 only/,
       );
       await bundleForXs(path.join(dir, 'platform', 'main.ts'), { manifest, platform: 'esp32' });
     });

@@ -3,7 +3,7 @@
 // (queued, delivered, failed). The embedded default adapter is the local outbox itself — a
 // delivered row is what the driver web app shows under Messages. WebhookAdapter hands SMS and voice
 // to a real gateway over HTTP.
-import type { Queryable } from '../db';
+import type { Queryable } from '../core/db';
 
 export type Channel = 'sms' | 'voice' | 'app' | 'email';
 export const CHANNELS: readonly Channel[] = ['sms', 'voice', 'app', 'email'];

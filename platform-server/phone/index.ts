@@ -6,14 +6,14 @@ import type { FastifyInstance } from 'fastify';
 import { fromHex } from '../../protocol/bytes';
 import { RENEWAL_ACK_FRAME } from '../../protocol/renewal';
 import { flatTariff, Tariff, type TariffDocument } from '../../protocol/tariff';
-import type { Database } from '../db';
-import type { Accepted, Ingest, Logger } from '../ingest';
-import type { Keystore } from '../keystore';
+import type { Database } from '../core/db';
+import type { Accepted, Ingest, Logger } from '../ingest/gate';
+import type { Keystore } from '../keys/keystore';
 import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
 import { type Pricing, type TariffLike, TariffPricing } from './pricing';
-import { defaultRateLimits, type RateLimits, registerPhoneRoutes } from './routes';
+import { defaultRateLimits, type RateLimits, phoneRoutes } from './routes';
 import type { ScryptParams } from './security';
-import { type PhoneClock, PhoneService, type RealtimeAuthoriser } from './service';
+import { type PhoneClock, type PhoneOptions, PhoneService, type RealtimeAuthoriser } from './service';
 
 export interface PhoneConfig {
   /** The scheduler's and the renewals' clock; real time when absent. */
@@ -69,6 +69,7 @@ export interface Phone {
 
 export async function startPhone(deps: {
   db: Database;
+  meters: PhoneOptions['meters'];
   app: FastifyInstance;
   ingest: Ingest;
   keystore: Keystore;
@@ -97,6 +98,7 @@ export async function startPhone(deps: {
   }
   const service = new PhoneService({
     db: deps.db,
+    meters: deps.meters,
     keystore: deps.keystore,
     brokerUrl: deps.brokerUrl,
     logger: deps.logger,
@@ -118,7 +120,9 @@ export async function startPhone(deps: {
   };
   deps.ingest.on('committed', onCommitted);
   deps.ingest.route(RENEWAL_ACK_FRAME, service.onRenewalAck);
-  await registerPhoneRoutes(deps.app, service, config.rateLimits ?? defaultRateLimits(), {
+  await deps.app.register(phoneRoutes, {
+    phone: service,
+    limits: config.rateLimits ?? defaultRateLimits(),
     gatewaySecret: config.gatewaySecret,
   });
 

@@ -6,7 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { errorBody, errorResponses, sendError } from '../core/errors';
+import { object, time } from '../core/schemas';
 import { RateLimiter } from './security';
 import { PhoneError, type PhoneService } from './service';
 
@@ -141,6 +143,15 @@ const voiceBody = {
   additionalProperties: false,
 } as const;
 
+/** Driver routes: a driver's bearer token from register or login. */
+const driverOnly = { 'x-role': 'driver', security: [{ driverBearer: [] }] } as const;
+/** The SMS and voice gateway's posts: its shared secret when one is configured. */
+const gatewayOnly = { 'x-role': 'gateway', security: [{ gatewayBearer: [] }, {}] } as const;
+const loose = { type: 'object', additionalProperties: true } as const;
+const noContent = { type: 'null', description: 'no body' } as const;
+const staticFile = { type: 'string', description: 'the file (HTML, JavaScript, CSS, SVG)' } as const;
+const session = object({ driver: loose, token: { type: 'string' } });
+
 declare module 'fastify' {
   interface FastifyRequest {
     driverId?: number;
@@ -152,30 +163,27 @@ function tooMany(reply: FastifyReply, retryAfter: number, what: string) {
   return reply
     .code(429)
     .header('retry-after', String(retryAfter))
-    .send({
-      statusCode: 429,
-      error: 'Too Many Requests',
-      message: `too many ${what}: try again in ${retryAfter} s`,
-    });
+    .send(errorBody(429, 'too-many-requests', `too many ${what}: try again in ${retryAfter} s`));
 }
 
-export async function registerPhoneRoutes(
-  app: FastifyInstance,
-  phone: PhoneService,
-  limits: RateLimits = defaultRateLimits(),
-  options: { gatewaySecret?: string } = {},
-): Promise<void> {
+export interface PhoneRoutesOptions {
+  phone: PhoneService;
+  limits?: RateLimits;
+  /** Incoming gateway posts must carry `Authorization: Bearer <secret>`. */
+  gatewaySecret?: string;
+}
+
+/** The drivers' API, the SMS and voice gateway's posts and the driver web app. */
+export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, options) => {
+  const { phone } = options;
+  const limits = options.limits ?? defaultRateLimits();
   // A PhoneError becomes its 4xx through the platform's error handler (statusCode, code, message).
   const auth = async (request: FastifyRequest, reply: FastifyReply) => {
     const header = request.headers.authorization ?? '';
     const match = /^Bearer ([A-Za-z0-9_-]{20,100})$/.exec(header);
     const driverId = match ? await phone.authenticate(match[1]) : undefined;
     if (!match || driverId === undefined) {
-      return reply.code(401).send({
-        statusCode: 401,
-        error: 'Unauthorized',
-        message: 'log in first (Authorization: Bearer <token>)',
-      });
+      return sendError(reply, 401, 'unauthenticated', 'log in first (Authorization: Bearer <token>)');
     }
     request.driverId = driverId;
     request.bearer = match[1];
@@ -183,12 +191,18 @@ export async function registerPhoneRoutes(
   const gateway = async (request: FastifyRequest, reply: FastifyReply) => {
     if (!options.gatewaySecret) return;
     if (request.headers.authorization !== `Bearer ${options.gatewaySecret}`)
-      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'unknown gateway' });
+      return sendError(reply, 401, 'unknown-gateway', 'unknown gateway');
   };
 
   app.post<{ Body: { name: string; phone: string; email: string; password: string } }>(
     '/api/driver/register',
-    { schema: { body: registerBody } },
+    {
+      schema: {
+        summary: 'Register a driver',
+        body: registerBody,
+        response: { 201: session, ...errorResponses(400, 409, 429) },
+      },
+    },
     async (request, reply) => {
       const wait = limits.register.hit(`ip:${request.ip}`);
       if (wait) return tooMany(reply, wait, 'registrations');
@@ -199,7 +213,13 @@ export async function registerPhoneRoutes(
 
   app.post<{ Body: { login: string; password: string } }>(
     '/api/driver/login',
-    { schema: { body: loginBody } },
+    {
+      schema: {
+        summary: 'Log a driver in (phone, e-mail or account number)',
+        body: loginBody,
+        response: { 200: session, ...errorResponses(400, 401, 429) },
+      },
+    },
     async (request, reply) => {
       const wait =
         limits.login.hit(`id:${request.body.login.trim().toLowerCase()}`) ||
@@ -209,29 +229,76 @@ export async function registerPhoneRoutes(
     },
   );
 
-  app.post('/api/driver/logout', { preHandler: auth }, async (request, reply) => {
-    await phone.logout(request.bearer!);
-    return reply.code(204).send();
-  });
+  app.post(
+    '/api/driver/logout',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'Log out: this token is revoked',
+        response: { 204: noContent, ...errorResponses(401) },
+      },
+    },
+    async (request, reply) => {
+      await phone.logout(request.bearer!);
+      return reply.code(204).send();
+    },
+  );
 
-  app.get('/api/driver/me', { preHandler: auth }, async (request) => ({
-    driver: await phone.driver(request.driverId!),
-    serverNow: new Date(phone.clock.now()).toISOString(),
-  }));
+  app.get(
+    '/api/driver/me',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: "The driver's account and the platform's clock",
+        response: { 200: object({ driver: loose, serverNow: time }), ...errorResponses(401) },
+      },
+    },
+    async (request) => ({
+      driver: await phone.driver(request.driverId!),
+      serverNow: new Date(phone.clock.now()).toISOString(),
+    }),
+  );
 
   app.patch<{ Body: Record<string, never> }>(
     '/api/driver/me',
-    { preHandler: auth, schema: { body: settingsBody } },
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: "Change the driver's settings",
+        body: settingsBody,
+        response: { 200: object({ driver: loose }), ...errorResponses(400, 401) },
+      },
+    },
     async (request) => ({ driver: await phone.updateSettings(request.driverId!, request.body) }),
   );
 
-  app.get('/api/driver/cards', { preHandler: auth }, async (request) => ({
-    cards: await phone.cards(request.driverId!),
-  }));
+  app.get(
+    '/api/driver/cards',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: "The driver's cards",
+        response: { 200: object({ cards: { type: 'array', items: loose } }), ...errorResponses(401) },
+      },
+    },
+    async (request) => ({ cards: await phone.cards(request.driverId!) }),
+  );
 
   app.post<{ Body: { cardNumber: string; cardType: number; label?: string; renewal?: boolean } }>(
     '/api/driver/cards',
-    { preHandler: auth, schema: { body: cardBody } },
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'Register a card (kept as a token and its last four digits)',
+        body: cardBody,
+        response: { 201: object({ card: loose }), ...errorResponses(400, 401, 409) },
+      },
+    },
     async (request, reply) =>
       reply.code(201).send({ card: await phone.addCard(request.driverId!, request.body) }),
   );
@@ -241,13 +308,30 @@ export async function registerPhoneRoutes(
     Body: { paysWith?: number | null; renewal?: boolean; label?: string };
   }>(
     '/api/driver/cards/:id',
-    { preHandler: auth, schema: { params: idParams, body: cardPatch } },
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'Link a card for renewals, or relabel it',
+        params: idParams,
+        body: cardPatch,
+        response: { 200: object({ card: loose }), ...errorResponses(400, 401, 404) },
+      },
+    },
     async (request) => ({ card: await phone.updateCard(request.driverId!, request.params.id, request.body) }),
   );
 
   app.delete<{ Params: { id: number } }>(
     '/api/driver/cards/:id',
-    { preHandler: auth, schema: { params: idParams } },
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'Remove a card',
+        params: idParams,
+        response: { 204: noContent, ...errorResponses(400, 401, 404) },
+      },
+    },
     async (request, reply) => {
       await phone.removeCard(request.driverId!, request.params.id);
       return reply.code(204).send();
@@ -259,6 +343,12 @@ export async function registerPhoneRoutes(
     {
       preHandler: auth,
       schema: {
+        ...driverOnly,
+        summary: "The driver's parking sessions, newest first",
+        response: {
+          200: object({ sessions: { type: 'array', items: loose }, serverNow: time }),
+          ...errorResponses(400, 401),
+        },
         querystring: {
           type: 'object',
           properties: { state: { type: 'string', enum: ['active', 'all'] } },
@@ -274,7 +364,16 @@ export async function registerPhoneRoutes(
 
   app.post<{ Params: { id: number }; Body: { minutes: number } }>(
     '/api/driver/sessions/:id/extend',
-    { preHandler: auth, schema: { params: idParams, body: extendBody } },
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'Extend a session: priced, paid and sent to the meter',
+        params: idParams,
+        body: extendBody,
+        response: { 202: object({ renewal: loose }), ...errorResponses(400, 401, 402, 404, 409, 422) },
+      },
+    },
     async (request, reply) =>
       reply.code(202).send({
         renewal: await phone.renew(request.driverId!, {
@@ -285,15 +384,27 @@ export async function registerPhoneRoutes(
       }),
   );
 
-  app.get('/api/driver/renewals', { preHandler: auth }, async (request) => ({
-    renewals: await phone.renewals(request.driverId!),
-  }));
+  app.get(
+    '/api/driver/renewals',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: "The driver's renewals",
+        response: { 200: object({ renewals: { type: 'array', items: loose } }), ...errorResponses(401) },
+      },
+    },
+    async (request) => ({ renewals: await phone.renewals(request.driverId!) }),
+  );
 
   app.get<{ Params: { id: string } }>(
     '/api/driver/renewals/:id',
     {
       preHandler: auth,
       schema: {
+        ...driverOnly,
+        summary: 'One renewal of the driver',
+        response: { 200: object({ renewal: loose }), ...errorResponses(400, 401, 404) },
         params: {
           type: 'object',
           properties: { id: { type: 'string', pattern: '^[0-9a-z]{1,14}$' } },
@@ -304,14 +415,31 @@ export async function registerPhoneRoutes(
     async (request) => ({ renewal: await phone.renewal(request.driverId!, request.params.id) }),
   );
 
-  app.get('/api/driver/messages', { preHandler: auth }, async (request) => ({
-    messages: await phone.messages(request.driverId!),
-  }));
+  app.get(
+    '/api/driver/messages',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'The messages sent to the driver, newest first',
+        response: { 200: object({ messages: { type: 'array', items: loose } }), ...errorResponses(401) },
+      },
+    },
+    async (request) => ({ messages: await phone.messages(request.driverId!) }),
+  );
 
   // The SMS gateway: an incoming text. The reply is returned and queued in the outbox.
   app.post<{ Body: { from: string; text: string } }>(
     '/api/phone/sms',
-    { preHandler: gateway, schema: { body: smsBody } },
+    {
+      preHandler: gateway,
+      schema: {
+        ...gatewayOnly,
+        summary: 'An incoming SMS from the gateway; returns the reply',
+        body: smsBody,
+        response: { 200: object({ reply: { type: 'string' } }), ...errorResponses(400, 401, 429) },
+      },
+    },
     async (request, reply) => {
       const wait = limits.sms.hit(request.body.from.replace(/[^0-9]/g, ''));
       if (wait) return tooMany(reply, wait, 'messages from this number');
@@ -322,7 +450,18 @@ export async function registerPhoneRoutes(
   // The voice gateway (IVRS): the call is answered with digits "" and each key press posts them.
   app.post<{ Body: { from: string; digits?: string } }>(
     '/api/phone/voice',
-    { preHandler: gateway, schema: { body: voiceBody } },
+    {
+      preHandler: gateway,
+      schema: {
+        ...gatewayOnly,
+        summary: 'A key press on a call from the voice gateway; returns what to say',
+        body: voiceBody,
+        response: {
+          200: object({ say: { type: 'string' }, gather: { type: 'boolean' } }),
+          ...errorResponses(400, 401, 429),
+        },
+      },
+    },
     async (request, reply) => {
       const wait = limits.voice.hit(request.body.from.replace(/[^0-9]/g, ''));
       if (wait) return tooMany(reply, wait, 'key presses from this number');
@@ -333,29 +472,46 @@ export async function registerPhoneRoutes(
   // The driver web app: a few static files read once.
   const files = new Map<string, Buffer>();
   for (const name of Object.keys(WEB_FILES)) files.set(name, await readFile(join(WEB_DIR, name)));
-  app.get('/app', async (_request, reply) => reply.redirect('/app/'));
-  app.get<{ Params: { file?: string } }>('/app/:file', async (request, reply) => {
-    const name = request.params.file || 'index.html';
-    const body = files.get(name);
-    if (!body) throw new PhoneError(404, 'not-found', `no file ${name} in the web app`);
-    return reply
-      .header('content-type', WEB_FILES[name])
-      .header('cache-control', 'no-cache')
-      .header('x-content-type-options', 'nosniff')
-      .header(
-        'content-security-policy',
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
-      )
-      .send(body);
-  });
-  app.get('/app/', async (_request, reply) =>
-    reply
-      .header('content-type', WEB_FILES['index.html'])
-      .header('cache-control', 'no-cache')
-      .header(
-        'content-security-policy',
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
-      )
-      .send(files.get('index.html')),
+  app.get(
+    '/app',
+    { schema: { summary: 'The driver web app (redirect)', response: { 302: noContent } } },
+    async (_request, reply) => reply.redirect('/app/'),
   );
-}
+  app.get<{ Params: { file?: string } }>(
+    '/app/:file',
+    {
+      schema: {
+        summary: "The driver web app's files",
+        params: { type: 'object', properties: { file: { type: 'string' } } },
+        response: { 200: staticFile, ...errorResponses(404) },
+      },
+    },
+    async (request, reply) => {
+      const name = request.params.file || 'index.html';
+      const body = files.get(name);
+      if (!body) throw new PhoneError(404, 'not-found', `no file ${name} in the web app`);
+      return reply
+        .header('content-type', WEB_FILES[name])
+        .header('cache-control', 'no-cache')
+        .header('x-content-type-options', 'nosniff')
+        .header(
+          'content-security-policy',
+          "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        )
+        .send(body);
+    },
+  );
+  app.get(
+    '/app/',
+    { schema: { summary: 'The driver web app', response: { 200: staticFile } } },
+    async (_request, reply) =>
+      reply
+        .header('content-type', WEB_FILES['index.html'])
+        .header('cache-control', 'no-cache')
+        .header(
+          'content-security-policy',
+          "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        )
+        .send(files.get('index.html')),
+  );
+};

@@ -54,4 +54,4 @@ export function tokenHash(token: string): string {
   return bytesToHex(sha256(new TextEncoder().encode(token)));
 }
 
-export { RateLimiter } from '../rateLimiter';
+export { RateLimiter } from '../core/rateLimiter';

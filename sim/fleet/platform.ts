@@ -11,9 +11,10 @@ import { FRAME_VERSION, FrameType, type FrameHeader, openFrame, sealFrame } from
 import type { MeterKeys } from '../../protocol/keys';
 import { type AckMessage, decodeAckMessage, encodeRecordsMessage } from '../../protocol/messages';
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
-import type { Logger } from '../../platform-server/ingest';
-import type { Operators, Role } from '../../platform-server/operators';
-import { createPlatform, type Platform, type PlatformConfig } from '../../platform-server/platform';
+import type { Logger } from '../../platform-server/ingest/gate';
+import type { Operators, Role } from '../../platform-server/operators/service';
+import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { PlatformConfig } from '../../platform-server/config';
 
 export { crypto };
 

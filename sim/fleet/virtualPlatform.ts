@@ -1,6 +1,6 @@
 // The platform's side of the wire for runs with no database or broker (unit tests, the XS run):
 // opens uplink frames, checks the hash chain and acknowledges, using protocol/ exactly as the real
-// platform (platform-server/ingest.ts) does. XS-safe: no Node module.
+// platform (platform-server/ingest/gate.ts) does. XS-safe: no Node module.
 import type { Crypto } from '../../hal/crypto';
 import type { VirtualBroker, VirtualMqttLink } from '../../hal/mock/mqtt';
 import { bytesEqual } from '../../protocol/bytes';

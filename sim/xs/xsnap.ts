@@ -50,11 +50,11 @@ export interface BundleOptions {
   define?: Record<string, string>;
   /** The manifest whose module map imports resolve through (default: the repository's manifest.json). */
   manifest?: string;
-  /** The platform whose module map applies (default `lin`, the host build of the firmware). */
+  /** The platform whose module map applies (default `x-cli-lin`, the host build of the firmware). */
   platform?: string;
 }
 
-/** The platform the XS runs stand for: the Moddable host build (`mcconfig -p lin`). */
+/** The platform the XS runs stand for: the Moddable host build (`mcconfig -p x-cli-lin`). */
 export const XS_TEST_PLATFORM = 'x-cli-lin';
 
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));

@@ -1,4 +1,4 @@
-// 100,000 random and mutated inputs into the frame and APDU parsers.
+// Fuzzing: 100,000 random and mutated inputs into the frame and APDU parsers.
 import { fuzz } from '../../sim/fleet/fuzzer';
 
 export const description = 'fuzz the frame and APDU parsers with 100,000 inputs: no crash, no acceptance';

@@ -19,8 +19,10 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { migrate, openDatabase } from '../../platform-server/db';
-import { createPlatform, type PlatformConfig } from '../../platform-server/platform';
+import { openDatabase } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
+import { createPlatform } from '../../platform-server/platform';
+import type { PlatformConfig } from '../../platform-server/config';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
@@ -307,7 +309,7 @@ export async function run(args: string[]): Promise<void> {
   const perMeter = Number(option(args, 'records', '1000'));
   const set = Number(option(args, 'set', '50'));
   const instanceCounts = option(args, 'instances', '1,2').split(',').map(Number);
-  // Connections per instance in the shared-subscription group (platform-server/ingest.ts).
+  // Connections per instance in the shared-subscription group (platform-server/ingest/gate.ts).
   const connections = option(args, 'connections', '1');
   // Extra node flags for the platform processes, e.g. --instance-flags="--cpu-prof --cpu-prof-dir=/tmp/p".
   const nodeFlags = option(args, 'instance-flags', '').split(' ').filter(Boolean);

@@ -1,4 +1,4 @@
-// Pay by phone (issue 6): renewal latency with many virtual meters on loopback — from the driver's
+// Pay by phone: renewal latency with many virtual meters on loopback — from the driver's
 // request (priced, paid, downlink 0x86 published) through the meter applying it, recording it and
 // acknowledging (0x06), to the confirmation queued in the outbox. Embedded platform (PGlite + aedes).
 //

@@ -1,4 +1,4 @@
-// Time from the cover sensor's edge to keys wiped (SAM, secure element, RAM): on
+// Tamper response: time from the cover sensor's edge to keys wiped (SAM, secure element, RAM): on
 // the virtual clock, and the XS compute of the whole tamper response on a virtual meter.
 import { bundleForXs, startXs } from '../../sim/xs/xsnap';
 

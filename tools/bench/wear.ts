@@ -1,4 +1,4 @@
-// Flash wear of the record store (issue 4): one million transaction records through a 1 MB
+// Flash wear of the record store: one million transaction records through a 1 MB
 // partition of 4 KB sectors, the platform acknowledging as it goes, so sectors rotate. Prints the
 // erase count of every sector (min, mean, max, spread) and the projected lifetime at 500
 // transactions a day against 100,000 erase cycles per sector. The backup partition sees the same

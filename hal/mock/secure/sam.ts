@@ -1,28 +1,73 @@
-// A virtual SAM behind a virtual UART: ISO 7816-3 T=1 blocks and the ParkLink SAM application of
-// drivers/secure/sam.ts, with its keys in `state` (what survives a power cycle). Can be made to
-// answer a bad LRC, stay silent or ask for waiting time.
+// A virtual SAM behind a virtual UART: ISO/IEC 7816-3 T=1 blocks and the ParkLink SAM application
+// (docs/secure-parts.md), with its keys in `state` (what survives a power cycle). Can be made to
+// answer a bad LRC, stay silent or ask for waiting time. Its block format, instructions and status
+// words are written here from those two documents, not taken from drivers/secure/sam.ts;
+// host-tests/twins/secure.test.ts compares the two.
 import { hmac } from '@noble/hashes/hmac';
 import { sha256 } from '@noble/hashes/sha256';
-import {
-  purseCardKey,
-  purseCardProof,
-  purseMac,
-  purseReaderProof,
-  purseSessionKey,
-} from '../../../drivers/secure/cmac';
-import {
-  decodeT1Block,
-  encodeT1Block,
-  SAM_CLA,
-  SamInstruction,
-  SamStatus,
-  T1,
-} from '../../../drivers/secure/sam';
 import { bytesEqual, readUint32, writeUint32 } from '../../../protocol/bytes';
 import { downlinkKeyFromSalt, maintenanceSecret } from '../../../protocol/keys';
+import { cardKey, cardProof, readerProof, sessionKey, sessionMac } from '../purse';
 import type { VirtualSerialDevice } from '../serial';
-import { CardNotGenuine } from '../../../drivers/rfid/purse';
-import { nobleAesBlock } from './aes';
+
+/** ISO/IEC 7816-3 §11.3.2: PCB codings of the blocks the SAM sends or understands. */
+export const Pcb = Object.freeze({
+  I_SEQUENCE: 0b0100_0000, // I-block N(S)
+  R_BLOCK: 0b1000_0000, // R-block 100N 00ee
+  R_SEQUENCE: 0b0001_0000,
+  R_EDC_ERROR: 0b01,
+  R_OTHER_ERROR: 0b10,
+  RESYNCH_REQUEST: 0xc0,
+  RESYNCH_RESPONSE: 0xe0,
+  WTX_REQUEST: 0xc3,
+  WTX_RESPONSE: 0xe3,
+});
+
+/** ISO/IEC 7816-3 §11.3.1: NAD PCB LEN INF LRC, LRC the XOR of every byte before it. */
+export function t1Block(pcb: number, inf: Uint8Array): Uint8Array {
+  const out = Uint8Array.of(0x00, pcb, inf.length, ...inf, 0);
+  let lrc = 0;
+  for (let i = 0; i < out.length - 1; i++) lrc ^= out[i];
+  out[out.length - 1] = lrc;
+  return out;
+}
+
+/** One whole block with a good LRC, or undefined. */
+function parseT1Block(bytes: Uint8Array): { pcb: number; inf: Uint8Array } | undefined {
+  if (bytes.length < 4 || bytes[2] === 0xff || bytes.length !== bytes[2] + 4) return undefined;
+  let lrc = 0;
+  for (const byte of bytes) lrc ^= byte;
+  return lrc === 0 ? { pcb: bytes[1], inf: bytes.subarray(3, bytes.length - 1) } : undefined;
+}
+
+/** docs/secure-parts.md "SAM application": CLA 80 and the instructions. */
+export const SamApdu = Object.freeze({
+  CLA: 0x80,
+  GET_INFO: 0x10,
+  SET_METER_ID: 0x12,
+  LOAD_CARD_MASTER: 0x14,
+  LOAD_KEYS: 0x20,
+  DERIVE_D: 0x22,
+  MAINTENANCE_SECRET: 0x24,
+  ERASE_BANK: 0x26,
+  WIPE: 0x2e,
+  CARD_AUTH_BEGIN: 0x40,
+  CARD_AUTH_PROVE: 0x42,
+  CARD_MAC: 0x44,
+});
+
+/** docs/secure-parts.md "SAM application": the status words (ISO/IEC 7816-4 §5.6 meanings). */
+export const SamSw = Object.freeze({
+  OK: 0x9000,
+  WRONG_LENGTH: 0x6700,
+  SECURITY_STATUS_NOT_SATISFIED: 0x6982,
+  CONDITIONS_NOT_SATISFIED: 0x6985,
+  WRONG_MAC: 0x6988,
+  WRONG_P1_P2: 0x6a86,
+  REFERENCED_DATA_NOT_FOUND: 0x6a88,
+  INS_NOT_SUPPORTED: 0x6d00,
+  CLA_NOT_SUPPORTED: 0x6e00,
+});
 
 const hmacProvider = { hmacSha256: (key: Uint8Array, data: Uint8Array) => hmac(sha256, key, data) };
 
@@ -64,107 +109,105 @@ export class VirtualSam implements VirtualSerialDevice {
   }
 
   receive(bytes: Uint8Array, line: { send(bytes: Uint8Array): void }): void {
-    let block: ReturnType<typeof decodeT1Block>;
-    try {
-      block = decodeT1Block(bytes);
-    } catch {
-      line.send(encodeT1Block(0x81, new Uint8Array(0))); // R-block: EDC error
+    const block = parseT1Block(bytes);
+    if (!block) {
+      line.send(t1Block(Pcb.R_BLOCK | Pcb.R_EDC_ERROR, new Uint8Array(0)));
       return;
     }
     const fault = this.fault;
     this.fault = undefined;
     if (fault === 'silent') return;
     const send = (pcb: number, inf: Uint8Array) => {
-      const out = encodeT1Block(pcb, inf);
+      const out = t1Block(pcb, inf);
       if (fault === 'lrc') out[out.length - 1] ^= 0x5a;
       line.send(out);
     };
-    if (block.pcb === T1.RESYNCH) {
+    if (block.pcb === Pcb.RESYNCH_REQUEST) {
       this.#sequence = 0;
       this.#card = undefined;
-      send(T1.RESYNCH_RESPONSE, new Uint8Array(0));
+      send(Pcb.RESYNCH_RESPONSE, new Uint8Array(0));
       return;
     }
-    if (block.pcb === T1.WTX_RESPONSE) return; // the reader granted time: the answer follows below
-    if ((block.pcb & 0x80) !== 0) {
-      send(0x82, new Uint8Array(0)); // R-block: other error
+    if (block.pcb === Pcb.WTX_RESPONSE) return; // the reader granted time: the answer follows below
+    if ((block.pcb & Pcb.R_BLOCK) !== 0) {
+      send(Pcb.R_BLOCK | Pcb.R_OTHER_ERROR, new Uint8Array(0));
       return;
     }
-    const ns = (block.pcb >> 6) & 1;
+    const ns = block.pcb & Pcb.I_SEQUENCE ? 1 : 0;
     if (ns !== this.#sequence) {
-      send(0x80 | (this.#sequence << 4) | 0x02, new Uint8Array(0));
+      send(Pcb.R_BLOCK | (this.#sequence ? Pcb.R_SEQUENCE : 0) | Pcb.R_OTHER_ERROR, new Uint8Array(0));
       return;
     }
     this.#sequence ^= 1;
-    if (fault === 'wtx') line.send(encodeT1Block(T1.WTX, Uint8Array.of(1)));
-    send(ns << 6, this.process(block.inf));
+    if (fault === 'wtx') line.send(t1Block(Pcb.WTX_REQUEST, Uint8Array.of(1)));
+    send(ns ? Pcb.I_SEQUENCE : 0, this.process(block.inf));
   }
 
   /** One command APDU in, one response APDU out. */
   process(apdu: Uint8Array): Uint8Array {
     this.apdus++;
-    if (apdu.length < 4) return sw(SamStatus.WRONG_LENGTH);
+    if (apdu.length < 4) return sw(SamSw.WRONG_LENGTH);
     const [cla, ins, p1, p2] = apdu;
-    if (cla !== SAM_CLA) return sw(SamStatus.UNKNOWN_CLA);
+    if (cla !== SamApdu.CLA) return sw(SamSw.CLA_NOT_SUPPORTED);
     let data: Uint8Array;
     if (apdu.length === 4 || apdu.length === 5) data = new Uint8Array(0);
     else if (apdu.length === 5 + apdu[4] || apdu.length === 6 + apdu[4]) data = apdu.subarray(5, 5 + apdu[4]);
-    else return sw(SamStatus.WRONG_LENGTH);
-    if (p2 !== 0) return sw(SamStatus.BAD_P1P2);
+    else return sw(SamSw.WRONG_LENGTH);
+    if (p2 !== 0) return sw(SamSw.WRONG_P1_P2);
     const state = this.state;
     const bankIns: number[] = [
-      SamInstruction.LOAD_KEYS,
-      SamInstruction.DERIVE_D,
-      SamInstruction.MAINTENANCE_SECRET,
-      SamInstruction.ERASE_BANK,
+      SamApdu.LOAD_KEYS,
+      SamApdu.DERIVE_D,
+      SamApdu.MAINTENANCE_SECRET,
+      SamApdu.ERASE_BANK,
     ];
-    if (bankIns.includes(ins) && p1 > 1) return sw(SamStatus.BAD_P1P2);
+    if (bankIns.includes(ins) && p1 > 1) return sw(SamSw.WRONG_P1_P2);
     switch (ins) {
-      case SamInstruction.GET_INFO: {
+      case SamApdu.GET_INFO: {
         const out = new Uint8Array(15);
         writeUint32(out, 0, state.meterId);
         writeUint32(out, 4, state.banks[0]?.epoch ?? 0);
         writeUint32(out, 8, state.banks[1]?.epoch ?? 0);
         out[12] = state.wiped ? 1 : 0;
-        out.set(sw(SamStatus.OK), 13);
+        out.set(sw(SamSw.OK), 13);
         return out;
       }
-      case SamInstruction.SET_METER_ID:
-        if (data.length !== 4) return sw(SamStatus.WRONG_LENGTH);
+      case SamApdu.SET_METER_ID:
+        if (data.length !== 4) return sw(SamSw.WRONG_LENGTH);
         state.meterId = readUint32(data, 0);
-        return sw(SamStatus.OK);
-      case SamInstruction.LOAD_CARD_MASTER:
-        if (data.length !== 16) return sw(SamStatus.WRONG_LENGTH);
+        return sw(SamSw.OK);
+      case SamApdu.LOAD_CARD_MASTER:
+        if (data.length !== 16) return sw(SamSw.WRONG_LENGTH);
         state.cardMaster = data.slice();
         state.wiped = false;
-        return sw(SamStatus.OK);
-      case SamInstruction.LOAD_KEYS:
-        if (data.length !== 68) return sw(SamStatus.WRONG_LENGTH);
+        return sw(SamSw.OK);
+      case SamApdu.LOAD_KEYS:
+        if (data.length !== 68) return sw(SamSw.WRONG_LENGTH);
         state.banks[p1] = { epoch: readUint32(data, 0), a: data.slice(4, 36), m: data.slice(36, 68) };
         state.wiped = false;
-        return sw(SamStatus.OK);
-      case SamInstruction.DERIVE_D: {
+        return sw(SamSw.OK);
+      case SamApdu.DERIVE_D: {
         const bank = state.banks[p1];
-        if (data.length !== 32) return sw(SamStatus.WRONG_LENGTH);
-        if (!bank) return sw(SamStatus.KEY_NOT_FOUND);
+        if (data.length !== 32) return sw(SamSw.WRONG_LENGTH);
+        if (!bank) return sw(SamSw.REFERENCED_DATA_NOT_FOUND);
         return Uint8Array.of(
           ...downlinkKeyFromSalt(hmacProvider, bank.a, data, state.meterId, bank.epoch),
           0x90,
           0,
         );
       }
-      case SamInstruction.MAINTENANCE_SECRET: {
+      case SamApdu.MAINTENANCE_SECRET: {
         const bank = state.banks[p1];
-        if (data.length === 0) return sw(SamStatus.WRONG_LENGTH);
-        if (!bank) return sw(SamStatus.KEY_NOT_FOUND);
+        if (data.length === 0) return sw(SamSw.WRONG_LENGTH);
+        if (!bank) return sw(SamSw.REFERENCED_DATA_NOT_FOUND);
         return Uint8Array.of(...maintenanceSecret(hmacProvider, bank.m, data), 0x90, 0);
       }
-      case SamInstruction.ERASE_BANK:
+      case SamApdu.ERASE_BANK:
         state.banks[p1]?.a.fill(0);
         state.banks[p1]?.m.fill(0);
         state.banks[p1] = undefined;
-        return sw(SamStatus.OK);
-      case SamInstruction.WIPE:
+        return sw(SamSw.OK);
+      case SamApdu.WIPE:
         for (const bank of state.banks) {
           bank?.a.fill(0);
           bank?.m.fill(0);
@@ -174,38 +217,38 @@ export class VirtualSam implements VirtualSerialDevice {
         state.cardMaster = undefined;
         state.wiped = true;
         this.#card = undefined;
-        return sw(SamStatus.OK);
-      case SamInstruction.CARD_AUTH_BEGIN: {
-        if (data.length !== 4 && data.length !== 7 && data.length !== 10) return sw(SamStatus.WRONG_LENGTH);
-        if (!state.cardMaster) return sw(SamStatus.KEY_NOT_FOUND);
+        return sw(SamSw.OK);
+      case SamApdu.CARD_AUTH_BEGIN: {
+        if (data.length !== 4 && data.length !== 7 && data.length !== 10) return sw(SamSw.WRONG_LENGTH);
+        if (!state.cardMaster) return sw(SamSw.REFERENCED_DATA_NOT_FOUND);
         const rndR = this.#random(16);
-        this.#card = { key: purseCardKey(nobleAesBlock, state.cardMaster, data), rndR };
+        this.#card = { key: cardKey(state.cardMaster, data), rndR };
         return Uint8Array.of(...rndR, 0x90, 0);
       }
-      case SamInstruction.CARD_AUTH_PROVE: {
+      case SamApdu.CARD_AUTH_PROVE: {
         const card = this.#card;
-        if (!card || card.session) return sw(SamStatus.CONDITIONS);
-        if (data.length !== 32) return sw(SamStatus.WRONG_LENGTH);
+        if (!card || card.session) return sw(SamSw.CONDITIONS_NOT_SATISFIED);
+        if (data.length !== 32) return sw(SamSw.WRONG_LENGTH);
         const rndC = data.subarray(0, 16);
-        const expected = purseCardProof(nobleAesBlock, card.key, card.rndR, rndC);
+        const expected = cardProof(card.key, card.rndR, rndC);
         if (!bytesEqual(expected, data.subarray(16, 32))) {
           this.#card = undefined;
-          return sw(SamStatus.SECURITY_STATUS);
+          return sw(SamSw.SECURITY_STATUS_NOT_SATISFIED);
         }
-        card.session = purseSessionKey(nobleAesBlock, card.key, card.rndR, rndC);
-        return Uint8Array.of(...purseReaderProof(nobleAesBlock, card.key, card.rndR, rndC), 0x90, 0);
+        card.session = sessionKey(card.key, card.rndR, rndC);
+        return Uint8Array.of(...readerProof(card.key, card.rndR, rndC), 0x90, 0);
       }
-      case SamInstruction.CARD_MAC: {
+      case SamApdu.CARD_MAC: {
         const session = this.#card?.session;
-        if (!session) return sw(SamStatus.CONDITIONS);
-        if (p1 === 0) return Uint8Array.of(...purseMac(nobleAesBlock, session, data), 0x90, 0);
-        if (p1 !== 1) return sw(SamStatus.BAD_P1P2);
-        if (data.length < 8) return sw(SamStatus.WRONG_LENGTH);
-        const mac = purseMac(nobleAesBlock, session, data.subarray(0, data.length - 8));
-        return sw(bytesEqual(mac, data.subarray(data.length - 8)) ? SamStatus.OK : SamStatus.BAD_MAC);
+        if (!session) return sw(SamSw.CONDITIONS_NOT_SATISFIED);
+        if (p1 === 0) return Uint8Array.of(...sessionMac(session, data), 0x90, 0);
+        if (p1 !== 1) return sw(SamSw.WRONG_P1_P2);
+        if (data.length < 8) return sw(SamSw.WRONG_LENGTH);
+        const mac = sessionMac(session, data.subarray(0, data.length - 8));
+        return sw(bytesEqual(mac, data.subarray(data.length - 8)) ? SamSw.OK : SamSw.WRONG_MAC);
       }
       default:
-        return sw(SamStatus.UNKNOWN_INS);
+        return sw(SamSw.INS_NOT_SUPPORTED);
     }
   }
 
@@ -216,37 +259,5 @@ export class VirtualSam implements VirtualSerialDevice {
       out[i] = this.#counter >>> 24;
     }
     return sha256(out).subarray(0, length);
-  }
-}
-
-/** The SAM's purse half in software (tests of the purse protocol without a serial line). */
-export class SoftwarePurseAuthenticator {
-  readonly #sam: VirtualSam;
-
-  constructor(cardMaster: Uint8Array) {
-    this.#sam = new VirtualSam({ state: blankSamState(cardMaster) });
-  }
-
-  #call(ins: number, p1: number, data: Uint8Array): { data: Uint8Array; sw: number } {
-    const r = this.#sam.process(Uint8Array.of(SAM_CLA, ins, p1, 0, data.length, ...data, 0));
-    return { data: r.subarray(0, r.length - 2), sw: (r[r.length - 2] << 8) | r[r.length - 1] };
-  }
-
-  begin(uid: Uint8Array): Uint8Array {
-    return this.#call(SamInstruction.CARD_AUTH_BEGIN, 0, uid).data.slice();
-  }
-
-  prove(rndC: Uint8Array, proof: Uint8Array): Uint8Array {
-    const r = this.#call(SamInstruction.CARD_AUTH_PROVE, 0, Uint8Array.of(...rndC, ...proof));
-    if (r.sw !== SamStatus.OK) throw new CardNotGenuine('the card cannot prove its diversified key');
-    return r.data.slice();
-  }
-
-  mac(data: Uint8Array): Uint8Array {
-    return this.#call(SamInstruction.CARD_MAC, 0, data).data.slice();
-  }
-
-  verify(data: Uint8Array, mac: Uint8Array): boolean {
-    return this.#call(SamInstruction.CARD_MAC, 1, Uint8Array.of(...data, ...mac)).sw === SamStatus.OK;
   }
 }

@@ -1,0 +1,90 @@
+// The platform's configuration: what createPlatform takes, and how the environment gives it
+// (DATABASE_URL, MQTT_URL, PORT, PARKLINK_*).
+import type { Logger, StoredRecord } from './ingest/gate';
+import type { HsmConfig } from './keys/hsm';
+import type { OperatorsConfig } from './operators';
+import type { PhoneConfig } from './phone';
+
+export interface PlatformConfig {
+  /** postgres://… (DATABASE_URL); PGlite when absent. */
+  databaseUrl?: string;
+  /** PGlite data directory (PARKLINK_DATA_DIR); in memory when absent. */
+  dataDir?: string;
+  /** mqtt://… (MQTT_URL); an embedded aedes broker when absent. */
+  mqttUrl?: string;
+  /** Whether the external broker delivers `$share/…` subscriptions (MQTT_SHARED=0 to disable). */
+  sharedSubscriptions?: boolean;
+  /** The ingest instances' shared-subscription group (MQTT_SHARE_GROUP), default "ingest". */
+  shareGroup?: string;
+  /**
+   * Which proxies to believe about the client's address (PARKLINK_TRUST_PROXY): `true` (any), or a
+   * comma-separated list of addresses and CIDRs, as Fastify's trustProxy takes them. Behind a
+   * reverse proxy it must be set, or every client (and the per-address login limit) shares one address.
+   */
+  trustProxy?: boolean | string;
+  /** HTTP port for listen() (PORT), default 8080. */
+  port?: number;
+  host?: string;
+  /**
+   * The master key in an HSM through PKCS#11 (PARKLINK_HSM_MODULE, PARKLINK_HSM_TOKEN or
+   * PARKLINK_HSM_SLOT, PARKLINK_HSM_PIN, PARKLINK_HSM_KEY_LABEL); wins over the options below.
+   */
+  hsm?: HsmConfig;
+  /** Master key: 64 hex digits (PARKLINK_MASTER_KEY) or 32 bytes. */
+  masterKey?: string | Uint8Array;
+  /** Passphrase-protected keystore file (PARKLINK_KEYSTORE_FILE, PARKLINK_KEYSTORE_PASSPHRASE). */
+  keystoreFile?: string;
+  keystorePassphrase?: string;
+  /** Create the keystore file with a new master key when missing (PARKLINK_KEYSTORE_CREATE=1). */
+  createKeystoreFile?: boolean;
+  /** Fastify's logger: true (pino, info), false (silent) or pino options. Default true. */
+  httpLogger?: boolean | { level: string };
+  /** Ingest's logger; fastify's when absent. */
+  logger?: Logger;
+  /** Called once per record newly stored. */
+  onStored?: (stored: StoredRecord) => void;
+  /** Pay by phone: clock, pricing, channels; see platform-server/phone/README.md. */
+  phone?: PhoneConfig;
+  /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
+  operators?: OperatorsConfig;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
+  const config: PlatformConfig = {};
+  if (env.DATABASE_URL) config.databaseUrl = env.DATABASE_URL;
+  if (env.PARKLINK_DATA_DIR) config.dataDir = env.PARKLINK_DATA_DIR;
+  if (env.MQTT_URL) config.mqttUrl = env.MQTT_URL;
+  if (env.MQTT_SHARED === '0' || env.MQTT_SHARED === 'false') config.sharedSubscriptions = false;
+  if (env.MQTT_SHARE_GROUP) config.shareGroup = env.MQTT_SHARE_GROUP;
+  if (env.PORT) {
+    const port = Number(env.PORT);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new Error(`PORT ${env.PORT} is not a port`);
+    config.port = port;
+  }
+  if (env.HOST) config.host = env.HOST;
+  if (env.PARKLINK_TRUST_PROXY) {
+    const trust = env.PARKLINK_TRUST_PROXY;
+    config.trustProxy = trust === 'true' ? true : trust;
+  }
+  if (env.PARKLINK_HSM_MODULE) {
+    if (!env.PARKLINK_HSM_PIN) throw new Error('PARKLINK_HSM_MODULE needs PARKLINK_HSM_PIN');
+    config.hsm = { module: env.PARKLINK_HSM_MODULE, pin: env.PARKLINK_HSM_PIN };
+    if (env.PARKLINK_HSM_TOKEN) config.hsm.tokenLabel = env.PARKLINK_HSM_TOKEN;
+    if (env.PARKLINK_HSM_SLOT) config.hsm.slot = env.PARKLINK_HSM_SLOT;
+    if (env.PARKLINK_HSM_KEY_LABEL) config.hsm.keyLabel = env.PARKLINK_HSM_KEY_LABEL;
+  }
+  if (env.PARKLINK_MASTER_KEY) config.masterKey = env.PARKLINK_MASTER_KEY;
+  if (env.PARKLINK_KEYSTORE_FILE) config.keystoreFile = env.PARKLINK_KEYSTORE_FILE;
+  if (env.PARKLINK_KEYSTORE_PASSPHRASE) config.keystorePassphrase = env.PARKLINK_KEYSTORE_PASSPHRASE;
+  if (env.PARKLINK_KEYSTORE_CREATE === '1') config.createKeystoreFile = true;
+  if (env.LOG_LEVEL) config.httpLogger = { level: env.LOG_LEVEL };
+  if (env.PARKLINK_ADMIN_USER || env.PARKLINK_ADMIN_PASSWORD) {
+    if (!env.PARKLINK_ADMIN_USER || !env.PARKLINK_ADMIN_PASSWORD)
+      throw new Error('PARKLINK_ADMIN_USER and PARKLINK_ADMIN_PASSWORD go together');
+    config.operators = {
+      admin: { username: env.PARKLINK_ADMIN_USER, password: env.PARKLINK_ADMIN_PASSWORD },
+    };
+  }
+  return config;
+}

@@ -1,0 +1,138 @@
+// The platform's database: one small interface over PGlite (the embedded default, in memory or in a
+// data directory) and PostgreSQL through `pg` (when DATABASE_URL is set). The SQL is the same for
+// both; results are normalised so callers see the same JavaScript values from either backend:
+// bigint → number (ids and sequence numbers are u32), bytea → Uint8Array, timestamptz → Date.
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+export type SqlParam = string | number | bigint | boolean | Date | Uint8Array | null | SqlArray;
+
+/** An array parameter (`$1::bigint[]`), e.g. one column of many rows for unnest(). */
+export type SqlArray = readonly (string | number | null)[];
+
+export interface QueryResult<T> {
+  rows: T[];
+  /** Rows inserted, updated, deleted or returned. */
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<T>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres://… — use PostgreSQL through `pg`; otherwise PGlite. */
+  url?: string;
+  /** PGlite data directory; in memory when absent. */
+  dataDir?: string;
+  /** Pool size for PostgreSQL. */
+  maxConnections?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
+  return options.url ? openPostgres(options.url, options.maxConnections ?? 10) : openPglite(options.dataDir);
+}
+
+// ---- PGlite ----------------------------------------------------------------------------------
+
+const INT8_OID = 20;
+
+async function openPglite(dataDir?: string): Promise<Database> {
+  const db = await PGlite.create(dataDir, {
+    parsers: { [INT8_OID]: (value: string) => Number(value) },
+  });
+  const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
+    async query<T>(sql: string, params: readonly SqlParam[] = []) {
+      const result = await q.query<T>(sql, params as unknown[]);
+      return { rows: result.rows, rowCount: result.affectedRows || result.rows.length };
+    },
+    async exec(sql: string) {
+      await q.exec(sql);
+    },
+  });
+  return {
+    kind: 'pglite',
+    ...wrap(db),
+    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
+    close: () => db.close(),
+  };
+}
+
+// ---- PostgreSQL through pg ---------------------------------------------------------------------
+
+const BYTEA_OID = 17;
+
+const pgTypes = {
+  getTypeParser(oid: number, format?: string) {
+    if (oid === INT8_OID) return (value: string) => Number(value);
+    if (oid === BYTEA_OID) {
+      const parse = pg.types.getTypeParser(BYTEA_OID);
+      return (value: string) => {
+        const buffer = parse(value) as Buffer;
+        return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+      };
+    }
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+function toPgParams(params: readonly SqlParam[]): unknown[] {
+  // pg sends Buffer as bytea; a plain Uint8Array would be sent as a text array.
+  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p) : p));
+}
+
+async function openPostgres(url: string, max: number): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max, types: pgTypes as pg.CustomTypesConfig });
+  // An idle client losing its connection (server restart) must not crash the process.
+  pool.on('error', () => {});
+  const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<T>(sql: string, params: readonly SqlParam[] = []) {
+      const result = await q.query(sql, toPgParams(params));
+      return { rows: result.rows as T[], rowCount: result.rowCount ?? result.rows.length };
+    },
+    async exec(sql: string) {
+      await q.query(sql);
+    },
+  });
+  // Fail early and clearly when the server does not answer.
+  await pool.query('SELECT 1');
+  return {
+    kind: 'postgres',
+    ...wrap(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      // The pool stops listening to a client's 'error' while it is checked out: PostgreSQL going
+      // away mid-transaction would emit one with no listener, an uncaught exception. The failing
+      // query rejects anyway; the broken client is released with its error so the pool drops it.
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+      };
+      client.on('error', onError);
+      try {
+        await client.query('BEGIN');
+        const result = await fn(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        // A healthy client goes back to the pool without the listener (the pool watches it again);
+        // a broken one keeps it until the pool has ended it.
+        if (!broken) client.off('error', onError);
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}

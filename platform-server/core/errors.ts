@@ -1,0 +1,62 @@
+// The platform's one error shape for every refused or failed request:
+//   { statusCode, error, code, message, field? }
+// statusCode repeats the HTTP status, error is its name ("Bad Request"), code a stable kebab-case
+// reason a client can branch on, message a sentence for a person, and field the request field at
+// fault when there is one ("thresholds.aqi", "rounding.money").
+import { STATUS_CODES } from 'node:http';
+import type { FastifyReply } from 'fastify';
+
+export interface ApiErrorBody {
+  statusCode: number;
+  error: string;
+  code: string;
+  message: string;
+  field?: string;
+}
+
+export function errorBody(statusCode: number, code: string, message: string, field?: string): ApiErrorBody {
+  const body: ApiErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message };
+  if (field !== undefined) body.field = field;
+  return body;
+}
+
+/** Sends the error shape with `statusCode`. */
+export function sendError(
+  reply: FastifyReply,
+  statusCode: number,
+  code: string,
+  message: string,
+  field?: string,
+): FastifyReply {
+  return reply.code(statusCode).send(errorBody(statusCode, code, message, field));
+}
+
+/** The error shape as a JSON schema, for the OpenAPI document. */
+export const errorSchema = {
+  type: 'object',
+  required: ['statusCode', 'error', 'code', 'message'],
+  properties: {
+    statusCode: { type: 'integer', minimum: 400, maximum: 599 },
+    error: { type: 'string', description: 'the HTTP status name' },
+    code: { type: 'string', description: 'a stable reason, e.g. unknown-meter, FST_ERR_VALIDATION' },
+    message: { type: 'string' },
+    field: { type: 'string', description: 'the request field at fault, dotted (thresholds.aqi)' },
+  },
+} as const;
+
+/** `{ 400: errorSchema, 404: errorSchema, … }` for a route's response schema. */
+export function errorResponses(...statuses: number[]): Record<number, typeof errorSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, errorSchema]));
+}
+
+/** The field a JSON-schema validation error names: the instance path, plus a missing property. */
+export function validationField(
+  validation: readonly { instancePath?: string; params?: Record<string, unknown> }[] | undefined,
+): string | undefined {
+  const first = validation?.[0];
+  if (!first) return undefined;
+  const path = (first.instancePath ?? '').split('/').filter(Boolean);
+  const missing = first.params?.missingProperty ?? first.params?.additionalProperty;
+  if (typeof missing === 'string') path.push(missing);
+  return path.length > 0 ? path.join('.') : undefined;
+}

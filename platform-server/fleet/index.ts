@@ -1,0 +1,23 @@
+// The fleet room: the meters and their transactions, each meter's status, alarms and settings
+// (uplink 0x04 in, downlink 0x84 out).
+import type { FastifyInstance } from 'fastify';
+import type { MeterDirectory, RecordReader } from '../ingest/meters';
+import type { OperatorGuard } from '../operators/service';
+import { meterRoutes } from './meters';
+import { STATUS_FRAME, type StatusDeps, StatusService } from './status';
+import { statusRoutes } from './statusRoutes';
+
+export interface FleetDeps extends StatusDeps {
+  meters: StatusDeps['meters'] & MeterDirectory;
+  records: RecordReader;
+  ingest: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
+  guard: OperatorGuard;
+}
+
+export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise<{ status: StatusService }> {
+  await app.register(meterRoutes, { meters: deps.meters, records: deps.records, guard: deps.guard });
+  const status = new StatusService(deps);
+  deps.ingest.route(STATUS_FRAME, status.onUplink);
+  await app.register(statusRoutes, { db: deps.db, meters: deps.meters, guard: deps.guard, service: status });
+  return { status };
+}

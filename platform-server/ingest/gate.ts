@@ -1,0 +1,474 @@
+// Uplink ingest: takes the meters' record frames off the broker, checks them, stores each
+// (meter, seq) once, and acknowledges the last record and its chain link on the meter's downlink
+// topic. Frames from different meters are stored in batches, one database transaction per batch
+// (store.ts), a meter's frames one at a time and in order. Every check reads and writes the
+// database only, so several instances can share the uplinks (shared subscription on brokers that
+// have them).
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Crypto } from '../../hal/crypto';
+import { ProtocolError } from '../../protocol/errors';
+import { decodeHeader, FRAME_VERSION, type FrameHeader, FrameType, sealFrame } from '../../protocol/frame';
+import { type AckMessage, encodeAckMessage } from '../../protocol/messages';
+import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../../protocol/topics';
+import type { Database } from '../core/db';
+import {
+  FrameRefused,
+  type RefusalReason,
+  type StoredRecord,
+  type StoredSet,
+  storeBatch,
+  type UplinkFrame,
+} from './store';
+import { frameKeys, type Keystore } from '../keys/keystore';
+import { nodeCrypto } from '../core/nodeCrypto';
+
+export type { RefusalReason, StoredRecord } from './store';
+
+/** The logger ingest writes to: pino's (fastify's) signature, or anything with the same shape. */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface Refusal {
+  reason: RefusalReason;
+  detail: string;
+  topic: string;
+  /** From the header when it could be read (else from the topic). */
+  meterId?: number;
+  frameSeq?: number;
+}
+
+export interface Accepted {
+  ok: true;
+  meterId: number;
+  frameSeq: number;
+  /** Records new to the platform, in sequence order. */
+  stored: StoredRecord[];
+  /** Records of the set the platform already held with the same bytes. */
+  duplicates: number;
+  /** Missing records detected before this set, if any. */
+  gap?: { from: number; to: number };
+  ack: AckMessage;
+  downlinkSeq: number;
+}
+
+export type IngestOutcome = Accepted | ({ ok: false } & Refusal);
+
+export interface IngestEvents {
+  stored: [StoredRecord];
+  refused: [Refusal];
+  accepted: [Accepted];
+  /** Every uplink message's outcome, accepted or refused. */
+  outcome: [IngestOutcome];
+  /** Once per stored batch, its accepted sets in order: for listeners that work a batch at a time. */
+  committed: [Accepted[]];
+}
+
+export interface IngestOptions {
+  db: Database;
+  keystore: Keystore;
+  logger: Logger;
+  /** The broker; `start()` connects to it. Not needed when frames are handed to handleUplink directly. */
+  brokerUrl?: string;
+  /** Subscribe through `$share/<group>/…` (brokers with shared subscriptions). */
+  sharedSubscription?: boolean;
+  group?: string;
+  clientId?: string;
+  crypto?: Crypto;
+  /** Called once per record newly stored, after the commit. */
+  onStored?: (stored: StoredRecord) => void;
+  /**
+   * Connections joining the shared subscription (default: PARKLINK_INGEST_CONNECTIONS, else 1).
+   * One is enough for batching (sets are acknowledged to the broker once queued); a meter's frames
+   * handled out of order across connections or instances pass the uplink window (uplinkWindow.ts).
+   */
+  connections?: number;
+  /** Frames (one per meter) stored in one database transaction, at most (default 64). */
+  batchFrames?: number;
+  /** Batches in the database at once (default 2): one commits while the next is checked. */
+  batchesInFlight?: number;
+  /** Record sets held waiting for a batch before the broker is made to hold the next (default 1024). */
+  maxQueuedFrames?: number;
+}
+
+function ingestConnections(option: number | undefined): number {
+  const n = option ?? Number(process.env.PARKLINK_INGEST_CONNECTIONS ?? 1);
+  return Number.isInteger(n) && n >= 1 && n <= 64 ? n : 1;
+}
+
+interface Waiting extends UplinkFrame {
+  settle(outcome: IngestOutcome): void;
+}
+
+export class Ingest extends EventEmitter<IngestEvents> {
+  private readonly db: Database;
+  private readonly keystore: Keystore;
+  private readonly logger: Logger;
+  readonly crypto: Crypto;
+  private client: MqttClient | undefined;
+  /** Further connections in the shared-subscription group (options.connections). */
+  private readonly extraClients: MqttClient[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing = false;
+  /** Uplink frame types other than record sets, by type byte, handed to the feature that owns them. */
+  private readonly routes = new Map<number, (topic: string, frame: Uint8Array) => Promise<void>>();
+  /** Record sets waiting for a batch, in arrival order. */
+  private queue: Waiting[] = [];
+  /** Meters with a frame in a running batch: their next frames wait for it. */
+  private readonly metersInBatch = new Set<number>();
+  private batchesRunning = 0;
+  private readonly batchFrames: number;
+  private readonly maxBatches: number;
+  private readonly maxQueuedFrames: number;
+
+  constructor(private readonly options: IngestOptions) {
+    super();
+    this.db = options.db;
+    this.keystore = options.keystore;
+    this.logger = options.logger;
+    this.crypto = options.crypto ?? nodeCrypto;
+    this.batchFrames = Math.max(1, options.batchFrames ?? 64);
+    this.maxBatches = Math.max(1, options.batchesInFlight ?? 2);
+    this.maxQueuedFrames = Math.max(0, options.maxQueuedFrames ?? 1024);
+    if (options.onStored) this.on('stored', options.onStored);
+  }
+
+  /** The subscription filter in use. */
+  get subscription(): string {
+    return this.options.sharedSubscription
+      ? `$share/${this.options.group ?? 'ingest'}/${UPLINK_WILDCARD}`
+      : UPLINK_WILDCARD;
+  }
+
+  /**
+   * Hands uplink frames of `type` (e.g. 0x06 renewal acks) to `handler` instead of refusing them as
+   * not a record set. The handler authenticates the frame itself; it runs in the same ordered stream.
+   */
+  route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void {
+    this.routes.set(type, handler);
+  }
+
+  /**
+   * Connects to the broker and subscribes to every meter's uplink at QoS 1. On a shared subscription
+   * with `connections` > 1, that many connections join the group, so as many frames are in hand at
+   * once (each connection still processes its own frames one after another).
+   */
+  async start(): Promise<void> {
+    if (!this.options.brokerUrl) throw new Error('ingest has no broker URL');
+    const clientId =
+      this.options.clientId ??
+      `parklink-ingest-${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.client = await this.connect(clientId);
+    const extra = this.options.sharedSubscription ? ingestConnections(this.options.connections) - 1 : 0;
+    for (let i = 1; i <= extra; i++) this.extraClients.push(await this.connect(`${clientId}-${i}`));
+  }
+
+  private async connect(clientId: string): Promise<MqttClient> {
+    const brokerUrl = this.options.brokerUrl as string;
+    const client = mqtt.connect(brokerUrl, {
+      clientId,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+    });
+    // mqtt.js hands over the next message, and sends this one's PUBACK, when `done` is called. A
+    // record set is acknowledged to the broker once it waits in the queue, so the next ones arrive
+    // while it is stored and a batch gathers many meters' sets; past maxQueuedFrames the PUBACK waits
+    // for the set's own batch, and the broker holds the rest. A set lost from memory (a crash) is not
+    // lost: the meter keeps it on flash and sends it again until the platform's 0x81 ack. Other frame
+    // types go to their feature one at a time, PUBACK after.
+    client.handleMessage = (packet, done) => {
+      const payload = packet.payload;
+      const bytes =
+        typeof payload === 'string'
+          ? new TextEncoder().encode(payload)
+          : new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
+      const routed = bytes.length > 1 ? this.routes.get(bytes[1]) : undefined;
+      const handled = this.track<unknown>(
+        routed ? routed(packet.topic, bytes) : this.handleUplink(packet.topic, bytes),
+      );
+      if (!routed && this.queue.length < this.maxQueuedFrames) done();
+      else
+        handled.then(
+          () => done(),
+          () => done(),
+        );
+    };
+    client.on('error', (error) => this.logger.error({ err: error }, 'ingest MQTT error'));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => {
+        client.off('connect', onConnect);
+        reject(error);
+      };
+      const onConnect = () => {
+        client.off('error', onError);
+        resolve();
+      };
+      client.once('connect', onConnect);
+      client.once('error', onError);
+    }).catch(async (error) => {
+      await client.endAsync(true);
+      throw error;
+    });
+    const granted = await client.subscribeAsync(this.subscription, { qos: 1 });
+    if (granted.some((g) => g.qos !== 1)) {
+      throw new Error(`broker refused QoS 1 on ${this.subscription}: granted ${JSON.stringify(granted)}`);
+    }
+    this.logger.info({ subscription: this.subscription, clientId }, 'ingest subscribed');
+    return client;
+  }
+
+  /** Waits for the frames being processed, then disconnects. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const client = this.client;
+    this.client = undefined;
+    const extra = this.extraClients.splice(0);
+    await Promise.allSettled([...this.inFlight]);
+    if (client) await client.endAsync();
+    await Promise.allSettled(extra.map((c) => c.endAsync()));
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.inFlight.add(promise);
+    promise.finally(() => this.inFlight.delete(promise)).catch(() => {});
+    return promise;
+  }
+
+  /**
+   * Processes one uplink message; never throws. A record set waits for the next batch (at once when
+   * the database is idle); the promise settles when its batch is committed or it is refused.
+   */
+  handleUplink(topic: string, frame: Uint8Array): Promise<IngestOutcome> {
+    const topicMeter = /\/up$/.test(topic) ? meterIdOfTopic(topic) : undefined;
+    let header: FrameHeader | undefined;
+    try {
+      if (topicMeter === undefined)
+        throw new FrameRefused('bad-topic', `${topic} is not a meter uplink topic`);
+      header = decodeHeader(frame);
+      if (header.type !== FrameType.Records) {
+        throw new FrameRefused(
+          'bad-type',
+          `frame type 0x${header.type.toString(16)} is not an uplink record set`,
+        );
+      }
+      if (header.meterId !== topicMeter) {
+        throw new FrameRefused(
+          'topic-mismatch',
+          `topic names meter ${topicMeter}, header meter ${header.meterId}`,
+        );
+      }
+    } catch (error) {
+      return this.refused({ topic, header }, error, topicMeter);
+    }
+    const read = header;
+    return new Promise((settle) => {
+      this.queue.push({ topic, header: read, frame, settle });
+      this.pump();
+    });
+  }
+
+  /** Starts batches while there is room: each takes the oldest waiting frame of each idle meter. */
+  private pump(): void {
+    while (this.batchesRunning < this.maxBatches && this.queue.length > 0) {
+      const batch: Waiting[] = [];
+      const waiting: Waiting[] = [];
+      // A meter seen once in this pass keeps its later frames waiting, behind the first, in order.
+      const seen = new Set<number>();
+      for (const entry of this.queue) {
+        const id = entry.header.meterId;
+        if (batch.length < this.batchFrames && !seen.has(id) && !this.metersInBatch.has(id))
+          batch.push(entry);
+        else waiting.push(entry);
+        seen.add(id);
+      }
+      if (batch.length === 0) return;
+      this.queue = waiting;
+      this.batchesRunning++;
+      for (const entry of batch) this.metersInBatch.add(entry.header.meterId);
+      void this.track(this.runBatch(batch)).finally(() => {
+        this.batchesRunning--;
+        for (const entry of batch) this.metersInBatch.delete(entry.header.meterId);
+        this.pump();
+      });
+    }
+  }
+
+  private async runBatch(batch: Waiting[]): Promise<void> {
+    let results: Awaited<ReturnType<typeof storeBatch>>;
+    try {
+      results = await storeBatch({ db: this.db, keystore: this.keystore, crypto: this.crypto }, batch);
+    } catch (error) {
+      results = batch.map(() => ({ ok: false, error }));
+    }
+    const accepted: Accepted[] = [];
+    const outcomes: IngestOutcome[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const result = results[i];
+      if (result.ok) {
+        const set = this.afterCommit(result);
+        accepted.push(set);
+        outcomes.push(set);
+      } else {
+        outcomes.push(await this.refused(batch[i], result.error));
+      }
+    }
+    if (accepted.length > 0) this.emitSafely('committed', accepted);
+    batch.forEach((entry, i) => {
+      if (outcomes[i].ok) this.emit('outcome', outcomes[i]);
+      entry.settle(outcomes[i]);
+    });
+  }
+
+  /** Logs and records a refusal, emits it (and the outcome), and returns the outcome. */
+  private async refused(
+    frame: { topic: string; header?: FrameHeader },
+    error: unknown,
+    topicMeter?: number,
+  ): Promise<IngestOutcome> {
+    const refusal: Refusal = { topic: frame.topic, ...refusalOf(error) };
+    const meterId = frame.header?.meterId ?? topicMeter;
+    if (meterId !== undefined) refusal.meterId = meterId;
+    if (frame.header) refusal.frameSeq = frame.header.seq;
+    await this.refuse(refusal, error);
+    const outcome: IngestOutcome = { ok: false, ...refusal };
+    this.emit('outcome', outcome);
+    return outcome;
+  }
+
+  /** Acknowledges a stored set and tells the listeners; returns it as accepted. */
+  private afterCommit(set: StoredSet): Accepted {
+    const { epoch, downlinkKey } = set;
+    const accepted: Accepted = {
+      ok: true,
+      meterId: set.meterId,
+      frameSeq: set.frameSeq,
+      stored: set.stored,
+      duplicates: set.duplicates,
+      ack: set.ack,
+      downlinkSeq: set.downlinkSeq,
+    };
+    if (set.gap) accepted.gap = set.gap;
+    const ackFrame = sealFrame(
+      this.crypto,
+      downlinkKey,
+      {
+        version: FRAME_VERSION,
+        type: FrameType.Ack,
+        meterId: accepted.meterId,
+        epoch,
+        seq: accepted.downlinkSeq,
+      },
+      encodeAckMessage(accepted.ack),
+    );
+    downlinkKey.fill(0);
+    this.publish(downlinkTopic(accepted.meterId), ackFrame);
+    this.logger.info(
+      {
+        meterId: accepted.meterId,
+        frameSeq: accepted.frameSeq,
+        stored: accepted.stored.length,
+        duplicates: accepted.duplicates,
+        ackSeq: accepted.ack.seq,
+        gap: accepted.gap,
+      },
+      'uplink accepted',
+    );
+    if (accepted.gap) {
+      this.logger.warn({ meterId: accepted.meterId, gap: accepted.gap }, 'records missing before this set');
+    }
+    for (const stored of accepted.stored) this.emitSafely('stored', stored);
+    this.emitSafely('accepted', accepted);
+    return accepted;
+  }
+
+  /** A listener that throws is logged; it must not cost the other listeners or the ack. */
+  private emitSafely<E extends 'stored' | 'accepted' | 'committed'>(
+    event: E,
+    ...args: IngestEvents[E]
+  ): void {
+    try {
+      (this.emit as (e: E, ...a: IngestEvents[E]) => boolean)(event, ...args);
+    } catch (error) {
+      this.logger.error({ err: error, event }, 'ingest listener threw');
+    }
+  }
+
+  /**
+   * Seals a downlink of `type` for a meter under its current key D with the next downlink sequence
+   * number and publishes it (storage control 0x82: release tokens). Resolves once the broker has it.
+   */
+  async sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number> {
+    const client = this.client;
+    if (!client || this.closing) throw new Error('ingest is not connected');
+    const row = await this.db.query<{ downlink_seq: number; key_epoch: number }>(
+      'UPDATE meters SET downlink_seq = downlink_seq + 1 WHERE id = $1 RETURNING downlink_seq, key_epoch',
+      [meterId],
+    );
+    if (row.rows.length === 0) throw new FrameRefused('unknown-meter', `meter ${meterId} is not provisioned`);
+    const { downlink_seq: seq, key_epoch: epoch } = row.rows[0];
+    const keys = frameKeys(this.keystore, meterId, epoch);
+    keys.uplink.fill(0);
+    const frame = sealFrame(
+      this.crypto,
+      keys.downlink,
+      { version: FRAME_VERSION, type, meterId, epoch, seq },
+      body,
+    );
+    keys.downlink.fill(0);
+    await client.publishAsync(downlinkTopic(meterId), Buffer.from(frame), { qos: 1 });
+    return seq;
+  }
+
+  private publish(topic: string, payload: Uint8Array): void {
+    const client = this.client;
+    if (!client || this.closing) {
+      if (this.client || this.options.brokerUrl)
+        this.logger.warn({ topic }, 'ack not published: ingest is closing');
+      return;
+    }
+    // Not awaited: the PUBACK arrives on the connection whose input waits for this handler. A lost
+    // ack only makes the meter send the set again, which is acknowledged again.
+    client.publish(topic, Buffer.from(payload), { qos: 1 }, (error) => {
+      if (error) this.logger.warn({ err: error, topic }, 'ack publish failed');
+    });
+  }
+
+  private async refuse(refusal: Refusal, error: unknown): Promise<void> {
+    const fields = {
+      reason: refusal.reason,
+      detail: refusal.detail,
+      topic: refusal.topic,
+      meterId: refusal.meterId,
+      frameSeq: refusal.frameSeq,
+    };
+    if (refusal.reason === 'internal-error') this.logger.error({ ...fields, err: error }, 'uplink refused');
+    else this.logger.warn(fields, 'uplink refused');
+    try {
+      await this.db.query(
+        'INSERT INTO refused_frames (topic, meter_id, frame_seq, reason, detail) VALUES ($1, $2, $3, $4, $5)',
+        [
+          refusal.topic.slice(0, 200),
+          refusal.meterId ?? null,
+          refusal.frameSeq ?? null,
+          refusal.reason,
+          refusal.detail,
+        ],
+      );
+    } catch (dbError) {
+      this.logger.error({ err: dbError }, 'could not record the refused frame');
+    }
+    this.emit('refused', refusal);
+  }
+}
+
+function refusalOf(error: unknown): { reason: RefusalReason; detail: string } {
+  if (error instanceof FrameRefused) return { reason: error.reason, detail: error.detail };
+  if (error instanceof ProtocolError) return { reason: error.code, detail: error.message };
+  return { reason: 'internal-error', detail: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,569 @@
+// The database half of ingest: checks and stores a batch of record-set frames, from different
+// meters, in one transaction with a fixed number of statements whatever the batch holds (lock and
+// read the meters, read the held records around each set, one write for every table), so the cost
+// of a round trip and a commit is shared by every record of the batch. Frames are refused one by one
+// (a refused frame writes nothing and does not hold the others back); a database failure refuses the
+// whole batch as 'internal-error' and the meters send their sets again.
+import type { Crypto } from '../../hal/crypto';
+import { bytesEqual } from '../../protocol/bytes';
+import { chainLink, genesisHash, verifyChain } from '../../protocol/chain';
+import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors';
+import { type FrameHeader, openFrame } from '../../protocol/frame';
+import { type AckMessage, decodeRecordsMessage } from '../../protocol/messages';
+import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
+import type { ReplayWindow } from '../../protocol/replayWindow';
+import type { Database, Queryable, SqlParam } from '../core/db';
+import { frameKeys, type Keystore } from '../keys/keystore';
+import {
+  UPLINK_WINDOW_COLUMNS,
+  type UplinkWindowRow,
+  uplinkSeenColumn,
+  uplinkWindowOf,
+} from './uplinkWindow';
+
+export type RefusalReason =
+  | ProtocolErrorCode
+  /** The topic is not a meter's uplink topic. */
+  | 'bad-topic'
+  /** The meter id in the topic is not the one in the frame header. */
+  | 'topic-mismatch'
+  /** A record inside the frame belongs to another meter. */
+  | 'record-meter-mismatch'
+  /** The records of the set are not a contiguous run of sequence numbers. */
+  | 'not-contiguous'
+  /** The platform failed (database down…); the meter will send the set again. */
+  | 'internal-error';
+
+/** Thrown to refuse one frame; the frame writes nothing. */
+export class FrameRefused extends Error {
+  constructor(
+    readonly reason: RefusalReason,
+    readonly detail: string,
+  ) {
+    super(`${reason}: ${detail}`);
+  }
+}
+
+export interface StoredRecord {
+  meterId: number;
+  record: MeterRecord;
+  bytes: Uint8Array;
+  /** Chain link after this record. */
+  link: Uint8Array;
+}
+
+/** A record-set frame whose header has been read and matches its topic. */
+export interface UplinkFrame {
+  topic: string;
+  header: FrameHeader;
+  frame: Uint8Array;
+}
+
+export interface StoredSet {
+  ok: true;
+  meterId: number;
+  frameSeq: number;
+  /** Key epoch the frame was sealed under (the ack is sealed under the same). */
+  epoch: number;
+  /** Key D of that epoch, for sealing the ack; the caller wipes it. */
+  downlinkKey: Uint8Array;
+  /** Records new to the platform, in sequence order. */
+  stored: StoredRecord[];
+  /** Records of the set the platform already held with the same bytes. */
+  duplicates: number;
+  /** Missing records detected before this set, reported the first time only. */
+  gap?: { from: number; to: number };
+  ack: AckMessage;
+  downlinkSeq: number;
+}
+
+export interface RefusedSet {
+  ok: false;
+  error: unknown;
+}
+
+interface MeterRow extends UplinkWindowRow {
+  id: number;
+  key_epoch: number;
+  old_epoch: number | null;
+  has_gaps: boolean;
+}
+
+/** A frame opened and chain-checked on its own; what remains needs the records already held. */
+interface OpenedSet {
+  index: number;
+  meterId: number;
+  frameSeq: number;
+  /** The meter's uplink window with this frame accepted, written back if the set is stored. */
+  window: ReplayWindow;
+  epoch: number;
+  downlinkKey: Uint8Array;
+  hasGaps: boolean;
+  previous: Uint8Array;
+  bytes: Uint8Array[];
+  records: MeterRecord[];
+  links: Uint8Array[];
+  first: number;
+  last: number;
+}
+
+export interface StoreBatchOptions {
+  db: Database;
+  keystore: Keystore;
+  crypto: Crypto;
+}
+
+/**
+ * Checks and stores `frames` (at most one per meter) in one transaction. Returns, in the same order,
+ * each frame's stored set or why it was refused. Throws only when the database fails; then nothing
+ * of the batch is stored.
+ */
+export async function storeBatch(
+  options: StoreBatchOptions,
+  frames: readonly UplinkFrame[],
+): Promise<(StoredSet | RefusedSet)[]> {
+  const { db, keystore, crypto } = options;
+  const results: (StoredSet | RefusedSet | undefined)[] = frames.map(() => undefined);
+  const refuse = (index: number, error: unknown) => {
+    results[index] = { ok: false, error };
+  };
+  const keysHanded: Uint8Array[] = [];
+  try {
+    await db.transaction(async (tx) => {
+      // Locks every meter of the batch, in id order (two instances' batches then never deadlock),
+      // until the commit: a meter's frames are handled one at a time across instances.
+      const meterIds = [...new Set(frames.map((f) => f.header.meterId))];
+      const meters = new Map<number, MeterRow>();
+      const locked = await tx.query<MeterRow>(
+        `SELECT id, key_epoch, ${UPLINK_WINDOW_COLUMNS},
+                CASE WHEN previous_epoch_until > now() THEN previous_key_epoch END AS old_epoch,
+                EXISTS (SELECT 1 FROM record_gaps g WHERE g.meter_id = meters.id) AS has_gaps
+           FROM meters WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
+        [meterIds],
+      );
+      for (const row of locked.rows) meters.set(Number(row.id), row);
+
+      const opened: OpenedSet[] = [];
+      frames.forEach((frame, index) => {
+        try {
+          opened.push(openSet(crypto, keystore, frame, index, meters.get(frame.header.meterId)));
+        } catch (error) {
+          refuse(index, error);
+        }
+      });
+      keysHanded.push(...opened.map((s) => s.downlinkKey));
+
+      // The held records from first - 1 to last + 1 of every set, in one query.
+      const held = new Map<number, Map<number, { bytes: Uint8Array; link: Uint8Array }>>();
+      if (opened.length > 0) {
+        const around = await tx.query<{ meter_id: number; seq: number; bytes: Uint8Array; link: Uint8Array }>(
+          `SELECT r.meter_id, r.seq, r.bytes, r.link
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS f(meter_id, lo, hi)
+             CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.meter_id = f.meter_id AND r.seq BETWEEN f.lo AND f.hi
+                                 LIMIT f.hi - f.lo + 1) r`,
+          [opened.map((s) => s.meterId), opened.map((s) => s.first - 1), opened.map((s) => s.last + 1)],
+        );
+        for (const row of around.rows) {
+          const meter = held.get(row.meter_id) ?? new Map();
+          meter.set(row.seq, { bytes: row.bytes, link: row.link });
+          held.set(row.meter_id, meter);
+        }
+      }
+
+      const accepted: { set: OpenedSet; stored: StoredRecord[]; duplicates: number; gapBelow: boolean }[] =
+        [];
+      for (const set of opened) {
+        try {
+          accepted.push(checkAgainstHeld(crypto, set, held.get(set.meterId) ?? new Map()));
+        } catch (error) {
+          refuse(set.index, error);
+        }
+      }
+      if (accepted.length === 0) return;
+
+      // A set that starts after records the platform never had: the gap starts after the highest held.
+      const gaps = new Map<number, { from: number; to: number }>();
+      const below = accepted.filter((a) => a.gapBelow);
+      if (below.length > 0) {
+        const highest = await tx.query<{ meter_id: number; seq: number | null }>(
+          `SELECT f.meter_id, (SELECT max(r.seq) FROM records r WHERE r.meter_id = f.meter_id AND r.seq < f.first) AS seq
+             FROM unnest($1::bigint[], $2::bigint[]) AS f(meter_id, first)`,
+          [below.map((a) => a.set.meterId), below.map((a) => a.set.first)],
+        );
+        for (const row of highest.rows) {
+          const set = below.find((a) => a.set.meterId === row.meter_id)?.set as OpenedSet;
+          gaps.set(row.meter_id, { from: (row.seq ?? 0) + 1, to: set.first - 1 });
+        }
+      }
+
+      const downlinkSeqs = await writeSets(tx, accepted);
+
+      for (const { set, stored } of accepted) {
+        if (stored.length > 0 && set.hasGaps) await closeGaps(tx, set.meterId, set.first, set.last);
+      }
+      // Each gap is reported once, when first detected.
+      const reported = new Set<number>();
+      if (gaps.size > 0) {
+        const inserted = await tx.query<{ meter_id: number }>(
+          `INSERT INTO record_gaps (meter_id, from_seq, to_seq)
+           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
+           ON CONFLICT (meter_id, from_seq) DO NOTHING RETURNING meter_id`,
+          [[...gaps.keys()], [...gaps.values()].map((g) => g.from), [...gaps.values()].map((g) => g.to)],
+        );
+        for (const row of inserted.rows) reported.add(row.meter_id);
+      }
+
+      for (const { set, stored, duplicates } of accepted) {
+        const result: StoredSet = {
+          ok: true,
+          meterId: set.meterId,
+          frameSeq: set.frameSeq,
+          epoch: set.epoch,
+          downlinkKey: set.downlinkKey,
+          stored,
+          duplicates,
+          ack: { seq: set.last, hash: set.links[set.links.length - 1] },
+          downlinkSeq: downlinkSeqs.get(set.meterId) as number,
+        };
+        const gap = gaps.get(set.meterId);
+        if (gap && reported.has(set.meterId)) result.gap = gap;
+        results[set.index] = result;
+      }
+    });
+  } catch (error) {
+    for (const key of keysHanded) key.fill(0);
+    throw error;
+  }
+  // Keys of refused frames are not handed out.
+  const kept = new Set(results.flatMap((r) => (r?.ok ? [r.downlinkKey] : [])));
+  for (const key of keysHanded) if (!kept.has(key)) key.fill(0);
+  return results.map(
+    (r, i) => r ?? { ok: false, error: new Error(`frame ${i} of the batch was not handled`) },
+  );
+}
+
+/** Authenticates, decodes and chain-checks one frame against its meter's row; throws to refuse it. */
+function openSet(
+  crypto: Crypto,
+  keystore: Keystore,
+  { header, frame }: UplinkFrame,
+  index: number,
+  meter: MeterRow | undefined,
+): OpenedSet {
+  const meterId = header.meterId;
+  if (!meter) throw new FrameRefused('unknown-meter', `meter ${meterId} is not provisioned`);
+  // The previous key epoch stays accepted until previous_epoch_until (keys/rotation.ts).
+  let epoch = Number(meter.key_epoch);
+  if (header.epoch !== epoch) {
+    if (meter.old_epoch === null || header.epoch !== Number(meter.old_epoch))
+      throw new FrameRefused('stale-epoch', `frame key epoch ${header.epoch}, meter's epoch ${epoch}`);
+    epoch = header.epoch;
+  }
+  const keys = frameKeys(keystore, meterId, epoch);
+  let body: Uint8Array;
+  try {
+    body = openFrame(crypto, keys.uplink, frame).body;
+  } catch (error) {
+    keys.downlink.fill(0);
+    throw error;
+  } finally {
+    keys.uplink.fill(0);
+  }
+  try {
+    // Only an authenticated frame can be a replay: checked after opening, so the log says which.
+    const window = uplinkWindowOf(meter);
+    const replayed = window.check(header.seq);
+    if (replayed) throw new FrameRefused('replay', `uplink frame of meter ${meterId}: ${replayed}`);
+    window.accept(header.seq);
+    const message = decodeRecordsMessage(body);
+    const records = message.records.map((bytes) => decodeRecord(bytes));
+    const first = records[0].seq;
+    records.forEach((record, i) => {
+      if (record.meterId !== meterId) {
+        throw new FrameRefused(
+          'record-meter-mismatch',
+          `record ${record.seq} belongs to meter ${record.meterId}`,
+        );
+      }
+      if (record.seq !== first + i) {
+        throw new FrameRefused(
+          'not-contiguous',
+          `record ${i} of the set has seq ${record.seq}, not ${first + i}`,
+        );
+      }
+    });
+    if (first < 1) throw new ProtocolError('bad-field', 'record sequence numbers start at 1');
+    if (first === 1 && !bytesEqual(message.previous, genesisHash(crypto, meterId))) {
+      throw new FrameRefused('chain-broken', 'set starts at record 1 but previous is not the genesis hash');
+    }
+    return {
+      index,
+      meterId,
+      frameSeq: header.seq,
+      window,
+      epoch,
+      downlinkKey: keys.downlink,
+      hasGaps: meter.has_gaps === true,
+      previous: message.previous,
+      bytes: message.records,
+      records,
+      links: verifyChain(crypto, message.previous, message.records),
+      first,
+      last: first + records.length - 1,
+    };
+  } catch (error) {
+    keys.downlink.fill(0);
+    throw error;
+  }
+}
+
+/**
+ * The set against the records held around it: the link before it, records already held (a re-upload
+ * carries the same bytes; other bytes are a conflict) and the record after it (a set filling a gap
+ * must lead into it). Throws to refuse the set.
+ */
+function checkAgainstHeld(
+  crypto: Crypto,
+  set: OpenedSet,
+  held: Map<number, { bytes: Uint8Array; link: Uint8Array }>,
+): { set: OpenedSet; stored: StoredRecord[]; duplicates: number; gapBelow: boolean } {
+  const { first, last, links } = set;
+  const before = held.get(first - 1);
+  if (first > 1 && before && !bytesEqual(before.link, set.previous)) {
+    throw new FrameRefused('chain-broken', `previous does not match the held link of record ${first - 1}`);
+  }
+  const stored: StoredRecord[] = [];
+  let duplicates = 0;
+  for (let i = 0; i < set.records.length; i++) {
+    const seq = first + i;
+    const already = held.get(seq);
+    if (already) {
+      if (!bytesEqual(already.bytes, set.bytes[i])) {
+        throw new FrameRefused('duplicate-conflict', `record ${seq} is held with different bytes`);
+      }
+      if (!bytesEqual(already.link, links[i])) {
+        throw new FrameRefused('chain-broken', `record ${seq} is held with a different chain link`);
+      }
+      duplicates++;
+      continue;
+    }
+    stored.push({ meterId: set.meterId, record: set.records[i], bytes: set.bytes[i], link: links[i] });
+  }
+  const after = held.get(last + 1);
+  if (after && !bytesEqual(chainLink(crypto, links[links.length - 1], after.bytes), after.link)) {
+    throw new FrameRefused(
+      'chain-broken',
+      `held record ${last + 1} does not follow record ${last} of the set`,
+    );
+  }
+  return { set, stored, duplicates, gapBelow: first > 1 && !before };
+}
+
+/**
+ * One statement for the whole batch: every table's rows through unnest() of one array per column
+ * (a handful of parameters however many rows, where a multi-row VALUES list needs one per value),
+ * and each meter's replay mark and downlink sequence advanced. Returns the ack's downlink sequence
+ * number per meter.
+ */
+async function writeSets(
+  tx: Queryable,
+  sets: readonly { set: OpenedSet; stored: readonly StoredRecord[] }[],
+): Promise<Map<number, number>> {
+  type Column = (string | number | null)[];
+  const columns = (n: number): Column[] => Array.from({ length: n }, () => []);
+  const records = columns(4);
+  const transactions = columns(14);
+  const operations = columns(8);
+  const maintenance = columns(4);
+  // Straight into the columns, no row arrays: this loop runs for every record of the fleet.
+  const [rMeter, rSeq, rKind, rTime] = records;
+  // Every record's bytes and link in two bytea parameters, cut apart by the server (substring).
+  const allBytes: Uint8Array[] = [];
+  const allLinks: Uint8Array[] = [];
+  const byteStarts: number[] = [];
+  const byteLengths: number[] = [];
+  let byteCount = 0;
+  const [
+    tMeter,
+    tSeq,
+    tNumber,
+    tCard,
+    tExpiry,
+    tType,
+    tBay,
+    tMinutes,
+    tFrom,
+    tUntil,
+    tCharge,
+    tCurrency,
+    tLeft,
+    tRule,
+  ] = transactions;
+  const [oMeter, oSeq, oCode, oDetail, oCard, oFrom, oTo, oQuantity] = operations;
+  const [mMeter, mSeq, mCode, mDetail] = maintenance;
+  for (const { stored } of sets) {
+    for (const { record, bytes, link } of stored) {
+      rMeter.push(record.meterId);
+      rSeq.push(record.seq);
+      rKind.push(record.kind);
+      rTime.push(record.time);
+      allBytes.push(bytes);
+      allLinks.push(link);
+      byteStarts.push(byteCount + 1); // substring() counts from 1
+      byteLengths.push(bytes.length);
+      byteCount += bytes.length;
+      switch (record.kind) {
+        case RecordKind.Transaction: {
+          const d = record.data;
+          tMeter.push(record.meterId);
+          tSeq.push(record.seq);
+          tNumber.push(d.transactionNumber);
+          tCard.push(d.cardNumber);
+          tExpiry.push(d.cardExpiry);
+          tType.push(d.cardType);
+          tBay.push(d.bayId);
+          tMinutes.push(d.minutes);
+          tFrom.push(d.paidFrom);
+          tUntil.push(d.paidUntil);
+          tCharge.push(d.charge);
+          tCurrency.push(d.currency);
+          tLeft.push(d.remainingValue);
+          tRule.push(d.tariffRule ?? null);
+          break;
+        }
+        case RecordKind.Operation: {
+          const d = record.data;
+          oMeter.push(record.meterId);
+          oSeq.push(record.seq);
+          oCode.push(d.code);
+          oDetail.push(d.detail);
+          oCard.push(d.cardNumber ?? null);
+          oFrom.push(d.period?.from ?? null);
+          oTo.push(d.period?.to ?? null);
+          oQuantity.push(d.quantity ?? null);
+          break;
+        }
+        case RecordKind.Maintenance:
+          mMeter.push(record.meterId);
+          mSeq.push(record.seq);
+          mCode.push(record.data.code);
+          mDetail.push(record.data.detail);
+          break;
+      }
+    }
+  }
+  const params: SqlParam[] = [];
+  const arrays = (table: Column[], types: string[]) =>
+    types.map((type, c) => {
+      params.push(arrayLiteral(table[c]));
+      return `$${params.length}::${type}[]`;
+    });
+  const parts: string[] = [];
+  if (records[0].length > 0) {
+    const [m, s, k, t, b, n] = arrays(
+      [...records, byteStarts, byteLengths],
+      ['bigint', 'bigint', 'smallint', 'float8', 'integer', 'integer'],
+    );
+    params.push(Buffer.concat(allBytes), Buffer.concat(allLinks));
+    const blob = `$${params.length - 1}::bytea`;
+    const links = `$${params.length}::bytea`;
+    // Record i (from 1): n bytes of the blob from b, and the i-th 32 bytes of the links.
+    parts.push(
+      `INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link)
+       SELECT m, s, k, to_timestamp(t), substring(${blob} FROM b FOR n), substring(${links} FROM (i::integer - 1) * 32 + 1 FOR 32)
+         FROM unnest(${m}, ${s}, ${k}, ${t}, ${b}, ${n}) WITH ORDINALITY AS u(m, s, k, t, b, n, i)`,
+    );
+  }
+  if (transactions[0].length > 0) {
+    const a = arrays(transactions, [
+      'bigint',
+      'bigint',
+      'bigint',
+      'text',
+      'text',
+      'smallint',
+      'bigint',
+      'integer',
+      'float8',
+      'float8',
+      'bigint',
+      'smallint',
+      'bigint',
+      'bigint',
+    ]);
+    parts.push(
+      `INSERT INTO transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type, bay_id,
+         minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)
+       SELECT m, s, n, c, e, ct, b, mi, to_timestamp(pf), to_timestamp(pu), ch, cu, rv, tr
+         FROM unnest(${a.join(', ')}) AS u(m, s, n, c, e, ct, b, mi, pf, pu, ch, cu, rv, tr)`,
+    );
+  }
+  if (operations[0].length > 0) {
+    const a = arrays(operations, ['bigint', 'bigint', 'text', 'text', 'text', 'float8', 'float8', 'bigint']);
+    parts.push(
+      `INSERT INTO operations (meter_id, seq, code, detail, card_number, period_from, period_to, quantity)
+       SELECT m, s, c, d, cn, to_timestamp(pf), to_timestamp(pt), q FROM unnest(${a.join(', ')}) AS u(m, s, c, d, cn, pf, pt, q)`,
+    );
+  }
+  if (maintenance[0].length > 0) {
+    const a = arrays(maintenance, ['bigint', 'bigint', 'text', 'text']);
+    parts.push(`INSERT INTO maintenance (meter_id, seq, code, detail) SELECT * FROM unnest(${a.join(', ')})`);
+  }
+  const [ids, highest, seen] = arrays(
+    [
+      sets.map(({ set }) => set.meterId),
+      sets.map(({ set }) => set.window.highest),
+      sets.map(({ set }) => uplinkSeenColumn(set.window)),
+    ],
+    ['bigint', 'bigint', 'bigint'],
+  );
+  // Data-modifying CTEs all run, and the foreign keys (transactions → records) hold at the end.
+  const ctes = parts.map((statement, i) => `w${i} AS (${statement})`);
+  const advance = `UPDATE meters SET last_uplink_seq = f.highest, uplink_seen = f.seen, last_seen_at = now(),
+         downlink_seq = meters.downlink_seq + 1
+       FROM unnest(${ids}, ${highest}, ${seen}) AS f(id, highest, seen) WHERE meters.id = f.id
+       RETURNING meters.id, meters.downlink_seq`;
+  const advanced = await tx.query<{ id: number; downlink_seq: number }>(
+    ctes.length > 0 ? `WITH ${ctes.join(', ')} ${advance}` : advance,
+    params,
+  );
+  return new Map(advanced.rows.map((r) => [Number(r.id), Number(r.downlink_seq)]));
+}
+
+/**
+ * A PostgreSQL array literal (`{1,2,NULL}`, `{"ab","c\\"d"}`), sent as one text parameter and cast in
+ * the statement: the driver's own array encoding escapes element by element and costs more than the
+ * insert itself at batch sizes.
+ */
+export function arrayLiteral(values: readonly (string | number | null)[]): string {
+  let text = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i > 0) text += ',';
+    if (v === null) text += 'NULL';
+    else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new RangeError(`${v} in an array parameter`);
+      text += v;
+    } else text += `"${/["\\]/.test(v) ? v.replace(/["\\]/g, '\\$&') : v}"`;
+  }
+  return `${text}}`;
+}
+
+/** Removes [first, last] from the meter's recorded gaps, splitting a gap the set lands inside. */
+async function closeGaps(tx: Queryable, meterId: number, first: number, last: number) {
+  const overlapping = await tx.query<{ from_seq: number; to_seq: number; detected_at: Date }>(
+    'DELETE FROM record_gaps WHERE meter_id = $1 AND from_seq <= $3 AND to_seq >= $2 RETURNING from_seq, to_seq, detected_at',
+    [meterId, first, last],
+  );
+  for (const gap of overlapping.rows) {
+    const pieces: [number, number][] = [];
+    if (gap.from_seq < first) pieces.push([gap.from_seq, first - 1]);
+    if (gap.to_seq > last) pieces.push([last + 1, gap.to_seq]);
+    for (const [from, to] of pieces) {
+      await tx.query(
+        'INSERT INTO record_gaps (meter_id, from_seq, to_seq, detected_at) VALUES ($1, $2, $3, $4)',
+        [meterId, from, to, gap.detected_at],
+      );
+    }
+  }
+}

@@ -1,0 +1,39 @@
+// The keys room: the keystore (software or HSM) is opened by the platform before anything else; this
+// wires key rotation (downlink 0x83, uplink 0x03 acknowledgements and security events) and
+// maintenance tokens, and registers their routes.
+import type { FastifyInstance } from 'fastify';
+import type { Database } from '../core/db';
+import type { MeterDirectory } from '../ingest/meters';
+import type { OperatorGuard } from '../operators/service';
+import { KeyFrame } from '../../protocol/keys';
+import type { Keystore } from './keystore';
+import { MaintenanceTokens } from './maintenance';
+import { KeyRotation } from './rotation';
+import { keyRoutes } from './routes';
+
+export interface KeysDeps {
+  db: Database;
+  meters: MeterDirectory;
+  keystore: Keystore;
+  ingest: {
+    route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void;
+    sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
+  };
+  guard: OperatorGuard;
+}
+
+export async function startKeys(
+  app: FastifyInstance,
+  { db, meters, keystore, ingest, guard }: KeysDeps,
+): Promise<{ rotation: KeyRotation; maintenance: MaintenanceTokens }> {
+  const rotation = new KeyRotation({
+    db,
+    meters,
+    keystore,
+    sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b),
+  });
+  ingest.route(KeyFrame.SECURITY, (topic, frame) => rotation.handleUplink(topic, frame).catch(() => {}));
+  const maintenance = new MaintenanceTokens(db, meters, keystore);
+  await app.register(keyRoutes, { rotation, maintenance, guard });
+  return { rotation, maintenance };
+}

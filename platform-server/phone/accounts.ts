@@ -1,0 +1,279 @@
+// Pay by phone's accounts and cards: registration, login and bearer tokens, the driver's settings,
+// and the cards a driver registers (kept as tokens, never card numbers) and links for renewals.
+import { createHmac, randomInt } from 'node:crypto';
+import { ProtocolError } from '../../protocol/errors';
+import type { Queryable } from '../core/db';
+import type { PhoneContext } from './context';
+import {
+  CARD_NUMBER,
+  type AlertChannel,
+  type CardRow,
+  type CardView,
+  cardView,
+  DUMMY_HASH,
+  type DriverRow,
+  type DriverView,
+  driverView,
+  normalisePhone,
+  PhoneError,
+  type RenewOption,
+  safePhone,
+} from './model';
+import { DEFAULT_PASSWORD_SCRYPT, hashPassword, newToken, tokenHash, verifyPassword } from './security';
+
+export class Accounts {
+  readonly #c: PhoneContext;
+  readonly #tokenKey: Uint8Array;
+
+  constructor(context: PhoneContext, tokenKey: Uint8Array) {
+    this.#c = context;
+    this.#tokenKey = tokenKey;
+  }
+
+  /**
+   * The token of a card number: protocol/renewal.ts cardToken under this platform's key, computed
+   * by OpenSSL in one call because pairing takes one per sale the fleet uploads (same bytes: tested).
+   */
+  tokenOf(cardNumber: string): string {
+    if (!CARD_NUMBER.test(cardNumber)) throw new ProtocolError('bad-field', 'card number is not 8-19 digits');
+    return createHmac('sha256', this.#tokenKey).update(cardNumber, 'latin1').digest('hex');
+  }
+
+  async register(input: {
+    name: string;
+    phone: string;
+    email: string;
+    password: string;
+    alertChannel?: AlertChannel;
+    leadMinutes?: number;
+    renewOption?: RenewOption;
+  }): Promise<{ driver: DriverView; token: string }> {
+    const phone = normalisePhone(input.phone);
+    const email = input.email.trim().toLowerCase();
+    const taken = await this.#c.db.query<{ phone: string; email: string }>(
+      'SELECT phone, email FROM drivers WHERE phone = $1 OR email = $2',
+      [phone, email],
+    );
+    if (taken.rows.some((r) => r.phone === phone))
+      throw new PhoneError(409, 'phone-taken', 'this phone number is already registered: log in instead');
+    if (taken.rows.length > 0)
+      throw new PhoneError(409, 'email-taken', 'this e-mail address is already registered: log in instead');
+    const hash = await hashPassword(
+      input.password,
+      this.#c.options.passwordScrypt ?? DEFAULT_PASSWORD_SCRYPT,
+    );
+    for (let attempt = 0; ; attempt++) {
+      const account = `PL${String(randomInt(0, 10_000_000_000)).padStart(10, '0')}`;
+      try {
+        const row = await this.#c.db.query<DriverRow>(
+          `INSERT INTO drivers (account_number, name, phone, email, password_hash, alert_channel, lead_minutes, renew_option)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+          [
+            account,
+            input.name.trim(),
+            phone,
+            email,
+            hash,
+            input.alertChannel ?? 'sms',
+            input.leadMinutes ?? 10,
+            input.renewOption ?? 'phone',
+          ],
+        );
+        const driver = driverView(row.rows[0]);
+        return { driver, token: await this.#issueToken(driver.id) };
+      } catch (error) {
+        if (attempt < 3 && /account_number/.test(String((error as Error).message))) continue;
+        if (/drivers_(phone|email)_key/.test(String((error as Error).message)))
+          throw new PhoneError(409, 'taken', 'this phone number or e-mail address is already registered');
+        throw error;
+      }
+    }
+  }
+
+  /** Logs in with phone number, e-mail or account number. */
+  async login(identifier: string, password: string): Promise<{ driver: DriverView; token: string }> {
+    const id = identifier.trim();
+    const phone = /^[+0-9 ()-]{8,20}$/.test(id) ? safePhone(id) : null;
+    const row = await this.#c.db.query<DriverRow>(
+      'SELECT * FROM drivers WHERE phone = $1 OR email = $2 OR account_number = $3 LIMIT 1',
+      [phone, id.toLowerCase(), id.toUpperCase()],
+    );
+    const driver = row.rows[0];
+    // The hash is computed even for an unknown login, so timing does not tell which exist.
+    const ok = await verifyPassword(password, driver?.password_hash ?? DUMMY_HASH);
+    if (!driver || !ok) throw new PhoneError(401, 'bad-credentials', 'wrong phone, e-mail or password');
+    return { driver: driverView(driver), token: await this.#issueToken(driver.id) };
+  }
+
+  async #issueToken(driverId: number): Promise<string> {
+    const token = newToken();
+    await this.#c.db.query(
+      'INSERT INTO driver_tokens (token_hash, driver_id, expires_at) VALUES ($1, $2, $3)',
+      [tokenHash(token), driverId, new Date(Date.now() + (this.#c.options.tokenTtlMs ?? 12 * 3600_000))],
+    );
+    return token;
+  }
+
+  /** The driver a bearer token belongs to, or undefined. Token lifetimes run on real time. */
+  async authenticate(token: string): Promise<number | undefined> {
+    const row = await this.#c.db.query<{ driver_id: number }>(
+      'SELECT driver_id FROM driver_tokens WHERE token_hash = $1 AND expires_at > $2',
+      [tokenHash(token), new Date()],
+    );
+    return row.rows[0]?.driver_id;
+  }
+
+  async logout(token: string): Promise<void> {
+    await this.#c.db.query('DELETE FROM driver_tokens WHERE token_hash = $1', [tokenHash(token)]);
+  }
+
+  async driver(driverId: number): Promise<DriverView> {
+    const row = await this.#c.db.query<DriverRow>('SELECT * FROM drivers WHERE id = $1', [driverId]);
+    if (!row.rows[0]) throw new PhoneError(404, 'no-driver', 'account not found');
+    return driverView(row.rows[0]);
+  }
+
+  async updateSettings(
+    driverId: number,
+    s: Partial<{
+      renewalPhone: string | null;
+      renewalEmail: string | null;
+      alertChannel: AlertChannel;
+      leadMinutes: number;
+      renewOption: RenewOption;
+      autoMinutes: number;
+      graceMinutes: number;
+      name: string;
+    }>,
+  ): Promise<DriverView> {
+    const current = await this.driver(driverId);
+    const next = { ...current, ...s };
+    const renewalPhone = s.renewalPhone
+      ? normalisePhone(s.renewalPhone)
+      : s.renewalPhone === ''
+        ? null
+        : next.renewalPhone;
+    const renewalEmail = s.renewalEmail
+      ? s.renewalEmail.trim().toLowerCase()
+      : s.renewalEmail === ''
+        ? null
+        : next.renewalEmail;
+    const row = await this.#c.db.query<DriverRow>(
+      `UPDATE drivers SET name = $2, renewal_phone = $3, renewal_email = $4, alert_channel = $5, lead_minutes = $6,
+              renew_option = $7, auto_minutes = $8, grace_minutes = $9 WHERE id = $1 RETURNING *`,
+      [
+        driverId,
+        next.name,
+        renewalPhone ?? null,
+        renewalEmail ?? null,
+        next.alertChannel,
+        next.leadMinutes,
+        next.renewOption,
+        next.autoMinutes,
+        next.graceMinutes,
+      ],
+    );
+    return driverView(row.rows[0]);
+  }
+
+  async addCard(
+    driverId: number,
+    input: { cardNumber: string; cardType: number; label?: string; renewal?: boolean },
+  ): Promise<CardView> {
+    const number = input.cardNumber.replace(/[\s-]/g, '');
+    if (!/^[0-9]{12,19}$/.test(number))
+      throw new PhoneError(400, 'bad-card', 'a card number is 12 to 19 digits');
+    const token = this.tokenOf(number);
+    return this.#c.db.transaction(async (tx) => {
+      const held = await tx.query<{ driver_id: number }>(
+        'SELECT driver_id FROM driver_cards WHERE token = $1 AND removed_at IS NULL',
+        [token],
+      );
+      if (held.rows.length > 0)
+        throw new PhoneError(
+          409,
+          'card-registered',
+          held.rows[0].driver_id === driverId
+            ? 'this card is already on your account'
+            : 'this card is registered to another account',
+        );
+      if (input.renewal)
+        await tx.query('UPDATE driver_cards SET renewal = false WHERE driver_id = $1', [driverId]);
+      const row = await tx.query<CardRow>(
+        `INSERT INTO driver_cards (driver_id, token, last4, card_type, label, renewal)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+        [
+          driverId,
+          token,
+          number.slice(-4),
+          input.cardType,
+          (input.label ?? '').trim(),
+          input.renewal ?? false,
+        ],
+      );
+      return cardView(row.rows[0]);
+    });
+  }
+
+  async cards(driverId: number): Promise<CardView[]> {
+    const rows = await this.#c.db.query<CardRow>(
+      'SELECT * FROM driver_cards WHERE driver_id = $1 AND removed_at IS NULL ORDER BY id',
+      [driverId],
+    );
+    return rows.rows.map(cardView);
+  }
+
+  async #card(driverId: number, cardId: number, q: Queryable = this.#c.db): Promise<CardRow> {
+    const row = await q.query<CardRow>(
+      'SELECT * FROM driver_cards WHERE id = $1 AND driver_id = $2 AND removed_at IS NULL',
+      [cardId, driverId],
+    );
+    if (!row.rows[0]) throw new PhoneError(404, 'no-card', `card ${cardId} is not on your account`);
+    return row.rows[0];
+  }
+
+  async removeCard(driverId: number, cardId: number): Promise<void> {
+    await this.#card(driverId, cardId);
+    await this.#c.db.query('UPDATE driver_cards SET pays_with = NULL WHERE pays_with = $1', [cardId]);
+    await this.#c.db.query(
+      'UPDATE driver_cards SET removed_at = $2, renewal = false, pays_with = NULL WHERE id = $1',
+      [cardId, new Date(this.#c.now())],
+    );
+  }
+
+  /** Step c: renewals of sessions started with `cardId` are paid from `paysWith` (null: itself). */
+  async updateCard(
+    driverId: number,
+    cardId: number,
+    change: { paysWith?: number | null; renewal?: boolean; label?: string },
+  ): Promise<CardView> {
+    const card = await this.#card(driverId, cardId);
+    if (change.paysWith !== undefined && change.paysWith !== null) {
+      if (change.paysWith === cardId)
+        throw new PhoneError(400, 'bad-link', 'a card cannot be linked to itself');
+      await this.#card(driverId, change.paysWith);
+    }
+    if (change.renewal)
+      await this.#c.db.query('UPDATE driver_cards SET renewal = false WHERE driver_id = $1', [driverId]);
+    const row = await this.#c.db.query<CardRow>(
+      'UPDATE driver_cards SET pays_with = $2, renewal = $3, label = $4 WHERE id = $1 RETURNING *',
+      [
+        cardId,
+        change.paysWith === undefined ? card.pays_with : change.paysWith,
+        change.renewal ?? card.renewal,
+        change.label?.trim() ?? card.label,
+      ],
+    );
+    return cardView(row.rows[0]);
+  }
+
+  async driverByPhone(from: string): Promise<DriverRow | undefined> {
+    const phone = safePhone(from);
+    if (!phone) return undefined;
+    const row = await this.#c.db.query<DriverRow>(
+      'SELECT * FROM drivers WHERE phone = $1 OR renewal_phone = $1 ORDER BY (phone = $1) DESC LIMIT 1',
+      [phone],
+    );
+    return row.rows[0];
+  }
+}

@@ -1,0 +1,391 @@
+// Pay by phone's renewals: priced through Pricing, paid (payments.ts), sent to the meter as downlink
+// 0x86 and resent while the meter is unreachable, settled by its ack 0x06 (the final confirmation
+// only once the meter has applied it), voided and refunded when its validity window ends first.
+import { randomBytes } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import { formatMoney } from '../../firmware/units/format';
+import { decodeHeader, FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
+import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
+import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
+import { frameKeys } from '../keys/keystore';
+import type { PhoneContext } from './context';
+import {
+  type AlertChannel,
+  type CardRow,
+  type DriverRow,
+  newRenewalId,
+  PhoneError,
+  type RenewalRow,
+  type RenewalView,
+  recipientOf,
+  type SessionRow,
+  seconds,
+  VOID_MARGIN_MS,
+} from './model';
+import type { Payments } from './payments';
+
+export class Renewals {
+  readonly #c: PhoneContext;
+  readonly #payments: Payments;
+  #client: MqttClient | undefined;
+
+  constructor(context: PhoneContext, payments: Payments) {
+    this.#c = context;
+    this.#payments = payments;
+  }
+
+  /** Connects the downlink publisher. */
+  async start(): Promise<void> {
+    const client = mqtt.connect(this.#c.options.brokerUrl, {
+      clientId: `parklink-phone-${process.pid}-${randomBytes(4).toString('hex')}`,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+    });
+    client.on('error', (error) => this.#c.options.logger.error({ err: error }, 'phone MQTT error'));
+    this.#client = client;
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
+  }
+
+  /** Disconnects the downlink publisher (after the service's work in flight). */
+  async close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) await client.endAsync();
+  }
+
+  /** Prices, pays and sends a renewal to the meter; the confirmation follows the meter's ack. */
+  async renew(
+    driverId: number,
+    request: { sessionId?: number; minutes?: number; channel: 'app' | 'sms' | 'voice' | 'auto' },
+  ): Promise<RenewalView> {
+    const driver = (await this.#c.db.query<DriverRow>('SELECT * FROM drivers WHERE id = $1', [driverId]))
+      .rows[0];
+    if (!driver) throw new PhoneError(404, 'no-driver', 'account not found');
+    const minutes = request.minutes ?? driver.auto_minutes;
+    const now = this.#c.now();
+    const sessions = await this.#c.db.query<SessionRow>(
+      `SELECT * FROM phone_sessions WHERE driver_id = $1 AND status = 'active' AND ($2::bigint IS NULL OR id = $2)
+        ORDER BY created_at DESC, id DESC LIMIT 1`,
+      [driverId, request.sessionId ?? null],
+    );
+    const session = sessions.rows[0];
+    if (!session) {
+      throw new PhoneError(
+        404,
+        'no-session',
+        request.sessionId === undefined
+          ? 'you have no active parking session: tap a registered card at a meter first'
+          : `session ${request.sessionId} is not an active session of yours`,
+      );
+    }
+    if (now > session.paid_until.getTime() + driver.grace_minutes * 60_000)
+      throw new PhoneError(409, 'session-over', 'this session has ended: pay at the meter to park again');
+    const pending = await this.#c.db.query('SELECT id FROM renewals WHERE session_id = $1 AND status = $2', [
+      session.id,
+      'sent',
+    ]);
+    if (pending.rows.length > 0)
+      throw new PhoneError(
+        409,
+        'renewal-pending',
+        'a renewal for this session is already on its way to the meter',
+      );
+    const start = Math.max(Math.floor(now / 1000), Math.floor(session.paid_until.getTime() / 1000));
+    const quote = this.#c.options.pricing.quote({
+      meterId: session.meter_id,
+      bayId: session.bay_id,
+      start,
+      minutes,
+      paidMinutes: session.paid_minutes,
+    });
+    if (!quote.ok)
+      throw new PhoneError(422, quote.reason, `cannot extend: ${quote.message}`, quote.maxMinutes);
+
+    const card = await this.#fundingCard(session);
+    const id = newRenewalId();
+    const { funding, authorisation } = await this.#payments.pay(card, {
+      amount: quote.amount,
+      currency: quote.currency,
+      reference: id,
+    });
+    const validUntil = now + (this.#c.options.renewalValidityMs ?? 10 * 60_000);
+    await this.#c.db.query(
+      `INSERT INTO renewals (id, session_id, driver_id, meter_id, bay_id, minutes, charge, currency, card_id, funding,
+                             authorisation, channel, status, requested_at, valid_until)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'sent', $13, $14)`,
+      [
+        id,
+        session.id,
+        driverId,
+        session.meter_id,
+        session.bay_id,
+        minutes,
+        quote.amount,
+        quote.currency,
+        card.id,
+        funding,
+        authorisation,
+        request.channel,
+        new Date(now),
+        new Date(validUntil),
+      ],
+    );
+    await this.#sendRenewal(id);
+    return this.renewal(driverId, id);
+  }
+
+  async #fundingCard(session: SessionRow): Promise<CardRow> {
+    const rows = await this.#c.db.query<CardRow>(
+      `SELECT c.* FROM driver_cards c
+        WHERE c.removed_at IS NULL AND c.driver_id = $1
+          AND (c.id = (SELECT pays_with FROM driver_cards WHERE id = $2) OR c.renewal OR c.id = $2)
+        ORDER BY (c.id = (SELECT pays_with FROM driver_cards WHERE id = $2)) DESC NULLS LAST, c.renewal DESC, c.id`,
+      [session.driver_id, session.card_id],
+    );
+    if (!rows.rows[0]) throw new PhoneError(409, 'no-card', 'no card on your account can pay this renewal');
+    return rows.rows[0];
+  }
+
+  /** Seals and publishes the renewal downlink (again, for a resend); no-op unless still 'sent'. */
+  async #sendRenewal(id: string): Promise<void> {
+    const row = await this.#c.db.query<RenewalRow>('SELECT * FROM renewals WHERE id = $1', [id]);
+    const r = row.rows[0];
+    if (r?.status !== 'sent' || !this.#client) return;
+    const downlink = await this.#c.options.meters.nextDownlink(r.meter_id);
+    if (!downlink) return;
+    const keys = frameKeys(this.#c.options.keystore, r.meter_id, downlink.epoch);
+    keys.uplink.fill(0);
+    const frame = sealFrame(
+      this.#c.crypto,
+      keys.downlink,
+      {
+        version: FRAME_VERSION,
+        type: RENEWAL_FRAME,
+        meterId: r.meter_id,
+        epoch: downlink.epoch,
+        seq: downlink.seq,
+      },
+      encodeRenewal({
+        id: r.id,
+        bayId: r.bay_id,
+        minutes: r.minutes,
+        charge: r.charge,
+        currency: r.currency,
+        authorisation: r.authorisation,
+        validUntil: Math.floor(r.valid_until.getTime() / 1000),
+      }),
+    );
+    keys.downlink.fill(0);
+    await this.#c.db.query('UPDATE renewals SET sent_at = $2, send_count = send_count + 1 WHERE id = $1', [
+      id,
+      new Date(this.#c.now()),
+    ]);
+    await this.#client.publishAsync(downlinkTopic(r.meter_id), Buffer.from(frame), { qos: 1 });
+    this.#c.emit('renewal-sent', { id, meterId: r.meter_id });
+  }
+
+  /** Ingest route for uplink frames 0x06: the meter's answer to a renewal. Never throws. */
+  onRenewalAck = async (topic: string, frame: Uint8Array): Promise<void> => {
+    try {
+      await this.#c.track(this.#handleAck(topic, frame));
+    } catch (error) {
+      this.#c.options.logger.warn({ err: error, topic }, 'renewal ack refused');
+    }
+  };
+
+  async #handleAck(topic: string, frame: Uint8Array): Promise<void> {
+    const header = decodeHeader(frame);
+    const meterId = meterIdOfTopic(topic);
+    if (meterId === undefined || meterId !== header.meterId) throw new Error('ack topic and header disagree');
+    const epochs = await this.#c.options.meters.epochs(meterId);
+    if (!epochs) throw new Error(`meter ${meterId} is not provisioned`);
+    const epoch = epochs.current;
+    if (header.epoch !== epoch) throw new Error(`stale epoch ${header.epoch}`);
+    const keys = frameKeys(this.#c.options.keystore, meterId, epoch);
+    keys.downlink.fill(0);
+    let body: Uint8Array;
+    try {
+      body = openFrame(this.#c.crypto, keys.uplink, frame).body;
+    } finally {
+      keys.uplink.fill(0);
+    }
+    const ack = decodeRenewalAck(body);
+    // One anti-replay window for all of a meter's uplinks (they share one sequence).
+    await this.#c.db.transaction((tx) => this.#c.options.meters.acceptUplinkFrame(tx, meterId, header.seq));
+    await this.#settle(meterId, ack.id, ack.status, ack.paidUntil, ack.reason);
+  }
+
+  async #settle(
+    meterId: number,
+    id: string,
+    status: string,
+    paidUntil: number,
+    reason: string,
+  ): Promise<void> {
+    const now = this.#c.now();
+    const applied = status === 'applied' || status === 'duplicate';
+    const outcome = await this.#c.db.transaction(async (tx) => {
+      const row = await tx.query<RenewalRow>(
+        'SELECT * FROM renewals WHERE id = $1 AND meter_id = $2 FOR UPDATE',
+        [id, meterId],
+      );
+      const r = row.rows[0];
+      if (!r) throw new Error(`meter ${meterId} acknowledged unknown renewal ${id}`);
+      if (r.status !== 'sent') {
+        if (r.status === 'voided' && applied)
+          this.#c.options.logger.error({ renewal: id, meterId }, 'a voided renewal was applied by the meter');
+        return undefined;
+      }
+      const driver = (await tx.query<DriverRow>('SELECT * FROM drivers WHERE id = $1', [r.driver_id]))
+        .rows[0];
+      const channel: AlertChannel =
+        r.channel === 'sms' || r.channel === 'voice' || r.channel === 'app'
+          ? r.channel
+          : driver.alert_channel;
+      if (applied) {
+        await tx.query(
+          "UPDATE renewals SET status = 'applied', applied_at = $2, paid_until = $3 WHERE id = $1",
+          [id, new Date(now), seconds(paidUntil)],
+        );
+        await tx.query(
+          `UPDATE phone_sessions SET paid_until = $2, paid_minutes = paid_minutes + $3, alerted_for = NULL,
+                  grace_alerted_for = NULL WHERE id = $1`,
+          [r.session_id, seconds(paidUntil), r.minutes],
+        );
+        // Step 718: the final confirmation, only now that the meter has applied it.
+        await this.#c.outbox.enqueue(tx, {
+          driverId: driver.id,
+          channel,
+          recipient: recipientOf(driver, channel),
+          kind: 'confirmation',
+          renewalId: id,
+          body:
+            `ParkLink: confirmed. Bay ${r.bay_id} at meter ${meterId} now paid until ${this.#c.hhmm(paidUntil)}. ` +
+            `Charged ${formatMoney(r.charge, r.currency)} (auth ${r.authorisation}).`,
+        });
+        return { applied: true as const, r };
+      }
+      await tx.query("UPDATE renewals SET status = 'refused', reason = $2, refunded_at = $3 WHERE id = $1", [
+        id,
+        reason || 'refused by the meter',
+        new Date(now),
+      ]);
+      await this.#c.outbox.enqueue(tx, {
+        driverId: driver.id,
+        channel,
+        recipient: recipientOf(driver, channel),
+        kind: 'refund',
+        renewalId: id,
+        body: `ParkLink: the meter could not apply your renewal of bay ${r.bay_id} (${reason}). ${formatMoney(r.charge, r.currency)} refunded.`,
+      });
+      return { applied: false as const, r };
+    });
+    if (!outcome) return;
+    if (outcome.applied) this.#c.emit('renewal-applied', { id, meterId, paidUntil });
+    else {
+      await this.#payments.refund(outcome.r);
+      this.#c.emit('renewal-refused', { id, reason });
+    }
+    void this.#c.track(this.#c.outbox.deliverDue());
+  }
+
+  /** The meter came back (ingest accepted an uplink from it): send what it has not acknowledged. */
+  onMeterSeen = (meterId: number): void => {
+    this.onMetersSeen([meterId]);
+  };
+
+  /** Meters just heard from (one query for a batch): renewals they have not acknowledged go again. */
+  onMetersSeen(meterIds: readonly number[]): void {
+    if (this.#c.closed || meterIds.length === 0) return;
+    void this.#c.track(
+      (async () => {
+        const pending = await this.#c.db.query<{ id: string }>(
+          "SELECT id FROM renewals WHERE meter_id = ANY($1::bigint[]) AND status = 'sent' AND sent_at < $2",
+          [[...new Set(meterIds)], new Date(this.#c.now() - 2_000)],
+        );
+        for (const { id } of pending.rows) await this.#sendRenewal(id);
+      })().catch((error) => this.#c.options.logger.warn({ err: error, meterIds }, 'renewal resend failed')),
+    );
+  }
+
+  async renewal(driverId: number, id: string): Promise<RenewalView> {
+    const rows = await this.#renewalRows('r.driver_id = $1 AND r.id = $2', [driverId, id]);
+    if (!rows[0]) throw new PhoneError(404, 'no-renewal', `renewal ${id} is not yours`);
+    return rows[0];
+  }
+
+  async renewals(driverId: number): Promise<RenewalView[]> {
+    return this.#renewalRows('r.driver_id = $1', [driverId]);
+  }
+
+  async #renewalRows(where: string, params: (string | number)[]): Promise<RenewalView[]> {
+    const rows = await this.#c.db.query<RenewalRow & { last4: string }>(
+      `SELECT r.*, c.last4 FROM renewals r JOIN driver_cards c ON c.id = r.card_id WHERE ${where}
+        ORDER BY r.requested_at DESC, r.id LIMIT 200`,
+      params,
+    );
+    return rows.rows.map((r) => ({
+      id: r.id,
+      sessionId: r.session_id,
+      meterId: r.meter_id,
+      bayId: r.bay_id,
+      minutes: r.minutes,
+      charge: r.charge,
+      currency: r.currency,
+      chargeText: formatMoney(r.charge, r.currency),
+      cardLast4: r.last4,
+      funding: r.funding,
+      authorisation: r.authorisation,
+      channel: r.channel,
+      status: r.status,
+      reason: r.reason,
+      requestedAt: r.requested_at.toISOString(),
+      validUntil: r.valid_until.toISOString(),
+      appliedAt: r.applied_at?.toISOString() ?? null,
+      paidUntil: r.paid_until?.toISOString() ?? null,
+      refunded: r.refunded_at !== null,
+    }));
+  }
+
+  async #void(r: RenewalRow): Promise<void> {
+    const voided = await this.#c.db.query(
+      "UPDATE renewals SET status = 'voided', reason = 'meter unreachable', refunded_at = $2 WHERE id = $1 AND status = 'sent' RETURNING id",
+      [r.id, new Date(this.#c.now())],
+    );
+    if (voided.rowCount === 0) return;
+    await this.#payments.refund(r);
+    const driver = (await this.#c.db.query<DriverRow>('SELECT * FROM drivers WHERE id = $1', [r.driver_id]))
+      .rows[0];
+    const channel: AlertChannel =
+      r.channel === 'sms' || r.channel === 'voice' || r.channel === 'app' ? r.channel : driver.alert_channel;
+    await this.#c.outbox.enqueue(this.#c.db, {
+      driverId: driver.id,
+      channel,
+      recipient: recipientOf(driver, channel),
+      kind: 'voided',
+      renewalId: r.id,
+      body: `ParkLink: the meter at bay ${r.bay_id} could not be reached, so your renewal was cancelled and ${formatMoney(r.charge, r.currency)} refunded. Please pay at the meter.`,
+    });
+    this.#c.emit('renewal-voided', { id: r.id });
+  }
+
+  /** The scheduler's part: renewals past their validity are voided, the unacknowledged sent again. */
+  async tick(now: number): Promise<void> {
+    const stale = await this.#c.db.query<RenewalRow>(
+      "SELECT * FROM renewals WHERE status = 'sent' AND valid_until < $1",
+      [new Date(now - VOID_MARGIN_MS)],
+    );
+    for (const r of stale.rows) await this.#void(r);
+
+    const resend = await this.#c.db.query<{ id: string }>(
+      "SELECT id FROM renewals WHERE status = 'sent' AND valid_until > $1 AND sent_at < $2",
+      [new Date(now), new Date(now - (this.#c.options.resendAfterMs ?? 30_000))],
+    );
+    for (const { id } of resend.rows) await this.#sendRenewal(id).catch(() => {});
+  }
+}

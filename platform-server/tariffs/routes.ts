@@ -1,0 +1,188 @@
+// The tariffs' HTTP API:
+//
+//   POST /api/tariffs                 body: a tariff document      → 201 { id, version } | 400 naming the field
+//   GET  /api/tariffs/:id             the latest version
+//   POST /api/meters/:id/tariff       body: { tariffId, version? } → 202 { version, downlinkSeq }
+//   GET  /api/meters/:id/tariff       pushed and acknowledged versions
+//   POST /api/quote                   body: { meterId | tariffId, bay, start (epoch s), minutes | amount, paidMinutes? }
+//
+// Reading needs the viewer role, storing and assigning the operator role; the quote is public
+// (drivers' price before they pay).
+import type { FastifyPluginAsync } from 'fastify';
+import { errorBody, errorResponses, sendError } from '../core/errors';
+import { meterIdParams, object, u32 } from '../core/schemas';
+import type { OperatorGuard } from '../operators/service';
+import { TariffRefused, type TariffService } from './service';
+
+const REFUSAL_CODES: Record<number, string> = { 400: 'bad-tariff', 404: 'not-found', 409: 'version-exists' };
+
+const savedSchema = object({ id: { type: 'string' }, version: { type: 'integer' } });
+
+const tariffDocumentSchema = {
+  type: 'object',
+  description: 'a tariff document (protocol/tariff/tariff.schema.json)',
+  additionalProperties: true,
+} as const;
+
+export interface TariffRoutesOptions {
+  service: TariffService;
+  guard: OperatorGuard;
+}
+
+/** Storing, reading and assigning tariffs (operators), and the public price quote. */
+export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app, { service, guard }) => {
+  const send = (reply: { code(n: number): { send(b: unknown): unknown } }, error: unknown) => {
+    if (error instanceof TariffRefused) {
+      const code = REFUSAL_CODES[error.statusCode] ?? 'refused';
+      return reply.code(error.statusCode).send(errorBody(error.statusCode, code, error.message, error.field));
+    }
+    throw error;
+  };
+  app.post(
+    '/api/tariffs',
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary: 'Store a tariff version (validated by the engine the meters run; 400 names the field)',
+        body: {
+          type: 'object',
+          description: 'a tariff document (protocol/tariff/tariff.schema.json)',
+          additionalProperties: true,
+        },
+        response: { 201: savedSchema, ...errorResponses(400, 401, 403, 409) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const saved = await service.save(request.body);
+        await guard.audit(request, { action: 'tariff.save', target: saved.id, detail: saved });
+        return reply.code(201).send(saved);
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
+  app.get<{ Params: { id: string } }>(
+    '/api/tariffs/:id',
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: "A tariff's latest version",
+        params: { type: 'object', properties: { id: { type: 'string', minLength: 1 } }, required: ['id'] },
+        response: { 200: tariffDocumentSchema, ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const doc = await service.get(request.params.id);
+      if (!doc) return sendError(reply, 404, 'unknown-tariff', 'no such tariff');
+      return doc;
+    },
+  );
+  app.post<{ Params: { id: number }; Body: { tariffId: string; version?: number } }>(
+    '/api/meters/:id/tariff',
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary: 'Push a stored tariff version to a meter as a 0x85 downlink',
+        params: meterIdParams,
+        body: {
+          type: 'object',
+          properties: { tariffId: { type: 'string', minLength: 1 }, version: u32 },
+          required: ['tariffId'],
+          additionalProperties: false,
+        },
+        response: {
+          202: object({ version: { type: 'integer' }, downlinkSeq: { type: 'integer' } }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const pushed = await service.push(request.params.id, request.body.tariffId, request.body.version);
+        await guard.audit(request, {
+          action: 'tariff.assign',
+          meterId: request.params.id,
+          target: request.body.tariffId,
+          detail: pushed,
+        });
+        return reply.code(202).send(pushed);
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
+  app.get<{ Params: { id: number } }>(
+    '/api/meters/:id/tariff',
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: 'The tariff pushed to a meter, the version it applied, or why it refused one',
+        params: meterIdParams,
+        response: {
+          200: object(
+            {
+              meterId: { type: 'integer' },
+              tariffId: { type: 'string' },
+              pushedVersion: { type: 'integer' },
+              appliedVersion: { type: 'integer', nullable: true },
+              refused: { type: 'object', nullable: true, additionalProperties: true },
+            },
+            ['meterId', 'tariffId', 'pushedVersion'],
+          ),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) =>
+      (await service.status(request.params.id)) ??
+      sendError(reply, 404, 'no-tariff-pushed', 'no tariff pushed to this meter'),
+  );
+  app.post<{
+    Body: {
+      meterId?: number;
+      tariffId?: string;
+      bay: number;
+      start: number;
+      minutes?: number;
+      amount?: number;
+      paidMinutes?: number;
+    };
+  }>(
+    '/api/quote',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            meterId: u32,
+            tariffId: { type: 'string', minLength: 1 },
+            bay: u32,
+            start: { type: 'integer', minimum: 0 },
+            minutes: { type: 'integer', minimum: 1, maximum: 10080 },
+            amount: { type: 'integer', minimum: 0 },
+            paidMinutes: { type: 'integer', minimum: 0, maximum: 10080 },
+          },
+          required: ['bay', 'start'],
+          oneOf: [{ required: ['minutes'] }, { required: ['amount'] }],
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            description: 'the quote (protocol/tariff Quote)',
+            additionalProperties: true,
+          },
+          ...errorResponses(400, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        return await service.quote(request.body);
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
+};

@@ -1,0 +1,220 @@
+// Tariffs on the platform: stored versioned after validation by the same engine the
+// meters run (protocol/tariff), pushed to a meter as a 0x85 downlink, acknowledged by the meter's
+// 0x05 uplink with the version applied; and quotes priced by that engine, so a renewal at the
+// platform costs what it would at the meter. `tariffOf(meterId)` gives the tariff the meter holds
+// (the last acknowledged push) to the phone service's TariffPricing.
+//
+// Its HTTP API is routes.ts; index.ts wires the room (the 0x05 route, the routes).
+import type { Crypto } from '../../hal/crypto';
+import { nobleCrypto } from '../../hal/nobleCrypto';
+import { ProtocolError } from '../../protocol/errors';
+import { openFrame } from '../../protocol/frame';
+import {
+  decodeTariffAck,
+  encodeTariffPush,
+  type Quote,
+  TARIFF_ACK_UPLINK,
+  TARIFF_DOWNLINK,
+  Tariff,
+  type TariffAck,
+  type TariffDocument,
+  TariffError,
+  validateTariff,
+} from '../../protocol/tariff';
+import { meterIdOfTopic } from '../../protocol/topics';
+import type { Database } from '../core/db';
+import type { Keystore } from '../keys/keystore';
+import type { MeterDirectory } from '../ingest/meters';
+
+export interface TariffDeps {
+  db: Database;
+  meters: Pick<MeterDirectory, 'exists' | 'epochs' | 'acceptUplinkFrame'>;
+  keystore: Keystore;
+  /** Seals and publishes a downlink (Ingest.sendDownlink); returns its sequence number. */
+  sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
+  crypto?: Crypto;
+}
+
+export class TariffRefused extends Error {
+  override readonly name: string = 'TariffRefused';
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class TariffService {
+  readonly #deps: TariffDeps;
+  /** The tariff each meter acknowledged applying, compiled. */
+  readonly #held = new Map<number, Tariff>();
+  readonly #compiled = new Map<string, Tariff>();
+
+  constructor(deps: TariffDeps) {
+    this.#deps = deps;
+  }
+
+  /** Loads what each meter acknowledged (at start). */
+  async load(): Promise<void> {
+    const rows = await this.#deps.db.query<{ meter_id: number; document: TariffDocument }>(
+      `SELECT m.meter_id, t.document FROM meter_tariffs m
+         JOIN tariffs t ON t.id = m.tariff_id AND t.version = m.acked_version
+        WHERE m.acked_ok`,
+    );
+    for (const row of rows.rows) this.#held.set(row.meter_id, this.#compile(row.document));
+  }
+
+  #compile(doc: TariffDocument): Tariff {
+    const key = `${doc.id}@${doc.version}`;
+    let t = this.#compiled.get(key);
+    if (!t) {
+      t = Tariff.from(doc);
+      this.#compiled.set(key, t);
+    }
+    return t;
+  }
+
+  /** Validates and stores a tariff version; a version already stored must be identical. */
+  async save(value: unknown): Promise<{ id: string; version: number }> {
+    let doc: TariffDocument;
+    try {
+      doc = validateTariff(value);
+    } catch (error) {
+      if (error instanceof TariffError) throw new TariffRefused(400, error.message, error.field);
+      throw error;
+    }
+    const existing = await this.#deps.db.query<{ document: TariffDocument }>(
+      'SELECT document FROM tariffs WHERE id = $1 AND version = $2',
+      [doc.id, doc.version],
+    );
+    if (existing.rows.length > 0) {
+      if (JSON.stringify(existing.rows[0].document) !== JSON.stringify(doc))
+        throw new TariffRefused(
+          409,
+          `tariff ${doc.id} version ${doc.version} exists with other content`,
+          'version',
+        );
+      return { id: doc.id, version: doc.version };
+    }
+    await this.#deps.db.query('INSERT INTO tariffs (id, version, document) VALUES ($1, $2, $3)', [
+      doc.id,
+      doc.version,
+      JSON.stringify(doc),
+    ]);
+    return { id: doc.id, version: doc.version };
+  }
+
+  async get(id: string, version?: number): Promise<TariffDocument | undefined> {
+    const rows = await this.#deps.db.query<{ document: TariffDocument }>(
+      `SELECT document FROM tariffs WHERE id = $1 AND ($2::bigint IS NULL OR version = $2::bigint)
+        ORDER BY version DESC LIMIT 1`,
+      [id, version ?? null],
+    );
+    return rows.rows[0]?.document;
+  }
+
+  /** Sends a stored tariff version to a meter (0x85); the meter acknowledges with 0x05. */
+  async push(
+    meterId: number,
+    tariffId: string,
+    version?: number,
+  ): Promise<{ version: number; downlinkSeq: number }> {
+    const doc = await this.get(tariffId, version);
+    if (!doc)
+      throw new TariffRefused(
+        404,
+        `no tariff ${tariffId}${version === undefined ? '' : ` version ${version}`}`,
+      );
+    if (!(await this.#deps.meters.exists(meterId)))
+      throw new TariffRefused(404, `meter ${meterId} is unknown`);
+    const body = encodeTariffPush({ kind: 'tariff', version: doc.version, tariff: doc });
+    const downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
+    await this.#deps.db.query(
+      `INSERT INTO meter_tariffs (meter_id, tariff_id, version, downlink_seq) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (meter_id) DO UPDATE SET tariff_id = $2, version = $3, downlink_seq = $4, pushed_at = now()`,
+      [meterId, doc.id, doc.version, downlinkSeq],
+    );
+    return { version: doc.version, downlinkSeq };
+  }
+
+  /** A 0x05 uplink (routed here by ingest): authenticated, not a replay, recorded. */
+  async onAck(topic: string, frame: Uint8Array): Promise<TariffAck> {
+    const { db, keystore } = this.#deps;
+    const meterId = meterIdOfTopic(topic);
+    if (meterId === undefined) throw new ProtocolError('bad-field', `${topic} is not a meter uplink topic`);
+    const epochs = await this.#deps.meters.epochs(meterId);
+    if (!epochs) throw new ProtocolError('unknown-meter', `meter ${meterId}`);
+    const keys = keystore.meterKeys(meterId, epochs.current);
+    const { header, body } = openFrame(this.#deps.crypto ?? nobleCrypto, keys.uplink, frame);
+    keys.uplink.fill(0);
+    keys.downlink.fill(0);
+    if (header.meterId !== meterId || header.type !== TARIFF_ACK_UPLINK)
+      throw new ProtocolError('bad-type', 'not a tariff acknowledgement of this meter');
+    await db.transaction((tx) => this.#deps.meters.acceptUplinkFrame(tx, meterId, header.seq));
+    const ack = decodeTariffAck(body);
+    if (ack.kind === 'tariff') {
+      await db.query(
+        'UPDATE meter_tariffs SET acked_version = $2, acked_ok = $3, acked_why = $4, acked_at = now() WHERE meter_id = $1',
+        [meterId, ack.version, ack.ok, ack.why ?? null],
+      );
+      if (ack.ok) {
+        const held = await db.query<{ document: TariffDocument }>(
+          'SELECT t.document FROM meter_tariffs m JOIN tariffs t ON t.id = m.tariff_id AND t.version = $2 WHERE m.meter_id = $1',
+          [meterId, ack.version],
+        );
+        if (held.rows[0]) this.#held.set(meterId, this.#compile(held.rows[0].document));
+      }
+    }
+    return ack;
+  }
+
+  async status(meterId: number): Promise<Record<string, unknown> | undefined> {
+    const rows = await this.#deps.db.query<{
+      tariff_id: string;
+      version: number;
+      acked_version: number | null;
+      acked_ok: boolean | null;
+      acked_why: string | null;
+    }>(
+      'SELECT tariff_id, version, acked_version, acked_ok, acked_why FROM meter_tariffs WHERE meter_id = $1',
+      [meterId],
+    );
+    const r = rows.rows[0];
+    if (!r) return undefined;
+    return {
+      meterId,
+      tariffId: r.tariff_id,
+      pushedVersion: r.version,
+      appliedVersion: r.acked_ok ? r.acked_version : null,
+      refused: r.acked_ok === false ? { version: r.acked_version, why: r.acked_why } : null,
+    };
+  }
+
+  /** The tariff a meter holds (its last acknowledged push), for pricing renewals. */
+  tariffOf(meterId: number): Tariff | undefined {
+    return this.#held.get(meterId);
+  }
+
+  async quote(request: {
+    meterId?: number;
+    tariffId?: string;
+    bay: number;
+    start: number;
+    minutes?: number;
+    amount?: number;
+    paidMinutes?: number;
+  }): Promise<Quote> {
+    let tariff: Tariff | undefined;
+    if (request.tariffId !== undefined) {
+      const doc = await this.get(request.tariffId);
+      tariff = doc && this.#compile(doc);
+    } else if (request.meterId !== undefined) tariff = this.tariffOf(request.meterId);
+    if (!tariff) throw new TariffRefused(404, 'no such tariff (or the meter has acknowledged none)');
+    const { bay, start, paidMinutes } = request;
+    return request.minutes !== undefined
+      ? tariff.quoteDuration({ bay, start, minutes: request.minutes, paidMinutes })
+      : tariff.quoteAmount({ bay, start, amount: request.amount ?? 0, paidMinutes });
+  }
+}
