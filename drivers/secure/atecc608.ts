@@ -20,7 +20,7 @@ export const ShaMode = Object.freeze({
   UPDATE: 0x01,
   END: 0x02,
   HMAC_START: 0x04,
-  HMAC_END: 0x05,
+  HMAC_END: 0x02, // the 608 ends an HMAC with End (CryptoAuthLib SHA_MODE_608_HMAC_END); 0x05 is the 508's
 });
 
 export const Zone = Object.freeze({ CONFIG: 0x00, OTP: 0x01, DATA: 0x02, BLOCK_32: 0b1000_0000 });

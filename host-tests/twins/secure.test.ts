@@ -217,9 +217,8 @@ describe('twin ATECC608 (DS40001977) against the ATECC608 driver', () => {
     );
   });
 
-  // The driver's ShaMode.HMAC_END is 0x05, the ATECC508A's code; a 608 ends an HMAC with End (0x02).
-  // The twin tolerates 0x05 (counting it in hmacEnds508) so the suite runs; this turns on with the fix.
-  it.skip('ends an HMAC with the 608 End mode (driver sends the 508 code 0x05)', () => {
+  // A 608 ends an HMAC with End (0x02); 0x05 is the ATECC508A's code, which the 608 refuses.
+  it('ends an HMAC with the 608 End mode', () => {
     assert.equal(atecc.ShaMode.HMAC_END, Sha.End);
   });
 });

@@ -19,7 +19,6 @@ export const Op = Object.freeze({ Read: 0x02, Write: 0x12, Random: 0x1b, Info: 0
  * CryptoAuthLib does for it; 0x05 is the ATECC508A's HMAC End.
  */
 export const Sha = Object.freeze({ Start: 0x00, Update: 0x01, End: 0x02, Public: 0x03, HmacStart: 0x04 });
-const HMAC_END_508 = 0x05;
 
 /** §11.11 Read / §11.20 Write Param1: Zone[1:0], bit 7 for 32 bytes. */
 export const Param1 = Object.freeze({ Config: 0x00, OTP: 0x01, Data: 0x02, ThirtyTwoBytes: 0x80 });
@@ -86,8 +85,6 @@ export class VirtualAtecc608 implements VirtualI2cChip {
   /** Fails the next answer: a status byte, or 'crc' for a corrupted CRC. */
   failNext: number | 'crc' | undefined;
   revision = REVISION_608A;
-  /** HMAC digests ended with the ATECC508A's mode 0x05 rather than the 608's End (0x02). */
-  hmacEnds508 = 0;
 
   constructor(options: { state?: Atecc608State; address?: number; seed?: number } = {}) {
     this.state = options.state ?? blankAtecc608State();
@@ -189,11 +186,8 @@ export class VirtualAtecc608 implements VirtualI2cChip {
       sha.chunks.push(data);
       return this.#status(StatusCode.Success);
     }
-    // The driver still ends an HMAC with the 508's code; the model counts it and answers as the 608
-    // would answer End, so the mismatch stays visible (host-tests/twins/secure.test.ts) without
-    // stopping every meter.
-    if (mode === HMAC_END_508 && sha.key) this.hmacEnds508++;
-    else if (mode !== Sha.End) return this.#status(StatusCode.ParseError);
+    // The 508's HMAC End (0x05) is not a 608 mode: the chip refuses it.
+    if (mode !== Sha.End) return this.#status(StatusCode.ParseError);
     if (data.length !== p2 || data.length > 63) return this.#status(StatusCode.ParseError);
     sha.chunks.push(data);
     let length = 0;
