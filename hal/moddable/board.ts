@@ -64,7 +64,7 @@ export interface BoardConfig {
   pins?: BoardPins;
   buses?: BoardBuses;
   onDisplayError?: (message: string) => void;
-  /** Issue 7: the guard's sensors and the packs as this board wires them, built on its IO classes. */
+  /** The guard's sensors and the packs as this board wires them, built on its IO classes. */
   parts?: (io: { I2C: IOClass<I2C, I2COptions>; Digital: IOClass<Digital, DigitalOptions> }) => {
     sensors?: SensorParts;
     power?: PowerParts;

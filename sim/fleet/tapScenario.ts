@@ -6,6 +6,7 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualBroker } from '../../hal/mock/mqtt';
+import type { Crypto } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { Meter } from '../../firmware/meter';
 import { provisionBoard } from '../../firmware/units/security';
@@ -36,15 +37,18 @@ export interface ScenarioSummary {
 export class TapScenario {
   readonly clock = new VirtualClock('2026-03-02T07:30:00Z');
   readonly broker = new VirtualBroker(this.clock);
-  readonly platform = new VirtualPlatform(this.broker, nobleCrypto);
+  readonly platform: VirtualPlatform;
   readonly board: VirtualBoard;
   readonly meter: Meter;
   readonly #cards;
 
-  constructor() {
-    const keys = deriveMeterKeys(nobleCrypto, MASTER_KEY, SCENARIO_METER_ID, 1);
+  /** `crypto` serves the meter and the virtual platform alike (pure JS unless given). */
+  constructor(crypto: Crypto = nobleCrypto) {
+    this.platform = new VirtualPlatform(this.broker, crypto);
+    const keys = deriveMeterKeys(crypto, MASTER_KEY, SCENARIO_METER_ID, 1);
     this.platform.register(SCENARIO_METER_ID, keys);
     this.board = new VirtualBoard({ mqtt: this.broker.link(), clock: this.clock });
+    this.board.hardware.crypto = crypto;
     provisionBoard(this.board.hardware, keys, SCENARIO_METER_ID);
     const base = { expiry: { year: 2028, month: 12 }, counter: 0, currency: 826 };
     this.#cards = [

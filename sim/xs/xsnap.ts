@@ -16,6 +16,8 @@
 // The XS worker is driven from a child Node process (driver.ts) because @agoric/xsnap needs
 // `@endo/init`, and its lockdown() in the mocha process breaks sinon's fake timers and Error stacks
 // of every other test. What globals a script has under XS is listed in guest.ts.
+import type { Crypto } from '../../hal/crypto';
+import { answerCryptoCall, CRYPTO_MARK } from './hostCrypto';
 import { type ChildProcess, fork } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
@@ -327,6 +329,11 @@ export interface StartXsOptions {
    * bigint restored); what it returns goes back to the script as `send`'s result.
    */
   onMessage?: (message: unknown) => unknown;
+  /**
+   * Answer hostCrypto's calls (sim/xs/hostCrypto.ts) with this provider, as the device's native
+   * `crypt` would: the script's crypto then costs no XS compute.
+   */
+  nativeCrypto?: Crypto;
   /** Raw `issueCommand` handler: replaces the JSON decoding (and `messages`) when given. */
   handleCommand?: (bytes: Uint8Array) => Uint8Array | undefined | Promise<Uint8Array | undefined>;
   /** Each line the script prints (`print`); by default they are only collected in `output`. */
@@ -471,6 +478,8 @@ export async function startXs(options: StartXsOptions = {}): Promise<XsWorker> {
   });
 
   const answer = async (bytes: Uint8Array): Promise<Uint8Array> => {
+    if (options.nativeCrypto && bytes[0] === CRYPTO_MARK)
+      return answerCryptoCall(bytes, options.nativeCrypto);
     if (options.handleCommand) return (await options.handleCommand(bytes)) ?? new Uint8Array(0);
     const message = decodeMessage(bytes);
     if (message && typeof message === 'object' && '$xsError' in message) {

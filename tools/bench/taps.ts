@@ -2,14 +2,22 @@
 // (deterministic compute units and heap slots) and on Node (taps per second).
 import { bundleForXs, startXs } from '../../sim/xs/xsnap';
 import { TapScenario } from '../../sim/fleet/tapScenario';
+import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
 
 export const description =
   'one card tap end to end (select, read, debit, record, upload, ack): XS compute and Node taps/s';
 
-export async function run(): Promise<void> {
-  const taps = 100;
-  const script = await bundleForXs('sim/entries/taps.entry.ts');
-  const xs = await startXs({ name: 'bench-taps' });
+interface XsTaps {
+  mean: number;
+  median: number;
+  max: number;
+  heap: number;
+}
+
+/** 100 taps under XS, one evaluate each: the compute of each tap and the heap after the last. */
+async function xsTaps(entry: string, taps: number, nativeCrypto: boolean): Promise<XsTaps> {
+  const script = await bundleForXs(entry);
+  const xs = await startXs({ name: 'bench-taps', ...(nativeCrypto ? { nativeCrypto: nodeCrypto } : {}) });
   try {
     await xs.evaluate(script);
     await xs.evaluate('scenario.start()');
@@ -22,14 +30,29 @@ export async function run(): Promise<void> {
     }
     compute.sort((a, b) => a - b);
     const mean = compute.reduce((a, b) => a + b, 0) / taps;
-    console.log(
-      `XS: ${taps} taps, compute per tap mean ${Math.round(mean).toLocaleString('en')}, ` +
-        `median ${compute[taps >> 1].toLocaleString('en')}, max ${compute[taps - 1].toLocaleString('en')}; ` +
-        `heap ${heap.toLocaleString('en')} slots after the last tap (the harness keeps every message)`,
-    );
+    return { mean, median: compute[taps >> 1], max: compute[taps - 1], heap };
   } finally {
     await xs.close();
   }
+}
+
+export async function run(): Promise<void> {
+  const taps = 100;
+  const format = (n: number) => Math.round(n).toLocaleString('en');
+  const pure = await xsTaps('sim/entries/taps.entry.ts', taps, false);
+  const native = await xsTaps('sim/entries/tapsNative.entry.ts', taps, true);
+  for (const [label, r] of [
+    ['crypto in pure JS (@noble)', pure],
+    ['crypto native, as on the device', native],
+  ] as const) {
+    console.log(
+      `XS, ${label}: ${taps} taps, compute per tap mean ${format(r.mean)}, median ${format(r.median)}, ` +
+        `max ${format(r.max)}; heap ${format(r.heap)} slots after the last tap (the harness keeps every message)`,
+    );
+  }
+  console.log(
+    `native / pure-JS compute per tap: ${(native.mean / pure.mean).toFixed(3)} (both include the virtual platform and the virtual chips running in the same XS machine)`,
+  );
   const rounds = 5;
   let best = Number.POSITIVE_INFINITY;
   for (let r = 0; r < rounds; r++) {
