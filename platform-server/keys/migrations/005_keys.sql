@@ -1,4 +1,4 @@
--- Key rotation (issue 5): the epoch before the current one stays accepted until previous_epoch_until
+-- Key rotation: the epoch before the current one stays accepted until previous_epoch_until
 -- (frames in flight); rotations pushed to meters and their acknowledgements; maintenance tokens.
 
 ALTER TABLE meters ADD COLUMN previous_key_epoch bigint;

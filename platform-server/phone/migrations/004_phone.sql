@@ -1,4 +1,4 @@
--- Pay by phone (issue 6): registered drivers and their cards (tokens only, never card numbers),
+-- Pay by phone: registered drivers and their cards (tokens only, never card numbers),
 -- login tokens, parking sessions paired from first taps, remote renewals, and the outbox of SMS,
 -- voice and app messages with their delivery state. Times compared with the platform's clock are
 -- written from that clock (injectable for tests), not from now().

@@ -1,4 +1,4 @@
--- Tariffs (issue 3): every version of every tariff document as the provider wrote it (validated by
+-- Tariffs: every version of every tariff document as the provider wrote it (validated by
 -- protocol/tariff before it is stored), and per meter the version pushed (0x85) and the version the
 -- meter acknowledged applying (0x05).
 
