@@ -23,6 +23,7 @@ import { configFromEnv } from '../platform-server/config';
 import { createPlatform } from '../platform-server/platform';
 import { RecordKind } from '../protocol/records';
 import { formatMoney } from '../firmware/units/format';
+import type { XsMemory } from '../hal/moddable/host/memory';
 import { linPreferencesJson, preferenceEntries } from './provisioning';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -118,17 +119,8 @@ export interface HostRun {
 export interface HostBudget {
   taps: number;
   paid: number;
-  boot: XsMemoryFigures;
-  end: XsMemoryFigures;
-}
-
-export interface XsMemoryFigures {
-  slots: number;
-  peakSlots: number;
-  chunks: number;
-  peakChunks: number;
-  peakStack: number;
-  stackSlots: number;
+  boot: XsMemory;
+  end: XsMemory;
 }
 
 /** Builds the host program (instrumented: it reports its stack peak), provisions it, runs it. */

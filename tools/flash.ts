@@ -147,6 +147,17 @@ export class FlashUsageError extends Error {
   override readonly name: string = 'FlashUsageError';
 }
 
+const BUILD_OPTIONS = Object.freeze(['--port', '--board', '--manifest']);
+const PROVISION_OPTIONS = Object.freeze([
+  '--meter',
+  '--bays',
+  '--broker',
+  '--mqtt-user',
+  '--mqtt-password',
+  '--ssid',
+  '--wifi-password',
+]);
+
 export function parseArguments(argv: readonly string[]): FlashOptions {
   const options: FlashOptions = { dryRun: false, board: 'esp32', manifest: './manifest.json' };
   const given = new Map<string, string>();
@@ -156,19 +167,8 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
       options.dryRun = true;
       continue;
     }
-    const known = [
-      '--port',
-      '--board',
-      '--manifest',
-      '--meter',
-      '--bays',
-      '--broker',
-      '--mqtt-user',
-      '--mqtt-password',
-      '--ssid',
-      '--wifi-password',
-    ];
-    if (!known.includes(argument)) throw new FlashUsageError(`unknown argument ${argument}`);
+    if (![...BUILD_OPTIONS, ...PROVISION_OPTIONS].includes(argument))
+      throw new FlashUsageError(`unknown argument ${argument}`);
     const next = argv[++i];
     if (next === undefined || next.startsWith('--')) throw new FlashUsageError(`${argument} needs a value`);
     given.set(argument, next);
@@ -178,14 +178,7 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
   if (given.has('--manifest')) options.manifest = given.get('--manifest')!;
   const meter = given.get('--meter');
   if (meter === undefined) {
-    const stray = [
-      '--bays',
-      '--broker',
-      '--mqtt-user',
-      '--mqtt-password',
-      '--ssid',
-      '--wifi-password',
-    ].filter((a) => given.has(a));
+    const stray = PROVISION_OPTIONS.filter((option) => option !== '--meter' && given.has(option));
     if (stray.length > 0)
       throw new FlashUsageError(`${stray.join(', ')} provision a meter: give --meter too`);
     return options;

@@ -4,6 +4,7 @@
 // (store.ts), a meter's frames one at a time and in order. Every check reads and writes the
 // database only, so several instances can share the uplinks (shared subscription on brokers that
 // have them).
+import { MeterTables } from './meters';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -450,16 +451,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (refusal.reason === 'internal-error') this.logger.error({ ...fields, err: error }, 'uplink refused');
     else this.logger.warn(fields, 'uplink refused');
     try {
-      await this.db.query(
-        'INSERT INTO refused_frames (topic, meter_id, frame_seq, reason, detail) VALUES ($1, $2, $3, $4, $5)',
-        [
-          refusal.topic.slice(0, 200),
-          refusal.meterId ?? null,
-          refusal.frameSeq ?? null,
-          refusal.reason,
-          refusal.detail,
-        ],
-      );
+      await new MeterTables(this.db).recordRefusal(refusal);
     } catch (dbError) {
       this.logger.error({ err: dbError }, 'could not record the refused frame');
     }

@@ -1,6 +1,9 @@
 // The host program's own natives (native.c): the x-cli-lin build of the meter runs as a Linux
 // command, so it needs a way to end, to read its environment and to report its XS memory.
 /// <reference path="../typings.d.ts" />
+import type { XsMemory } from './memory';
+
+export type { XsMemory };
 
 /** Ends the program with the status (the GLib main loop would otherwise run forever). */
 export function exit(status: number): never {
@@ -11,18 +14,6 @@ export function exit(status: number): never {
 /** An environment variable of the host process, or undefined. */
 export function getenv(name: string): string | undefined {
   return native('xs_parklink_host_getenv')(name) as string | undefined;
-}
-
-export interface XsMemory {
-  /** Slots in the heap, now and at the peak (16 bytes each on the ESP32). */
-  slots: number;
-  peakSlots: number;
-  /** Chunk heap in use and at its peak, in bytes. */
-  chunks: number;
-  peakChunks: number;
-  /** Deepest stack use in slots (-1 unless the build is instrumented) and the stack's size. */
-  peakStack: number;
-  stackSlots: number;
 }
 
 export function xsMemory(): XsMemory {
