@@ -131,10 +131,10 @@ export async function run(args: string[]): Promise<void> {
     `  stack peak: ${boot.peakStack} slots at boot, ${end.peakStack} after the taps, of ${end.stackSlots} (creation.stack)`,
   );
   console.log(
-    `  slot heap: ${boot.slots} slots at boot, ${end.slots} at the end, peak ${end.peakSlots} (${kb(end.peakSlots * ESP32_SLOT_BYTES)} at 16 B a slot on the ESP32)`,
+    `  slot heap, live after a collection: ${boot.slots} slots at boot, ${end.slots} after the taps (${kb(end.slots * ESP32_SLOT_BYTES)} at 16 B a slot on the ESP32); peak ${end.peakSlots}`,
   );
   console.log(
-    `  chunk heap: ${kb(boot.chunks)} at boot, ${kb(end.chunks)} at the end, peak ${kb(end.peakChunks)} (64-bit host: pointers in chunks are twice an ESP32's)`,
+    `  chunk heap, live after a collection: ${kb(boot.chunks)} at boot, ${kb(end.chunks)} after the taps; most allocated between collections ${kb(end.peakChunks)} (64-bit host)`,
   );
   const peakHeap = end.peakSlots * ESP32_SLOT_BYTES + end.peakChunks;
   console.log(

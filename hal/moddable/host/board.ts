@@ -8,6 +8,7 @@ import type { MeterHardware, PartitionName } from '../../hardware';
 import { PARTITION_NAMES } from '../../hardware';
 import type { MqttLink } from '../../mqtt';
 import type { Random } from '../../random';
+import type { Buzzer, TextDisplay } from '../../ui';
 import { VirtualBoard } from '../../mock/board';
 import type { Atecc608State } from '../../mock/secure/atecc608';
 import type { SamState } from '../../mock/secure/sam';
@@ -50,6 +51,25 @@ class HostClock implements Clock, Timers {
 
 const kernelRandom: Random = Object.freeze({ fill: fillRandom });
 
+/**
+ * The screen as the host shows it: the current lines only. hal/mock's display and buzzer keep every
+ * screen and tone for tests to read back, which a meter running for days must not.
+ */
+class CurrentScreen implements TextDisplay {
+  readonly rows = 4;
+  readonly columns = 20;
+  lines: readonly string[] = [];
+  on = true;
+  show(lines: readonly string[]): void {
+    this.lines = lines.slice(0, this.rows).map((line) => line.slice(0, this.columns));
+  }
+  power(on: boolean): void {
+    this.on = on;
+  }
+}
+
+const silentBuzzer: Buzzer = Object.freeze({ tone() {}, stop() {} });
+
 export interface HostBoardOptions {
   mqtt: MqttLink;
   /** Where the store files and the secure parts' state live ("./" is the working directory). */
@@ -86,6 +106,8 @@ export function createHostBoard(options: HostBoardOptions): HostBoard {
     preferences: new ModdablePreferences(),
     random: kernelRandom,
     crypto: new ModdableCrypto(),
+    display: new CurrentScreen(),
+    buzzer: silentBuzzer,
   };
   let saved = secure ? saveSecureState(undefined, secureStateOf(virtual)) : undefined;
   return {

@@ -43,11 +43,12 @@ void xs_parklink_host_getenv(xsMachine* the)
 		xsResult = xsString((char*)value);
 }
 
-/* The XS memory in use, for the device budget: slots in the heap (current, peak), chunk bytes
- * (current, peak), the deepest stack use and the stack's size in slots (the peak only in an
+/* The XS memory in use, for the device budget, after a collection: slots in the heap (live, peak),
+ * chunk bytes (live, peak: the most allocated between collections), the deepest stack use and the stack's size in slots (the peak only in an
  * instrumented build, mcconfig -i). Counts, not bytes: a slot is 16 bytes on the ESP32, 32 here. */
 void xs_parklink_host_heap(xsMachine* the)
 {
+	xsCollectGarbage(); /* what is live, not what garbage has piled up since the last collection */
 	xsResult = xsNewArray(0);
 	xsVars(1);
 	xsVar(0) = xsInteger((xsIntegerValue)the->currentHeapCount);
