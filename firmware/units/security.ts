@@ -912,7 +912,7 @@ export class SecurePartsHolder {
 
   constructor(hardware: MeterHardware) {
     this.#hardware = hardware;
-    const parts = (): SecureParts => this.#require();
+    const parts = (): SecureParts => this.#inService();
     this.vault = {
       kind: 'secure-parts',
       install: (bank, epoch, meterId, uplink, secrets) =>
@@ -978,7 +978,7 @@ export class SecurePartsHolder {
     return this.#parts !== undefined;
   }
 
-  #require(): SecureParts {
+  #inService(): SecureParts {
     if (this.#parts) return this.#parts;
     throw new NotProvisionedError(
       `secure parts out of service: ${this.#fault?.message ?? 'the board has none'}`,
