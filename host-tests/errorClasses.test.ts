@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { build } from 'esbuild';
+import { XS_RESOLUTION } from '../sim/xs/xsnap';
 import { firmwareFiles, MODDABLE_DIRS, TEXT_SETUP_FILE } from '../tools/purity';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -87,11 +88,7 @@ async function bundle(modules: readonly string[]): Promise<string> {
     write: false,
     format: 'iife',
     globalName: 'parklinkFirmware',
-    target: 'es2022',
-    platform: 'neutral',
-    mainFields: ['module', 'main'],
-    conditions: ['module', 'import', 'default'],
-    resolveExtensions: ['.ts', '.js', '.mjs', '.json'],
+    ...XS_RESOLUTION,
     keepNames: true,
     logLevel: 'silent',
   });

@@ -66,6 +66,38 @@ export function sdkEnvironment(moddable: string): NodeJS.ProcessEnv {
   return { ...process.env, MODDABLE: moddable, PATH: [typescript6Path(), tools, process.env.PATH].join(':') };
 }
 
+export interface GeneratedBuild {
+  env: NodeJS.ProcessEnv;
+  /** mcconfig's folder for the app: its makefile, modules/ and the generated tsconfigs. */
+  appDir: string;
+  /** True when IDF_PATH was a stand-in: nothing that needs the ESP-IDF may run. */
+  placeholderIdf: boolean;
+}
+
+/**
+ * `mcconfig -p PLATFORM -o DIR` without -m: writes the makefile and tsconfigs, builds nothing. mcconfig
+ * refuses esp32 without IDF_PATH even then, so a stand-in folder is given when none is set.
+ */
+export function generateBuild(moddable: string, platform: string, outputDir: string): GeneratedBuild {
+  const env = sdkEnvironment(moddable);
+  const placeholderIdf = platform === 'esp32' && !env.IDF_PATH;
+  if (placeholderIdf) {
+    env.IDF_PATH = path.join(ROOT, '.device', 'no-idf');
+    mkdirSync(env.IDF_PATH, { recursive: true });
+  }
+  mkdirSync(outputDir, { recursive: true });
+  const generated = spawnSync('mcconfig', ['-p', platform, '-o', outputDir, './manifest.json'], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+  });
+  if (generated.status !== 0)
+    throw new Error(`mcconfig -p ${platform}: ${generated.stdout}${generated.stderr}`);
+  // manifest.json's build.NAME names the app's folder; x-cli-lin builds under lin.
+  const appDir = path.join(outputDir, 'tmp', platform.replace(/^x-cli-/, ''), 'release', 'parklink');
+  return { env, appDir, placeholderIdf };
+}
+
 /** mcconfig -m -p x-cli-lin: tsc, xsc and xsl over every module, then cc and link. */
 export function buildHost(moddable: string, outputDir: string, extra: string[] = []): HostBuild {
   mkdirSync(outputDir, { recursive: true });

@@ -25,6 +25,7 @@ import {
 import path from 'node:path';
 import process from 'node:process';
 import { pathToFileURL } from 'node:url';
+import { parseBroker } from '../firmware/boot';
 import { deviceGraph } from '../sim/xs/xsnap';
 import { readManifest } from './manifest';
 import { nvsCsv, type PreferenceEntry, preferenceEntries, type ProvisioningInput } from './provisioning';
@@ -189,12 +190,10 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
   const brokerText = given.get('--broker');
   if (!brokerText)
     throw new FlashUsageError('--meter needs --broker HOST:PORT (the broker the meter connects to)');
-  const colon = brokerText.lastIndexOf(':');
-  const broker = {
-    host: colon < 0 ? brokerText : brokerText.slice(0, colon),
-    port: colon < 0 ? 1883 : Number(brokerText.slice(colon + 1)),
-  };
-  if (!broker.host || !Number.isInteger(broker.port) || broker.port < 1 || broker.port > 65535) {
+  let broker: { host: string; port: number };
+  try {
+    broker = parseBroker(brokerText); // as the meter itself reads meter.broker
+  } catch {
     throw new FlashUsageError(`--broker ${brokerText} is not HOST:PORT`);
   }
   const bays = (given.get('--bays') ?? '1,2').split(',').map(Number);

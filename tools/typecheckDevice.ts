@@ -4,10 +4,10 @@
 // building; one tsc run then checks every TypeScript module of that platform with those options.
 // Without MODDABLE there is nothing faithful to check against: it says so and checks nothing.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
-import { sdkEnvironment } from './device';
+import { generateBuild } from './device';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 export const DEVICE_PLATFORMS = Object.freeze(['esp32', 'x-cli-lin']);
@@ -35,35 +35,16 @@ export interface DeviceCheck {
 }
 
 export function checkPlatform(moddable: string, platform: string): DeviceCheck {
-  const env = sdkEnvironment(moddable);
-  // mcconfig refuses esp32 without IDF_PATH even when it only writes files; nothing is built here.
-  if (platform === 'esp32' && !env.IDF_PATH) {
-    env.IDF_PATH = path.join(ROOT, '.device', 'no-idf');
-    mkdirSync(env.IDF_PATH, { recursive: true });
+  let build: ReturnType<typeof generateBuild>;
+  try {
+    build = generateBuild(moddable, platform, path.join(ROOT, '.device', `typecheck-${platform}`));
+  } catch (error) {
+    return { platform, files: 0, ok: false, errors: (error as Error).message };
   }
-  const out = path.join(ROOT, '.device', `typecheck-${platform}`);
-  mkdirSync(out, { recursive: true });
-  const generated = spawnSync('mcconfig', ['-p', platform, '-o', out, './manifest.json'], {
-    cwd: ROOT,
-    env,
-    encoding: 'utf8',
-  });
-  if (generated.status !== 0) {
-    return {
-      platform,
-      files: 0,
-      ok: false,
-      errors: `mcconfig -p ${platform}: ${generated.stdout}${generated.stderr}`,
-    };
-  }
-  const modules = readdirSync(path.join(out, 'tmp', platform.replace(/^x-cli-/, ''), 'release'), {
-    withFileTypes: true,
-  })
-    .filter((entry) => entry.isDirectory() && entry.name !== 'lib')
-    .map((entry) => path.join(out, 'tmp', platform.replace(/^x-cli-/, ''), 'release', entry.name, 'modules'))
-    .find((dir) => existsSync(path.join(dir, 'tsconfig-base.json')));
-  if (!modules)
+  const modules = path.join(build.appDir, 'modules');
+  if (!existsSync(path.join(modules, 'tsconfig-base.json'))) {
     return { platform, files: 0, ok: false, errors: `mcconfig -p ${platform} wrote no tsconfig-base.json` };
+  }
   const files = perFileConfigs(modules).flatMap(
     (file) => JSON.parse(readFileSync(file, 'utf8')).files as string[],
   );

@@ -24,7 +24,7 @@ import { builtinModules, createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { type BuildOptions, build, type Plugin } from 'esbuild';
 import { type ModuleEntry, type ModuleMap, moddableSpecifier, readManifest } from '../../tools/manifest';
 import { isModdableModule, NODE_ONLY_PACKAGES, packageName, XS_PACKAGES } from '../../tools/purity';
 import { SDK_STAND_INS } from '../standins';
@@ -191,6 +191,21 @@ export function xsModuleMap(manifest = 'manifest.json', platform = XS_TEST_PLATF
 }
 
 /**
+ * How every bundle for XS resolves and targets code. `neutral` has no main fields and no conditions
+ * of its own: pick ESM builds (cborg is ESM only) and never the "node" condition (@noble/*'s crypto
+ * shim would import node:crypto).
+ */
+export const XS_RESOLUTION: Readonly<
+  Pick<BuildOptions, 'target' | 'platform' | 'mainFields' | 'conditions' | 'resolveExtensions'>
+> = Object.freeze({
+  target: 'es2022',
+  platform: 'neutral',
+  mainFields: ['module', 'main'],
+  conditions: ['module', 'import', 'default'],
+  resolveExtensions: ['.ts', '.js', '.mjs', '.json'],
+});
+
+/**
  * Bundles a TypeScript entry and everything it imports into one IIFE script for `evaluate`, resolving
  * imports through the manifest's module map. Throws (listing each offending import) if anything pulls
  * in a Node builtin or Node-only package, or a device module imports something the manifest lacks.
@@ -203,13 +218,7 @@ export async function bundleForXs(entry: string, options: BundleOptions = {}): P
     bundle: true,
     write: false,
     format: 'iife',
-    target: 'es2022',
-    platform: 'neutral',
-    // `neutral` has no main fields and no conditions of its own: pick ESM builds (cborg is ESM
-    // only) and never the "node" condition (@noble/*'s crypto shim would import node:crypto).
-    mainFields: ['module', 'main'],
-    conditions: ['module', 'import', 'default'],
-    resolveExtensions: ['.ts', '.js', '.mjs', '.json'],
+    ...XS_RESOLUTION,
     minify: options.minify ?? false,
     define: options.define ?? {},
     legalComments: 'none',
@@ -251,11 +260,7 @@ export async function deviceGraph(manifest: string, platform: string): Promise<D
       bundle: true,
       write: false,
       format: 'esm',
-      target: 'es2022',
-      platform: 'neutral',
-      mainFields: ['module', 'main'],
-      conditions: ['module', 'import', 'default'],
-      resolveExtensions: ['.ts', '.js', '.mjs', '.json'],
+      ...XS_RESOLUTION,
       logLevel: 'silent',
       metafile: true,
       plugins: [moddableModules(map, path.basename(manifest), 'unverified')],

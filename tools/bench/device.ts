@@ -8,9 +8,9 @@
 // Compared with MicroOcpp's published figures for its whole OCPP client on an ESP32 (118 KB flash,
 // 22 KB peak heap). Without MODDABLE it says so and measures nothing.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { runHostMeter, sdkEnvironment } from '../device';
+import { generateBuild, runHostMeter } from '../device';
 
 export const description =
   'the device budget on the real Moddable build: module sizes, stack, XS heap over N taps';
@@ -33,24 +33,8 @@ function xsbFiles(dir: string, prefix = ''): { module: string; bytes: number }[]
 
 /** Compiles the esp32 image's modules as mcconfig does; returns the .xsb sizes by module. */
 function esp32Modules(moddable: string): { module: string; bytes: number }[] {
-  const env = sdkEnvironment(moddable);
-  const placeholderIdf = !env.IDF_PATH;
-  if (placeholderIdf) {
-    env.IDF_PATH = path.join(ROOT, '.device', 'no-idf');
-    mkdirSync(env.IDF_PATH, { recursive: true });
-  }
   const out = path.join(ROOT, '.device', 'build-esp32');
-  mkdirSync(out, { recursive: true });
-  const generate = spawnSync('mcconfig', ['-p', 'esp32', '-o', out, './manifest.json'], {
-    cwd: ROOT,
-    env,
-    encoding: 'utf8',
-  });
-  if (generate.status !== 0) throw new Error(`mcconfig -p esp32: ${generate.stdout}${generate.stderr}`);
-  const release = path.join(out, 'tmp', 'esp32', 'release');
-  const app = readdirSync(release).find((name) => existsSync(path.join(release, name, 'makefile')));
-  if (!app) throw new Error('mcconfig -p esp32 wrote no makefile');
-  const tmp = path.join(release, app);
+  const { env, appDir: tmp, placeholderIdf } = generateBuild(moddable, 'esp32', out);
   if (placeholderIdf) {
     // The xsl target waits on the IDF's sdkconfig.h only by file dependency; xsl itself needs none.
     const config = path.join(tmp, 'xsProj-esp32', 'build', 'config');
