@@ -10,6 +10,7 @@ import { ReaderFilesStore } from './units/readerFiles';
 import type { TariffDocument } from '../protocol/tariff/index';
 import { ChargingUnit, type FlatRate } from './units/charging';
 import { CommsUnit } from './units/comms';
+import { HandheldLink, type HandheldTransport, type ServiceInfo } from './units/handheld';
 import { GuardedDisplay, InformationUnit } from './units/information';
 import { KeyInputUnit, type MaintenanceOptions } from './units/keyInput';
 import { NotifyUnit } from './units/notify';
@@ -70,6 +71,8 @@ export class Meter {
   readonly readerFiles: ReaderFilesStore;
   readonly transactions: TransactionUnit;
   readonly comms: CommsUnit;
+  /** The handheld link (BLE and Wi-Fi port), when the board has one. */
+  readonly handheld: HandheldLink | undefined;
   readonly registration: RegistrationUnit;
   readonly boot: BootSummary;
   /** Security & environment (48) and hybrid power (416), on boards with their parts. */
@@ -217,6 +220,28 @@ export class Meter {
       bus,
     });
     bus.on('record-appended', () => this.comms.flush());
+    // The handheld link (BLE, and the Wi-Fi port where the board has one): off until the mode key.
+    const transports: HandheldTransport[] = [];
+    if (hardware.ble) transports.push({ name: 'ble', port: hardware.ble });
+    if (hardware.wifiPort) transports.push({ name: 'ble:wifi', port: hardware.wifiPort });
+    this.handheld =
+      transports.length > 0
+        ? new HandheldLink({
+            transports,
+            bus,
+            timers,
+            uploadSet: (first) => this.comms.uploadSet(first),
+            sealSet: (set) => this.comms.sealSet(set),
+            receiveDownlink: (frame) => this.comms.receiveDownlink(frame),
+            applyRelease: (token) => {
+              this.records.applyRelease(token);
+            },
+            acknowledgedSeq: () => this.ledger.acknowledgedSeq,
+            authorised: () => this.securityManagement.handheldStaff !== undefined,
+            keepAlive: () => this.securityManagement.keepHandheld(),
+            serviceInfo: () => this.serviceInfo(),
+          })
+        : undefined;
     this.securityManagement = new SecurityManagement({
       security: this.security,
       bus,
@@ -228,7 +253,7 @@ export class Meter {
       buzzer: hardware.buzzer,
       send: (type, body) => this.comms.send(type, body),
       publishSealed: (frame) => radio.connected && radio.publish(uplinkTopic(config.meterId), frame),
-      ble: hardware.ble,
+      ble: this.handheld?.channel,
     });
     this.registration = new RegistrationUnit({
       bus,
@@ -269,7 +294,7 @@ export class Meter {
         ...(sensors ? [] : (['sensors'] as const)),
         ...(power ? [] : (['power'] as const)),
         ...(this.secure ? [] : (['secure'] as const)),
-        ...(hardware.ble ? [] : (['ble'] as const)),
+        ...(this.handheld ? [] : (['ble'] as const)),
       ],
       watchdog,
       radio,
@@ -284,7 +309,7 @@ export class Meter {
           return true;
         },
         display: () => display.reinitialise(),
-        ble: () => this.securityManagement.reopenBle(),
+        ble: () => this.handheld?.reopen() ?? false,
       },
       selfTest: { reader: () => cardReader.selfTest?.() },
       powerCycle: (module, ms, done) => {
@@ -311,6 +336,20 @@ export class Meter {
     bus.on('downlink', (d) => {
       if (d.type === STORAGE_CONTROL_FRAME) this.records.applyRelease(d.body);
     });
+  }
+
+  /**
+   * The service information a phone reads without pairing: the meter, its bays and their state, and
+   * the tariff applied. Nothing personal: no card, no vehicle, no staff.
+   */
+  serviceInfo(): ServiceInfo {
+    const now = Math.floor(this.#hardware.clock.now() / 1000);
+    const tariff = this.charging.tariff;
+    return {
+      meterId: this.config.meterId,
+      bays: this.bays.ids.map((bay) => ({ bay, ...this.information.bayState(bay, now) })),
+      tariff: { id: tariff.id, version: tariff.version, currency: tariff.currency },
+    };
   }
 
   /** Key input (42): mode key state and sleep. */
@@ -343,6 +382,7 @@ export class Meter {
     this.guard?.stop();
     this.power?.stop();
     this.comms.stop();
+    this.handheld?.close();
     this.#keys.close();
     this.#notify.close();
     this.#hardware.preferences.set('meter', 'cleanStop', true);

@@ -67,6 +67,8 @@ export interface MeterHardware {
   };
   /** The BLE peripheral the maintenance handheld connects to, when fitted. */
   ble?: BlePeripheral;
+  /** The Wi-Fi port of the same handheld service (docs/handheld.md), on boards with Wi-Fi for it. */
+  wifiPort?: BlePeripheral;
   pins: BoardPins;
   /** Security & environment sensors, when fitted. */
   sensors?: SensorParts;

@@ -10,6 +10,7 @@ import { httpBasics } from './core/http';
 import { openapi } from './core/openapi';
 import { startFleet } from './fleet';
 import type { StatusService } from './fleet/status';
+import { startHandheld } from './handheld';
 import { Ingest } from './ingest/gate';
 import { MeterTables } from './ingest/meters';
 import { startKeys } from './keys';
@@ -100,6 +101,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await startKeys(app, { db, meters, keystore, ingest, guard: operators });
     await ingest.start();
     await startStorage(app, { db, meters, records: meters, keystore, ingest, guard: operators });
+    await startHandheld(app, { ingest, guard: operators });
     const tariffs = await startTariffs(app, { db, meters, keystore, ingest, sendDownlink, guard: operators });
     const phone = await startPhone({
       db,

@@ -32,6 +32,17 @@ export interface CommsOptions {
   maxBackoffMs?: number;
 }
 
+/** An upload set as it is sealed: the chain link before it and its records' bytes. */
+export interface UploadSetView {
+  firstSeq: number;
+  lastSeq: number;
+  previous: Uint8Array;
+  records: Uint8Array[];
+  lastLink: Uint8Array;
+}
+
+export type DownlinkOutcome = { ok: true; type: number; seq: number } | { ok: false; reason: string };
+
 interface InFlight {
   firstSeq: number;
   lastSeq: number;
@@ -109,50 +120,11 @@ export class CommsUnit {
 
   /** Sends the next set if the link is up and nothing is waiting for an ack. */
   flush(): void {
-    const { link, log, ledger, security, bus } = this.#o;
+    const { link, security, bus } = this.#o;
     if (this.#inFlight || !link.connected || !security.provisioned || this.pending <= 0) return;
-    const store = log instanceof RecordStore ? log : undefined;
-    const acked = ledger.acknowledgedSeq;
-    const saved = store?.uploads.current;
-    let set: {
-      firstSeq: number;
-      lastSeq: number;
-      previous: Uint8Array;
-      records: Uint8Array[];
-      lastLink: Uint8Array;
-    };
-    if (saved && !saved.acknowledged && saved.firstSeq === acked + 1) {
-      set = saved; // the set in the upload backup goes again, byte for byte
-    } else {
-      const first = Math.max(acked + 1, log.firstSeq);
-      const previous = this.#linkBefore(first);
-      if (!previous) {
-        bus.emit('fault', { unit: 'comms', error: new Error(`no chain link before record ${first}`) });
-        return;
-      }
-      const limit = Math.min(this.#o.maxSetBytes, store ? store.uploads.capacity : Number.POSITIVE_INFINITY);
-      const picked: StoredRecord[] = [];
-      let bytes = 0;
-      for (const r of log.read(first, log.lastSeq, 64)) {
-        if (r.seq !== first + picked.length) break; // a set is a contiguous run
-        if (picked.length > 0 && bytes + r.bytes.length + 2 > limit) break;
-        picked.push(r);
-        bytes += r.bytes.length + 2;
-      }
-      if (picked.length === 0) return;
-      const last = picked[picked.length - 1];
-      set = store
-        ? store.uploads.save(previous, picked)
-        : {
-            firstSeq: picked[0].seq,
-            lastSeq: last.seq,
-            previous,
-            records: picked.map((r) => r.bytes),
-            lastLink: last.link,
-          };
-    }
-    const body = encodeRecordsMessage({ previous: set.previous, records: set.records });
-    const frame = security.sealUplink(FrameType.Records, body);
+    const set = this.uploadSet();
+    if (!set) return;
+    const frame = this.sealSet(set);
     if (!link.publish(uplinkTopic(security.meterId), frame)) return;
     this.#inFlight = { firstSeq: set.firstSeq, lastSeq: set.lastSeq, lastLink: set.lastLink };
     bus.emit('upload-sent', {
@@ -161,6 +133,56 @@ export class CommsUnit {
       frameSeq: readUint32(frame, 10),
     });
     this.#arm(this.#backoffMs);
+  }
+
+  /**
+   * The upload set that begins at `first` (default: the first unacknowledged record), or undefined
+   * when there is none. The set at the first unacknowledged record comes from the upload backup
+   * (copied there first), so every path that carries it (MQTT, a handheld) carries the same
+   * records; a later set, for a handheld collecting ahead of the acks, is read from the log.
+   */
+  uploadSet(first?: number): UploadSetView | undefined {
+    const { log, ledger, bus } = this.#o;
+    const store = log instanceof RecordStore ? log : undefined;
+    const acked = ledger.acknowledgedSeq;
+    const saved = store?.uploads.current;
+    if ((first ?? 0) <= acked + 1 && saved && !saved.acknowledged && saved.firstSeq === acked + 1) {
+      return saved; // the set in the upload backup goes again, byte for byte
+    }
+    const head = Math.max(acked + 1, log.firstSeq);
+    const from = Math.max(first ?? 0, head);
+    if (from > log.lastSeq) return undefined;
+    const previous = this.#linkBefore(from);
+    if (!previous) {
+      bus.emit('fault', { unit: 'comms', error: new Error(`no chain link before record ${from}`) });
+      return undefined;
+    }
+    const limit = Math.min(this.#o.maxSetBytes, store ? store.uploads.capacity : Number.POSITIVE_INFINITY);
+    const picked: StoredRecord[] = [];
+    let bytes = 0;
+    for (const r of log.read(from, log.lastSeq, 64)) {
+      if (r.seq !== from + picked.length) break; // a set is a contiguous run
+      if (picked.length > 0 && bytes + r.bytes.length + 2 > limit) break;
+      picked.push(r);
+      bytes += r.bytes.length + 2;
+    }
+    if (picked.length === 0) return undefined;
+    const last = picked[picked.length - 1];
+    // Only the first unacknowledged set goes to the upload backup: it holds one set at a time.
+    if (store && from === head) return store.uploads.save(previous, picked);
+    return {
+      firstSeq: picked[0].seq,
+      lastSeq: last.seq,
+      previous,
+      records: picked.map((r) => r.bytes),
+      lastLink: last.link,
+    };
+  }
+
+  /** Seals a set as a 0x01 uplink frame; each call takes the next uplink frame sequence number. */
+  sealSet(set: UploadSetView): Uint8Array {
+    const body = encodeRecordsMessage({ previous: set.previous, records: set.records });
+    return this.#o.security.sealUplink(FrameType.Records, body);
   }
 
   stop(): void {
@@ -197,15 +219,27 @@ export class CommsUnit {
   }
 
   #onDownlink(topic: string, payload: Uint8Array): void {
+    if (topic !== downlinkTopic(this.#o.security.meterId)) return;
+    this.receiveDownlink(payload);
+  }
+
+  /**
+   * Handles one sealed downlink frame, whichever path brought it (MQTT, a handheld): opens it
+   * (authentication and the downlink replay window), applies an ack (0x81) here and hands any other
+   * type to its unit as a 'downlink' event. A refused frame is a 'downlink-refused' event; either
+   * way the outcome is returned.
+   */
+  receiveDownlink(frame: Uint8Array): DownlinkOutcome {
     const { security, bus } = this.#o;
-    if (topic !== downlinkTopic(security.meterId)) return;
     try {
-      const { header, body } = security.openDownlink(payload);
+      const { header, body } = security.openDownlink(frame);
       if (header.type === FrameType.Ack) this.#onAck(body);
       else bus.emit('downlink', { type: header.type, seq: header.seq, body });
+      return { ok: true, type: header.type, seq: header.seq };
     } catch (error) {
       const reason = error instanceof ProtocolError ? error.code : (error as Error).name;
       bus.emit('downlink-refused', { reason });
+      return { ok: false, reason };
     }
   }
 

@@ -16,6 +16,12 @@ const RESULT_SHOWN_MS = 5000;
 const IDLE_REFRESH_MS = 60_000;
 const CARD_TYPE_NAMES = ['any card', 'debit', 'credit', 'prepaid'];
 
+export interface BayState {
+  state: 'paid' | 'grace' | 'overtime' | 'expired' | 'free' | 'restricted' | 'no-sale' | 'unavailable';
+  /** When the paid time or the grace ends, epoch s. */
+  until?: number;
+}
+
 export interface InformationOptions {
   display: TextDisplay;
   bus: EventBus<MeterEvents>;
@@ -212,24 +218,48 @@ export class InformationUnit {
     return this.#o.tariff?.().currency ?? this.#o.currency;
   }
 
-  /** One bay's line on the idle screen. */
-  bayLine(id: number, now: number): string {
+  /**
+   * One bay's state at `now` (epoch s), as the idle screen and the service information give it:
+   * `until` is when a paid time or a grace ends.
+   */
+  bayState(id: number, now: number): BayState {
     const { bays, tariff } = this.#o;
     const left = bays.remaining(id, now);
-    if (this.#unavailable.has(id) || this.#serviceDown !== undefined) return `Bay ${id} unavailable`;
-    if (left > 0) return `Bay ${id} paid ${formatDuration(left)}`;
+    if (this.#unavailable.has(id) || this.#serviceDown !== undefined) return { state: 'unavailable' };
+    if (left > 0) return { state: 'paid', until: bays.paidUntil(id) };
     const t = tariff?.();
     const paidUntil = bays.paidUntil(id);
     if (t && paidUntil > 0) {
       const graceUntil = paidUntil + t.graceMinutes * 60;
-      if (now < graceUntil) return `Bay ${id} grace ${Math.ceil((graceUntil - now) / 60)}m`;
+      if (now < graceUntil) return { state: 'grace', until: graceUntil };
     }
     const state = t?.stateAt(id, now).state;
-    if (state === 'free') return `Bay ${id} free`;
-    if (state === 'restricted') return `Bay ${id} no parking`;
-    if (state === 'no-sale') return `Bay ${id} no sale`;
-    if (t && paidUntil > 0) return `Bay ${id} OVERTIME`;
-    return `Bay ${id} expired`;
+    if (state === 'free' || state === 'restricted' || state === 'no-sale') return { state };
+    if (t && paidUntil > 0) return { state: 'overtime' };
+    return { state: 'expired' };
+  }
+
+  /** One bay's line on the idle screen. */
+  bayLine(id: number, now: number): string {
+    const s = this.bayState(id, now);
+    switch (s.state) {
+      case 'unavailable':
+        return `Bay ${id} unavailable`;
+      case 'paid':
+        return `Bay ${id} paid ${formatDuration((s.until ?? now) - now)}`;
+      case 'grace':
+        return `Bay ${id} grace ${Math.ceil(((s.until ?? now) - now) / 60)}m`;
+      case 'free':
+        return `Bay ${id} free`;
+      case 'restricted':
+        return `Bay ${id} no parking`;
+      case 'no-sale':
+        return `Bay ${id} no sale`;
+      case 'overtime':
+        return `Bay ${id} OVERTIME`;
+      default:
+        return `Bay ${id} expired`;
+    }
   }
 
   showIdle(): void {

@@ -578,12 +578,16 @@ export interface SecurityManagementOptions {
   send(type: number, body: Uint8Array): boolean;
   /** Publishes an already sealed frame on every link up; false when none is. */
   publishSealed(frame: Uint8Array): boolean;
-  ble?: BlePeripheral;
+  /** The handheld's channel: the handheld link's authentication messages (firmware/units/handheld.ts). */
+  ble?: HandheldChannel;
   /** How long after the handheld's proof the mode-key sequence may come, ms (default 60 s). */
   modeKeyWindowMs?: number;
   /** Longest maintenance mode, ms (default 30 min; never past the token's expiry). */
   maxMaintenanceMs?: number;
 }
+
+/** What security management needs of the handheld's link: its messages, whole (not chunked). */
+export type HandheldChannel = Pick<BlePeripheral, 'open' | 'notify' | 'disconnect' | 'close'>;
 
 /** The high-frequency alarm: 4 kHz for a minute (the seed's claim 1a alarm). */
 export const ALARM = Object.freeze({ frequencyHz: 4_000, durationMs: 60_000 });
@@ -655,6 +659,34 @@ export class SecurityManagement {
     }
     this.#bleOpen = true;
     return true;
+  }
+
+  /** The staff member of a proven handheld token (proven or in maintenance mode), else undefined. */
+  get handheldStaff(): string | undefined {
+    const gate = this.#gate;
+    return gate.name === 'proven' || gate.name === 'open' ? gate.token.staff : undefined;
+  }
+
+  /**
+   * A proven handheld is at work (collecting, carrying downlinks): the window for the mode-key
+   * sequence starts again, so a collection longer than the window is not cut off; never past the
+   * token's expiry.
+   */
+  keepHandheld(): void {
+    const gate = this.#gate;
+    if (gate.name !== 'proven') return;
+    const { timers, clock } = this.#o;
+    timers.clear(gate.timer);
+    const window = this.#o.modeKeyWindowMs ?? 60_000;
+    const ms = Math.max(0, Math.min(window, gate.token.expiresAt * 1000 - clock.now()));
+    gate.timer = timers.setTimeout(
+      () =>
+        this.#endSession(
+          'maintenance-session-timeout',
+          `no mode-key sequence after token ${gate.token.tokenId}`,
+        ),
+      ms,
+    );
   }
 
   /** Whether maintenance mode is open (the cover may be opened). */

@@ -1,20 +1,31 @@
-// A virtual BLE link between the meter's peripheral (the HAL's BlePeripheral) and a maintenance
-// handheld: connect, write to the meter's command characteristic, receive its notifications,
-// disconnect. Delivery is synchronous, like the rest of the virtual hardware.
+// A virtual BLE link between the meter's peripheral (the HAL's BlePeripheral) and a handheld or a
+// phone: connect, exchange the MTU, write to the control characteristic, read the info
+// characteristic, receive notifications, disconnect. Delivery is synchronous, like the rest of the
+// virtual hardware. As on a real stack, a value longer than the ATT MTU allows (MTU − 3) cannot be
+// written or notified: the link throws. The same class stands in for the Wi-Fi port (a larger MTU).
 import type { BleHandlers, BlePeripheral } from '../ble';
+
+const ATT_DEFAULT_MTU = 23; // Bluetooth Core Vol 3 Part F §3.2.8
+const ATT_HEADER = 3; // opcode + handle of a write or notification
 
 export class VirtualBleLink {
   #handlers: BleHandlers | undefined;
   #connected = false;
   #closed = false;
+  #advertising = false;
+  #mtu = ATT_DEFAULT_MTU;
+  #info: Uint8Array = new Uint8Array(0);
   /** What the meter notified, in order (the handheld's inbox). */
   readonly notifications: Uint8Array[] = [];
   onNotify: ((data: Uint8Array) => void) | undefined;
   /** While set, opening the peripheral throws this message (a radio stack that did not start). */
   openFault: string | undefined;
+  /** Largest MTU the meter's side accepts in an exchange. */
+  readonly maxMtu: number;
   readonly peripheral: BlePeripheral;
 
-  constructor() {
+  constructor(options: { maxMtu?: number } = {}) {
+    this.maxMtu = options.maxMtu ?? 247;
     const link = this;
     this.peripheral = {
       open(handlers) {
@@ -22,8 +33,16 @@ export class VirtualBleLink {
         link.#handlers = handlers;
         link.#closed = false;
       },
+      advertise(on) {
+        link.#advertising = on;
+      },
+      setInfo(value) {
+        link.#info = value.slice();
+      },
       notify(data) {
         if (!link.#connected) return false;
+        if (data.length > link.#mtu - ATT_HEADER)
+          throw new RangeError(`notification of ${data.length} bytes over MTU ${link.#mtu}`);
         const copy = data.slice();
         link.notifications.push(copy);
         link.onNotify?.(copy);
@@ -36,31 +55,57 @@ export class VirtualBleLink {
       },
       close() {
         link.#closed = true;
-        link.#connected = false;
+        link.#advertising = false;
+        if (link.#connected) {
+          link.#connected = false;
+          link.#handlers?.onDisconnect();
+        }
       },
     };
   }
 
+  /** Whether a handheld scanning now would find the meter. */
   get advertising(): boolean {
-    return this.#handlers !== undefined && !this.#closed;
+    return this.#handlers !== undefined && !this.#closed && this.#advertising;
   }
 
   get connected(): boolean {
     return this.#connected;
   }
 
-  /** The handheld connects; false when the meter is not advertising. */
+  get mtu(): number {
+    return this.#mtu;
+  }
+
+  /** The handheld connects (at the default MTU); false when the meter is not advertising. */
   connect(): boolean {
     if (!this.advertising) return false;
     this.#connected = true;
+    this.#mtu = ATT_DEFAULT_MTU;
     this.#handlers?.onConnect();
     return true;
   }
 
-  /** The handheld writes to the meter's command characteristic. */
+  /** The handheld asks for a larger MTU; both sides use the smaller of the two. */
+  exchangeMtu(mtu: number): number {
+    if (!this.#connected) throw new Error('BLE: not connected');
+    this.#mtu = Math.max(ATT_DEFAULT_MTU, Math.min(mtu, this.maxMtu));
+    this.#handlers?.onMtu?.(this.#mtu);
+    return this.#mtu;
+  }
+
+  /** The handheld writes to the meter's control characteristic. */
   write(data: Uint8Array): void {
     if (!this.#connected) throw new Error('BLE: not connected');
+    if (data.length > this.#mtu - ATT_HEADER)
+      throw new RangeError(`write of ${data.length} bytes over MTU ${this.#mtu}`);
     this.#handlers?.onWrite(data.slice());
+  }
+
+  /** Reads the info characteristic (no pairing, no authentication). */
+  readInfo(): Uint8Array {
+    if (!this.#connected) throw new Error('BLE: not connected');
+    return this.#info.slice();
   }
 
   disconnect(): void {

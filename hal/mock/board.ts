@@ -67,6 +67,8 @@ export interface VirtualBoardOptions {
   mqtt: MqttLink;
   /** A second radio path (e.g. a Zigbee relay as another link on the VirtualBroker). */
   fallbackMqtt?: { name: string; link: MqttLink };
+  /** Fits a Wi-Fi port for the handheld service (VirtualBoard.wifi). */
+  wifiPort?: boolean;
   /** A VirtualClock (tests: time moves when advanced) or real time (the fleet of npm start). */
   clock?: Clock & Timers;
   state?: BoardState;
@@ -134,6 +136,8 @@ export class VirtualBoard {
   readonly #readerLine = new ReaderLine(this.reader);
   readonly serial = new VirtualSerialPort();
   readonly ble = new VirtualBleLink();
+  /** The handheld service's Wi-Fi port, when the board has one (options.wifiPort). */
+  readonly wifi: VirtualBleLink | undefined;
   readonly secureElement: VirtualAtecc608;
   readonly sam: VirtualSam;
   readonly display = new VirtualDisplay(4, 20);
@@ -182,6 +186,11 @@ export class VirtualBoard {
       pins: VIRTUAL_PINS,
     };
     if (options.fallbackMqtt) this.hardware.fallbackLink = options.fallbackMqtt;
+    if (options.wifiPort) {
+      // A TCP port has no ATT MTU: its chunks are as large as the meter's side allows.
+      this.wifi = new VirtualBleLink({ maxMtu: 1024 });
+      this.hardware.wifiPort = this.wifi.peripheral;
+    }
     if (options.sensors) {
       this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);
       this.power = new VirtualPowerRail(this.pins);

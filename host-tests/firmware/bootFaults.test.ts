@@ -284,6 +284,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     rig.board.ble.openFault = undefined;
     rig.clock.advance(RETRY_MS);
     assert.equal(rig.meter.monitor.states.ble, 'ok');
+    rig.meter.bus.emit('maintenance-entry', {}); // the mode key switches the handheld link on
     assert.equal(rig.board.ble.connect(), true);
   });
 

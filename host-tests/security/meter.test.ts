@@ -11,7 +11,6 @@ import { VirtualBroker } from '../../hal/mock/mqtt';
 import { MemoryPreferences } from '../../hal/mock/preferences';
 import type { Preferences } from '../../hal/preferences';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
-import { encodeCbor } from '../../protocol/cbor';
 import { openFrame, readFrameSeq, sealFrame } from './support';
 import {
   decodeSecurityEvent,
@@ -24,7 +23,7 @@ import {
   wrapEpochKeys,
 } from '../../protocol/keys';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
-import { decodeCbor } from '../../protocol/cbor';
+import { HandheldConnection } from '../../sim/handheld/client';
 
 const METER = 4242;
 const MASTER = new Uint8Array(32).fill(0x42);
@@ -253,20 +252,17 @@ describe('maintenance sessions', () => {
       expiresAt: now + expiresIn,
     });
     const secret = maintenanceSecret(crypto, r.keys.secrets!.m, token);
-    r.board.ble.notifications.length = 0;
-    r.board.ble.connect();
-    r.board.ble.write(encodeCbor({ t: 'hello', token }));
-    const challenge = decodeCbor(r.board.ble.notifications[0]) as { t: string; c?: Uint8Array; why?: string };
-    return { token, secret, challenge };
+    r.meter.bus.emit('maintenance-entry', {}); // the mode key switches the handheld link on
+    const conn = new HandheldConnection(r.board.ble);
+    const challenge = conn.request({ t: 'hello', token }) as { t: string; c?: Uint8Array; why?: string };
+    return { token, secret, challenge, conn };
   }
 
   it('opens maintenance only with a proven token and the mode keys; then the cover may open', () => {
     const r = meterRig();
     const s = session(r, 1);
     assert.equal(s.challenge.t, 'challenge');
-    r.board.ble.write(
-      encodeCbor({ t: 'proof', p: maintenanceProof(crypto, s.secret, s.challenge.c!, METER) }),
-    );
+    s.conn.request({ t: 'proof', p: maintenanceProof(crypto, s.secret, s.challenge.c!, METER) });
     assert.equal(r.meter.securityManagement.maintenanceOpen, false);
     r.meter.bus.emit('maintenance-opened', { at: r.clock.now() });
     assert.equal(r.meter.securityManagement.maintenanceOpen, true);
@@ -277,9 +273,7 @@ describe('maintenance sessions', () => {
   it('refuses replayed, expired and wrongly proven tokens, and times out; each is a record', () => {
     const r = meterRig();
     const ok = session(r, 5);
-    r.board.ble.write(
-      encodeCbor({ t: 'proof', p: maintenanceProof(crypto, ok.secret, ok.challenge.c!, METER) }),
-    );
+    ok.conn.request({ t: 'proof', p: maintenanceProof(crypto, ok.secret, ok.challenge.c!, METER) });
     r.clock.advance(61_000); // no mode keys: timed out
     r.board.ble.disconnect();
     const replay = session(r, 5);
@@ -289,8 +283,7 @@ describe('maintenance sessions', () => {
     assert.equal(expired.challenge.t, 'refused');
     r.board.ble.disconnect();
     const wrong = session(r, 7);
-    r.board.ble.write(encodeCbor({ t: 'proof', p: new Uint8Array(32) }));
-    assert.equal((decodeCbor(r.board.ble.notifications[1]) as { t: string }).t, 'refused');
+    assert.equal(wrong.conn.request({ t: 'proof', p: new Uint8Array(32) }).t, 'refused');
     assert.ok(wrong.challenge.c);
     const text = r.meter.log
       .read(1)

@@ -55,6 +55,8 @@ export interface Accepted {
   gap?: { from: number; to: number };
   ack: AckMessage;
   downlinkSeq: number;
+  /** The sealed 0x81 ack as published, for a handheld to carry to the meter as well. */
+  ackFrame?: Uint8Array;
 }
 
 export type IngestOutcome = Accepted | ({ ok: false } & Refusal);
@@ -368,6 +370,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       encodeAckMessage(accepted.ack),
     );
     downlinkKey.fill(0);
+    accepted.ackFrame = ackFrame;
     this.publish(downlinkTopic(accepted.meterId), ackFrame);
     this.logger.info(
       {

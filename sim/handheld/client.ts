@@ -1,0 +1,253 @@
+// A maintenance handheld in Node, standing in for the browser's Web Bluetooth: connects to a
+// meter's virtual BLE link (or its Wi-Fi port), asks for a larger MTU, speaks the handheld
+// service's chunked messages (protocol/handheld.ts, docs/handheld.md), authenticates with a
+// maintenance token and its secret, collects the meter's upload sets and carries downlinks and
+// release tokens back. Between visits it keeps what it holds (store and forward) and hands the
+// frames to the platform's POST /api/handheld/uplinks. For the tests and the demo.
+import type { VirtualBleLink } from '../../hal/mock/ble';
+import type { Crypto } from '../../hal/crypto';
+import { fromHex, toHex } from '../../protocol/bytes';
+import { decodeCbor, encodeCbor } from '../../protocol/cbor';
+import { ATT_OVERHEAD, ChunkAssembler, chunkMessage } from '../../protocol/handheld';
+import { maintenanceProof } from '../../protocol/keys';
+
+export type Message = Record<string, unknown>;
+
+export class HandheldRefused extends Error {
+  override readonly name: string = 'HandheldRefused';
+  constructor(
+    readonly step: string,
+    readonly why: string,
+  ) {
+    super(`${step} refused: ${why}`);
+  }
+}
+
+/** A set collected from a meter: the sealed frame, as the meter would have sent it by radio. */
+export interface CollectedSet {
+  meterId: number;
+  first: number;
+  last: number;
+  frame: Uint8Array;
+}
+
+export interface VisitOptions {
+  token: Uint8Array;
+  secret: Uint8Array;
+  meterId: number;
+  /** Sets to collect at most on this visit (default: all the meter has). */
+  maxSets?: number;
+}
+
+export interface VisitReport {
+  collected: number;
+  delivered: number;
+  /** The meter's acknowledged point after the downlinks were delivered. */
+  acked: number;
+  /** The visit ended early (the link dropped). */
+  dropped: boolean;
+}
+
+/** One connection to a meter's link: chunked messages in both directions. */
+export class HandheldConnection {
+  readonly #link: VirtualBleLink;
+  readonly #assembler = new ChunkAssembler();
+  readonly #inbox: Message[] = [];
+  #mtu: number;
+  /** Chunks written and notifications received on this connection. */
+  chunksOut = 0;
+  chunksIn = 0;
+  /** Largest chunk either side sent. */
+  largestChunk = 0;
+
+  constructor(link: VirtualBleLink, mtu = 185) {
+    this.#link = link;
+    if (!link.connect()) throw new HandheldRefused('connect', 'the meter is not advertising');
+    link.onNotify = (chunk) => {
+      this.chunksIn++;
+      this.largestChunk = Math.max(this.largestChunk, chunk.length);
+      const message = this.#assembler.push(chunk);
+      if (!message) return;
+      const decoded = decodeCbor(message);
+      // The meter hands a tamper alert over as the sealed frame itself.
+      this.#inbox.push(
+        decoded && typeof decoded === 'object' && !Array.isArray(decoded) && !(decoded instanceof Uint8Array)
+          ? (decoded as Message)
+          : { t: 'frame', frame: message },
+      );
+    };
+    this.#mtu = link.exchangeMtu(mtu);
+  }
+
+  get mtu(): number {
+    return this.#mtu;
+  }
+
+  get connected(): boolean {
+    return this.#link.connected;
+  }
+
+  /** Sends one message; returns the meter's reply (the link is synchronous). */
+  request(message: Message): Message {
+    this.send(encodeCbor(message));
+    const reply = this.#inbox.shift();
+    if (!reply) throw new HandheldRefused(String(message.t), this.connected ? 'no reply' : 'link dropped');
+    return reply;
+  }
+
+  /** Writes raw message bytes in chunks that fit the MTU. */
+  send(bytes: Uint8Array): void {
+    for (const chunk of chunkMessage(bytes, this.#mtu - ATT_OVERHEAD)) {
+      if (!this.#link.connected) return;
+      this.chunksOut++;
+      this.largestChunk = Math.max(this.largestChunk, chunk.length);
+      this.#link.write(chunk);
+    }
+  }
+
+  /** Writes one raw chunk (tests of bad input). */
+  writeChunk(chunk: Uint8Array): Message | undefined {
+    this.#link.write(chunk);
+    return this.#inbox.shift();
+  }
+
+  /** Hello, challenge, proof: throws HandheldRefused when the meter refuses. */
+  authenticate(crypto: Crypto, token: Uint8Array, secret: Uint8Array, meterId: number): void {
+    const challenge = this.request({ t: 'hello', token });
+    if (challenge.t !== 'challenge' || !(challenge.c instanceof Uint8Array))
+      throw new HandheldRefused('hello', String(challenge.why ?? challenge.t));
+    const ok = this.request({ t: 'proof', p: maintenanceProof(crypto, secret, challenge.c, meterId) });
+    if (ok.t !== 'ok') throw new HandheldRefused('proof', String(ok.why ?? ok.t));
+  }
+
+  disconnect(): void {
+    this.#link.disconnect();
+    this.#link.onNotify = undefined;
+  }
+}
+
+/** The handheld between visits: what it collected, and the downlinks waiting for each meter. */
+export class Handheld {
+  readonly #crypto: Crypto;
+  /** Frames collected and not yet acknowledged by the platform, by meter. */
+  readonly uplinks: CollectedSet[] = [];
+  /** Sealed downlinks (acks) and release tokens waiting for the next visit, by meter. */
+  readonly downlinks = new Map<number, Uint8Array[]>();
+  readonly releases = new Map<number, Uint8Array[]>();
+  readonly mtu: number;
+
+  constructor(crypto: Crypto, options: { mtu?: number } = {}) {
+    this.#crypto = crypto;
+    this.mtu = options.mtu ?? 185;
+  }
+
+  /** The last record this handheld holds of a meter (0: none). */
+  heldUpTo(meterId: number): number {
+    let last = 0;
+    for (const set of this.uplinks) if (set.meterId === meterId) last = Math.max(last, set.last);
+    return last;
+  }
+
+  /**
+   * One visit: connect, authenticate, deliver what waits for this meter (acks first, then release
+   * tokens), then collect sets after what the handheld already holds. A link that drops ends the
+   * visit; what was collected and delivered so far stays.
+   */
+  visit(link: VirtualBleLink, options: VisitOptions): VisitReport {
+    const report: VisitReport = { collected: 0, delivered: 0, acked: 0, dropped: false };
+    const connection = new HandheldConnection(link, this.mtu);
+    try {
+      connection.authenticate(this.#crypto, options.token, options.secret, options.meterId);
+      const waiting = this.downlinks.get(options.meterId) ?? [];
+      while (waiting.length > 0) {
+        const reply = connection.request({ t: 'down', frame: waiting[0] });
+        waiting.shift(); // delivered (a refused one, e.g. a replay, would be refused again)
+        report.delivered++;
+        report.acked = Number(reply.acked ?? report.acked);
+      }
+      const releases = this.releases.get(options.meterId) ?? [];
+      while (releases.length > 0) {
+        const reply = connection.request({ t: 'release', token: releases[0] });
+        releases.shift();
+        report.acked = Number(reply.acked ?? report.acked);
+        if (reply.ok !== true) throw new HandheldRefused('release', String(reply.why));
+      }
+      // Sets the meter has since acknowledged (by any path) need not travel: forget them.
+      const none = connection.request({ t: 'next', after: Number.MAX_SAFE_INTEGER - 1 });
+      const acked = Number(none.acked ?? 0);
+      report.acked = acked;
+      this.#forget(options.meterId, acked);
+      const max = options.maxSets ?? Number.POSITIVE_INFINITY;
+      while (report.collected < max) {
+        const after = Math.max(this.heldUpTo(options.meterId), acked);
+        const reply = connection.request({ t: 'next', after });
+        if (reply.t === 'none') break;
+        if (reply.t !== 'set' || !(reply.frame instanceof Uint8Array))
+          throw new HandheldRefused('next', String(reply.why ?? reply.t));
+        this.uplinks.push({
+          meterId: options.meterId,
+          first: Number(reply.first),
+          last: Number(reply.last),
+          frame: reply.frame,
+        });
+        report.collected++;
+      }
+    } catch (error) {
+      if (!(error instanceof HandheldRefused) || connection.connected) throw error;
+      report.dropped = true;
+    } finally {
+      connection.disconnect();
+    }
+    return report;
+  }
+
+  /**
+   * Hands every frame held to the platform; the acks it returns wait for the next visit. A frame
+   * the platform refused as a replay or out of its window is dropped here: the meter still holds
+   * its records and seals them afresh at the next collection.
+   */
+  async upload(post: (frames: string[]) => Promise<UploadResult[]>): Promise<UploadSummary> {
+    const summary: UploadSummary = { frames: 0, accepted: 0, stored: 0, duplicates: 0, refused: [] };
+    if (this.uplinks.length === 0) return summary;
+    const sending = this.uplinks.splice(0);
+    const results = await post(sending.map((s) => toHex(s.frame)));
+    results.forEach((r, i) => {
+      summary.frames++;
+      if (r.ok) {
+        summary.accepted++;
+        summary.stored += r.stored ?? 0;
+        summary.duplicates += r.duplicates ?? 0;
+        if (r.downlink) {
+          const meterId = sending[i].meterId;
+          const list = this.downlinks.get(meterId) ?? [];
+          list.push(fromHex(r.downlink));
+          this.downlinks.set(meterId, list);
+        }
+      } else summary.refused.push(r.reason ?? 'unknown');
+    });
+    return summary;
+  }
+
+  #forget(meterId: number, acked: number): void {
+    for (let i = this.uplinks.length - 1; i >= 0; i--) {
+      const set = this.uplinks[i];
+      if (set.meterId === meterId && set.last <= acked) this.uplinks.splice(i, 1);
+    }
+  }
+}
+
+export interface UploadResult {
+  ok: boolean;
+  stored?: number;
+  duplicates?: number;
+  downlink?: string;
+  reason?: string;
+}
+
+export interface UploadSummary {
+  frames: number;
+  accepted: number;
+  stored: number;
+  duplicates: number;
+  refused: string[];
+}
