@@ -4,10 +4,12 @@
 //   type (any, debit, credit, prepaid: 'card-type-selected'); for a few seconds after a payment, OK
 //   asks for a receipt ('receipt-requested') instead of starting a new sale.
 // - Mode key subunit: three CANCEL presses within 1.5 s open code entry; the next presses are
-//   compared with the configured sequence. Right: 'maintenance-opened' (security management joins it
-//   to the handheld's BLE token). Wrong: 'maintenance-refused'; after `maxAttempts` wrong sequences in a row, entry is
-//   locked out for `lockoutMs`, doubling with each lockout ('maintenance-locked'). Code presses are
-//   not passed on as keys.
+//   compared with the configured sequence. Right: 'maintenance-opened' (security management joins
+//   it to the handheld's BLE token). Wrong: 'maintenance-refused'; after `maxAttempts` wrong
+//   sequences in a row, entry is locked out for `lockoutMs`, doubling with each lockout
+//   ('maintenance-locked'). Code presses are not passed on as keys. The entry signal also switches
+//   the handheld link on for a while (firmware/units/handheld.ts); an entry with no code press
+//   guesses nothing and ends quietly when the code times out.
 // - Sleep (seed claim 4): after `idleMs` without a key or a sale in progress, every power consumer
 //   (display, reader antenna, radio) is switched off through the HAL; the next key switches them on
 //   again and is used only to wake the meter.
@@ -172,7 +174,10 @@ export class KeyInputUnit {
     timers.clear(this.#codeTimer);
     this.#codeTimer = timers.setTimeout(() => {
       this.#codeTimer = undefined;
-      if (this.#code) this.#judge(false); // an unfinished sequence counts as a wrong one
+      // An unfinished sequence counts as a wrong one; the entry signal alone guesses nothing (it
+      // only switches the handheld link on) and ends quietly.
+      if (this.#code && this.#code.length === 0) this.#code = undefined;
+      else if (this.#code) this.#judge(false);
     }, CODE_PRESS_TIMEOUT_MS);
   }
 

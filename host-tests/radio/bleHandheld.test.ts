@@ -1,0 +1,423 @@
+// The handheld link on whole meters: off until the mode key, authentication before collection,
+// messages cut to the MTU, collection resumed after a disconnect, the ack carried back releasing
+// the set (and nothing released before it), release tokens carried by hand, duplicate deliveries
+// absorbed by the platform, and bad input refused with a typed error while nothing stored is lost.
+import assert from 'node:assert/strict';
+import { Meter } from '../../firmware/meter';
+import { RecordStore } from '../../firmware/units/storage';
+import { provisionBoard } from '../../firmware/units/security';
+import { VirtualBoard } from '../../hal/mock/board';
+import { purseCard } from '../../hal/mock/cards';
+import { VirtualClock } from '../../hal/mock/clock';
+import { VirtualBroker } from '../../hal/mock/mqtt';
+import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
+import { fromHex } from '../../protocol/bytes';
+import { encodeCbor } from '../../protocol/cbor';
+import { FrameType, openFrame, sealFrame } from '../../protocol/frame';
+import {
+  ChunkAssembler,
+  CHUNK_FINAL,
+  CHUNK_FIRST,
+  chunkMessage,
+  HandheldChunkError,
+} from '../../protocol/handheld';
+import {
+  deriveMeterKeys,
+  encodeMaintenanceToken,
+  maintenanceSecret,
+  type MeterKeys,
+} from '../../protocol/keys';
+import { decodeRecordsMessage, encodeAckMessage } from '../../protocol/messages';
+import { deriveReleaseKey, signReleaseToken } from '../../protocol/release';
+import { chainLink } from '../../protocol/chain';
+import { decodeRecord } from '../../protocol/records';
+import type { Platform } from '../../platform-server/platform';
+import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
+import { Handheld, HandheldConnection, type UploadResult } from '../../sim/handheld/client';
+
+const METER = 7301;
+const MASTER = new Uint8Array(32).fill(0x17);
+const RATE = { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 };
+
+function rig(options: { meterId?: number; keys?: MeterKeys; clock?: VirtualClock; wifi?: boolean } = {}) {
+  const meterId = options.meterId ?? METER;
+  const clock = options.clock ?? new VirtualClock('2026-05-01T08:00:00Z');
+  const broker = new VirtualBroker(clock);
+  const link = broker.link();
+  link.setSignal(false); // no radio: the handheld is the meter's only way to the platform
+  const board = new VirtualBoard({ mqtt: link, clock, wifiPort: options.wifi });
+  const keys = options.keys ?? deriveMeterKeys(crypto, MASTER, meterId, 1);
+  provisionBoard(board.hardware, keys, meterId);
+  RecordStore.provisionReleaseKey(board.preferences, deriveReleaseKey(crypto, keys.downlink, meterId));
+  const meter = new Meter(board.hardware, {
+    meterId,
+    bays: [1, 2],
+    rate: RATE,
+    maintenance: { sequence: ['up', 'up', 'down', 'bay'] },
+  });
+  meter.start();
+  clock.advance(10);
+  let tokenId = 0;
+  /** A fresh maintenance token and its secret, as the platform issues them. */
+  const token = () => {
+    const now = Math.floor(clock.now() / 1000);
+    const bytes = encodeMaintenanceToken({
+      meterId,
+      staff: 'bob',
+      tokenId: ++tokenId,
+      notBefore: now - 10,
+      expiresAt: now + 900,
+    });
+    return { token: bytes, secret: maintenanceSecret(crypto, keys.secrets!.m, bytes), meterId };
+  };
+  const modeKey = () => {
+    for (let i = 0; i < 3; i++) board.press('cancel');
+  };
+  const { card } = purseCard([0x04, 9, 9, 1], {
+    cardNumber: '6280000000000991',
+    expiry: { year: 2031, month: 1 },
+    cardType: 1,
+    balance: 100_000,
+    limit: 0,
+    counter: 0,
+    currency: 826,
+  });
+  const sell = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      board.press('ok');
+      board.press('up');
+      board.press('ok');
+      board.field.add(card);
+      clock.advance(300);
+      board.field.remove(card);
+      clock.advance(30_000);
+    }
+  };
+  return { clock, board, meter, keys, token, modeKey, sell, meterId };
+}
+
+/** The platform's ack of a set frame, sealed as ingest seals it (for the tests without a database). */
+function ackFor(keys: MeterKeys, frame: Uint8Array, downlinkSeq: number): Uint8Array {
+  const { header, body } = openFrame(crypto, keys.uplink, frame);
+  const set = decodeRecordsMessage(body);
+  let link = set.previous;
+  for (const record of set.records) link = chainLink(crypto, link, record);
+  return sealFrame(
+    crypto,
+    keys.downlink,
+    { version: 1, type: FrameType.Ack, meterId: header.meterId, epoch: header.epoch, seq: downlinkSeq },
+    encodeAckMessage({ seq: collectedSeqs(frame, keys).last, hash: link }),
+  );
+}
+
+/** The record sequence numbers a set frame carries (read from its records). */
+function collectedSeqs(frame: Uint8Array, keys: MeterKeys): { first: number; last: number } {
+  const set = decodeRecordsMessage(openFrame(crypto, keys.uplink, frame).body);
+  const first = decodeRecord(set.records[0]).seq;
+  return { first, last: decodeRecord(set.records[set.records.length - 1]).seq };
+}
+
+describe('handheld link on the meter', () => {
+  it('is off until the mode key, advertises for five minutes, then is off again', () => {
+    const r = rig();
+    assert.equal(r.board.ble.advertising, false);
+    assert.equal(r.board.ble.connect(), false);
+    r.modeKey();
+    assert.equal(r.board.ble.advertising, true);
+    r.clock.advance(5 * 60_000);
+    assert.equal(r.board.ble.advertising, false);
+  });
+
+  it('the entry signal alone, again and again, guesses no code and never locks the link out', () => {
+    const r = rig();
+    const refused: unknown[] = [];
+    r.meter.bus.on('maintenance-refused', (e) => refused.push(e));
+    r.meter.bus.on('maintenance-locked', (e) => refused.push(e));
+    for (let i = 0; i < 6; i++) {
+      r.modeKey();
+      r.clock.advance(11_000); // the code entry times out with no code press
+    }
+    assert.deepEqual(refused, []);
+    r.modeKey();
+    assert.equal(r.board.ble.advertising, true);
+  });
+
+  it('refuses collection and downlinks until the token is proven, then collects the sealed set', () => {
+    const r = rig();
+    r.sell(2);
+    r.modeKey();
+    const conn = new HandheldConnection(r.board.ble, 185);
+    assert.deepEqual(conn.request({ t: 'next' }), { t: 'refused', why: 'not authorised' });
+    assert.deepEqual(conn.request({ t: 'down', frame: new Uint8Array(40) }), {
+      t: 'refused',
+      why: 'not authorised',
+    });
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    const reply = conn.request({ t: 'next' });
+    assert.equal(reply.t, 'set');
+    const frame = reply.frame as Uint8Array;
+    assert.equal(frame[1], FrameType.Records);
+    const seqs = collectedSeqs(frame, r.keys);
+    assert.equal(seqs.first, 1);
+    assert.equal(seqs.last, reply.last);
+    assert.equal(r.meter.ledger.acknowledgedSeq, 0, 'collected is not acknowledged');
+  });
+
+  it('cuts every message to the negotiated MTU; the set comes whole at 23 and at 185', () => {
+    const r = rig();
+    r.sell(3);
+    const bodies: Uint8Array[] = [];
+    for (const mtu of [23, 185]) {
+      r.modeKey();
+      const conn = new HandheldConnection(r.board.ble, mtu);
+      assert.equal(conn.mtu, mtu);
+      const t = r.token();
+      conn.authenticate(crypto, t.token, t.secret, r.meterId);
+      const reply = conn.request({ t: 'next' });
+      assert.ok(conn.largestChunk <= mtu - 3, `chunks of ${conn.largestChunk} bytes fit MTU ${mtu}`);
+      const frame = reply.frame as Uint8Array;
+      assert.ok(frame.length > mtu, 'the set needs several chunks');
+      bodies.push(openFrame(crypto, r.keys.uplink, frame).body);
+      conn.disconnect();
+    }
+    // Sealed afresh on each collection (a new frame sequence number), the same records inside.
+    assert.deepEqual(bodies[0], bodies[1]);
+  });
+
+  it('resumes after a disconnect: the next visit goes on from the last set held', () => {
+    const r = rig();
+    r.sell(40); // several sets of at most 2 KiB
+    const handheld = new Handheld(crypto, { mtu: 64 });
+    // First visit: the link drops in the middle of the second set.
+    r.modeKey();
+    let chunks = 0;
+    let firstSetChunks = 0;
+    const original = r.board.ble.peripheral.notify;
+    r.board.ble.peripheral.notify = (data) => {
+      chunks++;
+      if (handheld.uplinks.length === 1 && firstSetChunks === 0) firstSetChunks = chunks;
+      if (firstSetChunks > 0 && chunks > firstSetChunks + 5) {
+        r.board.ble.disconnect();
+        return false;
+      }
+      return original(data);
+    };
+    const first = handheld.visit(r.board.ble, r.token());
+    r.board.ble.peripheral.notify = original;
+    assert.equal(first.dropped, true);
+    assert.equal(first.collected, 1);
+    // Second visit: a new token (one session each); the collection goes on after what is held.
+    const before = r.meter.log.lastSeq;
+    r.modeKey();
+    const second = handheld.visit(r.board.ble, r.token());
+    assert.equal(second.dropped, false);
+    assert.ok(second.collected >= 1);
+    const ranges = handheld.uplinks.map((s) => collectedSeqs(s.frame, r.keys));
+    assert.equal(ranges[0].first, 1);
+    for (let i = 1; i < ranges.length; i++) assert.equal(ranges[i].first, ranges[i - 1].last + 1);
+    assert.equal(ranges[ranges.length - 1].last, before, 'every record up to the visit collected');
+  });
+
+  it('the ack carried back releases the set, and only the ack does', () => {
+    const r = rig();
+    r.sell(3);
+    r.modeKey();
+    const conn = new HandheldConnection(r.board.ble);
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    const set = conn.request({ t: 'next' });
+    const frame = set.frame as Uint8Array;
+    assert.equal(r.meter.ledger.acknowledgedSeq, 0);
+    assert.equal(r.meter.log.uploads.current?.acknowledged, false);
+    const reply = conn.request({ t: 'down', frame: ackFor(r.keys, frame, 1) });
+    assert.equal(reply.ok, true);
+    assert.equal(reply.acked, set.last);
+    assert.equal(r.meter.ledger.acknowledgedSeq, set.last);
+    assert.equal(r.meter.log.uploads.current?.acknowledged, true);
+  });
+
+  it('carries a release token: the set is released with its maintenance record', () => {
+    const r = rig();
+    r.sell(2);
+    r.modeKey();
+    const conn = new HandheldConnection(r.board.ble);
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    const set = conn.request({ t: 'next' });
+    const token = signReleaseToken(crypto, deriveReleaseKey(crypto, r.keys.downlink, r.meterId), {
+      meterId: r.meterId,
+      fromSeq: 1,
+      toSeq: Number(set.last),
+      issuedAt: Math.floor(r.clock.now() / 1000),
+      operator: 'sup',
+    });
+    const reply = conn.request({ t: 'release', token });
+    assert.equal(reply.ok, true);
+    assert.equal(r.meter.ledger.acknowledgedSeq, set.last);
+    const again = conn.request({ t: 'release', token });
+    assert.equal(again.ok, false, 'a token applies once');
+  });
+
+  it('refuses bad input with a typed error and loses nothing stored', () => {
+    const r = rig();
+    r.sell(2);
+    const lastSeq = r.meter.log.lastSeq;
+    r.modeKey();
+    const conn = new HandheldConnection(r.board.ble, 23);
+    // A chunk without the first of its message, and one out of order.
+    assert.deepEqual(conn.writeChunk(Uint8Array.of(3, 0xa0)), { t: 'refused', why: 'bad-chunk' });
+    assert.equal(conn.writeChunk(Uint8Array.of(CHUNK_FIRST, 0xa1)), undefined);
+    assert.deepEqual(conn.writeChunk(Uint8Array.of(CHUNK_FINAL | 5, 0x00)), {
+      t: 'refused',
+      why: 'bad-chunk',
+    });
+    // Not CBOR, not a map, an unknown message.
+    assert.deepEqual(conn.writeChunk(Uint8Array.of(CHUNK_FIRST | CHUNK_FINAL, 0xff)), {
+      t: 'refused',
+      why: 'malformed',
+    });
+    assert.deepEqual(conn.writeChunk(chunkMessage(encodeCbor([1, 2]), 20)[0]), {
+      t: 'refused',
+      why: 'malformed',
+    });
+    assert.deepEqual(conn.request({ t: 'shout' }), { t: 'refused', why: 'unexpected' });
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    // A downlink that does not authenticate, one too short, a bad `after`.
+    const forged = sealFrame(
+      crypto,
+      new Uint8Array(16).fill(9),
+      { version: 1, type: FrameType.Ack, meterId: r.meterId, epoch: 1, seq: 5 },
+      new Uint8Array(8),
+    );
+    assert.deepEqual(conn.request({ t: 'down', frame: forged }), {
+      t: 'down',
+      ok: false,
+      why: 'decrypt-failed',
+      acked: 0,
+    });
+    assert.equal(conn.request({ t: 'down', frame: new Uint8Array(3) }).why, 'truncated');
+    assert.equal(conn.request({ t: 'next', after: -1 }).why, 'bad after');
+    assert.equal(conn.request({ t: 'release', token: new Uint8Array(4) }).ok, false);
+    // Nothing lost: every record is still there and unacknowledged, and collection still works.
+    assert.equal(r.meter.log.lastSeq >= lastSeq, true);
+    assert.equal(r.meter.log.read(1).length, r.meter.log.lastSeq);
+    assert.equal(r.meter.ledger.acknowledgedSeq, 0);
+    assert.equal(conn.request({ t: 'next' }).t, 'set');
+  });
+
+  it('the chunk codec: round trip, and typed errors for what does not fit', () => {
+    const message = new Uint8Array(1000).map((_, i) => i & 0xff);
+    const chunks = chunkMessage(message, 20);
+    assert.ok(chunks.every((c) => c.length <= 20));
+    const assembler = new ChunkAssembler();
+    let out: Uint8Array | undefined;
+    for (const c of chunks) out = assembler.push(c);
+    assert.deepEqual(out, message);
+    assert.throws(() => assembler.push(chunks[1]), HandheldChunkError);
+    assert.throws(() => new ChunkAssembler().push(Uint8Array.of(CHUNK_FIRST)), HandheldChunkError);
+    const huge = new ChunkAssembler();
+    huge.push(chunkMessage(new Uint8Array(8192), 4096)[0]);
+    assert.throws(() => {
+      for (let i = 0; i < 3; i++) huge.push(Uint8Array.of(i + 1, ...new Uint8Array(4095)));
+    }, HandheldChunkError);
+    assert.throws(() => chunkMessage(new Uint8Array(0), 20), RangeError);
+  });
+
+  it('the Wi-Fi port serves the same service (larger chunks), one handheld at a time', () => {
+    const r = rig({ wifi: true });
+    r.sell(2);
+    r.modeKey();
+    const wifi = r.board.wifi!;
+    assert.equal(wifi.advertising, true);
+    const conn = new HandheldConnection(wifi, 1024);
+    assert.equal(r.meter.handheld?.connectedOn, 'ble:wifi');
+    assert.equal(r.board.ble.connect(), false, 'BLE stops advertising while Wi-Fi has the handheld');
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    const reply = conn.request({ t: 'next' });
+    assert.equal(reply.t, 'set');
+    assert.ok(conn.chunksIn <= 4, `a set in ${conn.chunksIn} chunks`);
+  });
+});
+
+forEachBackend('handheld uploads on the platform', (backend) => {
+  let platform: Platform;
+  let drop: () => Promise<void>;
+
+  before(async () => {
+    ({ platform, drop } = await startPlatform(backend));
+  });
+
+  after(async () => {
+    await platform?.close();
+    await drop?.();
+  });
+
+  async function post(frames: string[]): Promise<UploadResult[]> {
+    const { headers } = await operatorLogin(platform.operators, 'operator');
+    const response = await platform.app.inject({
+      method: 'POST',
+      url: '/api/handheld/uplinks',
+      headers,
+      payload: { frames },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    return (response.json() as { results: UploadResult[] }).results;
+  }
+
+  it('needs an operator, and refuses a frame that is no frame with a reason', async () => {
+    const anonymous = await platform.app.inject({
+      method: 'POST',
+      url: '/api/handheld/uplinks',
+      payload: { frames: ['00'.repeat(40)] },
+    });
+    assert.equal(anonymous.statusCode, 401);
+    const { headers } = await operatorLogin(platform.operators, 'viewer');
+    const viewer = await platform.app.inject({
+      method: 'POST',
+      url: '/api/handheld/uplinks',
+      headers,
+      payload: { frames: ['00'.repeat(40)] },
+    });
+    assert.equal(viewer.statusCode, 403);
+    const [result] = await post(['00'.repeat(40)]);
+    assert.equal(result.ok, false);
+    assert.equal(result.reason, 'bad-version');
+  });
+
+  it('a duplicate delivery (the same frame, and the set sealed again) is stored once; the ack releases the set', async () => {
+    const meterId = randomMeterId();
+    const keys = await platform.provisionMeter(meterId, 'handheld');
+    const r = rig({ meterId, keys });
+    r.sell(3);
+    r.modeKey();
+    const conn = new HandheldConnection(r.board.ble);
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    const a = conn.request({ t: 'next' }).frame as Uint8Array;
+    const b = conn.request({ t: 'next' }).frame as Uint8Array; // the same set, sealed again
+    const hex = (f: Uint8Array) => Buffer.from(f).toString('hex');
+    const results = await post([hex(a), hex(a), hex(b)]);
+    assert.equal(results[0].ok, true);
+    assert.equal(results[0].stored, r.meter.log.uploads.current!.records.length);
+    assert.equal(results[1].ok, false);
+    assert.equal(results[1].reason, 'replay');
+    assert.equal(results[2].ok, true);
+    assert.equal(results[2].stored, 0);
+    assert.equal(results[2].duplicates, results[0].stored);
+    const rows = await platform.db.query<{ n: number; distinct_seqs: number }>(
+      'SELECT count(*)::int AS n, count(DISTINCT seq)::int AS distinct_seqs FROM records WHERE meter_id = $1',
+      [meterId],
+    );
+    assert.equal(rows.rows[0].n, results[0].stored);
+    assert.equal(rows.rows[0].distinct_seqs, results[0].stored);
+    // Before the ack reaches it, the meter holds on; after, the set is released.
+    assert.equal(r.meter.ledger.acknowledgedSeq, 0);
+    const reply = conn.request({ t: 'down', frame: fromHex(results[0].downlink!) });
+    assert.equal(reply.ok, true);
+    assert.equal(r.meter.ledger.acknowledgedSeq, r.meter.log.uploads.current!.lastSeq);
+    assert.equal(r.meter.log.uploads.current!.acknowledged, true);
+  });
+});
