@@ -625,8 +625,11 @@ export class SecurityManagement {
     this.#bleHandlers = {
       onConnect: () => {},
       onDisconnect: () => {
-        if (this.#gate.name === 'challenged' || this.#gate.name === 'proven')
+        const gate = this.#gate;
+        if (gate.name === 'challenged')
           this.#endSession('maintenance-session-refused', 'handheld disconnected');
+        else if (gate.name === 'proven')
+          this.#endSession('maintenance-session-closed', `handheld of ${gate.token.staff} left`);
       },
       onWrite: (data) => this.#onBle(data),
     };
