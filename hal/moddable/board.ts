@@ -20,12 +20,14 @@ import {
   type SPIOptions,
 } from '../io';
 import { PwmBuzzer } from './buzzer';
+import { ModdableBlePeripheral } from './ble';
 import { ModdableClock, ModdableTimers } from './clock';
 import { ModdableCrypto } from './crypto';
 import { LcdTextDisplay } from './display';
 import { ModdableFlash } from './flash';
 import { ModdableMqttLink, type ModdableMqttOptions } from './mqtt';
 import { ModdablePreferences } from './preferences';
+import { ModdableWifiPort } from './wifiPort';
 import { BoardSerial } from './serial';
 import { hardwareRandom } from './random';
 import type { PowerParts, SensorParts } from '../sensors';
@@ -64,6 +66,8 @@ export interface BoardConfig {
   pins?: BoardPins;
   buses?: BoardBuses;
   onDisplayError?: (message: string) => void;
+  /** The handheld service over BLE (default on) and on a Wi-Fi port (default off). */
+  handheld?: { ble?: boolean; wifi?: boolean; name?: string };
   /** The guard's sensors and the packs as this board wires them, built on its IO classes. */
   parts?: (io: { I2C: IOClass<I2C, I2COptions>; Digital: IOClass<Digital, DigitalOptions> }) => {
     sensors?: SensorParts;
@@ -220,6 +224,8 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
     sensors: parts?.sensors,
     power: parts?.power,
     watchdog: new TaskWatchdog(),
+    ble: config.handheld?.ble === false ? undefined : new ModdableBlePeripheral(config.handheld?.name),
+    wifiPort: config.handheld?.wifi ? new ModdableWifiPort() : undefined,
   };
 }
 

@@ -255,6 +255,11 @@ describe('handheld link on the meter', () => {
     const reply = conn.request({ t: 'release', token });
     assert.equal(reply.ok, true);
     assert.equal(r.meter.ledger.acknowledgedSeq, set.last);
+    const text = r.meter.log
+      .read(1)
+      .map((x) => new TextDecoder().decode(x.bytes))
+      .join('|');
+    assert.match(text, new RegExp(`records 1\\.\\.${set.last} released by sup`));
     const again = conn.request({ t: 'release', token });
     assert.equal(again.ok, false, 'a token applies once');
   });
