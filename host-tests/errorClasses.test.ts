@@ -26,6 +26,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   DebitUncertain: ['6001', 4, 500, 200, 'card left the field'],
   FirmwareRejected: ['bad-signature', 'image signature did not verify'],
   FlashRangeError: ['write beyond the partition'],
+  HandheldChunkError: ['chunk 3 where 2 was due'],
   I2cNoAcknowledge: [0x60],
   ProvisioningError: ['not provisioned: meter.id missing'],
   IsoDepProtocolError: ['malformed ATS'],
