@@ -14,7 +14,7 @@ import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { fromHex, toHex } from '../../protocol/bytes';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
-import { Handheld, type UploadResult, type UploadSummary } from '../../sim/handheld/client';
+import { Handheld, type UploadSummary, uploadOverHttp } from '../../sim/handheld/client';
 
 forEachBackend('a meter reached only through a handheld', (backend) => {
   let platform: Platform;
@@ -79,16 +79,8 @@ forEachBackend('a meter reached only through a handheld', (backend) => {
       const issued = response.json() as { token: string; secret: string };
       return { token: fromHex(issued.token), secret: fromHex(issued.secret), meterId };
     };
-    const post = async (frames: string[]): Promise<UploadResult[]> => {
-      const response = await platform.app.inject({
-        method: 'POST',
-        url: '/api/handheld/uplinks',
-        headers,
-        payload: { frames },
-      });
-      assert.equal(response.statusCode, 200, response.body);
-      return (response.json() as { results: UploadResult[] }).results;
-    };
+    // The handheld hands its frames in over HTTP, as an operator.
+    const post = uploadOverHttp(await platform.listen(0), headers.authorization.replace(/^Bearer /, ''));
     const modeKey = () => {
       for (let i = 0; i < 3; i++) board.press('cancel');
     };

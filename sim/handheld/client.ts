@@ -236,6 +236,25 @@ export class Handheld {
   }
 }
 
+/**
+ * The handheld's upload over HTTP: POST /api/handheld/uplinks at `baseUrl` with an operator's
+ * bearer token (from POST /api/operators/login).
+ */
+export function uploadOverHttp(
+  baseUrl: string,
+  bearer: string,
+): (frames: string[]) => Promise<UploadResult[]> {
+  return async (frames) => {
+    const response = await fetch(new URL('/api/handheld/uplinks', baseUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },
+      body: JSON.stringify({ frames }),
+    });
+    if (!response.ok) throw new Error(`upload refused: HTTP ${response.status} ${await response.text()}`);
+    return ((await response.json()) as { results: UploadResult[] }).results;
+  };
+}
+
 export interface UploadResult {
   ok: boolean;
   stored?: number;
