@@ -112,7 +112,8 @@ export class HandheldLink {
     timers.clear(this.#window);
     this.#window = timers.setTimeout(() => this.switchOff(), this.#o.advertiseMs ?? ADVERTISE_MS);
     this.#refreshInfo();
-    for (const port of this.#ports) if (port.open && port !== this.#active) this.#advertise(port, true);
+    // While a handheld is connected nobody else is served: advertising waits for it to leave.
+    if (!this.#active) for (const port of this.#ports) if (port.open) this.#advertise(port, true);
   }
 
   /** Stops advertising; a handheld connected stays until it leaves. */
