@@ -634,34 +634,11 @@ export class SecurityManagement {
       onWrite: (data) => this.#onBle(data),
     };
     if (options.ble) {
-      try {
-        options.ble.open(this.#bleHandlers);
-        this.#bleOpen = true;
-      } catch (error) {
-        // The handheld's link is out of service; the monitor (module 'ble') calls reopenBle().
-        bus.emit('fault', { unit: 'ble', error });
-      }
+      // The handheld link's channel: its transports' faults and repairs are the handheld link's.
+      options.ble.open(this.#bleHandlers);
+      this.#bleOpen = true;
     }
     security.armAlert('cover opened without a maintenance session; keys wiped');
-  }
-
-  /** The monitor's repair of the BLE peripheral: closes and opens it again; true when it opened. */
-  reopenBle(): boolean {
-    const ble = this.#o.ble;
-    if (!ble) return false;
-    try {
-      ble.close();
-    } catch {
-      // a peripheral that never started has nothing to close
-    }
-    this.#bleOpen = false;
-    try {
-      ble.open(this.#bleHandlers);
-    } catch {
-      return false;
-    }
-    this.#bleOpen = true;
-    return true;
   }
 
   /** The staff member of a proven handheld token (proven or in maintenance mode), else undefined. */
