@@ -7,8 +7,10 @@
 // Relay messages (one Zigbee payload each, multi-byte fields big endian):
 //   0x01 UP       kind | slave meter id u32 | message id u16 | index u8 | count u8 | data
 //   0x02 DOWN     same layout, master → slave
-//   0x03 HELLO    kind | slave meter id u32          slave → master, every few seconds
-//   0x04 READY    kind | slave meter id u32 | up u8  master → slave: 1 = its connection is up
+//   0x03 HELLO    kind | slave meter id u32 | session u16          slave → master, every few seconds
+//   0x04 READY    kind | slave meter id u32 | up u8 | session u16  master → slave: 1 = its connection is up
+// A session is a random number drawn at each start: a new one tells the other side that the sender
+// restarted, so message ids it remembers from before (to drop repeats) no longer apply.
 // A frame larger than one payload is cut into `count` fragments (at most 255); the receiver puts
 // them back together by (sender, kind, meter id, message id) and drops an assembly that does not
 // complete in time. An UP message is only ever published on uplinkTopic(slave meter id).
@@ -35,8 +37,8 @@ export interface Fragment {
 
 export type RelayMessage =
   | ({ kind: typeof RelayKind.UP | typeof RelayKind.DOWN } & Fragment)
-  | { kind: typeof RelayKind.HELLO; meterId: number }
-  | { kind: typeof RelayKind.READY; meterId: number; up: boolean };
+  | { kind: typeof RelayKind.HELLO; meterId: number; session: number }
+  | { kind: typeof RelayKind.READY; meterId: number; up: boolean; session: number };
 
 function checkMeterId(meterId: number): void {
   if (!Number.isInteger(meterId) || meterId < 1 || meterId > 0xffffffff)
@@ -74,20 +76,22 @@ export function fragment(
   return out;
 }
 
-export function encodeHello(meterId: number): Uint8Array {
+export function encodeHello(meterId: number, session: number): Uint8Array {
   checkMeterId(meterId);
-  const bytes = new Uint8Array(5);
+  const bytes = new Uint8Array(7);
   bytes[0] = RelayKind.HELLO;
   writeUint32(bytes, 1, meterId);
+  writeUint16(bytes, 5, session & 0xffff);
   return bytes;
 }
 
-export function encodeReady(meterId: number, up: boolean): Uint8Array {
+export function encodeReady(meterId: number, up: boolean, session: number): Uint8Array {
   checkMeterId(meterId);
-  const bytes = new Uint8Array(6);
+  const bytes = new Uint8Array(8);
   bytes[0] = RelayKind.READY;
   writeUint32(bytes, 1, meterId);
   bytes[5] = up ? 1 : 0;
+  writeUint16(bytes, 6, session & 0xffff);
   return bytes;
 }
 
@@ -99,11 +103,12 @@ export function decodeRelay(bytes: Uint8Array): RelayMessage {
   if (meterId === 0) throw new ProtocolError('bad-field', 'meter id 0');
   switch (kind) {
     case RelayKind.HELLO:
-      if (bytes.length !== 5) throw new ProtocolError('bad-field', 'HELLO is 5 bytes');
-      return { kind, meterId };
+      if (bytes.length !== 7) throw new ProtocolError('bad-field', 'HELLO is 7 bytes');
+      return { kind, meterId, session: readUint16(bytes, 5) };
     case RelayKind.READY:
-      if (bytes.length !== 6 || bytes[5] > 1) throw new ProtocolError('bad-field', 'READY is 6 bytes, up 0 or 1');
-      return { kind, meterId, up: bytes[5] === 1 };
+      if (bytes.length !== 8 || bytes[5] > 1)
+        throw new ProtocolError('bad-field', 'READY is 8 bytes, up 0 or 1');
+      return { kind, meterId, up: bytes[5] === 1, session: readUint16(bytes, 6) };
     case RelayKind.UP:
     case RelayKind.DOWN: {
       if (bytes.length <= FRAGMENT_HEADER)
@@ -190,7 +195,13 @@ export class Reassembler {
         this.#pending.delete(oldest);
         this.dropped.overflow++;
       }
-      a = { count: f.count, parts: new Array(f.count).fill(undefined), have: 0, bytes: 0, expires: now + this.#timeoutMs };
+      a = {
+        count: f.count,
+        parts: new Array(f.count).fill(undefined),
+        have: 0,
+        bytes: 0,
+        expires: now + this.#timeoutMs,
+      };
       this.#pending.set(key, a);
     }
     if (a.parts[f.index]) {
@@ -226,6 +237,14 @@ export class Reassembler {
         this.dropped.expired++;
       }
     }
+  }
+
+  /** Forgets what came from `sender` (it restarted): its incomplete messages and the ids it used. */
+  forget(sender: string): void {
+    const prefix = `${sender}/`;
+    for (const key of [...this.#pending.keys()]) if (key.startsWith(prefix)) this.#pending.delete(key);
+    for (let i = this.#completed.length - 1; i >= 0; i--)
+      if (this.#completed[i].startsWith(prefix)) this.#completed.splice(i, 1);
   }
 
   /** Forgets everything (a reboot). */

@@ -295,8 +295,7 @@ export class XBee {
     if (parameter) data.set(parameter, 4);
     return this.#request(id, XBeeFrame.AT_RESPONSE, data).then((frame) => {
       const status = frame[4];
-      if (status !== AtStatus.OK)
-        throw new XBeeError('at-status', `AT${command} answered status ${status}`);
+      if (status !== AtStatus.OK) throw new XBeeError('at-status', `AT${command} answered status ${status}`);
       return frame.slice(5);
     });
   }
@@ -366,7 +365,12 @@ export class XBee {
       }
       const timer = this.#timers.setTimeout(() => {
         this.#pending.delete(id);
-        reject(new XBeeError('timeout', `no answer to frame type 0x${data[0].toString(16)} in ${this.#timeoutMs} ms`));
+        reject(
+          new XBeeError(
+            'timeout',
+            `no answer to frame type 0x${data[0].toString(16)} in ${this.#timeoutMs} ms`,
+          ),
+        );
       }, this.#timeoutMs);
       this.#pending.set(id, { type, timer, resolve, reject });
       this.#write(data);

@@ -13,7 +13,8 @@
 // it keeps no copy once a frame is handed on (nothing to replay). protocol/relay.ts has the format.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { MqttEvents, MqttLink } from '../../hal/mqtt';
-import { address64Hex, ModemStatus, type XBee, type TransmitResult } from '../../drivers/radio/xbee';
+import type { MeterHardware } from '../../hal/hardware';
+import { address64Hex, ModemStatus, XBee, type TransmitResult } from '../../drivers/radio/xbee';
 import {
   decodeRelay,
   encodeHello,
@@ -28,8 +29,12 @@ import { downlinkTopic, meterIdOfTopic, uplinkTopic } from '../../protocol/topic
 /** One Zigbee payload at a time, messages in order; a message with a fragment not delivered is dropped, not kept. */
 class SendQueue {
   readonly #radio: XBee;
-  readonly #queue: { dest: Uint8Array; payloads: readonly Uint8Array[]; next: number; done?: (ok: boolean) => void }[] =
-    [];
+  readonly #queue: {
+    dest: Uint8Array;
+    payloads: readonly Uint8Array[];
+    next: number;
+    done?: (ok: boolean) => void;
+  }[] = [];
   #busy = false;
   #generation = 0;
 
@@ -88,8 +93,8 @@ export interface RelayLinkOptions {
   clock: Clock;
   /** HELLO period, ms; the master is taken as gone after three unanswered. */
   helloMs?: number;
-  /** First relay message id (a random value, so ids do not repeat after a reboot). */
-  firstMessageId?: number;
+  /** A random 16-bit number drawn at start: the relay session, and the first message id. */
+  session?: number;
   reassemblyMs?: number;
 }
 
@@ -104,6 +109,8 @@ export class RelayLink implements MqttLink {
   #connected = false;
   #lastReady = -Infinity;
   #messageId: number;
+  readonly #session: number;
+  #masterSession: number | undefined;
   #maxPayload = 0;
   #configuring = false;
   #poweredOff = false;
@@ -115,7 +122,8 @@ export class RelayLink implements MqttLink {
     this.#o = options;
     this.#helloMs = options.helloMs ?? 5_000;
     this.#queue = new SendQueue(options.radio);
-    this.#messageId = (options.firstMessageId ?? 0) & 0xffff;
+    this.#session = (options.session ?? 0) & 0xffff;
+    this.#messageId = this.#session;
     this.#downlinks = new Reassembler({ timeoutMs: options.reassemblyMs ?? 30_000 });
   }
 
@@ -189,7 +197,7 @@ export class RelayLink implements MqttLink {
       this.#configure();
       return;
     }
-    this.#o.radio.transmit(this.#o.master, encodeHello(this.#o.meterId)).then(
+    this.#o.radio.transmit(this.#o.master, encodeHello(this.#o.meterId, this.#session)).then(
       () => {},
       () => {},
     );
@@ -228,6 +236,9 @@ export class RelayLink implements MqttLink {
       return;
     }
     if (message.kind === RelayKind.READY) {
+      // A master that restarted numbers its downlinks afresh.
+      if (message.session !== this.#masterSession) this.#downlinks.forget('master');
+      this.#masterSession = message.session;
       this.#lastReady = this.#o.clock.monotonic();
       this.#setConnected(message.up);
       return;
@@ -259,12 +270,15 @@ export interface RelayMasterOptions {
   clock: Clock;
   /** Slave meter ids this master may relay (as the platform assigned them); all when absent. */
   slaves?: readonly number[];
+  /** A random 16-bit number drawn at start: the relay session, and the first downlink message id. */
+  session?: number;
   reassemblyMs?: number;
 }
 
 interface Slave {
   address: Uint8Array;
   lastHello: number;
+  session: number;
 }
 
 /** The master's side: relays its slaves' frames, holding nothing once a frame is handed on. */
@@ -276,6 +290,7 @@ export class RelayMaster {
   #maxPayload = 0;
   #configuring = false;
   #started = false;
+  #timer: TimerHandle | undefined;
   /** Frames published for slaves, downlinks forwarded, and what was dropped. */
   readonly stats = { up: 0, down: 0, upDropped: 0, downDropped: 0, refused: 0 };
 
@@ -283,7 +298,11 @@ export class RelayMaster {
     this.#o = options;
     this.#queue = new SendQueue(options.radio);
     this.#uplinks = new Reassembler({ timeoutMs: options.reassemblyMs ?? 30_000 });
+    this.#session = (options.session ?? 0) & 0xffff;
+    this.#nextDownId = this.#session;
   }
+
+  readonly #session: number;
 
   /** Bytes of slaves' frames this master holds now: incomplete uplinks and downlink fragments not yet sent. */
   get heldBytes(): number {
@@ -312,20 +331,28 @@ export class RelayMaster {
       onConnect: () => {
         for (const [id, slave] of this.#slaves) {
           link.subscribe(downlinkTopic(id));
-          this.#send(slave.address, [encodeReady(id, true)]);
+          this.#send(slave.address, [encodeReady(id, true, this.#session)]);
         }
       },
       onDisconnect: () => {
-        for (const [id, slave] of this.#slaves) this.#send(slave.address, [encodeReady(id, false)]);
+        for (const [id, slave] of this.#slaves)
+          this.#send(slave.address, [encodeReady(id, false, this.#session)]);
       },
       onMessage: (topic, payload) => this.#downlink(topic, payload),
     });
     this.#configure();
+    // Until the module has answered (it may still be booting), and to let stale assemblies go.
+    this.#timer = this.#o.timers.setInterval(() => {
+      if (this.#maxPayload === 0) this.#configure();
+      this.#uplinks.expire(this.#o.clock.monotonic());
+    }, 5_000);
   }
 
   stop(): void {
     if (!this.#started) return;
     this.#started = false;
+    this.#o.timers.clear(this.#timer);
+    this.#timer = undefined;
     this.#queue.clear();
     this.#uplinks.clear();
     this.#o.radio.onReceive = undefined;
@@ -367,14 +394,22 @@ export class RelayMaster {
     const now = this.#o.clock.monotonic();
     if (message.kind === RelayKind.HELLO) {
       const known = this.#slaves.get(message.meterId);
-      if (!known) this.#slaves.set(message.meterId, { address: source.slice(), lastHello: now });
+      if (!known)
+        this.#slaves.set(message.meterId, {
+          address: source.slice(),
+          lastHello: now,
+          session: message.session,
+        });
       else {
-        known.address = source.slice(); // a replaced module keeps the meter's relay
+        // A slave that restarted numbers its messages afresh; a replaced module keeps the meter's relay.
+        if (known.session !== message.session) this.#uplinks.forget(address64Hex(known.address));
+        known.address = source.slice();
         known.lastHello = now;
+        known.session = message.session;
       }
       const up = this.#o.link.connected;
       if (up && !known) this.#o.link.subscribe(downlinkTopic(message.meterId));
-      this.#send(source.slice(), [encodeReady(message.meterId, up)]);
+      this.#send(source.slice(), [encodeReady(message.meterId, up, this.#session)]);
       return;
     }
     if (message.kind !== RelayKind.UP) {
@@ -403,7 +438,8 @@ export class RelayMaster {
     }
     let fragments: Uint8Array[];
     try {
-      fragments = fragment(RelayKind.DOWN, meterId, this.#nextDownId++, payload, this.#maxPayload);
+      fragments = fragment(RelayKind.DOWN, meterId, this.#nextDownId, payload, this.#maxPayload);
+      this.#nextDownId = (this.#nextDownId + 1) & 0xffff;
     } catch {
       this.stats.downDropped++;
       return;
@@ -414,7 +450,7 @@ export class RelayMaster {
     });
   }
 
-  #nextDownId = 0;
+  #nextDownId: number;
 }
 
 /**
@@ -502,4 +538,50 @@ class SharedClient implements MqttLink {
   power(on: boolean): void {
     this.#link.power?.(on);
   }
+}
+
+/** The relay's role in the meter's configuration. */
+export type RelayRole =
+  | { role: 'slave' /** The master's 64-bit Zigbee address, 16 hex digits. */; master: string }
+  | {
+      role: 'master' /** Slaves the platform assigned to this master; all when absent. */;
+      slaves?: readonly number[];
+    };
+
+/**
+ * Builds the relay from the board's Zigbee module and the configured role: a slave gets a fallback
+ * path (its RelayLink); a master gets its relay unit and shares its connection with the units.
+ */
+export function zigbeeRelay(
+  hardware: MeterHardware,
+  meterId: number,
+  role: RelayRole | undefined,
+): { primary?: MqttLink; fallback?: { name: string; link: MqttLink }; master?: RelayMaster } {
+  if (!role) return {};
+  if (!hardware.zigbee) throw new RangeError('a relay role needs a Zigbee module on the board');
+  const { clock, timers } = hardware;
+  const radio = new XBee({ serial: hardware.zigbee.serial, reset: hardware.zigbee.reset, timers });
+  if (role.role === 'slave') {
+    if (!/^[0-9a-fA-F]{16}$/.test(role.master)) throw new RangeError('the master address is 16 hex digits');
+    const master = new Uint8Array(8);
+    for (let i = 0; i < 8; i++) master[i] = Number.parseInt(role.master.slice(2 * i, 2 * i + 2), 16);
+    const link = new RelayLink({ radio, master, meterId, timers, clock, session: session(hardware) });
+    return { fallback: { name: 'zigbee-relay', link } };
+  }
+  const shared = new SharedLink(hardware.mqtt);
+  const relayMaster = new RelayMaster({
+    radio,
+    link: shared.client(),
+    timers,
+    clock,
+    slaves: role.slaves,
+    session: session(hardware),
+  });
+  return { primary: shared.client(), master: relayMaster };
+}
+
+function session(hardware: MeterHardware): number {
+  const id = new Uint8Array(2);
+  hardware.random.fill(id);
+  return (id[0] << 8) | id[1];
 }

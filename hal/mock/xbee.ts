@@ -234,9 +234,12 @@ export class VirtualXBee implements VirtualSerialDevice, MeshNode {
     const epoch = this.#epoch;
     // The Transmit Status comes once the module has its answer (the hops there and back).
     const hops = this.#mesh.hops(this.address64, dest) ?? 1;
-    this.#timers.setTimeout(() => {
-      if (epoch === this.#epoch) report(result.status, result.retries);
-    }, 2 * hops * this.#mesh.hopMs);
+    this.#timers.setTimeout(
+      () => {
+        if (epoch === this.#epoch) report(result.status, result.retries);
+      },
+      2 * hops * this.#mesh.hopMs,
+    );
   }
 
   // ---- the air side --------------------------------------------------------------------------

@@ -78,7 +78,10 @@ function bytes(hex: string): Uint8Array {
 
 describe('XBee 3 API mode driver and its twin', () => {
   it('frames as the user guide example: 23 11 is sent 7E 00 02 23 7D 31 CB', () => {
-    assert.deepEqual([...encodeApiFrame(Uint8Array.of(0x23, 0x11))], [0x7e, 0x00, 0x02, 0x23, 0x7d, 0x31, 0xcb]);
+    assert.deepEqual(
+      [...encodeApiFrame(Uint8Array.of(0x23, 0x11))],
+      [0x7e, 0x00, 0x02, 0x23, 0x7d, 0x31, 0xcb],
+    );
     const got: number[][] = [];
     const parser = new ApiFrameParser(
       (d) => got.push([...d]),
@@ -125,8 +128,14 @@ describe('XBee 3 API mode driver and its twin', () => {
     const { clock, add } = rig({ apiMode: 1 });
     const a = add(A, 0);
     await pass(clock, 300);
-    await assert.rejects(settle(clock, a.driver.configure()), (e: unknown) => e instanceof XBeeError && e.code === 'not-api-mode');
-    await assert.rejects(settle(clock, a.driver.command('ZZ')), (e: unknown) => e instanceof XBeeError && e.code === 'at-status');
+    await assert.rejects(
+      settle(clock, a.driver.configure()),
+      (e: unknown) => e instanceof XBeeError && e.code === 'not-api-mode',
+    );
+    await assert.rejects(
+      settle(clock, a.driver.command('ZZ')),
+      (e: unknown) => e instanceof XBeeError && e.code === 'at-status',
+    );
     await assert.rejects(settle(clock, a.driver.command('NP', Uint8Array.of(1))), /status 3/);
     assert.throws(() => a.driver.command('toolong'), RangeError);
   });
@@ -152,17 +161,26 @@ describe('XBee 3 API mode driver and its twin', () => {
     add(C, 500); // beyond range, nobody in between
     await pass(clock, 300);
     await settle(clock, a.driver.configure());
-    assert.equal((await settle(clock, a.driver.transmit(bytes(C), Uint8Array.of(1)))).delivery, DeliveryStatus.ROUTE_NOT_FOUND);
+    assert.equal(
+      (await settle(clock, a.driver.transmit(bytes(C), Uint8Array.of(1)))).delivery,
+      DeliveryStatus.ROUTE_NOT_FOUND,
+    );
     assert.equal(
       (await settle(clock, a.driver.transmit(bytes('0013a200ffffffff'), Uint8Array.of(1)))).delivery,
       DeliveryStatus.ADDRESS_NOT_FOUND,
     );
-    assert.equal((await settle(clock, a.driver.transmit(bytes(A), Uint8Array.of(1)))).delivery, DeliveryStatus.SELF_ADDRESSED);
+    assert.equal(
+      (await settle(clock, a.driver.transmit(bytes(A), Uint8Array.of(1)))).delivery,
+      DeliveryStatus.SELF_ADDRESSED,
+    );
     await assert.rejects(
       settle(clock, a.driver.transmit(bytes(C), new Uint8Array(85))),
       (e: unknown) => e instanceof XBeeError && e.code === 'payload-too-large',
     );
-    await assert.rejects(a.driver.transmit(Uint8Array.of(1, 2, 3), Uint8Array.of(1)), (e: unknown) => e instanceof XBeeError && e.code === 'address');
+    await assert.rejects(
+      a.driver.transmit(Uint8Array.of(1, 2, 3), Uint8Array.of(1)),
+      (e: unknown) => e instanceof XBeeError && e.code === 'address',
+    );
     a.twin.reset();
     await pass(clock, 100); // booted, not yet joined
     const early = await settle(clock, a.driver.transmit(bytes(C), Uint8Array.of(1)));
@@ -187,7 +205,10 @@ describe('XBee 3 API mode driver and its twin', () => {
     const a = add(A, 0);
     await pass(clock, 300);
     a.twin.faults.corruptChecksum = 1;
-    await assert.rejects(settle(clock, a.driver.command('NP')), (e: unknown) => e instanceof XBeeError && e.code === 'timeout');
+    await assert.rejects(
+      settle(clock, a.driver.command('NP')),
+      (e: unknown) => e instanceof XBeeError && e.code === 'timeout',
+    );
     assert.equal(a.driver.lineErrors.checksum, 1);
     assert.deepEqual([...(await settle(clock, a.driver.command('NP')))], [0, 84]);
   });
@@ -197,7 +218,10 @@ describe('XBee 3 API mode driver and its twin', () => {
     const a = add(A, 0);
     await pass(clock, 300);
     a.twin.faults.garbleEscape = 1;
-    await assert.rejects(settle(clock, a.driver.command('AI')), (e: unknown) => e instanceof XBeeError && e.code === 'timeout');
+    await assert.rejects(
+      settle(clock, a.driver.command('AI')),
+      (e: unknown) => e instanceof XBeeError && e.code === 'timeout',
+    );
     assert.equal(a.driver.lineErrors.escape, 1);
     assert.deepEqual([...(await settle(clock, a.driver.command('AI')))], [0]);
   });
@@ -216,10 +240,15 @@ describe('XBee 3 API mode driver and its twin', () => {
     assert.deepEqual([lost.ok, lost.delivery, lost.retries], [false, DeliveryStatus.NETWORK_ACK_FAILURE, 2]);
     mesh.loss = 0.7;
     let ok = 0;
-    for (let i = 0; i < 40; i++) if ((await settle(clock, a.driver.transmit(bytes(B), Uint8Array.of(3)))).ok) ok++;
+    for (let i = 0; i < 40; i++)
+      if ((await settle(clock, a.driver.transmit(bytes(B), Uint8Array.of(3)))).ok) ok++;
     await pass(clock, 50);
     assert.ok(ok > 0 && ok < 40, `some deliveries fail at 70 % loss per attempt (${ok}/40 delivered)`);
-    assert.equal(b.received.filter((r) => r.data[0] === 3).length, ok, 'every success was received, nothing else');
+    assert.equal(
+      b.received.filter((r) => r.data[0] === 3).length,
+      ok,
+      'every success was received, nothing else',
+    );
   });
 
   it('a silent module times out every request', async () => {
@@ -227,7 +256,10 @@ describe('XBee 3 API mode driver and its twin', () => {
     const a = add(A, 0);
     await pass(clock, 300);
     a.twin.faults.silent = true;
-    await assert.rejects(settle(clock, a.driver.command('SH')), (e: unknown) => e instanceof XBeeError && e.code === 'timeout');
+    await assert.rejects(
+      settle(clock, a.driver.command('SH')),
+      (e: unknown) => e instanceof XBeeError && e.code === 'timeout',
+    );
   });
 
   it('a module reset (RESET line, ATFR, brown-out) refuses what was waiting and is announced by Modem Status', async () => {
@@ -251,7 +283,10 @@ describe('XBee 3 API mode driver and its twin', () => {
     const pending = b.driver.command('SH');
     b.twin.faults.silent = false;
     b.twin.reset();
-    await assert.rejects(settle(clock, pending), (e: unknown) => e instanceof XBeeError && /reset|restart/.test(e.message));
+    await assert.rejects(
+      settle(clock, pending),
+      (e: unknown) => e instanceof XBeeError && /reset|restart/.test(e.message),
+    );
     // ATFR, when no line is wired.
     b.driver.reset();
     await pass(clock, 400);
@@ -268,6 +303,9 @@ describe('XBee 3 API mode driver and its twin', () => {
     const waiting = a.driver.command('SL');
     a.driver.close();
     await assert.rejects(waiting, (e: unknown) => e instanceof XBeeError && e.code === 'closed');
-    await assert.rejects(a.driver.command('SL'), (e: unknown) => e instanceof XBeeError && e.code === 'closed');
+    await assert.rejects(
+      a.driver.command('SL'),
+      (e: unknown) => e instanceof XBeeError && e.code === 'closed',
+    );
   });
 });
