@@ -18,7 +18,7 @@ import { readUint16, readUint32, writeUint16, writeUint32 } from './bytes';
 import { ProtocolError } from './errors';
 import { downlinkTopic, TOPIC_ROOT, uplinkTopic } from './topics';
 
-export const RelayKind = Object.freeze({ UP: 0x01, DOWN: 0x02, HELLO: 0x03, READY: 0x04 });
+export const RelayKind = Object.freeze({ UP: 0x01, DOWN: 0x02, HELLO: 0x03, READY: 0x04 } as const);
 export type RelayKindValue = (typeof RelayKind)[keyof typeof RelayKind];
 
 /** Bytes of a fragment's header. */
