@@ -90,7 +90,9 @@ function zigbeeRelay(use: DailyUse, meterPerDay: number): void {
       mah(x.receive.milliamps, day - 4 * slaveTx) + mah(x.transmit.milliamps, 4 * slaveTx),
     ],
   ];
-  console.log(`Zigbee relay (XBee 3, ${fragments} fragments per full set), charge per day on top of the meter's:`);
+  console.log(
+    `Zigbee relay (XBee 3, ${fragments} fragments per full set), charge per day on top of the meter's:`,
+  );
   for (const [what, extra] of rows)
     console.log(
       `  ${what.padEnd(62)} ${extra.toFixed(2).padStart(8)} mAh  → ${((PACKS[0].mah * 0.8) / (meterPerDay + extra)).toFixed(0).padStart(5)} days on the disposable pack`,
