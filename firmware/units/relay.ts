@@ -137,8 +137,11 @@ export class RelayLink implements MqttLink {
     radio.onReceive = (source, payload) => this.#receive(source, payload);
     radio.onModemStatus = (status) => {
       if (status === ModemStatus.HARDWARE_RESET || status === ModemStatus.WATCHDOG_RESET) {
-        this.#maxPayload = 0; // read NP again before the next message
+        // Down until the module is configured again and the master answers: the next READY is a
+        // new connection, on which the comms unit sends again whatever waits.
+        this.#maxPayload = 0;
         this.#queue.clear();
+        this.#setConnected(false);
       }
       if (status === ModemStatus.JOINED) this.#tick();
     };

@@ -2,7 +2,8 @@
 // has no signal); after the monitor's ladder it reaches the platform only through the master's
 // Zigbee relay (XBee twins on a virtual mesh with loss), the master's own MQTT connection (aedes in
 // process, or the real Mosquitto) and ingest (PGlite, or the real PostgreSQL). The master restarts
-// in the middle. Every record of the slave is stored exactly once, byte for byte.
+// in the middle. Every record of the slave is stored exactly once, byte for byte; a relayed frame
+// with one byte flipped (what a dishonest master could do) is refused by ingest.
 import assert from 'node:assert/strict';
 import type { FailoverLink } from '../../firmware/units/monitor';
 import { VirtualClock } from '../../hal/mock/clock';
@@ -10,6 +11,8 @@ import { VirtualBroker } from '../../hal/mock/mqtt';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { ZigbeeMesh } from '../../hal/mock/zigbeeMesh';
 import { toHex } from '../../protocol/bytes';
+import { FrameType } from '../../protocol/frame';
+import { uplinkTopic } from '../../protocol/topics';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, randomMeterId, startPlatform } from '../../sim/fleet/platform';
 import { bootRelayMeter, MASTER_ADDRESS, type RelayMeter, SLAVE_ADDRESS, tap } from '../radio/relayRig';
@@ -43,7 +46,7 @@ forEachBackend('a slave meter reaching the platform only through its neighbourâ€
     await drop?.();
   });
 
-  it('stores every record of the slave exactly once, through relay loss and a master restart', async function () {
+  it('stores every record of the slave exactly once, through relay loss and a master restart; an altered relayed frame is refused', async function () {
     this.timeout(180_000);
     const slaveId = randomMeterId();
     const masterId = randomMeterId();
@@ -58,6 +61,13 @@ forEachBackend('a slave meter reaching the platform only through its neighbourâ€
       return link;
     };
     const first = masterLink();
+    // What the master publishes for the slave, to try an altered copy on ingest at the end.
+    const relayed: Uint8Array[] = [];
+    const publish = first.publish.bind(first);
+    first.publish = (topic, payload) => {
+      if (topic === uplinkTopic(slaveId) && payload[1] === FrameType.Records) relayed.push(payload.slice());
+      return publish(topic, payload);
+    };
     const master = bootRelayMeter({
       meterId: masterId,
       clock,
@@ -153,5 +163,17 @@ forEachBackend('a slave meter reaching the platform only through its neighbourâ€
     assert.equal(transactions.rows[0].n, taps, 'every tap a transaction');
     assert.ok(mesh.stats.failed + mesh.stats.ackLost > 0, 'the mesh did lose packets on the way');
     assert.equal(again.meter.relayMaster?.heldBytes, 0, 'the master holds nothing of the slaveâ€™s');
+
+    // A master that flips one byte of a frame it relays gets it refused by ingest; nothing changes.
+    assert.ok(relayed.length > 0);
+    const altered = relayed[0].slice();
+    altered[altered.length - 20] ^= 0x01;
+    const outcome = await platform.ingest.handleUplink(uplinkTopic(slaveId), altered);
+    assert.equal(outcome.ok, false);
+    const after = await platform.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM records WHERE meter_id = $1',
+      [slaveId],
+    );
+    assert.equal(after.rows[0].n, held.length);
   });
 });

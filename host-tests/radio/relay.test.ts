@@ -201,6 +201,26 @@ describe('relay link (slave) and relay master over XBee twins', () => {
     assert.equal(rig.slave.connected, true);
   });
 
+  it('a reset of the slave’s module takes the link down until the module is configured and the master answers again', async () => {
+    const rig = unitRig();
+    rig.master.start();
+    rig.open();
+    await pass(rig.clock, 2_000, 20);
+    rig.s.twin.reset();
+    await pass(rig.clock, 60, 20);
+    assert.equal(rig.slave.connected, false);
+    assert.equal(rig.slave.publish(uplinkTopic(SLAVE), frameOf(10)), false, 'nothing taken while down');
+    await pass(rig.clock, 2_000, 20);
+    assert.equal(rig.slave.connected, true);
+    assert.deepEqual([rig.events.connects, rig.events.disconnects], [2, 1]);
+    assert.equal(rig.slave.publish(uplinkTopic(SLAVE), frameOf(300)), true);
+    await pass(rig.clock, 1_000, 20);
+    assert.deepEqual(
+      rig.broker.published.filter((p) => p.topic === uplinkTopic(SLAVE)).map((p) => p.payload),
+      [frameOf(300)],
+    );
+  });
+
   it('a frame with a fragment lost on air is not published in part; the master drops the rest in time', async () => {
     const rig = unitRig();
     rig.master.start();
