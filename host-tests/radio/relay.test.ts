@@ -235,6 +235,47 @@ describe('relay link (slave) and relay master over XBee twins', () => {
     assert.equal(rig.master.heldBytes, 0);
   });
 
+  it('a master relays only the slaves assigned to it, and a meter’s frames only from the node that said HELLO for it', async () => {
+    const clock = new VirtualClock();
+    const mesh = new ZigbeeMesh({ timers: clock, seed: 4 });
+    const broker = new VirtualBroker(clock);
+    const node = (address64: string, x: number) => {
+      const serial = new VirtualSerialPort();
+      serial.attach(1, new VirtualXBee({ mesh, address64, position: { x, y: 0 } }));
+      return new XBee({ serial: { io: serial.io, port: 1, baud: 115_200 }, timers: clock });
+    };
+    const masterRadio = node(MASTER_ADDRESS, 0);
+    const slaveRadio = node(SLAVE_ADDRESS, 30);
+    const intruder = node('0013a20041a70009', 20);
+    const master = new RelayMaster({
+      radio: masterRadio,
+      link: broker.link(),
+      timers: clock,
+      clock,
+      slaves: [SLAVE],
+    });
+    master.start();
+    await pass(clock, 300, 20);
+    const to = Uint8Array.from(MASTER_ADDRESS.match(/../g)!.map((h) => Number.parseInt(h, 16)));
+    const send = async (radio: XBee, payload: Uint8Array) => {
+      const status = radio.transmit(to, payload);
+      await pass(clock, 100, 20);
+      assert.equal((await status).ok, true);
+    };
+    // Not assigned: refused, however well formed.
+    await send(slaveRadio, encodeHello(SLAVE + 5, 1));
+    assert.deepEqual(master.slaves, []);
+    // Assigned, from its node: accepted. The same meter id from another node: refused.
+    await send(slaveRadio, encodeHello(SLAVE, 1));
+    assert.deepEqual(master.slaves, [SLAVE]);
+    const [only] = fragment(RelayKind.UP, SLAVE, 1, frameOf(20), 84);
+    await send(intruder, only);
+    assert.equal(broker.published.filter((p) => p.topic === uplinkTopic(SLAVE)).length, 0);
+    assert.equal(master.stats.refused, 2);
+    await send(slaveRadio, only);
+    assert.equal(broker.published.filter((p) => p.topic === uplinkTopic(SLAVE)).length, 1);
+  });
+
   it('the shared connection gives each user its own topics', () => {
     const clock = new VirtualClock();
     const broker = new VirtualBroker(clock);
