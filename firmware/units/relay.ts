@@ -347,7 +347,10 @@ export class RelayMaster {
     // Until the module has answered (it may still be booting), and to let stale assemblies go.
     this.#timer = this.#o.timers.setInterval(() => {
       if (this.#maxPayload === 0) this.#configure();
-      this.#uplinks.expire(this.#o.clock.monotonic());
+      const now = this.#o.clock.monotonic();
+      this.#uplinks.expire(now);
+      // A slave silent for a minute (twelve HELLOs) is gone: its downlinks are no longer forwarded.
+      for (const [id, slave] of this.#slaves) if (now - slave.lastHello > 60_000) this.#slaves.delete(id);
     }, 5_000);
   }
 

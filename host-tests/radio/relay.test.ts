@@ -188,7 +188,7 @@ describe('relay link (slave) and relay master over XBee twins', () => {
     assert.deepEqual([rig.events.connects, rig.events.disconnects], [2, 1]);
   });
 
-  it('goes down when the master stops answering (out of range), and up again when it does', async () => {
+  it('goes down when the master stops answering (out of range), is forgotten by the master after a minute, and comes back when in range', async () => {
     const rig = unitRig();
     rig.master.start();
     rig.open();
@@ -196,6 +196,8 @@ describe('relay link (slave) and relay master over XBee twins', () => {
     rig.s.twin.position = { x: 5_000, y: 0 };
     await pass(rig.clock, 4_500, 50);
     assert.equal(rig.slave.connected, false, 'three HELLOs unanswered');
+    await pass(rig.clock, 62_000, 500);
+    assert.deepEqual(rig.master.slaves, [], 'the master forgets a slave silent for a minute');
     rig.s.twin.position = { x: 40, y: 0 };
     await pass(rig.clock, 1_500, 20);
     assert.equal(rig.slave.connected, true);
