@@ -26,6 +26,7 @@ import { GuardUnit } from './units/guard';
 import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
 import type { MqttLink } from '../hal/mqtt';
 import { PowerUnit } from './units/power';
+import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 
 export interface MeterConfig {
   meterId: number;
@@ -43,6 +44,8 @@ export interface MeterConfig {
    * vehicle leaves always ends its session; false, never. Absent: the tariff decides.
    */
   nonTransferable?: boolean;
+  /** The Zigbee relay's role, on a board with a Zigbee module (firmware/units/relay.ts). */
+  relay?: RelayRole;
 }
 
 export interface BootSummary {
@@ -86,6 +89,8 @@ export class Meter {
   readonly display: GuardedDisplay;
   /** The radio the units use: the board's link, or a FailoverLink over it and the second path. */
   readonly radio: MqttLink;
+  /** The Zigbee relay master, on a meter that relays for its neighbours. */
+  readonly relayMaster: RelayMaster | undefined;
   readonly #hardware: MeterHardware;
   readonly #keys: KeyInputUnit;
   readonly #notify: NotifyUnit;
@@ -104,10 +109,12 @@ export class Meter {
     const { clock, timers, crypto, preferences, partitions, io, pins } = hardware;
     const bus = this.bus;
     const bootFaults = bus.on('fault', (fault) => this.#bootFaults.push(fault));
-    const fallback = hardware.fallbackLink;
-    const radio = fallback
-      ? new FailoverLink([{ name: 'primary', link: hardware.mqtt }, fallback])
-      : hardware.mqtt;
+    // The Zigbee relay: a slave's fallback path, or a master's relay unit on a shared connection.
+    const relay = zigbeeRelay(hardware, config.meterId, config.relay);
+    this.relayMaster = relay.master;
+    const fallback = hardware.fallbackLink ?? relay.fallback;
+    const primary = relay.primary ?? hardware.mqtt;
+    const radio = fallback ? new FailoverLink([{ name: 'primary', link: primary }, fallback]) : primary;
     this.radio = radio;
 
     // Storage (411): main store and real-time backup in step, upload backup, ledger; repaired at mount.
@@ -366,6 +373,7 @@ export class Meter {
     this.records.reportBootFaults();
     this.records.startOperatingLog(this.#hardware.timers);
     this.comms.start();
+    this.relayMaster?.start();
     this.monitor.start();
     this.status.start();
     // What failed while the meter was built: recorded, reported and repaired like any fault.
@@ -383,6 +391,7 @@ export class Meter {
     this.power?.stop();
     this.comms.stop();
     this.handheld?.close();
+    this.relayMaster?.stop();
     this.#keys.close();
     this.#notify.close();
     this.#hardware.preferences.set('meter', 'cleanStop', true);

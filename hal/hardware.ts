@@ -46,6 +46,12 @@ export interface BoardPins {
   };
 }
 
+/** The Zigbee module's UART and, when wired, its RESET line (active low). */
+export interface ZigbeeWiring {
+  serial: SerialOptions & { io: IOClass<Serial, SerialOptions> };
+  reset?: { io: IOClass<Digital, DigitalOptions>; pin: number };
+}
+
 export interface MeterHardware {
   clock: Clock;
   timers: Timers;
@@ -56,6 +62,8 @@ export interface MeterHardware {
   mqtt: MqttLink;
   /** A second radio path (e.g. the Zigbee relay), when fitted: the monitor falls back to it. */
   fallbackLink?: { name: string; link: MqttLink };
+  /** A Zigbee module (XBee 3, API mode 2) on a UART, when fitted: the relay to or from a neighbour. */
+  zigbee?: ZigbeeWiring;
   display: TextDisplay;
   buzzer: Buzzer;
   io: {

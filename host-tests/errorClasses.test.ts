@@ -23,6 +23,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   ChainBrokenError: [7],
   ChipError: ['command did not finish'],
   ChipVersionError: [0x00],
+  XBeeError: ['checksum', 'API frame checksum does not add up to 0xFF'],
   DebitUncertain: ['6001', 4, 500, 200, 'card left the field'],
   FirmwareRejected: ['bad-signature', 'image signature did not verify'],
   FlashRangeError: ['write beyond the partition'],

@@ -23,6 +23,8 @@ import type { KeyName } from '../../firmware/events';
 import type { ResetReason } from '../watchdog';
 import { VirtualPowerRail, VirtualSensorKit } from './sensors/kit';
 import { VirtualWatchdog } from './watchdog';
+import { VirtualXBee } from './xbee';
+import type { ZigbeeMesh } from './zigbeeMesh';
 
 export const VIRTUAL_PINS: BoardPins = Object.freeze({
   reader: Object.freeze({ select: 5, reset: 4 }),
@@ -77,7 +79,12 @@ export interface VirtualBoardOptions {
   sensors?: boolean;
   /** What the watchdog reports as the cause of this start (a restart after a bite: 'watchdog'). */
   lastReset?: ResetReason;
+  /** Fit an XBee 3 Zigbee module (UART 1, RESET on pin 22) joined to a virtual mesh. */
+  zigbee?: { mesh: ZigbeeMesh; address64: string; position: { x: number; y: number }; range?: number };
 }
+
+/** Where the virtual board wires the Zigbee module. */
+export const VIRTUAL_ZIGBEE = Object.freeze({ port: 1, baud: 115_200, reset: 22 });
 
 /**
  * The reader's SPI line as the board wires it: a hung MFRC522 (latched up by a surge) answers
@@ -149,6 +156,8 @@ export class VirtualBoard {
   readonly sensors: VirtualSensorKit | undefined;
   readonly power: VirtualPowerRail | undefined;
   readonly watchdog: VirtualWatchdog | undefined;
+  /** The Zigbee module's twin, when fitted (options.zigbee). */
+  readonly xbee: VirtualXBee | undefined;
   #secureElementAbsent = false;
   #samAbsent = false;
 
@@ -190,6 +199,15 @@ export class VirtualBoard {
       // A TCP port has no ATT MTU: its chunks are as large as the meter's side allows.
       this.wifi = new VirtualBleLink({ maxMtu: 1024 });
       this.hardware.wifiPort = this.wifi.peripheral;
+    }
+    if (options.zigbee) {
+      const { mesh, address64, position, range } = options.zigbee;
+      this.xbee = new VirtualXBee({ mesh, address64, position, range });
+      this.serial.attach(VIRTUAL_ZIGBEE.port, this.xbee);
+      this.hardware.zigbee = {
+        serial: { io: this.serial.io, port: VIRTUAL_ZIGBEE.port, baud: VIRTUAL_ZIGBEE.baud },
+        reset: { io: this.xbee.resetLine(), pin: VIRTUAL_ZIGBEE.reset },
+      };
     }
     if (options.sensors) {
       this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);

@@ -7,6 +7,8 @@ import { bytesOf, type IOBuffer, type Serial, type SerialOptions } from '../io';
 export interface VirtualSerialDevice {
   /** Bytes from the host; answer with `line.send(bytes)`. */
   receive(bytes: Uint8Array, line: { send(bytes: Uint8Array): void }): void;
+  /** The host opened the port: `line.send` may answer at any time from now on (a radio's receive). */
+  opened?(line: { send(bytes: Uint8Array): void; readonly open: boolean }): void;
 }
 
 export class VirtualSerialPort {
@@ -30,6 +32,19 @@ export class VirtualSerialPort {
         this.#port = options.port ?? 0;
         if (!devices.has(this.#port)) throw new Error(`no serial device on port ${this.#port}`);
         this.#onReadable = options.onReadable;
+        const port = this;
+        devices.get(this.#port)?.opened?.({
+          send: (bytes) => port.#deliver(bytes),
+          get open() {
+            return !port.#closed;
+          },
+        });
+      }
+
+      #deliver(bytes: Uint8Array): void {
+        if (this.#closed) return;
+        for (const b of bytes) this.#buffer.push(b);
+        this.#onReadable?.call(this, this.#buffer.length);
       }
 
       read(byteLength?: number): ArrayBuffer | undefined {
@@ -43,12 +58,7 @@ export class VirtualSerialPort {
         if (this.#closed) throw new Error('serial closed');
         const bytes = bytesOf(buffer).slice();
         written.set(this.#port, (written.get(this.#port) ?? 0) + bytes.length);
-        devices.get(this.#port)?.receive(bytes, {
-          send: (answer) => {
-            for (const b of answer) this.#buffer.push(b);
-            this.#onReadable?.call(this, this.#buffer.length);
-          },
-        });
+        devices.get(this.#port)?.receive(bytes, { send: (answer) => this.#deliver(answer) });
       }
 
       close(): void {

@@ -68,6 +68,13 @@ export interface BoardConfig {
   onDisplayError?: (message: string) => void;
   /** The handheld service over BLE (default on) and on a Wi-Fi port (default off). */
   handheld?: { ble?: boolean; wifi?: boolean; name?: string };
+  /**
+   * An XBee 3 Zigbee module (API mode 2) on a UART, when fitted: its UART pins and its RESET line.
+   * No default pins: the two-bay DevKitC map leaves only strapping pins free for outputs (GPIO 12
+   * must not idle high at boot), so a build that fits the module names its own (e.g. receive on
+   * input-only GPIO 35, transmit and reset on pins freed from the map).
+   */
+  zigbee?: { port?: number; baud?: number; transmit: number; receive: number; reset?: number };
   /** The guard's sensors and the packs as this board wires them, built on its IO classes. */
   parts?: (io: { I2C: IOClass<I2C, I2COptions>; Digital: IOClass<Digital, DigitalOptions> }) => {
     sensors?: SensorParts;
@@ -226,6 +233,17 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
     watchdog: new TaskWatchdog(),
     ble: config.handheld?.ble === false ? undefined : new ModdableBlePeripheral(config.handheld?.name),
     wifiPort: config.handheld?.wifi ? new ModdableWifiPort() : undefined,
+    zigbee: config.zigbee && {
+      // UART1: UART0 is the console, UART2 the SAM's line.
+      serial: {
+        io: BoardSerial,
+        port: config.zigbee.port ?? 1,
+        baud: config.zigbee.baud ?? 115_200, // the XBee 3's BD = 7
+        transmit: config.zigbee.transmit,
+        receive: config.zigbee.receive,
+      },
+      reset: config.zigbee.reset === undefined ? undefined : { io: BoardDigital, pin: config.zigbee.reset },
+    },
   };
 }
 

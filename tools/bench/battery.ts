@@ -1,6 +1,7 @@
 // Projected battery life from the sleep budget (firmware/units/power.ts): charge per day by part
 // and state from datasheet currents, for a daily use (taps, uploads), on the meter's packs.
 // `npm run bench battery [-- --taps=50 --uploads=4 --air=24 --bays=4]`.
+import { XBEE3_CURRENTS } from '../../drivers/radio/xbee';
 import { CURRENT_FIGURES, type DailyUse, projectBatteryLife } from '../../firmware/units/power';
 
 export const description = 'projected battery life for a daily use (sleep budget from datasheet currents)';
@@ -58,4 +59,44 @@ export function run(args: string[]): void {
   console.log('figures:');
   for (const f of Object.values(CURRENT_FIGURES))
     console.log(`  ${f.part}, ${f.state}: ${f.milliamps} mA — ${f.source}`);
+  zigbeeRelay(use, p.totalPerDay);
+}
+
+/**
+ * The Zigbee relay's cost on top of the meter's day: the XBee 3 receives whenever it is on (a
+ * router must, to route and to hear its slaves), transmits for the air time of each payload.
+ * Air time: 250 kbit/s (IEEE 802.15.4 at 2.4 GHz), a full payload with its ~30 bytes of MAC/NWK/APS
+ * framing, doubled for the acknowledgement and retries.
+ */
+function zigbeeRelay(use: DailyUse, meterPerDay: number): void {
+  const x = XBEE3_CURRENTS;
+  const mah = (ma: number, seconds: number) => (ma * seconds) / 3600;
+  const day = 86_400;
+  const airSeconds = (bytes: number) => (2 * (bytes + 30) * 8) / 250_000;
+  const setBytes = 2 * 1024 + 60; // a full record set and its seal
+  const fragments = Math.ceil(setBytes / (84 - 9));
+  const helloPerDay = day / 5; // the slave's HELLO, the master's READY
+  const tx = (uploads: number) =>
+    uploads * fragments * airSeconds(84) + helloPerDay * airSeconds(8) + uploads * 4 * airSeconds(84);
+  const slaveTx = tx(use.uploads);
+  const rows: [string, number][] = [
+    ['module off (power-down), relay unused', mah(x.sleep.milliamps, day)],
+    [
+      `slave, relay in use all day (${use.uploads} full sets, HELLO every 5 s)`,
+      mah(x.receive.milliamps, day - slaveTx) + mah(x.transmit.milliamps, slaveTx),
+    ],
+    [
+      `master, relaying for 4 slaves (${4 * use.uploads} full sets a day)`,
+      mah(x.receive.milliamps, day - 4 * slaveTx) + mah(x.transmit.milliamps, 4 * slaveTx),
+    ],
+  ];
+  console.log(
+    `Zigbee relay (XBee 3, ${fragments} fragments per full set), charge per day on top of the meter's:`,
+  );
+  for (const [what, extra] of rows)
+    console.log(
+      `  ${what.padEnd(62)} ${extra.toFixed(2).padStart(8)} mAh  → ${((PACKS[0].mah * 0.8) / (meterPerDay + extra)).toFixed(0).padStart(5)} days on the disposable pack`,
+    );
+  console.log('  (receive dominates: a relaying module that stays on costs about 400 mAh a day)');
+  for (const f of Object.values(x)) console.log(`  XBee 3: ${f.milliamps} mA — ${f.source}`);
 }

@@ -1,0 +1,593 @@
+// The Zigbee master/slave relay of the communication unit (412b), over an XBee in API mode.
+//
+// Slave (a meter with no connection of its own): RelayLink is its MqttLink. A publish on its own
+// uplink topic is cut into fragments and sent to the master; downlinks come back the same way and
+// are handed to the units as messages on its downlink topic. It is "connected" while the master
+// answers its HELLOs with READY up; anything unacknowledged is the comms unit's to resend, as on
+// any link.
+//
+// Master (a neighbour with a connection): RelayMaster publishes each slave's reassembled frames on
+// that slave's uplink topic over its own connection, subscribes the slave's downlink topic and
+// forwards what arrives there. It never has the slave's keys: the frames are sealed end to end, so
+// it can neither read nor alter them (the platform refuses a frame whose seal does not verify), and
+// it keeps no copy once a frame is handed on (nothing to replay). protocol/relay.ts has the format.
+import type { Clock, TimerHandle, Timers } from '../../hal/clock';
+import type { MqttEvents, MqttLink } from '../../hal/mqtt';
+import type { MeterHardware } from '../../hal/hardware';
+import { address64Hex, ModemStatus, XBee, type TransmitResult } from '../../drivers/radio/xbee';
+import {
+  decodeRelay,
+  encodeHello,
+  encodeReady,
+  type Fragment,
+  fragment,
+  Reassembler,
+  RelayKind,
+} from '../../protocol/relay';
+import { downlinkTopic, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
+
+/** One Zigbee payload at a time, messages in order; a message with a fragment not delivered is dropped, not kept. */
+class SendQueue {
+  readonly #radio: XBee;
+  readonly #queue: {
+    dest: Uint8Array;
+    payloads: readonly Uint8Array[];
+    next: number;
+    done?: (ok: boolean) => void;
+  }[] = [];
+  #busy = false;
+  #generation = 0;
+
+  constructor(radio: XBee) {
+    this.#radio = radio;
+  }
+
+  get heldBytes(): number {
+    let n = 0;
+    for (const m of this.#queue) for (let i = m.next; i < m.payloads.length; i++) n += m.payloads[i].length;
+    return n;
+  }
+
+  /** Sends `payloads` in order, stopping at the first not delivered; `done(true)` when all were. */
+  send(dest: Uint8Array, payloads: readonly Uint8Array[], done?: (ok: boolean) => void): void {
+    this.#queue.push({ dest, payloads, next: 0, done });
+    this.#pump();
+  }
+
+  clear(): void {
+    const dropped = this.#queue.splice(0);
+    this.#generation++;
+    this.#busy = false;
+    for (const m of dropped) m.done?.(false);
+  }
+
+  #pump(): void {
+    if (this.#busy) return;
+    const message = this.#queue[0];
+    if (!message) return;
+    this.#busy = true;
+    const generation = this.#generation;
+    const finish = (ok: boolean) => {
+      if (generation !== this.#generation) return; // cleared meanwhile (a module reset)
+      this.#busy = false;
+      message.next++;
+      if (!ok || message.next === message.payloads.length) {
+        this.#queue.shift();
+        message.done?.(ok);
+      }
+      this.#pump();
+    };
+    this.#radio.transmit(message.dest, message.payloads[message.next]).then(
+      (result: TransmitResult) => finish(result.ok),
+      () => finish(false),
+    );
+  }
+}
+
+export interface RelayLinkOptions {
+  radio: XBee;
+  /** The master's 64-bit Zigbee address. */
+  master: Uint8Array;
+  meterId: number;
+  timers: Timers;
+  clock: Clock;
+  /** HELLO period, ms; the master is taken as gone after three unanswered. */
+  helloMs?: number;
+  /** A random 16-bit number drawn at start: the relay session, and the first message id. */
+  session?: number;
+  reassemblyMs?: number;
+}
+
+/** The slave's MqttLink over the Zigbee relay. */
+export class RelayLink implements MqttLink {
+  readonly #o: RelayLinkOptions;
+  readonly #helloMs: number;
+  readonly #queue: SendQueue;
+  readonly #downlinks: Reassembler;
+  #events: MqttEvents | undefined;
+  #timer: TimerHandle | undefined;
+  #connected = false;
+  #lastReady = -Infinity;
+  #messageId: number;
+  readonly #session: number;
+  #masterSession: number | undefined;
+  #maxPayload = 0;
+  #configuring = false;
+  #poweredOff = false;
+  /** Messages handed to the radio, fully delivered to the master, and lost on the way. */
+  readonly stats = { published: 0, delivered: 0, failed: 0, downlinks: 0, ignored: 0 };
+
+  constructor(options: RelayLinkOptions) {
+    if (options.master.length !== 8) throw new RangeError('the master address is 8 bytes');
+    this.#o = options;
+    this.#helloMs = options.helloMs ?? 5_000;
+    this.#queue = new SendQueue(options.radio);
+    this.#session = (options.session ?? 0) & 0xffff;
+    this.#messageId = this.#session;
+    this.#downlinks = new Reassembler({ timeoutMs: options.reassemblyMs ?? 30_000 });
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  open(events: MqttEvents): void {
+    this.#events = events;
+    const radio = this.#o.radio;
+    radio.onReceive = (source, payload) => this.#receive(source, payload);
+    radio.onModemStatus = (status) => {
+      if (status === ModemStatus.HARDWARE_RESET || status === ModemStatus.WATCHDOG_RESET) {
+        // Down until the module is configured again and the master answers: the next READY is a
+        // new connection, on which the comms unit sends again whatever waits.
+        this.#maxPayload = 0;
+        this.#queue.clear();
+        this.#setConnected(false);
+      }
+      if (status === ModemStatus.JOINED) this.#tick();
+    };
+    this.#poweredOff = false;
+    this.#o.timers.clear(this.#timer);
+    this.#timer = this.#o.timers.setInterval(() => this.#tick(), this.#helloMs);
+    this.#tick();
+  }
+
+  subscribe(topic: string): void {
+    if (topic !== downlinkTopic(this.#o.meterId))
+      throw new RangeError(`the relay carries only this meter's downlink, not ${topic}`);
+  }
+
+  publish(topic: string, payload: Uint8Array): boolean {
+    if (topic !== uplinkTopic(this.#o.meterId))
+      throw new RangeError(`the relay carries only this meter's uplink, not ${topic}`);
+    if (!this.#connected || this.#maxPayload === 0) return false;
+    const fragments = fragment(RelayKind.UP, this.#o.meterId, this.#messageId, payload, this.#maxPayload);
+    this.#messageId = (this.#messageId + 1) & 0xffff;
+    this.stats.published++;
+    this.#queue.send(this.#o.master, fragments, (ok) => {
+      if (ok) this.stats.delivered++;
+      else this.stats.failed++;
+    });
+    return true;
+  }
+
+  close(): void {
+    this.#o.timers.clear(this.#timer);
+    this.#timer = undefined;
+    this.#queue.clear();
+    this.#downlinks.clear();
+    this.#setConnected(false);
+    this.#events = undefined;
+    this.#o.radio.onReceive = undefined;
+    this.#o.radio.onModemStatus = undefined;
+  }
+
+  power(on: boolean): void {
+    if (!on) {
+      this.#poweredOff = true;
+      this.#o.timers.clear(this.#timer);
+      this.#timer = undefined;
+      this.#queue.clear();
+      this.#setConnected(false);
+    } else if (this.#events && this.#poweredOff) this.open(this.#events);
+  }
+
+  #tick(): void {
+    if (!this.#events || this.#poweredOff) return;
+    const now = this.#o.clock.monotonic();
+    if (this.#connected && now - this.#lastReady > 3 * this.#helloMs) this.#setConnected(false);
+    this.#downlinks.expire(now);
+    if (this.#maxPayload === 0) {
+      this.#configure();
+      return;
+    }
+    this.#o.radio.transmit(this.#o.master, encodeHello(this.#o.meterId, this.#session)).then(
+      () => {},
+      () => {},
+    );
+  }
+
+  #configure(): void {
+    if (this.#configuring) return;
+    this.#configuring = true;
+    this.#o.radio.configure().then(
+      (info) => {
+        this.#configuring = false;
+        if (info.association !== 0) return; // not joined yet: the JOINED status or the next tick tries again
+        this.#maxPayload = info.maxPayload;
+        this.#tick();
+      },
+      () => {
+        this.#configuring = false;
+      },
+    );
+  }
+
+  #receive(source: Uint8Array, payload: Uint8Array): void {
+    if (address64Hex(source) !== address64Hex(this.#o.master)) {
+      this.stats.ignored++;
+      return;
+    }
+    let message: ReturnType<typeof decodeRelay>;
+    try {
+      message = decodeRelay(payload);
+    } catch {
+      this.stats.ignored++;
+      return;
+    }
+    if (message.meterId !== this.#o.meterId) {
+      this.stats.ignored++;
+      return;
+    }
+    if (message.kind === RelayKind.READY) {
+      // A master that restarted numbers its downlinks afresh.
+      if (message.session !== this.#masterSession) this.#downlinks.forget('master');
+      this.#masterSession = message.session;
+      this.#lastReady = this.#o.clock.monotonic();
+      this.#setConnected(message.up);
+      return;
+    }
+    if (message.kind !== RelayKind.DOWN) {
+      this.stats.ignored++;
+      return;
+    }
+    const whole = this.#downlinks.add('master', message, this.#o.clock.monotonic());
+    if (whole) {
+      this.stats.downlinks++;
+      this.#events?.onMessage(downlinkTopic(this.#o.meterId), whole);
+    }
+  }
+
+  #setConnected(up: boolean): void {
+    if (up === this.#connected) return;
+    this.#connected = up;
+    if (up) this.#events?.onConnect();
+    else this.#events?.onDisconnect();
+  }
+}
+
+export interface RelayMasterOptions {
+  radio: XBee;
+  /** The master's connection to the broker (its own client of a SharedLink, or a second session). */
+  link: MqttLink;
+  timers: Timers;
+  clock: Clock;
+  /** Slave meter ids this master may relay (as the platform assigned them); all when absent. */
+  slaves?: readonly number[];
+  /** A random 16-bit number drawn at start: the relay session, and the first downlink message id. */
+  session?: number;
+  reassemblyMs?: number;
+}
+
+interface Slave {
+  address: Uint8Array;
+  lastHello: number;
+  session: number;
+}
+
+/** The master's side: relays its slaves' frames, holding nothing once a frame is handed on. */
+export class RelayMaster {
+  readonly #o: RelayMasterOptions;
+  readonly #slaves = new Map<number, Slave>();
+  readonly #uplinks: Reassembler;
+  readonly #queue: SendQueue;
+  #maxPayload = 0;
+  #configuring = false;
+  #started = false;
+  #timer: TimerHandle | undefined;
+  /** Frames published for slaves, downlinks forwarded, and what was dropped. */
+  readonly stats = { up: 0, down: 0, upDropped: 0, downDropped: 0, refused: 0 };
+
+  constructor(options: RelayMasterOptions) {
+    this.#o = options;
+    this.#queue = new SendQueue(options.radio);
+    this.#uplinks = new Reassembler({ timeoutMs: options.reassemblyMs ?? 30_000 });
+    this.#session = (options.session ?? 0) & 0xffff;
+    this.#nextDownId = this.#session;
+  }
+
+  readonly #session: number;
+
+  /** Bytes of slaves' frames this master holds now: incomplete uplinks and downlink fragments not yet sent. */
+  get heldBytes(): number {
+    return this.#uplinks.heldBytes + this.#queue.heldBytes;
+  }
+
+  /** The slaves that said HELLO since the start. */
+  get slaves(): number[] {
+    return [...this.#slaves.keys()];
+  }
+
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const { radio, link } = this.#o;
+    radio.onReceive = (source, payload) => this.#receive(source, payload);
+    radio.onModemStatus = (status) => {
+      if (status === ModemStatus.HARDWARE_RESET || status === ModemStatus.WATCHDOG_RESET) {
+        this.#maxPayload = 0;
+        this.#queue.clear();
+        this.#uplinks.clear();
+      }
+      if (status === ModemStatus.JOINED) this.#configure();
+    };
+    link.open({
+      onConnect: () => {
+        for (const [id, slave] of this.#slaves) {
+          link.subscribe(downlinkTopic(id));
+          this.#send(slave.address, [encodeReady(id, true, this.#session)]);
+        }
+      },
+      onDisconnect: () => {
+        for (const [id, slave] of this.#slaves)
+          this.#send(slave.address, [encodeReady(id, false, this.#session)]);
+      },
+      onMessage: (topic, payload) => this.#downlink(topic, payload),
+    });
+    this.#configure();
+    // Until the module has answered (it may still be booting), and to let stale assemblies go.
+    this.#timer = this.#o.timers.setInterval(() => {
+      if (this.#maxPayload === 0) this.#configure();
+      const now = this.#o.clock.monotonic();
+      this.#uplinks.expire(now);
+      // A slave silent for a minute (twelve HELLOs) is gone: its downlinks are no longer forwarded.
+      for (const [id, slave] of this.#slaves) if (now - slave.lastHello > 60_000) this.#slaves.delete(id);
+    }, 5_000);
+  }
+
+  stop(): void {
+    if (!this.#started) return;
+    this.#started = false;
+    this.#o.timers.clear(this.#timer);
+    this.#timer = undefined;
+    this.#queue.clear();
+    this.#uplinks.clear();
+    this.#o.radio.onReceive = undefined;
+    this.#o.radio.onModemStatus = undefined;
+    this.#o.link.close();
+  }
+
+  #configure(): void {
+    if (this.#configuring) return;
+    this.#configuring = true;
+    this.#o.radio.configure().then(
+      (info) => {
+        this.#configuring = false;
+        this.#maxPayload = info.maxPayload;
+      },
+      () => {
+        this.#configuring = false;
+      },
+    );
+  }
+
+  #send(dest: Uint8Array, payloads: Uint8Array[], done?: (ok: boolean) => void): void {
+    this.#queue.send(dest, payloads, done);
+  }
+
+  #receive(source: Uint8Array, payload: Uint8Array): void {
+    let message: ReturnType<typeof decodeRelay>;
+    try {
+      message = decodeRelay(payload);
+    } catch {
+      this.stats.refused++;
+      return;
+    }
+    const { slaves } = this.#o;
+    if (slaves && !slaves.includes(message.meterId)) {
+      this.stats.refused++;
+      return;
+    }
+    const now = this.#o.clock.monotonic();
+    if (message.kind === RelayKind.HELLO) {
+      const known = this.#slaves.get(message.meterId);
+      if (!known)
+        this.#slaves.set(message.meterId, {
+          address: source.slice(),
+          lastHello: now,
+          session: message.session,
+        });
+      else {
+        // A slave that restarted numbers its messages afresh; a replaced module keeps the meter's relay.
+        if (known.session !== message.session) this.#uplinks.forget(address64Hex(known.address));
+        known.address = source.slice();
+        known.lastHello = now;
+        known.session = message.session;
+      }
+      const up = this.#o.link.connected;
+      if (up && !known) this.#o.link.subscribe(downlinkTopic(message.meterId));
+      this.#send(source.slice(), [encodeReady(message.meterId, up, this.#session)]);
+      return;
+    }
+    if (message.kind !== RelayKind.UP) {
+      this.stats.refused++;
+      return;
+    }
+    // Only from the node that said HELLO for this meter.
+    const slave = this.#slaves.get(message.meterId);
+    if (!slave || address64Hex(slave.address) !== address64Hex(source)) {
+      this.stats.refused++;
+      return;
+    }
+    const whole = this.#uplinks.add(address64Hex(source), message as Fragment, now);
+    if (!whole) return;
+    // Handed on as received, or dropped: the slave's comms unit resends whatever the platform does not acknowledge.
+    if (this.#o.link.publish(uplinkTopic(message.meterId), whole)) this.stats.up++;
+    else this.stats.upDropped++;
+  }
+
+  #downlink(topic: string, payload: Uint8Array): void {
+    const meterId = meterIdOfTopic(topic);
+    const slave = meterId === undefined ? undefined : this.#slaves.get(meterId);
+    if (meterId === undefined || !slave || topic !== downlinkTopic(meterId) || this.#maxPayload === 0) {
+      this.stats.downDropped++;
+      return;
+    }
+    let fragments: Uint8Array[];
+    try {
+      fragments = fragment(RelayKind.DOWN, meterId, this.#nextDownId, payload, this.#maxPayload);
+      this.#nextDownId = (this.#nextDownId + 1) & 0xffff;
+    } catch {
+      this.stats.downDropped++;
+      return;
+    }
+    this.#send(slave.address, fragments, (ok) => {
+      if (ok) this.stats.down++;
+      else this.stats.downDropped++;
+    });
+  }
+
+  #nextDownId: number;
+}
+
+/**
+ * One broker connection shared by several users on the same meter (the units and the relay
+ * master): each client gets the connection events and the messages of the topics it subscribed.
+ */
+export class SharedLink {
+  readonly #link: MqttLink;
+  readonly #clients = new Set<SharedClient>();
+  #open = false;
+
+  constructor(link: MqttLink) {
+    this.#link = link;
+  }
+
+  client(): MqttLink {
+    return new SharedClient(this, this.#link);
+  }
+
+  /** @internal */
+  attach(client: SharedClient): void {
+    this.#clients.add(client);
+    if (this.#open) {
+      if (this.#link.connected) client.events?.onConnect();
+      return;
+    }
+    this.#open = true;
+    this.#link.open({
+      onConnect: () => {
+        for (const c of this.#clients) c.events?.onConnect();
+      },
+      onDisconnect: () => {
+        for (const c of this.#clients) c.events?.onDisconnect();
+      },
+      onMessage: (topic, payload) => {
+        for (const c of this.#clients) if (c.topics.has(topic)) c.events?.onMessage(topic, payload);
+      },
+    });
+  }
+
+  /** @internal */
+  detach(client: SharedClient): void {
+    this.#clients.delete(client);
+    if (this.#clients.size === 0 && this.#open) {
+      this.#open = false;
+      this.#link.close();
+    }
+  }
+}
+
+class SharedClient implements MqttLink {
+  readonly #shared: SharedLink;
+  readonly #link: MqttLink;
+  readonly topics = new Set<string>();
+  events: MqttEvents | undefined;
+
+  constructor(shared: SharedLink, link: MqttLink) {
+    this.#shared = shared;
+    this.#link = link;
+  }
+
+  get connected(): boolean {
+    return this.events !== undefined && this.#link.connected;
+  }
+
+  open(events: MqttEvents): void {
+    this.events = events;
+    this.#shared.attach(this);
+  }
+
+  subscribe(topic: string): void {
+    this.topics.add(topic);
+    this.#link.subscribe(topic);
+  }
+
+  publish(topic: string, payload: Uint8Array): boolean {
+    return this.events !== undefined && this.#link.publish(topic, payload);
+  }
+
+  close(): void {
+    this.events = undefined;
+    this.#shared.detach(this);
+  }
+
+  power(on: boolean): void {
+    this.#link.power?.(on);
+  }
+}
+
+/** The relay's role in the meter's configuration. */
+export type RelayRole =
+  | { role: 'slave' /** The master's 64-bit Zigbee address, 16 hex digits. */; master: string }
+  | {
+      role: 'master' /** Slaves the platform assigned to this master; all when absent. */;
+      slaves?: readonly number[];
+    };
+
+/**
+ * Builds the relay from the board's Zigbee module and the configured role: a slave gets a fallback
+ * path (its RelayLink); a master gets its relay unit and shares its connection with the units.
+ */
+export function zigbeeRelay(
+  hardware: MeterHardware,
+  meterId: number,
+  role: RelayRole | undefined,
+): { primary?: MqttLink; fallback?: { name: string; link: MqttLink }; master?: RelayMaster } {
+  if (!role) return {};
+  if (!hardware.zigbee) throw new RangeError('a relay role needs a Zigbee module on the board');
+  const { clock, timers } = hardware;
+  const radio = new XBee({ serial: hardware.zigbee.serial, reset: hardware.zigbee.reset, timers });
+  if (role.role === 'slave') {
+    if (!/^[0-9a-fA-F]{16}$/.test(role.master)) throw new RangeError('the master address is 16 hex digits');
+    const master = new Uint8Array(8);
+    for (let i = 0; i < 8; i++) master[i] = Number.parseInt(role.master.slice(2 * i, 2 * i + 2), 16);
+    const link = new RelayLink({ radio, master, meterId, timers, clock, session: session(hardware) });
+    return { fallback: { name: 'zigbee-relay', link } };
+  }
+  const shared = new SharedLink(hardware.mqtt);
+  const relayMaster = new RelayMaster({
+    radio,
+    link: shared.client(),
+    timers,
+    clock,
+    slaves: role.slaves,
+    session: session(hardware),
+  });
+  return { primary: shared.client(), master: relayMaster };
+}
+
+function session(hardware: MeterHardware): number {
+  const id = new Uint8Array(2);
+  hardware.random.fill(id);
+  return (id[0] << 8) | id[1];
+}
