@@ -43,6 +43,13 @@ interface UnknownMeter {
 
 type CachedMeter = KnownMeter | UnknownMeter;
 
+interface MeterRow extends UplinkWindowRow {
+  id: number;
+  key_epoch: number;
+  previous_key_epoch: number | null;
+  previous_left_ms: number | null;
+}
+
 export interface MeterCacheOptions {
   db: Database;
   keystore: Keystore;
@@ -67,6 +74,8 @@ export class MeterCache {
   readonly #o: MeterCacheOptions;
   readonly #meters = new Map<number, CachedMeter>();
   readonly #loading = new Map<number, Promise<CachedMeter>>();
+  #queued = new Map<number, { resolve(entry: CachedMeter): void; reject(error: unknown): void }>();
+  #readScheduled = false;
   readonly #ttl: number;
   readonly #unknownTtl: number;
   readonly #max: number;
@@ -115,29 +124,56 @@ export class MeterCache {
     return age < (entry.known ? this.#ttl : this.#unknownTtl) ? entry : undefined;
   }
 
+  /**
+   * The meter's row, read again. Loads asked for in the same turn of the event loop (a burst of
+   * frames from many meters) are read in one query, and settle in the order they were asked for.
+   */
   #load(meterId: number): Promise<CachedMeter> {
     const pending = this.#loading.get(meterId);
     if (pending) return pending;
-    const load = this.#read(meterId).finally(() => this.#loading.delete(meterId));
+    const load = new Promise<CachedMeter>((resolve, reject) => {
+      this.#queued.set(meterId, { resolve, reject });
+    });
     this.#loading.set(meterId, load);
+    if (!this.#readScheduled) {
+      this.#readScheduled = true;
+      queueMicrotask(() => void this.#readQueued());
+    }
     return load;
   }
 
-  async #read(meterId: number): Promise<CachedMeter> {
-    const row = await this.#o.db.query<
-      UplinkWindowRow & {
-        key_epoch: number;
-        previous_key_epoch: number | null;
-        previous_left_ms: number | null;
+  async #readQueued(): Promise<void> {
+    this.#readScheduled = false;
+    const queued = this.#queued;
+    this.#queued = new Map();
+    let rows: MeterRow[];
+    try {
+      rows = (
+        await this.#o.db.query<MeterRow>(
+          `SELECT id, key_epoch, previous_key_epoch, ${UPLINK_WINDOW_COLUMNS},
+                  (extract(epoch FROM previous_epoch_until - now()) * 1000)::float8 AS previous_left_ms
+             FROM meters WHERE id = ANY($1::bigint[])`,
+          [[...queued.keys()]],
+        )
+      ).rows;
+    } catch (error) {
+      for (const [id, { reject }] of queued) {
+        this.#loading.delete(id);
+        reject(error);
       }
-    >(
-      `SELECT key_epoch, previous_key_epoch, ${UPLINK_WINDOW_COLUMNS},
-              (extract(epoch FROM previous_epoch_until - now()) * 1000)::float8 AS previous_left_ms
-         FROM meters WHERE id = $1`,
-      [meterId],
-    );
+      return;
+    }
     const now = Date.now();
-    const r = row.rows[0];
+    const byId = new Map(rows.map((r) => [Number(r.id), r]));
+    for (const [id, { resolve }] of queued) {
+      const entry = this.#entryOf(id, byId.get(id), now);
+      this.#loading.delete(id);
+      resolve(entry);
+    }
+    this.#evict();
+  }
+
+  #entryOf(meterId: number, r: MeterRow | undefined, now: number): CachedMeter {
     const old = this.#meters.get(meterId);
     const entry: CachedMeter = r
       ? {
@@ -157,7 +193,6 @@ export class MeterCache {
     if (old?.known && !entry.known) for (const key of old.keys.values()) key.fill(0);
     this.#meters.delete(meterId);
     this.#meters.set(meterId, entry);
-    this.#evict();
     return entry;
   }
 
