@@ -11,7 +11,7 @@ import { encodeRenewalAck, RENEWAL_ACK_FRAME } from '../../protocol/renewal';
 import { encodeStatusMessage, STATUS_FRAME } from '../../protocol/status';
 import { encodeTariffAck, TARIFF_ACK_UPLINK } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
-import type { IngestOutcome, RoutedUplink } from '../../platform-server/ingest/gate';
+import { Ingest, type IngestOutcome, type RoutedUplink } from '../../platform-server/ingest/gate';
 import { MeterTables } from '../../platform-server/ingest/meters';
 import type { Platform } from '../../platform-server/platform';
 import {
@@ -211,6 +211,31 @@ forEachBackend('one uplink gate for every frame type', (backend) => {
       refusals.map((r) => ({ reason: r.reason, refused: r.n })),
     );
     assert.equal(logger.refusals(id).length, 4 * TYPES.length, 'one log line each');
+  });
+
+  it('follows a rotation another instance made: a frame under the new epoch is taken, junk under it is not', async () => {
+    const id = randomMeterId();
+    await platform.provisionMeter(id, 'rotated elsewhere');
+    // A second gate on the same database, which hears of the rotation only through the frames.
+    const other = new Ingest({ db: platform.db, keystore: platform.keystore, logger: new CapturingLogger() });
+    other.route(STATUS_FRAME, async () => {});
+    try {
+      const topic = uplinkTopic(id);
+      assert.equal(reasonOf(await other.handleUplink(topic, seal(id, STATUS_FRAME, 1, 1))), 'ok');
+      await rotate(id, 600);
+      const junk = seal(id, STATUS_FRAME, 2, 2);
+      junk[junk.length - 1] ^= 1;
+      assert.equal(reasonOf(await other.handleUplink(topic, junk)), 'stale-epoch');
+      assert.equal(reasonOf(await other.handleUplink(topic, seal(id, STATUS_FRAME, 2, 3))), 'ok');
+      assert.equal(
+        reasonOf(await other.handleUplink(topic, seal(id, STATUS_FRAME, 1, 4))),
+        'ok',
+        'inside the window',
+      );
+      assert.equal(reasonOf(await other.handleUplink(topic, seal(id, STATUS_FRAME, 3, 5))), 'stale-epoch');
+    } finally {
+      await other.close();
+    }
   });
 
   it('keeps a bounded trail of a flood of refusals: each counted, a sample kept, old rows pruned', async () => {

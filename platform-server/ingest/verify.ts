@@ -108,7 +108,11 @@ export class MeterCache {
   /** The meter's epochs or window may have changed in the database: read them again next time. */
   forget(meterId: number): void {
     const entry = this.#meters.get(meterId);
-    if (entry?.known) for (const key of entry.keys.values()) key.fill(0);
+    if (entry?.known) {
+      for (const key of entry.keys.values()) key.fill(0);
+      // A check still holding the entry derives its key again rather than use a wiped one.
+      entry.keys.clear();
+    }
     this.#meters.delete(meterId);
   }
 
@@ -190,7 +194,10 @@ export class MeterCache {
           loadedAt: now,
         }
       : { known: false, loadedAt: now };
-    if (old?.known && !entry.known) for (const key of old.keys.values()) key.fill(0);
+    if (old?.known && !entry.known) {
+      for (const key of old.keys.values()) key.fill(0);
+      old.keys.clear();
+    }
     this.#meters.delete(meterId);
     this.#meters.set(meterId, entry);
     return entry;
@@ -235,16 +242,13 @@ export class MeterCache {
     if (epochAccepted(entry, epoch)) return this.#open(entry, topic, frame, header);
     if (epoch > entry.current && epoch - entry.current <= 1) {
       // Newer than this instance knows: only a frame that authenticates under it is worth a reload.
-      const keys = frameKeys(this.#o.keystore, meterId, epoch);
-      keys.downlink.fill(0);
+      // Its key is kept like the others, so junk under that epoch costs no derivation each.
       let genuine = false;
       try {
-        openFrame(this.#o.crypto, keys.uplink, frame);
+        openFrame(this.#o.crypto, this.#key(entry, meterId, epoch), frame);
         genuine = true;
       } catch {
         // junk under a made-up epoch
-      } finally {
-        keys.uplink.fill(0);
       }
       if (genuine) {
         return this.#load(meterId).then((reloaded) => {
