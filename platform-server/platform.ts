@@ -132,6 +132,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
         await meters.provision(id, name);
+        ingest.forgetMeter(id);
         return keystore.meterKeys(id, 1);
       },
       releaseKeyFor: (id) => releaseKeyFor(keystore, ingest.crypto, id),

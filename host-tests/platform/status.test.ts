@@ -1,4 +1,4 @@
-// Meter status on the platform, on both backends: 0x04 frames through ingest's route
+// Meter status on the platform, on both backends: 0x04 frames through ingest's gate and route
 // (status reports and events), replays and forgeries refused with nothing stored,
 // GET /api/meters/:id/status, the alarms with time and state, and settings pushed as 0x84.
 import assert from 'node:assert/strict';
@@ -64,7 +64,7 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
   });
 
   it('stores a status report and shows it: battery, sensors, modules, faults, occupancy per bay', async () => {
-    const outcome = await platform.status.handle(
+    const outcome = await platform.ingest.handleUplink(
       uplinkTopic(meter.id),
       frame({
         kind: 'status',
@@ -162,7 +162,7 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       },
     ];
     for (const e of events)
-      assert.equal((await platform.status.handle(uplinkTopic(meter.id), frame(e))).ok, true);
+      assert.equal((await platform.ingest.handleUplink(uplinkTopic(meter.id), frame(e))).ok, true);
     const all = (await get(`/api/meters/${meter.id}/alarms`)).json().alarms;
     assert.deepEqual(
       all.map((a: { event: string; state: string; at: string }) => [a.event, a.state, a.at]),
@@ -204,9 +204,12 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       active: true,
       detail: 'x',
     };
-    const replay = await platform.status.handle(uplinkTopic(meter.id), frame(e, { seq: 1 }));
+    const replay = await platform.ingest.handleUplink(uplinkTopic(meter.id), frame(e, { seq: 1 }));
     assert.deepEqual([replay.ok, !replay.ok && replay.reason], [false, 'replay']);
-    const forged = await platform.status.handle(uplinkTopic(meter.id), frame(e, { key: new Uint8Array(32) }));
+    const forged = await platform.ingest.handleUplink(
+      uplinkTopic(meter.id),
+      frame(e, { key: new Uint8Array(32) }),
+    );
     assert.deepEqual([forged.ok, !forged.ok && forged.reason], [false, 'decrypt-failed']);
     const bad = sealFrame(
       crypto,
@@ -214,10 +217,10 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       { version: FRAME_VERSION, type: STATUS_FRAME, meterId: meter.id, epoch: 1, seq: ++meter.frameSeq },
       Uint8Array.of(0xa1, 0x61, 0x6b, 0x61, 0x78),
     );
-    const malformed = await platform.status.handle(uplinkTopic(meter.id), bad);
+    const malformed = await platform.ingest.handleUplink(uplinkTopic(meter.id), bad);
     assert.deepEqual([malformed.ok, !malformed.ok && malformed.reason], [false, 'bad-field']);
-    const other = await platform.status.handle(uplinkTopic(meter.id + 1), frame(e));
-    assert.equal(other.ok, false);
+    const other = await platform.ingest.handleUplink(uplinkTopic(meter.id + 1), frame(e));
+    assert.deepEqual([other.ok, !other.ok && other.reason], [false, 'topic-mismatch']);
     const after = (
       await platform.db.query('SELECT count(*)::int AS n FROM meter_events WHERE meter_id = $1', [meter.id])
     ).rows[0];
@@ -228,7 +231,7 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
     );
     assert.deepEqual(
       refused.rows.map((r) => r.reason),
-      ['replay', 'decrypt-failed', 'bad-field'],
+      ['replay', 'decrypt-failed', 'bad-field', 'topic-mismatch'],
     );
   });
 
@@ -248,11 +251,17 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
       meter.frame(meter.nextSeq - 1, meter.nextSeq - 1, { seq: recordSeq }),
     );
     assert.equal(records.ok, true, records.ok ? '' : records.detail);
-    const sameNumber = await platform.status.handle(uplinkTopic(meter.id), frame(e, { seq: recordSeq }));
+    const sameNumber = await platform.ingest.handleUplink(
+      uplinkTopic(meter.id),
+      frame(e, { seq: recordSeq }),
+    );
     assert.deepEqual([sameNumber.ok, !sameNumber.ok && sameNumber.reason], [false, 'replay']);
-    const overtaken = await platform.status.handle(uplinkTopic(meter.id), frame(e, { seq: recordSeq - 1 }));
+    const overtaken = await platform.ingest.handleUplink(
+      uplinkTopic(meter.id),
+      frame(e, { seq: recordSeq - 1 }),
+    );
     assert.equal(overtaken.ok, true, 'sealed before the record set, arriving after it');
-    const again = await platform.status.handle(uplinkTopic(meter.id), frame(e, { seq: recordSeq - 1 }));
+    const again = await platform.ingest.handleUplink(uplinkTopic(meter.id), frame(e, { seq: recordSeq - 1 }));
     assert.equal(again.ok, false);
   });
 

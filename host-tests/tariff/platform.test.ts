@@ -1,6 +1,7 @@
 // The platform's side of tariffs on PGlite: stored after validation (400 naming the field), pushed
-// as 0x85 to a meter whose charging unit applies it and answers 0x05, recorded as applied, replays
-// refused; quotes priced by the same engine over HTTP (public), the rest behind operator logins.
+// as 0x85 to a meter whose charging unit applies it and answers 0x05 through ingest's gate,
+// recorded as applied, replays refused; quotes priced by the same engine over HTTP (public), the
+// rest behind operator logins.
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { nobleCrypto } from '../../hal/nobleCrypto';
@@ -12,9 +13,10 @@ import { type Database, openDatabase } from '../../platform-server/core/db';
 import { migrate } from '../../platform-server/core/migrations';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { Operators } from '../../platform-server/operators/service';
+import { Ingest } from '../../platform-server/ingest/gate';
 import { MeterTables } from '../../platform-server/ingest/meters';
 import { startTariffs } from '../../platform-server/tariffs';
-import { type OperatorLogin, operatorLogin } from '../../sim/fleet/platform';
+import { type OperatorLogin, operatorLogin, quietLogger } from '../../sim/fleet/platform';
 
 const METER = 4242;
 const keystore = keystoreFromHex('11'.repeat(32));
@@ -38,6 +40,7 @@ describe('platform tariffs (PGlite)', () => {
   let seq = 0;
   let service: Awaited<ReturnType<typeof startTariffs>>;
   let staff: OperatorLogin;
+  let ingest: Ingest;
 
   before(async () => {
     db = await openDatabase();
@@ -46,10 +49,13 @@ describe('platform tariffs (PGlite)', () => {
     const operators = new Operators(db);
     operators.install(app);
     staff = await operatorLogin(operators, 'operator');
+    // The uplink gate without a broker: frames are handed to handleUplink.
+    ingest = new Ingest({ db, keystore, logger: quietLogger });
     service = await startTariffs(app, {
       db,
       meters: new MeterTables(db),
       keystore,
+      ingest,
       guard: operators,
       async sendDownlink(_meterId, type, body) {
         downlinks.push({ type, body, seq: ++seq });
@@ -58,6 +64,7 @@ describe('platform tariffs (PGlite)', () => {
     });
   });
   after(async () => {
+    await ingest.close();
     await app.close();
     await db.close();
   });
@@ -118,9 +125,10 @@ describe('platform tariffs (PGlite)', () => {
     charging.applyDownlink(downlinks[0].body);
     assert.equal(charging.tariff.version, 2);
     assert.equal(openFrame(nobleCrypto, keys.uplink, frames[0]).header.type, 0x05);
-    const ack = await service.onAck(uplinkTopic(METER), frames[0]);
-    assert.deepEqual(ack, { kind: 'tariff', version: 2, ok: true });
-    await assert.rejects(service.onAck(uplinkTopic(METER), frames[0]), /replay/);
+    const ack = await ingest.handleUplink(uplinkTopic(METER), frames[0]);
+    assert.deepEqual(ack, { ok: true, routed: true, type: 0x05, meterId: METER, frameSeq: 11 });
+    const replay = await ingest.handleUplink(uplinkTopic(METER), frames[0]);
+    assert.deepEqual([replay.ok, !replay.ok && replay.reason], [false, 'replay']);
     const status = await app.inject({
       method: 'GET',
       url: `/api/meters/${METER}/tariff`,

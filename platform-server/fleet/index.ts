@@ -1,6 +1,7 @@
 // The fleet room: the meters and their transactions, each meter's status, alarms and settings
 // (uplink 0x04 in, downlink 0x84 out).
 import type { FastifyInstance } from 'fastify';
+import type { UplinkHandler } from '../ingest/gate';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { meterRoutes } from './meters';
@@ -10,7 +11,7 @@ import { statusRoutes } from './statusRoutes';
 export interface FleetDeps extends StatusDeps {
   meters: StatusDeps['meters'] & MeterDirectory;
   records: RecordReader;
-  ingest: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
+  ingest: { route(type: number, handler: UplinkHandler): void };
   guard: OperatorGuard;
 }
 

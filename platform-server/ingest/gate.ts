@@ -1,10 +1,14 @@
-// Uplink ingest: takes the meters' record frames off the broker, checks them, stores each
-// (meter, seq) once, and acknowledges the last record and its chain link on the meter's downlink
-// topic. Frames from different meters are stored in batches, one database transaction per batch
-// (store.ts), a meter's frames one at a time and in order. Every check reads and writes the
-// database only, so several instances can share the uplinks (shared subscription on brokers that
-// have them).
-import { MeterTables } from './meters';
+// Uplink ingest: takes every meter uplink off the broker and passes it through one gate before any
+// handler sees it: version, type, topic ↔ meter id, key epoch (the previous one only until its
+// window ends), authentication and decryption, the meter's uplink anti-replay window. Those checks
+// run first without a database transaction (verify.ts, against a cache of each meter's epochs, keys
+// and window), so junk is refused cheaply; then again under the meter's row lock in the transaction
+// that accepts the frame. Record sets are stored in batches, one transaction per batch (store.ts), a
+// meter's frames one at a time and in order, and acknowledged with the last record and its chain
+// link on the meter's downlink topic; other types go, as verified plaintext, to the feature that
+// routed them, in the transaction that accepts them into the window. Every refusal is counted and
+// sampled (refusals.ts). The database decides, so several instances can share the uplinks (shared
+// subscription on brokers that have them).
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -13,7 +17,7 @@ import { ProtocolError } from '../../protocol/errors';
 import { decodeHeader, FRAME_VERSION, type FrameHeader, FrameType, sealFrame } from '../../protocol/frame';
 import { type AckMessage, encodeAckMessage } from '../../protocol/messages';
 import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../../protocol/topics';
-import type { Database } from '../core/db';
+import type { Database, Queryable } from '../core/db';
 import {
   FrameRefused,
   type RefusalReason,
@@ -24,8 +28,31 @@ import {
 } from './store';
 import { frameKeys, type Keystore } from '../keys/keystore';
 import { nodeCrypto } from '../core/nodeCrypto';
+import { RefusalTrail, type RefusalTrailOptions } from './refusals';
+import {
+  UPLINK_WINDOW_COLUMNS,
+  type UplinkWindowRow,
+  uplinkSeenColumn,
+  uplinkWindowOf,
+} from './uplinkWindow';
+import { MeterCache, type VerifiedUplink } from './verify';
 
 export type { RefusalReason, StoredRecord } from './store';
+export type { VerifiedUplink } from './verify';
+
+/** A verified uplink as a routed handler gets it, with the meter's current epoch read under its row lock. */
+export interface RoutedUplink extends VerifiedUplink {
+  currentEpoch: number;
+}
+
+/**
+ * A feature's handler for one uplink frame type. It runs in the transaction that accepts the frame
+ * into the meter's uplink window, and gets only frames the gate verified: its writes (through `tx`)
+ * commit with the window, and a throw refuses the frame (the error's code, else 'internal-error')
+ * with nothing written. It may return work to run after the commit (work that takes its own
+ * transactions, notifications); that work's failure does not refuse the frame.
+ */
+export type UplinkHandler = (frame: RoutedUplink, tx: Queryable) => Promise<void | (() => Promise<void>)>;
 
 /** The logger ingest writes to: pino's (fastify's) signature, or anything with the same shape. */
 export interface Logger {
@@ -59,7 +86,16 @@ export interface Accepted {
   ackFrame?: Uint8Array;
 }
 
-export type IngestOutcome = Accepted | ({ ok: false } & Refusal);
+/** A frame of a routed type, verified and handled. */
+export interface RoutedAccepted {
+  ok: true;
+  routed: true;
+  type: number;
+  meterId: number;
+  frameSeq: number;
+}
+
+export type IngestOutcome = Accepted | RoutedAccepted | ({ ok: false } & Refusal);
 
 export interface IngestEvents {
   stored: [StoredRecord];
@@ -96,6 +132,8 @@ export interface IngestOptions {
   batchesInFlight?: number;
   /** Record sets held waiting for a batch before the broker is made to hold the next (default 1024). */
   maxQueuedFrames?: number;
+  /** How refusals are sampled, counted and pruned (refusals.ts). */
+  refusals?: Omit<RefusalTrailOptions, 'db' | 'logger'>;
 }
 
 function ingestConnections(option: number | undefined): number {
@@ -105,6 +143,11 @@ function ingestConnections(option: number | undefined): number {
 
 interface Waiting extends UplinkFrame {
   settle(outcome: IngestOutcome): void;
+}
+
+interface WindowRow extends UplinkWindowRow {
+  key_epoch: number;
+  old_epoch: number | null;
 }
 
 export class Ingest extends EventEmitter<IngestEvents> {
@@ -118,7 +161,15 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing = false;
   /** Uplink frame types other than record sets, by type byte, handed to the feature that owns them. */
-  private readonly routes = new Map<number, (topic: string, frame: Uint8Array) => Promise<void>>();
+  private readonly routes = new Map<number, UplinkHandler>();
+  /** The uplink types the gate takes: record sets and the routed ones. */
+  private readonly uplinkTypes = {
+    has: (type: number) => type === FrameType.Records || this.routes.has(type),
+  };
+  /** The checks before any transaction (verify.ts). */
+  private readonly meters: MeterCache;
+  /** Counts, samples and prunes refusals. */
+  readonly refusals: RefusalTrail;
   /** Record sets waiting for a batch, in arrival order. */
   private queue: Waiting[] = [];
   /** Meters with a frame in a running batch: their next frames wait for it. */
@@ -138,6 +189,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.maxBatches = Math.max(1, options.batchesInFlight ?? 2);
     this.maxQueuedFrames = Math.max(0, options.maxQueuedFrames ?? 1024);
     if (options.onStored) this.on('stored', options.onStored);
+    this.meters = new MeterCache({ db: this.db, keystore: this.keystore, crypto: this.crypto });
+    this.refusals = new RefusalTrail({ db: this.db, logger: this.logger, ...options.refusals });
+    this.refusals.start();
   }
 
   /** The subscription filter in use. */
@@ -148,11 +202,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /**
-   * Hands uplink frames of `type` (e.g. 0x06 renewal acks) to `handler` instead of refusing them as
-   * not a record set. The handler authenticates the frame itself; it runs in the same ordered stream.
+   * Takes uplink frames of `type` (e.g. 0x06 renewal acks) and hands them, verified, to `handler`
+   * (see UplinkHandler) instead of refusing them as a type the platform does not take.
    */
-  route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void {
+  route(type: number, handler: UplinkHandler): void {
+    if (type === FrameType.Records || (type & 0x80) !== 0 || type < 0 || type > 0xff)
+      throw new RangeError(`0x${type.toString(16)} is not an uplink type a feature can route`);
     this.routes.set(type, handler);
+  }
+
+  /** The meter's row changed outside ingest (provisioned, epochs set): read it again next time. */
+  forgetMeter(meterId: number): void {
+    this.meters.forget(meterId);
   }
 
   /**
@@ -191,10 +252,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
         typeof payload === 'string'
           ? new TextEncoder().encode(payload)
           : new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
-      const routed = bytes.length > 1 ? this.routes.get(bytes[1]) : undefined;
-      const handled = this.track<unknown>(
-        routed ? routed(packet.topic, bytes) : this.handleUplink(packet.topic, bytes),
-      );
+      const routed = bytes.length > 1 && bytes[1] !== FrameType.Records;
+      const handled = this.track<unknown>(this.handleUplink(packet.topic, bytes));
       if (!routed && this.queue.length < this.maxQueuedFrames) done();
       else
         handled.then(
@@ -235,6 +294,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     await Promise.allSettled([...this.inFlight]);
     if (client) await client.endAsync();
     await Promise.allSettled(extra.map((c) => c.endAsync()));
+    await this.refusals.close();
+    this.meters.clear();
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
@@ -244,36 +305,94 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /**
-   * Processes one uplink message; never throws. A record set waits for the next batch (at once when
-   * the database is idle); the promise settles when its batch is committed or it is refused.
+   * Processes one uplink message of any type; never throws. It passes the gate's checks first
+   * (verify.ts, no transaction). A record set then waits for the next batch (at once when the
+   * database is idle); the promise settles when its batch is committed or it is refused. A frame of
+   * a routed type goes to its handler in the transaction that accepts it.
    */
   handleUplink(topic: string, frame: Uint8Array): Promise<IngestOutcome> {
-    const topicMeter = /\/up$/.test(topic) ? meterIdOfTopic(topic) : undefined;
-    let header: FrameHeader | undefined;
+    let verified: VerifiedUplink | Promise<VerifiedUplink>;
     try {
-      if (topicMeter === undefined)
-        throw new FrameRefused('bad-topic', `${topic} is not a meter uplink topic`);
-      header = decodeHeader(frame);
-      if (header.type !== FrameType.Records) {
-        throw new FrameRefused(
-          'bad-type',
-          `frame type 0x${header.type.toString(16)} is not an uplink record set`,
-        );
-      }
-      if (header.meterId !== topicMeter) {
-        throw new FrameRefused(
-          'topic-mismatch',
-          `topic names meter ${topicMeter}, header meter ${header.meterId}`,
-        );
-      }
+      verified = this.meters.verify(topic, frame, this.uplinkTypes);
     } catch (error) {
-      return this.refused({ topic, header }, error, topicMeter);
+      return this.refused({ topic, header: headerOf(frame) }, error, topicMeterOf(topic));
     }
-    const read = header;
+    if (verified instanceof Promise) {
+      return verified.then(
+        (v) => this.dispatch(v),
+        (error) => this.refused({ topic, header: headerOf(frame) }, error, topicMeterOf(topic)),
+      );
+    }
+    return this.dispatch(verified);
+  }
+
+  private dispatch(frame: VerifiedUplink): Promise<IngestOutcome> {
+    const handler = this.routes.get(frame.header.type);
+    if (handler) return this.handleRouted(frame, handler);
     return new Promise((settle) => {
-      this.queue.push({ topic, header: read, frame, settle });
+      this.queue.push({ topic: frame.topic, header: frame.header, body: frame.body, settle });
       this.pump();
     });
+  }
+
+  /**
+   * A routed frame: under the meter's row lock, the epoch and window checked again, the handler run,
+   * the window advanced, all in one transaction; then the handler's follow-up.
+   */
+  private async handleRouted(frame: VerifiedUplink, handler: UplinkHandler): Promise<IngestOutcome> {
+    const { meterId, header } = frame;
+    const after: { followUp?: () => Promise<void>; epochMoved?: boolean } = {};
+    try {
+      await this.db.transaction(async (tx) => {
+        const locked = await tx.query<WindowRow>(
+          `SELECT key_epoch, ${UPLINK_WINDOW_COLUMNS},
+                  CASE WHEN previous_epoch_until > now() THEN previous_key_epoch END AS old_epoch
+             FROM meters WHERE id = $1 FOR UPDATE`,
+          [meterId],
+        );
+        const row = locked.rows[0];
+        if (!row) throw new FrameRefused('unknown-meter', `meter ${meterId} is not provisioned`);
+        const current = Number(row.key_epoch);
+        if (header.epoch !== current && (row.old_epoch === null || header.epoch !== Number(row.old_epoch)))
+          throw new FrameRefused('stale-epoch', `frame key epoch ${header.epoch}, meter's epoch ${current}`);
+        const window = uplinkWindowOf(row);
+        const replayed = window.check(header.seq);
+        if (replayed) throw new FrameRefused('replay', `uplink frame of meter ${meterId}: ${replayed}`);
+        window.accept(header.seq);
+        after.followUp = (await handler({ ...frame, currentEpoch: current }, tx)) || undefined;
+        const updated = await tx.query<{ key_epoch: number }>(
+          `UPDATE meters SET last_uplink_seq = $2, uplink_seen = $3::bigint, last_seen_at = now()
+            WHERE id = $1 RETURNING key_epoch`,
+          [meterId, window.highest, uplinkSeenColumn(window)],
+        );
+        after.epochMoved = Number(updated.rows[0]?.key_epoch) !== current;
+      });
+    } catch (error) {
+      // The database disagreed with the cache (another instance, a rotation): read the meter again.
+      if (error instanceof FrameRefused && error.reason === 'stale-epoch') this.meters.forget(meterId);
+      return this.refused(frame, error);
+    }
+    if (after.epochMoved) this.meters.forget(meterId);
+    else this.meters.accepted(meterId, header.seq);
+    if (after.followUp) {
+      try {
+        await after.followUp();
+      } catch (error) {
+        this.logger.error(
+          { err: error, meterId, type: header.type },
+          'uplink accepted, its follow-up failed',
+        );
+      }
+    }
+    const outcome: RoutedAccepted = {
+      ok: true,
+      routed: true,
+      type: header.type,
+      meterId,
+      frameSeq: header.seq,
+    };
+    this.emit('outcome', outcome);
+    return outcome;
   }
 
   /** Starts batches while there is room: each takes the oldest waiting frame of each idle meter. */
@@ -314,11 +433,15 @@ export class Ingest extends EventEmitter<IngestEvents> {
     for (let i = 0; i < batch.length; i++) {
       const result = results[i];
       if (result.ok) {
+        this.meters.accepted(result.meterId, result.frameSeq);
         const set = this.afterCommit(result);
         accepted.push(set);
         outcomes.push(set);
       } else {
-        outcomes.push(await this.refused(batch[i], result.error));
+        const error = result.error;
+        if (error instanceof FrameRefused && error.reason === 'stale-epoch')
+          this.meters.forget(batch[i].header.meterId);
+        outcomes.push(await this.refused(batch[i], error));
       }
     }
     if (accepted.length > 0) this.emitSafely('committed', accepted);
@@ -444,22 +567,22 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   private async refuse(refusal: Refusal, error: unknown): Promise<void> {
-    const fields = {
-      reason: refusal.reason,
-      detail: refusal.detail,
-      topic: refusal.topic,
-      meterId: refusal.meterId,
-      frameSeq: refusal.frameSeq,
-    };
-    if (refusal.reason === 'internal-error') this.logger.error({ ...fields, err: error }, 'uplink refused');
-    else this.logger.warn(fields, 'uplink refused');
-    try {
-      await new MeterTables(this.db).recordRefusal(refusal);
-    } catch (dbError) {
-      this.logger.error({ err: dbError }, 'could not record the refused frame');
-    }
+    await this.refusals.record(refusal, error);
     this.emit('refused', refusal);
   }
+}
+
+/** The frame's header when it can be read, for the refusal's meter id and sequence number. */
+function headerOf(frame: Uint8Array): FrameHeader | undefined {
+  try {
+    return decodeHeader(frame);
+  } catch {
+    return undefined;
+  }
+}
+
+function topicMeterOf(topic: string): number | undefined {
+  return /\/up$/.test(topic) ? meterIdOfTopic(topic) : undefined;
 }
 
 function refusalOf(error: unknown): { reason: RefusalReason; detail: string } {

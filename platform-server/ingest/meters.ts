@@ -1,9 +1,9 @@
-// What the other rooms may know of ingest's tables (meters, records, transactions, record_gaps,
-// refused_frames), as two interfaces they are handed: MeterDirectory (a meter's identity, key
-// epochs, uplink window and downlink counter) and RecordReader (what the records say). No other room
-// queries those tables itself.
+// What the other rooms may know of ingest's tables (meters, records, transactions, record_gaps), as
+// two interfaces they are handed: MeterDirectory (a meter's identity, key epochs and downlink
+// counter) and RecordReader (what the records say). No other room queries those tables itself, and
+// none checks an uplink: the gate (gate.ts) verifies every frame, window included, before a
+// feature's handler sees it.
 import type { Database, Queryable } from '../core/db';
-import { acceptUplinkFrame } from './uplinkWindow';
 
 export interface MeterEpochs {
   current: number;
@@ -21,21 +21,8 @@ export interface MeterDirectory {
   names(ids: readonly number[]): Promise<Map<number, string>>;
   /** Takes the meter's next downlink sequence number, with the epoch to seal under; undefined if unknown. */
   nextDownlink(id: number): Promise<{ seq: number; epoch: number } | undefined>;
-  /**
-   * In the caller's transaction: accepts uplink frame `seq` into the meter's one anti-replay window
-   * (every frame type shares it) or throws ProtocolError 'replay' / 'unknown-meter'.
-   */
-  acceptUplinkFrame(tx: Queryable, id: number, seq: number): Promise<void>;
   /** In the caller's transaction: the meter moves to `epoch`; the one before stays accepted `windowSeconds`. */
   advanceEpoch(tx: Queryable, id: number, epoch: number, windowSeconds: number): Promise<void>;
-  /** Records an uplink frame refused outside ingest's own path (status frames). */
-  recordRefusal(refusal: {
-    topic: string;
-    meterId?: number;
-    frameSeq?: number;
-    reason: string;
-    detail: string;
-  }): Promise<void>;
 }
 
 export interface MeterRecordsSummary {
@@ -141,34 +128,11 @@ export class MeterTables implements MeterDirectory, RecordReader {
     return r && { seq: Number(r.downlink_seq), epoch: Number(r.key_epoch) };
   }
 
-  acceptUplinkFrame(tx: Queryable, id: number, seq: number): Promise<void> {
-    return acceptUplinkFrame(tx, id, seq);
-  }
-
   async advanceEpoch(tx: Queryable, id: number, epoch: number, windowSeconds: number): Promise<void> {
     await tx.query(
       `UPDATE meters SET previous_key_epoch = key_epoch, key_epoch = $2,
          previous_epoch_until = now() + make_interval(secs => $3) WHERE id = $1`,
       [id, epoch, windowSeconds],
-    );
-  }
-
-  async recordRefusal(refusal: {
-    topic: string;
-    meterId?: number;
-    frameSeq?: number;
-    reason: string;
-    detail: string;
-  }): Promise<void> {
-    await this.db.query(
-      'INSERT INTO refused_frames (topic, meter_id, frame_seq, reason, detail) VALUES ($1, $2, $3, $4, $5)',
-      [
-        refusal.topic.slice(0, 200),
-        refusal.meterId ?? null,
-        refusal.frameSeq ?? null,
-        refusal.reason,
-        refusal.detail,
-      ],
     );
   }
 

@@ -8,7 +8,7 @@ import type { Crypto } from '../../hal/crypto';
 import { bytesEqual } from '../../protocol/bytes';
 import { chainLink, genesisHash, verifyChain } from '../../protocol/chain';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors';
-import { type FrameHeader, openFrame } from '../../protocol/frame';
+import type { FrameHeader } from '../../protocol/frame';
 import { type AckMessage, decodeRecordsMessage } from '../../protocol/messages';
 import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
 import type { ReplayWindow } from '../../protocol/replayWindow';
@@ -52,11 +52,12 @@ export interface StoredRecord {
   link: Uint8Array;
 }
 
-/** A record-set frame whose header has been read and matches its topic. */
+/** A record-set frame that passed the gate's checks (verify.ts): authenticated, decrypted. */
 export interface UplinkFrame {
   topic: string;
   header: FrameHeader;
-  frame: Uint8Array;
+  /** The plaintext body. */
+  body: Uint8Array;
 }
 
 export interface StoredSet {
@@ -242,11 +243,11 @@ export async function storeBatch(
   );
 }
 
-/** Authenticates, decodes and chain-checks one frame against its meter's row; throws to refuse it. */
+/** Checks one verified frame's epoch and window against its meter's locked row, decodes and chain-checks it; throws to refuse it. */
 function openSet(
   crypto: Crypto,
   keystore: Keystore,
-  { header, frame }: UplinkFrame,
+  { header, body: plaintext }: UplinkFrame,
   index: number,
   meter: MeterRow | undefined,
 ): OpenedSet {
@@ -259,18 +260,12 @@ function openSet(
       throw new FrameRefused('stale-epoch', `frame key epoch ${header.epoch}, meter's epoch ${epoch}`);
     epoch = header.epoch;
   }
+  // Authenticated and decrypted by the gate's checks (verify.ts); D of the epoch seals the ack.
   const keys = frameKeys(keystore, meterId, epoch);
-  let body: Uint8Array;
+  keys.uplink.fill(0);
+  const body = plaintext;
   try {
-    body = openFrame(crypto, keys.uplink, frame).body;
-  } catch (error) {
-    keys.downlink.fill(0);
-    throw error;
-  } finally {
-    keys.uplink.fill(0);
-  }
-  try {
-    // Only an authenticated frame can be a replay: checked after opening, so the log says which.
+    // Checked again here, under the meter's row lock: the gate's copy of the window may lag.
     const window = uplinkWindowOf(meter);
     const replayed = window.check(header.seq);
     if (replayed) throw new FrameRefused('replay', `uplink frame of meter ${meterId}: ${replayed}`);

@@ -1,9 +1,7 @@
-// The platform's anti-replay for a meter's uplink frames (record sets, tariff acks, security events
-// share one frame counter per meter): the sliding window of protocol/replayWindow.ts over
-// meters.last_uplink_seq and meters.uplink_seen (migration 008).
-import { ProtocolError } from '../../protocol/errors';
+// The platform's anti-replay for a meter's uplink frames (every uplink type shares one frame counter
+// per meter): the sliding window of protocol/replayWindow.ts over meters.last_uplink_seq and
+// meters.uplink_seen (migration 008), checked by the gate (verify.ts, gate.ts, store.ts).
 import { ReplayWindow } from '../../protocol/replayWindow';
-import type { Queryable } from '../core/db';
 
 /** The meter row's window columns, uplink_seen read as text (a 64-bit mask does not fit a number). */
 export interface UplinkWindowRow {
@@ -25,24 +23,4 @@ export function uplinkWindowOf(row: UplinkWindowRow): ReplayWindow {
 /** The mask as the signed bigint the column holds, in decimal. */
 export function uplinkSeenColumn(window: ReplayWindow): string {
   return BigInt.asIntN(64, window.seen).toString();
-}
-
-/**
- * In a transaction: locks the meter's row, accepts uplink frame `seq` or throws ProtocolError
- * 'replay', and records it (with last_seen_at). Throws 'unknown-meter' for a meter not provisioned.
- */
-export async function acceptUplinkFrame(tx: Queryable, meterId: number, seq: number): Promise<void> {
-  const row = await tx.query<UplinkWindowRow>(
-    `SELECT ${UPLINK_WINDOW_COLUMNS} FROM meters WHERE id = $1 FOR UPDATE`,
-    [meterId],
-  );
-  if (row.rows.length === 0) throw new ProtocolError('unknown-meter', `meter ${meterId} is not provisioned`);
-  const window = uplinkWindowOf(row.rows[0]);
-  const refused = window.check(seq);
-  if (refused) throw new ProtocolError('replay', `uplink frame of meter ${meterId}: ${refused}`);
-  window.accept(seq);
-  await tx.query(
-    'UPDATE meters SET last_uplink_seq = $2, uplink_seen = $3::bigint, last_seen_at = now() WHERE id = $1',
-    [meterId, window.highest, uplinkSeenColumn(window)],
-  );
 }

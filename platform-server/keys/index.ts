@@ -3,6 +3,7 @@
 // maintenance tokens, and registers their routes.
 import type { FastifyInstance } from 'fastify';
 import type { Database } from '../core/db';
+import type { UplinkHandler } from '../ingest/gate';
 import type { MeterDirectory } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { KeyFrame } from '../../protocol/keys';
@@ -16,7 +17,7 @@ export interface KeysDeps {
   meters: MeterDirectory;
   keystore: Keystore;
   ingest: {
-    route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void;
+    route(type: number, handler: UplinkHandler): void;
     sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
   };
   guard: OperatorGuard;
@@ -32,7 +33,7 @@ export async function startKeys(
     keystore,
     sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b),
   });
-  ingest.route(KeyFrame.SECURITY, (topic, frame) => rotation.handleUplink(topic, frame).catch(() => {}));
+  ingest.route(KeyFrame.SECURITY, rotation.onUplink);
   const maintenance = new MaintenanceTokens(db, meters, keystore);
   await app.register(keyRoutes, { rotation, maintenance, guard });
   return { rotation, maintenance };

@@ -120,8 +120,7 @@ export interface PhoneEvents {
 export interface PhoneOptions {
   db: Database;
   /** Ingest's meters and records, as far as pay by phone needs them. */
-  meters: Pick<MeterDirectory, 'epochs' | 'names' | 'nextDownlink' | 'acceptUplinkFrame'> &
-    Pick<RecordReader, 'recordsAfter'>;
+  meters: Pick<MeterDirectory, 'epochs' | 'names' | 'nextDownlink'> & Pick<RecordReader, 'recordsAfter'>;
   keystore: Keystore;
   brokerUrl: string;
   logger: Logger;

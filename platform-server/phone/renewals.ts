@@ -4,10 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { formatMoney } from '../../firmware/units/format';
-import { decodeHeader, FRAME_VERSION, openFrame, sealFrame } from '../../protocol/frame';
+import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
 import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
-import { downlinkTopic, meterIdOfTopic } from '../../protocol/topics';
+import { downlinkTopic } from '../../protocol/topics';
 import { frameKeys } from '../keys/keystore';
+import type { UplinkHandler } from '../ingest/gate';
 import type { PhoneContext } from './context';
 import {
   type AlertChannel,
@@ -190,35 +191,20 @@ export class Renewals {
   }
 
   /** Ingest route for uplink frames 0x06: the meter's answer to a renewal. Never throws. */
-  onRenewalAck = async (topic: string, frame: Uint8Array): Promise<void> => {
-    try {
-      await this.#c.track(this.#handleAck(topic, frame));
-    } catch (error) {
-      this.#c.options.logger.warn({ err: error, topic }, 'renewal ack refused');
-    }
-  };
-
-  async #handleAck(topic: string, frame: Uint8Array): Promise<void> {
-    const header = decodeHeader(frame);
-    const meterId = meterIdOfTopic(topic);
-    if (meterId === undefined || meterId !== header.meterId) throw new Error('ack topic and header disagree');
-    const epochs = await this.#c.options.meters.epochs(meterId);
-    if (!epochs) throw new Error(`meter ${meterId} is not provisioned`);
-    const epoch = epochs.current;
-    if (header.epoch !== epoch) throw new Error(`stale epoch ${header.epoch}`);
-    const keys = frameKeys(this.#c.options.keystore, meterId, epoch);
-    keys.downlink.fill(0);
-    let body: Uint8Array;
-    try {
-      body = openFrame(this.#c.crypto, keys.uplink, frame).body;
-    } finally {
-      keys.uplink.fill(0);
-    }
+  /**
+   * Ingest's handler for 0x06 (route): a frame the gate verified (authenticated, not a replay) is
+   * decoded in the transaction that accepts it; the renewal is settled after that commit, in its own.
+   */
+  onRenewalAck: UplinkHandler = async ({ meterId, body }) => {
     const ack = decodeRenewalAck(body);
-    // One anti-replay window for all of a meter's uplinks (they share one sequence).
-    await this.#c.db.transaction((tx) => this.#c.options.meters.acceptUplinkFrame(tx, meterId, header.seq));
-    await this.#settle(meterId, ack.id, ack.status, ack.paidUntil, ack.reason);
-  }
+    return async () => {
+      try {
+        await this.#c.track(this.#settle(meterId, ack.id, ack.status, ack.paidUntil, ack.reason));
+      } catch (error) {
+        this.#c.options.logger.warn({ err: error, meterId, renewal: ack.id }, 'renewal ack not settled');
+      }
+    };
+  };
 
   async #settle(
     meterId: number,

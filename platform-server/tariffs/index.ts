@@ -1,6 +1,7 @@
 // The tariffs room: tariff documents, their push to meters (0x85) and acknowledgement (0x05), quotes.
 import type { FastifyInstance } from 'fastify';
 import { TARIFF_ACK_UPLINK } from '../../protocol/tariff';
+import type { UplinkHandler } from '../ingest/gate';
 import type { OperatorGuard } from '../operators/service';
 import { tariffRoutes } from './routes';
 import { type TariffDeps, TariffService } from './service';
@@ -12,19 +13,13 @@ export { TariffRefused, TariffService } from './service';
 export async function startTariffs(
   app: FastifyInstance,
   deps: TariffDeps & {
-    ingest?: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
+    ingest?: { route(type: number, handler: UplinkHandler): void };
     guard: OperatorGuard;
   },
 ): Promise<TariffService> {
   const service = new TariffService(deps);
   await service.load();
-  deps.ingest?.route(TARIFF_ACK_UPLINK, async (topic, frame) => {
-    try {
-      await service.onAck(topic, frame);
-    } catch (error) {
-      app.log.warn({ err: error, topic }, 'tariff acknowledgement refused');
-    }
-  });
+  deps.ingest?.route(TARIFF_ACK_UPLINK, service.onAck);
   await app.register(tariffRoutes, { service, guard: deps.guard });
   return service;
 }

@@ -6,14 +6,10 @@
 //
 // Its HTTP API is routes.ts; index.ts wires the room (the 0x05 route, the routes).
 import type { Crypto } from '../../hal/crypto';
-import { nobleCrypto } from '../../hal/nobleCrypto';
-import { ProtocolError } from '../../protocol/errors';
-import { openFrame } from '../../protocol/frame';
 import {
   decodeTariffAck,
   encodeTariffPush,
   type Quote,
-  TARIFF_ACK_UPLINK,
   TARIFF_DOWNLINK,
   Tariff,
   type TariffAck,
@@ -21,14 +17,14 @@ import {
   TariffError,
   validateTariff,
 } from '../../protocol/tariff';
-import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
 import type { Keystore } from '../keys/keystore';
+import type { UplinkHandler } from '../ingest/gate';
 import type { MeterDirectory } from '../ingest/meters';
 
 export interface TariffDeps {
   db: Database;
-  meters: Pick<MeterDirectory, 'exists' | 'epochs' | 'acceptUplinkFrame'>;
+  meters: Pick<MeterDirectory, 'exists' | 'epochs'>;
   keystore: Keystore;
   /** Seals and publishes a downlink (Ingest.sendDownlink); returns its sequence number. */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
@@ -139,36 +135,29 @@ export class TariffService {
     return { version: doc.version, downlinkSeq };
   }
 
-  /** A 0x05 uplink (routed here by ingest): authenticated, not a replay, recorded. */
-  async onAck(topic: string, frame: Uint8Array): Promise<TariffAck> {
-    const { db, keystore } = this.#deps;
-    const meterId = meterIdOfTopic(topic);
-    if (meterId === undefined) throw new ProtocolError('bad-field', `${topic} is not a meter uplink topic`);
-    const epochs = await this.#deps.meters.epochs(meterId);
-    if (!epochs) throw new ProtocolError('unknown-meter', `meter ${meterId}`);
-    const keys = keystore.meterKeys(meterId, epochs.current);
-    const { header, body } = openFrame(this.#deps.crypto ?? nobleCrypto, keys.uplink, frame);
-    keys.uplink.fill(0);
-    keys.downlink.fill(0);
-    if (header.meterId !== meterId || header.type !== TARIFF_ACK_UPLINK)
-      throw new ProtocolError('bad-type', 'not a tariff acknowledgement of this meter');
-    await db.transaction((tx) => this.#deps.meters.acceptUplinkFrame(tx, meterId, header.seq));
-    const ack = decodeTariffAck(body);
-    if (ack.kind === 'tariff') {
-      await db.query(
-        'UPDATE meter_tariffs SET acked_version = $2, acked_ok = $3, acked_why = $4, acked_at = now() WHERE meter_id = $1',
-        [meterId, ack.version, ack.ok, ack.why ?? null],
-      );
-      if (ack.ok) {
-        const held = await db.query<{ document: TariffDocument }>(
-          'SELECT t.document FROM meter_tariffs m JOIN tariffs t ON t.id = m.tariff_id AND t.version = $2 WHERE m.meter_id = $1',
-          [meterId, ack.version],
-        );
-        if (held.rows[0]) this.#held.set(meterId, this.#compile(held.rows[0].document));
-      }
-    }
-    return ack;
-  }
+  /**
+   * Ingest's handler for 0x05 (route): a frame the gate verified (authenticated, not a replay),
+   * recorded in the transaction that accepts it; the tariff the meter holds is updated after the commit.
+   */
+  onAck: UplinkHandler = async ({ meterId, body }, tx) => {
+    const ack: TariffAck = decodeTariffAck(body);
+    if (ack.kind !== 'tariff') return;
+    await tx.query(
+      'UPDATE meter_tariffs SET acked_version = $2, acked_ok = $3, acked_why = $4, acked_at = now() WHERE meter_id = $1',
+      [meterId, ack.version, ack.ok, ack.why ?? null],
+    );
+    if (!ack.ok) return;
+    const held = await tx.query<{ document: TariffDocument }>(
+      'SELECT t.document FROM meter_tariffs m JOIN tariffs t ON t.id = m.tariff_id AND t.version = $2 WHERE m.meter_id = $1',
+      [meterId, ack.version],
+    );
+    const document = held.rows[0]?.document;
+    if (!document) return;
+    const tariff = this.#compile(document);
+    return async () => {
+      this.#held.set(meterId, tariff);
+    };
+  };
 
   async status(meterId: number): Promise<Record<string, unknown> | undefined> {
     const rows = await this.#deps.db.query<{
