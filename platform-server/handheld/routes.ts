@@ -97,23 +97,25 @@ export const handheldRoutes: FastifyPluginAsync<HandheldRoutesOptions> = async (
         }
         const outcome = await ingest.handleUplink(topic, frame);
         results.push(
-          outcome.ok
-            ? {
-                ok: true,
-                meterId: outcome.meterId,
-                frameSeq: outcome.frameSeq,
-                stored: outcome.stored.length,
-                duplicates: outcome.duplicates,
-                ackSeq: outcome.ack.seq,
-                ...(outcome.ackFrame ? { downlink: toHex(outcome.ackFrame) } : {}),
-              }
-            : {
-                ok: false,
-                reason: outcome.reason,
-                detail: outcome.detail,
-                ...(outcome.meterId === undefined ? {} : { meterId: outcome.meterId }),
-                ...(outcome.frameSeq === undefined ? {} : { frameSeq: outcome.frameSeq }),
-              },
+          outcome.ok && 'routed' in outcome
+            ? { ok: true, meterId: outcome.meterId, frameSeq: outcome.frameSeq }
+            : outcome.ok
+              ? {
+                  ok: true,
+                  meterId: outcome.meterId,
+                  frameSeq: outcome.frameSeq,
+                  stored: outcome.stored.length,
+                  duplicates: outcome.duplicates,
+                  ackSeq: outcome.ack.seq,
+                  ...(outcome.ackFrame ? { downlink: toHex(outcome.ackFrame) } : {}),
+                }
+              : {
+                  ok: false,
+                  reason: outcome.reason,
+                  detail: outcome.detail,
+                  ...(outcome.meterId === undefined ? {} : { meterId: outcome.meterId }),
+                  ...(outcome.frameSeq === undefined ? {} : { frameSeq: outcome.frameSeq }),
+                },
         );
       }
       await guard.audit(request, {
