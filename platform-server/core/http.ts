@@ -1,10 +1,93 @@
 // What every HTTP route of the platform shares, registered at the root (fastify-plugin, so it is not
 // encapsulated): the one error shape (errors.ts) for refused and failed requests, Fastify's own
-// validation and 404 errors included, and the public health check.
-import type { FastifyError } from 'fastify';
+// validation and 404 errors included; the guard on what no schema can say (inputGuard below); and
+// the public health check.
+import type { FastifyError, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Database } from './db';
 import { sendError, validationField } from './errors';
+
+/** A request value refused by inputGuard: 400 with its field. */
+export class BadInputError extends Error {
+  override readonly name: string = 'BadInputError';
+  readonly statusCode = 400;
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly field: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+const PARTS = [
+  ['params', 'path parameter'],
+  ['query', 'query parameter'],
+  ['body', 'body field'],
+] as const;
+
+/**
+ * After schema validation (so after Fastify's coercion of path and query text to numbers), before
+ * any handler: every string and property name of params, query and body must be free of U+0000
+ * (PostgreSQL's text and jsonb cannot hold it), and every number finite and within ±2^53 (Fastify's
+ * coercion lets "Infinity" through an integer schema with a maximum, and JSON's 1e400 parses as
+ * Infinity). Throws BadInputError naming the field.
+ */
+export function inputGuard(request: Pick<FastifyRequest, 'params' | 'query' | 'body'>): void {
+  for (const [part, what] of PARTS) {
+    const bad = findBad(request[part], [], 0);
+    if (!bad) continue;
+    const field = bad.path.length > 0 ? bad.path.join('.') : undefined;
+    const named = field === undefined ? `the ${part === 'body' ? 'body' : what}` : `${what} ${field}`;
+    throw new BadInputError(
+      bad.kind === 'nul' ? 'nul-character' : 'number-out-of-range',
+      bad.kind === 'nul'
+        ? `${named} contains a NUL character (U+0000), which is not allowed`
+        : `${named} is not a number this API takes (finite, at most 2^53 in size)`,
+      field,
+    );
+  }
+}
+
+function findBad(
+  value: unknown,
+  path: string[],
+  depth: number,
+): { kind: 'nul' | 'number'; path: string[] } | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? { kind: 'nul', path } : undefined;
+  if (typeof value === 'number')
+    return Number.isFinite(value) && Math.abs(value) <= Number.MAX_SAFE_INTEGER
+      ? undefined
+      : { kind: 'number', path };
+  // Bodies nest a few levels (tariff documents); past 64 the body limit is the only bound needed.
+  if (value === null || typeof value !== 'object' || depth > 64) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const bad = findBad(value[i], [...path, String(i)], depth + 1);
+      if (bad) return bad;
+    }
+    return undefined;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes('\u0000')) return { kind: 'nul', path: [...path, key.replaceAll('\u0000', '\\u0000')] };
+    const bad = findBad(item, [...path, key], depth + 1);
+    if (bad) return bad;
+  }
+  return undefined;
+}
+
+/**
+ * PostgreSQL's refusals of a value (SQLSTATE class 22, data exception: out of range, bad text,
+ * bad encoding; 54000, a value too long to index) mean a request carried a value no schema kept
+ * out: a 400, not a 500. The schemas and inputGuard should keep every such value out; the HTTP
+ * fuzz test fails on this code.
+ */
+export const DATABASE_REFUSED = 'value-refused';
+
+function databaseRefusal(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^(22[0-9A-Z]{3}|54000)$/.test(code);
+}
 
 const healthSchema = {
   type: 'object',
@@ -25,7 +108,14 @@ export const httpBasics = fp<HttpBasicsOptions>(
     // document) and never drop a property the route sent.
     app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
+    // Root hook: it runs for every route, after validation and before the route's own preHandlers.
+    app.addHook('preHandler', async (request) => inputGuard(request));
+
     app.setErrorHandler((error: FastifyError, request, reply) => {
+      if (databaseRefusal(error)) {
+        request.log.warn({ err: error }, 'the database refused a value of the request');
+        return sendError(reply, 400, DATABASE_REFUSED, 'a value in the request is out of range or not valid');
+      }
       const status =
         error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
       if (status === 500) {
@@ -33,6 +123,8 @@ export const httpBasics = fp<HttpBasicsOptions>(
         return sendError(reply, 500, 'internal-error', 'internal error');
       }
       const field = (error as { field?: unknown }).field;
+      const retryAfter = (error as { retryAfter?: unknown }).retryAfter;
+      if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
       return sendError(
         reply,
         status,

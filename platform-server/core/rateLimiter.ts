@@ -1,5 +1,6 @@
 // A fixed-window rate limiter kept in memory (per instance): drivers' and operators' logins,
-// registrations, SMS and voice requests.
+// registrations, SMS and voice requests. hit() counts and answers; wait() and clear() let a caller
+// count only some attempts (drivers' failed logins).
 
 /** At most `limit` hits per key in each window of `windowMs`. */
 export class RateLimiter {
@@ -22,6 +23,19 @@ export class RateLimiter {
     }
     entry.count++;
     return entry.count > this.limit ? Math.max(1, Math.ceil((entry.start + this.windowMs - now) / 1000)) : 0;
+  }
+
+  /** The seconds until `key` may try again (0: now), without counting a hit. */
+  wait(key: string): number {
+    const now = this.now();
+    const entry = this.#hits.get(key);
+    if (!entry || now - entry.start >= this.windowMs || entry.count < this.limit) return 0;
+    return Math.max(1, Math.ceil((entry.start + this.windowMs - now) / 1000));
+  }
+
+  /** Forgets `key`'s hits. */
+  clear(key: string): void {
+    this.#hits.delete(key);
   }
 
   #prune(now: number): void {
