@@ -533,6 +533,8 @@ export interface FuzzFailure {
 export interface FuzzReport {
   requests: number;
   routes: number;
+  /** `METHOD path` of every operation fuzzed. */
+  operations: string[];
   /** Status code → count. */
   statuses: Record<number, number>;
   serverErrors: number;
@@ -551,7 +553,9 @@ export interface FuzzOptions {
   /** Whether `credentials` authenticate: without them no route but a public one may answer 2xx. */
   authenticated: boolean;
   known?: (op: FuzzOperation, name: string) => unknown[];
-  /** Operations to leave out (by `METHOD path`). */
+  /** Operations the document does not show (hidden routes), fuzzed beside its own. */
+  extra?: FuzzOperation[];
+  /** Operations to leave out. */
   skip?: (op: FuzzOperation) => boolean;
   /** Called after each operation's requests with the time they took (ms), for the bench. */
   onRoute?: (op: FuzzOperation, ms: number) => void;
@@ -614,11 +618,14 @@ function check(
 export async function fuzzHttp(app: FastifyInstance, options: FuzzOptions): Promise<FuzzReport> {
   const res = await app.inject({ method: 'GET', url: '/api/openapi.json' });
   if (res.statusCode !== 200) throw new Error(`/api/openapi.json answered ${res.statusCode}`);
-  const operations = operationsOf(res.json()).filter((op) => !options.skip?.(op));
+  const operations = [...operationsOf(res.json()), ...(options.extra ?? [])].filter(
+    (op) => !options.skip?.(op),
+  );
   const keep = options.keep ?? 50;
   const report: FuzzReport = {
     requests: 0,
     routes: operations.length,
+    operations: operations.map((op) => `${op.method} ${op.path}`),
     statuses: {},
     serverErrors: 0,
     failures: [],
@@ -661,6 +668,29 @@ export function describeFailures(failures: readonly FuzzFailure[], max = 20): st
     .join('\n');
 }
 
+/**
+ * Every route fastify has, HEAD aside, read from its printRoutes() tree (each line a path segment
+ * under the line above it, with its methods): paths in the OpenAPI form, `*` as `{wildcard}`.
+ */
+export function registeredRoutes(app: FastifyInstance): { method: string; path: string }[] {
+  const routes: { method: string; path: string }[] = [];
+  const stack: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const match = /^([│ ]*)(?:[├└]── )?(\S.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (!match || match[2] === undefined) continue;
+    const depth = Math.floor(match[1].length / 4);
+    stack.length = depth;
+    stack[depth] = match[2];
+    const path = stack
+      .join('')
+      .replace(/:([A-Za-z]+)/g, '{$1}')
+      .replace(/\*$/, '{wildcard}');
+    for (const method of (match[3] ?? '').split(', ').filter((m) => m && m !== 'HEAD'))
+      routes.push({ method, path });
+  }
+  return routes;
+}
+
 // ---- A whole platform --------------------------------------------------------------------------
 
 const GATEWAY_SECRET = 'fuzz-gateway-secret-0123456789abcdef';
@@ -674,6 +704,8 @@ export interface PlatformFuzzReport {
   anonymous: FuzzReport;
   /** An admin's token on operator routes, a driver's on drivers' routes, the gateway's secret. */
   authenticated: FuzzReport;
+  /** `METHOD path` of every route fastify has (its printRoutes tree), HEAD aside. */
+  registered: string[];
 }
 
 /**
@@ -751,21 +783,41 @@ export async function fuzzPlatform(
       { authorization: 'Basic YWRtaW46YWRtaW4=' },
       { authorization: `Bearer ${GATEWAY_SECRET.slice(0, -1)}x` },
     ];
+    // The routes the document hides (itself, its HTML page and assets): fuzzed by their paths.
+    const doc = (
+      await platform.app.inject({ method: 'GET', url: '/api/openapi.json' })
+    ).json() as OpenApiDocument;
+    const shown = new Set(operationsOf(doc).map((op) => `${op.method} ${op.path}`));
+    const routeList = registeredRoutes(platform.app);
+    const extra: FuzzOperation[] = routeList
+      .filter((r) => !shown.has(`${r.method} ${r.path}`))
+      .map((r) => ({
+        ...r,
+        role: 'public',
+        parameters: [...r.path.matchAll(/\{([^}]+)\}/g)].map((m) => ({
+          in: 'path' as const,
+          name: m[1],
+          required: true,
+          schema: { type: 'string' },
+        })),
+      }));
     let n = 0;
     const anonymous = await fuzzHttp(platform.app, {
       ...options,
+      extra,
       authenticated: false,
       known,
       credentials: async () => forged[n++ % forged.length],
     });
     const authenticated = await fuzzHttp(platform.app, {
       ...options,
+      extra,
       seed: options.seed + 1000,
       authenticated: true,
       known,
       credentials,
     });
-    return { anonymous, authenticated };
+    return { anonymous, authenticated, registered: routeList.map((r) => `${r.method} ${r.path}`) };
   } finally {
     await platform.close();
     await drop();
