@@ -109,6 +109,14 @@ describe('drivers login limits', () => {
     assert.equal((await login('driver10@example.com', PASSWORD, address)).statusCode, 429);
   });
 
+  it('counts concurrent guesses as they start: no more than the limit reach a password check', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => login('driver7@example.com', `guess ${i}`, `198.51.100.${i}`)),
+    );
+    const statuses = answers.map((a) => a.statusCode).sort();
+    assert.deepEqual(statuses, [...Array(3).fill(401), ...Array(9).fill(429)]);
+  });
+
   it('locks an unknown login as it locks a known one (no telling which exist)', async () => {
     for (let i = 0; i < 3; i++)
       assert.equal((await login('nobody@example.com', 'wrong', `198.18.0.${i}`)).statusCode, 401);

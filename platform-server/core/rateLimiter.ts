@@ -1,6 +1,6 @@
 // A fixed-window rate limiter kept in memory (per instance): drivers' and operators' logins,
-// registrations, SMS and voice requests. hit() counts and answers; wait() and clear() let a caller
-// count only some attempts (drivers' failed logins).
+// registrations, SMS and voice requests. hit() counts and answers; refund() and clear() let a caller
+// keep only some attempts counted (drivers' failed logins).
 
 /** At most `limit` hits per key in each window of `windowMs`. */
 export class RateLimiter {
@@ -25,12 +25,10 @@ export class RateLimiter {
     return entry.count > this.limit ? Math.max(1, Math.ceil((entry.start + this.windowMs - now) / 1000)) : 0;
   }
 
-  /** The seconds until `key` may try again (0: now), without counting a hit. */
-  wait(key: string): number {
-    const now = this.now();
+  /** Takes back one hit of `key` in the current window (an attempt that turned out not to count). */
+  refund(key: string): void {
     const entry = this.#hits.get(key);
-    if (!entry || now - entry.start >= this.windowMs || entry.count < this.limit) return 0;
-    return Math.max(1, Math.ceil((entry.start + this.windowMs - now) / 1000));
+    if (entry && entry.count > 0 && this.now() - entry.start < this.windowMs) entry.count--;
   }
 
   /** Forgets `key`'s hits. */

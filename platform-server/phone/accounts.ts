@@ -98,7 +98,7 @@ export class Accounts {
   }
 
   /**
-   * Logs in with phone number, e-mail or account number. With `limits`, failed logins are counted
+   * Logs in with phone number, e-mail or account number. With `limits`, failed logins count
    * per address and per account (the driver, whichever identifier was typed; the typed identifier
    * when no driver has it, so an unknown login locks like a known one), and an address or account
    * over its limit gets a 429 before any password is checked.
@@ -116,7 +116,7 @@ export class Accounts {
         undefined,
         wait,
       );
-    const addressWait = attempt?.limits.addressWait(attempt.address) ?? 0;
+    const addressWait = attempt?.limits.startAddress(attempt.address) ?? 0;
     if (addressWait) throw tooMany(addressWait);
     const id = identifier.trim();
     const phone = /^[+0-9 ()-]{8,20}$/.test(id) ? safePhone(id) : null;
@@ -126,15 +126,13 @@ export class Accounts {
     );
     const driver = row.rows[0];
     const account = driver ? `driver:${driver.id}` : `login:${phone ?? id.toLowerCase()}`;
-    const accountWait = attempt?.limits.accountWait(account) ?? 0;
+    const accountWait = attempt?.limits.startAccount(attempt.address, account) ?? 0;
     if (accountWait) throw tooMany(accountWait);
     // The hash is computed even for an unknown login, so timing does not tell which exist.
     const ok = await verifyPassword(password, driver?.password_hash ?? (await this.#dummyHash()));
-    if (!driver || !ok) {
-      attempt?.limits.failed(attempt.address, account);
-      throw new PhoneError(401, 'bad-credentials', 'wrong phone, e-mail or password');
-    }
-    attempt?.limits.succeeded(account);
+    // A failure stays counted (from its start) against the address and the account.
+    if (!driver || !ok) throw new PhoneError(401, 'bad-credentials', 'wrong phone, e-mail or password');
+    attempt?.limits.succeeded(attempt.address, account);
     return { driver: driverView(driver), token: await this.#issueToken(driver.id) };
   }
 

@@ -61,9 +61,10 @@ export { RateLimiter };
 /**
  * Drivers' login limits, counting failed logins only: per network address (many drivers share
  * one behind a mobile carrier's NAT, and their successful logins must not lock each other out) and
- * per account (an address-hopping guesser still stops at the account's limit). A successful login
- * clears its account's failures, never the address's (a guesser could log into their own account
- * between guesses).
+ * per account (an address-hopping guesser still stops at the account's limit). An attempt is
+ * counted when it starts, so concurrent guesses count at once, and taken back from the address
+ * when it succeeds; a success clears its account's failures, never the address's (a guesser could
+ * log into their own account between guesses).
  */
 export class LoginLimits {
   constructor(
@@ -71,22 +72,24 @@ export class LoginLimits {
     readonly perAccount: RateLimiter,
   ) {}
 
-  /** The seconds until the address may try again (0: now). */
-  addressWait(address: string): number {
-    return this.perAddress.wait(`ip:${address}`);
+  /** Counts an attempt from `address`: 0 when allowed, else the seconds until it may try again. */
+  startAddress(address: string): number {
+    return this.perAddress.hit(`ip:${address}`);
   }
 
-  /** The seconds until the account may be tried again (0: now). */
-  accountWait(account: string): number {
-    return this.perAccount.wait(account);
+  /**
+   * Counts an attempt on `account` (already counted from `address`): 0 when allowed, else the
+   * seconds until it may be tried again. A refused attempt checks no password: the address gets it back.
+   */
+  startAccount(address: string, account: string): number {
+    const wait = this.perAccount.hit(account);
+    if (wait) this.perAddress.refund(`ip:${address}`);
+    return wait;
   }
 
-  failed(address: string, account: string): void {
-    this.perAddress.hit(`ip:${address}`);
-    this.perAccount.hit(account);
-  }
-
-  succeeded(account: string): void {
+  /** A successful login: not counted against the address; the account's failures cleared. */
+  succeeded(address: string, account: string): void {
+    this.perAddress.refund(`ip:${address}`);
     this.perAccount.clear(account);
   }
 }
