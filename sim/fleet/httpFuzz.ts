@@ -226,15 +226,11 @@ function validOfType(schema: Schema, type: string | undefined, depth: number): f
       const record: Record<string, fc.Arbitrary<unknown>> = {};
       for (const key of keys) record[key] = valid(properties[key], depth + 1);
       const optional = keys.filter((k) => !required.has(k));
-      return fc
-        .record(record, { requiredKeys: [...required].filter((k) => k in properties) })
-        .map((value) => {
-          // minProperties: an optional property is kept when the object would be too small.
-          const v = value as Record<string, unknown>;
-          if (Object.keys(v).length < (schema.minProperties ?? 0) && optional.length > 0)
-            return { ...v, [optional[0]]: undefined } as unknown;
-          return v;
-        });
+      // minProperties: that many optional properties are always there when none is required.
+      const always = [...required].filter((k) => k in properties);
+      if (always.length < (schema.minProperties ?? 0))
+        always.push(...optional.slice(0, (schema.minProperties ?? 0) - always.length));
+      return fc.record(record, { requiredKeys: always });
     }
     default:
       return fc.jsonValue({ maxDepth: 2 });
@@ -446,11 +442,18 @@ export function requestsFor(
           validPath,
           validQuery,
           validBody,
-          fc.nat(queryParams.length - 1),
-          fc.oneof(fc.constantFrom(...TEXT_EDGES), edged(queryParams[0].schema).map(asText)),
+          // Which parameter, and an edge for it: text edges, or its own schema's edges written out.
+          fc
+            .nat(queryParams.length - 1)
+            .chain((i) =>
+              fc.tuple(
+                fc.constant(i),
+                fc.oneof(fc.constantFrom(...TEXT_EDGES), edged(queryParams[i].schema).map(asText)),
+              ),
+            ),
           fc.boolean(),
         )
-        .map(([p, q, b, i, v, twice]) => {
+        .map(([p, q, b, [i, v], twice]) => {
           const parts = build(
             p,
             q,
