@@ -492,6 +492,21 @@ export function requestsFor(
         body: undefined,
         contentType: undefined,
       })),
+      // A field nested 20,000 deep (arrays or objects) beside the valid body's own.
+      fc.tuple(validPath, validQuery, validBody, fc.boolean()).map(([p, q, b, arrays]) => {
+        const depth = 20_000;
+        const nested = arrays
+          ? `${'['.repeat(depth)}1${']'.repeat(depth)}`
+          : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+        const base = serialise(b);
+        const body =
+          base.startsWith('{') && base !== '{}' ? `{"deep":${nested},${base.slice(1)}` : `{"deep":${nested}}`;
+        return {
+          ...build(p, q, undefined, `field nested ${depth} deep`),
+          body,
+          contentType: 'application/json',
+        };
+      }),
       fc.tuple(validPath, validQuery).map(([p, q]) => ({
         ...build(p, q, undefined, 'body of 2 MB'),
         body: JSON.stringify({ big: 'x'.repeat(2 * 1024 * 1024) }),
