@@ -87,6 +87,17 @@ describe('bad input gets a 400, never a 500', () => {
     const tariff = await call('POST', '/api/tariffs', { id: 'nul', rules: { 'a\u0000': 1 } });
     assert.equal(tariff.status, 400);
     assert.equal(tariff.body.code, 'nul-character');
+    // Deep inside a free-form body too (the guard walks with its own stack, at any depth).
+    const depth = 5000;
+    const deep = await platform.app.inject({
+      method: 'POST',
+      url: '/api/tariffs',
+      headers: { 'content-type': 'application/json', ...admin.headers },
+      payload: `{"id":"deep","x":${'['.repeat(depth)}"a\\u0000"${']'.repeat(depth)}}`,
+    });
+    assert.equal(deep.statusCode, 400);
+    assert.equal(deep.json().code, 'nul-character');
+    assert.equal(deep.json().field, ['x', ...Array(depth).fill('0')].join('.'));
     // Nothing was stored from the refused requests.
     const audit = await platform.db.query(
       "SELECT 1 FROM operator_audit WHERE username LIKE 'admin%\\u0000%'",

@@ -35,7 +35,7 @@ const PARTS = [
  */
 export function inputGuard(request: Pick<FastifyRequest, 'params' | 'query' | 'body'>): void {
   for (const [part, what] of PARTS) {
-    const bad = findBad(request[part], [], 0);
+    const bad = findBad(request[part]);
     if (!bad) continue;
     const field = bad.path.length > 0 ? bad.path.join('.') : undefined;
     const named = field === undefined ? `the ${part === 'body' ? 'body' : what}` : `${what} ${field}`;
@@ -49,29 +49,43 @@ export function inputGuard(request: Pick<FastifyRequest, 'params' | 'query' | 'b
   }
 }
 
-function findBad(
-  value: unknown,
-  path: string[],
-  depth: number,
-): { kind: 'nul' | 'number'; path: string[] } | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? { kind: 'nul', path } : undefined;
-  if (typeof value === 'number')
-    return Number.isFinite(value) && Math.abs(value) <= Number.MAX_SAFE_INTEGER
-      ? undefined
-      : { kind: 'number', path };
-  // Bodies nest a few levels (tariff documents); past 64 the body limit is the only bound needed.
-  if (value === null || typeof value !== 'object' || depth > 64) return undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const bad = findBad(value[i], [...path, String(i)], depth + 1);
-      if (bad) return bad;
+/** A node of the walk: its value, and its key and parent to name the field when it is at fault. */
+interface Node {
+  value: unknown;
+  key?: string;
+  parent?: Node;
+}
+
+/**
+ * The first NUL or out-of-range number in `root`, with its path. A walk with its own stack, not
+ * recursion: a body nested 100,000 deep (1 MB of brackets) is walked like a flat one.
+ */
+function findBad(root: unknown): { kind: 'nul' | 'number'; path: string[] } | undefined {
+  const stack: Node[] = [{ value: root }];
+  const pathOf = (node: Node, last?: string) => {
+    const path: string[] = last === undefined ? [] : [last];
+    for (let n: Node | undefined = node; n?.key !== undefined; n = n.parent) path.push(n.key);
+    return path.reverse();
+  };
+  while (stack.length > 0) {
+    const node = stack.pop() as Node;
+    const value = node.value;
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return { kind: 'nul', path: pathOf(node) };
+    } else if (typeof value === 'number') {
+      if (!Number.isFinite(value) || Math.abs(value) > Number.MAX_SAFE_INTEGER)
+        return { kind: 'number', path: pathOf(node) };
+    } else if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--)
+        stack.push({ value: value[i], key: String(i), parent: node });
+    } else if (value !== null && typeof value === 'object') {
+      const entries = Object.entries(value);
+      for (const [key] of entries)
+        if (key.includes('\u0000'))
+          return { kind: 'nul', path: pathOf(node, key.replaceAll('\u0000', '\\u0000')) };
+      for (let i = entries.length - 1; i >= 0; i--)
+        stack.push({ value: entries[i][1], key: entries[i][0], parent: node });
     }
-    return undefined;
-  }
-  for (const [key, item] of Object.entries(value)) {
-    if (key.includes('\u0000')) return { kind: 'nul', path: [...path, key.replaceAll('\u0000', '\\u0000')] };
-    const bad = findBad(item, [...path, key], depth + 1);
-    if (bad) return bad;
   }
   return undefined;
 }
