@@ -1,5 +1,6 @@
 // A fixed-window rate limiter kept in memory (per instance): drivers' and operators' logins,
-// registrations, SMS and voice requests.
+// registrations, SMS and voice requests. hit() counts and answers; refund() and clear() let a caller
+// keep only some attempts counted (drivers' failed logins).
 
 /** At most `limit` hits per key in each window of `windowMs`. */
 export class RateLimiter {
@@ -22,6 +23,17 @@ export class RateLimiter {
     }
     entry.count++;
     return entry.count > this.limit ? Math.max(1, Math.ceil((entry.start + this.windowMs - now) / 1000)) : 0;
+  }
+
+  /** Takes back one hit of `key` in the current window (an attempt that turned out not to count). */
+  refund(key: string): void {
+    const entry = this.#hits.get(key);
+    if (entry && entry.count > 0 && this.now() - entry.start < this.windowMs) entry.count--;
+  }
+
+  /** Forgets `key`'s hits. */
+  clear(key: string): void {
+    this.#hits.delete(key);
   }
 
   #prune(now: number): void {

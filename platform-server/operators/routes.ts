@@ -207,7 +207,7 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
             meterId: { type: 'integer', minimum: 0, maximum: 0xffffffff },
             action: { type: 'string', minLength: 1, maxLength: 64 },
             limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
-            before: { type: 'integer', minimum: 1 },
+            before: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
           },
           additionalProperties: false,
         },

@@ -10,7 +10,6 @@ import {
   type CardRow,
   type CardView,
   cardView,
-  DUMMY_HASH,
   type DriverRow,
   type DriverView,
   driverView,
@@ -19,11 +18,19 @@ import {
   type RenewOption,
   safePhone,
 } from './model';
-import { DEFAULT_PASSWORD_SCRYPT, hashPassword, newToken, tokenHash, verifyPassword } from './security';
+import {
+  DEFAULT_PASSWORD_SCRYPT,
+  hashPassword,
+  type LoginLimits,
+  newToken,
+  tokenHash,
+  verifyPassword,
+} from './security';
 
 export class Accounts {
   readonly #c: PhoneContext;
   readonly #tokenKey: Uint8Array;
+  #dummy: Promise<string> | undefined;
 
   constructor(context: PhoneContext, tokenKey: Uint8Array) {
     this.#c = context;
@@ -90,8 +97,27 @@ export class Accounts {
     }
   }
 
-  /** Logs in with phone number, e-mail or account number. */
-  async login(identifier: string, password: string): Promise<{ driver: DriverView; token: string }> {
+  /**
+   * Logs in with phone number, e-mail or account number. With `limits`, failed logins count
+   * per address and per account (the driver, whichever identifier was typed; the typed identifier
+   * when no driver has it, so an unknown login locks like a known one), and an address or account
+   * over its limit gets a 429 before any password is checked.
+   */
+  async login(
+    identifier: string,
+    password: string,
+    attempt?: { address: string; limits: LoginLimits },
+  ): Promise<{ driver: DriverView; token: string }> {
+    const tooMany = (wait: number) =>
+      new PhoneError(
+        429,
+        'too-many-requests',
+        `too many login attempts: try again in ${wait} s`,
+        undefined,
+        wait,
+      );
+    const addressWait = attempt?.limits.startAddress(attempt.address) ?? 0;
+    if (addressWait) throw tooMany(addressWait);
     const id = identifier.trim();
     const phone = /^[+0-9 ()-]{8,20}$/.test(id) ? safePhone(id) : null;
     const row = await this.#c.db.query<DriverRow>(
@@ -99,10 +125,21 @@ export class Accounts {
       [phone, id.toLowerCase(), id.toUpperCase()],
     );
     const driver = row.rows[0];
+    const account = driver ? `driver:${driver.id}` : `login:${phone ?? id.toLowerCase()}`;
+    const accountWait = attempt?.limits.startAccount(attempt.address, account) ?? 0;
+    if (accountWait) throw tooMany(accountWait);
     // The hash is computed even for an unknown login, so timing does not tell which exist.
-    const ok = await verifyPassword(password, driver?.password_hash ?? DUMMY_HASH);
+    const ok = await verifyPassword(password, driver?.password_hash ?? (await this.#dummyHash()));
+    // A failure stays counted (from its start) against the address and the account.
     if (!driver || !ok) throw new PhoneError(401, 'bad-credentials', 'wrong phone, e-mail or password');
+    attempt?.limits.succeeded(attempt.address, account);
     return { driver: driverView(driver), token: await this.#issueToken(driver.id) };
+  }
+
+  /** A hash with this platform's scrypt parameters: an unknown login costs what a known one does. */
+  #dummyHash(): Promise<string> {
+    this.#dummy ??= hashPassword(newToken(), this.#c.options.passwordScrypt ?? DEFAULT_PASSWORD_SCRYPT);
+    return this.#dummy;
   }
 
   async #issueToken(driverId: number): Promise<string> {
@@ -189,13 +226,12 @@ export class Accounts {
         'SELECT driver_id FROM driver_cards WHERE token = $1 AND removed_at IS NULL',
         [token],
       );
+      // One answer whoever holds the card: it never says that another account has it.
       if (held.rows.length > 0)
         throw new PhoneError(
           409,
-          'card-registered',
-          held.rows[0].driver_id === driverId
-            ? 'this card is already on your account'
-            : 'this card is registered to another account',
+          'card-unavailable',
+          'this card cannot be added: if it is not among your cards already, contact support',
         );
       if (input.renewal)
         await tx.query('UPDATE driver_cards SET renewal = false WHERE driver_id = $1', [driverId]);

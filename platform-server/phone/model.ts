@@ -20,6 +20,8 @@ export class PhoneError extends Error {
     message: string,
     /** The most minutes that could still be added, when a renewal was refused at a limit. */
     readonly maxMinutes?: number,
+    /** Seconds until a rate-limited request may be tried again (the retry-after header). */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -313,6 +315,3 @@ export function deriveTokenKey(crypto: Crypto, keystore: Keystore): Uint8Array {
   slot.downlink.fill(0);
   return key;
 }
-
-export const DUMMY_HASH =
-  'scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';

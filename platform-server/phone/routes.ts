@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody, errorResponses, sendError } from '../core/errors';
 import { object, time } from '../core/schemas';
-import { RateLimiter } from './security';
+import { defaultLoginLimits, type LoginLimits, RateLimiter } from './security';
 import { PhoneError, type PhoneService } from './service';
 
 export const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'web');
@@ -22,7 +22,8 @@ const WEB_FILES: Record<string, string> = {
 };
 
 export interface RateLimits {
-  login: RateLimiter;
+  /** Failed logins per address and per account (security.ts). */
+  login: LoginLimits;
   register: RateLimiter;
   sms: RateLimiter;
   voice: RateLimiter;
@@ -30,7 +31,7 @@ export interface RateLimits {
 
 export function defaultRateLimits(): RateLimits {
   return {
-    login: new RateLimiter(10, 15 * 60_000),
+    login: defaultLoginLimits(),
     register: new RateLimiter(20, 60 * 60_000),
     sms: new RateLimiter(10, 60_000),
     voice: new RateLimiter(30, 60_000),
@@ -48,7 +49,7 @@ const channel = { type: 'string', enum: ['sms', 'voice', 'app'] } as const;
 const option = { type: 'string', enum: ['auto', 'phone', 'app'] } as const;
 const idParams = {
   type: 'object',
-  properties: { id: { type: 'integer', minimum: 1 } },
+  properties: { id: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } },
   required: ['id'],
 } as const;
 
@@ -108,7 +109,9 @@ const cardBody = {
 const cardPatch = {
   type: 'object',
   properties: {
-    paysWith: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'null' }] },
+    paysWith: {
+      anyOf: [{ type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER }, { type: 'null' }],
+    },
     renewal: { type: 'boolean' },
     label: { type: 'string', maxLength: 40 },
   },
@@ -220,13 +223,9 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
         response: { 200: session, ...errorResponses(400, 401, 429) },
       },
     },
-    async (request, reply) => {
-      const wait =
-        limits.login.hit(`id:${request.body.login.trim().toLowerCase()}`) ||
-        limits.login.hit(`ip:${request.ip}`);
-      if (wait) return tooMany(reply, wait, 'login attempts');
-      return phone.login(request.body.login, request.body.password);
-    },
+    // Only failures count (per address and per account); a 429 comes as a PhoneError with retryAfter.
+    async (request) =>
+      phone.login(request.body.login, request.body.password, { address: request.ip, limits: limits.login }),
   );
 
   app.post(

@@ -1,10 +1,12 @@
 // Driver credentials and abuse limits: passwords hashed with scrypt (memory-hard, @noble/hashes),
-// bearer tokens stored only as their SHA-256, and an in-memory fixed-window rate limiter keyed by
-// whatever the route chooses (phone number, IP), for login and incoming SMS / voice.
+// bearer tokens stored only as their SHA-256, an in-memory fixed-window rate limiter keyed by
+// whatever the route chooses (phone number, IP) for registration and incoming SMS / voice, and the
+// login limits on failed logins per address and per account.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { scryptAsync } from '@noble/hashes/scrypt';
 import { sha256 } from '@noble/hashes/sha256';
 import { bytesToHex } from '@noble/hashes/utils';
+import { RateLimiter } from '../core/rateLimiter';
 
 export interface ScryptParams {
   /** log2 of N. 15 (32 MiB with r = 8) by default. */
@@ -54,4 +56,45 @@ export function tokenHash(token: string): string {
   return bytesToHex(sha256(new TextEncoder().encode(token)));
 }
 
-export { RateLimiter } from '../core/rateLimiter';
+export { RateLimiter };
+
+/**
+ * Drivers' login limits, counting failed logins only: per network address (many drivers share
+ * one behind a mobile carrier's NAT, and their successful logins must not lock each other out) and
+ * per account (an address-hopping guesser still stops at the account's limit). An attempt is
+ * counted when it starts, so concurrent guesses count at once, and taken back from the address
+ * when it succeeds; a success clears its account's failures, never the address's (a guesser could
+ * log into their own account between guesses).
+ */
+export class LoginLimits {
+  constructor(
+    readonly perAddress: RateLimiter,
+    readonly perAccount: RateLimiter,
+  ) {}
+
+  /** Counts an attempt from `address`: 0 when allowed, else the seconds until it may try again. */
+  startAddress(address: string): number {
+    return this.perAddress.hit(`ip:${address}`);
+  }
+
+  /**
+   * Counts an attempt on `account` (already counted from `address`): 0 when allowed, else the
+   * seconds until it may be tried again. A refused attempt checks no password: the address gets it back.
+   */
+  startAccount(address: string, account: string): number {
+    const wait = this.perAccount.hit(account);
+    if (wait) this.perAddress.refund(`ip:${address}`);
+    return wait;
+  }
+
+  /** A successful login: not counted against the address; the account's failures cleared. */
+  succeeded(address: string, account: string): void {
+    this.perAddress.refund(`ip:${address}`);
+    this.perAccount.clear(account);
+  }
+}
+
+/** Default drivers' login limits: 30 failures per address, 10 per account, in 15 minutes. */
+export function defaultLoginLimits(): LoginLimits {
+  return new LoginLimits(new RateLimiter(30, 15 * 60_000), new RateLimiter(10, 15 * 60_000));
+}
