@@ -45,7 +45,9 @@ export class BlacklistUnit {
     }
     if (numbers && tokenise) {
       const kept = [...this.#entries].map(([hex, reason]) => ({ token: fromHex(hex), reason }));
-      this.replace([...kept, ...legacy]); // the card numbers leave the flash
+      // Twice: the store keeps the value before the last in its other slot, numbers and all.
+      this.replace([...kept, ...legacy]);
+      this.replace([...kept, ...legacy]);
     }
   }
 
