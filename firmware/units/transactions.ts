@@ -147,8 +147,8 @@ export class TransactionUnit {
       this.#o.cardsOutOfService?.() ??
       (this.#o.cardTokensReady() ? undefined : 'no card-token key: cards cannot be recorded');
     if (outOfService) {
-      // No reader (or no SAM), no card sale; renewals, downlinks and records go on while the
-      // monitor repairs it.
+      // No reader (or no SAM, or no card-token key), no card sale; renewals, downlinks and records
+      // go on while the monitor repairs it.
       this.#refuse('cards-unavailable', 'Card payments unavailable.', null, outOfService);
       return;
     }
