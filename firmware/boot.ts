@@ -115,7 +115,16 @@ export function readProvisioning(preferences: Preferences): Provisioning {
   return provisioning;
 }
 
-const FACTORY_KEYS = Object.freeze(['epoch', 'keyA', 'keyB', 'keyM', 'keyC', 'keyD', 'releaseKey']);
+const FACTORY_KEYS = Object.freeze([
+  'epoch',
+  'keyA',
+  'keyB',
+  'keyM',
+  'keyC',
+  'keyD',
+  'releaseKey',
+  'cardTokenKey',
+]);
 
 function bytes(preferences: Preferences, key: string, length: number): Uint8Array {
   const value = preferences.get(FACTORY_DOMAIN, key);
@@ -126,8 +135,8 @@ function bytes(preferences: Preferences, key: string, length: number): Uint8Arra
 }
 
 /**
- * Moves the factory's key material (keys A, B, M for the secure parts; C and D; the release key)
- * into their places and erases it from the preferences. Returns false when there is none (the
+ * Moves the factory's key material (keys A, B, M for the secure parts; C and D; the release key;
+ * the card-token key) into their places and erases it from the preferences. Returns false when there is none (the
  * meter was personalised before). A malformed set is refused whole and left for the station.
  */
 export function personalise(hardware: MeterHardware, meterId: number): boolean {
@@ -141,11 +150,17 @@ export function personalise(hardware: MeterHardware, meterId: number): boolean {
   const uplink = bytes(preferences, 'keyC', 32);
   const downlink = bytes(preferences, 'keyD', 32);
   const releaseKey = bytes(preferences, 'releaseKey', 32);
+  // The fleet's card-token key; a station from before card tokens writes none (no card sales then).
+  const cardTokenKey =
+    preferences.get(FACTORY_DOMAIN, 'cardTokenKey') === undefined
+      ? undefined
+      : bytes(preferences, 'cardTokenKey', 32);
   try {
-    provisionBoard(hardware, { epoch, uplink, downlink, secrets: { a, b, m } }, meterId);
+    provisionBoard(hardware, { epoch, uplink, downlink, secrets: { a, b, m }, cardTokenKey }, meterId);
     RecordStore.provisionReleaseKey(preferences, releaseKey);
   } finally {
     for (const key of [a, b, m, uplink, downlink, releaseKey]) key.fill(0);
+    cardTokenKey?.fill(0);
   }
   for (const key of FACTORY_KEYS) preferences.delete(FACTORY_DOMAIN, key);
   return true;

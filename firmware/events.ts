@@ -10,7 +10,8 @@ export interface PaymentResult {
   charge: number;
   paidUntil: number;
   remainingValue: number;
-  cardNumber: string;
+  /** The card's last four digits (the meter keeps no more of its number). */
+  cardLast4: string;
 }
 
 export interface MeterEvents {
@@ -25,7 +26,7 @@ export interface MeterEvents {
   };
   'awaiting-card': { bayId: number; minutes: number; charge: number };
   'payment-accepted': PaymentResult;
-  'payment-refused': { reason: string; message: string; cardNumber: string | null };
+  'payment-refused': { reason: string; message: string; cardLast4: string | null };
   'selection-cancelled': { reason: string };
   'record-appended': { record: MeterRecord };
   'upload-sent': { firstSeq: number; lastSeq: number; frameSeq: number };

@@ -152,7 +152,11 @@ export class Meter {
       bus,
       send: (type, body) => this.comms.send(type, body),
     });
-    this.blacklist = new BlacklistUnit(partitions.blacklist);
+    // A list stored before card tokens is tokenised now, when the meter holds the card-token key.
+    this.blacklist = new BlacklistUnit(
+      partitions.blacklist,
+      this.security.cardTokensReady ? (n) => this.security.cardRef(n) : undefined,
+    );
     this.readerFiles = new ReaderFilesStore(partitions.reader);
     const display = new GuardedDisplay(hardware.display, {
       onFault: (error) => bus.emit('fault', { unit: 'display', error }),
@@ -208,6 +212,8 @@ export class Meter {
       records: this.records,
       paymentBlock: () => this.securityManagement.paymentBlock,
       reader: cardReader,
+      cardRef: (n) => this.security.cardRef(n),
+      cardTokensReady: () => this.security.cardTokensReady,
       cardsOutOfService: () => {
         const fault = this.secure?.outOfService();
         return fault && `secure parts out of service: ${fault.message}`;

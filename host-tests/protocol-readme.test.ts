@@ -5,6 +5,7 @@ import { nobleCrypto as crypto } from '../hal/nobleCrypto';
 import { fromHex, toHex } from '../protocol/bytes';
 import { chainLink, genesisHash } from '../protocol/chain';
 import { encodeHeader, FrameType, frameNonce, openFrame, sealFrame } from '../protocol/frame';
+import { cardToken, deriveCardTokenKey } from '../protocol/cardToken';
 import { combineDownlinkKey, deriveMeterKeys } from '../protocol/keys';
 import {
   decodeAckMessage,
@@ -30,6 +31,7 @@ describe('protocol/README.md worked example', () => {
     return bytes;
   };
 
+  const CARD_NUMBER = '6280000000000017';
   const record: MeterRecord = {
     kind: RecordKind.Transaction,
     seq: 1,
@@ -37,7 +39,7 @@ describe('protocol/README.md worked example', () => {
     meterId: 1001,
     data: {
       transactionNumber: 1,
-      cardNumber: '6280000000000017',
+      card: { token: block('card_token'), last4: CARD_NUMBER.slice(-4) },
       cardExpiry: '2812',
       cardType: 1,
       bayId: 2,
@@ -51,8 +53,18 @@ describe('protocol/README.md worked example', () => {
   };
   const header = { version: 1, type: FrameType.Records, meterId: 1001, epoch: 1, seq: 1 };
 
-  it('has all fourteen blocks', () => {
-    assert.equal(blocks.size, 14, [...blocks.keys()].join(', '));
+  it('has all sixteen blocks', () => {
+    assert.equal(blocks.size, 16, [...blocks.keys()].join(', '));
+  });
+
+  it("derives the card-token key and the card's token shown", () => {
+    const key = deriveCardTokenKey(crypto, block('master_key'));
+    assert.equal(toHex(key), toHex(block('card_token_key')));
+    assert.equal(toHex(cardToken(crypto, key, CARD_NUMBER)), toHex(block('card_token')));
+  });
+
+  it('carries no card number in the record', () => {
+    assert.equal(Buffer.from(block('record')).includes(Buffer.from(CARD_NUMBER)), false);
   });
 
   it('derives the keys shown', () => {

@@ -22,7 +22,7 @@ const tx: MeterRecord = {
   meterId: 1001,
   data: {
     transactionNumber: 3,
-    cardNumber: '6280000000000017',
+    card: { token: new Uint8Array(16).fill(0x17), last4: '0017' },
     cardExpiry: '2812',
     cardType: 1,
     bayId: 2,
@@ -61,7 +61,11 @@ describe('protocol', () => {
         seq: 8,
         time: 1,
         meterId: 1001,
-        data: { code: 'card-blacklisted', detail: 'stolen', cardNumber: '6280000000000025' },
+        data: {
+          code: 'card-blacklisted',
+          detail: 'stolen',
+          card: { token: new Uint8Array(16).fill(0x25), last4: '0025' },
+        },
       };
       const mt: MeterRecord = {
         kind: RecordKind.Maintenance,
@@ -76,12 +80,17 @@ describe('protocol', () => {
       throwsCode(() => decodeRecord(fromHex('ff')), 'bad-cbor');
       throwsCode(() => decodeRecord(fromHex('80')), 'bad-field');
       const wrongFormat = encodeRecord(tx).slice();
-      wrongFormat[1] = 0x02; // first array element: format 2
+      wrongFormat[1] = 0x03; // first array element: format 3
       throwsCode(() => decodeRecord(wrongFormat), 'bad-version');
+      const legacy = encodeRecord(tx).slice();
+      legacy[1] = 0x01; // format 1 carried a card number: read only by legacyRecordToCurrent
+      throwsCode(() => decodeRecord(legacy), 'bad-version');
       const negative = { ...tx, data: { ...tx.data, charge: -1 } } as MeterRecord;
       throwsCode(() => decodeRecord(encodeRecord(negative)), 'bad-field');
-      const badCard = { ...tx, data: { ...tx.data, cardNumber: '62x8' } } as MeterRecord;
-      throwsCode(() => decodeRecord(encodeRecord(badCard)), 'bad-field');
+      const shortToken = { ...tx, data: { ...tx.data, card: { token: new Uint8Array(8), last4: '0017' } } };
+      throwsCode(() => decodeRecord(encodeRecord(shortToken as MeterRecord)), 'bad-field');
+      const badLast4 = { ...tx, data: { ...tx.data, card: { token: new Uint8Array(16), last4: '62x8' } } };
+      throwsCode(() => decodeRecord(encodeRecord(badLast4 as MeterRecord)), 'bad-field');
     });
   });
 

@@ -13,10 +13,13 @@ import type { StatusService } from './fleet/status';
 import { startHandheld } from './handheld';
 import { Ingest } from './ingest/gate';
 import { MeterTables } from './ingest/meters';
+import { convertStoredCards } from './ingest/cardTokens';
 import { startKeys } from './keys';
+import { CardTokens, resolveCardTokenKey } from './keys/cardToken';
+import { nodeCrypto } from './core/nodeCrypto';
 import { type Keystore, loadKeystore } from './keys/keystore';
 import { type Operators, startOperators } from './operators';
-import { type Phone, startPhone } from './phone';
+import { type Phone, phoneConfigFromEnv, startPhone } from './phone';
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
 import { configFromEnv, type PlatformConfig } from './config';
@@ -36,8 +39,11 @@ export interface Platform {
   readonly tariffs: TariffService;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
-  /** Registers a meter at key epoch 1 and returns the keys a factory loads into it. */
-  provisionMeter(id: number, name: string): Promise<MeterKeys>;
+  /**
+   * Registers a meter at key epoch 1 and returns the keys a factory loads into it, with the fleet's
+   * card-token key (provisionBoard loads it; the caller wipes it).
+   */
+  provisionMeter(id: number, name: string): Promise<MeterKeys & { cardTokenKey: Uint8Array }>;
   /** The meter's release key, which the factory loads beside its keys (RecordStore.provisionReleaseKey). */
   releaseKeyFor(id: number): Uint8Array;
   /** Starts the HTTP server; returns its address. */
@@ -56,9 +62,19 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const keystore = await loadKeystore(config);
     opened.push(async () => keystore.close());
 
+    // The fleet's card-token key (PARKLINK_TOKEN_KEY, else derived from the master key): meters get
+    // it at the factory; ingest, the stored-card conversion and pay by phone tokenise with it.
+    const cardTokenKey = resolveCardTokenKey(
+      config.phone?.tokenKey ?? phoneConfigFromEnv().tokenKey,
+      nodeCrypto,
+      keystore,
+    );
+    const cardTokens = new CardTokens(cardTokenKey);
+
     const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
     opened.push(() => db.close());
     await migrate(db);
+    await convertStoredCards(db, cardTokens);
 
     const broker = await startBroker({
       url: config.mqttUrl,
@@ -83,6 +99,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       sharedSubscription: broker.sharedSubscriptions,
       group: config.shareGroup,
       onStored: config.onStored,
+      cardTokens,
     });
     opened.push(() => ingest.close());
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
@@ -112,7 +129,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       brokerUrl: broker.url,
       logger,
       tariffs,
-      config: config.phone,
+      config: { ...config.phone, tokenKey: cardTokenKey },
     });
     opened.push(() => phone.close());
 
@@ -133,7 +150,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
           throw new RangeError(`meter id ${id} is not a u32`);
         await meters.provision(id, name);
         ingest.forgetMeter(id);
-        return keystore.meterKeys(id, 1);
+        return { ...keystore.meterKeys(id, 1), cardTokenKey: cardTokens.key() };
       },
       releaseKeyFor: (id) => releaseKeyFor(keystore, ingest.crypto, id),
       async listen(port = config.port ?? 8080) {

@@ -1,9 +1,14 @@
 // The meter's records (the seed's main record unit, 410), as CBOR arrays: compact on flash and on
 // the air, byte-exact for the hash chain. Layouts are documented in protocol/README.md.
+// Format 2 carries a card as its keyed token and last four digits (protocol/cardToken.ts); format 1
+// carried the card number and is read only to convert it (legacyRecordToCurrent).
+import { CARD_TOKEN_LENGTH, type CardRef } from './cardToken';
 import { decodeCbor, encodeCbor } from './cbor';
 import { ProtocolError } from './errors';
 
-export const RECORD_FORMAT = 1;
+export const RECORD_FORMAT = 2;
+/** The format before card tokens: the card number as text. Never written any more. */
+export const LEGACY_RECORD_FORMAT = 1;
 
 export const RecordKind = Object.freeze({ Transaction: 1, Operation: 2, Maintenance: 3 } as const);
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
@@ -11,7 +16,8 @@ export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 /** The transaction data of seed claim 8; date and time are the record's `time`. */
 export interface TransactionData {
   transactionNumber: number;
-  cardNumber: string;
+  /** The card paid with: its keyed token and last four digits, never its number. */
+  card: CardRef;
   /** Card expiry as YYMM digits, e.g. "2812". */
   cardExpiry: string;
   /** 1 debit, 2 credit, 3 prepaid. */
@@ -38,7 +44,8 @@ export interface TransactionData {
 export interface OperationData {
   code: string;
   detail: string;
-  cardNumber: string | null;
+  /** The card the operation concerns (a refusal), or null. */
+  card: CardRef | null;
   /** The period the record covers (downtime, free or not-provided service, an operating day), epoch s. */
   period?: { from: number; to: number };
   /** A count the code defines: seconds operating, battery percent... */
@@ -112,7 +119,8 @@ function bodyOf(record: MeterRecord): unknown[] {
       const d = record.data;
       return [
         d.transactionNumber,
-        d.cardNumber,
+        d.card.token,
+        d.card.last4,
         d.cardExpiry,
         d.cardType,
         d.bayId,
@@ -127,7 +135,7 @@ function bodyOf(record: MeterRecord): unknown[] {
     }
     case RecordKind.Operation: {
       const d = record.data;
-      const base = [d.code, d.detail, d.cardNumber];
+      const base = [d.code, d.detail, d.card === null ? null : [d.card.token, d.card.last4]];
       if (d.period === undefined && d.quantity === undefined) return base;
       return [...base, d.period?.from ?? null, d.period?.to ?? null, d.quantity ?? null];
     }
@@ -136,6 +144,30 @@ function bodyOf(record: MeterRecord): unknown[] {
   }
 }
 
+/** The header fields of a record of any format, without reading its body (the meter's own log). */
+export function recordHeader(bytes: Uint8Array): {
+  format: number;
+  kind: number;
+  seq: number;
+  time: number;
+  meterId: number;
+} {
+  const value = decodeCbor(bytes);
+  if (!Array.isArray(value) || value.length !== 6) throw bad('record is not a 6-element array');
+  const [format, kind, seq, time, meterId] = value;
+  return {
+    format: uint(format, 'format'),
+    kind: uint(kind, 'kind'),
+    seq: uint(seq, 'seq'),
+    time: uint(time, 'time'),
+    meterId: uint(meterId, 'meterId'),
+  };
+}
+
+/**
+ * Decodes a format 2 record. A format 1 record (card number inside) is refused with `bad-version`:
+ * only legacyRecordToCurrent reads it, with the key that tokenises its card number.
+ */
 export function decodeRecord(bytes: Uint8Array): MeterRecord {
   const value = decodeCbor(bytes);
   if (!Array.isArray(value) || value.length !== 6) throw bad('record is not a 6-element array');
@@ -145,49 +177,111 @@ export function decodeRecord(bytes: Uint8Array): MeterRecord {
   if (!Array.isArray(body)) throw bad('record body is not an array');
   switch (kind) {
     case RecordKind.Transaction: {
-      if (body.length !== 11 && body.length !== 12) throw bad('transaction body needs 11 or 12 fields');
+      if (body.length !== 12 && body.length !== 13) throw bad('transaction body needs 12 or 13 fields');
       const data: TransactionData = {
         transactionNumber: uint(body[0], 'transactionNumber'),
-        cardNumber: digits(body[1], 'cardNumber'),
-        cardExpiry: digits(body[2], 'cardExpiry', 4),
-        cardType: uint(body[3], 'cardType'),
-        bayId: uint(body[4], 'bayId'),
-        minutes: uint(body[5], 'minutes'),
-        paidFrom: uint(body[6], 'paidFrom'),
-        paidUntil: uint(body[7], 'paidUntil'),
-        charge: uint(body[8], 'charge'),
-        currency: uint(body[9], 'currency'),
-        remainingValue: int(body[10], 'remainingValue'),
+        card: { token: token(body[1], 'cardToken'), last4: digits(body[2], 'cardLast4', 4) },
+        ...transactionTail(body, 3),
       };
-      if (body.length === 12) data.tariffRule = uint(body[11], 'tariffRule');
       return { ...header, kind, data };
     }
     case RecordKind.Operation: {
-      if (body.length !== 3 && body.length !== 6) throw bad('operation body needs 3 or 6 fields');
-      const data: OperationData = {
-        code: text(body[0], 'code'),
-        detail: text(body[1], 'detail'),
-        cardNumber: body[2] === null ? null : digits(body[2], 'cardNumber'),
-      };
-      if (body.length === 6) {
-        if ((body[3] === null) !== (body[4] === null)) throw bad('period needs both ends');
-        if (body[3] !== null) {
-          const period = { from: uint(body[3], 'period.from'), to: uint(body[4], 'period.to') };
-          if (period.to < period.from) throw bad('period ends before it starts');
-          data.period = period;
-        }
-        if (body[5] !== null) data.quantity = uint(body[5], 'quantity');
-        if (data.period === undefined && data.quantity === undefined)
-          throw bad('6-field body with nothing in 4-6');
+      const card = body[2];
+      let ref: CardRef | null = null;
+      if (card !== null) {
+        if (!Array.isArray(card) || card.length !== 2) throw bad('operation card is not [token, last4]');
+        ref = { token: token(card[0], 'cardToken'), last4: digits(card[1], 'cardLast4', 4) };
       }
-      return { ...header, kind, data };
+      return { ...header, kind, data: operationData(body, ref) };
     }
     case RecordKind.Maintenance:
-      if (body.length !== 2) throw bad('maintenance body needs 2 fields');
-      return { ...header, kind, data: { code: text(body[0], 'code'), detail: text(body[1], 'detail') } };
+      return { ...header, kind, data: maintenanceData(body) };
     default:
       throw new ProtocolError('bad-type', `record kind ${String(kind)}`);
   }
+}
+
+/**
+ * A format 1 record (card number as text) as the format 2 record it would be today, its card
+ * number replaced by `tokenise`'s token and last four digits. Its bytes differ from the original's,
+ * so the original's chain link no longer follows from them: the platform keeps the link it computed
+ * on arrival. Throws `bad-version` on any other format.
+ */
+export function legacyRecordToCurrent(
+  bytes: Uint8Array,
+  tokenise: (cardNumber: string) => CardRef,
+): MeterRecord {
+  const value = decodeCbor(bytes);
+  if (!Array.isArray(value) || value.length !== 6) throw bad('record is not a 6-element array');
+  const [format, kind, seq, time, meterId, body] = value;
+  if (format !== LEGACY_RECORD_FORMAT)
+    throw new ProtocolError('bad-version', `record format ${String(format)}`);
+  const header = { seq: uint(seq, 'seq'), time: uint(time, 'time'), meterId: uint(meterId, 'meterId') };
+  if (!Array.isArray(body)) throw bad('record body is not an array');
+  switch (kind) {
+    case RecordKind.Transaction: {
+      if (body.length !== 11 && body.length !== 12) throw bad('transaction body needs 11 or 12 fields');
+      const data: TransactionData = {
+        transactionNumber: uint(body[0], 'transactionNumber'),
+        card: tokenise(digits(body[1], 'cardNumber')),
+        ...transactionTail(body, 2),
+      };
+      return { ...header, kind, data };
+    }
+    case RecordKind.Operation: {
+      const card = body[2] === null ? null : tokenise(digits(body[2], 'cardNumber'));
+      return { ...header, kind, data: operationData(body, card) };
+    }
+    case RecordKind.Maintenance:
+      return { ...header, kind, data: maintenanceData(body) };
+    default:
+      throw new ProtocolError('bad-type', `record kind ${String(kind)}`);
+  }
+}
+
+/** The transaction fields after the card, from `at` on: expiry ... remaining value, tariff rule. */
+function transactionTail(body: unknown[], at: number): Omit<TransactionData, 'transactionNumber' | 'card'> {
+  const tail: Omit<TransactionData, 'transactionNumber' | 'card'> = {
+    cardExpiry: digits(body[at], 'cardExpiry', 4),
+    cardType: uint(body[at + 1], 'cardType'),
+    bayId: uint(body[at + 2], 'bayId'),
+    minutes: uint(body[at + 3], 'minutes'),
+    paidFrom: uint(body[at + 4], 'paidFrom'),
+    paidUntil: uint(body[at + 5], 'paidUntil'),
+    charge: uint(body[at + 6], 'charge'),
+    currency: uint(body[at + 7], 'currency'),
+    remainingValue: int(body[at + 8], 'remainingValue'),
+  };
+  if (body.length === at + 10) tail.tariffRule = uint(body[at + 9], 'tariffRule');
+  return tail;
+}
+
+function operationData(body: unknown[], card: CardRef | null): OperationData {
+  if (body.length !== 3 && body.length !== 6) throw bad('operation body needs 3 or 6 fields');
+  const data: OperationData = { code: text(body[0], 'code'), detail: text(body[1], 'detail'), card };
+  if (body.length === 6) {
+    if ((body[3] === null) !== (body[4] === null)) throw bad('period needs both ends');
+    if (body[3] !== null) {
+      const period = { from: uint(body[3], 'period.from'), to: uint(body[4], 'period.to') };
+      if (period.to < period.from) throw bad('period ends before it starts');
+      data.period = period;
+    }
+    if (body[5] !== null) data.quantity = uint(body[5], 'quantity');
+    if (data.period === undefined && data.quantity === undefined)
+      throw bad('6-field body with nothing in 4-6');
+  }
+  return data;
+}
+
+function maintenanceData(body: unknown[]): MaintenanceData {
+  if (body.length !== 2) throw bad('maintenance body needs 2 fields');
+  return { code: text(body[0], 'code'), detail: text(body[1], 'detail') };
+}
+
+function token(value: unknown, name: string): Uint8Array {
+  if (!(value instanceof Uint8Array) || value.length !== CARD_TOKEN_LENGTH)
+    throw bad(`${name} is not 16 bytes`);
+  return value;
 }
 
 function bad(message: string): ProtocolError {

@@ -1,5 +1,5 @@
-// Pay by phone: the remote renewal downlink (frame type 0x86), the meter's renewal
-// acknowledgement uplink (0x06), and the card token both ends derive from a card number.
+// Pay by phone: the remote renewal downlink (frame type 0x86) and the meter's renewal
+// acknowledgement uplink (0x06). The card token is protocol/cardToken.ts's.
 //
 // Renewal 0x86, platform → meter, CBOR map:
 //   { "id": text, 1–14 chars [0-9a-z] — the renewal id; the meter applies an id once, ever
@@ -12,12 +12,6 @@
 // Renewal ack 0x06, meter → platform, CBOR map:
 //   { "id": text, "st": "applied" | "duplicate" | "refused", "until": uint (the bay's paid-until
 //     after the renewal, 0 when refused), "why": text (reason when refused, else "") }
-//
-// Card token: HMAC-SHA-256(tokenisation key, ASCII card number) as 64 lowercase hex digits. The
-// platform stores only tokens of the drivers' cards and matches the card numbers of uplinked
-// transactions by computing the same token; a meter holding the tokenisation key derives the same.
-import type { Crypto } from '../hal/crypto';
-import { toHex, utf8 } from './bytes';
 import { decodeCbor, encodeCbor } from './cbor';
 import { ProtocolError } from './errors';
 
@@ -87,13 +81,6 @@ export function decodeRenewalAck(body: Uint8Array): RenewalAckMessage {
   if (status !== 'applied' && status !== 'duplicate' && status !== 'refused')
     throw new ProtocolError('bad-field', `st ${status} is not a renewal status`);
   return { id: text(v.id, 'id'), status, paidUntil: uint(v.until, 'until'), reason: text(v.why, 'why') };
-}
-
-/** HMAC-SHA-256 of the card number under the tokenisation key, lowercase hex. */
-export function cardToken(crypto: Crypto, tokenKey: Uint8Array, cardNumber: string): string {
-  if (!/^[0-9]{8,19}$/.test(cardNumber))
-    throw new ProtocolError('bad-field', 'card number is not 8-19 digits');
-  return toHex(crypto.hmacSha256(tokenKey, utf8(cardNumber)));
 }
 
 function asMap(value: unknown): Record<string, unknown> {

@@ -186,7 +186,7 @@ export async function runHostMeter(options: HostRunOptions): Promise<HostRun> {
         transactions++;
         const d = record.data;
         print(
-          `platform │ stored #${record.seq} from meter ${from}: bay ${d.bayId}, ${d.minutes} min, ${formatMoney(d.charge, d.currency)} (${d.charge}), card …${d.cardNumber.slice(-4)}, chain verified`,
+          `platform │ stored #${record.seq} from meter ${from}: bay ${d.bayId}, ${d.minutes} min, ${formatMoney(d.charge, d.currency)} (${d.charge}), card …${d.card.last4}, chain verified`,
         );
       } else {
         print(`platform │ stored #${record.seq} from meter ${from}: ${record.data.code}`);

@@ -1,7 +1,8 @@
 // The factory station for virtual meters: the platform registers the meter (key epoch 1) and hands
-// over what goes into it: its keys into the secure parts, its release key beside them (without it
-// the meter can never accept an operator's release of an unacknowledged upload set). `npm start`
-// and the tests provision meters through here, so both load the same things.
+// over what goes into it: its keys into the secure parts, the fleet's card-token key (without it the
+// meter sells to no card), its release key beside them (without it the meter can never accept an
+// operator's release of an unacknowledged upload set). `npm start` and the tests provision meters
+// through here, so both load the same things.
 import type { MeterHardware } from '../hal/hardware';
 import { RecordStore } from '../firmware/units/storage';
 import { provisionBoard } from '../firmware/units/security';
@@ -14,7 +15,11 @@ export async function provisionVirtualMeter(
   name: string,
 ): Promise<void> {
   const keys = await platform.provisionMeter(meterId, name);
-  provisionBoard(hardware, keys, meterId);
+  try {
+    provisionBoard(hardware, keys, meterId);
+  } finally {
+    keys.cardTokenKey.fill(0); // the meter keeps its own copy
+  }
   const releaseKey = platform.releaseKeyFor(meterId);
   try {
     RecordStore.provisionReleaseKey(hardware.preferences, releaseKey);

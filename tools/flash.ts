@@ -323,6 +323,7 @@ export async function run(
         uplink: placeholder,
         downlink: placeholder,
         secrets: { a: placeholder, b: placeholder, m: placeholder },
+        cardTokenKey: placeholder,
       };
       const entries = preferenceEntries({
         meterId,

@@ -108,7 +108,7 @@ const platform = await createPlatform({
       const d = record.data;
       console.log(
         `${at}  meter ${meterId}  #${String(record.seq).padStart(3)}  bay ${d.bayId}  ${String(d.minutes).padStart(3)} min  ` +
-          `${formatMoney(d.charge, d.currency)} (${d.charge})  card …${d.cardNumber.slice(-4)}  left ${formatMoney(d.remainingValue, d.currency)}  stored, chain verified`,
+          `${formatMoney(d.charge, d.currency)} (${d.charge})  card …${d.card.last4}  left ${formatMoney(d.remainingValue, d.currency)}  stored, chain verified`,
       );
     } else {
       console.log(
@@ -218,7 +218,11 @@ for (let n = 0; n < meterCount; n++) {
     }),
   );
   const meter = new Meter(board.hardware, { meterId, bays: [1, 2, 3], rate });
-  meter.blacklist.replace([{ cardNumber: cards[3].applet.data.cardNumber, reason: 'reported stolen' }]);
+  // Listed by token, as the platform would send it: the meter has the fleet's card-token key.
+  if (!state) {
+    const stolen = meter.security.cardRef(cards[3].applet.data.cardNumber);
+    meter.blacklist.replace([{ token: stolen.token, reason: 'reported stolen' }]);
+  }
   meter.start();
   fleet.push({ board, saved, meter, cards });
   if (saved) save(board, saved);

@@ -288,7 +288,7 @@ export function runPowerCuts(options: PowerCutOptions): PowerCutResult {
             choice < 0.45
               ? records.appendTransaction({
                   transactionNumber: steps,
-                  cardNumber: '6280000000000017',
+                  card: { token: new Uint8Array(16).fill(0x17), last4: '0017' },
                   cardExpiry: '2812',
                   cardType: 1 + (steps % 3),
                   bayId: 1 + (steps % 4),

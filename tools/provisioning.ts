@@ -14,8 +14,11 @@ export interface ProvisioningInput {
   rate?: { perHour: number; currency: number };
   /** Comma-separated mode key sequence, e.g. "cancel,cancel,cancel,up,down,ok". */
   modeKey?: string;
-  /** The meter's keys as the platform derived them (with the secrets for the secure parts). */
-  keys: MeterKeys;
+  /**
+   * The meter's keys as the platform derived them (with the secrets for the secure parts), and the
+   * fleet's card-token key (platform.provisionMeter gives it): without it the meter sells to no card.
+   */
+  keys: MeterKeys & { cardTokenKey?: Uint8Array };
   releaseKey: Uint8Array;
 }
 
@@ -92,6 +95,8 @@ export function preferenceEntries(input: ProvisioningInput): PreferenceEntry[] {
     { domain: FACTORY_DOMAIN, key: 'keyD', type: 'blob', value: keys.downlink },
     { domain: FACTORY_DOMAIN, key: 'releaseKey', type: 'blob', value: input.releaseKey },
   );
+  if (keys.cardTokenKey)
+    entries.push({ domain: FACTORY_DOMAIN, key: 'cardTokenKey', type: 'blob', value: keys.cardTokenKey });
   return entries.map(checkEntry);
 }
 

@@ -7,10 +7,11 @@ import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Crypto } from '../../hal/crypto';
 import type { Preferences } from '../../hal/preferences';
 import { bytesEqual, toHex } from '../../protocol/bytes';
+import type { CardRef } from '../../protocol/cardToken';
 import { chainLink, genesisHash } from '../../protocol/chain';
 import {
-  decodeRecord,
   encodeRecord,
+  recordHeader,
   type MaintenanceData,
   MaintenanceCode,
   type MeterRecord,
@@ -134,10 +135,10 @@ export class MainRecord {
   appendOperation(
     code: string,
     detail: string,
-    cardNumber: string | null = null,
+    card: CardRef | null = null,
     extra: { period?: { from: number; to: number }; quantity?: number } = {},
   ): MeterRecord {
-    const data: OperationData = { code, detail, cardNumber, ...extra };
+    const data: OperationData = { code, detail, card, ...extra };
     const record = this.#append((header) => ({ ...header, kind: RecordKind.Operation, data }));
     this.#checkSpace();
     return record;
@@ -250,7 +251,7 @@ export class MainRecord {
     let newestTime: number | undefined;
     if (newest) {
       try {
-        newestTime = decodeRecord(newest.bytes).time;
+        newestTime = recordHeader(newest.bytes).time; // any format: a format 1 record from before card tokens too
       } catch {
         newestTime = undefined; // an undecodable record dates nothing
       }

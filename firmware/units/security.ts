@@ -21,6 +21,7 @@ import type { Preferences } from '../../hal/preferences';
 import type { Random } from '../../hal/random';
 import type { Buzzer } from '../../hal/ui';
 import { bytesEqual } from '../../protocol/bytes';
+import { CARD_TOKEN_KEY_LENGTH, type CardRef, cardRef } from '../../protocol/cardToken';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
 import { ProtocolError } from '../../protocol/errors';
 import { FRAME_VERSION, type FrameHeader, isDownlink, openFrame, sealFrame } from '../../protocol/frame';
@@ -297,6 +298,43 @@ export class SecurityUnit {
   }
 
   /**
+   * Loads the fleet's card-token key (protocol/cardToken.ts), with which the meter turns a card
+   * number into the token its records and blacklist carry. Kept in preferences: it is the same on
+   * every meter, so neither the SAM nor the secure element has a slot for it.
+   */
+  static provisionCardTokenKey(preferences: Preferences, key: Uint8Array): void {
+    if (key.length !== CARD_TOKEN_KEY_LENGTH)
+      throw new RangeError(`a card-token key is ${CARD_TOKEN_KEY_LENGTH} bytes, not ${key.length}`);
+    preferences.set(DOMAIN, 'cardKey', key.slice().buffer);
+  }
+
+  #cardTokenKey(): Uint8Array | undefined {
+    const key = this.#preferences.get(DOMAIN, 'cardKey');
+    return key instanceof ArrayBuffer && key.byteLength === CARD_TOKEN_KEY_LENGTH
+      ? new Uint8Array(key.slice(0))
+      : undefined;
+  }
+
+  /** Whether the meter holds the card-token key: without it no card can be sold to. */
+  get cardTokensReady(): boolean {
+    return this.#cardTokenKey() !== undefined;
+  }
+
+  /**
+   * A card number as records and the blacklist keep it: the keyed token and the last four digits.
+   * Throws NotProvisionedError without the card-token key (the number is never kept instead).
+   */
+  cardRef(cardNumber: string): CardRef {
+    const key = this.#cardTokenKey();
+    if (!key) throw new NotProvisionedError('no card-token key: the meter cannot record a card');
+    try {
+      return cardRef(this.#crypto, key, cardNumber);
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  /**
    * Loads the current epoch's keys again when they are not held (the secure parts did not answer
    * at boot and answer now); true when the meter holds keys afterwards.
    */
@@ -561,7 +599,7 @@ export class SecurityUnit {
 
 /** What security management records (MainRecord has these). */
 export interface SecurityRecords {
-  appendOperation(code: string, detail: string, cardNumber?: string | null): unknown;
+  appendOperation(code: string, detail: string, card?: CardRef | null): unknown;
   appendMaintenance(code: string, detail: string): unknown;
 }
 
@@ -1002,13 +1040,15 @@ export class SecurePartsHolder {
  * Factory provisioning over the board's own buses (the virtual fleet, tests): the SAM gets the
  * meter id, A and M (and the card scheme's master key when given), the secure element B and C, and
  * the firmware signing key is pinned in its slot. Boards without secure parts get preferences.
+ * The fleet's card-token key, when given with the keys, goes to preferences either way.
  */
 export function provisionBoard(
   hardware: MeterHardware,
-  keys: MeterKeys,
+  keys: MeterKeys & { cardTokenKey?: Uint8Array },
   meterId: number,
   extras: { cardMaster?: Uint8Array; firmwareKey?: Uint8Array } = {},
 ): void {
+  if (keys.cardTokenKey) SecurityUnit.provisionCardTokenKey(hardware.preferences, keys.cardTokenKey);
   const parts = openSecureParts(hardware);
   if (!parts) {
     SecurityUnit.provision(hardware.preferences, keys, meterId);

@@ -1,8 +1,11 @@
 // Transaction management (46): one sale at a time — the bay and service chosen on the buttons, the
 // card presented, the blacklist checked, the card debited, the transaction recorded (seed claim 8),
-// the bay's paid-until time extended. Every refusal is an operation record.
+// the bay's paid-until time extended. Every refusal is an operation record. The card number is read
+// from the card and turned at once into its keyed token and last four digits (protocol/cardToken.ts):
+// records, the blacklist and the bus see only those.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Preferences } from '../../hal/preferences';
+import type { CardRef } from '../../protocol/cardToken';
 import type { EventBus } from '../bus';
 import type { KeyName, MeterEvents } from '../events';
 import type { Bays } from './bays';
@@ -31,6 +34,12 @@ export interface TransactionOptions {
   /** Why payments are refused now (a tamper wipe until the re-key), from security management (47). */
   paymentBlock?: () => string | undefined;
   reader: CardReaderPort;
+  /**
+   * A card number's token and last four digits, under the fleet's card-token key (security
+   * management); throws when the meter has no key. `cardTokensReady` says whether it has one.
+   */
+  cardRef: (cardNumber: string) => CardRef;
+  cardTokensReady: () => boolean;
   /** Why cards cannot be authenticated now (the secure parts are out of service), or undefined. */
   cardsOutOfService?: () => string | undefined;
   clock: Clock;
@@ -133,10 +142,13 @@ export class TransactionUnit {
       this.#select(bayIndex, minutes); // nothing to sell here now: the display says why
       return;
     }
-    const outOfService = reader.outOfService?.()?.message ?? this.#o.cardsOutOfService?.();
+    const outOfService =
+      reader.outOfService?.()?.message ??
+      this.#o.cardsOutOfService?.() ??
+      (this.#o.cardTokensReady() ? undefined : 'no card-token key: cards cannot be recorded');
     if (outOfService) {
-      // No reader (or no SAM), no card sale; renewals, downlinks and records go on while the
-      // monitor repairs it.
+      // No reader (or no SAM, or no card-token key), no card sale; renewals, downlinks and records
+      // go on while the monitor repairs it.
       this.#refuse('cards-unavailable', 'Card payments unavailable.', null, outOfService);
       return;
     }
@@ -176,40 +188,47 @@ export class TransactionUnit {
     const card = session.card;
     const bayId = bays.ids[s.bayIndex];
     const now = clock.now();
-    const reason = blacklist.check(card.cardNumber);
+    let ref: CardRef;
+    try {
+      ref = this.#o.cardRef(card.cardNumber);
+    } catch (error) {
+      this.#refuse('card-unreadable', 'Card not accepted.', null, (error as Error).message);
+      return;
+    }
+    const reason = blacklist.check(ref.token);
     if (reason !== undefined) {
-      this.#refuse('card-blacklisted', 'Card blocked. Please use another card.', card.cardNumber, reason);
+      this.#refuse('card-blacklisted', 'Card blocked. Please use another card.', ref, reason);
       return;
     }
     if (isExpired(card, now)) {
-      this.#refuse('card-expired', 'Card expired.', card.cardNumber);
+      this.#refuse('card-expired', 'Card expired.', ref);
       return;
     }
     if (s.cardType !== 0 && card.cardType !== s.cardType) {
-      this.#refuse('card-type', 'Not the card type chosen.', card.cardNumber);
+      this.#refuse('card-type', 'Not the card type chosen.', ref);
       return;
     }
     if (card.currency !== charging.currency) {
-      this.#refuse('card-currency', 'Card currency not accepted here.', card.cardNumber);
+      this.#refuse('card-currency', 'Card currency not accepted here.', ref);
       return;
     }
     // Priced again now: the price shown may no longer hold if a period boundary passed meanwhile.
     const q = charging.firstPayment(bayId, Math.floor(now / 1000), s.minutes, bays.paidUntil(bayId));
     if (!q.ok || q.amount !== s.charge) {
-      this.#refuse('tariff-changed', 'Price changed. Please choose again.', card.cardNumber);
+      this.#refuse('tariff-changed', 'Price changed. Please choose again.', ref);
       return;
     }
     if (!canPay(card, s.charge)) {
-      this.#refuse('insufficient-funds', 'Not enough value on the card.', card.cardNumber);
+      this.#refuse('insufficient-funds', 'Not enough value on the card.', ref);
       return;
     }
     if (!records.available) {
-      this.#refuse('service-unavailable', 'Meter unavailable. No charge made.', card.cardNumber);
+      this.#refuse('service-unavailable', 'Meter unavailable. No charge made.', ref);
       return;
     }
     const blocked = this.#o.paymentBlock?.();
     if (blocked) {
-      this.#refuse('service-unavailable', 'Meter unavailable. No charge made.', card.cardNumber, blocked);
+      this.#refuse('service-unavailable', 'Meter unavailable. No charge made.', ref, blocked);
       return;
     }
     let debited: { balance: number; counter: number };
@@ -219,26 +238,21 @@ export class TransactionUnit {
       if (error instanceof DebitUncertain) {
         // Torn by the card leaving: the card debited whole or not at all. Keep waiting for it; the
         // reader resolves the debit when it comes back (drivers/rfid/purse.ts anti-tearing).
-        records.appendOperation('debit-uncertain', (error as Error).message, card.cardNumber);
+        records.appendOperation('debit-uncertain', (error as Error).message, ref);
         bus.emit('payment-refused', {
           reason: 'debit-uncertain',
           message: 'Hold the card to the reader again.',
-          cardNumber: card.cardNumber,
+          cardLast4: ref.last4,
         });
         return;
       }
-      this.#refuse(
-        'debit-failed',
-        'Card not debited. Please try again.',
-        card.cardNumber,
-        (error as Error).message,
-      );
+      this.#refuse('debit-failed', 'Card not debited. Please try again.', ref, (error as Error).message);
       return;
     }
     const { paidFrom, paidUntil } = q;
     records.appendTransaction({
       transactionNumber: this.#nextTransactionNumber(),
-      cardNumber: card.cardNumber,
+      card: ref,
       cardExpiry: `${pad2(card.expiry.year % 100)}${pad2(card.expiry.month)}`,
       cardType: card.cardType,
       bayId,
@@ -257,14 +271,14 @@ export class TransactionUnit {
       charge: s.charge,
       paidUntil,
       remainingValue: debited.balance,
-      cardNumber: card.cardNumber,
+      cardLast4: ref.last4,
     });
   }
 
-  #refuse(reason: string, message: string, cardNumber: string | null, detail = ''): void {
-    this.#o.records.appendOperation(reason, detail || message, cardNumber);
+  #refuse(reason: string, message: string, card: CardRef | null, detail = ''): void {
+    this.#o.records.appendOperation(reason, detail || message, card);
     this.#finish();
-    this.#o.bus.emit('payment-refused', { reason, message, cardNumber });
+    this.#o.bus.emit('payment-refused', { reason, message, cardLast4: card?.last4 ?? null });
   }
 
   #cancel(reason: string): void {

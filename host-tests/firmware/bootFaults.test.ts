@@ -18,6 +18,7 @@ import { encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
 import { downlinkTopic } from '../../protocol/topics';
 import { Rig, RIG_METER } from '../sensors/rig';
 import { VirtualPlatform } from '../../sim/fleet/virtualPlatform';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 
 const MINUTE = 60_000;
 /** The monitor tries a failed module again every 5 minutes. */
@@ -178,8 +179,9 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     const clock = new VirtualClock('2026-03-02T07:30:00Z');
     const broker = new VirtualBroker(clock);
     const board = new VirtualBoard({ mqtt: broker.link(), clock });
-    const keys = deriveMeterKeys(nobleCrypto, new Uint8Array(32).fill(3), 41, 1);
-    provisionBoard(board.hardware, keys, 41);
+    const master = new Uint8Array(32).fill(3);
+    const keys = deriveMeterKeys(nobleCrypto, master, 41, 1);
+    provisionBoard(board.hardware, { ...keys, cardTokenKey: deriveCardTokenKey(nobleCrypto, master) }, 41);
     board.readerAbsent = true;
     const meter = new Meter(board.hardware, {
       meterId: 41,

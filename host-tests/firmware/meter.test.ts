@@ -29,7 +29,7 @@ describe('meter end to end on virtual hardware', () => {
       { ...sale.data, paidFrom: 0, paidUntil: 0 },
       {
         transactionNumber: 1,
-        cardNumber: '6280000000000025',
+        card: { token: s.token('6280000000000025'), last4: '0025' },
         cardExpiry: '2812',
         cardType: 2,
         bayId: 2,
@@ -57,7 +57,10 @@ describe('meter end to end on virtual hardware', () => {
     const last = s.platform.records(SCENARIO_METER_ID).at(-1)!.record;
     assert.equal(last.kind, RecordKind.Operation);
     assert.equal(last.kind === RecordKind.Operation && last.data.code, 'card-blacklisted');
-    assert.equal(last.kind === RecordKind.Operation && last.data.cardNumber, '6280000000000041');
+    assert.deepEqual(last.kind === RecordKind.Operation && last.data.card, {
+      token: s.token('6280000000000041'),
+      last4: '0041',
+    });
     assert.ok(
       s.board.buzzer.tones.some((t) => t.frequencyHz === 440),
       'failure tone',

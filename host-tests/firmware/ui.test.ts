@@ -22,6 +22,7 @@ import {
   type TariffPush,
 } from '../../protocol/tariff';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 
 const METER = 2001;
 const MASTER = Uint8Array.from({ length: 32 }, (_, i) => 255 - i);
@@ -62,7 +63,11 @@ class Rig {
     this.clock = new VirtualClock(start);
     this.broker = new VirtualBroker(this.clock);
     this.board = new VirtualBoard({ mqtt: this.broker.link(), clock: this.clock });
-    provisionBoard(this.board.hardware, this.keys, METER);
+    provisionBoard(
+      this.board.hardware,
+      { ...this.keys, cardTokenKey: deriveCardTokenKey(nobleCrypto, MASTER) },
+      METER,
+    );
     this.meter = new Meter(this.board.hardware, {
       meterId: METER,
       bays: [1, 2],

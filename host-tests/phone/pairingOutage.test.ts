@@ -9,6 +9,8 @@ import { type Database, openDatabase } from '../../platform-server/core/db';
 import { migrate } from '../../platform-server/core/migrations';
 import type { StoredRecord } from '../../platform-server/ingest/gate';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
+import { deriveCardTokenKey } from '../../platform-server/keys/cardToken';
+import { nobleCrypto } from '../../hal/nobleCrypto';
 import { isConnectionError, type PhoneService } from '../../platform-server/phone/service';
 import { forEachBackend, randomMeterId, TestMeter } from '../../sim/fleet/platform';
 import { OutageProxy } from '../support/outageProxy';
@@ -104,7 +106,10 @@ forEachBackend('pay by phone pairing through a database outage', (backend) => {
   });
 
   it('keeps the pairing of a record stored while the database went away, and does it once it is back', async () => {
-    const meter = new TestMeter(meterId, keystore.meterKeys(meterId, 1));
+    const meter = new TestMeter(meterId, {
+      ...keystore.meterKeys(meterId, 1),
+      cardTokenKey: deriveCardTokenKey(nobleCrypto, keystore),
+    });
     const time = Math.floor(clock.now() / 1000);
     const record = meter.transaction(
       { cardNumber: '6280123400000050', cardType: 2, bayId: 3, minutes: 30 },

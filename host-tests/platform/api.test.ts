@@ -92,7 +92,8 @@ forEachBackend('HTTP API', (backend) => {
     assert.equal(t7.minutes, 70);
     assert.equal(t7.charge, 280);
     assert.equal(t7.currency, 826);
-    assert.equal(t7.cardNumberMasked, '************0017');
+    assert.equal(t7.cardNumberMasked, '**** 0017');
+    assert.equal(t7.cardLast4, '0017');
     assert.equal(t7.cardExpiry, '2812');
     assert.equal(t7.transactionNumber, 7);
     assert.equal(Date.parse(t7.paidUntil) - Date.parse(t7.paidFrom), 70 * 60 * 1000);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { NodeMqttLink } from '../../hal/mock/mqtt.node';
+import { toHex } from '../../protocol/bytes';
 import { FrameType } from '../../protocol/frame';
 import { encodeCbor } from '../../protocol/cbor';
 import { encodeRecord, RecordKind } from '../../protocol/records';
@@ -156,11 +157,13 @@ forEachBackend('ingest', (backend) => {
       assert.equal(tx.rows[0].minutes, 30);
       assert.equal(tx.rows[0].charge, 120);
       assert.equal(tx.rows[0].paid_until.getTime(), (1_767_600_000 + 60 + 30 * 60) * 1000);
-      const op = await platform.db.query<{ code: string; card_number: string }>(
-        'SELECT code, card_number FROM operations WHERE meter_id = $1',
+      const op = await platform.db.query<{ code: string; card_token: string; card_last4: string }>(
+        'SELECT code, card_token, card_last4 FROM operations WHERE meter_id = $1',
         [meter.id],
       );
-      assert.deepEqual(op.rows, [{ code: 'card-refused', card_number: '6280000000000099' }]);
+      assert.deepEqual(op.rows, [
+        { code: 'card-refused', card_token: toHex(meter.card('6280000000000099').token), card_last4: '0099' },
+      ]);
       const events = stored.slice(before).filter((s) => s.meterId === meter.id);
       assert.deepEqual(
         events.map((s) => s.record.seq),

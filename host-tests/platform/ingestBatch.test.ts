@@ -135,15 +135,15 @@ forEachBackend('ingest in batches', (backend) => {
     });
     const outcome = await ingest.handleUplink(uplinkTopic(meter.id), meter.frame(1, meter.nextSeq - 1));
     assert.equal(outcome.ok, true, outcome.ok ? '' : outcome.detail);
-    const ops = await platform.db.query<{ detail: string; card_number: string | null }>(
-      'SELECT detail, card_number FROM operations WHERE meter_id = $1 ORDER BY seq',
+    const ops = await platform.db.query<{ detail: string; card_token: string | null }>(
+      'SELECT detail, card_token FROM operations WHERE meter_id = $1 ORDER BY seq',
       [meter.id],
     );
     assert.deepEqual(
       ops.rows.map((r) => r.detail),
       awkward,
     );
-    assert.ok(ops.rows.every((r) => r.card_number === null));
+    assert.ok(ops.rows.every((r) => r.card_token === null));
     const kept = await platform.db.query<{ detail: string }>(
       'SELECT detail FROM maintenance WHERE meter_id = $1',
       [meter.id],

@@ -24,6 +24,8 @@ import {
 } from '../../protocol/keys';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
 import { HandheldConnection } from '../../sim/handheld/client';
+import { decodeCbor } from '../../protocol/cbor';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 
 const METER = 4242;
 const MASTER = new Uint8Array(32).fill(0x42);
@@ -33,7 +35,8 @@ function meterRig(options: { clock?: VirtualClock; board?: VirtualBoard; broker?
   const broker = options.broker ?? new VirtualBroker(clock);
   const board = options.board ?? new VirtualBoard({ mqtt: broker.link(), clock });
   const keys = deriveMeterKeys(crypto, MASTER, METER, 1);
-  if (!options.board) provisionBoard(board.hardware, keys, METER);
+  if (!options.board)
+    provisionBoard(board.hardware, { ...keys, cardTokenKey: deriveCardTokenKey(crypto, MASTER) }, METER);
   const meter = new Meter(board.hardware, {
     meterId: METER,
     bays: [1],

@@ -18,6 +18,7 @@ import {
   type StatusReport,
 } from '../../protocol/status';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 
 export const RIG_METER = 7007;
 const MASTER = Uint8Array.from({ length: 32 }, (_, i) => 255 - i);
@@ -64,7 +65,12 @@ export class Rig {
       sensors: true,
       lastReset: options.lastReset,
     });
-    if (options.provision ?? !options.state) provisionBoard(this.board.hardware, this.keys, RIG_METER);
+    if (options.provision ?? !options.state)
+      provisionBoard(
+        this.board.hardware,
+        { ...this.keys, cardTokenKey: deriveCardTokenKey(nobleCrypto, MASTER) },
+        RIG_METER,
+      );
     options.prepare?.(this.board);
     this.meter = new Meter(this.board.hardware, {
       meterId: RIG_METER,

@@ -209,7 +209,7 @@ describe('record stores: main and real-time backup restore each other (411)', ()
       seq,
       time: 1,
       meterId: METER,
-      data: { code: 'x', detail: '', cardNumber: null },
+      data: { code: 'x', detail: '', card: null },
     });
     store.main.append(seq, crypto.sha256(bytes), bytes, 1);
     const b = boot(cells);
@@ -378,7 +378,7 @@ describe('memory full (seed: "unavailable")', () => {
       () =>
         s.meter.records.appendTransaction({
           transactionNumber: 1,
-          cardNumber: '1',
+          card: { token: new Uint8Array(16), last4: '0001' },
           cardExpiry: '2812',
           cardType: 1,
           bayId: 1,
@@ -433,7 +433,7 @@ describe('claim 10 records', () => {
       data: {
         code: OperationCode.DailyOperatingHours,
         detail: '23.50 h',
-        cardNumber: null,
+        card: null,
         period: { from: 1_772_409_600, to: 1_772_496_000 },
         quantity: 84_600,
       },
@@ -441,12 +441,16 @@ describe('claim 10 records', () => {
     assert.deepEqual(decodeRecord(encodeRecord(op)), op);
     const battery: MeterRecord = {
       ...op,
-      data: { code: OperationCode.BatteryLow, detail: 'pack 2', cardNumber: null, quantity: 12 },
+      data: { code: OperationCode.BatteryLow, detail: 'pack 2', card: null, quantity: 12 },
     };
     assert.deepEqual(decodeRecord(encodeRecord(battery)), battery);
     const plain: MeterRecord = {
       ...op,
-      data: { code: OperationCode.CardBlacklisted, detail: 'stolen', cardNumber: '6280' },
+      data: {
+        code: OperationCode.CardBlacklisted,
+        detail: 'stolen',
+        card: { token: new Uint8Array(16).fill(1), last4: '6280' },
+      },
     };
     assert.equal(
       (decodeCbor(encodeRecord(plain)) as unknown[][])[5].length,
@@ -460,7 +464,7 @@ describe('claim 10 records', () => {
       meterId: 1001,
       data: {
         transactionNumber: 1,
-        cardNumber: '6280000000000017',
+        card: { token: new Uint8Array(16).fill(0x17), last4: '0017' },
         cardExpiry: '2812',
         cardType: 1,
         bayId: 2,

@@ -5,6 +5,7 @@ import { errorResponses, sendError } from '../core/errors';
 import { meterIdParams, nullableTime, object, time } from '../core/schemas';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
+import { maskedCard } from '../../protocol/cardToken';
 
 export interface MeterSummary {
   id: number;
@@ -23,8 +24,9 @@ export interface TransactionView {
   seq: number;
   recordedAt: string;
   transactionNumber: number;
-  /** The card's number with all but the last four digits masked. */
+  /** The card as "**** 0017": its last four digits, all the platform keeps of the number. */
   cardNumberMasked: string;
+  cardLast4: string;
   cardExpiry: string;
   cardType: number;
   bayId: number;
@@ -35,10 +37,6 @@ export interface TransactionView {
   currency: number;
   remainingValue: number;
   receivedAt: string;
-}
-
-export function maskCardNumber(card: string): string {
-  return card.length <= 4 ? card : `${'*'.repeat(card.length - 4)}${card.slice(-4)}`;
 }
 
 const meterSummarySchema = object({
@@ -57,6 +55,7 @@ const transactionSchema = object({
   recordedAt: time,
   transactionNumber: { type: 'integer' },
   cardNumberMasked: { type: 'string' },
+  cardLast4: { type: 'string' },
   cardExpiry: { type: 'string' },
   cardType: { type: 'integer' },
   bayId: { type: 'integer' },
@@ -141,7 +140,8 @@ export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (
         seq: t.seq,
         recordedAt: t.recorded_at.toISOString(),
         transactionNumber: t.transaction_number,
-        cardNumberMasked: maskCardNumber(t.card_number),
+        cardNumberMasked: maskedCard(t.card_last4),
+        cardLast4: t.card_last4,
         cardExpiry: t.card_expiry,
         cardType: t.card_type,
         bayId: t.bay_id,

@@ -26,6 +26,7 @@ import {
   storeBatch,
   type UplinkFrame,
 } from './store';
+import type { CardTokens } from '../keys/cardToken';
 import { frameKeys, type Keystore } from '../keys/keystore';
 import { nodeCrypto } from '../core/nodeCrypto';
 import { RefusalTrail, type RefusalTrailOptions } from './refusals';
@@ -118,6 +119,8 @@ export interface IngestOptions {
   group?: string;
   clientId?: string;
   crypto?: Crypto;
+  /** Tokenises the card numbers of format 1 records (written before card tokens); refused without. */
+  cardTokens?: CardTokens;
   /** Called once per record newly stored, after the commit. */
   onStored?: (stored: StoredRecord) => void;
   /**
@@ -424,7 +427,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private async runBatch(batch: Waiting[]): Promise<void> {
     let results: Awaited<ReturnType<typeof storeBatch>>;
     try {
-      results = await storeBatch({ db: this.db, keystore: this.keystore, crypto: this.crypto }, batch);
+      results = await storeBatch(
+        { db: this.db, keystore: this.keystore, crypto: this.crypto, cardTokens: this.options.cardTokens },
+        batch,
+      );
     } catch (error) {
       results = batch.map(() => ({ ok: false, error }));
     }

@@ -43,7 +43,9 @@ export interface TransactionRow {
   recorded_at: Date;
   received_at: Date;
   transaction_number: number;
-  card_number: string;
+  /** The card's token (32 hex digits, protocol/cardToken.ts); the platform keeps no card number. */
+  card_token: string;
+  card_last4: string;
   card_expiry: string;
   card_type: number;
   bay_id: number;

@@ -5,14 +5,22 @@
 // (a refused frame writes nothing and does not hold the others back); a database failure refuses the
 // whole batch as 'internal-error' and the meters send their sets again.
 import type { Crypto } from '../../hal/crypto';
-import { bytesEqual } from '../../protocol/bytes';
+import { bytesEqual, toHex } from '../../protocol/bytes';
 import { chainLink, genesisHash, verifyChain } from '../../protocol/chain';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors';
 import type { FrameHeader } from '../../protocol/frame';
 import { type AckMessage, decodeRecordsMessage } from '../../protocol/messages';
-import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
+import {
+  decodeRecord,
+  encodeRecord,
+  LEGACY_RECORD_FORMAT,
+  legacyRecordToCurrent,
+  type MeterRecord,
+  RecordKind,
+} from '../../protocol/records';
 import type { ReplayWindow } from '../../protocol/replayWindow';
 import type { Database, Queryable, SqlParam } from '../core/db';
+import type { CardTokens } from '../keys/cardToken';
 import { frameKeys, type Keystore } from '../keys/keystore';
 import {
   UPLINK_WINDOW_COLUMNS,
@@ -50,6 +58,15 @@ export interface StoredRecord {
   bytes: Uint8Array;
   /** Chain link after this record. */
   link: Uint8Array;
+  /** Converted from format 1 on arrival: `bytes` are not the bytes the link was computed over. */
+  redacted?: boolean;
+}
+
+/** A record the platform holds, as read around a new set. */
+interface HeldRecord {
+  bytes: Uint8Array;
+  link: Uint8Array;
+  redacted: boolean;
 }
 
 /** A record-set frame that passed the gate's checks (verify.ts): authenticated, decrypted. */
@@ -101,7 +118,10 @@ interface OpenedSet {
   downlinkKey: Uint8Array;
   hasGaps: boolean;
   previous: Uint8Array;
+  /** The records as stored: format 1 records converted (see atRest). */
   bytes: Uint8Array[];
+  /** Per record: converted from format 1, so its link is not SHA-256(previous link || bytes). */
+  redacted: boolean[];
   records: MeterRecord[];
   links: Uint8Array[];
   first: number;
@@ -112,6 +132,24 @@ export interface StoreBatchOptions {
   db: Database;
   keystore: Keystore;
   crypto: Crypto;
+  /** Tokenises the card numbers of format 1 records; without it they are refused (bad-version). */
+  cardTokens?: CardTokens;
+}
+
+/**
+ * A record as the platform keeps it: format 2 as it came; format 1 (a meter's records written before
+ * card tokens) converted to format 2 with the card number tokenised, so no card number is stored.
+ */
+function atRest(
+  bytes: Uint8Array,
+  cardTokens: CardTokens | undefined,
+): { record: MeterRecord; bytes: Uint8Array; redacted: boolean } {
+  // A record is a CBOR array of 6 (0x86) whose first element is its format, a small uint.
+  if (bytes[0] === 0x86 && bytes[1] === LEGACY_RECORD_FORMAT && cardTokens) {
+    const record = legacyRecordToCurrent(bytes, (n) => cardTokens.ref(n));
+    return { record, bytes: encodeRecord(record), redacted: true };
+  }
+  return { record: decodeRecord(bytes), bytes, redacted: false };
 }
 
 /**
@@ -123,7 +161,7 @@ export async function storeBatch(
   options: StoreBatchOptions,
   frames: readonly UplinkFrame[],
 ): Promise<(StoredSet | RefusedSet)[]> {
-  const { db, keystore, crypto } = options;
+  const { db, keystore, crypto, cardTokens } = options;
   const results: (StoredSet | RefusedSet | undefined)[] = frames.map(() => undefined);
   const refuse = (index: number, error: unknown) => {
     results[index] = { ok: false, error };
@@ -147,7 +185,7 @@ export async function storeBatch(
       const opened: OpenedSet[] = [];
       frames.forEach((frame, index) => {
         try {
-          opened.push(openSet(crypto, keystore, frame, index, meters.get(frame.header.meterId)));
+          opened.push(openSet(crypto, keystore, cardTokens, frame, index, meters.get(frame.header.meterId)));
         } catch (error) {
           refuse(index, error);
         }
@@ -155,10 +193,16 @@ export async function storeBatch(
       keysHanded.push(...opened.map((s) => s.downlinkKey));
 
       // The held records from first - 1 to last + 1 of every set, in one query.
-      const held = new Map<number, Map<number, { bytes: Uint8Array; link: Uint8Array }>>();
+      const held = new Map<number, Map<number, HeldRecord>>();
       if (opened.length > 0) {
-        const around = await tx.query<{ meter_id: number; seq: number; bytes: Uint8Array; link: Uint8Array }>(
-          `SELECT r.meter_id, r.seq, r.bytes, r.link
+        const around = await tx.query<{
+          meter_id: number;
+          seq: number;
+          bytes: Uint8Array;
+          link: Uint8Array;
+          redacted: boolean;
+        }>(
+          `SELECT r.meter_id, r.seq, r.bytes, r.link, r.redacted
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS f(meter_id, lo, hi)
              CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.meter_id = f.meter_id AND r.seq BETWEEN f.lo AND f.hi
                                  LIMIT f.hi - f.lo + 1) r`,
@@ -166,7 +210,7 @@ export async function storeBatch(
         );
         for (const row of around.rows) {
           const meter = held.get(row.meter_id) ?? new Map();
-          meter.set(row.seq, { bytes: row.bytes, link: row.link });
+          meter.set(row.seq, { bytes: row.bytes, link: row.link, redacted: row.redacted });
           held.set(row.meter_id, meter);
         }
       }
@@ -247,6 +291,7 @@ export async function storeBatch(
 function openSet(
   crypto: Crypto,
   keystore: Keystore,
+  cardTokens: CardTokens | undefined,
   { header, body: plaintext }: UplinkFrame,
   index: number,
   meter: MeterRow | undefined,
@@ -271,7 +316,8 @@ function openSet(
     if (replayed) throw new FrameRefused('replay', `uplink frame of meter ${meterId}: ${replayed}`);
     window.accept(header.seq);
     const message = decodeRecordsMessage(body);
-    const records = message.records.map((bytes) => decodeRecord(bytes));
+    const kept = message.records.map((bytes) => atRest(bytes, cardTokens));
+    const records = kept.map((k) => k.record);
     const first = records[0].seq;
     records.forEach((record, i) => {
       if (record.meterId !== meterId) {
@@ -300,8 +346,10 @@ function openSet(
       downlinkKey: keys.downlink,
       hasGaps: meter.has_gaps === true,
       previous: message.previous,
-      bytes: message.records,
+      bytes: kept.map((k) => k.bytes),
+      redacted: kept.map((k) => k.redacted),
       records,
+      // Over the bytes as the meter chained them, before any conversion.
       links: verifyChain(crypto, message.previous, message.records),
       first,
       last: first + records.length - 1,
@@ -320,7 +368,7 @@ function openSet(
 function checkAgainstHeld(
   crypto: Crypto,
   set: OpenedSet,
-  held: Map<number, { bytes: Uint8Array; link: Uint8Array }>,
+  held: Map<number, HeldRecord>,
 ): { set: OpenedSet; stored: StoredRecord[]; duplicates: number; gapBelow: boolean } {
   const { first, last, links } = set;
   const before = held.get(first - 1);
@@ -342,10 +390,21 @@ function checkAgainstHeld(
       duplicates++;
       continue;
     }
-    stored.push({ meterId: set.meterId, record: set.records[i], bytes: set.bytes[i], link: links[i] });
+    stored.push({
+      meterId: set.meterId,
+      record: set.records[i],
+      bytes: set.bytes[i],
+      link: links[i],
+      ...(set.redacted[i] ? { redacted: true } : {}),
+    });
   }
   const after = held.get(last + 1);
-  if (after && !bytesEqual(chainLink(crypto, links[links.length - 1], after.bytes), after.link)) {
+  // A converted format 1 record no longer hashes to its link: only its own arrival checked it.
+  if (
+    after &&
+    !after.redacted &&
+    !bytesEqual(chainLink(crypto, links[links.length - 1], after.bytes), after.link)
+  ) {
     throw new FrameRefused(
       'chain-broken',
       `held record ${last + 1} does not follow record ${last} of the set`,
@@ -366,12 +425,12 @@ async function writeSets(
 ): Promise<Map<number, number>> {
   type Column = (string | number | null)[];
   const columns = (n: number): Column[] => Array.from({ length: n }, () => []);
-  const records = columns(4);
-  const transactions = columns(14);
-  const operations = columns(8);
+  const records = columns(5);
+  const transactions = columns(15);
+  const operations = columns(9);
   const maintenance = columns(4);
   // Straight into the columns, no row arrays: this loop runs for every record of the fleet.
-  const [rMeter, rSeq, rKind, rTime] = records;
+  const [rMeter, rSeq, rKind, rTime, rRedacted] = records;
   // Every record's bytes and link in two bytea parameters, cut apart by the server (substring).
   const allBytes: Uint8Array[] = [];
   const allLinks: Uint8Array[] = [];
@@ -383,6 +442,7 @@ async function writeSets(
     tSeq,
     tNumber,
     tCard,
+    tLast4,
     tExpiry,
     tType,
     tBay,
@@ -394,14 +454,15 @@ async function writeSets(
     tLeft,
     tRule,
   ] = transactions;
-  const [oMeter, oSeq, oCode, oDetail, oCard, oFrom, oTo, oQuantity] = operations;
+  const [oMeter, oSeq, oCode, oDetail, oCard, oLast4, oFrom, oTo, oQuantity] = operations;
   const [mMeter, mSeq, mCode, mDetail] = maintenance;
   for (const { stored } of sets) {
-    for (const { record, bytes, link } of stored) {
+    for (const { record, bytes, link, redacted } of stored) {
       rMeter.push(record.meterId);
       rSeq.push(record.seq);
       rKind.push(record.kind);
       rTime.push(record.time);
+      rRedacted.push(redacted ? 'true' : 'false');
       allBytes.push(bytes);
       allLinks.push(link);
       byteStarts.push(byteCount + 1); // substring() counts from 1
@@ -413,7 +474,8 @@ async function writeSets(
           tMeter.push(record.meterId);
           tSeq.push(record.seq);
           tNumber.push(d.transactionNumber);
-          tCard.push(d.cardNumber);
+          tCard.push(toHex(d.card.token));
+          tLast4.push(d.card.last4);
           tExpiry.push(d.cardExpiry);
           tType.push(d.cardType);
           tBay.push(d.bayId);
@@ -432,7 +494,8 @@ async function writeSets(
           oSeq.push(record.seq);
           oCode.push(d.code);
           oDetail.push(d.detail);
-          oCard.push(d.cardNumber ?? null);
+          oCard.push(d.card === null ? null : toHex(d.card.token));
+          oLast4.push(d.card?.last4 ?? null);
           oFrom.push(d.period?.from ?? null);
           oTo.push(d.period?.to ?? null);
           oQuantity.push(d.quantity ?? null);
@@ -455,18 +518,18 @@ async function writeSets(
     });
   const parts: string[] = [];
   if (records[0].length > 0) {
-    const [m, s, k, t, b, n] = arrays(
+    const [m, s, k, t, x, b, n] = arrays(
       [...records, byteStarts, byteLengths],
-      ['bigint', 'bigint', 'smallint', 'float8', 'integer', 'integer'],
+      ['bigint', 'bigint', 'smallint', 'float8', 'boolean', 'integer', 'integer'],
     );
     params.push(Buffer.concat(allBytes), Buffer.concat(allLinks));
     const blob = `$${params.length - 1}::bytea`;
     const links = `$${params.length}::bytea`;
     // Record i (from 1): n bytes of the blob from b, and the i-th 32 bytes of the links.
     parts.push(
-      `INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link)
-       SELECT m, s, k, to_timestamp(t), substring(${blob} FROM b FOR n), substring(${links} FROM (i::integer - 1) * 32 + 1 FOR 32)
-         FROM unnest(${m}, ${s}, ${k}, ${t}, ${b}, ${n}) WITH ORDINALITY AS u(m, s, k, t, b, n, i)`,
+      `INSERT INTO records (meter_id, seq, kind, recorded_at, redacted, bytes, link)
+       SELECT m, s, k, to_timestamp(t), x, substring(${blob} FROM b FOR n), substring(${links} FROM (i::integer - 1) * 32 + 1 FOR 32)
+         FROM unnest(${m}, ${s}, ${k}, ${t}, ${x}, ${b}, ${n}) WITH ORDINALITY AS u(m, s, k, t, x, b, n, i)`,
     );
   }
   if (transactions[0].length > 0) {
@@ -474,6 +537,7 @@ async function writeSets(
       'bigint',
       'bigint',
       'bigint',
+      'text',
       'text',
       'text',
       'smallint',
@@ -487,17 +551,28 @@ async function writeSets(
       'bigint',
     ]);
     parts.push(
-      `INSERT INTO transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type, bay_id,
-         minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)
-       SELECT m, s, n, c, e, ct, b, mi, to_timestamp(pf), to_timestamp(pu), ch, cu, rv, tr
-         FROM unnest(${a.join(', ')}) AS u(m, s, n, c, e, ct, b, mi, pf, pu, ch, cu, rv, tr)`,
+      `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type,
+         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)
+       SELECT m, s, n, c, l4, e, ct, b, mi, to_timestamp(pf), to_timestamp(pu), ch, cu, rv, tr
+         FROM unnest(${a.join(', ')}) AS u(m, s, n, c, l4, e, ct, b, mi, pf, pu, ch, cu, rv, tr)`,
     );
   }
   if (operations[0].length > 0) {
-    const a = arrays(operations, ['bigint', 'bigint', 'text', 'text', 'text', 'float8', 'float8', 'bigint']);
+    const a = arrays(operations, [
+      'bigint',
+      'bigint',
+      'text',
+      'text',
+      'text',
+      'text',
+      'float8',
+      'float8',
+      'bigint',
+    ]);
     parts.push(
-      `INSERT INTO operations (meter_id, seq, code, detail, card_number, period_from, period_to, quantity)
-       SELECT m, s, c, d, cn, to_timestamp(pf), to_timestamp(pt), q FROM unnest(${a.join(', ')}) AS u(m, s, c, d, cn, pf, pt, q)`,
+      `INSERT INTO operations (meter_id, seq, code, detail, card_token, card_last4, period_from, period_to, quantity)
+       SELECT m, s, c, d, ct, l4, to_timestamp(pf), to_timestamp(pt), q
+         FROM unnest(${a.join(', ')}) AS u(m, s, c, d, ct, l4, pf, pt, q)`,
     );
   }
   if (maintenance[0].length > 0) {

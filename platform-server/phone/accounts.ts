@@ -1,8 +1,9 @@
 // Pay by phone's accounts and cards: registration, login and bearer tokens, the driver's settings,
 // and the cards a driver registers (kept as tokens, never card numbers) and links for renewals.
-import { createHmac, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors';
 import type { Queryable } from '../core/db';
+import { CardTokens } from '../keys/cardToken';
 import type { PhoneContext } from './context';
 import {
   CARD_NUMBER,
@@ -29,21 +30,21 @@ import {
 
 export class Accounts {
   readonly #c: PhoneContext;
-  readonly #tokenKey: Uint8Array;
+  readonly #tokens: CardTokens;
   #dummy: Promise<string> | undefined;
 
   constructor(context: PhoneContext, tokenKey: Uint8Array) {
     this.#c = context;
-    this.#tokenKey = tokenKey;
+    this.#tokens = new CardTokens(tokenKey);
   }
 
   /**
-   * The token of a card number: protocol/renewal.ts cardToken under this platform's key, computed
-   * by OpenSSL in one call because pairing takes one per sale the fleet uploads (same bytes: tested).
+   * The token of a card number as rows keep it (32 hex digits): protocol/cardToken.ts under the
+   * fleet's card-token key, the one meters put in their records, so a registered card matches.
    */
   tokenOf(cardNumber: string): string {
     if (!CARD_NUMBER.test(cardNumber)) throw new ProtocolError('bad-field', 'card number is not 8-19 digits');
-    return createHmac('sha256', this.#tokenKey).update(cardNumber, 'latin1').digest('hex');
+    return this.#tokens.tokenHex(cardNumber);
   }
 
   async register(input: {

@@ -6,6 +6,7 @@ import type { Database } from '../core/db';
 import type { Logger } from '../ingest/gate';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { Keystore } from '../keys/keystore';
+import { deriveCardTokenKey } from '../keys/cardToken';
 import type { Channel, ChannelAdapter } from './channels';
 import type { RealtimeAuthoriser } from './payments';
 import type { Pricing } from './pricing';
@@ -303,15 +304,7 @@ export function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-/**
- * The default tokenisation key: HMAC-SHA-256 keyed with the keystore's keys of the reserved
- * (meter 0, epoch 0) slot, which no provisioned meter uses (meters start at epoch 1). Stable for as
- * long as the master key is; PARKLINK_TOKEN_KEY overrides it.
- */
+/** The default card-token key (platform-server/keys/cardToken.ts); PARKLINK_TOKEN_KEY overrides it. */
 export function deriveTokenKey(crypto: Crypto, keystore: Keystore): Uint8Array {
-  const slot = keystore.meterKeys(0, 0);
-  const key = crypto.hmacSha256(slot.uplink, new TextEncoder().encode('ParkLink card token key v1'));
-  slot.uplink.fill(0);
-  slot.downlink.fill(0);
-  return key;
+  return deriveCardTokenKey(crypto, keystore);
 }

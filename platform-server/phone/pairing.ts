@@ -3,10 +3,10 @@
 // renewal records are reconciled. Records are looked at in order, in batches, and a pairing lost to
 // a database outage is tried again on the next tick (and swept up from the records if the instance
 // stopped in between).
+import { toHex } from '../../protocol/bytes';
 import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
 import { formatMoney } from '../../firmware/units/format';
 import type { StoredRecord } from '../ingest/gate';
-import type { Accounts } from './accounts';
 import type { PhoneContext } from './context';
 import {
   type CardRow,
@@ -22,13 +22,11 @@ import {
 
 export class Pairing {
   readonly #c: PhoneContext;
-  readonly #accounts: Accounts;
   #chain: Promise<unknown> = Promise.resolve();
   #retry: { stored: StoredRecord; failures: number }[] = [];
 
-  constructor(context: PhoneContext, accounts: Accounts) {
+  constructor(context: PhoneContext) {
     this.#c = context;
-    this.#accounts = accounts;
   }
 
   /**
@@ -177,8 +175,7 @@ export class Pairing {
     const sales = batch.filter((s) => s.record.kind === RecordKind.Transaction);
     const tokens = new Map<StoredRecord, string>();
     for (const s of sales) {
-      if (s.record.kind === RecordKind.Transaction)
-        tokens.set(s, this.#accounts.tokenOf(s.record.data.cardNumber));
+      if (s.record.kind === RecordKind.Transaction) tokens.set(s, toHex(s.record.data.card.token));
     }
     const hits =
       sales.length === 0
@@ -221,7 +218,7 @@ export class Pairing {
     if (record.kind === RecordKind.Operation) return this.#reconcileRenewalRecord(meterId, record);
     if (record.kind !== RecordKind.Transaction) return;
     const d = record.data;
-    const token = this.#accounts.tokenOf(d.cardNumber);
+    const token = toHex(d.card.token);
     const now = this.#c.now();
     const paired = await this.#c.db.transaction(async (tx) => {
       const card = await tx.query<CardRow>(

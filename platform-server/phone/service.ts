@@ -55,7 +55,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
       this.#c,
       options.tokenKey ?? deriveTokenKey(this.#c.crypto, options.keystore),
     );
-    this.#pairing = new Pairing(this.#c, this.#accounts);
+    this.#pairing = new Pairing(this.#c);
     this.#renewals = new Renewals(this.#c, payments);
     this.#alerts = new Alerts(this.#c, {
       accounts: this.#accounts,

@@ -10,6 +10,7 @@ import { chainLink, genesisHash } from '../../protocol/chain';
 import { FRAME_VERSION, FrameType, type FrameHeader, openFrame, sealFrame } from '../../protocol/frame';
 import type { MeterKeys } from '../../protocol/keys';
 import { type AckMessage, decodeAckMessage, encodeRecordsMessage } from '../../protocol/messages';
+import { type CardRef, cardRef } from '../../protocol/cardToken';
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
 import type { Logger } from '../../platform-server/ingest/gate';
 import type { Operators, Role } from '../../platform-server/operators/service';
@@ -62,10 +63,17 @@ export class TestMeter {
   frameSeq = 0;
   private transactionNumber = 0;
 
+  /** `keys.cardTokenKey` (platform.provisionMeter gives it) tokenises the cards of its records. */
   constructor(
     readonly id: number,
-    readonly keys: MeterKeys,
+    readonly keys: MeterKeys & { cardTokenKey?: Uint8Array },
   ) {}
+
+  /** A card number as this meter's records carry it: token and last four digits. */
+  card(cardNumber: string): CardRef {
+    if (!this.keys.cardTokenKey) throw new Error('this test meter has no card-token key');
+    return cardRef(crypto, this.keys.cardTokenKey, cardNumber);
+  }
 
   get nextSeq(): number {
     return this.records.length + 1;
@@ -88,7 +96,11 @@ export class TestMeter {
     return bytes;
   }
 
-  transaction(data: Partial<TransactionData> = {}, time = 1_767_600_000 + this.nextSeq * 60): MeterRecord {
+  /** A sale; `cardNumber` (default 6280000000000017) is tokenised unless `card` is given. */
+  transaction(
+    { cardNumber, ...data }: Partial<TransactionData> & { cardNumber?: string } = {},
+    time = 1_767_600_000 + this.nextSeq * 60,
+  ): MeterRecord {
     const minutes = data.minutes ?? 30;
     const record: MeterRecord = {
       kind: RecordKind.Transaction,
@@ -97,7 +109,7 @@ export class TestMeter {
       meterId: this.id,
       data: {
         transactionNumber: ++this.transactionNumber,
-        cardNumber: '6280000000000017',
+        card: data.card ?? this.card(cardNumber ?? '6280000000000017'),
         cardExpiry: '2812',
         cardType: 1,
         bayId: 1 + (this.nextSeq % 4),
@@ -124,7 +136,7 @@ export class TestMeter {
       seq: this.nextSeq,
       time: 1_767_600_000 + this.nextSeq * 60,
       meterId: this.id,
-      data: { code, detail, cardNumber },
+      data: { code, detail, card: cardNumber === null ? null : this.card(cardNumber) },
     };
     this.append(record);
     return record;

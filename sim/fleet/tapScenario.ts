@@ -11,6 +11,7 @@ import { nobleCrypto } from '../../hal/nobleCrypto';
 import { Meter } from '../../firmware/meter';
 import { provisionBoard } from '../../firmware/units/security';
 import { toHex } from '../../protocol/bytes';
+import { cardToken, deriveCardTokenKey } from '../../protocol/cardToken';
 import { deriveMeterKeys } from '../../protocol/keys';
 import { VirtualPlatform } from './virtualPlatform';
 
@@ -40,16 +41,21 @@ export class TapScenario {
   readonly platform: VirtualPlatform;
   readonly board: VirtualBoard;
   readonly meter: Meter;
+  /** The fleet's card-token key the meter is provisioned with. */
+  readonly cardTokenKey: Uint8Array;
+  readonly #crypto: Crypto;
   readonly #cards;
 
   /** `crypto` serves the meter and the virtual platform alike (pure JS unless given). */
   constructor(crypto: Crypto = nobleCrypto) {
+    this.#crypto = crypto;
     this.platform = new VirtualPlatform(this.broker, crypto);
     const keys = deriveMeterKeys(crypto, MASTER_KEY, SCENARIO_METER_ID, 1);
     this.platform.register(SCENARIO_METER_ID, keys);
     this.board = new VirtualBoard({ mqtt: this.broker.link(), clock: this.clock });
     this.board.hardware.crypto = crypto;
-    provisionBoard(this.board.hardware, keys, SCENARIO_METER_ID);
+    this.cardTokenKey = deriveCardTokenKey(crypto, MASTER_KEY);
+    provisionBoard(this.board.hardware, { ...keys, cardTokenKey: this.cardTokenKey }, SCENARIO_METER_ID);
     const base = { expiry: { year: 2028, month: 12 }, counter: 0, currency: 826 };
     this.#cards = [
       purseCard([0x04, 0x11, 0x22, 0x33], {
@@ -94,7 +100,7 @@ export class TapScenario {
       bays: [1, 2, 3],
       rate: { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 },
     });
-    this.meter.blacklist.replace([{ cardNumber: cardNumber(41), reason: 'stolen' }]);
+    this.meter.blacklist.replace([{ token: this.token(cardNumber(41)), reason: 'stolen' }]);
     this.meter.start();
   }
 
@@ -112,6 +118,16 @@ export class TapScenario {
     const display = board.display.text;
     clock.advance(5 * 60_000);
     return { tap: i, display, lastSeq: this.meter.log.lastSeq };
+  }
+
+  /** The token of a card number under the scenario's card-token key. */
+  token(number: string): Uint8Array {
+    return cardToken(this.#crypto, this.cardTokenKey, number);
+  }
+
+  /** The card numbers of the scenario's cards, by tap index modulo 5. */
+  cardNumber(i: number): string {
+    return this.#cards[i % this.#cards.length].applet.data.cardNumber;
   }
 
   summary(): ScenarioSummary {

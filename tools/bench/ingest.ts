@@ -23,6 +23,9 @@ import { openDatabase } from '../../platform-server/core/db';
 import { migrate } from '../../platform-server/core/migrations';
 import { createPlatform } from '../../platform-server/platform';
 import type { PlatformConfig } from '../../platform-server/config';
+import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
+import { deriveCardTokenKey } from '../../platform-server/keys/cardToken';
+import { toHex } from '../../protocol/bytes';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
@@ -261,11 +264,13 @@ async function copyPhase(fleet: Fleet): Promise<number> {
         if (r.kind === RecordKind.Transaction) {
           const d = r.data;
           transactions.push(
-            `${r.meterId}\t${r.seq}\t${d.transactionNumber}\t${d.cardNumber}\t${d.cardExpiry}\t${d.cardType}\t${d.bayId}\t${d.minutes}\t${iso(d.paidFrom)}\t${iso(d.paidUntil)}\t${d.charge}\t${d.currency}\t${d.remainingValue}\t${d.tariffRule ?? '\\N'}\n`,
+            `${r.meterId}\t${r.seq}\t${d.transactionNumber}\t${toHex(d.card.token)}\t${d.card.last4}\t${d.cardExpiry}\t${d.cardType}\t${d.bayId}\t${d.minutes}\t${iso(d.paidFrom)}\t${iso(d.paidUntil)}\t${d.charge}\t${d.currency}\t${d.remainingValue}\t${d.tariffRule ?? '\\N'}\n`,
           );
         } else if (r.kind === RecordKind.Operation) {
           const d = r.data;
-          operations.push(`${r.meterId}\t${r.seq}\t${d.code}\t${d.detail}\t${d.cardNumber ?? '\\N'}\n`);
+          operations.push(
+            `${r.meterId}\t${r.seq}\t${d.code}\t${d.detail}\t${d.card ? toHex(d.card.token) : '\\N'}\t${d.card?.last4 ?? '\\N'}\n`,
+          );
         }
       });
     }
@@ -284,11 +289,14 @@ async function copyPhase(fleet: Fleet): Promise<number> {
       await client.query('BEGIN');
       await copy('COPY records (meter_id, seq, kind, recorded_at, bytes, link) FROM STDIN', records);
       await copy(
-        `COPY transactions (meter_id, seq, transaction_number, card_number, card_expiry, card_type, bay_id,
+        `COPY transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type, bay_id,
            minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule) FROM STDIN`,
         transactions,
       );
-      await copy('COPY operations (meter_id, seq, code, detail, card_number) FROM STDIN', operations);
+      await copy(
+        'COPY operations (meter_id, seq, code, detail, card_token, card_last4) FROM STDIN',
+        operations,
+      );
       await client.query('COMMIT');
       const seconds = (performance.now() - started) / 1000;
       const held = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
@@ -333,7 +341,13 @@ export async function run(args: string[]): Promise<void> {
   let fleet: Fleet;
   const built = performance.now();
   try {
-    fleet = buildFleet((id) => keyring.keystore.meterKeys(id, 1), meterCount, perMeter, set);
+    const cardTokenKey = deriveCardTokenKey(nodeCrypto, keyring.keystore);
+    fleet = buildFleet(
+      (id) => ({ ...keyring.keystore.meterKeys(id, 1), cardTokenKey }),
+      meterCount,
+      perMeter,
+      set,
+    );
   } finally {
     await keyring.close();
   }

@@ -9,6 +9,7 @@ import { RealTimeClock } from '../../hal/mock/realtime.node';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { createPlatform } from '../../platform-server/platform';
 import { RecordKind } from '../../protocol/records';
+import { fromHex } from '../../protocol/bytes';
 import { provisionVirtualMeter } from '../factory';
 
 export const description =
@@ -71,7 +72,7 @@ export async function run(args: string[]): Promise<void> {
           meterId,
           data: {
             transactionNumber: 1,
-            cardNumber,
+            card: { token: fromHex(phone.tokenOf(cardNumber)), last4: cardNumber.slice(-4) },
             cardExpiry: '3001',
             cardType: 2,
             bayId: 1,

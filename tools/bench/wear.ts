@@ -36,7 +36,7 @@ export function run(args: string[]): void {
       meterId: 1001,
       data: {
         transactionNumber: seq,
-        cardNumber: '6280000000000017',
+        card: { token: new Uint8Array(16).fill(0x17), last4: '0017' },
         cardExpiry: '2812',
         cardType: 1 + (seq % 3),
         bayId: 1 + (seq % 4),
