@@ -25,6 +25,8 @@ import { GuardUnit } from './units/guard';
 import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
 import type { MqttLink } from '../hal/mqtt';
 import { PowerUnit } from './units/power';
+import { CallInUnit } from './units/callIn';
+import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 
 export interface MeterConfig {
   meterId: number;
@@ -42,6 +44,14 @@ export interface MeterConfig {
    * vehicle leaves always ends its session; false, never. Absent: the tariff decides.
    */
   nonTransferable?: boolean;
+  /** The platform's numbers whose call or SMS makes the meter connect and report (cellular boards). */
+  callIn?: { numbers: readonly string[] };
+  /**
+   * The cellular modem's duty cycle (power unit): asleep once the link has been idle for idleMs,
+   * awake for uploads and every wakeEveryMs. On by default where a modem and the power parts are
+   * fitted; false leaves the modem awake.
+   */
+  radioDuty?: false | { idleMs?: number; wakeEveryMs?: number };
 }
 
 export interface BootSummary {
@@ -75,6 +85,8 @@ export class Meter {
   /** Security & environment (48) and hybrid power (416), on boards with their parts. */
   readonly guard: GuardUnit | undefined;
   readonly power: PowerUnit | undefined;
+  /** Call-in (dial-up) through the modem, when the board has one and numbers are provisioned. */
+  readonly callIn: CallInUnit | undefined;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
   readonly monitor: MonitorUnit;
   /** Status events (uplink 0x04) on their way to the platform. */
@@ -243,8 +255,18 @@ export class Meter {
 
     // The guard and hybrid power when the board has their parts; the monitoring engine always.
     const { sensors, power, watchdog } = hardware;
+    const duty = hardware.callIn && config.radioDuty !== false ? (config.radioDuty ?? {}) : undefined;
     this.power =
-      power && new PowerUnit({ parts: power, bus, records: this.records, clock, timers, preferences });
+      power &&
+      new PowerUnit({
+        parts: power,
+        bus,
+        records: this.records,
+        clock,
+        timers,
+        preferences,
+        radio: duty && { link: radio, pending: () => this.comms.pending + this.status.pending, ...duty },
+      });
     this.guard =
       sensors &&
       new GuardUnit({
@@ -260,6 +282,27 @@ export class Meter {
           config.nonTransferable ?? this.charging.tariff.nonTransferableAt(bayId, at),
         wake: (reason) => this.#keys.wake(reason),
       });
+    this.callIn =
+      hardware.callIn && config.callIn
+        ? new CallInUnit({
+            source: hardware.callIn,
+            numbers: config.callIn.numbers,
+            bus,
+            radio,
+            clock,
+            timers,
+            // The guard's full status report where the board has one; otherwise a status event.
+            sendStatus: () =>
+              this.guard
+                ? this.guard.sendStatus()
+                : this.comms.send(
+                    STATUS_FRAME,
+                    encodeStatusMessage(
+                      statusEvent(clock.now(), 'call-in', 'info', true, 'connected on call-in'),
+                    ),
+                  ),
+          })
+        : undefined;
     this.monitor = new MonitorUnit({
       bus,
       records: this.records,
@@ -342,6 +385,7 @@ export class Meter {
     this.status.stop();
     this.guard?.stop();
     this.power?.stop();
+    this.callIn?.stop();
     this.comms.stop();
     this.#keys.close();
     this.#notify.close();

@@ -733,8 +733,17 @@ export class A7670 {
       return true;
     }
     if (line.startsWith('+CMT: ')) {
-      if (quoted(line).length === 0) return this.#garbledUrc(line);
-      this.#smsHeader = line;
+      const sender = quoted(line)[0];
+      if (sender === undefined) return this.#garbledUrc(line);
+      // With AT+CSDH=1 the header ends in the text's length: read exactly that many bytes (an
+      // empty or multi-line text stays one SMS); without it the next line is the text.
+      const fields = line.split(',');
+      const length = fields.length >= 10 ? integers(fields[fields.length - 1], '') : undefined;
+      if (length && length.length === 1) {
+        this.#tokenizer.expectBinary(length[0], (bytes) =>
+          this.#urc({ kind: 'sms', sender, text: asciiText(bytes) }),
+        );
+      } else this.#smsHeader = line;
       return true;
     }
     if (line.startsWith('+CPIN: ')) {

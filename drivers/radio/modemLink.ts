@@ -186,6 +186,7 @@ export class ModemLink implements MqttLink, CallInSource {
       (next) => m.command('AT+CLIP=1', {}, (e) => next(e)),
       (next) => m.command('AT+CMGF=1', {}, (e) => next(e)),
       (next) => m.command('AT+CNMI=2,2,0,0,0', {}, (e) => next(e)),
+      (next) => m.command('AT+CSDH=1', {}, (e) => next(e)), // +CMT with the text's length (§3.3.3)
       (next) => m.command('AT+CEREG=1', {}, (e) => next(e)),
       (next) =>
         m.simState((error, state) => {

@@ -6,6 +6,7 @@
 // battery-replaced become records (claim 10b/10c). It also power-cycles modules for the monitor.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Digital } from '../../hal/io';
+import type { MqttLink } from '../../hal/mqtt';
 import type { Preferences } from '../../hal/preferences';
 import type { ModuleName, PackName, PowerParts } from '../../hal/sensors';
 import { MAX17048 } from '../../drivers/power/max17048';
@@ -34,6 +35,93 @@ export interface PowerOptions {
   emptyPercent?: number;
   /** How long the old and new packs (and the backup) overlap during a switch, ms. */
   overlapMs?: number;
+  /** A cellular modem to put in its power-saving mode between uploads. */
+  radio?: Omit<RadioDutyOptions, 'bus' | 'timers'>;
+}
+
+export interface RadioDutyOptions {
+  link: MqttLink;
+  bus: EventBus<MeterEvents>;
+  timers: Timers;
+  /** What still waits for the link (records not acknowledged, status events kept). */
+  pending: () => number;
+  /** Idle time after the last upload or downlink before the modem sleeps, ms (default 30 s). */
+  idleMs?: number;
+  /** The modem wakes this often even with nothing to send, for downlinks (default one hour). */
+  wakeEveryMs?: number;
+}
+
+/**
+ * The modem's duty cycle: awake while anything waits for the platform, asleep (link.power(false):
+ * the modem's sleep mode, still registered so a call-in reaches it) once the link has been idle
+ * for idleMs; a new record, a status event, an accepted call-in or the hourly wake brings it back.
+ */
+export class RadioDuty {
+  readonly #o: Required<RadioDutyOptions>;
+  #idle: TimerHandle | undefined;
+  #hourly: TimerHandle | undefined;
+  #asleep = false;
+  #subscriptions: { cancel(): void }[] = [];
+  sleeps = 0;
+  wakes = 0;
+
+  constructor(options: RadioDutyOptions) {
+    this.#o = { idleMs: 30_000, wakeEveryMs: 3_600_000, ...options };
+  }
+
+  get asleep(): boolean {
+    return this.#asleep;
+  }
+
+  start(): void {
+    const { bus, timers } = this.#o;
+    const wake = () => this.wake();
+    const busy = () => this.#arm();
+    this.#subscriptions = [
+      bus.on('record-appended', wake),
+      bus.on('status-event', wake),
+      bus.on('call-in', (c) => (c.accepted ? this.wake() : undefined)),
+      bus.on('upload-sent', busy),
+      bus.on('upload-acknowledged', busy),
+      bus.on('downlink', busy),
+    ];
+    this.#hourly = timers.setInterval(wake, this.#o.wakeEveryMs);
+    this.#arm();
+  }
+
+  stop(): void {
+    for (const s of this.#subscriptions) s.cancel();
+    this.#subscriptions = [];
+    this.#o.timers.clear(this.#idle);
+    this.#o.timers.clear(this.#hourly);
+    this.#idle = undefined;
+    this.#hourly = undefined;
+  }
+
+  wake(): void {
+    if (this.#asleep) {
+      this.#asleep = false;
+      this.wakes++;
+      this.#o.link.power?.(true);
+    }
+    this.#arm();
+  }
+
+  #arm(): void {
+    const { timers } = this.#o;
+    timers.clear(this.#idle);
+    this.#idle = timers.setTimeout(() => {
+      this.#idle = undefined;
+      if (this.#o.pending() > 0) {
+        this.#arm(); // still something to deliver: stay awake
+        return;
+      }
+      if (this.#asleep || !this.#o.link.power) return;
+      this.#asleep = true;
+      this.sleeps++;
+      this.#o.link.power(false);
+    }, this.#o.idleMs);
+  }
 }
 
 interface Pack {
@@ -49,7 +137,7 @@ interface Pack {
 }
 
 export class PowerUnit {
-  readonly #o: Required<Omit<PowerOptions, 'parts' | 'preferences'>> &
+  readonly #o: Required<Omit<PowerOptions, 'parts' | 'preferences' | 'radio'>> &
     Pick<PowerOptions, 'parts' | 'preferences'>;
   readonly #packs = new Map<PackName, Pack>();
   readonly #modules = new Map<ModuleName, Digital>();
@@ -59,9 +147,13 @@ export class PowerUnit {
   #booting = false;
   /** Every switch made: [from, to], for tests and the status. */
   readonly switches: [string, string][] = [];
+  /** The modem's duty cycle, when the meter's link is a cellular modem. */
+  readonly radioDuty: RadioDuty | undefined;
 
   constructor(options: PowerOptions) {
     this.#o = { sampleMs: 60_000, lowPercent: 15, emptyPercent: 3, overlapMs: 50, ...options };
+    this.radioDuty =
+      options.radio && new RadioDuty({ ...options.radio, bus: options.bus, timers: options.timers });
     for (const name of PACK_ORDER) {
       const part = options.parts.packs[name];
       if (!part) continue;
@@ -112,11 +204,13 @@ export class PowerUnit {
     this.#booting = false;
     // The first source: whichever the boot hardware had on (the backup, if none) until sample() chose.
     this.#timer = this.#o.timers.setInterval(() => this.sample(), this.#o.sampleMs);
+    this.radioDuty?.start();
   }
 
   stop(): void {
     this.#o.timers.clear(this.#timer);
     this.#timer = undefined;
+    this.radioDuty?.stop();
     for (const p of this.#packs.values()) {
       try {
         p.gauge?.close();

@@ -90,6 +90,7 @@ export class VirtualA7670 implements VirtualSerialDevice {
   #data: { length: number; bytes: number[]; then: (bytes: number[]) => void } | undefined;
   #outbox: number[] = [];
   #sleepEnabled = false;
+  #csdh = false;
   #dtrHigh = false;
   #stateSince = 0;
   // Network and services.
@@ -181,7 +182,9 @@ export class VirtualA7670 implements VirtualSerialDevice {
   /** A text from `number` (text mode, +CNMI=2,2: straight to the UART as +CMT). */
   sms(number: string, text: string): void {
     if (this.#power !== 'on') return;
-    this.#urc(`${CRLF}+CMT: "${number}","","26/01/05,08:00:00+00"${CRLF}${text}${CRLF}`);
+    // With AT+CSDH=1 the header carries <tooa>,<fo>,<pid>,<dcs>,<sca>,<tosca>,<length> (TS 27.005 §3.4.1).
+    const details = this.#csdh ? `,145,4,0,0,"+447785016005",145,${text.length}` : '';
+    this.#urc(`${CRLF}+CMT: "${number}","","26/01/05,08:00:00+00"${details}${CRLF}${text}${CRLF}`);
   }
 
   /** The broker or the network drops the MQTT connection. */
@@ -361,6 +364,10 @@ export class VirtualA7670 implements VirtualSerialDevice {
         return;
       case 'H':
         this.#ringing = undefined;
+        this.#ok();
+        return;
+      case '+CSDH':
+        this.#csdh = numbers[0] === 1;
         this.#ok();
         return;
       case '+CMEE':
