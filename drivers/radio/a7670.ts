@@ -115,6 +115,8 @@ export interface CommandOptions {
   final?: string;
   /** Information-response prefix (lines kept for the caller), e.g. '+CSQ: '. */
   info?: string;
+  /** Tells the response from a URC of the same prefix (+CEREG: <n>,<stat> against +CEREG: <stat>). */
+  isInfo?: (line: string) => boolean;
   timeoutMs?: number;
 }
 
@@ -446,7 +448,9 @@ export class A7670 {
 
   /** AT+CEREG? (TS 27.007 §10.1.22): the EPS registration status. */
   registration(done: Done<number>): void {
-    this.command('AT+CEREG?', { info: '+CEREG: ' }, (error, lines) => {
+    // The read response is "+CEREG: <n>,<stat>[,…]"; a URC arriving meanwhile is "+CEREG: <stat>[,"tac",…]".
+    const isInfo = (line: string) => /^\+CEREG: \d+,\d+/.test(line);
+    this.command('AT+CEREG?', { info: '+CEREG: ', isInfo }, (error, lines) => {
       const values = lines?.[0] ? integers(lines[0], '+CEREG: ') : undefined;
       if (error) done(error);
       else if (!values || values.length < 2)
@@ -605,7 +609,7 @@ export class A7670 {
     const p = this.#pending;
     if (p) {
       if (line === p.command) return; // echo before ATE0 took effect
-      if (p.options.info && line.startsWith(p.options.info)) {
+      if (p.options.info && line.startsWith(p.options.info) && (p.options.isInfo?.(line) ?? true)) {
         p.lines.push(line);
         return;
       }
