@@ -491,6 +491,32 @@ export const CURRENT_FIGURES = Object.freeze({
     milliamps: 0.075,
     source: 'QMC5883L Rev 1.0 §2: 75 µA at 10 Hz',
   },
+  modemSleep: {
+    part: 'SIMCom A7670E',
+    state: 'sleep mode (AT+CSCLK=1, DTR high), registered, LTE paging (DRX)',
+    milliamps: 1.5,
+    source:
+      'A7670 Series Hardware Design, current consumption table: sleep mode ~1–2 mA depending on DRX (to confirm on the bench)',
+  },
+  modemIdle: {
+    part: 'SIMCom A7670E',
+    state: 'idle, registered, MQTT session open',
+    milliamps: 18,
+    source: 'A7670 Series Hardware Design, same table: LTE idle ~15–20 mA (to confirm on the bench)',
+  },
+  modemData: {
+    part: 'SIMCom A7670E',
+    state: 'LTE Cat-1 data (TLS handshake, publish, ack), mid TX power',
+    milliamps: 250,
+    source:
+      'A7670 Series Hardware Design, same table: LTE data up to ~500 mA at 23 dBm; 250 mA taken for a mid-power cell (to confirm)',
+  },
+  modemOff: {
+    part: 'SIMCom A7670E',
+    state: 'powered down (PWRKEY), VBAT applied',
+    milliamps: 0.02,
+    source: 'A7670 Series Hardware Design, same table: power-off leakage in the tens of µA',
+  },
   gauge: {
     part: 'MAX17048',
     state: 'hibernate, per pack',
@@ -512,6 +538,12 @@ export interface DailyUse {
   airMinutesPerDay?: number;
   bays?: number;
   packs?: number;
+  /** The link: Wi-Fi (the radio on only for uploads) or the cellular modem with its duty cycle. */
+  radio?: 'wifi' | 'cellular';
+  /** Modem wakes per day (RadioDuty: each new record, each status event, the hourly wake); default taps + 24. */
+  modemWakes?: number;
+  /** Seconds the modem stays connected and idle after its last upload before it sleeps (RadioDuty idleMs). */
+  modemIdleSeconds?: number;
 }
 
 export interface Projection {
@@ -522,6 +554,24 @@ export interface Projection {
   totalPerDay: number;
   /** Days of life on `capacityMah` at `deratePercent` usable. */
   days: (capacityMah: number, deratePercent?: number) => number;
+}
+
+/**
+ * The modem's day under RadioDuty: each wake spends `upload` seconds at data current (bring-up,
+ * TLS, publish, ack) and modemIdleSeconds connected and idle; the rest of the day it sleeps,
+ * registered, so a call-in still reaches it.
+ */
+export function modemPerDay(use: DailyUse, upload: number): Record<string, number> {
+  const f = CURRENT_FIGURES;
+  const wakes = use.modemWakes ?? use.taps + 24;
+  const idle = use.modemIdleSeconds ?? 30;
+  const awake = Math.min(86_400, wakes * (upload + idle));
+  const mah = (ma: number, seconds: number) => (ma * seconds) / 3600;
+  return {
+    'modem data (uploads)': mah(f.modemData.milliamps, Math.min(awake, wakes * upload)),
+    'modem idle, connected': mah(f.modemIdle.milliamps, awake - Math.min(awake, wakes * upload)),
+    'modem asleep, registered': mah(f.modemSleep.milliamps, 86_400 - awake),
+  };
 }
 
 /** The sleep budget: charge per day from the time each part spends in each state. */
@@ -542,7 +592,9 @@ export function projectBatteryLife(use: DailyUse): Projection {
     display: mah(f.display.milliamps, use.taps * tap),
     'reader antenna': mah(f.readerOn.milliamps, use.taps * readerTap),
     'reader power-down': mah(f.readerPowerDown.milliamps, day - use.taps * readerTap),
-    radio: mah(f.radioTx.milliamps, use.uploads * upload),
+    ...(use.radio === 'cellular'
+      ? modemPerDay(use, upload)
+      : { radio: mah(f.radioTx.milliamps, use.uploads * upload) }),
     'air quality': mah(f.air.milliamps, airMinutes * 60),
     'bay magnetometers': mah(f.magnetometer.milliamps * bays, day),
     'accelerometer, light, climate': mah(

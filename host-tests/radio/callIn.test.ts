@@ -7,6 +7,7 @@ import { Meter } from '../../firmware/meter';
 import { MemoryPreferences } from '../../hal/mock/preferences';
 import type { MeterEvents } from '../../firmware/events';
 import { normaliseNumber } from '../../firmware/units/callIn';
+import { CURRENT_FIGURES, projectBatteryLife } from '../../firmware/units/power';
 import { provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
@@ -180,5 +181,34 @@ describe('call-in and the modem duty cycle on a whole meter', () => {
     assert.deepEqual(p.cellular, { apn: 'iot.example' });
     preferences.set('meter', 'callIn', '+447700900100,07700 900100');
     assert.throws(() => readProvisioning(preferences), ProvisioningError);
+  });
+});
+
+describe('battery projection with the modem', () => {
+  it('counts the modem per state over the whole day in place of the Wi-Fi radio', () => {
+    const cellular = projectBatteryLife({
+      taps: 50,
+      uploads: 4,
+      radio: 'cellular',
+      modemWakes: 74,
+      modemIdleSeconds: 30,
+    });
+    const f = CURRENT_FIGURES;
+    assert.equal(cellular.perDay.radio, undefined);
+    const awake = 74 * (15 + 30);
+    assert.ok(
+      Math.abs(cellular.perDay['modem data (uploads)'] - (f.modemData.milliamps * 74 * 15) / 3600) < 1e-9,
+    );
+    assert.ok(
+      Math.abs(cellular.perDay['modem idle, connected'] - (f.modemIdle.milliamps * 74 * 30) / 3600) < 1e-9,
+    );
+    assert.ok(
+      Math.abs(
+        cellular.perDay['modem asleep, registered'] - (f.modemSleep.milliamps * (86_400 - awake)) / 3600,
+      ) < 1e-9,
+    );
+    const wifi = projectBatteryLife({ taps: 50, uploads: 4 });
+    assert.ok(wifi.perDay.radio > 0);
+    assert.ok(cellular.totalPerDay > wifi.totalPerDay, 'the modem costs more than Wi-Fi uploads');
   });
 });
