@@ -124,10 +124,15 @@ export type Done<T> = (error: Error | undefined, result?: T) => void;
 
 export interface A7670Options {
   serial: { io: IOClass<Serial, SerialOptions> } & Partial<SerialOptions>;
-  /** PWRKEY as the module sees it (0 = pressed). */
-  pwrkey: { io: IOClass<Digital, DigitalOptions>; pin: number };
-  /** STATUS output of the module (1 = on). */
-  status: { io: IOClass<Digital, DigitalOptions>; pin: number };
+  /**
+   * PWRKEY: the module's input is pressed when low. `inverted` where the board drives it through a
+   * transistor (the MCU writes 1 to press), as LilyGO's T-A7670 does.
+   */
+  pwrkey: { io: IOClass<Digital, DigitalOptions>; pin: number; inverted?: boolean };
+  /** STATUS output of the module (1 = on); boards without it are told on by an answer to AT. */
+  status?: { io: IOClass<Digital, DigitalOptions>; pin: number };
+  /** A load switch on the module's supply (1 = on), where the board has one. */
+  supply?: { io: IOClass<Digital, DigitalOptions>; pin: number };
   /** DTR: high lets the module sleep once AT+CSCLK=1 (manual §3.2.x, sleep mode); low wakes it. */
   dtr?: { io: IOClass<Digital, DigitalOptions>; pin: number };
   /** RI: pulses low for a call, an SMS or a URC while the UART sleeps. */
@@ -325,7 +330,11 @@ const READY_LINES = Object.freeze(['RDY', 'SMS DONE', 'PB DONE', 'SMS Ready', 'P
 export class A7670 {
   readonly #serial: Serial;
   readonly #pwrkey: Digital;
-  readonly #status: Digital;
+  readonly #pressed: 0 | 1;
+  readonly #status: Digital | undefined;
+  readonly #supply: Digital | undefined;
+  /** Without STATUS: whether the module last answered (true) or was switched off (false). */
+  #answered = false;
   readonly #dtr: Digital | undefined;
   readonly #ri: Digital | undefined;
   readonly #timers: Timers;
@@ -348,9 +357,14 @@ export class A7670 {
       (line) => this.#onLine(line),
       () => this.#onPrompt(),
     );
+    this.#pressed = options.pwrkey.inverted ? 1 : 0;
     this.#pwrkey = new options.pwrkey.io({ pin: options.pwrkey.pin, mode: 'output' });
-    this.#pwrkey.write(1);
-    this.#status = new options.status.io({ pin: options.status.pin, mode: 'input' });
+    this.#pwrkey.write(this.#pressed ? 0 : 1);
+    this.#status = options.status && new options.status.io({ pin: options.status.pin, mode: 'input' });
+    if (options.supply) {
+      this.#supply = new options.supply.io({ pin: options.supply.pin, mode: 'output' });
+      this.#supply.write(1);
+    }
     if (options.dtr) {
       this.#dtr = new options.dtr.io({ pin: options.dtr.pin, mode: 'output' });
       this.#dtr.write(0);
@@ -381,9 +395,9 @@ export class A7670 {
     if (options.onUrc) this.onUrc = options.onUrc;
   }
 
-  /** The STATUS pin: whether the module is powered on. */
+  /** Whether the module is powered on: the STATUS pin, or its last answer where there is none. */
   get on(): boolean {
-    return this.#status.read() === 1;
+    return this.#status ? this.#status.read() === 1 : this.#answered;
   }
 
   /** Whether a command is on the line or queued. */
@@ -395,6 +409,17 @@ export class A7670 {
   powerOn(done: Done<void>): void {
     if (this.on) {
       this.sync(done);
+      return;
+    }
+    if (!this.#status) {
+      // No STATUS line: a module already on answers AT within a few tries; only then press.
+      this.#sync(3, (error) => {
+        if (!error) {
+          done(undefined);
+          return;
+        }
+        this.#press(this.#timing.powerOnPulseMs, () => this.sync(done));
+      });
       return;
     }
     this.#press(this.#timing.powerOnPulseMs, () =>
@@ -419,15 +444,20 @@ export class A7670 {
 
   /** `AT` until OK (autobaud and boot), then `ATE0` (V.25ter echo off) and `AT+CMEE=1` (numeric errors). */
   sync(done: Done<void>): void {
+    this.#sync(this.#timing.syncAttempts, done);
+  }
+
+  #sync(tries: number, done: Done<void>): void {
     let attempts = 0;
     const attempt = () => {
       attempts++;
       this.command('AT', { timeoutMs: this.#timing.syncIntervalMs }, (error) => {
         if (!error) {
+          this.#answered = true;
           this.command('ATE0', {}, (e) => (e ? done(e) : this.command('AT+CMEE=1', {}, (e2) => done(e2))));
           return;
         }
-        if (attempts >= this.#timing.syncAttempts || this.#closed) {
+        if (attempts >= tries || this.#closed) {
           done(new ModemError('timeout', `no answer to AT after ${attempts} tries`));
           return;
         }
@@ -501,7 +531,8 @@ export class A7670 {
     this.#closed = true;
     this.#serial.close();
     this.#pwrkey.close();
-    this.#status.close();
+    this.#status?.close();
+    this.#supply?.close();
     this.#dtr?.close();
     this.#ri?.close();
   }
@@ -509,18 +540,25 @@ export class A7670 {
   // ---- internals ----
 
   #press(ms: number, then: () => void): void {
-    this.#pwrkey.write(0);
+    this.#pwrkey.write(this.#pressed);
     this.#timers.setTimeout(() => {
-      this.#pwrkey.write(1);
+      this.#pwrkey.write(this.#pressed ? 0 : 1);
       then();
     }, ms);
   }
 
   #waitStatus(level: 0 | 1, done: Done<void>): void {
+    if (!this.#status) {
+      // Without STATUS, power-down is taken as done once the hardware design's Toff has passed.
+      if (level === 0) this.#answered = false;
+      done(undefined);
+      return;
+    }
+    const status = this.#status;
     const step = 100;
     let waited = 0;
     const check = () => {
-      if (this.#status.read() === level) {
+      if (status.read() === level) {
         done(undefined);
         return;
       }

@@ -13,6 +13,8 @@ import { RegistrationError } from '../../drivers/radio/modemLink';
 import { VirtualSerialPort } from '../../hal/mock/serial';
 import { VirtualPins } from '../../hal/mock/bus';
 import { VirtualClock } from '../../hal/mock/clock';
+import { VirtualA7670 } from '../../hal/mock/modem/a7670';
+import { VirtualBroker } from '../../hal/mock/mqtt';
 import { PINS, PLATFORM_CA, rig, runUntil, UART } from './support';
 
 const UPLINK = 'parklink/meters/7/up';
@@ -251,6 +253,43 @@ describe('A7670 driver and ModemLink against the virtual module', () => {
     assert.deepEqual(calls, [{ kind: 'call', number: '+447700900123' }]);
     assert.ok(r.twin.commands.includes('ATH'));
     assert.ok(!r.twin.commands.includes('ATA'));
+  });
+
+  it('a board without STATUS: AT tried first, PWRKEY pressed only when the module does not answer', () => {
+    const clock = new VirtualClock();
+    const pins = new VirtualPins();
+    const serial = new VirtualSerialPort();
+    const twin = new VirtualA7670({
+      clock,
+      timers: clock,
+      pins,
+      pinMap: PINS,
+      broker: new VirtualBroker(clock),
+    });
+    serial.attach(UART, twin);
+    const modem = new A7670({
+      serial: { io: serial.io, port: UART },
+      pwrkey: { io: pins.io, pin: PINS.pwrkey },
+      timers: clock,
+    });
+    let first: Error | undefined | null = null;
+    modem.powerOn((e) => {
+      first = e;
+    });
+    assert.ok(runUntil(clock, () => first !== null, 30_000));
+    assert.equal(first, undefined);
+    assert.equal(twin.power, 'on');
+    assert.equal(modem.on, true);
+    const pressesBefore = twin.commands.length;
+    let second: Error | undefined | null = null;
+    modem.powerOn((e) => {
+      second = e;
+    });
+    assert.ok(runUntil(clock, () => second !== null, 30_000));
+    assert.equal(second, undefined);
+    assert.ok(
+      twin.commands.slice(pressesBefore).every((c) => c === 'AT' || c === 'ATE0' || c === 'AT+CMEE=1'),
+    );
   });
 
   it('power-off through PWRKEY (Toff) takes STATUS low', () => {
