@@ -96,6 +96,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
       sendDownlink,
       guard: operators,
+      smsSender: config.smsSender,
     });
     await startKeys(app, { db, meters, keystore, ingest, guard: operators });
     await ingest.start();

@@ -1,17 +1,20 @@
 // The fleet room: the meters and their transactions, each meter's status, alarms and settings
-// (uplink 0x04 in, downlink 0x84 out).
+// (uplink 0x04 in, downlink 0x84 out), and call-in of cellular meters by SMS.
 import type { FastifyInstance } from 'fastify';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { meterRoutes } from './meters';
 import { STATUS_FRAME, type StatusDeps, StatusService } from './status';
 import { statusRoutes } from './statusRoutes';
+import { callInRoutes, type SmsSender } from './callIn';
 
 export interface FleetDeps extends StatusDeps {
   meters: StatusDeps['meters'] & MeterDirectory;
   records: RecordReader;
   ingest: { route(type: number, handler: (topic: string, frame: Uint8Array) => Promise<void>): void };
   guard: OperatorGuard;
+  /** Texts a cellular meter for call-in; without one, call-in answers 503. */
+  smsSender?: SmsSender;
 }
 
 export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise<{ status: StatusService }> {
@@ -19,5 +22,11 @@ export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise
   const status = new StatusService(deps);
   deps.ingest.route(STATUS_FRAME, status.onUplink);
   await app.register(statusRoutes, { db: deps.db, meters: deps.meters, guard: deps.guard, service: status });
+  await app.register(callInRoutes, {
+    db: deps.db,
+    meters: deps.meters,
+    guard: deps.guard,
+    sender: deps.smsSender,
+  });
   return { status };
 }
