@@ -35,8 +35,13 @@ forEachBackend('call-in (POST /api/meters/:id/call-in)', (backend) => {
     if (virtualMeter && to === '+447700900555') virtualMeter.board.modem?.sms(PLATFORM_NUMBER, text);
   });
 
-  const call = (p: Platform, id: number, who: OperatorLogin) =>
-    p.app.inject({ method: 'POST', url: `/api/meters/${id}/call-in`, headers: who.headers });
+  const call = (p: Platform, id: number, who: OperatorLogin, reason?: string) =>
+    p.app.inject({
+      method: 'POST',
+      url: `/api/meters/${id}/call-in`,
+      headers: who.headers,
+      payload: reason ? { reason } : {},
+    });
   const setNumber = (id: number, msisdn: string, who = operator) =>
     platform.app.inject({
       method: 'PUT',
@@ -86,7 +91,7 @@ forEachBackend('call-in (POST /api/meters/:id/call-in)', (backend) => {
   it('texts the meter, stores the call-in and audits both steps', async () => {
     assert.equal((await setNumber(meterId, '+447700900555')).statusCode, 200);
     const before = sender.sent.length;
-    const response = await call(platform, meterId, operator);
+    const response = await call(platform, meterId, operator, 'status report overdue');
     assert.equal(response.statusCode, 202, response.body);
     const { callInId, sentTo } = response.json();
     assert.equal(sentTo, '**********555');
@@ -103,6 +108,9 @@ forEachBackend('call-in (POST /api/meters/:id/call-in)', (backend) => {
       audit.entries.map((e) => e.action).filter((a) => a.startsWith('meter.')),
       ['meter.call-in', 'meter.phone-number'],
     );
+    const entry = audit.entries.find((e) => e.action === 'meter.call-in');
+    assert.equal(entry?.detail.reason, 'status report overdue');
+    assert.equal(entry?.detail.sentTo, '**********555');
   });
 
   it('a text the network does not deliver: 502, stored as failed', async () => {

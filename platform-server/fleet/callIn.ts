@@ -4,7 +4,7 @@
 // command: the sender's number is all the meter looks at.
 //
 //   PUT  /api/meters/:id/phone-number  body { msisdn } → 200 (operator; audited)
-//   POST /api/meters/:id/call-in       → 202 { callInId, sentTo } | 404 | 409 no-phone-number |
+//   POST /api/meters/:id/call-in       body {} or { reason } → 202 { callInId, sentTo } | 404 | 409 no-phone-number |
 //                                         503 no-sms-sender | 502 sms-failed   (operator; audited)
 //
 // The SMS goes through an SmsSender: WebhookSmsSender for a gateway, SimulatedSmsSender in tests
@@ -117,13 +117,18 @@ export const callInRoutes: FastifyPluginAsync<CallInRoutesOptions> = async (
     },
   );
 
-  app.post<{ Params: { id: number } }>(
+  app.post<{ Params: { id: number }; Body: { reason?: string } }>(
     '/api/meters/:id/call-in',
     {
       onRequest: guard.requireRole('operator'),
       schema: {
         summary: 'Texts a cellular meter so that it connects and sends its status now',
         params: meterIdParams,
+        body: {
+          type: 'object',
+          properties: { reason: { type: 'string', maxLength: 200 } },
+          additionalProperties: false,
+        },
         response: {
           202: object({ callInId: { type: 'integer' }, sentTo: { type: 'string' } }),
           ...errorResponses(400, 401, 403, 404, 409, 502, 503),
@@ -158,6 +163,7 @@ export const callInRoutes: FastifyPluginAsync<CallInRoutesOptions> = async (
           callInId,
           sender: sender.name,
           sentTo: maskNumber(msisdn),
+          ...(request.body.reason ? { reason: request.body.reason } : {}),
           ...(failure ? { failure } : {}),
         },
       });
