@@ -25,6 +25,8 @@ export interface CallInOptions {
   connectWaitMs?: number;
   /** Least time between two accepted call-ins, ms (default one minute). */
   minIntervalMs?: number;
+  /** Least time between two reports of refused callers, ms (default ten minutes). */
+  refusalReportMs?: number;
 }
 
 /** "+44 7700-900 123", "0044…" → "+447700900123"; anything else keeps only its digits and a leading +. */
@@ -46,13 +48,15 @@ export class CallInUnit {
   readonly #numbers: Set<string>;
   #waiting: TimerHandle | undefined;
   #lastAccepted = Number.NEGATIVE_INFINITY;
+  #lastRefusalReport = Number.NEGATIVE_INFINITY;
+  #refusedUnreported = 0;
   accepted = 0;
   refused = 0;
   /** Status sent after a call-in. */
   answered = 0;
 
   constructor(options: CallInOptions) {
-    this.#o = { connectWaitMs: 180_000, minIntervalMs: 60_000, ...options };
+    this.#o = { connectWaitMs: 180_000, minIntervalMs: 60_000, refusalReportMs: 600_000, ...options };
     this.#numbers = new Set(options.numbers.map(normaliseNumber).filter((n) => n.length > 3));
     options.source.onCallIn = (event) => this.#onCallIn(event);
   }
@@ -69,9 +73,25 @@ export class CallInUnit {
     if (!this.#numbers.has(number)) {
       this.refused++;
       bus.emit('call-in', { kind: event.kind, number, accepted: false });
+      // Reported at most once per refusalReportMs: each report wakes the modem, so a stranger
+      // ringing over and over must not drain the battery. The ones in between are counted.
+      const now = clock.monotonic();
+      if (now - this.#lastRefusalReport < this.#o.refusalReportMs) {
+        this.#refusedUnreported++;
+        return;
+      }
+      const more = this.#refusedUnreported > 0 ? ` (and ${this.#refusedUnreported} more before)` : '';
+      this.#lastRefusalReport = now;
+      this.#refusedUnreported = 0;
       bus.emit(
         'status-event',
-        statusEvent(clock.now(), 'call-in-refused', 'warning', true, `${event.kind} from ${masked(number)}`),
+        statusEvent(
+          clock.now(),
+          'call-in-refused',
+          'warning',
+          true,
+          `${event.kind} from ${masked(number)}${more}`,
+        ),
       );
       return;
     }
