@@ -30,6 +30,8 @@ export interface Provisioning {
   broker: BrokerSettings;
   /** The Wi-Fi the board joins (absent where the host's network is used). */
   network?: { ssid: string; password?: string };
+  /** The cellular modem's APN (network.apn), on boards whose link is the modem. */
+  cellular?: { apn: string };
   config: MeterConfig;
 }
 
@@ -105,7 +107,18 @@ export function readProvisioning(preferences: Preferences): Provisioning {
     },
   };
   if (modeKey) config.maintenance = { sequence: modeKey, maxAttempts: 3, lockoutMs: 15 * 60_000 };
+  // The platform's call-in numbers (meter.callIn, comma separated, international form).
+  const callInText = text(preferences, METER_DOMAIN, 'callIn');
+  if (callInText) {
+    const numbers = callInText.split(',').map((n) => n.trim());
+    if (numbers.some((n) => !/^\+[1-9]\d{6,14}$/.test(n))) {
+      throw new ProvisioningError(`meter.callIn "${callInText}" is not a list of +E.164 numbers`);
+    }
+    config.callIn = { numbers };
+  }
   const provisioning: Provisioning = { meterId, bays, broker, config };
+  const apn = text(preferences, NETWORK_DOMAIN, 'apn');
+  if (apn) provisioning.cellular = { apn };
   const ssid = text(preferences, NETWORK_DOMAIN, 'ssid');
   if (ssid) {
     provisioning.network = { ssid };

@@ -96,6 +96,8 @@ export interface MeterEvents {
   'power-source': { from: string; to: string; reason: string };
   /** Monitoring engine (413): a module's state changed. */
   'module-state': { module: string; state: ModuleState; detail: string };
+  /** The platform's call or SMS asking the meter to connect (accepted), or anyone else's (refused). */
+  'call-in': { kind: 'call' | 'sms'; number: string; accepted: boolean };
   /** An event for the platform (uplink 0x04), sent by the meter's status channel (units/monitor.ts). */
   'status-event': StatusEvent;
 }

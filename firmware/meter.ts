@@ -27,6 +27,8 @@ import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
 import type { MqttLink } from '../hal/mqtt';
 import { PowerUnit } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
+import { CallInUnit } from './units/callIn';
+import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 
 export interface MeterConfig {
   meterId: number;
@@ -46,6 +48,14 @@ export interface MeterConfig {
   nonTransferable?: boolean;
   /** The Zigbee relay's role, on a board with a Zigbee module (firmware/units/relay.ts). */
   relay?: RelayRole;
+  /** The platform's numbers whose call or SMS makes the meter connect and report (cellular boards). */
+  callIn?: { numbers: readonly string[] };
+  /**
+   * The cellular modem's duty cycle (power unit): asleep once the link has been idle for idleMs,
+   * awake for uploads and every wakeEveryMs. On by default where a modem and the power parts are
+   * fitted; false leaves the modem awake.
+   */
+  radioDuty?: false | { idleMs?: number; wakeEveryMs?: number };
 }
 
 export interface BootSummary {
@@ -81,6 +91,8 @@ export class Meter {
   /** Security & environment (48) and hybrid power (416), on boards with their parts. */
   readonly guard: GuardUnit | undefined;
   readonly power: PowerUnit | undefined;
+  /** Call-in (dial-up) through the modem, when the board has one and numbers are provisioned. */
+  readonly callIn: CallInUnit | undefined;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
   readonly monitor: MonitorUnit;
   /** Status events (uplink 0x04) on their way to the platform. */
@@ -281,8 +293,18 @@ export class Meter {
 
     // The guard and hybrid power when the board has their parts; the monitoring engine always.
     const { sensors, power, watchdog } = hardware;
+    const duty = hardware.callIn && config.radioDuty !== false ? (config.radioDuty ?? {}) : undefined;
     this.power =
-      power && new PowerUnit({ parts: power, bus, records: this.records, clock, timers, preferences });
+      power &&
+      new PowerUnit({
+        parts: power,
+        bus,
+        records: this.records,
+        clock,
+        timers,
+        preferences,
+        radio: duty && { link: radio, pending: () => this.comms.pending + this.status.pending, ...duty },
+      });
     this.guard =
       sensors &&
       new GuardUnit({
@@ -298,6 +320,27 @@ export class Meter {
           config.nonTransferable ?? this.charging.tariff.nonTransferableAt(bayId, at),
         wake: (reason) => this.#keys.wake(reason),
       });
+    this.callIn =
+      hardware.callIn && config.callIn
+        ? new CallInUnit({
+            source: hardware.callIn,
+            numbers: config.callIn.numbers,
+            bus,
+            radio,
+            clock,
+            timers,
+            // The guard's full status report where the board has one; otherwise a status event.
+            sendStatus: () =>
+              this.guard
+                ? this.guard.sendStatus()
+                : this.comms.send(
+                    STATUS_FRAME,
+                    encodeStatusMessage(
+                      statusEvent(clock.now(), 'call-in', 'info', true, 'connected on call-in'),
+                    ),
+                  ),
+          })
+        : undefined;
     this.monitor = new MonitorUnit({
       bus,
       records: this.records,
@@ -395,6 +438,7 @@ export class Meter {
     this.status.stop();
     this.guard?.stop();
     this.power?.stop();
+    this.callIn?.stop();
     this.comms.stop();
     this.handheld?.close();
     this.relayMaster?.stop();

@@ -4,6 +4,7 @@ import type { Clock, Timers } from './clock';
 import type { Crypto } from './crypto';
 import type { NorFlash } from './flash';
 import type { BlePeripheral } from './ble';
+import type { CallInSource } from './dialup';
 import type {
   Digital,
   DigitalOptions,
@@ -60,6 +61,8 @@ export interface MeterHardware {
   random: Random;
   crypto: Crypto;
   mqtt: MqttLink;
+  /** Calls and texts to the meter's number, when a cellular modem carries the link. */
+  callIn?: CallInSource;
   /** A second radio path (e.g. the Zigbee relay), when fitted: the monitor falls back to it. */
   fallbackLink?: { name: string; link: MqttLink };
   /** A Zigbee module (XBee 3, API mode 2) on a UART, when fitted: the relay to or from a neighbour. */

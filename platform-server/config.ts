@@ -4,6 +4,7 @@ import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
 import type { OperatorsConfig } from './operators';
 import type { PhoneConfig } from './phone';
+import { type SmsSender, WebhookSmsSender } from './fleet/callIn';
 
 export interface PlatformConfig {
   /** postgres://… (DATABASE_URL); PGlite when absent. */
@@ -47,6 +48,8 @@ export interface PlatformConfig {
   phone?: PhoneConfig;
   /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
   operators?: OperatorsConfig;
+  /** The SMS sender for call-in (PARKLINK_SMS_WEBHOOK, PARKLINK_SMS_WEBHOOK_SECRET); none: call-in is off. */
+  smsSender?: SmsSender;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
@@ -56,6 +59,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.MQTT_URL) config.mqttUrl = env.MQTT_URL;
   if (env.MQTT_SHARED === '0' || env.MQTT_SHARED === 'false') config.sharedSubscriptions = false;
   if (env.MQTT_SHARE_GROUP) config.shareGroup = env.MQTT_SHARE_GROUP;
+  if (env.PARKLINK_SMS_WEBHOOK)
+    config.smsSender = new WebhookSmsSender({
+      url: env.PARKLINK_SMS_WEBHOOK,
+      ...(env.PARKLINK_SMS_WEBHOOK_SECRET ? { secret: env.PARKLINK_SMS_WEBHOOK_SECRET } : {}),
+    });
   if (env.PORT) {
     const port = Number(env.PORT);
     if (!Number.isInteger(port) || port < 0 || port > 65535)

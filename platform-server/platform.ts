@@ -114,6 +114,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
       sendDownlink,
       guard: operators,
+      smsSender: config.smsSender,
     });
     await startKeys(app, { db, meters, keystore, ingest, guard: operators });
     await ingest.start();

@@ -6,6 +6,7 @@
 // battery-replaced become records (claim 10b/10c). It also power-cycles modules for the monitor.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Digital } from '../../hal/io';
+import type { MqttLink } from '../../hal/mqtt';
 import type { Preferences } from '../../hal/preferences';
 import type { ModuleName, PackName, PowerParts } from '../../hal/sensors';
 import { MAX17048 } from '../../drivers/power/max17048';
@@ -34,6 +35,93 @@ export interface PowerOptions {
   emptyPercent?: number;
   /** How long the old and new packs (and the backup) overlap during a switch, ms. */
   overlapMs?: number;
+  /** A cellular modem to put in its power-saving mode between uploads. */
+  radio?: Omit<RadioDutyOptions, 'bus' | 'timers'>;
+}
+
+export interface RadioDutyOptions {
+  link: MqttLink;
+  bus: EventBus<MeterEvents>;
+  timers: Timers;
+  /** What still waits for the link (records not acknowledged, status events kept). */
+  pending: () => number;
+  /** Idle time after the last upload or downlink before the modem sleeps, ms (default 30 s). */
+  idleMs?: number;
+  /** The modem wakes this often even with nothing to send, for downlinks (default one hour). */
+  wakeEveryMs?: number;
+}
+
+/**
+ * The modem's duty cycle: awake while anything waits for the platform, asleep (link.power(false):
+ * the modem's sleep mode, still registered so a call-in reaches it) once the link has been idle
+ * for idleMs; a new record, a status event, an accepted call-in or the hourly wake brings it back.
+ */
+export class RadioDuty {
+  readonly #o: Required<RadioDutyOptions>;
+  #idle: TimerHandle | undefined;
+  #hourly: TimerHandle | undefined;
+  #asleep = false;
+  #subscriptions: { cancel(): void }[] = [];
+  sleeps = 0;
+  wakes = 0;
+
+  constructor(options: RadioDutyOptions) {
+    this.#o = { idleMs: 30_000, wakeEveryMs: 3_600_000, ...options };
+  }
+
+  get asleep(): boolean {
+    return this.#asleep;
+  }
+
+  start(): void {
+    const { bus, timers } = this.#o;
+    const wake = () => this.wake();
+    const busy = () => this.#arm();
+    this.#subscriptions = [
+      bus.on('record-appended', wake),
+      bus.on('status-event', wake),
+      bus.on('call-in', (c) => (c.accepted ? this.wake() : undefined)),
+      bus.on('upload-sent', busy),
+      bus.on('upload-acknowledged', busy),
+      bus.on('downlink', busy),
+    ];
+    this.#hourly = timers.setInterval(wake, this.#o.wakeEveryMs);
+    this.#arm();
+  }
+
+  stop(): void {
+    for (const s of this.#subscriptions) s.cancel();
+    this.#subscriptions = [];
+    this.#o.timers.clear(this.#idle);
+    this.#o.timers.clear(this.#hourly);
+    this.#idle = undefined;
+    this.#hourly = undefined;
+  }
+
+  wake(): void {
+    if (this.#asleep) {
+      this.#asleep = false;
+      this.wakes++;
+      this.#o.link.power?.(true);
+    }
+    this.#arm();
+  }
+
+  #arm(): void {
+    const { timers } = this.#o;
+    timers.clear(this.#idle);
+    this.#idle = timers.setTimeout(() => {
+      this.#idle = undefined;
+      if (this.#o.pending() > 0) {
+        this.#arm(); // still something to deliver: stay awake
+        return;
+      }
+      if (this.#asleep || !this.#o.link.power) return;
+      this.#asleep = true;
+      this.sleeps++;
+      this.#o.link.power(false);
+    }, this.#o.idleMs);
+  }
 }
 
 interface Pack {
@@ -49,7 +137,7 @@ interface Pack {
 }
 
 export class PowerUnit {
-  readonly #o: Required<Omit<PowerOptions, 'parts' | 'preferences'>> &
+  readonly #o: Required<Omit<PowerOptions, 'parts' | 'preferences' | 'radio'>> &
     Pick<PowerOptions, 'parts' | 'preferences'>;
   readonly #packs = new Map<PackName, Pack>();
   readonly #modules = new Map<ModuleName, Digital>();
@@ -59,9 +147,13 @@ export class PowerUnit {
   #booting = false;
   /** Every switch made: [from, to], for tests and the status. */
   readonly switches: [string, string][] = [];
+  /** The modem's duty cycle, when the meter's link is a cellular modem. */
+  readonly radioDuty: RadioDuty | undefined;
 
   constructor(options: PowerOptions) {
     this.#o = { sampleMs: 60_000, lowPercent: 15, emptyPercent: 3, overlapMs: 50, ...options };
+    this.radioDuty =
+      options.radio && new RadioDuty({ ...options.radio, bus: options.bus, timers: options.timers });
     for (const name of PACK_ORDER) {
       const part = options.parts.packs[name];
       if (!part) continue;
@@ -112,11 +204,13 @@ export class PowerUnit {
     this.#booting = false;
     // The first source: whichever the boot hardware had on (the backup, if none) until sample() chose.
     this.#timer = this.#o.timers.setInterval(() => this.sample(), this.#o.sampleMs);
+    this.radioDuty?.start();
   }
 
   stop(): void {
     this.#o.timers.clear(this.#timer);
     this.#timer = undefined;
+    this.radioDuty?.stop();
     for (const p of this.#packs.values()) {
       try {
         p.gauge?.close();
@@ -397,6 +491,32 @@ export const CURRENT_FIGURES = Object.freeze({
     milliamps: 0.075,
     source: 'QMC5883L Rev 1.0 §2: 75 µA at 10 Hz',
   },
+  modemSleep: {
+    part: 'SIMCom A7670E',
+    state: 'sleep mode (AT+CSCLK=1, DTR high), registered, LTE paging (DRX)',
+    milliamps: 1.5,
+    source:
+      'A7670 Series Hardware Design, current consumption table: sleep mode ~1–2 mA depending on DRX (to confirm on the bench)',
+  },
+  modemIdle: {
+    part: 'SIMCom A7670E',
+    state: 'idle, registered, MQTT session open',
+    milliamps: 18,
+    source: 'A7670 Series Hardware Design, same table: LTE idle ~15–20 mA (to confirm on the bench)',
+  },
+  modemData: {
+    part: 'SIMCom A7670E',
+    state: 'LTE Cat-1 data (TLS handshake, publish, ack), mid TX power',
+    milliamps: 250,
+    source:
+      'A7670 Series Hardware Design, same table: LTE data up to ~500 mA at 23 dBm; 250 mA taken for a mid-power cell (to confirm)',
+  },
+  modemOff: {
+    part: 'SIMCom A7670E',
+    state: 'powered down (PWRKEY), VBAT applied',
+    milliamps: 0.02,
+    source: 'A7670 Series Hardware Design, same table: power-off leakage in the tens of µA',
+  },
   gauge: {
     part: 'MAX17048',
     state: 'hibernate, per pack',
@@ -418,6 +538,12 @@ export interface DailyUse {
   airMinutesPerDay?: number;
   bays?: number;
   packs?: number;
+  /** The link: Wi-Fi (the radio on only for uploads) or the cellular modem with its duty cycle. */
+  radio?: 'wifi' | 'cellular';
+  /** Modem wakes per day (RadioDuty: each new record, each status event, the hourly wake); default taps + 24. */
+  modemWakes?: number;
+  /** Seconds the modem stays connected and idle after its last upload before it sleeps (RadioDuty idleMs). */
+  modemIdleSeconds?: number;
 }
 
 export interface Projection {
@@ -428,6 +554,24 @@ export interface Projection {
   totalPerDay: number;
   /** Days of life on `capacityMah` at `deratePercent` usable. */
   days: (capacityMah: number, deratePercent?: number) => number;
+}
+
+/**
+ * The modem's day under RadioDuty: each wake spends `upload` seconds at data current (bring-up,
+ * TLS, publish, ack) and modemIdleSeconds connected and idle; the rest of the day it sleeps,
+ * registered, so a call-in still reaches it.
+ */
+export function modemPerDay(use: DailyUse, upload: number): Record<string, number> {
+  const f = CURRENT_FIGURES;
+  const wakes = use.modemWakes ?? use.taps + 24;
+  const idle = use.modemIdleSeconds ?? 30;
+  const awake = Math.min(86_400, wakes * (upload + idle));
+  const mah = (ma: number, seconds: number) => (ma * seconds) / 3600;
+  return {
+    'modem data (uploads)': mah(f.modemData.milliamps, Math.min(awake, wakes * upload)),
+    'modem idle, connected': mah(f.modemIdle.milliamps, awake - Math.min(awake, wakes * upload)),
+    'modem asleep, registered': mah(f.modemSleep.milliamps, 86_400 - awake),
+  };
 }
 
 /** The sleep budget: charge per day from the time each part spends in each state. */
@@ -448,7 +592,9 @@ export function projectBatteryLife(use: DailyUse): Projection {
     display: mah(f.display.milliamps, use.taps * tap),
     'reader antenna': mah(f.readerOn.milliamps, use.taps * readerTap),
     'reader power-down': mah(f.readerPowerDown.milliamps, day - use.taps * readerTap),
-    radio: mah(f.radioTx.milliamps, use.uploads * upload),
+    ...(use.radio === 'cellular'
+      ? modemPerDay(use, upload)
+      : { radio: mah(f.radioTx.milliamps, use.uploads * upload) }),
     'air quality': mah(f.air.milliamps, airMinutes * 60),
     'bay magnetometers': mah(f.magnetometer.milliamps * bays, day),
     'accelerometer, light, climate': mah(

@@ -25,6 +25,10 @@ import { VirtualPowerRail, VirtualSensorKit } from './sensors/kit';
 import { VirtualWatchdog } from './watchdog';
 import { VirtualXBee } from './xbee';
 import type { ZigbeeMesh } from './zigbeeMesh';
+import { A7670 } from '../../drivers/radio/a7670';
+import { ModemLink } from '../../drivers/radio/modemLink';
+import { VirtualA7670 } from './modem/a7670';
+import type { VirtualBroker } from './mqtt';
 
 export const VIRTUAL_PINS: BoardPins = Object.freeze({
   reader: Object.freeze({ select: 5, reset: 4 }),
@@ -39,6 +43,9 @@ export const VIRTUAL_PINS: BoardPins = Object.freeze({
     sam: Object.freeze({ port: 2, baud: 115_200 }),
   }),
 });
+
+/** The cellular modem's UART and lines on the virtual board (UART1 on the ESP32 board). */
+export const VIRTUAL_MODEM_PINS = Object.freeze({ port: 1, pwrkey: 50, status: 51, dtr: 52, ri: 53 });
 
 /** Sizes of the five stores on the virtual flash (small, so tests reach "full" quickly). */
 export const VIRTUAL_PARTITION_BYTES: Readonly<Record<PartitionName, number>> = Object.freeze({
@@ -65,8 +72,23 @@ function factoryElement(): Atecc608State {
   return state;
 }
 
+export interface VirtualModemOptions {
+  /** The broker the virtual module's MQTT stack reaches. */
+  broker: VirtualBroker;
+  apn?: string;
+  clientId?: string;
+  /** The CA the meter is provisioned with, and the one the broker's certificate chains to. */
+  ca?: Uint8Array;
+  brokerCa?: Uint8Array;
+  /** Idle time before the link's own retry (tests shorten it). */
+  retryMs?: number;
+}
+
 export interface VirtualBoardOptions {
-  mqtt: MqttLink;
+  /** The direct MQTT link; leave it out and give `modem` to fit the cellular modem instead. */
+  mqtt?: MqttLink;
+  /** Fit a (virtual) A7670 cellular modem on UART1 as the meter's link, with call-in. */
+  modem?: VirtualModemOptions;
   /** A second radio path (e.g. a Zigbee relay as another link on the VirtualBroker). */
   fallbackMqtt?: { name: string; link: MqttLink };
   /** Fits a Wi-Fi port for the handheld service (VirtualBoard.wifi). */
@@ -79,12 +101,16 @@ export interface VirtualBoardOptions {
   sensors?: boolean;
   /** What the watchdog reports as the cause of this start (a restart after a bite: 'watchdog'). */
   lastReset?: ResetReason;
-  /** Fit an XBee 3 Zigbee module (UART 1, RESET on pin 22) joined to a virtual mesh. */
+  /** Fit an XBee 3 Zigbee module (UART 0, RESET on pin 22) joined to a virtual mesh. */
   zigbee?: { mesh: ZigbeeMesh; address64: string; position: { x: number; y: number }; range?: number };
 }
 
-/** Where the virtual board wires the Zigbee module. */
-export const VIRTUAL_ZIGBEE = Object.freeze({ port: 1, baud: 115_200, reset: 22 });
+/**
+ * Where the virtual board wires the Zigbee module: UART 0, the console's on a development board, so
+ * that a relay master fits the modem (UART 1) and the SAM (UART 2) beside it, as a production build
+ * without a serial console can.
+ */
+export const VIRTUAL_ZIGBEE = Object.freeze({ port: 0, baud: 115_200, reset: 22 });
 
 /**
  * The reader's SPI line as the board wires it: a hung MFRC522 (latched up by a surge) answers
@@ -158,6 +184,9 @@ export class VirtualBoard {
   readonly watchdog: VirtualWatchdog | undefined;
   /** The Zigbee module's twin, when fitted (options.zigbee). */
   readonly xbee: VirtualXBee | undefined;
+  /** The virtual cellular module and the link over it, when fitted (options.modem). */
+  readonly modem: VirtualA7670 | undefined;
+  readonly modemLink: ModemLink | undefined;
   #secureElementAbsent = false;
   #samAbsent = false;
 
@@ -180,6 +209,39 @@ export class VirtualBoard {
     this.serial.attach(VIRTUAL_PINS.secure?.sam.port ?? 2, this.sam);
     // Buttons idle high (pull-ups); a press pulls the line low.
     for (const pin of Object.values(VIRTUAL_PINS.buttons)) this.pins.drive(pin, 1);
+    let mqtt = options.mqtt;
+    if (options.modem) {
+      const m = VIRTUAL_MODEM_PINS;
+      this.modem = new VirtualA7670({
+        clock: this.clock,
+        timers: this.clock,
+        pins: this.pins,
+        pinMap: m,
+        broker: options.modem.broker,
+        brokerCa: options.modem.brokerCa,
+      });
+      this.serial.attach(m.port, this.modem);
+      const driver = new A7670({
+        serial: { io: this.serial.io, port: m.port },
+        pwrkey: { io: this.pins.io, pin: m.pwrkey },
+        status: { io: this.pins.io, pin: m.status },
+        dtr: { io: this.pins.io, pin: m.dtr },
+        ri: { io: this.pins.io, pin: m.ri },
+        timers: this.clock,
+      });
+      const ca = options.modem.ca;
+      this.modemLink = new ModemLink({
+        modem: driver,
+        timers: this.clock,
+        broker: { host: 'broker.virtual', port: ca ? 8883 : 1883 },
+        clientId: options.modem.clientId ?? 'meter',
+        apn: options.modem.apn ?? 'iot.virtual',
+        ...(ca ? { tls: { caName: 'platform-ca.pem', ca } } : {}),
+        ...(options.modem.retryMs ? { retryMs: options.modem.retryMs } : {}),
+      });
+      mqtt = this.modemLink;
+    }
+    if (!mqtt) throw new TypeError('a virtual board needs an MQTT link or a modem');
     this.hardware = {
       clock: this.clock,
       timers: this.clock,
@@ -187,7 +249,7 @@ export class VirtualBoard {
       preferences: this.preferences,
       random: new SeededRandom(options.seed ?? 1),
       crypto: nobleCrypto,
-      mqtt: options.mqtt,
+      mqtt,
       display: this.display,
       buzzer: this.buzzer,
       io: { Digital: this.pins.io, SPI: this.spi.io, I2C: this.i2c.io, Serial: this.serial.io },
@@ -209,6 +271,7 @@ export class VirtualBoard {
         reset: { io: this.xbee.resetLine(), pin: VIRTUAL_ZIGBEE.reset },
       };
     }
+    if (this.modemLink) this.hardware.callIn = this.modemLink;
     if (options.sensors) {
       this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);
       this.power = new VirtualPowerRail(this.pins);

@@ -151,6 +151,7 @@ export class VirtualI2cBus {
 /** GPIO pins: outputs remember their level; inputs are driven by the test (a button press). */
 export class VirtualPins {
   readonly levels = new Map<number, 0 | 1>();
+  readonly #observers = new Map<number, ((level: 0 | 1) => void)[]>();
   readonly #watchers = new Map<
     number,
     { edge: number; pin: Digital; onReadable: (this: Digital) => void }[]
@@ -180,6 +181,7 @@ export class VirtualPins {
       write(value: 0 | 1): void {
         if (this.#closed) throw new Error('pin closed');
         pins.levels.set(this.#pin, value);
+        for (const observer of pins.#observers.get(this.#pin) ?? []) observer(value);
       }
 
       close(): void {
@@ -191,6 +193,13 @@ export class VirtualPins {
 
   level(pin: number): 0 | 1 {
     return this.levels.get(pin) ?? 0;
+  }
+
+  /** Calls `observer` on every level the host writes to `pin` (a part watching its input line). */
+  observe(pin: number, observer: (level: 0 | 1) => void): void {
+    const list = this.#observers.get(pin) ?? [];
+    list.push(observer);
+    this.#observers.set(pin, list);
   }
 
   /** Drives an input pin from outside (a button, a sensor's interrupt line). */

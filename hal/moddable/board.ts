@@ -1,6 +1,6 @@
 // The meter's hardware on an ESP32 board through Moddable: ECMA-419 IO, the five flash
-// partitions of partitions.csv, NVS preferences, the hardware RNG, native crypto, MQTT over Wi-Fi,
-// the HD44780 LCD and the PWM buzzer. The composition root calls createBoardHardware() once.
+// partitions of partitions.csv, NVS preferences, the hardware RNG, native crypto, MQTT over Wi-Fi
+// or over the A7670E cellular modem on UART1, the HD44780 LCD and the PWM buzzer. The composition root calls createBoardHardware() once.
 import ModdableDigital from 'embedded:io/digital';
 import ModdableI2C from 'embedded:io/i2c';
 import ModdableSPI from 'embedded:io/spi';
@@ -32,6 +32,8 @@ import { BoardSerial } from './serial';
 import { hardwareRandom } from './random';
 import type { PowerParts, SensorParts } from '../sensors';
 import { TaskWatchdog } from './watchdog';
+import { A7670 } from '../../drivers/radio/a7670';
+import { ModemLink } from '../../drivers/radio/modemLink';
 
 /** Bus pins and the parts that are not in BoardPins (they never reach a processor unit). */
 export interface BoardBuses {
@@ -61,8 +63,43 @@ export const DEVKITC_BUSES: BoardBuses = Object.freeze({
   lcd: Object.freeze({ address: 0x27, columns: 20, rows: 4 }),
 });
 
+/** How a board wires the A7670E: its UART and the control lines (absent ones left out). */
+export interface BoardModem {
+  uart: { port: number; transmit: number; receive: number; baud?: number };
+  pwrkey: number;
+  /** PWRKEY through a transistor: the MCU writes 1 to press. */
+  pwrkeyInverted?: boolean;
+  status?: number;
+  dtr?: number;
+  ri?: number;
+  /** The module's supply switch (1 = on). */
+  supply?: number;
+}
+
+/**
+ * LilyGO T-A7670E (ESP32-WROVER + A7670E), as the vendor's examples/ATdebug/utilities.h lists it:
+ * ESP32 TX 26 → module RX, RX 27, PWRKEY 4 through a transistor, DTR 25, RI 33, supply switch 12;
+ * no STATUS line. Its pins overlap the DevKitC map's buttons and lights: a modem board brings its
+ * own BoardPins.
+ */
+export const T_A7670_MODEM: BoardModem = Object.freeze({
+  uart: Object.freeze({ port: 1, transmit: 26, receive: 27, baud: 115_200 }),
+  pwrkey: 4,
+  pwrkeyInverted: true,
+  dtr: 25,
+  ri: 33,
+  supply: 12,
+});
+
 export interface BoardConfig {
   mqtt: ModdableMqttOptions;
+  /** Carry the link over the cellular modem (its own MQTT/TLS stack) instead of Wi-Fi. */
+  modem?: {
+    wiring: BoardModem;
+    apn: string;
+    /** The platform CA (PEM) the broker's certificate chains to; absent: plain MQTT. */
+    ca?: Uint8Array;
+  };
   pins?: BoardPins;
   buses?: BoardBuses;
   onDisplayError?: (message: string) => void;
@@ -216,14 +253,17 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
   const buses = config.buses ?? DEVKITC_BUSES;
   const I2C = boardI2C(buses.i2c);
   const parts = config.parts?.({ I2C, Digital: BoardDigital });
+  const timers = new ModdableTimers();
+  const modem = config.modem && createModemLink(config.modem, config.mqtt, timers);
   return {
     clock: new ModdableClock(),
-    timers: new ModdableTimers(),
+    timers,
     partitions: openPartitions(),
     preferences: new ModdablePreferences(),
     random: hardwareRandom,
     crypto: new ModdableCrypto(),
-    mqtt: new ModdableMqttLink(config.mqtt),
+    mqtt: modem ?? new ModdableMqttLink(config.mqtt),
+    callIn: modem,
     display: new LcdTextDisplay({ io: I2C, ...buses.lcd, onError: config.onDisplayError }),
     buzzer: new PwmBuzzer(buses.buzzer),
     io: { Digital: BoardDigital, SPI: boardSPI(buses.spi), I2C, Serial: BoardSerial },
@@ -234,7 +274,8 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
     ble: config.handheld?.ble === false ? undefined : new ModdableBlePeripheral(config.handheld?.name),
     wifiPort: config.handheld?.wifi ? new ModdableWifiPort() : undefined,
     zigbee: config.zigbee && {
-      // UART1: UART0 is the console, UART2 the SAM's line.
+      // UART1 by default (UART0 is the console, UART2 the SAM's line); a relay master that also
+      // fits the modem on UART1 gives the module UART0 in a build without a serial console.
       serial: {
         io: BoardSerial,
         port: config.zigbee.port ?? 1,
@@ -245,6 +286,38 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
       reset: config.zigbee.reset === undefined ? undefined : { io: BoardDigital, pin: config.zigbee.reset },
     },
   };
+}
+
+/** The A7670E on its UART and lines, and the MqttLink over its MQTT stack. */
+function createModemLink(
+  modem: NonNullable<BoardConfig['modem']>,
+  mqtt: ModdableMqttOptions,
+  timers: ModdableTimers,
+): ModemLink {
+  const w = modem.wiring;
+  const line = (pin: number | undefined) => (pin === undefined ? undefined : { io: BoardDigital, pin });
+  const driver = new A7670({
+    serial: { io: BoardSerial, ...w.uart },
+    pwrkey: { io: BoardDigital, pin: w.pwrkey, inverted: w.pwrkeyInverted },
+    status: line(w.status),
+    dtr: line(w.dtr),
+    ri: line(w.ri),
+    supply: line(w.supply),
+    timers,
+  });
+  return new ModemLink({
+    modem: driver,
+    timers,
+    broker: {
+      host: mqtt.host,
+      port: mqtt.port ?? (modem.ca ? 8883 : 1883),
+      user: mqtt.user,
+      password: mqtt.password,
+    },
+    clientId: mqtt.id,
+    apn: modem.apn,
+    ...(modem.ca ? { tls: { caName: 'parklink-ca.pem', ca: modem.ca } } : {}),
+  });
 }
 
 /** Blocks for `ms` milliseconds (Timer.delay); for bench code only, never in a unit. */

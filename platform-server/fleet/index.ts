@@ -1,5 +1,5 @@
 // The fleet room: the meters and their transactions, each meter's status, alarms and settings
-// (uplink 0x04 in, downlink 0x84 out).
+// (uplink 0x04 in, downlink 0x84 out), and call-in of cellular meters by SMS.
 import type { FastifyInstance } from 'fastify';
 import type { UplinkHandler } from '../ingest/gate';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
@@ -7,12 +7,15 @@ import type { OperatorGuard } from '../operators/service';
 import { meterRoutes } from './meters';
 import { STATUS_FRAME, type StatusDeps, StatusService } from './status';
 import { statusRoutes } from './statusRoutes';
+import { callInRoutes, type SmsSender } from './callIn';
 
 export interface FleetDeps extends StatusDeps {
   meters: StatusDeps['meters'] & MeterDirectory;
   records: RecordReader;
   ingest: { route(type: number, handler: UplinkHandler): void };
   guard: OperatorGuard;
+  /** Texts a cellular meter for call-in; without one, call-in answers 503. */
+  smsSender?: SmsSender;
 }
 
 export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise<{ status: StatusService }> {
@@ -20,5 +23,11 @@ export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise
   const status = new StatusService(deps);
   deps.ingest.route(STATUS_FRAME, status.onUplink);
   await app.register(statusRoutes, { db: deps.db, meters: deps.meters, guard: deps.guard, service: status });
+  await app.register(callInRoutes, {
+    db: deps.db,
+    meters: deps.meters,
+    guard: deps.guard,
+    sender: deps.smsSender,
+  });
   return { status };
 }

@@ -1,6 +1,7 @@
 // Projected battery life from the sleep budget (firmware/units/power.ts): charge per day by part
 // and state from datasheet currents, for a daily use (taps, uploads), on the meter's packs.
-// `npm run bench battery [-- --taps=50 --uploads=4 --air=24 --bays=4]`.
+// `npm run bench battery [-- --taps=50 --uploads=4 --air=24 --bays=4 --radio=cellular --wakes=74]`.
+// --radio=cellular puts the A7670E modem and its duty cycle (RadioDuty) in place of Wi-Fi.
 import { XBEE3_CURRENTS } from '../../drivers/radio/xbee';
 import { CURRENT_FIGURES, type DailyUse, projectBatteryLife } from '../../firmware/units/power';
 
@@ -28,11 +29,23 @@ export function run(args: string[]): void {
     bays: option(args, 'bays', 4),
     packs: 3,
   };
+  const radio = args.find((a) => a.startsWith('--radio='))?.split('=')[1] ?? 'wifi';
+  if (radio !== 'wifi' && radio !== 'cellular') throw new RangeError('--radio must be wifi or cellular');
+  use.radio = radio;
+  if (radio === 'cellular') {
+    use.modemWakes = option(args, 'wakes', use.taps + 24);
+    use.modemIdleSeconds = option(args, 'idle', 30);
+  }
   const p = projectBatteryLife(use);
   console.log(
     `daily use: ${use.taps} taps (20 s awake, 5 s antenna each), ${use.uploads} uploads (15 s radio each), ` +
       `${use.airMinutesPerDay} min of air quality, ${use.bays} bay magnetometers, 3 fuel gauges`,
   );
+  if (use.radio === 'cellular')
+    console.log(
+      `cellular link (A7670E): ${use.modemWakes} modem wakes a day (each record, the hourly wake), ` +
+        `${use.secondsPerUpload ?? 15} s of data and ${use.modemIdleSeconds} s connected idle each, asleep (registered, reachable for call-in) otherwise`,
+    );
   console.log('charge per day by part (mAh):');
   for (const [part, mah] of Object.entries(p.perDay).sort((a, b) => b[1] - a[1]))
     console.log(
@@ -56,6 +69,18 @@ export function run(args: string[]): void {
     `what-if: ESP32 deep sleep between events instead of light sleep: ${withDeepSleep.toFixed(2)} mAh/day, ` +
       `${p.days(PACKS[0].mah).toFixed(0)} → ${((PACKS[0].mah * 0.8) / withDeepSleep).toFixed(0)} days on the disposable pack`,
   );
+  if (use.radio === 'cellular') {
+    const batched = projectBatteryLife({ ...use, modemWakes: use.uploads + 24 });
+    const off = projectBatteryLife({ ...use, modemIdleSeconds: 0 });
+    console.log(
+      `what-if: records batched into ${use.uploads} uploads a day (${use.uploads + 24} modem wakes): ` +
+        `${batched.totalPerDay.toFixed(2)} mAh/day, ${batched.days(PACKS[0].mah).toFixed(0)} days on the disposable pack`,
+    );
+    console.log(
+      `what-if: modem sleeps at once after each upload (no idle window): ${off.totalPerDay.toFixed(2)} mAh/day, ` +
+        `${off.days(PACKS[0].mah).toFixed(0)} days on the disposable pack`,
+    );
+  }
   console.log('figures:');
   for (const f of Object.values(CURRENT_FIGURES))
     console.log(`  ${f.part}, ${f.state}: ${f.milliamps} mA — ${f.source}`);
