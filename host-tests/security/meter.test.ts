@@ -24,7 +24,6 @@ import {
 } from '../../protocol/keys';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
 import { HandheldConnection } from '../../sim/handheld/client';
-import { decodeCbor } from '../../protocol/cbor';
 import { deriveCardTokenKey } from '../../protocol/cardToken';
 
 const METER = 4242;
