@@ -170,8 +170,11 @@ export async function runHostMeter(options: HostRunOptions): Promise<HostRun> {
 
   let stored = 0;
   let transactions = 0;
+  const fromEnv = configFromEnv();
   const platform = await createPlatform({
-    ...configFromEnv(),
+    ...fromEnv,
+    // The meter on the host talks to ingest only: no SMS and voice gateway.
+    phone: { ...fromEnv.phone, gateway: false },
     port: 0,
     httpLogger: false,
     logger: {

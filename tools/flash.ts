@@ -273,7 +273,13 @@ export interface Output {
 async function factoryEntries(provision: NonNullable<FlashOptions['provision']>): Promise<PreferenceEntry[]> {
   const { configFromEnv } = await import('../platform-server/config');
   const { createPlatform } = await import('../platform-server/platform');
-  const platform = await createPlatform({ ...configFromEnv(), httpLogger: false });
+  // A provisioning station serves no HTTP: the phone gateway (and its secret) has no part here.
+  const fromEnv = configFromEnv();
+  const platform = await createPlatform({
+    ...fromEnv,
+    phone: { ...fromEnv.phone, gateway: false },
+    httpLogger: false,
+  });
   try {
     const keys = await platform.provisionMeter(provision.meterId, `Meter ${provision.meterId}`);
     const releaseKey = platform.releaseKeyFor(provision.meterId);

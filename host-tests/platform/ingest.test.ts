@@ -53,6 +53,7 @@ forEachBackend('ingest', (backend) => {
     const link = new NodeMqttLink({
       url: platform.brokerUrl,
       clientId: `parklink-meter-${meter.id}`,
+      ...platform.meterMqttCredentials(meter.id),
       cleanSession: backend.real, // leave no session behind on a shared broker
     });
     const acks: Uint8Array[] = [];

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import mqtt from 'mqtt';
+import { meterClientId, NodeMqttLink, type NodeMqttLinkOptions } from '../../hal/mock/mqtt.node';
 import pg from 'pg';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { chainLink, genesisHash } from '../../protocol/chain';
@@ -224,12 +225,15 @@ export interface Backend {
   fresh(): Promise<{ config: PlatformConfig; drop(): Promise<void> }>;
 }
 
+/** The SMS and voice gateway's secret in tests (the platform refuses to start without one). */
+export const TEST_GATEWAY_SECRET = 'test gateway secret, never deployed';
+
 export const embedded: Backend = {
   name: 'embedded (PGlite + aedes)',
   real: false,
   async check() {},
   async fresh() {
-    return { config: {}, drop: async () => {} };
+    return { config: { phone: { gatewaySecret: TEST_GATEWAY_SECRET } }, drop: async () => {} };
   },
 };
 
@@ -265,7 +269,12 @@ export const real: Backend = {
     const url = new URL(ADMIN_DATABASE_URL);
     url.pathname = `/${name}`;
     return {
-      config: { databaseUrl: url.toString(), mqttUrl: TEST_MQTT_URL, shareGroup: `test-${name}` },
+      config: {
+        databaseUrl: url.toString(),
+        mqttUrl: TEST_MQTT_URL,
+        shareGroup: `test-${name}`,
+        phone: { gatewaySecret: TEST_GATEWAY_SECRET },
+      },
       drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
     };
   },
@@ -331,4 +340,18 @@ export async function startPlatform(
     await fresh.drop();
     throw error;
   }
+}
+
+/** A meter's MQTT link to the platform's broker: its own client id, user name and password. */
+export function meterLink(
+  platform: Pick<Platform, 'brokerUrl' | 'meterMqttCredentials'>,
+  meterId: number,
+  options: Partial<NodeMqttLinkOptions> = {},
+): NodeMqttLink {
+  return new NodeMqttLink({
+    url: platform.brokerUrl,
+    clientId: meterClientId(meterId),
+    ...platform.meterMqttCredentials(meterId),
+    ...options,
+  });
 }

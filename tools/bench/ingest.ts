@@ -145,7 +145,7 @@ const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 async function startInstance(env: Record<string, string>, nodeFlags: string[]): Promise<ChildProcess> {
   const child = fork(fileURLToPath(new URL('../../platform-server/main.ts', import.meta.url)), [], {
     execArgv: ['--import', './tools/ts-register.js', '--no-warnings', ...nodeFlags],
-    env: { ...process.env, ...env },
+    env: { ...process.env, PARKLINK_PHONE_GATEWAY: '0', ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -322,6 +322,7 @@ export async function run(args: string[]): Promise<void> {
     console.log(`real services unavailable (${(error as Error).message}): embedded PGlite + aedes instead`);
   }
   const base: PlatformConfig = {
+    phone: { gateway: false },
     httpLogger: false,
     logger: silent,
     masterKey: MASTER_KEY,
@@ -329,7 +330,12 @@ export async function run(args: string[]): Promise<void> {
   };
 
   // The keys the platform derives from its master key, so the frames are sealed once for every phase.
-  const keyring = await createPlatform({ httpLogger: false, logger: silent, masterKey: MASTER_KEY });
+  const keyring = await createPlatform({
+    phone: { gateway: false },
+    httpLogger: false,
+    logger: silent,
+    masterKey: MASTER_KEY,
+  });
   let fleet: Fleet;
   const built = performance.now();
   try {
