@@ -7,7 +7,7 @@
 // A meter publishes only to its own uplink topic and subscribes only to its own downlink topic, under
 // its own client id; the platform (user "parklink-platform") reads every uplink and writes every
 // downlink. The embedded aedes broker enforces this here; deploy/mosquitto/ does the same for Mosquitto.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import type { Keystore } from '../keys/keystore';
 
@@ -105,4 +105,27 @@ export function withCredentials(url: string, username: string, password: string)
   parsed.username = encodeURIComponent(username);
   parsed.password = encodeURIComponent(password);
   return parsed.toString();
+}
+
+/**
+ * A line of Mosquitto's password file (password_file) for `username`, hashed as mosquitto_passwd
+ * 2.0 does: $7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA-512, 64 bytes>.
+ */
+export function mosquittoPasswordLine(
+  username: string,
+  password: string,
+  salt: Uint8Array = randomBytes(12),
+  iterations = 101,
+): string {
+  if (!/^[^:\s]+$/.test(username)) throw new RangeError(`"${username}" cannot be a password file user name`);
+  const hash = pbkdf2Sync(password, salt, iterations, 64, 'sha512');
+  return `${username}:$7$${iterations}$${Buffer.from(salt).toString('base64')}$${hash.toString('base64')}`;
+}
+
+/** Mosquitto's password file for the platform and `meterIds` (one line each). */
+export function mosquittoPasswordFile(credentials: BrokerCredentials, meterIds: Iterable<number>): string {
+  const lines = [mosquittoPasswordLine(PLATFORM_MQTT_USER, credentials.platformPassword())];
+  for (const id of meterIds)
+    lines.push(mosquittoPasswordLine(BrokerCredentials.meterUser(id), credentials.meterPassword(id)));
+  return `${lines.join('\n')}\n`;
 }
