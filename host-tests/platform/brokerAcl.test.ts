@@ -16,10 +16,17 @@ import {
   PLATFORM_MQTT_USER,
 } from '../../platform-server/core/brokerAuth';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
+import { openDatabase } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
+import type * as Cli from '../../tools/parklink';
+import { pbkdf2Sync } from 'node:crypto';
 import { downlinkTopic, meterClientId, uplinkTopic, UPLINK_WILDCARD } from '../../protocol/topics';
 import { randomMeterId } from '../../sim/fleet/platform';
 import { makeTestCa, requireTools, type TestCa } from '../support/tlsCa';
 import { until } from '../support/until';
+
+// By URL with its extension: '../../tools/parklink' would load the bin shim tools/parklink.js.
+const { main: parklink }: typeof Cli = await import(new URL('../../tools/parklink.ts', import.meta.url).href);
 
 const credentials = new BrokerCredentials(keystoreFromHex('5a'.repeat(32)));
 const DEPLOY = new URL('../../deploy/mosquitto/', import.meta.url);
@@ -330,5 +337,55 @@ describe('broker access control — Mosquitto with deploy/mosquitto/', () => {
       await client?.endAsync();
       return client !== undefined;
     }, 'the reloaded password file');
+  });
+});
+
+describe('parklink broker passwd', () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'parklink-passwd-'));
+  });
+  after(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('writes a Mosquitto password line for the platform and each provisioned meter, from the master key', async () => {
+    const db = await openDatabase({ dataDir });
+    try {
+      await migrate(db);
+      await db.query("INSERT INTO meters (id, name) VALUES (4711, 'a'), (4712, 'b')");
+    } finally {
+      await db.close();
+    }
+    const out: string[] = [];
+    const io = { out: (text: string) => out.push(text), err: (text: string) => out.push(text) };
+    const code = await parklink(['broker', 'passwd'], io, {
+      PARKLINK_DATA_DIR: dataDir,
+      PARKLINK_MASTER_KEY: '5a'.repeat(32),
+    });
+    assert.equal(code, 0, out.join('\n'));
+    const lines = out.join('\n').split('\n');
+    assert.deepEqual(
+      lines.map((line) => line.split(':')[0]),
+      [PLATFORM_MQTT_USER, '4711', '4712'],
+    );
+    // Each line is mosquitto_passwd's PBKDF2-SHA-512 of the derived password.
+    const expected = [
+      credentials.platformPassword(),
+      credentials.meterPassword(4711),
+      credentials.meterPassword(4712),
+    ];
+    lines.forEach((line, i) => {
+      const [, , iterations, salt, hash] = line.split('$');
+      const derived = pbkdf2Sync(expected[i], Buffer.from(salt, 'base64'), Number(iterations), 64, 'sha512');
+      assert.equal(derived.toString('base64'), hash, line.split(':')[0]);
+    });
+  });
+
+  it('refuses to run without a configured master key (a generated one would make useless passwords)', async () => {
+    const out: string[] = [];
+    const io = { out: (text: string) => out.push(text), err: (text: string) => out.push(text) };
+    assert.equal(await parklink(['broker', 'passwd'], io, { PARKLINK_DATA_DIR: dataDir }), 2);
+    assert.match(out.join('\n'), /master key/);
   });
 });
