@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import mqtt from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { openDatabase } from '../../platform-server/core/db';
@@ -24,7 +24,7 @@ import { migrate } from '../../platform-server/core/migrations';
 import { createPlatform } from '../../platform-server/platform';
 import type { PlatformConfig } from '../../platform-server/config';
 import { decodeRecord, RecordKind } from '../../protocol/records';
-import { meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
+import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
 
 export const description =
@@ -90,15 +90,33 @@ function buildFleet(
   return { meters, frames, records: count * records };
 }
 
-/** Publishes every meter's sets, each after the previous one's ack; resolves with the seconds taken. */
-async function drive(brokerUrl: string, fleet: Fleet): Promise<number> {
-  const client = await mqtt.connectAsync(brokerUrl, {
-    clientId: `parklink-bench-fleet-${randomBytes(4).toString('hex')}`,
-    clean: true,
-    reconnectPeriod: 0,
-  });
+/**
+ * Publishes every meter's sets, each after the previous one's ack; resolves with the seconds taken.
+ * With `login` each meter has its own connection under its own credentials (a broker that checks
+ * them, as the embedded one does); without, one connection carries the fleet (the test Mosquitto,
+ * which runs without authentication).
+ */
+async function drive(
+  brokerUrl: string,
+  fleet: Fleet,
+  login?: (meterId: number) => { username: string; password: string },
+): Promise<number> {
+  const connect = (options: IClientOptions) =>
+    mqtt.connectAsync(brokerUrl, { clean: true, reconnectPeriod: 0, ...options });
+  const clients: MqttClient[] = [];
   try {
-    await client.subscribeAsync('parklink/v1/meters/+/down', { qos: 1 });
+    if (login) {
+      for (const meter of fleet.meters) {
+        const client = await connect({ clientId: meterClientId(meter.id), ...login(meter.id) });
+        clients.push(client);
+        await client.subscribeAsync(downlinkTopic(meter.id), { qos: 1 });
+      }
+    } else {
+      const client = await connect({ clientId: `parklink-bench-fleet-${randomBytes(4).toString('hex')}` });
+      clients.push(client);
+      await client.subscribeAsync('parklink/v1/meters/+/down', { qos: 1 });
+    }
+    const clientOf = (index: number) => clients[login ? index : 0];
     const next = new Map<number, number>();
     let pending = fleet.meters.length;
     const started = performance.now();
@@ -111,19 +129,21 @@ async function drive(brokerUrl: string, fleet: Fleet): Promise<number> {
           return;
         }
         next.set(index, k + 1);
-        client.publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
+        clientOf(index).publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
       };
-      client.on('message', (topic) => {
-        // The broker is shared (tests, other benches): only this fleet's downlinks count.
-        const index = (meterIdOfTopic(topic) ?? -1) - FIRST_METER;
-        if (index >= 0 && index < fleet.meters.length) send(index);
-      });
+      for (const client of clients) {
+        client.on('message', (topic) => {
+          // The broker is shared (tests, other benches): only this fleet's downlinks count.
+          const index = (meterIdOfTopic(topic) ?? -1) - FIRST_METER;
+          if (index >= 0 && index < fleet.meters.length) send(index);
+        });
+      }
       for (let i = 0; i < fleet.meters.length; i++) send(i);
     });
     await done;
     return (performance.now() - started) / 1000;
   } finally {
-    await client.endAsync();
+    for (const client of clients) await client.endAsync();
   }
 }
 
@@ -227,7 +247,7 @@ async function embeddedPhase(base: PlatformConfig, fleet: Fleet): Promise<PhaseR
     for (const meter of fleet.meters) await platform.provisionMeter(meter.id, `bench ${meter.id}`);
     const refusals: string[] = [];
     platform.ingest.on('refused', (r) => refusals.push(r.reason));
-    const seconds = await drive(platform.brokerUrl, fleet);
+    const seconds = await drive(platform.brokerUrl, fleet, (id) => platform.meterMqttCredentials(id));
     const held = await platform.db.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
     if (held.rows[0].n !== fleet.records || refusals.length > 0) {
       throw new Error(
