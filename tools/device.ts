@@ -206,10 +206,16 @@ export async function runHostMeter(options: HostRunOptions): Promise<HostRun> {
   mkdirSync(runDir, { recursive: true });
   const keys = await platform.provisionMeter(meterId, `Host build meter ${meterId}`);
   const releaseKey = platform.releaseKeyFor(meterId);
+  const login = platform.meterMqttCredentials(meterId); // as the factory writes them
   const entries = preferenceEntries({
     meterId,
     bays: [1, 2, 3],
-    broker: { host: broker.hostname, port: Number(broker.port) },
+    broker: {
+      host: broker.hostname,
+      port: Number(broker.port),
+      user: login.username,
+      password: login.password,
+    },
     keys,
     releaseKey,
   });
