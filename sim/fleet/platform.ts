@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import mqtt from 'mqtt';
-import { meterClientId, NodeMqttLink, type NodeMqttLinkOptions } from '../../hal/mock/mqtt.node';
 import pg from 'pg';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { chainLink, genesisHash } from '../../protocol/chain';
@@ -340,18 +339,4 @@ export async function startPlatform(
     await fresh.drop();
     throw error;
   }
-}
-
-/** A meter's MQTT link to the platform's broker: its own client id, user name and password. */
-export function meterLink(
-  platform: Pick<Platform, 'brokerUrl' | 'meterMqttCredentials'>,
-  meterId: number,
-  options: Partial<NodeMqttLinkOptions> = {},
-): NodeMqttLink {
-  return new NodeMqttLink({
-    url: platform.brokerUrl,
-    clientId: meterClientId(meterId),
-    ...platform.meterMqttCredentials(meterId),
-    ...options,
-  });
 }
