@@ -19,6 +19,10 @@ export const FACTORY_DOMAIN = 'factory';
 export interface BrokerSettings {
   host: string;
   port: number;
+  /** MQTT over TLS (meter.broker "mqtts://host:port"), verified against `ca`. */
+  tls?: boolean;
+  /** The CA certificate (DER) the broker's certificate is verified against (meter.brokerCa). */
+  ca?: Uint8Array;
   /** Per-meter broker credentials. */
   user?: string;
   password?: string;
@@ -51,15 +55,18 @@ function integer(preferences: Preferences, domain: string, key: string): number 
   return typeof value === 'number' && Number.isInteger(value) ? value : undefined;
 }
 
-/** Parses "host:port" (port 1883 when absent). */
-export function parseBroker(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  const host = colon < 0 ? address : address.slice(0, colon);
-  const port = colon < 0 ? 1883 : Number(address.slice(colon + 1));
-  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new ProvisioningError(`meter.broker "${address}" is not host:port`);
+/** Parses "host:port", "mqtt://host:port" or "mqtts://host:port" (port 1883, or 8883 for mqtts, when absent). */
+export function parseBroker(address: string): { host: string; port: number; tls?: boolean } {
+  const scheme = /^(mqtts?):\/\//.exec(address);
+  const tls = scheme?.[1] === 'mqtts';
+  const rest = scheme ? address.slice(scheme[0].length) : address;
+  const colon = rest.lastIndexOf(':');
+  const host = colon < 0 ? rest : rest.slice(0, colon);
+  const port = colon < 0 ? (tls ? 8883 : 1883) : Number(rest.slice(colon + 1));
+  if (!host || /[/@\s]/.test(host) || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ProvisioningError(`meter.broker "${address}" is not [mqtt://|mqtts://]host:port`);
   }
-  return { host, port };
+  return tls ? { host, port, tls } : { host, port };
 }
 
 /** Reads the provisioned settings; throws ProvisioningError naming what is missing or wrong. */
@@ -84,6 +91,15 @@ export function readProvisioning(preferences: Preferences): Provisioning {
   const password = text(preferences, METER_DOMAIN, 'mqttPass');
   if (user) broker.user = user;
   if (password) broker.password = password;
+  if (broker.tls) {
+    const ca = preferences.get(METER_DOMAIN, 'brokerCa');
+    if (!(ca instanceof ArrayBuffer) || ca.byteLength === 0) {
+      throw new ProvisioningError(
+        'meter.broker is mqtts but meter.brokerCa (the CA certificate, DER) is missing',
+      );
+    }
+    broker.ca = new Uint8Array(ca.slice(0));
+  }
 
   const modeKeyText = text(preferences, METER_DOMAIN, 'modeKey');
   const modeKey = modeKeyText?.split(',') as KeyName[] | undefined;

@@ -15,7 +15,11 @@ function start(): void {
   if (network) {
     new WifiStation(network, (up, detail) => trace(`ParkLink: Wi-Fi ${up ? 'up' : 'down'} (${detail})\n`));
   }
-  const hardware = createBoardHardware({ mqtt: { ...broker, id: meterClientId(meterId) } });
+  // mqtts needs the SDK's SecureSocket in the build (ModdableMqttOptions.tls); this build has none,
+  // so a meter provisioned for mqtts stops here rather than talk to the broker in the clear.
+  const { tls, ca: _ca, ...login } = broker;
+  if (tls) throw new Error(`meter.broker is mqtts, and this build has no TLS socket`);
+  const hardware = createBoardHardware({ mqtt: { ...login, id: meterClientId(meterId) } });
   if (personalise(hardware, meterId)) trace(`ParkLink: meter ${meterId} personalised\n`);
   const meter = new Meter(hardware, provisioning.config);
   meter.start();

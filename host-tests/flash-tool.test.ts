@@ -158,10 +158,33 @@ describe('tools/flash.ts', () => {
     assert.match(text, new RegExp(`esptool\\.py --port /dev/ttyUSB1 write_flash ${offset} \\S+nvs\\.bin`));
   });
 
+  it('without --mqtt-user the meter gets its own broker user name (its id) and derived password', async () => {
+    const lines: string[] = [];
+    const out = { log: (line: string) => lines.push(line), error: (line: string) => lines.push(line) };
+    const argv = ['--dry-run', '--meter', '4102', '--broker', 'mqtt.city.example:1883'];
+    const code = await run(argv, {}, out);
+    const text = lines.join('\n');
+    assert.equal(code, 0, text);
+    assert.match(text, /^mqttUser,data,string,4102$/m);
+    assert.match(text, /^mqttPass,data,string,<derived from the master key>$/m);
+  });
+
   it('refuses incomplete or contradictory provisioning arguments with a typed error', () => {
     assert.throws(() => parseArguments(['--meter', '5']), FlashUsageError);
     assert.throws(() => parseArguments(['--meter', 'x', '--broker', 'h:1']), /not a meter id/);
-    assert.throws(() => parseArguments(['--meter', '5', '--broker', 'h:70000']), /not HOST:PORT/);
+    assert.throws(
+      () => parseArguments(['--meter', '5', '--broker', 'h:70000']),
+      /not \[mqtts:\/\/\]HOST:PORT/,
+    );
+    assert.throws(() => parseArguments(['--meter', '5', '--broker', 'mqtts://h']), /needs --broker-ca/);
+    assert.throws(
+      () => parseArguments(['--meter', '5', '--broker', 'h', '--broker-ca', 'ca.pem']),
+      /goes with an mqtts --broker/,
+    );
+    assert.deepEqual(
+      parseArguments(['--meter', '5', '--broker', 'mqtts://h', '--broker-ca', 'ca.pem']).provision?.broker,
+      { host: 'h', port: 8883, tls: true },
+    );
     assert.throws(() => parseArguments(['--ssid', 'x']), /give --meter too/);
     assert.throws(
       () => parseArguments(['--meter', '5', '--broker', 'h', '--wifi-password', 'p']),

@@ -55,6 +55,7 @@ describe('npm start', function () {
     const first = await start(dataDir);
     assert.match(first, /Simulated: the meter runs the real firmware on simulated hardware/);
     assert.match(first, /Driver app \(pay by phone\): http:\/\/127\.0\.0\.1:\d+\/app\//);
+    assert.match(first, /Demo mode: the SMS and voice gateway .* is OPEN, taking unsigned posts/);
     assert.match(first, /database PGlite in /);
     assert.match(first, /curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/api\/operators\/login/);
     assert.match(first, /curl -H "Authorization: Bearer \$TOKEN" http:\/\/127\.0\.0\.1:\d+\/api\/meters\n/);

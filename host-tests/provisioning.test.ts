@@ -116,6 +116,21 @@ describe('factory provisioning: what the station writes is what the meter reads'
     meter.stop();
   });
 
+  it('an mqtts broker goes with the CA the meter verifies it against; without the CA it is refused', () => {
+    const ca = Uint8Array.of(0x30, 0x82, 1, 2, 3);
+    const board = new VirtualBoard({
+      mqtt: new VirtualBroker(new VirtualClock('2026-06-01T08:00:00Z')).link(),
+    });
+    const tls = { host: 'mqtt.city.example', port: 8883, tls: true, user: String(METER), password: 'pw' };
+    const entries = preferenceEntries(input({ broker: { ...tls, ca } }));
+    assert.ok(entries.some((e) => e.key === 'broker' && e.value === 'mqtts://mqtt.city.example:8883'));
+    loadLinPreferences(board, linPreferencesJson(entries));
+    assert.deepEqual(readProvisioning(board.preferences).broker, { ...tls, ca });
+    assert.throws(() => preferenceEntries(input({ broker: tls })), ProvisioningInputError);
+    board.preferences.delete('meter', 'brokerCa');
+    assert.throws(() => readProvisioning(board.preferences), /meter\.brokerCa/);
+  });
+
   it('renders the ESP-IDF NVS CSV with namespaces, typed values, quoted commas and blobs as hex2bin', () => {
     const entries = preferenceEntries(input());
     const rows = parseCsv(nvsCsv(entries));

@@ -1,5 +1,7 @@
 // The platform's configuration: what createPlatform takes, and how the environment gives it
 // (DATABASE_URL, MQTT_URL, PORT, PARKLINK_*).
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './core/errors';
 import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
 import type { OperatorsConfig } from './operators';
@@ -23,6 +25,11 @@ export interface PlatformConfig {
    * reverse proxy it must be set, or every client (and the per-address login limit) shares one address.
    */
   trustProxy?: boolean | string;
+  /**
+   * TLS (PEM certificate chain and key; PARKLINK_TLS_CERT_FILE, PARKLINK_TLS_KEY_FILE): HTTPS for the
+   * API, and mqtts for meters on the embedded broker.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** HTTP port for listen() (PORT), default 8080. */
   port?: number;
   host?: string;
@@ -44,6 +51,11 @@ export interface PlatformConfig {
   logger?: Logger;
   /** Called once per record newly stored. */
   onStored?: (stored: StoredRecord) => void;
+  /**
+   * Demo mode (PARKLINK_DEMO=1; `npm start` sets it): the SMS and voice gateway may run without its
+   * secret, taking unsigned posts. Never for a deployment.
+   */
+  demo?: boolean;
   /** Pay by phone: clock, pricing, channels; see platform-server/phone/README.md. */
   phone?: PhoneConfig;
   /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
@@ -71,6 +83,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
     config.port = port;
   }
   if (env.HOST) config.host = env.HOST;
+  if (env.PARKLINK_TLS_CERT_FILE || env.PARKLINK_TLS_KEY_FILE) {
+    if (!env.PARKLINK_TLS_CERT_FILE || !env.PARKLINK_TLS_KEY_FILE)
+      throw new ConfigError('PARKLINK_TLS_CERT_FILE and PARKLINK_TLS_KEY_FILE go together');
+    config.tls = {
+      cert: readFileSync(env.PARKLINK_TLS_CERT_FILE),
+      key: readFileSync(env.PARKLINK_TLS_KEY_FILE),
+    };
+  }
   if (env.PARKLINK_TRUST_PROXY) {
     const trust = env.PARKLINK_TRUST_PROXY;
     config.trustProxy = trust === 'true' ? true : trust;
@@ -86,6 +106,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.PARKLINK_KEYSTORE_FILE) config.keystoreFile = env.PARKLINK_KEYSTORE_FILE;
   if (env.PARKLINK_KEYSTORE_PASSPHRASE) config.keystorePassphrase = env.PARKLINK_KEYSTORE_PASSPHRASE;
   if (env.PARKLINK_KEYSTORE_CREATE === '1') config.createKeystoreFile = true;
+  if (env.PARKLINK_DEMO === '1') config.demo = true;
   if (env.LOG_LEVEL) config.httpLogger = { level: env.LOG_LEVEL };
   if (env.PARKLINK_ADMIN_USER || env.PARKLINK_ADMIN_PASSWORD) {
     if (!env.PARKLINK_ADMIN_USER || !env.PARKLINK_ADMIN_PASSWORD)

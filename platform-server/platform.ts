@@ -4,6 +4,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeterKeys } from '../protocol/keys';
 import { type Broker, startBroker } from './core/broker';
+import { BrokerCredentials, PLATFORM_MQTT_USER, withCredentials } from './core/brokerAuth';
 import { type Database, openDatabase } from './core/db';
 import { migrate } from './core/migrations';
 import { httpBasics } from './core/http';
@@ -19,7 +20,7 @@ import { CardTokens, resolveCardTokenKey } from './keys/cardToken';
 import { nodeCrypto } from './core/nodeCrypto';
 import { type Keystore, loadKeystore } from './keys/keystore';
 import { type Operators, startOperators } from './operators';
-import { type Phone, phoneConfigFromEnv, startPhone } from './phone';
+import { gatewayCheck, type Phone, phoneConfigFromEnv, startPhone } from './phone';
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
 import { configFromEnv, type PlatformConfig } from './config';
@@ -39,6 +40,8 @@ export interface Platform {
   readonly tariffs: TariffService;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
+  /** The meter's own MQTT user name and password, which the factory writes into it. */
+  meterMqttCredentials(id: number): { username: string; password: string };
   /**
    * Registers a meter at key epoch 1 and returns the keys a factory loads into it, with the fleet's
    * card-token key (provisionBoard loads it; the caller wipes it).
@@ -59,6 +62,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     for (const close of opened.reverse()) await close().catch(() => {});
   };
   try {
+    // Refused before anything is opened: a gateway without its secret is open to anyone.
+    gatewayCheck({ ...phoneConfigFromEnv(), ...config.phone }, config.demo ?? false);
     const keystore = await loadKeystore(config);
     opened.push(async () => keystore.close());
 
@@ -76,13 +81,27 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await migrate(db);
     await convertStoredCards(db, cardTokens);
 
+    const credentials = new BrokerCredentials(keystore);
+    opened.push(async () => credentials.close());
     const broker = await startBroker({
       url: config.mqttUrl,
       sharedSubscriptions: config.sharedSubscriptions,
+      credentials,
+      tls: config.tls,
     });
     opened.push(() => broker.close());
+    // The platform's own clients log in as the platform (unless MQTT_URL carries its credentials).
+    const platformBrokerUrl = withCredentials(
+      broker.platformUrl,
+      PLATFORM_MQTT_USER,
+      credentials.platformPassword(),
+    );
 
-    const app = Fastify({ logger: config.httpLogger ?? true, trustProxy: config.trustProxy ?? false });
+    const app = Fastify({
+      logger: config.httpLogger ?? true,
+      trustProxy: config.trustProxy ?? false,
+      ...(config.tls ? { https: { cert: config.tls.cert, key: config.tls.key } } : {}),
+    });
     opened.push(() => app.close());
     const logger = config.logger ?? app.log;
     // Before any route: the OpenAPI document sees every route registered after it.
@@ -95,7 +114,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       db,
       keystore,
       logger,
-      brokerUrl: broker.url,
+      brokerUrl: platformBrokerUrl,
       sharedSubscription: broker.sharedSubscriptions,
       group: config.shareGroup,
       onStored: config.onStored,
@@ -127,10 +146,11 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       app,
       ingest,
       keystore,
-      brokerUrl: broker.url,
+      brokerUrl: platformBrokerUrl,
       logger,
       tariffs,
       config: { ...config.phone, tokenKey: cardTokenKey },
+      demo: config.demo,
     });
     opened.push(() => phone.close());
 
@@ -154,6 +174,10 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
         return { ...keystore.meterKeys(id, 1), cardTokenKey: cardTokens.key() };
       },
       releaseKeyFor: (id) => releaseKeyFor(keystore, ingest.crypto, id),
+      meterMqttCredentials: (id) => ({
+        username: BrokerCredentials.meterUser(id),
+        password: credentials.meterPassword(id),
+      }),
       async listen(port = config.port ?? 8080) {
         return app.listen({ port, host: config.host ?? '127.0.0.1' });
       },

@@ -170,8 +170,11 @@ export async function runHostMeter(options: HostRunOptions): Promise<HostRun> {
 
   let stored = 0;
   let transactions = 0;
+  const fromEnv = configFromEnv();
   const platform = await createPlatform({
-    ...configFromEnv(),
+    ...fromEnv,
+    // The meter on the host talks to ingest only: no SMS and voice gateway.
+    phone: { ...fromEnv.phone, gateway: false },
     port: 0,
     httpLogger: false,
     logger: {
@@ -203,10 +206,16 @@ export async function runHostMeter(options: HostRunOptions): Promise<HostRun> {
   mkdirSync(runDir, { recursive: true });
   const keys = await platform.provisionMeter(meterId, `Host build meter ${meterId}`);
   const releaseKey = platform.releaseKeyFor(meterId);
+  const login = platform.meterMqttCredentials(meterId); // as the factory writes them
   const entries = preferenceEntries({
     meterId,
     bays: [1, 2, 3],
-    broker: { host: broker.hostname, port: Number(broker.port) },
+    broker: {
+      host: broker.hostname,
+      port: Number(broker.port),
+      user: login.username,
+      password: login.password,
+    },
     keys,
     releaseKey,
   });

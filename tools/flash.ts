@@ -1,15 +1,16 @@
 // Builds the ESP32 image with the Moddable SDK, flashes it, and provisions the board.
 //
 //   npm run flash -- [--dry-run] [--port /dev/ttyUSB0] [--board esp32]
-//                    [--meter ID --broker HOST:PORT [--bays 1,2,3] [--mqtt-user U --mqtt-password P]
-//                     [--ssid S --wifi-password W]]
+//                    [--meter ID --broker [mqtts://]HOST:PORT [--broker-ca CA.pem] [--bays 1,2,3]
+//                     [--mqtt-user U --mqtt-password P] [--ssid S --wifi-password W]]
 //
 // The manifest check (also the whole of --dry-run) reads manifest.json for the board as mcconfig
 // does (tools/manifest.ts) and follows every import from its preload modules and creation.main
 // through the module map (sim/xs/xsnap.ts deviceGraph): a module the image would not find, bare
 // (cborg) or relative, fails it. With --meter the factory station registers the meter with the
 // platform (DATABASE_URL, the master key settings: see README), writes what firmware/boot.ts reads
-// into an NVS partition image (ESP-IDF's nvs_partition_gen.py) and writes it to the board's nvs
+// (with the meter's own broker user name and password, derived from the master key unless
+// --mqtt-user/--mqtt-password name other ones; for mqtts the CA certificate) into an NVS partition image (ESP-IDF's nvs_partition_gen.py) and writes it to the board's nvs
 // partition with esptool. The key material lives on disk only for that step, in a 0600 file.
 import { spawnSync } from 'node:child_process';
 import {
@@ -33,8 +34,8 @@ import { nvsCsv, type PreferenceEntry, preferenceEntries, type ProvisioningInput
 const ROOT = path.resolve(import.meta.dirname, '..');
 
 export const USAGE = `usage: npm run flash -- [--dry-run] [--port /dev/ttyUSB0] [--board esp32] [--manifest ./manifest.json]
-                       [--meter ID --broker HOST:PORT [--bays 1,2,3] [--mqtt-user U] [--mqtt-password P]
-                        [--ssid S] [--wifi-password W]]
+                       [--meter ID --broker [mqtts://]HOST:PORT [--broker-ca CA.pem] [--bays 1,2,3]
+                        [--mqtt-user U] [--mqtt-password P] [--ssid S] [--wifi-password W]]
   builds the ESP32 image with the Moddable SDK (mcconfig) and flashes it; with --meter, registers the
   meter with the platform and writes its identity, broker, network and keys to the board's nvs
   partition. --dry-run checks manifest.json against the files and prints the commands, changing nothing.`;
@@ -139,7 +140,9 @@ export interface FlashOptions {
   provision?: {
     meterId: number;
     bays: number[];
-    broker: { host: string; port: number; user?: string; password?: string };
+    broker: { host: string; port: number; tls?: boolean; user?: string; password?: string };
+    /** The CA certificate (PEM or DER) an mqtts broker is verified against. */
+    brokerCaFile?: string;
     network?: { ssid: string; password?: string };
   };
 }
@@ -153,6 +156,7 @@ const PROVISION_OPTIONS = Object.freeze([
   '--meter',
   '--bays',
   '--broker',
+  '--broker-ca',
   '--mqtt-user',
   '--mqtt-password',
   '--ssid',
@@ -190,12 +194,16 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
   const brokerText = given.get('--broker');
   if (!brokerText)
     throw new FlashUsageError('--meter needs --broker HOST:PORT (the broker the meter connects to)');
-  let broker: { host: string; port: number };
+  let broker: { host: string; port: number; tls?: boolean };
   try {
     broker = parseBroker(brokerText); // as the meter itself reads meter.broker
   } catch {
-    throw new FlashUsageError(`--broker ${brokerText} is not HOST:PORT`);
+    throw new FlashUsageError(`--broker ${brokerText} is not [mqtts://]HOST:PORT`);
   }
+  if (broker.tls && !given.has('--broker-ca'))
+    throw new FlashUsageError('an mqtts --broker needs --broker-ca (the CA the meter verifies it with)');
+  if (!broker.tls && given.has('--broker-ca'))
+    throw new FlashUsageError('--broker-ca goes with an mqtts --broker');
   const bays = (given.get('--bays') ?? '1,2').split(',').map(Number);
   options.provision = {
     meterId,
@@ -206,6 +214,7 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
       ...(given.has('--mqtt-password') ? { password: given.get('--mqtt-password') } : {}),
     },
   };
+  if (given.has('--broker-ca')) options.provision.brokerCaFile = given.get('--broker-ca');
   if (given.has('--wifi-password') && !given.has('--ssid'))
     throw new FlashUsageError('--wifi-password needs --ssid');
   if (given.has('--ssid')) {
@@ -273,11 +282,25 @@ export interface Output {
 async function factoryEntries(provision: NonNullable<FlashOptions['provision']>): Promise<PreferenceEntry[]> {
   const { configFromEnv } = await import('../platform-server/config');
   const { createPlatform } = await import('../platform-server/platform');
-  const platform = await createPlatform({ ...configFromEnv(), httpLogger: false });
+  // A provisioning station serves no HTTP: the phone gateway (and its secret) has no part here.
+  const fromEnv = configFromEnv();
+  const platform = await createPlatform({
+    ...fromEnv,
+    phone: { ...fromEnv.phone, gateway: false },
+    httpLogger: false,
+  });
   try {
     const keys = await platform.provisionMeter(provision.meterId, `Meter ${provision.meterId}`);
     const releaseKey = platform.releaseKeyFor(provision.meterId);
-    const input: ProvisioningInput = { ...provision, keys, releaseKey };
+    const { brokerCaFile, ...rest } = provision;
+    const mqtt = platform.meterMqttCredentials(provision.meterId);
+    const broker = { user: mqtt.username, password: mqtt.password, ...provision.broker };
+    const input: ProvisioningInput = {
+      ...rest,
+      broker: brokerCaFile ? { ...broker, ca: certificateDer(readFileSync(brokerCaFile)) } : broker,
+      keys,
+      releaseKey,
+    };
     try {
       return preferenceEntries(input);
     } finally {
@@ -286,6 +309,13 @@ async function factoryEntries(provision: NonNullable<FlashOptions['provision']>)
   } finally {
     await platform.close();
   }
+}
+
+/** A certificate file as DER: the first PEM block decoded, or the bytes as they are. */
+export function certificateDer(file: Uint8Array): Uint8Array {
+  const text = Buffer.from(file).toString('latin1');
+  const pem = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/.exec(text);
+  return pem ? new Uint8Array(Buffer.from(pem[1].replace(/\s+/g, ''), 'base64')) : file;
 }
 
 /** Runs the tool; returns the exit code (0 done, 1 manifest or usage error, 2 toolchain missing). */
@@ -315,7 +345,14 @@ export async function run(
     const check = await checkManifest(options.manifest, options.board);
     for (const error of check.errors) out.error(`error: ${error}`);
     if (options.provision) {
-      const { meterId, broker, bays, network } = options.provision;
+      const { meterId, bays, network, brokerCaFile } = options.provision;
+      // As factoryEntries writes it: the meter's own user name and derived password, unless named.
+      const broker = {
+        user: String(meterId),
+        password: '<derived from the master key>',
+        ...options.provision.broker,
+        ...(brokerCaFile ? { ca: certificateDer(readFileSync(brokerCaFile)) } : {}),
+      };
       out.log(`would register meter ${meterId} with the platform and write its nvs partition:`);
       const placeholder = new Uint8Array(32);
       const keys = {

@@ -93,6 +93,8 @@ const demoAdmin = fromEnv.operators?.admin
 const platform = await createPlatform({
   ...fromEnv,
   ...persistentKeys,
+  // Demo mode: the SMS and voice gateway may go without its secret (printed below when it does).
+  demo: true,
   operators: { ...fromEnv.operators, admin: fromEnv.operators?.admin ?? demoAdmin },
   httpLogger: false,
   logger: {
@@ -152,6 +154,12 @@ async function served(page: string): Promise<boolean> {
   }
 }
 if (await served('/app/')) console.log(`Driver app (pay by phone): ${base}/app/`);
+if (!(fromEnv.phone?.gatewaySecret ?? process.env.PARKLINK_GATEWAY_SECRET)) {
+  console.log(
+    `Demo mode: the SMS and voice gateway (${base}/api/phone/sms, /api/phone/voice) is OPEN, taking unsigned posts ` +
+      '(set PARKLINK_GATEWAY_SECRET to require signed ones; a deployment refuses to start without it).',
+  );
+}
 if (await served('/console/')) console.log(`Operator console: ${base}/console/`);
 
 const created = platform.operators.bootstrapped;
@@ -202,7 +210,11 @@ for (let n = 0; n < meterCount; n++) {
     process.exit(1);
   }
   const board = new VirtualBoard({
-    mqtt: new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) }),
+    mqtt: new NodeMqttLink({
+      url: platform.brokerUrl,
+      clientId: meterClientId(meterId),
+      ...platform.meterMqttCredentials(meterId),
+    }),
     clock,
     seed: meterId,
     state,

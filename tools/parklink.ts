@@ -6,6 +6,7 @@
 //   npx parklink check --tariff FILE
 //   npx parklink state --tariff FILE --bay ID --start ISO-8601
 //   npx parklink operator add USERNAME --role ROLE [--name "Display Name"] [--password-stdin]
+//   npx parklink broker passwd > /etc/mosquitto/parklink/passwd
 //
 // `operator add` works on the database in DATABASE_URL (or the embedded one in PARKLINK_DATA_DIR),
 // migrating it first, and asks for the password twice on a terminal, or reads the first line of
@@ -25,6 +26,12 @@
 //   3  the tariff file is not a valid tariff: stderr names the field (e.g. "timetable[2].rate")
 //   4  the tariff file cannot be read or is not JSON
 //
+// broker passwd writes Mosquitto's password file on stdout: the platform's and every provisioned
+// meter's MQTT password, derived from the master key (PARKLINK_MASTER_KEY, the keystore file or the
+// HSM, as for the platform), hashed as mosquitto_passwd does. Run it again after provisioning
+// meters and send Mosquitto SIGHUP to reload it (deploy/mosquitto/README.md). 0 written; 2 usage
+// (no master key or database configured); 4 the database or the keystore cannot be opened.
+//
 // operator add: 0 created; 1 refused (the username is taken, or it or the password is not valid:
 // stderr says why); 2 usage; 4 the database cannot be opened.
 import { readFile } from 'node:fs/promises';
@@ -34,6 +41,9 @@ import { parseInstant, Tariff, TariffError, TimeZoneError } from '../protocol/ta
 import { openDatabase } from '../platform-server/core/db';
 import { migrate } from '../platform-server/core/migrations';
 import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators/service';
+import { BrokerCredentials, mosquittoPasswordFile } from '../platform-server/core/brokerAuth';
+import { configFromEnv } from '../platform-server/config';
+import { loadKeystore } from '../platform-server/keys/keystore';
 import { currencyCode, formatMoney } from './money';
 
 /** The quote with the amount also in the currency's own format ("price": "£1.80") beside it. */
@@ -60,6 +70,8 @@ const USAGE = `usage:
   parklink state --tariff FILE --bay ID --start ISO-8601
   parklink operator add USERNAME --role viewer|operator|supervisor|admin [--name NAME] [--password-stdin]
     (on DATABASE_URL, or PARKLINK_DATA_DIR for an embedded database)
+  parklink broker passwd
+    (Mosquitto's password file for the platform and every meter, from the master key)
 exit codes: 0 answer, 1 refused (JSON says why), 2 usage, 3 invalid tariff (field named), 4 unreadable file`;
 
 export interface Io {
@@ -212,6 +224,48 @@ async function operatorCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): 
   }
 }
 
+async function brokerCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Promise<number> {
+  if (args.length !== 1 || args[0] !== 'passwd') throw new UsageError('broker takes one command: passwd');
+  if (!env.DATABASE_URL && !env.PARKLINK_DATA_DIR)
+    throw new UsageError('set DATABASE_URL (or PARKLINK_DATA_DIR) to the platform database');
+  const config = configFromEnv(env);
+  if (!config.hsm && !config.masterKey && !config.keystoreFile)
+    throw new UsageError(
+      'set the master key (PARKLINK_MASTER_KEY, PARKLINK_KEYSTORE_FILE or PARKLINK_HSM_MODULE)',
+    );
+  let keystore: Awaited<ReturnType<typeof loadKeystore>>;
+  let db: Awaited<ReturnType<typeof openDatabase>>;
+  try {
+    keystore = await loadKeystore(config);
+  } catch (error) {
+    io.err(`parklink: cannot open the keystore: ${(error as Error).message}`);
+    return ExitCode.unreadable;
+  }
+  try {
+    db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
+    await migrate(db);
+  } catch (error) {
+    keystore.close();
+    io.err(`parklink: cannot open the database: ${(error as Error).message}`);
+    return ExitCode.unreadable;
+  }
+  const credentials = new BrokerCredentials(keystore);
+  try {
+    const meters = await db.query<{ id: string | number }>('SELECT id FROM meters ORDER BY id');
+    io.out(
+      mosquittoPasswordFile(
+        credentials,
+        meters.rows.map((row) => Number(row.id)),
+      ).trimEnd(),
+    );
+    return ExitCode.ok;
+  } finally {
+    credentials.close();
+    keystore.close();
+    await db.close();
+  }
+}
+
 /** Runs one command; returns the exit code. */
 export async function main(
   argv: string[],
@@ -225,6 +279,7 @@ export async function main(
       return command === undefined ? ExitCode.usage : ExitCode.ok;
     }
     if (command === 'operator') return await operatorCommand(rest, io, env);
+    if (command === 'broker') return await brokerCommand(rest, io, env);
     if (!['quote', 'check', 'state'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     const { values } = parseArgs({
       args: rest,

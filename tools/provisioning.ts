@@ -9,7 +9,8 @@ import type { MeterKeys } from '../protocol/keys';
 export interface ProvisioningInput {
   meterId: number;
   bays: readonly number[];
-  broker: { host: string; port: number; user?: string; password?: string };
+  /** `tls` writes meter.broker as mqtts://host:port; `ca` is the CA certificate (DER) for it. */
+  broker: { host: string; port: number; tls?: boolean; ca?: Uint8Array; user?: string; password?: string };
   network?: { ssid: string; password?: string };
   rate?: { perHour: number; currency: number };
   /** Comma-separated mode key sequence, e.g. "cancel,cancel,cancel,up,down,ok". */
@@ -63,8 +64,18 @@ export function preferenceEntries(input: ProvisioningInput): PreferenceEntry[] {
   const entries: PreferenceEntry[] = [
     { domain: METER_DOMAIN, key: 'id', type: 'i32', value: meterId },
     { domain: METER_DOMAIN, key: 'bays', type: 'string', value: bays.join(',') },
-    { domain: METER_DOMAIN, key: 'broker', type: 'string', value: `${broker.host}:${broker.port}` },
+    {
+      domain: METER_DOMAIN,
+      key: 'broker',
+      type: 'string',
+      value: `${broker.tls ? 'mqtts://' : ''}${broker.host}:${broker.port}`,
+    },
   ];
+  if (broker.tls) {
+    if (!broker.ca || broker.ca.length === 0)
+      throw new ProvisioningInputError('an mqtts broker needs the CA certificate the meter verifies it with');
+    entries.push({ domain: METER_DOMAIN, key: 'brokerCa', type: 'blob', value: broker.ca });
+  }
   if (broker.user)
     entries.push({ domain: METER_DOMAIN, key: 'mqttUser', type: 'string', value: broker.user });
   if (broker.password)

@@ -5,8 +5,10 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { MqttEvents, MqttLink } from '../mqtt';
 
 export interface NodeMqttLinkOptions {
-  /** mqtt://host:port */
+  /** mqtt://host:port, or mqtts://host:port (verified against `ca`, else the system's CAs) */
   url: string;
+  /** The CA certificate(s) (PEM) an mqtts broker's certificate is verified against. */
+  ca?: string | Buffer;
   /** Stable per meter (see meterClientId) so the broker keeps the session across reconnections. */
   clientId: string;
   username?: string;
@@ -46,6 +48,10 @@ export class NodeMqttLink implements MqttLink {
     };
     if (this.options.username !== undefined) options.username = this.options.username;
     if (this.options.password !== undefined) options.password = this.options.password;
+    if (this.options.ca !== undefined) {
+      options.ca = this.options.ca;
+      options.rejectUnauthorized = true;
+    }
     const client = mqtt.connect(this.options.url, options);
     this.client = client;
     client.on('connect', () => {

@@ -15,6 +15,11 @@ export interface ModdableMqttOptions {
   id: string;
   user?: string;
   password?: string;
+  /**
+   * mqtts: the SDK's SecureSocket class (modules/crypt/securesocket, which the build must include)
+   * and the CA certificate (DER) the broker's certificate is verified against.
+   */
+  tls?: { Socket: unknown; ca: ArrayBuffer };
   /** Keep-alive in milliseconds (default 60 s). */
   keepAliveMs?: number;
   /** First retry delay (default 1 s), doubled per failure up to maxBackoffMs (default 5 min). */
@@ -116,6 +121,12 @@ export class ModdableMqttLink implements MqttLink {
         user: options.user,
         password: options.password,
         timeout: options.keepAliveMs ?? 60_000,
+        ...(options.tls
+          ? {
+              Socket: options.tls.Socket,
+              secure: { protocolVersion: 0x303, certificate: options.tls.ca, verify: true },
+            }
+          : {}),
       });
     } catch {
       this.#scheduleRetry();

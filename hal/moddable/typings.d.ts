@@ -60,6 +60,13 @@ declare module 'mqtt' {
     /** Keep-alive in milliseconds (sent rounded up to seconds); 0 disables. */
     timeout?: number;
     will?: { topic: string; message: string | ArrayBuffer; quality?: 0 | 1 | 2; retain?: boolean };
+    /** The socket class instead of "socket" (SecureSocket for mqtts), given `secure` as options. */
+    Socket?: unknown;
+    /**
+     * SecureSocket's TLS options (modules/crypt/ssl/ssl_cert.js): `certificate` registers a trusted
+     * CA (DER); the server name is the host.
+     */
+    secure?: { protocolVersion?: number; certificate?: ArrayBuffer; verify?: boolean };
   }
   export interface PublishFlags {
     quality?: 0 | 1 | 2;

@@ -15,6 +15,8 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { type Broker, startBroker } from '../../platform-server/core/broker';
+import { BrokerCredentials } from '../../platform-server/core/brokerAuth';
+import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import type { PlatformConfig } from '../../platform-server/config';
 import { forEachBackend, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
@@ -40,7 +42,8 @@ forEachBackend('network faults: every record in the database exactly once', (bac
     // The broker and the database must outlive a platform restart: external ones for both backends.
     let mqttUrl = fresh.config.mqttUrl;
     if (!mqttUrl) {
-      broker = await startBroker();
+      // As an external broker would be configured: the credentials of the platforms' master key.
+      broker = await startBroker({ credentials: new BrokerCredentials(keystoreFromHex('00'.repeat(32))) });
       mqttUrl = broker.url;
     }
     const brokerAddress = new URL(mqttUrl);
@@ -93,6 +96,7 @@ forEachBackend('network faults: every record in the database exactly once', (bac
     const link = new NodeMqttLink({
       url: `mqtt://127.0.0.1:${brokerProxy.port}`,
       clientId: meterClientId(meterId),
+      ...platform.meterMqttCredentials(meterId),
       reconnectPeriodMs: 100,
     });
     const clock = new VirtualClock('2026-06-01T09:00:00Z');

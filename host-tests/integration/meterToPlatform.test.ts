@@ -29,7 +29,11 @@ forEachBackend('virtual meter to platform', (backend) => {
   });
 
   async function bootMeter(meterId: number, clock: VirtualClock, state?: VirtualBoard['state']) {
-    const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) });
+    const link = new NodeMqttLink({
+      url: platform.brokerUrl,
+      clientId: meterClientId(meterId),
+      ...platform.meterMqttCredentials(meterId),
+    });
     const board = new VirtualBoard({ mqtt: link, clock, state });
     if (!state)
       provisionBoard(board.hardware, await platform.provisionMeter(meterId, 'integration'), meterId);

@@ -59,7 +59,11 @@ forEachBackend('operator release of an unacknowledged upload set', (backend) => 
     // The meter's clock near the platform's: a token is current for a week after it is issued.
     const clock = new VirtualClock(new Date().toISOString());
     const link = new LosingLink(
-      new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) }),
+      new NodeMqttLink({
+        url: platform.brokerUrl,
+        clientId: meterClientId(meterId),
+        ...platform.meterMqttCredentials(meterId),
+      }),
     );
     const board = new VirtualBoard({ mqtt: link, clock });
     await provisionVirtualMeter(platform, board.hardware, meterId, 'Release Row');

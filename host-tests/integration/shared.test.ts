@@ -63,6 +63,7 @@ describe(`two ingest instances on a shared subscription — ${real.name}`, () =>
       const link = new NodeMqttLink({
         url: config.mqttUrl as string,
         clientId: meterClientId(id),
+        ...a.meterMqttCredentials(id),
         reconnectPeriodMs: 100,
       });
       const clock = new VirtualClock('2026-06-01T09:00:00Z');

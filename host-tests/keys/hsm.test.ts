@@ -225,7 +225,11 @@ describe('keys: HSM through PKCS#11 (SoftHSM2)', () => {
 
   it('platform: provisions meters with keys from the HSM, equal to the software keystore', async function () {
     this.timeout(20_000); // PGlite and the embedded broker start
-    const platform = await createPlatform({ hsm: token.config, httpLogger: false });
+    const platform = await createPlatform({
+      hsm: token.config,
+      phone: { gateway: false },
+      httpLogger: false,
+    });
     try {
       assert.equal(platform.keystore.source, 'hsm');
       const keys = await platform.provisionMeter(4711, 'HSM meter');

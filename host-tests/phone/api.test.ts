@@ -8,12 +8,13 @@ import { RateLimiter, verifyPassword } from '../../platform-server/phone/securit
 import type { Platform } from '../../platform-server/platform';
 import { ProtocolError } from '../../protocol/errors';
 import { decodeRenewal, encodeRenewal } from '../../protocol/renewal';
-import { apiOf, phonePlatform } from './support';
+import { apiOf, gatewayOf, phonePlatform } from './support';
 
 describe('pay by phone API', () => {
+  const clock = new VirtualClock('2026-06-01T09:00:00Z');
   let platform: Platform;
   before(async () => {
-    platform = await phonePlatform({}, new VirtualClock('2026-06-01T09:00:00Z'));
+    platform = await phonePlatform({}, clock);
   });
   after(() => platform?.close());
 
@@ -61,7 +62,10 @@ describe('pay by phone API', () => {
       400,
     );
     assert.equal((await authed('PATCH', '/api/driver/cards/77', { renewal: true })).status, 404);
-    const noSession = await api('POST', '/api/phone/sms', { from: '+447700900111', text: 'EXTEND 30' });
+    const noSession = await gatewayOf(platform, () => clock.now())('POST', '/api/phone/sms', {
+      from: '+447700900111',
+      text: 'EXTEND 30',
+    });
     assert.match(noSession.json.reply, /no active parking session/);
   });
 

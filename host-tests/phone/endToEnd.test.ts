@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
-import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
+import {
+  type Api,
+  apiOf,
+  gatewayOf,
+  type BootedMeter,
+  bootMeter,
+  card,
+  phonePlatform,
+  tapBay2,
+  until,
+} from './support';
 
 forEachBackend('pay by phone end to end', (backend) => {
   let platform: Platform;
@@ -127,7 +137,7 @@ forEachBackend('pay by phone end to end', (backend) => {
   });
 
   it('extends by SMS reply ("EXTEND 15"), and answers anything else helpfully', async () => {
-    const gateway = apiOf(platform);
+    const gateway = gatewayOf(platform, () => clock.now());
     const odd = await gateway('POST', '/api/phone/sms', { from: phone, text: 'what is this' });
     assert.equal(odd.status, 200);
     assert.match(odd.json.reply, /did not understand.*EXTEND 30/);
@@ -147,7 +157,7 @@ forEachBackend('pay by phone end to end', (backend) => {
   });
 
   it('extends through the voice menu (IVRS): 1 adds 30 minutes; other keys repeat the menu', async () => {
-    const gateway = apiOf(platform);
+    const gateway = gatewayOf(platform, () => clock.now());
     const menu = await gateway('POST', '/api/phone/voice', { from: phone, digits: '' });
     assert.match(menu.json.say, /paid until 10:15\. Press 1 to extend 30 minutes/);
     assert.equal(menu.json.gather, true);

@@ -10,7 +10,17 @@ import type { AddressInfo } from 'node:net';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
-import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
+import {
+  type Api,
+  apiOf,
+  gatewayOf,
+  type BootedMeter,
+  bootMeter,
+  card,
+  phonePlatform,
+  tapBay2,
+  until,
+} from './support';
 
 interface Posted {
   headers: IncomingHttpHeaders;
@@ -204,7 +214,10 @@ forEachBackend('pay by phone options, alerts and the webhook gateway', (backend)
     // The auto driver (option 1) gets no grace alert.
     assert.equal((await messages(autoApi, 'grace')).length, 0);
 
-    const pressed = await apiOf(platform)('POST', '/api/phone/voice', { from: phoneNumber, digits: '1' });
+    const pressed = await gatewayOf(platform, () => clock.now())('POST', '/api/phone/voice', {
+      from: phoneNumber,
+      digits: '1',
+    });
     assert.match(pressed.json.say, /extending bay 2 by 30 min/);
     const [renewal] = (await phoneApi('GET', '/api/driver/renewals')).json.renewals;
     assert.equal(renewal.channel, 'voice');
@@ -221,7 +234,10 @@ forEachBackend('pay by phone options, alerts and the webhook gateway', (backend)
 
   it('a message the gateway keeps refusing is marked failed after the last attempt', async () => {
     gateway.statuses.push(500, 500, 500, 500, 500);
-    const reply = await apiOf(platform)('POST', '/api/phone/sms', { from: '+447700900999', text: 'hi' });
+    const reply = await gatewayOf(platform, () => clock.now())('POST', '/api/phone/sms', {
+      from: '+447700900999',
+      text: 'hi',
+    });
     assert.match(reply.json.reply, /not registered/);
     const rowOf = async () =>
       (

@@ -14,7 +14,8 @@ import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';
 import { Tariff } from '../../protocol/tariff';
-import { quietLogger } from '../../sim/fleet/platform';
+import { signGatewayRequest } from '../../platform-server/phone/gatewaySignature';
+import { quietLogger, TEST_GATEWAY_SECRET } from '../../sim/fleet/platform';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import type { PlatformConfig } from '../../platform-server/config';
 
@@ -53,7 +54,12 @@ export async function phonePlatform(
     ...config,
     httpLogger: false,
     logger: quietLogger,
-    phone: { clock, passwordScrypt: { logN: 12, r: 8, p: 1 }, ...phone },
+    phone: {
+      clock,
+      passwordScrypt: { logN: 12, r: 8, p: 1 },
+      gatewaySecret: TEST_GATEWAY_SECRET,
+      ...phone,
+    },
   });
 }
 
@@ -71,7 +77,11 @@ export async function bootMeter(
   clock: VirtualClock,
   state?: VirtualBoard['state'],
 ): Promise<BootedMeter> {
-  const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) });
+  const link = new NodeMqttLink({
+    url: platform.brokerUrl,
+    clientId: meterClientId(meterId),
+    ...platform.meterMqttCredentials(meterId),
+  });
   const board = new VirtualBoard({ mqtt: link, clock, state });
   if (!state)
     provisionBoard(board.hardware, await platform.provisionMeter(meterId, `Meter ${meterId}`), meterId);
@@ -122,6 +132,31 @@ export function apiOf(platform: Platform, token?: string): Api {
       url,
       payload: body as object | undefined,
       headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    return { status: response.statusCode, json: response.body ? response.json() : undefined };
+  };
+}
+
+/**
+ * The SMS and voice gateway: posts JSON signed with `secret` at `now()` (the platform's clock) for
+ * http://parklink.test + url, as a provider signs its webhooks.
+ */
+export function gatewayOf(
+  platform: Platform,
+  now: () => number,
+  secret = TEST_GATEWAY_SECRET,
+): (method: 'POST', url: string, body: unknown) => ReturnType<Api> {
+  return async (method, url, body) => {
+    const payload = JSON.stringify(body);
+    const response = await platform.app.inject({
+      method,
+      url,
+      payload,
+      headers: {
+        host: 'parklink.test',
+        'content-type': 'application/json',
+        ...signGatewayRequest(secret, `http://parklink.test${url}`, payload, now()),
+      },
     });
     return { status: response.statusCode, json: response.body ? response.json() : undefined };
   };

@@ -11,7 +11,17 @@ import type { Platform } from '../../platform-server/platform';
 import { parseInstant, Tariff, type TariffDocument } from '../../protocol/tariff';
 import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 import { townCentre } from '../tariff/fixtures';
-import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
+import {
+  type Api,
+  apiOf,
+  gatewayOf,
+  type BootedMeter,
+  bootMeter,
+  card,
+  phonePlatform,
+  tapBay2,
+  until,
+} from './support';
 
 /** The same street with a market hour: no parking 11:00-12:00 on weekdays. */
 const marketDay: TariffDocument = {
@@ -154,7 +164,7 @@ forEachBackend('pay by phone renewals priced by the meter tariff', (backend) => 
   });
 
   it('answers a refused SMS or IVRS renewal helpfully, with the reason', async () => {
-    const gateway = apiOf(platform);
+    const gateway = gatewayOf(platform, () => clock.now());
     const sms = await gateway('POST', '/api/phone/sms', { from: phone, text: 'EXTEND 30' });
     assert.equal(sms.status, 200);
     assert.match(

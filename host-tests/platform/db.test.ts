@@ -49,6 +49,7 @@ forEachBackend('database and migrations', (backend) => {
     const platform = await createPlatform({
       databaseUrl: url,
       dataDir,
+      phone: { gateway: false },
       httpLogger: false,
       logger: new CapturingLogger(),
     });

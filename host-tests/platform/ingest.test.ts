@@ -4,7 +4,12 @@ import { toHex } from '../../protocol/bytes';
 import { FrameType } from '../../protocol/frame';
 import { encodeCbor } from '../../protocol/cbor';
 import { encodeRecord, RecordKind } from '../../protocol/records';
-import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
+import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
+import {
+  BrokerCredentials,
+  PLATFORM_MQTT_USER,
+  withCredentials,
+} from '../../platform-server/core/brokerAuth';
 import {
   type Accepted,
   Ingest,
@@ -54,6 +59,7 @@ forEachBackend('ingest', (backend) => {
     const link = new NodeMqttLink({
       url: platform.brokerUrl,
       clientId: `parklink-meter-${meter.id}`,
+      ...platform.meterMqttCredentials(meter.id),
       cleanSession: backend.real, // leave no session behind on a shared broker
     });
     const acks: Uint8Array[] = [];
@@ -78,14 +84,33 @@ forEachBackend('ingest', (backend) => {
         await link.publishAsync(uplinkTopic(meter.id), frame);
         return meter.openAck(await nextAck());
       },
-      /** Publishes a frame and resolves with ingest's outcome and, when accepted, the ack downlink. */
+      /**
+       * Publishes a frame and resolves with ingest's outcome and, when accepted, the ack downlink.
+       * On another meter's topic the frame is published by that meter (logged in as itself: the
+       * broker lets no meter publish on another's topic), as a meter claiming to be this one would.
+       */
       async send(frame: Uint8Array, topic = uplinkTopic(meter.id)) {
         const outcome = waitForEvent<IngestOutcome>(
           platform.ingest,
           'outcome',
           (o) => o.meterId === meter.id || ('topic' in o && o.topic === topic),
         );
-        await link.publishAsync(topic, frame);
+        const owner = meterIdOfTopic(topic);
+        if (owner !== undefined && owner !== meter.id) {
+          const claimant = new NodeMqttLink({
+            url: platform.brokerUrl,
+            clientId: meterClientId(owner),
+            ...platform.meterMqttCredentials(owner),
+            cleanSession: true,
+          });
+          claimant.open({ onConnect() {}, onDisconnect() {}, onMessage() {} });
+          try {
+            await claimant.waitConnected();
+            await claimant.publishAsync(topic, frame);
+          } finally {
+            await claimant.closeAsync();
+          }
+        } else await link.publishAsync(topic, frame);
         const result = await outcome;
         if (!result.ok) return { outcome: result };
         return { outcome: result, ack: meter.openAck(await nextAck()) };
@@ -395,7 +420,12 @@ forEachBackend('ingest', (backend) => {
       db: platform.db,
       keystore: platform.keystore,
       logger: new CapturingLogger(),
-      brokerUrl: platform.brokerUrl,
+      // A second platform instance logs in as the platform.
+      brokerUrl: withCredentials(
+        platform.broker.platformUrl,
+        PLATFORM_MQTT_USER,
+        new BrokerCredentials(platform.keystore).platformPassword(),
+      ),
       sharedSubscription: platform.broker.sharedSubscriptions,
       group: platform.ingest.subscription.split('/')[1],
     });

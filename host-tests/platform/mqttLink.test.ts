@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { NodeMqttLink, meterClientId } from '../../hal/mock/mqtt.node';
 import type { MqttEvents } from '../../hal/mqtt';
 import { type Broker, startBroker } from '../../platform-server/core/broker';
+import { BrokerCredentials, PLATFORM_MQTT_USER } from '../../platform-server/core/brokerAuth';
+import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { randomMeterId } from '../../sim/fleet/platform';
 
 /** Events of a link, with promises for the next message and the next (dis)connection. */
@@ -35,10 +37,15 @@ function recorder() {
   };
 }
 
+const credentials = new BrokerCredentials(keystoreFromHex('22'.repeat(32)));
+/** A meter's own user name and password on the brokers below. */
+const asMeter = (id: number) => ({ username: String(id), password: credentials.meterPassword(id) });
+const asPlatform = { username: PLATFORM_MQTT_USER, password: credentials.platformPassword() };
+
 describe('hal/mock/mqtt.node: the meter MQTT link over mqtt.js (embedded broker)', () => {
   let broker: Broker;
   before(async () => {
-    broker = await startBroker();
+    broker = await startBroker({ credentials });
   });
   after(async () => {
     await broker.close();
@@ -46,8 +53,13 @@ describe('hal/mock/mqtt.node: the meter MQTT link over mqtt.js (embedded broker)
 
   it('refuses to publish while down, then carries QoS 1 messages both ways', async () => {
     const id = randomMeterId();
-    const meter = new NodeMqttLink({ url: broker.url, clientId: meterClientId(id) });
-    const platform = new NodeMqttLink({ url: broker.url, clientId: 'platform-side', cleanSession: true });
+    const meter = new NodeMqttLink({ url: broker.url, clientId: meterClientId(id), ...asMeter(id) });
+    const platform = new NodeMqttLink({
+      url: broker.url,
+      clientId: 'platform-side',
+      cleanSession: true,
+      ...asPlatform,
+    });
     assert.equal(meter.connected, false);
     assert.equal(meter.publish('x', Uint8Array.of(1)), false);
     const m = recorder();
@@ -80,21 +92,26 @@ describe('hal/mock/mqtt.node: the meter MQTT link over mqtt.js (embedded broker)
   it('keeps its session (clean session false): a downlink sent while it was away arrives on return', async () => {
     const id = randomMeterId();
     const topic = `parklink/v1/meters/${id}/down`;
-    const first = new NodeMqttLink({ url: broker.url, clientId: meterClientId(id) });
+    const first = new NodeMqttLink({ url: broker.url, clientId: meterClientId(id), ...asMeter(id) });
     const r1 = recorder();
     first.open(r1.events);
     await first.waitConnected();
     await first.subscribeAsync(topic);
     await first.closeAsync();
 
-    const platform = new NodeMqttLink({ url: broker.url, clientId: 'platform-side-2', cleanSession: true });
+    const platform = new NodeMqttLink({
+      url: broker.url,
+      clientId: 'platform-side-2',
+      cleanSession: true,
+      ...asPlatform,
+    });
     platform.open(recorder().events);
     await platform.waitConnected();
     await platform.publishAsync(topic, Uint8Array.of(7, 7));
     await platform.closeAsync();
 
     // The same client id, no subscribe call: the broker's stored session delivers the queued message.
-    const again = new NodeMqttLink({ url: broker.url, clientId: meterClientId(id) });
+    const again = new NodeMqttLink({ url: broker.url, clientId: meterClientId(id), ...asMeter(id) });
     const r2 = recorder();
     again.open(r2.events);
     try {
@@ -107,10 +124,12 @@ describe('hal/mock/mqtt.node: the meter MQTT link over mqtt.js (embedded broker)
   });
 
   it('reconnects by itself after the broker drops it', async () => {
-    const own = await startBroker();
+    const own = await startBroker({ credentials });
+    const id = randomMeterId();
     const link = new NodeMqttLink({
       url: own.url,
-      clientId: meterClientId(randomMeterId()),
+      clientId: meterClientId(id),
+      ...asMeter(id),
       reconnectPeriodMs: 50,
     });
     const r = recorder();

@@ -12,7 +12,7 @@ import {
   STATUS_FRAME,
   type StatusMessage,
 } from '../../protocol/status';
-import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
+import { downlinkTopic, meterClientId, uplinkTopic } from '../../protocol/topics';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import {
   CapturingLogger,
@@ -266,7 +266,10 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
   });
 
   it('takes 0x04 frames off the broker through ingest', async () => {
-    const client = await mqtt.connectAsync(platform.brokerUrl, { clientId: `status-test-${meter.id}` });
+    const client = await mqtt.connectAsync(platform.brokerUrl, {
+      clientId: meterClientId(meter.id),
+      ...platform.meterMqttCredentials(meter.id),
+    });
     try {
       await client.publishAsync(
         uplinkTopic(meter.id),
@@ -297,7 +300,10 @@ forEachBackend('meter status (0x04) and alarms', (backend) => {
   });
 
   it('pushes settings as a 0x84 downlink sealed for the meter; refuses bad ones with a 400 naming the field', async () => {
-    const client = await mqtt.connectAsync(platform.brokerUrl, { clientId: `status-down-${meter.id}` });
+    const client = await mqtt.connectAsync(platform.brokerUrl, {
+      clientId: meterClientId(meter.id),
+      ...platform.meterMqttCredentials(meter.id),
+    });
     try {
       await client.subscribeAsync(downlinkTopic(meter.id), { qos: 1 });
       const received = new Promise<Uint8Array>((resolve) =>

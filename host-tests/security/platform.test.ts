@@ -5,7 +5,7 @@ import { Meter } from '../../firmware/meter';
 import { provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
-import { NodeMqttLink } from '../../hal/mock/mqtt.node';
+import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { fromHex } from '../../protocol/bytes';
 import { decodeMaintenanceToken } from '../../protocol/keys';
 import type { Platform } from '../../platform-server/platform';
@@ -39,7 +39,11 @@ forEachBackend('key rotation and maintenance tokens at the platform', (backend) 
   it('rotates a live meter to epoch 2: ack under epoch 1, both ends switch, uploads go on', async () => {
     const meterId = 700_000 + Math.floor(Math.random() * 100_000);
     const clock = new VirtualClock('2026-06-01T09:00:00Z');
-    const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: `meter-${meterId}-${Date.now()}` });
+    const link = new NodeMqttLink({
+      url: platform.brokerUrl,
+      clientId: meterClientId(meterId),
+      ...platform.meterMqttCredentials(meterId),
+    });
     const board = new VirtualBoard({ mqtt: link, clock });
     provisionBoard(board.hardware, await platform.provisionMeter(meterId, 'rotation'), meterId);
     meter = new Meter(board.hardware, {

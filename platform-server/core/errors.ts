@@ -20,6 +20,11 @@ export function errorBody(statusCode: number, code: string, message: string, fie
   return body;
 }
 
+/** The platform's configuration is refused at start: the message says what to set. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
 /** Sends the error shape with `statusCode`. */
 export function sendError(
   reply: FastifyReply,

@@ -31,7 +31,13 @@ export const openapi = fp(
               scheme: 'bearer',
               description: 'POST /api/driver/login or register',
             },
-            gatewayBearer: { type: 'http', scheme: 'bearer', description: 'PARKLINK_PHONE_GATEWAY_SECRET' },
+            gatewaySignature: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'X-ParkLink-Signature',
+              description:
+                'v1=hex HMAC-SHA-256(PARKLINK_GATEWAY_SECRET, X-ParkLink-Timestamp + "\\n" + full URL + "\\n" + raw body)',
+            },
           },
         },
       },

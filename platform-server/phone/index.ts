@@ -9,7 +9,9 @@ import { flatTariff, Tariff, type TariffDocument } from '../../protocol/tariff';
 import type { Database } from '../core/db';
 import type { Accepted, Ingest, Logger } from '../ingest/gate';
 import type { Keystore } from '../keys/keystore';
+import { ConfigError } from '../core/errors';
 import { type Channel, type ChannelAdapter, WebhookAdapter } from './channels';
+import { GatewayVerifier, MIN_SECRET_LENGTH } from './gatewaySignature';
 import { type Pricing, type TariffLike, TariffPricing } from './pricing';
 import { defaultRateLimits, type RateLimits, phoneRoutes } from './routes';
 import type { ScryptParams } from './security';
@@ -34,8 +36,16 @@ export interface PhoneConfig {
   /** SMS and voice gateway webhook (PARKLINK_PHONE_WEBHOOK_URL, _SECRET). */
   webhookUrl?: string;
   webhookSecret?: string;
-  /** Incoming gateway posts must carry `Authorization: Bearer <secret>` (PARKLINK_PHONE_GATEWAY_SECRET). */
+  /**
+   * The secret incoming SMS and voice gateway posts are signed with (PARKLINK_GATEWAY_SECRET, at
+   * least 16 characters; see gatewaySignature.ts). Without it the platform refuses to start, unless
+   * the gateway is off or the platform runs in demo mode.
+   */
   gatewaySecret?: string;
+  /** Serve /api/phone/sms and /api/phone/voice (default true; PARKLINK_PHONE_GATEWAY=0 turns them off). */
+  gateway?: boolean;
+  /** The public URL the gateway posts to, up to the path, behind a rewriting proxy (PARKLINK_GATEWAY_URL). */
+  gatewayBaseUrl?: string;
   rateLimits?: RateLimits;
   renewalValidityMs?: number;
   resendAfterMs?: number;
@@ -55,10 +65,32 @@ export function phoneConfigFromEnv(env: NodeJS.ProcessEnv = process.env): PhoneC
   if (env.PARKLINK_TOKEN_KEY) config.tokenKey = env.PARKLINK_TOKEN_KEY;
   if (env.PARKLINK_PHONE_WEBHOOK_URL) config.webhookUrl = env.PARKLINK_PHONE_WEBHOOK_URL;
   if (env.PARKLINK_PHONE_WEBHOOK_SECRET) config.webhookSecret = env.PARKLINK_PHONE_WEBHOOK_SECRET;
-  if (env.PARKLINK_PHONE_GATEWAY_SECRET) config.gatewaySecret = env.PARKLINK_PHONE_GATEWAY_SECRET;
+  if (env.PARKLINK_GATEWAY_SECRET) config.gatewaySecret = env.PARKLINK_GATEWAY_SECRET;
+  if (env.PARKLINK_PHONE_GATEWAY === '0' || env.PARKLINK_PHONE_GATEWAY === 'false') config.gateway = false;
+  if (env.PARKLINK_GATEWAY_URL) config.gatewayBaseUrl = env.PARKLINK_GATEWAY_URL;
   if (env.PARKLINK_PHONE_DEFAULT_TARIFF)
     config.defaultTariff = JSON.parse(readFileSync(env.PARKLINK_PHONE_DEFAULT_TARIFF, 'utf8'));
   return config;
+}
+
+/**
+ * How the gateway's posts will be taken: signed with the secret, open (demo mode and no secret) or
+ * not served. Anything else is refused here, before anything is started.
+ */
+export function gatewayCheck(config: PhoneConfig, demo: boolean): string | 'open' | false {
+  if (config.gateway === false) return false;
+  const secret = config.gatewaySecret;
+  if (secret === undefined || secret === '') {
+    if (demo) return 'open';
+    throw new ConfigError(
+      'the SMS and voice gateway is enabled and PARKLINK_GATEWAY_SECRET is not set: anyone could post ' +
+        "as any driver's phone. Set the secret the gateway signs with, PARKLINK_PHONE_GATEWAY=0 to " +
+        'serve no gateway, or PARKLINK_DEMO=1 for a demo with an open gateway',
+    );
+  }
+  if (secret.length < MIN_SECRET_LENGTH)
+    throw new ConfigError(`PARKLINK_GATEWAY_SECRET must have at least ${MIN_SECRET_LENGTH} characters`);
+  return secret;
 }
 
 export interface Phone {
@@ -78,8 +110,11 @@ export async function startPhone(deps: {
   /** The tariffs meters have applied (TariffService); renewals are priced with them. */
   tariffs?: { tariffOf(meterId: number): TariffLike | undefined };
   config?: PhoneConfig;
+  /** Demo mode (`npm start`): the gateway may run without a secret, taking unsigned posts. */
+  demo?: boolean;
 }): Promise<Phone> {
   const config = { ...phoneConfigFromEnv(), ...deps.config };
+  const gateway = gatewayCheck(config, deps.demo ?? false);
   let tokenKey: Uint8Array | undefined;
   if (typeof config.tokenKey === 'string') {
     if (!/^[0-9a-fA-F]{64}$/.test(config.tokenKey))
@@ -123,7 +158,11 @@ export async function startPhone(deps: {
   await deps.app.register(phoneRoutes, {
     phone: service,
     limits: config.rateLimits ?? defaultRateLimits(),
-    gatewaySecret: config.gatewaySecret,
+    gateway:
+      gateway === 'open' || gateway === false
+        ? gateway
+        : new GatewayVerifier({ secret: gateway, now: config.clock ? () => config.clock!.now() : Date.now }),
+    gatewayBaseUrl: config.gatewayBaseUrl,
   });
 
   let ticking: Promise<void> | undefined;

@@ -1,6 +1,7 @@
 // The pay-by-phone HTTP API and the driver web app. Driver routes (/api/driver/*) take a bearer
 // token from register or login; the SMS and voice gateway posts incoming messages and key presses
-// to /api/phone/sms and /api/phone/voice. Bodies are validated by JSON schema (additional
+// to /api/phone/sms and /api/phone/voice, signed with the gateway secret (gatewaySignature.ts; open
+// only in demo mode). Bodies are validated by JSON schema (additional
 // properties refused); bad requests get a 4xx with a JSON message; login, registration, SMS and
 // voice are rate limited.
 import { readFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody, errorResponses, sendError } from '../core/errors';
 import { object, time } from '../core/schemas';
+import { GatewaySignatureError, type GatewayVerifier } from './gatewaySignature';
 import { defaultLoginLimits, type LoginLimits, RateLimiter } from './security';
 import { PhoneError, type PhoneService } from './service';
 
@@ -148,8 +150,8 @@ const voiceBody = {
 
 /** Driver routes: a driver's bearer token from register or login. */
 const driverOnly = { 'x-role': 'driver', security: [{ driverBearer: [] }] } as const;
-/** The SMS and voice gateway's posts: its shared secret when one is configured. */
-const gatewayOnly = { 'x-role': 'gateway', security: [{ gatewayBearer: [] }, {}] } as const;
+/** The SMS and voice gateway's posts: signed with the gateway secret (X-ParkLink-Signature). */
+const gatewayOnly = { 'x-role': 'gateway', security: [{ gatewaySignature: [] }] } as const;
 const loose = { type: 'object', additionalProperties: true } as const;
 const noContent = { type: 'null', description: 'no body' } as const;
 const staticFile = { type: 'string', description: 'the file (HTML, JavaScript, CSS, SVG)' } as const;
@@ -159,6 +161,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     driverId?: number;
     bearer?: string;
+    /** The gateway posts' bytes as received, which their signature covers. */
+    rawBody?: Buffer;
   }
 }
 
@@ -172,8 +176,16 @@ function tooMany(reply: FastifyReply, retryAfter: number, what: string) {
 export interface PhoneRoutesOptions {
   phone: PhoneService;
   limits?: RateLimits;
-  /** Incoming gateway posts must carry `Authorization: Bearer <secret>`. */
-  gatewaySecret?: string;
+  /**
+   * How incoming gateway posts are checked: `false` serves no gateway routes; `'open'` takes them
+   * unsigned (demo mode only); otherwise each must carry the verifier's signature.
+   */
+  gateway: GatewayVerifier | 'open' | false;
+  /**
+   * The public URL the gateway posts to, up to the path (https://parklink.example.com), when the
+   * platform sits behind a proxy that changes it; the request's own scheme and host otherwise.
+   */
+  gatewayBaseUrl?: string;
 }
 
 /** The drivers' API, the SMS and voice gateway's posts and the driver web app. */
@@ -191,10 +203,16 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
     request.driverId = driverId;
     request.bearer = match[1];
   };
+  const verifier = options.gateway;
   const gateway = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!options.gatewaySecret) return;
-    if (request.headers.authorization !== `Bearer ${options.gatewaySecret}`)
-      return sendError(reply, 401, 'unknown-gateway', 'unknown gateway');
+    if (verifier === 'open' || verifier === false) return;
+    const base = options.gatewayBaseUrl?.replace(/\/+$/, '') ?? `${request.protocol}://${request.host}`;
+    try {
+      verifier.verify(`${base}${request.url}`, request.rawBody ?? Buffer.alloc(0), request.headers);
+    } catch (error) {
+      if (!(error instanceof GatewaySignatureError)) throw error;
+      return sendError(reply, 401, error.fault, error.message);
+    }
   };
 
   app.post<{ Body: { name: string; phone: string; email: string; password: string } }>(
@@ -427,46 +445,57 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
     async (request) => ({ messages: await phone.messages(request.driverId!) }),
   );
 
-  // The SMS gateway: an incoming text. The reply is returned and queued in the outbox.
-  app.post<{ Body: { from: string; text: string } }>(
-    '/api/phone/sms',
-    {
-      preHandler: gateway,
-      schema: {
-        ...gatewayOnly,
-        summary: 'An incoming SMS from the gateway; returns the reply',
-        body: smsBody,
-        response: { 200: object({ reply: { type: 'string' } }), ...errorResponses(400, 401, 429) },
-      },
-    },
-    async (request, reply) => {
-      const wait = limits.sms.hit(request.body.from.replace(/[^0-9]/g, ''));
-      if (wait) return tooMany(reply, wait, 'messages from this number');
-      return { reply: await phone.handleSms(request.body.from, request.body.text) };
-    },
-  );
-
-  // The voice gateway (IVRS): the call is answered with digits "" and each key press posts them.
-  app.post<{ Body: { from: string; digits?: string } }>(
-    '/api/phone/voice',
-    {
-      preHandler: gateway,
-      schema: {
-        ...gatewayOnly,
-        summary: 'A key press on a call from the voice gateway; returns what to say',
-        body: voiceBody,
-        response: {
-          200: object({ say: { type: 'string' }, gather: { type: 'boolean' } }),
-          ...errorResponses(400, 401, 429),
+  // The gateway's routes in their own scope: there JSON bodies are kept as received (rawBody) for
+  // the signature, then parsed by Fastify's own JSON parser.
+  if (verifier !== false) {
+    await app.register(async (gw) => {
+      const parseJson = gw.getDefaultJsonParser('error', 'error');
+      gw.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+        request.rawBody = body as Buffer;
+        parseJson(request, (body as Buffer).toString('utf8'), done);
+      });
+      // The SMS gateway: an incoming text. The reply is returned and queued in the outbox.
+      gw.post<{ Body: { from: string; text: string } }>(
+        '/api/phone/sms',
+        {
+          preValidation: gateway,
+          schema: {
+            ...gatewayOnly,
+            summary: 'An incoming SMS from the gateway; returns the reply',
+            body: smsBody,
+            response: { 200: object({ reply: { type: 'string' } }), ...errorResponses(400, 401, 429) },
+          },
         },
-      },
-    },
-    async (request, reply) => {
-      const wait = limits.voice.hit(request.body.from.replace(/[^0-9]/g, ''));
-      if (wait) return tooMany(reply, wait, 'key presses from this number');
-      return phone.handleVoice(request.body.from, request.body.digits ?? '');
-    },
-  );
+        async (request, reply) => {
+          const wait = limits.sms.hit(request.body.from.replace(/[^0-9]/g, ''));
+          if (wait) return tooMany(reply, wait, 'messages from this number');
+          return { reply: await phone.handleSms(request.body.from, request.body.text) };
+        },
+      );
+
+      // The voice gateway (IVRS): the call is answered with digits "" and each key press posts them.
+      gw.post<{ Body: { from: string; digits?: string } }>(
+        '/api/phone/voice',
+        {
+          preValidation: gateway,
+          schema: {
+            ...gatewayOnly,
+            summary: 'A key press on a call from the voice gateway; returns what to say',
+            body: voiceBody,
+            response: {
+              200: object({ say: { type: 'string' }, gather: { type: 'boolean' } }),
+              ...errorResponses(400, 401, 429),
+            },
+          },
+        },
+        async (request, reply) => {
+          const wait = limits.voice.hit(request.body.from.replace(/[^0-9]/g, ''));
+          if (wait) return tooMany(reply, wait, 'key presses from this number');
+          return phone.handleVoice(request.body.from, request.body.digits ?? '');
+        },
+      );
+    });
+  }
 
   // The driver web app: a few static files read once.
   const files = new Map<string, Buffer>();

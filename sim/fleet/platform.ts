@@ -236,12 +236,15 @@ export interface Backend {
   fresh(): Promise<{ config: PlatformConfig; drop(): Promise<void> }>;
 }
 
+/** The SMS and voice gateway's secret in tests (the platform refuses to start without one). */
+export const TEST_GATEWAY_SECRET = 'test gateway secret, never deployed';
+
 export const embedded: Backend = {
   name: 'embedded (PGlite + aedes)',
   real: false,
   async check() {},
   async fresh() {
-    return { config: {}, drop: async () => {} };
+    return { config: { phone: { gatewaySecret: TEST_GATEWAY_SECRET } }, drop: async () => {} };
   },
 };
 
@@ -277,7 +280,12 @@ export const real: Backend = {
     const url = new URL(ADMIN_DATABASE_URL);
     url.pathname = `/${name}`;
     return {
-      config: { databaseUrl: url.toString(), mqttUrl: TEST_MQTT_URL, shareGroup: `test-${name}` },
+      config: {
+        databaseUrl: url.toString(),
+        mqttUrl: TEST_MQTT_URL,
+        shareGroup: `test-${name}`,
+        phone: { gatewaySecret: TEST_GATEWAY_SECRET },
+      },
       drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
     };
   },

@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import mqtt from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { openDatabase } from '../../platform-server/core/db';
@@ -27,7 +27,7 @@ import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
 import { deriveCardTokenKey } from '../../platform-server/keys/cardToken';
 import { toHex } from '../../protocol/bytes';
 import { decodeRecord, RecordKind } from '../../protocol/records';
-import { meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
+import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
 
 export const description =
@@ -93,15 +93,33 @@ function buildFleet(
   return { meters, frames, records: count * records };
 }
 
-/** Publishes every meter's sets, each after the previous one's ack; resolves with the seconds taken. */
-async function drive(brokerUrl: string, fleet: Fleet): Promise<number> {
-  const client = await mqtt.connectAsync(brokerUrl, {
-    clientId: `parklink-bench-fleet-${randomBytes(4).toString('hex')}`,
-    clean: true,
-    reconnectPeriod: 0,
-  });
+/**
+ * Publishes every meter's sets, each after the previous one's ack; resolves with the seconds taken.
+ * With `login` each meter has its own connection under its own credentials (a broker that checks
+ * them, as the embedded one does); without, one connection carries the fleet (the test Mosquitto,
+ * which runs without authentication).
+ */
+async function drive(
+  brokerUrl: string,
+  fleet: Fleet,
+  login?: (meterId: number) => { username: string; password: string },
+): Promise<number> {
+  const connect = (options: IClientOptions) =>
+    mqtt.connectAsync(brokerUrl, { clean: true, reconnectPeriod: 0, ...options });
+  const clients: MqttClient[] = [];
   try {
-    await client.subscribeAsync('parklink/v1/meters/+/down', { qos: 1 });
+    if (login) {
+      for (const meter of fleet.meters) {
+        const client = await connect({ clientId: meterClientId(meter.id), ...login(meter.id) });
+        clients.push(client);
+        await client.subscribeAsync(downlinkTopic(meter.id), { qos: 1 });
+      }
+    } else {
+      const client = await connect({ clientId: `parklink-bench-fleet-${randomBytes(4).toString('hex')}` });
+      clients.push(client);
+      await client.subscribeAsync('parklink/v1/meters/+/down', { qos: 1 });
+    }
+    const clientOf = (index: number) => clients[login ? index : 0];
     const next = new Map<number, number>();
     let pending = fleet.meters.length;
     const started = performance.now();
@@ -114,19 +132,21 @@ async function drive(brokerUrl: string, fleet: Fleet): Promise<number> {
           return;
         }
         next.set(index, k + 1);
-        client.publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
+        clientOf(index).publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
       };
-      client.on('message', (topic) => {
-        // The broker is shared (tests, other benches): only this fleet's downlinks count.
-        const index = (meterIdOfTopic(topic) ?? -1) - FIRST_METER;
-        if (index >= 0 && index < fleet.meters.length) send(index);
-      });
+      for (const client of clients) {
+        client.on('message', (topic) => {
+          // The broker is shared (tests, other benches): only this fleet's downlinks count.
+          const index = (meterIdOfTopic(topic) ?? -1) - FIRST_METER;
+          if (index >= 0 && index < fleet.meters.length) send(index);
+        });
+      }
       for (let i = 0; i < fleet.meters.length; i++) send(i);
     });
     await done;
     return (performance.now() - started) / 1000;
   } finally {
-    await client.endAsync();
+    for (const client of clients) await client.endAsync();
   }
 }
 
@@ -148,7 +168,7 @@ const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 async function startInstance(env: Record<string, string>, nodeFlags: string[]): Promise<ChildProcess> {
   const child = fork(fileURLToPath(new URL('../../platform-server/main.ts', import.meta.url)), [], {
     execArgv: ['--import', './tools/ts-register.js', '--no-warnings', ...nodeFlags],
-    env: { ...process.env, ...env },
+    env: { ...process.env, PARKLINK_PHONE_GATEWAY: '0', ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -230,7 +250,7 @@ async function embeddedPhase(base: PlatformConfig, fleet: Fleet): Promise<PhaseR
     for (const meter of fleet.meters) await platform.provisionMeter(meter.id, `bench ${meter.id}`);
     const refusals: string[] = [];
     platform.ingest.on('refused', (r) => refusals.push(r.reason));
-    const seconds = await drive(platform.brokerUrl, fleet);
+    const seconds = await drive(platform.brokerUrl, fleet, (id) => platform.meterMqttCredentials(id));
     const held = await platform.db.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
     if (held.rows[0].n !== fleet.records || refusals.length > 0) {
       throw new Error(
@@ -330,6 +350,7 @@ export async function run(args: string[]): Promise<void> {
     console.log(`real services unavailable (${(error as Error).message}): embedded PGlite + aedes instead`);
   }
   const base: PlatformConfig = {
+    phone: { gateway: false },
     httpLogger: false,
     logger: silent,
     masterKey: MASTER_KEY,
@@ -337,7 +358,12 @@ export async function run(args: string[]): Promise<void> {
   };
 
   // The keys the platform derives from its master key, so the frames are sealed once for every phase.
-  const keyring = await createPlatform({ httpLogger: false, logger: silent, masterKey: MASTER_KEY });
+  const keyring = await createPlatform({
+    phone: { gateway: false },
+    httpLogger: false,
+    logger: silent,
+    masterKey: MASTER_KEY,
+  });
   let fleet: Fleet;
   const built = performance.now();
   try {

@@ -31,7 +31,7 @@ export async function run(args: string[]): Promise<void> {
   const platform = await createPlatform({
     httpLogger: false,
     logger: silent,
-    phone: { passwordScrypt: { logN: 10, r: 8, p: 1 }, tickMs: 3_600_000 },
+    phone: { passwordScrypt: { logN: 10, r: 8, p: 1 }, tickMs: 3_600_000, gateway: false },
   });
   const meters: { meter: Meter; link: NodeMqttLink; driverId: number }[] = [];
   try {
@@ -41,7 +41,11 @@ export async function run(args: string[]): Promise<void> {
     const clock = new RealTimeClock();
     for (let i = 0; i < meterCount; i++) {
       const meterId = 50_000 + i;
-      const link = new NodeMqttLink({ url: platform.brokerUrl, clientId: meterClientId(meterId) });
+      const link = new NodeMqttLink({
+        url: platform.brokerUrl,
+        clientId: meterClientId(meterId),
+        ...platform.meterMqttCredentials(meterId),
+      });
       const board = new VirtualBoard({ mqtt: link, clock, seed: meterId });
       // As the factory loads a meter (keys into the secure parts): the preferences alone no longer hold them.
       await provisionVirtualMeter(platform, board.hardware, meterId, `bench ${i}`);

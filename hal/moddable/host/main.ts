@@ -47,8 +47,14 @@ try {
   exit(2);
 }
 const { meterId, broker } = provisioning;
+// mqtts needs the SDK's SecureSocket in the build (ModdableMqttOptions.tls); the host build has none.
+const { tls, ca: _ca, ...login } = broker;
+if (tls) {
+  say('ParkLink: meter.broker is mqtts, and this build has no TLS socket');
+  exit(2);
+}
 const board = createHostBoard({
-  mqtt: new ModdableMqttLink({ ...broker, id: meterClientId(meterId) }),
+  mqtt: new ModdableMqttLink({ ...login, id: meterClientId(meterId) }),
   directory: './',
 });
 if (personalise(board.hardware, meterId))
