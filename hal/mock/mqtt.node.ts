@@ -27,6 +27,8 @@ export class NodeMqttLink implements MqttLink {
   private client: MqttClient | undefined;
   private events: MqttEvents | undefined;
   private readonly topics = new Set<string>();
+  /** Topics the broker has granted on the current connection. */
+  private readonly granted = new Set<string>();
 
   constructor(private readonly options: NodeMqttLinkOptions) {}
 
@@ -56,10 +58,13 @@ export class NodeMqttLink implements MqttLink {
     this.client = client;
     client.on('connect', () => {
       // Renew every subscription: the session may be new (first connect, broker restarted).
-      if (this.topics.size > 0) client.subscribe([...this.topics], { qos: 1 }, () => {});
+      if (this.topics.size > 0) this.grant([...this.topics]);
       this.events?.onConnect();
     });
-    client.on('close', () => this.events?.onDisconnect());
+    client.on('close', () => {
+      this.granted.clear();
+      this.events?.onDisconnect();
+    });
     client.on('message', (topic, payload) => {
       this.events?.onMessage(topic, new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
     });
@@ -69,7 +74,22 @@ export class NodeMqttLink implements MqttLink {
 
   subscribe(topic: string): void {
     this.topics.add(topic);
-    if (this.client?.connected) this.client.subscribe(topic, { qos: 1 }, () => {});
+    if (this.client?.connected) this.grant([topic]);
+  }
+
+  /**
+   * Whether the broker has granted `topic` on this connection: a downlink published before then
+   * reaches no session (tests wait for it before the platform sends one).
+   */
+  subscribed(topic: string): boolean {
+    return this.granted.has(topic);
+  }
+
+  private grant(topics: string[]): void {
+    this.client?.subscribe(topics, { qos: 1 }, (error, granted) => {
+      if (error) return;
+      for (const g of granted ?? []) if (g.qos === 1) this.granted.add(g.topic);
+    });
   }
 
   /** Resolves when the broker has granted the subscription (tests, tools). */

@@ -232,8 +232,9 @@ describe('keys: HSM through PKCS#11 (SoftHSM2)', () => {
     });
     try {
       assert.equal(platform.keystore.source, 'hsm');
-      const keys = await platform.provisionMeter(4711, 'HSM meter');
+      const { cardTokenKey, ...keys } = await platform.provisionMeter(4711, 'HSM meter');
       assert.deepEqual(keys, keystoreFromHex(MASTER_HEX).meterKeys(4711, 1));
+      assert.equal(cardTokenKey.length, 32, "with the fleet's card-token key");
     } finally {
       await platform.close();
     }

@@ -14,6 +14,7 @@ import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';
 import { Tariff } from '../../protocol/tariff';
+import { downlinkTopic } from '../../protocol/topics';
 import { signGatewayRequest } from '../../platform-server/phone/gatewaySignature';
 import { quietLogger, TEST_GATEWAY_SECRET } from '../../sim/fleet/platform';
 import { createPlatform, type Platform } from '../../platform-server/platform';
@@ -87,7 +88,9 @@ export async function bootMeter(
     provisionBoard(board.hardware, await platform.provisionMeter(meterId, `Meter ${meterId}`), meterId);
   const meter = new Meter(board.hardware, { meterId, bays: [1, 2], rate: RATE });
   meter.start();
-  await until(() => link.connected, 'the meter to connect');
+  // Connected is not enough: a downlink (a tariff push) sent before the broker grants the meter's
+  // subscription reaches no session.
+  await until(() => link.subscribed(downlinkTopic(meterId)), 'the meter to subscribe to its downlink');
   return { meter, board, link };
 }
 

@@ -14,6 +14,7 @@ import {
   operatorLogin,
   randomMeterId,
   startPlatform,
+  TEST_GATEWAY_SECRET,
 } from '../../sim/fleet/platform';
 
 describe('bad input gets a 400, never a 500', () => {
@@ -25,7 +26,7 @@ describe('bad input gets a 400, never a 500', () => {
   before(async () => {
     ({ platform, drop } = await startPlatform(embedded, {
       operators: { scrypt: { logN: 10, r: 8, p: 1 } },
-      phone: { passwordScrypt: { logN: 10, r: 8, p: 1 } },
+      phone: { passwordScrypt: { logN: 10, r: 8, p: 1 }, gatewaySecret: TEST_GATEWAY_SECRET },
     }));
     admin = await operatorLogin(platform.operators, 'admin');
     await platform.provisionMeter(meterId, 'Edge Street');

@@ -5,6 +5,7 @@
 // window); handlers get verified plaintext only; every refusal is counted and a bounded sample kept.
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
+import { meterClientId } from '../../hal/mock/mqtt.node';
 import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
 import { encodeSecurityEvent, KeyFrame } from '../../protocol/keys';
 import { encodeRenewalAck, RENEWAL_ACK_FRAME } from '../../protocol/renewal';
@@ -113,11 +114,15 @@ forEachBackend('one uplink gate for every frame type', (backend) => {
 
   it("refuses a security event sealed under a retired epoch: no event stored, the meter's window untouched", async () => {
     const id = randomMeterId();
-    await platform.provisionMeter(id, 'retired epoch');
+    const { cardTokenKey } = await platform.provisionMeter(id, 'retired epoch');
     await rotate(id, 0);
-    // Through the broker, as an attacker holding the retired epoch's key C would send it: the
-    // highest sequence number there is, to shut the meter's uplink window for good.
-    const attacker = await mqtt.connectAsync(platform.brokerUrl, { clientId: `gate-attacker-${id}` });
+    // Through the broker, as an attacker holding the retired epoch's key C and the meter's own broker
+    // login (both taken from a meter opened up) would send it: the highest sequence number there is,
+    // to shut the meter's uplink window for good.
+    const attacker = await mqtt.connectAsync(platform.brokerUrl, {
+      clientId: meterClientId(id),
+      ...platform.meterMqttCredentials(id),
+    });
     try {
       await attacker.publishAsync(uplinkTopic(id), Buffer.from(seal(id, KeyFrame.SECURITY, 1, 0xffffffff)), {
         qos: 1,
@@ -137,7 +142,7 @@ forEachBackend('one uplink gate for every frame type', (backend) => {
     );
     assert.equal(Number(window.rows[0].last_uplink_seq), 0, "the meter's uplink window did not move");
     // The meter's genuine frames under its current epoch still go through.
-    const meter = new TestMeter(id, platform.keystore.meterKeys(id, 2));
+    const meter = new TestMeter(id, { ...platform.keystore.meterKeys(id, 2), cardTokenKey });
     meter.transactions(2);
     const set = await platform.ingest.handleUplink(uplinkTopic(id), meter.frame(1, 2));
     assert.equal(reasonOf(set), 'ok');
@@ -240,8 +245,8 @@ forEachBackend('one uplink gate for every frame type', (backend) => {
 
   it('keeps a bounded trail of a flood of refusals: each counted, a sample kept, old rows pruned', async () => {
     const id = randomMeterId();
-    await platform.provisionMeter(id, 'bounded trail');
-    const meter = new TestMeter(id, platform.keystore.meterKeys(id, 1));
+    const { cardTokenKey } = await platform.provisionMeter(id, 'bounded trail');
+    const meter = new TestMeter(id, { ...platform.keystore.meterKeys(id, 1), cardTokenKey });
     meter.transactions(1);
     const junk = 50;
     const outcomes = await Promise.all(

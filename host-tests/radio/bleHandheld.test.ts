@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Meter } from '../../firmware/meter';
 import { RecordStore } from '../../firmware/units/storage';
 import { provisionBoard } from '../../firmware/units/security';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 import { VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
 import { VirtualClock } from '../../hal/mock/clock';
@@ -47,7 +48,7 @@ function rig(options: { meterId?: number; keys?: MeterKeys; clock?: VirtualClock
   link.setSignal(false); // no radio: the handheld is the meter's only way to the platform
   const board = new VirtualBoard({ mqtt: link, clock, wifiPort: options.wifi });
   const keys = options.keys ?? deriveMeterKeys(crypto, MASTER, meterId, 1);
-  provisionBoard(board.hardware, keys, meterId);
+  provisionBoard(board.hardware, { ...keys, cardTokenKey: deriveCardTokenKey(crypto, MASTER) }, meterId);
   RecordStore.provisionReleaseKey(board.preferences, deriveReleaseKey(crypto, keys.downlink, meterId));
   const meter = new Meter(board.hardware, {
     meterId,

@@ -9,6 +9,7 @@ import type { MeterEvents } from '../../firmware/events';
 import { normaliseNumber } from '../../firmware/units/callIn';
 import { CURRENT_FIGURES, projectBatteryLife } from '../../firmware/units/power';
 import { provisionBoard } from '../../firmware/units/security';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualBroker } from '../../hal/mock/mqtt';
@@ -35,7 +36,7 @@ function cellularMeter(config: { radioDuty?: false | { idleMs?: number } } = {})
     clock,
     sensors: true,
   });
-  provisionBoard(board.hardware, keys, METER);
+  provisionBoard(board.hardware, { ...keys, cardTokenKey: deriveCardTokenKey(nobleCrypto, MASTER) }, METER);
   const meter = new Meter(board.hardware, {
     meterId: METER,
     bays: [1, 2],

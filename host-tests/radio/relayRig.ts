@@ -8,6 +8,7 @@ import type { VirtualClock } from '../../hal/mock/clock';
 import type { ZigbeeMesh } from '../../hal/mock/zigbeeMesh';
 import type { MqttLink } from '../../hal/mqtt';
 import { nobleCrypto } from '../../hal/nobleCrypto';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 import { deriveMeterKeys, type MeterKeys } from '../../protocol/keys';
 
 const MASTER_KEY = Uint8Array.from({ length: 32 }, (_, i) => 3 * i + 1);
@@ -15,8 +16,12 @@ const MASTER_KEY = Uint8Array.from({ length: 32 }, (_, i) => 3 * i + 1);
 export const MASTER_ADDRESS = '0013a20041a70001';
 export const SLAVE_ADDRESS = '0013a20041a70002';
 
-export function keysOf(meterId: number): MeterKeys {
-  return deriveMeterKeys(nobleCrypto, MASTER_KEY, meterId, 1);
+/** The meter's keys, with the fleet's card-token key (without it a meter sells to no card). */
+export function keysOf(meterId: number): MeterKeys & { cardTokenKey: Uint8Array } {
+  return {
+    ...deriveMeterKeys(nobleCrypto, MASTER_KEY, meterId, 1),
+    cardTokenKey: deriveCardTokenKey(nobleCrypto, MASTER_KEY),
+  };
 }
 
 export interface RelayMeter {
@@ -33,7 +38,7 @@ export function bootRelayMeter(options: {
   address64: string;
   x: number;
   role: 'master' | 'slave';
-  keys?: MeterKeys;
+  keys?: MeterKeys & { cardTokenKey?: Uint8Array };
   state?: BoardState;
   seed?: number;
 }): RelayMeter {

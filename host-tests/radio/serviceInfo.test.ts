@@ -10,6 +10,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualBroker } from '../../hal/mock/mqtt';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { decodeCbor } from '../../protocol/cbor';
+import { deriveCardTokenKey } from '../../protocol/cardToken';
 import { deriveMeterKeys } from '../../protocol/keys';
 import { HandheldConnection } from '../../sim/handheld/client';
 
@@ -26,7 +27,12 @@ interface Info {
 function rig() {
   const clock = new VirtualClock('2026-05-01T08:00:00Z');
   const board = new VirtualBoard({ mqtt: new VirtualBroker(clock).link(), clock });
-  provisionBoard(board.hardware, deriveMeterKeys(crypto, new Uint8Array(32).fill(3), METER, 1), METER);
+  const master = new Uint8Array(32).fill(3);
+  provisionBoard(
+    board.hardware,
+    { ...deriveMeterKeys(crypto, master, METER, 1), cardTokenKey: deriveCardTokenKey(crypto, master) },
+    METER,
+  );
   const meter = new Meter(board.hardware, {
     meterId: METER,
     bays: [1, 2],
