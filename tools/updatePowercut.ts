@@ -32,6 +32,7 @@ import { SeededRandom } from '../hal/mock/random';
 import { nobleCrypto as crypto } from '../hal/nobleCrypto';
 import type { PreferenceValue } from '../hal/preferences';
 import { bytesEqual, readUint32, writeUint32 } from '../protocol/bytes';
+import { ProtocolError } from '../protocol/errors';
 import {
   decodeFirmwareProgress,
   encodeFirmwareDownlink,
@@ -264,7 +265,7 @@ export class DeliverySim {
   /** The next downlink for a progress report, or undefined when the delivery needs nothing more. */
   next(p: FirmwareProgress): FirmwareDownlink | undefined {
     if (p.id !== this.id) return undefined;
-    if (p.state === 'offered' || p.state === 'downloading') {
+    if ((p.state === 'offered' || p.state === 'downloading') && p.offset < this.image.length) {
       const data = this.image.subarray(p.offset, Math.min(this.image.length, p.offset + this.chunk));
       return { k: 'chunk', id: this.id, offset: p.offset, data };
     }
@@ -330,7 +331,14 @@ export function drive(
       rig.unit?.handle(encodeFirmwareDownlink(message));
     } catch (error) {
       if (rig.down) return;
-      if (!(error instanceof UpdateRefused || error instanceof FirmwareRejected)) throw error;
+      if (
+        !(
+          error instanceof UpdateRefused ||
+          error instanceof FirmwareRejected ||
+          error instanceof ProtocolError
+        )
+      )
+        throw error;
     }
     if (!rig.down && random.nextFloat() < appends) rig.appendRecord(`during ${rig.unit?.state}`);
   }

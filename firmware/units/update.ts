@@ -108,8 +108,8 @@ export class UpdateUnit {
     const { slots } = this.#o;
     const s = this.#s;
     const onTarget = slots.running() === s.slot;
-    if (s.st === 'verified') {
-      this.#switch();
+    if (s.st === 'verified' || (s.st === 'downloading' && s.off >= s.len)) {
+      this.#verify(); // power failed after the last chunk, before the switch: check again, then switch
       return;
     }
     if (s.st === 'pending-switch') {

@@ -91,6 +91,31 @@ describe('firmware update, meter side (virtual A/B slots)', () => {
     assert.equal(r.image?.version, 2);
   });
 
+  it('a power cut after the last chunk, before the check is saved: the next boot checks the slot and switches', () => {
+    const r = rig();
+    const image = makeImage(2, PAYLOAD);
+    const sim = new DeliverySim(4, image, 2);
+    send(r, sim.offer());
+    const chunk = 1000;
+    let off = 0;
+    for (; off + chunk < image.length; off += chunk) {
+      send(r, { k: 'chunk', id: 4, offset: off, data: image.subarray(off, off + chunk) });
+    }
+    const last = image.subarray(off);
+    // power for the last chunk and the entry saying it was written (the erase of a new sector may come first)
+    const erase =
+      off % 4096 === 0 || Math.floor(off / 4096) !== Math.floor((image.length - 1) / 4096) ? 4096 : 0;
+    r.rail.cutAfter(erase + last.length + 1);
+    assert.throws(() => send(r, { k: 'chunk', id: 4, offset: off, data: last }), /power lost/);
+    assert.equal(r.rail.cut, true);
+    assert.ok(r.boot());
+    assert.equal(r.unit?.state, 'pending-switch');
+    assert.equal(r.slots?.restarted, 'restart');
+    assert.ok(r.boot());
+    assert.equal(r.image?.version, 2);
+    assert.equal(r.unit?.state, 'booted-pending');
+  });
+
   it('refuses a badly signed, wrong-target or older image at the offer, with a typed error and a refusal uplink', () => {
     const r = rig();
     const image = makeImage(2, PAYLOAD);

@@ -376,7 +376,7 @@ export class FirmwareService {
       [id],
     );
     const x = r.rows[0];
-    if (!x || x.state !== 'running') return;
+    if (x?.state !== 'running') return;
     const due = await this.#d.db.query<{ meter_id: string }>(
       `UPDATE firmware_rollout_meters SET state = CASE WHEN state = 'waiting' THEN 'offer-sent' ELSE state END,
          updated_at = now()
@@ -412,7 +412,7 @@ export class FirmwareService {
         id,
       ]);
       const x = r.rows[0];
-      if (!x || x.state !== 'running') return false;
+      if (x?.state !== 'running') return false;
       const m = await tx.query<{ state: string }>(
         'SELECT state FROM firmware_rollout_meters WHERE rollout_id = $1 AND stage = $2',
         [id, x.stage],
