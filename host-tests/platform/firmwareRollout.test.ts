@@ -3,10 +3,12 @@
 // unless the release signature verifies; a rollout goes stage by stage as meters confirm, halts by
 // itself when a stage's failure rate passes the threshold, and pauses, resumes and aborts.
 import assert from 'node:assert/strict';
+import Fastify from 'fastify';
+import { firmwareRoutes } from '../../platform-server/firmware/routes';
 import { FirmwareError, FirmwareService } from '../../platform-server/firmware/service';
 import type { Platform } from '../../platform-server/platform';
 import { decodeFirmwareDownlink, FIRMWARE_DOWNLINK } from '../../protocol/firmware';
-import { forEachBackend, startPlatform } from '../../sim/fleet/platform';
+import { forEachBackend, operatorLogin, startPlatform } from '../../sim/fleet/platform';
 import {
   IMAGE_FAILS_SELF_TEST,
   makeImage,
@@ -205,5 +207,66 @@ forEachBackend('firmware registry and staged rollouts', (backend) => {
     await service.resume(next); // offers again: each meter answers with the offset it wants
     await pump();
     assert.equal((await service.rollout(next)).state, 'done');
+  });
+
+  it('HTTP: upload needs an admin, rollouts a supervisor, reading a viewer; every change is audited', async () => {
+    const app = Fastify();
+    await app.register(firmwareRoutes, { service, guard: platform.operators });
+    try {
+      const viewer = await operatorLogin(platform.operators, 'viewer');
+      const admin = await operatorLogin(platform.operators, 'admin');
+      const supervisor = await operatorLogin(platform.operators, 'supervisor');
+      const image = makeImage(5, PAYLOAD);
+      const payload = {
+        version: 5,
+        target: TARGET,
+        notes: 'release 5',
+        image: Buffer.from(image).toString('base64'),
+        signature: Buffer.from(signImage(image, 5).signature).toString('hex'),
+      };
+      const post = (url: string, headers: object, body?: object) =>
+        app.inject({ method: 'POST', url, headers: headers as Record<string, string>, payload: body });
+      assert.equal((await post('/api/firmware/images', {}, payload)).statusCode, 401);
+      assert.equal((await post('/api/firmware/images', viewer.headers, payload)).statusCode, 403);
+      const forged = { ...payload, signature: '00'.repeat(64) };
+      const refused = await post('/api/firmware/images', admin.headers, forged);
+      assert.equal(refused.statusCode, 422);
+      const created = await post('/api/firmware/images', admin.headers, payload);
+      assert.equal(created.statusCode, 201);
+      const imageId = created.json().id as number;
+      const listed = await app.inject({
+        method: 'GET',
+        url: '/api/firmware/images',
+        headers: viewer.headers,
+      });
+      assert.ok(listed.json().images.some((i: { id: number }) => i.id === imageId));
+      const rolloutBody = { imageId, meters: [9001], stages: [100], maxFailureRate: 0 };
+      assert.equal(
+        (await post('/api/firmware/rollouts', admin.headers, { ...rolloutBody, stages: [50] })).statusCode,
+        400,
+      );
+      assert.equal((await post('/api/firmware/rollouts', viewer.headers, rolloutBody)).statusCode, 403);
+      const rollout = await post('/api/firmware/rollouts', supervisor.headers, rolloutBody);
+      assert.equal(rollout.statusCode, 201);
+      const id = rollout.json().id as number;
+      const paused = await post(`/api/firmware/rollouts/${id}/pause`, supervisor.headers);
+      assert.equal(paused.statusCode, 200);
+      assert.equal(paused.json().state, 'paused');
+      assert.equal((await post(`/api/firmware/rollouts/${id}/pause`, supervisor.headers)).statusCode, 409);
+      const audit = await platform.operators.auditLog({ operator: supervisor.username });
+      assert.deepEqual(
+        audit.entries.map((e) => e.action).filter((a) => a.startsWith('firmware.')),
+        ['firmware.pause', 'firmware.rollout'],
+      );
+      const uploads = await platform.operators.auditLog({ operator: admin.username });
+      assert.deepEqual(
+        uploads.entries.map((e) => e.action).filter((a) => a.startsWith('firmware.')),
+        ['firmware.upload'],
+      );
+      await post(`/api/firmware/rollouts/${id}/abort`, supervisor.headers);
+      outbox.length = 0;
+    } finally {
+      await app.close();
+    }
   });
 });
