@@ -63,6 +63,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   TimeZoneError: ['unknown zone'],
   UnsupportedCard: [0x08],
   UnsupportedCardError: ['MIFARE Classic'],
+  UpdateRefused: ['an update is being switched to'],
 };
 
 /**

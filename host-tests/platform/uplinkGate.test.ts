@@ -26,7 +26,7 @@ import {
 
 const T0 = 1_772_440_200;
 /** A frame type no feature owns, routed by the test as a feature added later would route its own. */
-const LATER_TYPE = 0x07;
+const LATER_TYPE = 0x7f; // the last uplink type byte; 0x07 is the firmware progress report
 
 const BODIES: Record<number, Uint8Array> = {
   [KeyFrame.SECURITY]: encodeSecurityEvent({

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { ed25519 } from '@noble/curves/ed25519';
-import { FirmwareRejected, firmwareMessage, verifyFirmware } from '../../firmware/units/firmwareVerify';
+import {
+  checkFirmwareSignature,
+  FirmwareRejected,
+  firmwareMessage,
+  verifyFirmware,
+} from '../../firmware/units/firmwareVerify';
 import { pinnedFirmwareKey, provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualBroker } from '../../hal/mock/mqtt';
@@ -9,12 +14,16 @@ import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { fromHex, toHex } from '../../protocol/bytes';
 import { deriveMeterKeys } from '../../protocol/keys';
 
-describe('signed firmware (Ed25519 over the image hash, key pinned at provisioning)', () => {
+describe('signed firmware (Ed25519 over the image hash and hardware target, key pinned at provisioning)', () => {
   const secret = new Uint8Array(32).fill(7);
   const pub = ed25519.getPublicKey(secret);
   const image = Uint8Array.from({ length: 5000 }, (_, i) => (i * 13) & 0xff);
-  const sign = (version: number, bytes = image) =>
-    ed25519.sign(firmwareMessage(crypto, version, bytes), secret);
+  const T = 'esp32-parklink-r2';
+  const sign = (version: number, bytes = image, target = T) =>
+    ed25519.sign(
+      firmwareMessage({ version, length: bytes.length, target, digest: crypto.sha256(bytes) }),
+      secret,
+    );
 
   it('checks the RFC 8032 test 1 vector with the library it uses', () => {
     const sk = fromHex('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60');
@@ -38,16 +47,25 @@ describe('signed firmware (Ed25519 over the image hash, key pinned at provisioni
     );
     const pinned = Uint8Array.from(board.secureElement.state.slots[6]);
     assert.deepEqual(pinned, pub);
-    verifyFirmware(crypto, pinned, image, 2, sign(2), 1);
+    verifyFirmware(crypto, pinned, image, 2, sign(2), 1, T);
     const flipped = image.slice();
     flipped[100] ^= 1;
     const reasons = [
-      () => verifyFirmware(crypto, pinned, flipped, 2, sign(2), 1),
-      () => verifyFirmware(crypto, pinned, image, 3, sign(2), 1),
-      () => verifyFirmware(crypto, ed25519.getPublicKey(new Uint8Array(32).fill(8)), image, 2, sign(2), 1),
-      () => verifyFirmware(crypto, pinned, image, 1, sign(1), 1),
-      () => verifyFirmware(crypto, undefined, image, 2, sign(2), 1),
-      () => verifyFirmware(crypto, pinned, image, 2, sign(2).subarray(0, 63), 1),
+      () => verifyFirmware(crypto, pinned, flipped, 2, sign(2), 1, T),
+      () => verifyFirmware(crypto, pinned, image, 3, sign(2), 1, T),
+      () => verifyFirmware(crypto, ed25519.getPublicKey(new Uint8Array(32).fill(8)), image, 2, sign(2), 1, T),
+      () => verifyFirmware(crypto, pinned, image, 1, sign(1), 1, T),
+      () => verifyFirmware(crypto, undefined, image, 2, sign(2), 1, T),
+      () => verifyFirmware(crypto, pinned, image, 2, sign(2).subarray(0, 63), 1, T),
+      () => verifyFirmware(crypto, pinned, image, 2, sign(2, image, 'esp32-other'), 1, T),
+      () =>
+        checkFirmwareSignature(
+          pinned,
+          { version: 2, length: image.length, target: 'esp32-other', digest: crypto.sha256(image) },
+          sign(2, image, 'esp32-other'),
+          { target: T, floor: 1 },
+        ),
+      () => verifyFirmware(crypto, pinned, image, 2, sign(2), 1, 'Bad Target!'),
     ].map((f) => {
       try {
         f();
@@ -62,6 +80,9 @@ describe('signed firmware (Ed25519 over the image hash, key pinned at provisioni
       'bad-signature',
       'downgrade',
       'no-pinned-key',
+      'malformed',
+      'bad-signature',
+      'wrong-target',
       'malformed',
     ]);
   });

@@ -19,7 +19,11 @@ let frame = sealFrame(crypto, keys.uplink, { version: 1, type: 1, meterId: 1001,
 const secret = new Uint8Array(32).fill(7);
 const pub = ed25519.getPublicKey(secret);
 const image = Uint8Array.from({ length: 4096 }, (_, i) => i & 0xff);
-const signature = ed25519.sign(firmwareMessage(crypto, 2, image), secret);
+const digest = crypto.sha256(image);
+const signature = ed25519.sign(
+  firmwareMessage({ version: 2, length: image.length, target: 'esp32-parklink-r2', digest }),
+  secret,
+);
 let tamper: { meter: Meter; clock: VirtualClock } | undefined;
 
 Object.assign(globalThis, {
@@ -36,7 +40,7 @@ Object.assign(globalThis, {
       openFrame(crypto, keys.uplink, frame);
     },
     verifyFirmware() {
-      verifyFirmware(crypto, pub, image, 2, signature, 1);
+      verifyFirmware(crypto, pub, image, 2, signature, 1, 'esp32-parklink-r2');
     },
     tamperSetup() {
       const clock = new VirtualClock('2026-05-01T08:00:00Z');
