@@ -10,6 +10,7 @@ import { migrate } from './core/migrations';
 import { httpBasics } from './core/http';
 import { openapi } from './core/openapi';
 import { startFleet } from './fleet';
+import { RelayAssignments } from './fleet/relay';
 import type { StatusService } from './fleet/status';
 import { startHandheld } from './handheld';
 import { Ingest } from './ingest/gate';
@@ -81,6 +82,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await migrate(db);
     await convertStoredCards(db, cardTokens);
 
+    const relays = new RelayAssignments(db);
+    await relays.load();
     const credentials = new BrokerCredentials(keystore);
     opened.push(async () => credentials.close());
     const broker = await startBroker({
@@ -88,6 +91,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       sharedSubscriptions: config.sharedSubscriptions,
       credentials,
       tls: config.tls,
+      relaySlaves: (masterId) => relays.slavesOf(masterId),
     });
     opened.push(() => broker.close());
     // The platform's own clients log in as the platform (unless MQTT_URL carries its credentials).
@@ -134,6 +138,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       sendDownlink,
       guard: operators,
       smsSender: config.smsSender,
+      relays,
     });
     await startKeys(app, { db, meters, keystore, ingest, guard: operators });
     await ingest.start();

@@ -12,6 +12,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { type Broker, startBroker } from '../../platform-server/core/broker';
 import {
   BrokerCredentials,
+  mayPublish,
+  maySubscribe,
   mosquittoPasswordFile,
   PLATFORM_MQTT_USER,
 } from '../../platform-server/core/brokerAuth';
@@ -220,6 +222,55 @@ describe('broker access control — embedded aedes', () => {
 
   it('refuses to start the embedded broker without credentials to check', async () => {
     await assert.rejects(startBroker(), { name: 'BrokerConfigError' });
+  });
+});
+
+describe('broker access control — a Zigbee relay master', () => {
+  const master = { kind: 'meter', meterId: 501 } as const;
+  it('uses an assigned slave’s uplink and downlink, never an unassigned meter’s nor a wildcard', () => {
+    assert.ok(mayPublish(master, uplinkTopic(501)));
+    assert.ok(!mayPublish(master, uplinkTopic(502)), 'not assigned yet');
+    assert.ok(mayPublish(master, uplinkTopic(502), [502]));
+    assert.ok(!mayPublish(master, uplinkTopic(503), [502]));
+    assert.ok(!mayPublish(master, downlinkTopic(502), [502]), 'never a downlink');
+    assert.ok(maySubscribe(master, downlinkTopic(502), [502]));
+    assert.ok(!maySubscribe(master, downlinkTopic(503), [502]));
+    assert.ok(!maySubscribe(master, 'parklink/v1/meters/+/down', [502]));
+    assert.ok(!maySubscribe(master, uplinkTopic(502), [502]), 'never a slave’s uplink');
+  });
+
+  it('the embedded broker asks for the master’s slaves on every publish', async () => {
+    let slaves: number[] = [];
+    const broker = await startBroker({ credentials, relaySlaves: () => slaves });
+    const id = randomMeterId();
+    const slave = id + 1;
+    const login = (meterId: number) =>
+      mqtt.connectAsync(broker.url, {
+        clientId: meterClientId(meterId),
+        username: BrokerCredentials.meterUser(meterId),
+        password: credentials.meterPassword(meterId),
+        reconnectPeriod: 0,
+      });
+    const got: string[] = [];
+    try {
+      const relay = await login(id);
+      const closed = new Promise<void>((resolve) => relay.once('close', () => resolve()));
+      slaves = [slave];
+      const granted = await relay.subscribeAsync(downlinkTopic(slave), { qos: 1 });
+      got.push(`assigned:${granted[0].qos}`);
+      slaves = [];
+      await relay.subscribeAsync(downlinkTopic(slave), { qos: 1 }).then(
+        () => got.push('unassigned:granted'),
+        () => got.push('unassigned:refused'), // SUBACK 0x80
+      );
+      relay.publish(uplinkTopic(slave), Buffer.of(1), { qos: 1 });
+      await closed; // a publish outside its topics ends the connection
+      got.push('closed');
+      relay.end(true);
+    } finally {
+      await broker.close();
+    }
+    assert.deepEqual(got, ['assigned:1', 'unassigned:refused', 'closed']);
   });
 });
 

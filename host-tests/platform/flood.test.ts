@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import mqtt from 'mqtt';
+import { meterClientId } from '../../hal/mock/mqtt.node';
 import { encodeHeader, FRAME_VERSION, FrameType } from '../../protocol/frame';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
 import type { IngestOutcome } from '../../platform-server/ingest/gate';
@@ -66,8 +67,13 @@ forEachBackend('a junk flood for one meter', (backend) => {
     };
     platform.ingest.on('outcome', onOutcome);
 
-    const meterLink = await mqtt.connectAsync(platform.brokerUrl, { clientId: `flood-meter-${id}` });
-    const attacker = await mqtt.connectAsync(platform.brokerUrl, { clientId: `flood-attacker-${id}` });
+    // The broker lets only this meter's own login publish on its uplink topic, so the junk comes
+    // through that login (leaked, or a meter gone wrong), on the connection the valid set takes too.
+    const meterLink = await mqtt.connectAsync(platform.brokerUrl, {
+      clientId: meterClientId(id),
+      ...platform.meterMqttCredentials(id),
+    });
+    const attacker = meterLink;
     try {
       await meterLink.subscribeAsync(downlinkTopic(id), { qos: 1 });
       let junkRefusedAtAck = -1;
@@ -132,7 +138,6 @@ forEachBackend('a junk flood for one meter', (backend) => {
     } finally {
       db.transaction = transaction;
       platform.ingest.off('outcome', onOutcome);
-      await attacker.endAsync();
       await meterLink.endAsync();
     }
   });

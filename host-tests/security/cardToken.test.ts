@@ -216,7 +216,7 @@ forEachBackend('card tokens on the platform', (backend) => {
       masterKey: MASTER,
       httpLogger: false,
       logger,
-      phone: { clock, passwordScrypt: { logN: 12, r: 8, p: 1 } },
+      phone: { ...fresh.config.phone, clock, passwordScrypt: { logN: 12, r: 8, p: 1 } },
     });
     const meterId = randomMeterId();
     const m = await bootMeter(platform, meterId, clock);

@@ -36,6 +36,8 @@ export interface BrokerOptions {
   credentials?: BrokerCredentials;
   /** The embedded broker serves mqtts with this certificate chain and key (PEM). */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** The slaves a master meter relays for over Zigbee: the embedded broker lets it use their topics. */
+  relaySlaves?: (masterId: number) => readonly number[];
 }
 
 export class BrokerConfigError extends Error {
@@ -59,13 +61,16 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   }
   if (!options.credentials)
     throw new BrokerConfigError('the embedded broker needs the credentials to check clients with');
-  return startEmbeddedBroker(options.credentials, options.tls);
+  return startEmbeddedBroker(options.credentials, options.tls, options.relaySlaves ?? (() => []));
 }
 
 async function startEmbeddedBroker(
   credentials: BrokerCredentials,
   tls: BrokerOptions['tls'],
+  relaySlaves: (masterId: number) => readonly number[],
 ): Promise<Broker> {
+  const slavesOf = (identity: BrokerIdentity) =>
+    identity.kind === 'meter' ? relaySlaves(identity.meterId) : [];
   const identities = new WeakMap<Client, BrokerIdentity>();
   const aedes = await Aedes.createBroker({
     authenticate(client, username, password, done) {
@@ -78,14 +83,15 @@ async function startEmbeddedBroker(
     authorizePublish(client, packet, done) {
       if (!client) return done(null); // the broker's own messages
       const identity = identities.get(client);
-      if (!identity || !mayPublish(identity, packet.topic))
+      if (!identity || !mayPublish(identity, packet.topic, slavesOf(identity)))
         return done(new Error(`publish to ${packet.topic} refused`));
       done(null);
     },
     // A subscription outside the client's topics is answered with the failure code (0x80).
     authorizeSubscribe(client, subscription, done) {
       const identity = identities.get(client);
-      if (!identity || !maySubscribe(identity, subscription.topic)) return done(null, null);
+      if (!identity || !maySubscribe(identity, subscription.topic, slavesOf(identity)))
+        return done(null, null);
       done(null, subscription);
     },
   });

@@ -9,6 +9,7 @@
 // downlink. The embedded aedes broker enforces this here; deploy/mosquitto/ does the same for Mosquitto.
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
+import { relayMayUse } from '../../protocol/relay';
 import type { Keystore } from '../keys/keystore';
 
 export const PLATFORM_MQTT_USER = 'parklink-platform';
@@ -84,17 +85,31 @@ export class BrokerCredentials {
   }
 }
 
-/** Whether `identity` may publish to `topic`: a meter its own uplink, the platform any downlink. */
-export function mayPublish(identity: BrokerIdentity, topic: string): boolean {
-  if (identity.kind === 'meter') return topic === uplinkTopic(identity.meterId);
+/**
+ * Whether `identity` may publish to `topic`: a meter its own uplink and those of the slaves it relays
+ * for over Zigbee (`relaySlaves`, assigned by the platform), the platform any downlink.
+ */
+export function mayPublish(
+  identity: BrokerIdentity,
+  topic: string,
+  relaySlaves: readonly number[] = [],
+): boolean {
+  if (identity.kind === 'meter') return relayMayUse(identity.meterId, relaySlaves, topic, 'publish');
   return /\/down$/.test(topic) && meterIdOfTopic(topic) !== undefined;
 }
 
 const UPLINK_FILTER = /^(\$share\/[^/#+]+\/)?parklink\/v1\/meters\/(\+|[0-9]{1,10})\/up$/;
 
-/** Whether `identity` may subscribe to `filter`: a meter its own downlink, the platform the uplinks. */
-export function maySubscribe(identity: BrokerIdentity, filter: string): boolean {
-  if (identity.kind === 'meter') return filter === downlinkTopic(identity.meterId);
+/**
+ * Whether `identity` may subscribe to `filter`: a meter its own downlink and its relay slaves'
+ * (no wildcards), the platform the uplinks.
+ */
+export function maySubscribe(
+  identity: BrokerIdentity,
+  filter: string,
+  relaySlaves: readonly number[] = [],
+): boolean {
+  if (identity.kind === 'meter') return relayMayUse(identity.meterId, relaySlaves, filter, 'subscribe');
   return UPLINK_FILTER.test(filter);
 }
 

@@ -1,5 +1,6 @@
 // The fleet room: the meters and their transactions, each meter's status, alarms and settings
-// (uplink 0x04 in, downlink 0x84 out), and call-in of cellular meters by SMS.
+// (uplink 0x04 in, downlink 0x84 out), call-in of cellular meters by SMS, and the Zigbee relay
+// assignments the broker enforces.
 import type { FastifyInstance } from 'fastify';
 import type { UplinkHandler } from '../ingest/gate';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
@@ -8,6 +9,7 @@ import { meterRoutes } from './meters';
 import { STATUS_FRAME, type StatusDeps, StatusService } from './status';
 import { statusRoutes } from './statusRoutes';
 import { callInRoutes, type SmsSender } from './callIn';
+import { type RelayAssignments, relayRoutes } from './relay';
 
 export interface FleetDeps extends StatusDeps {
   meters: StatusDeps['meters'] & MeterDirectory;
@@ -16,6 +18,8 @@ export interface FleetDeps extends StatusDeps {
   guard: OperatorGuard;
   /** Texts a cellular meter for call-in; without one, call-in answers 503. */
   smsSender?: SmsSender;
+  /** The Zigbee relay assignments the broker consults. */
+  relays: RelayAssignments;
 }
 
 export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise<{ status: StatusService }> {
@@ -29,5 +33,6 @@ export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise
     guard: deps.guard,
     sender: deps.smsSender,
   });
+  await app.register(relayRoutes, { relays: deps.relays, meters: deps.meters, guard: deps.guard });
   return { status };
 }
