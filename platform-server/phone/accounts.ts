@@ -222,32 +222,44 @@ export class Accounts {
     if (!/^[0-9]{12,19}$/.test(number))
       throw new PhoneError(400, 'bad-card', 'a card number is 12 to 19 digits');
     const token = this.tokenOf(number);
+    const unavailable = () =>
+      new PhoneError(
+        409,
+        'card-unavailable',
+        'this card cannot be added: if it is not among your cards already, contact support',
+      );
     return this.#c.db.transaction(async (tx) => {
-      const held = await tx.query<{ driver_id: number }>(
-        'SELECT driver_id FROM driver_cards WHERE token = $1 AND removed_at IS NULL',
+      const held = await tx.query<{ driver_id: number; verified: boolean }>(
+        'SELECT driver_id, verified_at IS NOT NULL AS verified FROM driver_cards WHERE token = $1 AND removed_at IS NULL',
         [token],
       );
-      // One answer whoever holds the card: it never says that another account has it.
-      if (held.rows.length > 0)
-        throw new PhoneError(
-          409,
-          'card-unavailable',
-          'this card cannot be added: if it is not among your cards already, contact support',
-        );
+      // Only a card already on this driver's own account is refused; the driver knows their cards.
+      if (held.rows.some((r) => Number(r.driver_id) === driverId)) throw unavailable();
       if (input.renewal)
         await tx.query('UPDATE driver_cards SET renewal = false WHERE driver_id = $1', [driverId]);
-      const row = await tx.query<CardRow>(
-        `INSERT INTO driver_cards (driver_id, token, last4, card_type, label, renewal)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-        [
-          driverId,
-          token,
-          number.slice(-4),
-          input.cardType,
-          (input.label ?? '').trim(),
-          input.renewal ?? false,
-        ],
-      );
+      // Another account verified for the token: the card is added as this driver's claim, which
+      // neither pairs nor pays (pairing.ts, renewals.ts) and looks like any other card in every
+      // answer, so registering tells nobody that the card is held. Same queries either way.
+      const insert = (verified: boolean) =>
+        tx.query<CardRow>(
+          `INSERT INTO driver_cards (driver_id, token, last4, card_type, label, renewal, verified_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING *`,
+          [
+            driverId,
+            token,
+            number.slice(-4),
+            input.cardType,
+            (input.label ?? '').trim(),
+            input.renewal ?? false,
+            verified ? new Date(this.#c.now()) : null,
+          ],
+        );
+      const verified = !held.rows.some((r) => r.verified);
+      let row = await insert(verified);
+      // A registration of the same token committed since the look-up: verified by another account
+      // (then this one is a claim), or the same driver's twice (then it is refused as above).
+      if (row.rows.length === 0 && verified) row = await insert(false);
+      if (row.rows.length === 0) throw unavailable();
       return cardView(row.rows[0]);
     });
   }

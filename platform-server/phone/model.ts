@@ -226,6 +226,8 @@ export type CardRow = {
   label: string;
   renewal: boolean;
   pays_with: number | null;
+  /** Null while the card is a claim (another account held its token when it was registered). */
+  verified_at: Date | null;
 };
 
 export function cardView(c: CardRow): CardView {

@@ -221,10 +221,20 @@ export class Pairing {
     const token = toHex(d.card.token);
     const now = this.#c.now();
     const paired = await this.#c.db.transaction(async (tx) => {
-      const card = await tx.query<CardRow>(
-        'SELECT * FROM driver_cards WHERE token = $1 AND removed_at IS NULL',
+      // Only the verified holder of the token pairs. With none (the holder removed the card), the
+      // oldest claim is verified by this tap, as a registration with no holder would have been.
+      let card = await tx.query<CardRow>(
+        'SELECT * FROM driver_cards WHERE token = $1 AND removed_at IS NULL AND verified_at IS NOT NULL',
         [token],
       );
+      if (card.rows.length === 0)
+        card = await tx.query<CardRow>(
+          `UPDATE driver_cards SET verified_at = $2 WHERE id = (
+             SELECT id FROM driver_cards WHERE token = $1 AND removed_at IS NULL AND verified_at IS NULL
+              ORDER BY created_at, id LIMIT 1 FOR UPDATE)
+           RETURNING *`,
+          [token, new Date(now)],
+        );
       const active = await tx.query<SessionRow>(
         "SELECT * FROM phone_sessions WHERE meter_id = $1 AND bay_id = $2 AND status = 'active' FOR UPDATE",
         [meterId, d.bayId],

@@ -143,7 +143,7 @@ export class Renewals {
   async #fundingCard(session: SessionRow): Promise<CardRow> {
     const rows = await this.#c.db.query<CardRow>(
       `SELECT c.* FROM driver_cards c
-        WHERE c.removed_at IS NULL AND c.driver_id = $1
+        WHERE c.removed_at IS NULL AND c.driver_id = $1 AND c.verified_at IS NOT NULL
           AND (c.id = (SELECT pays_with FROM driver_cards WHERE id = $2) OR c.renewal OR c.id = $2)
         ORDER BY (c.id = (SELECT pays_with FROM driver_cards WHERE id = $2)) DESC NULLS LAST, c.renewal DESC, c.id`,
       [session.driver_id, session.card_id],
