@@ -8,7 +8,7 @@
 // its own client id; the platform (user "parklink-platform") reads every uplink and writes every
 // downlink. The embedded aedes broker enforces this here; deploy/mosquitto/ does the same for Mosquitto.
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
+import { meterClientId, meterIdOfTopic } from '../../protocol/topics';
 import { relayMayUse } from '../../protocol/relay';
 import type { Keystore } from '../keys/keystore';
 
