@@ -4,8 +4,8 @@
 //   broker key       = HMAC-SHA-256(C of the reserved slot meter 0 / epoch 0, "ParkLink MQTT password key v1")
 //   meter password   = base64url(HMAC-SHA-256(broker key, "parklink mqtt password" || meter id, u32 big-endian))
 //   platform password = base64url(HMAC-SHA-256(broker key, "parklink mqtt platform password"))
-// A meter publishes only to its own uplink topic and subscribes only to its own downlink topic, under
-// its own client id; the platform (user "parklink-platform") reads every uplink and writes every
+// A meter publishes only to its own uplink topic and subscribes only to its own downlink topic (and a
+// Zigbee relay master to those of the slaves assigned to it), under its own client id; the platform (user "parklink-platform") reads every uplink and writes every
 // downlink. The embedded aedes broker enforces this here; deploy/mosquitto/ does the same for Mosquitto.
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { meterClientId, meterIdOfTopic } from '../../protocol/topics';
