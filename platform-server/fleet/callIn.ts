@@ -10,6 +10,7 @@
 // The SMS goes through an SmsSender: WebhookSmsSender for a gateway, SimulatedSmsSender in tests
 // and the demo. Without one configured, call-in answers 503: nothing is simulated by default.
 import type { FastifyPluginAsync } from 'fastify';
+import { postWebhook, type WebhookOptions } from '../core/webhook';
 import type { Database } from '../core/db';
 import { errorResponses, sendError } from '../core/errors';
 import { meterIdParams, object } from '../core/schemas';
@@ -37,30 +38,13 @@ export class SimulatedSmsSender implements SmsSender {
   }
 }
 
-export interface WebhookSmsOptions {
-  url: string;
-  /** Sent as `Authorization: Bearer …` when given. */
-  secret?: string;
-  timeoutMs?: number;
-  fetch?: typeof fetch;
-}
-
 /** POSTs `{ to, text }` as JSON to an SMS gateway; any 2xx is sent. */
 export class WebhookSmsSender implements SmsSender {
   readonly name = 'webhook';
-  constructor(readonly options: WebhookSmsOptions) {}
+  constructor(readonly options: WebhookOptions) {}
 
-  async send(to: string, text: string): Promise<void> {
-    const doFetch = this.options.fetch ?? fetch;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.options.secret) headers.authorization = `Bearer ${this.options.secret}`;
-    const response = await doFetch(this.options.url, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ to, text }),
-      signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
-    });
-    if (!response.ok) throw new Error(`SMS gateway answered ${response.status}`);
+  send(to: string, text: string): Promise<void> {
+    return postWebhook(this.options, { to, text }, 'SMS gateway');
   }
 }
 

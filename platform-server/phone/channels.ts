@@ -3,6 +3,7 @@
 // (queued, delivered, failed). The embedded default adapter is the local outbox itself — a
 // delivered row is what the driver web app shows under Messages. WebhookAdapter hands SMS and voice
 // to a real gateway over HTTP.
+import { postWebhook, type WebhookOptions } from '../core/webhook';
 import type { Queryable } from '../core/db';
 
 export type Channel = 'sms' | 'voice' | 'app' | 'email';
@@ -28,36 +29,25 @@ export class LocalOutboxAdapter implements ChannelAdapter {
   async deliver(): Promise<void> {}
 }
 
-export interface WebhookOptions {
-  url: string;
-  /** Sent as `Authorization: Bearer …` when given. */
-  secret?: string;
-  timeoutMs?: number;
-  fetch?: typeof fetch;
-}
+export type { WebhookOptions } from '../core/webhook';
 
 /** POSTs `{ id, channel, to, kind, text }` as JSON; any 2xx is delivered, anything else is retried. */
 export class WebhookAdapter implements ChannelAdapter {
   readonly name = 'webhook';
   constructor(readonly options: WebhookOptions) {}
 
-  async deliver(message: OutgoingMessage): Promise<void> {
-    const doFetch = this.options.fetch ?? fetch;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.options.secret) headers.authorization = `Bearer ${this.options.secret}`;
-    const response = await doFetch(this.options.url, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({
+  deliver(message: OutgoingMessage): Promise<void> {
+    return postWebhook(
+      this.options,
+      {
         id: message.id,
         channel: message.channel,
         to: message.recipient,
         kind: message.kind,
         text: message.body,
-      }),
-      signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
-    });
-    if (!response.ok) throw new Error(`gateway answered ${response.status}`);
+      },
+      'gateway',
+    );
   }
 }
 
