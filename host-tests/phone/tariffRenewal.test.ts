@@ -115,7 +115,10 @@ forEachBackend('pay by phone renewals priced by the meter tariff', (backend) => 
     await drop?.();
   });
 
-  it('the meter applies the tariff pushed as 0x85; the platform then prices its renewals with it', async () => {
+  it('the meter applies the tariff pushed as 0x85; the platform then prices its renewals with it', async function () {
+    // Several round trips through the real broker and database: past mocha's 20 s, each wait below
+    // fails on its own deadline and names the step that did not happen.
+    this.timeout(90_000);
     assert.equal(platform.tariffs.tariffOf(meterId), undefined);
     await platform.tariffs.save(marketDay);
     await platform.tariffs.push(meterId, marketDay.id);
