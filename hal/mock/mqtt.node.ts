@@ -98,6 +98,7 @@ export class NodeMqttLink implements MqttLink {
     if (!this.client) throw new Error('MQTT link is not open');
     const granted = await this.client.subscribeAsync(topic, { qos: 1 });
     if (granted.some((g) => g.qos !== 1)) throw new Error(`broker refused QoS 1 on ${topic}`);
+    this.granted.add(topic);
   }
 
   publish(topic: string, payload: Uint8Array): boolean {
