@@ -1,6 +1,6 @@
 // The fleet room: the meters and their transactions, each meter's status, alarms and settings
 // (uplink 0x04 in, downlink 0x84 out), call-in of cellular meters by SMS, and the Zigbee relay
-// assignments the broker enforces.
+// assignments the broker enforces, and the areas meters are placed in (fleet/targets.ts).
 import type { FastifyInstance } from 'fastify';
 import type { UplinkHandler } from '../ingest/gate';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
@@ -10,6 +10,7 @@ import { STATUS_FRAME, type StatusDeps, StatusService } from './status';
 import { statusRoutes } from './statusRoutes';
 import { callInRoutes, type SmsSender } from './callIn';
 import { type RelayAssignments, relayRoutes } from './relay';
+import { areaRoutes } from './targets';
 
 export interface FleetDeps extends StatusDeps {
   meters: StatusDeps['meters'] & MeterDirectory;
@@ -34,5 +35,6 @@ export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise
     sender: deps.smsSender,
   });
   await app.register(relayRoutes, { relays: deps.relays, meters: deps.meters, guard: deps.guard });
+  await app.register(areaRoutes, { db: deps.db, meters: deps.meters, guard: deps.guard });
   return { status };
 }

@@ -10,6 +10,7 @@ import { maskedCard } from '../../protocol/cardToken';
 export interface MeterSummary {
   id: number;
   name: string;
+  area: string | null;
   keyEpoch: number;
   createdAt: string;
   lastSeenAt: string | null;
@@ -42,6 +43,7 @@ export interface TransactionView {
 const meterSummarySchema = object({
   id: { type: 'integer' },
   name: { type: 'string' },
+  area: { type: 'string', nullable: true },
   keyEpoch: { type: 'integer' },
   createdAt: time,
   lastSeenAt: nullableTime,

@@ -28,6 +28,8 @@ export interface MeterDirectory {
 export interface MeterRecordsSummary {
   id: number;
   name: string;
+  /** The area it is placed in (fleet/targets.ts), null when none. */
+  area: string | null;
   keyEpoch: number;
   createdAt: Date;
   lastSeenAt: Date | null;
@@ -142,6 +144,7 @@ export class MeterTables implements MeterDirectory, RecordReader {
     const result = await this.db.query<{
       id: number;
       name: string;
+      area: string | null;
       key_epoch: number;
       created_at: Date;
       last_seen_at: Date | null;
@@ -149,7 +152,7 @@ export class MeterTables implements MeterDirectory, RecordReader {
       last_seq: number | null;
       missing: number | null;
     }>(
-      `SELECT m.id, m.name, m.key_epoch, m.created_at, m.last_seen_at,
+      `SELECT m.id, m.name, m.area, m.key_epoch, m.created_at, m.last_seen_at,
               (SELECT count(*) FROM records r WHERE r.meter_id = m.id) AS records_held,
               (SELECT max(seq) FROM records r WHERE r.meter_id = m.id) AS last_seq,
               (SELECT sum(g.to_seq - g.from_seq + 1) FROM record_gaps g WHERE g.meter_id = m.id)::bigint AS missing
@@ -158,6 +161,7 @@ export class MeterTables implements MeterDirectory, RecordReader {
     return result.rows.map((row) => ({
       id: row.id,
       name: row.name,
+      area: row.area,
       keyEpoch: row.key_epoch,
       createdAt: row.created_at,
       lastSeenAt: row.last_seen_at,
