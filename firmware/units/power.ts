@@ -411,11 +411,21 @@ export interface CurrentFigure {
   state: string;
   milliamps: number;
   source: string;
+  /**
+   * False where the datasheet table the figure should come from was not found: the figure is a
+   * working estimate, and the bench says so beside it.
+   */
+  fromDatasheet?: boolean;
 }
 
+/** Why the A7670E's figures are estimates: what was looked for, and not found. */
+export const A7670_CURRENTS_NOT_FOUND =
+  'NOT FOUND: the current consumption table of SIMCom "A7670 Series Hardware Design" (V1.00 of 2020-06-09 to V1.06 are cited by other projects) was not readable in the sources searched; working estimate, to be replaced from that table or a bench measurement';
+
 /**
- * Typical supply currents of the meter's parts (3.3 V rail), from their datasheets. These are the
- * inputs of the battery-life projection; change a figure here when a part changes.
+ * Typical supply currents of the meter's parts (3.3 V rail), from their datasheets; a figure whose
+ * table was not found says so (fromDatasheet false) and is an estimate. These are the inputs of the
+ * battery-life projection; change a figure here when a part changes or its table is found.
  */
 export const CURRENT_FIGURES = Object.freeze({
   mcuDeepSleep: {
@@ -495,27 +505,32 @@ export const CURRENT_FIGURES = Object.freeze({
     part: 'SIMCom A7670E',
     state: 'sleep mode (AT+CSCLK=1, DTR high), registered, LTE paging (DRX)',
     milliamps: 1.5,
-    source:
-      'A7670 Series Hardware Design, current consumption table: sleep mode ~1–2 mA depending on DRX (to confirm on the bench)',
+    fromDatasheet: false,
+    source: `${A7670_CURRENTS_NOT_FOUND}. Estimate 1.5 mA`,
   },
   modemIdle: {
     part: 'SIMCom A7670E',
     state: 'idle, registered, MQTT session open',
     milliamps: 18,
-    source: 'A7670 Series Hardware Design, same table: LTE idle ~15–20 mA (to confirm on the bench)',
+    fromDatasheet: false,
+    source: `${A7670_CURRENTS_NOT_FOUND}. Estimate 18 mA`,
   },
   modemData: {
     part: 'SIMCom A7670E',
     state: 'LTE Cat-1 data (TLS handshake, publish, ack), mid TX power',
     milliamps: 250,
-    source:
-      'A7670 Series Hardware Design, same table: LTE data up to ~500 mA at 23 dBm; 250 mA taken for a mid-power cell (to confirm)',
+    fromDatasheet: false,
+    source: `${A7670_CURRENTS_NOT_FOUND}. Estimate 250 mA for a mid-power cell`,
   },
   modemOff: {
     part: 'SIMCom A7670E',
     state: 'powered down (PWRKEY), VBAT applied',
     milliamps: 0.02,
-    source: 'A7670 Series Hardware Design, same table: power-off leakage in the tens of µA',
+    fromDatasheet: false,
+    source:
+      `${A7670_CURRENTS_NOT_FOUND}. Estimate 20 µA. For scale, a board figure (not the module's): ` +
+      'LilyGO measured 157 µA for the whole T-A7670 ESP32 board with the modem powered off, its supply ' +
+      'switched off and the ESP32 in deep sleep (Xinyuan-LilyGO/LilyGO-T-A76XX, examples/DeepSleep/DeepSleep.ino, header)',
   },
   gauge: {
     part: 'MAX17048',
