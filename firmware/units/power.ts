@@ -418,9 +418,12 @@ export interface CurrentFigure {
   fromDatasheet?: boolean;
 }
 
-/** Why the A7670E's figures are estimates: what was looked for, and not found. */
-export const A7670_CURRENTS_NOT_FOUND =
-  'NOT FOUND: the current consumption table of SIMCom "A7670 Series Hardware Design" (V1.00 of 2020-06-09 to V1.06 are cited by other projects) was not readable in the sources searched; working estimate, to be replaced from that table or a bench measurement';
+/**
+ * Where the A7670E's figures come from: SIMCom's hardware design manual for the series, read in the
+ * copy LilyGO ships with its T-A7670 board (Xinyuan-LilyGO/LilyGO-T-A76XX, datasheet/A76XX/).
+ */
+export const A7670_MANUAL =
+  'SIMCom A7670 Series Hardware Design Manual V1.06 (2021-09-22, Chinese edition "A7670系列硬件设计手册")';
 
 /**
  * Typical supply currents of the meter's parts (3.3 V rail), from their datasheets; a figure whose
@@ -503,34 +506,27 @@ export const CURRENT_FIGURES = Object.freeze({
   },
   modemSleep: {
     part: 'SIMCom A7670E',
-    state: 'sleep mode (AT+CSCLK=1, DTR high), registered, LTE paging (DRX)',
-    milliamps: 1.5,
-    fromDatasheet: false,
-    source: `${A7670_CURRENTS_NOT_FOUND}. Estimate 1.5 mA`,
+    state: 'sleep mode (AT+CSCLK=1, DTR high), registered, LTE paging at DRX 0.32 s, no USB',
+    milliamps: 2,
+    source: `${A7670_MANUAL} §5.4 Table 40 "VBAT current (VBAT=3.8V)": LTE sleep mode @DRX=0.32 s typ. 2 mA (Table 3: sleep < 2.5 mA); a longer DRX the network sets draws less, not tabled`,
   },
   modemIdle: {
     part: 'SIMCom A7670E',
-    state: 'idle, registered, MQTT session open',
-    milliamps: 18,
-    fromDatasheet: false,
-    source: `${A7670_CURRENTS_NOT_FOUND}. Estimate 18 mA`,
+    state: 'idle, registered (LTE, DRX 0.32 s), MQTT session open, no USB',
+    milliamps: 23,
+    source: `${A7670_MANUAL} §5.4 Table 40: LTE idle mode @DRX=0.32 s typ. 23 mA`,
   },
   modemData: {
     part: 'SIMCom A7670E',
-    state: 'LTE Cat-1 data (TLS handshake, publish, ack), mid TX power',
-    milliamps: 250,
-    fromDatasheet: false,
-    source: `${A7670_CURRENTS_NOT_FOUND}. Estimate 250 mA for a mid-power cell`,
+    state: 'LTE Cat-1 data (bring-up, TLS, publish, ack) at 23 dBm',
+    milliamps: 600,
+    source: `${A7670_MANUAL} §5.4 Table 40, LTE data at 23 dBm (the only power tabled): LTE-FDD B1 typ. 600 mA (5 and 10 MHz), B3 620/600, B5 570/580, B7 540, B8 520, B20 540 mA; an upper bound, since a nearer cell asks for less power`,
   },
   modemOff: {
     part: 'SIMCom A7670E',
-    state: 'powered down (PWRKEY), VBAT applied',
+    state: 'powered down (PWRKEY or AT+CPOF), VBAT applied',
     milliamps: 0.02,
-    fromDatasheet: false,
-    source:
-      `${A7670_CURRENTS_NOT_FOUND}. Estimate 20 µA. For scale, a board figure (not the module's): ` +
-      'LilyGO measured 157 µA for the whole T-A7670 ESP32 board with the modem powered off, its supply ' +
-      'switched off and the ESP32 in deep sleep (Xinyuan-LilyGO/LilyGO-T-A76XX, examples/DeepSleep/DeepSleep.ino, header)',
+    source: `${A7670_MANUAL} §3.1 Table 9 "VBAT pin": IVBAT(power-off) max 20 µA`,
   },
   gauge: {
     part: 'MAX17048',

@@ -4,7 +4,6 @@
 // --radio=cellular puts the A7670E modem and its duty cycle (RadioDuty) in place of Wi-Fi.
 import { XBEE3_CURRENTS } from '../../drivers/radio/xbee';
 import {
-  A7670_CURRENTS_NOT_FOUND,
   CURRENT_FIGURES,
   type CurrentFigure,
   type DailyUse,
@@ -57,7 +56,7 @@ export function run(args: string[]): void {
   );
   if (use.radio === 'cellular')
     console.log(
-      `cellular link (A7670E, ESTIMATED currents: its datasheet table was not found): ${use.modemWakes} modem wakes a day (each record, the hourly wake), ` +
+      `cellular link (A7670E): ${use.modemWakes} modem wakes a day (each record, the hourly wake), ` +
         `${use.secondsPerUpload ?? 15} s of data and ${use.modemIdleSeconds} s connected idle each, asleep (registered, reachable for call-in) otherwise`,
     );
   console.log('charge per day by part (mAh):');
@@ -101,14 +100,10 @@ export function run(args: string[]): void {
     if (f.fromDatasheet === false) continue;
     console.log(`  ${f.part}, ${f.state}: ${f.milliamps} mA — ${f.source}`);
   }
-  const estimates = figures.filter((f) => f.fromDatasheet === false);
-  if (estimates.length > 0) {
-    console.log(`  SIMCom A7670E, ${A7670_CURRENTS_NOT_FOUND}:`);
-    for (const f of estimates)
-      console.log(
-        `    ESTIMATE ${f.state}: ${f.milliamps} mA — ${f.source.slice(A7670_CURRENTS_NOT_FOUND.length + 2)}`,
-      );
-  }
+  for (const f of figures.filter((f) => f.fromDatasheet === false))
+    console.log(
+      `  ESTIMATE (no datasheet figure found) ${f.part}, ${f.state}: ${f.milliamps} mA — ${f.source}`,
+    );
   zigbeeRelay(use, p.totalPerDay);
 }
 
