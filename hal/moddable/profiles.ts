@@ -73,7 +73,7 @@ export const DEVKITC_PROFILE: BoardProfile = Object.freeze({
 });
 
 /**
- * LilyGO T-A7670E (ESP32-WROVER-B + A7670E): modem wiring as Xinyuan-LilyGO/LilyGO-T-A76XX
+ * LilyGO T-A7670E (ESP32-WROVER + A7670E): modem wiring as Xinyuan-LilyGO/LilyGO-T-A76XX
  * examples/ATdebug/utilities.h (LILYGO_T_A7670) gives it: ESP32 TX 26 → module RX, RX 27, PWRKEY 4
  * (through a transistor), DTR 25, RI 33, supply switch (BOARD_POWERON) 12; no STATUS line.
  */
