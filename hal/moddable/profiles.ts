@@ -96,9 +96,10 @@ const T_A7670_RESERVED = Object.freeze([5, 16, 17, 35, 6, 7, 8, 9, 10, 11, 1, 3]
 /**
  * The meter's parts on the T-A7670E, one bay: what the modem, the PSRAM and the module RESET leave
  * of the ESP32 carries one bay's lights and five buttons, not the DevKitC map's two bays. Moved from
- * the DevKitC map: the reader's select 5 → 32 (GPIO 5 resets the modem), no NRSTPD line (tie it high;
- * the reader uses its soft power-down); buttons to the input-only 34, 39, 36 (10 kΩ pull-ups on the
- * meter board: these pins have none; 36 is free on boards before V1.4, where it became the solar
+ * the DevKitC map: the reader's select 5 → 32 (GPIO 5 resets the modem), no NRSTPD line (tie it high:
+ * no hard power-down and no hard reset, so between taps the reader is only antenna-off); buttons to the input-only 34, 39, 36 (10 kΩ pull-ups on the
+ * meter board: these pins have none, and the SDK's InputPullUp there does nothing (digitalbank.c
+ * ignores gpio_set_pull_mode's refusal); 36 is free on boards before V1.4, where it became the solar
  * divider), GPIO 0 (the BOOT key's line, pulled up; held at reset it starts the bootloader) and 15
  * (pulled up at boot; held at power-on it only silences the boot log); paid light 13, expired light
  * 2 (LEDs to ground, as GPIO 2's strap wants); buzzer 14; no overtime light.
