@@ -9,7 +9,7 @@ import './setup/text';
 import { createBoardHardware } from '../hal/moddable/board';
 import { WifiStation } from '../hal/moddable/network';
 import { ModdablePreferences } from '../hal/moddable/preferences';
-import { boardProfile } from '../hal/moddable/profiles';
+import { bayMismatch, boardProfile } from '../hal/moddable/profiles';
 import { pemCertificate, personalise, ProvisioningError, readProvisioning } from './boot';
 import { Meter } from './meter';
 import { meterClientId } from '../protocol/topics';
@@ -18,12 +18,8 @@ function start(): void {
   const provisioning = readProvisioning(new ModdablePreferences());
   const { meterId, broker, network, link } = provisioning;
   const profile = boardProfile(link);
-  const bays = provisioning.bays.length;
-  if (bays > profile.pins.lights.paid.length) {
-    throw new ProvisioningError(
-      `meter.bays lists ${bays} bays; the ${profile.name} board has lights for ${profile.pins.lights.paid.length}`,
-    );
-  }
+  const mismatch = bayMismatch(profile, provisioning.bays.length);
+  if (mismatch) throw new ProvisioningError(mismatch);
   const { tls, ca, ...login } = broker;
   const mqtt = { ...login, id: meterClientId(meterId) };
   let hardware: ReturnType<typeof createBoardHardware>;

@@ -131,6 +131,13 @@ export function boardProfile(link: LinkKind): BoardProfile {
   return link === 'cellular' ? T_A7670_PROFILE : DEVKITC_PROFILE;
 }
 
+/** Why a meter with `bays` bays does not fit the profile's board, or undefined when it does. */
+export function bayMismatch(profile: BoardProfile, bays: number): string | undefined {
+  const lights = Math.min(profile.pins.lights.paid.length, profile.pins.lights.expired.length);
+  if (bays <= lights) return undefined;
+  return `meter.bays lists ${bays} bays; the ${profile.name} board has lights for ${lights}`;
+}
+
 /** Every pin a profile drives or reads, with what it is for. */
 export function profilePins(profile: BoardProfile): { pin: number; use: string }[] {
   const { pins, buses, modem } = profile;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { pemCertificate, ProvisioningError, readProvisioning } from '../../firmware/boot';
 import { MemoryPreferences } from '../../hal/mock/preferences';
 import {
+  bayMismatch,
   boardProfile,
   DEVKITC_PROFILE,
   pinMapClashes,
@@ -54,6 +55,16 @@ describe('ESP32 board profiles', () => {
       onReserved.some((c) => /GPIO 16 .*reserved/.test(c)),
       'GPIO 16 is the WROVER PSRAM',
     );
+  });
+
+  it('says when the provisioned bays need more lights than the board has', () => {
+    assert.equal(bayMismatch(DEVKITC_PROFILE, 2), undefined);
+    assert.match(
+      bayMismatch(DEVKITC_PROFILE, 3) ?? '',
+      /3 bays; the ESP32-DevKitC \(Wi-Fi\) board has lights for 2/,
+    );
+    assert.equal(bayMismatch(T_A7670_PROFILE, 1), undefined);
+    assert.match(bayMismatch(T_A7670_PROFILE, 2) ?? '', /has lights for 1/);
   });
 
   it('picks the profile from the link', () => {
