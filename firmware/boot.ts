@@ -5,6 +5,7 @@
 // preferences read here; docs/device.md lists them.
 import type { MeterHardware } from '../hal/hardware';
 import type { Preferences } from '../hal/preferences';
+import { utf8 } from '../protocol/bytes';
 import { RecordStore } from './units/storage';
 import { provisionBoard } from './units/security';
 import type { KeyName } from './events';
@@ -34,6 +35,12 @@ export interface Provisioning {
   broker: BrokerSettings;
   /** The Wi-Fi the board joins (absent where the host's network is used). */
   network?: { ssid: string; password?: string };
+  /**
+   * The link the meter reaches the platform by (network.link): 'wifi' (the board's Wi-Fi and the
+   * ESP32's own MQTT client) or 'cellular' (the A7670E modem, its MQTT and TLS stack). It also picks
+   * the board profile (hal/moddable/profiles.ts).
+   */
+  link: 'wifi' | 'cellular';
   /** The cellular modem's APN (network.apn), on boards whose link is the modem. */
   cellular?: { apn: string };
   config: MeterConfig;
@@ -132,16 +139,44 @@ export function readProvisioning(preferences: Preferences): Provisioning {
     }
     config.callIn = { numbers };
   }
-  const provisioning: Provisioning = { meterId, bays, broker, config };
   const apn = text(preferences, NETWORK_DOMAIN, 'apn');
-  if (apn) provisioning.cellular = { apn };
   const ssid = text(preferences, NETWORK_DOMAIN, 'ssid');
+  // network.link names the link; without it a board provisioned with an APN and no SSID is cellular.
+  const linkText = text(preferences, NETWORK_DOMAIN, 'link') ?? (apn && !ssid ? 'cellular' : 'wifi');
+  if (linkText !== 'wifi' && linkText !== 'cellular') {
+    throw new ProvisioningError(`network.link "${linkText}" is neither wifi nor cellular`);
+  }
+  if (linkText === 'cellular' && !apn) {
+    throw new ProvisioningError("network.link is cellular but network.apn (the SIM's APN) is missing");
+  }
+  const provisioning: Provisioning = { meterId, bays, broker, link: linkText, config };
+  if (apn) provisioning.cellular = { apn };
   if (ssid) {
     provisioning.network = { ssid };
     const networkPassword = text(preferences, NETWORK_DOMAIN, 'password');
     if (networkPassword) provisioning.network.password = networkPassword;
   }
   return provisioning;
+}
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * A DER certificate as PEM (RFC 7468: base64 in 64-character lines between the CERTIFICATE
+ * labels), the form the A7670E's certificate store takes (AT+CCERTDOWN); meter.brokerCa is DER.
+ */
+export function pemCertificate(der: Uint8Array): Uint8Array {
+  if (der.length === 0) throw new ProvisioningError('meter.brokerCa is empty');
+  let body = '';
+  for (let i = 0; i < der.length; i += 3) {
+    const n = (der[i] << 16) | ((der[i + 1] ?? 0) << 8) | (der[i + 2] ?? 0);
+    body += BASE64[(n >> 18) & 63] + BASE64[(n >> 12) & 63];
+    body += i + 1 < der.length ? BASE64[(n >> 6) & 63] : '=';
+    body += i + 2 < der.length ? BASE64[n & 63] : '=';
+  }
+  const lines: string[] = [];
+  for (let i = 0; i < body.length; i += 64) lines.push(body.slice(i, i + 64));
+  return utf8(`-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`);
 }
 
 const FACTORY_KEYS = Object.freeze([

@@ -38,8 +38,8 @@ export interface BoardPins {
   reader: { select: number; reset?: number; hz?: number; port?: number };
   /** Momentary buttons, active low with pull-ups. */
   buttons: { bay: number; up: number; down: number; ok: number; cancel: number };
-  /** One green (paid) and one red (expired) light per bay, and the rear overtime light. */
-  lights: { paid: readonly number[]; expired: readonly number[]; overtime: number };
+  /** One green (paid) and one red (expired) light per bay, and the rear overtime light (when fitted). */
+  lights: { paid: readonly number[]; expired: readonly number[]; overtime?: number };
   /** The secure element (ATECC608, I2C address) and the SAM (ISO 7816 UART), when fitted. */
   secure?: {
     element: { address: number };

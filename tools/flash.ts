@@ -2,7 +2,7 @@
 //
 //   npm run flash -- [--dry-run] [--port /dev/ttyUSB0] [--board esp32]
 //                    [--meter ID --broker [mqtts://]HOST:PORT [--broker-ca CA.pem] [--bays 1,2,3]
-//                     [--mqtt-user U --mqtt-password P] [--ssid S --wifi-password W]]
+//                     [--mqtt-user U --mqtt-password P] [--ssid S --wifi-password W | --apn APN]]
 //
 // The manifest check (also the whole of --dry-run) reads manifest.json for the board as mcconfig
 // does (tools/manifest.ts) and follows every import from its preload modules and creation.main
@@ -35,10 +35,11 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 
 export const USAGE = `usage: npm run flash -- [--dry-run] [--port /dev/ttyUSB0] [--board esp32] [--manifest ./manifest.json]
                        [--meter ID --broker [mqtts://]HOST:PORT [--broker-ca CA.pem] [--bays 1,2,3]
-                        [--mqtt-user U] [--mqtt-password P] [--ssid S] [--wifi-password W]]
+                        [--mqtt-user U] [--mqtt-password P] [--ssid S] [--wifi-password W] [--apn APN]]
   builds the ESP32 image with the Moddable SDK (mcconfig) and flashes it; with --meter, registers the
   meter with the platform and writes its identity, broker, network and keys to the board's nvs
-  partition. --dry-run checks manifest.json against the files and prints the commands, changing nothing.`;
+  partition. --apn provisions a cellular meter (LilyGO T-A7670E profile: the modem carries MQTT and
+  TLS) instead of a Wi-Fi one. --dry-run checks manifest.json against the files and prints the commands, changing nothing.`;
 
 export interface ManifestCheck {
   ok: boolean;
@@ -144,6 +145,8 @@ export interface FlashOptions {
     /** The CA certificate (PEM or DER) an mqtts broker is verified against. */
     brokerCaFile?: string;
     network?: { ssid: string; password?: string };
+    /** A cellular meter: the SIM's APN (network.link = cellular). */
+    cellular?: { apn: string };
   };
 }
 
@@ -161,6 +164,7 @@ const PROVISION_OPTIONS = Object.freeze([
   '--mqtt-password',
   '--ssid',
   '--wifi-password',
+  '--apn',
 ]);
 
 export function parseArguments(argv: readonly string[]): FlashOptions {
@@ -217,6 +221,9 @@ export function parseArguments(argv: readonly string[]): FlashOptions {
   if (given.has('--broker-ca')) options.provision.brokerCaFile = given.get('--broker-ca');
   if (given.has('--wifi-password') && !given.has('--ssid'))
     throw new FlashUsageError('--wifi-password needs --ssid');
+  if (given.has('--apn') && given.has('--ssid'))
+    throw new FlashUsageError('--apn (cellular) and --ssid (Wi-Fi) name two links: give one');
+  if (given.has('--apn')) options.provision.cellular = { apn: given.get('--apn')! };
   if (given.has('--ssid')) {
     options.provision.network = {
       ssid: given.get('--ssid')!,
@@ -345,7 +352,7 @@ export async function run(
     const check = await checkManifest(options.manifest, options.board);
     for (const error of check.errors) out.error(`error: ${error}`);
     if (options.provision) {
-      const { meterId, bays, network, brokerCaFile } = options.provision;
+      const { meterId, bays, network, cellular, brokerCaFile } = options.provision;
       // As factoryEntries writes it: the meter's own user name and derived password, unless named.
       const broker = {
         user: String(meterId),
@@ -367,6 +374,7 @@ export async function run(
         bays,
         broker,
         ...(network ? { network } : {}),
+        ...(cellular ? { cellular } : {}),
         keys,
         releaseKey: placeholder,
       });

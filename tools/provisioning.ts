@@ -12,6 +12,8 @@ export interface ProvisioningInput {
   /** `tls` writes meter.broker as mqtts://host:port; `ca` is the CA certificate (DER) for it. */
   broker: { host: string; port: number; tls?: boolean; ca?: Uint8Array; user?: string; password?: string };
   network?: { ssid: string; password?: string };
+  /** A cellular meter (network.link = cellular): the SIM's APN. Not with `network`. */
+  cellular?: { apn: string };
   rate?: { perHour: number; currency: number };
   /** Comma-separated mode key sequence, e.g. "cancel,cancel,cancel,up,down,ok". */
   modeKey?: string;
@@ -86,7 +88,15 @@ export function preferenceEntries(input: ProvisioningInput): PreferenceEntry[] {
   }
   if (input.modeKey)
     entries.push({ domain: METER_DOMAIN, key: 'modeKey', type: 'string', value: input.modeKey });
+  if (input.network && input.cellular)
+    throw new ProvisioningInputError('a meter is provisioned for Wi-Fi or for cellular, not both');
+  if (input.cellular) {
+    if (!input.cellular.apn) throw new ProvisioningInputError("a cellular meter needs its SIM's APN");
+    entries.push({ domain: NETWORK_DOMAIN, key: 'link', type: 'string', value: 'cellular' });
+    entries.push({ domain: NETWORK_DOMAIN, key: 'apn', type: 'string', value: input.cellular.apn });
+  }
   if (input.network) {
+    entries.push({ domain: NETWORK_DOMAIN, key: 'link', type: 'string', value: 'wifi' });
     entries.push({ domain: NETWORK_DOMAIN, key: 'ssid', type: 'string', value: input.network.ssid });
     if (input.network.password) {
       entries.push({

@@ -397,7 +397,9 @@ export class MonitorUnit {
           'radio',
           this.#radioStep === 1
             ? 'power-cycled'
-            : `fell back to ${(radio as FailoverLink).active ?? 'the other path'}`,
+            : radio instanceof FailoverLink && radio.active === radio.paths[0].name
+              ? `back on the ${radio.active} path`
+              : `fell back to ${(radio as FailoverLink).active ?? 'the other path'}`,
         );
       }
       this.#radioDownSince = undefined;
@@ -429,8 +431,15 @@ export class MonitorUnit {
       );
       return;
     }
-    if (this.#modules.get('radio')!.state !== 'failed')
+    if (this.#modules.get('radio')!.state !== 'failed') {
       this.#escalate('radio', 'radio', `link down for ${Math.round(down / 1000)} s; repairs did not help`);
+      this.#radioStep++;
+      return;
+    }
+    // Escalated, and no path works: keep walking the paths, each for radioDownMs, so that whichever
+    // comes back first carries the traffic (the preferred one takes it back on its own when it
+    // connects). Meanwhile the record sets wait in the upload store, for a handheld or a path.
+    if (radio instanceof FailoverLink && radio.failover()) this.#radioStep++;
   }
 
   /**

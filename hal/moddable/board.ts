@@ -34,62 +34,9 @@ import type { PowerParts, SensorParts } from '../sensors';
 import { TaskWatchdog } from './watchdog';
 import { A7670 } from '../../drivers/radio/a7670';
 import { ModemLink } from '../../drivers/radio/modemLink';
+import { type BoardBuses, type BoardModem, DEVKITC_BUSES, DEVKITC_PINS } from './profiles';
 
-/** Bus pins and the parts that are not in BoardPins (they never reach a processor unit). */
-export interface BoardBuses {
-  i2c: { data: number; clock: number; hz: number };
-  spi: { out: number; in: number; clock: number; hz: number };
-  buzzer: { pin: number };
-  /** PCF8574 backpack address (0x27; 0x3F for a PCF8574A) and the LCD's geometry. */
-  lcd: { address: number; columns: number; rows: number };
-}
-
-/**
- * Default pin map of an ESP32-DevKitC (ESP32-WROOM-32), two bays. Free of the flash pins
- * (GPIO 6-11), UART0 (1, 3) and the input-only 34-39 (no pull-ups); strapping pins carry only
- * outputs whose loads keep them at their boot level (GPIO 2 and 15 drive LEDs to ground; GPIO 5
- * is the reader's chip select, idle high as its strap wants).
- */
-export const DEVKITC_PINS: BoardPins = Object.freeze({
-  reader: Object.freeze({ select: 5, reset: 4, hz: 4_000_000 }), // MFRC522 on VSPI
-  buttons: Object.freeze({ bay: 32, up: 33, down: 25, ok: 26, cancel: 27 }),
-  lights: Object.freeze({ paid: Object.freeze([16, 17]), expired: Object.freeze([14, 2]), overtime: 15 }),
-});
-
-export const DEVKITC_BUSES: BoardBuses = Object.freeze({
-  i2c: Object.freeze({ data: 21, clock: 22, hz: 100_000 }), // LCD backpack
-  spi: Object.freeze({ out: 23, in: 19, clock: 18, hz: 4_000_000 }), // VSPI: MOSI, MISO, SCK
-  buzzer: Object.freeze({ pin: 13 }),
-  lcd: Object.freeze({ address: 0x27, columns: 20, rows: 4 }),
-});
-
-/** How a board wires the A7670E: its UART and the control lines (absent ones left out). */
-export interface BoardModem {
-  uart: { port: number; transmit: number; receive: number; baud?: number };
-  pwrkey: number;
-  /** PWRKEY through a transistor: the MCU writes 1 to press. */
-  pwrkeyInverted?: boolean;
-  status?: number;
-  dtr?: number;
-  ri?: number;
-  /** The module's supply switch (1 = on). */
-  supply?: number;
-}
-
-/**
- * LilyGO T-A7670E (ESP32-WROVER + A7670E), as the vendor's examples/ATdebug/utilities.h lists it:
- * ESP32 TX 26 → module RX, RX 27, PWRKEY 4 through a transistor, DTR 25, RI 33, supply switch 12;
- * no STATUS line. Its pins overlap the DevKitC map's buttons and lights: a modem board brings its
- * own BoardPins.
- */
-export const T_A7670_MODEM: BoardModem = Object.freeze({
-  uart: Object.freeze({ port: 1, transmit: 26, receive: 27, baud: 115_200 }),
-  pwrkey: 4,
-  pwrkeyInverted: true,
-  dtr: 25,
-  ri: 33,
-  supply: 12,
-});
+export { DEVKITC_BUSES, DEVKITC_PINS, T_A7670_MODEM, type BoardBuses, type BoardModem } from './profiles';
 
 export interface BoardConfig {
   mqtt: ModdableMqttOptions;
@@ -99,6 +46,8 @@ export interface BoardConfig {
     apn: string;
     /** The platform CA (PEM) the broker's certificate chains to; absent: plain MQTT. */
     ca?: Uint8Array;
+    /** Told of each failed bring-up (no SIM, no coverage, a TLS refusal), for the console. */
+    onError?: (error: Error) => void;
   };
   pins?: BoardPins;
   buses?: BoardBuses;
@@ -316,6 +265,7 @@ function createModemLink(
     },
     clientId: mqtt.id,
     apn: modem.apn,
+    onError: modem.onError,
     ...(modem.ca ? { tls: { caName: 'parklink-ca.pem', ca: modem.ca } } : {}),
   });
 }

@@ -134,6 +134,43 @@ describe('monitoring engine (413)', () => {
     assert.equal(events.find((e) => e.event === 'module-repaired')?.detail, 'radio/radio: fell back to wifi');
   });
 
+  it('neither path: escalated, then it keeps walking the paths; the fallback that comes back first carries the traffic', () => {
+    const clock = new VirtualClock();
+    const broker = new VirtualBroker(clock);
+    const cellular = broker.link();
+    const relay = broker.link();
+    const radio = new FailoverLink([
+      { name: 'cellular', link: cellular },
+      { name: 'relay', link: relay },
+    ]);
+    radio.open({ onConnect() {}, onDisconnect() {}, onMessage() {} });
+    const { monitor, events, ops } = standalone({ radio, clock });
+    monitor.start();
+    clock.advance(MINUTE);
+    cellular.setSignal(false);
+    relay.setSignal(false);
+    clock.advance(21 * MINUTE);
+    assert.equal(radio.active, 'relay', 'the ladder fell back');
+    clock.advance(10 * MINUTE);
+    assert.equal(monitor.states.radio, 'failed', 'escalated after the fallback did not help');
+    assert.ok(
+      events.some((e) => e.event === 'escalation' && /^radio\/radio: link down/.test(e.detail ?? '')),
+    );
+    clock.advance(10 * MINUTE);
+    assert.equal(radio.active, 'cellular', 'walked on to the next path');
+    relay.setSignal(true); // the neighbour is back before the cell
+    clock.advance(11 * MINUTE);
+    assert.equal(radio.active, 'relay');
+    assert.equal(radio.connected, true);
+    clock.advance(MINUTE);
+    assert.equal(monitor.states.radio, 'ok');
+    assert.ok(ops().includes('repair: radio/radio: fell back to relay'), ops().join('\n'));
+    cellular.setSignal(true); // and the preferred path takes the traffic back once it connects
+    clock.advance(MINUTE);
+    assert.equal(radio.active, 'cellular');
+    assert.ok(ops().includes('repair: radio/radio: back on the cellular path'), ops().join('\n'));
+  });
+
   it('a whole meter with a Zigbee relay: uploads go on over the relay while cellular is down and come back when it recovers, every record once', () => {
     const rig = new Rig({ relay: true, start: false });
     const platform = new VirtualPlatform(rig.broker, nobleCrypto);
