@@ -109,6 +109,8 @@ export class BlacklistService {
   readonly #pushing = new Set<Promise<unknown>>();
   /** Meters a contact is catching up now: a second uplink meanwhile does not push again. */
   readonly #contacting = new Set<number>();
+  /** When a contact last made this instance look at a meter (Date.now()). */
+  readonly #contactChecked = new Map<number, number>();
 
   constructor(deps: BlacklistDeps) {
     this.#deps = deps;
@@ -461,6 +463,10 @@ export class BlacklistService {
   /** A meter was heard from (any accepted uplink but 0x0A): caught up when it is behind. */
   async onContact(meterId: number): Promise<void> {
     if (this.#acked.get(meterId) === this.#current || this.#contacting.has(meterId)) return;
+    // At most one look per meter and resendAfterMs: ingest's hot path stays off the database.
+    const now = Date.now();
+    if (now - (this.#contactChecked.get(meterId) ?? -Infinity) < (this.#deps.resendAfterMs ?? 60_000)) return;
+    this.#contactChecked.set(meterId, now);
     this.#contacting.add(meterId);
     try {
       await this.catchUp(meterId);
