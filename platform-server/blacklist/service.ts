@@ -367,6 +367,8 @@ export class BlacklistService {
     this.#current = Math.max(this.#current, current);
     const acked = row.acked_version === null ? undefined : Number(row.acked_version);
     if (acked === current && !options.full) return 'current';
+    // An empty list at version 0 is what a new meter holds: a contact needs nothing sent yet.
+    if (acked === undefined && current === 0 && !options.force && !options.full) return 'current';
     if (!options.force && row.pushed_recently && Number(row.pushed_version) === current) return 'recent';
     const delta = options.full || acked === undefined ? undefined : await this.#delta(acked);
     const pushes = delta ? [delta] : await this.#full();
