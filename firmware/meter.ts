@@ -168,6 +168,7 @@ export class Meter {
     this.blacklist = new BlacklistUnit(
       partitions.blacklist,
       this.security.cardTokensReady ? (n) => this.security.cardRef(n) : undefined,
+      { bus, send: (type, body) => this.comms.send(type, body) }, // fleet list 0x8A, answered 0x0A
     );
     this.readerFiles = new ReaderFilesStore(partitions.reader);
     const display = new GuardedDisplay(hardware.display, {

@@ -24,6 +24,7 @@ import { type Operators, startOperators } from './operators';
 import { gatewayCheck, type Phone, phoneConfigFromEnv, startPhone } from './phone';
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
+import { type BlacklistService, startBlacklist } from './blacklist';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -39,6 +40,8 @@ export interface Platform {
   readonly status: StatusService;
   /** Tariffs: stored, pushed as 0x85, the one each meter applied (prices renewals too). */
   readonly tariffs: TariffService;
+  /** The fleet blacklist: pushed as 0x8A, acknowledged by 0x0A, fed by cloned-card reports. */
+  readonly blacklist: BlacklistService;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
@@ -145,6 +148,15 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await startStorage(app, { db, meters, records: meters, keystore, ingest, guard: operators });
     await startHandheld(app, { ingest, guard: operators });
     const tariffs = await startTariffs(app, { db, meters, keystore, ingest, sendDownlink, guard: operators });
+    const blacklist = await startBlacklist(app, {
+      db,
+      keystore,
+      cardTokens,
+      ingest,
+      sendDownlink,
+      guard: operators,
+      logger,
+    });
     const phone = await startPhone({
       db,
       meters,
@@ -170,6 +182,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       phone,
       status,
       tariffs,
+      blacklist,
       operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
