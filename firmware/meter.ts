@@ -25,7 +25,7 @@ import { uplinkTopic } from '../protocol/topics';
 import { GuardUnit } from './units/guard';
 import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
 import type { MqttLink } from '../hal/mqtt';
-import { PowerUnit } from './units/power';
+import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
@@ -56,6 +56,12 @@ export interface MeterConfig {
    * fitted; false leaves the modem awake.
    */
   radioDuty?: false | { idleMs?: number; wakeEveryMs?: number };
+  /**
+   * A Zigbee slave's XBee duty cycle (power unit's RelaySleepDuty), where SLEEP_RQ is wired: asleep
+   * between uploads, awake for them and every pollEveryMs to collect what its parent holds. On by
+   * default; false leaves the module awake.
+   */
+  relaySleep?: false | { idleMs?: number; pollEveryMs?: number; pollAwakeMs?: number };
 }
 
 export interface BootSummary {
@@ -91,6 +97,8 @@ export class Meter {
   /** Security & environment (48) and hybrid power (416), on boards with their parts. */
   readonly guard: GuardUnit | undefined;
   readonly power: PowerUnit | undefined;
+  /** The Zigbee slave's XBee duty cycle, on a slave whose module's SLEEP_RQ is wired. */
+  readonly relaySleep: RelaySleepDuty | undefined;
   /** Call-in (dial-up) through the modem, when the board has one and numbers are provisioned. */
   readonly callIn: CallInUnit | undefined;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
@@ -305,6 +313,11 @@ export class Meter {
         preferences,
         radio: duty && { link: radio, pending: () => this.comms.pending + this.status.pending, ...duty },
       });
+    const sleepyRelay = relay.slave && hardware.zigbee?.sleepRequest ? relay.slave : undefined;
+    this.relaySleep =
+      sleepyRelay && config.relaySleep !== false
+        ? new RelaySleepDuty({ link: sleepyRelay, bus, timers, clock, ...(config.relaySleep ?? {}) })
+        : undefined;
     this.guard =
       sensors &&
       new GuardUnit({
@@ -428,6 +441,7 @@ export class Meter {
     // What failed while the meter was built: recorded, reported and repaired like any fault.
     for (const fault of this.#bootFaults.splice(0)) this.bus.emit('fault', fault);
     this.power?.start();
+    this.relaySleep?.start();
     this.guard?.start();
   }
 
@@ -438,6 +452,7 @@ export class Meter {
     this.status.stop();
     this.guard?.stop();
     this.power?.stop();
+    this.relaySleep?.stop();
     this.callIn?.stop();
     this.comms.stop();
     this.handheld?.close();
