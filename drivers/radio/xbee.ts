@@ -403,7 +403,12 @@ export class XBee {
           reject(new XBeeError('asleep', 'put back to sleep before it woke'));
         } else if (waited >= this.#wakeTimeoutMs) {
           this.#waking = undefined;
-          reject(new XBeeError('timeout', `ON/SLEEP still low ${this.#wakeTimeoutMs} ms after SLEEP_RQ was released`));
+          reject(
+            new XBeeError(
+              'timeout',
+              `ON/SLEEP still low ${this.#wakeTimeoutMs} ms after SLEEP_RQ was released`,
+            ),
+          );
         } else {
           waited += WAKE_POLL_MS;
           this.#timers.setTimeout(check, WAKE_POLL_MS);
@@ -527,10 +532,7 @@ export class XBee {
       const timer = this.#timers.setTimeout(() => {
         this.#pending.delete(id);
         reject(
-          new XBeeError(
-            'timeout',
-            `no answer to frame type 0x${data[0].toString(16)} in ${timeoutMs} ms`,
-          ),
+          new XBeeError('timeout', `no answer to frame type 0x${data[0].toString(16)} in ${timeoutMs} ms`),
         );
       }, timeoutMs);
       this.#pending.set(id, { type, timer, resolve, reject });

@@ -134,6 +134,9 @@ export interface SleepyLink {
   wake(): void;
 }
 
+/** RelaySleepDuty's defaults (the battery bench models them). */
+export const RELAY_SLEEP_DEFAULTS = Object.freeze({ idleMs: 3_000, pollEveryMs: 20_000, pollAwakeMs: 500 });
+
 export interface RelaySleepOptions {
   link: SleepyLink;
   bus: EventBus<MeterEvents>;
@@ -165,18 +168,19 @@ export class RelaySleepDuty {
   #since = 0;
   #awakeMs = 0;
   #asleepMs = 0;
+  /** Asleep since this duty put it to sleep (a publish may wake the link before the duty hears of it). */
+  #sleeping = false;
   sleeps = 0;
   wakes = 0;
 
   constructor(options: RelaySleepOptions) {
-    this.#o = { idleMs: 3_000, pollEveryMs: 20_000, pollAwakeMs: 500, ...options };
+    this.#o = { ...RELAY_SLEEP_DEFAULTS, ...options };
   }
 
-  /** Share of the time since start() the module was awake (0..1). */
-  get awakeFraction(): number {
+  /** Time awake and asleep since start(), ms; a link never opened counts as awake. */
+  get times(): { awakeMs: number; asleepMs: number } {
     this.#account();
-    const total = this.#awakeMs + this.#asleepMs;
-    return total === 0 ? 1 : this.#awakeMs / total;
+    return { awakeMs: this.#awakeMs, asleepMs: this.#asleepMs };
   }
 
   start(): void {
@@ -205,11 +209,12 @@ export class RelaySleepDuty {
 
   /** Wakes the module (when asleep) and keeps it awake at least `ms`. */
   wake(ms: number): void {
-    if (this.#o.link.asleep) {
+    if (this.#sleeping) {
       this.#account();
-      this.#o.link.wake();
+      this.#sleeping = false;
       this.wakes++;
     }
+    if (this.#o.link.asleep) this.#o.link.wake();
     this.#arm(ms);
   }
 
@@ -225,16 +230,19 @@ export class RelaySleepDuty {
         return;
       }
       this.#account();
-      if (link.sleep()) this.sleeps++;
+      if (link.sleep()) {
+        this.sleeps++;
+        this.#sleeping = true;
+      }
     }, ms);
   }
 
-  /** Adds the time since the last change to awake or asleep, as the link was. */
+  /** Adds the time since the last change to awake or asleep. */
   #account(): void {
     const now = this.#o.clock.monotonic();
     const spent = now - this.#since;
     this.#since = now;
-    if (this.#o.link.asleep) this.#asleepMs += spent;
+    if (this.#sleeping) this.#asleepMs += spent;
     else this.#awakeMs += spent;
   }
 }

@@ -285,16 +285,16 @@ export class RelayLink implements MqttLink, SleepyLink {
         return radio.configure();
       })
       .then(
-      (info) => {
-        this.#configuring = false;
-        if (info.association !== 0) return; // not joined yet: the JOINED status or the next tick tries again
-        this.#maxPayload = info.maxPayload;
-        this.#tick();
-      },
-      () => {
-        this.#configuring = false;
-      },
-    );
+        (info) => {
+          this.#configuring = false;
+          if (info.association !== 0) return; // not joined yet: the JOINED status or the next tick tries again
+          this.#maxPayload = info.maxPayload;
+          this.#tick();
+        },
+        () => {
+          this.#configuring = false;
+        },
+      );
   }
 
   #receive(source: Uint8Array, payload: Uint8Array): void {
@@ -472,14 +472,14 @@ export class RelayMaster {
       .configureParent(this.#o.childSleepPeriodMs ?? CHILD_SLEEP_PERIOD_MS)
       .then(() => radio.configure())
       .then(
-      (info) => {
-        this.#configuring = false;
-        this.#maxPayload = info.maxPayload;
-      },
-      () => {
-        this.#configuring = false;
-      },
-    );
+        (info) => {
+          this.#configuring = false;
+          this.#maxPayload = info.maxPayload;
+        },
+        () => {
+          this.#configuring = false;
+        },
+      );
   }
 
   #send(dest: Uint8Array, payloads: Uint8Array[], done?: (ok: boolean) => void): void {
@@ -660,6 +660,8 @@ export type RelayRole =
   | {
       role: 'master' /** Slaves the platform assigned to this master; all when absent. */;
       slaves?: readonly number[];
+      /** SP as a parent, ms (default CHILD_SLEEP_PERIOD_MS): it holds a sleeping slave's packets 1.2 × SP. */
+      childSleepPeriodMs?: number;
     };
 
 /**
@@ -696,7 +698,7 @@ export function zigbeeRelay(
     serial,
     reset,
     timers,
-    transmitTimeoutMs: extendedTransmitTimeoutMs(CHILD_SLEEP_PERIOD_MS),
+    transmitTimeoutMs: extendedTransmitTimeoutMs(role.childSleepPeriodMs ?? CHILD_SLEEP_PERIOD_MS),
   });
   const shared = new SharedLink(hardware.mqtt);
   const relayMaster = new RelayMaster({
@@ -705,6 +707,7 @@ export function zigbeeRelay(
     timers,
     clock,
     slaves: role.slaves,
+    childSleepPeriodMs: role.childSleepPeriodMs,
     session: session(hardware),
   });
   return { primary: shared.client(), master: relayMaster };

@@ -110,7 +110,13 @@ export interface VirtualBoardOptions {
  * that a relay master fits the modem (UART 1) and the SAM (UART 2) beside it, as a production build
  * without a serial console can.
  */
-export const VIRTUAL_ZIGBEE = Object.freeze({ port: 0, baud: 115_200, reset: 22, sleepRequest: 23, onSleep: 24 });
+export const VIRTUAL_ZIGBEE = Object.freeze({
+  port: 0,
+  baud: 115_200,
+  reset: 22,
+  sleepRequest: 23,
+  onSleep: 24,
+});
 
 /**
  * The reader's SPI line as the board wires it: a hung MFRC522 (latched up by a surge) answers

@@ -187,7 +187,12 @@ export class ZigbeeMesh {
    * polls or the buffering time runs out; three attempts in all. `report` gets the sender's
    * Transmit Status (0 delivered, 0x21 no acknowledgement, 0x25 no route).
    */
-  sendToEndDevice(from: string, to: string, data: Uint8Array, report: (status: number, retries: number) => void): void {
+  sendToEndDevice(
+    from: string,
+    to: string,
+    data: Uint8Array,
+    report: (status: number, retries: number) => void,
+  ): void {
     this.stats.sent++;
     this.#attempt({ from, to, data: data.slice(), attempt: 0, timer: undefined as never, report });
   }

@@ -297,7 +297,14 @@ describe('relay link (slave) and relay master over XBee twins', () => {
 });
 
 /** Two whole meters and a virtual platform: the slave's cellular link has no signal. */
-function meterRig(options: { loss?: number; ackLoss?: number } = {}) {
+function meterRig(
+  options: {
+    loss?: number;
+    ackLoss?: number;
+    relaySleep?: Parameters<typeof bootRelayMeter>[0]['relaySleep'];
+    childSleepPeriodMs?: number;
+  } = {},
+) {
   const clock = new VirtualClock('2026-06-01T09:00:00Z');
   const mesh = new ZigbeeMesh({
     timers: clock,
@@ -321,6 +328,7 @@ function meterRig(options: { loss?: number; ackLoss?: number } = {}) {
     x: 0,
     role: 'master',
     keys: keysOf(MASTER),
+    childSleepPeriodMs: options.childSleepPeriodMs,
   });
   const slave = bootRelayMeter({
     meterId: SLAVE,
@@ -331,6 +339,7 @@ function meterRig(options: { loss?: number; ackLoss?: number } = {}) {
     x: 45,
     role: 'slave',
     keys: keysOf(SLAVE),
+    relaySleep: options.relaySleep ?? false,
   });
   const caughtUp = () => slave.meter.ledger.acknowledgedSeq === slave.meter.log.lastSeq;
   /** The slave's records at the platform: each once, in order, byte for byte. */
@@ -383,8 +392,8 @@ describe('whole meters: a slave on its master’s Zigbee relay', function () {
     assert.ok(rig.platform.records(MASTER).length > 0);
   });
 
-  it('through a lossy mesh (30 % per hop, lost acknowledgements) and a master reboot mid-relay: exactly once', async () => {
-    const rig = meterRig({ loss: 0.3, ackLoss: 0.05 });
+  it('through a lossy mesh (30 % per hop, lost acknowledgements) and a master reboot mid-relay, the slave’s XBee asleep between uploads: exactly once', async () => {
+    const rig = meterRig({ loss: 0.3, ackLoss: 0.05, relaySleep: {} });
     await pass(rig.clock, 21 * MINUTE, 1_000);
     for (let i = 0; i < 4; i++) {
       tap(rig.slave.board, rig.clock, (i % 2) as 0 | 1);
@@ -412,6 +421,7 @@ describe('whole meters: a slave on its master’s Zigbee relay', function () {
     assert.ok(ok, 'every record acknowledged after the losses and the reboot');
     rig.assertStoredOnce();
     assert.ok(rig.mesh.stats.failed + rig.mesh.stats.ackLost > 0, 'the mesh did lose packets');
+    assert.ok(rig.slave.board.xbee!.counters.sleeps > 0, 'the slave’s module slept between uploads');
     assert.equal(again.meter.relayMaster!.heldBytes, 0);
   });
 
@@ -455,6 +465,85 @@ describe('whole meters: a slave on its master’s Zigbee relay', function () {
     rig.masterCellular.setSignal(true);
     assert.ok(await passUntil(rig.clock, rig.caughtUp, 15 * MINUTE));
     rig.assertStoredOnce();
+  });
+});
+
+describe('whole meters: a slave whose XBee sleeps (pin sleep, the power unit’s RelaySleepDuty)', function () {
+  this.timeout(120_000);
+
+  /** Holds the master's publishes of the slave's frames back `ms` while `when()` says so. */
+  function slowUplinks(rig: ReturnType<typeof meterRig>, ms: number, when: () => boolean): () => number {
+    const publish = rig.masterCellular.publish.bind(rig.masterCellular);
+    let held = 0;
+    rig.masterCellular.publish = (topic, payload) => {
+      if (topic === uplinkTopic(SLAVE) && when()) {
+        held++;
+        rig.clock.setTimeout(() => publish(topic, payload), ms);
+        return true;
+      }
+      return publish(topic, payload);
+    };
+    return () => held;
+  }
+
+  it('an ack that comes while the slave sleeps waits at the master and is collected at its next poll: every record once, asleep most of the time', async () => {
+    const rig = meterRig({ relaySleep: { idleMs: 500, pollEveryMs: 10_000, pollAwakeMs: 300 } });
+    await pass(rig.clock, 21 * MINUTE, 1_000);
+    assert.equal((rig.slave.meter.radio as FailoverLink).active, 'zigbee-relay');
+    const xbee = rig.slave.board.xbee!;
+    assert.equal(xbee.endDevice, true, 'the slave’s module is an end device');
+    assert.equal(rig.master.board.xbee!.endDevice, false, 'the master’s is a router: it never sleeps');
+    const delayed = slowUplinks(rig, 2_000, () => true); // the platform answers after the slave slept
+    const heldBefore = rig.mesh.stats.held;
+    const duty = rig.slave.meter.relaySleep!;
+    const before = duty.times;
+    for (let i = 0; i < 3; i++) {
+      tap(rig.slave.board, rig.clock, (i % 2) as 0 | 1);
+      await pass(rig.clock, 30_000, 50);
+    }
+    assert.ok(await passUntil(rig.clock, rig.caughtUp, 5 * MINUTE), 'every record acknowledged');
+    rig.assertStoredOnce();
+    assert.ok(delayed() > 0);
+    assert.ok(rig.mesh.stats.held > heldBefore, 'the master held downlinks for its sleeping slave');
+    assert.equal(rig.mesh.stats.heldLost, 0, 'none was held past its time');
+    assert.ok(xbee.counters.sleeps > 3 && xbee.counters.wakes > 3);
+    assert.equal(xbee.counters.uartWhileAsleep, 0, 'the driver never wrote to a sleeping module');
+    const after = duty.times;
+    const awake = after.awakeMs - before.awakeMs;
+    const fraction = awake / (awake + after.asleepMs - before.asleepMs);
+    console.log(
+      `      slave XBee awake ${(100 * fraction).toFixed(1)} % of the time (3 sales, polls every 10 s)`,
+    );
+    assert.ok(fraction < 0.5, `awake ${(100 * fraction).toFixed(1)} % of the time`);
+    assert.equal(rig.master.board.xbee!.counters.sleeps, 0);
+  });
+
+  it('an ack held past the master’s buffering time is lost; the slave sends the set again and the platform stores it once', async () => {
+    // The master holds a packet 1.2 s per attempt; the slave polls every 40 s: a held ack is lost.
+    const rig = meterRig({
+      relaySleep: { idleMs: 500, pollEveryMs: 40_000, pollAwakeMs: 300 },
+      childSleepPeriodMs: 1_000,
+    });
+    await pass(rig.clock, 21 * MINUTE, 1_000);
+    assert.ok(await passUntil(rig.clock, rig.caughtUp, 5 * MINUTE));
+    let first = true;
+    slowUplinks(rig, 2_000, () => {
+      const now = first;
+      first = false;
+      return now;
+    });
+    const lostBefore = rig.mesh.stats.heldLost;
+    const sentBefore = rig.slave.meter.relaySleep!.wakes;
+    const upBefore = rig.master.meter.relayMaster!.stats.up;
+    tap(rig.slave.board, rig.clock, 0);
+    assert.ok(await passUntil(rig.clock, rig.caughtUp, 10 * MINUTE), 'acknowledged after the resend');
+    assert.ok(rig.mesh.stats.heldLost > lostBefore, 'the first ack was held too long and lost');
+    assert.ok(rig.slave.meter.relaySleep!.wakes > sentBefore);
+    rig.assertStoredOnce();
+    assert.ok(
+      rig.master.meter.relayMaster!.stats.up - upBefore >= 2,
+      'the set went up again after its ack was lost, and was not stored twice',
+    );
   });
 });
 

@@ -3,7 +3,12 @@
 // `npm run bench battery [-- --taps=50 --uploads=4 --air=24 --bays=4 --radio=cellular --wakes=74]`.
 // --radio=cellular puts the A7670E modem and its duty cycle (RadioDuty) in place of Wi-Fi.
 import { XBEE3_CURRENTS } from '../../drivers/radio/xbee';
-import { CURRENT_FIGURES, type DailyUse, projectBatteryLife } from '../../firmware/units/power';
+import {
+  CURRENT_FIGURES,
+  type DailyUse,
+  projectBatteryLife,
+  RELAY_SLEEP_DEFAULTS,
+} from '../../firmware/units/power';
 
 export const description = 'projected battery life for a daily use (sleep budget from datasheet currents)';
 
@@ -104,11 +109,31 @@ function zigbeeRelay(use: DailyUse, meterPerDay: number): void {
   const tx = (uploads: number) =>
     uploads * fragments * airSeconds(84) + helloPerDay * airSeconds(8) + uploads * 4 * airSeconds(84);
   const slaveTx = tx(use.uploads);
+  // The sleeping slave (RelaySleepDuty's defaults): awake for each record (until idle after its
+  // upload) and for each poll of its parent; no HELLOs while asleep, one per wake.
+  const d = RELAY_SLEEP_DEFAULTS;
+  const polls = day / (d.pollEveryMs / 1000);
+  const recordWakes = use.taps + use.uploads;
+  const sleepyTx =
+    use.uploads * fragments * airSeconds(84) +
+    (polls + recordWakes) * airSeconds(8) +
+    use.uploads * 4 * airSeconds(84);
+  const sleepyAwake = Math.min(
+    day,
+    polls * (d.pollAwakeMs / 1000) + recordWakes * (d.idleMs / 1000) + sleepyTx,
+  );
+  const awakeFraction = sleepyAwake / day;
   const rows: [string, number][] = [
     ['module off (power-down), relay unused', mah(x.sleep.milliamps, day)],
     [
       `slave, relay in use all day (${use.uploads} full sets, HELLO every 5 s)`,
       mah(x.receive.milliamps, day - slaveTx) + mah(x.transmit.milliamps, slaveTx),
+    ],
+    [
+      `slave asleep between uploads (pin sleep), awake ${(100 * awakeFraction).toFixed(1)} % of the day`,
+      mah(x.receive.milliamps, sleepyAwake - sleepyTx) +
+        mah(x.transmit.milliamps, sleepyTx) +
+        mah(x.sleep.milliamps, day - sleepyAwake),
     ],
     [
       `master, relaying for 4 slaves (${4 * use.uploads} full sets a day)`,
@@ -123,5 +148,9 @@ function zigbeeRelay(use: DailyUse, meterPerDay: number): void {
       `  ${what.padEnd(62)} ${extra.toFixed(2).padStart(8)} mAh  → ${((PACKS[0].mah * 0.8) / (meterPerDay + extra)).toFixed(0).padStart(5)} days on the disposable pack`,
     );
   console.log('  (receive dominates: a relaying module that stays on costs about 400 mAh a day)');
+  console.log(
+    `  sleeping slave: RelaySleepDuty polls its parent every ${d.pollEveryMs / 1000} s (${d.pollAwakeMs} ms awake), ` +
+      `${recordWakes} record wakes of ${d.idleMs / 1000} s; the master, a router, never sleeps`,
+  );
   for (const f of Object.values(x)) console.log(`  XBee 3: ${f.milliamps} mA — ${f.source}`);
 }
