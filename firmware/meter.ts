@@ -251,6 +251,8 @@ export class Meter {
       clock,
       timers,
       bus,
+      handheldPresent: () =>
+        this.handheld?.connectedOn !== undefined && this.securityManagement.handheldStaff !== undefined,
     });
     bus.on('record-appended', () => this.comms.flush());
     // The handheld link (BLE, and the Wi-Fi port where the board has one): off until the mode key.
@@ -266,6 +268,9 @@ export class Meter {
             uploadSet: (first) => this.comms.uploadSet(first),
             sealSet: (set) => this.comms.sealSet(set),
             receiveDownlink: (frame) => this.comms.receiveDownlink(frame),
+            keptUplink: (after) => this.comms.keptAfter(after),
+            releaseKept: (upTo) => this.comms.release(upTo),
+            collectPending: () => this.status.flush(),
             applyRelease: (token) => {
               this.records.applyRelease(token);
             },
@@ -285,7 +290,9 @@ export class Meter {
       random: hardware.random,
       buzzer: hardware.buzzer,
       send: (type, body) => this.comms.send(type, body),
-      publishSealed: (frame) => radio.connected && radio.publish(uplinkTopic(config.meterId), frame),
+      publishSealed: (frame) =>
+        (radio.connected && radio.publish(uplinkTopic(config.meterId), frame)) ||
+        this.comms.keepSealed(frame),
       ble: this.handheld?.channel,
     });
     this.registration = new RegistrationUnit({
@@ -311,7 +318,11 @@ export class Meter {
         clock,
         timers,
         preferences,
-        radio: duty && { link: radio, pending: () => this.comms.pending + this.status.pending, ...duty },
+        radio: duty && {
+          link: radio,
+          pending: () => this.comms.pending + this.comms.kept + this.status.pending,
+          ...duty,
+        },
       });
     const sleepyRelay = relay.slave && hardware.zigbee?.sleepRequest ? relay.slave : undefined;
     this.relaySleep =

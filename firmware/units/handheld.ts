@@ -12,13 +12,17 @@
 // advertise for `advertiseMs`; a handheld connected then keeps its connection until it leaves.
 // Authentication is security management's (maintenance token, challenge, proof); this unit hands it
 // the hello and proof messages and asks it whether the handheld is proven.
+//
+// The meter's other uplinks (status events, security events and key-rotation acks, tariff acks)
+// travel too: while a proven handheld is connected and the radio is down, the comms unit seals them
+// into its outbox, and the handheld collects them ('uplink') and says when it holds them ('held').
 import type { BleHandlers, BlePeripheral } from '../../hal/ble';
 import type { TimerHandle, Timers } from '../../hal/clock';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
 import { ATT_OVERHEAD, ChunkAssembler, chunkMessage, HandheldChunkError } from '../../protocol/handheld';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
-import type { DownlinkOutcome, UploadSetView } from './comms';
+import type { DownlinkOutcome, KeptUplink, UploadSetView } from './comms';
 import type { HandheldChannel } from './security';
 
 const DEFAULT_MTU = 23; // ATT default (Bluetooth Core Vol 3 Part F §3.2.8)
@@ -49,6 +53,12 @@ export interface HandheldLinkOptions {
   sealSet(set: UploadSetView): Uint8Array;
   /** Handles a sealed downlink as if the radio brought it (CommsUnit.receiveDownlink). */
   receiveDownlink(frame: Uint8Array): DownlinkOutcome;
+  /** The first sealed uplink kept for a handheld after id `after` (CommsUnit.keptAfter). */
+  keptUplink(after: number): KeptUplink | undefined;
+  /** The handheld holds the kept uplinks up to `upTo`: they leave the meter; returns how many remain. */
+  releaseKept(upTo: number): number;
+  /** Moves what units keep for the link (StatusChannel's events) into the outbox, now that a handheld takes them. */
+  collectPending(): void;
   /** Applies a release token (MainRecord.applyRelease); throws when it is refused. */
   applyRelease(token: Uint8Array): void;
   /** The highest record the platform acknowledged (UploadLedger.acknowledgedSeq). */
@@ -257,6 +267,8 @@ export class HandheldLink {
       case 'next':
       case 'down':
       case 'release':
+      case 'uplink':
+      case 'held':
         break;
       default:
         this.#reply({ t: 'refused', why: 'unexpected' });
@@ -269,7 +281,29 @@ export class HandheldLink {
     this.#o.keepAlive();
     if (message.t === 'next') this.#next(message.after);
     else if (message.t === 'down') this.#down(message.frame);
+    else if (message.t === 'uplink') this.#uplink(message.after);
+    else if (message.t === 'held') this.#held(message.upTo);
     else this.#release(message.token);
+  }
+
+  /** The next sealed uplink outside the record chain after id `after`, as the radio would have sent it. */
+  #uplink(after: unknown): void {
+    if (after !== undefined && !(typeof after === 'number' && Number.isInteger(after) && after >= 0)) {
+      this.#reply({ t: 'refused', why: 'bad after' });
+      return;
+    }
+    this.#o.collectPending();
+    const kept = this.#o.keptUplink(after ?? 0);
+    this.#reply(kept ? { t: 'uplink', id: kept.id, type: kept.type, frame: kept.frame } : { t: 'no-uplink' });
+  }
+
+  /** The handheld holds every kept uplink up to `upTo`: the meter lets them go. */
+  #held(upTo: unknown): void {
+    if (!(typeof upTo === 'number' && Number.isInteger(upTo) && upTo >= 0)) {
+      this.#reply({ t: 'refused', why: 'bad upTo' });
+      return;
+    }
+    this.#reply({ t: 'held', kept: this.#o.releaseKept(upTo) });
   }
 
   /** The next set after `after` (the last record the handheld holds), sealed afresh. */
