@@ -62,6 +62,11 @@ export interface MeterConfig {
    * default; false leaves the module awake.
    */
   relaySleep?: false | { idleMs?: number; pollEveryMs?: number; pollAwakeMs?: number };
+  /**
+   * The non-connectable service beacon while the handheld link is off (docs/handheld.md): on by
+   * default, every 2 s; false switches it off.
+   */
+  serviceBeacon?: false | { intervalMs?: number; refreshMs?: number; companyId?: number };
 }
 
 export interface BootSummary {
@@ -278,6 +283,8 @@ export class Meter {
             authorised: () => this.securityManagement.handheldStaff !== undefined,
             keepAlive: () => this.securityManagement.keepHandheld(),
             serviceInfo: () => this.serviceInfo(),
+            nowSeconds: () => Math.floor(clock.now() / 1000),
+            beacon: config.serviceBeacon,
           })
         : undefined;
     this.securityManagement = new SecurityManagement({

@@ -265,7 +265,7 @@ export class VirtualBoard {
     if (options.fallbackMqtt) this.hardware.fallbackLink = options.fallbackMqtt;
     if (options.wifiPort) {
       // A TCP port has no ATT MTU: its chunks are as large as the meter's side allows.
-      this.wifi = new VirtualBleLink({ maxMtu: 1024 });
+      this.wifi = new VirtualBleLink({ maxMtu: 1024, broadcast: false });
       this.hardware.wifiPort = this.wifi.peripheral;
     }
     if (options.zigbee) {
