@@ -157,12 +157,21 @@ export class RelayLink implements MqttLink, SleepyLink {
         this.#maxPayload = 0;
         this.#pinSleep = false; // settings written without WR are gone
         this.#asleep = false;
+        if (radio.sleepRequested) radio.wake().catch(() => {}); // SLEEP_RQ released for the fresh module
         this.#queue.clear();
         this.#setConnected(false);
       }
       if (status === ModemStatus.JOINED) this.#tick();
     };
     this.#poweredOff = false;
+    if (this.#asleep) {
+      // Put to sleep when the link closed or lost power: awake again for the link.
+      this.#asleep = false;
+      radio.wake().catch(() => {
+        this.#maxPayload = 0;
+        this.#pinSleep = false;
+      });
+    }
     this.#o.timers.clear(this.#timer);
     this.#timer = this.#o.timers.setInterval(() => this.#tick(), this.#helloMs);
     this.#tick();
@@ -193,6 +202,11 @@ export class RelayLink implements MqttLink, SleepyLink {
     this.#timer = undefined;
     this.#queue.clear();
     this.#downlinks.clear();
+    // A module configured for pin sleep sleeps while its link is not in use.
+    if (this.#pinSleep && !this.#asleep) {
+      this.#asleep = true;
+      this.#o.radio.sleep();
+    }
     this.#setConnected(false);
     this.#events = undefined;
     this.#o.radio.onReceive = undefined;

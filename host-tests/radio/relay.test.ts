@@ -112,18 +112,31 @@ describe('relay fragments (protocol/relay.ts)', () => {
 });
 
 /** A slave RelayLink and a master RelayMaster over twins, the master on a VirtualBroker. */
-function unitRig() {
+function unitRig(options: { sleepySlave?: boolean } = {}) {
   const clock = new VirtualClock();
   const mesh = new ZigbeeMesh({ timers: clock, seed: 3 });
   const broker = new VirtualBroker(clock);
-  const radio = (address64: string, x: number) => {
+  const radio = (address64: string, x: number, sleepy = false) => {
     const serial = new VirtualSerialPort();
     const twin = new VirtualXBee({ mesh, address64, position: { x, y: 0 } });
     serial.attach(1, twin);
-    return { twin, driver: new XBee({ serial: { io: serial.io, port: 1, baud: 115_200 }, timers: clock }) };
+    const sleep = sleepy
+      ? { request: { io: twin.sleepRequestLine(), pin: 23 }, status: { io: twin.onSleepLine(), pin: 24 } }
+      : undefined;
+    // The master waits the extended timeout for a Transmit Status to a sleeping slave.
+    const transmitTimeoutMs = address64 === MASTER_ADDRESS && options.sleepySlave ? 100_000 : undefined;
+    return {
+      twin,
+      driver: new XBee({
+        serial: { io: serial.io, port: 1, baud: 115_200 },
+        timers: clock,
+        sleep,
+        transmitTimeoutMs,
+      }),
+    };
   };
   const m = radio(MASTER_ADDRESS, 0);
-  const s = radio(SLAVE_ADDRESS, 40);
+  const s = radio(SLAVE_ADDRESS, 40, options.sleepySlave);
   const masterLink = broker.link();
   const master = new RelayMaster({ radio: m.driver, link: masterLink, timers: clock, clock });
   const master64 = Uint8Array.from(MASTER_ADDRESS.match(/../g)!.map((h) => Number.parseInt(h, 16)));
@@ -169,6 +182,49 @@ describe('relay link (slave) and relay master over XBee twins', () => {
     assert.deepEqual(rig.events.messages, [{ topic: downlinkTopic(SLAVE), payload: down }]);
     assert.equal(rig.master.heldBytes, 0, 'nothing kept after forwarding');
     assert.deepEqual([rig.master.stats.up, rig.master.stats.down], [1, 1]);
+  });
+
+  it('a sleeping slave stays connected; a publish wakes its module first; a downlink waits at the master until it wakes; closed, it sleeps', async () => {
+    const rig = unitRig({ sleepySlave: true });
+    rig.master.start();
+    rig.open();
+    await pass(rig.clock, 3_000, 20);
+    assert.equal(rig.slave.connected, true);
+    assert.equal(rig.s.twin.endDevice, true, 'configured for pin sleep (SM = 1)');
+    assert.equal(rig.m.twin.endDevice, false, 'the master a router');
+    assert.equal(rig.slave.sleep(), true);
+    await pass(rig.clock, 100, 20);
+    assert.equal(rig.s.twin.asleep, true);
+    await pass(rig.clock, 10_000, 100);
+    assert.equal(rig.slave.connected, true, 'asleep is not gone: no HELLO expected');
+    const platform = rig.broker.link();
+    platform.open({ onConnect() {}, onDisconnect() {}, onMessage() {} });
+    const down = frameOf(200, 3);
+    platform.publish(downlinkTopic(SLAVE), down);
+    await pass(rig.clock, 5_000, 50);
+    assert.equal(rig.events.messages.length, 0, 'nothing reaches it asleep');
+    assert.ok(rig.mesh.heldForSleepers > 0, 'the master’s module holds it');
+    const frame = frameOf(300, 5);
+    assert.equal(rig.slave.publish(uplinkTopic(SLAVE), frame), true, 'a publish wakes the module');
+    await pass(rig.clock, 3_000, 20);
+    assert.equal(rig.s.twin.asleep, false);
+    assert.deepEqual(
+      rig.broker.published.filter((p) => p.topic === uplinkTopic(SLAVE)).map((p) => p.payload),
+      [frame],
+    );
+    assert.deepEqual(
+      rig.events.messages.map((m) => m.payload),
+      [down],
+      'the held downlink came at the wake',
+    );
+    assert.equal(rig.s.twin.counters.uartWhileAsleep, 0);
+    rig.slave.close();
+    await pass(rig.clock, 100, 20);
+    assert.equal(rig.s.twin.asleep, true, 'a closed link leaves its module asleep');
+    rig.open();
+    await pass(rig.clock, 3_000, 20);
+    assert.equal(rig.s.twin.asleep, false);
+    assert.equal(rig.slave.connected, true);
   });
 
   it('refuses other topics, and says it is down while the master’s own connection is down', async () => {
