@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { address64Hex, XBee } from '../../drivers/radio/xbee';
 import { RelayLink, RelayMaster, SharedLink } from '../../firmware/units/relay';
 import type { FailoverLink } from '../../firmware/units/monitor';
+import { RelaySleepDuty, type SleepyLink } from '../../firmware/units/power';
+import { EventBus } from '../../firmware/bus';
+import type { MeterEvents } from '../../firmware/events';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualBroker, type VirtualMqttLink } from '../../hal/mock/mqtt';
 import { VirtualSerialPort } from '../../hal/mock/serial';
@@ -600,6 +603,66 @@ describe('whole meters: a slave whose XBee sleeps (pin sleep, the power unit’s
       rig.master.meter.relayMaster!.stats.up - upBefore >= 2,
       'the set went up again after its ack was lost, and was not stored twice',
     );
+  });
+});
+
+/** A link whose module sleeps when asked, unless busy. */
+class FakeSleepyLink implements SleepyLink {
+  asleep = false;
+  busy = false;
+  sleep(): boolean {
+    if (this.busy) return false;
+    this.asleep = true;
+    return true;
+  }
+  wake(): void {
+    this.asleep = false;
+  }
+}
+
+describe('RelaySleepDuty (power unit): the slave module’s duty cycle', () => {
+  function dutyRig() {
+    const clock = new VirtualClock();
+    const bus = new EventBus<MeterEvents>();
+    const link = new FakeSleepyLink();
+    const duty = new RelaySleepDuty({
+      link,
+      bus,
+      timers: clock,
+      clock,
+      idleMs: 3_000,
+      pollEveryMs: 20_000,
+      pollAwakeMs: 500,
+    });
+    return { clock, bus, link, duty };
+  }
+
+  it('sleeps when idle, not while busy; wakes for an upload and to poll; counts the time awake', () => {
+    const { clock, bus, link, duty } = dutyRig();
+    duty.start();
+    link.busy = true;
+    clock.advance(3_000);
+    assert.equal(link.asleep, false, 'a transmission under way is not cut short');
+    link.busy = false;
+    clock.advance(500);
+    assert.equal(link.asleep, true);
+    clock.advance(16_500); // 20 s since the start: the poll
+    assert.equal(link.asleep, false, 'awake to poll the parent');
+    clock.advance(500);
+    assert.equal(link.asleep, true, 'back asleep after the poll');
+    bus.emit('upload-sent', { firstSeq: 1, lastSeq: 2, frameSeq: 3 });
+    assert.equal(link.asleep, false);
+    clock.advance(2_999);
+    assert.equal(link.asleep, false, 'idle time after the upload');
+    clock.advance(1);
+    assert.equal(link.asleep, true);
+    const { awakeMs, asleepMs } = duty.times;
+    assert.equal(awakeMs + asleepMs, clock.monotonic());
+    assert.equal(awakeMs, 3_500 + 500 + 3_000);
+    assert.deepEqual([duty.sleeps, duty.wakes], [3, 2]);
+    duty.stop();
+    clock.advance(60_000);
+    assert.equal(link.asleep, true, 'stopped: no more polls');
   });
 });
 
