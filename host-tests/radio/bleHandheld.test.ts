@@ -37,7 +37,7 @@ import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../
 import { Handheld, HandheldConnection, type UploadResult } from '../../sim/handheld/client';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { statusEvent } from '../../protocol/status';
-import { downlinkTopic } from '../../protocol/topics';
+import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
 import { KeyFrame } from '../../protocol/keys';
 
 const METER = 7301;
@@ -98,7 +98,7 @@ function rig(options: { meterId?: number; keys?: MeterKeys; clock?: VirtualClock
       clock.advance(30_000);
     }
   };
-  return { clock, board, meter, keys, token, modeKey, sell, meterId };
+  return { clock, board, meter, keys, token, modeKey, sell, meterId, broker, link };
 }
 
 /** The platform's ack of a set frame, sealed as ingest seals it (for the tests without a database). */
@@ -309,12 +309,59 @@ describe('handheld link on the meter', () => {
     });
     assert.equal(conn.request({ t: 'down', frame: new Uint8Array(3) }).why, 'truncated');
     assert.equal(conn.request({ t: 'next', after: -1 }).why, 'bad after');
+    assert.equal(conn.request({ t: 'uplink', after: 'x' }).why, 'bad after');
+    assert.equal(conn.request({ t: 'held', upTo: -2 }).why, 'bad upTo');
+    assert.equal(conn.request({ t: 'held' }).why, 'bad upTo');
     assert.equal(conn.request({ t: 'release', token: new Uint8Array(4) }).ok, false);
     // Nothing lost: every record is still there and unacknowledged, and collection still works.
     assert.equal(r.meter.log.lastSeq >= lastSeq, true);
     assert.equal(r.meter.log.read(1).length, r.meter.log.lastSeq);
     assert.equal(r.meter.ledger.acknowledgedSeq, 0);
     assert.equal(conn.request({ t: 'next' }).t, 'set');
+  });
+
+  it('other uplinks are kept only while a proven handheld is there; one it did not take goes by radio when the link returns, the same bytes', () => {
+    const r = rig();
+    const event = () =>
+      r.meter.bus.emit(
+        'status-event',
+        statusEvent(r.clock.now(), 'door-open', 'alarm', true, 'service door'),
+      );
+    event();
+    assert.equal(r.meter.comms.kept, 0, 'no handheld: the status channel keeps its events itself');
+    const waiting = r.meter.status.pending;
+    r.modeKey();
+    const conn = new HandheldConnection(r.board.ble);
+    assert.equal(conn.request({ t: 'uplink' }).why, 'not authorised');
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    const first = conn.request({ t: 'uplink' });
+    assert.equal(first.t, 'uplink');
+    assert.equal(r.meter.status.pending, 0, 'moved into the outbox, sealed');
+    assert.equal(r.meter.comms.kept, waiting);
+    event(); // while the handheld is there: sealed straight into the outbox
+    assert.equal(r.meter.comms.kept, waiting + 1);
+    const read: Uint8Array[] = [];
+    for (let after = 0; ; ) {
+      const reply = conn.request({ t: 'uplink', after });
+      if (reply.t !== 'uplink') {
+        assert.equal(reply.t, 'no-uplink');
+        break;
+      }
+      read.push(reply.frame as Uint8Array);
+      after = Number(reply.id);
+    }
+    assert.equal(read.length, waiting + 1);
+    assert.deepEqual(conn.request({ t: 'held', upTo: Number(first.id) }), { t: 'held', kept: waiting });
+    conn.disconnect(); // it left without saying it held the rest
+    assert.equal(r.meter.comms.kept, waiting, 'kept until someone takes them');
+    r.link.setSignal(true);
+    r.clock.advance(1_000);
+    assert.equal(r.meter.comms.kept, 0, 'published once the link was up');
+    const sent = r.broker.published
+      .filter((p) => p.topic === uplinkTopic(r.meterId))
+      .map((p) => toHexString(p.payload));
+    for (const frame of read.slice(1)) assert.ok(sent.includes(toHexString(frame)), 'the same sealed bytes');
   });
 
   it('the chunk codec: round trip, and typed errors for what does not fit', () => {
