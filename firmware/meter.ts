@@ -25,7 +25,7 @@ import { uplinkTopic } from '../protocol/topics';
 import { GuardUnit } from './units/guard';
 import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
 import type { MqttLink } from '../hal/mqtt';
-import { PowerUnit } from './units/power';
+import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
@@ -56,6 +56,17 @@ export interface MeterConfig {
    * fitted; false leaves the modem awake.
    */
   radioDuty?: false | { idleMs?: number; wakeEveryMs?: number };
+  /**
+   * A Zigbee slave's XBee duty cycle (power unit's RelaySleepDuty), where SLEEP_RQ is wired: asleep
+   * between uploads, awake for them and every pollEveryMs to collect what its parent holds. On by
+   * default; false leaves the module awake.
+   */
+  relaySleep?: false | { idleMs?: number; pollEveryMs?: number; pollAwakeMs?: number };
+  /**
+   * The non-connectable service beacon while the handheld link is off (docs/handheld.md): on by
+   * default, every 2 s; false switches it off.
+   */
+  serviceBeacon?: false | { intervalMs?: number; refreshMs?: number; companyId?: number };
 }
 
 export interface BootSummary {
@@ -91,6 +102,8 @@ export class Meter {
   /** Security & environment (48) and hybrid power (416), on boards with their parts. */
   readonly guard: GuardUnit | undefined;
   readonly power: PowerUnit | undefined;
+  /** The Zigbee slave's XBee duty cycle, on a slave whose module's SLEEP_RQ is wired. */
+  readonly relaySleep: RelaySleepDuty | undefined;
   /** Call-in (dial-up) through the modem, when the board has one and numbers are provisioned. */
   readonly callIn: CallInUnit | undefined;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
@@ -244,6 +257,8 @@ export class Meter {
       clock,
       timers,
       bus,
+      handheldPresent: () =>
+        this.handheld?.connectedOn !== undefined && this.securityManagement.handheldStaff !== undefined,
     });
     bus.on('record-appended', () => this.comms.flush());
     // The handheld link (BLE, and the Wi-Fi port where the board has one): off until the mode key.
@@ -259,6 +274,9 @@ export class Meter {
             uploadSet: (first) => this.comms.uploadSet(first),
             sealSet: (set) => this.comms.sealSet(set),
             receiveDownlink: (frame) => this.comms.receiveDownlink(frame),
+            keptUplink: (after) => this.comms.keptAfter(after),
+            releaseKept: (upTo) => this.comms.release(upTo),
+            collectPending: () => this.status.flush(),
             applyRelease: (token) => {
               this.records.applyRelease(token);
             },
@@ -266,6 +284,8 @@ export class Meter {
             authorised: () => this.securityManagement.handheldStaff !== undefined,
             keepAlive: () => this.securityManagement.keepHandheld(),
             serviceInfo: () => this.serviceInfo(),
+            nowSeconds: () => Math.floor(clock.now() / 1000),
+            beacon: config.serviceBeacon,
           })
         : undefined;
     this.securityManagement = new SecurityManagement({
@@ -278,7 +298,9 @@ export class Meter {
       random: hardware.random,
       buzzer: hardware.buzzer,
       send: (type, body) => this.comms.send(type, body),
-      publishSealed: (frame) => radio.connected && radio.publish(uplinkTopic(config.meterId), frame),
+      publishSealed: (frame) =>
+        (radio.connected && radio.publish(uplinkTopic(config.meterId), frame)) ||
+        this.comms.keepSealed(frame),
       ble: this.handheld?.channel,
     });
     this.registration = new RegistrationUnit({
@@ -304,8 +326,17 @@ export class Meter {
         clock,
         timers,
         preferences,
-        radio: duty && { link: radio, pending: () => this.comms.pending + this.status.pending, ...duty },
+        radio: duty && {
+          link: radio,
+          pending: () => this.comms.pending + this.comms.kept + this.status.pending,
+          ...duty,
+        },
       });
+    const sleepyRelay = relay.slave && hardware.zigbee?.sleepRequest ? relay.slave : undefined;
+    this.relaySleep =
+      sleepyRelay && config.relaySleep !== false
+        ? new RelaySleepDuty({ link: sleepyRelay, bus, timers, clock, ...(config.relaySleep ?? {}) })
+        : undefined;
     this.guard =
       sensors &&
       new GuardUnit({
@@ -429,6 +460,7 @@ export class Meter {
     // What failed while the meter was built: recorded, reported and repaired like any fault.
     for (const fault of this.#bootFaults.splice(0)) this.bus.emit('fault', fault);
     this.power?.start();
+    this.relaySleep?.start();
     this.guard?.start();
   }
 
@@ -439,6 +471,7 @@ export class Meter {
     this.status.stop();
     this.guard?.stop();
     this.power?.stop();
+    this.relaySleep?.stop();
     this.callIn?.stop();
     this.comms.stop();
     this.handheld?.close();

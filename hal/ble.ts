@@ -30,6 +30,14 @@ export interface BlePeripheral {
   advertise(on: boolean): void;
   /** The value of the info characteristic, read without pairing or authentication. */
   setInfo(value: Uint8Array): void;
+  /**
+   * Broadcasts a non-connectable advertisement (ADV_NONCONN_IND) with one Manufacturer Specific
+   * Data AD — `companyId` then `data` (at most 24 bytes: the 31-byte payload less the Flags AD and
+   * the AD's header) — every `intervalMs` (20–10 240 ms); undefined stops it. It goes out only while
+   * the connectable advertising of advertise(true) is off and no handheld is connected. A transport
+   * that cannot broadcast (the Wi-Fi port) leaves it out.
+   */
+  broadcast?(beacon: { companyId: number; data: Uint8Array; intervalMs: number } | undefined): void;
   /** Notifies the handheld on the data characteristic; false when none is connected. */
   notify(data: Uint8Array): boolean;
   /** Drops the handheld's connection, if any. */

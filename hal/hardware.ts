@@ -47,10 +47,15 @@ export interface BoardPins {
   };
 }
 
-/** The Zigbee module's UART and, when wired, its RESET line (active low). */
+/**
+ * The Zigbee module's UART and, when wired, its RESET line (active low) and its pin-sleep lines:
+ * SLEEP_RQ (DIO8, the meter's output, high = sleep) and ON/SLEEP (DIO9, the module's, high = awake).
+ */
 export interface ZigbeeWiring {
   serial: SerialOptions & { io: IOClass<Serial, SerialOptions> };
   reset?: { io: IOClass<Digital, DigitalOptions>; pin: number };
+  sleepRequest?: { io: IOClass<Digital, DigitalOptions>; pin: number };
+  onSleep?: { io: IOClass<Digital, DigitalOptions>; pin: number };
 }
 
 export interface MeterHardware {

@@ -30,6 +30,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   FirmwareRejected: ['bad-signature', 'image signature did not verify'],
   FlashRangeError: ['write beyond the partition'],
   HandheldChunkError: ['chunk 3 where 2 was due'],
+  BeaconError: ['beacon version 9'],
   I2cNoAcknowledge: [0x60],
   ProvisioningError: ['not provisioned: meter.id missing'],
   IsoDepProtocolError: ['malformed ATS'],

@@ -92,3 +92,127 @@ export class ChunkAssembler {
     throw new HandheldChunkError(detail);
   }
 }
+
+// ---- Service beacon -------------------------------------------------------------------------
+//
+// While the handheld link is off the meter is not connectable, so a passer-by's phone cannot read
+// the info characteristic. It broadcasts instead a compact non-connectable advertisement
+// (ADV_NONCONN_IND, Bluetooth Core Vol 6 Part B §2.3.1.3) whose one Manufacturer Specific Data AD
+// (Core Supplement Part A §1.4) carries the service information in 24 bytes at most, which with the
+// 3-byte Flags AD and the AD's own 4 bytes (length, type, company id) fills the 31-byte legacy
+// advertising payload:
+//
+//   version u8 (0x01; 0x80 set: more bays than fit) | meter id u32 | tariff version u16 |
+//   currency u16 (ISO 4217 numeric) | tariff tag u16 (FNV-1a of the tariff id, folded) |
+//   up to 4 × [ bay u8 | state u4 · minutes left u12 (0 without a time, at most 4095) ]
+//
+// Big-endian. docs/handheld.md says why and at what interval.
+
+/** The Bluetooth SIG company id the beacon's data is filed under: 0xFFFF is the one reserved for
+ * tests and development; a production build replaces it with the operator's assigned id. */
+export const BEACON_COMPANY_ID = 0xffff;
+export const BEACON_VERSION = 0x01;
+export const BEACON_MORE_BAYS = 0x80;
+/** Legacy advertising payload (31) less the Flags AD (3) and the manufacturer AD's header (4). */
+export const BEACON_MAX_BYTES = 24;
+export const BEACON_MAX_BAYS = 4;
+/** Bay states in the beacon (docs/handheld.md "Service information"); 0 is a state this version does not know. */
+export const BEACON_STATES: readonly string[] = Object.freeze([
+  'unknown',
+  'paid',
+  'grace',
+  'overtime',
+  'expired',
+  'free',
+  'restricted',
+  'no-sale',
+  'unavailable',
+]);
+
+export interface ServiceBeacon {
+  meterId: number;
+  tariff: { version: number; currency: number; tag: number };
+  bays: { bay: number; state: string; minutesLeft: number }[];
+  /** The meter has more bays than the beacon carries (the info characteristic has them all). */
+  moreBays: boolean;
+}
+
+export class BeaconError extends Error {
+  override readonly name: string = 'BeaconError';
+}
+
+/** A 16-bit tag of a tariff id (FNV-1a over its UTF-16 code units, folded): tells tariffs apart, not a secret. */
+export function tariffTag(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return ((h >>> 16) ^ h) & 0xffff;
+}
+
+/**
+ * The beacon's data for the service information at `nowS` (epoch seconds): the first four bays that
+ * fit (bay ids up to 255), minutes left rounded up.
+ */
+export function encodeServiceBeacon(
+  info: {
+    meterId: number;
+    bays: readonly { bay: number; state: string; until?: number }[];
+    tariff: { id: string; version: number; currency: number };
+  },
+  nowS: number,
+): Uint8Array {
+  if (!Number.isInteger(info.meterId) || info.meterId < 0 || info.meterId > 0xffffffff)
+    throw new RangeError(`meter id ${info.meterId} does not fit 32 bits`);
+  const out = [
+    BEACON_VERSION,
+    (info.meterId >>> 24) & 0xff,
+    (info.meterId >>> 16) & 0xff,
+    (info.meterId >>> 8) & 0xff,
+    info.meterId & 0xff,
+  ];
+  const u16 = (v: number) => {
+    const n = Math.max(0, Math.min(0xffff, Math.floor(v)));
+    out.push(n >> 8, n & 0xff);
+  };
+  u16(info.tariff.version);
+  u16(info.tariff.currency);
+  u16(tariffTag(info.tariff.id));
+  let carried = 0;
+  for (const b of info.bays) {
+    if (carried === BEACON_MAX_BAYS || !Number.isInteger(b.bay) || b.bay < 0 || b.bay > 0xff) {
+      out[0] |= BEACON_MORE_BAYS;
+      continue;
+    }
+    const code = Math.max(0, BEACON_STATES.indexOf(b.state));
+    const minutes =
+      b.until === undefined ? 0 : Math.min(0xfff, Math.max(0, Math.ceil((b.until - nowS) / 60)));
+    out.push(b.bay, (code << 4) | (minutes >> 8), minutes & 0xff);
+    carried++;
+  }
+  return Uint8Array.from(out);
+}
+
+/** Reads a beacon's data (a phone's side); BeaconError for anything that is not one. */
+export function decodeServiceBeacon(data: Uint8Array): ServiceBeacon {
+  if (data.length < 11 || data.length > BEACON_MAX_BYTES || (data.length - 11) % 3 !== 0)
+    throw new BeaconError(`a service beacon is 11 + 3 × bays bytes, not ${data.length}`);
+  if ((data[0] & 0x7f) !== BEACON_VERSION) throw new BeaconError(`beacon version ${data[0] & 0x7f}`);
+  const u16 = (i: number) => (data[i] << 8) | data[i + 1];
+  const bays: ServiceBeacon['bays'] = [];
+  for (let i = 11; i < data.length; i += 3) {
+    const code = data[i + 1] >> 4;
+    bays.push({
+      bay: data[i],
+      state: BEACON_STATES[code] ?? 'unknown',
+      minutesLeft: ((data[i + 1] & 0x0f) << 8) | data[i + 2],
+    });
+  }
+  return {
+    meterId: ((data[1] << 24) | (data[2] << 16) | (data[3] << 8) | data[4]) >>> 0,
+    tariff: { version: u16(5), currency: u16(7), tag: u16(9) },
+    bays,
+    moreBays: (data[0] & BEACON_MORE_BAYS) !== 0,
+  };
+}

@@ -71,7 +71,9 @@ export type XBeeErrorCode =
   | 'at-status'
   | 'not-api-mode'
   | 'payload-too-large'
-  | 'address';
+  | 'address'
+  | 'asleep'
+  | 'not-wired';
 
 export class XBeeError extends Error {
   override readonly name: string = 'XBeeError';
@@ -107,7 +109,40 @@ export interface XBeeOptions {
   timers: Timers;
   /** How long to wait for a response frame (AT response, Transmit Status), ms. */
   timeoutMs?: number;
+  /**
+   * How long to wait for a Transmit Status, ms (default timeoutMs). A parent whose children sleep
+   * needs the guide's extended timeout, 3 × (50 × NH + 1.2 × SP) ms: see zigbeeRelay.
+   */
+  transmitTimeoutMs?: number;
+  /**
+   * Pin sleep wiring (SM = 1, an end device): SLEEP_RQ (DIO8, the host's output: high asks the
+   * module to sleep) and ON/SLEEP (DIO9, the module's output: high while awake). Without ON/SLEEP
+   * the driver waits `wakeMs` after releasing SLEEP_RQ.
+   */
+  sleep?: {
+    request: Omit<DigitalOptions, 'mode'> & { io: IOClass<Digital, DigitalOptions> };
+    status?: Omit<DigitalOptions, 'mode'> & { io: IOClass<Digital, DigitalOptions> };
+    /** Longest wait for ON/SLEEP after SLEEP_RQ is released, ms (default 1000). */
+    wakeTimeoutMs?: number;
+  };
 }
+
+/**
+ * Sleep settings (User Guide 90001539, "AT commands > Sleep commands" and "I/O settings"): SM 1 pin
+ * sleep (SM 0 a router, never asleep), D8 1 DTR/SLEEP_RQ, D9 1 ON/SLEEP, SP the sleep period and, on
+ * a parent, how long it buffers a packet for a sleeping child (1.2 × SP, 10 ms units, 0x20–0xAF0).
+ */
+export const SleepSetting = Object.freeze({
+  NO_SLEEP: 0,
+  PIN_SLEEP: 1,
+  D8_SLEEP_REQUEST: 1,
+  D9_ON_SLEEP: 1,
+  SP_MIN: 0x20,
+  SP_MAX: 0xaf0,
+});
+
+/** ON/SLEEP is polled this often while the module wakes, ms (the guide: 1–2 ms from wake to poll). */
+const WAKE_POLL_MS = 2;
 
 interface Pending {
   type: number;
@@ -218,8 +253,14 @@ function ascii(command: string): [number, number] {
 export class XBee {
   readonly #serial: Serial;
   readonly #reset: Digital | undefined;
+  readonly #sleepRequest: Digital | undefined;
+  readonly #onSleep: Digital | undefined;
+  readonly #wakeTimeoutMs: number;
+  #sleepRequested = false;
+  #waking: Promise<void> | undefined;
   readonly #timers: Timers;
   readonly #timeoutMs: number;
+  readonly #transmitTimeoutMs: number;
   readonly #parser: ApiFrameParser;
   readonly #pending = new Map<number, Pending>();
   #frameId = 0;
@@ -235,6 +276,8 @@ export class XBee {
   constructor(options: XBeeOptions) {
     this.#timers = options.timers;
     this.#timeoutMs = options.timeoutMs ?? 2_000;
+    this.#transmitTimeoutMs = options.transmitTimeoutMs ?? this.#timeoutMs;
+    this.#wakeTimeoutMs = options.sleep?.wakeTimeoutMs ?? 1_000;
     this.#parser = new ApiFrameParser(
       (data) => this.#frame(data),
       (error) => {
@@ -258,6 +301,122 @@ export class XBee {
       this.#reset = new DigitalIO({ ...resetOptions, mode: 'output' });
       this.#reset.write(1);
     }
+    if (options.sleep) {
+      const { io: RequestIO, ...request } = options.sleep.request;
+      this.#sleepRequest = new RequestIO({ ...request, mode: 'output' });
+      this.#sleepRequest.write(0); // awake until the host asks otherwise
+      if (options.sleep.status) {
+        const { io: StatusIO, ...status } = options.sleep.status;
+        this.#onSleep = new StatusIO({ ...status, mode: 'input' });
+      }
+    }
+  }
+
+  /** Whether SLEEP_RQ is wired: the module can be put to pin sleep. */
+  get canSleep(): boolean {
+    return this.#sleepRequest !== undefined;
+  }
+
+  /** Whether the host holds SLEEP_RQ asserted. */
+  get sleepRequested(): boolean {
+    return this.#sleepRequested;
+  }
+
+  /** ON/SLEEP high (the module is awake); without the pin, SLEEP_RQ released and no wake under way. */
+  get awake(): boolean {
+    if (this.#onSleep) return this.#onSleep.read() === 1;
+    return !this.#sleepRequested && this.#waking === undefined;
+  }
+
+  /**
+   * Makes the module a pin-sleep end device: SM = 1 (written only when it differs: a change makes
+   * the module leave and join again as an end device), D8 = 1 (SLEEP_RQ), D9 = 1 (ON/SLEEP).
+   * Settings written by 0x08 apply at once and are lost at a reset, so call it after each reset.
+   */
+  async configurePinSleep(): Promise<void> {
+    if (!this.#sleepRequest) throw new XBeeError('not-wired', 'no SLEEP_RQ line is wired for pin sleep');
+    await this.command('D8', Uint8Array.of(SleepSetting.D8_SLEEP_REQUEST));
+    await this.command('D9', Uint8Array.of(SleepSetting.D9_ON_SLEEP));
+    const sm = await this.command('SM');
+    if (sm[0] !== SleepSetting.PIN_SLEEP) await this.command('SM', Uint8Array.of(SleepSetting.PIN_SLEEP));
+  }
+
+  /**
+   * Makes the module a router that never sleeps (SM = 0) and sets how long it buffers a packet for
+   * a sleeping end device child: 1.2 × SP (User Guide 90001539, "Transmission timeouts > Extended
+   * timeout"). `sleepPeriodMs` is SP in ms, rounded to 10 ms, 320–28 000.
+   */
+  async configureParent(sleepPeriodMs: number): Promise<void> {
+    const sp = Math.round(sleepPeriodMs / 10);
+    if (!(sp >= SleepSetting.SP_MIN && sp <= SleepSetting.SP_MAX))
+      throw new RangeError(`a sleep period of ${sleepPeriodMs} ms is outside SP 0x20–0xAF0 (× 10 ms)`);
+    const sm = await this.command('SM');
+    if (sm[0] !== SleepSetting.NO_SLEEP) await this.command('SM', Uint8Array.of(SleepSetting.NO_SLEEP));
+    await this.command('SP', Uint8Array.of(sp >> 8, sp & 0xff));
+  }
+
+  /**
+   * Asserts SLEEP_RQ: the module finishes what it is doing and sleeps (User Guide 90001539,
+   * "Manage End Devices > Pin sleep"). Requests made while it is held asleep are refused with
+   * XBeeError('asleep'); those already waiting keep their answers.
+   */
+  sleep(): void {
+    if (!this.#sleepRequest) throw new XBeeError('not-wired', 'no SLEEP_RQ line is wired for pin sleep');
+    this.#sleepRequested = true;
+    this.#sleepRequest.write(1);
+  }
+
+  /**
+   * Releases SLEEP_RQ and resolves once ON/SLEEP says the module is awake (it then polls its parent
+   * for buffered packets); XBeeError('timeout') when ON/SLEEP stays low.
+   */
+  wake(): Promise<void> {
+    if (!this.#sleepRequest) return Promise.resolve();
+    if (this.#sleepRequested) {
+      this.#sleepRequested = false;
+      this.#sleepRequest.write(0);
+    }
+    if (this.#waking) return this.#waking;
+    if (!this.#onSleep) {
+      // No ON/SLEEP: the guide's worst case from SLEEP_RQ released to awake is a few ms.
+      this.#waking = new Promise((resolve) => {
+        this.#timers.setTimeout(() => {
+          this.#waking = undefined;
+          resolve();
+        }, 5 * WAKE_POLL_MS);
+      });
+      return this.#waking;
+    }
+    if (this.#onSleep.read() === 1) return Promise.resolve();
+    const status = this.#onSleep;
+    this.#waking = new Promise((resolve, reject) => {
+      let waited = 0;
+      const check = () => {
+        if (this.#closed) {
+          this.#waking = undefined;
+          reject(new XBeeError('closed', 'the driver was closed'));
+        } else if (status.read() === 1) {
+          this.#waking = undefined;
+          resolve();
+        } else if (this.#sleepRequested) {
+          this.#waking = undefined;
+          reject(new XBeeError('asleep', 'put back to sleep before it woke'));
+        } else if (waited >= this.#wakeTimeoutMs) {
+          this.#waking = undefined;
+          reject(
+            new XBeeError(
+              'timeout',
+              `ON/SLEEP still low ${this.#wakeTimeoutMs} ms after SLEEP_RQ was released`,
+            ),
+          );
+        } else {
+          waited += WAKE_POLL_MS;
+          this.#timers.setTimeout(check, WAKE_POLL_MS);
+        }
+      };
+      this.#timers.setTimeout(check, WAKE_POLL_MS);
+    });
+    return this.#waking;
   }
 
   /** What configure() read; undefined before. */
@@ -317,7 +476,7 @@ export class XBee {
     data.set(dest64, 2);
     data.set([0xff, 0xfe, 0x00, 0x00], 10); // 16-bit address unknown, maximum hops, default options
     data.set(payload, 14);
-    return this.#request(id, XBeeFrame.TRANSMIT_STATUS, data).then((frame) => ({
+    return this.#request(id, XBeeFrame.TRANSMIT_STATUS, data, this.#transmitTimeoutMs).then((frame) => ({
       retries: frame[4],
       delivery: frame[5],
       discovery: frame[6],
@@ -348,6 +507,8 @@ export class XBee {
     this.#refuseAll(new XBeeError('closed', 'the driver was closed'));
     this.#serial.close();
     this.#reset?.close();
+    this.#sleepRequest?.close();
+    this.#onSleep?.close();
   }
 
   #nextId(): number {
@@ -355,8 +516,13 @@ export class XBee {
     return this.#frameId;
   }
 
-  #request(id: number, type: number, data: Uint8Array): Promise<Uint8Array> {
+  #request(id: number, type: number, data: Uint8Array, timeoutMs = this.#timeoutMs): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new XBeeError('closed', 'the driver was closed'));
+    if (this.#sleepRequested)
+      return Promise.reject(new XBeeError('asleep', 'the module is held asleep (SLEEP_RQ asserted)'));
+    // Waking: the UART is heard only once ON/SLEEP is high.
+    if (this.#sleepRequest && !this.awake)
+      return this.wake().then(() => this.#request(id, type, data, timeoutMs));
     return new Promise((resolve, reject) => {
       const previous = this.#pending.get(id);
       if (previous) {
@@ -366,12 +532,9 @@ export class XBee {
       const timer = this.#timers.setTimeout(() => {
         this.#pending.delete(id);
         reject(
-          new XBeeError(
-            'timeout',
-            `no answer to frame type 0x${data[0].toString(16)} in ${this.#timeoutMs} ms`,
-          ),
+          new XBeeError('timeout', `no answer to frame type 0x${data[0].toString(16)} in ${timeoutMs} ms`),
         );
-      }, this.#timeoutMs);
+      }, timeoutMs);
       this.#pending.set(id, { type, timer, resolve, reject });
       this.#write(data);
     });

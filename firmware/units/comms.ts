@@ -3,6 +3,13 @@
 // platform acknowledges the set's last sequence number and chain link. With a RecordStore, each set
 // is first copied to the whole-set upload backup and always sent from there, so every resend (after
 // a timeout, a reconnect or a restart) carries the same bytes until the ack or an operator release.
+//
+// Uplinks outside the record chain (status 0x04, security events and key-rotation acks 0x03,
+// tariff acks 0x05, …) go at once over the link. With no link but a proven handheld connected, the
+// sealed frame is kept in the outbox for the handheld to collect (docs/handheld.md): it counts as
+// sent, as a publish the broker took does, and leaves the outbox once the handheld says it holds it
+// or the link returns and publishes it. With neither, send() says false and the unit keeps its own
+// state (StatusChannel its events; a rotation is not switched to; the platform resends its push).
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Crypto } from '../../hal/crypto';
 import type { MqttLink } from '../../hal/mqtt';
@@ -30,6 +37,18 @@ export interface CommsOptions {
   maxSetBytes?: number;
   ackTimeoutMs?: number;
   maxBackoffMs?: number;
+  /** Whether a proven handheld is connected: it takes sealed uplinks when the link cannot. */
+  handheldPresent?: () => boolean;
+}
+
+/** Sealed uplinks kept for a handheld (or the link's return): at most this many, the oldest dropped. */
+export const OUTBOX_FRAMES = 32;
+
+/** A sealed uplink kept in the outbox; `id` counts up from 1 for the handheld's resume. */
+export interface KeptUplink {
+  id: number;
+  type: number;
+  frame: Uint8Array;
 }
 
 /** An upload set as it is sealed: the chain link before it and its records' bytes. */
@@ -57,9 +76,19 @@ export class CommsUnit {
   #started = false;
   #linkOpen = false;
   #linkFault: unknown;
+  readonly #outbox: KeptUplink[] = [];
+  #outboxId = 0;
+  /** Kept uplinks dropped because the outbox was full. */
+  outboxDropped = 0;
 
   constructor(options: CommsOptions) {
-    this.#o = { maxSetBytes: 2048, ackTimeoutMs: 10_000, maxBackoffMs: 300_000, ...options };
+    this.#o = {
+      maxSetBytes: 2048,
+      ackTimeoutMs: 10_000,
+      maxBackoffMs: 300_000,
+      handheldPresent: () => false,
+      ...options,
+    };
     this.#backoffMs = this.#o.ackTimeoutMs;
     // An operator release discards the set in flight: move on to the next one.
     options.bus.on('upload-released', () => {
@@ -99,6 +128,7 @@ export class CommsUnit {
         onConnect: () => {
           link.subscribe(downlinkTopic(security.meterId));
           this.#inFlight = undefined; // whatever was in flight is resent on the new session
+          this.#publishKept();
           this.flush();
         },
         onDisconnect: () => {},
@@ -211,11 +241,62 @@ export class CommsUnit {
     }, ms);
   }
 
-  /** Sends a message outside the record chain (status, events): false when the link is down. */
+  /**
+   * Sends a message outside the record chain (status, events, acks): over the link, or, with the
+   * link down and a proven handheld connected, sealed into the outbox for it. False when neither
+   * took it (nothing is sealed then).
+   */
   send(type: number, body: Uint8Array): boolean {
     const { link, security } = this.#o;
-    if (!link.connected || !security.provisioned) return false;
-    return link.publish(uplinkTopic(security.meterId), security.sealUplink(type, body));
+    if (!security.provisioned) return false;
+    if (link.connected) {
+      this.#publishKept();
+      if (link.publish(uplinkTopic(security.meterId), security.sealUplink(type, body))) return true;
+    }
+    if (!this.#o.handheldPresent()) return false;
+    this.#keep(type, security.sealUplink(type, body));
+    return true;
+  }
+
+  /** Keeps a frame sealed elsewhere (the tamper alert) for a handheld, as send() does. */
+  keepSealed(frame: Uint8Array): boolean {
+    if (!this.#o.handheldPresent()) return false;
+    this.#keep(frame[1] ?? 0, frame);
+    return true;
+  }
+
+  /** Sealed uplinks kept for a handheld. */
+  get kept(): number {
+    return this.#outbox.length;
+  }
+
+  /** The first kept uplink with an id above `after` (0: from the start). */
+  keptAfter(after = 0): KeptUplink | undefined {
+    return this.#outbox.find((k) => k.id > after);
+  }
+
+  /** The handheld holds every kept uplink up to `id`: they leave the meter. Returns how many are left. */
+  release(upTo: number): number {
+    while (this.#outbox.length > 0 && this.#outbox[0].id <= upTo) this.#outbox.shift();
+    return this.#outbox.length;
+  }
+
+  #keep(type: number, frame: Uint8Array): void {
+    this.#outboxId++;
+    this.#outbox.push({ id: this.#outboxId, type, frame });
+    if (this.#outbox.length > OUTBOX_FRAMES) {
+      this.#outbox.shift();
+      this.outboxDropped++;
+    }
+  }
+
+  /** The link is back: what a handheld did not take goes now, byte for byte. */
+  #publishKept(): void {
+    const { link, security } = this.#o;
+    while (this.#outbox.length > 0 && link.connected) {
+      if (!link.publish(uplinkTopic(security.meterId), this.#outbox[0].frame)) return;
+      this.#outbox.shift();
+    }
   }
 
   #onDownlink(topic: string, payload: Uint8Array): void {

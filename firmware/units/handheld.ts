@@ -12,18 +12,36 @@
 // advertise for `advertiseMs`; a handheld connected then keeps its connection until it leaves.
 // Authentication is security management's (maintenance token, challenge, proof); this unit hands it
 // the hello and proof messages and asks it whether the handheld is proven.
+//
+// The meter's other uplinks (status events, security events and key-rotation acks, tariff acks)
+// travel too: while a proven handheld is connected and the radio is down, the comms unit seals them
+// into its outbox, and the handheld collects them ('uplink') and says when it holds them ('held').
 import type { BleHandlers, BlePeripheral } from '../../hal/ble';
 import type { TimerHandle, Timers } from '../../hal/clock';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
-import { ATT_OVERHEAD, ChunkAssembler, chunkMessage, HandheldChunkError } from '../../protocol/handheld';
+import {
+  ATT_OVERHEAD,
+  BEACON_COMPANY_ID,
+  ChunkAssembler,
+  chunkMessage,
+  encodeServiceBeacon,
+  HandheldChunkError,
+} from '../../protocol/handheld';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
-import type { DownlinkOutcome, UploadSetView } from './comms';
+import type { DownlinkOutcome, KeptUplink, UploadSetView } from './comms';
 import type { HandheldChannel } from './security';
 
 const DEFAULT_MTU = 23; // ATT default (Bluetooth Core Vol 3 Part F §3.2.8)
 /** How long the mode key's entry signal makes the meter advertise, by default. */
 export const ADVERTISE_MS = 5 * 60_000;
+/**
+ * The service beacon's advertising interval while the link is off, ms: slow advertising, so a phone
+ * scanning nearby hears it within seconds while it costs the radio one short event every 2 s.
+ */
+export const BEACON_INTERVAL_MS = 2_000;
+/** How often the beacon's bay states and minutes left are brought up to date, ms. */
+export const BEACON_REFRESH_MS = 30_000;
 
 /** One way a handheld reaches the service: the BLE peripheral, or the Wi-Fi port. */
 export interface HandheldTransport {
@@ -49,6 +67,12 @@ export interface HandheldLinkOptions {
   sealSet(set: UploadSetView): Uint8Array;
   /** Handles a sealed downlink as if the radio brought it (CommsUnit.receiveDownlink). */
   receiveDownlink(frame: Uint8Array): DownlinkOutcome;
+  /** The first sealed uplink kept for a handheld after id `after` (CommsUnit.keptAfter). */
+  keptUplink(after: number): KeptUplink | undefined;
+  /** The handheld holds the kept uplinks up to `upTo`: they leave the meter; returns how many remain. */
+  releaseKept(upTo: number): number;
+  /** Moves what units keep for the link (StatusChannel's events) into the outbox, now that a handheld takes them. */
+  collectPending(): void;
   /** Applies a release token (MainRecord.applyRelease); throws when it is refused. */
   applyRelease(token: Uint8Array): void;
   /** The highest record the platform acknowledged (UploadLedger.acknowledgedSeq). */
@@ -59,6 +83,13 @@ export interface HandheldLinkOptions {
   keepAlive(): void;
   serviceInfo(): ServiceInfo;
   advertiseMs?: number;
+  /** Wall-clock time, epoch seconds (the beacon's minutes left). */
+  nowSeconds?: () => number;
+  /**
+   * The service beacon (docs/handheld.md): on by default where the transport can broadcast and
+   * nowSeconds is given; false switches it off.
+   */
+  beacon?: false | { intervalMs?: number; refreshMs?: number; companyId?: number };
 }
 
 interface Port {
@@ -75,6 +106,7 @@ export class HandheldLink {
   readonly #assembler = new ChunkAssembler();
   #window: TimerHandle | undefined;
   #authHandlers: BleHandlers | undefined;
+  #beaconTimer: TimerHandle | undefined;
   /** Security management's side of the link: whole messages, the same session. */
   readonly channel: HandheldChannel;
 
@@ -94,6 +126,13 @@ export class HandheldLink {
     };
     for (const port of this.#ports) this.#open(port, true);
     options.bus.on('maintenance-entry', () => this.switchOn());
+    if (options.beacon !== false && options.nowSeconds) {
+      this.#updateBeacon();
+      this.#beaconTimer = options.timers.setInterval(
+        () => this.#updateBeacon(),
+        options.beacon?.refreshMs ?? BEACON_REFRESH_MS,
+      );
+    }
   }
 
   /** Whether the meter is advertising (the mode key's window is open). */
@@ -137,10 +176,13 @@ export class HandheldLink {
       if (!this.#open(port, false)) ok = false;
       else if (this.on) this.#advertise(port, true);
     }
+    this.#updateBeacon();
     return ok;
   }
 
   close(): void {
+    this.#o.timers.clear(this.#beaconTimer);
+    this.#beaconTimer = undefined;
     this.switchOff();
     for (const port of this.#ports) {
       if (port.open) port.transport.port.close();
@@ -212,7 +254,38 @@ export class HandheldLink {
     this.#authHandlers?.onDisconnect();
   }
 
+  /**
+   * Brings the non-connectable service beacon up to date on every transport that can broadcast; the
+   * peripheral sends it only while it does not advertise the connectable service and nobody is
+   * connected, so a passer-by's phone reads the service information with the link off.
+   */
+  #updateBeacon(): void {
+    const o = this.#o;
+    if (o.beacon === false || !o.nowSeconds) return;
+    let data: Uint8Array | undefined;
+    try {
+      data = encodeServiceBeacon(o.serviceInfo(), o.nowSeconds());
+    } catch (error) {
+      o.bus.emit('fault', { unit: 'ble', error });
+    }
+    const beacon = data && {
+      companyId: o.beacon?.companyId ?? BEACON_COMPANY_ID,
+      data,
+      intervalMs: o.beacon?.intervalMs ?? BEACON_INTERVAL_MS,
+    };
+    for (const port of this.#ports) {
+      const peripheral = port.transport.port;
+      if (!port.open || !peripheral.broadcast) continue;
+      try {
+        peripheral.broadcast(beacon);
+      } catch (error) {
+        o.bus.emit('fault', { unit: port.transport.name, error });
+      }
+    }
+  }
+
   #refreshInfo(): void {
+    this.#updateBeacon();
     const info = encodeCbor(this.#infoMessage());
     for (const port of this.#ports) {
       if (!port.open) continue;
@@ -257,6 +330,8 @@ export class HandheldLink {
       case 'next':
       case 'down':
       case 'release':
+      case 'uplink':
+      case 'held':
         break;
       default:
         this.#reply({ t: 'refused', why: 'unexpected' });
@@ -269,7 +344,29 @@ export class HandheldLink {
     this.#o.keepAlive();
     if (message.t === 'next') this.#next(message.after);
     else if (message.t === 'down') this.#down(message.frame);
+    else if (message.t === 'uplink') this.#uplink(message.after);
+    else if (message.t === 'held') this.#held(message.upTo);
     else this.#release(message.token);
+  }
+
+  /** The next sealed uplink outside the record chain after id `after`, as the radio would have sent it. */
+  #uplink(after: unknown): void {
+    if (after !== undefined && !(typeof after === 'number' && Number.isInteger(after) && after >= 0)) {
+      this.#reply({ t: 'refused', why: 'bad after' });
+      return;
+    }
+    this.#o.collectPending();
+    const kept = this.#o.keptUplink(after ?? 0);
+    this.#reply(kept ? { t: 'uplink', id: kept.id, type: kept.type, frame: kept.frame } : { t: 'no-uplink' });
+  }
+
+  /** The handheld holds every kept uplink up to `upTo`: the meter lets them go. */
+  #held(upTo: unknown): void {
+    if (!(typeof upTo === 'number' && Number.isInteger(upTo) && upTo >= 0)) {
+      this.#reply({ t: 'refused', why: 'bad upTo' });
+      return;
+    }
+    this.#reply({ t: 'held', kept: this.#o.releaseKept(upTo) });
   }
 
   /** The next set after `after` (the last record the handheld holds), sealed afresh. */

@@ -124,6 +124,129 @@ export class RadioDuty {
   }
 }
 
+/** A link whose radio can sleep while the link stays up (the Zigbee relay's RelayLink). */
+export interface SleepyLink {
+  readonly asleep: boolean;
+  /** Something is under way that sleeping would cut short. */
+  readonly busy: boolean;
+  /** Sleeps; false when it cannot now (busy, not configured for sleep, closed). */
+  sleep(): boolean;
+  wake(): void;
+}
+
+/** RelaySleepDuty's defaults (the battery bench models them). */
+export const RELAY_SLEEP_DEFAULTS = Object.freeze({ idleMs: 3_000, pollEveryMs: 20_000, pollAwakeMs: 500 });
+
+export interface RelaySleepOptions {
+  link: SleepyLink;
+  bus: EventBus<MeterEvents>;
+  timers: Timers;
+  clock: Clock;
+  /** Awake after the last upload, ack or downlink before sleeping, ms (default 3 s). */
+  idleMs?: number;
+  /**
+   * The module wakes this often to poll its parent, ms (default 20 s): shorter than the parent's
+   * buffering time (1.2 × its SP, 30 s for the master's 25 s), so an ack held for it is collected.
+   */
+  pollEveryMs?: number;
+  /** How long a poll keeps it awake when nothing comes, ms (default 500: wake, poll, HELLO and READY). */
+  pollAwakeMs?: number;
+}
+
+/**
+ * The Zigbee slave's duty cycle: its XBee (an end device in pin sleep) sleeps between uploads, wakes
+ * for a new record or status event (a publish wakes it too), and wakes every pollEveryMs to collect
+ * what its parent holds for it, such as the platform's ack of a set sent just before it slept. It
+ * sleeps while an ack is still owed: the ack waits at the parent, and if it is held too long and
+ * lost, the comms unit sends the set again (the platform stores each record once).
+ */
+export class RelaySleepDuty {
+  readonly #o: Required<RelaySleepOptions>;
+  #idle: TimerHandle | undefined;
+  #poll: TimerHandle | undefined;
+  #subscriptions: { cancel(): void }[] = [];
+  #since = 0;
+  #awakeMs = 0;
+  #asleepMs = 0;
+  /** Asleep since this duty put it to sleep (a publish may wake the link before the duty hears of it). */
+  #sleeping = false;
+  sleeps = 0;
+  wakes = 0;
+
+  constructor(options: RelaySleepOptions) {
+    this.#o = { ...RELAY_SLEEP_DEFAULTS, ...options };
+  }
+
+  /** Time awake and asleep since start(), ms; a link never opened counts as awake. */
+  get times(): { awakeMs: number; asleepMs: number } {
+    this.#account();
+    return { awakeMs: this.#awakeMs, asleepMs: this.#asleepMs };
+  }
+
+  start(): void {
+    const { bus, timers, clock } = this.#o;
+    const wake = () => this.wake(this.#o.idleMs);
+    this.#subscriptions = [
+      bus.on('record-appended', wake),
+      bus.on('status-event', wake),
+      bus.on('upload-sent', wake),
+      bus.on('upload-acknowledged', wake),
+      bus.on('downlink', wake),
+    ];
+    this.#since = clock.monotonic();
+    this.#poll = timers.setInterval(() => this.wake(this.#o.pollAwakeMs), this.#o.pollEveryMs);
+    this.#arm(this.#o.idleMs);
+  }
+
+  stop(): void {
+    for (const s of this.#subscriptions) s.cancel();
+    this.#subscriptions = [];
+    this.#o.timers.clear(this.#idle);
+    this.#o.timers.clear(this.#poll);
+    this.#idle = undefined;
+    this.#poll = undefined;
+  }
+
+  /** Wakes the module (when asleep) and keeps it awake at least `ms`. */
+  wake(ms: number): void {
+    if (this.#sleeping) {
+      this.#account();
+      this.#sleeping = false;
+      this.wakes++;
+    }
+    if (this.#o.link.asleep) this.#o.link.wake();
+    this.#arm(ms);
+  }
+
+  #arm(ms: number): void {
+    const { timers } = this.#o;
+    timers.clear(this.#idle);
+    this.#idle = timers.setTimeout(() => {
+      this.#idle = undefined;
+      const link = this.#o.link;
+      if (link.asleep) return;
+      if (link.busy) {
+        this.#arm(this.#o.pollAwakeMs); // a transmission or a downlink under way: not now
+        return;
+      }
+      this.#account();
+      if (link.sleep()) {
+        this.sleeps++;
+        this.#sleeping = true;
+      }
+    }, ms);
+  }
+
+  /** Adds the time since the last change to awake or asleep. */
+  #account(): void {
+    const now = this.#o.clock.monotonic();
+    const spent = now - this.#since;
+    this.#since = now;
+    if (this.#sleeping) this.#asleepMs += spent;
+    else this.#awakeMs += spent;
+  }
+}
+
 interface Pack {
   name: PackName;
   enable: Digital;

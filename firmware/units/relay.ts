@@ -11,10 +11,17 @@
 // forwards what arrives there. It never has the slave's keys: the frames are sealed end to end, so
 // it can neither read nor alter them (the platform refuses a frame whose seal does not verify), and
 // it keeps no copy once a frame is handed on (nothing to replay). protocol/relay.ts has the format.
+//
+// Pin sleep: a slave whose module has SLEEP_RQ wired is a Zigbee end device (SM = 1) that the power
+// unit (RelaySleepDuty) puts to sleep between uploads. The link stays up while the module sleeps;
+// a publish wakes it first. Its parent (the master's module, a router: SM = 0) holds what comes for
+// it while it sleeps, for 1.2 × SP, and it gets them when it wakes to poll; a downlink held longer is
+// lost, and whatever was not acknowledged goes again from the slave's comms unit, as on any link.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { MqttEvents, MqttLink } from '../../hal/mqtt';
 import type { MeterHardware } from '../../hal/hardware';
 import { address64Hex, ModemStatus, XBee, type TransmitResult } from '../../drivers/radio/xbee';
+import type { SleepyLink } from './power';
 import {
   decodeRelay,
   encodeHello,
@@ -46,6 +53,11 @@ class SendQueue {
     let n = 0;
     for (const m of this.#queue) for (let i = m.next; i < m.payloads.length; i++) n += m.payloads[i].length;
     return n;
+  }
+
+  /** Something waits to be sent or for its Transmit Status. */
+  get busy(): boolean {
+    return this.#busy || this.#queue.length > 0;
   }
 
   /** Sends `payloads` in order, stopping at the first not delivered; `done(true)` when all were. */
@@ -98,8 +110,8 @@ export interface RelayLinkOptions {
   reassemblyMs?: number;
 }
 
-/** The slave's MqttLink over the Zigbee relay. */
-export class RelayLink implements MqttLink {
+/** The slave's MqttLink over the Zigbee relay; with SLEEP_RQ wired, a link the power unit can put to sleep. */
+export class RelayLink implements MqttLink, SleepyLink {
   readonly #o: RelayLinkOptions;
   readonly #helloMs: number;
   readonly #queue: SendQueue;
@@ -114,6 +126,9 @@ export class RelayLink implements MqttLink {
   #maxPayload = 0;
   #configuring = false;
   #poweredOff = false;
+  /** The module is configured as a pin-sleep end device (until its next reset). */
+  #pinSleep = false;
+  #asleep = false;
   /** Messages handed to the radio, fully delivered to the master, and lost on the way. */
   readonly stats = { published: 0, delivered: 0, failed: 0, downlinks: 0, ignored: 0 };
 
@@ -140,12 +155,23 @@ export class RelayLink implements MqttLink {
         // Down until the module is configured again and the master answers: the next READY is a
         // new connection, on which the comms unit sends again whatever waits.
         this.#maxPayload = 0;
+        this.#pinSleep = false; // settings written without WR are gone
+        this.#asleep = false;
+        if (radio.sleepRequested) radio.wake().catch(() => {}); // SLEEP_RQ released for the fresh module
         this.#queue.clear();
         this.#setConnected(false);
       }
       if (status === ModemStatus.JOINED) this.#tick();
     };
     this.#poweredOff = false;
+    if (this.#asleep) {
+      // Put to sleep when the link closed or lost power: awake again for the link.
+      this.#asleep = false;
+      radio.wake().catch(() => {
+        this.#maxPayload = 0;
+        this.#pinSleep = false;
+      });
+    }
     this.#o.timers.clear(this.#timer);
     this.#timer = this.#o.timers.setInterval(() => this.#tick(), this.#helloMs);
     this.#tick();
@@ -160,6 +186,7 @@ export class RelayLink implements MqttLink {
     if (topic !== uplinkTopic(this.#o.meterId))
       throw new RangeError(`the relay carries only this meter's uplink, not ${topic}`);
     if (!this.#connected || this.#maxPayload === 0) return false;
+    this.wake(); // the transmissions wait for ON/SLEEP
     const fragments = fragment(RelayKind.UP, this.#o.meterId, this.#messageId, payload, this.#maxPayload);
     this.#messageId = (this.#messageId + 1) & 0xffff;
     this.stats.published++;
@@ -175,6 +202,11 @@ export class RelayLink implements MqttLink {
     this.#timer = undefined;
     this.#queue.clear();
     this.#downlinks.clear();
+    // A module configured for pin sleep sleeps while its link is not in use.
+    if (this.#pinSleep && !this.#asleep) {
+      this.#asleep = true;
+      this.#o.radio.sleep();
+    }
     this.#setConnected(false);
     this.#events = undefined;
     this.#o.radio.onReceive = undefined;
@@ -191,8 +223,57 @@ export class RelayLink implements MqttLink {
     } else if (this.#events && this.#poweredOff) this.open(this.#events);
   }
 
+  /** Asleep: SLEEP_RQ asserted by sleep(), not yet released. */
+  get asleep(): boolean {
+    return this.#asleep;
+  }
+
+  /** Frames wait to be sent, a downlink is half assembled, or the module is being configured. */
+  get busy(): boolean {
+    return this.#queue.busy || this.#downlinks.pending > 0 || this.#configuring;
+  }
+
+  /**
+   * Puts the module to pin sleep; false (and nothing done) when it is not a configured end device,
+   * the link is not open, or something is under way (busy). The link stays up: the master's READY
+   * is not expected while asleep.
+   */
+  sleep(): boolean {
+    if (this.#asleep) return true;
+    if (!this.#pinSleep || !this.#events || this.#poweredOff || this.busy) return false;
+    this.#asleep = true;
+    this.#o.timers.clear(this.#timer);
+    this.#timer = undefined;
+    this.#o.radio.sleep();
+    return true;
+  }
+
+  /**
+   * Wakes the module (it polls its parent for what was held meanwhile) and says HELLO, so the
+   * master knows it is there; the HELLO period starts again.
+   */
+  wake(): void {
+    if (!this.#asleep) return;
+    this.#asleep = false;
+    // Asleep is not silent by choice: give the master three HELLO periods from now to answer.
+    this.#lastReady = Math.max(this.#lastReady, this.#o.clock.monotonic());
+    this.#o.radio.wake().then(
+      () => {},
+      () => {
+        // ON/SLEEP never rose: configure the module again on the next tick.
+        this.#maxPayload = 0;
+        this.#pinSleep = false;
+      },
+    );
+    if (this.#events && !this.#poweredOff) {
+      this.#o.timers.clear(this.#timer);
+      this.#timer = this.#o.timers.setInterval(() => this.#tick(), this.#helloMs);
+      this.#tick();
+    }
+  }
+
   #tick(): void {
-    if (!this.#events || this.#poweredOff) return;
+    if (!this.#events || this.#poweredOff || this.#asleep) return;
     const now = this.#o.clock.monotonic();
     if (this.#connected && now - this.#lastReady > 3 * this.#helloMs) this.#setConnected(false);
     this.#downlinks.expire(now);
@@ -209,17 +290,25 @@ export class RelayLink implements MqttLink {
   #configure(): void {
     if (this.#configuring) return;
     this.#configuring = true;
-    this.#o.radio.configure().then(
-      (info) => {
-        this.#configuring = false;
-        if (info.association !== 0) return; // not joined yet: the JOINED status or the next tick tries again
-        this.#maxPayload = info.maxPayload;
-        this.#tick();
-      },
-      () => {
-        this.#configuring = false;
-      },
-    );
+    const radio = this.#o.radio;
+    // An end device with pin sleep when SLEEP_RQ is wired (a change of SM makes it join again).
+    const sleepSetup = radio.canSleep && !this.#pinSleep ? radio.configurePinSleep() : Promise.resolve();
+    sleepSetup
+      .then(() => {
+        this.#pinSleep = radio.canSleep;
+        return radio.configure();
+      })
+      .then(
+        (info) => {
+          this.#configuring = false;
+          if (info.association !== 0) return; // not joined yet: the JOINED status or the next tick tries again
+          this.#maxPayload = info.maxPayload;
+          this.#tick();
+        },
+        () => {
+          this.#configuring = false;
+        },
+      );
   }
 
   #receive(source: Uint8Array, payload: Uint8Array): void {
@@ -276,6 +365,21 @@ export interface RelayMasterOptions {
   /** A random 16-bit number drawn at start: the relay session, and the first downlink message id. */
   session?: number;
   reassemblyMs?: number;
+  /**
+   * The sleep period SP its module is given as a parent, ms (default 25 000): it holds a packet for
+   * a sleeping slave 1.2 × SP (at most 30 s), so slaves poll at least this often.
+   */
+  childSleepPeriodMs?: number;
+}
+
+/** The master's default SP as a parent (ms), and the Transmit Status wait it implies. */
+export const CHILD_SLEEP_PERIOD_MS = 25_000;
+/**
+ * User Guide 90001539, "Transmission timeouts > Extended timeout": to an end device, up to three
+ * attempts of (50 × NH + 1.2 × SP) ms each; NH is 30 by default.
+ */
+export function extendedTransmitTimeoutMs(sleepPeriodMs: number, nh = 30): number {
+  return 3 * (50 * nh + Math.min(30_000, 1.2 * sleepPeriodMs)) + 1_000;
 }
 
 interface Slave {
@@ -289,7 +393,8 @@ export class RelayMaster {
   readonly #o: RelayMasterOptions;
   readonly #slaves = new Map<number, Slave>();
   readonly #uplinks: Reassembler;
-  readonly #queue: SendQueue;
+  /** One queue per destination: a sleeping slave's wait does not hold up the others. */
+  readonly #queues = new Map<string, SendQueue>();
   #maxPayload = 0;
   #configuring = false;
   #started = false;
@@ -299,7 +404,6 @@ export class RelayMaster {
 
   constructor(options: RelayMasterOptions) {
     this.#o = options;
-    this.#queue = new SendQueue(options.radio);
     this.#uplinks = new Reassembler({ timeoutMs: options.reassemblyMs ?? 30_000 });
     this.#session = (options.session ?? 0) & 0xffff;
     this.#nextDownId = this.#session;
@@ -309,7 +413,9 @@ export class RelayMaster {
 
   /** Bytes of slaves' frames this master holds now: incomplete uplinks and downlink fragments not yet sent. */
   get heldBytes(): number {
-    return this.#uplinks.heldBytes + this.#queue.heldBytes;
+    let queued = 0;
+    for (const q of this.#queues.values()) queued += q.heldBytes;
+    return this.#uplinks.heldBytes + queued;
   }
 
   /** The slaves that said HELLO since the start. */
@@ -325,7 +431,7 @@ export class RelayMaster {
     radio.onModemStatus = (status) => {
       if (status === ModemStatus.HARDWARE_RESET || status === ModemStatus.WATCHDOG_RESET) {
         this.#maxPayload = 0;
-        this.#queue.clear();
+        this.#clearQueues();
         this.#uplinks.clear();
       }
       if (status === ModemStatus.JOINED) this.#configure();
@@ -359,29 +465,45 @@ export class RelayMaster {
     this.#started = false;
     this.#o.timers.clear(this.#timer);
     this.#timer = undefined;
-    this.#queue.clear();
+    this.#clearQueues();
     this.#uplinks.clear();
     this.#o.radio.onReceive = undefined;
     this.#o.radio.onModemStatus = undefined;
     this.#o.link.close();
   }
 
+  #clearQueues(): void {
+    for (const q of this.#queues.values()) q.clear();
+    this.#queues.clear();
+  }
+
   #configure(): void {
     if (this.#configuring) return;
     this.#configuring = true;
-    this.#o.radio.configure().then(
-      (info) => {
-        this.#configuring = false;
-        this.#maxPayload = info.maxPayload;
-      },
-      () => {
-        this.#configuring = false;
-      },
-    );
+    const radio = this.#o.radio;
+    // A router that never sleeps, holding packets for its sleeping slaves 1.2 × SP.
+    radio
+      .configureParent(this.#o.childSleepPeriodMs ?? CHILD_SLEEP_PERIOD_MS)
+      .then(() => radio.configure())
+      .then(
+        (info) => {
+          this.#configuring = false;
+          this.#maxPayload = info.maxPayload;
+        },
+        () => {
+          this.#configuring = false;
+        },
+      );
   }
 
   #send(dest: Uint8Array, payloads: Uint8Array[], done?: (ok: boolean) => void): void {
-    this.#queue.send(dest, payloads, done);
+    const key = address64Hex(dest);
+    let queue = this.#queues.get(key);
+    if (!queue) {
+      queue = new SendQueue(this.#o.radio);
+      this.#queues.set(key, queue);
+    }
+    queue.send(dest, payloads, done);
   }
 
   #receive(source: Uint8Array, payload: Uint8Array): void {
@@ -552,6 +674,8 @@ export type RelayRole =
   | {
       role: 'master' /** Slaves the platform assigned to this master; all when absent. */;
       slaves?: readonly number[];
+      /** SP as a parent, ms (default CHILD_SLEEP_PERIOD_MS): it holds a sleeping slave's packets 1.2 × SP. */
+      childSleepPeriodMs?: number;
     };
 
 /**
@@ -562,18 +686,34 @@ export function zigbeeRelay(
   hardware: MeterHardware,
   meterId: number,
   role: RelayRole | undefined,
-): { primary?: MqttLink; fallback?: { name: string; link: MqttLink }; master?: RelayMaster } {
+): {
+  primary?: MqttLink;
+  fallback?: { name: string; link: MqttLink };
+  master?: RelayMaster;
+  /** The slave's link, for the power unit's RelaySleepDuty. */
+  slave?: RelayLink;
+} {
   if (!role) return {};
   if (!hardware.zigbee) throw new RangeError('a relay role needs a Zigbee module on the board');
   const { clock, timers } = hardware;
-  const radio = new XBee({ serial: hardware.zigbee.serial, reset: hardware.zigbee.reset, timers });
+  const { serial, reset, sleepRequest, onSleep } = hardware.zigbee;
   if (role.role === 'slave') {
+    // A slave is an end device: pin sleep when SLEEP_RQ is wired (ON/SLEEP too, when it is).
+    const sleep = sleepRequest && { request: sleepRequest, status: onSleep };
+    const radio = new XBee({ serial, reset, timers, sleep });
     if (!/^[0-9a-fA-F]{16}$/.test(role.master)) throw new RangeError('the master address is 16 hex digits');
     const master = new Uint8Array(8);
     for (let i = 0; i < 8; i++) master[i] = Number.parseInt(role.master.slice(2 * i, 2 * i + 2), 16);
     const link = new RelayLink({ radio, master, meterId, timers, clock, session: session(hardware) });
-    return { fallback: { name: 'zigbee-relay', link } };
+    return { fallback: { name: 'zigbee-relay', link }, slave: link };
   }
+  // A master is a router, never asleep; a Transmit Status to a sleeping slave takes the extended timeout.
+  const radio = new XBee({
+    serial,
+    reset,
+    timers,
+    transmitTimeoutMs: extendedTransmitTimeoutMs(role.childSleepPeriodMs ?? CHILD_SLEEP_PERIOD_MS),
+  });
   const shared = new SharedLink(hardware.mqtt);
   const relayMaster = new RelayMaster({
     radio,
@@ -581,6 +721,7 @@ export function zigbeeRelay(
     timers,
     clock,
     slaves: role.slaves,
+    childSleepPeriodMs: role.childSleepPeriodMs,
     session: session(hardware),
   });
   return { primary: shared.client(), master: relayMaster };

@@ -7,6 +7,15 @@ import type { BleHandlers, BlePeripheral } from '../ble';
 
 const ATT_DEFAULT_MTU = 23; // Bluetooth Core Vol 3 Part F §3.2.8
 const ATT_HEADER = 3; // opcode + handle of a write or notification
+/** Legacy advertising payload (Core Vol 6 Part B §2.3.1.3): 31 bytes; the Flags AD takes 3, the manufacturer AD's header 4. */
+const ADV_PAYLOAD = 31;
+
+/** A non-connectable broadcast as a phone scanning nearby receives it. */
+export interface HeardBeacon {
+  companyId: number;
+  data: Uint8Array;
+  intervalMs: number;
+}
 
 export class VirtualBleLink {
   #handlers: BleHandlers | undefined;
@@ -15,6 +24,7 @@ export class VirtualBleLink {
   #advertising = false;
   #mtu = ATT_DEFAULT_MTU;
   #info: Uint8Array = new Uint8Array(0);
+  #beacon: HeardBeacon | undefined;
   /** What the meter notified, in order (the handheld's inbox). */
   readonly notifications: Uint8Array[] = [];
   onNotify: ((data: Uint8Array) => void) | undefined;
@@ -24,10 +34,25 @@ export class VirtualBleLink {
   readonly maxMtu: number;
   readonly peripheral: BlePeripheral;
 
-  constructor(options: { maxMtu?: number } = {}) {
+  /** `broadcast: false` for a transport that has no advertising (the Wi-Fi port). */
+  constructor(options: { maxMtu?: number; broadcast?: boolean } = {}) {
     this.maxMtu = options.maxMtu ?? 247;
     const link = this;
+    const broadcast = (beacon: HeardBeacon | undefined) => {
+      if (beacon) {
+        if (3 + 4 + beacon.data.length > ADV_PAYLOAD)
+          throw new RangeError(
+            `a beacon of ${beacon.data.length} bytes does not fit the 31-byte advertising payload`,
+          );
+        if (!(beacon.intervalMs >= 20 && beacon.intervalMs <= 10_240))
+          throw new RangeError(`advertising interval ${beacon.intervalMs} ms is outside 20–10 240 ms`);
+        if (!Number.isInteger(beacon.companyId) || beacon.companyId < 0 || beacon.companyId > 0xffff)
+          throw new RangeError(`company id ${beacon.companyId}`);
+      }
+      link.#beacon = beacon && { ...beacon, data: beacon.data.slice() };
+    };
     this.peripheral = {
+      ...(options.broadcast === false ? {} : { broadcast }),
       open(handlers) {
         if (link.openFault !== undefined) throw new Error(link.openFault);
         link.#handlers = handlers;
@@ -56,6 +81,7 @@ export class VirtualBleLink {
       close() {
         link.#closed = true;
         link.#advertising = false;
+        link.#beacon = undefined;
         if (link.#connected) {
           link.#connected = false;
           link.#handlers?.onDisconnect();
@@ -71,6 +97,16 @@ export class VirtualBleLink {
 
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /**
+   * What a phone scanning nearby hears of the non-connectable broadcast: the beacon, while it is on
+   * air (the stack open, no connectable advertising, no handheld connected); undefined otherwise.
+   */
+  scanBeacon(): HeardBeacon | undefined {
+    if (!this.#handlers || this.#closed || this.#advertising || this.#connected || !this.#beacon)
+      return undefined;
+    return { ...this.#beacon, data: this.#beacon.data.slice() };
   }
 
   get mtu(): number {

@@ -101,7 +101,7 @@ export interface VirtualBoardOptions {
   sensors?: boolean;
   /** What the watchdog reports as the cause of this start (a restart after a bite: 'watchdog'). */
   lastReset?: ResetReason;
-  /** Fit an XBee 3 Zigbee module (UART 0, RESET on pin 22) joined to a virtual mesh. */
+  /** Fit an XBee 3 Zigbee module (UART 0, RESET on pin 22, SLEEP_RQ 23, ON/SLEEP 24) joined to a virtual mesh. */
   zigbee?: { mesh: ZigbeeMesh; address64: string; position: { x: number; y: number }; range?: number };
 }
 
@@ -110,7 +110,13 @@ export interface VirtualBoardOptions {
  * that a relay master fits the modem (UART 1) and the SAM (UART 2) beside it, as a production build
  * without a serial console can.
  */
-export const VIRTUAL_ZIGBEE = Object.freeze({ port: 0, baud: 115_200, reset: 22 });
+export const VIRTUAL_ZIGBEE = Object.freeze({
+  port: 0,
+  baud: 115_200,
+  reset: 22,
+  sleepRequest: 23,
+  onSleep: 24,
+});
 
 /**
  * The reader's SPI line as the board wires it: a hung MFRC522 (latched up by a surge) answers
@@ -259,7 +265,7 @@ export class VirtualBoard {
     if (options.fallbackMqtt) this.hardware.fallbackLink = options.fallbackMqtt;
     if (options.wifiPort) {
       // A TCP port has no ATT MTU: its chunks are as large as the meter's side allows.
-      this.wifi = new VirtualBleLink({ maxMtu: 1024 });
+      this.wifi = new VirtualBleLink({ maxMtu: 1024, broadcast: false });
       this.hardware.wifiPort = this.wifi.peripheral;
     }
     if (options.zigbee) {
@@ -269,6 +275,8 @@ export class VirtualBoard {
       this.hardware.zigbee = {
         serial: { io: this.serial.io, port: VIRTUAL_ZIGBEE.port, baud: VIRTUAL_ZIGBEE.baud },
         reset: { io: this.xbee.resetLine(), pin: VIRTUAL_ZIGBEE.reset },
+        sleepRequest: { io: this.xbee.sleepRequestLine(), pin: VIRTUAL_ZIGBEE.sleepRequest },
+        onSleep: { io: this.xbee.onSleepLine(), pin: VIRTUAL_ZIGBEE.onSleep },
       };
     }
     if (this.modemLink) this.hardware.callIn = this.modemLink;

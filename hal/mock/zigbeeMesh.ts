@@ -4,6 +4,12 @@
 // Like a Zigbee network with APS acknowledgements, the sender learns whether the packet arrived
 // after a few retries; the acknowledgement itself can be lost (`ackLoss`), so the receiver may
 // get a packet its sender counts as failed, and get it again on a resend.
+//
+// End devices (Digi XBee 3 Zigbee RF Module User Guide 90001539, "Manage End Devices"): they never
+// route; a packet for one goes to its parent (the nearest router in its range), which holds it while
+// the child sleeps until the child wakes and polls, for at most its buffering time (1.2 × SP, ≤ 30 s).
+// With no acknowledgement in that time the sender tries twice more ("Transmission timeouts >
+// Extended timeout"), then reports a network ACK failure: the packet is lost.
 import type { Timers } from '../clock';
 
 /** A node as the mesh sees it (a VirtualXBee). */
@@ -16,6 +22,21 @@ export interface MeshNode {
   readonly joined: boolean;
   /** A packet for this node arrives (after the air time). */
   deliver(source64: string, source16: number, data: Uint8Array): void;
+  /** An end device (SM ≠ 0): never routes, reached through its parent. */
+  readonly endDevice?: boolean;
+  /** An end device in pin sleep: hears nothing until it wakes and polls its parent. */
+  readonly asleep?: boolean;
+  /** As a parent: how long it holds a packet for a sleeping child, ms. */
+  readonly childBufferMs?: number;
+}
+
+interface HeldPacket {
+  from: string;
+  to: string;
+  data: Uint8Array;
+  attempt: number;
+  timer: ReturnType<Timers['setTimeout']>;
+  report: (status: number, retries: number) => void;
 }
 
 export interface MeshSendResult {
@@ -46,8 +67,9 @@ export class ZigbeeMesh {
   readonly retries: number;
   readonly hopMs: number;
   #seed: number;
-  /** Counters: packets offered, delivered, lost after every retry, acks lost. */
-  readonly stats = { sent: 0, delivered: 0, failed: 0, ackLost: 0, noRoute: 0 };
+  /** Counters: packets offered, delivered, lost after every retry, acks lost; packets parents held for sleeping children, packets for end devices lost after every attempt. */
+  readonly stats = { sent: 0, delivered: 0, failed: 0, ackLost: 0, noRoute: 0, held: 0, heldLost: 0 };
+  readonly #held: HeldPacket[] = [];
 
   constructor(options: ZigbeeMeshOptions) {
     this.timers = options.timers;
@@ -102,6 +124,7 @@ export class ZigbeeMesh {
         const dy = next.position.y - here.position.y;
         if (Math.hypot(dx, dy) > Math.min(here.range, next.range)) continue;
         if (next === goal) return depth + 1;
+        if (next.endDevice) continue; // end devices do not route
         seen.set(next.address64, depth + 1);
         queue.push(next);
       }
@@ -140,5 +163,113 @@ export class ZigbeeMesh {
     }
     this.stats.failed++;
     return { status: 0x21, retries: this.retries };
+  }
+
+  /** The parent of an end device: the nearest joined router within range. */
+  parentOf(child: string): MeshNode | undefined {
+    const node = this.#nodes.get(child);
+    if (!node) return undefined;
+    let best: MeshNode | undefined;
+    let bestDistance = Number.POSITIVE_INFINITY;
+    for (const other of this.#nodes.values()) {
+      if (other === node || other.endDevice || !other.joined) continue;
+      const d = Math.hypot(other.position.x - node.position.x, other.position.y - node.position.y);
+      if (d <= Math.min(node.range, other.range) && d < bestDistance) {
+        best = other;
+        bestDistance = d;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * A packet for an end device: delivered now if it is awake, otherwise held by its parent until it
+   * polls or the buffering time runs out; three attempts in all. `report` gets the sender's
+   * Transmit Status (0 delivered, 0x21 no acknowledgement, 0x25 no route).
+   */
+  sendToEndDevice(
+    from: string,
+    to: string,
+    data: Uint8Array,
+    report: (status: number, retries: number) => void,
+  ): void {
+    this.stats.sent++;
+    this.#attempt({ from, to, data: data.slice(), attempt: 0, timer: undefined as never, report });
+  }
+
+  /** A child woke and polls its parent: what the parent holds for it arrives, in order. */
+  poll(child: string): void {
+    const node = this.#nodes.get(child);
+    if (!node || node.asleep) return;
+    const mine = this.#held.filter((p) => p.to === child);
+    for (const packet of mine) {
+      this.#held.splice(this.#held.indexOf(packet), 1);
+      this.timers.clear(packet.timer);
+      this.#arrive(packet, 1);
+    }
+  }
+
+  /** Packets parents hold for sleeping children now. */
+  get heldForSleepers(): number {
+    return this.#held.length;
+  }
+
+  #attempt(packet: HeldPacket): void {
+    const hops = this.hops(packet.from, packet.to);
+    const parent = this.parentOf(packet.to);
+    if (hops === undefined || !parent) {
+      this.stats.noRoute++;
+      this.timers.setTimeout(() => packet.report(0x25, packet.attempt), this.hopMs);
+      return;
+    }
+    // The hops up to the parent (one fewer when the sender is the parent).
+    for (let h = 0; h < hops - 1; h++) {
+      if (this.random() < this.loss) {
+        this.#retry(packet, 2 * hops * this.hopMs);
+        return;
+      }
+    }
+    const child = this.#nodes.get(packet.to)!;
+    if (!child.asleep) {
+      this.timers.setTimeout(() => this.#arrive(packet, hops), (hops - 1) * this.hopMs);
+      return;
+    }
+    this.stats.held++;
+    packet.timer = this.timers.setTimeout(() => {
+      this.#held.splice(this.#held.indexOf(packet), 1);
+      this.#retry(packet, 0);
+    }, parent.childBufferMs ?? 30_000);
+    this.#held.push(packet);
+  }
+
+  /** The last hop, parent to child, and the acknowledgement back to the sender. */
+  #arrive(packet: HeldPacket, hops: number): void {
+    const child = this.#nodes.get(packet.to);
+    if (!child?.joined || child.asleep || this.random() < this.loss) {
+      this.#retry(packet, 2 * hops * this.hopMs);
+      return;
+    }
+    this.timers.setTimeout(() => {
+      const node = this.#nodes.get(packet.to);
+      if (node?.joined && !node.asleep) node.deliver(packet.from, this.network16(packet.from), packet.data);
+    }, this.hopMs);
+    this.stats.delivered++;
+    const lostAck = this.random() < this.ackLoss;
+    if (lostAck) this.stats.ackLost++;
+    this.timers.setTimeout(
+      () => packet.report(lostAck ? 0x21 : 0x00, lostAck ? this.retries : packet.attempt),
+      (hops + 1) * this.hopMs,
+    );
+  }
+
+  #retry(packet: HeldPacket, afterMs: number): void {
+    if (packet.attempt >= this.retries) {
+      this.stats.failed++;
+      this.stats.heldLost++;
+      this.timers.setTimeout(() => packet.report(0x21, packet.attempt), afterMs);
+      return;
+    }
+    packet.attempt++;
+    this.timers.setTimeout(() => this.#attempt(packet), afterMs);
   }
 }

@@ -12,7 +12,7 @@ import { purseCard } from '../../hal/mock/cards';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualBroker } from '../../hal/mock/mqtt';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
-import { fromHex } from '../../protocol/bytes';
+import { fromHex, toHex as toHexString } from '../../protocol/bytes';
 import { encodeCbor } from '../../protocol/cbor';
 import { FrameType, openFrame, sealFrame } from '../../protocol/frame';
 import {
@@ -35,6 +35,10 @@ import { decodeRecord } from '../../protocol/records';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
 import { Handheld, HandheldConnection, type UploadResult } from '../../sim/handheld/client';
+import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
+import { statusEvent } from '../../protocol/status';
+import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
+import { KeyFrame } from '../../protocol/keys';
 
 const METER = 7301;
 const MASTER = new Uint8Array(32).fill(0x17);
@@ -94,7 +98,7 @@ function rig(options: { meterId?: number; keys?: MeterKeys; clock?: VirtualClock
       clock.advance(30_000);
     }
   };
-  return { clock, board, meter, keys, token, modeKey, sell, meterId };
+  return { clock, board, meter, keys, token, modeKey, sell, meterId, broker, link };
 }
 
 /** The platform's ack of a set frame, sealed as ingest seals it (for the tests without a database). */
@@ -197,7 +201,7 @@ describe('handheld link on the meter', () => {
     const original = r.board.ble.peripheral.notify;
     r.board.ble.peripheral.notify = (data) => {
       chunks++;
-      if (handheld.uplinks.length === 1 && firstSetChunks === 0) firstSetChunks = chunks;
+      if (handheld.sets.length === 1 && firstSetChunks === 0) firstSetChunks = chunks;
       if (firstSetChunks > 0 && chunks > firstSetChunks + 5) {
         r.board.ble.disconnect();
         return false;
@@ -214,7 +218,7 @@ describe('handheld link on the meter', () => {
     const second = handheld.visit(r.board.ble, r.token());
     assert.equal(second.dropped, false);
     assert.ok(second.collected >= 1);
-    const ranges = handheld.uplinks.map((s) => collectedSeqs(s.frame, r.keys));
+    const ranges = handheld.sets.map((s) => collectedSeqs(s.frame, r.keys));
     assert.equal(ranges[0].first, 1);
     for (let i = 1; i < ranges.length; i++) assert.equal(ranges[i].first, ranges[i - 1].last + 1);
     assert.equal(ranges[ranges.length - 1].last, before, 'every record up to the visit collected');
@@ -305,12 +309,59 @@ describe('handheld link on the meter', () => {
     });
     assert.equal(conn.request({ t: 'down', frame: new Uint8Array(3) }).why, 'truncated');
     assert.equal(conn.request({ t: 'next', after: -1 }).why, 'bad after');
+    assert.equal(conn.request({ t: 'uplink', after: 'x' }).why, 'bad after');
+    assert.equal(conn.request({ t: 'held', upTo: -2 }).why, 'bad upTo');
+    assert.equal(conn.request({ t: 'held' }).why, 'bad upTo');
     assert.equal(conn.request({ t: 'release', token: new Uint8Array(4) }).ok, false);
     // Nothing lost: every record is still there and unacknowledged, and collection still works.
     assert.equal(r.meter.log.lastSeq >= lastSeq, true);
     assert.equal(r.meter.log.read(1).length, r.meter.log.lastSeq);
     assert.equal(r.meter.ledger.acknowledgedSeq, 0);
     assert.equal(conn.request({ t: 'next' }).t, 'set');
+  });
+
+  it('other uplinks are kept only while a proven handheld is there; one it did not take goes by radio when the link returns, the same bytes', () => {
+    const r = rig();
+    const event = () =>
+      r.meter.bus.emit(
+        'status-event',
+        statusEvent(r.clock.now(), 'door-open', 'alarm', true, 'service door'),
+      );
+    event();
+    assert.equal(r.meter.comms.kept, 0, 'no handheld: the status channel keeps its events itself');
+    const waiting = r.meter.status.pending;
+    r.modeKey();
+    const conn = new HandheldConnection(r.board.ble);
+    assert.equal(conn.request({ t: 'uplink' }).why, 'not authorised');
+    const t = r.token();
+    conn.authenticate(crypto, t.token, t.secret, r.meterId);
+    const first = conn.request({ t: 'uplink' });
+    assert.equal(first.t, 'uplink');
+    assert.equal(r.meter.status.pending, 0, 'moved into the outbox, sealed');
+    assert.equal(r.meter.comms.kept, waiting);
+    event(); // while the handheld is there: sealed straight into the outbox
+    assert.equal(r.meter.comms.kept, waiting + 1);
+    const read: Uint8Array[] = [];
+    for (let after = 0; ; ) {
+      const reply = conn.request({ t: 'uplink', after });
+      if (reply.t !== 'uplink') {
+        assert.equal(reply.t, 'no-uplink');
+        break;
+      }
+      read.push(reply.frame as Uint8Array);
+      after = Number(reply.id);
+    }
+    assert.equal(read.length, waiting + 1);
+    assert.deepEqual(conn.request({ t: 'held', upTo: Number(first.id) }), { t: 'held', kept: waiting });
+    conn.disconnect(); // it left without saying it held the rest
+    assert.equal(r.meter.comms.kept, waiting, 'kept until someone takes them');
+    r.link.setSignal(true);
+    r.clock.advance(1_000);
+    assert.equal(r.meter.comms.kept, 0, 'published once the link was up');
+    const sent = r.broker.published
+      .filter((p) => p.topic === uplinkTopic(r.meterId))
+      .map((p) => toHexString(p.payload));
+    for (const frame of read.slice(1)) assert.ok(sent.includes(toHexString(frame)), 'the same sealed bytes');
   });
 
   it('the chunk codec: round trip, and typed errors for what does not fit', () => {
@@ -425,5 +476,156 @@ forEachBackend('handheld uploads on the platform', (backend) => {
     assert.equal(reply.ok, true);
     assert.equal(r.meter.ledger.acknowledgedSeq, r.meter.log.uploads.current!.lastSeq);
     assert.equal(r.meter.log.uploads.current!.acknowledged, true);
+  });
+
+  /** Downlinks the platform publishes for a meter, caught for a handheld to carry (the meter has no radio). */
+  async function downlinksOf(meterId: number): Promise<{ frames: Uint8Array[]; close(): void }> {
+    const link = new NodeMqttLink({
+      url: platform.brokerUrl,
+      clientId: meterClientId(meterId),
+      ...platform.meterMqttCredentials(meterId),
+      cleanSession: backend.real,
+    });
+    const frames: Uint8Array[] = [];
+    await new Promise<void>((resolve) => {
+      link.open({
+        onConnect() {
+          link.subscribe(downlinkTopic(meterId));
+          resolve();
+        },
+        onDisconnect() {},
+        onMessage(topic, payload) {
+          if (topic === downlinkTopic(meterId)) frames.push(payload);
+        },
+      });
+    });
+    await until(() => link.subscribed(downlinkTopic(meterId)), 'the downlink subscription');
+    return { frames, close: () => link.close() };
+  }
+
+  async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it('status events reach the platform through a handheld, exactly once; the meter lets them go once the handheld holds them', async () => {
+    const meterId = randomMeterId();
+    const keys = await platform.provisionMeter(meterId, 'handheld status');
+    const r = rig({ meterId, keys });
+    const at = r.clock.now();
+    r.meter.bus.emit('status-event', statusEvent(at, 'battery-low', 'warning', true, 'pack at 14 %', 14));
+    r.meter.bus.emit('status-event', statusEvent(at + 1_000, 'door-open', 'alarm', true, 'service door'));
+    const waiting = r.meter.status.pending;
+    assert.ok(waiting >= 2, 'kept on the meter while it has no link');
+    r.modeKey();
+    const handheld = new Handheld(crypto);
+    const report = handheld.visit(r.board.ble, r.token());
+    assert.equal(report.frames, waiting, 'every kept event collected as a sealed frame');
+    assert.equal(r.meter.status.pending, 0);
+    assert.equal(r.meter.comms.kept, 0, 'the meter let them go once the handheld held them');
+    const frames = handheld.uplinks.filter((u) => u.kind === 'uplink').map((u) => toHexString(u.frame));
+    assert.ok(
+      handheld.uplinks.filter((u) => u.kind === 'uplink').every((u) => u.frame[1] === 0x04),
+      'status frames (0x04)',
+    );
+    const summary = await handheld.upload(post);
+    assert.equal(summary.refused.length, 0, summary.refused.join(', '));
+    // The upload's answer was lost: the same frames handed in again are refused as replays.
+    const again = await post(frames);
+    assert.ok(again.every((res) => !res.ok && res.reason === 'replay'));
+    const rows = await platform.db.query<{ event: string; n: number }>(
+      'SELECT event, count(*)::int AS n FROM meter_events WHERE meter_id = $1 GROUP BY event ORDER BY event',
+      [meterId],
+    );
+    const counts = Object.fromEntries(rows.rows.map((row) => [row.event, row.n]));
+    assert.equal(counts['battery-low'], 1);
+    assert.equal(counts['door-open'], 1);
+    assert.ok(
+      rows.rows.every((row) => row.n === 1),
+      'each event stored once',
+    );
+  });
+
+  it('a key rotation completed entirely through a handheld: the push carried in, the ack carried out, both ends on epoch 2', async () => {
+    const meterId = randomMeterId();
+    const keys = await platform.provisionMeter(meterId, 'handheld rotation');
+    // The platform issues the tokens, valid from its own clock: the meter's starts there too.
+    const r = rig({ meterId, keys, clock: new VirtualClock(new Date().toISOString()) });
+    const { headers: operator } = await operatorLogin(platform.operators, 'operator');
+    const issue = async () => {
+      const issued = await platform.app.inject({
+        method: 'POST',
+        url: `/api/meters/${meterId}/maintenance-tokens`,
+        headers: operator,
+        payload: { staff: 'bob', seconds: 900 },
+      });
+      assert.equal(issued.statusCode, 201, issued.body);
+      const { token, secret } = issued.json() as { token: string; secret: string };
+      return { token: fromHex(token), secret: fromHex(secret), meterId };
+    };
+    r.sell(1);
+    const caught = await downlinksOf(meterId);
+    try {
+      const { headers } = await operatorLogin(platform.operators, 'supervisor');
+      const pushed = await platform.app.inject({
+        method: 'POST',
+        url: `/api/meters/${meterId}/key-rotation`,
+        headers,
+      });
+      assert.equal(pushed.statusCode, 202, pushed.body);
+      await until(() => caught.frames.length > 0, 'the rotation downlink');
+    } finally {
+      caught.close();
+    }
+    const rotation = caught.frames[0];
+    assert.equal(rotation[1], KeyFrame.ROTATION);
+    const handheld = new Handheld(crypto);
+    handheld.downlinks.set(meterId, [rotation]);
+    r.modeKey();
+    const visit = handheld.visit(r.board.ble, await issue());
+    assert.equal(visit.delivered, 1);
+    assert.equal(r.meter.security.epoch, 2, 'the meter switched: its ack was taken by the handheld');
+    const acks = handheld.uplinks.filter((u) => u.kind === 'uplink' && u.frame[1] === KeyFrame.SECURITY);
+    assert.equal(acks.length, 1, 'the 0x03 ack collected as a sealed frame');
+    const epochOf = async () =>
+      Number(
+        (
+          await platform.db.query<{ key_epoch: number }>('SELECT key_epoch FROM meters WHERE id = $1', [
+            meterId,
+          ])
+        ).rows[0].key_epoch,
+      );
+    assert.equal(await epochOf(), 1, 'the platform waits for the ack');
+    const summary = await handheld.upload(post);
+    assert.equal(summary.refused.length, 0, summary.refused.join(', '));
+    assert.equal(await epochOf(), 2, 'the ack carried out moved the platform on');
+    const events = await platform.db.query<{ event: string }>(
+      'SELECT event FROM security_events WHERE meter_id = $1',
+      [meterId],
+    );
+    assert.deepEqual(
+      events.rows.map((row) => row.event),
+      ['key-epoch'],
+    );
+    // Both ends on epoch 2: a set sealed now under the new keys is stored, and its ack carried back
+    // releases it (the token now under the new epoch's maintenance key).
+    r.sell(1);
+    r.modeKey();
+    const next = handheld.visit(r.board.ble, await issue());
+    assert.ok(next.collected > 0);
+    const lastCollected = handheld.sets[handheld.sets.length - 1].last;
+    const stored = await handheld.upload(post);
+    assert.equal(stored.refused.length, 0, stored.refused.join(', '));
+    assert.ok(stored.stored > 0);
+    r.modeKey();
+    handheld.visit(r.board.ble, await issue());
+    assert.equal(
+      r.meter.ledger.acknowledgedSeq,
+      lastCollected,
+      'acknowledged up to the set collected under epoch 2',
+    );
   });
 });

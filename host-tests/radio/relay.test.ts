@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { address64Hex, XBee } from '../../drivers/radio/xbee';
 import { RelayLink, RelayMaster, SharedLink } from '../../firmware/units/relay';
 import type { FailoverLink } from '../../firmware/units/monitor';
+import { RelaySleepDuty, type SleepyLink } from '../../firmware/units/power';
+import { EventBus } from '../../firmware/bus';
+import type { MeterEvents } from '../../firmware/events';
 import { VirtualClock } from '../../hal/mock/clock';
 import { VirtualBroker, type VirtualMqttLink } from '../../hal/mock/mqtt';
 import { VirtualSerialPort } from '../../hal/mock/serial';
@@ -112,18 +115,31 @@ describe('relay fragments (protocol/relay.ts)', () => {
 });
 
 /** A slave RelayLink and a master RelayMaster over twins, the master on a VirtualBroker. */
-function unitRig() {
+function unitRig(options: { sleepySlave?: boolean } = {}) {
   const clock = new VirtualClock();
   const mesh = new ZigbeeMesh({ timers: clock, seed: 3 });
   const broker = new VirtualBroker(clock);
-  const radio = (address64: string, x: number) => {
+  const radio = (address64: string, x: number, sleepy = false) => {
     const serial = new VirtualSerialPort();
     const twin = new VirtualXBee({ mesh, address64, position: { x, y: 0 } });
     serial.attach(1, twin);
-    return { twin, driver: new XBee({ serial: { io: serial.io, port: 1, baud: 115_200 }, timers: clock }) };
+    const sleep = sleepy
+      ? { request: { io: twin.sleepRequestLine(), pin: 23 }, status: { io: twin.onSleepLine(), pin: 24 } }
+      : undefined;
+    // The master waits the extended timeout for a Transmit Status to a sleeping slave.
+    const transmitTimeoutMs = address64 === MASTER_ADDRESS && options.sleepySlave ? 100_000 : undefined;
+    return {
+      twin,
+      driver: new XBee({
+        serial: { io: serial.io, port: 1, baud: 115_200 },
+        timers: clock,
+        sleep,
+        transmitTimeoutMs,
+      }),
+    };
   };
   const m = radio(MASTER_ADDRESS, 0);
-  const s = radio(SLAVE_ADDRESS, 40);
+  const s = radio(SLAVE_ADDRESS, 40, options.sleepySlave);
   const masterLink = broker.link();
   const master = new RelayMaster({ radio: m.driver, link: masterLink, timers: clock, clock });
   const master64 = Uint8Array.from(MASTER_ADDRESS.match(/../g)!.map((h) => Number.parseInt(h, 16)));
@@ -169,6 +185,49 @@ describe('relay link (slave) and relay master over XBee twins', () => {
     assert.deepEqual(rig.events.messages, [{ topic: downlinkTopic(SLAVE), payload: down }]);
     assert.equal(rig.master.heldBytes, 0, 'nothing kept after forwarding');
     assert.deepEqual([rig.master.stats.up, rig.master.stats.down], [1, 1]);
+  });
+
+  it('a sleeping slave stays connected; a publish wakes its module first; a downlink waits at the master until it wakes; closed, it sleeps', async () => {
+    const rig = unitRig({ sleepySlave: true });
+    rig.master.start();
+    rig.open();
+    await pass(rig.clock, 3_000, 20);
+    assert.equal(rig.slave.connected, true);
+    assert.equal(rig.s.twin.endDevice, true, 'configured for pin sleep (SM = 1)');
+    assert.equal(rig.m.twin.endDevice, false, 'the master a router');
+    assert.equal(rig.slave.sleep(), true);
+    await pass(rig.clock, 100, 20);
+    assert.equal(rig.s.twin.asleep, true);
+    await pass(rig.clock, 10_000, 100);
+    assert.equal(rig.slave.connected, true, 'asleep is not gone: no HELLO expected');
+    const platform = rig.broker.link();
+    platform.open({ onConnect() {}, onDisconnect() {}, onMessage() {} });
+    const down = frameOf(200, 3);
+    platform.publish(downlinkTopic(SLAVE), down);
+    await pass(rig.clock, 5_000, 50);
+    assert.equal(rig.events.messages.length, 0, 'nothing reaches it asleep');
+    assert.ok(rig.mesh.heldForSleepers > 0, 'the master’s module holds it');
+    const frame = frameOf(300, 5);
+    assert.equal(rig.slave.publish(uplinkTopic(SLAVE), frame), true, 'a publish wakes the module');
+    await pass(rig.clock, 3_000, 20);
+    assert.equal(rig.s.twin.asleep, false);
+    assert.deepEqual(
+      rig.broker.published.filter((p) => p.topic === uplinkTopic(SLAVE)).map((p) => p.payload),
+      [frame],
+    );
+    assert.deepEqual(
+      rig.events.messages.map((m) => m.payload),
+      [down],
+      'the held downlink came at the wake',
+    );
+    assert.equal(rig.s.twin.counters.uartWhileAsleep, 0);
+    rig.slave.close();
+    await pass(rig.clock, 100, 20);
+    assert.equal(rig.s.twin.asleep, true, 'a closed link leaves its module asleep');
+    rig.open();
+    await pass(rig.clock, 3_000, 20);
+    assert.equal(rig.s.twin.asleep, false);
+    assert.equal(rig.slave.connected, true);
   });
 
   it('refuses other topics, and says it is down while the master’s own connection is down', async () => {
@@ -297,7 +356,14 @@ describe('relay link (slave) and relay master over XBee twins', () => {
 });
 
 /** Two whole meters and a virtual platform: the slave's cellular link has no signal. */
-function meterRig(options: { loss?: number; ackLoss?: number } = {}) {
+function meterRig(
+  options: {
+    loss?: number;
+    ackLoss?: number;
+    relaySleep?: Parameters<typeof bootRelayMeter>[0]['relaySleep'];
+    childSleepPeriodMs?: number;
+  } = {},
+) {
   const clock = new VirtualClock('2026-06-01T09:00:00Z');
   const mesh = new ZigbeeMesh({
     timers: clock,
@@ -321,6 +387,7 @@ function meterRig(options: { loss?: number; ackLoss?: number } = {}) {
     x: 0,
     role: 'master',
     keys: keysOf(MASTER),
+    childSleepPeriodMs: options.childSleepPeriodMs,
   });
   const slave = bootRelayMeter({
     meterId: SLAVE,
@@ -331,6 +398,7 @@ function meterRig(options: { loss?: number; ackLoss?: number } = {}) {
     x: 45,
     role: 'slave',
     keys: keysOf(SLAVE),
+    relaySleep: options.relaySleep ?? false,
   });
   const caughtUp = () => slave.meter.ledger.acknowledgedSeq === slave.meter.log.lastSeq;
   /** The slave's records at the platform: each once, in order, byte for byte. */
@@ -383,8 +451,8 @@ describe('whole meters: a slave on its master’s Zigbee relay', function () {
     assert.ok(rig.platform.records(MASTER).length > 0);
   });
 
-  it('through a lossy mesh (30 % per hop, lost acknowledgements) and a master reboot mid-relay: exactly once', async () => {
-    const rig = meterRig({ loss: 0.3, ackLoss: 0.05 });
+  it('through a lossy mesh (30 % per hop, lost acknowledgements) and a master reboot mid-relay, the slave’s XBee asleep between uploads: exactly once', async () => {
+    const rig = meterRig({ loss: 0.3, ackLoss: 0.05, relaySleep: {} });
     await pass(rig.clock, 21 * MINUTE, 1_000);
     for (let i = 0; i < 4; i++) {
       tap(rig.slave.board, rig.clock, (i % 2) as 0 | 1);
@@ -412,6 +480,7 @@ describe('whole meters: a slave on its master’s Zigbee relay', function () {
     assert.ok(ok, 'every record acknowledged after the losses and the reboot');
     rig.assertStoredOnce();
     assert.ok(rig.mesh.stats.failed + rig.mesh.stats.ackLost > 0, 'the mesh did lose packets');
+    assert.ok(rig.slave.board.xbee!.counters.sleeps > 0, 'the slave’s module slept between uploads');
     assert.equal(again.meter.relayMaster!.heldBytes, 0);
   });
 
@@ -455,6 +524,145 @@ describe('whole meters: a slave on its master’s Zigbee relay', function () {
     rig.masterCellular.setSignal(true);
     assert.ok(await passUntil(rig.clock, rig.caughtUp, 15 * MINUTE));
     rig.assertStoredOnce();
+  });
+});
+
+describe('whole meters: a slave whose XBee sleeps (pin sleep, the power unit’s RelaySleepDuty)', function () {
+  this.timeout(120_000);
+
+  /** Holds the master's publishes of the slave's frames back `ms` while `when()` says so. */
+  function slowUplinks(rig: ReturnType<typeof meterRig>, ms: number, when: () => boolean): () => number {
+    const publish = rig.masterCellular.publish.bind(rig.masterCellular);
+    let held = 0;
+    rig.masterCellular.publish = (topic, payload) => {
+      if (topic === uplinkTopic(SLAVE) && when()) {
+        held++;
+        rig.clock.setTimeout(() => publish(topic, payload), ms);
+        return true;
+      }
+      return publish(topic, payload);
+    };
+    return () => held;
+  }
+
+  it('an ack that comes while the slave sleeps waits at the master and is collected at its next poll: every record once, asleep most of the time', async () => {
+    const rig = meterRig({ relaySleep: { idleMs: 500, pollEveryMs: 10_000, pollAwakeMs: 300 } });
+    await pass(rig.clock, 21 * MINUTE, 1_000);
+    assert.equal((rig.slave.meter.radio as FailoverLink).active, 'zigbee-relay');
+    const xbee = rig.slave.board.xbee!;
+    assert.equal(xbee.endDevice, true, 'the slave’s module is an end device');
+    assert.equal(rig.master.board.xbee!.endDevice, false, 'the master’s is a router: it never sleeps');
+    const delayed = slowUplinks(rig, 2_000, () => true); // the platform answers after the slave slept
+    const heldBefore = rig.mesh.stats.held;
+    const duty = rig.slave.meter.relaySleep!;
+    const before = duty.times;
+    for (let i = 0; i < 3; i++) {
+      tap(rig.slave.board, rig.clock, (i % 2) as 0 | 1);
+      await pass(rig.clock, 30_000, 50);
+    }
+    assert.ok(await passUntil(rig.clock, rig.caughtUp, 5 * MINUTE), 'every record acknowledged');
+    rig.assertStoredOnce();
+    assert.ok(delayed() > 0);
+    assert.ok(rig.mesh.stats.held > heldBefore, 'the master held downlinks for its sleeping slave');
+    assert.equal(rig.mesh.stats.heldLost, 0, 'none was held past its time');
+    assert.ok(xbee.counters.sleeps > 3 && xbee.counters.wakes > 3);
+    assert.equal(xbee.counters.uartWhileAsleep, 0, 'the driver never wrote to a sleeping module');
+    const after = duty.times;
+    const awake = after.awakeMs - before.awakeMs;
+    const fraction = awake / (awake + after.asleepMs - before.asleepMs);
+    console.log(
+      `      slave XBee awake ${(100 * fraction).toFixed(1)} % of the time (3 sales, polls every 10 s)`,
+    );
+    assert.ok(fraction < 0.5, `awake ${(100 * fraction).toFixed(1)} % of the time`);
+    assert.equal(rig.master.board.xbee!.counters.sleeps, 0);
+  });
+
+  it('an ack held past the master’s buffering time is lost; the slave sends the set again and the platform stores it once', async () => {
+    // The master holds a packet 1.2 s per attempt; the slave polls every 40 s: a held ack is lost.
+    const rig = meterRig({
+      relaySleep: { idleMs: 500, pollEveryMs: 40_000, pollAwakeMs: 300 },
+      childSleepPeriodMs: 1_000,
+    });
+    await pass(rig.clock, 21 * MINUTE, 1_000);
+    assert.ok(await passUntil(rig.clock, rig.caughtUp, 5 * MINUTE));
+    let first = true;
+    slowUplinks(rig, 2_000, () => {
+      const now = first;
+      first = false;
+      return now;
+    });
+    const lostBefore = rig.mesh.stats.heldLost;
+    const sentBefore = rig.slave.meter.relaySleep!.wakes;
+    const upBefore = rig.master.meter.relayMaster!.stats.up;
+    tap(rig.slave.board, rig.clock, 0);
+    assert.ok(await passUntil(rig.clock, rig.caughtUp, 10 * MINUTE), 'acknowledged after the resend');
+    assert.ok(rig.mesh.stats.heldLost > lostBefore, 'the first ack was held too long and lost');
+    assert.ok(rig.slave.meter.relaySleep!.wakes > sentBefore);
+    rig.assertStoredOnce();
+    assert.ok(
+      rig.master.meter.relayMaster!.stats.up - upBefore >= 2,
+      'the set went up again after its ack was lost, and was not stored twice',
+    );
+  });
+});
+
+/** A link whose module sleeps when asked, unless busy. */
+class FakeSleepyLink implements SleepyLink {
+  asleep = false;
+  busy = false;
+  sleep(): boolean {
+    if (this.busy) return false;
+    this.asleep = true;
+    return true;
+  }
+  wake(): void {
+    this.asleep = false;
+  }
+}
+
+describe('RelaySleepDuty (power unit): the slave module’s duty cycle', () => {
+  function dutyRig() {
+    const clock = new VirtualClock();
+    const bus = new EventBus<MeterEvents>();
+    const link = new FakeSleepyLink();
+    const duty = new RelaySleepDuty({
+      link,
+      bus,
+      timers: clock,
+      clock,
+      idleMs: 3_000,
+      pollEveryMs: 20_000,
+      pollAwakeMs: 500,
+    });
+    return { clock, bus, link, duty };
+  }
+
+  it('sleeps when idle, not while busy; wakes for an upload and to poll; counts the time awake', () => {
+    const { clock, bus, link, duty } = dutyRig();
+    duty.start();
+    link.busy = true;
+    clock.advance(3_000);
+    assert.equal(link.asleep, false, 'a transmission under way is not cut short');
+    link.busy = false;
+    clock.advance(500);
+    assert.equal(link.asleep, true);
+    clock.advance(16_500); // 20 s since the start: the poll
+    assert.equal(link.asleep, false, 'awake to poll the parent');
+    clock.advance(500);
+    assert.equal(link.asleep, true, 'back asleep after the poll');
+    bus.emit('upload-sent', { firstSeq: 1, lastSeq: 2, frameSeq: 3 });
+    assert.equal(link.asleep, false);
+    clock.advance(2_999);
+    assert.equal(link.asleep, false, 'idle time after the upload');
+    clock.advance(1);
+    assert.equal(link.asleep, true);
+    const { awakeMs, asleepMs } = duty.times;
+    assert.equal(awakeMs + asleepMs, clock.monotonic());
+    assert.equal(awakeMs, 3_500 + 500 + 3_000);
+    assert.deepEqual([duty.sleeps, duty.wakes], [3, 2]);
+    duty.stop();
+    clock.advance(60_000);
+    assert.equal(link.asleep, true, 'stopped: no more polls');
   });
 });
 

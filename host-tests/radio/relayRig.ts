@@ -1,6 +1,6 @@
 // Test support: meters on virtual boards with XBee twins on one virtual Zigbee mesh, on virtual time.
 // A slave (its cellular link without signal) reaches the platform only through a master's relay.
-import { Meter } from '../../firmware/meter';
+import { Meter, type MeterConfig } from '../../firmware/meter';
 import { provisionBoard } from '../../firmware/units/security';
 import { type BoardState, VirtualBoard } from '../../hal/mock/board';
 import { purseCard } from '../../hal/mock/cards';
@@ -41,6 +41,10 @@ export function bootRelayMeter(options: {
   keys?: MeterKeys & { cardTokenKey?: Uint8Array };
   state?: BoardState;
   seed?: number;
+  /** The slave's XBee duty cycle (MeterConfig.relaySleep). */
+  relaySleep?: MeterConfig['relaySleep'];
+  /** The master's SP as a parent, ms. */
+  childSleepPeriodMs?: number;
 }): RelayMeter {
   const board = new VirtualBoard({
     mqtt: options.mqtt,
@@ -54,7 +58,11 @@ export function bootRelayMeter(options: {
     meterId: options.meterId,
     bays: [1, 2],
     rate: { currency: 978, perHour: 300, minMinutes: 15, maxMinutes: 120, stepMinutes: 15 },
-    relay: options.role === 'master' ? { role: 'master' } : { role: 'slave', master: MASTER_ADDRESS },
+    relay:
+      options.role === 'master'
+        ? { role: 'master', childSleepPeriodMs: options.childSleepPeriodMs }
+        : { role: 'slave', master: MASTER_ADDRESS },
+    relaySleep: options.relaySleep,
   });
   meter.start();
   return { board, meter };

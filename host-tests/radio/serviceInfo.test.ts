@@ -13,6 +13,14 @@ import { decodeCbor } from '../../protocol/cbor';
 import { deriveCardTokenKey } from '../../protocol/cardToken';
 import { deriveMeterKeys } from '../../protocol/keys';
 import { HandheldConnection } from '../../sim/handheld/client';
+import {
+  BEACON_COMPANY_ID,
+  BEACON_MAX_BYTES,
+  BeaconError,
+  decodeServiceBeacon,
+  encodeServiceBeacon,
+  tariffTag,
+} from '../../protocol/handheld';
 
 const METER = 7302;
 const CARD_NUMBER = '6280000000000983';
@@ -115,5 +123,80 @@ describe('service information', () => {
     r.board.ble.connect();
     const state = (decodeCbor(r.board.ble.readInfo()) as Info).bays[0].state;
     assert.ok(['grace', 'overtime'].includes(state), state);
+  });
+
+  it('with the link off a passer-by cannot connect, but hears the non-connectable beacon: meter, bays and their state, tariff', () => {
+    const r = rig();
+    r.payBay1();
+    assert.equal(r.board.ble.advertising, false, 'the link is off: nothing connectable');
+    assert.equal(r.board.ble.connect(), false, 'a phone cannot connect to read the characteristic');
+    r.clock.advance(30_000); // the beacon is brought up to date every 30 s
+    const heard = r.board.ble.scanBeacon();
+    assert.ok(heard, 'the meter broadcasts its service information');
+    assert.equal(heard.companyId, BEACON_COMPANY_ID);
+    assert.equal(heard.intervalMs, 2_000, 'slow advertising');
+    assert.ok(heard.data.length <= BEACON_MAX_BYTES);
+    const beacon = decodeServiceBeacon(heard.data);
+    assert.equal(beacon.meterId, METER);
+    assert.deepEqual(
+      beacon.bays.map((b) => [b.bay, b.state]),
+      [
+        [1, 'paid'],
+        [2, 'expired'],
+      ],
+    );
+    const left = Math.ceil((r.meter.bays.paidUntil(1) - r.clock.now() / 1000) / 60);
+    assert.equal(beacon.bays[0].minutesLeft, left);
+    assert.equal(beacon.tariff.version, r.meter.charging.tariff.version);
+    assert.equal(beacon.tariff.currency, 826);
+    assert.equal(beacon.tariff.tag, tariffTag(r.meter.charging.tariff.id));
+    assert.equal(beacon.moreBays, false);
+    // Nothing personal: the card number is not in it.
+    const text = Buffer.from(heard.data).toString('latin1');
+    assert.ok(!text.includes(CARD_NUMBER.slice(-4)));
+  });
+
+  it('the beacon stops while the connectable service is advertised and while a handheld is connected, and follows the bays', () => {
+    const r = rig();
+    r.payBay1();
+    r.switchOn();
+    assert.equal(r.board.ble.scanBeacon(), undefined, 'the connectable service instead');
+    r.board.ble.connect();
+    assert.equal(r.board.ble.scanBeacon(), undefined, 'nothing while connected');
+    r.board.ble.disconnect();
+    r.meter.handheld!.switchOff();
+    assert.ok(r.board.ble.scanBeacon(), 'back once the link is off');
+    r.clock.advance(r.meter.bays.paidUntil(1) * 1000 - r.clock.now() + 60_000); // past the time paid
+    const state = decodeServiceBeacon(r.board.ble.scanBeacon()!.data).bays[0].state;
+    assert.ok(['grace', 'overtime'].includes(state), state);
+  });
+
+  it('the beacon codec: four bays at most (the rest flagged), bad data refused with a BeaconError', () => {
+    const info = {
+      meterId: 0xfedcba98,
+      bays: [1, 2, 3, 4, 5].map((bay) => ({ bay, state: 'free' })),
+      tariff: { id: 'zone-a', version: 7, currency: 978 },
+    };
+    const data = encodeServiceBeacon(info, 0);
+    assert.equal(data.length, 11 + 4 * 3, 'header and four bays');
+    assert.ok(data.length <= BEACON_MAX_BYTES);
+    const beacon = decodeServiceBeacon(data);
+    assert.equal(beacon.meterId, 0xfedcba98);
+    assert.equal(beacon.bays.length, 4);
+    assert.equal(beacon.moreBays, true);
+    assert.deepEqual(beacon.tariff, { version: 7, currency: 978, tag: tariffTag('zone-a') });
+    const long = encodeServiceBeacon({ ...info, bays: [{ bay: 1, state: 'paid', until: 10 * 86_400 }] }, 0);
+    assert.equal(decodeServiceBeacon(long).bays[0].minutesLeft, 4095, 'minutes left capped at 12 bits');
+    assert.throws(() => decodeServiceBeacon(data.slice(0, 12)), BeaconError);
+    assert.throws(() => decodeServiceBeacon(Uint8Array.of(9, ...data.slice(1))), BeaconError);
+    assert.throws(() => encodeServiceBeacon({ ...info, meterId: -1 }, 0), RangeError);
+    // The virtual stack refuses what a real one cannot send: too long, or an interval out of range.
+    const r = rig();
+    const peripheral = r.board.ble.peripheral;
+    assert.throws(
+      () => peripheral.broadcast!({ companyId: 1, data: new Uint8Array(25), intervalMs: 2_000 }),
+      RangeError,
+    );
+    assert.throws(() => peripheral.broadcast!({ companyId: 1, data, intervalMs: 20_000 }), RangeError);
   });
 });

@@ -49,15 +49,25 @@ function rig(options: { loss?: number; apiMode?: number } = {}) {
   const clock = new VirtualClock();
   const mesh = new ZigbeeMesh({ timers: clock, loss: options.loss ?? 0, seed: 7 });
   const nodes: Node[] = [];
-  function add(address64: string, x: number, withResetPin = false): Node {
+  function add(
+    address64: string,
+    x: number,
+    withResetPin = false,
+    sleep?: { statusPin: boolean; transmitTimeoutMs?: number },
+  ): Node {
     const serial = new VirtualSerialPort();
     const twin = new VirtualXBee({ mesh, address64, position: { x, y: 0 }, apiMode: options.apiMode });
     serial.attach(1, twin);
     const driver = new XBee({
       serial: { io: serial.io, port: 1, baud: 115_200 },
       reset: withResetPin ? { io: twin.resetLine(), pin: 21 } : undefined,
+      sleep: sleep && {
+        request: { io: twin.sleepRequestLine(), pin: 23 },
+        status: sleep.statusPin ? { io: twin.onSleepLine(), pin: 24 } : undefined,
+      },
       timers: clock,
       timeoutMs: 500,
+      transmitTimeoutMs: sleep?.transmitTimeoutMs,
     });
     const node: Node = { twin, driver, received: [], statuses: [] };
     driver.onReceive = (source, data) => node.received.push({ source: address64Hex(source), data });
@@ -306,6 +316,109 @@ describe('XBee 3 API mode driver and its twin', () => {
     await assert.rejects(
       a.driver.command('SL'),
       (e: unknown) => e instanceof XBeeError && e.code === 'closed',
+    );
+  });
+});
+
+describe('XBee 3 pin sleep (SM = 1): driver and twin', () => {
+  it('an end device sleeps on SLEEP_RQ, refuses requests while held asleep, and wakes on ON/SLEEP', async () => {
+    const { clock, add } = rig();
+    const router = add(A, 0);
+    const end = add(B, 40, false, { statusPin: true });
+    await pass(clock, 300);
+    await settle(clock, end.driver.configurePinSleep());
+    assert.equal(end.twin.endDevice, true, 'SM = 1 made it an end device');
+    await pass(clock, 300); // it joined again as an end device
+    assert.equal((await settle(clock, end.driver.configure())).association, 0);
+    end.driver.sleep();
+    await pass(clock, 20);
+    assert.equal(end.twin.asleep, true);
+    assert.equal(end.driver.awake, false, 'ON/SLEEP is low');
+    await assert.rejects(
+      end.driver.command('AI'),
+      (e: unknown) => e instanceof XBeeError && e.code === 'asleep',
+    );
+    assert.equal(end.twin.counters.uartWhileAsleep, 0, 'nothing was written to a sleeping UART');
+    await settle(clock, end.driver.wake());
+    assert.equal(end.driver.awake, true);
+    assert.equal(end.twin.asleep, false);
+    assert.ok((await settle(clock, end.driver.transmit(bytes(A), Uint8Array.of(1)))).ok);
+    await pass(clock, 50);
+    assert.equal(router.received.length, 1);
+  });
+
+  it('its parent holds a packet while it sleeps and hands it over when it wakes; the sender learns only then', async () => {
+    const { clock, mesh, add } = rig();
+    const parent = add(A, 0, false, { statusPin: false, transmitTimeoutMs: 120_000 });
+    const end = add(B, 40, false, { statusPin: true });
+    await pass(clock, 300);
+    await settle(clock, parent.driver.configureParent(1_000)); // SP = 100: held 1.2 s per attempt
+    await settle(clock, end.driver.configurePinSleep());
+    await pass(clock, 300);
+    end.driver.sleep();
+    await pass(clock, 20);
+    let status: number | undefined;
+    parent.driver.transmit(bytes(B), Uint8Array.of(7, 7)).then((r) => {
+      status = r.delivery;
+    });
+    await pass(clock, 1_000);
+    assert.equal(end.received.length, 0, 'nothing reaches a sleeping end device');
+    assert.equal(status, undefined, 'no Transmit Status while the parent holds it');
+    assert.equal(mesh.heldForSleepers, 1);
+    await settle(clock, end.driver.wake());
+    await pass(clock, 100);
+    assert.deepEqual(
+      end.received.map((r) => [...r.data]),
+      [[7, 7]],
+    );
+    assert.equal(status, DeliveryStatus.SUCCESS);
+  });
+
+  it('a packet held past three attempts of 1.2 × SP is lost: network ACK failure, never delivered', async () => {
+    const { clock, mesh, add } = rig();
+    const parent = add(A, 0, false, { statusPin: false, transmitTimeoutMs: 120_000 });
+    const end = add(B, 40, false, { statusPin: true });
+    await pass(clock, 300);
+    await settle(clock, parent.driver.configureParent(1_000));
+    await settle(clock, end.driver.configurePinSleep());
+    await pass(clock, 300);
+    end.driver.sleep();
+    await pass(clock, 20);
+    const result = await settle(clock, parent.driver.transmit(bytes(B), Uint8Array.of(9)), 10_000);
+    assert.equal(result.delivery, DeliveryStatus.NETWORK_ACK_FAILURE);
+    assert.equal(mesh.stats.heldLost, 1);
+    await settle(clock, end.driver.wake());
+    await pass(clock, 100);
+    assert.equal(end.received.length, 0, 'the packet is gone, as on the real network');
+  });
+
+  it('an end device does not route, and a reset brings back SM = 0 (settings without WR are not kept)', async () => {
+    const { clock, add } = rig();
+    const a = add(A, 0);
+    const middle = add(B, 50, true, { statusPin: true });
+    add(C, 100);
+    await pass(clock, 300);
+    await settle(clock, a.driver.configure());
+    assert.ok((await settle(clock, a.driver.transmit(bytes(C), Uint8Array.of(1)))).ok, 'through the router');
+    await settle(clock, middle.driver.configurePinSleep());
+    await pass(clock, 300);
+    const noRoute = await settle(clock, a.driver.transmit(bytes(C), Uint8Array.of(2)));
+    assert.equal(noRoute.delivery, DeliveryStatus.ROUTE_NOT_FOUND);
+    middle.driver.reset();
+    await pass(clock, 300);
+    assert.equal(middle.twin.endDevice, false);
+    assert.deepEqual([...(await settle(clock, middle.driver.command('SM')))], [0]);
+  });
+
+  it('refuses an SP outside 0x20–0xAF0 before sending it, and pin sleep without a SLEEP_RQ line', async () => {
+    const { clock, add } = rig();
+    const a = add(A, 0);
+    await pass(clock, 300);
+    await assert.rejects(a.driver.configureParent(100), RangeError);
+    await assert.rejects(a.driver.configureParent(40_000), RangeError);
+    await assert.rejects(
+      a.driver.configurePinSleep(),
+      (e: unknown) => e instanceof XBeeError && e.code === 'not-wired',
     );
   });
 });

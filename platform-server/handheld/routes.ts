@@ -1,5 +1,6 @@
-// Handheld uploads (docs/handheld.md): an operator's handheld posts the sealed record-set frames it
-// collected from meters with no link of their own; each goes to ingest's handleUplink on the
+// Handheld uploads (docs/handheld.md): an operator's handheld posts the sealed frames it collected
+// from meters with no link of their own (record sets, and the routed types: status, security events
+// and key-rotation acks, tariff acks); each goes to ingest's handleUplink on the
 // meter's uplink topic (read from the frame's header), so it is checked, stored once and
 // acknowledged exactly as a frame from the broker. The reply carries, per frame, the outcome and
 // the sealed 0x81 ack, which the handheld carries back to the meter (the ack is also published on
@@ -74,7 +75,8 @@ export const handheldRoutes: FastifyPluginAsync<HandheldRoutesOptions> = async (
     {
       onRequest: guard.requireRole('operator'),
       schema: {
-        summary: 'Hand in record-set frames a handheld collected from meters; returns the acks to carry back',
+        summary:
+          'Hand in the sealed frames a handheld collected from meters (record sets and other uplinks); returns the acks to carry back',
         body: uplinksBody,
         response: {
           200: object({ results: { type: 'array', items: resultSchema } }),

@@ -1,8 +1,9 @@
 // A maintenance handheld in Node, standing in for the browser's Web Bluetooth: connects to a
 // meter's virtual BLE link (or its Wi-Fi port), asks for a larger MTU, speaks the handheld
 // service's chunked messages (protocol/handheld.ts, docs/handheld.md), authenticates with a
-// maintenance token and its secret, collects the meter's upload sets and carries downlinks and
-// release tokens back. Between visits it keeps what it holds (store and forward) and hands the
+// maintenance token and its secret, collects the meter's upload sets and its other sealed uplinks
+// (status, security events and key-rotation acks, tariff acks) and carries downlinks and release
+// tokens back. Between visits it keeps what it holds (store and forward) and hands the
 // frames to the platform's POST /api/handheld/uplinks. For the tests and the demo.
 import type { VirtualBleLink } from '../../hal/mock/ble';
 import type { Crypto } from '../../hal/crypto';
@@ -23,12 +24,17 @@ export class HandheldRefused extends Error {
   }
 }
 
-/** A set collected from a meter: the sealed frame, as the meter would have sent it by radio. */
+/**
+ * A frame collected from a meter, sealed as the meter would have sent it by radio: a record set
+ * (`first`..`last`), or another uplink (`kind: 'uplink'`, first and last 0) — status, security
+ * event, key-rotation ack, tariff ack, or a tamper alert the meter pushed.
+ */
 export interface CollectedSet {
   meterId: number;
   first: number;
   last: number;
   frame: Uint8Array;
+  kind?: 'set' | 'uplink';
 }
 
 export interface VisitOptions {
@@ -41,6 +47,8 @@ export interface VisitOptions {
 
 export interface VisitReport {
   collected: number;
+  /** Other uplinks collected (status, security, tariff acks). */
+  frames: number;
   delivered: number;
   /** The meter's acknowledged point after the downlinks were delivered. */
   acked: number;
@@ -129,8 +137,13 @@ export class HandheldConnection {
 /** The handheld between visits: what it collected, and the downlinks waiting for each meter. */
 export class Handheld {
   readonly #crypto: Crypto;
-  /** Frames collected and not yet acknowledged by the platform, by meter. */
+  /** Frames collected and not yet handed to the platform (sets until it acknowledged them), in order. */
   readonly uplinks: CollectedSet[] = [];
+
+  /** The record sets among them. */
+  get sets(): CollectedSet[] {
+    return this.uplinks.filter((u) => u.kind !== 'uplink');
+  }
   /** Sealed downlinks (acks) and release tokens waiting for the next visit, by meter. */
   readonly downlinks = new Map<number, Uint8Array[]>();
   readonly releases = new Map<number, Uint8Array[]>();
@@ -144,7 +157,8 @@ export class Handheld {
   /** The last record this handheld holds of a meter (0: none). */
   heldUpTo(meterId: number): number {
     let last = 0;
-    for (const set of this.uplinks) if (set.meterId === meterId) last = Math.max(last, set.last);
+    for (const set of this.uplinks)
+      if (set.meterId === meterId && set.kind !== 'uplink') last = Math.max(last, set.last);
     return last;
   }
 
@@ -154,7 +168,7 @@ export class Handheld {
    * visit; what was collected and delivered so far stays.
    */
   visit(link: VirtualBleLink, options: VisitOptions): VisitReport {
-    const report: VisitReport = { collected: 0, delivered: 0, acked: 0, dropped: false };
+    const report: VisitReport = { collected: 0, frames: 0, delivered: 0, acked: 0, dropped: false };
     const connection = new HandheldConnection(link, this.mtu);
     try {
       connection.authenticate(this.#crypto, options.token, options.secret, options.meterId);
@@ -172,6 +186,23 @@ export class Handheld {
         report.acked = Number(reply.acked ?? report.acked);
         if (reply.ok !== true) throw new HandheldRefused('release', String(reply.why));
       }
+      // The meter's other uplinks (the acks of what was just carried in among them), oldest first:
+      // once this handheld holds them, the meter lets them go.
+      let lastId = 0;
+      for (;;) {
+        const reply = connection.request({ t: 'uplink', after: lastId });
+        if (reply.t !== 'uplink' || !(reply.frame instanceof Uint8Array)) break;
+        this.uplinks.push({
+          meterId: options.meterId,
+          first: 0,
+          last: 0,
+          frame: reply.frame,
+          kind: 'uplink',
+        });
+        lastId = Number(reply.id);
+        report.frames++;
+      }
+      if (lastId > 0) connection.request({ t: 'held', upTo: lastId });
       // Sets the meter has since acknowledged (by any path) need not travel: forget them.
       const none = connection.request({ t: 'next', after: Number.MAX_SAFE_INTEGER - 1 });
       const acked = Number(none.acked ?? 0);
@@ -189,6 +220,7 @@ export class Handheld {
           first: Number(reply.first),
           last: Number(reply.last),
           frame: reply.frame,
+          kind: 'set',
         });
         report.collected++;
       }
@@ -231,7 +263,7 @@ export class Handheld {
   #forget(meterId: number, acked: number): void {
     for (let i = this.uplinks.length - 1; i >= 0; i--) {
       const set = this.uplinks[i];
-      if (set.meterId === meterId && set.last <= acked) this.uplinks.splice(i, 1);
+      if (set.meterId === meterId && set.kind !== 'uplink' && set.last <= acked) this.uplinks.splice(i, 1);
     }
   }
 }

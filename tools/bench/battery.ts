@@ -8,6 +8,7 @@ import {
   type CurrentFigure,
   type DailyUse,
   projectBatteryLife,
+  RELAY_SLEEP_DEFAULTS,
 } from '../../firmware/units/power';
 
 /**
@@ -124,11 +125,31 @@ function zigbeeRelay(use: DailyUse, meterPerDay: number): void {
   const tx = (uploads: number) =>
     uploads * fragments * airSeconds(84) + helloPerDay * airSeconds(8) + uploads * 4 * airSeconds(84);
   const slaveTx = tx(use.uploads);
+  // The sleeping slave (RelaySleepDuty's defaults): awake for each record (until idle after its
+  // upload) and for each poll of its parent; no HELLOs while asleep, one per wake.
+  const d = RELAY_SLEEP_DEFAULTS;
+  const polls = day / (d.pollEveryMs / 1000);
+  const recordWakes = use.taps + use.uploads;
+  const sleepyTx =
+    use.uploads * fragments * airSeconds(84) +
+    (polls + recordWakes) * airSeconds(8) +
+    use.uploads * 4 * airSeconds(84);
+  const sleepyAwake = Math.min(
+    day,
+    polls * (d.pollAwakeMs / 1000) + recordWakes * (d.idleMs / 1000) + sleepyTx,
+  );
+  const awakeFraction = sleepyAwake / day;
   const rows: [string, number][] = [
     ['module off (power-down), relay unused', mah(x.sleep.milliamps, day)],
     [
       `slave, relay in use all day (${use.uploads} full sets, HELLO every 5 s)`,
       mah(x.receive.milliamps, day - slaveTx) + mah(x.transmit.milliamps, slaveTx),
+    ],
+    [
+      `slave asleep between uploads (pin sleep), awake ${(100 * awakeFraction).toFixed(1)} % of the day`,
+      mah(x.receive.milliamps, sleepyAwake - sleepyTx) +
+        mah(x.transmit.milliamps, sleepyTx) +
+        mah(x.sleep.milliamps, day - sleepyAwake),
     ],
     [
       `master, relaying for 4 slaves (${4 * use.uploads} full sets a day)`,
@@ -143,6 +164,10 @@ function zigbeeRelay(use: DailyUse, meterPerDay: number): void {
       `  ${what.padEnd(62)} ${extra.toFixed(2).padStart(8)} mAh  → ${((PACKS[0].mah * 0.8) / (meterPerDay + extra)).toFixed(0).padStart(5)} days on the disposable pack`,
     );
   console.log('  (receive dominates: a relaying module that stays on costs about 400 mAh a day)');
+  console.log(
+    `  sleeping slave: RelaySleepDuty polls its parent every ${d.pollEveryMs / 1000} s (${d.pollAwakeMs} ms awake), ` +
+      `${recordWakes} record wakes of ${d.idleMs / 1000} s; the master, a router, never sleeps`,
+  );
   console.log(`  XBee 3 figures, ${XBEE3_CURRENTS_NOT_VERIFIED}:`);
   for (const f of Object.values(x)) console.log(`    UNVERIFIED ${f.milliamps} mA — ${f.source}`);
 }
