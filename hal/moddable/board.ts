@@ -60,7 +60,16 @@ export interface BoardConfig {
    * must not idle high at boot), so a build that fits the module names its own (e.g. receive on
    * input-only GPIO 35, transmit and reset on pins freed from the map).
    */
-  zigbee?: { port?: number; baud?: number; transmit: number; receive: number; reset?: number };
+  zigbee?: {
+    port?: number;
+    baud?: number;
+    transmit: number;
+    receive: number;
+    reset?: number;
+    /** SLEEP_RQ (DIO8) and ON/SLEEP (DIO9): wired, a slave's module pin-sleeps between uploads. */
+    sleepRequest?: number;
+    onSleep?: number;
+  };
   /** The guard's sensors and the packs as this board wires them, built on its IO classes. */
   parts?: (io: { I2C: IOClass<I2C, I2COptions>; Digital: IOClass<Digital, DigitalOptions> }) => {
     sensors?: SensorParts;
@@ -233,6 +242,12 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
         receive: config.zigbee.receive,
       },
       reset: config.zigbee.reset === undefined ? undefined : { io: BoardDigital, pin: config.zigbee.reset },
+      sleepRequest:
+        config.zigbee.sleepRequest === undefined
+          ? undefined
+          : { io: BoardDigital, pin: config.zigbee.sleepRequest },
+      onSleep:
+        config.zigbee.onSleep === undefined ? undefined : { io: BoardDigital, pin: config.zigbee.onSleep },
     },
   };
 }
