@@ -21,6 +21,7 @@ import {
   type TransactionData,
 } from '../../protocol/records';
 import { verifyReleaseToken } from '../../protocol/release';
+import type { TimeState } from '../../protocol/time';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import {
@@ -77,6 +78,11 @@ export interface MainRecordOptions {
   bus?: EventBus<MeterEvents>;
   /** Where the operating log keeps its hourly checkpoint (last sign of life, today's seconds). */
   preferences?: Preferences;
+  /**
+   * The clock's state for each record (time management, units/time.ts); without it records carry
+   * no state, as before meters reported one.
+   */
+  timeState?: () => TimeState;
   /** Called with each record once it is durable on flash. */
   onAppended?: (record: MeterRecord, link: Uint8Array) => void;
 }
@@ -326,10 +332,13 @@ export class MainRecord {
     }
   }
 
-  #append(make: (header: { seq: number; time: number; meterId: number }) => MeterRecord): MeterRecord {
-    const { log, ledger, crypto, clock, meterId } = this.#options;
+  #append(
+    make: (header: { seq: number; time: number; meterId: number; timeState?: TimeState }) => MeterRecord,
+  ): MeterRecord {
+    const { log, ledger, crypto, clock, meterId, timeState } = this.#options;
     const seq = log.lastSeq + 1;
-    const record = make({ seq, time: Math.floor(clock.now() / 1000), meterId });
+    const time = Math.floor(clock.now() / 1000);
+    const record = make(timeState ? { seq, time, meterId, timeState: timeState() } : { seq, time, meterId });
     const bytes = encodeRecord(record);
     const previous = log.lastLink ?? (seq === 1 ? genesisHash(crypto, meterId) : ledger.acknowledgedLink);
     if (!previous) throw new ChainBrokenError(seq);
