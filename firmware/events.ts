@@ -106,6 +106,8 @@ export interface MeterEvents {
     driftPpm: number;
   };
   'time-refused': { source: string; reason: string; detail: string; offsetMs?: number };
+  /** The wall clock jumped by deltaMs (a step, not a slew): day accounting re-bases on it. */
+  'clock-stepped': { deltaMs: number };
   /** An event for the platform (uplink 0x04), sent by the meter's status channel (units/monitor.ts). */
   'status-event': StatusEvent;
 }

@@ -24,6 +24,7 @@ import { type Operators, startOperators } from './operators';
 import { gatewayCheck, type Phone, phoneConfigFromEnv, startPhone } from './phone';
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
+import { type MeterClocks, startTime } from './time';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -39,6 +40,8 @@ export interface Platform {
   readonly status: StatusService;
   /** Tariffs: stored, pushed as 0x85, the one each meter applied (prices renewals too). */
   readonly tariffs: TariffService;
+  /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
+  readonly clocks: MeterClocks;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
@@ -128,6 +131,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
     // Ingest's tables, as the other rooms may know them.
     const meters = new MeterTables(db);
+    const clocks = await startTime(app, { db, ingest, meters, guard: operators, sendDownlink, logger });
     const { status } = await startFleet(app, {
       db,
       meters,
@@ -139,6 +143,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       guard: operators,
       smsSender: config.smsSender,
       relays,
+      clock: (id) => clocks.clockOf(id),
     });
     await startKeys(app, { db, meters, keystore, ingest, guard: operators });
     await ingest.start();
@@ -170,6 +175,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       phone,
       status,
       tariffs,
+      clocks,
       operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)

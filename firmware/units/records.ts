@@ -233,10 +233,25 @@ export class MainRecord {
       preferences.set('ops', 'day', `${day}:${seconds}`);
       preferences.set('ops', 'alive', now);
     };
+    // A stepped clock (time management setting a clock that counted from 1970) moves the calendar,
+    // not the meter's operating time: the seconds run so far count towards the day stepped into, and
+    // no day between the two times is recorded.
+    const stepped = this.#options.bus?.on('clock-stepped', ({ deltaMs }) => {
+      const now = Math.floor(clock.now() / 1000);
+      const before = now - Math.round(deltaMs / 1000);
+      const saved = preferences.get('ops', 'day');
+      let [day, seconds] = typeof saved === 'string' ? saved.split(':').map(Number) : [dayOf(before), 0];
+      if (!Number.isFinite(day) || !Number.isFinite(seconds)) [day, seconds] = [dayOf(before), 0];
+      seconds += Math.max(0, before - Math.max(last, day));
+      last = now;
+      preferences.set('ops', 'day', `${dayOf(now)}:${Math.min(seconds, now - dayOf(now))}`);
+      preferences.set('ops', 'alive', now);
+    });
     checkpoint();
     this.#hourly = timers.setInterval(checkpoint, HOUR_MS);
     this.#stopOperatingLog = () => {
       checkpoint();
+      stepped?.cancel();
       timers.clear(this.#hourly);
       this.#hourly = undefined;
     };

@@ -488,8 +488,10 @@ export class TimeUnit {
         clock.setFrequencyPpm(Math.max(-MAX_FREQUENCY_PPM, Math.min(MAX_FREQUENCY_PPM, ppm)));
       }
     }
-    if (Math.abs(offset) >= o.stepThresholdMs) clock.step(offset);
-    else clock.slew(offset, o.maxSlewPpm);
+    if (Math.abs(offset) >= o.stepThresholdMs) {
+      clock.step(offset);
+      o.bus.emit('clock-stepped', { deltaMs: offset });
+    } else clock.slew(offset, o.maxSlewPpm);
     this.#fix = mono;
   }
 
