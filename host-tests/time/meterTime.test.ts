@@ -226,4 +226,48 @@ describe('time on the meter', () => {
     r.meter.information.showIdle();
     assert.match(r.board.display.text, /ParkLink \d\d:\d\d/);
   });
+
+  it("sets a cellular meter's clock from the network's time, and the platform's answer confirms it", () => {
+    const clock = new VirtualClock('1970-01-01T00:00:00Z');
+    const broker = new VirtualBroker(clock);
+    const keys = deriveMeterKeys(nobleCrypto, MASTER, METER_ID, 1);
+    const platform = new VirtualPlatform(broker, nobleCrypto);
+    platform.register(METER_ID, keys);
+    const trueNow = () => TRUE_START + clock.monotonic();
+    const board = new VirtualBoard({
+      modem: { broker, clientId: `meter-${METER_ID}`, network: { now: trueNow, zoneQuarters: 4 } },
+      clock,
+    });
+    provisionBoard(
+      board.hardware,
+      { ...keys, cardTokenKey: deriveCardTokenKey(nobleCrypto, MASTER) },
+      METER_ID,
+    );
+    const meter = new Meter(board.hardware, {
+      meterId: METER_ID,
+      bays: [1],
+      rate: { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 },
+      radioDuty: false,
+      time: {},
+    });
+    const synced: MeterEvents['time-synced'][] = [];
+    meter.bus.on('time-synced', (e) => synced.push(e));
+    meter.start();
+    for (let i = 0; i < 1_200 && meter.time?.state !== TimeState.Synced; i++) clock.advance(100);
+    assert.equal(meter.time?.state, TimeState.Synced);
+    assert.equal(synced[0].source, 'cellular');
+    assert.ok(Math.abs(meter.clock.now() - trueNow()) <= 1_000, `error ${meter.clock.now() - trueNow()} ms`);
+    assert.equal(
+      decodeRecord(meter.log.read(1)[0].bytes).timeState,
+      TimeState.Unset,
+      'the boot record came before',
+    );
+    // The platform's answer agrees within the network time's resolution: it only confirms.
+    platform.timeNow = () => Math.round(trueNow());
+    for (let i = 0; i < 1_500 && !synced.some((e) => e.source === 'platform'); i++) clock.advance(100);
+    const fromPlatform = synced.find((e) => e.source === 'platform');
+    assert.ok(fromPlatform, 'the platform answered');
+    assert.equal(fromPlatform.how, 'confirmed');
+    assert.equal(meter.time?.report().source, 'cellular');
+  });
 });
