@@ -185,6 +185,11 @@ describe('time on the meter', () => {
     assert.equal(r.meter.comms.receiveDownlink(lying).ok, true, 'the seal is good');
     assert.equal(r.refused.at(-1)?.reason, 'unsolicited');
     assert.equal(r.error(), before, 'the clock did not move');
+    // A body that is not an answer at all: a typed refusal, nothing changed.
+    assert.equal(r.time.receiveAnswer(new Uint8Array([0xa1, 0x62, 0x69, 0x64, 0x61, 0x78])), false);
+    assert.equal(r.refused.at(-1)?.reason, 'bad-answer');
+    assert.equal(r.error(), before);
+    assert.equal(r.time.state, TimeState.Synced);
   });
 
   it('estimates a fast oscillator and keeps the error bounded between syncs', () => {

@@ -1,4 +1,4 @@
-// The platform's side of time on PGlite: a 0x08 request through ingest's gate is answered with a
+// The platform's side of time, on PGlite and on PostgreSQL: a 0x08 request through ingest's gate is answered with a
 // sealed 0x88 echoing it, the meter's time unit turns the answer into its offset, the meter's clock
 // shows in GET /api/meters/:id/clock and in its status; a replayed request is refused and not
 // answered; records keep the clock state they carry (7th field), older ones show it as unknown.
@@ -22,14 +22,21 @@ import { MeterTables } from '../../platform-server/ingest/meters';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { Operators } from '../../platform-server/operators/service';
 import { startTime } from '../../platform-server/time';
-import { type OperatorLogin, operatorLogin, quietLogger, TestMeter } from '../../sim/fleet/platform';
+import {
+  forEachBackend,
+  type OperatorLogin,
+  operatorLogin,
+  quietLogger,
+  TestMeter,
+} from '../../sim/fleet/platform';
 
 const METER = 4343;
 const keystore = keystoreFromHex('22'.repeat(32));
 const PLATFORM_NOW = Date.parse('2026-06-01T12:00:00Z');
 
-describe('platform time exchange (PGlite)', () => {
+forEachBackend('platform time exchange', (backend) => {
   let db: Database;
+  let drop: () => Promise<void>;
   const app = Fastify({ logger: false });
   const downlinks: { meterId: number; type: number; body: Uint8Array }[] = [];
   let ingest: Ingest;
@@ -37,7 +44,9 @@ describe('platform time exchange (PGlite)', () => {
   let platformNow = PLATFORM_NOW;
 
   before(async () => {
-    db = await openDatabase();
+    const fresh = await backend.fresh();
+    drop = fresh.drop;
+    db = await openDatabase({ url: fresh.config.databaseUrl });
     await migrate(db);
     await db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, 1)', [METER, 'test']);
     const operators = new Operators(db);
@@ -68,9 +77,10 @@ describe('platform time exchange (PGlite)', () => {
     });
   });
   after(async () => {
-    await ingest.close();
+    await ingest?.close();
     await app.close();
-    await db.close();
+    await db?.close();
+    await drop?.();
   });
 
   it('answers a sealed 0x08 with 0x88, and the meter computes its offset from it', async () => {
