@@ -261,6 +261,7 @@ export class TimeUnit {
   #nextPlatform = 0;
   #querying = false;
   #lastState: TimeState = TimeState.Unset;
+  #lastRefusal: string | undefined;
 
   constructor(options: TimeOptions) {
     this.#o = {
@@ -438,7 +439,12 @@ export class TimeUnit {
     const offset = sample.timeMs - clock.at(sample.atMono);
     const refuse = (reason: TimeSourceRefused['reason'], detail: string) => {
       bus.emit('time-refused', { source: sample.source, reason, detail, offsetMs: Math.round(offset) });
-      this.#event('clock-source-refused', 'warning', true, `${sample.source}: ${reason}: ${detail}`);
+      // Reported to the platform once per source and reason, not at every poll of a source that stays wrong.
+      const key = `${sample.source}:${reason}`;
+      if (key !== this.#lastRefusal) {
+        this.#lastRefusal = key;
+        this.#event('clock-source-refused', 'warning', true, `${sample.source}: ${reason}: ${detail}`);
+      }
       return false;
     };
     if (sample.timeMs < o.notBeforeMs)
@@ -466,6 +472,7 @@ export class TimeUnit {
       this.#synced(sample, offset, 'confirmed');
       return true;
     }
+    this.#lastRefusal = undefined;
     this.#correct(offset, sample);
     this.#heard.set(sample.source, mono);
     this.#synced(sample, offset, Math.abs(offset) >= o.stepThresholdMs ? 'stepped' : 'slewed');

@@ -146,6 +146,11 @@ describe('time on the meter', () => {
     assert.equal(refusal?.reason, 'disagrees-with-platform');
     assert.ok(Math.abs(r.error()) < 5);
     assert.ok(r.statusEvents.some((e) => e.event === 'clock-source-refused' && e.severity === 'warning'));
+    // Three more hourly polls of the same wrong server: refused each time, reported to the platform once.
+    r.clock.advance(3 * 3_600_000);
+    assert.ok(r.refused.filter((e) => e.reason === 'disagrees-with-platform').length >= 4);
+    assert.equal(r.statusEvents.filter((e) => e.event === 'clock-source-refused').length, 1);
+    assert.ok(Math.abs(r.error()) < 5);
   });
 
   it('refuses an SNTP time before the firmware was built and never moves a synced clock far on SNTP alone', () => {
