@@ -130,15 +130,8 @@ export interface TimeSourcePort {
   query(done: (error: Error | undefined, sample?: TimeSample) => void): void;
 }
 
-/** Why a source was not believed. */
-export class TimeSourceRefused extends Error {
-  override readonly name = 'TimeSourceRefused';
-  readonly reason: 'implausible' | 'too-uncertain' | 'disagrees-with-platform' | 'too-far' | 'unsolicited';
-  constructor(reason: TimeSourceRefused['reason'], message: string) {
-    super(message);
-    this.reason = reason;
-  }
-}
+/** Why a sample was not believed (the 'time-refused' event's reason; docs/time.md). */
+export type TimeRefusalReason = 'implausible' | 'too-uncertain' | 'disagrees-with-platform' | 'too-far';
 
 function sampleOf(
   source: 'sntp' | 'cellular',
@@ -437,7 +430,7 @@ export class TimeUnit {
     const o = this.#o;
     const { clock, bus } = o;
     const offset = sample.timeMs - clock.at(sample.atMono);
-    const refuse = (reason: TimeSourceRefused['reason'], detail: string) => {
+    const refuse = (reason: TimeRefusalReason, detail: string) => {
       bus.emit('time-refused', { source: sample.source, reason, detail, offsetMs: Math.round(offset) });
       // Reported to the platform once per source and reason, not at every poll of a source that stays wrong.
       const key = `${sample.source}:${reason}`;
