@@ -382,6 +382,11 @@ export class ModemLink implements MqttLink, CallInSource, NetworkTimeSource {
       done(new NetworkTimeUnavailable('the modem is off'));
       return;
     }
+    if (this.#state === 'sleeping') {
+      // Not woken for the time: the duty cycle decides when the modem is up; the next poll asks again.
+      done(new NetworkTimeUnavailable('the modem sleeps'));
+      return;
+    }
     if (m.networkZone === undefined) {
       done(new NetworkTimeUnavailable('the network has not sent its time since the modem started'));
       return;
