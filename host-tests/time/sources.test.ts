@@ -241,6 +241,21 @@ describe('cellular network time (A7670)', () => {
     assert.equal(sample?.authenticated, false);
   });
 
+  it('does not wake a sleeping modem for the time', () => {
+    const r = rig();
+    r.link.open(r.mqttEvents);
+    assert.ok(runUntil(r.clock, () => r.link.connected));
+    r.link.power(false);
+    assert.ok(runUntil(r.clock, () => r.link.state === 'sleeping', 120_000));
+    const before = r.twin.commands.length;
+    let error: Error | undefined;
+    r.link.networkTime((e) => {
+      error = e;
+    });
+    assert.ok(error instanceof NetworkTimeUnavailable && /sleeps/.test(error.message));
+    assert.equal(r.twin.commands.length, before, 'no command sent');
+  });
+
   it('refuses the modem clock when the network never sent its time', () => {
     const r = rig();
     r.twin.faults.noNitz = true;
