@@ -17,7 +17,10 @@ describe('time management under XS', function () {
     const availability = xsnapAvailable();
     if (!availability.available) assert.fail(availability.reason);
     xs = await startXs({ name: 'time', onPrint: (line) => console.log(`    [xs] ${line}`) });
-    await xs.evaluate(await bundleForXs('host-tests/time/timeXs.entry.ts'));
+    const usage = await xs.evaluate(await bundleForXs('host-tests/time/timeXs.entry.ts'));
+    console.log(
+      `    time scenario under XS: compute ${usage.compute.toLocaleString('en')}, heap ${usage.currentHeapCount.toLocaleString('en')} slots`,
+    );
     const message = (xs.messages as (TimeScenarioResult & { test: string })[]).find((m) => m.test === 'time');
     assert.ok(message, 'the scenario sent its result');
     const { test: _test, ...underXs } = message;
