@@ -98,6 +98,16 @@ export interface MeterEvents {
   'module-state': { module: string; state: ModuleState; detail: string };
   /** The platform's call or SMS asking the meter to connect (accepted), or anyone else's (refused). */
   'call-in': { kind: 'call' | 'sms'; number: string; accepted: boolean };
+  /** Time management (414): a time source corrected or confirmed the clock, or was not believed. */
+  'time-synced': {
+    source: string;
+    offsetMs: number;
+    how: 'stepped' | 'slewed' | 'confirmed';
+    driftPpm: number;
+  };
+  'time-refused': { source: string; reason: string; detail: string; offsetMs?: number };
+  /** The wall clock jumped by deltaMs (a step, not a slew): day accounting re-bases on it. */
+  'clock-stepped': { deltaMs: number };
   /** An event for the platform (uplink 0x04), sent by the meter's status channel (units/monitor.ts). */
   'status-event': StatusEvent;
 }

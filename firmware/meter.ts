@@ -29,6 +29,15 @@ import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
+import { TimeState } from '../protocol/time';
+import {
+  cellularSource,
+  DisciplinedClock,
+  type TimeOptions,
+  type TimeSourcePort,
+  sntpSource,
+  TimeUnit,
+} from './units/time';
 
 export interface MeterConfig {
   meterId: number;
@@ -67,6 +76,18 @@ export interface MeterConfig {
    * default, every 2 s; false switches it off.
    */
   serviceBeacon?: false | { intervalMs?: number; refreshMs?: number; companyId?: number };
+  /**
+   * Time management (units/time.ts): the wall clock set from the board's SNTP client (`sntpHosts`),
+   * the modem's network time and the platform's time exchange (0x08/0x88), each record flagged with
+   * the clock's state. Absent: the board's clock is used as it is and records carry no state.
+   */
+  time?: TimeConfig;
+}
+
+export interface TimeConfig
+  extends Partial<Omit<TimeOptions, 'clock' | 'timers' | 'bus' | 'send' | 'sources'>> {
+  /** SNTP servers, tried in order, where the board has an SNTP client (hardware.sntp). */
+  sntpHosts?: readonly string[];
 }
 
 export interface BootSummary {
@@ -120,6 +141,10 @@ export class Meter {
   readonly #keys: KeyInputUnit;
   readonly #notify: NotifyUnit;
   readonly information: InformationUnit;
+  /** Time management (414), when configured: the disciplined clock every unit reads. */
+  readonly time: TimeUnit | undefined;
+  /** The clock the units read: the board's, or the disciplined one when time management is on. */
+  readonly clock: MeterHardware['clock'];
   /** Parts that failed while the meter was built, reported to the monitor when it starts. */
   readonly #bootFaults: MeterEvents['fault'][] = [];
 
@@ -131,7 +156,10 @@ export class Meter {
   constructor(hardware: MeterHardware, config: MeterConfig, reader?: CardReaderPort) {
     this.#hardware = hardware;
     this.config = config;
-    const { clock, timers, crypto, preferences, partitions, io, pins } = hardware;
+    const { timers, crypto, preferences, partitions, io, pins } = hardware;
+    const disciplined = config.time ? new DisciplinedClock(hardware.clock) : undefined;
+    const clock = disciplined ?? hardware.clock;
+    this.clock = clock;
     const bus = this.bus;
     const bootFaults = bus.on('fault', (fault) => this.#bootFaults.push(fault));
     // The Zigbee relay: a slave's fallback path, or a master's relay unit on a shared connection.
@@ -159,6 +187,7 @@ export class Meter {
       meterId: config.meterId,
       bus,
       preferences,
+      timeState: config.time ? () => this.time?.state ?? TimeState.Unset : undefined,
       onAppended: (record) => bus.emit('record-appended', { record }),
     });
     const chainVerified = this.records.verifyChain();
@@ -199,6 +228,7 @@ export class Meter {
       currency: this.charging.currency,
       utcOffsetMinutes: config.utcOffsetMinutes,
       tariff: () => this.charging.tariff,
+      timeKnown: config.time ? () => (this.time?.state ?? TimeState.Unset) !== TimeState.Unset : undefined,
     });
     this.#notify = new NotifyUnit({
       Digital: io.Digital,
@@ -261,6 +291,21 @@ export class Meter {
         this.handheld?.connectedOn !== undefined && this.securityManagement.handheldStaff !== undefined,
     });
     bus.on('record-appended', () => this.comms.flush());
+    if (disciplined && config.time) {
+      const { sntpHosts, ...tuning } = config.time;
+      const sources: TimeSourcePort[] = [];
+      if (hardware.sntp && sntpHosts && sntpHosts.length > 0)
+        sources.push(sntpSource(hardware.sntp, sntpHosts, disciplined));
+      if (hardware.networkTime) sources.push(cellularSource(hardware.networkTime, disciplined));
+      this.time = new TimeUnit({
+        ...tuning,
+        clock: disciplined,
+        timers,
+        bus,
+        send: (type, body) => this.comms.send(type, body),
+        sources,
+      });
+    } else this.time = undefined;
     // The handheld link (BLE, and the Wi-Fi port where the board has one): off until the mode key.
     const transports: HandheldTransport[] = [];
     if (hardware.ble) transports.push({ name: 'ble', port: hardware.ble });
@@ -431,7 +476,7 @@ export class Meter {
    * the tariff applied. Nothing personal: no card, no vehicle, no staff.
    */
   serviceInfo(): ServiceInfo {
-    const now = Math.floor(this.#hardware.clock.now() / 1000);
+    const now = Math.floor(this.clock.now() / 1000);
     const tariff = this.charging.tariff;
     return {
       meterId: this.config.meterId,
@@ -454,6 +499,7 @@ export class Meter {
     this.records.reportBootFaults();
     this.records.startOperatingLog(this.#hardware.timers);
     this.comms.start();
+    this.time?.start();
     this.relayMaster?.start();
     this.monitor.start();
     this.status.start();
@@ -473,6 +519,7 @@ export class Meter {
     this.power?.stop();
     this.relaySleep?.stop();
     this.callIn?.stop();
+    this.time?.stop();
     this.comms.stop();
     this.handheld?.close();
     this.relayMaster?.stop();

@@ -20,6 +20,7 @@ import type { MqttLink } from './mqtt';
 import type { Preferences } from './preferences';
 import type { Random } from './random';
 import type { PowerParts, SensorParts } from './sensors';
+import type { NetworkTimeSource, SntpClient } from './time';
 import type { Watchdog } from './watchdog';
 import type { Buzzer, TextDisplay } from './ui';
 
@@ -90,6 +91,10 @@ export interface MeterHardware {
   sensors?: SensorParts;
   /** Battery packs, their gauges and switches, module power switches, when fitted. */
   power?: PowerParts;
+  /** An SNTP client, on boards whose link has IP (Wi-Fi): the meter's first time source. */
+  sntp?: SntpClient;
+  /** The cellular network's time, on boards whose link is a modem (ModemLink). */
+  networkTime?: NetworkTimeSource;
   /** The hardware watchdog, when the board binds one. */
   watchdog?: Watchdog;
 }

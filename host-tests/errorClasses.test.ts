@@ -42,6 +42,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   ProtocolError: ['bad-field', 'amount is negative'],
   PurseError: ['purse refused'],
   RegistrationError: [3, 'registration denied by the network'],
+  NetworkTimeUnavailable: ['the network has not sent its time since the modem started'],
   ReleaseRefusedError: ['release refused'],
   RfidBufferOverflow: [],
   RfidCollision: [9],

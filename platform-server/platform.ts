@@ -25,6 +25,7 @@ import { gatewayCheck, type Phone, phoneConfigFromEnv, startPhone } from './phon
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
+import { type MeterClocks, startTime } from './time';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -42,6 +43,8 @@ export interface Platform {
   readonly tariffs: TariffService;
   /** The fleet blacklist: pushed as 0x8A, acknowledged by 0x0A, fed by cloned-card reports. */
   readonly blacklist: BlacklistService;
+  /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
+  readonly clocks: MeterClocks;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
@@ -131,6 +134,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
     // Ingest's tables, as the other rooms may know them.
     const meters = new MeterTables(db);
+    const clocks = await startTime(app, { db, ingest, meters, guard: operators, sendDownlink, logger });
     const { status } = await startFleet(app, {
       db,
       meters,
@@ -142,6 +146,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       guard: operators,
       smsSender: config.smsSender,
       relays,
+      clock: (id) => clocks.clockOf(id),
     });
     await startKeys(app, { db, meters, keystore, ingest, guard: operators });
     await ingest.start();
@@ -183,6 +188,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       status,
       tariffs,
       blacklist,
+      clocks,
       operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)

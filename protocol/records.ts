@@ -5,6 +5,7 @@
 import { CARD_TOKEN_LENGTH, type CardRef } from './cardToken';
 import { decodeCbor, encodeCbor } from './cbor';
 import { ProtocolError } from './errors';
+import type { TimeState } from './time';
 
 export const RECORD_FORMAT = 2;
 /** The format before card tokens: the card number as text. Never written any more. */
@@ -102,6 +103,11 @@ interface RecordHeader {
   /** Seconds since 1970-01-01T00:00:00Z. */
   time: number;
   meterId: number;
+  /**
+   * Whether `time` came from a synchronised clock (protocol/time.ts TimeState): the optional 7th
+   * field. Absent in records written before meters reported it: their clock state is not known.
+   */
+  timeState?: TimeState;
 }
 
 export type MeterRecord =
@@ -110,7 +116,22 @@ export type MeterRecord =
   | (RecordHeader & { kind: typeof RecordKind.Maintenance; data: MaintenanceData });
 
 export function encodeRecord(record: MeterRecord): Uint8Array {
-  return encodeCbor([RECORD_FORMAT, record.kind, record.seq, record.time, record.meterId, bodyOf(record)]);
+  const fields: unknown[] = [
+    RECORD_FORMAT,
+    record.kind,
+    record.seq,
+    record.time,
+    record.meterId,
+    bodyOf(record),
+  ];
+  if (record.timeState !== undefined) fields.push(timeStateOf(record.timeState));
+  return encodeCbor(fields);
+}
+
+/** The 7th field: 0 unset, 1 synchronised, 2 holdover (protocol/time.ts). */
+function timeStateOf(value: unknown): TimeState {
+  if (value !== 0 && value !== 1 && value !== 2) throw bad('timeState is not 0, 1 or 2');
+  return value;
 }
 
 function bodyOf(record: MeterRecord): unknown[] {
@@ -151,17 +172,28 @@ export function recordHeader(bytes: Uint8Array): {
   seq: number;
   time: number;
   meterId: number;
+  timeState?: TimeState;
 } {
   const value = decodeCbor(bytes);
-  if (!Array.isArray(value) || value.length !== 6) throw bad('record is not a 6-element array');
+  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 7))
+    throw bad('record is not a 6- or 7-element array');
   const [format, kind, seq, time, meterId] = value;
-  return {
+  const header: {
+    format: number;
+    kind: number;
+    seq: number;
+    time: number;
+    meterId: number;
+    timeState?: TimeState;
+  } = {
     format: uint(format, 'format'),
     kind: uint(kind, 'kind'),
     seq: uint(seq, 'seq'),
     time: uint(time, 'time'),
     meterId: uint(meterId, 'meterId'),
   };
+  if (value.length === 7) header.timeState = timeStateOf(value[6]);
+  return header;
 }
 
 /**
@@ -170,10 +202,16 @@ export function recordHeader(bytes: Uint8Array): {
  */
 export function decodeRecord(bytes: Uint8Array): MeterRecord {
   const value = decodeCbor(bytes);
-  if (!Array.isArray(value) || value.length !== 6) throw bad('record is not a 6-element array');
+  if (!Array.isArray(value) || (value.length !== 6 && value.length !== 7))
+    throw bad('record is not a 6- or 7-element array');
   const [format, kind, seq, time, meterId, body] = value;
   if (format !== RECORD_FORMAT) throw new ProtocolError('bad-version', `record format ${String(format)}`);
-  const header = { seq: uint(seq, 'seq'), time: uint(time, 'time'), meterId: uint(meterId, 'meterId') };
+  const header: RecordHeader = {
+    seq: uint(seq, 'seq'),
+    time: uint(time, 'time'),
+    meterId: uint(meterId, 'meterId'),
+  };
+  if (value.length === 7) header.timeState = timeStateOf(value[6]);
   if (!Array.isArray(body)) throw bad('record body is not an array');
   switch (kind) {
     case RecordKind.Transaction: {

@@ -229,7 +229,8 @@ for (let n = 0; n < meterCount; n++) {
       limit: c === 0 ? 0 : 20_000,
     }),
   );
-  const meter = new Meter(board.hardware, { meterId, bays: [1, 2, 3], rate });
+  // Time management on, as on a device: the platform's time exchange sets each meter's clock.
+  const meter = new Meter(board.hardware, { meterId, bays: [1, 2, 3], rate, time: {} });
   // Listed by token, as the platform would send it: the meter has the fleet's card-token key.
   if (!state) {
     const stolen = meter.security.cardRef(cards[3].applet.data.cardNumber);

@@ -103,6 +103,11 @@ export type Urc =
   /** +CMT: "<oa>",,"<scts>" then the text (TS 27.005 §3.4.1, text mode, +CNMI mt=2). */
   | { kind: 'sms'; sender: string; text: string }
   | { kind: 'sim'; state: string }
+  /**
+   * +CTZV: <tz> (TS 27.007 §8.41, AT+CTZR=1): the network sent its time zone (NITZ), in quarters of
+   * an hour east of UTC; with AT+CTZU=1 the module has set its clock from the network's time too.
+   */
+  | { kind: 'time-zone'; quarters: number }
   /** *ATREADY / RDY / SMS DONE / PB DONE: start-up progress. */
   | { kind: 'ready'; line: string }
   /** A line that is neither a response nor a known URC (line noise, a truncated line). */
@@ -311,6 +316,18 @@ export function asciiText(bytes: Uint8Array): string {
   return s;
 }
 
+/** `+CCLK: "yy/MM/dd,hh:mm:ss±zz"` (TS 27.007 §8.15) as UTC epoch ms and the zone; undefined if malformed. */
+export function parseCclk(line: string): { utcMs: number; zoneQuarters: number } | undefined {
+  const m = /^\+CCLK: "(\d{2})\/(\d{2})\/(\d{2}),(\d{2}):(\d{2}):(\d{2})([+-]\d{1,2})"$/.exec(line.trim());
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second, zone] = m.slice(1).map(Number);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59)
+    return undefined;
+  if (zone < -96 || zone > 96) return undefined;
+  const local = Date.UTC(2000 + year, month - 1, day, hour, minute, second);
+  return { utcMs: local - zone * 15 * 60_000, zoneQuarters: zone };
+}
+
 // URC prefixes (manual §18.2 MQTT URCs, TS 27.007 for the network and call ones).
 const URC_PREFIXES = Object.freeze([
   '+CMQTTRXSTART: ',
@@ -323,6 +340,7 @@ const URC_PREFIXES = Object.freeze([
   '+CLIP: ',
   '+CMT: ',
   '+CPIN: ',
+  '+CTZV: ',
   '*ATREADY',
 ]);
 const READY_LINES = Object.freeze(['RDY', 'SMS DONE', 'PB DONE', 'SMS Ready', 'PB Done']);
@@ -346,6 +364,8 @@ export class A7670 {
   #smsHeader: string | undefined;
   #closed = false;
   onUrc: ((urc: Urc) => void) | undefined;
+  /** The time zone of the last +CTZV since the module was switched on: the network's time arrived. */
+  networkZone: number | undefined;
   /** Lines dropped as noise (garbled, truncated, unexpected), for the monitor and tests. */
   garbled = 0;
 
@@ -407,6 +427,7 @@ export class A7670 {
 
   /** Presses PWRKEY for Ton and waits for STATUS high; then syncs with AT and turns echo off. */
   powerOn(done: Done<void>): void {
+    if (!this.on) this.networkZone = undefined; // a module switched on has not heard the network yet
     if (this.on) {
       this.sync(done);
       return;
@@ -465,6 +486,33 @@ export class A7670 {
       });
     };
     attempt();
+  }
+
+  /**
+   * AT+CTZU=1 (A76XX manual, "Automatic time and time zone update"): the module sets its clock from
+   * the network's time (NITZ) when the network sends it; AT+CTZR=1 (TS 27.007 §8.41) reports the
+   * time zone as +CTZV, which tells the driver the time arrived.
+   */
+  enableNetworkTime(done: Done<void>): void {
+    this.command('AT+CTZU=1', {}, (error) =>
+      error ? done(error) : this.command('AT+CTZR=1', {}, (e) => done(e)),
+    );
+  }
+
+  /**
+   * AT+CCLK? (TS 27.007 §8.15): the module's clock, `+CCLK: "yy/MM/dd,hh:mm:ss±zz"`, local time and
+   * its zone in quarters of an hour; returned as UTC epoch ms and the zone.
+   */
+  clock(done: Done<{ utcMs: number; zoneQuarters: number }>): void {
+    this.command('AT+CCLK?', { info: '+CCLK: ' }, (error, lines) => {
+      if (error) {
+        done(error);
+        return;
+      }
+      const parsed = lines?.[0] === undefined ? undefined : parseCclk(lines[0]);
+      if (!parsed) done(new ModemError('protocol', `AT+CCLK? gave "${lines?.[0]}"`));
+      else done(undefined, parsed);
+    });
   }
 
   /** AT+CPIN? (TS 27.007 §8.3): 'READY', 'SIM PIN'…; no SIM is +CME ERROR 10. */
@@ -786,6 +834,14 @@ export class A7670 {
           this.#urc({ kind: 'sms', sender, text: asciiText(bytes) }),
         );
       } else this.#smsHeader = line;
+      return true;
+    }
+    if (line.startsWith('+CTZV: ')) {
+      // "+CTZV: <tz>" with <tz> as "±zz", quoted or not; some firmware adds the time after a comma.
+      const m = /^\+CTZV: "?([+-]?\d{1,2})"?/.exec(line);
+      if (!m) return this.#garbledUrc(line);
+      this.networkZone = Number(m[1]);
+      this.#urc({ kind: 'time-zone', quarters: this.networkZone });
       return true;
     }
     if (line.startsWith('+CPIN: ')) {

@@ -8,6 +8,7 @@
 import type { TimerHandle, Timers } from '../../hal/clock';
 import type { CallInEvent, CallInSource } from '../../hal/dialup';
 import type { MqttEvents, MqttLink } from '../../hal/mqtt';
+import type { NetworkTimeSource, TimeDone } from '../../hal/time';
 import {
   type A7670,
   asciiBytes,
@@ -67,7 +68,12 @@ function sequence(steps: Step[], done: Done<void>): void {
   next(undefined);
 }
 
-export class ModemLink implements MqttLink, CallInSource {
+/** The network has not sent its time (NITZ) since the modem was switched on. */
+export class NetworkTimeUnavailable extends Error {
+  override readonly name = 'NetworkTimeUnavailable';
+}
+
+export class ModemLink implements MqttLink, CallInSource, NetworkTimeSource {
   readonly #o: Required<Omit<ModemLinkOptions, 'tls' | 'onError'>> &
     Pick<ModemLinkOptions, 'tls' | 'onError'>;
   readonly #modem: A7670;
@@ -188,6 +194,10 @@ export class ModemLink implements MqttLink, CallInSource {
       (next) => m.command('AT+CNMI=2,2,0,0,0', {}, (e) => next(e)),
       (next) => m.command('AT+CSDH=1', {}, (e) => next(e)), // +CMT with the text's length (§3.3.3)
       (next) => m.command('AT+CEREG=1', {}, (e) => next(e)),
+      // The network's time (NITZ) into the module's clock, reported as +CTZV: a time source for the
+      // meter (networkTime). Before registration, since networks send it on attach; a module that
+      // refuses it still carries the link.
+      (next) => m.enableNetworkTime(() => next(undefined)),
       (next) =>
         m.simState((error, state) => {
           if (error) next(error);
@@ -360,6 +370,31 @@ export class ModemLink implements MqttLink, CallInSource {
         this.#pump();
       },
     );
+  }
+
+  /**
+   * The network's time as the module's clock holds it (AT+CCLK?), once a +CTZV has shown the
+   * network sent it; before that the module's clock is only its own count since power-on.
+   */
+  networkTime(done: TimeDone): void {
+    const m = this.#modem;
+    if (!m.on) {
+      done(new NetworkTimeUnavailable('the modem is off'));
+      return;
+    }
+    if (this.#state === 'sleeping') {
+      // Not woken for the time: the duty cycle decides when the modem is up; the next poll asks again.
+      done(new NetworkTimeUnavailable('the modem sleeps'));
+      return;
+    }
+    if (m.networkZone === undefined) {
+      done(new NetworkTimeUnavailable('the network has not sent its time since the modem started'));
+      return;
+    }
+    m.clock((error, clock) => {
+      if (error || !clock) done(error ?? new NetworkTimeUnavailable('no clock'));
+      else done(undefined, { timeMs: clock.utcMs, resolutionMs: 1000 });
+    });
   }
 
   // ---- URCs ----

@@ -33,6 +33,8 @@ export interface InformationOptions {
   utcOffsetMinutes?: number;
   /** The tariff in force (it changes with 0x85 downlinks), for bay states and local time. */
   tariff?: () => Tariff;
+  /** False while the meter has never known the wall time (time management): the clock is not shown. */
+  timeKnown?: () => boolean;
 }
 
 /**
@@ -171,6 +173,9 @@ export class InformationUnit {
       this.#show(['MAINTENANCE', 'Wrong sequence', `${m.left} tries left`], true),
     );
     bus.on('maintenance-locked', () => this.#show(['MAINTENANCE', 'Locked out'], true));
+    bus.on('time-synced', () => {
+      if (this.#idleShown) this.showIdle();
+    });
     bus.on('battery', (b) => {
       this.#battery = b;
       if (this.#idleShown) this.showIdle();
@@ -273,7 +278,8 @@ export class InformationUnit {
     const battery = this.#battery
       ? ` ${this.#battery.charging ? '+' : ''}${Math.round(this.#battery.percent)}%`
       : '';
-    const lines = [`ParkLink ${this.#clock(now)}${battery}`];
+    const timeKnown = this.#o.timeKnown?.() ?? true;
+    const lines = [timeKnown ? `ParkLink ${this.#clock(now)}${battery}` : `Time not set${battery}`];
     const message =
       this.#message && (this.#message.until === undefined || this.#message.until > now)
         ? this.#message.text

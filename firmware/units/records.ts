@@ -21,6 +21,7 @@ import {
   type TransactionData,
 } from '../../protocol/records';
 import { verifyReleaseToken } from '../../protocol/release';
+import type { TimeState } from '../../protocol/time';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import {
@@ -77,6 +78,11 @@ export interface MainRecordOptions {
   bus?: EventBus<MeterEvents>;
   /** Where the operating log keeps its hourly checkpoint (last sign of life, today's seconds). */
   preferences?: Preferences;
+  /**
+   * The clock's state for each record (time management, units/time.ts); without it records carry
+   * no state, as before meters reported one.
+   */
+  timeState?: () => TimeState;
   /** Called with each record once it is durable on flash. */
   onAppended?: (record: MeterRecord, link: Uint8Array) => void;
 }
@@ -227,10 +233,25 @@ export class MainRecord {
       preferences.set('ops', 'day', `${day}:${seconds}`);
       preferences.set('ops', 'alive', now);
     };
+    // A stepped clock (time management setting a clock that counted from 1970) moves the calendar,
+    // not the meter's operating time: the seconds run so far count towards the day stepped into, and
+    // no day between the two times is recorded.
+    const stepped = this.#options.bus?.on('clock-stepped', ({ deltaMs }) => {
+      const now = Math.floor(clock.now() / 1000);
+      const before = now - Math.round(deltaMs / 1000);
+      const saved = preferences.get('ops', 'day');
+      let [day, seconds] = typeof saved === 'string' ? saved.split(':').map(Number) : [dayOf(before), 0];
+      if (!Number.isFinite(day) || !Number.isFinite(seconds)) [day, seconds] = [dayOf(before), 0];
+      seconds += Math.max(0, before - Math.max(last, day));
+      last = now;
+      preferences.set('ops', 'day', `${dayOf(now)}:${Math.min(seconds, now - dayOf(now))}`);
+      preferences.set('ops', 'alive', now);
+    });
     checkpoint();
     this.#hourly = timers.setInterval(checkpoint, HOUR_MS);
     this.#stopOperatingLog = () => {
       checkpoint();
+      stepped?.cancel();
       timers.clear(this.#hourly);
       this.#hourly = undefined;
     };
@@ -326,10 +347,13 @@ export class MainRecord {
     }
   }
 
-  #append(make: (header: { seq: number; time: number; meterId: number }) => MeterRecord): MeterRecord {
-    const { log, ledger, crypto, clock, meterId } = this.#options;
+  #append(
+    make: (header: { seq: number; time: number; meterId: number; timeState?: TimeState }) => MeterRecord,
+  ): MeterRecord {
+    const { log, ledger, crypto, clock, meterId, timeState } = this.#options;
     const seq = log.lastSeq + 1;
-    const record = make({ seq, time: Math.floor(clock.now() / 1000), meterId });
+    const time = Math.floor(clock.now() / 1000);
+    const record = make(timeState ? { seq, time, meterId, timeState: timeState() } : { seq, time, meterId });
     const bytes = encodeRecord(record);
     const previous = log.lastLink ?? (seq === 1 ? genesisHash(crypto, meterId) : ledger.acknowledgedLink);
     if (!previous) throw new ChainBrokenError(seq);

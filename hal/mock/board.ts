@@ -82,6 +82,8 @@ export interface VirtualModemOptions {
   brokerCa?: Uint8Array;
   /** Idle time before the link's own retry (tests shorten it). */
   retryMs?: number;
+  /** The network's time (NITZ) the virtual module receives on registration. */
+  network?: { now?: () => number; zoneQuarters?: number };
 }
 
 export interface VirtualBoardOptions {
@@ -225,6 +227,7 @@ export class VirtualBoard {
         pinMap: m,
         broker: options.modem.broker,
         brokerCa: options.modem.brokerCa,
+        network: options.modem.network,
       });
       this.serial.attach(m.port, this.modem);
       const driver = new A7670({
@@ -279,7 +282,10 @@ export class VirtualBoard {
         onSleep: { io: this.xbee.onSleepLine(), pin: VIRTUAL_ZIGBEE.onSleep },
       };
     }
-    if (this.modemLink) this.hardware.callIn = this.modemLink;
+    if (this.modemLink) {
+      this.hardware.callIn = this.modemLink;
+      this.hardware.networkTime = this.modemLink; // used only where the meter's time management is on
+    }
     if (options.sensors) {
       this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);
       this.power = new VirtualPowerRail(this.pins);

@@ -28,7 +28,11 @@ export interface Rig {
 }
 
 export function rig(
-  options: Partial<ModemLinkOptions> & { ca?: Uint8Array; brokerCa?: Uint8Array } = {},
+  options: Partial<ModemLinkOptions> & {
+    ca?: Uint8Array;
+    brokerCa?: Uint8Array;
+    network?: { now?: () => number; zoneQuarters?: number };
+  } = {},
 ): Rig {
   const clock = new VirtualClock();
   const broker = new VirtualBroker(clock);
@@ -41,6 +45,7 @@ export function rig(
     pinMap: PINS,
     broker,
     brokerCa: options.brokerCa ?? PLATFORM_CA,
+    network: options.network,
   });
   serial.attach(UART, twin);
   const modem = new A7670({

@@ -7,7 +7,7 @@ import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { meterRoutes } from './meters';
 import { STATUS_FRAME, type StatusDeps, StatusService } from './status';
-import { statusRoutes } from './statusRoutes';
+import { type StatusRoutesOptions, statusRoutes } from './statusRoutes';
 import { callInRoutes, type SmsSender } from './callIn';
 import { type RelayAssignments, relayRoutes } from './relay';
 import { areaRoutes } from './targets';
@@ -21,13 +21,21 @@ export interface FleetDeps extends StatusDeps {
   smsSender?: SmsSender;
   /** The Zigbee relay assignments the broker consults. */
   relays: RelayAssignments;
+  /** Each meter's clock (the time room), shown in its status. */
+  clock?: StatusRoutesOptions['clock'];
 }
 
 export async function startFleet(app: FastifyInstance, deps: FleetDeps): Promise<{ status: StatusService }> {
   await app.register(meterRoutes, { meters: deps.meters, records: deps.records, guard: deps.guard });
   const status = new StatusService(deps);
   deps.ingest.route(STATUS_FRAME, status.onUplink);
-  await app.register(statusRoutes, { db: deps.db, meters: deps.meters, guard: deps.guard, service: status });
+  await app.register(statusRoutes, {
+    db: deps.db,
+    meters: deps.meters,
+    guard: deps.guard,
+    service: status,
+    clock: deps.clock,
+  });
   await app.register(callInRoutes, {
     db: deps.db,
     meters: deps.meters,

@@ -6,6 +6,7 @@ import { meterIdParams, nullableTime, object, time } from '../core/schemas';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
 import type { OperatorGuard } from '../operators/service';
 import { maskedCard } from '../../protocol/cardToken';
+import { TIME_STATE_NAMES, TimeState } from '../../protocol/time';
 
 export interface MeterSummary {
   id: number;
@@ -24,6 +25,13 @@ export interface MeterSummary {
 export interface TransactionView {
   seq: number;
   recordedAt: string;
+  /**
+   * Whether `recordedAt` came from a synchronised clock: false when the meter had never known the
+   * time since it started (unset) or had not confirmed it lately (holdover); null when the record
+   * predates meters reporting it.
+   */
+  timeSynced: boolean | null;
+  timeState: 'unset' | 'synced' | 'holdover' | null;
   transactionNumber: number;
   /** The card as "**** 0017": its last four digits, all the platform keeps of the number. */
   cardNumberMasked: string;
@@ -55,6 +63,8 @@ const meterSummarySchema = object({
 const transactionSchema = object({
   seq: { type: 'integer' },
   recordedAt: time,
+  timeSynced: { type: 'boolean', nullable: true },
+  timeState: { type: 'string', enum: ['unset', 'synced', 'holdover'], nullable: true },
   transactionNumber: { type: 'integer' },
   cardNumberMasked: { type: 'string' },
   cardLast4: { type: 'string' },
@@ -141,6 +151,8 @@ export const meterRoutes: FastifyPluginAsync<MetersRoutesOptions> = async (
       const transactions: TransactionView[] = page.map((t) => ({
         seq: t.seq,
         recordedAt: t.recorded_at.toISOString(),
+        timeSynced: t.time_state === null ? null : t.time_state === TimeState.Synced,
+        timeState: t.time_state === null ? null : TIME_STATE_NAMES[t.time_state as TimeState],
         transactionNumber: t.transaction_number,
         cardNumberMasked: maskedCard(t.card_last4),
         cardLast4: t.card_last4,

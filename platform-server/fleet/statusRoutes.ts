@@ -106,12 +106,14 @@ export interface StatusRoutesOptions {
   meters: Pick<MeterDirectory, 'exists'>;
   guard: OperatorGuard;
   service: StatusService;
+  /** The meter's clock as its last time request (0x08) showed it: last sync, offset, drift. */
+  clock?: (meterId: number) => Promise<object | null>;
 }
 
 /** The status, alarms and settings routes of each meter. */
 export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
   app,
-  { db, meters, guard, service },
+  { db, meters, guard, service, clock },
 ) => {
   const meterExists = (id: number) => meters.exists(id);
 
@@ -136,6 +138,7 @@ export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
               settingsVersion: { type: 'integer', nullable: true },
               bays: { type: 'array', items: loose },
               openAlarms: { type: 'array', items: alarmSchema },
+              clock: { ...loose, nullable: true },
             },
             ['meterId', 'bays', 'openAlarms'],
           ),
@@ -195,6 +198,7 @@ export const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
           updatedAt: b.updated_at.toISOString(),
         })),
         openAlarms: open.rows.map(alarmView),
+        clock: clock ? ((await clock(id)) ?? null) : null,
       };
     },
   );

@@ -43,6 +43,8 @@ export interface MeterRecordsSummary {
 export interface TransactionRow {
   seq: number;
   recorded_at: Date;
+  /** The meter's clock state when it wrote the record (protocol/time.ts TimeState); null: not reported. */
+  time_state: number | null;
   received_at: Date;
   transaction_number: number;
   /** The card's token (32 hex digits, protocol/cardToken.ts); the platform keeps no card number. */
@@ -173,7 +175,7 @@ export class MeterTables implements MeterDirectory, RecordReader {
 
   async transactions(meterId: number, limit: number, before: number | null): Promise<TransactionRow[]> {
     const result = await this.db.query<TransactionRow>(
-      `SELECT t.*, r.recorded_at, r.received_at
+      `SELECT t.*, r.recorded_at, r.received_at, r.time_state
          FROM transactions t JOIN records r ON r.meter_id = t.meter_id AND r.seq = t.seq
         WHERE t.meter_id = $1 AND ($2::bigint IS NULL OR t.seq < $2::bigint)
         ORDER BY t.seq DESC

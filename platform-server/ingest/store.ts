@@ -425,12 +425,12 @@ async function writeSets(
 ): Promise<Map<number, number>> {
   type Column = (string | number | null)[];
   const columns = (n: number): Column[] => Array.from({ length: n }, () => []);
-  const records = columns(5);
+  const records = columns(6);
   const transactions = columns(15);
   const operations = columns(9);
   const maintenance = columns(4);
   // Straight into the columns, no row arrays: this loop runs for every record of the fleet.
-  const [rMeter, rSeq, rKind, rTime, rRedacted] = records;
+  const [rMeter, rSeq, rKind, rTime, rRedacted, rClock] = records;
   // Every record's bytes and link in two bytea parameters, cut apart by the server (substring).
   const allBytes: Uint8Array[] = [];
   const allLinks: Uint8Array[] = [];
@@ -463,6 +463,7 @@ async function writeSets(
       rKind.push(record.kind);
       rTime.push(record.time);
       rRedacted.push(redacted ? 'true' : 'false');
+      rClock.push(record.timeState ?? null); // null: written before meters reported their clock
       allBytes.push(bytes);
       allLinks.push(link);
       byteStarts.push(byteCount + 1); // substring() counts from 1
@@ -518,18 +519,18 @@ async function writeSets(
     });
   const parts: string[] = [];
   if (records[0].length > 0) {
-    const [m, s, k, t, x, b, n] = arrays(
+    const [m, s, k, t, x, c, b, n] = arrays(
       [...records, byteStarts, byteLengths],
-      ['bigint', 'bigint', 'smallint', 'float8', 'boolean', 'integer', 'integer'],
+      ['bigint', 'bigint', 'smallint', 'float8', 'boolean', 'smallint', 'integer', 'integer'],
     );
     params.push(Buffer.concat(allBytes), Buffer.concat(allLinks));
     const blob = `$${params.length - 1}::bytea`;
     const links = `$${params.length}::bytea`;
     // Record i (from 1): n bytes of the blob from b, and the i-th 32 bytes of the links.
     parts.push(
-      `INSERT INTO records (meter_id, seq, kind, recorded_at, redacted, bytes, link)
-       SELECT m, s, k, to_timestamp(t), x, substring(${blob} FROM b FOR n), substring(${links} FROM (i::integer - 1) * 32 + 1 FOR 32)
-         FROM unnest(${m}, ${s}, ${k}, ${t}, ${x}, ${b}, ${n}) WITH ORDINALITY AS u(m, s, k, t, x, b, n, i)`,
+      `INSERT INTO records (meter_id, seq, kind, recorded_at, redacted, time_state, bytes, link)
+       SELECT m, s, k, to_timestamp(t), x, c, substring(${blob} FROM b FOR n), substring(${links} FROM (i::integer - 1) * 32 + 1 FOR 32)
+         FROM unnest(${m}, ${s}, ${k}, ${t}, ${x}, ${c}, ${b}, ${n}) WITH ORDINALITY AS u(m, s, k, t, x, c, b, n, i)`,
     );
   }
   if (transactions[0].length > 0) {

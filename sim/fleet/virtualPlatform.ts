@@ -9,6 +9,12 @@ import { FRAME_VERSION, FrameType, openFrame, sealFrame } from '../../protocol/f
 import type { MeterKeys } from '../../protocol/keys';
 import { decodeRecordsMessage, encodeAckMessage } from '../../protocol/messages';
 import { decodeRecord, type MeterRecord } from '../../protocol/records';
+import {
+  decodeTimeRequest,
+  encodeTimeAnswer,
+  TIME_ANSWER_DOWNLINK,
+  TIME_REQUEST_UPLINK,
+} from '../../protocol/time';
 import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../../protocol/topics';
 
 export interface HeldRecord {
@@ -31,6 +37,13 @@ export class VirtualPlatform {
   readonly refused: string[] = [];
   /** Whether acks are sent (a test turns them off to lose acks). */
   acking = true;
+  /**
+   * The platform's clock (epoch ms) for answering time requests (0x08 with 0x88), as the time room
+   * does; undefined: time requests are refused like any type this virtual platform does not take.
+   */
+  timeNow: (() => number) | undefined;
+  /** Every 0x88 answer sealed, in order (tests replay or alter them). */
+  readonly timeAnswers: Uint8Array[] = [];
 
   constructor(broker: VirtualBroker, crypto: Crypto) {
     this.#crypto = crypto;
@@ -59,6 +72,10 @@ export class VirtualPlatform {
     }
     try {
       const { header, body } = openFrame(this.#crypto, meter.keys.uplink, payload);
+      if (header.meterId === meterId && header.type === TIME_REQUEST_UPLINK && this.timeNow) {
+        this.#answerTime(meterId, meter, body);
+        return;
+      }
       if (header.meterId !== meterId || header.type !== FrameType.Records)
         throw new Error('wrong meter or type');
       if (header.seq <= meter.lastFrameSeq) throw new Error(`replayed frame ${header.seq}`);
@@ -94,5 +111,23 @@ export class VirtualPlatform {
     } catch (error) {
       this.refused.push((error as Error).message);
     }
+  }
+
+  #answerTime(meterId: number, meter: MeterState, body: Uint8Array): void {
+    const now = this.timeNow as () => number;
+    const t2 = now();
+    const request = decodeTimeRequest(body);
+    meter.downlinkSeq++;
+    const header = {
+      version: FRAME_VERSION,
+      type: TIME_ANSWER_DOWNLINK,
+      meterId,
+      epoch: meter.keys.epoch,
+      seq: meter.downlinkSeq,
+    };
+    const answer = encodeTimeAnswer({ id: request.id, t1: request.t1, t2, t3: now() });
+    const frame = sealFrame(this.#crypto, meter.keys.downlink, header, answer);
+    this.timeAnswers.push(frame);
+    this.#link.publish(downlinkTopic(meterId), frame);
   }
 }

@@ -22,6 +22,11 @@ export interface VirtualA7670Options {
   bootMs?: number;
   /** From power-on to registration on the network, ms. */
   registerMs?: number;
+  /**
+   * The network's time (NITZ, TS 24.008 §9.2.15a) sent on registration: the true UTC (default the
+   * test's clock) and the cell's time zone in quarters of an hour east of UTC.
+   */
+  network?: { now?: () => number; zoneQuarters?: number };
 }
 
 export interface ModemFaults {
@@ -39,6 +44,8 @@ export interface ModemFaults {
   truncateLines: number;
   /** URCs sent in front of the next response (registration changes and a downlink). */
   urcBurst: number;
+  /** The network never sends its time (many networks do not): the module's clock stays its own count. */
+  noNitz: boolean;
 }
 
 type Power = 'off' | 'booting' | 'on';
@@ -73,6 +80,7 @@ export class VirtualA7670 implements VirtualSerialDevice {
     garbleLines: 0,
     truncateLines: 0,
     urcBurst: 0,
+    noNitz: false,
   };
   /** Every command line the host sent, in order (tests; the recorded AT session). */
   readonly commands: string[] = [];
@@ -80,7 +88,8 @@ export class VirtualA7670 implements VirtualSerialDevice {
   readonly transcript: string[] = [];
   /** Milliseconds spent per state, for the duty cycle: off, awake (idle/active), asleep. */
   readonly stateMs: Record<'off' | 'awake' | 'asleep', number> = { off: 0, awake: 0, asleep: 0 };
-  readonly #o: Required<Omit<VirtualA7670Options, 'brokerCa'>> & Pick<VirtualA7670Options, 'brokerCa'>;
+  readonly #o: Required<Omit<VirtualA7670Options, 'brokerCa' | 'network'>> &
+    Pick<VirtualA7670Options, 'brokerCa' | 'network'>;
   #line: { send(bytes: Uint8Array): void } | undefined;
   #power: Power = 'off';
   #pressedAt: number | undefined;
@@ -103,6 +112,13 @@ export class VirtualA7670 implements VirtualSerialDevice {
   #topic = '';
   #payload: number[] = [];
   #ringing: { number: string; rings: number } | undefined;
+  // The module's clock: UTC at monotonic #rtcAt, and its zone. At power-on it counts from
+  // 70/01/01,00:00:00+00 (the twin's choice: without a backup supply the RTC keeps nothing).
+  #rtcUtc = 0;
+  #rtcAt = 0;
+  #zone = 0;
+  #ctzu = false;
+  #ctzr = false;
 
   constructor(options: VirtualA7670Options) {
     this.#o = { statusMs: 500, bootMs: 3_000, registerMs: 4_000, ...options };
@@ -224,6 +240,12 @@ export class VirtualA7670 implements VirtualSerialDevice {
       timers.setTimeout(() => {
         this.#power = 'on';
         this.#poweredAt = this.#clock;
+        this.#rtcUtc = 0;
+        this.#rtcAt = this.#clock;
+        this.#zone = 0;
+        this.#ctzu = false;
+        this.#ctzr = false;
+        timers.setTimeout(() => this.#nitz(), this.#o.registerMs);
         this.#echo = true;
         this.#sleepEnabled = false;
         this.#urc(`${CRLF}*ATREADY: 1${CRLF}`);
@@ -327,6 +349,28 @@ export class VirtualA7670 implements VirtualSerialDevice {
 
   // ---- the network ----
 
+  /** On registration the network may send its time: the clock is set (+CTZU=1) and the zone reported (+CTZR=1). */
+  #nitz(): void {
+    if (this.#power !== 'on' || this.faults.noNitz || this.#registration() !== 1) return;
+    const network = this.#o.network;
+    const zone = network?.zoneQuarters ?? 0;
+    if (this.#ctzu) {
+      this.#rtcUtc = network?.now?.() ?? this.#o.clock.now();
+      this.#rtcAt = this.#clock;
+      this.#zone = zone;
+    }
+    if (this.#ctzr)
+      this.#urc(`${CRLF}+CTZV: ${zone < 0 ? '-' : '+'}${String(Math.abs(zone)).padStart(2, '0')}${CRLF}`);
+  }
+
+  /** +CCLK's "yy/MM/dd,hh:mm:ss±zz": the module's clock in local time (TS 27.007 §8.15). */
+  #cclk(): string {
+    const local = new Date(this.#rtcUtc + (this.#clock - this.#rtcAt) + this.#zone * 15 * 60_000);
+    const two = (n: number) => String(n).padStart(2, '0');
+    const zone = `${this.#zone < 0 ? '-' : '+'}${two(Math.abs(this.#zone))}`;
+    return `+CCLK: "${two(local.getUTCFullYear() % 100)}/${two(local.getUTCMonth() + 1)}/${two(local.getUTCDate())},${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())}${zone}"`;
+  }
+
   #registration(): number {
     const f = this.faults;
     if (f.noSim) return 0;
@@ -376,6 +420,17 @@ export class VirtualA7670 implements VirtualSerialDevice {
       case '+CNMI':
       case '+CEREG':
         this.#ok();
+        return;
+      case '+CTZU':
+        this.#ctzu = numbers[0] === 1;
+        this.#ok();
+        return;
+      case '+CTZR':
+        this.#ctzr = numbers[0] === 1;
+        this.#ok();
+        return;
+      case '+CCLK?':
+        this.#ok(this.#cclk());
         return;
       case '+CPIN?':
         if (this.faults.noSim) this.#cme(10);
