@@ -130,6 +130,15 @@ export function readProvisioning(preferences: Preferences): Provisioning {
     },
   };
   if (modeKey) config.maintenance = { sequence: modeKey, maxAttempts: 3, lockoutMs: 15 * 60_000 };
+  // Time management is always on for a provisioned meter: without it a real board's records would
+  // carry 1970. SNTP servers from meter.sntp (comma separated), else the public pool; a cellular
+  // board takes the network's time and every meter the platform's sealed time exchange.
+  const sntpText = text(preferences, METER_DOMAIN, 'sntp');
+  const sntpHosts = (sntpText ?? 'pool.ntp.org').split(',').map((h) => h.trim());
+  if (sntpHosts.some((h) => !/^[A-Za-z0-9.-]{1,253}$/.test(h))) {
+    throw new ProvisioningError(`meter.sntp "${sntpText}" is not a list of host names`);
+  }
+  config.time = { sntpHosts };
   // The platform's call-in numbers (meter.callIn, comma separated, international form).
   const callInText = text(preferences, METER_DOMAIN, 'callIn');
   if (callInText) {

@@ -78,6 +78,8 @@ describe('factory provisioning: what the station writes is what the meter reads'
     const clock = new VirtualClock('2026-06-01T08:00:00Z');
     const broker = new VirtualBroker(clock);
     const platform = new VirtualPlatform(broker, nobleCrypto);
+    // A provisioned meter manages its time: the platform answers its time requests.
+    platform.timeNow = () => clock.now();
     const given = input();
     platform.register(METER, given.keys);
     const board = new VirtualBoard({ mqtt: broker.link(), clock });
@@ -113,6 +115,8 @@ describe('factory provisioning: what the station writes is what the meter reads'
     clock.advance(5_000);
     assert.deepEqual(platform.refused, []);
     assert.ok(platform.records(METER).length >= 1, 'the boot record reached the platform and verified');
+    assert.deepEqual(provisioning.config.time, { sntpHosts: ['pool.ntp.org'] });
+    assert.ok(platform.timeAnswers.length >= 1, 'the meter asked the platform for the time');
     meter.stop();
   });
 

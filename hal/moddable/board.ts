@@ -25,6 +25,7 @@ import { ModdableClock, ModdableTimers } from './clock';
 import { ModdableCrypto } from './crypto';
 import { LcdTextDisplay } from './display';
 import { ModdableFlash } from './flash';
+import { ModdableSntp } from './sntp';
 import { ModdableMqttLink, type ModdableMqttOptions } from './mqtt';
 import { ModdablePreferences } from './preferences';
 import { ModdableWifiPort } from './wifiPort';
@@ -222,6 +223,9 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
     crypto: new ModdableCrypto(),
     mqtt: modem ?? new ModdableMqttLink(config.mqtt),
     callIn: modem,
+    // Wall time: the network's time through the modem on a cellular board, SNTP over Wi-Fi.
+    networkTime: modem,
+    sntp: modem ? undefined : new ModdableSntp(),
     display: new LcdTextDisplay({ io: I2C, ...buses.lcd, onError: config.onDisplayError }),
     buzzer: new PwmBuzzer(buses.buzzer),
     io: { Digital: BoardDigital, SPI: boardSPI(buses.spi), I2C, Serial: BoardSerial },
