@@ -35,11 +35,13 @@ export class VirtualPlatform {
   readonly #link: VirtualMqttLink;
   readonly #meters = new Map<number, MeterState>();
   readonly refused: string[] = [];
+  /** Authentic uplinks of the types it does not process, kept for tests to inspect. */
+  readonly otherUplinks: { meterId: number; type: number; body: Uint8Array }[] = [];
   /** Whether acks are sent (a test turns them off to lose acks). */
   acking = true;
   /**
    * The platform's clock (epoch ms) for answering time requests (0x08 with 0x88), as the time room
-   * does; undefined: time requests are refused like any type this virtual platform does not take.
+   * does; undefined: time requests are only kept in otherUplinks, like any type it does not process.
    */
   timeNow: (() => number) | undefined;
   /** Every 0x88 answer sealed, in order (tests replay or alter them). */
@@ -76,8 +78,12 @@ export class VirtualPlatform {
         this.#answerTime(meterId, meter, body);
         return;
       }
-      if (header.meterId !== meterId || header.type !== FrameType.Records)
-        throw new Error('wrong meter or type');
+      if (header.meterId !== meterId) throw new Error(`wrong meter: frame of meter ${header.meterId}`);
+      if (header.type !== FrameType.Records) {
+        // Authentic, of a type this stand-in does not process (status, acks, version reports).
+        this.otherUplinks.push({ meterId, type: header.type, body });
+        return;
+      }
       if (header.seq <= meter.lastFrameSeq) throw new Error(`replayed frame ${header.seq}`);
       const message = decodeRecordsMessage(body);
       const decoded = message.records.map((bytes) => decodeRecord(bytes));
