@@ -16,6 +16,7 @@ const root = fileURLToPath(new URL('../', import.meta.url));
 /** Arguments that construct each firmware-side error class; a new class needs a line here. */
 const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   AuthenticationError: [],
+  BlacklistError: ['base-mismatch', 'a delta from version 3 on a list at version 2'],
   CardNotGenuine: ['signature did not verify'],
   CardProtocolError: ['bad BCC'],
   CardRefused: [0x6982, 'debit'],
