@@ -36,11 +36,13 @@ import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
 import {
   type DownlinkFetch,
+  downlinksOverHttp,
   framesOf,
   Handheld,
   HandheldConnection,
   type MeterDownlinks,
   type UploadResult,
+  uploadOverHttp,
 } from '../../sim/handheld/client';
 import { statusEvent } from '../../protocol/status';
 import { uplinkTopic } from '../../protocol/topics';
@@ -690,6 +692,53 @@ forEachBackend('handheld uploads on the platform', (backend) => {
     assert.equal(status.statusCode, 200, status.body);
     assert.equal((status.json() as { appliedVersion: number }).appliedVersion, 3);
     assert.deepEqual(((await getDownlinks(meterId)).json() as MeterDownlinks).downlinks, []);
+  });
+
+  it('the bridge over HTTP: one errand fetches what waits for the meter, carries it in, and hands the answers back', async () => {
+    const meterId = randomMeterId();
+    const keys = await platform.provisionMeter(meterId, 'handheld errand');
+    const r = rig({ meterId, keys, clock: new VirtualClock(new Date().toISOString()) });
+    const login = await operatorLogin(platform.operators, 'operator');
+    const stored = await platform.app.inject({
+      method: 'POST',
+      url: '/api/tariffs',
+      headers: login.headers,
+      payload: { ...flatTariff(RATE), id: 'errand-zone', version: 5 },
+    });
+    assert.equal(stored.statusCode, 201, stored.body);
+    const pushed = await platform.app.inject({
+      method: 'POST',
+      url: `/api/meters/${meterId}/tariff`,
+      headers: login.headers,
+      payload: { tariffId: 'errand-zone' },
+    });
+    assert.equal(pushed.statusCode, 202, pushed.body);
+    const base = await platform.listen(0);
+    const bearer = login.headers.authorization.replace(/^Bearer /, '');
+    r.sell(1);
+    r.modeKey();
+    const handheld = new Handheld(crypto);
+    const { visit, upload } = await handheld.serve(r.board.ble, await issueToken(meterId), {
+      fetch: downlinksOverHttp(base, bearer),
+      post: uploadOverHttp(base, bearer),
+    });
+    assert.deepEqual(
+      visit.downlinkReplies.map((d) => [d.ok, d.type]),
+      [[true, TARIFF_DOWNLINK]],
+    );
+    assert.equal(r.meter.charging.tariff.id, 'errand-zone');
+    assert.ok(visit.collected >= 1, 'the sale collected too');
+    assert.deepEqual(upload.refused, []);
+    assert.ok(upload.stored >= 1);
+    const status = await platform.app.inject({
+      method: 'GET',
+      url: `/api/meters/${meterId}/tariff`,
+      headers: login.headers,
+    });
+    assert.equal((status.json() as { appliedVersion: number }).appliedVersion, 5);
+    assert.deepEqual(await downlinksOverHttp(base, bearer)(meterId), [], 'nothing waits any more');
+    // The acks of the sets just handed in wait in the handheld for the next visit.
+    assert.ok((handheld.downlinks.get(meterId) ?? []).length >= 1);
   });
 
   it('keeps only the newest push of a kind, in sequence order; fetches a beat of meters in one call', async () => {
