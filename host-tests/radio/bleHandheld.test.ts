@@ -34,10 +34,21 @@ import { chainLink } from '../../protocol/chain';
 import { decodeRecord } from '../../protocol/records';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
-import { Handheld, HandheldConnection, type UploadResult } from '../../sim/handheld/client';
-import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
+import {
+  type DownlinkFetch,
+  downlinksOverHttp,
+  framesOf,
+  Handheld,
+  HandheldConnection,
+  type MeterDownlinks,
+  type UploadResult,
+  uploadOverHttp,
+} from '../../sim/handheld/client';
 import { statusEvent } from '../../protocol/status';
-import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
+import { uplinkTopic } from '../../protocol/topics';
+import { flatTariff } from '../../protocol/tariff';
+import { TARIFF_DOWNLINK } from '../../protocol/tariff/messages';
+import type { Role } from '../../platform-server/operators/service';
 import { KeyFrame } from '../../protocol/keys';
 
 const METER = 7301;
@@ -478,37 +489,31 @@ forEachBackend('handheld uploads on the platform', (backend) => {
     assert.equal(r.meter.log.uploads.current!.acknowledged, true);
   });
 
-  /** Downlinks the platform publishes for a meter, caught for a handheld to carry (the meter has no radio). */
-  async function downlinksOf(meterId: number): Promise<{ frames: Uint8Array[]; close(): void }> {
-    const link = new NodeMqttLink({
-      url: platform.brokerUrl,
-      clientId: meterClientId(meterId),
-      ...platform.meterMqttCredentials(meterId),
-      cleanSession: backend.real,
-    });
-    const frames: Uint8Array[] = [];
-    await new Promise<void>((resolve) => {
-      link.open({
-        onConnect() {
-          link.subscribe(downlinkTopic(meterId));
-          resolve();
-        },
-        onDisconnect() {},
-        onMessage(topic, payload) {
-          if (topic === downlinkTopic(meterId)) frames.push(payload);
-        },
-      });
-    });
-    await until(() => link.subscribed(downlinkTopic(meterId)), 'the downlink subscription');
-    return { frames, close: () => link.close() };
+  /** GET /api/handheld/meters/:id/downlinks as `role`: the HTTP answer. */
+  async function getDownlinks(meterId: number, role: Role = 'operator') {
+    const { headers } = await operatorLogin(platform.operators, role);
+    return platform.app.inject({ method: 'GET', url: `/api/handheld/meters/${meterId}/downlinks`, headers });
   }
 
-  async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+  /** The handheld's fetch of a meter's downlinks from the platform's route (as an operator). */
+  const fetchFromPlatform: DownlinkFetch = async (meterId) => {
+    const response = await getDownlinks(meterId);
+    assert.equal(response.statusCode, 200, response.body);
+    return framesOf(response.json() as MeterDownlinks);
+  };
+
+  /** A maintenance token and its secret from the platform, for `meterId`. */
+  async function issueToken(meterId: number) {
+    const { headers } = await operatorLogin(platform.operators, 'operator');
+    const issued = await platform.app.inject({
+      method: 'POST',
+      url: `/api/meters/${meterId}/maintenance-tokens`,
+      headers,
+      payload: { staff: 'bob', seconds: 900 },
+    });
+    assert.equal(issued.statusCode, 201, issued.body);
+    const { token, secret } = issued.json() as { token: string; secret: string };
+    return { token: fromHex(token), secret: fromHex(secret), meterId };
   }
 
   it('status events reach the platform through a handheld, exactly once; the meter lets them go once the handheld holds them', async () => {
@@ -554,39 +559,28 @@ forEachBackend('handheld uploads on the platform', (backend) => {
     const keys = await platform.provisionMeter(meterId, 'handheld rotation');
     // The platform issues the tokens, valid from its own clock: the meter's starts there too.
     const r = rig({ meterId, keys, clock: new VirtualClock(new Date().toISOString()) });
-    const { headers: operator } = await operatorLogin(platform.operators, 'operator');
-    const issue = async () => {
-      const issued = await platform.app.inject({
-        method: 'POST',
-        url: `/api/meters/${meterId}/maintenance-tokens`,
-        headers: operator,
-        payload: { staff: 'bob', seconds: 900 },
-      });
-      assert.equal(issued.statusCode, 201, issued.body);
-      const { token, secret } = issued.json() as { token: string; secret: string };
-      return { token: fromHex(token), secret: fromHex(secret), meterId };
-    };
+    const issue = () => issueToken(meterId);
     r.sell(1);
-    const caught = await downlinksOf(meterId);
-    try {
-      const { headers } = await operatorLogin(platform.operators, 'supervisor');
-      const pushed = await platform.app.inject({
-        method: 'POST',
-        url: `/api/meters/${meterId}/key-rotation`,
-        headers,
-      });
-      assert.equal(pushed.statusCode, 202, pushed.body);
-      await until(() => caught.frames.length > 0, 'the rotation downlink');
-    } finally {
-      caught.close();
-    }
-    const rotation = caught.frames[0];
-    assert.equal(rotation[1], KeyFrame.ROTATION);
+    const { headers } = await operatorLogin(platform.operators, 'supervisor');
+    const pushed = await platform.app.inject({
+      method: 'POST',
+      url: `/api/meters/${meterId}/key-rotation`,
+      headers,
+    });
+    assert.equal(pushed.statusCode, 202, pushed.body);
+    const { downlinkSeq } = pushed.json() as { downlinkSeq: number };
+    // The handheld takes the push from the platform's outbox, not from the meter's MQTT topic.
+    const waiting = (await getDownlinks(meterId)).json() as MeterDownlinks;
+    assert.deepEqual(
+      waiting.downlinks.map((d) => [d.type, d.seq, d.epoch]),
+      [[KeyFrame.ROTATION, downlinkSeq, 1]],
+    );
     const handheld = new Handheld(crypto);
-    handheld.downlinks.set(meterId, [rotation]);
+    assert.equal(await handheld.fetchDownlinks(meterId, fetchFromPlatform), 1);
     r.modeKey();
     const visit = handheld.visit(r.board.ble, await issue());
     assert.equal(visit.delivered, 1);
+    assert.deepEqual(visit.downlinkReplies, [{ seq: downlinkSeq, ok: true, type: KeyFrame.ROTATION }]);
     assert.equal(r.meter.security.epoch, 2, 'the meter switched: its ack was taken by the handheld');
     const acks = handheld.uplinks.filter((u) => u.kind === 'uplink' && u.frame[1] === KeyFrame.SECURITY);
     assert.equal(acks.length, 1, 'the 0x03 ack collected as a sealed frame');
@@ -602,6 +596,11 @@ forEachBackend('handheld uploads on the platform', (backend) => {
     const summary = await handheld.upload(post);
     assert.equal(summary.refused.length, 0, summary.refused.join(', '));
     assert.equal(await epochOf(), 2, 'the ack carried out moved the platform on');
+    assert.deepEqual(
+      ((await getDownlinks(meterId)).json() as MeterDownlinks).downlinks,
+      [],
+      'the rotation left the outbox once the meter was on its epoch',
+    );
     const events = await platform.db.query<{ event: string }>(
       'SELECT event FROM security_events WHERE meter_id = $1',
       [meterId],
@@ -627,5 +626,211 @@ forEachBackend('handheld uploads on the platform', (backend) => {
       lastCollected,
       'acknowledged up to the set collected under epoch 2',
     );
+  });
+
+  it('a tariff pushed to a meter that never had coverage is carried in by hand; its 0x05 ack comes back the same way; a second delivery is refused as a replay and changes nothing', async () => {
+    const meterId = randomMeterId();
+    const keys = await platform.provisionMeter(meterId, 'handheld tariff');
+    const r = rig({ meterId, keys, clock: new VirtualClock(new Date().toISOString()) });
+    assert.equal(r.broker.published.length, 0, 'the meter never reached a broker');
+    const { headers } = await operatorLogin(platform.operators, 'operator');
+    const stored = await platform.app.inject({
+      method: 'POST',
+      url: '/api/tariffs',
+      headers,
+      payload: { ...flatTariff(RATE), id: 'handheld-zone', version: 3 },
+    });
+    assert.ok([201, 409].includes(stored.statusCode), stored.body);
+    const pushed = await platform.app.inject({
+      method: 'POST',
+      url: `/api/meters/${meterId}/tariff`,
+      headers,
+      payload: { tariffId: 'handheld-zone' },
+    });
+    assert.equal(pushed.statusCode, 202, pushed.body);
+    const { downlinkSeq } = pushed.json() as { downlinkSeq: number };
+    const waiting = (await getDownlinks(meterId)).json() as MeterDownlinks;
+    assert.deepEqual(
+      waiting.downlinks.map((d) => [d.type, d.seq]),
+      [[TARIFF_DOWNLINK, downlinkSeq]],
+    );
+
+    // First visit: the push carried in and applied; the ack collected.
+    const handheld = new Handheld(crypto);
+    assert.equal(await handheld.fetchDownlinks(meterId, fetchFromPlatform), 1);
+    r.modeKey();
+    const first = handheld.visit(r.board.ble, await issueToken(meterId));
+    assert.deepEqual(first.downlinkReplies, [{ seq: downlinkSeq, ok: true, type: TARIFF_DOWNLINK }]);
+    assert.equal(r.meter.charging.tariff.id, 'handheld-zone');
+    assert.equal(r.meter.charging.tariff.version, 3);
+    const acks = handheld.uplinks.filter((u) => u.kind === 'uplink' && u.frame[1] === 0x05);
+    assert.equal(acks.length, 1, 'the 0x05 ack collected as a sealed frame');
+
+    // The platform has not heard the ack yet: the push is still listed, and the handheld carries it
+    // again on a second visit. The meter refuses it as a replay; nothing changes, no second ack.
+    assert.equal(await handheld.fetchDownlinks(meterId, fetchFromPlatform), 1);
+    r.modeKey();
+    const second = handheld.visit(r.board.ble, await issueToken(meterId));
+    assert.equal(second.downlinkReplies.length, 1);
+    assert.equal(second.downlinkReplies[0].ok, false);
+    assert.equal(second.downlinkReplies[0].why, 'replay');
+    assert.equal(r.meter.charging.tariff.version, 3);
+    assert.equal(
+      handheld.uplinks.filter((u) => u.kind === 'uplink' && u.frame[1] === 0x05).length,
+      1,
+      'no second ack',
+    );
+
+    // The ack handed in: the platform records the tariff applied, and the push leaves the outbox.
+    const summary = await handheld.upload(post);
+    assert.equal(summary.refused.length, 0, summary.refused.join(', '));
+    const status = await platform.app.inject({
+      method: 'GET',
+      url: `/api/meters/${meterId}/tariff`,
+      headers,
+    });
+    assert.equal(status.statusCode, 200, status.body);
+    assert.equal((status.json() as { appliedVersion: number }).appliedVersion, 3);
+    assert.deepEqual(((await getDownlinks(meterId)).json() as MeterDownlinks).downlinks, []);
+  });
+
+  it('the bridge over HTTP: one errand fetches what waits for the meter, carries it in, and hands the answers back', async () => {
+    const meterId = randomMeterId();
+    const keys = await platform.provisionMeter(meterId, 'handheld errand');
+    const r = rig({ meterId, keys, clock: new VirtualClock(new Date().toISOString()) });
+    const login = await operatorLogin(platform.operators, 'operator');
+    const stored = await platform.app.inject({
+      method: 'POST',
+      url: '/api/tariffs',
+      headers: login.headers,
+      payload: { ...flatTariff(RATE), id: 'errand-zone', version: 5 },
+    });
+    assert.equal(stored.statusCode, 201, stored.body);
+    const pushed = await platform.app.inject({
+      method: 'POST',
+      url: `/api/meters/${meterId}/tariff`,
+      headers: login.headers,
+      payload: { tariffId: 'errand-zone' },
+    });
+    assert.equal(pushed.statusCode, 202, pushed.body);
+    const base = await platform.listen(0);
+    const bearer = login.headers.authorization.replace(/^Bearer /, '');
+    r.sell(1);
+    r.modeKey();
+    const handheld = new Handheld(crypto);
+    const { visit, upload } = await handheld.serve(r.board.ble, await issueToken(meterId), {
+      fetch: downlinksOverHttp(base, bearer),
+      post: uploadOverHttp(base, bearer),
+    });
+    assert.deepEqual(
+      visit.downlinkReplies.map((d) => [d.ok, d.type]),
+      [[true, TARIFF_DOWNLINK]],
+    );
+    assert.equal(r.meter.charging.tariff.id, 'errand-zone');
+    assert.ok(visit.collected >= 1, 'the sale collected too');
+    assert.deepEqual(upload.refused, []);
+    assert.ok(upload.stored >= 1);
+    const status = await platform.app.inject({
+      method: 'GET',
+      url: `/api/meters/${meterId}/tariff`,
+      headers: login.headers,
+    });
+    assert.equal((status.json() as { appliedVersion: number }).appliedVersion, 5);
+    assert.deepEqual(await downlinksOverHttp(base, bearer)(meterId), [], 'nothing waits any more');
+    // The acks of the sets just handed in wait in the handheld for the next visit.
+    assert.ok((handheld.downlinks.get(meterId) ?? []).length >= 1);
+  });
+
+  it('keeps only the newest push of a kind, in sequence order; fetches a beat of meters in one call', async () => {
+    const a = randomMeterId();
+    const b = randomMeterId();
+    await platform.provisionMeter(a, 'beat a');
+    await platform.provisionMeter(b, 'beat b');
+    const { headers } = await operatorLogin(platform.operators, 'operator');
+    await platform.app.inject({
+      method: 'POST',
+      url: '/api/tariffs',
+      headers,
+      payload: { ...flatTariff(RATE), id: 'beat-zone', version: 1 },
+    });
+    const push = async (meterId: number) => {
+      const pushed = await platform.app.inject({
+        method: 'POST',
+        url: `/api/meters/${meterId}/tariff`,
+        headers,
+        payload: { tariffId: 'beat-zone' },
+      });
+      assert.equal(pushed.statusCode, 202, pushed.body);
+      return (pushed.json() as { downlinkSeq: number }).downlinkSeq;
+    };
+    await push(a);
+    const newest = await push(a); // pushed again: the first is superseded
+    const { headers: supervisor } = await operatorLogin(platform.operators, 'supervisor');
+    const rotation = await platform.app.inject({
+      method: 'POST',
+      url: `/api/meters/${a}/key-rotation`,
+      headers: supervisor,
+    });
+    assert.equal(rotation.statusCode, 202, rotation.body);
+    const rotationSeq = (rotation.json() as { downlinkSeq: number }).downlinkSeq;
+    const forB = await push(b);
+    const unknown = randomMeterId();
+    const beat = await platform.app.inject({
+      method: 'GET',
+      url: `/api/handheld/downlinks?meters=${a},${b},${unknown}`,
+      headers,
+    });
+    assert.equal(beat.statusCode, 200, beat.body);
+    const answer = beat.json() as { meters: MeterDownlinks[]; unknown: number[] };
+    assert.deepEqual(
+      answer.meters.map((m) => [m.meterId, m.downlinks.map((d) => [d.type, d.seq])]),
+      [
+        [
+          a,
+          [
+            [TARIFF_DOWNLINK, newest],
+            [KeyFrame.ROTATION, rotationSeq],
+          ],
+        ],
+        [b, [[TARIFF_DOWNLINK, forB]]],
+      ],
+    );
+    assert.deepEqual(answer.unknown, [unknown]);
+    const single = (await getDownlinks(a)).json() as MeterDownlinks;
+    assert.deepEqual(single.downlinks, answer.meters[0].downlinks, 'the same frames one meter at a time');
+    const bad = await platform.app.inject({
+      method: 'GET',
+      url: '/api/handheld/downlinks?meters=1,x',
+      headers,
+    });
+    assert.equal(bad.statusCode, 400);
+  });
+
+  it('refuses a viewer and an anonymous caller, and answers 404 for an unknown meter', async () => {
+    const meterId = randomMeterId();
+    await platform.provisionMeter(meterId, 'handheld guard');
+    const viewer = await getDownlinks(meterId, 'viewer');
+    assert.equal(viewer.statusCode, 403);
+    const { headers } = await operatorLogin(platform.operators, 'viewer');
+    const viewerBeat = await platform.app.inject({
+      method: 'GET',
+      url: `/api/handheld/downlinks?meters=${meterId}`,
+      headers,
+    });
+    assert.equal(viewerBeat.statusCode, 403);
+    const anonymous = await platform.app.inject({
+      method: 'GET',
+      url: `/api/handheld/meters/${meterId}/downlinks`,
+    });
+    assert.equal(anonymous.statusCode, 401);
+    let unknown = randomMeterId();
+    while (unknown === meterId) unknown = randomMeterId();
+    const missing = await getDownlinks(unknown);
+    assert.equal(missing.statusCode, 404);
+    assert.equal((missing.json() as { code: string }).code, 'unknown-meter');
+    const audit = await platform.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM operator_audit WHERE action = 'handheld.downlinks'",
+    );
+    assert.ok(audit.rows[0].n > 0, 'fetches are audited');
   });
 });

@@ -6,22 +6,36 @@
 // the sealed 0x81 ack, which the handheld carries back to the meter (the ack is also published on
 // the meter's downlink topic, for a meter that is online after all).
 //
-//   POST /api/handheld/uplinks  (operator) { frames: [hex, ...] } → 200 { results: [...] }
+// The other way, the downlinks the platform sealed for a meter (a key rotation, settings, a tariff,
+// a blacklist push, release tokens, firmware messages) wait in ingest's outbox (ingest/outbox.ts) for
+// a handheld to fetch and carry; the same sealed bytes as published, so a second delivery is
+// refused by the meter's downlink replay window.
+//
+//   POST /api/handheld/uplinks                 (operator) { frames: [hex, ...] } → 200 { results: [...] }
+//   GET  /api/handheld/meters/:id/downlinks    (operator) → 200 { meterId, downlinks: [...] } | 404
+//   GET  /api/handheld/downlinks?meters=1,2,3  (operator) → 200 { meters: [{ meterId, downlinks }], unknown }
 import type { FastifyPluginAsync } from 'fastify';
 import { fromHex, toHex } from '../../protocol/bytes';
 import { ProtocolError } from '../../protocol/errors';
 import { decodeHeader } from '../../protocol/frame';
 import { uplinkTopic } from '../../protocol/topics';
-import { errorResponses } from '../core/errors';
-import { object } from '../core/schemas';
+import { errorResponses, sendError } from '../core/errors';
+import { meterIdParams, object } from '../core/schemas';
 import type { IngestOutcome } from '../ingest/gate';
+import type { DownlinkOutbox, KeptDownlink } from '../ingest/outbox';
 import type { OperatorGuard } from '../operators/service';
 
 /** Frames per request: a handheld's day at a few hundred meters, in a few requests. */
 export const MAX_HANDHELD_FRAMES = 256;
 
+/** Meters per fetch of downlinks: a handheld's beat. */
+export const MAX_HANDHELD_METERS = 256;
+
 export interface HandheldRoutesOptions {
-  ingest: { handleUplink(topic: string, frame: Uint8Array): Promise<IngestOutcome> };
+  ingest: {
+    handleUplink(topic: string, frame: Uint8Array): Promise<IngestOutcome>;
+    readonly outbox: Pick<DownlinkOutbox, 'pending' | 'known'>;
+  };
   guard: OperatorGuard;
 }
 
@@ -69,7 +83,115 @@ const resultSchema = object(
   ['ok'],
 );
 
+/** A waiting downlink as a handheld gets it: the sealed frame in base64. */
+export interface HandheldDownlink {
+  seq: number;
+  type: number;
+  epoch: number;
+  frame: string;
+}
+
+const downlinkSchema = object(
+  {
+    seq: { type: 'integer', description: 'downlink frame sequence number' },
+    type: { type: 'integer', description: 'frame type (0x8N)' },
+    epoch: { type: 'integer', description: 'key epoch it is sealed under' },
+    frame: { type: 'string', description: 'the sealed frame, base64' },
+  },
+  ['seq', 'type', 'epoch', 'frame'],
+);
+
+const meterDownlinksSchema = object(
+  { meterId: { type: 'integer' }, downlinks: { type: 'array', items: downlinkSchema } },
+  ['meterId', 'downlinks'],
+);
+
+function shown(downlink: KeptDownlink): HandheldDownlink {
+  return {
+    seq: downlink.seq,
+    type: downlink.type,
+    epoch: downlink.epoch,
+    frame: Buffer.from(downlink.frame).toString('base64'),
+  };
+}
+
 export const handheldRoutes: FastifyPluginAsync<HandheldRoutesOptions> = async (app, { ingest, guard }) => {
+  app.get<{ Params: { id: number } }>(
+    '/api/handheld/meters/:id/downlinks',
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary:
+          "The sealed downlinks waiting for a meter, in sequence order, for a handheld to carry (a repeat is refused by the meter's replay window)",
+        params: meterIdParams,
+        response: { 200: meterDownlinksSchema, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const meterId = request.params.id;
+      if ((await ingest.outbox.known([meterId])).length === 0)
+        return sendError(reply, 404, 'unknown-meter', `meter ${meterId} is not provisioned`);
+      const downlinks = (await ingest.outbox.pending([meterId])).map(shown);
+      await guard.audit(request, {
+        action: 'handheld.downlinks',
+        meterId,
+        detail: { frames: downlinks.length, seqs: downlinks.map((d) => d.seq) },
+      });
+      return reply.send({ meterId, downlinks });
+    },
+  );
+
+  app.get<{ Querystring: { meters: string } }>(
+    '/api/handheld/downlinks',
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary: "The sealed downlinks waiting for each meter on a handheld's beat, in one call",
+        querystring: {
+          type: 'object',
+          properties: {
+            meters: {
+              type: 'string',
+              pattern: '^[0-9]{1,10}(,[0-9]{1,10})*$',
+              description: `meter ids, comma-separated, at most ${MAX_HANDHELD_METERS}`,
+            },
+          },
+          required: ['meters'],
+          additionalProperties: false,
+        },
+        response: {
+          200: object(
+            {
+              meters: { type: 'array', items: meterDownlinksSchema },
+              unknown: { type: 'array', items: { type: 'integer' } },
+            },
+            ['meters', 'unknown'],
+          ),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request, reply) => {
+      const ids = [...new Set(request.query.meters.split(',').map(Number))];
+      const bad = ids.find((id) => id > 0xffffffff);
+      if (bad !== undefined)
+        return sendError(reply, 400, 'bad-meter-id', `${bad} is not a meter id`, 'meters');
+      if (ids.length > MAX_HANDHELD_METERS)
+        return sendError(reply, 400, 'too-many-meters', `at most ${MAX_HANDHELD_METERS} meters`, 'meters');
+      const known = await ingest.outbox.known(ids);
+      const pending = await ingest.outbox.pending(known);
+      const meters = known.map((meterId) => ({
+        meterId,
+        downlinks: pending.filter((d) => d.meterId === meterId).map(shown),
+      }));
+      await guard.audit(request, {
+        action: 'handheld.downlinks',
+        detail: { meters: known.length, frames: pending.length },
+      });
+      return reply.send({ meters, unknown: ids.filter((id) => !known.includes(id)) });
+    },
+  );
+
   app.post<{ Body: { frames: string[] } }>(
     '/api/handheld/uplinks',
     {

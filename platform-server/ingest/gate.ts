@@ -37,6 +37,7 @@ import {
   uplinkWindowOf,
 } from './uplinkWindow';
 import { MeterCache, type VerifiedUplink } from './verify';
+import { DownlinkOutbox } from './outbox';
 
 export type { RefusalReason, StoredRecord } from './store';
 export type { VerifiedUplink } from './verify';
@@ -173,6 +174,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly meters: MeterCache;
   /** Counts, samples and prunes refusals. */
   readonly refusals: RefusalTrail;
+  /** The sealed downlinks kept for a handheld to carry (outbox.ts). */
+  readonly outbox: DownlinkOutbox;
   /** Record sets waiting for a batch, in arrival order. */
   private queue: Waiting[] = [];
   /** Meters with a frame in a running batch: their next frames wait for it. */
@@ -195,6 +198,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.meters = new MeterCache({ db: this.db, keystore: this.keystore, crypto: this.crypto });
     this.refusals = new RefusalTrail({ db: this.db, logger: this.logger, ...options.refusals });
     this.refusals.start();
+    this.outbox = new DownlinkOutbox(this.db);
   }
 
   /** The subscription filter in use. */
@@ -534,7 +538,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /**
    * Seals a downlink of `type` for a meter under its current key D with the next downlink sequence
-   * number and publishes it (storage control 0x82: release tokens). Resolves once the broker has it.
+   * number, keeps it in the outbox for a handheld (outbox.ts) and publishes it (storage control 0x82:
+   * release tokens). Resolves once the broker has it.
    */
   async sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number> {
     const client = this.client;
@@ -554,6 +559,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       body,
     );
     keys.downlink.fill(0);
+    await this.outbox.keep({ meterId, seq, type, epoch, frame }, body);
     await client.publishAsync(downlinkTopic(meterId), Buffer.from(frame), { qos: 1 });
     return seq;
   }

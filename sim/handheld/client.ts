@@ -4,7 +4,9 @@
 // maintenance token and its secret, collects the meter's upload sets and its other sealed uplinks
 // (status, security events and key-rotation acks, tariff acks) and carries downlinks and release
 // tokens back. Between visits it keeps what it holds (store and forward) and hands the
-// frames to the platform's POST /api/handheld/uplinks. For the tests and the demo.
+// frames to the platform's POST /api/handheld/uplinks; before a visit it fetches the downlinks
+// waiting for the meter (GET /api/handheld/meters/:id/downlinks) to carry in. For the tests and the
+// demo.
 import type { VirtualBleLink } from '../../hal/mock/ble';
 import type { Crypto } from '../../hal/crypto';
 import { fromHex, toHex } from '../../protocol/bytes';
@@ -50,6 +52,8 @@ export interface VisitReport {
   /** Other uplinks collected (status, security, tariff acks). */
   frames: number;
   delivered: number;
+  /** The meter's answer to each downlink carried in, in order (a repeat: ok false, why 'replay'). */
+  downlinkReplies: { seq: number; ok: boolean; type?: number; why?: string }[];
   /** The meter's acknowledged point after the downlinks were delivered. */
   acked: number;
   /** The visit ended early (the link dropped). */
@@ -168,15 +172,29 @@ export class Handheld {
    * visit; what was collected and delivered so far stays.
    */
   visit(link: VirtualBleLink, options: VisitOptions): VisitReport {
-    const report: VisitReport = { collected: 0, frames: 0, delivered: 0, acked: 0, dropped: false };
+    const report: VisitReport = {
+      collected: 0,
+      frames: 0,
+      delivered: 0,
+      downlinkReplies: [],
+      acked: 0,
+      dropped: false,
+    };
     const connection = new HandheldConnection(link, this.mtu);
     try {
       connection.authenticate(this.#crypto, options.token, options.secret, options.meterId);
       const waiting = this.downlinks.get(options.meterId) ?? [];
       while (waiting.length > 0) {
         const reply = connection.request({ t: 'down', frame: waiting[0] });
+        const seq = frameSeqOf(waiting[0]);
         waiting.shift(); // delivered (a refused one, e.g. a replay, would be refused again)
         report.delivered++;
+        report.downlinkReplies.push({
+          seq,
+          ok: reply.ok === true,
+          ...(typeof reply.type === 'number' ? { type: reply.type } : {}),
+          ...(typeof reply.why === 'string' ? { why: reply.why } : {}),
+        });
         report.acked = Number(reply.acked ?? report.acked);
       }
       const releases = this.releases.get(options.meterId) ?? [];
@@ -234,6 +252,42 @@ export class Handheld {
   }
 
   /**
+   * Takes the downlinks the platform keeps for a meter (its outbox) to carry on the next visit,
+   * beside the acks already waiting: each frame once, in downlink sequence order (the order the
+   * platform sealed them in, which the meter's replay window is made for). Returns how many are new.
+   */
+  async fetchDownlinks(meterId: number, fetchFrames: DownlinkFetch): Promise<number> {
+    const frames = await fetchFrames(meterId);
+    const list = this.downlinks.get(meterId) ?? [];
+    const held = new Set(list.map((f) => toHex(f)));
+    let added = 0;
+    for (const frame of frames) {
+      if (held.has(toHex(frame))) continue;
+      held.add(toHex(frame));
+      list.push(frame);
+      added++;
+    }
+    list.sort((a, b) => frameSeqOf(a) - frameSeqOf(b));
+    this.downlinks.set(meterId, list);
+    return added;
+  }
+
+  /**
+   * A whole errand at a meter with no link of its own: fetch what the platform keeps for it, visit
+   * (carry it in, collect the meter's answers and sets), hand everything collected to the platform.
+   */
+  async serve(
+    link: VirtualBleLink,
+    options: VisitOptions,
+    platform: { fetch: DownlinkFetch; post: (frames: string[]) => Promise<UploadResult[]> },
+  ): Promise<{ visit: VisitReport; upload: UploadSummary }> {
+    await this.fetchDownlinks(options.meterId, platform.fetch);
+    const visit = this.visit(link, options);
+    const upload = await this.upload(platform.post);
+    return { visit, upload };
+  }
+
+  /**
    * Hands every frame held to the platform; the acks it returns wait for the next visit. A frame
    * the platform refused as a replay or out of its window is dropped here: the meter still holds
    * its records and seals them afresh at the next collection.
@@ -266,6 +320,41 @@ export class Handheld {
       if (set.meterId === meterId && set.kind !== 'uplink' && set.last <= acked) this.uplinks.splice(i, 1);
     }
   }
+}
+
+/** The downlink frame sequence number in a sealed frame's header (bytes 10–13, big-endian). */
+function frameSeqOf(frame: Uint8Array): number {
+  return frame.length >= 14
+    ? ((frame[10] << 24) | (frame[11] << 16) | (frame[12] << 8) | frame[13]) >>> 0
+    : 0;
+}
+
+/** Fetches the sealed downlinks the platform keeps for a meter, in sequence order. */
+export type DownlinkFetch = (meterId: number) => Promise<Uint8Array[]>;
+
+/** The platform's answer to GET /api/handheld/meters/:id/downlinks. */
+export interface MeterDownlinks {
+  meterId: number;
+  downlinks: { seq: number; type: number; epoch: number; frame: string }[];
+}
+
+/** The frames of an answer of GET /api/handheld/meters/:id/downlinks, decoded from base64. */
+export function framesOf(answer: MeterDownlinks): Uint8Array[] {
+  return answer.downlinks.map((d) => new Uint8Array(Buffer.from(d.frame, 'base64')));
+}
+
+/**
+ * The handheld's fetch of a meter's downlinks over HTTP: GET /api/handheld/meters/:id/downlinks
+ * at `baseUrl` with an operator's bearer token.
+ */
+export function downlinksOverHttp(baseUrl: string, bearer: string): DownlinkFetch {
+  return async (meterId) => {
+    const response = await fetch(new URL(`/api/handheld/meters/${meterId}/downlinks`, baseUrl), {
+      headers: { authorization: `Bearer ${bearer}` },
+    });
+    if (!response.ok) throw new Error(`downlinks refused: HTTP ${response.status} ${await response.text()}`);
+    return framesOf((await response.json()) as MeterDownlinks);
+  };
 }
 
 /**
