@@ -153,7 +153,9 @@ export class BlacklistUnit {
     if (coded.length > this.#table.capacity)
       throw new RangeError(`${coded.length} cards do not fit a ${this.#table.capacity}-card slot`);
     // Stable sort, then the last entry of a token wins (as a Map's set would).
-    const order = coded.map((_, i) => i).sort((a, b) => compareTokens(coded[a].token, coded[b].token) || a - b);
+    const order = coded
+      .map((_, i) => i)
+      .sort((a, b) => compareTokens(coded[a].token, coded[b].token) || a - b);
     this.#pending = undefined;
     const writer = this.#table.writer(texts);
     for (let k = 0; k < order.length; k++) {
@@ -191,7 +193,9 @@ export class BlacklistUnit {
     const changes: { token: Uint8Array; reason: number }[] = [];
     for (const token of remove) changes.push({ token, reason: 0 });
     for (const e of add) changes.push({ token: e.token, reason: e.reason });
-    const order = changes.map((_, i) => i).sort((a, b) => compareTokens(changes[a].token, changes[b].token) || a - b);
+    const order = changes
+      .map((_, i) => i)
+      .sort((a, b) => compareTokens(changes[a].token, changes[b].token) || a - b);
     const sorted: { token: Uint8Array; reason: number }[] = [];
     for (let k = 0; k < order.length; k++) {
       const next = order[k + 1];
@@ -208,7 +212,8 @@ export class BlacklistUnit {
       let j = 0;
       while (old !== undefined || j < sorted.length) {
         const change = sorted[j];
-        const order = old === undefined ? 1 : change === undefined ? -1 : compareTokens(old.token, change.token);
+        const order =
+          old === undefined ? 1 : change === undefined ? -1 : compareTokens(old.token, change.token);
         if (order < 0 && old) {
           writer.put(old.token, old.reason);
           old = reader.next();
@@ -241,7 +246,10 @@ export class BlacklistUnit {
     }
     const last = push.page === push.pages - 1;
     if (!last && push.entries.length !== BLACKLIST_PAGE_ENTRIES)
-      throw new BlacklistError('malformed', `page ${push.page} of ${push.pages} holds ${push.entries.length} entries`);
+      throw new BlacklistError(
+        'malformed',
+        `page ${push.page} of ${push.pages} holds ${push.entries.length} entries`,
+      );
     for (let i = 1; i < push.entries.length; i++) {
       if (compareTokens(push.entries[i - 1].token, push.entries[i].token) >= 0)
         throw new BlacklistError('malformed', `page ${push.page} is not in token order`);
@@ -286,7 +294,9 @@ export class BlacklistUnit {
       for (const item of list) {
         if (!Array.isArray(item) || (typeof item[1] !== 'string' && typeof item[1] !== 'number')) continue;
         const reason: string | number =
-          typeof item[1] === 'number' && (item[1] < 1 || item[1] >= TEXT_CODE) ? `reason ${item[1]}` : item[1];
+          typeof item[1] === 'number' && (item[1] < 1 || item[1] >= TEXT_CODE)
+            ? `reason ${item[1]}`
+            : item[1];
         if (item[0] instanceof Uint8Array && item[0].length === CARD_TOKEN_LENGTH)
           entries.push({ token: item[0], reason });
         else if (typeof item[0] === 'string') {

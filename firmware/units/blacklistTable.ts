@@ -67,7 +67,10 @@ export class TableReader {
     }
     const at = (this.#index - this.#chunkStart) * ENTRY_BYTES;
     this.#index++;
-    return { token: this.#chunk.subarray(at, at + CARD_TOKEN_LENGTH), reason: this.#chunk[at + CARD_TOKEN_LENGTH] };
+    return {
+      token: this.#chunk.subarray(at, at + CARD_TOKEN_LENGTH),
+      reason: this.#chunk[at + CARD_TOKEN_LENGTH],
+    };
   }
 }
 
@@ -84,7 +87,7 @@ export class TableWriter {
   #from = TABLE_OFFSET;
   #fill = TABLE_OFFSET;
   #crc: number;
-  #last: Uint8Array | undefined;
+  readonly #last = new Uint8Array(CARD_TOKEN_LENGTH);
   count = 0;
   readonly capacity: number;
   readonly texts: Uint8Array;
@@ -104,18 +107,19 @@ export class TableWriter {
   put(token: Uint8Array, reason: number): void {
     if (this.count >= this.capacity)
       throw new RangeError(`more than ${this.capacity} cards do not fit a blacklist slot`);
-    if (this.#last && compareTokens(this.#last, token) >= 0) throw new RangeError('blacklist entries out of order');
-    this.#last = Uint8Array.from(token);
-    const entry = new Uint8Array(ENTRY_BYTES);
-    entry.set(token.subarray(0, CARD_TOKEN_LENGTH));
-    entry[CARD_TOKEN_LENGTH] = reason;
-    let done = 0;
-    while (done < ENTRY_BYTES) {
-      if (this.#fill === this.#buffer.length) this.#nextSector();
-      const n = Math.min(ENTRY_BYTES - done, this.#buffer.length - this.#fill);
-      this.#buffer.set(entry.subarray(done, done + n), this.#fill);
-      this.#fill += n;
-      done += n;
+    if (this.count > 0 && compareTokens(this.#last, token) >= 0)
+      throw new RangeError('blacklist entries out of order');
+    this.#last.set(token.subarray(0, CARD_TOKEN_LENGTH));
+    if (this.#fill + ENTRY_BYTES <= this.#buffer.length) {
+      this.#buffer.set(this.#last, this.#fill);
+      this.#buffer[this.#fill + CARD_TOKEN_LENGTH] = reason;
+      this.#fill += ENTRY_BYTES;
+    } else {
+      // The entry straddles two sectors: byte by byte.
+      for (let i = 0; i < ENTRY_BYTES; i++) {
+        if (this.#fill === this.#buffer.length) this.#nextSector();
+        this.#buffer[this.#fill++] = i < CARD_TOKEN_LENGTH ? this.#last[i] : reason;
+      }
     }
     this.count++;
   }
@@ -208,7 +212,10 @@ export class BlacklistTable {
       let crc = crc32(textBytes);
       const total = count * ENTRY_BYTES;
       for (let at = 0; at < total; at += this.flash.sectorSize) {
-        crc = crc32(this.flash.read(base + TABLE_OFFSET + at, Math.min(this.flash.sectorSize, total - at)), crc);
+        crc = crc32(
+          this.flash.read(base + TABLE_OFFSET + at, Math.min(this.flash.sectorSize, total - at)),
+          crc,
+        );
       }
       if (crc !== readUint32(header, 24)) continue;
       const generation = readUint32(header, 8);
@@ -250,8 +257,16 @@ export class BlacklistTable {
   writer(texts: readonly string[]): TableWriter {
     const bytes = texts.length > 0 ? encodeCbor(texts) : new Uint8Array(0);
     if (bytes.length > BlacklistTable.textsCapacity)
-      throw new RangeError(`local reason texts take ${bytes.length} bytes, a slot keeps ${BlacklistTable.textsCapacity}`);
-    return new TableWriter(this.flash, this.spareSlot * this.sectorsPerSlot, this.sectorsPerSlot, this.capacity, bytes);
+      throw new RangeError(
+        `local reason texts take ${bytes.length} bytes, a slot keeps ${BlacklistTable.textsCapacity}`,
+      );
+    return new TableWriter(
+      this.flash,
+      this.spareSlot * this.sectorsPerSlot,
+      this.sectorsPerSlot,
+      this.capacity,
+      bytes,
+    );
   }
 
   /** Ends a write: the header goes last, and the new slot is the one in force. */

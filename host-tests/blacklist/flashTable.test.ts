@@ -177,14 +177,23 @@ describe('blacklist table on a 256 KiB partition', function () {
         copy.restorePower();
         const after = new BlacklistUnit(big(copy.cells));
         if (after.version === 10) {
-          assert.deepEqual([after.size, after.check(token(0)), after.check(token(8000))], [7000, 'stolen', undefined]);
+          assert.deepEqual(
+            [after.size, after.check(token(0)), after.check(token(8000))],
+            [7000, 'stolen', undefined],
+          );
         } else if (after.version === 11) {
           updates++;
-          assert.deepEqual([after.size, after.check(token(0)), after.check(token(8046))], [7046, undefined, 'stolen']);
+          assert.deepEqual(
+            [after.size, after.check(token(0)), after.check(token(8046))],
+            [7046, undefined, 'stolen'],
+          );
         } else {
           updates++;
           assert.equal(after.version, 12, `cut ${cut}`);
-          assert.deepEqual([after.size, after.check(token(2999)), after.check(token(8999))], [6000, undefined, 'stolen']);
+          assert.deepEqual(
+            [after.size, after.check(token(2999)), after.check(token(8999))],
+            [6000, undefined, 'stolen'],
+          );
         }
       }
       assert.ok(cuts > 10 && updates > 0, `${cuts} runs cut mid-write, ${updates} committed`);
@@ -193,13 +202,29 @@ describe('blacklist table on a 256 KiB partition', function () {
 
   it('converts a list in the former one-sector format (numbers tokenised, then erased), power cut or not', () => {
     const number = '6703123412341234';
-    const tokenise = (cardNumber: string) => ({ token: token(Number(cardNumber.slice(-4))), last4: cardNumber.slice(-4) });
+    const tokenise = (cardNumber: string) => ({
+      token: token(Number(cardNumber.slice(-4))),
+      last4: cardNumber.slice(-4),
+    });
     const holds = (cells: Uint8Array) => Buffer.from(cells).includes(Buffer.from(number));
     for (const size of [PARTITION, 2 * 4096]) {
       const former = new VirtualNorFlash({ byteLength: size, sectorSize: 4096 });
       const store = new SlotStore(former, 0x504c4231);
-      store.save({ v: 6, e: [[number, 'bad debt'], [token(9), 2]] });
-      store.save({ v: 7, e: [[number, 'bad debt'], [token(9), 2], [token(10), 1]] });
+      store.save({
+        v: 6,
+        e: [
+          [number, 'bad debt'],
+          [token(9), 2],
+        ],
+      });
+      store.save({
+        v: 7,
+        e: [
+          [number, 'bad debt'],
+          [token(9), 2],
+          [token(10), 1],
+        ],
+      });
       let cuts = 0;
       for (let cut = 0; cut < 2 * 4096 + 200; cut += 211) {
         const copy = new VirtualNorFlash({ cells: former.cells.slice(), sectorSize: 4096 });
@@ -211,9 +236,18 @@ describe('blacklist table on a 256 KiB partition', function () {
           cuts++;
         }
         copy.restorePower();
-        const after = new BlacklistUnit(new VirtualNorFlash({ cells: copy.cells, sectorSize: 4096 }), tokenise);
+        const after = new BlacklistUnit(
+          new VirtualNorFlash({ cells: copy.cells, sectorSize: 4096 }),
+          tokenise,
+        );
         assert.deepEqual(
-          [after.version, after.size, after.check(token(1234)), after.check(token(9)), after.check(token(10))],
+          [
+            after.version,
+            after.size,
+            after.check(token(1234)),
+            after.check(token(9)),
+            after.check(token(10)),
+          ],
           [7, 3, 'bad debt', 'stolen', 'bad-debt'],
           `${size} bytes, cut ${cut}`,
         );
