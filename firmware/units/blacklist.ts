@@ -2,12 +2,13 @@
 // in its own flash partition in a two-slot store, so a power cut mid-update leaves the old list
 // intact. A card is listed by its keyed token (protocol/cardToken.ts), never its number: the meter
 // tokenises the card it reads and looks the token up. A list written before card tokens (text card
-// numbers) is tokenised at load with the meter's card-token key and saved again, so the numbers
-// leave the flash; without the key those entries match nothing until the next list replaces them.
+// numbers) is tokenised at load with the meter's card-token key and written in the table format,
+// then the former sectors are erased, so the numbers leave the flash; without the key those entries
+// would match nothing and are left out.
 //
 // The fleet list arrives from the platform as 0x8A downlinks (protocol/blacklist.ts): a delta is
-// applied only on top of the version it names, a full list once every page of it is here, each in
-// one slot-store write; the meter answers each with the version it holds (0x0A), and reports that
+// applied only on top of the version it names, a full list once every page of it is here, each
+// taking effect with one header write; the meter answers each with the version it holds (0x0A), and reports that
 // version unasked once per start (after its first acknowledged upload: the link works).
 //
 // On flash (firmware/units/blacklistTable.ts) the list is a table sorted by token in one of two
