@@ -164,7 +164,18 @@ describe('blacklist table on a 256 KiB partition', function () {
     for (const push of pushes) {
       let cuts = 0;
       let updates = 0;
-      for (let cut = 0; cut < 270_000; cut += 8_191) {
+      // The bytes a whole apply programs and erases, to cut through its last writes byte by byte.
+      const whole = big(seven.slice());
+      const wholeUnit = new BlacklistUnit(whole);
+      const programmed = whole.bytesProgrammed;
+      const erased = whole.eraseCounts.reduce((a, b) => a + b, 0);
+      for (const p of push()) wholeUnit.apply(p);
+      const spent =
+        whole.bytesProgrammed - programmed + (whole.eraseCounts.reduce((a, b) => a + b, 0) - erased) * 4096;
+      const cutsAt: number[] = [];
+      for (let cut = 0; cut < spent; cut += 8_191) cutsAt.push(cut);
+      for (let cut = spent - 40; cut <= spent; cut++) cutsAt.push(cut);
+      for (const cut of cutsAt) {
         const copy = big(seven.slice());
         const unit = new BlacklistUnit(copy);
         copy.cutPowerAfter(cut);
