@@ -209,20 +209,19 @@ export class BlacklistUnit {
     let writer: TableWriter;
     try {
       writer = this.#table.writer(texts);
-      let old = reader.next();
+      let hasOld = reader.next();
       let j = 0;
-      while (old !== undefined || j < sorted.length) {
+      while (hasOld || j < sorted.length) {
         const change = sorted[j];
-        const order =
-          old === undefined ? 1 : change === undefined ? -1 : compareTokens(old.token, change.token);
-        if (order < 0 && old) {
-          writer.put(old.token, old.reason);
-          old = reader.next();
+        const order = !hasOld ? 1 : change === undefined ? -1 : compareTokens(reader.token, change.token);
+        if (order < 0) {
+          writer.put(reader.token, reader.reason);
+          hasOld = reader.next();
           continue;
         }
         if (change.reason !== 0) writer.put(change.token, change.reason);
         j++;
-        if (order === 0) old = reader.next();
+        if (order === 0) hasOld = reader.next();
       }
     } catch (error) {
       if (error instanceof RangeError) throw new BlacklistError('too-large', error.message);

@@ -56,9 +56,14 @@ export class TableReader {
     this.#count = count;
   }
 
-  /** The next entry (token and reason as views into the chunk, valid until the next call), or undefined. */
-  next(): { token: Uint8Array; reason: number } | undefined {
-    if (this.#index >= this.#count) return undefined;
+  /** The current entry's token (one buffer, overwritten by next). */
+  readonly token = new Uint8Array(CARD_TOKEN_LENGTH);
+  /** The current entry's reason byte. */
+  reason = 0;
+
+  /** Moves to the next entry (token and reason); false past the last. Allocates only per chunk. */
+  next(): boolean {
+    if (this.#index >= this.#count) return false;
     const inChunk = this.#index - this.#chunkStart;
     if (inChunk * ENTRY_BYTES >= this.#chunk.length) {
       const n = Math.min(READ_CHUNK_ENTRIES, this.#count - this.#index);
@@ -67,10 +72,9 @@ export class TableReader {
     }
     const at = (this.#index - this.#chunkStart) * ENTRY_BYTES;
     this.#index++;
-    return {
-      token: this.#chunk.subarray(at, at + CARD_TOKEN_LENGTH),
-      reason: this.#chunk[at + CARD_TOKEN_LENGTH],
-    };
+    for (let i = 0; i < CARD_TOKEN_LENGTH; i++) this.token[i] = this.#chunk[at + i];
+    this.reason = this.#chunk[at + CARD_TOKEN_LENGTH];
+    return true;
   }
 }
 
