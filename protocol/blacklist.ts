@@ -176,8 +176,25 @@ export function decodeBlacklistAck(body: Uint8Array): BlacklistAck {
   return ack;
 }
 
-/** Cuts a full list into 0x8A pages (one empty page for an empty list). */
-export function blacklistPages(version: number, list: readonly BlacklistWireEntry[]): BlacklistPush[] {
+/** Orders tokens byte by byte, as the meter's flash table does. */
+function tokenOrder(a: BlacklistWireEntry, b: BlacklistWireEntry): number {
+  for (let i = 0; i < CARD_TOKEN_LENGTH; i++) {
+    if (a.token[i] !== b.token[i]) return a.token[i] - b.token[i];
+  }
+  return 0;
+}
+
+/**
+ * Cuts a full list into 0x8A pages (one empty page for an empty list), sorted by token and every
+ * page but the last full: the meter stages each page at its place in its sorted flash table, so
+ * pages may arrive in any order without the meter holding them in RAM. A token listed twice is
+ * kept once (its last entry).
+ */
+export function blacklistPages(version: number, unsorted: readonly BlacklistWireEntry[]): BlacklistPush[] {
+  const byToken = unsorted.map((e, i) => ({ e, i })).sort((a, b) => tokenOrder(a.e, b.e) || a.i - b.i);
+  const list = byToken
+    .filter((x, k) => k + 1 >= byToken.length || tokenOrder(x.e, byToken[k + 1].e) !== 0)
+    .map((x) => x.e);
   const pages = Math.max(1, Math.ceil(list.length / BLACKLIST_PAGE_ENTRIES));
   if (pages > BLACKLIST_MAX_PAGES)
     throw new BlacklistError(

@@ -27,6 +27,11 @@ export class SlotStore {
     return this.#generation;
   }
 
+  /** The slot holding the value loaded or saved last (-1: none). */
+  get slot(): number {
+    return this.#slot;
+  }
+
   /** The largest body a slot holds. */
   get capacity(): number {
     return this.#flash.sectorSize - SLOT_HEADER;

@@ -106,8 +106,8 @@ describe('card tokens on the meter', () => {
     s.meter.stop();
     const state = s.board.state;
     const old = new VirtualBoard({ clock: s.clock, mqtt: s.broker.link(), state });
+    old.partitions.blacklist.cells.fill(0xff); // only the former one-sector format on it
     const list = new SlotStore(old.partitions.blacklist, 0x504c4231);
-    list.load();
     list.save([[s.cardNumber(1), 'stolen']]);
     assert.equal(holds(old.partitions.blacklist.cells, s.cardNumber(1)), true);
     const meter = new Meter(old.hardware, s.meter.config);

@@ -15,6 +15,13 @@ import {
 import { run, send } from '../../sim/xs/guest';
 
 const token = (n: number) => Uint8Array.from({ length: 16 }, (_, i) => (n * 31 + i * 7) & 0xff);
+/** Distinct for n below 65,536 (token's bytes repeat every 256). */
+const wide = (n: number) => {
+  const t = token(n);
+  t[14] = n >>> 8;
+  t[15] = n & 0xff;
+  return t;
+};
 
 run(() => {
   const flash = new VirtualNorFlash({ byteLength: 2 * 4096, sectorSize: 4096 });
@@ -44,7 +51,27 @@ run(() => {
   down(encodeBlacklistPush({ kind: 'delta', version: 9, base: 8, add: [], remove: [token(100)] }));
   down(Uint8Array.of(0xa1, 0x61));
   const reloaded = new BlacklistUnit(flash);
+  // The board's 256 KiB partition: a table over several sectors, pages last to first, then a delta.
+  const board = new VirtualNorFlash({ byteLength: 0x40000, sectorSize: 4096 });
+  const table = new BlacklistUnit(board);
+  const many = Array.from({ length: 1000 }, (_, i) => ({ token: wide(i + 2000), reason: stolen }));
+  for (const page of blacklistPages(3, many).reverse()) table.apply(page);
+  table.apply({
+    kind: 'delta',
+    version: 4,
+    base: 3,
+    add: [{ token: wide(5000), reason: stolen }],
+    remove: [wide(2000)],
+  });
+  const tableReloaded = new BlacklistUnit(board);
   send({
+    table: [
+      tableReloaded.version,
+      tableReloaded.size,
+      tableReloaded.check(wide(2999)) ?? null,
+      tableReloaded.check(wide(5000)) ?? null,
+      tableReloaded.check(wide(2000)) ?? null,
+    ],
     test: 'blacklist',
     afterDelta,
     acks,

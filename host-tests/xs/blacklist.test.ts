@@ -11,7 +11,7 @@ describe('XS: the blacklist unit', function () {
     await xs?.close();
   });
 
-  it('applies a delta and a paged full list, refuses a wrong base and a malformed body, keeps the list', async () => {
+  it('applies a delta and a paged full list, refuses a wrong base and a malformed body, keeps the list, on one sector a slot and on 32', async () => {
     const availability = xsnapAvailable();
     if (!availability.available) assert.fail(availability.reason);
     xs = await startXs({ name: 'blacklist', onPrint: (line) => console.log(`    [xs] ${line}`) });
@@ -27,5 +27,6 @@ describe('XS: the blacklist unit', function () {
     ]);
     assert.deepEqual([m.size, m.version, m.removed], [60, 5, true]);
     assert.deepEqual(m.reloaded, [5, 60, 'stolen']);
+    assert.deepEqual(m.table, [4, 1000, 'stolen', 'stolen', null]);
   });
 });
