@@ -28,6 +28,7 @@ import type { MqttLink } from '../hal/mqtt';
 import { PowerUnit } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
+import { ParametersUnit } from './units/parameters';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 
 export interface MeterConfig {
@@ -93,6 +94,8 @@ export class Meter {
   readonly power: PowerUnit | undefined;
   /** Call-in (dial-up) through the modem, when the board has one and numbers are provisioned. */
   readonly callIn: CallInUnit | undefined;
+  /** Operating parameters (0x89/0x09): pushed by the platform or set in a maintenance session. */
+  readonly parameters: ParametersUnit;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
   readonly monitor: MonitorUnit;
   /** Status events (uplink 0x04) on their way to the platform. */
@@ -320,6 +323,18 @@ export class Meter {
           config.nonTransferable ?? this.charging.tariff.nonTransferableAt(bayId, at),
         wake: (reason) => this.#keys.wake(reason),
       });
+    this.parameters = new ParametersUnit({
+      preferences,
+      bus,
+      send: (type, body) => this.comms.send(type, body),
+      sessionStaff: () => this.securityManagement.handheldStaff,
+      appliers: {
+        uploadIntervalSeconds: (s) => this.comms.setUploadInterval(s),
+        uploadBatchBytes: (bytes) => this.comms.setMaxSetBytes(bytes),
+        sleepIdleSeconds: (s) => this.#keys.setSleepIdle(s * 1000),
+        statusIntervalSeconds: (s) => this.guard?.setStatusInterval(s),
+      },
+    });
     this.callIn =
       hardware.callIn && config.callIn
         ? new CallInUnit({
