@@ -188,6 +188,7 @@ export class Meter {
       currency: this.charging.currency,
       utcOffsetMinutes: config.utcOffsetMinutes,
       tariff: () => this.charging.tariff,
+      bayMode: (bayId, now) => this.charging.bayMode(bayId, now),
     });
     this.#notify = new NotifyUnit({
       Digital: io.Digital,
