@@ -24,6 +24,7 @@ import { type Operators, startOperators } from './operators';
 import { gatewayCheck, type Phone, phoneConfigFromEnv, startPhone } from './phone';
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
+import { startParameters } from './parameters';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -145,6 +146,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await startStorage(app, { db, meters, records: meters, keystore, ingest, guard: operators });
     await startHandheld(app, { ingest, guard: operators });
     const tariffs = await startTariffs(app, { db, meters, keystore, ingest, sendDownlink, guard: operators });
+    await startParameters(app, { db, ingest, sendDownlink, guard: operators });
     const phone = await startPhone({
       db,
       meters,

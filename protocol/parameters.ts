@@ -35,7 +35,11 @@ export interface ParameterValues {
 
 export type ParameterSet = Partial<ParameterValues>;
 
-type Rule = { kind: 'int'; min: number; max: number } | { kind: 'bool' } | { kind: 'enum'; values: readonly string[] } | { kind: 'host' };
+type Rule =
+  | { kind: 'int'; min: number; max: number }
+  | { kind: 'bool' }
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'host' };
 
 /** Each parameter's range; the platform and the meter check against the same table. */
 export const PARAMETER_RULES: Readonly<Record<keyof ParameterValues, Rule>> = Object.freeze({

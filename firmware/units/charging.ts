@@ -97,12 +97,10 @@ export class ChargingUnit {
   #modeRefusal(bayId: number, nowSeconds: number): Refusal | undefined {
     const mode = this.bayMode(bayId, nowSeconds);
     if (mode === 'suspended')
-      return { ok: false, reason: 'restricted', message: `Bay ${bayId} suspended for works. No sale.` };
-    if (mode === 'no-parking')
-      return { ok: false, reason: 'restricted', message: `Bay ${bayId}: no parking. No sale.` };
-    if (mode === 'unavailable')
-      return { ok: false, reason: 'no-sale', message: `Bay ${bayId} unavailable. No sale.` };
-    if (mode === 'free') return { ok: false, reason: 'free', message: `Bay ${bayId} free: no payment needed.` };
+      return { ok: false, reason: 'restricted', message: 'Suspended for works. No sale.' };
+    if (mode === 'no-parking') return { ok: false, reason: 'restricted', message: 'No parking. No sale.' };
+    if (mode === 'unavailable') return { ok: false, reason: 'no-sale', message: 'Unavailable. No sale.' };
+    if (mode === 'free') return { ok: false, reason: 'free', message: 'Free parking: no payment needed.' };
     return undefined;
   }
 
@@ -224,7 +222,10 @@ export class ChargingUnit {
     const saved = this.#o.preferences?.get(PREFS, 'bays');
     if (!(saved instanceof ArrayBuffer)) return;
     try {
-      const m = decodeCbor(new Uint8Array(saved)) as Record<string, { m: BayMode; start?: number; end?: number }>;
+      const m = decodeCbor(new Uint8Array(saved)) as Record<
+        string,
+        { m: BayMode; start?: number; end?: number }
+      >;
       for (const [id, w] of Object.entries(m)) {
         const window: BayModeWindow = { mode: w.m };
         if (typeof w.start === 'number') window.start = w.start;

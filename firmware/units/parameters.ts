@@ -129,7 +129,8 @@ export class ParametersUnit {
     this.#held = next;
     const changed: ParameterSet = {};
     for (const [name, value] of Object.entries(next.values)) {
-      if ((before as Record<string, unknown>)[name] !== value) (changed as Record<string, unknown>)[name] = value;
+      if ((before as Record<string, unknown>)[name] !== value)
+        (changed as Record<string, unknown>)[name] = value;
     }
     this.#applyAll(changed);
   }
