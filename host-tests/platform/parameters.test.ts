@@ -19,7 +19,7 @@ forEachBackend('operating parameters (0x89/0x09)', (backend) => {
   const meters: BootedMeter[] = [];
   const ids: number[] = [];
 
-  const api = (method: 'GET' | 'POST' | 'PUT', url: string, who: OperatorLogin, payload?: unknown) =>
+  const api = (method: 'GET' | 'POST' | 'PUT', url: string, who: OperatorLogin, payload?: object) =>
     platform.app.inject({ method, url, headers: who.headers, ...(payload === undefined ? {} : { payload }) });
   const ofMeter = async (id: number) => (await api('GET', `/api/meters/${id}/parameters`, viewer)).json();
 
