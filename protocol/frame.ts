@@ -14,7 +14,8 @@ export const TAG_LENGTH = 16;
  * Frame types; the high bit marks the downlink direction (platform → meter). Reserved for the
  * work in progress, so two features never pick the same number: 0x02/0x82 storage and upload
  * control, 0x03/0x83 keys and security, 0x04/0x84 status, sensors and settings, 0x05/0x85 tariffs
- * and modes, 0x06/0x86 phone renewals and registration, 0x07/0x87 firmware update.
+ * and modes, 0x06/0x86 phone renewals and registration, 0x07/0x87 firmware update, 0x09/0x89
+ * operating parameters.
  */
 export const FrameType = Object.freeze({
   Records: 0x01,
