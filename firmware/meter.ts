@@ -269,6 +269,10 @@ export class Meter {
             authorised: () => this.securityManagement.handheldStaff !== undefined,
             keepAlive: () => this.securityManagement.keepHandheld(),
             serviceInfo: () => this.serviceInfo(),
+            parameters: {
+              read: () => this.parameters,
+              set: (changes) => this.parameters.setLocal(changes),
+            },
           })
         : undefined;
     this.securityManagement = new SecurityManagement({

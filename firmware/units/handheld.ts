@@ -58,6 +58,18 @@ export interface HandheldLinkOptions {
   /** A proven handheld is at work (SecurityManagement.keepHandheld). */
   keepAlive(): void;
   serviceInfo(): ServiceInfo;
+  /**
+   * The operating parameters (ParametersUnit): read, and changed in the maintenance session; `set`
+   * answers the values in force or throws why the change was refused (nothing changed).
+   */
+  parameters?: {
+    read(): { version: number; local: boolean; values: Record<string, unknown> };
+    set(changes: Record<string, unknown>): {
+      version: number;
+      local: boolean;
+      values: Record<string, unknown>;
+    };
+  };
   advertiseMs?: number;
 }
 
@@ -257,6 +269,7 @@ export class HandheldLink {
       case 'next':
       case 'down':
       case 'release':
+      case 'params':
         break;
       default:
         this.#reply({ t: 'refused', why: 'unexpected' });
@@ -269,7 +282,31 @@ export class HandheldLink {
     this.#o.keepAlive();
     if (message.t === 'next') this.#next(message.after);
     else if (message.t === 'down') this.#down(message.frame);
+    else if (message.t === 'params') this.#params(message.set);
     else this.#release(message.token);
+  }
+
+  /** The parameters in force; with `set`, a local change first (refused whole, with why). */
+  #params(changes: unknown): void {
+    const parameters = this.#o.parameters;
+    if (!parameters) {
+      this.#reply({ t: 'refused', why: 'no parameters on this meter' });
+      return;
+    }
+    if (
+      changes !== undefined &&
+      (typeof changes !== 'object' || changes === null || Array.isArray(changes))
+    ) {
+      this.#reply({ t: 'params', ok: false, why: 'set is not a map' });
+      return;
+    }
+    try {
+      const held =
+        changes === undefined ? parameters.read() : parameters.set(changes as Record<string, unknown>);
+      this.#reply({ t: 'params', ok: true, v: held.version, local: held.local, p: held.values });
+    } catch (error) {
+      this.#reply({ t: 'params', ok: false, why: (error as Error).message });
+    }
   }
 
   /** The next set after `after` (the last record the handheld holds), sealed afresh. */

@@ -157,6 +157,13 @@ describe('operating parameters on a meter (0x89/0x09)', () => {
     r.down(PARAMETERS_DOWNLINK, encodeParametersPush({ version: 3, values: { statusIntervalSeconds: 900 } }));
     assert.throws(() => r.meter.parameters.setLocal({ statusIntervalSeconds: 600 }), ParameterError);
     assert.equal(r.meter.guard?.settings.statusSeconds, 900);
+    r.meter.bus.emit('maintenance-entry', {}); // the mode key switches the handheld link on
+    const early = new HandheldConnection(r.board.ble).request({
+      t: 'params',
+      set: { statusIntervalSeconds: 600 },
+    });
+    assert.deepEqual(early, { t: 'refused', why: 'not authorised' });
+    r.board.ble.disconnect();
     // The technician's handheld proves its token: the authenticated maintenance session.
     const now = Math.floor(r.clock.now() / 1000);
     const token = encodeMaintenanceToken({
@@ -172,11 +179,19 @@ describe('operating parameters on a meter (0x89/0x09)', () => {
     const challenge = conn.request({ t: 'hello', token }) as { t: string; c: Uint8Array };
     conn.request({ t: 'proof', p: maintenanceProof(crypto, secret, challenge.c, METER) });
     assert.equal(r.meter.securityManagement.handheldStaff, 'alice');
-    assert.throws(() => r.meter.parameters.setLocal({ statusIntervalSeconds: 5 }), /statusIntervalSeconds/);
-    const ack = r.meter.parameters.setLocal({ statusIntervalSeconds: 600 });
+    // The technician's handheld sends the change in its session: a bad value is refused whole.
+    const bad = conn.request({ t: 'params', set: { statusIntervalSeconds: 5 } }) as {
+      ok: boolean;
+      why: string;
+    };
+    assert.equal(bad.ok, false);
+    assert.match(bad.why, /statusIntervalSeconds/);
+    assert.equal(r.meter.guard?.settings.statusSeconds, 900);
+    const answer = conn.request({ t: 'params', set: { statusIntervalSeconds: 600 } });
+    assert.deepEqual(answer, { t: 'params', ok: true, v: 3, local: true, p: { statusIntervalSeconds: 600 } });
     r.clock.advance(10);
     assert.equal(r.meter.guard?.settings.statusSeconds, 600);
-    assert.deepEqual(ack, { version: 3, ok: true, local: true, values: { statusIntervalSeconds: 600 } });
+    const ack = { version: 3, ok: true, local: true, values: { statusIntervalSeconds: 600 } };
     assert.deepEqual(r.acks().at(-1), ack, 'the local change went to the platform');
     // The next platform set replaces the local change.
     r.down(
