@@ -29,6 +29,7 @@ import { PowerUnit } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
 import { ParametersUnit } from './units/parameters';
+import { StorageWatch } from './units/storageWatch';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 
 export interface MeterConfig {
@@ -96,6 +97,8 @@ export class Meter {
   readonly callIn: CallInUnit | undefined;
   /** Operating parameters (0x89/0x09): pushed by the platform or set in a maintenance session. */
   readonly parameters: ParametersUnit;
+  /** When the record store counts as nearly full (a warning for the platform). */
+  readonly storageWatch: StorageWatch;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
   readonly monitor: MonitorUnit;
   /** Status events (uplink 0x04) on their way to the platform. */
@@ -328,6 +331,12 @@ export class Meter {
           config.nonTransferable ?? this.charging.tariff.nonTransferableAt(bayId, at),
         wake: (reason) => this.#keys.wake(reason),
       });
+    this.storageWatch = new StorageWatch({
+      bus,
+      clock,
+      freeBytes: () => this.log.freeBytes,
+      totalBytes: partitions.records.byteLength,
+    });
     this.parameters = new ParametersUnit({
       preferences,
       bus,
@@ -338,6 +347,7 @@ export class Meter {
         uploadBatchBytes: (bytes) => this.comms.setMaxSetBytes(bytes),
         sleepIdleSeconds: (s) => this.#keys.setSleepIdle(s * 1000),
         statusIntervalSeconds: (s) => this.guard?.setStatusInterval(s),
+        storageNearlyFullPercent: (percent) => this.storageWatch.setThreshold(percent),
       },
     });
     this.callIn =

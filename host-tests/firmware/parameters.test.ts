@@ -6,6 +6,9 @@
 import assert from 'node:assert/strict';
 import { Meter } from '../../firmware/meter';
 import { ParametersUnit } from '../../firmware/units/parameters';
+import { StorageWatch } from '../../firmware/units/storageWatch';
+import { EventBus } from '../../firmware/bus';
+import type { MeterEvents } from '../../firmware/events';
 import { provisionBoard } from '../../firmware/units/security';
 import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
@@ -269,6 +272,38 @@ describe('operating parameters across a power cut', () => {
     const booted = unit(new MemoryPreferences(prefs.entries));
     assert.equal(booted.version, 7);
     assert.deepEqual(applied, [900]);
+  });
+});
+
+describe('storage threshold (storageNearlyFullPercent)', () => {
+  it('raises a nearly-full warning when unacknowledged records cross it, clears it below', () => {
+    const clock = new VirtualClock('2026-05-01T08:00:00Z');
+    const bus = new EventBus<MeterEvents>();
+    const events: MeterEvents['status-event'][] = [];
+    bus.on('status-event', (e) => events.push(e));
+    let free = 1000;
+    const watch = new StorageWatch({ bus, clock, freeBytes: () => free, totalBytes: 1000 });
+    free = 250; // 75% used: below the default 80%
+    bus.emit('upload-acknowledged', { seq: 1 });
+    assert.equal(events.length, 0);
+    watch.setThreshold(70);
+    assert.deepEqual(
+      events.map((e) => [e.event, e.active, e.value]),
+      [['storage-nearly-full', true, 750]],
+    );
+    free = 600;
+    bus.emit('upload-acknowledged', { seq: 2 });
+    assert.deepEqual(events.at(-1)?.active, false);
+    assert.equal(watch.nearlyFull, false);
+  });
+
+  it('a meter hands the parameter to its watch', () => {
+    const r = rig();
+    r.down(
+      PARAMETERS_DOWNLINK,
+      encodeParametersPush({ version: 1, values: { storageNearlyFullPercent: 60 } }),
+    );
+    assert.equal(r.meter.storageWatch.threshold, 60);
   });
 });
 
