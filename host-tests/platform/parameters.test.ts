@@ -4,7 +4,9 @@
 // the reason while the meter keeps its set; a local change is reported; meters behind are listed.
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
+import { encodeMaintenanceToken, maintenanceProof, maintenanceSecret } from '../../protocol/keys';
 import { encodeParametersPush, PARAMETERS_DOWNLINK } from '../../protocol/parameters';
+import { HandheldConnection } from '../../sim/handheld/client';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, type OperatorLogin, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import { type BootedMeter, bootMeter, phonePlatform, until } from '../phone/support';
@@ -108,24 +110,28 @@ forEachBackend('operating parameters (0x89/0x09)', (backend) => {
     assert.deepEqual(meters[0].meter.parameters.values, { uploadBatchBytes: 1024, sleepIdleSeconds: 120 });
   });
 
-  it('a local change at the meter is reported and the meter listed as behind', async () => {
+  it('a change in the handheld's maintenance session is reported as local and the meter listed as behind', async () => {
     const m = meters[1];
-    // A real handheld session is proven in host-tests/firmware/parameters.test.ts; here the session's
-    // staff member is stood in for, for the one call, by overriding handheldStaff on this meter.
-    const proven = Object.getOwnPropertyDescriptor(
-      Object.getPrototypeOf(m.meter.securityManagement),
-      'handheldStaff',
-    );
-    assert.ok(proven?.get);
-    Object.defineProperty(m.meter.securityManagement, 'handheldStaff', {
-      get: () => 'alice',
-      configurable: true,
+    // The technician's handheld proves a maintenance token, then changes a value in that session.
+    const now = Math.floor(clock.now() / 1000);
+    const token = encodeMaintenanceToken({
+      meterId: ids[1],
+      staff: 'alice',
+      tokenId: 1,
+      notBefore: now - 10,
+      expiresAt: now + 600,
     });
-    try {
-      m.meter.parameters.setLocal({ sleepIdleSeconds: 300 });
-    } finally {
-      Object.defineProperty(m.meter.securityManagement, 'handheldStaff', { ...proven, configurable: true });
-    }
+    const secret = maintenanceSecret(
+      platform.ingest.crypto,
+      platform.keystore.meterKeys(ids[1], 1).secrets!.m,
+      token,
+    );
+    m.meter.bus.emit('maintenance-entry', {}); // the mode key switches the handheld link on
+    const conn = new HandheldConnection(m.board.ble);
+    const challenge = conn.request({ t: 'hello', token }) as { t: string; c: Uint8Array };
+    conn.request({ t: 'proof', p: maintenanceProof(platform.ingest.crypto, secret, challenge.c, ids[1]) });
+    const answer = conn.request({ t: 'params', set: { sleepIdleSeconds: 300 } }) as { ok: boolean };
+    assert.equal(answer.ok, true);
     await until(async () => (await ofMeter(ids[1])).localChange === true, 'the local change to be reported');
     assert.deepEqual((await ofMeter(ids[1])).values, { uploadBatchBytes: 1024, sleepIdleSeconds: 300 });
     const behind = await api('POST', '/api/parameter-sets/behind', viewer, { target: { area: 'Harbour' } });
