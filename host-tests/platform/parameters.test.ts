@@ -110,7 +110,7 @@ forEachBackend('operating parameters (0x89/0x09)', (backend) => {
     assert.deepEqual(meters[0].meter.parameters.values, { uploadBatchBytes: 1024, sleepIdleSeconds: 120 });
   });
 
-  it('a change in the handheld's maintenance session is reported as local and the meter listed as behind', async () => {
+  it('a change in the maintenance session of a handheld is reported as local and the meter listed as behind', async () => {
     const m = meters[1];
     // The technician's handheld proves a maintenance token, then changes a value in that session.
     const now = Math.floor(clock.now() / 1000);
