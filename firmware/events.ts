@@ -49,8 +49,10 @@ export interface MeterEvents {
   /** Tariffs and modes: a 0x85 downlink applied or refused by charging (43). */
   'tariff-applied': { id: string; version: number };
   'tariff-refused': { kind: string; version: number; reason: string };
-  /** A line from the platform for the display (weather, road works) until an epoch second. */
-  'platform-message': { text: string; until?: number };
+  /** A line from the platform for the display (weather, road works), from and until epoch seconds. */
+  'platform-message': { text: string; from?: number; until?: number };
+  /** Bay modes (suspended, free, no parking…) with their windows, set by the platform (0x85 'bays'). */
+  'bay-modes-changed': { bayIds: number[] };
   /** A bay taken out of (or back into) service by the platform. */
   'bay-availability': { bayId: number; available: boolean };
   /** Key input (42): card type chosen while the meter waits for a card (0 any, 1 debit, 2 credit, 3 prepaid). */

@@ -28,6 +28,8 @@ import type { MqttLink } from '../hal/mqtt';
 import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
+import { ParametersUnit } from './units/parameters';
+import { StorageWatch } from './units/storageWatch';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 import { TimeState } from '../protocol/time';
 import {
@@ -127,6 +129,10 @@ export class Meter {
   readonly relaySleep: RelaySleepDuty | undefined;
   /** Call-in (dial-up) through the modem, when the board has one and numbers are provisioned. */
   readonly callIn: CallInUnit | undefined;
+  /** Operating parameters (0x89/0x09): pushed by the platform or set in a maintenance session. */
+  readonly parameters: ParametersUnit;
+  /** When the record store counts as nearly full (a warning for the platform). */
+  readonly storageWatch: StorageWatch;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
   readonly monitor: MonitorUnit;
   /** Status events (uplink 0x04) on their way to the platform. */
@@ -229,6 +235,7 @@ export class Meter {
       utcOffsetMinutes: config.utcOffsetMinutes,
       tariff: () => this.charging.tariff,
       timeKnown: config.time ? () => (this.time?.state ?? TimeState.Unset) !== TimeState.Unset : undefined,
+      bayMode: (bayId, now) => this.charging.bayMode(bayId, now),
     });
     this.#notify = new NotifyUnit({
       Digital: io.Digital,
@@ -331,6 +338,10 @@ export class Meter {
             serviceInfo: () => this.serviceInfo(),
             nowSeconds: () => Math.floor(clock.now() / 1000),
             beacon: config.serviceBeacon,
+            parameters: {
+              read: () => this.parameters,
+              set: (changes) => this.parameters.setLocal(changes),
+            },
           })
         : undefined;
     this.securityManagement = new SecurityManagement({
@@ -397,6 +408,25 @@ export class Meter {
           config.nonTransferable ?? this.charging.tariff.nonTransferableAt(bayId, at),
         wake: (reason) => this.#keys.wake(reason),
       });
+    this.storageWatch = new StorageWatch({
+      bus,
+      clock,
+      freeBytes: () => this.log.freeBytes,
+      totalBytes: partitions.records.byteLength,
+    });
+    this.parameters = new ParametersUnit({
+      preferences,
+      bus,
+      send: (type, body) => this.comms.send(type, body),
+      sessionStaff: () => this.securityManagement.handheldStaff,
+      appliers: {
+        uploadIntervalSeconds: (s) => this.comms.setUploadInterval(s),
+        uploadBatchBytes: (bytes) => this.comms.setMaxSetBytes(bytes),
+        sleepIdleSeconds: (s) => this.#keys.setSleepIdle(s * 1000),
+        statusIntervalSeconds: (s) => this.guard?.setStatusInterval(s),
+        storageNearlyFullPercent: (percent) => this.storageWatch.setThreshold(percent),
+      },
+    });
     this.callIn =
       hardware.callIn && config.callIn
         ? new CallInUnit({

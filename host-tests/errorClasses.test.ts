@@ -39,6 +39,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   ModemError: ['timeout', 'AT: no final result'],
   MqttResultError: ['AT+CMQTTCONNECT', 32],
   NotProvisionedError: [],
+  ParameterError: ['statusIntervalSeconds', 'must be a whole number from 60 to 86400'],
   PowerLoss: [],
   ProtocolError: ['bad-field', 'amount is negative'],
   PurseError: ['purse refused'],

@@ -26,6 +26,7 @@ import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
+import { startParameters } from './parameters';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -162,6 +163,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       guard: operators,
       logger,
     });
+    await startParameters(app, { db, ingest, sendDownlink, guard: operators });
     const phone = await startPhone({
       db,
       meters,

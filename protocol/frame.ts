@@ -15,8 +15,9 @@ export const TAG_LENGTH = 16;
  * work in progress, so two features never pick the same number: 0x02/0x82 storage and upload
  * control, 0x03/0x83 keys and security, 0x04/0x84 status, sensors and settings, 0x05/0x85 tariffs
  * and modes, 0x06/0x86 phone renewals and registration, 0x07/0x87 firmware update, 0x08/0x88 time
- * (the meter's request carrying its clock, the platform's answer: protocol/time.ts), 0x0A/0x8A
- * fleet blacklist (protocol/blacklist.ts: 0x8A deltas and full-list pages, 0x0A the version held).
+ * (the meter's request carrying its clock, the platform's answer: protocol/time.ts), 0x09/0x89
+ * operating parameters, 0x0A/0x8A fleet blacklist (protocol/blacklist.ts: 0x8A deltas and full-list
+ * pages, 0x0A the version held).
  */
 export const FrameType = Object.freeze({
   Records: 0x01,

@@ -12,6 +12,8 @@ import type { Preferences } from '../../hal/preferences';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
 import { ProtocolError } from '../../protocol/errors';
 import {
+  type BayMode,
+  type BayModeWindow,
   decodeTariffPush,
   encodeTariffAck,
   type FlatRate,
@@ -52,6 +54,8 @@ export class ChargingUnit {
   readonly #o: ChargingOptions;
   /** Last version of each downlink kind applied (the tariff's own version for 'tariff'). */
   readonly #versions = new Map<string, number>();
+  /** Bay modes set by the platform (0x85 'bays'), each with its window. */
+  readonly #bayModes = new Map<number, BayModeWindow>();
 
   constructor(options: ChargingOptions | TariffDocument | FlatRate) {
     this.#o = 'tariff' in options ? options : { tariff: options };
@@ -60,6 +64,7 @@ export class ChargingUnit {
     const saved = this.#loadSaved();
     if (saved && saved.version > this.#tariff.version) this.#tariff = saved;
     this.#versions.set('tariff', this.#tariff.version);
+    this.#loadBayModes();
     const { bus } = this.#o;
     bus?.on('downlink', ({ type, body }) => {
       if (type === TARIFF_DOWNLINK) this.applyDownlink(body);
@@ -79,8 +84,30 @@ export class ChargingUnit {
     return this.#tariff.doc.nonCumulative ? nowSeconds : Math.max(nowSeconds, bayPaidUntil);
   }
 
+  /** The platform's mode for a bay at `nowSeconds` (epoch s), when one is in its window. */
+  bayMode(bayId: number, nowSeconds: number): BayMode | undefined {
+    const w = this.#bayModes.get(bayId);
+    if (!w) return undefined;
+    if (w.start !== undefined && nowSeconds < w.start) return undefined;
+    if (w.end !== undefined && nowSeconds >= w.end) return undefined;
+    return w.mode === 'available' ? undefined : w.mode;
+  }
+
+  /** Nothing is sold on a bay the platform suspended, closed or made free, while its mode holds. */
+  #modeRefusal(bayId: number, nowSeconds: number): Refusal | undefined {
+    const mode = this.bayMode(bayId, nowSeconds);
+    if (mode === 'suspended')
+      return { ok: false, reason: 'restricted', message: 'Suspended for works. No sale.' };
+    if (mode === 'no-parking') return { ok: false, reason: 'restricted', message: 'No parking. No sale.' };
+    if (mode === 'unavailable') return { ok: false, reason: 'no-sale', message: 'Unavailable. No sale.' };
+    if (mode === 'free') return { ok: false, reason: 'free', message: 'Free parking: no payment needed.' };
+    return undefined;
+  }
+
   /** First-payment rule: `minutes` bought at the meter for a new session on the bay. */
   firstPayment(bayId: number, nowSeconds: number, minutes: number, bayPaidUntil = 0): Quote {
+    const refused = this.#modeRefusal(bayId, nowSeconds);
+    if (refused) return refused;
     return this.#tariff.quoteDuration({
       bay: bayId,
       start: this.#sessionStart(nowSeconds, bayPaidUntil),
@@ -90,6 +117,8 @@ export class ChargingUnit {
 
   /** Service charging rule: a renewal adding `minutes` to a session that has `paidMinutes` already. */
   renewal(bayId: number, nowSeconds: number, paidUntil: number, paidMinutes: number, minutes: number): Quote {
+    const refused = this.#modeRefusal(bayId, nowSeconds);
+    if (refused) return refused;
     return this.#tariff.quoteDuration({
       bay: bayId,
       start: Math.max(nowSeconds, paidUntil),
@@ -100,6 +129,8 @@ export class ChargingUnit {
 
   /** The most a new session can buy now (a refusal when nothing can be bought). */
   maxMinutes(bayId: number, nowSeconds: number, bayPaidUntil = 0): number | Refusal {
+    const refused = this.#modeRefusal(bayId, nowSeconds);
+    if (refused) return refused;
     return this.#tariff.maxMinutes(bayId, this.#sessionStart(nowSeconds, bayPaidUntil));
   }
 
@@ -161,14 +192,48 @@ export class ChargingUnit {
       preferences?.set(PREFS, 'doc', bytesToBuffer(encodeCbor(doc)));
       bus?.emit('tariff-applied', { id: doc.id, version: doc.version });
     } else if (push.kind === 'message') {
-      bus?.emit(
-        'platform-message',
-        push.until === undefined ? { text: push.text } : { text: push.text, until: push.until },
-      );
+      const message: MeterEvents['platform-message'] = { text: push.text };
+      if (push.start !== undefined) message.from = push.start;
+      if (push.until !== undefined) message.until = push.until;
+      bus?.emit('platform-message', message);
     } else {
-      for (const [id, mode] of Object.entries(push.bays)) {
-        bus?.emit('bay-availability', { bayId: Number(id), available: mode === 'available' });
+      const next = new Map(this.#bayModes);
+      for (const [id, entry] of Object.entries(push.bays)) {
+        const bayId = Number(id);
+        if (!Number.isInteger(bayId) || bayId < 0) throw new TariffError('bays', `${id} is not a bay id`);
+        next.set(bayId, typeof entry === 'string' ? { mode: entry } : entry);
       }
+      // Kept before they take effect: a power cut leaves the old modes or the new, never half.
+      const stored: Record<string, unknown> = {};
+      for (const [bayId, w] of next) {
+        const entry: Record<string, unknown> = { m: w.mode };
+        if (w.start !== undefined) entry.start = w.start;
+        if (w.end !== undefined) entry.end = w.end;
+        stored[String(bayId)] = entry;
+      }
+      preferences?.set(PREFS, 'bays', bytesToBuffer(encodeCbor(stored)));
+      this.#bayModes.clear();
+      for (const [bayId, w] of next) this.#bayModes.set(bayId, w);
+      bus?.emit('bay-modes-changed', { bayIds: Object.keys(push.bays).map(Number) });
+    }
+  }
+
+  #loadBayModes(): void {
+    const saved = this.#o.preferences?.get(PREFS, 'bays');
+    if (!(saved instanceof ArrayBuffer)) return;
+    try {
+      const m = decodeCbor(new Uint8Array(saved)) as Record<
+        string,
+        { m: BayMode; start?: number; end?: number }
+      >;
+      for (const [id, w] of Object.entries(m)) {
+        const window: BayModeWindow = { mode: w.m };
+        if (typeof w.start === 'number') window.start = w.start;
+        if (typeof w.end === 'number') window.end = w.end;
+        this.#bayModes.set(Number(id), window);
+      }
+    } catch {
+      this.#bayModes.clear(); // a damaged copy: no modes until the platform pushes again
     }
   }
 

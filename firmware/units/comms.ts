@@ -72,6 +72,7 @@ export class CommsUnit {
   readonly #o: Required<CommsOptions>;
   #inFlight: InFlight | undefined;
   #timer: TimerHandle | undefined;
+  #uploadTimer: TimerHandle | undefined;
   #backoffMs: number;
   #started = false;
   #linkOpen = false;
@@ -146,6 +147,20 @@ export class CommsUnit {
   /** Records waiting for the platform. */
   get pending(): number {
     return this.#o.log.lastSeq - this.#o.ledger.acknowledgedSeq;
+  }
+
+  /** The largest record payload per set, from the operating parameters (0x89). */
+  setMaxSetBytes(bytes: number): void {
+    this.#o.maxSetBytes = bytes;
+  }
+
+  /**
+   * Records waiting are tried again every `seconds` (operating parameters, 0x89), besides the
+   * attempt each new record makes.
+   */
+  setUploadInterval(seconds: number): void {
+    this.#o.timers.clear(this.#uploadTimer);
+    this.#uploadTimer = this.#o.timers.setInterval(() => this.flush(), seconds * 1000);
   }
 
   /** Sends the next set if the link is up and nothing is waiting for an ack. */

@@ -280,6 +280,15 @@ export class GuardUnit {
     this.#schedule();
   }
 
+  /**
+   * The status report interval from the operating parameters (0x89), over the one in the guard's
+   * settings; the schedule restarts with it when the guard is running.
+   */
+  setStatusInterval(seconds: number): void {
+    this.#settings = { ...this.#settings, statusSeconds: seconds };
+    if (this.#started) this.#schedule();
+  }
+
   stop(): void {
     this.#started = false;
     for (const t of this.#timers) this.#o.timers.clear(t);

@@ -82,6 +82,18 @@ export interface HandheldLinkOptions {
   /** A proven handheld is at work (SecurityManagement.keepHandheld). */
   keepAlive(): void;
   serviceInfo(): ServiceInfo;
+  /**
+   * The operating parameters (ParametersUnit): read, and changed in the maintenance session; `set`
+   * answers the values in force or throws why the change was refused (nothing changed).
+   */
+  parameters?: {
+    read(): { version: number; local: boolean; values: Record<string, unknown> };
+    set(changes: Record<string, unknown>): {
+      version: number;
+      local: boolean;
+      values: Record<string, unknown>;
+    };
+  };
   advertiseMs?: number;
   /** Wall-clock time, epoch seconds (the beacon's minutes left). */
   nowSeconds?: () => number;
@@ -332,6 +344,7 @@ export class HandheldLink {
       case 'release':
       case 'uplink':
       case 'held':
+      case 'params':
         break;
       default:
         this.#reply({ t: 'refused', why: 'unexpected' });
@@ -346,6 +359,7 @@ export class HandheldLink {
     else if (message.t === 'down') this.#down(message.frame);
     else if (message.t === 'uplink') this.#uplink(message.after);
     else if (message.t === 'held') this.#held(message.upTo);
+    else if (message.t === 'params') this.#params(message.set);
     else this.#release(message.token);
   }
 
@@ -367,6 +381,29 @@ export class HandheldLink {
       return;
     }
     this.#reply({ t: 'held', kept: this.#o.releaseKept(upTo) });
+  }
+
+  /** The parameters in force; with `set`, a local change first (refused whole, with why). */
+  #params(changes: unknown): void {
+    const parameters = this.#o.parameters;
+    if (!parameters) {
+      this.#reply({ t: 'refused', why: 'no parameters on this meter' });
+      return;
+    }
+    if (
+      changes !== undefined &&
+      (typeof changes !== 'object' || changes === null || Array.isArray(changes))
+    ) {
+      this.#reply({ t: 'params', ok: false, why: 'set is not a map' });
+      return;
+    }
+    try {
+      const held =
+        changes === undefined ? parameters.read() : parameters.set(changes as Record<string, unknown>);
+      this.#reply({ t: 'params', ok: true, v: held.version, local: held.local, p: held.values });
+    } catch (error) {
+      this.#reply({ t: 'params', ok: false, why: (error as Error).message });
+    }
   }
 
   /** The next set after `after` (the last record the handheld holds), sealed afresh. */

@@ -6,7 +6,7 @@
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { TextDisplay } from '../../hal/ui';
 import { offsetAt } from '../../protocol/tariff/tz';
-import type { Tariff } from '../../protocol/tariff/index';
+import type { BayMode, Tariff } from '../../protocol/tariff/index';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
 import type { Bays } from './bays';
@@ -17,7 +17,16 @@ const IDLE_REFRESH_MS = 60_000;
 const CARD_TYPE_NAMES = ['any card', 'debit', 'credit', 'prepaid'];
 
 export interface BayState {
-  state: 'paid' | 'grace' | 'overtime' | 'expired' | 'free' | 'restricted' | 'no-sale' | 'unavailable';
+  state:
+    | 'paid'
+    | 'grace'
+    | 'overtime'
+    | 'expired'
+    | 'free'
+    | 'restricted'
+    | 'no-sale'
+    | 'unavailable'
+    | 'suspended';
   /** When the paid time or the grace ends, epoch s. */
   until?: number;
 }
@@ -35,6 +44,8 @@ export interface InformationOptions {
   tariff?: () => Tariff;
   /** False while the meter has never known the wall time (time management): the clock is not shown. */
   timeKnown?: () => boolean;
+  /** The platform's mode for a bay at an instant (charging unit), when one is in its window. */
+  bayMode?: (bayId: number, nowSeconds: number) => BayMode | undefined;
 }
 
 /**
@@ -184,6 +195,9 @@ export class InformationUnit {
       this.#message = m.text ? m : undefined;
       if (this.#idleShown) this.showIdle();
     });
+    bus.on('bay-modes-changed', () => {
+      if (this.#idleShown) this.showIdle();
+    });
     bus.on('bay-availability', ({ bayId, available }) => {
       if (available) this.#unavailable.delete(bayId);
       else this.#unavailable.add(bayId);
@@ -231,6 +245,11 @@ export class InformationUnit {
     const { bays, tariff } = this.#o;
     const left = bays.remaining(id, now);
     if (this.#unavailable.has(id) || this.#serviceDown !== undefined) return { state: 'unavailable' };
+    const mode = this.#o.bayMode?.(id, now);
+    if (mode === 'suspended') return { state: 'suspended' };
+    if (mode === 'no-parking') return { state: 'restricted' };
+    if (mode === 'unavailable') return { state: 'unavailable' };
+    if (mode === 'free') return { state: 'free' };
     if (left > 0) return { state: 'paid', until: bays.paidUntil(id) };
     const t = tariff?.();
     const paidUntil = bays.paidUntil(id);
@@ -250,6 +269,8 @@ export class InformationUnit {
     switch (s.state) {
       case 'unavailable':
         return `Bay ${id} unavailable`;
+      case 'suspended':
+        return `Bay ${id} suspended`;
       case 'paid':
         return `Bay ${id} paid ${formatDuration((s.until ?? now) - now)}`;
       case 'grace':
@@ -281,7 +302,9 @@ export class InformationUnit {
     const timeKnown = this.#o.timeKnown?.() ?? true;
     const lines = [timeKnown ? `ParkLink ${this.#clock(now)}${battery}` : `Time not set${battery}`];
     const message =
-      this.#message && (this.#message.until === undefined || this.#message.until > now)
+      this.#message &&
+      (this.#message.from === undefined || this.#message.from <= now) &&
+      (this.#message.until === undefined || this.#message.until > now)
         ? this.#message.text
         : undefined;
     const bayRows = display.rows - 1 - (message ? 1 : 0);

@@ -227,6 +227,18 @@ export class KeyInputUnit {
     }, sleep.idleMs);
   }
 
+  /**
+   * The idle time before sleep, from the operating parameters (0x89); counted afresh from now.
+   * False when the meter was built without sleep (no consumers to switch).
+   */
+  setSleepIdle(idleMs: number): boolean {
+    const sleep = this.#o.sleep;
+    if (!sleep) return false;
+    sleep.idleMs = idleMs;
+    if (this.#idle !== undefined) this.#armSleep();
+    return true;
+  }
+
   /** Switches every power consumer off. */
   sleep(): void {
     if (this.#asleep || !this.#o.sleep) return;
