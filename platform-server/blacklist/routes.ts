@@ -12,13 +12,13 @@
 // Reading the list needs the viewer role; changing it and deciding reviews the operator role; the
 // holder's contacts the supervisor role. A card number is tokenised on arrival: no row, audit entry
 // or log line carries it (the audit gets the token and last four).
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { BLACKLIST_REASONS } from '../../protocol/blacklist';
-import { errorBody, errorResponses } from '../core/errors';
+import { errorResponses, sendError, sendRefusal } from '../core/errors';
 import { object, u32 } from '../core/schemas';
 import type { OperatorGuard } from '../operators/service';
 import { CONTACT_LIMITS, type HolderContact } from './contacts';
-import { type AddCard, BlacklistRefused, type BlacklistService } from './service';
+import type { AddCard, BlacklistService } from './service';
 
 export interface BlacklistRoutesOptions {
   service: BlacklistService;
@@ -41,14 +41,6 @@ const contactSchema = {
 
 function by(request: FastifyRequest): string {
   return request.operator?.username ?? 'unknown';
-}
-
-function refused(reply: FastifyReply, error: unknown) {
-  if (error instanceof BlacklistRefused)
-    return reply
-      .code(error.statusCode)
-      .send(errorBody(error.statusCode, error.code, error.message, error.field));
-  throw error;
 }
 
 export const blacklistRoutes: FastifyPluginAsync<BlacklistRoutesOptions> = async (
@@ -99,7 +91,7 @@ export const blacklistRoutes: FastifyPluginAsync<BlacklistRoutesOptions> = async
         });
         return reply.code(201).send(added);
       } catch (error) {
-        return refused(reply, error);
+        return sendRefusal(reply, error);
       }
     },
   );
@@ -150,7 +142,7 @@ export const blacklistRoutes: FastifyPluginAsync<BlacklistRoutesOptions> = async
         });
         return removed;
       } catch (error) {
-        return refused(reply, error);
+        return sendRefusal(reply, error);
       }
     },
   );
@@ -171,8 +163,7 @@ export const blacklistRoutes: FastifyPluginAsync<BlacklistRoutesOptions> = async
         target: request.params.token,
         detail: { found: contact !== undefined },
       });
-      if (!contact)
-        return reply.code(404).send(errorBody(404, 'no-contact', 'no contacts kept for this card'));
+      if (!contact) return sendError(reply, 404, 'no-contact', 'no contacts kept for this card');
       return contact;
     },
   );
@@ -225,7 +216,7 @@ export const blacklistRoutes: FastifyPluginAsync<BlacklistRoutesOptions> = async
           });
           return decided;
         } catch (error) {
-          return refused(reply, error);
+          return sendRefusal(reply, error);
         }
       },
     );

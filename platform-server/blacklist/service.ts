@@ -22,6 +22,7 @@ import {
   isBlacklistReason,
   reasonCode,
 } from '../../protocol/blacklist';
+import { RequestRefused } from '../core/errors';
 import { fromHex } from '../../protocol/bytes';
 import { type MeterRecord, RecordKind } from '../../protocol/records';
 import type { Database, Queryable } from '../core/db';
@@ -45,16 +46,8 @@ export interface BlacklistDeps {
 }
 
 /** A request the blacklist refuses: an HTTP status, a stable code, the field at fault. */
-export class BlacklistRefused extends Error {
+export class BlacklistRefused extends RequestRefused {
   override readonly name: string = 'BlacklistRefused';
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface ListedCard {

@@ -25,6 +25,26 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/** A request a room refuses: the status, stable code and field of the one error shape. */
+export class RequestRefused extends Error {
+  override readonly name: string = 'RequestRefused';
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Sends a RequestRefused in the one error shape; any other error is thrown on to Fastify. */
+export function sendRefusal(reply: FastifyReply, error: unknown): FastifyReply {
+  if (error instanceof RequestRefused)
+    return sendError(reply, error.statusCode, error.code, error.message, error.field);
+  throw error;
+}
+
 /** Sends the error shape with `statusCode`. */
 export function sendError(
   reply: FastifyReply,

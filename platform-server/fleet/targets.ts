@@ -3,7 +3,7 @@
 // blacklists, firmware) agree on what "an area" means; the area of a meter is set here too.
 import type { FastifyPluginAsync } from 'fastify';
 import type { Queryable } from '../core/db';
-import { errorResponses, sendError } from '../core/errors';
+import { errorResponses, RequestRefused, sendError } from '../core/errors';
 import { meterIdParams, object, u32 } from '../core/schemas';
 import type { OperatorGuard } from '../operators/service';
 
@@ -31,10 +31,10 @@ export const meterTargetSchema = {
 } as const;
 
 /** A target naming meters that are not registered. */
-export class UnknownMetersError extends Error {
+export class UnknownMetersError extends RequestRefused {
+  override readonly name: string = 'UnknownMetersError';
   constructor(readonly meterIds: readonly number[]) {
-    super(`no meter ${meterIds.join(', ')}`);
-    this.name = 'UnknownMetersError';
+    super(404, 'unknown-meter', `no meter ${meterIds.join(', ')}`, 'target');
   }
 }
 

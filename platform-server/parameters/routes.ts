@@ -11,11 +11,11 @@
 // endpoints, so a wrong one can cut meters off). Defining and pushing are audited.
 import type { FastifyPluginAsync } from 'fastify';
 import { PARAMETER_RULES } from '../../protocol/parameters';
-import { errorBody, errorResponses, sendError } from '../core/errors';
+import { errorResponses, sendError, sendRefusal } from '../core/errors';
 import { meterIdParams, object, u32 } from '../core/schemas';
-import { describeTarget, type MeterTarget, meterTargetSchema, UnknownMetersError } from '../fleet/targets';
+import { describeTarget, type MeterTarget, meterTargetSchema } from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
-import { ParametersRefused, type ParameterService } from './service';
+import type { ParameterService } from './service';
 
 export interface ParameterRoutesOptions {
   service: ParameterService;
@@ -62,16 +62,6 @@ export const parameterRoutes: FastifyPluginAsync<ParameterRoutesOptions> = async
   app,
   { service, guard },
 ) => {
-  const refuse = (reply: Parameters<typeof sendError>[0], error: unknown) => {
-    if (error instanceof ParametersRefused)
-      return reply
-        .code(error.statusCode)
-        .send(errorBody(error.statusCode, error.code, error.message, error.field));
-    if (error instanceof UnknownMetersError)
-      return sendError(reply, 404, 'unknown-meter', error.message, 'target');
-    throw error;
-  };
-
   app.post<{ Body: { values: unknown; note?: string } }>(
     '/api/parameter-sets',
     {
@@ -98,7 +88,7 @@ export const parameterRoutes: FastifyPluginAsync<ParameterRoutesOptions> = async
         });
         return reply.code(201).send(set);
       } catch (error) {
-        return refuse(reply, error);
+        return sendRefusal(reply, error);
       }
     },
   );
@@ -173,7 +163,7 @@ export const parameterRoutes: FastifyPluginAsync<ParameterRoutesOptions> = async
         });
         return reply.code(202).send(outcome);
       } catch (error) {
-        return refuse(reply, error);
+        return sendRefusal(reply, error);
       }
     },
   );
@@ -203,7 +193,7 @@ export const parameterRoutes: FastifyPluginAsync<ParameterRoutesOptions> = async
       try {
         return await service.behind(request.body?.target);
       } catch (error) {
-        return refuse(reply, error);
+        return sendRefusal(reply, error);
       }
     },
   );

@@ -11,6 +11,7 @@ import {
   type ParameterSet,
   validateParameters,
 } from '../../protocol/parameters';
+import { RequestRefused } from '../core/errors';
 import type { Database } from '../core/db';
 import { type MeterTarget, resolveTarget } from '../fleet/targets';
 import type { UplinkHandler } from '../ingest/gate';
@@ -21,16 +22,8 @@ export interface ParameterDeps {
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
 }
 
-export class ParametersRefused extends Error {
+export class ParametersRefused extends RequestRefused {
   override readonly name: string = 'ParametersRefused';
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface ParameterSetView {

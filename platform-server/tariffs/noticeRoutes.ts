@@ -9,11 +9,11 @@
 // operator role, both audited.
 import type { FastifyPluginAsync } from 'fastify';
 import { BAY_MODES, type BayMode } from '../../protocol/tariff';
-import { errorBody, errorResponses, sendError } from '../core/errors';
+import { errorResponses, sendError, sendRefusal } from '../core/errors';
 import { object, u32 } from '../core/schemas';
-import { describeTarget, type MeterTarget, meterTargetSchema, UnknownMetersError } from '../fleet/targets';
+import { describeTarget, type MeterTarget, meterTargetSchema } from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
-import { NoticeRefused, type NoticeService } from './notices';
+import type { NoticeService } from './notices';
 
 export interface NoticeRoutesOptions {
   notices: NoticeService;
@@ -36,16 +36,6 @@ const sentList = {
 const idParams = { type: 'object', properties: { id: { ...u32, minimum: 1 } }, required: ['id'] } as const;
 
 export const noticeRoutes: FastifyPluginAsync<NoticeRoutesOptions> = async (app, { notices, guard }) => {
-  const refuse = (reply: Parameters<typeof sendError>[0], error: unknown) => {
-    if (error instanceof NoticeRefused)
-      return reply
-        .code(error.statusCode)
-        .send(errorBody(error.statusCode, error.code, error.message, error.field));
-    if (error instanceof UnknownMetersError)
-      return sendError(reply, 404, 'unknown-meter', error.message, 'target');
-    throw error;
-  };
-
   app.post<{
     Body: {
       target: MeterTarget;
@@ -98,7 +88,7 @@ export const noticeRoutes: FastifyPluginAsync<NoticeRoutesOptions> = async (app,
         });
         return reply.code(202).send(scheduled);
       } catch (error) {
-        return refuse(reply, error);
+        return sendRefusal(reply, error);
       }
     },
   );
@@ -161,7 +151,7 @@ export const noticeRoutes: FastifyPluginAsync<NoticeRoutesOptions> = async (app,
         });
         return reply.code(202).send(cancelled);
       } catch (error) {
-        return refuse(reply, error);
+        return sendRefusal(reply, error);
       }
     },
   );

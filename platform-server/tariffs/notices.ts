@@ -2,6 +2,7 @@
 // fleet) with a window, pushed as 0x85 'message' / 'bays' downlinks (protocol/tariff/messages.ts)
 // and acknowledged per meter by 0x05. A cancellation is a push of its own: an empty message, or the
 // notice's bays back to 'available' — sent only to meters that got nothing newer of that kind since.
+import { RequestRefused } from '../core/errors';
 import { type BayMode, encodeTariffPush, TARIFF_DOWNLINK, type TariffAck } from '../../protocol/tariff';
 import type { Database, Queryable } from '../core/db';
 import { describeTarget, type MeterTarget, resolveTarget } from '../fleet/targets';
@@ -38,16 +39,8 @@ export interface NoticeView {
   meters: NoticeMeterView[];
 }
 
-export class NoticeRefused extends Error {
+export class NoticeRefused extends RequestRefused {
   override readonly name: string = 'NoticeRefused';
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
 }
 
 type Sent = { meterId: number; downlinkSeq?: number; error?: string };
