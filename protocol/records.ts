@@ -2,6 +2,7 @@
 // the air, byte-exact for the hash chain. Layouts are documented in protocol/README.md.
 // Format 2 carries a card as its keyed token and last four digits (protocol/cardToken.ts); format 1
 // carried the card number and is read only to convert it (legacyRecordToCurrent).
+import { badField, int, uint, text } from './fields';
 import { CARD_TOKEN_LENGTH, type CardRef } from './cardToken';
 import { decodeCbor, encodeCbor } from './cbor';
 import { ProtocolError } from './errors';
@@ -130,7 +131,7 @@ export function encodeRecord(record: MeterRecord): Uint8Array {
 
 /** The 7th field: 0 unset, 1 synchronised, 2 holdover (protocol/time.ts). */
 function timeStateOf(value: unknown): TimeState {
-  if (value !== 0 && value !== 1 && value !== 2) throw bad('timeState is not 0, 1 or 2');
+  if (value !== 0 && value !== 1 && value !== 2) throw badField('timeState is not 0, 1 or 2');
   return value;
 }
 
@@ -176,7 +177,7 @@ export function recordHeader(bytes: Uint8Array): {
 } {
   const value = decodeCbor(bytes);
   if (!Array.isArray(value) || (value.length !== 6 && value.length !== 7))
-    throw bad('record is not a 6- or 7-element array');
+    throw badField('record is not a 6- or 7-element array');
   const [format, kind, seq, time, meterId] = value;
   const header: {
     format: number;
@@ -203,7 +204,7 @@ export function recordHeader(bytes: Uint8Array): {
 export function decodeRecord(bytes: Uint8Array): MeterRecord {
   const value = decodeCbor(bytes);
   if (!Array.isArray(value) || (value.length !== 6 && value.length !== 7))
-    throw bad('record is not a 6- or 7-element array');
+    throw badField('record is not a 6- or 7-element array');
   const [format, kind, seq, time, meterId, body] = value;
   if (format !== RECORD_FORMAT) throw new ProtocolError('bad-version', `record format ${String(format)}`);
   const header: RecordHeader = {
@@ -212,10 +213,10 @@ export function decodeRecord(bytes: Uint8Array): MeterRecord {
     meterId: uint(meterId, 'meterId'),
   };
   if (value.length === 7) header.timeState = timeStateOf(value[6]);
-  if (!Array.isArray(body)) throw bad('record body is not an array');
+  if (!Array.isArray(body)) throw badField('record body is not an array');
   switch (kind) {
     case RecordKind.Transaction: {
-      if (body.length !== 12 && body.length !== 13) throw bad('transaction body needs 12 or 13 fields');
+      if (body.length !== 12 && body.length !== 13) throw badField('transaction body needs 12 or 13 fields');
       const data: TransactionData = {
         transactionNumber: uint(body[0], 'transactionNumber'),
         card: { token: token(body[1], 'cardToken'), last4: digits(body[2], 'cardLast4', 4) },
@@ -227,7 +228,7 @@ export function decodeRecord(bytes: Uint8Array): MeterRecord {
       const card = body[2];
       let ref: CardRef | null = null;
       if (card !== null) {
-        if (!Array.isArray(card) || card.length !== 2) throw bad('operation card is not [token, last4]');
+        if (!Array.isArray(card) || card.length !== 2) throw badField('operation card is not [token, last4]');
         ref = { token: token(card[0], 'cardToken'), last4: digits(card[1], 'cardLast4', 4) };
       }
       return { ...header, kind, data: operationData(body, ref) };
@@ -250,15 +251,15 @@ export function legacyRecordToCurrent(
   tokenise: (cardNumber: string) => CardRef,
 ): MeterRecord {
   const value = decodeCbor(bytes);
-  if (!Array.isArray(value) || value.length !== 6) throw bad('record is not a 6-element array');
+  if (!Array.isArray(value) || value.length !== 6) throw badField('record is not a 6-element array');
   const [format, kind, seq, time, meterId, body] = value;
   if (format !== LEGACY_RECORD_FORMAT)
     throw new ProtocolError('bad-version', `record format ${String(format)}`);
   const header = { seq: uint(seq, 'seq'), time: uint(time, 'time'), meterId: uint(meterId, 'meterId') };
-  if (!Array.isArray(body)) throw bad('record body is not an array');
+  if (!Array.isArray(body)) throw badField('record body is not an array');
   switch (kind) {
     case RecordKind.Transaction: {
-      if (body.length !== 11 && body.length !== 12) throw bad('transaction body needs 11 or 12 fields');
+      if (body.length !== 11 && body.length !== 12) throw badField('transaction body needs 11 or 12 fields');
       const data: TransactionData = {
         transactionNumber: uint(body[0], 'transactionNumber'),
         card: tokenise(digits(body[1], 'cardNumber')),
@@ -295,56 +296,36 @@ function transactionTail(body: unknown[], at: number): Omit<TransactionData, 'tr
 }
 
 function operationData(body: unknown[], card: CardRef | null): OperationData {
-  if (body.length !== 3 && body.length !== 6) throw bad('operation body needs 3 or 6 fields');
+  if (body.length !== 3 && body.length !== 6) throw badField('operation body needs 3 or 6 fields');
   const data: OperationData = { code: text(body[0], 'code'), detail: text(body[1], 'detail'), card };
   if (body.length === 6) {
-    if ((body[3] === null) !== (body[4] === null)) throw bad('period needs both ends');
+    if ((body[3] === null) !== (body[4] === null)) throw badField('period needs both ends');
     if (body[3] !== null) {
       const period = { from: uint(body[3], 'period.from'), to: uint(body[4], 'period.to') };
-      if (period.to < period.from) throw bad('period ends before it starts');
+      if (period.to < period.from) throw badField('period ends before it starts');
       data.period = period;
     }
     if (body[5] !== null) data.quantity = uint(body[5], 'quantity');
     if (data.period === undefined && data.quantity === undefined)
-      throw bad('6-field body with nothing in 4-6');
+      throw badField('6-field body with nothing in 4-6');
   }
   return data;
 }
 
 function maintenanceData(body: unknown[]): MaintenanceData {
-  if (body.length !== 2) throw bad('maintenance body needs 2 fields');
+  if (body.length !== 2) throw badField('maintenance body needs 2 fields');
   return { code: text(body[0], 'code'), detail: text(body[1], 'detail') };
 }
 
 function token(value: unknown, name: string): Uint8Array {
   if (!(value instanceof Uint8Array) || value.length !== CARD_TOKEN_LENGTH)
-    throw bad(`${name} is not 16 bytes`);
-  return value;
-}
-
-function bad(message: string): ProtocolError {
-  return new ProtocolError('bad-field', message);
-}
-
-function int(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw bad(`${name} is not an integer`);
-  return value;
-}
-
-function uint(value: unknown, name: string): number {
-  const n = int(value, name);
-  if (n < 0) throw bad(`${name} is negative`);
-  return n;
-}
-
-function text(value: unknown, name: string): string {
-  if (typeof value !== 'string') throw bad(`${name} is not text`);
+    throw badField(`${name} is not 16 bytes`);
   return value;
 }
 
 function digits(value: unknown, name: string, length?: number): string {
   const s = text(value, name);
   if (!/^[0-9]+$/.test(s) || (length !== undefined && s.length !== length))
-    throw bad(`${name} is not digits`);
+    throw badField(`${name} is not digits`);
   return s;
 }

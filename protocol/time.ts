@@ -7,8 +7,8 @@
 // clock state, so the platform shows it without a status report: st (TimeState), src (the source
 // of the last correction), off (its offset, ms), dr (drift estimate, tenths of ppm), at (epoch s).
 // Also the clock state a record carries (protocol/records.ts, 7th field).
+import { badField, int, uint } from './fields';
 import { decodeCbor, encodeCbor } from './cbor';
-import { ProtocolError } from './errors';
 
 export const TIME_REQUEST_UPLINK = 0x08;
 export const TIME_ANSWER_DOWNLINK = 0x88;
@@ -66,10 +66,11 @@ export function encodeTimeRequest(r: TimeRequest): Uint8Array {
 export function decodeTimeRequest(bytes: Uint8Array): TimeRequest {
   const m = map(decodeCbor(bytes));
   const st = uint(m.st, 'st');
-  if (st > 2) throw bad(`st ${st} is not 0, 1 or 2`);
+  if (st > 2) throw badField(`st ${st} is not 0, 1 or 2`);
   const r: TimeRequest = { id: u32(m.id, 'id'), t1: uint(m.t1, 't1'), state: st as TimeState };
   if (m.src !== undefined) {
-    if (typeof m.src !== 'string' || !SOURCE_NAMES.includes(m.src)) throw bad('src is not a time source');
+    if (typeof m.src !== 'string' || !SOURCE_NAMES.includes(m.src))
+      throw badField('src is not a time source');
     r.source = m.src as TimeSourceName;
   }
   if (m.off !== undefined) r.offsetMs = int(m.off, 'off');
@@ -85,7 +86,7 @@ export function encodeTimeAnswer(a: TimeAnswer): Uint8Array {
 export function decodeTimeAnswer(bytes: Uint8Array): TimeAnswer {
   const m = map(decodeCbor(bytes));
   const a = { id: u32(m.id, 'id'), t1: uint(m.t1, 't1'), t2: uint(m.t2, 't2'), t3: uint(m.t3, 't3') };
-  if (a.t3 < a.t2) throw bad('t3 is before t2');
+  if (a.t3 < a.t2) throw badField('t3 is before t2');
   return a;
 }
 
@@ -104,27 +105,12 @@ export function exchangeOffset(
 
 function map(value: unknown): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
-    throw bad('message is not a map');
+    throw badField('message is not a map');
   return value as Record<string, unknown>;
-}
-
-function bad(message: string): ProtocolError {
-  return new ProtocolError('bad-field', message);
-}
-
-function int(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw bad(`${name} is not an integer`);
-  return value;
-}
-
-function uint(value: unknown, name: string): number {
-  const n = int(value, name);
-  if (n < 0) throw bad(`${name} is negative`);
-  return n;
 }
 
 function u32(value: unknown, name: string): number {
   const n = uint(value, name);
-  if (n > 0xffffffff) throw bad(`${name} is not a 32-bit number`);
+  if (n > 0xffffffff) throw badField(`${name} is not a 32-bit number`);
   return n;
 }
