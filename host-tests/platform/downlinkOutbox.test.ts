@@ -113,9 +113,10 @@ describe('downlink outbox (PGlite)', () => {
     );
     const delta = await keep(0x8a, 'delta');
     await db.query(
-      `INSERT INTO blacklist_meters (meter_id, pushed_version, pushed_at) VALUES ($1, 7, now())
-       ON CONFLICT (meter_id) DO UPDATE SET pushed_version = 7, pushed_at = now(), acked_version = NULL, acked_at = NULL`,
-      [METER],
+      `INSERT INTO blacklist_meters (meter_id, pushed_version, pushed_seq, pushed_at) VALUES ($1, 7, $2, now())
+       ON CONFLICT (meter_id) DO UPDATE SET pushed_version = 7, pushed_seq = $2, pushed_at = now(),
+         acked_version = NULL, acked_at = NULL`,
+      [METER, delta],
     );
     const later = await keep(0x8a, 'delta');
     // An older version acknowledged: nothing goes.

@@ -366,12 +366,13 @@ export class BlacklistService {
     const delta = options.full || acked === undefined ? undefined : await this.#delta(acked);
     const pushes = delta ? [delta] : await this.#full();
     const version = pushes[0].version;
+    let lastSeq = 0;
     for (const push of pushes)
-      await this.#deps.sendDownlink(meterId, BLACKLIST_DOWNLINK, encodeBlacklistPush(push));
+      lastSeq = await this.#deps.sendDownlink(meterId, BLACKLIST_DOWNLINK, encodeBlacklistPush(push));
     await db.query(
-      `INSERT INTO blacklist_meters (meter_id, pushed_version, pushed_at) VALUES ($1, $2, now())
-       ON CONFLICT (meter_id) DO UPDATE SET pushed_version = $2, pushed_at = now()`,
-      [meterId, version],
+      `INSERT INTO blacklist_meters (meter_id, pushed_version, pushed_seq, pushed_at) VALUES ($1, $2, $3, now())
+       ON CONFLICT (meter_id) DO UPDATE SET pushed_version = $2, pushed_seq = $3, pushed_at = now()`,
+      [meterId, version, lastSeq],
     );
     return delta ? 'delta' : 'full';
   }

@@ -162,7 +162,7 @@ export class DownlinkOutbox {
     await run(
       `DELETE FROM downlink_outbox o USING blacklist_meters b
         WHERE o.meter_id = b.meter_id AND b.meter_id = ANY($1::bigint[]) AND o.type = $2
-          AND o.created_at <= b.pushed_at AND b.acked_at >= b.pushed_at
+          AND o.seq <= b.pushed_seq AND b.acked_at >= b.pushed_at
           AND b.acked_version >= b.pushed_version`,
       [meterIds, BLACKLIST_DOWNLINK],
     );
