@@ -19,7 +19,17 @@ export function uint(value: unknown, name: string): number {
   return n;
 }
 
-export function text(value: unknown, name: string): string {
+/** Text, at most `maxLength` characters when one is given. */
+export function text(value: unknown, name: string, maxLength?: number): string {
   if (typeof value !== 'string') throw badField(`${name} is not text`);
+  if (maxLength !== undefined && value.length > maxLength)
+    throw badField(`${name} is longer than ${maxLength} characters`);
   return value;
+}
+
+/** A CBOR map with text keys (not an array, a byte string or null). */
+export function map(value: unknown, name = 'message'): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
+    throw badField(`${name} is not a map`);
+  return value as Record<string, unknown>;
 }

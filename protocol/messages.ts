@@ -2,6 +2,7 @@
 import { HASH_LENGTH } from './chain';
 import { decodeCbor, encodeCbor } from './cbor';
 import { ProtocolError } from './errors';
+import { map, uint } from './fields';
 
 /** Uplink 0x01: a contiguous run of records and the chain link before the first of them. */
 export interface RecordsMessage {
@@ -20,7 +21,7 @@ export function encodeRecordsMessage(message: RecordsMessage): Uint8Array {
 }
 
 export function decodeRecordsMessage(body: Uint8Array): RecordsMessage {
-  const value = asMap(decodeCbor(body));
+  const value = map(decodeCbor(body));
   const previous = hash(value.prev, 'prev');
   if (!Array.isArray(value.recs) || value.recs.length === 0) {
     throw new ProtocolError('bad-field', 'recs is not a non-empty array');
@@ -37,18 +38,8 @@ export function encodeAckMessage(message: AckMessage): Uint8Array {
 }
 
 export function decodeAckMessage(body: Uint8Array): AckMessage {
-  const value = asMap(decodeCbor(body));
-  if (typeof value.seq !== 'number' || !Number.isSafeInteger(value.seq) || value.seq < 0) {
-    throw new ProtocolError('bad-field', 'seq is not an unsigned integer');
-  }
-  return { seq: value.seq, hash: hash(value.hash, 'hash') };
-}
-
-function asMap(value: unknown): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
-    throw new ProtocolError('bad-field', 'message is not a map');
-  }
-  return value as Record<string, unknown>;
+  const value = map(decodeCbor(body));
+  return { seq: uint(value.seq, 'seq'), hash: hash(value.hash, 'hash') };
 }
 
 function hash(value: unknown, name: string): Uint8Array {

@@ -14,6 +14,7 @@
 //     after the renewal, 0 when refused), "why": text (reason when refused, else "") }
 import { decodeCbor, encodeCbor } from './cbor';
 import { ProtocolError } from './errors';
+import { map, text, uint } from './fields';
 
 export const RENEWAL_FRAME = 0x86;
 export const RENEWAL_ACK_FRAME = 0x06;
@@ -55,8 +56,8 @@ export function encodeRenewal(m: RenewalMessage): Uint8Array {
 }
 
 export function decodeRenewal(body: Uint8Array): RenewalMessage {
-  const v = asMap(decodeCbor(body));
-  const id = text(v.id, 'id');
+  const v = map(decodeCbor(body));
+  const id = text(v.id, 'id', 64);
   if (!ID.test(id)) throw new ProtocolError('bad-field', 'renewal id is not 1-14 of [0-9a-z]');
   const minutes = uint(v.min, 'min');
   if (minutes === 0) throw new ProtocolError('bad-field', 'min is zero');
@@ -66,7 +67,7 @@ export function decodeRenewal(body: Uint8Array): RenewalMessage {
     minutes,
     charge: uint(v.chg, 'chg'),
     currency: uint(v.cur, 'cur'),
-    authorisation: text(v.auth, 'auth'),
+    authorisation: text(v.auth, 'auth', 64),
     validUntil: uint(v.exp, 'exp'),
   };
 }
@@ -76,27 +77,14 @@ export function encodeRenewalAck(m: RenewalAckMessage): Uint8Array {
 }
 
 export function decodeRenewalAck(body: Uint8Array): RenewalAckMessage {
-  const v = asMap(decodeCbor(body));
-  const status = text(v.st, 'st');
+  const v = map(decodeCbor(body));
+  const status = text(v.st, 'st', 64);
   if (status !== 'applied' && status !== 'duplicate' && status !== 'refused')
     throw new ProtocolError('bad-field', `st ${status} is not a renewal status`);
-  return { id: text(v.id, 'id'), status, paidUntil: uint(v.until, 'until'), reason: text(v.why, 'why') };
-}
-
-function asMap(value: unknown): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
-    throw new ProtocolError('bad-field', 'message is not a map');
-  return value as Record<string, unknown>;
-}
-
-function uint(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
-    throw new ProtocolError('bad-field', `${name} is not an unsigned integer`);
-  return value;
-}
-
-function text(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.length > 64)
-    throw new ProtocolError('bad-field', `${name} is not text`);
-  return value;
+  return {
+    id: text(v.id, 'id', 64),
+    status,
+    paidUntil: uint(v.until, 'until'),
+    reason: text(v.why, 'why', 64),
+  };
 }
