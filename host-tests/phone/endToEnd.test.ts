@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
+import { RENEWAL_FRAME } from '../../protocol/renewal';
 import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 import {
   type Api,
@@ -193,6 +194,9 @@ forEachBackend('pay by phone end to end', (backend) => {
     assert.equal(sent.status, 202);
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(m.meter.bays.paidUntil(2), before, 'nothing applied while offline');
+    const renewalsKept = async () =>
+      (await platform.ingest.outbox.pending([meterId])).filter((d) => d.type === RENEWAL_FRAME);
+    assert.equal((await renewalsKept()).length, 1, 'the renewal waits in the outbox for a handheld');
     m = await bootMeter(platform, meterId, clock, m.board.state);
     // Delivered by the broker's session and resent when the meter's uplink shows it is back.
     await renewalApplied(sent.json.renewal.id);
@@ -203,6 +207,7 @@ forEachBackend('pay by phone end to end', (backend) => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(m.meter.bays.paidUntil(2), before + 15 * 60, 'applied once');
     assert.equal(m.meter.registration.handled.filter((id) => id === sent.json.renewal.id).length, 1);
+    assert.deepEqual(await renewalsKept(), [], 'an applied renewal leaves the outbox, resends included');
 
     // Second renewal: the meter stays away past the validity window.
     await m.link.closeAsync();

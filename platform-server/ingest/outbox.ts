@@ -6,6 +6,8 @@
 // What a meter needs to catch up, and so what is kept:
 // - a key rotation (0x83), settings (0x84), a tariff, a message or bay modes (0x85, by body kind):
 //   each replaces the one before, so only the newest of its kind is kept;
+// - a phone renewal (0x86): a resend is the same renewal, so only its newest frame is kept, until
+//   the meter settles it or it is voided;
 // - release tokens (0x82), blacklist deltas and pages (0x8A), firmware messages (0x87): each
 //   counts on its own (a delta builds on the one before, a chunk is one piece of the image), so
 //   each is kept, the newest 64 per meter (the width of the meter's downlink replay window: a frame
@@ -20,6 +22,7 @@
 import { decodeCbor } from '../../protocol/cbor';
 import { BLACKLIST_DOWNLINK } from '../../protocol/blacklist';
 import { KeyFrame } from '../../protocol/keys';
+import { RENEWAL_FRAME } from '../../protocol/renewal';
 import { REPLAY_WINDOW } from '../../protocol/replayWindow';
 import { TARIFF_DOWNLINK } from '../../protocol/tariff/messages';
 import type { Database, Queryable } from '../core/db';
@@ -28,20 +31,30 @@ export const OUTBOX_RETENTION_MS = 30 * 24 * 3600_000;
 /** Frames kept per meter among those that each count on their own. */
 export const OUTBOX_PER_METER = REPLAY_WINDOW;
 const SETTINGS_DOWNLINK = 0x84;
-/** Downlink types whose newest frame (of one body kind) replaces the ones before. */
-const SUPERSEDING = new Set<number>([KeyFrame.ROTATION, SETTINGS_DOWNLINK, TARIFF_DOWNLINK]);
+/**
+ * Downlink types whose newest frame (of one body kind) replaces the ones before, with the body field
+ * that names the kind: a tariff push names a tariff, a message or bay modes (`k`); a phone renewal
+ * resent is the same renewal (`id`).
+ */
+const SUPERSEDING = new Map<number, string>([
+  [KeyFrame.ROTATION, 'k'],
+  [SETTINGS_DOWNLINK, 'k'],
+  [TARIFF_DOWNLINK, 'k'],
+  [RENEWAL_FRAME, 'id'],
+]);
 
 /**
- * What a newer frame replaces: for a superseding type, the type and the body's kind (`k`, as the
- * tariff pushes name a tariff, a message or bay modes); undefined when each frame counts.
+ * What a newer frame replaces: for a superseding type, the type and the body's kind; undefined when
+ * each frame counts.
  */
 export function supersessionKind(type: number, body: Uint8Array): string | undefined {
-  if (!SUPERSEDING.has(type)) return undefined;
+  const field = SUPERSEDING.get(type);
+  if (field === undefined) return undefined;
   let kind = '';
   try {
     const value = decodeCbor(body);
     if (value && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array)) {
-      const k = (value as Record<string, unknown>).k;
+      const k = (value as Record<string, unknown>)[field];
       if (typeof k === 'string') kind = k;
     }
   } catch {
@@ -165,6 +178,13 @@ export class DownlinkOutbox {
           AND o.seq <= b.pushed_seq AND b.acked_at >= b.pushed_at
           AND b.acked_version >= b.pushed_version`,
       [meterIds, BLACKLIST_DOWNLINK],
+    );
+    // A phone renewal once applied, refused or voided (a voided one the meter would refuse anyway).
+    await run(
+      `DELETE FROM downlink_outbox o USING renewals r
+        WHERE o.meter_id = ANY($1::bigint[]) AND o.type = $2 AND o.kind = $3 || r.id
+          AND r.status <> 'sent'`,
+      [meterIds, RENEWAL_FRAME, `${RENEWAL_FRAME}:`],
     );
     return dropped;
   }

@@ -136,6 +136,7 @@ export async function startPhone(deps: {
     meters: deps.meters,
     keystore: deps.keystore,
     brokerUrl: deps.brokerUrl,
+    keepDownlink: (downlink, body) => deps.ingest.outbox.keep(downlink, body),
     logger: deps.logger,
     clock: config.clock,
     pricing,

@@ -5,6 +5,7 @@ import type { Crypto } from '../../hal/crypto';
 import type { Database } from '../core/db';
 import type { Logger } from '../ingest/gate';
 import type { MeterDirectory, RecordReader } from '../ingest/meters';
+import type { KeptDownlink } from '../ingest/outbox';
 import type { Keystore } from '../keys/keystore';
 import { deriveCardTokenKey } from '../keys/cardToken';
 import type { Channel, ChannelAdapter } from './channels';
@@ -126,6 +127,8 @@ export interface PhoneOptions {
   meters: Pick<MeterDirectory, 'epochs' | 'names' | 'nextDownlink'> & Pick<RecordReader, 'recordsAfter'>;
   keystore: Keystore;
   brokerUrl: string;
+  /** Keeps each sealed renewal for a handheld to carry (ingest's downlink outbox). */
+  keepDownlink?: (downlink: KeptDownlink, body: Uint8Array) => Promise<void>;
   logger: Logger;
   clock?: PhoneClock;
   pricing: Pricing;

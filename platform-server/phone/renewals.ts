@@ -161,27 +161,25 @@ export class Renewals {
     if (!downlink) return;
     const keys = frameKeys(this.#c.options.keystore, r.meter_id, downlink.epoch);
     keys.uplink.fill(0);
-    const frame = sealFrame(
-      this.#c.crypto,
-      keys.downlink,
-      {
-        version: FRAME_VERSION,
-        type: RENEWAL_FRAME,
-        meterId: r.meter_id,
-        epoch: downlink.epoch,
-        seq: downlink.seq,
-      },
-      encodeRenewal({
-        id: r.id,
-        bayId: r.bay_id,
-        minutes: r.minutes,
-        charge: r.charge,
-        currency: r.currency,
-        authorisation: r.authorisation,
-        validUntil: Math.floor(r.valid_until.getTime() / 1000),
-      }),
-    );
+    const body = encodeRenewal({
+      id: r.id,
+      bayId: r.bay_id,
+      minutes: r.minutes,
+      charge: r.charge,
+      currency: r.currency,
+      authorisation: r.authorisation,
+      validUntil: Math.floor(r.valid_until.getTime() / 1000),
+    });
+    const header = {
+      version: FRAME_VERSION,
+      type: RENEWAL_FRAME,
+      meterId: r.meter_id,
+      epoch: downlink.epoch,
+      seq: downlink.seq,
+    };
+    const frame = sealFrame(this.#c.crypto, keys.downlink, header, body);
     keys.downlink.fill(0);
+    await this.#c.options.keepDownlink?.({ ...header, frame }, body);
     await this.#c.db.query('UPDATE renewals SET sent_at = $2, send_count = send_count + 1 WHERE id = $1', [
       id,
       new Date(this.#c.now()),
