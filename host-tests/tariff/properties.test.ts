@@ -121,6 +121,8 @@ const tariffArb: fc.Arbitrary<TariffDocument> = ratesArb.chain((rates) =>
       step: fc.constantFrom(1, 5, 10, 15),
       moneyUnit: fc.constantFrom(1, 1, 5, 10),
       money: fc.constantFrom('up' as const, 'down' as const, 'nearest' as const),
+      units: fc.constantFrom('purchase' as const, 'period' as const),
+      bandsAfterFree: fc.constantFrom('restart' as const, 'continue' as const),
       holidays: fc.array(
         fc.date({ min: new Date(START_MIN * 1000), max: new Date(START_MAX * 1000), noInvalidDate: true }),
         { maxLength: 5 },
@@ -137,7 +139,8 @@ const tariffArb: fc.Arbitrary<TariffDocument> = ratesArb.chain((rates) =>
         holidays: r.holidays.map((d) => d.toISOString().slice(0, 10)),
         graceMinutes: r.grace,
         nonCumulative: r.nonCumulative,
-        rounding: { stepMinutes: r.step, moneyUnit: r.moneyUnit, money: r.money },
+        bandsAfterFree: r.bandsAfterFree,
+        rounding: { stepMinutes: r.step, moneyUnit: r.moneyUnit, money: r.money, units: r.units },
       };
       if (r.maxStay !== undefined) doc.maxStayMinutes = r.maxStay;
       if (r.minMinutes !== undefined) doc.minimum = { minutes: Math.min(r.minMinutes, r.maxStay ?? 1440) };
@@ -284,6 +287,82 @@ describe('tariff engine properties (fast-check)', () => {
         if (!renewal.ok) return false;
         assert.equal(first.amount + renewal.amount, whole.amount);
         assert.equal(renewal.paidUntil, whole.paidUntil);
+        return true;
+      },
+    );
+  });
+
+  it('minutes bought across a free period cost what the same minutes cost in one piece', () => {
+    // Charged 08:00-18:30 and free otherwise, against the same rate charged all day; units counted
+    // over the purchase. Bands continued across the gap: any table; bands restarted after it: one
+    // band, as the same minutes in one piece would also stay in it.
+    const oneBand = fc
+      .oneof(
+        fc.record({ price: fc.integer({ min: 1, max: 300 }), per: fc.integer({ min: 2, max: 60 }) }),
+        fc.record({
+          price: fc.integer({ min: 1, max: 600 }),
+          per: fc.integer({ min: 1, max: 120 }),
+          prorata: fc.constant(true),
+        }),
+      )
+      .map((tier): Tier[] => [tier]);
+    const across = fc
+      .oneof(
+        fc.record({ bands: fc.constant('continue' as const), table: ratesArb.map((r) => r.r0) }),
+        fc.record({ bands: fc.constant('restart' as const), table: oneBand }),
+      )
+      .chain(({ bands, table }) =>
+        fc
+          .record({
+            timeZone: fc.constantFrom(...ZONES),
+            moneyUnit: fc.constantFrom(1, 5, 10),
+            start: startArb,
+            minutes: fc.integer({ min: 1, max: 900 }),
+          })
+          .map((r) => {
+            const doc = (timetable: TimetableEntry[]): TariffDocument => ({
+              id: 'gap',
+              version: 1,
+              currency: 826,
+              timeZone: r.timeZone,
+              rates: { r0: table },
+              timetable,
+              bandsAfterFree: bands,
+              rounding: { moneyUnit: r.moneyUnit, units: 'purchase' },
+            });
+            return {
+              withGap: doc([{ days: DAYS, from: '08:00', to: '18:30', mode: 'charged', rate: 'r0' }]),
+              allDay: doc([{ days: DAYS, from: '00:00', to: '24:00', mode: 'charged', rate: 'r0' }]),
+              start: r.start,
+              minutes: r.minutes,
+            };
+          }),
+      );
+    let crossed = 0;
+    check('across a free period', across, ({ withGap, allDay, start, minutes }) => {
+      const gap = new Tariff(withGap).quoteDuration({ bay: 1, start, minutes });
+      if (!gap.ok) return false;
+      const piece = new Tariff(allDay).quoteDuration({ bay: 1, start: gap.paidFrom, minutes });
+      if (!piece.ok) return false;
+      if (gap.lines.some((l) => l.kind === 'free')) crossed++;
+      assert.equal(gap.amount, piece.amount);
+      return true;
+    });
+    assert.ok(crossed > 0, 'some purchases crossed the free period');
+  });
+
+  it('counting units over the purchase never costs more than counting them in each period', () => {
+    check(
+      'units over the purchase',
+      fc.tuple(tariffArb, bayArb, startArb, fc.integer({ min: 1, max: 600 })),
+      ([doc, bay, start, minutes]) => {
+        const once = new Tariff({ ...doc, rounding: { ...doc.rounding, units: 'purchase' } });
+        const each = new Tariff({ ...doc, rounding: { ...doc.rounding, units: 'period' } });
+        const a = once.quoteDuration({ bay, start, minutes });
+        const b = each.quoteDuration({ bay, start, minutes });
+        assert.equal(a.ok, b.ok, 'the same purchase is sold or refused either way');
+        if (!a.ok || !b.ok) return false;
+        assert.ok(a.amount <= b.amount, `${a.amount} over the purchase, ${b.amount} per period`);
         return true;
       },
     );

@@ -7,10 +7,13 @@
 // new session does not inherit the time left on the bay. Restricted periods (no-parking, no-sale)
 // refuse any purchase that would reach them.
 //
-// How it is priced. The bands of a rate table are positions in the run of charged time (a run
-// restarts after a free period): minutes 0-60 of the stay in the first band, and so on. Each band's
-// share of the purchase is charged as whole units (every started `per` minutes), pro rata, or one
-// flat amount when the purchase enters the band. A renewal continues the session: its position
+// How it is priced. The bands of a rate table are positions in the run of charged time: minutes
+// 0-60 of the stay in the first band, and so on; after a free period the bands start again from the
+// first, or continue where the stay had got to (`bandsAfterFree`). Each band's share of the purchase
+// is charged as whole units (every started `per` minutes), pro rata, or one flat amount when the
+// purchase enters the band. Units are counted once over the whole purchase (`rounding.units`): the
+// minutes a band gets on both sides of a free period fill the same units, so a purchase across the
+// gap costs what the same minutes cost in one piece. A renewal continues the session: its position
 // starts where the paid time got to, so the first hour is not sold twice at the first-hour price and
 // the renewal costs what the longer stay costs minus what was paid. The total is rounded to the
 // tariff's money unit. All arithmetic is on integers (seconds, minor units).
@@ -293,6 +296,7 @@ export class Tariff {
    */
   #walk(bay: number, start: number, seconds: number, offset: number): Walk {
     const nonCumulative = this.doc.nonCumulative === true;
+    const continueBands = this.doc.bandsAfterFree === 'continue';
     const totalMax =
       this.doc.maxStayMinutes === undefined ? Number.POSITIVE_INFINITY : this.doc.maxStayMinutes * 60;
     const pieces: Piece[] = [];
@@ -349,10 +353,10 @@ export class Tariff {
         if (last && last.to === t) last.to = seg.until;
         else free.push({ from: t, to: seg.until });
         if (paidFrom !== undefined || runPos > 0) {
-          // The clock stops: a new run of charged time starts after the free period (for a renewal
-          // too: the session's position in the bands does not carry across it either).
+          // The clock stops: a new run of charged time starts after the free period; the bands
+          // start again from the first unless the tariff continues them (for a renewal too).
           run++;
-          runPos = 0;
+          if (!continueBands) runPos = 0;
           entryUsed = 0;
           entryIndex = -1;
         }
@@ -427,10 +431,19 @@ export class Tariff {
   #price(pieces: Piece[]): { lines: QuoteLine[]; total: number } {
     const lines: QuoteLine[] = [];
     let total = 0;
+    // Counting units over the whole purchase: a band met again after a free period goes on from
+    // where its units got to (the unused part of a started unit is used first), instead of
+    // starting a unit of its own.
+    const acrossRuns = (this.doc.rounding?.units ?? 'purchase') === 'purchase';
+    const unitsReached = new Map<string, number>();
     for (const p of pieces) {
       const tier = p.band.tier;
       const a = p.startPos - p.band.start;
       const b = p.endPos - p.band.start;
+      const key = `${p.rate}\u0000${p.tier}`;
+      const unitFrom = acrossRuns ? (unitsReached.get(key) ?? a) : a;
+      const unitTo = unitFrom + (b - a);
+      unitsReached.set(key, unitTo);
       const base: QuoteLine = {
         kind: 'charged',
         from: p.from,
@@ -450,10 +463,10 @@ export class Tariff {
       } else {
         const perSec = tier.per * 60;
         if (tier.prorata) {
-          base.amount = ceilDiv(b * tier.price, perSec) - ceilDiv(a * tier.price, perSec);
+          base.amount = ceilDiv(unitTo * tier.price, perSec) - ceilDiv(unitFrom * tier.price, perSec);
           base.text = `${span}: ${fmtMinutes(b - a)} min at ${tier.price} per ${tier.per} min pro rata = ${base.amount}`;
         } else {
-          const units = ceilDiv(b, perSec) - ceilDiv(a, perSec);
+          const units = ceilDiv(unitTo, perSec) - ceilDiv(unitFrom, perSec);
           base.units = units;
           base.amount = units * tier.price;
           base.text = `${span}: ${units} x ${tier.per} min at ${tier.price} = ${base.amount}`;

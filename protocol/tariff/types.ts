@@ -45,6 +45,13 @@ export interface Rounding {
   money?: 'up' | 'down' | 'nearest';
   /** Smallest amount charged, minor units (e.g. 10 where the meter takes 10p coins; default 1). */
   moneyUnit?: number;
+  /**
+   * Where a band's whole units (every started `per` minutes; a pro rata band's minor unit) are
+   * counted: 'purchase' (default) once over the whole purchase, so the minutes on both sides of a
+   * free period fill the same units, as a coin meter counts and as OCPI's step_size does; 'period'
+   * in each run of charged time apart (a started unit before the gap and another after it).
+   */
+  units?: 'purchase' | 'period';
 }
 
 export interface TariffDocument {
@@ -69,6 +76,12 @@ export interface TariffDocument {
   graceMinutes?: number;
   /** Time bought does not carry across a free or restricted period, nor into another session. */
   nonCumulative?: boolean;
+  /**
+   * Where the bands stand after a free period in the middle of a stay (lunchtime, overnight):
+   * 'restart' (default) from the first band, as a new day's first hour; 'continue' from where the
+   * stay had got to, so a progressive tariff keeps climbing.
+   */
+  bandsAfterFree?: 'restart' | 'continue';
   /**
    * Paid time is tied to the vehicle: a bay its vehicle leaves ends its session (the meter's bay
    * sensor sees it go). A timetable entry's own flag wins for a bay vacated during that entry.

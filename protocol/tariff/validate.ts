@@ -159,6 +159,7 @@ export function validateTariff(value: unknown): TariffDocument {
     'minimum',
     'graceMinutes',
     'nonCumulative',
+    'bandsAfterFree',
     'nonTransferable',
     'rounding',
   ]);
@@ -231,11 +232,16 @@ export function validateTariff(value: unknown): TariffDocument {
   if (grace !== undefined) doc.graceMinutes = grace;
   const nonCumulative = optBool(o, 'nonCumulative', '');
   if (nonCumulative !== undefined) doc.nonCumulative = nonCumulative;
+  if (o.bandsAfterFree !== undefined) {
+    if (o.bandsAfterFree !== 'restart' && o.bandsAfterFree !== 'continue')
+      throw new TariffError('bandsAfterFree', 'must be restart or continue');
+    doc.bandsAfterFree = o.bandsAfterFree;
+  }
   const nonTransferable = optBool(o, 'nonTransferable', '');
   if (nonTransferable !== undefined) doc.nonTransferable = nonTransferable;
   if (o.rounding !== undefined) {
     const r = obj(o.rounding, 'rounding');
-    only(r, 'rounding', ['stepMinutes', 'money', 'moneyUnit']);
+    only(r, 'rounding', ['stepMinutes', 'money', 'moneyUnit', 'units']);
     doc.rounding = {};
     const step = optInt(r, 'stepMinutes', 'rounding', 1, 24 * 60);
     if (step !== undefined) doc.rounding.stepMinutes = step;
@@ -246,6 +252,11 @@ export function validateTariff(value: unknown): TariffDocument {
     }
     const unit = optInt(r, 'moneyUnit', 'rounding', 1, 100_000);
     if (unit !== undefined) doc.rounding.moneyUnit = unit;
+    if (r.units !== undefined) {
+      if (r.units !== 'purchase' && r.units !== 'period')
+        throw new TariffError('rounding.units', 'must be purchase or period');
+      doc.rounding.units = r.units;
+    }
   }
   return doc;
 }
