@@ -122,6 +122,14 @@ const tariffArb: fc.Arbitrary<TariffDocument> = ratesArb.chain((rates) =>
       moneyUnit: fc.constantFrom(1, 1, 5, 10),
       money: fc.constantFrom('up' as const, 'down' as const, 'nearest' as const),
       units: fc.constantFrom('purchase' as const, 'period' as const),
+      fee: fc.option(fc.integer({ min: 0, max: 150 }), { nil: undefined }),
+      tax: fc.option(
+        fc.record({
+          percent: fc.integer({ min: 0, max: 30_000 }).map((m) => m / 1000),
+          included: fc.boolean(),
+        }),
+        { nil: undefined },
+      ),
       bandsAfterFree: fc.constantFrom('restart' as const, 'continue' as const),
       holidays: fc.array(
         fc.date({ min: new Date(START_MIN * 1000), max: new Date(START_MAX * 1000), noInvalidDate: true }),
@@ -143,6 +151,8 @@ const tariffArb: fc.Arbitrary<TariffDocument> = ratesArb.chain((rates) =>
         rounding: { stepMinutes: r.step, moneyUnit: r.moneyUnit, money: r.money, units: r.units },
       };
       if (r.maxStay !== undefined) doc.maxStayMinutes = r.maxStay;
+      if (r.fee !== undefined) doc.fee = { amount: r.fee };
+      if (r.tax !== undefined) doc.tax = r.tax;
       if (r.minMinutes !== undefined) doc.minimum = { minutes: Math.min(r.minMinutes, r.maxStay ?? 1440) };
       return doc;
     }),
@@ -266,7 +276,13 @@ describe('tariff engine properties (fast-check)', () => {
   });
 
   it('a renewal never costs more than buying the whole stay at once', () => {
-    const unrounded = tariffArb.map((d) => ({ ...d, rounding: { stepMinutes: 1 }, minimum: undefined }));
+    // Unrounded and untaxed: each quote rounds its own money and tax to the minor unit.
+    const unrounded = tariffArb.map((d) => ({
+      ...d,
+      rounding: { stepMinutes: 1 },
+      minimum: undefined,
+      tax: undefined,
+    }));
     check(
       'renewal adds up',
       fc.tuple(
@@ -349,6 +365,55 @@ describe('tariff engine properties (fast-check)', () => {
       return true;
     });
     assert.ok(crossed > 0, 'some purchases crossed the free period');
+  });
+
+  it('a tax always adds up: net and tax make the price, at the tariff rate to the minor unit', () => {
+    const taxed = tariffArb.filter((d) => d.tax !== undefined);
+    check(
+      'tax adds up',
+      fc.tuple(taxed, bayArb, startArb, fc.integer({ min: 1, max: 300 })),
+      ([doc, bay, start, minutes]) => {
+        const q = new Tariff(doc).quoteDuration({ bay, start, minutes });
+        if (!q.ok) return false;
+        const tax = q.tax;
+        assert.ok(tax, 'a taxed tariff puts the tax on every quote');
+        assert.equal(tax.net + tax.amount, q.amount);
+        assert.ok(tax.amount >= 0 && tax.net >= 0);
+        const milliPercent = Math.round((doc.tax?.percent ?? 0) * 1000);
+        if (doc.tax?.included) {
+          // The tax part of the price paid, to the nearest minor unit.
+          assert.ok(
+            Math.abs(tax.amount * (100_000 + milliPercent) - q.amount * milliPercent) <=
+              100_000 + milliPercent,
+          );
+        } else {
+          const before = q.lines
+            .filter((l) => l.kind === 'charged' || l.kind === 'fee')
+            .reduce((sum, l) => sum + l.amount, 0);
+          const line = q.lines.find((l) => l.kind === 'tax');
+          assert.equal(line?.amount, tax.amount, 'the tax line is the tax');
+          assert.ok(Math.abs(tax.amount * 100_000 - before * milliPercent) <= 50_000, 'rounded half up');
+        }
+        return true;
+      },
+    );
+  });
+
+  it('a fee is added once to a new session, never to its renewal', () => {
+    const withFee = tariffArb.filter((d) => (d.fee?.amount ?? 0) > 0);
+    check(
+      'fee once',
+      fc.tuple(withFee, bayArb, startArb, fc.integer({ min: 1, max: 120 })),
+      ([doc, bay, start, minutes]) => {
+        const t = new Tariff(doc);
+        const first = t.quoteDuration({ bay, start, minutes });
+        if (!first.ok) return false;
+        assert.equal(first.lines.filter((l) => l.kind === 'fee').length, 1);
+        const renewal = t.quoteDuration({ bay, start: first.paidUntil, minutes, paidMinutes: minutes });
+        if (renewal.ok) assert.equal(renewal.lines.filter((l) => l.kind === 'fee').length, 0);
+        return true;
+      },
+    );
   });
 
   it('counting units over the purchase never costs more than counting them in each period', () => {

@@ -34,6 +34,7 @@ const good: TariffDocument = {
       rate: 'a',
       maxStayMinutes: 480,
       nonTransferable: false,
+      dates: { from: '04-01', to: '09-30' },
     },
   ],
   maxStayMinutes: 600,
@@ -41,7 +42,10 @@ const good: TariffDocument = {
   graceMinutes: 10,
   nonCumulative: true,
   nonTransferable: true,
-  rounding: { stepMinutes: 5, money: 'nearest', moneyUnit: 10 },
+  rounding: { stepMinutes: 5, money: 'nearest', moneyUnit: 10, units: 'purchase' },
+  bandsAfterFree: 'continue',
+  fee: { amount: 20, name: 'booking fee' },
+  tax: { percent: 20, included: true, name: 'VAT' },
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: the mutations reach into any field of the document
@@ -77,6 +81,18 @@ const cases: [string, unknown, boolean][] = [
   ['nonTransferable', bad((d) => (d.nonTransferable = 1)), true],
   ['timetable[1].nonTransferable', bad((d) => (d.timetable[1].nonTransferable = 'no')), true],
   ['surcharge', bad((d) => (d.surcharge = 5)), true],
+  ['rounding.units', bad((d) => (d.rounding.units = 'day')), true],
+  ['bandsAfterFree', bad((d) => (d.bandsAfterFree = 'sometimes')), true],
+  ['timetable[1].dates.to', bad((d) => (d.timetable[1].dates.to = '2026-09-30')), false],
+  ['timetable[1].dates.from', bad((d) => (d.timetable[1].dates.from = '13-01')), true],
+  [
+    'timetable[1].dates.to',
+    bad((d) => (d.timetable[1].dates = { from: '2026-09-30', to: '2026-04-01' })),
+    false,
+  ],
+  ['fee.amount', bad((d) => (d.fee.amount = -5)), true],
+  ['tax.percent', bad((d) => (d.tax.percent = 20.1255)), true],
+  ['tax.included', bad((d) => delete d.tax.included), true],
 ];
 
 describe('tariff document validation', () => {

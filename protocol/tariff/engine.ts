@@ -75,6 +75,7 @@ interface Entry {
   bands: Band[] | undefined;
   maxStay: number; // seconds, Infinity when none
   nonTransferable: boolean | undefined; // the entry's own flag, if it sets one
+  onDate: ((days: number) => boolean) | undefined; // the entry's dates; undefined: every date
 }
 
 interface Segment {
@@ -178,6 +179,7 @@ export class Tariff {
         bands,
         maxStay: e.maxStayMinutes === undefined ? Number.POSITIVE_INFINITY : e.maxStayMinutes * 60,
         nonTransferable: e.nonTransferable,
+        onDate: e.dates ? datesCheck(e.dates) : undefined,
       };
     });
   }
@@ -237,6 +239,7 @@ export class Tariff {
   }
 
   #dayMatches(e: Entry, days: number): boolean {
+    if (e.onDate && !e.onDate(days)) return false;
     const bit = this.#holidays.has(days) ? 7 : (((days + 4) % 7) + 7) % 7;
     return (e.days & (1 << bit)) !== 0;
   }
@@ -428,7 +431,7 @@ export class Tariff {
     return undefined;
   }
 
-  #price(pieces: Piece[]): { lines: QuoteLine[]; total: number } {
+  #price(pieces: Piece[], renewal: boolean): { lines: QuoteLine[]; total: number; tax?: QuoteOk['tax'] } {
     const lines: QuoteLine[] = [];
     let total = 0;
     // Counting units over the whole purchase: a band met again after a free period goes on from
@@ -477,6 +480,21 @@ export class Tariff {
       total += base.amount;
       lines.push(base);
     }
+    const fee = this.doc.fee;
+    if (fee && fee.amount > 0 && !renewal) {
+      lines.push({ kind: 'fee', amount: fee.amount, text: `${fee.name ?? 'fee'} ${fee.amount}` });
+      total += fee.amount;
+    }
+    const tax = this.doc.tax;
+    // Thousandths of a per cent: 8.875 % is 8875.
+    const milliPercent = tax ? Math.round(tax.percent * 1000) : 0;
+    const taxName = tax?.name ?? 'tax';
+    if (tax && !tax.included) {
+      // Added tax, rounded half up to the minor unit, before the total is brought to the money unit.
+      const added = Math.floor((total * milliPercent + 50_000) / 100_000);
+      lines.push({ kind: 'tax', amount: added, text: `${taxName} ${tax.percent}% on ${total} = ${added}` });
+      total += added;
+    }
     const unit = this.doc.rounding?.moneyUnit ?? 1;
     if (unit > 1) {
       const mode = this.doc.rounding?.money ?? 'up';
@@ -491,7 +509,24 @@ export class Tariff {
         total = rounded;
       }
     }
-    return { lines, total };
+    if (!tax) return { lines, total };
+    // Included: the tax part of the total as paid. Added: the tax line (a rounding line after it
+    // belongs to the amount paid, so the net is what is left).
+    const taxAmount = tax.included
+      ? total -
+        Math.floor((total * 100_000 + Math.floor((100_000 + milliPercent) / 2)) / (100_000 + milliPercent))
+      : (lines.find((l) => l.kind === 'tax')?.amount ?? 0);
+    return {
+      lines,
+      total,
+      tax: {
+        name: taxName,
+        percent: tax.percent,
+        included: tax.included,
+        net: total - taxAmount,
+        amount: taxAmount,
+      },
+    };
   }
 
   #checkRequest(bay: number, start: number, paidMinutes: number): Refusal | undefined {
@@ -522,7 +557,7 @@ export class Tariff {
       if (cap === undefined || minutes !== cap)
         return refuse('below-minimum', `the least sold is ${minMinutes} min`, { minMinutes });
     }
-    const { lines, total } = this.#price(walk.pieces);
+    const { lines, total, tax } = this.#price(walk.pieces, paidMinutes > 0);
     const minAmount = this.doc.minimum?.amount;
     if (minAmount !== undefined && total < minAmount)
       return refuse('below-minimum', `the least sold is ${minAmount}`, { minAmount });
@@ -554,6 +589,7 @@ export class Tariff {
       amount: total,
       lines,
     };
+    if (tax) quote.tax = tax;
     return quote;
   }
 
@@ -625,6 +661,29 @@ export class Tariff {
     }
     return undefined;
   }
+}
+
+/**
+ * The test of an entry's dates on a local day number: a range of 'YYYY-MM-DD' dates, or a season of
+ * 'MM-DD' days every year (from after to: it runs over the new year).
+ */
+function datesCheck(dates: { from?: string; to?: string }): (days: number) => boolean {
+  const sample = dates.from ?? dates.to ?? '';
+  if (sample.length === 10) {
+    const day = (d: string) =>
+      daysFromCivil(Number(d.slice(0, 4)), Number(d.slice(5, 7)), Number(d.slice(8, 10)));
+    const from = dates.from === undefined ? Number.NEGATIVE_INFINITY : day(dates.from);
+    const to = dates.to === undefined ? Number.POSITIVE_INFINITY : day(dates.to);
+    return (days) => days >= from && days <= to;
+  }
+  const monthDay = (d: string) => Number(d.slice(0, 2)) * 100 + Number(d.slice(3, 5));
+  const from = dates.from === undefined ? 101 : monthDay(dates.from);
+  const to = dates.to === undefined ? 1231 : monthDay(dates.to);
+  return (days) => {
+    const { month, day } = civilFromDays(days);
+    const md = month * 100 + day;
+    return from <= to ? md >= from && md <= to : md >= from || md <= to;
+  };
 }
 
 function stateOf(e: Entry | undefined): BayState['state'] {

@@ -36,6 +36,12 @@ export interface TimetableEntry {
   maxStayMinutes?: number;
   /** Overrides the document's `nonTransferable` for a bay vacated in this period. */
   nonTransferable?: boolean;
+  /**
+   * The local dates the entry applies on (the date a period starts on), both ends included, either
+   * left out for an open end: 'YYYY-MM-DD' for one range (a trial, a works period), or 'MM-DD' for a
+   * season every year, which may run over the new year ('11-01' to '02-28').
+   */
+  dates?: { from?: string; to?: string };
 }
 
 export interface Rounding {
@@ -88,6 +94,19 @@ export interface TariffDocument {
    */
   nonTransferable?: boolean;
   rounding?: Rounding;
+  /** An amount added once to a new session's price (not to its renewals): a booking or service fee. */
+  fee?: { amount: number; name?: string };
+  /**
+   * The tax on every price: `percent` (up to three decimals), `included` in the document's prices or
+   * added to them, and its name on the quote ('VAT').
+   */
+  tax?: Tax;
+}
+
+export interface Tax {
+  percent: number;
+  included: boolean;
+  name?: string;
 }
 
 export type RefusalReason =
@@ -113,7 +132,7 @@ export interface Refusal {
   at?: number;
 }
 
-export type LineKind = 'charged' | 'free' | 'rounding';
+export type LineKind = 'charged' | 'free' | 'fee' | 'tax' | 'rounding';
 
 export interface QuoteLine {
   kind: LineKind;
@@ -153,6 +172,8 @@ export interface QuoteOk {
   minutes: number;
   /** Price, minor units. */
   amount: number;
+  /** The tax in `amount` (included) or on top of its other lines (added): net + tax = amount. */
+  tax?: { name: string; percent: number; included: boolean; net: number; amount: number };
   /** The amount direction: what was offered and what is left unused. */
   tendered?: number;
   unused?: number;

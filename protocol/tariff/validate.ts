@@ -97,7 +97,17 @@ function tier(value: unknown, field: string): Tier {
 
 function entry(value: unknown, field: string, doc: { rates: Obj; groups: Obj }): TimetableEntry {
   const o = obj(value, field);
-  only(o, field, ['bays', 'days', 'from', 'to', 'mode', 'rate', 'maxStayMinutes', 'nonTransferable']);
+  only(o, field, [
+    'bays',
+    'days',
+    'from',
+    'to',
+    'mode',
+    'rate',
+    'maxStayMinutes',
+    'nonTransferable',
+    'dates',
+  ]);
   const e: TimetableEntry = { days: [], from: '', to: '', mode: 'free' };
   if (o.bays !== undefined) {
     const f = join(field, 'bays');
@@ -139,7 +149,51 @@ function entry(value: unknown, field: string, doc: { rates: Obj; groups: Obj }):
   if (maxStay !== undefined) e.maxStayMinutes = maxStay;
   const nonTransferable = optBool(o, 'nonTransferable', field);
   if (nonTransferable !== undefined) e.nonTransferable = nonTransferable;
+  if (o.dates !== undefined) e.dates = dates(o.dates, join(field, 'dates'));
   return e;
+}
+
+/** An entry's dates: both ends 'YYYY-MM-DD' (a range, from not after to) or both 'MM-DD' (a season). */
+function dates(value: unknown, field: string): { from?: string; to?: string } {
+  const o = obj(value, field);
+  only(o, field, ['from', 'to']);
+  if (o.from === undefined && o.to === undefined) throw new TariffError(field, 'must give from, to or both');
+  const form = (key: 'from' | 'to'): 'date' | 'season' | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    const m = typeof v === 'string' ? /^(?:(\d{4})-)?(\d{2})-(\d{2})$/.exec(v) : null;
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 12 || Number(m[3]) < 1 || Number(m[3]) > 31)
+      throw new TariffError(join(field, key), 'must be a date "YYYY-MM-DD" or a day of the year "MM-DD"');
+    return m[1] === undefined ? 'season' : 'date';
+  };
+  const from = form('from');
+  const to = form('to');
+  if (from && to && from !== to)
+    throw new TariffError(join(field, 'to'), 'must be of the same form as from (YYYY-MM-DD or MM-DD)');
+  if (from === 'date' && to === 'date' && (o.to as string) < (o.from as string))
+    throw new TariffError(join(field, 'to'), 'must not be before from');
+  const d: { from?: string; to?: string } = {};
+  if (o.from !== undefined) d.from = o.from as string;
+  if (o.to !== undefined) d.to = o.to as string;
+  return d;
+}
+
+/** A percentage with at most three decimals (8.875), from 0 to 100. */
+function percent(value: unknown, field: string): number {
+  if (
+    typeof value !== 'number' ||
+    !(value >= 0 && value <= 100) ||
+    Math.abs(Math.round(value * 1000) - value * 1000) > 1e-6
+  )
+    throw new TariffError(field, 'must be a percentage from 0 to 100 with at most three decimals');
+  return value;
+}
+
+function optName(o: Obj, field: string): string | undefined {
+  if (o.name === undefined) return undefined;
+  const name = str(o.name, join(field, 'name'));
+  if (name.length > 32) throw new TariffError(join(field, 'name'), 'must be at most 32 characters');
+  return name;
 }
 
 /** Checks a parsed JSON value and returns it as a TariffDocument; throws TariffError naming the field. */
@@ -162,6 +216,8 @@ export function validateTariff(value: unknown): TariffDocument {
     'bandsAfterFree',
     'nonTransferable',
     'rounding',
+    'fee',
+    'tax',
   ]);
   const doc: TariffDocument = {
     id: str(o.id, 'id'),
@@ -257,6 +313,22 @@ export function validateTariff(value: unknown): TariffDocument {
         throw new TariffError('rounding.units', 'must be purchase or period');
       doc.rounding.units = r.units;
     }
+  }
+  if (o.fee !== undefined) {
+    const f = obj(o.fee, 'fee');
+    only(f, 'fee', ['amount', 'name']);
+    doc.fee = { amount: int(f.amount, 'fee.amount', 0, MAX_AMOUNT) };
+    const name = optName(f, 'fee');
+    if (name !== undefined) doc.fee.name = name;
+  }
+  if (o.tax !== undefined) {
+    const t = obj(o.tax, 'tax');
+    only(t, 'tax', ['percent', 'included', 'name']);
+    if (typeof t.included !== 'boolean')
+      throw new TariffError('tax.included', 'must say whether the prices include the tax (true or false)');
+    doc.tax = { percent: percent(t.percent, 'tax.percent'), included: t.included };
+    const name = optName(t, 'tax');
+    if (name !== undefined) doc.tax.name = name;
   }
   return doc;
 }
