@@ -18,6 +18,7 @@ import {
   encodeTariffAck,
   type FlatRate,
   flatTariff,
+  type Payer,
   type Quote,
   type Refusal,
   TARIFF_ACK_UPLINK,
@@ -31,6 +32,9 @@ import {
 } from '../../protocol/tariff/index';
 import type { EventBus } from '../bus';
 import type { MeterEvents } from '../events';
+
+/** A tap pays by card; the cards carry no user class yet, so class-limited entries are not theirs. */
+const AT_THE_METER: Payer = Object.freeze({ method: 'card' });
 
 export type { FlatRate };
 
@@ -112,6 +116,7 @@ export class ChargingUnit {
       bay: bayId,
       start: this.#sessionStart(nowSeconds, bayPaidUntil),
       minutes,
+      payer: AT_THE_METER,
     });
   }
 
@@ -124,6 +129,7 @@ export class ChargingUnit {
       start: Math.max(nowSeconds, paidUntil),
       minutes,
       paidMinutes,
+      payer: AT_THE_METER,
     });
   }
 
@@ -131,7 +137,7 @@ export class ChargingUnit {
   maxMinutes(bayId: number, nowSeconds: number, bayPaidUntil = 0): number | Refusal {
     const refused = this.#modeRefusal(bayId, nowSeconds);
     if (refused) return refused;
-    return this.#tariff.maxMinutes(bayId, this.#sessionStart(nowSeconds, bayPaidUntil));
+    return this.#tariff.maxMinutes(bayId, this.#sessionStart(nowSeconds, bayPaidUntil), 0, AT_THE_METER);
   }
 
   /** The duration the buttons start from: the minimum purchase, or less when less is left. */

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   type Day,
+  type Payer,
+  type PaymentMethod,
   type QuoteOk,
   Tariff,
   type TariffDocument,
@@ -25,6 +27,7 @@ const ZONES = [
   '<-03>3',
 ];
 const DAYS: Day[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun', 'hol'];
+const CLASSES = ['resident', 'disabled-badge', 'permit'];
 const START_MIN = Date.UTC(2024, 0, 1) / 1000;
 const START_MAX = Date.UTC(2029, 0, 1) / 1000;
 
@@ -81,6 +84,16 @@ function entryArb(rateCount: number): fc.Arbitrary<TimetableEntry> {
       rate: fc.integer({ min: 0, max: rateCount - 1 }),
       maxStay: fc.option(fc.integer({ min: 15, max: 600 }), { nil: undefined }),
       bays: fc.option(fc.subarray([1, 2, 3], { minLength: 1 }), { nil: undefined }),
+      eligible: fc.option(
+        fc.record(
+          {
+            methods: fc.subarray(['card', 'phone', 'coin'] as PaymentMethod[], { minLength: 1 }),
+            classes: fc.subarray(CLASSES, { minLength: 1 }),
+          },
+          { requiredKeys: [] },
+        ),
+        { nil: undefined },
+      ),
     })
     .filter((e) => e.from !== e.to % 96)
     .map((e) => {
@@ -93,6 +106,7 @@ function entryArb(rateCount: number): fc.Arbitrary<TimetableEntry> {
       if (e.mode === 'charged') entry.rate = `r${e.rate}`;
       if (e.maxStay !== undefined) entry.maxStayMinutes = e.maxStay;
       if (e.bays !== undefined) entry.bays = e.bays;
+      if (e.eligible?.methods || e.eligible?.classes) entry.eligible = e.eligible;
       return entry;
     });
 }
@@ -411,6 +425,38 @@ describe('tariff engine properties (fast-check)', () => {
         assert.equal(first.lines.filter((l) => l.kind === 'fee').length, 1);
         const renewal = t.quoteDuration({ bay, start: first.paidUntil, minutes, paidMinutes: minutes });
         if (renewal.ok) assert.equal(renewal.lines.filter((l) => l.kind === 'fee').length, 0);
+        return true;
+      },
+    );
+  });
+
+  it('eligibility never changes a price for a payer not entitled to the entry', () => {
+    // Priced for a payer, a tariff is the same as one without the entries that payer may not use
+    // and without the eligibility of the entries it may use, priced for anyone.
+    const payerArb: fc.Arbitrary<Payer> = fc.record(
+      {
+        method: fc.constantFrom('card' as const, 'phone' as const, 'coin' as const),
+        classes: fc.subarray(CLASSES),
+      },
+      { requiredKeys: [] },
+    );
+    const entitled = (e: TimetableEntry, p: Payer) =>
+      (!e.eligible?.methods || (p.method !== undefined && e.eligible.methods.includes(p.method))) &&
+      (!e.eligible?.classes || e.eligible.classes.some((c) => p.classes?.includes(c)));
+    check(
+      'eligibility',
+      fc.tuple(tariffArb, payerArb, bayArb, startArb, fc.integer({ min: 1, max: 300 })),
+      ([doc, payer, bay, start, minutes]) => {
+        const own: TariffDocument = {
+          ...doc,
+          timetable: doc.timetable.filter((e) => entitled(e, payer)).map(({ eligible: _, ...e }) => e),
+        };
+        const mine = new Tariff(doc).quoteDuration({ bay, start, minutes, payer });
+        const plain = new Tariff(own).quoteDuration({ bay, start, minutes });
+        assert.equal(mine.ok, plain.ok);
+        if (!mine.ok || !plain.ok) return false;
+        assert.equal(mine.amount, plain.amount);
+        assert.equal(mine.paidUntil, plain.paidUntil);
         return true;
       },
     );

@@ -1,12 +1,12 @@
-// Worked examples of the tariff rules a season, a fee and a tax add (docs/tariffs.md): each
-// priced by the engine the meter and the platform share.
+// Worked examples of the tariff rules seasons, fees, tax, eligibility and selling ahead add
+// (docs/tariffs.md): each priced by the engine the meter and the platform share.
 import assert from 'node:assert/strict';
-import { Tariff, type TariffDocument } from '../../protocol/tariff';
+import { type Payer, Tariff, type TariffDocument } from '../../protocol/tariff';
 
 const EVERY_DAY = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 const at = (iso: string) => Date.parse(iso) / 1000;
 
-describe('tariff rules: seasons, fees and tax', () => {
+describe('tariff rules: seasons, fees, tax, eligibility, selling ahead', () => {
   it('charges a seaside front only in its season, and a one-off works period on fixed dates', () => {
     const seaside: TariffDocument = {
       id: 'seafront',
@@ -135,5 +135,87 @@ describe('tariff rules: seasons, fees and tax', () => {
     assert.equal(q.amount, 545);
     assert.equal(q.tax?.amount, 44);
     assert.equal(q.tax?.net, 501, 'what is not tax: the time, and the rounding to the coin');
+  });
+
+  it('gives residents their rate and phone payers a lower one; everyone else pays the visitor rate', () => {
+    const doc: TariffDocument = {
+      id: 'zone-r',
+      version: 1,
+      currency: 826,
+      timeZone: 'UTC0',
+      rates: {
+        resident: [{ price: 50, per: 60 }],
+        phone: [{ price: 180, per: 60 }],
+        visitor: [{ price: 200, per: 60 }],
+      },
+      timetable: [
+        {
+          days: [...EVERY_DAY],
+          from: '08:00',
+          to: '20:00',
+          mode: 'charged',
+          rate: 'resident',
+          eligible: { classes: ['resident'] },
+        },
+        {
+          days: [...EVERY_DAY],
+          from: '08:00',
+          to: '20:00',
+          mode: 'charged',
+          rate: 'phone',
+          eligible: { methods: ['phone'] },
+        },
+        { days: [...EVERY_DAY], from: '08:00', to: '20:00', mode: 'charged', rate: 'visitor' },
+      ],
+    };
+    const t = new Tariff(doc);
+    const start = at('2026-06-10T10:00:00Z');
+    const price = (payer?: Payer) => {
+      const q = t.quoteDuration({ bay: 1, start, minutes: 60, ...(payer ? { payer } : {}) });
+      assert.ok(q.ok);
+      return q.amount;
+    };
+    assert.equal(price(), 200, 'no payer named: the visitor rate');
+    assert.equal(price({ method: 'card' }), 200, 'a card at the meter: the visitor rate');
+    assert.equal(price({ method: 'phone' }), 180, 'by phone');
+    assert.equal(price({ method: 'card', classes: ['resident'] }), 50, 'a resident, however they pay');
+    assert.equal(price({ method: 'card', classes: ['permit'] }), 200, 'another class is not a resident');
+  });
+
+  it('sells Monday morning on a free Sunday only when the tariff sells ahead', () => {
+    const doc: TariffDocument = {
+      id: 'weekdays',
+      version: 1,
+      currency: 826,
+      timeZone: 'UTC0',
+      rates: { hour: [{ price: 120, per: 60 }] },
+      timetable: [
+        {
+          days: ['mon', 'tue', 'wed', 'thu', 'fri'],
+          from: '08:00',
+          to: '18:00',
+          mode: 'charged',
+          rate: 'hour',
+        },
+      ],
+    };
+    const sunday = at('2026-06-07T20:00:00Z');
+    const ahead = new Tariff(doc).quoteDuration({ bay: 1, start: sunday, minutes: 60 });
+    assert.ok(ahead.ok);
+    assert.equal(ahead.paidFrom, at('2026-06-08T08:00:00Z'), 'the hour runs from 08:00 on Monday');
+    const notAhead = new Tariff({ ...doc, sellsAhead: false }).quoteDuration({
+      bay: 1,
+      start: sunday,
+      minutes: 60,
+    });
+    assert.equal(notAhead.ok, false);
+    assert.ok(!notAhead.ok && notAhead.reason === 'free' && notAhead.at === at('2026-06-08T08:00:00Z'));
+    const monday = new Tariff({ ...doc, sellsAhead: false }).quoteDuration({
+      bay: 1,
+      start: at('2026-06-08T17:30:00Z'),
+      minutes: 60,
+    });
+    assert.ok(monday.ok, 'a purchase made in charged time still runs on after it');
+    assert.equal(monday.paidUntil, at('2026-06-09T08:30:00Z'));
   });
 });

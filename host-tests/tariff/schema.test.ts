@@ -35,6 +35,7 @@ const good: TariffDocument = {
       maxStayMinutes: 480,
       nonTransferable: false,
       dates: { from: '04-01', to: '09-30' },
+      eligible: { methods: ['card', 'phone'], classes: ['resident'] },
     },
   ],
   maxStayMinutes: 600,
@@ -44,6 +45,7 @@ const good: TariffDocument = {
   nonTransferable: true,
   rounding: { stepMinutes: 5, money: 'nearest', moneyUnit: 10, units: 'purchase' },
   bandsAfterFree: 'continue',
+  sellsAhead: false,
   fee: { amount: 20, name: 'booking fee' },
   tax: { percent: 20, included: true, name: 'VAT' },
 };
@@ -93,6 +95,10 @@ const cases: [string, unknown, boolean][] = [
   ['fee.amount', bad((d) => (d.fee.amount = -5)), true],
   ['tax.percent', bad((d) => (d.tax.percent = 20.1255)), true],
   ['tax.included', bad((d) => delete d.tax.included), true],
+  ['sellsAhead', bad((d) => (d.sellsAhead = 'no')), true],
+  ['timetable[1].eligible.methods[0]', bad((d) => (d.timetable[1].eligible.methods[0] = 'cash')), true],
+  ['timetable[1].eligible.classes', bad((d) => (d.timetable[1].eligible.classes = [])), true],
+  ['timetable[1].eligible', bad((d) => (d.timetable[1].eligible = {})), true],
 ];
 
 describe('tariff document validation', () => {

@@ -3,6 +3,10 @@
 // a fee itself. TariffPricing (the default) quotes with protocol/tariff's engine: the tariff the
 // meter has applied (TariffService.tariffOf), else the configured default tariff. FlatRatePricing
 // remains for tests and tools that want a rate without a tariff document.
+import type { Payer } from '../../protocol/tariff';
+
+/** A renewal by phone (app, SMS or voice); driver accounts carry no user class yet. */
+const BY_PHONE: Payer = Object.freeze({ method: 'phone' });
 
 export interface PriceRequest {
   meterId: number;
@@ -76,6 +80,7 @@ export interface TariffLike {
     start: number;
     minutes: number;
     paidMinutes?: number;
+    payer?: Payer;
   }):
     | { ok: true; amount: number; currency: number }
     | { ok: false; reason: string; message: string; maxMinutes?: number };
@@ -101,6 +106,7 @@ export class TariffPricing implements Pricing {
       start: r.start,
       minutes: r.minutes,
       paidMinutes: r.paidMinutes,
+      payer: BY_PHONE,
     });
     if (!q.ok) {
       const refusal: PriceQuote = { ok: false, reason: q.reason, message: refusalText(q) };

@@ -32,6 +32,8 @@ import {
 } from './tz';
 import type {
   BayState,
+  Eligibility,
+  Payer,
   Quote,
   QuoteLine,
   QuoteOk,
@@ -76,6 +78,7 @@ interface Entry {
   maxStay: number; // seconds, Infinity when none
   nonTransferable: boolean | undefined; // the entry's own flag, if it sets one
   onDate: ((days: number) => boolean) | undefined; // the entry's dates; undefined: every date
+  eligible: Eligibility | undefined; // who the entry is for; undefined: everyone
 }
 
 interface Segment {
@@ -93,6 +96,8 @@ export interface DurationRequest {
    * towards the maximum stay and continuing the rate's bands. 0 (the default) is a new session.
    */
   paidMinutes?: number;
+  /** Who pays, for entries limited to some payment methods or user classes. */
+  payer?: Payer;
 }
 
 export interface AmountRequest {
@@ -101,6 +106,7 @@ export interface AmountRequest {
   /** Minor units offered. */
   amount: number;
   paidMinutes?: number;
+  payer?: Payer;
 }
 
 interface Piece {
@@ -180,6 +186,7 @@ export class Tariff {
         maxStay: e.maxStayMinutes === undefined ? Number.POSITIVE_INFINITY : e.maxStayMinutes * 60,
         nonTransferable: e.nonTransferable,
         onDate: e.dates ? datesCheck(e.dates) : undefined,
+        eligible: e.eligible,
       };
     });
   }
@@ -244,11 +251,12 @@ export class Tariff {
     return (e.days & (1 << bit)) !== 0;
   }
 
-  #segmentAt(bay: number, t: number): Segment {
+  #segmentAt(bay: number, t: number, payer?: Payer): Segment {
     const entries = this.#bayEntries(bay);
     const local = toLocal(this.tz, t);
     let found: Entry | undefined;
     for (const e of entries) {
+      if (e.eligible && !isEligible(e.eligible, payer)) continue;
       const s = local.seconds;
       const inside = e.wraps
         ? (s >= e.from && this.#dayMatches(e, local.days)) ||
@@ -270,13 +278,13 @@ export class Tariff {
     return { entry: found, until: Math.min(boundary, nextTransition(this.tz, t)) };
   }
 
-  /** The rules a bay is under at `t`, and until when. */
-  stateAt(bay: number, t: number): BayState {
-    const first = this.#segmentAt(bay, t);
+  /** The rules a bay is under at `t` (for `payer`; without one, the entries everyone may use), and until when. */
+  stateAt(bay: number, t: number, payer?: Payer): BayState {
+    const first = this.#segmentAt(bay, t, payer);
     const state = stateOf(first.entry);
     let until = first.until;
     while (until - t < 14 * DAY) {
-      const seg = this.#segmentAt(bay, until);
+      const seg = this.#segmentAt(bay, until, payer);
       if (stateOf(seg.entry) !== state || seg.entry?.rate !== first.entry?.rate) {
         return first.entry?.rate ? { state, rate: first.entry.rate, until } : { state, until };
       }
@@ -297,8 +305,9 @@ export class Tariff {
    * Walks forward from `start` consuming `seconds` of paid time. `offset` is paid time already in
    * the session (a renewal): it counts towards the maximum stays and the position in the bands.
    */
-  #walk(bay: number, start: number, seconds: number, offset: number): Walk {
+  #walk(bay: number, start: number, seconds: number, offset: number, payer?: Payer): Walk {
     const nonCumulative = this.doc.nonCumulative === true;
+    const sellsAhead = this.doc.sellsAhead !== false;
     const continueBands = this.doc.bandsAfterFree === 'continue';
     const totalMax =
       this.doc.maxStayMinutes === undefined ? Number.POSITIVE_INFINITY : this.doc.maxStayMinutes * 60;
@@ -323,7 +332,7 @@ export class Tariff {
           ? refuse('free', 'no charged period in the coming weeks: parking is free')
           : limitRefusal('max-stay', 'more time than the tariff sells ahead', 0);
       }
-      const seg = this.#segmentAt(bay, t);
+      const seg = this.#segmentAt(bay, t, payer);
       const e = seg.entry;
       if (e?.mode === 'no-parking' || e?.mode === 'no-sale') {
         if (paidFrom === undefined && free.length === 0)
@@ -333,18 +342,18 @@ export class Tariff {
         return limitRefusal('restricted', `no parking from ${formatLocal(this.tz, t)}`, 0, t);
       }
       if (!e || e.mode === 'free') {
+        if (paidFrom === undefined && (nonCumulative || !sellsAhead)) {
+          const resumes = this.#nextCharged(bay, seg.until, start, payer);
+          return refuse(
+            'free',
+            `free parking until ${resumes === undefined ? 'further notice' : formatLocal(this.tz, resumes)}`,
+            {
+              ...(resumes === undefined ? {} : { at: resumes }),
+              maxMinutes: 0,
+            },
+          );
+        }
         if (nonCumulative) {
-          if (paidFrom === undefined) {
-            const resumes = this.#nextCharged(bay, seg.until, start);
-            return refuse(
-              'free',
-              `free parking until ${resumes === undefined ? 'further notice' : formatLocal(this.tz, resumes)}`,
-              {
-                ...(resumes === undefined ? {} : { at: resumes }),
-                maxMinutes: 0,
-              },
-            );
-          }
           return limitRefusal(
             'non-cumulative',
             `paid time does not carry past ${formatLocal(this.tz, t)}`,
@@ -421,10 +430,10 @@ export class Tariff {
     return { ok: true, pieces, free, paidFrom: paidFrom ?? start, paidUntil: t };
   }
 
-  #nextCharged(bay: number, from: number, start: number): number | undefined {
+  #nextCharged(bay: number, from: number, start: number, payer?: Payer): number | undefined {
     let t = from;
     while (t - start < 14 * DAY) {
-      const seg = this.#segmentAt(bay, t);
+      const seg = this.#segmentAt(bay, t, payer);
       if (seg.entry && seg.entry.mode !== 'free') return seg.entry.mode === 'charged' ? t : undefined;
       t = seg.until;
     }
@@ -547,12 +556,12 @@ export class Tariff {
     if (bad) return bad;
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > MAX_PURCHASE_MINUTES)
       return refuse('bad-request', `minutes must be a whole number from 1 to ${MAX_PURCHASE_MINUTES}`);
-    const walk = this.#walk(bay, start, minutes * 60, paidMinutes * 60);
+    const walk = this.#walk(bay, start, minutes * 60, paidMinutes * 60, request.payer);
     if (!walk.ok) return walk;
     const minMinutes = this.doc.minimum?.minutes;
     if (minMinutes !== undefined && minutes < minMinutes && paidMinutes === 0) {
       // Less than the minimum is sold only when less than that is left before a boundary.
-      const probe = this.#walk(bay, start, minMinutes * 60, 0);
+      const probe = this.#walk(bay, start, minMinutes * 60, 0, request.payer);
       const cap = probe.ok ? undefined : probe.maxMinutes;
       if (cap === undefined || minutes !== cap)
         return refuse('below-minimum', `the least sold is ${minMinutes} min`, { minMinutes });
@@ -598,7 +607,7 @@ export class Tariff {
    * period, and for a non-cumulative tariff before the charged period ends), or the refusal when
    * nothing can be bought.
    */
-  maxMinutes(bay: number, start: number, paidMinutes = 0): number | Refusal {
+  maxMinutes(bay: number, start: number, paidMinutes = 0, payer?: Payer): number | Refusal {
     const bad = this.#checkRequest(bay, start, paidMinutes);
     if (bad) return bad;
     const limit = Math.min(
@@ -607,7 +616,7 @@ export class Tariff {
     );
     if (limit <= 0)
       return refuse('max-stay', `maximum stay ${this.doc.maxStayMinutes} min reached`, { maxMinutes: 0 });
-    const walk = this.#walk(bay, Math.floor(start), limit * 60, paidMinutes * 60);
+    const walk = this.#walk(bay, Math.floor(start), limit * 60, paidMinutes * 60, payer);
     if (walk.ok) return limit;
     if (walk.maxMinutes !== undefined && walk.maxMinutes > 0) return walk.maxMinutes;
     return walk;
@@ -620,10 +629,11 @@ export class Tariff {
     const paidMinutes = request.paidMinutes ?? 0;
     if (!Number.isInteger(amount) || amount < 0)
       return refuse('bad-request', 'amount must be whole minor units');
-    const cap = this.maxMinutes(bay, start, paidMinutes);
+    const { payer } = request;
+    const cap = this.maxMinutes(bay, start, paidMinutes, payer);
     if (typeof cap !== 'number') return cap;
     const step = this.stepMinutes;
-    const at = (minutes: number) => this.quoteDuration({ bay, start, minutes, paidMinutes });
+    const at = (minutes: number) => this.quoteDuration({ bay, start, minutes, paidMinutes, payer });
     const fits = (q: Quote): q is QuoteOk => q.ok && q.amount <= amount;
     // Candidates: every whole step up to the cap, and the cap itself. The price does not fall as the
     // minutes rise, so the last that fits is found by bisection.
@@ -644,7 +654,7 @@ export class Tariff {
       }
     }
     if (!best) {
-      const least = this.#leastQuote(bay, start, paidMinutes, cap);
+      const least = this.#leastQuote(bay, start, paidMinutes, cap, payer);
       return refuse('below-minimum', `${amount} buys no time: the least sold costs ${least ?? 'more'}`, {
         ...(least === undefined ? {} : { minAmount: least }),
       });
@@ -652,11 +662,17 @@ export class Tariff {
     return { ...best, tendered: amount, unused: amount - best.amount };
   }
 
-  #leastQuote(bay: number, start: number, paidMinutes: number, cap: number): number | undefined {
+  #leastQuote(
+    bay: number,
+    start: number,
+    paidMinutes: number,
+    cap: number,
+    payer?: Payer,
+  ): number | undefined {
     const step = this.stepMinutes;
     const first = Math.min(cap, Math.max(step, this.doc.minimum?.minutes ?? step));
     for (const minutes of [first, Math.ceil(first / step) * step, cap]) {
-      const q = this.quoteDuration({ bay, start, minutes, paidMinutes });
+      const q = this.quoteDuration({ bay, start, minutes, paidMinutes, payer });
       if (q.ok) return Math.max(q.amount, this.doc.minimum?.amount ?? 0);
     }
     return undefined;
@@ -684,6 +700,13 @@ function datesCheck(dates: { from?: string; to?: string }): (days: number) => bo
     const md = month * 100 + day;
     return from <= to ? md >= from && md <= to : md >= from || md <= to;
   };
+}
+
+/** Whether `payer` may use an entry limited to `eligible`: each list it gives must match. */
+function isEligible(eligible: Eligibility, payer: Payer | undefined): boolean {
+  if (eligible.methods && !(payer?.method && eligible.methods.includes(payer.method))) return false;
+  if (eligible.classes && !eligible.classes.some((c) => payer?.classes?.includes(c))) return false;
+  return true;
 }
 
 function stateOf(e: Entry | undefined): BayState['state'] {

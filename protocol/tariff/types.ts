@@ -42,6 +42,25 @@ export interface TimetableEntry {
    * season every year, which may run over the new year ('11-01' to '02-28').
    */
   dates?: { from?: string; to?: string };
+  /**
+   * The entry applies only to a payer paying by one of `methods` and holding one of `classes`
+   * (each list that is given must match); for anyone else the next matching entry applies.
+   */
+  eligible?: Eligibility;
+}
+
+export type PaymentMethod = 'card' | 'phone' | 'coin';
+
+export interface Eligibility {
+  methods?: PaymentMethod[];
+  /** User classes a card or account carries: 'resident', 'disabled-badge', 'permit', 'motorcycle'. */
+  classes?: string[];
+}
+
+/** Who is paying, as far as the tariff's eligibility rules ask. */
+export interface Payer {
+  method?: PaymentMethod;
+  classes?: readonly string[];
 }
 
 export interface Rounding {
@@ -82,6 +101,11 @@ export interface TariffDocument {
   graceMinutes?: number;
   /** Time bought does not carry across a free or restricted period, nor into another session. */
   nonCumulative?: boolean;
+  /**
+   * Whether a purchase made in a free period (a free Sunday, the evening) sells the next charged
+   * period's time ahead (true, the default) or is refused until charges begin.
+   */
+  sellsAhead?: boolean;
   /**
    * Where the bands stand after a free period in the middle of a stay (lunchtime, overnight):
    * 'restart' (default) from the first band, as a new day's first hour; 'continue' from where the

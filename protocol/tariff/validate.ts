@@ -7,7 +7,7 @@
 // one hand-written validator serves everywhere. tariff.schema.json describes the same document for
 // editors and the platform API; host-tests/tariff/schema.test.ts checks the two agree.
 import { parseTimeZone, TimeZoneError } from './tz';
-import type { Day, TariffDocument, Tier, TimetableEntry } from './types';
+import type { Day, Eligibility, PaymentMethod, TariffDocument, Tier, TimetableEntry } from './types';
 
 export class TariffError extends Error {
   override readonly name: string = 'TariffError';
@@ -107,6 +107,7 @@ function entry(value: unknown, field: string, doc: { rates: Obj; groups: Obj }):
     'maxStayMinutes',
     'nonTransferable',
     'dates',
+    'eligible',
   ]);
   const e: TimetableEntry = { days: [], from: '', to: '', mode: 'free' };
   if (o.bays !== undefined) {
@@ -150,6 +151,35 @@ function entry(value: unknown, field: string, doc: { rates: Obj; groups: Obj }):
   const nonTransferable = optBool(o, 'nonTransferable', field);
   if (nonTransferable !== undefined) e.nonTransferable = nonTransferable;
   if (o.dates !== undefined) e.dates = dates(o.dates, join(field, 'dates'));
+  if (o.eligible !== undefined) e.eligible = eligibility(o.eligible, join(field, 'eligible'));
+  return e;
+}
+
+const METHODS = Object.freeze(['card', 'phone', 'coin']);
+
+function eligibility(value: unknown, field: string): Eligibility {
+  const o = obj(value, field);
+  only(o, field, ['methods', 'classes']);
+  const list = (key: 'methods' | 'classes'): string[] | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.length === 0)
+      throw new TariffError(join(field, key), 'must list at least one');
+    return v.map((item, i) => {
+      const f = join(join(field, key), i);
+      if (key === 'methods' && !METHODS.includes(item as string))
+        throw new TariffError(f, 'must be card, phone or coin');
+      const name = str(item, f);
+      if (name.length > 32) throw new TariffError(f, 'must be at most 32 characters');
+      return name;
+    });
+  };
+  const methods = list('methods');
+  const classes = list('classes');
+  if (!methods && !classes) throw new TariffError(field, 'must give methods, classes or both');
+  const e: Eligibility = {};
+  if (methods) e.methods = methods as PaymentMethod[];
+  if (classes) e.classes = classes;
   return e;
 }
 
@@ -213,6 +243,7 @@ export function validateTariff(value: unknown): TariffDocument {
     'minimum',
     'graceMinutes',
     'nonCumulative',
+    'sellsAhead',
     'bandsAfterFree',
     'nonTransferable',
     'rounding',
@@ -288,6 +319,8 @@ export function validateTariff(value: unknown): TariffDocument {
   if (grace !== undefined) doc.graceMinutes = grace;
   const nonCumulative = optBool(o, 'nonCumulative', '');
   if (nonCumulative !== undefined) doc.nonCumulative = nonCumulative;
+  const sellsAhead = optBool(o, 'sellsAhead', '');
+  if (sellsAhead !== undefined) doc.sellsAhead = sellsAhead;
   if (o.bandsAfterFree !== undefined) {
     if (o.bandsAfterFree !== 'restart' && o.bandsAfterFree !== 'continue')
       throw new TariffError('bandsAfterFree', 'must be restart or continue');
