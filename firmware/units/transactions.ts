@@ -262,6 +262,7 @@ export class TransactionUnit {
       charge: s.charge,
       currency: card.currency,
       remainingValue: debited.balance,
+      tariffRule: q.tariff.version,
     });
     bays.setPaidUntil(bayId, paidUntil);
     this.#finish();

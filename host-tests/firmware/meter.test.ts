@@ -6,7 +6,7 @@ import { RecordKind } from '../../protocol/records';
 import { SCENARIO_METER_ID, TapScenario } from '../../sim/fleet/tapScenario';
 
 describe('meter end to end on virtual hardware', () => {
-  it('sells a stay on a card: display, buzzer, lights, record, upload and ack', () => {
+  it('sells a stay on a card: display, buzzer, lights, record (with the tariff rule applied), upload and ack', () => {
     const s = new TapScenario();
     const out = s.tap(1); // bay 2, 30 minutes, credit card
     assert.match(out.display, /PAID bay 2/);
@@ -39,6 +39,7 @@ describe('meter end to end on virtual hardware', () => {
         charge: 120,
         currency: 826,
         remainingValue: -120,
+        tariffRule: s.meter.charging.tariff.version,
       },
     );
     assert.equal(sale.data.paidUntil - sale.data.paidFrom, 30 * 60);
