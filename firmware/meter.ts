@@ -16,6 +16,7 @@ import { KeyInputUnit, type MaintenanceOptions } from './units/keyInput';
 import { NotifyUnit } from './units/notify';
 import { MainRecord } from './units/records';
 import { RegistrationUnit } from './units/registration';
+import { ServiceFreeLog } from './units/serviceFree';
 import { type CardReaderPort, createCardReader } from './units/rfid';
 import { noSam, SecurePartsHolder, SecurityManagement, SecurityUnit } from './units/security';
 import { RecordStore, type UploadLedger } from './units/storage';
@@ -106,6 +107,8 @@ export class Meter {
   readonly log: RecordStore;
   readonly ledger: UploadLedger;
   readonly records: MainRecord;
+  /** Service-free operation records: the tariff's free periods, once ended. */
+  readonly #serviceFree: ServiceFreeLog;
   readonly security: SecurityUnit;
   /** Security management (47) on the bus: rotation, replays, tamper, maintenance sessions. */
   readonly securityManagement: SecurityManagement;
@@ -219,6 +222,14 @@ export class Meter {
       { bus, send: (type, body) => this.comms.send(type, body) }, // fleet list 0x8A, answered 0x0A
     );
     this.readerFiles = new ReaderFilesStore(partitions.reader);
+    this.#serviceFree = new ServiceFreeLog({
+      clock,
+      preferences,
+      records: this.records,
+      tariff: () => this.charging.tariff,
+      bays: this.bays.ids,
+      bus,
+    });
     const display = new GuardedDisplay(hardware.display, {
       onFault: (error) => bus.emit('fault', { unit: 'display', error }),
       onRecovered: () =>
@@ -528,6 +539,7 @@ export class Meter {
   start(): void {
     this.records.reportBootFaults();
     this.records.startOperatingLog(this.#hardware.timers);
+    this.#serviceFree.start(this.#hardware.timers);
     this.comms.start();
     this.time?.start();
     this.relayMaster?.start();
@@ -543,6 +555,7 @@ export class Meter {
   /** A planned stop: closes IO and leaves the clean-stop flag. */
   stop(): void {
     this.records.stopOperatingLog();
+    this.#serviceFree.stop(this.#hardware.timers);
     this.monitor.stop();
     this.status.stop();
     this.guard?.stop();

@@ -9,7 +9,7 @@ import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { MqttEvents, MqttLink } from '../../hal/mqtt';
 import type { ModuleName } from '../../hal/sensors';
 import type { Watchdog } from '../../hal/watchdog';
-import { MaintenanceCode } from '../../protocol/records';
+import { MaintenanceCode, OperationCode } from '../../protocol/records';
 import {
   encodeStatusMessage,
   type ModuleState,
@@ -267,6 +267,8 @@ interface ModuleStatus {
   /** The part that failed, and when to try it again (failed modules only). */
   part?: string;
   retryAt?: number;
+  /** Wall time (epoch s) the module was given up on: out of service until it answers again. */
+  outOfServiceSince?: number;
 }
 
 export class MonitorUnit {
@@ -547,9 +549,20 @@ export class MonitorUnit {
   }
 
   #repaired(module: MonitoredModule, part: string, how: string): void {
-    this.#o.records.tryAppend(() =>
-      this.#o.records.appendMaintenance(MaintenanceCode.Repair, `${module}/${part}: ${how}`),
-    );
+    const { records, clock } = this.#o;
+    const status = this.#modules.get(module);
+    const since = status?.outOfServiceSince;
+    if (status && since !== undefined) {
+      // The operation record of claim 10b for the time the module was out of service.
+      status.outOfServiceSince = undefined;
+      const to = Math.max(since, Math.floor(clock.now() / 1000));
+      records.tryAppend(() =>
+        records.appendOperation(OperationCode.Downtime, `${module}/${part} out of service`, null, {
+          period: { from: since, to },
+        }),
+      );
+    }
+    records.tryAppend(() => records.appendMaintenance(MaintenanceCode.Repair, `${module}/${part}: ${how}`));
     this.#set(module, 'ok', how);
     this.#event('module-repaired', 'info', false, `${module}/${part}: ${how}`);
   }
@@ -558,6 +571,7 @@ export class MonitorUnit {
     this.#set(module, 'failed', why);
     const status = this.#modules.get(module)!;
     status.part = part;
+    status.outOfServiceSince ??= Math.floor(this.#o.clock.now() / 1000);
     status.retryAt = this.#o.clock.monotonic() + this.#o.retryMs;
     this.#o.records.tryAppend(() =>
       this.#o.records.appendOperation('fault-escalated', `${module}/${part}: ${why}`.slice(0, 200)),

@@ -61,7 +61,15 @@ function standalone(
       const rec = decodeRecord(r.bytes);
       return rec.kind === RecordKind.Transaction ? [] : [`${rec.data.code}: ${rec.data.detail}`];
     });
-  return { clock, bus, monitor, events, ops };
+  /** The periods of the operation records of `code`, epoch seconds. */
+  const periods = (code: string) =>
+    log.read(log.firstSeq).flatMap((r) => {
+      const rec = decodeRecord(r.bytes);
+      return rec.kind === RecordKind.Operation && rec.data.code === code && rec.data.period
+        ? [rec.data.period]
+        : [];
+    });
+  return { clock, bus, monitor, events, ops, periods };
 }
 
 describe('monitoring engine (413)', () => {
@@ -144,15 +152,17 @@ describe('monitoring engine (413)', () => {
       { name: 'relay', link: relay },
     ]);
     radio.open({ onConnect() {}, onDisconnect() {}, onMessage() {} });
-    const { monitor, events, ops } = standalone({ radio, clock });
+    const { monitor, events, ops, periods } = standalone({ radio, clock });
     monitor.start();
     clock.advance(MINUTE);
     cellular.setSignal(false);
     relay.setSignal(false);
     clock.advance(21 * MINUTE);
     assert.equal(radio.active, 'relay', 'the ladder fell back');
+    const fellBack = Math.floor(clock.now() / 1000);
     clock.advance(10 * MINUTE);
     assert.equal(monitor.states.radio, 'failed', 'escalated after the fallback did not help');
+    const failed = Math.floor(clock.now() / 1000);
     assert.ok(
       events.some((e) => e.event === 'escalation' && /^radio\/radio: link down/.test(e.detail ?? '')),
     );
@@ -165,6 +175,15 @@ describe('monitoring engine (413)', () => {
     clock.advance(MINUTE);
     assert.equal(monitor.states.radio, 'ok');
     assert.ok(ops().includes('repair: radio/radio: fell back to relay'), ops().join('\n'));
+    // The time it was given up on is a downtime record (claim 10b), dated by the escalation.
+    const downtime = periods('downtime');
+    assert.equal(downtime.length, 1, ops().join('\n'));
+    const [{ from, to }] = downtime;
+    assert.ok(from > fellBack && from <= failed, 'from the escalation');
+    assert.ok(
+      to > failed + 10 * 60 && to <= Math.floor(clock.now() / 1000),
+      'to the repair, once the relay was back',
+    );
     cellular.setSignal(true); // and the preferred path takes the traffic back once it connects
     clock.advance(MINUTE);
     assert.equal(radio.active, 'cellular');
