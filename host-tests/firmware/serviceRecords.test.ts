@@ -12,29 +12,18 @@ import { nobleCrypto } from '../../hal/nobleCrypto';
 import { deriveCardTokenKey } from '../../protocol/cardToken';
 import { deriveMeterKeys } from '../../protocol/keys';
 import { decodeRecord, type OperationData, OperationCode, RecordKind } from '../../protocol/records';
-import type { TariffDocument } from '../../protocol/tariff';
+import { MON_TO_SAT, oneRate } from '../tariff/fixtures';
 
 const METER = 2101;
 const MASTER = Uint8Array.from({ length: 32 }, (_, i) => i * 7);
 const at = (iso: string) => Date.parse(iso) / 1000;
 
 // Charged 08:00-18:00 Monday to Saturday; free otherwise (UTC, so the times read as they are).
-const weekdays: TariffDocument = {
-  id: 'weekdays',
-  version: 3,
-  currency: 826,
-  timeZone: 'UTC0',
-  rates: { street: [{ price: 30, per: 10 }] },
-  timetable: [
-    {
-      days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat'],
-      from: '08:00',
-      to: '18:00',
-      mode: 'charged',
-      rate: 'street',
-    },
-  ],
-};
+const weekdays = oneRate('weekdays', [{ price: 30, per: 10 }], {
+  days: MON_TO_SAT,
+  from: '08:00',
+  to: '18:00',
+});
 
 function boot(clock: VirtualClock, state?: VirtualBoard['state']) {
   const broker = new VirtualBroker(clock);

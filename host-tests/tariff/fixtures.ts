@@ -1,5 +1,5 @@
 // Tariffs shared by the tariff and pay-by-phone tests.
-import type { TariffDocument } from '../../protocol/tariff';
+import type { Day, TariffDocument, Tier, TimetableEntry } from '../../protocol/tariff';
 
 export const UK = 'GMT0BST,M3.5.0/1,M10.5.0';
 
@@ -26,3 +26,35 @@ export const townCentre: TariffDocument = {
   nonCumulative: true,
   rounding: { stepMinutes: 10 },
 };
+
+export const EVERY_DAY: Day[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+export const MON_TO_SAT: Day[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+
+/**
+ * A tariff of one rate (`tiers`) charged `from`-`to` on `days` and free otherwise, in UTC (so the
+ * times in a test read as they are) and pounds unless `extra` says otherwise; `extra` on top.
+ */
+export function oneRate(
+  id: string,
+  tiers: Tier[],
+  hours: { days?: Day[]; from: string; to: string; dates?: TimetableEntry['dates'] },
+  extra: Partial<TariffDocument> = {},
+): TariffDocument {
+  const entry: TimetableEntry = {
+    days: hours.days ?? EVERY_DAY,
+    from: hours.from,
+    to: hours.to,
+    mode: 'charged',
+    rate: 'rate',
+  };
+  if (hours.dates) entry.dates = hours.dates;
+  return {
+    id,
+    version: 1,
+    currency: 826,
+    timeZone: 'UTC0',
+    rates: { rate: tiers },
+    timetable: [entry],
+    ...extra,
+  };
+}

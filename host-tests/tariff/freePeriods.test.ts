@@ -3,24 +3,10 @@
 // again after the gap or continue, as the tariff chooses. Worked examples from docs/tariffs.md.
 import assert from 'node:assert/strict';
 import { Tariff, type TariffDocument, TariffError } from '../../protocol/tariff';
+import { oneRate } from './fixtures';
 
 // 20p per started 15 minutes, 08:00-18:30 every day, free overnight (UTC, so the times read as is).
-const evening: TariffDocument = {
-  id: 'evening',
-  version: 1,
-  currency: 826,
-  timeZone: 'UTC0',
-  rates: { street: [{ price: 20, per: 15 }] },
-  timetable: [
-    {
-      days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'],
-      from: '08:00',
-      to: '18:30',
-      mode: 'charged',
-      rate: 'street',
-    },
-  ],
-};
+const evening = oneRate('evening', [{ price: 20, per: 15 }], { from: '08:00', to: '18:30' });
 // Wednesday 2026-06-03 18:20: 10 minutes before the free evening, the rest from 08:00 on Thursday.
 const AT_1820 = Date.UTC(2026, 5, 3, 18, 20) / 1000;
 

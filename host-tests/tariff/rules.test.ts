@@ -2,8 +2,8 @@
 // (docs/tariffs.md): each priced by the engine the meter and the platform share.
 import assert from 'node:assert/strict';
 import { type Payer, Tariff, type TariffDocument } from '../../protocol/tariff';
+import { EVERY_DAY, oneRate } from './fixtures';
 
-const EVERY_DAY = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 const at = (iso: string) => Date.parse(iso) / 1000;
 
 describe('tariff rules: seasons, fees, tax, eligibility, selling ahead', () => {
@@ -46,23 +46,12 @@ describe('tariff rules: seasons, fees, tax, eligibility, selling ahead', () => {
   });
 
   it('runs a winter season over the new year', () => {
-    const ski: TariffDocument = {
-      id: 'ski',
-      version: 1,
-      currency: 978,
-      timeZone: 'CET-1CEST,M3.5.0,M10.5.0/3',
-      rates: { day: [{ upTo: 1440, flat: 1200 }] },
-      timetable: [
-        {
-          days: [...EVERY_DAY],
-          from: '00:00',
-          to: '24:00',
-          mode: 'charged',
-          rate: 'day',
-          dates: { from: '12-15', to: '04-15' },
-        },
-      ],
-    };
+    const ski = oneRate(
+      'ski',
+      [{ upTo: 1440, flat: 1200 }],
+      { from: '00:00', to: '24:00', dates: { from: '12-15', to: '04-15' } },
+      { currency: 978, timeZone: 'CET-1CEST,M3.5.0,M10.5.0/3' },
+    );
     const t = new Tariff(ski);
     for (const day of ['2026-12-20', '2027-01-05', '2027-04-15'])
       assert.equal(t.stateAt(1, at(`${day}T12:00:00+01:00`)).state, 'charged', day);
@@ -71,15 +60,14 @@ describe('tariff rules: seasons, fees, tax, eligibility, selling ahead', () => {
   });
 
   it('adds a booking fee to a new session once, not to its renewal', () => {
-    const doc: TariffDocument = {
-      id: 'fee',
-      version: 1,
-      currency: 826,
-      timeZone: 'UTC0',
-      rates: { hour: [{ price: 200, per: 60 }] },
-      timetable: [{ days: [...EVERY_DAY], from: '08:00', to: '20:00', mode: 'charged', rate: 'hour' }],
-      fee: { amount: 20, name: 'service fee' },
-    };
+    const doc = oneRate(
+      'fee',
+      [{ price: 200, per: 60 }],
+      { from: '08:00', to: '20:00' },
+      {
+        fee: { amount: 20, name: 'service fee' },
+      },
+    );
     const t = new Tariff(doc);
     const first = t.quoteDuration({ bay: 1, start: at('2026-06-10T10:00:00Z'), minutes: 60 });
     assert.ok(first.ok);
@@ -97,14 +85,7 @@ describe('tariff rules: seasons, fees, tax, eligibility, selling ahead', () => {
   });
 
   it('shows the VAT included in a price, and adds a sales tax on top with the coin rounding after it', () => {
-    const base: TariffDocument = {
-      id: 'tax',
-      version: 1,
-      currency: 826,
-      timeZone: 'UTC0',
-      rates: { hour: [{ price: 250, per: 60 }] },
-      timetable: [{ days: [...EVERY_DAY], from: '00:00', to: '24:00', mode: 'charged', rate: 'hour' }],
-    };
+    const base = oneRate('tax', [{ price: 250, per: 60 }], { from: '00:00', to: '24:00' });
     const start = at('2026-06-10T10:00:00Z');
     const vat = new Tariff({ ...base, tax: { percent: 20, included: true, name: 'VAT' } }).quoteDuration({
       bay: 1,
@@ -183,22 +164,11 @@ describe('tariff rules: seasons, fees, tax, eligibility, selling ahead', () => {
   });
 
   it('sells Monday morning on a free Sunday only when the tariff sells ahead', () => {
-    const doc: TariffDocument = {
-      id: 'weekdays',
-      version: 1,
-      currency: 826,
-      timeZone: 'UTC0',
-      rates: { hour: [{ price: 120, per: 60 }] },
-      timetable: [
-        {
-          days: ['mon', 'tue', 'wed', 'thu', 'fri'],
-          from: '08:00',
-          to: '18:00',
-          mode: 'charged',
-          rate: 'hour',
-        },
-      ],
-    };
+    const doc = oneRate('weekdays', [{ price: 120, per: 60 }], {
+      days: ['mon', 'tue', 'wed', 'thu', 'fri'],
+      from: '08:00',
+      to: '18:00',
+    });
     const sunday = at('2026-06-07T20:00:00Z');
     const ahead = new Tariff(doc).quoteDuration({ bay: 1, start: sunday, minutes: 60 });
     assert.ok(ahead.ok);
