@@ -41,7 +41,7 @@ describe('tariff: a purchase across a free period', () => {
     const progressive: TariffDocument = {
       ...evening,
       rates: {
-        street: [
+        rate: [
           { upTo: 60, flat: 100 },
           { price: 50, per: 30 },
         ],
