@@ -5,6 +5,7 @@ import { ConfigError } from './core/errors';
 import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
 import type { OperatorsConfig } from './operators';
+import type { AlarmOptions } from './alarms/service';
 import type { PhoneConfig } from './phone';
 import { type SmsSender, WebhookSmsSender } from './fleet/callIn';
 
@@ -62,6 +63,8 @@ export interface PlatformConfig {
   operators?: OperatorsConfig;
   /** The SMS sender for call-in (PARKLINK_SMS_WEBHOOK, PARKLINK_SMS_WEBHOOK_SECRET); none: call-in is off. */
   smsSender?: SmsSender;
+  /** The alarm inbox: clock, low-battery level, overdue limit and sweep period (alarms/service.ts). */
+  alarms?: Omit<AlarmOptions, 'db' | 'logger'>;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
