@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
 import { encodeSecurityEvent, KeyFrame } from '../../protocol/keys';
-import { encodeStatusMessage, STATUS_FRAME, type StatusMessage, type StatusReport } from '../../protocol/status';
+import {
+  encodeStatusMessage,
+  STATUS_FRAME,
+  type StatusMessage,
+  type StatusReport,
+} from '../../protocol/status';
 import { uplinkTopic } from '../../protocol/topics';
 import type { AlarmChange, AlarmView } from '../../platform-server/alarms';
 import type { Platform } from '../../platform-server/platform';
@@ -121,9 +126,10 @@ forEachBackend('alarm inbox', (backend) => {
         ['repeated', 'tamper', 2],
       ],
     );
-    const stored = await platform.db.query('SELECT count(*)::int AS n FROM security_events WHERE meter_id = $1', [
-      meter.id,
-    ]);
+    const stored = await platform.db.query(
+      'SELECT count(*)::int AS n FROM security_events WHERE meter_id = $1',
+      [meter.id],
+    );
     assert.equal(stored.rows[0].n, 2, 'the events are stored as before');
   });
 
@@ -177,7 +183,13 @@ forEachBackend('alarm inbox', (backend) => {
   });
 
   it('a stuck sensor, a failed reader (total fault) and a watchdog restart (technical); repairs clear', async () => {
-    await event(meter, 'module-fault', 'fault', true, 'sensors/humidity: humidity output has not changed in 6 samples');
+    await event(
+      meter,
+      'module-fault',
+      'fault',
+      true,
+      'sensors/humidity: humidity output has not changed in 6 samples',
+    );
     await event(meter, 'escalation', 'fault', true, 'reader/nfc: 3 repairs in the last hour');
     await event(meter, 'escalation', 'fault', true, 'radio/link: no automatic repair');
     await event(meter, 'watchdog-restart', 'fault', false, 'abnormal restart by the watchdog');
@@ -202,7 +214,13 @@ forEachBackend('alarm inbox', (backend) => {
       sealFrame(
         crypto,
         meter.keys.uplink,
-        { version: FRAME_VERSION, type: KeyFrame.SECURITY, meterId: meter.id, epoch: 1, seq: ++meter.frameSeq },
+        {
+          version: FRAME_VERSION,
+          type: KeyFrame.SECURITY,
+          meterId: meter.id,
+          epoch: 1,
+          seq: ++meter.frameSeq,
+        },
         new Uint8Array([0xa1, 0x61, 0x78, 0x01]),
       ),
     );
@@ -242,7 +260,10 @@ forEachBackend('alarm inbox', (backend) => {
     assert.equal(twice.statusCode, 409);
     assert.equal(twice.json().code, 'already-acknowledged');
 
-    assert.equal((await inject(operator, 'POST', `${url}/assign`, { operator: operator.username })).statusCode, 403);
+    assert.equal(
+      (await inject(operator, 'POST', `${url}/assign`, { operator: operator.username })).statusCode,
+      403,
+    );
     const nobody = await inject(supervisor, 'POST', `${url}/assign`, { operator: 'nobody-here' });
     assert.equal(nobody.statusCode, 400);
     assert.equal(nobody.json().code, 'unknown-operator');
@@ -259,7 +280,9 @@ forEachBackend('alarm inbox', (backend) => {
     const noNote = await inject(operator, 'POST', `${url}/resolve`, {});
     assert.equal(noNote.statusCode, 400);
     nowMs += 510_000;
-    const resolved = await inject(operator, 'POST', `${url}/resolve`, { note: 'cover refitted, meter re-keyed' });
+    const resolved = await inject(operator, 'POST', `${url}/resolve`, {
+      note: 'cover refitted, meter re-keyed',
+    });
     assert.equal(resolved.statusCode, 200, resolved.body);
     assert.equal(resolved.json().state, 'resolved');
     assert.equal(resolved.json().resolution, 'cover refitted, meter re-keyed');
@@ -270,7 +293,11 @@ forEachBackend('alarm inbox', (backend) => {
 
     const detail = (await inject(viewer, 'GET', url)).json();
     assert.deepEqual(
-      detail.history.map((h: { action: string; actor: string; note: string | null }) => [h.action, h.actor, h.note]),
+      detail.history.map((h: { action: string; actor: string; note: string | null }) => [
+        h.action,
+        h.actor,
+        h.note,
+      ]),
       [
         ['raised', 'meter', 'cover opened without a maintenance session; keys wiped'],
         ['acknowledged', operator.username, 'on my way'],
@@ -298,7 +325,11 @@ forEachBackend('alarm inbox', (backend) => {
   it('time to acknowledge and to repair, per meter and per area', async () => {
     const since = new Date(nowMs - 86_400_000).toISOString();
     const until = new Date(nowMs + 86_400_000).toISOString();
-    const byMeter = await inject(viewer, 'GET', `/api/alarms/response-times?by=meter&since=${since}&until=${until}`);
+    const byMeter = await inject(
+      viewer,
+      'GET',
+      `/api/alarms/response-times?by=meter&since=${since}&until=${until}`,
+    );
     assert.equal(byMeter.statusCode, 200, byMeter.body);
     const row = byMeter.json().rows.find((r: { key: number }) => r.key === meter.id);
     assert.equal(row.acknowledged, 1);
@@ -319,14 +350,18 @@ forEachBackend('alarm inbox', (backend) => {
   });
 
   it('lists by state, severity and area, pages, and counts the unresolved per severity', async () => {
-    const list = (await inject(viewer, 'GET', '/api/alarms?state=active&severity=security&area=harbour')).json();
+    const list = (
+      await inject(viewer, 'GET', '/api/alarms?state=active&severity=security&area=harbour')
+    ).json();
     assert.deepEqual(list.alarms.map((a: AlarmView) => a.kind).sort(), ['decrypt-failed', 'replay']);
     assert.ok(list.active.security >= 4);
     assert.equal(typeof list.active['total-fault'], 'number');
     const page = (await inject(viewer, 'GET', '/api/alarms?state=all&limit=2')).json();
     assert.equal(page.alarms.length, 2);
     assert.ok(page.nextBefore);
-    const next = (await inject(viewer, 'GET', `/api/alarms?state=all&limit=2&before=${page.nextBefore}`)).json();
+    const next = (
+      await inject(viewer, 'GET', `/api/alarms?state=all&limit=2&before=${page.nextBefore}`)
+    ).json();
     assert.ok(next.alarms.every((a: AlarmView) => a.id < page.nextBefore));
     const resolved = (await inject(viewer, 'GET', '/api/alarms?state=resolved')).json().alarms;
     assert.deepEqual(
