@@ -6,6 +6,7 @@ import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
 import type { OperatorsConfig } from './operators';
 import type { AlarmOptions } from './alarms/service';
+import { type ForwardingConfig, SmtpMailSender } from './alarms';
 import type { PhoneConfig } from './phone';
 import { type SmsSender, WebhookSmsSender } from './fleet/callIn';
 
@@ -65,6 +66,12 @@ export interface PlatformConfig {
   smsSender?: SmsSender;
   /** The alarm inbox: clock, low-battery level, overdue limit and sweep period (alarms/service.ts). */
   alarms?: Omit<AlarmOptions, 'db' | 'logger'>;
+  /**
+   * Alarm forwarding: the mail server (PARKLINK_SMTP_URL, PARKLINK_ALARM_MAIL_FROM; without one,
+   * e-mail rules are refused), retries and the delivery pass (alarms/forwarding.ts). SMS goes
+   * through `smsSender`.
+   */
+  alarmForwarding?: ForwardingConfig;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
@@ -79,6 +86,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
       url: env.PARKLINK_SMS_WEBHOOK,
       ...(env.PARKLINK_SMS_WEBHOOK_SECRET ? { secret: env.PARKLINK_SMS_WEBHOOK_SECRET } : {}),
     });
+  if (env.PARKLINK_SMTP_URL) {
+    if (!env.PARKLINK_ALARM_MAIL_FROM)
+      throw new ConfigError(
+        'PARKLINK_SMTP_URL is set: set PARKLINK_ALARM_MAIL_FROM, the sender of alarm e-mails',
+      );
+    config.alarmForwarding = {
+      mail: new SmtpMailSender(env.PARKLINK_SMTP_URL, env.PARKLINK_ALARM_MAIL_FROM),
+    };
+  }
   if (env.PORT) {
     const port = Number(env.PORT);
     if (!Number.isInteger(port) || port < 0 || port > 65535)

@@ -27,7 +27,7 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
-import { AlarmService, startAlarms } from './alarms';
+import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -49,6 +49,8 @@ export interface Platform {
   readonly clocks: MeterClocks;
   /** The fleet-wide alarm inbox: raised from security events, status and the overdue sweep; `subscribe` for live changes. */
   readonly alarms: AlarmService;
+  /** Alarm forwarding rules and their deliveries (e-mail, webhook, SMS). */
+  readonly alarmForwarding: AlarmForwarding;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
@@ -178,7 +180,15 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
     });
     await startParameters(app, { db, ingest, sendDownlink, guard: operators });
-    await startAlarms(app, { service: alarms, guard: operators });
+    const { forwarding: alarmForwarding } = await startAlarms(app, {
+      db,
+      logger,
+      service: alarms,
+      guard: operators,
+      sms: config.smsSender,
+      forwarding: config.alarmForwarding,
+    });
+    opened.push(() => alarmForwarding.stop());
     const phone = await startPhone({
       db,
       meters,
@@ -207,6 +217,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       blacklist,
       clocks,
       alarms,
+      alarmForwarding,
       operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)

@@ -113,6 +113,16 @@ export interface AlarmOptions {
   sweepSeconds?: number;
 }
 
+/**
+ * Runs in the transaction that raises or reopens an alarm (forwarding writes its deliveries there,
+ * so an alarm raised is never left without them).
+ */
+export type RaiseHook = (
+  tx: Pick<Queryable, 'query'>,
+  alarmId: number,
+  action: 'raised' | 'reopened',
+) => Promise<void>;
+
 /** What the service needs of a transaction. */
 type Tx = Pick<Queryable, 'query'>;
 
@@ -182,6 +192,7 @@ export class AlarmService {
   readonly #now: () => number;
   readonly #lowPercent: number;
   readonly #overdueAfterS: number;
+  readonly #raiseHooks: RaiseHook[] = [];
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
   /** Listeners get each change after its commit; a listener's throw is logged, nothing else. */
@@ -193,6 +204,11 @@ export class AlarmService {
     this.#lowPercent = options.lowBatteryPercent ?? 15;
     this.#overdueAfterS = options.overdueAfterSeconds ?? 2 * DEFAULT_SETTINGS.statusSeconds;
     this.changes.setMaxListeners(0);
+  }
+
+  /** Adds work to the transaction of each alarm raised or reopened. */
+  onRaise(hook: RaiseHook): void {
+    this.#raiseHooks.push(hook);
   }
 
   /** Subscribes to alarm changes; returns the unsubscribe. */
@@ -268,7 +284,10 @@ export class AlarmService {
     const row = rows.rows[0];
     if (!row.changed) return undefined;
     const action: AlarmAction = row.reopened ? 'reopened' : row.occurrences === 1 ? 'raised' : 'repeated';
-    if (action !== 'repeated') await this.#history(tx, row.id, now, action, 'meter', s.detail);
+    if (action !== 'repeated') {
+      await this.#history(tx, row.id, now, action, source === 'sweep' ? 'platform' : 'meter', s.detail);
+      for (const hook of this.#raiseHooks) await hook(tx, row.id, action);
+    }
     return { id: row.id, action };
   }
 
