@@ -134,5 +134,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
       admin: { username: env.PARKLINK_ADMIN_USER, password: env.PARKLINK_ADMIN_PASSWORD },
     };
   }
+  if (env.PARKLINK_REQUIRE_MFA === '1') config.operators = { ...config.operators, requireMfa: true };
   return config;
 }
