@@ -72,6 +72,8 @@ export interface PlatformConfig {
    * through `smsSender`.
    */
   alarmForwarding?: ForwardingConfig;
+  /** Tariff pushes: how long one waits for the meter's acknowledgement before it is 'timed-out'; the clock. */
+  tariffs?: { pushTimeoutSeconds?: number; now?: () => number };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {

@@ -169,7 +169,15 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await ingest.start();
     await startStorage(app, { db, meters, records: meters, keystore, ingest, guard: operators });
     await startHandheld(app, { ingest, guard: operators });
-    const tariffs = await startTariffs(app, { db, meters, keystore, ingest, sendDownlink, guard: operators });
+    const tariffs = await startTariffs(app, {
+      db,
+      meters,
+      keystore,
+      ingest,
+      sendDownlink,
+      guard: operators,
+      ...config.tariffs,
+    });
     const blacklist = await startBlacklist(app, {
       db,
       keystore,

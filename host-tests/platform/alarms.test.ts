@@ -85,7 +85,8 @@ forEachBackend('alarm inbox', (backend) => {
     return found;
   };
 
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000); // a fresh database on a machine shared with other work
     ({ platform, drop } = await startPlatform(backend, {
       alarms: { now: () => nowMs, sweepSeconds: 0, overdueAfterSeconds: 3600 },
     }));

@@ -112,7 +112,8 @@ forEachBackend('operator second factor (TOTP)', (backend) => {
   let now = Date.parse('2026-05-04T08:00:00Z');
   const seconds = () => Math.floor(now / 1000);
 
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000); // a fresh database on a machine shared with other work
     ({ platform, drop } = await startPlatform(backend, {
       operators: { now: () => now, maxFailedLogins: 3, lockoutSeconds: 600, requireMfa: true },
     }));
