@@ -5,6 +5,8 @@ import { ConfigError } from './core/errors';
 import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
 import type { OperatorsConfig } from './operators';
+import type { AlarmOptions } from './alarms/service';
+import { type ForwardingConfig, SmtpMailSender } from './alarms';
 import type { PhoneConfig } from './phone';
 import { type SmsSender, WebhookSmsSender } from './fleet/callIn';
 
@@ -62,6 +64,16 @@ export interface PlatformConfig {
   operators?: OperatorsConfig;
   /** The SMS sender for call-in (PARKLINK_SMS_WEBHOOK, PARKLINK_SMS_WEBHOOK_SECRET); none: call-in is off. */
   smsSender?: SmsSender;
+  /** The alarm inbox: clock, low-battery level, overdue limit and sweep period (alarms/service.ts). */
+  alarms?: Omit<AlarmOptions, 'db' | 'logger'>;
+  /**
+   * Alarm forwarding: the mail server (PARKLINK_SMTP_URL, PARKLINK_ALARM_MAIL_FROM; without one,
+   * e-mail rules are refused), retries and the delivery pass (alarms/forwarding.ts). SMS goes
+   * through `smsSender`.
+   */
+  alarmForwarding?: ForwardingConfig;
+  /** Tariff pushes: how long one waits for the meter's acknowledgement before it is 'timed-out'; the clock. */
+  tariffs?: { pushTimeoutSeconds?: number; now?: () => number };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
@@ -76,6 +88,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
       url: env.PARKLINK_SMS_WEBHOOK,
       ...(env.PARKLINK_SMS_WEBHOOK_SECRET ? { secret: env.PARKLINK_SMS_WEBHOOK_SECRET } : {}),
     });
+  if (env.PARKLINK_SMTP_URL) {
+    if (!env.PARKLINK_ALARM_MAIL_FROM)
+      throw new ConfigError(
+        'PARKLINK_SMTP_URL is set: set PARKLINK_ALARM_MAIL_FROM, the sender of alarm e-mails',
+      );
+    config.alarmForwarding = {
+      mail: new SmtpMailSender(env.PARKLINK_SMTP_URL, env.PARKLINK_ALARM_MAIL_FROM),
+    };
+  }
   if (env.PORT) {
     const port = Number(env.PORT);
     if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -115,5 +136,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
       admin: { username: env.PARKLINK_ADMIN_USER, password: env.PARKLINK_ADMIN_PASSWORD },
     };
   }
+  if (env.PARKLINK_REQUIRE_MFA === '1') config.operators = { ...config.operators, requireMfa: true };
   return config;
 }

@@ -27,6 +27,7 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
+import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -46,6 +47,10 @@ export interface Platform {
   readonly blacklist: BlacklistService;
   /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
   readonly clocks: MeterClocks;
+  /** The fleet-wide alarm inbox: raised from security events, status and the overdue sweep; `subscribe` for live changes. */
+  readonly alarms: AlarmService;
+  /** Alarm forwarding rules and their deliveries (e-mail, webhook, SMS). */
+  readonly alarmForwarding: AlarmForwarding;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
@@ -135,6 +140,9 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
     // Ingest's tables, as the other rooms may know them.
     const meters = new MeterTables(db);
+    // Before the rooms that store the meters' security events and status: they hand it each one.
+    const alarms = new AlarmService({ db, logger, ...config.alarms });
+    opened.push(() => alarms.stop());
     const clocks = await startTime(app, { db, ingest, meters, guard: operators, sendDownlink, logger });
     const { status } = await startFleet(app, {
       db,
@@ -148,12 +156,28 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       smsSender: config.smsSender,
       relays,
       clock: (id) => clocks.clockOf(id),
+      observer: (tx, meterId, message) => alarms.onStatusMessage(tx, meterId, message),
     });
-    await startKeys(app, { db, meters, keystore, ingest, guard: operators });
+    await startKeys(app, {
+      db,
+      meters,
+      keystore,
+      ingest,
+      guard: operators,
+      securityObserver: (tx, meterId, event) => alarms.onSecurityEvent(tx, meterId, event),
+    });
     await ingest.start();
     await startStorage(app, { db, meters, records: meters, keystore, ingest, guard: operators });
     await startHandheld(app, { ingest, guard: operators });
-    const tariffs = await startTariffs(app, { db, meters, keystore, ingest, sendDownlink, guard: operators });
+    const tariffs = await startTariffs(app, {
+      db,
+      meters,
+      keystore,
+      ingest,
+      sendDownlink,
+      guard: operators,
+      ...config.tariffs,
+    });
     const blacklist = await startBlacklist(app, {
       db,
       keystore,
@@ -164,6 +188,15 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
     });
     await startParameters(app, { db, ingest, sendDownlink, guard: operators });
+    const { forwarding: alarmForwarding } = await startAlarms(app, {
+      db,
+      logger,
+      service: alarms,
+      guard: operators,
+      sms: config.smsSender,
+      forwarding: config.alarmForwarding,
+    });
+    opened.push(() => alarmForwarding.stop());
     const phone = await startPhone({
       db,
       meters,
@@ -191,6 +224,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       tariffs,
       blacklist,
       clocks,
+      alarms,
+      alarmForwarding,
       operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)

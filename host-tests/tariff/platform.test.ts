@@ -134,13 +134,17 @@ describe('platform tariffs (PGlite)', () => {
       url: `/api/meters/${METER}/tariff`,
       headers: staff.headers,
     });
-    assert.deepEqual(status.json(), {
+    const { pushedAt, timesOutAt, acknowledgedAt, ...shown } = status.json();
+    assert.deepEqual(shown, {
       meterId: METER,
       tariffId: 'zone-a',
       pushedVersion: 2,
+      state: 'applied',
       appliedVersion: 2,
       refused: null,
     });
+    assert.ok(Date.parse(acknowledgedAt) >= Date.parse(pushedAt));
+    assert.ok(Date.parse(timesOutAt) > Date.parse(pushedAt));
     // Renewals at the platform price with the tariff the meter holds: the same answer as the meter's.
     assert.equal(service.tariffOf(METER)?.version, 2);
     const start = Date.parse('2026-06-01T10:00:00Z') / 1000;

@@ -9,6 +9,7 @@ import {
   type GuardSettings,
   SETTINGS_FRAME,
   STATUS_FRAME,
+  type StatusMessage,
 } from '../../protocol/status';
 import type { Database } from '../core/db';
 import type { Logger, UplinkHandler } from '../ingest/gate';
@@ -25,7 +26,18 @@ export interface StatusDeps {
   /** Seals and publishes a downlink (Ingest.sendDownlink); returns its sequence number. */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
   crypto?: Crypto;
+  /**
+   * Sees each status message in the transaction that stores it (the alarm inbox); returns work for
+   * after the commit.
+   */
+  observer?: StatusObserver;
 }
+
+export type StatusObserver = (
+  tx: Pick<Database, 'query'>,
+  meterId: number,
+  message: StatusMessage,
+) => Promise<() => Promise<void>>;
 
 const seconds = (s: number) => new Date(s * 1000);
 
@@ -84,8 +96,10 @@ export class StatusService {
       if (e.bayId !== undefined && (e.event === 'bay-arrived' || e.event === 'bay-left'))
         await this.#bay(tx, id, e.bayId, e.event === 'bay-arrived', seconds(e.at), null, e.at);
     }
+    const observed = await this.#d.observer?.(tx, id, message);
     return async () => {
       this.#d.logger.info({ meterId, frameSeq: header.seq, kind: message.kind }, 'status stored');
+      await observed?.();
     };
   };
 

@@ -9,7 +9,7 @@ import type { OperatorGuard } from '../operators/service';
 import { KeyFrame } from '../../protocol/keys';
 import type { Keystore } from './keystore';
 import { MaintenanceTokens } from './maintenance';
-import { KeyRotation } from './rotation';
+import { KeyRotation, type KeyRotationOptions } from './rotation';
 import { keyRoutes } from './routes';
 
 export interface KeysDeps {
@@ -21,17 +21,20 @@ export interface KeysDeps {
     sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
   };
   guard: OperatorGuard;
+  /** Sees each security event as it is stored (the alarm inbox). */
+  securityObserver?: KeyRotationOptions['observer'];
 }
 
 export async function startKeys(
   app: FastifyInstance,
-  { db, meters, keystore, ingest, guard }: KeysDeps,
+  { db, meters, keystore, ingest, guard, securityObserver }: KeysDeps,
 ): Promise<{ rotation: KeyRotation; maintenance: MaintenanceTokens }> {
   const rotation = new KeyRotation({
     db,
     meters,
     keystore,
     sendDownlink: (m, t, b) => ingest.sendDownlink(m, t, b),
+    observer: securityObserver,
   });
   ingest.route(KeyFrame.SECURITY, rotation.onUplink);
   const maintenance = new MaintenanceTokens(db, meters, keystore);

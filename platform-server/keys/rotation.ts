@@ -11,6 +11,7 @@ import { ProtocolError } from '../../protocol/errors';
 import {
   decodeSecurityEvent,
   encodeRotation,
+  type SecurityEvent,
   KeyFrame,
   keyCheckValueOf,
   wipeMeterKeys,
@@ -31,6 +32,15 @@ export interface KeyRotationOptions {
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
   crypto?: Crypto;
   windowSeconds?: number;
+  /**
+   * Sees each security event in the transaction that stores it (the alarm inbox); returns work for
+   * after the commit.
+   */
+  observer?: (
+    tx: Pick<Database, 'query'>,
+    meterId: number,
+    event: SecurityEvent,
+  ) => Promise<() => Promise<void>>;
 }
 
 export class KeyRotationError extends Error {
@@ -90,7 +100,8 @@ export class KeyRotation {
       event.epoch,
       event.detail,
     ]);
-    if (event.ev !== 'key-epoch' || event.epoch !== currentEpoch + 1) return;
+    const observed = await this.#o.observer?.(tx, meterId, event);
+    if (event.ev !== 'key-epoch' || event.epoch !== currentEpoch + 1) return observed;
     const next = keystore.meterKeys(meterId, event.epoch);
     const kcv = keyCheckValueOf(this.#crypto, next.uplink);
     wipeMeterKeys(next);

@@ -1,6 +1,10 @@
 // The operator accounts' own routes:
 //
-//   POST  /api/operators/login      { username, password }                → 200 { token, expiresAt, operator }
+//   POST  /api/operators/login      { username, password, code?, recoveryCode? } → 200 { token, expiresAt, operator, mfa }
+//   POST  /api/operators/me/totp    (viewer; supervisors and admins)     → 201 { secret, uri } (pending)
+//   POST  /api/operators/me/totp/confirm   (viewer) { code }             → { recoveryCodes } (shown once)
+//   POST  /api/operators/me/recovery-codes (viewer, MFA session)         → { recoveryCodes } (the old ones void)
+//   DELETE /api/operators/:username/totp   (admin)                       → 204, the second factor removed
 //   POST  /api/operators/logout     (viewer)                              → 204, the token revoked
 //   GET   /api/operators/me         (viewer)                              → { operator, expiresAt }
 //   GET   /api/operators            (admin)                               → { operators }
@@ -33,7 +37,16 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
   });
   const identity = object({ username: { type: 'string' }, displayName: { type: 'string' }, role });
 
-  app.post<{ Body: { username: string; password: string } }>(
+  const code = { type: 'string', pattern: '^[0-9]{6}$', description: 'the authenticator app code' } as const;
+  const recoveryCodes = object({
+    recoveryCodes: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'each good once; shown only now',
+    },
+  });
+
+  app.post<{ Body: { username: string; password: string; code?: string; recoveryCode?: string } }>(
     '/api/operators/login',
     {
       schema: {
@@ -42,13 +55,20 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
           properties: {
             username: { type: 'string', minLength: 1, maxLength: 64 },
             password: { type: 'string', minLength: 1, maxLength: PASSWORD_MAX },
+            code,
+            recoveryCode: { type: 'string', minLength: 1, maxLength: 32 },
           },
           required: ['username', 'password'],
           additionalProperties: false,
         },
         summary: 'Log in: a bearer token for a shift',
         response: {
-          200: object({ token: { type: 'string' }, expiresAt: time, operator: identity }),
+          200: object({
+            token: { type: 'string' },
+            expiresAt: time,
+            operator: identity,
+            mfa: { type: 'boolean', description: 'the session was opened with the second factor' },
+          }),
           ...errorResponses(400, 401, 403, 429),
         },
       },
@@ -62,14 +82,13 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
         );
       }
       try {
-        const { token, expiresAt, operator } = await operators.login(
+        const { token, expiresAt, operator, mfa } = await operators.login(
           request.body.username,
           request.body.password,
-          {
-            ip: request.ip,
-          },
+          { ip: request.ip },
+          { code: request.body.code, recoveryCode: request.body.recoveryCode },
         );
-        return { token, expiresAt: expiresAt.toISOString(), operator };
+        return { token, expiresAt: expiresAt.toISOString(), operator, mfa };
       } catch (error) {
         if (error instanceof OperatorError && error.statusCode === 401)
           reply.header('www-authenticate', 'Bearer realm="parklink"');
@@ -100,7 +119,18 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
       onRequest: operators.requireRole('viewer'),
       schema: {
         summary: 'Who this token belongs to, and until when',
-        response: { 200: object({ operator: identity, expiresAt: time }), ...errorResponses(401) },
+        response: {
+          200: object({
+            operator: identity,
+            expiresAt: time,
+            mfa: object({
+              enrolled: { type: 'boolean' },
+              session: { type: 'boolean', description: 'this session was opened with the second factor' },
+              recoveryCodesLeft: { type: 'integer' },
+            }),
+          }),
+          ...errorResponses(401),
+        },
       },
     },
     async (request) => {
@@ -108,7 +138,107 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
       return {
         operator: { username: o.username, displayName: o.displayName, role: o.role },
         expiresAt: o.sessionExpiresAt.toISOString(),
+        mfa: {
+          enrolled: o.mfaEnrolled,
+          session: o.mfa,
+          recoveryCodesLeft: o.mfaEnrolled ? await operators.recoveryCodesLeft(o.id) : 0,
+        },
       };
+    },
+  );
+
+  app.post(
+    '/api/operators/me/totp',
+    {
+      onRequest: operators.requireRole('viewer'),
+      schema: {
+        summary:
+          'Start setting up an authenticator (supervisors and admins): a new secret, pending until confirmed',
+        response: {
+          201: object({
+            secret: { type: 'string', description: 'base32, for typing into the app' },
+            uri: { type: 'string', description: 'otpauth:// URI, for a QR code' },
+          }),
+          ...errorResponses(401, 403, 409),
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const started = await operators.startTotp(request.operator!);
+        request.operatorAudited = true;
+        return reply.code(201).send(started);
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
+
+  app.post<{ Body: { code: string } }>(
+    '/api/operators/me/totp/confirm',
+    {
+      onRequest: operators.requireRole('viewer'),
+      schema: {
+        summary: "Confirm the authenticator with its first code: it is on, the operator's other sessions end",
+        body: { type: 'object', properties: { code }, required: ['code'], additionalProperties: false },
+        response: { 200: recoveryCodes, ...errorResponses(400, 401, 409) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const confirmed = await operators.confirmTotp(request.operator!, request.body.code);
+        request.operatorAudited = true;
+        return confirmed;
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
+
+  app.post(
+    '/api/operators/me/recovery-codes',
+    {
+      onRequest: operators.requireRole('viewer'),
+      schema: {
+        summary:
+          'New recovery codes (the old ones stop working); needs a session opened with the second factor',
+        response: { 200: recoveryCodes, ...errorResponses(401, 403) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const renewed = await operators.renewRecoveryCodes(request.operator!);
+        request.operatorAudited = true;
+        return renewed;
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
+
+  app.delete<{ Params: { username: string } }>(
+    '/api/operators/:username/totp',
+    {
+      onRequest: operators.requireRole('admin'),
+      schema: {
+        summary:
+          "Remove an operator's second factor (a lost phone): their sessions end, they set it up again",
+        params: {
+          type: 'object',
+          properties: { username: { type: 'string', pattern: USERNAME } },
+          required: ['username'],
+        },
+        response: { 204: { type: 'null', description: 'removed' }, ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        await operators.resetTotp(request.params.username, request.operator!);
+        request.operatorAudited = true;
+        return reply.code(204).send();
+      } catch (error) {
+        return send(reply, error);
+      }
     },
   );
 

@@ -21,6 +21,15 @@ import {
   verifyPassword,
 } from './passwords';
 import { RateLimiter } from '../core/rateLimiter';
+import {
+  base32Decode,
+  base32Encode,
+  newRecoveryCodes,
+  newTotpSecret,
+  otpauthUri,
+  recoveryCodeHash,
+  verifyTotp,
+} from './totp';
 import { operatorRoutes } from './routes';
 
 export const ROLES = ['viewer', 'operator', 'supervisor', 'admin'] as const;
@@ -39,6 +48,10 @@ export interface OperatorIdentity {
   /** SHA-256 (hex) of this request's bearer token: what logout revokes. */
   sessionHash: string;
   sessionExpiresAt: Date;
+  /** This session was opened with the second factor (a TOTP code or a recovery code). */
+  mfa: boolean;
+  /** The operator has a TOTP second factor. */
+  mfaEnrolled: boolean;
 }
 
 export interface OperatorView {
@@ -112,6 +125,14 @@ export interface OperatorsConfig {
    * address try a few passwords on every account.
    */
   loginsPerAddress?: { limit: number; windowSeconds: number };
+  /**
+   * Supervisors and admins need a session opened with the second factor for every route that needs
+   * the supervisor role or above, enrolled or not (PARKLINK_REQUIRE_MFA=1); without it, only once
+   * they have enrolled. Enrolment itself needs only a session.
+   */
+  requireMfa?: boolean;
+  /** The issuer authenticator apps show (default 'ParkLink'). */
+  totpIssuer?: string;
 }
 
 /** Who did something: an operator, or a tool acting outside the API (the CLI). */
@@ -137,6 +158,16 @@ interface OperatorRow {
   disabled_at: Date | null;
   failed_logins: number;
   locked_until: Date | null;
+  totp_secret: string | null;
+  totp_pending_secret: string | null;
+  totp_enabled_at: Date | null;
+  totp_last_step: number | null;
+}
+
+/** The second factor typed at login: a TOTP code, or one of the recovery codes. */
+export interface SecondFactor {
+  code?: string;
+  recoveryCode?: string;
 }
 
 export const USERNAME = '^[a-z0-9][a-z0-9_.@-]{1,63}$';
@@ -175,6 +206,8 @@ export class Operators {
   readonly #admin: OperatorsConfig['admin'];
   readonly #loginsByAddress: RateLimiter;
   readonly #guards = new WeakMap<object, Role>();
+  readonly #requireMfa: boolean;
+  readonly #issuer: string;
   #dummyHash: Promise<string> | undefined;
   /** Every route under /api/ registered after install(), with the role it needs. */
   readonly routes: OperatorRoute[] = [];
@@ -189,6 +222,8 @@ export class Operators {
     this.#lockoutMs = (config.lockoutSeconds ?? 15 * 60) * 1000;
     this.#scrypt = config.scrypt ?? DEFAULT_SCRYPT;
     this.#admin = config.admin;
+    this.#requireMfa = config.requireMfa ?? false;
+    this.#issuer = config.totpIssuer ?? 'ParkLink';
     const perAddress = config.loginsPerAddress ?? { limit: 60, windowSeconds: 15 * 60 };
     this.#loginsByAddress = new RateLimiter(perAddress.limit, perAddress.windowSeconds * 1000, this.#now);
   }
@@ -350,7 +385,8 @@ export class Operators {
     usernameTyped: string,
     password: string,
     from: { ip?: string } = {},
-  ): Promise<{ token: string; expiresAt: Date; operator: OperatorView }> {
+    second: SecondFactor = {},
+  ): Promise<{ token: string; expiresAt: Date; operator: OperatorView; mfa: boolean }> {
     const username = usernameTyped.trim().toLowerCase();
     const refused = new OperatorError(401, 'bad-credentials', 'unknown username or wrong password');
     const found = await this.#db.query<OperatorRow>('SELECT * FROM operators WHERE username = $1', [
@@ -386,8 +422,8 @@ export class Operators {
       await fail('disabled');
       throw refused;
     }
-    if (!ok) {
-      // Counted in the database (every instance sees it); the counter restarts when the lock is set.
+    // Counted in the database (every instance sees it); the counter restarts when the lock is set.
+    const countFailure = async () => {
       const counted = await this.#db.query<{ failed_logins: number; locked_until: Date | null }>(
         `UPDATE operators SET
             failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
@@ -395,24 +431,187 @@ export class Operators {
           WHERE id = $1 RETURNING failed_logins, locked_until`,
         [row.id, this.#maxFailures, new Date(now + this.#lockoutMs)],
       );
-      const locked = (counted.rows[0]?.locked_until?.getTime() ?? 0) > now;
+      return (counted.rows[0]?.locked_until?.getTime() ?? 0) > now;
+    };
+    if (!ok) {
+      const locked = await countFailure();
       await fail('wrong-password', { locked });
       throw refused;
+    }
+    let mfa = false;
+    if (row.totp_enabled_at && row.totp_secret) {
+      if (!second.code && !second.recoveryCode) {
+        await fail('mfa-required');
+        throw new OperatorError(
+          401,
+          'mfa-required',
+          'this account needs its authenticator code (or a recovery code)',
+        );
+      }
+      const how = second.code
+        ? await this.#useTotp(row, second.code, now)
+        : await this.#useRecoveryCode(row.id, second.recoveryCode ?? '', now);
+      if (!how) {
+        const locked = await countFailure();
+        await fail(second.code ? 'wrong-code' : 'wrong-recovery-code', { locked });
+        throw new OperatorError(401, 'bad-code', 'the code is wrong, expired or already used');
+      }
+      mfa = true;
     }
     const token = newBearerToken();
     const expiresAt = new Date(now + this.#sessionMs);
     await this.#db.transaction(async (tx) => {
       await tx.query('UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = $1', [row.id]);
       await tx.query(
-        'INSERT INTO operator_sessions (token_hash, operator_id, created_at, expires_at) VALUES ($1, $2, $3, $4)',
-        [tokenHash(token), row.id, new Date(now), expiresAt],
+        'INSERT INTO operator_sessions (token_hash, operator_id, created_at, expires_at, mfa) VALUES ($1, $2, $3, $4, $5)',
+        [tokenHash(token), row.id, new Date(now), expiresAt, mfa],
       );
       await this.#audit(tx, row, {
         action: 'login',
-        detail: { ip: from.ip, expiresAt: expiresAt.toISOString() },
+        detail: {
+          ip: from.ip,
+          expiresAt: expiresAt.toISOString(),
+          mfa: mfa ? (second.code ? 'totp' : 'recovery-code') : false,
+        },
       });
     });
-    return { token, expiresAt, operator: view({ ...row, failed_logins: 0, locked_until: null }) };
+    return { token, expiresAt, operator: view({ ...row, failed_logins: 0, locked_until: null }), mfa };
+  }
+
+  /** Takes a TOTP code once: its step must be later than the last one used (set in the same statement). */
+  async #useTotp(row: OperatorRow, code: string, now: number): Promise<boolean> {
+    if (!row.totp_secret) return false;
+    const step = verifyTotp(base32Decode(row.totp_secret), code, Math.floor(now / 1000), {
+      lastStep: row.totp_last_step,
+    });
+    if (step === null) return false;
+    const taken = await this.#db.query(
+      `UPDATE operators SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)
+       RETURNING id`,
+      [row.id, step],
+    );
+    return taken.rows.length === 1;
+  }
+
+  /** Spends a recovery code: each is good once. */
+  async #useRecoveryCode(operatorId: number, code: string, now: number): Promise<boolean> {
+    if (code.length === 0 || code.length > 32) return false;
+    const used = await this.#db.query(
+      `UPDATE operator_recovery_codes SET used_at = $3
+        WHERE operator_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING code_hash`,
+      [operatorId, recoveryCodeHash(code), new Date(now)],
+    );
+    return used.rows.length === 1;
+  }
+
+  // ---- The second factor (TOTP) ---------------------------------------------------------------
+
+  /**
+   * Starts enrolment (supervisors and admins): a new secret, pending until a code from it confirms
+   * it. Returns the secret (base32) and the otpauth:// URI for the authenticator app.
+   */
+  async startTotp(operator: OperatorIdentity): Promise<{ secret: string; uri: string }> {
+    if (!roleAtLeast(operator.role, 'supervisor'))
+      throw new OperatorError(403, 'mfa-not-for-role', 'the second factor is for supervisors and admins');
+    if (operator.mfaEnrolled)
+      throw new OperatorError(
+        409,
+        'mfa-enrolled',
+        'a second factor is set up already: an admin can reset it',
+      );
+    const secret = base32Encode(newTotpSecret());
+    await this.#db.transaction(async (tx) => {
+      await tx.query('UPDATE operators SET totp_pending_secret = $2 WHERE id = $1', [operator.id, secret]);
+      await this.#audit(tx, operator, { action: 'mfa.start', target: operator.username });
+    });
+    return { secret, uri: otpauthUri(this.#issuer, operator.username, base32Decode(secret)) };
+  }
+
+  /**
+   * Confirms enrolment with a code from the pending secret: the factor is on, this session counts
+   * as opened with it, the operator's other sessions end, and ten recovery codes are returned (once).
+   */
+  async confirmTotp(operator: OperatorIdentity, code: string): Promise<{ recoveryCodes: string[] }> {
+    const now = this.#now();
+    return this.#db.transaction(async (tx) => {
+      const found = await tx.query<OperatorRow>('SELECT * FROM operators WHERE id = $1 FOR UPDATE', [
+        operator.id,
+      ]);
+      const row = found.rows[0];
+      if (!row?.totp_pending_secret)
+        throw new OperatorError(
+          409,
+          'mfa-not-started',
+          'start the enrolment first (POST /api/operators/me/totp)',
+        );
+      const step = verifyTotp(base32Decode(row.totp_pending_secret), code, Math.floor(now / 1000));
+      if (step === null) throw new OperatorError(400, 'bad-code', 'the code does not match the new secret');
+      await tx.query(
+        `UPDATE operators SET totp_secret = totp_pending_secret, totp_pending_secret = NULL,
+                totp_enabled_at = $2, totp_last_step = $3 WHERE id = $1`,
+        [row.id, new Date(now), step],
+      );
+      const codes = await this.#replaceRecoveryCodes(tx, row.id, now);
+      await tx.query('UPDATE operator_sessions SET mfa = true WHERE token_hash = $1', [operator.sessionHash]);
+      await tx.query(
+        `UPDATE operator_sessions SET revoked_at = $3
+          WHERE operator_id = $1 AND token_hash <> $2 AND revoked_at IS NULL`,
+        [row.id, operator.sessionHash, new Date(now)],
+      );
+      await this.#audit(tx, operator, { action: 'mfa.enable', target: operator.username });
+      return { recoveryCodes: codes };
+    });
+  }
+
+  /** New recovery codes (the old ones stop working), from a session opened with the second factor. */
+  async renewRecoveryCodes(operator: OperatorIdentity): Promise<{ recoveryCodes: string[] }> {
+    if (!operator.mfaEnrolled || !operator.mfa)
+      throw new OperatorError(403, 'mfa-required', 'log in with your authenticator code first');
+    return this.#db.transaction(async (tx) => {
+      const codes = await this.#replaceRecoveryCodes(tx, operator.id, this.#now());
+      await this.#audit(tx, operator, { action: 'mfa.recovery-codes', target: operator.username });
+      return { recoveryCodes: codes };
+    });
+  }
+
+  async #replaceRecoveryCodes(tx: Queryable, operatorId: number, now: number): Promise<string[]> {
+    const codes = newRecoveryCodes();
+    await tx.query('DELETE FROM operator_recovery_codes WHERE operator_id = $1', [operatorId]);
+    for (const code of codes)
+      await tx.query(
+        'INSERT INTO operator_recovery_codes (operator_id, code_hash, created_at) VALUES ($1, $2, $3)',
+        [operatorId, recoveryCodeHash(code), new Date(now)],
+      );
+    return codes;
+  }
+
+  /** The number of unused recovery codes. */
+  async recoveryCodesLeft(operatorId: number): Promise<number> {
+    const rows = await this.#db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM operator_recovery_codes WHERE operator_id = $1 AND used_at IS NULL',
+      [operatorId],
+    );
+    return Number(rows.rows[0]?.n ?? 0);
+  }
+
+  /** An admin removes an operator's second factor (a lost phone): their sessions end; they enrol again. */
+  async resetTotp(username: string, by: Actor): Promise<void> {
+    const now = new Date(this.#now());
+    await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<{ id: number }>(
+        `UPDATE operators SET totp_secret = NULL, totp_pending_secret = NULL, totp_enabled_at = NULL,
+                totp_last_step = NULL WHERE username = $1 RETURNING id`,
+        [username],
+      );
+      const id = rows.rows[0]?.id;
+      if (id === undefined) throw new OperatorError(404, 'unknown-operator', `no operator ${username}`);
+      await tx.query('DELETE FROM operator_recovery_codes WHERE operator_id = $1', [id]);
+      await tx.query(
+        'UPDATE operator_sessions SET revoked_at = $2 WHERE operator_id = $1 AND revoked_at IS NULL',
+        [id, now],
+      );
+      await this.#audit(tx, by, { action: 'mfa.reset', target: username });
+    });
   }
 
   #dummy(): Promise<string> {
@@ -423,8 +622,8 @@ export class Operators {
   /** The operator a bearer token belongs to, while the session is current and the account enabled. */
   async authenticate(token: string): Promise<OperatorIdentity | undefined> {
     const hash = tokenHash(token);
-    const rows = await this.#db.query<OperatorRow & { expires_at: Date }>(
-      `SELECT o.*, s.expires_at FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
+    const rows = await this.#db.query<OperatorRow & { expires_at: Date; mfa: boolean }>(
+      `SELECT o.*, s.expires_at, s.mfa FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND o.disabled_at IS NULL`,
       [hash, new Date(this.#now())],
     );
@@ -437,6 +636,8 @@ export class Operators {
       role: row.role,
       sessionHash: hash,
       sessionExpiresAt: row.expires_at,
+      mfa: row.mfa,
+      mfaEnrolled: row.totp_enabled_at !== null,
     };
   }
 
@@ -551,6 +752,19 @@ export class Operators {
           403,
           'forbidden',
           `this needs the ${role} role; ${operator.username} is ${operator.role}`,
+        );
+      // Administrative access (supervisor routes and above) needs the second factor once enrolled,
+      // or always for supervisors and admins when the platform requires it.
+      const mfaNeeded =
+        operator.mfaEnrolled || (this.#requireMfa && roleAtLeast(operator.role, 'supervisor'));
+      if (roleAtLeast(role, 'supervisor') && mfaNeeded && !operator.mfa)
+        return deny(
+          reply,
+          403,
+          'mfa-required',
+          operator.mfaEnrolled
+            ? 'log in again with your authenticator code'
+            : 'set up an authenticator first (POST /api/operators/me/totp), then log in with its code',
         );
     };
     this.#guards.set(hook, role);

@@ -3,7 +3,8 @@
 //   POST /api/tariffs                 body: a tariff document      → 201 { id, version } | 400 naming the field
 //   GET  /api/tariffs/:id             the latest version
 //   POST /api/meters/:id/tariff       body: { tariffId, version? } → 202 { version, downlinkSeq }
-//   GET  /api/meters/:id/tariff       pushed and acknowledged versions
+//   GET  /api/meters/:id/tariff       pushed and acknowledged versions, the push's state
+//   GET  /api/tariff-pushes           ?state=pending|applied|refused|timed-out &tariffId &limit
 //   POST /api/quote                   body: { meterId | tariffId, bay, start (epoch s), minutes | amount, paidMinutes? }
 //
 // Reading needs the viewer role, storing and assigning the operator role; the quote is public
@@ -12,7 +13,29 @@ import type { FastifyPluginAsync } from 'fastify';
 import { errorBody, errorResponses, sendError } from '../core/errors';
 import { meterIdParams, object, u32 } from '../core/schemas';
 import type { OperatorGuard } from '../operators/service';
-import { TariffRefused, type TariffService } from './service';
+import { TARIFF_ID_MAX, TariffRefused, type TariffPushState, type TariffService } from './service';
+
+const tariffId = { type: 'string', minLength: 1, maxLength: TARIFF_ID_MAX } as const;
+const PUSH_STATES = ['pending', 'applied', 'refused', 'timed-out'] as const;
+
+const pushSchema = object(
+  {
+    meterId: { type: 'integer' },
+    tariffId: { type: 'string' },
+    pushedVersion: { type: 'integer' },
+    state: {
+      type: 'string',
+      enum: [...PUSH_STATES],
+      description: "the meter's answer to the version pushed; 'timed-out' when none came within the bound",
+    },
+    pushedAt: { type: 'string', format: 'date-time' },
+    timesOutAt: { type: 'string', format: 'date-time' },
+    appliedVersion: { type: 'integer', nullable: true },
+    acknowledgedAt: { type: 'string', format: 'date-time', nullable: true },
+    refused: { type: 'object', nullable: true, additionalProperties: true },
+  },
+  ['meterId', 'tariffId', 'pushedVersion', 'state', 'pushedAt'],
+);
 
 const REFUSAL_CODES: Record<number, string> = { 400: 'bad-tariff', 404: 'not-found', 409: 'version-exists' };
 
@@ -68,7 +91,7 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
       onRequest: guard.requireRole('viewer'),
       schema: {
         summary: "A tariff's latest version",
-        params: { type: 'object', properties: { id: { type: 'string', minLength: 1 } }, required: ['id'] },
+        params: { type: 'object', properties: { id: tariffId }, required: ['id'] },
         response: { 200: tariffDocumentSchema, ...errorResponses(401, 403, 404) },
       },
     },
@@ -87,7 +110,7 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
         params: meterIdParams,
         body: {
           type: 'object',
-          properties: { tariffId: { type: 'string', minLength: 1 }, version: u32 },
+          properties: { tariffId, version: u32 },
           required: ['tariffId'],
           additionalProperties: false,
         },
@@ -119,24 +142,35 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
       schema: {
         summary: 'The tariff pushed to a meter, the version it applied, or why it refused one',
         params: meterIdParams,
-        response: {
-          200: object(
-            {
-              meterId: { type: 'integer' },
-              tariffId: { type: 'string' },
-              pushedVersion: { type: 'integer' },
-              appliedVersion: { type: 'integer', nullable: true },
-              refused: { type: 'object', nullable: true, additionalProperties: true },
-            },
-            ['meterId', 'tariffId', 'pushedVersion'],
-          ),
-          ...errorResponses(400, 401, 403, 404),
-        },
+        response: { 200: pushSchema, ...errorResponses(400, 401, 403, 404) },
       },
     },
     async (request, reply) =>
       (await service.status(request.params.id)) ??
       sendError(reply, 404, 'no-tariff-pushed', 'no tariff pushed to this meter'),
+  );
+  app.get<{ Querystring: { state?: TariffPushState; tariffId?: string; limit: number } }>(
+    '/api/tariff-pushes',
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: "Each meter's last tariff push and its state, newest first (e.g. every push that timed out)",
+        querystring: {
+          type: 'object',
+          properties: {
+            state: { type: 'string', enum: [...PUSH_STATES] },
+            tariffId,
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: object({ pushes: { type: 'array', items: pushSchema } }),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request) => ({ pushes: await service.pushes(request.query) }),
   );
   app.post<{
     Body: {
@@ -156,7 +190,7 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
           type: 'object',
           properties: {
             meterId: u32,
-            tariffId: { type: 'string', minLength: 1 },
+            tariffId,
             bay: u32,
             start: { type: 'integer', minimum: 0 },
             minutes: { type: 'integer', minimum: 1, maximum: 10080 },

@@ -29,6 +29,40 @@ export interface TariffDeps {
   /** Seals and publishes a downlink (Ingest.sendDownlink); returns its sequence number. */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
   crypto?: Crypto;
+  /** A push no acknowledgement answers within this is 'timed-out' (default 7200 s: two hourly contacts). */
+  pushTimeoutSeconds?: number;
+  /** The platform's clock in ms (tests move it); Date.now by default. */
+  now?: () => number;
+}
+
+/** The longest tariff id: it is stored, pushed to meters and shown on their pages. */
+export const TARIFF_ID_MAX = 64;
+
+export type TariffPushState = 'pending' | 'applied' | 'refused' | 'timed-out';
+
+export interface TariffPushView {
+  meterId: number;
+  tariffId: string;
+  pushedVersion: number;
+  state: TariffPushState;
+  pushedAt: string;
+  /** When a push still pending stops waiting (then 'timed-out'). */
+  timesOutAt: string;
+  appliedVersion: number | null;
+  acknowledgedAt: string | null;
+  refused: { version: number | null; why: string | null } | null;
+}
+
+/** JSON with every object's keys sorted: two documents equal as data give the same text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
 
 export class TariffRefused extends Error {
@@ -42,14 +76,31 @@ export class TariffRefused extends Error {
   }
 }
 
+interface PushRow {
+  meter_id: number;
+  tariff_id: string;
+  version: number;
+  pushed_at: Date;
+  acked_version: number | null;
+  acked_ok: boolean | null;
+  acked_why: string | null;
+  acked_at: Date | null;
+  state: TariffPushState;
+}
+
 export class TariffService {
   readonly #deps: TariffDeps;
   /** The tariff each meter acknowledged applying, compiled. */
   readonly #held = new Map<number, Tariff>();
   readonly #compiled = new Map<string, Tariff>();
 
+  readonly #now: () => number;
+  readonly #timeoutMs: number;
+
   constructor(deps: TariffDeps) {
     this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#timeoutMs = (deps.pushTimeoutSeconds ?? 7200) * 1000;
   }
 
   /** Loads what each meter acknowledged (at start). */
@@ -81,12 +132,15 @@ export class TariffService {
       if (error instanceof TariffError) throw new TariffRefused(400, error.message, error.field);
       throw error;
     }
+    if (doc.id.length > TARIFF_ID_MAX)
+      throw new TariffRefused(400, `id: at most ${TARIFF_ID_MAX} characters (${doc.id.length} given)`, 'id');
     const existing = await this.#deps.db.query<{ document: TariffDocument }>(
       'SELECT document FROM tariffs WHERE id = $1 AND version = $2',
       [doc.id, doc.version],
     );
     if (existing.rows.length > 0) {
-      if (JSON.stringify(existing.rows[0].document) !== JSON.stringify(doc))
+      // As data, not as text: the database keeps the document as jsonb, with its keys reordered.
+      if (canonicalJson(existing.rows[0].document) !== canonicalJson(doc))
         throw new TariffRefused(
           409,
           `tariff ${doc.id} version ${doc.version} exists with other content`,
@@ -128,9 +182,9 @@ export class TariffService {
     const body = encodeTariffPush({ kind: 'tariff', version: doc.version, tariff: doc });
     const downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
     await this.#deps.db.query(
-      `INSERT INTO meter_tariffs (meter_id, tariff_id, version, downlink_seq) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (meter_id) DO UPDATE SET tariff_id = $2, version = $3, downlink_seq = $4, pushed_at = now()`,
-      [meterId, doc.id, doc.version, downlinkSeq],
+      `INSERT INTO meter_tariffs (meter_id, tariff_id, version, downlink_seq, pushed_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (meter_id) DO UPDATE SET tariff_id = $2, version = $3, downlink_seq = $4, pushed_at = $5`,
+      [meterId, doc.id, doc.version, downlinkSeq, new Date(this.#now())],
     );
     return { version: doc.version, downlinkSeq };
   }
@@ -159,26 +213,54 @@ export class TariffService {
     };
   };
 
-  async status(meterId: number): Promise<Record<string, unknown> | undefined> {
-    const rows = await this.#deps.db.query<{
-      tariff_id: string;
-      version: number;
-      acked_version: number | null;
-      acked_ok: boolean | null;
-      acked_why: string | null;
-    }>(
-      'SELECT tariff_id, version, acked_version, acked_ok, acked_why FROM meter_tariffs WHERE meter_id = $1',
-      [meterId],
+  /**
+   * The state of each push, from the acknowledgement that answers the version pushed: applied,
+   * refused, or none yet: pending until pushTimeoutSeconds after the push, then timed out (a late
+   * acknowledgement still moves it on).
+   */
+  #pushState = `CASE WHEN m.acked_version = m.version AND m.acked_ok THEN 'applied'
+                     WHEN m.acked_version = m.version AND NOT m.acked_ok THEN 'refused'
+                     WHEN m.pushed_at <= $1 THEN 'timed-out' ELSE 'pending' END`;
+
+  #pushView = (r: PushRow): TariffPushView => ({
+    meterId: r.meter_id,
+    tariffId: r.tariff_id,
+    pushedVersion: r.version,
+    state: r.state,
+    pushedAt: r.pushed_at.toISOString(),
+    timesOutAt: new Date(r.pushed_at.getTime() + this.#timeoutMs).toISOString(),
+    appliedVersion: r.acked_ok ? r.acked_version : null,
+    acknowledgedAt: r.acked_at?.toISOString() ?? null,
+    refused: r.acked_ok === false ? { version: r.acked_version, why: r.acked_why } : null,
+  });
+
+  async status(meterId: number): Promise<TariffPushView | undefined> {
+    const rows = await this.#deps.db.query<PushRow>(
+      `SELECT m.*, ${this.#pushState} AS state FROM meter_tariffs m WHERE m.meter_id = $2`,
+      [new Date(this.#now() - this.#timeoutMs), meterId],
     );
     const r = rows.rows[0];
-    if (!r) return undefined;
-    return {
-      meterId,
-      tariffId: r.tariff_id,
-      pushedVersion: r.version,
-      appliedVersion: r.acked_ok ? r.acked_version : null,
-      refused: r.acked_ok === false ? { version: r.acked_version, why: r.acked_why } : null,
-    };
+    return r ? this.#pushView(r) : undefined;
+  }
+
+  /** Pushes by state (e.g. every 'timed-out' one), most recent push first. */
+  async pushes(query: {
+    state?: TariffPushState;
+    tariffId?: string;
+    limit?: number;
+  }): Promise<TariffPushView[]> {
+    const rows = await this.#deps.db.query<PushRow>(
+      `SELECT * FROM (SELECT m.*, ${this.#pushState} AS state FROM meter_tariffs m) m
+        WHERE ($2::text IS NULL OR m.state = $2) AND ($3::text IS NULL OR m.tariff_id = $3)
+        ORDER BY m.pushed_at DESC, m.meter_id LIMIT $4`,
+      [
+        new Date(this.#now() - this.#timeoutMs),
+        query.state ?? null,
+        query.tariffId ?? null,
+        query.limit ?? 100,
+      ],
+    );
+    return rows.rows.map(this.#pushView);
   }
 
   /** The tariff a meter holds (its last acknowledged push), for pricing renewals. */
