@@ -288,7 +288,7 @@ export function MeterScreen({ id, store, operator }: { id: number; store: FleetS
     '/api/blacklist/stale',
   );
   if (!row) return <p role="status">{store.loaded ? `No meter ${id}.` : 'Loading…'}</p>;
-  const behind = blacklist.data?.meters.find((m) => (m.meterId ?? m.id) === id);
+  const behind = blacklist.data?.meters.find((m) => m.meterId === id);
   const s = status.data;
   return (
     <div class="meter-page">

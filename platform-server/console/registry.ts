@@ -55,24 +55,29 @@ export class MeterRegistry {
     await this.meters.register(entry.id, entry.name, tx);
     const { name: _name, ...details } = entry;
     const { id: _id, ...change } = details;
-    if (Object.keys(change).length > 0) await this.#set(tx, entry.id, change);
+    await setFields(tx, entry.id, change);
   }
 
   /** Changes the listed fields; 404 for a meter not registered. */
-  async update(tx: Queryable, id: number, change: RegistryChange): Promise<void> {
-    checkCoordinates(change);
-    // In the transaction: PGlite has one connection, which the transaction holds.
-    const found = await tx.query('SELECT 1 FROM meters WHERE id = $1 FOR UPDATE', [id]);
-    if (found.rows.length === 0) throw new RequestRefused(404, 'unknown-meter', `no meter ${id}`);
-    await this.#set(tx, id, change);
+  update(tx: Queryable, id: number, change: RegistryChange): Promise<void> {
+    return changeRegistryEntry(tx, id, change);
   }
+}
 
-  async #set(tx: Queryable, id: number, change: RegistryChange): Promise<void> {
-    const keys = (Object.keys(change) as (keyof RegistryChange)[]).filter((k) => k in COLUMNS);
-    if (keys.length === 0) return;
-    const sets = keys.map((k, i) => `${COLUMNS[k]} = $${i + 2}`).join(', ');
-    await tx.query(`UPDATE meters SET ${sets} WHERE id = $1`, [id, ...keys.map((k) => change[k] ?? null)]);
-  }
+/** Changes the listed fields of a meter's registry entry; 404 for a meter not registered. */
+export async function changeRegistryEntry(tx: Queryable, id: number, change: RegistryChange): Promise<void> {
+  checkCoordinates(change);
+  // In the transaction: PGlite has one connection, which the transaction holds.
+  const found = await tx.query('SELECT 1 FROM meters WHERE id = $1 FOR UPDATE', [id]);
+  if (found.rows.length === 0) throw new RequestRefused(404, 'unknown-meter', `no meter ${id}`);
+  await setFields(tx, id, change);
+}
+
+async function setFields(tx: Queryable, id: number, change: RegistryChange): Promise<void> {
+  const keys = (Object.keys(change) as (keyof RegistryChange)[]).filter((k) => k in COLUMNS);
+  if (keys.length === 0) return;
+  const sets = keys.map((k, i) => `${COLUMNS[k]} = $${i + 2}`).join(', ');
+  await tx.query(`UPDATE meters SET ${sets} WHERE id = $1`, [id, ...keys.map((k) => change[k] ?? null)]);
 }
 
 export interface AreaView {
