@@ -36,6 +36,16 @@ export interface FleetRow {
   currency: number | null;
 }
 
+/**
+ * The row as of `now`: a meter the platform last saw online turns overdue (and red) once it has
+ * been silent for twice its interval, without waiting for the platform to send the row again.
+ */
+export function asOf(row: FleetRow, now = Date.now()): FleetRow {
+  if (row.contact !== 'online' || !row.lastContactAt) return row;
+  if (now - Date.parse(row.lastContactAt) <= 2 * row.contactSeconds * 1000) return row;
+  return { ...row, contact: 'overdue', light: 'red' };
+}
+
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   constructor(

@@ -90,7 +90,7 @@ export function FleetScreen({ store }: { store: FleetStore }) {
   const [height, setHeight] = useState(600);
   const scroller = useRef<HTMLElement>(null);
 
-  const all = useMemo(() => [...store.meters.values()], [version]);
+  const all = useMemo(() => store.rows(), [version]);
   const areas = useMemo(
     () => [...new Set(all.map((r) => r.area).filter((a): a is string => !!a))].sort(),
     [all],

@@ -92,7 +92,7 @@ export function MapScreen({ store, operator }: { store: FleetStore; operator: Op
     if (!layer || !m) return;
     layer.clearLayers();
     const placed: L.LatLngExpression[] = [];
-    for (const r of store.meters.values()) {
+    for (const r of store.rows()) {
       if (r.latitude === null || r.longitude === null) continue;
       placed.push([r.latitude, r.longitude]);
       L.circleMarker([r.latitude, r.longitude], {

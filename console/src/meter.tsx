@@ -274,7 +274,7 @@ function RegistryEdit({ row, store }: { row: FleetRow; store: FleetStore }) {
 
 export function MeterScreen({ id, store, operator }: { id: number; store: FleetStore; operator: Operator }) {
   useFleet(store);
-  const row = store.meters.get(id);
+  const row = store.row(id);
   const status = useApi<
     Record<string, unknown> & {
       bays: { bayId: number; occupied: boolean; paid: boolean }[];

@@ -1,6 +1,6 @@
 // The fleet as the console holds it: every meter's row by id, replaced by the snapshot and patched
 // by updates from the server-sent events; screens subscribe and re-render at most once a frame.
-import { type FleetEvent, type FleetRow, followFleet } from './api';
+import { asOf, type FleetEvent, type FleetRow, followFleet } from './api';
 
 export class FleetStore {
   readonly meters = new Map<number, FleetRow>();
@@ -12,10 +12,24 @@ export class FleetStore {
   #listeners = new Set<() => void>();
   #abort: AbortController | undefined;
   #scheduled = false;
+  #tick: ReturnType<typeof setInterval> | undefined;
+
+  /** Every meter as of now (a silent one turns overdue on the console's clock). */
+  rows(): FleetRow[] {
+    const now = Date.now();
+    return [...this.meters.values()].map((r) => asOf(r, now));
+  }
+
+  row(id: number): FleetRow | undefined {
+    const r = this.meters.get(id);
+    return r && asOf(r);
+  }
 
   start(): void {
     if (this.#abort) return;
     this.#abort = new AbortController();
+    // Contact ages with the clock: look again every 15 s.
+    this.#tick = setInterval(() => this.#changed(), 15_000);
     void followFleet(
       (event) => this.#apply(event),
       (connected) => {
@@ -29,6 +43,7 @@ export class FleetStore {
   stop(): void {
     this.#abort?.abort();
     this.#abort = undefined;
+    clearInterval(this.#tick);
   }
 
   subscribe(listener: () => void): () => void {

@@ -64,7 +64,7 @@ interface Row {
 
 // One statement for every meter (or the listed ones): each piece is a grouped subquery joined on
 // the meter id, so 10,000 meters cost a few scans, not 10,000 lookups.
-const FLEET_SQL = `
+export const FLEET_SQL = `
 WITH wanted AS (
   SELECT m.* FROM meters m WHERE $1::bigint[] IS NULL OR m.id = ANY($1::bigint[])
 ), open_events AS (
@@ -203,23 +203,19 @@ export class FleetView {
 export type FleetListener = (rows: FleetRow[]) => void;
 
 /**
- * Polls for changed meters while anyone listens and hands each listener the changed rows. Also
- * re-sends every meter once a minute at most when the state depends only on the clock (a meter
- * turns overdue by staying silent).
+ * Polls for changed meters while anyone listens and hands each listener the changed rows. A meter
+ * that turns overdue by staying silent changes nothing here: the console works that out from the
+ * last contact and the interval each row carries, so no poll has to read the whole fleet again.
  */
 export class FleetFeed {
   readonly #listeners = new Set<FleetListener>();
   #timer: NodeJS.Timeout | undefined;
   #since = new Date(0);
-  #lastFull = 0;
   #polling = false;
 
   constructor(
     private readonly view: FleetView,
-    private readonly options: { pollMs: number; fullEveryMs: number; now?: () => Date } = {
-      pollMs: 1000,
-      fullEveryMs: 60_000,
-    },
+    private readonly options: { pollMs: number; now?: () => Date } = { pollMs: 1000 },
   ) {}
 
   get listeners(): number {
@@ -230,7 +226,6 @@ export class FleetFeed {
     this.#listeners.add(listener);
     if (!this.#timer) {
       this.#since = this.#now();
-      this.#lastFull = this.#since.getTime();
       this.#timer = setInterval(() => void this.poll(), this.options.pollMs);
       this.#timer.unref();
     }
@@ -240,7 +235,7 @@ export class FleetFeed {
     };
   }
 
-  /** One poll: the rows of the meters that changed (or all, when the full refresh is due). */
+  /** One poll: the rows of the meters that changed. */
   async poll(): Promise<void> {
     if (this.#polling) return;
     this.#polling = true;
@@ -248,11 +243,9 @@ export class FleetFeed {
       const now = this.#now();
       // Rows stored while the previous poll ran carry a time before `now`: look back a second.
       const since = new Date(this.#since.getTime() - 1000);
-      const full = now.getTime() - this.#lastFull >= this.options.fullEveryMs;
-      const ids = full ? undefined : await this.view.changedSince(since);
+      const ids = await this.view.changedSince(since);
       this.#since = now;
-      if (full) this.#lastFull = now.getTime();
-      if (ids && ids.length === 0) return;
+      if (ids.length === 0) return;
       const rows = await this.view.rows(ids);
       for (const listener of this.#listeners) listener(rows);
     } catch {

@@ -22,7 +22,7 @@ export interface ConsoleDeps {
 }
 
 export async function startConsole(app: FastifyInstance, deps: ConsoleDeps): Promise<{ feed: FleetFeed }> {
-  const feed = new FleetFeed(new FleetView(deps.db), { pollMs: deps.pollMs ?? 1000, fullEveryMs: 60_000 });
+  const feed = new FleetFeed(new FleetView(deps.db), { pollMs: deps.pollMs ?? 1000 });
   app.addHook('onClose', async () => feed.stop());
   await app.register(consoleRoutes, { ...deps, feed });
   return { feed };
