@@ -170,6 +170,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       meters,
       guard: operators,
       onRegistered: (id) => ingest.forgetMeter(id),
+      ingest,
       pollMs: config.consolePollMs,
     });
     const phone = await startPhone({

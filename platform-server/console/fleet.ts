@@ -200,6 +200,9 @@ export class FleetView {
   }
 }
 
+/** How long a nudge waits, so the uplinks of one burst share a poll. */
+const NUDGE_DELAY_MS = 50;
+
 export type FleetListener = (rows: FleetRow[]) => void;
 
 /**
@@ -212,6 +215,7 @@ export class FleetFeed {
   #timer: NodeJS.Timeout | undefined;
   #since = new Date(0);
   #polling = false;
+  #nudged: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly view: FleetView,
@@ -255,9 +259,24 @@ export class FleetFeed {
     }
   }
 
+  /**
+   * Something was stored on this instance (an uplink accepted): poll soon instead of at the next
+   * period, coalescing a burst into one poll. Other instances' changes wait for the period.
+   */
+  nudge(): void {
+    if (!this.#timer || this.#nudged) return;
+    this.#nudged = setTimeout(() => {
+      this.#nudged = undefined;
+      void this.poll();
+    }, NUDGE_DELAY_MS);
+    this.#nudged.unref();
+  }
+
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#nudged) clearTimeout(this.#nudged);
     this.#timer = undefined;
+    this.#nudged = undefined;
   }
 
   #now(): Date {

@@ -16,6 +16,8 @@ export interface ConsoleDeps {
   meters: Pick<MeterDirectory, 'exists' | 'register'>;
   guard: OperatorGuard;
   onRegistered(id: number): void;
+  /** Ingest's outcome of each uplink: an accepted one makes the live feed look at once. */
+  ingest?: { on(event: 'outcome', listener: (outcome: { ok: boolean }) => void): unknown };
   /** How often the live feed looks for changed meters (ms), default 1000. */
   pollMs?: number;
   consoleDir?: string;
@@ -23,6 +25,9 @@ export interface ConsoleDeps {
 
 export async function startConsole(app: FastifyInstance, deps: ConsoleDeps): Promise<{ feed: FleetFeed }> {
   const feed = new FleetFeed(new FleetView(deps.db), { pollMs: deps.pollMs ?? 1000 });
+  deps.ingest?.on('outcome', (outcome) => {
+    if (outcome.ok) feed.nudge();
+  });
   app.addHook('onClose', async () => feed.stop());
   await app.register(consoleRoutes, { ...deps, feed });
   return { feed };
