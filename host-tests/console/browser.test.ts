@@ -104,6 +104,7 @@ describe('operator console in headless Chromium', function () {
       httpLogger: false,
       logger: quietLogger,
       consolePollMs: 200,
+      operators: { scrypt: { logN: 10, r: 8, p: 1 } },
       phone: { gatewaySecret: TEST_GATEWAY_SECRET },
     });
     for (const role of ['viewer', 'operator', 'supervisor', 'admin'] as Role[]) {

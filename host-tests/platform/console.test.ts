@@ -107,6 +107,7 @@ forEachBackend('operator console API', (backend) => {
       httpLogger: false,
       logger: new CapturingLogger(),
       consolePollMs: 100,
+      operators: { scrypt: { logN: 10, r: 8, p: 1 } },
     });
     admin = await operatorLogin(platform.operators, 'admin');
     viewer = await operatorLogin(platform.operators, 'viewer');
