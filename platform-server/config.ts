@@ -11,6 +11,8 @@ import type { PhoneConfig } from './phone';
 import { type SmsSender, WebhookSmsSender } from './fleet/callIn';
 
 export interface PlatformConfig {
+  /** How often the console's live feed looks for changed meters, ms (default 1000). */
+  consolePollMs?: number;
   /** postgres://… (DATABASE_URL); PGlite when absent. */
   databaseUrl?: string;
   /** PGlite data directory (PARKLINK_DATA_DIR); in memory when absent. */

@@ -28,6 +28,7 @@ import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
 import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
+import { startConsole } from './console';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -197,6 +198,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       forwarding: config.alarmForwarding,
     });
     opened.push(() => alarmForwarding.stop());
+    await startConsole(app, {
+      db,
+      meters,
+      guard: operators,
+      onRegistered: (id) => ingest.forgetMeter(id),
+      ingest,
+      pollMs: config.consolePollMs,
+    });
     const phone = await startPhone({
       db,
       meters,

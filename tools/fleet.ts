@@ -21,6 +21,8 @@ import { createPlatform } from '../platform-server/platform';
 import { configFromEnv, type PlatformConfig } from '../platform-server/config';
 import { RecordKind } from '../protocol/records';
 import { provisionVirtualMeter } from './factory';
+import { AreaShapes, changeRegistryEntry } from '../platform-server/console/registry';
+import type { Queryable } from '../platform-server/core/db';
 import { formatMoney } from './money';
 
 export const USAGE = `usage: npm start -- [--seconds N] [--meters N] [--tap-every S]
@@ -160,7 +162,7 @@ if (!(fromEnv.phone?.gatewaySecret ?? process.env.PARKLINK_GATEWAY_SECRET)) {
       '(set PARKLINK_GATEWAY_SECRET to require signed ones; a deployment refuses to start without it).',
   );
 }
-if (await served('/console/')) console.log(`Operator console: ${base}/console/`);
+const consoleServed = await served('/console/');
 
 const created = platform.operators.bootstrapped;
 const username = created ?? fromEnv.operators?.admin?.username ?? '<your operator>';
@@ -174,6 +176,9 @@ if (created && demoAdmin) {
 } else {
   console.log('Operator API: log in with an existing operator account.');
 }
+if (consoleServed)
+  console.log(`Operator console: ${base}/console/  (sign in as ${username}, password ${password})`);
+else console.log('Operator console: not built (npm run build:console)');
 console.log(
   "Log in, then list the meters and the first meter's transactions:\n" +
     `  TOKEN=$(curl -s -X POST ${base}/api/operators/login -H 'content-type: application/json' ` +
@@ -185,6 +190,46 @@ console.log(
   `Simulated: ${meterCount === 1 ? 'the meter runs' : `the ${meterCount} meters run`} the real firmware on simulated hardware, and the drivers, their ` +
     'taps and the purse cards are simulated too; no real card or money is involved.',
 );
+
+const DEMO_STATUS_SECONDS = 60;
+const DEMO_AREAS: { name: string; outline: [number, number][] }[] = [
+  {
+    name: 'Old Town',
+    outline: [
+      [-0.1305, 51.5065],
+      [-0.1245, 51.5065],
+      [-0.1245, 51.5095],
+      [-0.1305, 51.5095],
+    ],
+  },
+  {
+    name: 'Harbour',
+    outline: [
+      [-0.1245, 51.5035],
+      [-0.1185, 51.5035],
+      [-0.1185, 51.5065],
+      [-0.1245, 51.5065],
+    ],
+  },
+];
+const shapes = new AreaShapes(platform.db);
+for (const area of DEMO_AREAS)
+  if (!(await shapes.list()).some((a) => a.name === area.name && a.outline))
+    await shapes.draw(platform.db, area.name, [[...area.outline, area.outline[0]]], 'npm start');
+
+/** The demo street plan: meters alternate between the two areas, a few dozen metres apart. */
+async function placeDemoMeter(db: Queryable, meterId: number, n: number): Promise<void> {
+  const area = DEMO_AREAS[n % 2];
+  const [lon, lat] = area.outline[0];
+  await changeRegistryEntry(db, meterId, {
+    address: `${n + 1} ${n % 2 === 0 ? 'High Street' : 'Quay Road'}`,
+    latitude: lat + 0.0008 + 0.0004 * Math.floor(n / 2),
+    longitude: lon + 0.001 + 0.0007 * Math.floor(n / 2),
+    area: area.name,
+    bays: 3,
+    contactSeconds: DEMO_STATUS_SECONDS,
+  });
+}
 
 const clock = new RealTimeClock();
 const rate = { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 };
@@ -218,8 +263,13 @@ for (let n = 0; n < meterCount; n++) {
     clock,
     seed: meterId,
     state,
+    // Guard sensors, battery packs and module switches: status reports, alarms and occupancy.
+    sensors: true,
   });
-  if (!state) await provisionVirtualMeter(platform, board.hardware, meterId, `Virtual meter ${n + 1}`);
+  if (!state) {
+    await provisionVirtualMeter(platform, board.hardware, meterId, `Virtual meter ${n + 1}`);
+    await placeDemoMeter(platform.db, meterId, n);
+  }
   const cards = Array.from({ length: 4 }, (_, c) =>
     purseCard([0x04, n, c, 0x33], {
       ...cardBase,
@@ -237,6 +287,8 @@ for (let n = 0; n < meterCount; n++) {
     meter.blacklist.replace([{ token: stolen.token, reason: 'reported stolen' }]);
   }
   meter.start();
+  // A status report a minute (a deployed meter reports hourly) so the console's fleet view moves.
+  meter.guard?.setStatusInterval(DEMO_STATUS_SECONDS);
   fleet.push({ board, saved, meter, cards });
   if (saved) save(board, saved);
 }

@@ -76,6 +76,21 @@ export class StatusService {
       );
       for (const b of m.bays)
         await this.#bay(tx, id, b.bayId, b.occupied, b.since ? seconds(b.since) : null, b.paid, m.at);
+      // The figures the meter page charts; a report sent twice is kept once.
+      const sourcePack = m.battery.packs[m.battery.source];
+      await tx.query(
+        `INSERT INTO meter_status_history (meter_id, reported_at, battery_percent, millivolts, temperature, occupied_bays, faults)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+        [
+          id,
+          seconds(m.at),
+          Number.isFinite(sourcePack) ? sourcePack : null,
+          m.battery.millivolts ?? null,
+          m.sensors.temperature ?? null,
+          m.bays.filter((b) => b.occupied).length,
+          m.faults.length,
+        ],
+      );
     } else {
       const e = message;
       await tx.query(

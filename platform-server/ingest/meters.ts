@@ -12,8 +12,13 @@ export interface MeterEpochs {
 }
 
 export interface MeterDirectory {
-  /** Registers a meter at key epoch 1. */
+  /**
+   * Registers a meter at key epoch 1 for the factory to load its keys; a meter registered earlier
+   * (register) and not provisioned yet keeps its entry and becomes provisioned.
+   */
   provision(id: number, name: string): Promise<void>;
+  /** Registers a meter at key epoch 1 that the factory has not provisioned yet (the console's registry). */
+  register(id: number, name: string, tx?: Queryable): Promise<void>;
   exists(id: number): Promise<boolean>;
   /** The meter's key epochs; undefined for a meter not provisioned. */
   epochs(id: number): Promise<MeterEpochs | undefined>;
@@ -95,7 +100,19 @@ export class MeterTables implements MeterDirectory, RecordReader {
   constructor(private readonly db: Database) {}
 
   async provision(id: number, name: string): Promise<void> {
+    const registered = await this.db.query(
+      'UPDATE meters SET provisioned_at = now() WHERE id = $1 AND provisioned_at IS NULL RETURNING id',
+      [id],
+    );
+    if (registered.rows.length > 0) return;
     await this.db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, 1)', [id, name]);
+  }
+
+  async register(id: number, name: string, tx: Queryable = this.db): Promise<void> {
+    await tx.query('INSERT INTO meters (id, name, key_epoch, provisioned_at) VALUES ($1, $2, 1, NULL)', [
+      id,
+      name,
+    ]);
   }
 
   async exists(id: number): Promise<boolean> {

@@ -55,6 +55,7 @@ interface OpenApiDocument {
         'x-role'?: string;
         parameters?: { in: string; name: string; required?: boolean; schema?: Schema }[];
         requestBody?: { content?: Record<string, { schema?: Schema }> };
+        responses?: Record<string, { content?: Record<string, unknown> }>;
       }
     >
   >;
@@ -62,12 +63,16 @@ interface OpenApiDocument {
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
-/** Every operation of the OpenAPI document. */
+/**
+ * Every operation of the OpenAPI document but event streams (they answer for as long as the
+ * client stays, so an injected request would never end; their own tests check their refusals).
+ */
 export function operationsOf(doc: OpenApiDocument): FuzzOperation[] {
   const operations: FuzzOperation[] = [];
   for (const [path, methods] of Object.entries(doc.paths))
     for (const [method, op] of Object.entries(methods)) {
       if (!METHODS.includes(method)) continue;
+      if (op.responses?.['200']?.content?.['text/event-stream']) continue;
       operations.push({
         method: method.toUpperCase(),
         path,
