@@ -27,6 +27,7 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
+import { type FirmwareService, startFirmware } from './firmware';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -46,6 +47,8 @@ export interface Platform {
   readonly blacklist: BlacklistService;
   /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
   readonly clocks: MeterClocks;
+  /** Firmware (414a): signed images, staged rollouts, ingest's 0x07 route, 0x87 offers and chunks. */
+  readonly firmware: FirmwareService;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
@@ -164,6 +167,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
     });
     await startParameters(app, { db, ingest, sendDownlink, guard: operators });
+    const firmware = await startFirmware(app, {
+      db,
+      ingest,
+      sendDownlink,
+      guard: operators,
+      releaseKey: config.firmwareReleaseKey,
+      crypto: ingest.crypto,
+    });
     const phone = await startPhone({
       db,
       meters,
@@ -191,6 +202,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       tariffs,
       blacklist,
       clocks,
+      firmware,
       operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
