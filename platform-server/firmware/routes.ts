@@ -12,7 +12,7 @@
 // Every change is audited.
 import type { FastifyPluginAsync } from 'fastify';
 import { errorResponses, sendRefusal } from '../core/errors';
-import { meterIdParams, object, time, u32 } from '../core/schemas';
+import { meterIdParams, object, time } from '../core/schemas';
 import { describeTarget, type MeterTarget, meterTargetSchema } from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
 import type { FirmwareService } from './service';
