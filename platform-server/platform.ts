@@ -174,6 +174,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       guard: operators,
       releaseKey: config.firmwareReleaseKey,
       crypto: ingest.crypto,
+      logger,
     });
     const phone = await startPhone({
       db,

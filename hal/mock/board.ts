@@ -228,6 +228,8 @@ export class VirtualBoard {
    * or the board restarting itself for an update or a rollback): boot the next board from it.
    */
   stoppedState: BoardState | undefined;
+  /** Called the moment the board stops, after stoppedState is taken (a test cuts the link there). */
+  onStop: (() => void) | undefined;
   /** Power cuts during the bootloader's own writes at this power-up (the board powered up again). */
   bootCuts = 0;
   #secureElementAbsent = false;
@@ -366,6 +368,7 @@ export class VirtualBoard {
       };
       this.otaRail.onDown = () => {
         this.stoppedState = copyState(this.state);
+        this.onStop?.();
       };
     }
     if (options.sensors) {

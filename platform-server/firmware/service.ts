@@ -20,7 +20,7 @@ import type { Database, Queryable } from '../core/db';
 import { RequestRefused } from '../core/errors';
 import { nodeCrypto } from '../core/nodeCrypto';
 import { describeTarget, type MeterTarget, resolveTarget } from '../fleet/targets';
-import type { UplinkHandler } from '../ingest/gate';
+import type { Logger, UplinkHandler } from '../ingest/gate';
 
 export class FirmwareError extends RequestRefused {
   override readonly name: string = 'FirmwareError';
@@ -42,6 +42,8 @@ export interface FirmwareDeps {
   crypto?: Crypto;
   /** Bytes per chunk (default MAX_CHUNK). */
   chunkBytes?: number;
+  /** Where a failed answer to a progress report is told (ingest's logger). */
+  logger?: Pick<Logger, 'error'>;
 }
 
 /** A meter's last reported update state and its history across rollouts. */
@@ -323,7 +325,13 @@ export class FirmwareService {
   onUplink: UplinkHandler = async ({ meterId, body }, tx) => {
     const p = decodeFirmwareProgress(body);
     const current = await this.#record(tx, meterId, p);
-    return () => this.#respond(meterId, p, current);
+    return async () => {
+      // Not awaited: publishing waits for the broker's PUBACK, which arrives on the connection
+      // whose input is held until this frame's handling returns.
+      this.#respond(meterId, p, current).catch((error: unknown) =>
+        this.#d.logger?.error({ err: error, meterId }, 'firmware progress not answered'),
+      );
+    };
   };
 
   /** A meter's progress handed in decoded (tests, a handheld's report): recorded, then answered. */
