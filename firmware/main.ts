@@ -12,6 +12,7 @@ import { ModdablePreferences } from '../hal/moddable/preferences';
 import { bayMismatch, boardProfile } from '../hal/moddable/profiles';
 import { pemCertificate, personalise, ProvisioningError, readProvisioning } from './boot';
 import { Meter } from './meter';
+import { FIRMWARE_VERSION } from './version';
 import { meterClientId } from '../protocol/topics';
 
 function start(): void {
@@ -29,6 +30,7 @@ function start(): void {
       mqtt,
       pins: profile.pins,
       buses: profile.buses,
+      firmwareVersion: FIRMWARE_VERSION,
       modem: {
         wiring: profile.modem!,
         apn: provisioning.cellular!.apn,
@@ -44,13 +46,18 @@ function start(): void {
     // none, so a Wi-Fi meter provisioned for mqtts stops here rather than talk to the broker in
     // the clear. (A cellular meter's TLS is the modem's.)
     if (tls) throw new ProvisioningError(`meter.broker is mqtts, and the Wi-Fi build has no TLS socket`);
-    hardware = createBoardHardware({ mqtt, pins: profile.pins, buses: profile.buses });
+    hardware = createBoardHardware({
+      mqtt,
+      pins: profile.pins,
+      buses: profile.buses,
+      firmwareVersion: FIRMWARE_VERSION,
+    });
   }
   if (personalise(hardware, meterId)) trace(`ParkLink: meter ${meterId} personalised\n`);
   const meter = new Meter(hardware, provisioning.config);
   meter.start();
   trace(
-    `ParkLink: meter ${meterId} started on ${profile.name}, ${meter.boot.records} records, chain verified\n`,
+    `ParkLink: meter ${meterId} started on ${profile.name}, firmware ${FIRMWARE_VERSION} (update ${meter.update?.state}), ${meter.boot.records} records, chain verified\n`,
   );
 }
 

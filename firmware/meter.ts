@@ -18,7 +18,13 @@ import { MainRecord } from './units/records';
 import { RegistrationUnit } from './units/registration';
 import { ServiceFreeLog } from './units/serviceFree';
 import { type CardReaderPort, createCardReader } from './units/rfid';
-import { noSam, SecurePartsHolder, SecurityManagement, SecurityUnit } from './units/security';
+import {
+  noSam,
+  pinnedFirmwareKey,
+  SecurePartsHolder,
+  SecurityManagement,
+  SecurityUnit,
+} from './units/security';
 import { RecordStore, type UploadLedger } from './units/storage';
 import { STORAGE_CONTROL_FRAME } from '../protocol/release';
 import { TransactionUnit } from './units/transactions';
@@ -30,6 +36,10 @@ import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
 import { ParametersUnit } from './units/parameters';
+import { UpdateRefused, UpdateUnit } from './units/update';
+import { FirmwareRejected } from './units/firmwareVerify';
+import { FIRMWARE_DOWNLINK } from '../protocol/firmware';
+import { ProtocolError } from '../protocol/errors';
 import { StorageWatch } from './units/storageWatch';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 import { TimeState } from '../protocol/time';
@@ -85,6 +95,8 @@ export interface MeterConfig {
    * the clock's state. Absent: the board's clock is used as it is and records carry no state.
    */
   time?: TimeConfig;
+  /** Firmware update (414a), on a board with application slots: how long a new image waits for the platform. */
+  update?: { confirmWindowMs?: number };
 }
 
 export interface TimeConfig
@@ -134,6 +146,11 @@ export class Meter {
   readonly callIn: CallInUnit | undefined;
   /** Operating parameters (0x89/0x09): pushed by the platform or set in a maintenance session. */
   readonly parameters: ParametersUnit;
+  /**
+   * Firmware update (414a, 0x87/0x07), on a board with two application slots (hardware.ota): the
+   * download into the slot not running, the switch, the self-test and confirmation or rollback.
+   */
+  readonly update: UpdateUnit | undefined;
   /** When the record store counts as nearly full (a warning for the platform). */
   readonly storageWatch: StorageWatch;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
@@ -148,6 +165,7 @@ export class Meter {
   readonly relayMaster: RelayMaster | undefined;
   readonly #hardware: MeterHardware;
   readonly #keys: KeyInputUnit;
+  readonly #cardReader: CardReaderPort;
   readonly #notify: NotifyUnit;
   readonly information: InformationUnit;
   /** Time management (414), when configured: the disciplined clock every unit reads. */
@@ -259,6 +277,7 @@ export class Meter {
       graceMinutes: () => this.charging.tariff.graceMinutes,
     });
     const cardReader = reader ?? createCardReader(hardware, this.secure?.authenticator ?? noSam);
+    this.#cardReader = cardReader;
     const readerFault = cardReader.outOfService?.();
     if (readerFault) bus.emit('fault', { unit: 'reader', error: readerFault });
     const sleep = config.sleep && {
@@ -438,6 +457,39 @@ export class Meter {
         storageNearlyFullPercent: (percent) => this.storageWatch.setThreshold(percent),
       },
     });
+    // Firmware update: offers and chunks arrive as 0x87 from the radio or a handheld (both reach the
+    // bus through comms.receiveDownlink); progress goes up as 0x07 like any uplink. It writes the
+    // slot not running and its own preference entries, never the record store.
+    const ota = hardware.ota;
+    this.update =
+      ota &&
+      new UpdateUnit({
+        slots: ota.slots,
+        preferences,
+        timers,
+        send: (type, body) => this.comms.send(type, body),
+        pinnedKey: pinnedFirmwareKey(hardware, this.secure?.parts),
+        target: ota.target,
+        version: ota.version,
+        selfTest: () => this.#selfTest(),
+        confirmWindowMs: config.update?.confirmWindowMs,
+      });
+    if (this.update) {
+      const update = this.update;
+      bus.on('downlink', ({ type, body }) => {
+        if (type !== FIRMWARE_DOWNLINK) return;
+        try {
+          update.handle(body);
+        } catch (error) {
+          // a refused offer or a malformed message: the unit's progress uplink told the platform
+          if (error instanceof UpdateRefused || error instanceof FirmwareRejected) return;
+          if (error instanceof ProtocolError) return;
+          throw error;
+        }
+      });
+      // an acknowledgement of records is the platform heard from, as its ok is
+      bus.on('upload-acknowledged', () => update.platformContact());
+    }
     this.callIn =
       hardware.callIn && config.callIn
         ? new CallInUnit({
@@ -526,6 +578,20 @@ export class Meter {
     };
   }
 
+  /**
+   * What a new image checks about the meter before it may confirm itself: the keys to seal uplinks,
+   * the secure parts (where fitted) and the card reader answering, and the image's own check. The
+   * record chain was verified while the meter was built (a broken chain stops the build).
+   */
+  #selfTest(): string | undefined {
+    if (!this.security.provisioned) return 'no meter keys';
+    const secureFault = this.secure?.outOfService();
+    if (secureFault) return `secure parts: ${secureFault.message}`;
+    const readerFault = this.#cardReader.selfTest?.();
+    if (readerFault) return `reader: ${readerFault.message}`;
+    return this.#hardware.ota?.imageCheck?.();
+  }
+
   /** Key input (42): mode key state and sleep. */
   get keyInput(): KeyInputUnit {
     return this.#keys;
@@ -550,6 +616,9 @@ export class Meter {
     this.power?.start();
     this.relaySleep?.start();
     this.guard?.start();
+    // Last: settles a switch across the restart, and on a new image runs the self-test and waits
+    // for the platform (confirm) or rolls back. It may restart the board.
+    this.update?.start();
   }
 
   /** A planned stop: closes IO and leaves the clean-stop flag. */
@@ -562,6 +631,7 @@ export class Meter {
     this.power?.stop();
     this.relaySleep?.stop();
     this.callIn?.stop();
+    this.update?.stop();
     this.time?.stop();
     this.comms.stop();
     this.handheld?.close();

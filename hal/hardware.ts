@@ -17,6 +17,7 @@ import type {
   SerialOptions,
 } from './io';
 import type { MqttLink } from './mqtt';
+import type { FirmwareSlots } from './ota';
 import type { Preferences } from './preferences';
 import type { Random } from './random';
 import type { PowerParts, SensorParts } from './sensors';
@@ -97,4 +98,6 @@ export interface MeterHardware {
   networkTime?: NetworkTimeSource;
   /** The hardware watchdog, when the board binds one. */
   watchdog?: Watchdog;
+  /** Two application slots and the boot selector, when the board takes firmware updates (hal/ota.ts). */
+  ota?: FirmwareSlots;
 }

@@ -28,3 +28,20 @@ export interface OtaSlots {
   /** Whether the bootloader gave up on `slot` (it booted pending and was never confirmed). */
   aborted(slot: OtaSlotIndex): boolean;
 }
+
+/** The hardware target of the ParkLink ESP32 board, revision 2: images are signed for it. */
+export const BOARD_TARGET = 'esp32-parklink-r2';
+
+/** A board's firmware update parts (414a): its slots and what the running image says about itself. */
+export interface FirmwareSlots {
+  slots: OtaSlots;
+  /** The running image's version (the build's own on a device, the image header on the virtual board). */
+  version: number;
+  /** The hardware target images must be signed for. */
+  target: string;
+  /**
+   * A check only the running image can make about itself, run in the self-test after an update:
+   * undefined when it passes, else what failed.
+   */
+  imageCheck?(): string | undefined;
+}

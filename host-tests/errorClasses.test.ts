@@ -32,6 +32,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   FlashRangeError: ['write beyond the partition'],
   HandheldChunkError: ['chunk 3 where 2 was due'],
   BeaconError: ['beacon version 9'],
+  BrickedError: ['no application slot holds a bootable image'],
   I2cNoAcknowledge: [0x60],
   ProvisioningError: ['not provisioned: meter.id missing'],
   IsoDepProtocolError: ['malformed ATS'],

@@ -76,6 +76,12 @@ export interface PlatformConfig {
   alarmForwarding?: ForwardingConfig;
   /** Tariff pushes: how long one waits for the meter's acknowledgement before it is 'timed-out'; the clock. */
   tariffs?: { pushTimeoutSeconds?: number; now?: () => number };
+  /**
+   * The firmware release key's public half (Ed25519, 64 hex digits; PARKLINK_FIRMWARE_RELEASE_KEY),
+   * the one pinned in the meters: an image is stored only when its signature verifies under it.
+   * Absent: the firmware room refuses uploads (503).
+   */
+  firmwareReleaseKey?: Uint8Array;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
@@ -130,6 +136,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.PARKLINK_KEYSTORE_PASSPHRASE) config.keystorePassphrase = env.PARKLINK_KEYSTORE_PASSPHRASE;
   if (env.PARKLINK_KEYSTORE_CREATE === '1') config.createKeystoreFile = true;
   if (env.PARKLINK_DEMO === '1') config.demo = true;
+  if (env.PARKLINK_FIRMWARE_RELEASE_KEY) {
+    const hex = env.PARKLINK_FIRMWARE_RELEASE_KEY;
+    if (!/^[0-9a-fA-F]{64}$/.test(hex))
+      throw new ConfigError('PARKLINK_FIRMWARE_RELEASE_KEY is not 64 hex digits (an Ed25519 public key)');
+    config.firmwareReleaseKey = new Uint8Array(Buffer.from(hex, 'hex'));
+  }
   if (env.LOG_LEVEL) config.httpLogger = { level: env.LOG_LEVEL };
   if (env.PARKLINK_ADMIN_USER || env.PARKLINK_ADMIN_PASSWORD) {
     if (!env.PARKLINK_ADMIN_USER || !env.PARKLINK_ADMIN_PASSWORD)

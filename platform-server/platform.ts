@@ -29,6 +29,7 @@ import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
 import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
 import { startConsole } from './console';
+import { type FirmwareService, startFirmware } from './firmware';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -52,6 +53,8 @@ export interface Platform {
   readonly alarms: AlarmService;
   /** Alarm forwarding rules and their deliveries (e-mail, webhook, SMS). */
   readonly alarmForwarding: AlarmForwarding;
+  /** Firmware (414a): signed images, staged rollouts, ingest's 0x07 route, 0x87 offers and chunks. */
+  readonly firmware: FirmwareService;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
@@ -206,6 +209,15 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       ingest,
       pollMs: config.consolePollMs,
     });
+    const firmware = await startFirmware(app, {
+      db,
+      ingest,
+      sendDownlink,
+      guard: operators,
+      releaseKey: config.firmwareReleaseKey,
+      crypto: ingest.crypto,
+      logger,
+    });
     const phone = await startPhone({
       db,
       meters,
@@ -235,6 +247,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       clocks,
       alarms,
       alarmForwarding,
+      firmware,
       operators,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)

@@ -27,11 +27,13 @@ import type { NorFlash } from '../hal/flash';
 import { VirtualClock } from '../hal/mock/clock';
 import { PowerLoss, VirtualNorFlash } from '../hal/mock/flash';
 import { type OtaMemory, newOtaMemory, PowerRail, VirtualOtaSlots } from '../hal/mock/ota';
+import { IMAGE_FAILS_SELF_TEST, type ImageInfo, makeImage, readImage } from '../hal/mock/otaImage';
+import { BOARD_TARGET } from '../hal/ota';
 import { MemoryPreferences } from '../hal/mock/preferences';
 import { SeededRandom } from '../hal/mock/random';
 import { nobleCrypto as crypto } from '../hal/nobleCrypto';
 import type { PreferenceValue } from '../hal/preferences';
-import { bytesEqual, readUint32, writeUint32 } from '../protocol/bytes';
+import { bytesEqual } from '../protocol/bytes';
 import { ProtocolError } from '../protocol/errors';
 import {
   decodeFirmwareProgress,
@@ -42,49 +44,14 @@ import {
 } from '../protocol/firmware';
 import { encodeRecord } from '../protocol/records';
 
-export const TARGET = 'esp32-parklink-r2';
+export const TARGET = BOARD_TARGET;
 /** The release key of these tests (a fixed test secret, never a production key). */
 export const RELEASE_SECRET = new Uint8Array(32).fill(0x5a);
 export const RELEASE_KEY = ed25519.getPublicKey(RELEASE_SECRET);
 const SECTOR = 4096;
 const METER_ID = 4242;
 
-/** Flags a test image carries in its header. */
-export const IMAGE_FAILS_SELF_TEST = 1;
-
-/**
- * A test image laid out like an ESP32 app image as far as the bootloader cares: a header
- * (magic "PLIM", version, payload length, flags), the payload, and the SHA-256 of both appended.
- */
-export function makeImage(version: number, payloadBytes: number, flags = 0, seed = version): Uint8Array {
-  const image = new Uint8Array(16 + payloadBytes + 32);
-  writeUint32(image, 0, 0x504c494d);
-  writeUint32(image, 4, version);
-  writeUint32(image, 8, payloadBytes);
-  writeUint32(image, 12, flags);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < payloadBytes; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    image[16 + i] = x >>> 24;
-  }
-  image.set(crypto.sha256(image.subarray(0, 16 + payloadBytes)), 16 + payloadBytes);
-  return image;
-}
-
-export interface ImageInfo {
-  version: number;
-  flags: number;
-}
-
-/** The bootloader's image check: a header and a matching appended hash, else undefined. */
-export function readImage(slot: NorFlash): ImageInfo | undefined {
-  const head = slot.read(0, 16);
-  const length = readUint32(head, 8);
-  if (readUint32(head, 0) !== 0x504c494d || 16 + length + 32 > slot.byteLength) return undefined;
-  const body = slot.read(0, 16 + length);
-  if (!bytesEqual(crypto.sha256(body), slot.read(16 + length, 32))) return undefined;
-  return { version: readUint32(head, 4), flags: readUint32(head, 12) };
-}
+export { IMAGE_FAILS_SELF_TEST, type ImageInfo, makeImage, readImage };
 
 export function signImage(image: Uint8Array, version: number, target = TARGET, secret = RELEASE_SECRET) {
   const digest = crypto.sha256(image);

@@ -29,6 +29,9 @@ import { A7670 } from '../../drivers/radio/a7670';
 import { ModemLink } from '../../drivers/radio/modemLink';
 import { VirtualA7670 } from './modem/a7670';
 import type { VirtualBroker } from './mqtt';
+import { BOARD_TARGET } from '../ota';
+import { newOtaMemory, type OtaMemory, PowerRail, VirtualOtaSlots } from './ota';
+import { IMAGE_FAILS_SELF_TEST, type ImageInfo, makeImage, readImage } from './otaImage';
 
 export const VIRTUAL_PINS: BoardPins = Object.freeze({
   reader: Object.freeze({ select: 5, reset: 4 }),
@@ -62,7 +65,18 @@ export interface BoardState {
   preferences: Map<string, PreferenceValue>;
   /** The secure element's data zone and the SAM's memory. */
   secure?: { element: Atecc608State; sam: SamState };
+  /** The application slots and boot selector, on a board fitted with them (options.ota). */
+  ota?: OtaMemory;
 }
+
+/** The bootloader found no slot holding a whole, intact image. */
+export class BrickedError extends Error {
+  override readonly name: string = 'BrickedError';
+}
+
+/** Bytes of each virtual application slot unless options.ota says otherwise. */
+export const VIRTUAL_SLOT_BYTES = 64 * 1024;
+const OTA_SECTOR = 4096;
 
 /** A secure element as the factory configures it: B slots (2, 3) secret, usable only for HMAC. */
 function factoryElement(): Atecc608State {
@@ -105,6 +119,14 @@ export interface VirtualBoardOptions {
   lastReset?: ResetReason;
   /** Fit an XBee 3 Zigbee module (UART 0, RESET on pin 22, SLEEP_RQ 23, ON/SLEEP 24) joined to a virtual mesh. */
   zigbee?: { mesh: ZigbeeMesh; address64: string; position: { x: number; y: number }; range?: number };
+  /**
+   * Fit two application slots and a boot selector (hal/mock/ota.ts) for firmware updates: a new
+   * board's slot 0 holds `factory` (a virtual image, hal/mock/otaImage.ts; version 1 when absent).
+   * A board booted from a `state` with slots fits them whatever this says.
+   */
+  ota?: { factory?: Uint8Array; slotBytes?: number };
+  /** Fails the slots' power at the n+1-th byte the bootloader writes at this power-up (it then powers up again). */
+  cutBootAfter?: number;
 }
 
 /**
@@ -195,6 +217,21 @@ export class VirtualBoard {
   /** The virtual cellular module and the link over it, when fitted (options.modem). */
   readonly modem: VirtualA7670 | undefined;
   readonly modemLink: ModemLink | undefined;
+  /** The application slots as the bootloader left them, when fitted (options.ota). */
+  readonly ota: VirtualOtaSlots | undefined;
+  /** The supply of the slots and selector: `cutAfter(n)` fails the power at the n+1-th byte. */
+  readonly otaRail: PowerRail | undefined;
+  /** The running image's header, when the slots are fitted. */
+  readonly image: ImageInfo | undefined;
+  /**
+   * What flash and preferences held the moment the board stopped (a power cut on the slots' rail,
+   * or the board restarting itself for an update or a rollback): boot the next board from it.
+   */
+  stoppedState: BoardState | undefined;
+  /** Called the moment the board stops, after stoppedState is taken (a test cuts the link there). */
+  onStop: (() => void) | undefined;
+  /** Power cuts during the bootloader's own writes at this power-up (the board powered up again). */
+  bootCuts = 0;
   #secureElementAbsent = false;
   #samAbsent = false;
 
@@ -286,6 +323,54 @@ export class VirtualBoard {
       this.hardware.callIn = this.modemLink;
       this.hardware.networkTime = this.modemLink; // used only where the meter's time management is on
     }
+    const otaMemory =
+      options.state?.ota ??
+      (options.ota
+        ? newOtaMemory(
+            options.ota.slotBytes ?? VIRTUAL_SLOT_BYTES,
+            OTA_SECTOR,
+            options.ota.factory ?? makeImage(1, 4096),
+          )
+        : undefined);
+    if (otaMemory) {
+      const isBootable = (slot: Parameters<typeof readImage>[0]) => readImage(slot) !== undefined;
+      let booted: { rail: PowerRail; slots: VirtualOtaSlots | undefined } | undefined;
+      // A cut while the bootloader writes the selector: the power comes back and it boots again.
+      for (let attempt = 0; !booted; attempt++) {
+        const rail = new PowerRail();
+        if (attempt === 0 && options.cutBootAfter !== undefined) rail.cutAfter(options.cutBootAfter);
+        try {
+          booted = { rail, slots: VirtualOtaSlots.boot(otaMemory, rail, isBootable, OTA_SECTOR) };
+        } catch (error) {
+          if (!rail.cut || attempt > 0) throw error;
+          this.bootCuts++;
+        }
+      }
+      const slots = booted.slots;
+      if (!slots) throw new BrickedError('no application slot holds a bootable image');
+      this.ota = slots;
+      this.otaRail = booted.rail;
+      const running = new VirtualNorFlash({
+        cells: otaMemory.slots[slots.running()],
+        sectorSize: OTA_SECTOR,
+      });
+      const image = readImage(running);
+      this.image = image;
+      const flags = image?.flags ?? 0;
+      this.hardware.ota = {
+        slots,
+        version: image?.version ?? 0,
+        target: BOARD_TARGET,
+        imageCheck: () =>
+          (flags & IMAGE_FAILS_SELF_TEST) !== 0
+            ? 'the virtual image is flagged to fail its self-test'
+            : undefined,
+      };
+      this.otaRail.onDown = () => {
+        this.stoppedState = copyState(this.state);
+        this.onStop?.();
+      };
+    }
     if (options.sensors) {
       this.sensors = new VirtualSensorKit(this.pins, VIRTUAL_PINS.lights.paid.length);
       this.power = new VirtualPowerRail(this.pins);
@@ -370,6 +455,49 @@ export class VirtualBoard {
       flash,
       preferences: this.preferences.entries,
       secure: { element: this.secureElement.state, sam: this.sam.state },
+      ...(this.ota ? { ota: this.ota.memory } : {}),
     };
   }
+}
+
+/** A copy of a board's state that later writes to the running board do not reach. */
+export function copyState(state: BoardState): BoardState {
+  const flash = {} as Record<PartitionName, Uint8Array>;
+  for (const name of PARTITION_NAMES) flash[name] = state.flash[name].slice();
+  const copy: BoardState = { flash, preferences: copyPreferences(state.preferences) };
+  if (state.secure) {
+    const { element, sam } = state.secure;
+    copy.secure = {
+      element: { slots: element.slots.map((s) => s.slice()), secret: [...element.secret] },
+      sam: {
+        meterId: sam.meterId,
+        banks: sam.banks.map((b) => copyValue(b)) as SamState['banks'],
+        cardMaster: sam.cardMaster?.slice(),
+        wiped: sam.wiped,
+      },
+    };
+  }
+  if (state.ota) {
+    const { slots, otadata } = state.ota;
+    copy.ota = { slots: [slots[0].slice(), slots[1].slice()], otadata: otadata.slice() };
+  }
+  return copy;
+}
+
+function copyPreferences(entries: Map<string, PreferenceValue>): Map<string, PreferenceValue> {
+  const copy = new Map<string, PreferenceValue>();
+  for (const [key, value] of entries) copy.set(key, value instanceof ArrayBuffer ? value.slice(0) : value);
+  return copy;
+}
+
+/** Plain data (objects, arrays, byte arrays, numbers, strings) copied all the way down. */
+function copyValue<T>(value: T): T {
+  if (value instanceof Uint8Array) return value.slice() as T;
+  if (Array.isArray(value)) return value.map((v) => copyValue(v)) as T;
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = copyValue(v);
+    return out as T;
+  }
+  return value;
 }

@@ -21,8 +21,20 @@ const UNDEFINED = 0xffffffff;
 /** One power supply for several virtual parts: `cutAfter(n)` fails the n+1-th byte written or erased. */
 export class PowerRail {
   #budget = Number.POSITIVE_INFINITY;
+  #dead = false;
+  /** Called once, the moment the power fails or the board restarts (what flash holds then survives). */
+  onDown: (() => void) | undefined;
+
   /** Set once power failed or the board restarted: every later operation throws PowerLoss. */
-  dead = false;
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  set dead(dead: boolean) {
+    const was = this.#dead;
+    this.#dead = dead;
+    if (dead && !was) this.onDown?.();
+  }
   /** Set when the power failed (not a restart). */
   cut = false;
   bytes = 0;
@@ -38,8 +50,8 @@ export class PowerRail {
     this.#budget -= given;
     this.bytes += given;
     if (given < bytes) {
-      this.dead = true;
       this.cut = true;
+      this.dead = true;
     }
     return given;
   }

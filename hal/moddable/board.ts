@@ -33,6 +33,8 @@ import { BoardSerial } from './serial';
 import { hardwareRandom } from './random';
 import type { PowerParts, SensorParts } from '../sensors';
 import { TaskWatchdog } from './watchdog';
+import { BOARD_TARGET } from '../ota';
+import { Esp32OtaSlots } from './ota';
 import { A7670 } from '../../drivers/radio/a7670';
 import { ModemLink } from '../../drivers/radio/modemLink';
 import { type BoardBuses, type BoardModem, DEVKITC_BUSES, DEVKITC_PINS } from './profiles';
@@ -52,6 +54,8 @@ export interface BoardConfig {
   };
   pins?: BoardPins;
   buses?: BoardBuses;
+  /** The running image's version (firmware/version.ts): the update unit's anti-rollback floor starts there. */
+  firmwareVersion: number;
   onDisplayError?: (message: string) => void;
   /** The handheld service over BLE (default on) and on a Wi-Fi port (default off). */
   handheld?: { ble?: boolean; wifi?: boolean; name?: string };
@@ -233,6 +237,8 @@ export function createBoardHardware(config: BoardConfig): MeterHardware {
     sensors: parts?.sensors,
     power: parts?.power,
     watchdog: new TaskWatchdog(),
+    // ota_0 and ota_1 (partitions.csv) and the boot selector, through ota.c
+    ota: { slots: new Esp32OtaSlots(), version: config.firmwareVersion, target: BOARD_TARGET },
     ble: config.handheld?.ble === false ? undefined : new ModdableBlePeripheral(config.handheld?.name),
     wifiPort: config.handheld?.wifi ? new ModdableWifiPort() : undefined,
     zigbee: config.zigbee && {

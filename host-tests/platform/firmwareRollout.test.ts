@@ -125,9 +125,9 @@ forEachBackend('firmware registry and staged rollouts', (backend) => {
   it('rolls out stage by stage: the second stage is offered only after the first confirmed', async () => {
     const [image] = await service.images();
     const meters = [9001, 9002, 9003, 9004];
-    const id = await service.createRollout({
+    const { id } = await service.createRollout({
       imageId: image.id,
-      meters,
+      target: { meters },
       stages: [25, 100],
       maxFailureRate: 0.25,
       by: 'sup',
@@ -162,9 +162,9 @@ forEachBackend('firmware registry and staged rollouts', (backend) => {
 
   it('halts by itself when a stage fails past its threshold; resumes, pauses and aborts on request', async () => {
     const bad = await upload(3, IMAGE_FAILS_SELF_TEST);
-    const id = await service.createRollout({
+    const { id } = await service.createRollout({
       imageId: bad.id,
-      meters: [9005, 9006, 9007, 9008],
+      target: { meters: [9005, 9006, 9007, 9008] },
       stages: [50, 100],
       maxFailureRate: 0.4,
       by: 'sup',
@@ -191,9 +191,9 @@ forEachBackend('firmware registry and staged rollouts', (backend) => {
     );
 
     const good = await upload(4);
-    const next = await service.createRollout({
+    const { id: next } = await service.createRollout({
       imageId: good.id,
-      meters: [9009, 9010],
+      target: { meters: [9009, 9010] },
       stages: [100],
       maxFailureRate: 0,
       by: 'sup',
@@ -240,7 +240,7 @@ forEachBackend('firmware registry and staged rollouts', (backend) => {
         headers: viewer.headers,
       });
       assert.ok(listed.json().images.some((i: { id: number }) => i.id === imageId));
-      const rolloutBody = { imageId, meters: [9001], stages: [100], maxFailureRate: 0 };
+      const rolloutBody = { imageId, target: { meters: [9001] }, stages: [100], maxFailureRate: 0 };
       assert.equal(
         (await post('/api/firmware/rollouts', admin.headers, { ...rolloutBody, stages: [50] })).statusCode,
         400,
@@ -249,10 +249,13 @@ forEachBackend('firmware registry and staged rollouts', (backend) => {
       const rollout = await post('/api/firmware/rollouts', supervisor.headers, rolloutBody);
       assert.equal(rollout.statusCode, 201);
       const id = rollout.json().id as number;
-      const paused = await post(`/api/firmware/rollouts/${id}/pause`, supervisor.headers);
+      const paused = await post(`/api/firmware/rollouts/${id}/pause`, supervisor.headers, {});
       assert.equal(paused.statusCode, 200);
       assert.equal(paused.json().state, 'paused');
-      assert.equal((await post(`/api/firmware/rollouts/${id}/pause`, supervisor.headers)).statusCode, 409);
+      assert.equal(
+        (await post(`/api/firmware/rollouts/${id}/pause`, supervisor.headers, {})).statusCode,
+        409,
+      );
       const audit = await platform.operators.auditLog({ operator: supervisor.username });
       assert.deepEqual(
         audit.entries.map((e) => e.action).filter((a) => a.startsWith('firmware.')),
@@ -263,7 +266,7 @@ forEachBackend('firmware registry and staged rollouts', (backend) => {
         uploads.entries.map((e) => e.action).filter((a) => a.startsWith('firmware.')),
         ['firmware.upload'],
       );
-      await post(`/api/firmware/rollouts/${id}/abort`, supervisor.headers);
+      await post(`/api/firmware/rollouts/${id}/abort`, supervisor.headers, { reason: 'done with it' });
       outbox.length = 0;
     } finally {
       await app.close();

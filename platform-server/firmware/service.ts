@@ -3,47 +3,59 @@
 // of meters in stages (cumulative percentages); each stage starts when the one before settled with a
 // failure rate at or below the rollout's threshold, else the rollout halts by itself. The meters'
 // progress uplinks (0x07) drive the delivery: each names the offset the meter wants next and the
-// platform sends that chunk (0x87), or its ok once the new image booted pending.
+// platform sends that chunk (0x87), or its ok once the new image booted pending. The uplink gate
+// hands 0x07 frames here verified (onUplink); each meter's last report is kept (meter_firmware) and
+// every change of a meter's state in a rollout is in firmware_rollout_events.
 import type { Crypto } from '../../hal/crypto';
 import { checkFirmwareSignature, FirmwareRejected } from '../../firmware/units/firmwareVerify';
-import { ProtocolError } from '../../protocol/errors';
 import {
   decodeFirmwareProgress,
   encodeFirmwareDownlink,
   FIRMWARE_DOWNLINK,
-  FIRMWARE_UPLINK,
   type FirmwareDownlink,
   type FirmwareProgress,
   MAX_CHUNK,
 } from '../../protocol/firmware';
-import { decodeHeader, openFrame } from '../../protocol/frame';
-import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database, Queryable } from '../core/db';
+import { RequestRefused } from '../core/errors';
 import { nodeCrypto } from '../core/nodeCrypto';
-import { frameKeys, type Keystore } from '../keys/keystore';
+import { describeTarget, type MeterTarget, resolveTarget } from '../fleet/targets';
+import type { Logger, UplinkHandler } from '../ingest/gate';
 
-export class FirmwareError extends Error {
+export class FirmwareError extends RequestRefused {
   override readonly name: string = 'FirmwareError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+  /** The HTTP status (RequestRefused's statusCode). */
+  get status(): number {
+    return this.statusCode;
   }
 }
 
 export interface FirmwareDeps {
   db: Database;
-  /** The release key's public half (the one pinned in the meters). */
-  releaseKey: Uint8Array;
+  /**
+   * The release key's public half (the one pinned in the meters; PARKLINK_FIRMWARE_RELEASE_KEY).
+   * Without it no image is stored.
+   */
+  releaseKey?: Uint8Array;
   /** Seals and publishes a downlink (Ingest.sendDownlink). */
   sendDownlink(meterId: number, type: number, body: Uint8Array): Promise<number>;
   crypto?: Crypto;
   /** Bytes per chunk (default MAX_CHUNK). */
   chunkBytes?: number;
-  /** Opens the meters' progress frames (onUplink); not needed when progress is handed in decoded. */
-  keystore?: Keystore;
+  /** Where a failed answer to a progress report is told (ingest's logger). */
+  logger?: Pick<Logger, 'error'>;
+}
+
+/** A meter's last reported update state and its history across rollouts. */
+export interface MeterFirmwareView {
+  meterId: number;
+  rolloutId: number;
+  state: string;
+  version: number;
+  offset: number;
+  reason: string;
+  reportedAt: string;
+  history: { at: string; rolloutId: number; event: string; detail: string }[];
 }
 
 export interface ImageView {
@@ -80,6 +92,12 @@ export class FirmwareService {
     by: string;
   }): Promise<ImageView> {
     const digest = this.#crypto.sha256(input.image);
+    if (!this.#d.releaseKey)
+      throw new FirmwareError(
+        503,
+        'no-release-key',
+        'the platform has no firmware release key (PARKLINK_FIRMWARE_RELEASE_KEY)',
+      );
     try {
       checkFirmwareSignature(
         this.#d.releaseKey,
@@ -88,7 +106,8 @@ export class FirmwareService {
         { target: input.target, floor: 0 },
       );
     } catch (error) {
-      if (error instanceof FirmwareRejected) throw new FirmwareError(422, error.reason, error.message);
+      if (error instanceof FirmwareRejected)
+        throw new FirmwareError(422, error.reason, error.message, 'signature');
       throw error;
     }
     const exists = await this.#d.db.query(
@@ -96,7 +115,12 @@ export class FirmwareService {
       [input.target, input.version],
     );
     if (exists.rows.length > 0)
-      throw new FirmwareError(409, 'exists', `version ${input.version} for ${input.target} is registered`);
+      throw new FirmwareError(
+        409,
+        'exists',
+        `version ${input.version} for ${input.target} is registered`,
+        'version',
+      );
     const row = await this.#d.db.query<{ id: string }>(
       `INSERT INTO firmware_images (version, target, length, sha256, signature, notes, image, uploaded_by)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
@@ -143,39 +167,37 @@ export class FirmwareService {
   }
 
   /**
-   * Creates a rollout of `imageId` to `meters`, in stages of cumulative percentages (e.g. [10, 50,
-   * 100]); the meters are ordered by id, so a stage's meters are the same on every replay. Starts stage 0.
+   * Creates a rollout of `imageId` to the meters `target` names (listed meters, an area, the fleet),
+   * in stages of cumulative percentages (e.g. [10, 50, 100]); the meters are ordered by id, so a
+   * stage's meters are the same on every replay. Starts stage 0.
    */
   async createRollout(input: {
     imageId: number;
-    meters: number[];
+    target: MeterTarget;
     stages: number[];
     maxFailureRate: number;
     by: string;
-  }): Promise<number> {
-    const { stages, meters } = input;
+  }): Promise<{ id: number; meters: number }> {
+    const { stages } = input;
     if (
       stages.length === 0 ||
       stages.some((p, i) => !Number.isInteger(p) || p < 1 || p > 100 || (i > 0 && p <= stages[i - 1])) ||
       stages[stages.length - 1] !== 100
     )
-      throw new FirmwareError(400, 'bad-stages', 'stages are rising percentages ending at 100');
+      throw new FirmwareError(400, 'bad-stages', 'stages are rising percentages ending at 100', 'stages');
     if (!(input.maxFailureRate >= 0 && input.maxFailureRate <= 1))
-      throw new FirmwareError(400, 'bad-threshold', 'maxFailureRate is between 0 and 1');
-    const unique = [...new Set(meters)].sort((a, b) => a - b);
-    if (unique.length === 0) throw new FirmwareError(400, 'no-meters', 'a rollout needs meters');
-    const id = await this.#d.db.transaction(async (tx) => {
+      throw new FirmwareError(400, 'bad-threshold', 'maxFailureRate is between 0 and 1', 'maxFailureRate');
+    const result = await this.#d.db.transaction(async (tx) => {
       const image = await tx.query('SELECT 1 FROM firmware_images WHERE id = $1', [input.imageId]);
-      if (image.rows.length === 0) throw new FirmwareError(404, 'no-image', `no image ${input.imageId}`);
-      const known = await tx.query<{ id: string }>('SELECT id FROM meters WHERE id = ANY($1::bigint[])', [
-        unique,
-      ]);
-      if (known.rows.length !== unique.length)
-        throw new FirmwareError(400, 'unknown-meter', 'a meter is not provisioned');
+      if (image.rows.length === 0)
+        throw new FirmwareError(404, 'no-image', `no image ${input.imageId}`, 'imageId');
+      const unique = await resolveTarget(tx, input.target);
+      if (unique.length === 0)
+        throw new FirmwareError(400, 'no-meters', `${describeTarget(input.target)} holds no meter`, 'target');
       const row = await tx.query<{ id: string }>(
-        `INSERT INTO firmware_rollouts (image_id, state, stages, max_failure_rate, created_by)
-         VALUES ($1, 'running', $2, $3, $4) RETURNING id`,
-        [input.imageId, stages.length, input.maxFailureRate, input.by],
+        `INSERT INTO firmware_rollouts (image_id, state, stages, max_failure_rate, created_by, target)
+         VALUES ($1, 'running', $2, $3, $4, $5) RETURNING id`,
+        [input.imageId, stages.length, input.maxFailureRate, input.by, describeTarget(input.target)],
       );
       const rollout = Number(row.rows[0].id);
       let from = 0;
@@ -192,11 +214,17 @@ export class FirmwareService {
         }
         from = Math.min(to, unique.length);
       }
-      await this.#event(tx, rollout, null, 'created', `${unique.length} meters, stages ${stages.join('/')}`);
-      return rollout;
+      await this.#event(
+        tx,
+        rollout,
+        null,
+        'created',
+        `${describeTarget(input.target)}: ${unique.length} meters, stages ${stages.join('/')}`,
+      );
+      return { id: rollout, meters: unique.length };
     });
-    await this.#offerStage(id);
-    return id;
+    await this.#offerStage(result.id);
+    return result;
   }
 
   async pause(id: number): Promise<void> {
@@ -213,7 +241,8 @@ export class FirmwareService {
   async abort(id: number): Promise<void> {
     await this.#transition(id, ['running', 'paused', 'halted'], 'aborted');
     const waiting = await this.#d.db.query<{ meter_id: string }>(
-      `SELECT meter_id FROM firmware_rollout_meters WHERE rollout_id = $1 AND state IN ('offered', 'downloading')`,
+      `SELECT meter_id FROM firmware_rollout_meters
+       WHERE rollout_id = $1 AND state IN ('offer-sent', 'offered', 'downloading')`,
       [id],
     );
     for (const r of waiting.rows) await this.#send(Number(r.meter_id), { k: 'abort', id });
@@ -222,9 +251,11 @@ export class FirmwareService {
   async rollout(id: number): Promise<{
     id: number;
     imageId: number;
+    target: string;
     state: RolloutState;
     stage: number;
     stages: number;
+    maxFailureRate: number;
     reason: string;
     meters: { meterId: number; stage: number; state: string; offset: number; reason: string }[];
     events: { at: string; meterId: number | null; event: string; detail: string }[];
@@ -234,8 +265,13 @@ export class FirmwareService {
       state: RolloutState;
       stage: number;
       stages: number;
+      max_failure_rate: number;
       reason: string;
-    }>('SELECT image_id, state, stage, stages, reason FROM firmware_rollouts WHERE id = $1', [id]);
+      target: string;
+    }>(
+      'SELECT image_id, state, stage, stages, max_failure_rate, reason, target FROM firmware_rollouts WHERE id = $1',
+      [id],
+    );
     const r = row.rows[0];
     if (!r) throw new FirmwareError(404, 'no-rollout', `no rollout ${id}`);
     const meters = await this.#d.db.query<{
@@ -259,9 +295,11 @@ export class FirmwareService {
     return {
       id,
       imageId: Number(r.image_id),
+      target: r.target,
       state: r.state,
       stage: r.stage,
       stages: r.stages,
+      maxFailureRate: Number(r.max_failure_rate),
       reason: r.reason,
       meters: meters.rows.map((m) => ({
         meterId: Number(m.meter_id),
@@ -280,67 +318,110 @@ export class FirmwareService {
   }
 
   /**
-   * Ingest route for 0x07. The frame is authenticated here (the uplink gate is being reworked to
-   * hand routes verified plaintext: then only `progressOf` changes). Never throws.
+   * The uplink gate's route for 0x07 (verified frames): the report is recorded in the frame's
+   * transaction (a malformed body refuses the frame, nothing written); the answer (the next chunk,
+   * the ok) and the stage's evaluation follow the commit.
    */
-  onUplink = async (topic: string, frame: Uint8Array): Promise<void> => {
-    try {
-      const { meterId, body } = await this.progressOf(topic, frame);
-      await this.onProgress(meterId, decodeFirmwareProgress(body));
-    } catch {
-      // a frame that does not authenticate or parse changes nothing
-    }
+  onUplink: UplinkHandler = async ({ meterId, body }, tx) => {
+    const p = decodeFirmwareProgress(body);
+    const current = await this.#record(tx, meterId, p);
+    return async () => {
+      // Not awaited: publishing waits for the broker's PUBACK, which arrives on the connection
+      // whose input is held until this frame's handling returns.
+      this.#respond(meterId, p, current).catch((error: unknown) =>
+        this.#d.logger?.error({ err: error, meterId }, 'firmware progress not answered'),
+      );
+    };
   };
 
-  /** Opens a 0x07 frame with the meter's current keys and applies its anti-replay window. */
-  async progressOf(topic: string, frame: Uint8Array): Promise<{ meterId: number; body: Uint8Array }> {
-    const header = decodeHeader(frame);
-    const meterId = meterIdOfTopic(topic);
-    if (header.type !== FIRMWARE_UPLINK || meterId === undefined || meterId !== header.meterId)
-      throw new ProtocolError('bad-field', 'not a firmware progress frame of this topic');
-    const keystore = this.#d.keystore;
-    if (!keystore) throw new Error('no keystore to open frames');
-    const row = await this.#d.db.query<{ key_epoch: string }>('SELECT key_epoch FROM meters WHERE id = $1', [
-      meterId,
-    ]);
-    if (!row.rows[0]) throw new ProtocolError('unknown-meter', `meter ${meterId}`);
-    const keys = frameKeys(keystore, meterId, Number(row.rows[0].key_epoch));
-    keys.downlink.fill(0);
-    try {
-      const { body } = openFrame(this.#crypto, keys.uplink, frame);
-      const fresh = await this.#d.db.query(
-        'UPDATE meters SET last_uplink_seq = $2 WHERE id = $1 AND last_uplink_seq < $2 RETURNING id',
-        [meterId, header.seq],
-      );
-      if (fresh.rows.length === 0) throw new ProtocolError('replay', `frame ${header.seq}`);
-      return { meterId, body };
-    } finally {
-      keys.uplink.fill(0);
-    }
+  /** A meter's progress handed in decoded (tests, a handheld's report): recorded, then answered. */
+  async onProgress(meterId: number, p: FirmwareProgress): Promise<void> {
+    const current = await this.#d.db.transaction((tx) => this.#record(tx, meterId, p));
+    await this.#respond(meterId, p, current);
   }
 
-  /** A meter's progress: records it, answers with the next chunk or the ok, and settles stages. */
-  async onProgress(meterId: number, p: FirmwareProgress): Promise<void> {
-    const row = await this.#d.db.query<{ state: string; rstate: RolloutState; image_id: string }>(
+  /** The meter's last report and its history across rollouts; 404 when it never reported. */
+  async meterFirmware(meterId: number): Promise<MeterFirmwareView> {
+    const row = await this.#d.db.query<{
+      rollout_id: string;
+      state: string;
+      version: string;
+      next_offset: string;
+      reason: string;
+      reported_at: Date;
+    }>(
+      'SELECT rollout_id, state, version, next_offset, reason, reported_at FROM meter_firmware WHERE meter_id = $1',
+      [meterId],
+    );
+    const r = row.rows[0];
+    if (!r)
+      throw new FirmwareError(404, 'no-report', `meter ${meterId} has reported no firmware state`, 'id');
+    const events = await this.#d.db.query<{ at: Date; rollout_id: string; event: string; detail: string }>(
+      'SELECT at, rollout_id, event, detail FROM firmware_rollout_events WHERE meter_id = $1 ORDER BY id',
+      [meterId],
+    );
+    return {
+      meterId,
+      rolloutId: Number(r.rollout_id),
+      state: r.state,
+      version: Number(r.version),
+      offset: Number(r.next_offset),
+      reason: r.reason,
+      reportedAt: r.reported_at.toISOString(),
+      history: events.rows.map((e) => ({
+        at: e.at.toISOString(),
+        rolloutId: Number(e.rollout_id),
+        event: e.event,
+        detail: e.detail,
+      })),
+    };
+  }
+
+  /** Keeps the meter's report; in a rollout that offered it, its state there and the history. */
+  async #record(
+    tx: Queryable,
+    meterId: number,
+    p: FirmwareProgress,
+  ): Promise<{ state: string; rstate: RolloutState; image_id: string } | undefined> {
+    await tx.query(
+      `INSERT INTO meter_firmware (meter_id, rollout_id, state, version, next_offset, reason, reported_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now())
+       ON CONFLICT (meter_id) DO UPDATE SET rollout_id = $2, state = $3, version = $4, next_offset = $5,
+         reason = $6, reported_at = now()`,
+      [meterId, p.id, p.state, p.version, p.offset, p.reason ?? ''],
+    );
+    if (p.id === 0) return undefined;
+    const row = await tx.query<{ state: string; rstate: RolloutState; image_id: string }>(
       `SELECT m.state, r.state AS rstate, r.image_id FROM firmware_rollout_meters m
-       JOIN firmware_rollouts r ON r.id = m.rollout_id WHERE m.rollout_id = $1 AND m.meter_id = $2`,
+       JOIN firmware_rollouts r ON r.id = m.rollout_id WHERE m.rollout_id = $1 AND m.meter_id = $2
+       FOR UPDATE OF m`,
       [p.id, meterId],
     );
     const current = row.rows[0];
-    if (!current || current.state === 'waiting') return; // not offered to this meter
+    if (!current || current.state === 'waiting') return undefined; // not offered to this meter
     if (current.state !== p.state) {
-      await this.#d.db.query(
+      await tx.query(
         `UPDATE firmware_rollout_meters SET state = $3, next_offset = $4, reason = $5, updated_at = now()
          WHERE rollout_id = $1 AND meter_id = $2`,
         [p.id, meterId, p.state, p.offset, p.reason ?? ''],
       );
-      await this.#event(this.#d.db, p.id, meterId, p.state, p.reason ?? '');
+      await this.#event(tx, p.id, meterId, p.state, p.reason ?? '');
     } else {
-      await this.#d.db.query(
+      await tx.query(
         'UPDATE firmware_rollout_meters SET next_offset = $3, updated_at = now() WHERE rollout_id = $1 AND meter_id = $2',
         [p.id, meterId, p.offset],
       );
     }
+    return current;
+  }
+
+  /** Answers a recorded report with the next chunk or the ok, and settles the stage. */
+  async #respond(
+    meterId: number,
+    p: FirmwareProgress,
+    current: { state: string; rstate: RolloutState; image_id: string } | undefined,
+  ): Promise<void> {
+    if (!current) return;
     if (p.state === 'booted-pending') {
       // the new image may confirm once it hears the platform, whatever the rollout's state
       await this.#send(meterId, { k: 'ok', id: p.id, version: p.version });
