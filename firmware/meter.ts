@@ -6,6 +6,7 @@ import type { MeterEvents } from './events';
 import { Bays } from './units/bays';
 import { BlacklistUnit } from './units/blacklist';
 import { ReaderFilesStore } from './units/readerFiles';
+import { ReaderFilesUnit } from './units/readerFilesUnit';
 
 import type { TariffDocument } from '../protocol/tariff/index';
 import { ChargingUnit, type FlatRate } from './units/charging';
@@ -17,7 +18,13 @@ import { NotifyUnit } from './units/notify';
 import { MainRecord } from './units/records';
 import { RegistrationUnit } from './units/registration';
 import { type CardReaderPort, createCardReader } from './units/rfid';
-import { noSam, SecurePartsHolder, SecurityManagement, SecurityUnit } from './units/security';
+import {
+  noSam,
+  pinnedFirmwareKey,
+  SecurePartsHolder,
+  SecurityManagement,
+  SecurityUnit,
+} from './units/security';
 import { RecordStore, type UploadLedger } from './units/storage';
 import { STORAGE_CONTROL_FRAME } from '../protocol/release';
 import { TransactionUnit } from './units/transactions';
@@ -116,6 +123,8 @@ export class Meter {
   readonly blacklist: BlacklistUnit;
   /** The reader files store (card profiles, reader parameters) on the reader partition. */
   readonly readerFiles: ReaderFilesStore;
+  /** Reader files (414d): documents, settings and reader firmware downloaded (0x8B), reported (0x0B). */
+  readonly readerFileUpdates: ReaderFilesUnit;
   readonly transactions: TransactionUnit;
   readonly comms: CommsUnit;
   /** The handheld link (BLE and Wi-Fi port), when the board has one. */
@@ -250,6 +259,18 @@ export class Meter {
     const cardReader = reader ?? createCardReader(hardware, this.secure?.authenticator ?? noSam);
     const readerFault = cardReader.outOfService?.();
     if (readerFault) bus.emit('fault', { unit: 'reader', error: readerFault });
+    this.readerFileUpdates = new ReaderFilesUnit({
+      store: this.readerFiles,
+      partition: partitions.reader,
+      preferences,
+      crypto,
+      signatures: hardware.signatures,
+      bus,
+      send: (type, body) => this.comms.send(type, body),
+      pinnedKey: () => pinnedFirmwareKey(hardware, this.secure?.parts),
+      reader: cardReader,
+      readerFirmware: hardware.readerFirmware,
+    });
     const sleep = config.sleep && {
       idleMs: config.sleep.idleMs,
       consumers: [
@@ -529,6 +550,7 @@ export class Meter {
     this.records.reportBootFaults();
     this.records.startOperatingLog(this.#hardware.timers);
     this.comms.start();
+    this.readerFileUpdates.start();
     this.time?.start();
     this.relayMaster?.start();
     this.monitor.start();
