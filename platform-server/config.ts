@@ -58,6 +58,11 @@ export interface PlatformConfig {
   demo?: boolean;
   /** Pay by phone: clock, pricing, channels; see platform-server/phone/README.md. */
   phone?: PhoneConfig;
+  /**
+   * The vendor's release key, public half (PARKLINK_RELEASE_KEY, 64 hex digits): the key pinned in
+   * the meters, which signed reader firmware must verify against before it is stored.
+   */
+  releaseKey?: Uint8Array;
   /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
   operators?: OperatorsConfig;
   /** The SMS sender for call-in (PARKLINK_SMS_WEBHOOK, PARKLINK_SMS_WEBHOOK_SECRET); none: call-in is off. */
@@ -107,6 +112,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.PARKLINK_KEYSTORE_PASSPHRASE) config.keystorePassphrase = env.PARKLINK_KEYSTORE_PASSPHRASE;
   if (env.PARKLINK_KEYSTORE_CREATE === '1') config.createKeystoreFile = true;
   if (env.PARKLINK_DEMO === '1') config.demo = true;
+  if (env.PARKLINK_RELEASE_KEY) {
+    if (!/^[0-9a-fA-F]{64}$/.test(env.PARKLINK_RELEASE_KEY))
+      throw new ConfigError("PARKLINK_RELEASE_KEY is the release key's public half: 64 hex digits");
+    config.releaseKey = new Uint8Array(Buffer.from(env.PARKLINK_RELEASE_KEY, 'hex'));
+  }
   if (env.LOG_LEVEL) config.httpLogger = { level: env.LOG_LEVEL };
   if (env.PARKLINK_ADMIN_USER || env.PARKLINK_ADMIN_PASSWORD) {
     if (!env.PARKLINK_ADMIN_USER || !env.PARKLINK_ADMIN_PASSWORD)

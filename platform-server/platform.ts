@@ -27,6 +27,7 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
+import { type ReaderFileService, startReaderFiles } from './readerFiles';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -44,6 +45,8 @@ export interface Platform {
   readonly tariffs: TariffService;
   /** The fleet blacklist: pushed as 0x8A, acknowledged by 0x0A, fed by cloned-card reports. */
   readonly blacklist: BlacklistService;
+  /** Reader files (414d): uploaded, pushed as 0x8B, each meter's 0x0B report recorded. */
+  readonly readerFiles: ReaderFileService;
   /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
   readonly clocks: MeterClocks;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
@@ -164,6 +167,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
     });
     await startParameters(app, { db, ingest, sendDownlink, guard: operators });
+    const readerFiles = await startReaderFiles(app, {
+      db,
+      ingest,
+      sendDownlink,
+      guard: operators,
+      releaseKey: config.releaseKey,
+      logger,
+    });
     const phone = await startPhone({
       db,
       meters,
@@ -190,6 +201,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       status,
       tariffs,
       blacklist,
+      readerFiles,
       clocks,
       operators,
       async provisionMeter(id, name) {
