@@ -4,6 +4,7 @@
 // ever replaced by a newer version, and the whole set is written at once, so a power cut leaves
 // either the old set or the new one.
 import type { NorFlash } from '../../hal/flash';
+import { encodeCbor } from '../../protocol/cbor';
 import { READER_FILE_KINDS, type ReaderFileKind } from '../../protocol/readerFiles';
 import { SlotStore } from './slotStore';
 
@@ -59,6 +60,14 @@ export class ReaderFilesStore {
   /** The largest body the store's slot holds, for every file together (CBOR framing included). */
   get capacity(): number {
     return this.#store.capacity;
+  }
+
+  /** Whether the set would still fit the slot with `name` replaced by a file of `length` bytes. */
+  fits(name: string, length: number, kind: ReaderFileKind = 'document'): boolean {
+    if (length > this.capacity) return false;
+    const next = new Map(this.#files).set(name, { version: 1, bytes: new Uint8Array(length), kind });
+    const sized = [...next].map(([n, f]) => [n, 0xffffffff, f.bytes, f.kind]);
+    return encodeCbor(sized).length <= this.capacity;
   }
 
   /**

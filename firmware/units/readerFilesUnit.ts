@@ -227,13 +227,11 @@ export class ReaderFilesUnit {
         return this.#refuse(error.reason, error.message, about);
       }
     }
-    // Documents and settings live in the store's slot; reader firmware only passes through staging.
-    const room =
-      offer.kind === 'reader-firmware'
-        ? this.stagingCapacity
-        : Math.min(this.stagingCapacity, this.#o.store.capacity);
-    if (offer.length > room)
-      return this.#refuse('too-large', `${offer.length} bytes, room for ${room}`, about);
+    // Documents and settings live in the store's slot, beside the files held; reader firmware only
+    // passes through staging (the store keeps its SHA-256).
+    const stored = offer.kind === 'reader-firmware' ? 32 : offer.length;
+    if (offer.length > this.stagingCapacity || !this.#o.store.fits(offer.name, stored, offer.kind))
+      return this.#refuse('too-large', `${offer.length} bytes do not fit beside the files held`, about);
     this.#last = undefined;
     this.#save({
       n: offer.name,

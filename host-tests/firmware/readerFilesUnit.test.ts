@@ -241,6 +241,14 @@ describe('reader files unit (414d): download, verify, apply, report', () => {
         rig.unit.handle(offer('reader-fw', 'reader-firmware', 1, fileBytes(rig.unit.stagingCapacity + 1, 0))),
       refusedWith('too-large'),
     );
+    rig.deliver('card-profiles', 'document', 1, fileBytes(3000, 1));
+    assert.throws(
+      () => rig.unit.handle(offer('receipts', 'document', 1, fileBytes(1500, 0))),
+      refusedWith('too-large'),
+      'a file that does not fit beside the files held is refused before any byte comes',
+    );
+    assert.equal(rig.unit.download, undefined);
+    rig.store.remove('card-profiles');
     assert.throws(
       () => rig.deliver('reader-settings', 'settings', 5, encodeCbor({ antennaGain: 9 })),
       refusedWith('bad-settings'),

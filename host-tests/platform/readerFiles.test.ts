@@ -12,7 +12,13 @@ import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import type { Platform } from '../../platform-server/platform';
 import { encodeCbor } from '../../protocol/cbor';
-import { encodeReaderSettings, readerFirmwareMessage } from '../../protocol/readerFiles';
+import {
+  decodeReaderFilesDownlink,
+  encodeReaderSettings,
+  READER_FILES_DOWNLINK,
+  READER_FILES_UPLINK,
+  readerFirmwareMessage,
+} from '../../protocol/readerFiles';
 import { downlinkTopic } from '../../protocol/topics';
 import { forEachBackend, type OperatorLogin, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import { nobleSignatures } from '../../sim/signatures/noble';
@@ -55,24 +61,35 @@ forEachBackend('reader files (0x8B/0x0B)', (backend) => {
   const delivery = async (id: number, name: string) =>
     ((await ofMeter(id)).deliveries ?? []).find((d: { name: string }) => d.name === name);
 
-  /** A meter whose reader module takes firmware (all but the last), with the release key pinned. */
-  async function boot(id: number, readerModule: boolean): Promise<RigMeter> {
+  /**
+   * A meter whose reader module takes firmware (all but the last), with the release key pinned; with
+   * `state`, the same meter starting again on what its flash and preferences hold.
+   */
+  async function boot(
+    id: number,
+    readerModule: boolean,
+    state?: VirtualBoard['state'],
+    beforeStart?: (meter: Meter) => void,
+  ): Promise<RigMeter> {
     const link = new NodeMqttLink({
       url: platform.brokerUrl,
       clientId: meterClientId(id),
       ...platform.meterMqttCredentials(id),
     });
-    const board = new VirtualBoard({ mqtt: link, clock, readerModule, signatures: nobleSignatures });
-    provisionBoard(board.hardware, await platform.provisionMeter(id, `Meter ${id}`), id, {
-      firmwareKey: releaseKey,
-    });
+    const board = new VirtualBoard({ mqtt: link, clock, readerModule, signatures: nobleSignatures, state });
+    if (!state)
+      provisionBoard(board.hardware, await platform.provisionMeter(id, `Meter ${id}`), id, {
+        firmwareKey: releaseKey,
+      });
     const meter = new Meter(board.hardware, { meterId: id, bays: [1, 2], rate: RATE });
+    beforeStart?.(meter);
     meter.start();
     await until(() => link.subscribed(downlinkTopic(id)), 'the meter to subscribe to its downlink');
     return { meter, board, link };
   }
 
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000); // three meters boot on a broker shared with other work
     const fresh = await backend.fresh();
     drop = fresh.drop;
     platform = await phonePlatform({ ...fresh.config, releaseKey }, clock);
@@ -299,6 +316,39 @@ forEachBackend('reader files (0x8B/0x0B)', (backend) => {
       after.map((m: { meterId: number }) => m.meterId),
       [ids[1]],
     );
+  });
+
+  it('a meter whose link drops mid-download resumes after its restart from its flash: only the rest is sent', async () => {
+    const doc = fileBytes(1500, 6); // two chunks, and room in the store beside the files held
+    const uploaded = await api('POST', '/api/reader-files', admin, {
+      name: 'receipts',
+      kind: 'document',
+      version: 1,
+      content: b64(doc),
+    });
+    assert.equal(uploaded.statusCode, 201);
+    const m = meters[0];
+    // The link goes after the meter wrote the first chunk: its report of offset 1024 is lost.
+    let reports = 0;
+    const send = m.meter.comms.send.bind(m.meter.comms);
+    m.meter.comms.send = (type, body) =>
+      type === READER_FILES_UPLINK && ++reports >= 2 ? false : send(type, body);
+    await api('POST', '/api/reader-files/receipts/1/push', admin, { target: { meters: [ids[0]] } });
+    await until(() => m.meter.readerFileUpdates.download?.offset === 1024, 'the first chunk to be written');
+    await m.link.closeAsync();
+    m.meter.stop();
+    // It starts again; its report after its first acknowledged upload says where it stands.
+    const offsets: number[] = [];
+    meters[0] = await boot(ids[0], true, m.board.state, (meter) =>
+      meter.bus.on('downlink', ({ type, body }) => {
+        if (type !== READER_FILES_DOWNLINK) return;
+        const message = decodeReaderFilesDownlink(body);
+        offsets.push(message.k === 'chunk' ? message.offset : -1);
+      }),
+    );
+    await until(async () => (await delivery(ids[0], 'receipts'))?.state === 'held', 'the file to be held');
+    assert.deepEqual(offsets, [1024], 'no offer again, no chunk twice');
+    assert.deepEqual(meters[0].meter.readerFiles.get('receipts')?.bytes, doc);
   });
 
   it('refuses a push of an unknown file (404) or to an unknown meter (404)', async () => {
