@@ -6,6 +6,7 @@ import type { MeterEvents } from './events';
 import { Bays } from './units/bays';
 import { BlacklistUnit } from './units/blacklist';
 import { ReaderFilesStore } from './units/readerFiles';
+import { ReaderFilesUnit } from './units/readerFilesUnit';
 
 import type { TariffDocument } from '../protocol/tariff/index';
 import { ChargingUnit, type FlatRate } from './units/charging';
@@ -131,6 +132,8 @@ export class Meter {
   readonly blacklist: BlacklistUnit;
   /** The reader files store (card profiles, reader parameters) on the reader partition. */
   readonly readerFiles: ReaderFilesStore;
+  /** Reader files (414d): documents, settings and reader firmware downloaded (0x8B), reported (0x0B). */
+  readonly readerFileUpdates: ReaderFilesUnit;
   readonly transactions: TransactionUnit;
   readonly comms: CommsUnit;
   /** The handheld link (BLE and Wi-Fi port), when the board has one. */
@@ -280,6 +283,18 @@ export class Meter {
     this.#cardReader = cardReader;
     const readerFault = cardReader.outOfService?.();
     if (readerFault) bus.emit('fault', { unit: 'reader', error: readerFault });
+    this.readerFileUpdates = new ReaderFilesUnit({
+      store: this.readerFiles,
+      partition: partitions.reader,
+      preferences,
+      crypto,
+      signatures: hardware.signatures,
+      bus,
+      send: (type, body) => this.comms.send(type, body),
+      pinnedKey: () => pinnedFirmwareKey(hardware, this.secure?.parts),
+      reader: cardReader,
+      readerFirmware: hardware.readerFirmware,
+    });
     const sleep = config.sleep && {
       idleMs: config.sleep.idleMs,
       consumers: [
@@ -607,6 +622,7 @@ export class Meter {
     this.records.startOperatingLog(this.#hardware.timers);
     this.#serviceFree.start(this.#hardware.timers);
     this.comms.start();
+    this.readerFileUpdates.start();
     this.time?.start();
     this.relayMaster?.start();
     this.monitor.start();

@@ -19,7 +19,9 @@ import type {
 import type { MqttLink } from './mqtt';
 import type { FirmwareSlots } from './ota';
 import type { Preferences } from './preferences';
+import type { ReaderFirmwarePort } from './readerFirmware';
 import type { Random } from './random';
+import type { SignatureVerifier } from './signatures';
 import type { PowerParts, SensorParts } from './sensors';
 import type { NetworkTimeSource, SntpClient } from './time';
 import type { Watchdog } from './watchdog';
@@ -96,6 +98,10 @@ export interface MeterHardware {
   sntp?: SntpClient;
   /** The cellular network's time, on boards whose link is a modem (ModemLink). */
   networkTime?: NetworkTimeSource;
+  /** Signature checks (Ed25519), where the board binds them. */
+  signatures?: SignatureVerifier;
+  /** The card reader module's firmware loader, on readers with firmware of their own. */
+  readerFirmware?: ReaderFirmwarePort;
   /** The hardware watchdog, when the board binds one. */
   watchdog?: Watchdog;
   /** Two application slots and the boot selector, when the board takes firmware updates (hal/ota.ts). */

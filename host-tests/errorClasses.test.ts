@@ -46,6 +46,8 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   PurseError: ['purse refused'],
   RegistrationError: [3, 'registration denied by the network'],
   NetworkTimeUnavailable: ['the network has not sent its time since the modem started'],
+  ReaderFileRefused: ['hash', 'card-profiles v2 does not match its SHA-256'],
+  ReaderFirmwareRefused: ['flash full'],
   ReleaseRefusedError: ['release refused'],
   RfidBufferOverflow: [],
   RfidCollision: [9],

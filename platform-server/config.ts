@@ -78,7 +78,8 @@ export interface PlatformConfig {
   tariffs?: { pushTimeoutSeconds?: number; now?: () => number };
   /**
    * The firmware release key's public half (Ed25519, 64 hex digits; PARKLINK_FIRMWARE_RELEASE_KEY),
-   * the one pinned in the meters: an image is stored only when its signature verifies under it.
+   * the one pinned in the meters: an image, and reader firmware, is stored only when its signature
+   * verifies under it.
    * Absent: the firmware room refuses uploads (503).
    */
   firmwareReleaseKey?: Uint8Array;

@@ -30,6 +30,7 @@ import { startParameters } from './parameters';
 import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
 import { startConsole } from './console';
 import { type FirmwareService, startFirmware } from './firmware';
+import { type ReaderFileService, startReaderFiles } from './readerFiles';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -47,6 +48,8 @@ export interface Platform {
   readonly tariffs: TariffService;
   /** The fleet blacklist: pushed as 0x8A, acknowledged by 0x0A, fed by cloned-card reports. */
   readonly blacklist: BlacklistService;
+  /** Reader files (414d): uploaded, pushed as 0x8B, each meter's 0x0B report recorded. */
+  readonly readerFiles: ReaderFileService;
   /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
   readonly clocks: MeterClocks;
   /** The fleet-wide alarm inbox: raised from security events, status and the overdue sweep; `subscribe` for live changes. */
@@ -218,6 +221,15 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       crypto: ingest.crypto,
       logger,
     });
+    // Reader firmware is signed with the same release key as the meter's own images.
+    const readerFiles = await startReaderFiles(app, {
+      db,
+      ingest,
+      sendDownlink,
+      guard: operators,
+      releaseKey: config.firmwareReleaseKey,
+      logger,
+    });
     const phone = await startPhone({
       db,
       meters,
@@ -244,6 +256,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       status,
       tariffs,
       blacklist,
+      readerFiles,
       clocks,
       alarms,
       alarmForwarding,

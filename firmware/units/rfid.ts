@@ -7,6 +7,7 @@ import { Iso14443A, isIsoDep } from '../../drivers/rfid/iso14443a';
 import { IsoDep } from '../../drivers/rfid/isodep';
 import { ChipError, MFRC522 } from '../../drivers/rfid/mfrc522';
 import { toHex } from '../../protocol/bytes';
+import type { ReaderSettings } from '../../protocol/readerFiles';
 import {
   authenticatePurse,
   CardNotGenuine,
@@ -46,6 +47,11 @@ export interface CardReaderPort {
   reinitialise?(): boolean;
   /** Why the reader cannot read cards now (its chip has not answered since boot), or undefined. */
   outOfService?(): Error | undefined;
+  /**
+   * Takes a reader settings file (414d, protocol/readerFiles.ts), kept and applied again after a
+   * re-initialisation. Throws when the chip does not answer; the settings are kept all the same.
+   */
+  configure?(settings: ReaderSettings): void;
 }
 
 /** HLTA (ISO 14443-3 §6.4.3) and its CRC_A: the reader's coprocessor must compute it. */
@@ -119,6 +125,8 @@ export class Mfrc522CardReader implements CardReaderPort {
   #antenna = false;
   /** A debit whose answer was lost, resolved when that card is presented again. */
   #torn: DebitUncertain | undefined;
+  /** The reader settings file in force, applied again to a re-created driver. */
+  #settings: ReaderSettings = {};
 
   /**
    * `open` makes a new driver (hard reset, VersionReg check, soft reset): the re-initialise hook.
@@ -156,6 +164,12 @@ export class Mfrc522CardReader implements CardReaderPort {
 
   outOfService(): Error | undefined {
     return this.#fault;
+  }
+
+  configure(settings: ReaderSettings): void {
+    this.#settings = { ...settings };
+    if (!this.#chip) throw this.#fault ?? new ChipError('the reader is out of service');
+    this.#chip.configure({ antennaGain: settings.antennaGain });
   }
 
   antenna(on: boolean): void {
@@ -201,6 +215,8 @@ export class Mfrc522CardReader implements CardReaderPort {
     this.#picc = new Iso14443A(chip);
     this.#fault = undefined;
     try {
+      if (this.#settings.antennaGain !== undefined)
+        chip.configure({ antennaGain: this.#settings.antennaGain });
       if (this.#antenna) chip.antennaOn();
       else chip.antennaOff();
     } catch {

@@ -23,6 +23,8 @@ import type { KeyName } from '../../firmware/events';
 import type { ResetReason } from '../watchdog';
 import { VirtualPowerRail, VirtualSensorKit } from './sensors/kit';
 import { VirtualWatchdog } from './watchdog';
+import { VirtualReaderFirmware } from './readerFirmware';
+import type { SignatureVerifier } from '../signatures';
 import { VirtualXBee } from './xbee';
 import type { ZigbeeMesh } from './zigbeeMesh';
 import { A7670 } from '../../drivers/radio/a7670';
@@ -54,7 +56,7 @@ export const VIRTUAL_MODEM_PINS = Object.freeze({ port: 1, pwrkey: 50, status: 5
 export const VIRTUAL_PARTITION_BYTES: Readonly<Record<PartitionName, number>> = Object.freeze({
   records: 64 * 1024,
   blacklist: 8 * 1024,
-  reader: 8 * 1024,
+  reader: 24 * 1024, // the store's two slots and a 16 KiB staging area for downloads
   backup: 64 * 1024,
   upload: 32 * 1024,
 });
@@ -101,6 +103,10 @@ export interface VirtualModemOptions {
 }
 
 export interface VirtualBoardOptions {
+  /** Fit a reader module with firmware of its own (hal/readerFirmware.ts), simulated. */
+  readerModule?: boolean;
+  /** The board's Ed25519 check (sim/signatures/noble.ts on the host); none: reader firmware is refused. */
+  signatures?: SignatureVerifier;
   /** The direct MQTT link; leave it out and give `modem` to fit the cellular modem instead. */
   mqtt?: MqttLink;
   /** Fit a (virtual) A7670 cellular modem on UART1 as the meter's link, with call-in. */
@@ -212,6 +218,8 @@ export class VirtualBoard {
   readonly sensors: VirtualSensorKit | undefined;
   readonly power: VirtualPowerRail | undefined;
   readonly watchdog: VirtualWatchdog | undefined;
+  /** The reader module's firmware loader, when fitted (options.readerModule). */
+  readonly readerFirmware: VirtualReaderFirmware | undefined;
   /** The Zigbee module's twin, when fitted (options.zigbee). */
   readonly xbee: VirtualXBee | undefined;
   /** The virtual cellular module and the link over it, when fitted (options.modem). */
@@ -303,6 +311,11 @@ export class VirtualBoard {
       pins: VIRTUAL_PINS,
     };
     if (options.fallbackMqtt) this.hardware.fallbackLink = options.fallbackMqtt;
+    if (options.signatures) this.hardware.signatures = options.signatures;
+    if (options.readerModule) {
+      this.readerFirmware = new VirtualReaderFirmware();
+      this.hardware.readerFirmware = this.readerFirmware;
+    }
     if (options.wifiPort) {
       // A TCP port has no ATT MTU: its chunks are as large as the meter's side allows.
       this.wifi = new VirtualBleLink({ maxMtu: 1024, broadcast: false });

@@ -14,10 +14,10 @@ describe('reader files store (the fourth store)', () => {
     store.put('card-profile', 2, Uint8Array.of(1, 2));
     const again = new ReaderFilesStore(new VirtualNorFlash({ cells: flash.cells }));
     assert.deepEqual(again.list(), [
-      { name: 'card-profile', version: 2 },
-      { name: 'reader-params', version: 3 },
+      { name: 'card-profile', kind: 'document', version: 2 },
+      { name: 'reader-params', kind: 'document', version: 3 },
     ]);
-    assert.deepEqual(again.get('card-profile'), { version: 2, bytes: Uint8Array.of(1, 2) });
+    assert.deepEqual(again.get('card-profile'), { version: 2, bytes: Uint8Array.of(1, 2), kind: 'document' });
     again.remove('reader-params');
     assert.equal(
       new ReaderFilesStore(new VirtualNorFlash({ cells: flash.cells })).get('reader-params'),
