@@ -29,6 +29,7 @@ import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
 import { ParametersUnit } from './units/parameters';
+import { ReportsUnit } from './units/reports';
 import { StorageWatch } from './units/storageWatch';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 import { TimeState } from '../protocol/time';
@@ -131,6 +132,8 @@ export class Meter {
   readonly callIn: CallInUnit | undefined;
   /** Operating parameters (0x89/0x09): pushed by the platform or set in a maintenance session. */
   readonly parameters: ParametersUnit;
+  /** Reports on demand (414b, 0x8C/0x0C): an immediate status report or a range of records re-sent. */
+  readonly reports: ReportsUnit;
   /** When the record store counts as nearly full (a warning for the platform). */
   readonly storageWatch: StorageWatch;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
@@ -481,6 +484,17 @@ export class Meter {
         return this.power.powerCycle(module, ms, done);
       },
     });
+    this.reports = new ReportsUnit({
+      bus,
+      log: this.log,
+      acknowledgedSeq: () => this.ledger.acknowledgedSeq,
+      crypto,
+      meterId: config.meterId,
+      maxSetBytes: () => this.comms.maxSetBytes,
+      sendSet: (set) => this.comms.sendSet(set),
+      sendStatus: () => this.sendStatus(),
+      send: (type, body) => this.comms.send(type, body),
+    });
     bootFaults.cancel(); // from here on the monitor hears faults itself
 
     // A clean stop leaves a flag; its absence at boot means the last run ended abnormally (claim 10b).
@@ -513,6 +527,32 @@ export class Meter {
       bays: this.bays.ids.map((bay) => ({ bay, ...this.information.bayState(bay, now) })),
       tariff: { id: tariff.id, version: tariff.version, currency: tariff.currency },
     };
+  }
+
+  /**
+   * Sends a status report (0x04) now: the guard's full report where the board has its sensors;
+   * otherwise the monitor's module states and open faults, with no sensor, battery or bay readings
+   * (those come from the guard's parts).
+   */
+  sendStatus(): boolean {
+    if (this.guard) return this.guard.sendStatus();
+    const modules = this.monitor.states;
+    return this.comms.send(
+      STATUS_FRAME,
+      encodeStatusMessage({
+        kind: 'status',
+        at: Math.floor(this.clock.now() / 1000),
+        battery: { source: 'unknown', packs: {} },
+        sensors: {},
+        modules,
+        faults: Object.entries(modules)
+          .filter(([, state]) => state === 'failed' || state === 'repairing')
+          .map(([name]) => name),
+        bays: [],
+        fan: false,
+        settings: 0,
+      }),
+    );
   }
 
   /** Key input (42): mode key state and sleep. */

@@ -149,6 +149,11 @@ export class CommsUnit {
     return this.#o.log.lastSeq - this.#o.ledger.acknowledgedSeq;
   }
 
+  /** The largest record payload per set. */
+  get maxSetBytes(): number {
+    return this.#o.maxSetBytes;
+  }
+
   /** The largest record payload per set, from the operating parameters (0x89). */
   setMaxSetBytes(bytes: number): void {
     this.#o.maxSetBytes = bytes;
@@ -270,6 +275,24 @@ export class CommsUnit {
     }
     if (!this.#o.handheldPresent()) return false;
     this.#keep(type, security.sealUplink(type, body));
+    return true;
+  }
+
+  /**
+   * Sends a set outside the stop-and-wait upload (a report on demand re-sending acknowledged
+   * records, 0x8C): sealed as 0x01 like any set, over the link or, as send() does, into the outbox
+   * for a handheld. The platform's ack for it names a record already acknowledged, so it changes
+   * nothing here. False when neither took it.
+   */
+  sendSet(set: UploadSetView): boolean {
+    const { link, security } = this.#o;
+    if (!security.provisioned) return false;
+    if (link.connected) {
+      this.#publishKept();
+      if (link.publish(uplinkTopic(security.meterId), this.sealSet(set))) return true;
+    }
+    if (!this.#o.handheldPresent()) return false;
+    this.#keep(FrameType.Records, this.sealSet(set));
     return true;
   }
 
