@@ -46,6 +46,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   RegistrationError: [3, 'registration denied by the network'],
   NetworkTimeUnavailable: ['the network has not sent its time since the modem started'],
   ReleaseRefusedError: ['release refused'],
+  ReportRequestError: ['bad-range', 'sequence range 9..3 is empty'],
   RfidBufferOverflow: [],
   RfidCollision: [9],
   RfidCrcError: [],
