@@ -27,6 +27,7 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
+import { type ReportService, startReports } from './reports';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -44,6 +45,8 @@ export interface Platform {
   readonly tariffs: TariffService;
   /** The fleet blacklist: pushed as 0x8A, acknowledged by 0x0A, fed by cloned-card reports. */
   readonly blacklist: BlacklistService;
+  /** Reports on demand (414b): status and record ranges asked of a meter (0x8C), answered by 0x0C. */
+  readonly reports: ReportService;
   /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
   readonly clocks: MeterClocks;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
@@ -164,6 +167,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
     });
     await startParameters(app, { db, ingest, sendDownlink, guard: operators });
+    const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
     const phone = await startPhone({
       db,
       meters,
@@ -190,6 +194,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       status,
       tariffs,
       blacklist,
+      reports,
       clocks,
       operators,
       async provisionMeter(id, name) {
