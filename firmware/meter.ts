@@ -24,7 +24,7 @@ import { TransactionUnit } from './units/transactions';
 import { uplinkTopic } from '../protocol/topics';
 import { GuardUnit } from './units/guard';
 import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
-import type { MqttLink } from '../hal/mqtt';
+import type { BrokerEndpoint, MqttLink } from '../hal/mqtt';
 import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
@@ -154,6 +154,11 @@ export class Meter {
   readonly time: TimeUnit | undefined;
   /** The clock the units read: the board's, or the disciplined one when time management is on. */
   readonly clock: MeterHardware['clock'];
+  /** Whether key input's sleep switches the radio off too (sleep.radio, then sleepRadio). */
+  #sleepRadio: boolean;
+  #brokerSwitchQueued = false;
+  /** The broker endpoint the board was built with, before any parameter set moved it. */
+  readonly #provisionedEndpoint: BrokerEndpoint | undefined;
   /** Parts that failed while the meter was built, reported to the monitor when it starts. */
   readonly #bootFaults: MeterEvents['fault'][] = [];
 
@@ -171,6 +176,7 @@ export class Meter {
     this.clock = clock;
     const bus = this.bus;
     const bootFaults = bus.on('fault', (fault) => this.#bootFaults.push(fault));
+    this.#sleepRadio = config.sleep?.radio ?? false;
     // The Zigbee relay: a slave's fallback path, or a master's relay unit on a shared connection.
     const relay = zigbeeRelay(hardware, config.meterId, config.relay);
     this.relayMaster = relay.master;
@@ -178,6 +184,7 @@ export class Meter {
     const primary = relay.primary ?? hardware.mqtt;
     const radio = fallback ? new FailoverLink([{ name: 'primary', link: primary }, fallback]) : primary;
     this.radio = radio;
+    this.#provisionedEndpoint = radio.endpoint;
 
     // Storage (411): main store and real-time backup in step, upload backup, ledger; repaired at mount.
     this.log = new RecordStore({
@@ -258,7 +265,8 @@ export class Meter {
       consumers: [
         { name: 'display', power: (on: boolean) => display.power(on) },
         { name: 'reader', power: (on: boolean) => (on ? undefined : cardReader.antenna(false)) },
-        ...(config.sleep.radio ? [{ name: 'radio', power: (on: boolean) => radio.power?.(on) }] : []),
+        // Whether the radio sleeps too: MeterConfig.sleep.radio, then the parameter sleepRadio.
+        { name: 'radio', power: (on: boolean) => (on || this.#sleepRadio ? radio.power?.(on) : undefined) },
       ],
     };
     this.#keys = new KeyInputUnit({
@@ -392,10 +400,18 @@ export class Meter {
         },
       });
     const sleepyRelay = relay.slave && hardware.zigbee?.sleepRequest ? relay.slave : undefined;
-    this.relaySleep =
-      sleepyRelay && config.relaySleep !== false
-        ? new RelaySleepDuty({ link: sleepyRelay, bus, timers, clock, ...(config.relaySleep ?? {}) })
-        : undefined;
+    // Built wherever SLEEP_RQ is wired, so the parameter sleepRadio can switch it on; relaySleep false
+    // only starts it switched off.
+    this.relaySleep = sleepyRelay
+      ? new RelaySleepDuty({
+          link: sleepyRelay,
+          bus,
+          timers,
+          clock,
+          ...(config.relaySleep || {}),
+          enabled: config.relaySleep !== false,
+        })
+      : undefined;
     this.guard =
       sensors &&
       new GuardUnit({
@@ -428,6 +444,16 @@ export class Meter {
         sleepIdleSeconds: (s) => this.#keys.setSleepIdle(s * 1000),
         statusIntervalSeconds: (s) => this.guard?.setStatusInterval(s),
         storageNearlyFullPercent: (percent) => this.storageWatch.setThreshold(percent),
+        sleepRadio: (on) => {
+          this.#sleepRadio = on;
+          this.relaySleep?.setEnabled(on);
+        },
+        preferredLink: (link) => {
+          if (radio instanceof FailoverLink) radio.prefer(link === 'primary' ? 0 : 1);
+        },
+        // Host and port come together (the set is checked so); the switch waits for both.
+        brokerHost: () => this.#scheduleBrokerSwitch(),
+        brokerPort: () => this.#scheduleBrokerSwitch(),
       },
     });
     this.callIn =
@@ -527,6 +553,52 @@ export class Meter {
       bays: this.bays.ids.map((bay) => ({ bay, ...this.information.bayState(bay, now) })),
       tariff: { id: tariff.id, version: tariff.version, currency: tariff.currency },
     };
+  }
+
+  /**
+   * The broker endpoint of the parameters in force, tried once both values are in (one call for a
+   * host and port changed together): the comms unit moves after the acknowledgement has left and
+   * goes back if the new endpoint does not connect within its trial; then the endpoint is taken out
+   * of the set in force and the platform told why (0x09 ok false).
+   */
+  #scheduleBrokerSwitch(): void {
+    if (this.#brokerSwitchQueued) return;
+    this.#brokerSwitchQueued = true;
+    Promise.resolve().then(() => {
+      this.#brokerSwitchQueued = false;
+      const { brokerHost, brokerPort } = this.parameters.values;
+      if (brokerHost === undefined || brokerPort === undefined) return;
+      const next = { host: brokerHost, port: brokerPort };
+      this.comms.switchBroker(next, (outcome) => {
+        if (outcome.state === 'connected') {
+          this.bus.emit(
+            'status-event',
+            statusEvent(
+              this.clock.now(),
+              'broker-switched',
+              'info',
+              false,
+              `connected to ${next.host}:${next.port}`,
+            ),
+          );
+          return;
+        }
+        this.bus.emit(
+          'status-event',
+          statusEvent(this.clock.now(), 'broker-rolled-back', 'warning', false, outcome.why),
+        );
+        // Back to the endpoint that worked: the provisioned one (out of the set) or an earlier set's.
+        const back = outcome.previous;
+        const provisioned = this.#provisionedEndpoint;
+        const isProvisioned = provisioned && provisioned.host === back.host && provisioned.port === back.port;
+        this.parameters.withdraw(
+          isProvisioned
+            ? { brokerHost: undefined, brokerPort: undefined }
+            : { brokerHost: back.host, brokerPort: back.port },
+          outcome.why,
+        );
+      });
+    });
   }
 
   /**
