@@ -26,8 +26,8 @@ function endpointKey(e: BrokerEndpoint): string {
 
 export class VirtualBroker {
   readonly #links = new Set<VirtualMqttLink>();
-  /** Endpoints this broker answers on besides VIRTUAL_BROKER_ENDPOINT. */
-  readonly #endpoints = new Set<string>([endpointKey(VIRTUAL_BROKER_ENDPOINT)]);
+  /** Endpoints nobody answers on (a wrong host or port); every other endpoint reaches this broker. */
+  readonly #refused = new Set<string>();
   /** Links opened on an endpoint nobody answers on, waiting for it. */
   readonly #waiting = new Set<VirtualMqttLink>();
   readonly #timers: Timers;
@@ -55,13 +55,16 @@ export class VirtualBroker {
 
   /** Whether a link on `endpoint` reaches this broker. */
   answers(endpoint: BrokerEndpoint): boolean {
-    return this.#endpoints.has(endpointKey(endpoint));
+    return !this.#refused.has(endpointKey(endpoint));
   }
 
-  /** Makes the broker answer (or stop answering) on another endpoint; links waiting on it connect. */
-  listen(endpoint: BrokerEndpoint, on = true): void {
-    if (on) this.#endpoints.add(endpointKey(endpoint));
-    else this.#endpoints.delete(endpointKey(endpoint));
+  /**
+   * Makes `endpoint` one nobody answers on (a wrong host or port), or answered again; links waiting
+   * on it connect then.
+   */
+  refuse(endpoint: BrokerEndpoint, refused = true): void {
+    if (refused) this.#refused.add(endpointKey(endpoint));
+    else this.#refused.delete(endpointKey(endpoint));
     for (const link of [...this.#waiting]) link.retry();
   }
 

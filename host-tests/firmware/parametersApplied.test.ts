@@ -47,6 +47,7 @@ function rig(options: { fallback?: boolean; sleep?: { idleMs: number; radio?: bo
   });
   const keys = deriveMeterKeys(crypto, MASTER, METER, 1);
   provisionBoard(board.hardware, { ...keys, cardTokenKey: deriveCardTokenKey(crypto, MASTER) }, METER);
+  broker.refuse(NOWHERE); // nobody answers there
   const meter = new Meter(board.hardware, {
     meterId: METER,
     bays: [1, 2],
@@ -98,7 +99,6 @@ function rig(options: { fallback?: boolean; sleep?: { idleMs: number; radio?: bo
 describe('operating parameters that reach the radio (brokerHost/brokerPort, preferredLink, sleepRadio)', () => {
   it('moves to a new broker endpoint after acknowledging the set, and uploads go on there', async () => {
     const r = rig();
-    r.broker.listen(NEW);
     await r.push(1, { brokerHost: NEW.host, brokerPort: NEW.port });
     const ack = r.acks().at(-1);
     assert.equal(ack?.ok, true);
@@ -115,7 +115,6 @@ describe('operating parameters that reach the radio (brokerHost/brokerPort, pref
 
   it('goes back to the last working endpoint when the new one does not connect within the trial, and says why', async () => {
     const r = rig();
-    r.broker.listen(NEW);
     await r.push(1, { brokerHost: NEW.host, brokerPort: NEW.port });
     r.clock.advance(3 * SECOND);
     assert.deepEqual(r.link.endpoint, NEW);
