@@ -9,6 +9,7 @@ import { recordHeader } from '../../protocol/records';
 import { STATUS_FRAME } from '../../protocol/status';
 import type { Refusal } from '../../platform-server/ingest/gate';
 import type { Platform } from '../../platform-server/platform';
+import { ReportRefused, ReportService } from '../../platform-server/reports';
 import { forEachBackend, type OperatorLogin, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import { type BootedMeter, bootMeter, phonePlatform, until } from '../phone/support';
 
@@ -152,6 +153,19 @@ forEachBackend('reports on demand (0x8C/0x0C)', (backend) => {
     const unknown = await api('POST', '/api/meters/4000000001/report-requests', operator, { kind: 'status' });
     assert.equal(unknown.statusCode, 404);
     assert.equal((await api('GET', '/api/report-requests/999999', viewer)).statusCode, 404);
+    // A downlink that cannot be sent (the broker gone): refused, and no request kept for it.
+    const unsent = new ReportService({
+      db: platform.db,
+      sendDownlink: async () => {
+        throw new Error('ingest is not connected');
+      },
+    });
+    await assert.rejects(unsent.request(id, { kind: 'status' }, 'test'), (error: unknown) => {
+      assert.ok(error instanceof ReportRefused);
+      assert.equal(error.statusCode, 502);
+      assert.equal(error.code, 'downlink-failed');
+      return true;
+    });
     const list = (await api('GET', `/api/meters/${id}/report-requests`, viewer)).json();
     assert.equal(list.requests.length, 4, 'only the requests sent were kept');
     const audit = await platform.operators.auditLog({ action: 'reports.request' });

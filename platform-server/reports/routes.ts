@@ -2,6 +2,7 @@
 //
 //   POST /api/meters/:id/report-requests   body: { kind, fromSeq?, toSeq?, since?, until? }
 //                                          → 202 the request as sent (0x8C) | 400 naming the range | 404
+//                                            | 502 when the downlink could not be sealed and sent
 //   GET  /api/meters/:id/report-requests   the meter's requests, newest first
 //   GET  /api/report-requests/:requestId   one request: its answer (0x0C), the runs re-sent, the part
 //                                          the meter no longer holds and why, what arrived, what is out
@@ -81,7 +82,7 @@ export const reportRoutes: FastifyPluginAsync<ReportRoutesOptions> = async (app,
           },
           additionalProperties: false,
         },
-        response: { 202: requestView, ...errorResponses(400, 401, 403, 404) },
+        response: { 202: requestView, ...errorResponses(400, 401, 403, 404, 502) },
       },
     },
     async (request, reply) => {

@@ -137,7 +137,14 @@ export class ReportService {
     );
     const requestId = Number(rows[0].id);
     const body = encodeReportRequest({ ...probe, requestId });
-    const downlinkSeq = await this.#deps.sendDownlink(meterId, REPORT_REQUEST_DOWNLINK, body);
+    let downlinkSeq: number;
+    try {
+      downlinkSeq = await this.#deps.sendDownlink(meterId, REPORT_REQUEST_DOWNLINK, body);
+    } catch (error) {
+      // Not sent: no request is kept that the meter never got.
+      await this.#deps.db.query('DELETE FROM report_requests WHERE id = $1', [requestId]);
+      throw new ReportRefused(502, 'downlink-failed', `request not sent: ${(error as Error).message}`);
+    }
     await this.#deps.db.query('UPDATE report_requests SET downlink_seq = $2 WHERE id = $1', [
       requestId,
       downlinkSeq,
