@@ -32,7 +32,7 @@ import { TransactionUnit } from './units/transactions';
 import { uplinkTopic } from '../protocol/topics';
 import { GuardUnit } from './units/guard';
 import { FailoverLink, MonitorUnit, StatusChannel } from './units/monitor';
-import type { MqttLink } from '../hal/mqtt';
+import type { BrokerEndpoint, MqttLink } from '../hal/mqtt';
 import { PowerUnit, RelaySleepDuty } from './units/power';
 import { type RelayMaster, type RelayRole, zigbeeRelay } from './units/relay';
 import { CallInUnit } from './units/callIn';
@@ -41,6 +41,7 @@ import { UpdateRefused, UpdateUnit } from './units/update';
 import { FirmwareRejected } from './units/firmwareVerify';
 import { FIRMWARE_DOWNLINK } from '../protocol/firmware';
 import { ProtocolError } from '../protocol/errors';
+import { ReportsUnit } from './units/reports';
 import { StorageWatch } from './units/storageWatch';
 import { encodeStatusMessage, STATUS_FRAME, statusEvent } from '../protocol/status';
 import { TimeState } from '../protocol/time';
@@ -154,6 +155,8 @@ export class Meter {
    * download into the slot not running, the switch, the self-test and confirmation or rollback.
    */
   readonly update: UpdateUnit | undefined;
+  /** Reports on demand (414b, 0x8C/0x0C): an immediate status report or a range of records re-sent. */
+  readonly reports: ReportsUnit;
   /** When the record store counts as nearly full (a warning for the platform). */
   readonly storageWatch: StorageWatch;
   /** Monitoring (413): every module's state, the fault log, repairs and escalation. */
@@ -175,6 +178,11 @@ export class Meter {
   readonly time: TimeUnit | undefined;
   /** The clock the units read: the board's, or the disciplined one when time management is on. */
   readonly clock: MeterHardware['clock'];
+  /** Whether key input's sleep switches the radio off too (sleep.radio, then sleepRadio). */
+  #sleepRadio: boolean;
+  #brokerSwitchQueued = false;
+  /** The broker endpoint the board was built with, before any parameter set moved it. */
+  readonly #provisionedEndpoint: BrokerEndpoint | undefined;
   /** Parts that failed while the meter was built, reported to the monitor when it starts. */
   readonly #bootFaults: MeterEvents['fault'][] = [];
 
@@ -192,6 +200,7 @@ export class Meter {
     this.clock = clock;
     const bus = this.bus;
     const bootFaults = bus.on('fault', (fault) => this.#bootFaults.push(fault));
+    this.#sleepRadio = config.sleep?.radio ?? false;
     // The Zigbee relay: a slave's fallback path, or a master's relay unit on a shared connection.
     const relay = zigbeeRelay(hardware, config.meterId, config.relay);
     this.relayMaster = relay.master;
@@ -199,6 +208,7 @@ export class Meter {
     const primary = relay.primary ?? hardware.mqtt;
     const radio = fallback ? new FailoverLink([{ name: 'primary', link: primary }, fallback]) : primary;
     this.radio = radio;
+    this.#provisionedEndpoint = radio.endpoint;
 
     // Storage (411): main store and real-time backup in step, upload backup, ledger; repaired at mount.
     this.log = new RecordStore({
@@ -300,7 +310,8 @@ export class Meter {
       consumers: [
         { name: 'display', power: (on: boolean) => display.power(on) },
         { name: 'reader', power: (on: boolean) => (on ? undefined : cardReader.antenna(false)) },
-        ...(config.sleep.radio ? [{ name: 'radio', power: (on: boolean) => radio.power?.(on) }] : []),
+        // Whether the radio sleeps too: MeterConfig.sleep.radio, then the parameter sleepRadio.
+        { name: 'radio', power: (on: boolean) => (on || this.#sleepRadio ? radio.power?.(on) : undefined) },
       ],
     };
     this.#keys = new KeyInputUnit({
@@ -434,10 +445,18 @@ export class Meter {
         },
       });
     const sleepyRelay = relay.slave && hardware.zigbee?.sleepRequest ? relay.slave : undefined;
-    this.relaySleep =
-      sleepyRelay && config.relaySleep !== false
-        ? new RelaySleepDuty({ link: sleepyRelay, bus, timers, clock, ...(config.relaySleep ?? {}) })
-        : undefined;
+    // Built wherever SLEEP_RQ is wired, so the parameter sleepRadio can switch it on; relaySleep false
+    // only starts it switched off.
+    this.relaySleep = sleepyRelay
+      ? new RelaySleepDuty({
+          link: sleepyRelay,
+          bus,
+          timers,
+          clock,
+          ...(config.relaySleep || {}),
+          enabled: config.relaySleep !== false,
+        })
+      : undefined;
     this.guard =
       sensors &&
       new GuardUnit({
@@ -470,6 +489,16 @@ export class Meter {
         sleepIdleSeconds: (s) => this.#keys.setSleepIdle(s * 1000),
         statusIntervalSeconds: (s) => this.guard?.setStatusInterval(s),
         storageNearlyFullPercent: (percent) => this.storageWatch.setThreshold(percent),
+        sleepRadio: (on) => {
+          this.#sleepRadio = on;
+          this.relaySleep?.setEnabled(on);
+        },
+        preferredLink: (link) => {
+          if (radio instanceof FailoverLink) radio.prefer(link === 'primary' ? 0 : 1);
+        },
+        // Host and port come together (the set is checked so); the switch waits for both.
+        brokerHost: () => this.#scheduleBrokerSwitch(),
+        brokerPort: () => this.#scheduleBrokerSwitch(),
       },
     });
     // Firmware update: offers and chunks arrive as 0x87 from the radio or a handheld (both reach the
@@ -559,6 +588,17 @@ export class Meter {
         return this.power.powerCycle(module, ms, done);
       },
     });
+    this.reports = new ReportsUnit({
+      bus,
+      log: this.log,
+      acknowledgedSeq: () => this.ledger.acknowledgedSeq,
+      crypto,
+      meterId: config.meterId,
+      maxSetBytes: () => this.comms.maxSetBytes,
+      sendSet: (set) => this.comms.sendSet(set),
+      sendStatus: () => this.sendStatus(),
+      send: (type, body) => this.comms.send(type, body),
+    });
     bootFaults.cancel(); // from here on the monitor hears faults itself
 
     // A clean stop leaves a flag; its absence at boot means the last run ended abnormally (claim 10b).
@@ -605,6 +645,78 @@ export class Meter {
     const readerFault = this.#cardReader.selfTest?.();
     if (readerFault) return `reader: ${readerFault.message}`;
     return this.#hardware.ota?.imageCheck?.();
+  }
+
+  /**
+   * The broker endpoint of the parameters in force, tried once both values are in (one call for a
+   * host and port changed together): the comms unit moves after the acknowledgement has left and
+   * goes back if the new endpoint does not connect within its trial; then the endpoint is taken out
+   * of the set in force and the platform told why (0x09 ok false).
+   */
+  #scheduleBrokerSwitch(): void {
+    if (this.#brokerSwitchQueued) return;
+    this.#brokerSwitchQueued = true;
+    Promise.resolve().then(() => {
+      this.#brokerSwitchQueued = false;
+      const { brokerHost, brokerPort } = this.parameters.values;
+      if (brokerHost === undefined || brokerPort === undefined) return;
+      const next = { host: brokerHost, port: brokerPort };
+      this.comms.switchBroker(next, (outcome) => {
+        if (outcome.state === 'connected') {
+          this.bus.emit(
+            'status-event',
+            statusEvent(
+              this.clock.now(),
+              'broker-switched',
+              'info',
+              false,
+              `connected to ${next.host}:${next.port}`,
+            ),
+          );
+          return;
+        }
+        this.bus.emit(
+          'status-event',
+          statusEvent(this.clock.now(), 'broker-rolled-back', 'warning', false, outcome.why),
+        );
+        // Back to the endpoint that worked: the provisioned one (out of the set) or an earlier set's.
+        const back = outcome.previous;
+        const provisioned = this.#provisionedEndpoint;
+        const isProvisioned = provisioned && provisioned.host === back.host && provisioned.port === back.port;
+        this.parameters.withdraw(
+          isProvisioned
+            ? { brokerHost: undefined, brokerPort: undefined }
+            : { brokerHost: back.host, brokerPort: back.port },
+          outcome.why,
+        );
+      });
+    });
+  }
+
+  /**
+   * Sends a status report (0x04) now: the guard's full report where the board has its sensors;
+   * otherwise the monitor's module states and open faults, with no sensor, battery or bay readings
+   * (those come from the guard's parts).
+   */
+  sendStatus(): boolean {
+    if (this.guard) return this.guard.sendStatus();
+    const modules = this.monitor.states;
+    return this.comms.send(
+      STATUS_FRAME,
+      encodeStatusMessage({
+        kind: 'status',
+        at: Math.floor(this.clock.now() / 1000),
+        battery: { source: 'unknown', packs: {} },
+        sensors: {},
+        modules,
+        faults: Object.entries(modules)
+          .filter(([, state]) => state === 'failed' || state === 'repairing')
+          .map(([name]) => name),
+        bays: [],
+        fan: false,
+        settings: 0,
+      }),
+    );
   }
 
   /** Key input (42): mode key state and sleep. */

@@ -7,6 +7,12 @@ export interface MqttEvents {
   onMessage(topic: string, payload: Uint8Array): void;
 }
 
+/** Where a link reaches its broker. */
+export interface BrokerEndpoint {
+  host: string;
+  port: number;
+}
+
 export interface MqttLink {
   readonly connected: boolean;
   /** Starts connecting; `events` are called from then on. Reconnection is the link's job. */
@@ -20,4 +26,19 @@ export interface MqttLink {
    * reconnecting; on reconnects. Optional: a link without a switchable radio leaves it out.
    */
   power?(on: boolean): void;
+  /**
+   * The broker endpoint the link connects to now. Optional: absent on a link that does not choose
+   * its broker (a Zigbee relay path goes through its master).
+   */
+  readonly endpoint?: BrokerEndpoint;
+  /**
+   * Connects to another broker endpoint from now on: an open link drops its connection and connects
+   * there (subscriptions are renewed by the onConnect handler, as after any reconnection).
+   */
+  setEndpoint?(endpoint: BrokerEndpoint): void;
+  /**
+   * Whether the link is connected through its endpoint; absent means `connected` says it. A link
+   * over several paths says false while a path without an endpoint (a relay) carries the traffic.
+   */
+  readonly endpointConnected?: boolean;
 }

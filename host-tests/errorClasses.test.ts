@@ -49,6 +49,7 @@ const SAMPLES: Readonly<Record<string, readonly unknown[]>> = {
   ReaderFileRefused: ['hash', 'card-profiles v2 does not match its SHA-256'],
   ReaderFirmwareRefused: ['flash full'],
   ReleaseRefusedError: ['release refused'],
+  ReportRequestError: ['bad-range', 'sequence range 9..3 is empty'],
   RfidBufferOverflow: [],
   RfidCollision: [9],
   RfidCrcError: [],

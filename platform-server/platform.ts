@@ -31,6 +31,7 @@ import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
 import { startConsole } from './console';
 import { type FirmwareService, startFirmware } from './firmware';
 import { type ReaderFileService, startReaderFiles } from './readerFiles';
+import { type ReportService, startReports } from './reports';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -50,6 +51,8 @@ export interface Platform {
   readonly blacklist: BlacklistService;
   /** Reader files (414d): uploaded, pushed as 0x8B, each meter's 0x0B report recorded. */
   readonly readerFiles: ReaderFileService;
+  /** Reports on demand (414b): status and record ranges asked of a meter (0x8C), answered by 0x0C. */
+  readonly reports: ReportService;
   /** Each meter's clock: ingest's 0x08 route answered with 0x88, /api/meters/:id/clock. */
   readonly clocks: MeterClocks;
   /** The fleet-wide alarm inbox: raised from security events, status and the overdue sweep; `subscribe` for live changes. */
@@ -230,6 +233,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       releaseKey: config.firmwareReleaseKey,
       logger,
     });
+    const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
     const phone = await startPhone({
       db,
       meters,
@@ -257,6 +261,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       tariffs,
       blacklist,
       readerFiles,
+      reports,
       clocks,
       alarms,
       alarmForwarding,

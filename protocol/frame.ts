@@ -18,7 +18,8 @@ export const TAG_LENGTH = 16;
  * (the meter's request carrying its clock, the platform's answer: protocol/time.ts), 0x09/0x89
  * operating parameters, 0x0A/0x8A fleet blacklist (protocol/blacklist.ts: 0x8A deltas and full-list
  * pages, 0x0A the version held), 0x0B/0x8B reader files (protocol/readerFiles.ts: 0x8B offers and
- * chunks, 0x0B the meter's report).
+ * chunks, 0x0B the meter's report), 0x0C/0x8C reports on demand (protocol/reports.ts: 0x8C a status
+ * or records request, 0x0C the answer).
  */
 export const FrameType = Object.freeze({
   Records: 0x01,

@@ -7,7 +7,7 @@
 // SMS from the platform still reaches it.
 import type { TimerHandle, Timers } from '../../hal/clock';
 import type { CallInEvent, CallInSource } from '../../hal/dialup';
-import type { MqttEvents, MqttLink } from '../../hal/mqtt';
+import type { BrokerEndpoint, MqttEvents, MqttLink } from '../../hal/mqtt';
 import type { NetworkTimeSource, TimeDone } from '../../hal/time';
 import {
   type A7670,
@@ -144,6 +144,21 @@ export class ModemLink implements MqttLink, CallInSource, NetworkTimeSource {
     this.#publishes.length = 0;
     this.#state = 'off';
     this.#modem.close();
+  }
+
+  get endpoint(): BrokerEndpoint {
+    return { host: this.#o.broker.host, port: this.#o.broker.port };
+  }
+
+  /**
+   * The broker endpoint from now on: a link up or coming up disconnects, releases its client and
+   * connects again there (the module's MQTT service restarted, as for sleep).
+   */
+  setEndpoint(endpoint: BrokerEndpoint): void {
+    this.#o.broker = { ...this.#o.broker, host: endpoint.host, port: endpoint.port };
+    if (!this.#events || !this.#wanted || (this.#state !== 'up' && this.#state !== 'starting')) return;
+    this.power(false);
+    this.power(true);
   }
 
   /** Off: disconnect, release the client and let the module sleep. On: wake and connect again. */

@@ -12,7 +12,7 @@
 // state (StatusChannel its events; a rotation is not switched to; the platform resends its push).
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
 import type { Crypto } from '../../hal/crypto';
-import type { MqttLink } from '../../hal/mqtt';
+import type { BrokerEndpoint, MqttLink } from '../../hal/mqtt';
 import { bytesEqual, readUint32 } from '../../protocol/bytes';
 import { genesisHash } from '../../protocol/chain';
 import { ProtocolError } from '../../protocol/errors';
@@ -39,7 +39,16 @@ export interface CommsOptions {
   maxBackoffMs?: number;
   /** Whether a proven handheld is connected: it takes sealed uplinks when the link cannot. */
   handheldPresent?: () => boolean;
+  /** Wait before moving to a new broker endpoint, so the acknowledgement just sent leaves first (ms). */
+  brokerSwitchDelayMs?: number;
+  /** How long a new broker endpoint has to connect before the link goes back to the last one (ms). */
+  brokerTrialMs?: number;
 }
+
+/** What became of a broker endpoint switch (operating parameters brokerHost/brokerPort). */
+export type BrokerSwitchOutcome =
+  | { state: 'connected'; endpoint: BrokerEndpoint }
+  | { state: 'rolled-back'; endpoint: BrokerEndpoint; previous: BrokerEndpoint; why: string };
 
 /** Sealed uplinks kept for a handheld (or the link's return): at most this many, the oldest dropped. */
 export const OUTBOX_FRAMES = 32;
@@ -62,6 +71,13 @@ export interface UploadSetView {
 
 export type DownlinkOutcome = { ok: true; type: number; seq: number } | { ok: false; reason: string };
 
+interface BrokerTrial {
+  next: BrokerEndpoint;
+  previous: BrokerEndpoint;
+  timer: TimerHandle | undefined;
+  done: (outcome: BrokerSwitchOutcome) => void;
+}
+
 interface InFlight {
   firstSeq: number;
   lastSeq: number;
@@ -81,6 +97,8 @@ export class CommsUnit {
   #outboxId = 0;
   /** Kept uplinks dropped because the outbox was full. */
   outboxDropped = 0;
+  /** A broker endpoint switch under way: the endpoint tried and the last one that worked. */
+  #brokerTrial: BrokerTrial | undefined;
 
   constructor(options: CommsOptions) {
     this.#o = {
@@ -88,6 +106,8 @@ export class CommsUnit {
       ackTimeoutMs: 10_000,
       maxBackoffMs: 300_000,
       handheldPresent: () => false,
+      brokerSwitchDelayMs: 2_000,
+      brokerTrialMs: 120_000,
       ...options,
     };
     this.#backoffMs = this.#o.ackTimeoutMs;
@@ -127,6 +147,7 @@ export class CommsUnit {
     try {
       link.open({
         onConnect: () => {
+          this.#brokerReached();
           link.subscribe(downlinkTopic(security.meterId));
           this.#inFlight = undefined; // whatever was in flight is resent on the new session
           this.#publishKept();
@@ -144,9 +165,77 @@ export class CommsUnit {
     return true;
   }
 
+  /** The broker endpoint the link uses, on a link that chooses one. */
+  get brokerEndpoint(): BrokerEndpoint | undefined {
+    return this.#o.link.endpoint;
+  }
+
+  /** Whether a broker endpoint switch is waiting for its first connection. */
+  get brokerTrialPending(): boolean {
+    return this.#brokerTrial !== undefined;
+  }
+
+  /**
+   * Moves the link to another broker endpoint (operating parameters, 0x89) after
+   * brokerSwitchDelayMs, so the acknowledgement just sent leaves on the endpoint that works. The
+   * new endpoint has brokerTrialMs to connect; if it does not, the link goes back to the endpoint
+   * it left (the last one that worked, even when several switches follow each other), so a wrong
+   * endpoint cannot strand the meter. `done` hears the outcome. False (nothing done) on a link that
+   * does not choose its broker, or when `next` is the endpoint in use.
+   */
+  switchBroker(next: BrokerEndpoint, done: (outcome: BrokerSwitchOutcome) => void): boolean {
+    const { link, timers } = this.#o;
+    const current = link.endpoint;
+    if (!current || !link.setEndpoint) return false;
+    const trial = this.#brokerTrial;
+    const previous = trial ? trial.previous : current;
+    if (trial) timers.clear(trial.timer);
+    this.#brokerTrial = undefined;
+    if (!trial && sameEndpoint(current, next)) return false;
+    const pending: BrokerTrial = { next: { ...next }, previous, timer: undefined, done };
+    this.#brokerTrial = pending;
+    pending.timer = timers.setTimeout(() => {
+      if (this.#brokerTrial !== pending) return;
+      link.setEndpoint?.(pending.next);
+      if (this.#brokerReached()) return;
+      pending.timer = timers.setTimeout(() => this.#brokerRollBack(pending), this.#o.brokerTrialMs);
+    }, this.#o.brokerSwitchDelayMs);
+    return true;
+  }
+
+  /** The trial's endpoint answered: it is kept. True when a trial ended so. */
+  #brokerReached(): boolean {
+    const trial = this.#brokerTrial;
+    const { link } = this.#o;
+    if (!trial || !link.endpoint || !sameEndpoint(link.endpoint, trial.next)) return false;
+    if (!(link.endpointConnected ?? link.connected)) return false;
+    this.#o.timers.clear(trial.timer);
+    this.#brokerTrial = undefined;
+    trial.done({ state: 'connected', endpoint: trial.next });
+    return true;
+  }
+
+  #brokerRollBack(trial: BrokerTrial): void {
+    if (this.#brokerTrial !== trial) return;
+    this.#brokerTrial = undefined;
+    this.#o.link.setEndpoint?.(trial.previous);
+    const seconds = Math.round(this.#o.brokerTrialMs / 1000);
+    trial.done({
+      state: 'rolled-back',
+      endpoint: trial.next,
+      previous: trial.previous,
+      why: `broker ${trial.next.host}:${trial.next.port} not reached within ${seconds} s; back on ${trial.previous.host}:${trial.previous.port}`,
+    });
+  }
+
   /** Records waiting for the platform. */
   get pending(): number {
     return this.#o.log.lastSeq - this.#o.ledger.acknowledgedSeq;
+  }
+
+  /** The largest record payload per set. */
+  get maxSetBytes(): number {
+    return this.#o.maxSetBytes;
   }
 
   /** The largest record payload per set, from the operating parameters (0x89). */
@@ -233,9 +322,14 @@ export class CommsUnit {
   stop(): void {
     this.#o.timers.clear(this.#timer);
     this.#timer = undefined;
+    const trial = this.#brokerTrial;
+    this.#brokerTrial = undefined;
+    this.#o.timers.clear(trial?.timer);
     if (this.#linkOpen) this.#o.link.close();
     this.#linkOpen = false;
     this.#started = false;
+    // A switch still on trial is undone: the next start connects to the endpoint that worked.
+    if (trial) this.#o.link.setEndpoint?.(trial.previous);
   }
 
   #linkBefore(first: number): Uint8Array | undefined {
@@ -270,6 +364,24 @@ export class CommsUnit {
     }
     if (!this.#o.handheldPresent()) return false;
     this.#keep(type, security.sealUplink(type, body));
+    return true;
+  }
+
+  /**
+   * Sends a set outside the stop-and-wait upload (a report on demand re-sending acknowledged
+   * records, 0x8C): sealed as 0x01 like any set, over the link or, as send() does, into the outbox
+   * for a handheld. The platform's ack for it names a record already acknowledged, so it changes
+   * nothing here. False when neither took it.
+   */
+  sendSet(set: UploadSetView): boolean {
+    const { link, security } = this.#o;
+    if (!security.provisioned) return false;
+    if (link.connected) {
+      this.#publishKept();
+      if (link.publish(uplinkTopic(security.meterId), this.sealSet(set))) return true;
+    }
+    if (!this.#o.handheldPresent()) return false;
+    this.#keep(FrameType.Records, this.sealSet(set));
     return true;
   }
 
@@ -357,4 +469,8 @@ export class CommsUnit {
       this.flush();
     }
   }
+}
+
+function sameEndpoint(a: BrokerEndpoint, b: BrokerEndpoint): boolean {
+  return a.host === b.host && a.port === b.port;
 }

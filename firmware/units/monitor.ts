@@ -6,7 +6,7 @@
 // hardware watchdog only while the firmware is alive, so a hung firmware is restarted; the restart
 // is recorded at boot. The status channel carries its events (and the guard's) to the platform.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
-import type { MqttEvents, MqttLink } from '../../hal/mqtt';
+import type { BrokerEndpoint, MqttEvents, MqttLink } from '../../hal/mqtt';
 import type { ModuleName } from '../../hal/sensors';
 import type { Watchdog } from '../../hal/watchdog';
 import { MaintenanceCode, OperationCode } from '../../protocol/records';
@@ -61,6 +61,8 @@ const SWITCHED: readonly MonitoredModule[] = Object.freeze(['reader', 'radio', '
 export class FailoverLink implements MqttLink {
   readonly paths: readonly { name: string; link: MqttLink }[];
   #active = 0;
+  /** The path traffic returns to whenever it connects (operating parameter preferredLink). */
+  #preferred = 0;
   #events: MqttEvents | undefined;
   readonly #topics = new Set<string>();
   readonly #open = new Set<number>();
@@ -76,20 +78,51 @@ export class FailoverLink implements MqttLink {
     return this.paths[this.#active].name;
   }
 
+  /** The name of the preferred path. */
+  get preferred(): string {
+    return this.paths[this.#preferred].name;
+  }
+
   get connected(): boolean {
     return this.paths[this.#active].link.connected;
   }
 
-  /** Opens the active path (its failure to open is thrown) and, when it is a fallback, the preferred one. */
+  /** The broker endpoint of the first path that chooses one (a relay path does not), active or not. */
+  get endpoint(): BrokerEndpoint | undefined {
+    return this.paths.find((p) => p.link.endpoint !== undefined)?.link.endpoint;
+  }
+
+  /** Connected through a path that chooses its broker (not while a relay path carries the traffic). */
+  get endpointConnected(): boolean {
+    const active = this.paths[this.#active].link;
+    return active.endpoint !== undefined && active.connected;
+  }
+
+  /** Moves every path that chooses its broker to `endpoint` (a relay path goes through its master). */
+  setEndpoint(endpoint: BrokerEndpoint): void {
+    for (const p of this.paths) p.link.setEndpoint?.(endpoint);
+  }
+
+  /** Opens the active path (its failure to open is thrown) and, when it is not the preferred one, that one. */
   open(events: MqttEvents): void {
     this.#events = events;
     this.#openPath(this.#active);
-    if (this.#active === 0) return;
-    try {
-      this.#openPath(0);
-    } catch {
-      // the preferred path is tried again on the next open; the fallback carries the traffic
-    }
+    this.#openPreferred();
+  }
+
+  /**
+   * Makes path `index` the preferred one (operating parameter preferredLink): opened if it is not,
+   * and given the traffic as soon as it is connected; until then the active path keeps it, so a
+   * preferred path that never connects strands nothing. False when there is no such path.
+   */
+  prefer(index: number): boolean {
+    if (!Number.isInteger(index) || index < 0 || index >= this.paths.length) return false;
+    if (index === this.#preferred) return true;
+    this.#preferred = index;
+    if (!this.#events || index === this.#active) return true;
+    if (this.#open.has(index) && this.paths[index].link.connected) this.#switchTo(index, 'recovered');
+    else this.#openPreferred();
+    return true;
   }
 
   subscribe(topic: string): void {
@@ -118,11 +151,20 @@ export class FailoverLink implements MqttLink {
     return true;
   }
 
+  #openPreferred(): void {
+    if (this.#active === this.#preferred || !this.#events) return;
+    try {
+      this.#openPath(this.#preferred);
+    } catch {
+      // the preferred path is tried again on the next open; the active one carries the traffic
+    }
+  }
+
   #switchTo(index: number, reason: 'failover' | 'recovered'): void {
     const old = this.#active;
     this.#active = index;
-    // The preferred path stays open to be noticed when it comes back; a fallback left is closed.
-    if (old !== 0 && this.#open.delete(old)) this.paths[old].link.close();
+    // The preferred path stays open to be noticed when it comes back; another path left is closed.
+    if (old !== this.#preferred && this.#open.delete(old)) this.paths[old].link.close();
     if (this.#events) {
       if (this.#open.has(index) && this.paths[index].link.connected) this.#connected(index);
       else {
@@ -155,8 +197,8 @@ export class FailoverLink implements MqttLink {
   #forward(index: number): MqttEvents {
     return {
       onConnect: () => {
-        if (index === 0 && this.#active !== 0) {
-          this.#switchTo(0, 'recovered'); // the preferred path is back: traffic returns to it
+        if (index === this.#preferred && this.#active !== index) {
+          this.#switchTo(index, 'recovered'); // the preferred path is back: traffic returns to it
           return;
         }
         if (index === this.#active) this.#connected(index);
@@ -399,7 +441,7 @@ export class MonitorUnit {
           'radio',
           this.#radioStep === 1
             ? 'power-cycled'
-            : radio instanceof FailoverLink && radio.active === radio.paths[0].name
+            : radio instanceof FailoverLink && radio.active === radio.preferred
               ? `back on the ${radio.active} path`
               : `fell back to ${(radio as FailoverLink).active ?? 'the other path'}`,
         );

@@ -118,6 +118,27 @@ export class ParametersUnit {
     return ack;
   }
 
+  /**
+   * Puts back values the meter could not run (a broker endpoint that did not answer within its
+   * trial): each name in `restore` takes the value given, or leaves the set (the provisioned value
+   * serves) when given undefined. The set is kept so (the next start does not try the value again)
+   * and the platform gets an ack saying ok false, refused the version in force and why.
+   */
+  withdraw(
+    restore: { [K in keyof ParameterValues]?: ParameterValues[K] | undefined },
+    why: string,
+  ): ParametersAck {
+    const values: Record<string, unknown> = { ...this.#held.values };
+    for (const [name, value] of Object.entries(restore)) {
+      if (value === undefined) delete values[name];
+      else values[name] = value;
+    }
+    this.#commit({ ...this.#held, values: validateParameters(values) });
+    const ack: ParametersAck = { ...this.#ack(), ok: false, why, refused: this.#held.version };
+    this.#o.send?.(PARAMETERS_ACK_UPLINK, encodeParametersAck(ack));
+    return ack;
+  }
+
   #ack(): ParametersAck {
     return { version: this.#held.version, ok: true, local: this.#held.local, values: this.values };
   }

@@ -170,11 +170,38 @@ export class RelaySleepDuty {
   #asleepMs = 0;
   /** Asleep since this duty put it to sleep (a publish may wake the link before the duty hears of it). */
   #sleeping = false;
+  /** Whether the module may sleep (operating parameter sleepRadio; MeterConfig.relaySleep). */
+  #enabled: boolean;
+  /** Between the meter's start() and stop(). */
+  #running = false;
   sleeps = 0;
   wakes = 0;
 
-  constructor(options: RelaySleepOptions) {
-    this.#o = { ...RELAY_SLEEP_DEFAULTS, ...options };
+  constructor(options: RelaySleepOptions & { enabled?: boolean }) {
+    const { enabled, ...rest } = options;
+    this.#o = { ...RELAY_SLEEP_DEFAULTS, ...rest };
+    this.#enabled = enabled ?? true;
+  }
+
+  /** Whether the duty cycle runs (the module sleeps between uploads). */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /**
+   * Switches the duty cycle on or off (operating parameter sleepRadio). Off wakes the module and
+   * keeps SLEEP_RQ released, so it stays awake (it remains a pin-sleep end device: SM is not
+   * rewritten, which would make it join again); on puts it back on its cycle.
+   */
+  setEnabled(on: boolean): void {
+    if (on === this.#enabled) return;
+    this.#enabled = on;
+    if (!this.#running) return;
+    if (on) this.#begin();
+    else {
+      this.#end();
+      this.wake(0); // awake, and with the duty off nothing arms its sleep again
+    }
   }
 
   /** Time awake and asleep since start(), ms; a link never opened counts as awake. */
@@ -184,7 +211,19 @@ export class RelaySleepDuty {
   }
 
   start(): void {
-    const { bus, timers, clock } = this.#o;
+    if (this.#running) return;
+    this.#running = true;
+    this.#since = this.#o.clock.monotonic();
+    if (this.#enabled) this.#begin();
+  }
+
+  stop(): void {
+    this.#running = false;
+    this.#end();
+  }
+
+  #begin(): void {
+    const { bus, timers } = this.#o;
     const wake = () => this.wake(this.#o.idleMs);
     this.#subscriptions = [
       bus.on('record-appended', wake),
@@ -193,12 +232,11 @@ export class RelaySleepDuty {
       bus.on('upload-acknowledged', wake),
       bus.on('downlink', wake),
     ];
-    this.#since = clock.monotonic();
     this.#poll = timers.setInterval(() => this.wake(this.#o.pollAwakeMs), this.#o.pollEveryMs);
     this.#arm(this.#o.idleMs);
   }
 
-  stop(): void {
+  #end(): void {
     for (const s of this.#subscriptions) s.cancel();
     this.#subscriptions = [];
     this.#o.timers.clear(this.#idle);
@@ -221,6 +259,8 @@ export class RelaySleepDuty {
   #arm(ms: number): void {
     const { timers } = this.#o;
     timers.clear(this.#idle);
+    this.#idle = undefined;
+    if (!this.#enabled || !this.#running) return;
     this.#idle = timers.setTimeout(() => {
       this.#idle = undefined;
       const link = this.#o.link;

@@ -18,7 +18,7 @@
 // it while it sleeps, for 1.2 × SP, and it gets them when it wakes to poll; a downlink held longer is
 // lost, and whatever was not acknowledged goes again from the slave's comms unit, as on any link.
 import type { Clock, TimerHandle, Timers } from '../../hal/clock';
-import type { MqttEvents, MqttLink } from '../../hal/mqtt';
+import type { BrokerEndpoint, MqttEvents, MqttLink } from '../../hal/mqtt';
 import type { MeterHardware } from '../../hal/hardware';
 import { address64Hex, ModemStatus, XBee, type TransmitResult } from '../../drivers/radio/xbee';
 import type { SleepyLink } from './power';
@@ -665,6 +665,15 @@ class SharedClient implements MqttLink {
 
   power(on: boolean): void {
     this.#link.power?.(on);
+  }
+
+  get endpoint(): BrokerEndpoint | undefined {
+    return this.#link.endpoint;
+  }
+
+  /** The master's own broker connection moves, for it and the slaves it relays for. */
+  setEndpoint(endpoint: BrokerEndpoint): void {
+    this.#link.setEndpoint?.(endpoint);
   }
 }
 

@@ -2,7 +2,7 @@
 // tests): topic filters with + and #, QoS 1 delivered on the virtual clock's next tick, and a switch
 // that takes the link down as a lost signal would.
 import type { Timers } from '../clock';
-import type { MqttEvents, MqttLink } from '../mqtt';
+import type { BrokerEndpoint, MqttEvents, MqttLink } from '../mqtt';
 
 export function topicMatches(filter: string, topic: string): boolean {
   const f = filter.split('/');
@@ -14,8 +14,22 @@ export function topicMatches(filter: string, topic: string): boolean {
   return f.length === t.length;
 }
 
+/** The endpoint a virtual link starts on. */
+export const VIRTUAL_BROKER_ENDPOINT: Readonly<BrokerEndpoint> = Object.freeze({
+  host: 'broker.virtual',
+  port: 8883,
+});
+
+function endpointKey(e: BrokerEndpoint): string {
+  return `${e.host}:${e.port}`;
+}
+
 export class VirtualBroker {
   readonly #links = new Set<VirtualMqttLink>();
+  /** Endpoints nobody answers on (a wrong host or port); every other endpoint reaches this broker. */
+  readonly #refused = new Set<string>();
+  /** Links opened on an endpoint nobody answers on, waiting for it. */
+  readonly #waiting = new Set<VirtualMqttLink>();
   readonly #timers: Timers;
   /** Every message published, in order (for tests). */
   readonly published: { topic: string; payload: Uint8Array }[] = [];
@@ -39,6 +53,27 @@ export class VirtualBroker {
     }
   }
 
+  /** Whether a link on `endpoint` reaches this broker. */
+  answers(endpoint: BrokerEndpoint): boolean {
+    return !this.#refused.has(endpointKey(endpoint));
+  }
+
+  /**
+   * Makes `endpoint` one nobody answers on (a wrong host or port), or answered again; links waiting
+   * on it connect then.
+   */
+  refuse(endpoint: BrokerEndpoint, refused = true): void {
+    if (refused) this.#refused.add(endpointKey(endpoint));
+    else this.#refused.delete(endpointKey(endpoint));
+    for (const link of [...this.#waiting]) link.retry();
+  }
+
+  /** @internal a link that could not reach its endpoint */
+  wait(link: VirtualMqttLink, waiting: boolean): void {
+    if (waiting) this.#waiting.add(link);
+    else this.#waiting.delete(link);
+  }
+
   /** A new client link on this broker. */
   link(): VirtualMqttLink {
     return new VirtualMqttLink(this);
@@ -52,6 +87,9 @@ export class VirtualMqttLink implements MqttLink {
   #up = false;
   #signal = true;
   #powered = true;
+  #endpoint: BrokerEndpoint = { ...VIRTUAL_BROKER_ENDPOINT };
+  /** Endpoints tried, in order (for tests). */
+  readonly endpointsTried: BrokerEndpoint[] = [];
   /** While set, open() throws this message (a modem or network stack that did not start). */
   openFault: string | undefined;
 
@@ -66,7 +104,27 @@ export class VirtualMqttLink implements MqttLink {
   open(events: MqttEvents): void {
     if (this.openFault !== undefined) throw new Error(this.openFault);
     this.#events = events;
-    if (this.#signal && this.#powered) this.#connect();
+    this.#tryConnect();
+  }
+
+  get endpoint(): BrokerEndpoint {
+    return { ...this.#endpoint };
+  }
+
+  /** Drops the connection and connects to `endpoint`, when the broker answers there. */
+  setEndpoint(endpoint: BrokerEndpoint): void {
+    this.#endpoint = { ...endpoint };
+    const events = this.#events;
+    if (!events) return;
+    const wasUp = this.#up;
+    this.#drop();
+    if (wasUp) events.onDisconnect();
+    this.#tryConnect();
+  }
+
+  /** @internal the broker answers on another endpoint now */
+  retry(): void {
+    this.#tryConnect();
   }
 
   subscribe(topic: string): void {
@@ -91,7 +149,7 @@ export class VirtualMqttLink implements MqttLink {
       const events = this.#events;
       this.#drop();
       events?.onDisconnect();
-    } else if (this.#events && !this.#up && this.#powered) this.#connect();
+    } else this.#tryConnect();
   }
 
   /** The radio switched off (sleep) and on: like a lost signal, but the meter's own doing. */
@@ -103,7 +161,7 @@ export class VirtualMqttLink implements MqttLink {
       const wasUp = this.#up;
       this.#drop();
       if (wasUp) events?.onDisconnect();
-    } else if (this.#events && !this.#up && this.#signal) this.#connect();
+    } else this.#tryConnect();
   }
 
   get powered(): boolean {
@@ -119,6 +177,14 @@ export class VirtualMqttLink implements MqttLink {
     if (this.#up) this.#events?.onMessage(topic, payload);
   }
 
+  #tryConnect(): void {
+    if (!this.#events || this.#up || !this.#signal || !this.#powered) return;
+    this.endpointsTried.push({ ...this.#endpoint });
+    const reached = this.#broker.answers(this.#endpoint);
+    this.#broker.wait(this, !reached);
+    if (reached) this.#connect();
+  }
+
   #connect(): void {
     this.#up = true;
     this.#broker.connect(this);
@@ -127,6 +193,7 @@ export class VirtualMqttLink implements MqttLink {
 
   #drop(): void {
     this.#up = false;
+    this.#broker.wait(this, false);
     this.#filters.clear();
     this.#broker.disconnect(this);
   }

@@ -6,7 +6,7 @@
 /// <reference path="./typings.d.ts" />
 import Client from 'mqtt';
 import Timer from 'timer';
-import type { MqttEvents, MqttLink } from '../mqtt';
+import type { BrokerEndpoint, MqttEvents, MqttLink } from '../mqtt';
 
 export interface ModdableMqttOptions {
   host: string;
@@ -39,10 +39,12 @@ export class ModdableMqttLink implements MqttLink {
   #retry: TimerObject | undefined;
   #backoff: number;
   #off = false;
+  #endpoint: BrokerEndpoint;
   readonly #topics = new Set<string>();
 
   constructor(options: ModdableMqttOptions) {
     this.#options = options;
+    this.#endpoint = { host: options.host, port: options.port ?? 1883 };
     this.#backoff = options.minBackoffMs ?? 1_000;
   }
 
@@ -108,6 +110,30 @@ export class ModdableMqttLink implements MqttLink {
     }
   }
 
+  get endpoint(): BrokerEndpoint {
+    return { ...this.#endpoint };
+  }
+
+  /** Closes the connection (if any) and connects to `endpoint`, with the first backoff again. */
+  setEndpoint(endpoint: BrokerEndpoint): void {
+    this.#endpoint = { host: endpoint.host, port: endpoint.port };
+    if (!this.#events || this.#off) return;
+    Timer.clear(this.#retry);
+    this.#retry = undefined;
+    const client = this.#client;
+    const wasConnected = this.#connected;
+    this.#client = undefined;
+    this.#connected = false;
+    try {
+      client?.close();
+    } catch {
+      // already closed
+    }
+    if (wasConnected) this.#events?.onDisconnect();
+    this.#backoff = this.#options.minBackoffMs ?? 1_000;
+    this.#connect();
+  }
+
   #connect(): void {
     this.#retry = undefined;
     if (!this.#events || this.#off) return;
@@ -115,8 +141,8 @@ export class ModdableMqttLink implements MqttLink {
     let client: Client;
     try {
       client = new Client({
-        host: options.host,
-        port: options.port ?? 1883,
+        host: this.#endpoint.host,
+        port: this.#endpoint.port,
         id: options.id,
         user: options.user,
         password: options.password,

@@ -93,6 +93,46 @@ describe('A7670 driver and ModemLink against the virtual module', () => {
     );
   });
 
+  it('moves to another broker endpoint: disconnects, starts the MQTT service again and connects there', () => {
+    const r = rig();
+    r.link.open(r.mqttEvents);
+    assert.ok(runUntil(r.clock, () => r.link.connected));
+    assert.deepEqual(r.twin.connectedTo, { host: 'mqtt.parklink.example', port: 8883 });
+    r.link.setEndpoint({ host: 'mqtt2.parklink.example', port: 8884 });
+    assert.equal(r.link.connected, false);
+    assert.equal(r.events.disconnects, 1);
+    assert.ok(
+      runUntil(r.clock, () => r.link.connected),
+      `not connected: ${r.link.lastError}`,
+    );
+    assert.deepEqual(r.link.endpoint, { host: 'mqtt2.parklink.example', port: 8884 });
+    assert.deepEqual(r.twin.connectedTo, { host: 'mqtt2.parklink.example', port: 8884 });
+    assert.ok(
+      r.twin.commands.includes(
+        'AT+CMQTTCONNECT=0,"tcp://mqtt2.parklink.example:8884",120,1,"meter-7","secret"',
+      ),
+    );
+    assert.equal(r.events.connects, 2);
+  });
+
+  it('an endpoint nobody answers on: the link stays down and retries, and connects once set back', () => {
+    const r = rig();
+    r.broker.refuse({ host: 'nowhere.parklink.example', port: 8885 });
+    r.link.open(r.mqttEvents);
+    assert.ok(runUntil(r.clock, () => r.link.connected));
+    r.link.setEndpoint({ host: 'nowhere.parklink.example', port: 8885 });
+    assert.equal(
+      runUntil(r.clock, () => r.link.connected, 60_000),
+      false,
+    );
+    r.link.setEndpoint({ host: 'mqtt.parklink.example', port: 8883 });
+    assert.ok(
+      runUntil(r.clock, () => r.link.connected, 600_000),
+      `not connected: ${r.link.lastError}`,
+    );
+    assert.deepEqual(r.twin.connectedTo, { host: 'mqtt.parklink.example', port: 8883 });
+  });
+
   it('refuses to publish while down: false, nothing sent', () => {
     const r = rig();
     assert.equal(r.link.publish(UPLINK, Uint8Array.of(1)), false);

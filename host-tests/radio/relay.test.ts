@@ -15,6 +15,7 @@ import { VirtualXBee } from '../../hal/mock/xbee';
 import { ZigbeeMesh } from '../../hal/mock/zigbeeMesh';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { toHex } from '../../protocol/bytes';
+import { encodeParametersPush } from '../../protocol/parameters';
 import { RecordKind } from '../../protocol/records';
 import { ProtocolError } from '../../protocol/errors';
 import {
@@ -578,6 +579,33 @@ describe('whole meters: a slave whose XBee sleeps (pin sleep, the power unit’s
     );
     assert.ok(fraction < 0.5, `awake ${(100 * fraction).toFixed(1)} % of the time`);
     assert.equal(rig.master.board.xbee!.counters.sleeps, 0);
+  });
+
+  it('the operating parameter sleepRadio switches the slave’s XBee duty cycle off (module awake) and on again', async () => {
+    // Provisioned with its duty cycle on; a 0x89 body as the parameters unit takes it from the bus.
+    const rig = meterRig({ relaySleep: { idleMs: 500, pollEveryMs: 10_000, pollAwakeMs: 300 } });
+    await pass(rig.clock, 21 * MINUTE, 1_000);
+    assert.equal((rig.slave.meter.radio as FailoverLink).active, 'zigbee-relay');
+    const xbee = rig.slave.board.xbee!;
+    const duty = rig.slave.meter.relaySleep!;
+    assert.ok(xbee.counters.sleeps > 0, 'the module sleeps on its cycle');
+    rig.slave.meter.parameters.applyDownlink(
+      encodeParametersPush({ version: 1, values: { sleepRadio: false } }),
+    );
+    assert.equal(duty.enabled, false);
+    await pass(rig.clock, 1_000, 100);
+    const sleepsOff = xbee.counters.sleeps;
+    assert.equal(xbee.asleep, false, 'woken when the cycle is switched off');
+    tap(rig.slave.board, rig.clock, 0);
+    await pass(rig.clock, 2 * MINUTE, 1_000);
+    assert.equal(xbee.counters.sleeps, sleepsOff, 'and never put to sleep while it is off');
+    assert.ok(await passUntil(rig.clock, rig.caughtUp, 5 * MINUTE), 'records go up with the module awake');
+    rig.slave.meter.parameters.applyDownlink(
+      encodeParametersPush({ version: 2, values: { sleepRadio: true } }),
+    );
+    await pass(rig.clock, 30_000, 500);
+    assert.ok(xbee.counters.sleeps > sleepsOff, 'back on its cycle');
+    rig.assertStoredOnce();
   });
 
   it('an ack held past the master’s buffering time is lost; the slave sends the set again and the platform stores it once', async () => {

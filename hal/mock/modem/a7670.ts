@@ -6,7 +6,7 @@
 import type { Clock, Timers } from '../../clock';
 import type { MqttLink } from '../../mqtt';
 import type { VirtualPins } from '../bus';
-import type { VirtualBroker } from '../mqtt';
+import type { VirtualBroker, VirtualMqttLink } from '../mqtt';
 import type { VirtualSerialDevice } from '../serial';
 
 export interface VirtualA7670Options {
@@ -523,7 +523,7 @@ export class VirtualA7670 implements VirtualSerialDevice {
         this.#ok();
         return;
       case '+CMQTTCONNECT':
-        this.#connect();
+        this.#connect(args);
         return;
       case '+CMQTTDISC':
         this.#closeLink();
@@ -567,7 +567,10 @@ export class VirtualA7670 implements VirtualSerialDevice {
     }
   }
 
-  #connect(): void {
+  /** The broker endpoint of the last AT+CMQTTCONNECT ("tcp://host:port"), for tests. */
+  connectedTo: { host: string; port: number } | undefined;
+
+  #connect(args = ''): void {
     const client = this.#client;
     if (!this.#mqttStarted || !client) {
       this.#respond(['+CMQTTCONNECT: 0,9'], 'ERROR'); // network not opened
@@ -593,6 +596,19 @@ export class VirtualA7670 implements VirtualSerialDevice {
       }
     }
     const link = this.#o.broker.link();
+    // The endpoint the command names: a broker not answering there is a socket that does not connect.
+    const url = /"tcp:\/\/([^":]+):(\d+)"/.exec(args);
+    if (url) {
+      const endpoint = { host: url[1], port: Number(url[2]) };
+      this.connectedTo = endpoint;
+      // A stand-in network bridged to a real broker (integration tests) has no endpoints to choose.
+      const broker = this.#o.broker as Partial<VirtualBroker>;
+      (link as Partial<VirtualMqttLink>).setEndpoint?.(endpoint);
+      if (broker.answers && !broker.answers(endpoint)) {
+        this.#send(`${CRLF}+CMQTTCONNECT: 0,3${CRLF}`); // socket connect fail
+        return;
+      }
+    }
     this.#link = link;
     link.open({
       onConnect: () => this.#send(`${CRLF}+CMQTTCONNECT: 0,0${CRLF}`),
