@@ -27,6 +27,7 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
+import { type ApdsService, startApds } from './apds';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -48,6 +49,8 @@ export interface Platform {
   readonly clocks: MeterClocks;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
+  /** The APDS API under /apds/: the city's data in the APDS model, API keys, webhooks, export. */
+  readonly apds: ApdsService;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
   meterMqttCredentials(id: number): { username: string; password: string };
   /**
@@ -177,6 +180,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       demo: config.demo,
     });
     opened.push(() => phone.close());
+    const apds = await startApds(app, {
+      db,
+      guard: operators,
+      logger,
+      quote: (request) => tariffs.quote(request),
+      ...config.apds,
+    });
+    opened.push(() => apds.close());
 
     let closing: Promise<void> | undefined;
     return {
@@ -192,6 +203,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       blacklist,
       clocks,
       operators,
+      apds,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
