@@ -62,6 +62,8 @@ export interface PlatformConfig {
   demo?: boolean;
   /** Pay by phone: clock, pricing, channels; see platform-server/phone/README.md. */
   phone?: PhoneConfig;
+  /** APDS webhook delivery: retry delays and attempts (tests shorten them). */
+  apds?: { retryDelayMs?: (attempt: number) => number; maxAttempts?: number; timeZone?: string };
   /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
   operators?: OperatorsConfig;
   /** The SMS sender for call-in (PARKLINK_SMS_WEBHOOK, PARKLINK_SMS_WEBHOOK_SECRET); none: call-in is off. */

@@ -32,6 +32,7 @@ import { startConsole } from './console';
 import { type FirmwareService, startFirmware } from './firmware';
 import { type ReaderFileService, startReaderFiles } from './readerFiles';
 import { type ReportService, startReports } from './reports';
+import { type ApdsService, startApds } from './apds';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -63,6 +64,8 @@ export interface Platform {
   readonly firmware: FirmwareService;
   /** Operator accounts, sessions and the audit log; the guard of every operator route. */
   readonly operators: Operators;
+  /** The APDS API under /apds/: the city's data in the APDS model, API keys, webhooks, export. */
+  readonly apds: ApdsService;
   /** The meter's own MQTT user name and password, which the factory writes into it. */
   meterMqttCredentials(id: number): { username: string; password: string };
   /**
@@ -247,6 +250,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       demo: config.demo,
     });
     opened.push(() => phone.close());
+    const apds = await startApds(app, {
+      db,
+      guard: operators,
+      logger,
+      quote: (request) => tariffs.quote(request),
+      ...config.apds,
+    });
+    opened.push(() => apds.close());
 
     let closing: Promise<void> | undefined;
     return {
@@ -267,6 +278,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       alarmForwarding,
       firmware,
       operators,
+      apds,
       async provisionMeter(id, name) {
         if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
           throw new RangeError(`meter id ${id} is not a u32`);
