@@ -7,6 +7,17 @@
 //   npx parklink state --tariff FILE --bay ID --start ISO-8601
 //   npx parklink operator add USERNAME --role ROLE [--name "Display Name"] [--password-stdin]
 //   npx parklink broker passwd > /etc/mosquitto/parklink/passwd
+//   npx parklink audit export --out FILE [--meter ID ...] [--from ISO --to ISO] [--sample N --seed S]
+//   npx parklink audit verify (--bundle FILE | --database [selection]) --report FILE
+//   npx parklink audit authorise --report FILE.json --meter ID --seq N --supervisor USER --reason TEXT
+//
+// audit (the remote audit unit 16, docs/audit.md): export writes a hashed bundle of stored records,
+// chain links, kept record-set frames and the meters' public data; verify checks every chain link
+// and every frame's MAC with its own key access (as broker passwd), from a bundle without the
+// platform or from the database, and writes FILE.json and FILE.txt; authorise records a supervisor's
+// special authorisation of one finding (password as for operator add). verify exits 0 when every
+// record counts, 1 when a finding is not authorised; 2 usage; 4 unreadable bundle, keystore or
+// database; authorise 1 when refused.
 //
 // `operator add` works on the database in DATABASE_URL (or the embedded one in PARKLINK_DATA_DIR),
 // migrating it first, and asks for the password twice on a terminal, or reads the first line of
@@ -45,6 +56,8 @@ import { BrokerCredentials, mosquittoPasswordFile } from '../platform-server/cor
 import { configFromEnv } from '../platform-server/config';
 import { loadKeystore } from '../platform-server/keys/keystore';
 import { currencyCode, formatMoney } from './money';
+import { auditCommand } from './audit';
+import { UsageError } from './usageError';
 
 /** The quote with the amount also in the currency's own format ("price": "£1.80") beside it. */
 function withPrice<Q extends object>(quote: Q): Q {
@@ -72,6 +85,10 @@ const USAGE = `usage:
     (on DATABASE_URL, or PARKLINK_DATA_DIR for an embedded database)
   parklink broker passwd
     (Mosquitto's password file for the platform and every meter, from the master key)
+  parklink audit export --out FILE [--meter ID ...] [--from ISO --to ISO] [--sample N --seed S]
+  parklink audit verify (--bundle FILE | --database [--meter ID ...] [--from ISO --to ISO] [--sample N --seed S]) --report FILE
+  parklink audit authorise --report FILE.json --meter ID --seq N --supervisor USER --reason TEXT [--password-stdin]
+    (the remote audit unit: docs/audit.md)
 exit codes: 0 answer, 1 refused (JSON says why), 2 usage, 3 invalid tariff (field named), 4 unreadable file`;
 
 export interface Io {
@@ -128,8 +145,6 @@ async function promptHidden(question: string): Promise<string> {
     stdin.on('data', onData);
   });
 }
-
-class UsageError extends Error {}
 
 function integer(value: string | undefined, name: string, min = 0): number | undefined {
   if (value === undefined) return undefined;
@@ -280,6 +295,7 @@ export async function main(
     }
     if (command === 'operator') return await operatorCommand(rest, io, env);
     if (command === 'broker') return await brokerCommand(rest, io, env);
+    if (command === 'audit') return await auditCommand(rest, io, env);
     if (!['quote', 'check', 'state'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     const { values } = parseArgs({
       args: rest,

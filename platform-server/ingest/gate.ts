@@ -326,18 +326,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
     if (verified instanceof Promise) {
       return verified.then(
-        (v) => this.dispatch(v),
+        (v) => this.dispatch(v, frame),
         (error) => this.refused({ topic, header: headerOf(frame) }, error, topicMeterOf(topic)),
       );
     }
-    return this.dispatch(verified);
+    return this.dispatch(verified, frame);
   }
 
-  private dispatch(frame: VerifiedUplink): Promise<IngestOutcome> {
+  private dispatch(frame: VerifiedUplink, sealed: Uint8Array): Promise<IngestOutcome> {
     const handler = this.routes.get(frame.header.type);
     if (handler) return this.handleRouted(frame, handler);
     return new Promise((settle) => {
-      this.queue.push({ topic: frame.topic, header: frame.header, body: frame.body, settle });
+      this.queue.push({ topic: frame.topic, header: frame.header, body: frame.body, sealed, settle });
       this.pump();
     });
   }

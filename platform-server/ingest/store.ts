@@ -75,6 +75,8 @@ export interface UplinkFrame {
   header: FrameHeader;
   /** The plaintext body. */
   body: Uint8Array;
+  /** The frame as it arrived (header, ciphertext, tag): kept so an audit can check its MAC again. */
+  sealed?: Uint8Array;
 }
 
 export interface StoredSet {
@@ -126,6 +128,8 @@ interface OpenedSet {
   links: Uint8Array[];
   first: number;
   last: number;
+  /** The sealed frame, kept in record_sets; absent when it carries format 1 records (card numbers). */
+  sealed?: Uint8Array;
 }
 
 export interface StoreBatchOptions {
@@ -292,7 +296,7 @@ function openSet(
   crypto: Crypto,
   keystore: Keystore,
   cardTokens: CardTokens | undefined,
-  { header, body: plaintext }: UplinkFrame,
+  { header, body: plaintext, sealed }: UplinkFrame,
   index: number,
   meter: MeterRow | undefined,
 ): OpenedSet {
@@ -353,6 +357,8 @@ function openSet(
       links: verifyChain(crypto, message.previous, message.records),
       first,
       last: first + records.length - 1,
+      // A frame with format 1 records holds card numbers under the meter's key: not kept.
+      ...(sealed && !kept.some((k) => k.redacted) ? { sealed } : {}),
     };
   } catch (error) {
     keys.downlink.fill(0);
@@ -456,6 +462,8 @@ async function writeSets(
   ] = transactions;
   const [oMeter, oSeq, oCode, oDetail, oCard, oLast4, oFrom, oTo, oQuantity] = operations;
   const [mMeter, mSeq, mCode, mDetail] = maintenance;
+  // The sealed frames that brought new records, for the audit (record_sets).
+  const frameSets = sets.filter(({ set, stored }) => set.sealed && stored.length > 0);
   for (const { stored } of sets) {
     for (const { record, bytes, link, redacted } of stored) {
       rMeter.push(record.meterId);
@@ -579,6 +587,33 @@ async function writeSets(
   if (maintenance[0].length > 0) {
     const a = arrays(maintenance, ['bigint', 'bigint', 'text', 'text']);
     parts.push(`INSERT INTO maintenance (meter_id, seq, code, detail) SELECT * FROM unnest(${a.join(', ')})`);
+  }
+  if (frameSets.length > 0) {
+    const starts: number[] = [];
+    let at = 1;
+    for (const { set } of frameSets) {
+      starts.push(at);
+      at += (set.sealed as Uint8Array).length;
+    }
+    const [m, q, e, f, l, b, n] = arrays(
+      [
+        frameSets.map(({ set }) => set.meterId),
+        frameSets.map(({ set }) => set.frameSeq),
+        frameSets.map(({ set }) => set.epoch),
+        frameSets.map(({ set }) => set.first),
+        frameSets.map(({ set }) => set.last),
+        starts,
+        frameSets.map(({ set }) => (set.sealed as Uint8Array).length),
+      ],
+      ['bigint', 'bigint', 'bigint', 'bigint', 'bigint', 'integer', 'integer'],
+    );
+    params.push(Buffer.concat(frameSets.map(({ set }) => set.sealed as Uint8Array)));
+    const blob = `$${params.length}::bytea`;
+    parts.push(
+      `INSERT INTO record_sets (meter_id, frame_seq, epoch, first_seq, last_seq, frame)
+       SELECT m, q, e, f, l, substring(${blob} FROM b FOR n)
+         FROM unnest(${m}, ${q}, ${e}, ${f}, ${l}, ${b}, ${n}) AS u(m, q, e, f, l, b, n)`,
+    );
   }
   const [ids, highest, seen] = arrays(
     [
