@@ -63,7 +63,10 @@ export interface MeterConfig {
   utcOffsetMinutes?: number;
   /** Mode key of the maintenance mode (key input 42); none: the mode key is off. */
   maintenance?: MaintenanceOptions;
-  /** Idle time before display, reader antenna (and with `radio`, the radio) are switched off. */
+  /**
+   * Idle time before display, reader antenna (and with `radio`, the radio) are switched off; the
+   * operating parameters sleepIdleSeconds and sleepRadio override them.
+   */
   sleep?: { idleMs: number; radio?: boolean };
   /**
    * Overrides the applied tariff's `nonTransferable` (document or timetable entry): true, a bay the
@@ -83,7 +86,7 @@ export interface MeterConfig {
   /**
    * A Zigbee slave's XBee duty cycle (power unit's RelaySleepDuty), where SLEEP_RQ is wired: asleep
    * between uploads, awake for them and every pollEveryMs to collect what its parent holds. On by
-   * default; false leaves the module awake.
+   * default; false leaves the module awake. The operating parameter sleepRadio overrides it.
    */
   relaySleep?: false | { idleMs?: number; pollEveryMs?: number; pollAwakeMs?: number };
   /**
@@ -144,7 +147,7 @@ export class Meter {
   /** Security & environment (48) and hybrid power (416), on boards with their parts. */
   readonly guard: GuardUnit | undefined;
   readonly power: PowerUnit | undefined;
-  /** The Zigbee slave's XBee duty cycle, on a slave whose module's SLEEP_RQ is wired. */
+  /** The Zigbee slave's XBee duty cycle, on a slave whose module's SLEEP_RQ is wired (on or off). */
   readonly relaySleep: RelaySleepDuty | undefined;
   /** Call-in (dial-up) through the modem, when the board has one and numbers are provisioned. */
   readonly callIn: CallInUnit | undefined;

@@ -4,7 +4,9 @@
 //   0x09 { v: version in force, ok, why?, refused?: version refused, local: bool, p: values in force }
 // A set is validated whole: one value out of range refuses the set (ok false, why names the value)
 // and the set in force stays. `local` says the set in force was changed at the meter in a
-// maintenance session after version v, so the platform knows what the meter runs.
+// maintenance session after version v, so the platform knows what the meter runs. A broker endpoint
+// that does not connect within its trial is taken back out of the set in force and reported the
+// same way (ok false, refused the version in force, why).
 import { decodeCbor, encodeCbor } from './cbor';
 import { ProtocolError } from './errors';
 
