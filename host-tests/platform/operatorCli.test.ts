@@ -47,7 +47,8 @@ forEachBackend('parklink operator add', (backend) => {
     return { code, out, err };
   }
 
-  it('adds an operator with its role from a password on stdin; it logs in', async () => {
+  it('adds an operator with its role from a password on stdin; it logs in', async function () {
+    this.timeout(60_000); // the first open of an embedded data directory creates its database cluster
     const r = await run(
       ['add', 'night.supervisor', '--role', 'supervisor', '--name', 'Night Supervisor', '--password-stdin'],
       'a night shift password\nignored second line\n',
