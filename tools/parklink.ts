@@ -6,6 +6,7 @@
 //   npx parklink check --tariff FILE
 //   npx parklink state --tariff FILE --bay ID --start ISO-8601
 //   npx parklink operator add USERNAME --role ROLE [--name "Display Name"] [--password-stdin]
+//   npx parklink operator reset-mfa USERNAME
 //   npx parklink broker passwd > /etc/mosquitto/parklink/passwd
 //   npx parklink audit export --out FILE [--meter ID ...] [--from ISO --to ISO] [--sample N --seed S]
 //   npx parklink audit verify (--bundle FILE | --database [selection]) --report FILE
@@ -22,7 +23,9 @@
 // `operator add` works on the database in DATABASE_URL (or the embedded one in PARKLINK_DATA_DIR),
 // migrating it first, and asks for the password twice on a terminal, or reads the first line of
 // standard input with --password-stdin. It answers the account as JSON; the audit log names the
-// CLI and the local user as the creator.
+// CLI and the local user as the creator. `operator reset-mfa` removes an operator's second factor
+// (TOTP and recovery codes) and ends their sessions: the way back in for an admin who lost both,
+// for whoever can reach the database.
 //
 // --start takes an offset (2026-03-29T00:30:00Z, …+01:00) or none: then it is read in the tariff's
 // own time zone. The answer is JSON on stdout: the quote with its line-by-line breakdown and the
@@ -82,6 +85,7 @@ const USAGE = `usage:
   parklink check --tariff FILE
   parklink state --tariff FILE --bay ID --start ISO-8601
   parklink operator add USERNAME --role viewer|operator|supervisor|admin [--name NAME] [--password-stdin]
+  parklink operator reset-mfa USERNAME
     (on DATABASE_URL, or PARKLINK_DATA_DIR for an embedded database)
   parklink broker passwd
     (Mosquitto's password file for the platform and every meter, from the master key)
@@ -186,7 +190,8 @@ async function loadTariff(file: string, io: Io): Promise<Tariff | number> {
 
 async function operatorCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Promise<number> {
   const [verb, ...rest] = args;
-  if (verb !== 'add') throw new UsageError(`unknown operator command "${verb ?? ''}" (add)`);
+  if (verb === 'reset-mfa') return resetMfaCommand(rest, io, env);
+  if (verb !== 'add') throw new UsageError(`unknown operator command "${verb ?? ''}" (add, reset-mfa)`);
   const { values, positionals } = parseArgs({
     args: rest,
     strict: true,
@@ -228,6 +233,36 @@ async function operatorCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): 
       { id: null, username: `cli:${userInfo().username}`.slice(0, 64) },
     );
     io.out(JSON.stringify({ ok: true, operator }, null, 2));
+    return ExitCode.ok;
+  } catch (error) {
+    if (!(error instanceof OperatorError)) throw error;
+    io.err(`parklink: ${error.message}`);
+    io.out(JSON.stringify({ ok: false, error: error.code, message: error.message }));
+    return ExitCode.refused;
+  } finally {
+    await db.close();
+  }
+}
+
+async function resetMfaCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Promise<number> {
+  const { positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: {} });
+  if (positionals.length !== 1) throw new UsageError('give one USERNAME');
+  if (!env.DATABASE_URL && !env.PARKLINK_DATA_DIR)
+    throw new UsageError('set DATABASE_URL (or PARKLINK_DATA_DIR) to the platform database');
+  let db: Awaited<ReturnType<typeof openDatabase>>;
+  try {
+    db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
+    await migrate(db);
+  } catch (error) {
+    io.err(`parklink: cannot open the database: ${(error as Error).message}`);
+    return ExitCode.unreadable;
+  }
+  try {
+    await new Operators(db).resetTotp(positionals[0], {
+      id: null,
+      username: `cli:${userInfo().username}`.slice(0, 64),
+    });
+    io.out(JSON.stringify({ ok: true, username: positionals[0], mfa: false }));
     return ExitCode.ok;
   } catch (error) {
     if (!(error instanceof OperatorError)) throw error;

@@ -47,7 +47,8 @@ forEachBackend('parklink operator add', (backend) => {
     return { code, out, err };
   }
 
-  it('adds an operator with its role from a password on stdin; it logs in', async () => {
+  it('adds an operator with its role from a password on stdin; it logs in', async function () {
+    this.timeout(60_000); // the first open of an embedded data directory creates its database cluster
     const r = await run(
       ['add', 'night.supervisor', '--role', 'supervisor', '--name', 'Night Supervisor', '--password-stdin'],
       'a night shift password\nignored second line\n',
@@ -85,6 +86,40 @@ forEachBackend('parklink operator add', (backend) => {
       'the day clerk password',
     ]);
     assert.equal(same.code, ExitCode.ok, same.err);
+  });
+
+  it("reset-mfa removes an operator's second factor and ends their sessions; an unknown name is refused (1)", async () => {
+    const db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
+    try {
+      await db.query(
+        "UPDATE operators SET totp_secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ', totp_enabled_at = now() WHERE username = $1",
+        ['night.supervisor'],
+      );
+      await assert.rejects(new Operators(db).login('night.supervisor', 'a night shift password'), {
+        code: 'mfa-required',
+      });
+    } finally {
+      await db.close();
+    }
+    const reset = await run(['reset-mfa', 'night.supervisor']);
+    assert.equal(reset.code, ExitCode.ok, reset.err);
+    assert.deepEqual(JSON.parse(reset.out), { ok: true, username: 'night.supervisor', mfa: false });
+    const again = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
+    try {
+      const session = await new Operators(again).login('night.supervisor', 'a night shift password');
+      assert.equal(session.mfa, false);
+      const audit = await again.query<{ username: string }>(
+        'SELECT username FROM operator_audit WHERE action = $1',
+        ['mfa.reset'],
+      );
+      assert.match(audit.rows[0].username, /^cli:/);
+    } finally {
+      await again.close();
+    }
+    const unknown = await run(['reset-mfa', 'nobody.here']);
+    assert.equal(unknown.code, ExitCode.refused);
+    assert.equal(JSON.parse(unknown.out).error, 'unknown-operator');
+    assert.equal((await run(['reset-mfa'])).code, ExitCode.usage);
   });
 
   it('refuses a taken name and a short password (1), and bad usage (2)', async () => {
