@@ -197,6 +197,7 @@ const FACTORY_KEYS = Object.freeze([
   'keyD',
   'releaseKey',
   'cardTokenKey',
+  'firmwareKey',
 ]);
 
 function bytes(preferences: Preferences, key: string, length: number): Uint8Array {
@@ -209,7 +210,7 @@ function bytes(preferences: Preferences, key: string, length: number): Uint8Arra
 
 /**
  * Moves the factory's key material (keys A, B, M for the secure parts; C and D; the release key;
- * the card-token key) into their places and erases it from the preferences. Returns false when there is none (the
+ * the card-token key; the firmware release key) into their places and erases it from the preferences. Returns false when there is none (the
  * meter was personalised before). A malformed set is refused whole and left for the station.
  */
 export function personalise(hardware: MeterHardware, meterId: number): boolean {
@@ -228,8 +229,18 @@ export function personalise(hardware: MeterHardware, meterId: number): boolean {
     preferences.get(FACTORY_DOMAIN, 'cardTokenKey') === undefined
       ? undefined
       : bytes(preferences, 'cardTokenKey', 32);
+  // The firmware release key (public) pinned for updates (414a); a station without one pins none.
+  const firmwareKey =
+    preferences.get(FACTORY_DOMAIN, 'firmwareKey') === undefined
+      ? undefined
+      : bytes(preferences, 'firmwareKey', 32);
   try {
-    provisionBoard(hardware, { epoch, uplink, downlink, secrets: { a, b, m }, cardTokenKey }, meterId);
+    provisionBoard(
+      hardware,
+      { epoch, uplink, downlink, secrets: { a, b, m }, cardTokenKey },
+      meterId,
+      firmwareKey ? { firmwareKey } : {},
+    );
     RecordStore.provisionReleaseKey(preferences, releaseKey);
   } finally {
     for (const key of [a, b, m, uplink, downlink, releaseKey]) key.fill(0);

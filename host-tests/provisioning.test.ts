@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { FACTORY_DOMAIN, personalise, ProvisioningError, readProvisioning } from '../firmware/boot';
 import { Meter } from '../firmware/meter';
+import { Slot } from '../firmware/units/security';
 import { VirtualBoard } from '../hal/mock/board';
 import { VirtualClock } from '../hal/mock/clock';
 import { VirtualBroker } from '../hal/mock/mqtt';
@@ -80,7 +81,8 @@ describe('factory provisioning: what the station writes is what the meter reads'
     const platform = new VirtualPlatform(broker, nobleCrypto);
     // A provisioned meter manages its time: the platform answers its time requests.
     platform.timeNow = () => clock.now();
-    const given = input();
+    const firmwareKey = new Uint8Array(32).fill(0x42); // the release key's public half, as the station has it
+    const given = input({ firmwareKey });
     platform.register(METER, given.keys);
     const board = new VirtualBoard({ mqtt: broker.link(), clock });
     loadLinPreferences(board, linPreferencesJson(preferenceEntries(given)));
@@ -108,6 +110,11 @@ describe('factory provisioning: what the station writes is what the meter reads'
       'the key material is gone from the preferences',
     );
     assert.equal(board.sam.state.meterId, METER, 'the SAM holds the meter id with its keys');
+    assert.deepEqual(
+      board.secureElement.state.slots[Slot.FIRMWARE_KEY],
+      firmwareKey,
+      'the firmware release key is pinned in the secure element',
+    );
     assert.equal(personalise(board.hardware, METER), false, 'a second start finds nothing to move');
 
     const meter = new Meter(board.hardware, provisioning.config);

@@ -307,6 +307,8 @@ async function factoryEntries(provision: NonNullable<FlashOptions['provision']>)
       broker: brokerCaFile ? { ...broker, ca: certificateDer(readFileSync(brokerCaFile)) } : broker,
       keys,
       releaseKey,
+      // the firmware release key the platform checks uploads with, pinned in the meter (414a)
+      ...(fromEnv.firmwareReleaseKey ? { firmwareKey: fromEnv.firmwareReleaseKey } : {}),
     };
     try {
       return preferenceEntries(input);

@@ -23,6 +23,8 @@ export interface ProvisioningInput {
    */
   keys: MeterKeys & { cardTokenKey?: Uint8Array };
   releaseKey: Uint8Array;
+  /** The firmware release key's public half (Ed25519, 32 bytes), pinned in the meter for updates. */
+  firmwareKey?: Uint8Array;
 }
 
 export type PreferenceEntry =
@@ -118,6 +120,8 @@ export function preferenceEntries(input: ProvisioningInput): PreferenceEntry[] {
   );
   if (keys.cardTokenKey)
     entries.push({ domain: FACTORY_DOMAIN, key: 'cardTokenKey', type: 'blob', value: keys.cardTokenKey });
+  if (input.firmwareKey)
+    entries.push({ domain: FACTORY_DOMAIN, key: 'firmwareKey', type: 'blob', value: input.firmwareKey });
   return entries.map(checkEntry);
 }
 
