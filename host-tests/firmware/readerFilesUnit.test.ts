@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { ed25519 } from '@noble/curves/ed25519';
 import { Meter } from '../../firmware/meter';
+import { provisionBoard } from '../../firmware/units/security';
 import { ReaderFilesStore } from '../../firmware/units/readerFiles';
 import { ReaderFileRefused, ReaderFilesUnit } from '../../firmware/units/readerFilesUnit';
 import { VirtualBoard } from '../../hal/mock/board';
@@ -16,6 +17,8 @@ import { VirtualReaderFirmware } from '../../hal/mock/readerFirmware';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import type { PreferenceValue } from '../../hal/preferences';
 import { encodeCbor } from '../../protocol/cbor';
+import { sealFrame } from '../../protocol/frame';
+import { deriveMeterKeys } from '../../protocol/keys';
 import {
   decodeReaderFilesReport,
   encodeReaderFilesDownlink,
@@ -355,6 +358,36 @@ describe('reader files unit (414d): download, verify, apply, report', () => {
     meter.bus.on('fault', (f) => faults.push(f));
     meter.bus.emit('downlink', { type: READER_FILES_DOWNLINK, seq: 3, body: Uint8Array.of(1) });
     assert.deepEqual(faults, []);
+    meter.stop();
+  });
+
+  it('on a meter: sealed 0x8B frames carried by a handheld (comms.receiveDownlink) download a file; a forged one is refused', () => {
+    const clock = new VirtualClock();
+    const board = new VirtualBoard({ mqtt: new VirtualBroker(clock).link(), clock });
+    const keys = deriveMeterKeys(nobleCrypto, new Uint8Array(32).fill(0x5a), 78, 1);
+    provisionBoard(board.hardware, keys, 78);
+    const meter = new Meter(board.hardware, {
+      meterId: 78,
+      bays: [1],
+      rate: { currency: 826, perHour: 120, minMinutes: 15, maxMinutes: 60, stepMinutes: 15 },
+    });
+    let seq = 0;
+    const seal = (body: Uint8Array, key = keys.downlink) =>
+      sealFrame(
+        nobleCrypto,
+        key,
+        { version: 1, type: READER_FILES_DOWNLINK, meterId: 78, epoch: 1, seq: ++seq },
+        body,
+      );
+    const doc = fileBytes(1800, 12);
+    const forged = meter.comms.receiveDownlink(
+      seal(offer('card-profiles', 'document', 1, doc), new Uint8Array(32)),
+    );
+    assert.equal(forged.ok, false);
+    assert.equal(meter.readerFileUpdates.download, undefined, 'a forged offer starts nothing');
+    assert.equal(meter.comms.receiveDownlink(seal(offer('card-profiles', 'document', 1, doc))).ok, true);
+    for (const offset of [0, 1024]) meter.comms.receiveDownlink(seal(chunk('card-profiles', 1, doc, offset)));
+    assert.deepEqual(meter.readerFiles.get('card-profiles'), { version: 1, bytes: doc, kind: 'document' });
     meter.stop();
   });
 });
