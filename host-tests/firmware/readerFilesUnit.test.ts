@@ -19,9 +19,13 @@ import type { PreferenceValue } from '../../hal/preferences';
 import { encodeCbor } from '../../protocol/cbor';
 import { sealFrame } from '../../protocol/frame';
 import { deriveMeterKeys } from '../../protocol/keys';
+import { ProtocolError } from '../../protocol/errors';
 import {
+  decodeReaderFilesDownlink,
   decodeReaderFilesReport,
+  decodeReaderSettings,
   encodeReaderFilesDownlink,
+  encodeReaderFilesReport,
   encodeReaderSettings,
   READER_FILE_CHUNK,
   READER_FILES_DOWNLINK,
@@ -389,5 +393,55 @@ describe('reader files unit (414d): download, verify, apply, report', () => {
     for (const offset of [0, 1024]) meter.comms.receiveDownlink(seal(chunk('card-profiles', 1, doc, offset)));
     assert.deepEqual(meter.readerFiles.get('card-profiles'), { version: 1, bytes: doc, kind: 'document' });
     meter.stop();
+  });
+});
+
+describe('reader files messages (protocol/readerFiles.ts)', () => {
+  it('round-trips offers, chunks and reports', () => {
+    const bytes = fileBytes(40, 1);
+    const signature = sign('reader-fw', 2, bytes);
+    const message = {
+      k: 'offer' as const,
+      name: 'reader-fw',
+      kind: 'reader-firmware' as const,
+      version: 2,
+      length: 40,
+      sha256: nobleCrypto.sha256(bytes),
+      signature,
+    };
+    assert.deepEqual(decodeReaderFilesDownlink(encodeReaderFilesDownlink(message)), message);
+    const report: ReaderFilesReport = {
+      state: 'refused',
+      name: 'reader-fw',
+      version: 2,
+      offset: 0,
+      reason: 'bad-signature',
+      held: [{ name: 'reader-settings', kind: 'settings', version: 1 }],
+    };
+    assert.deepEqual(decodeReaderFilesReport(encodeReaderFilesReport(report)), report);
+  });
+
+  it('refuses malformed bodies with a ProtocolError naming the field', () => {
+    const sha = new Uint8Array(32);
+    const bad: [unknown, RegExp][] = [
+      [{ k: 'offer', n: 'doc', kind: 'document', v: 1, len: 0, sha }, /len/],
+      [{ k: 'offer', n: 'doc', kind: 'document', v: 0, len: 1, sha }, /v is not/],
+      [{ k: 'offer', n: 'doc', kind: 'manual', v: 1, len: 1, sha }, /kind/],
+      [{ k: 'offer', n: 'doc', kind: 'document', v: 1, len: 1, sha, sig: new Uint8Array(64) }, /sig is for/],
+      [{ k: 'offer', n: 'fw', kind: 'reader-firmware', v: 1, len: 1, sha }, /sig is not/],
+      [{ k: 'chunk', n: 'doc', v: 1, off: 0, d: new Uint8Array(READER_FILE_CHUNK + 1) }, /d is not/],
+      [{ k: 'erase' }, /not a reader files message/],
+    ];
+    for (const [body, why] of bad)
+      assert.throws(
+        () => decodeReaderFilesDownlink(encodeCbor(body)),
+        (e: unknown) => e instanceof ProtocolError && why.test(e.message),
+        JSON.stringify(body, (_k, v) => (v instanceof Uint8Array ? v.length : v)),
+      );
+    assert.throws(
+      () => decodeReaderFilesReport(encodeCbor({ st: 'refused', off: 0, held: [], why: 'tired' })),
+      ProtocolError,
+    );
+    assert.throws(() => decodeReaderSettings(encodeCbor({ antennaGain: 3, volume: 2 })), /volume/);
   });
 });
