@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { ed25519 } from '@noble/curves/ed25519';
 import { Meter } from '../../firmware/meter';
+import { provisionBoard } from '../../firmware/units/security';
 import { ReaderFilesStore } from '../../firmware/units/readerFiles';
 import { ReaderFileRefused, ReaderFilesUnit } from '../../firmware/units/readerFilesUnit';
 import { VirtualBoard } from '../../hal/mock/board';
@@ -16,9 +17,15 @@ import { VirtualReaderFirmware } from '../../hal/mock/readerFirmware';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import type { PreferenceValue } from '../../hal/preferences';
 import { encodeCbor } from '../../protocol/cbor';
+import { sealFrame } from '../../protocol/frame';
+import { deriveMeterKeys } from '../../protocol/keys';
+import { ProtocolError } from '../../protocol/errors';
 import {
+  decodeReaderFilesDownlink,
   decodeReaderFilesReport,
+  decodeReaderSettings,
   encodeReaderFilesDownlink,
+  encodeReaderFilesReport,
   encodeReaderSettings,
   READER_FILE_CHUNK,
   READER_FILES_DOWNLINK,
@@ -356,5 +363,85 @@ describe('reader files unit (414d): download, verify, apply, report', () => {
     meter.bus.emit('downlink', { type: READER_FILES_DOWNLINK, seq: 3, body: Uint8Array.of(1) });
     assert.deepEqual(faults, []);
     meter.stop();
+  });
+
+  it('on a meter: sealed 0x8B frames carried by a handheld (comms.receiveDownlink) download a file; a forged one is refused', () => {
+    const clock = new VirtualClock();
+    const board = new VirtualBoard({ mqtt: new VirtualBroker(clock).link(), clock });
+    const keys = deriveMeterKeys(nobleCrypto, new Uint8Array(32).fill(0x5a), 78, 1);
+    provisionBoard(board.hardware, keys, 78);
+    const meter = new Meter(board.hardware, {
+      meterId: 78,
+      bays: [1],
+      rate: { currency: 826, perHour: 120, minMinutes: 15, maxMinutes: 60, stepMinutes: 15 },
+    });
+    let seq = 0;
+    const seal = (body: Uint8Array, key = keys.downlink) =>
+      sealFrame(
+        nobleCrypto,
+        key,
+        { version: 1, type: READER_FILES_DOWNLINK, meterId: 78, epoch: 1, seq: ++seq },
+        body,
+      );
+    const doc = fileBytes(1800, 12);
+    const forged = meter.comms.receiveDownlink(
+      seal(offer('card-profiles', 'document', 1, doc), new Uint8Array(32)),
+    );
+    assert.equal(forged.ok, false);
+    assert.equal(meter.readerFileUpdates.download, undefined, 'a forged offer starts nothing');
+    assert.equal(meter.comms.receiveDownlink(seal(offer('card-profiles', 'document', 1, doc))).ok, true);
+    for (const offset of [0, 1024]) meter.comms.receiveDownlink(seal(chunk('card-profiles', 1, doc, offset)));
+    assert.deepEqual(meter.readerFiles.get('card-profiles'), { version: 1, bytes: doc, kind: 'document' });
+    meter.stop();
+  });
+});
+
+describe('reader files messages (protocol/readerFiles.ts)', () => {
+  it('round-trips offers, chunks and reports', () => {
+    const bytes = fileBytes(40, 1);
+    const signature = sign('reader-fw', 2, bytes);
+    const message = {
+      k: 'offer' as const,
+      name: 'reader-fw',
+      kind: 'reader-firmware' as const,
+      version: 2,
+      length: 40,
+      sha256: nobleCrypto.sha256(bytes),
+      signature,
+    };
+    assert.deepEqual(decodeReaderFilesDownlink(encodeReaderFilesDownlink(message)), message);
+    const report: ReaderFilesReport = {
+      state: 'refused',
+      name: 'reader-fw',
+      version: 2,
+      offset: 0,
+      reason: 'bad-signature',
+      held: [{ name: 'reader-settings', kind: 'settings', version: 1 }],
+    };
+    assert.deepEqual(decodeReaderFilesReport(encodeReaderFilesReport(report)), report);
+  });
+
+  it('refuses malformed bodies with a ProtocolError naming the field', () => {
+    const sha = new Uint8Array(32);
+    const bad: [unknown, RegExp][] = [
+      [{ k: 'offer', n: 'doc', kind: 'document', v: 1, len: 0, sha }, /len/],
+      [{ k: 'offer', n: 'doc', kind: 'document', v: 0, len: 1, sha }, /v is not/],
+      [{ k: 'offer', n: 'doc', kind: 'manual', v: 1, len: 1, sha }, /kind/],
+      [{ k: 'offer', n: 'doc', kind: 'document', v: 1, len: 1, sha, sig: new Uint8Array(64) }, /sig is for/],
+      [{ k: 'offer', n: 'fw', kind: 'reader-firmware', v: 1, len: 1, sha }, /sig is not/],
+      [{ k: 'chunk', n: 'doc', v: 1, off: 0, d: new Uint8Array(READER_FILE_CHUNK + 1) }, /d is not/],
+      [{ k: 'erase' }, /not a reader files message/],
+    ];
+    for (const [body, why] of bad)
+      assert.throws(
+        () => decodeReaderFilesDownlink(encodeCbor(body)),
+        (e: unknown) => e instanceof ProtocolError && why.test(e.message),
+        JSON.stringify(body, (_k, v) => (v instanceof Uint8Array ? v.length : v)),
+      );
+    assert.throws(
+      () => decodeReaderFilesReport(encodeCbor({ st: 'refused', off: 0, held: [], why: 'tired' })),
+      ProtocolError,
+    );
+    assert.throws(() => decodeReaderSettings(encodeCbor({ antennaGain: 3, volume: 2 })), /volume/);
   });
 });
