@@ -6,6 +6,7 @@ import type { MeterEvents } from './events';
 import { Bays } from './units/bays';
 import { BlacklistUnit } from './units/blacklist';
 import { ReaderFilesStore } from './units/readerFiles';
+import { nobleSignatures } from '../hal/nobleSignatures';
 import { ReaderFilesUnit } from './units/readerFilesUnit';
 
 import type { TariffDocument } from '../protocol/tariff/index';
@@ -301,7 +302,7 @@ export class Meter {
       partition: partitions.reader,
       preferences,
       crypto,
-      signatures: hardware.signatures,
+      signatures: hardware.signatures ?? nobleSignatures,
       bus,
       send: (type, body) => this.comms.send(type, body),
       pinnedKey: () => pinnedFirmwareKey(hardware, this.secure?.parts),

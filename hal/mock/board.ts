@@ -105,7 +105,7 @@ export interface VirtualModemOptions {
 export interface VirtualBoardOptions {
   /** Fit a reader module with firmware of its own (hal/readerFirmware.ts), simulated. */
   readerModule?: boolean;
-  /** The board's Ed25519 check (sim/signatures/noble.ts on the host); none: reader firmware is refused. */
+  /** The board's own Ed25519 check; none: the meter checks in pure JavaScript (hal/nobleSignatures.ts). */
   signatures?: SignatureVerifier;
   /** The direct MQTT link; leave it out and give `modem` to fit the cellular modem instead. */
   mqtt?: MqttLink;

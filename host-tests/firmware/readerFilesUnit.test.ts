@@ -34,7 +34,7 @@ import {
   type ReaderFilesReport,
   readerFirmwareMessage,
 } from '../../protocol/readerFiles';
-import { nobleSignatures } from '../../sim/signatures/noble';
+import { nobleSignatures } from '../../hal/nobleSignatures';
 
 const releaseSecret = new Uint8Array(32).fill(7);
 const releaseKey = ed25519.getPublicKey(releaseSecret);

@@ -21,7 +21,7 @@ import {
 } from '../../protocol/readerFiles';
 import { downlinkTopic } from '../../protocol/topics';
 import { forEachBackend, type OperatorLogin, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
-import { nobleSignatures } from '../../sim/signatures/noble';
+import { nobleSignatures } from '../../hal/nobleSignatures';
 import { phonePlatform, RATE, until } from '../phone/support';
 
 const releaseSecret = new Uint8Array(32).fill(21);

@@ -1,7 +1,7 @@
-// Ed25519 checks in pure JavaScript (@noble/curves) for virtual boards on the host: tests and the
-// virtual fleet give it to a VirtualBoard (options.signatures). Not part of any device build.
+// Ed25519 checks in pure JavaScript (@noble/curves, which also checks firmware images on the
+// device): the meter's check wherever the board binds no native one, the ESP32 included.
 import { ed25519 } from '@noble/curves/ed25519';
-import type { SignatureVerifier } from '../../hal/signatures';
+import type { SignatureVerifier } from './signatures';
 
 export const nobleSignatures: SignatureVerifier = Object.freeze({
   ed25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
