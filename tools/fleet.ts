@@ -231,6 +231,7 @@ async function placeDemoMeter(db: Queryable, meterId: number, n: number): Promis
   });
 }
 
+const statusTimers: NodeJS.Timeout[] = [];
 const clock = new RealTimeClock();
 const rate = { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 };
 const cardBase = { expiry: { year: 2030, month: 12 }, counter: 0, currency: 826, limit: 0 };
@@ -287,8 +288,10 @@ for (let n = 0; n < meterCount; n++) {
     meter.blacklist.replace([{ token: stolen.token, reason: 'reported stolen' }]);
   }
   meter.start();
-  // A status report a minute (a deployed meter reports hourly) so the console's fleet view moves.
-  meter.guard?.setStatusInterval(DEMO_STATUS_SECONDS);
+  // A status report soon after start and then each minute (a deployed meter reports hourly, on its
+  // guard's schedule), so the console's fleet view has status, battery and occupancy to show.
+  const report = () => meter.guard?.sendStatus();
+  statusTimers.push(setTimeout(report, 5_000), setInterval(report, DEMO_STATUS_SECONDS * 1000));
   fleet.push({ board, saved, meter, cards });
   if (saved) save(board, saved);
 }
@@ -344,6 +347,7 @@ async function stop(reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   for (const schedule of schedules) clearInterval(schedule);
+  for (const timer of statusTimers) clearTimeout(timer);
   clearInterval(saving);
   for (const { meter } of fleet) meter.stop();
   for (const { board, saved } of fleet) if (saved) save(board, saved);
