@@ -256,21 +256,38 @@ const money = (minor: number, currency: number) => ({
   currencyValue: minor / 100,
 });
 
-/** Meter transactions and phone sessions (with their applied renewals) as Sessions and AssignedRights. */
-export async function meterSessions(db: Queryable): Promise<SessionsAndRights> {
-  const phone = (await db.query<PhoneRow>('SELECT * FROM phone_sessions ORDER BY id')).rows;
+/**
+ * Meter transactions and phone sessions (with their applied renewals) as Sessions and
+ * AssignedRights; `only` narrows it to the one payment record of a meter.
+ */
+export async function meterSessions(
+  db: Queryable,
+  only?: { meterId: number; seq: number },
+): Promise<SessionsAndRights> {
+  const narrow = only ? ' WHERE meter_id = $1 AND tx_seq = $2' : '';
+  const params = only ? [only.meterId, only.seq] : [];
+  const phone = (await db.query<PhoneRow>(`SELECT * FROM phone_sessions${narrow} ORDER BY id`, params)).rows;
   const renewals = (
     await db.query<RenewalRow>(
       `SELECT id, session_id, minutes, charge, currency, applied_at, paid_until FROM renewals
-        WHERE status = 'applied' ORDER BY applied_at, id`,
+        WHERE status = 'applied' AND session_id = ANY($1::bigint[]) ORDER BY applied_at, id`,
+      [phone.map((p) => p.id)],
     )
   ).rows;
   const tx = (
     await db.query<TxRow>(
       `SELECT meter_id, seq, bay_id, minutes, paid_from, paid_until, charge, currency, card_type
-         FROM transactions ORDER BY meter_id, seq`,
+         FROM transactions${only ? ' WHERE meter_id = $1 AND seq = $2' : ''} ORDER BY meter_id, seq`,
+      params,
     )
   ).rows;
+  const held = new Map(
+    (
+      await db.query<{ meter_id: number; tariff_id: string; acked_version: number }>(
+        'SELECT meter_id, tariff_id, acked_version FROM meter_tariffs WHERE acked_ok',
+      )
+    ).rows.map((r) => [r.meter_id, { id: `tariff:${r.tariff_id}`, version: r.acked_version + 1 }]),
+  );
   const paired = new Set(phone.map((p) => `${p.meter_id}:${p.tx_seq}`));
   const sessions: Json[] = [];
   const rights: Json[] = [];
@@ -287,7 +304,8 @@ export async function meterSessions(db: Queryable): Promise<SessionsAndRights> {
       id,
       version: 1,
       rightHolder: {},
-      rightSpecification: { id: `tariff-of-meter:${meter}`, version: 1 },
+      // The tariff the meter held (its rate table); a meter that acknowledged none names itself.
+      rightSpecification: held.get(meter) ?? { id: placeId.meter(meter), version: 1 },
       issuanceTime: iso(issued),
       expiry: iso(expiry),
       totalMinutes: minutes,

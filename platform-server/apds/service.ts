@@ -269,6 +269,13 @@ export class ApdsService {
     return rows[0];
   }
 
+  /** A payment record stored from a meter: its Session and AssignedRight, as created events. */
+  async onMeterPayment(meterId: number, seq: number): Promise<void> {
+    const { sessions, rights } = await meterSessions(this.#db, { meterId, seq });
+    for (const right of rights) await this.emit('AssignedRightCreated', right);
+    for (const session of sessions) await this.emit('SessionCreated', session);
+  }
+
   // ---- webhooks ----
 
   async subscribe(
