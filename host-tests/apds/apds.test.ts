@@ -456,6 +456,13 @@ forEachBackend('APDS API (/apds/)', (backend) => {
       const rightRes = await inject('POST', '/apds/rights/assigned', withKey('app'), right);
       assert.equal(rightRes.statusCode, 201, rightRes.body);
       assertMatchesSpec('/rights/assigned', 'post', 201, rightRes.json());
+      const { segments: _, ...noSegments } = session;
+      const incomplete = await inject('POST', '/apds/sessions', withKey('app'), {
+        ...noSegments,
+        id: 'app-session-2',
+      });
+      assert.equal(incomplete.statusCode, 400, 'APDS requires segments');
+      assertResponseStatus(incomplete.json());
       const bad = await inject('POST', '/apds/rights/assigned', withKey('app'), { id: 'x', version: 1 });
       assert.equal(bad.statusCode, 400);
       assertResponseStatus(bad.json());

@@ -79,6 +79,32 @@ const versioned = {
   additionalProperties: true,
 } as const;
 
+// The APDS common types the write routes check (the document's Reference, VersionedReference,
+// MultilingualString).
+const reference = {
+  type: 'object',
+  properties: { className: { type: 'string', minLength: 1 }, id: { type: 'string' } },
+  required: ['className', 'id'],
+} as const;
+const versionedReference = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', minLength: 1 },
+    version: { type: 'integer', minimum: 1 },
+    className: { type: 'string' },
+  },
+  required: ['id', 'version'],
+} as const;
+const multilingual = {
+  type: 'array',
+  minItems: 1,
+  items: {
+    type: 'object',
+    properties: { language: { type: 'string' }, string: { type: 'string' } },
+    required: ['language', 'string'],
+  },
+} as const;
+
 function status(reply: FastifyReply, code: number, message: string): FastifyReply {
   return reply.code(code).send({ status: code < 400 ? 'ok' : 'error', code, message });
 }
@@ -202,7 +228,7 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
             periodStart: { type: 'string', format: 'date-time' },
             periodEnd: { type: 'string', format: 'date-time' },
           },
-          required: ['id', 'version', 'periodStart'],
+          required: ['id', 'version', 'periodStart', 'requestTime'],
         },
         response: { 200: listSchema, ...statusResponses(400, 401, 403, 409, 422) },
       },
@@ -216,7 +242,7 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
   ] as const) {
     const required =
       kind === 'session'
-        ? ['id', 'version', 'actualStart', 'identifiedCredentials']
+        ? ['id', 'version', 'actualStart', 'initiator', 'identifiedCredentials', 'segments']
         : ['id', 'version', 'rightHolder', 'rightSpecification'];
     app.post<{ Body: Json }>(
       url,
@@ -236,11 +262,35 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
                 ? {
                     actualStart: { type: 'string', format: 'date-time' },
                     actualEnd: { type: 'string', format: 'date-time' },
-                    identifiedCredentials: { type: 'array', minItems: 1 },
+                    initiator: versionedReference,
+                    identifiedCredentials: {
+                      type: 'array',
+                      minItems: 1,
+                      items: {
+                        type: 'object',
+                        properties: { identifier: reference, issuer: multilingual },
+                        required: ['identifier', 'issuer'],
+                      },
+                    },
+                    segments: {
+                      type: 'array',
+                      minItems: 1,
+                      items: {
+                        type: 'object',
+                        properties: {
+                          ...versioned.properties,
+                          actualStart: { type: 'string', format: 'date-time' },
+                          actualEnd: { type: 'string', format: 'date-time' },
+                          assignedRight: { type: 'object' },
+                          validationType: { type: 'array', minItems: 1, items: { type: 'string' } },
+                        },
+                        required: ['id', 'version', 'actualStart', 'assignedRight', 'validationType'],
+                      },
+                    },
                   }
                 : {
                     rightHolder: { type: 'object' },
-                    rightSpecification: { type: 'object' },
+                    rightSpecification: versionedReference,
                     expiry: { type: 'string', format: 'date-time' },
                   }),
             },
