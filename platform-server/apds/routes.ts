@@ -1,6 +1,6 @@
 // The APDS API under /apds/ (paths and shapes of the parkingdata/spec OpenAPI document):
 //
-//   GET    /apds/places[/:id]  /apds/rates[/:id]  /apds/sessions[/:id]  /apds/rights/assigned[/:id]
+//   GET    /apds/places[/:id]  /apds/rates[/:id]  /apds/rights/specs[/:id]  /apds/sessions[/:id]  /apds/rights/assigned[/:id]
 //   GET    /apds/quotes[/:id]                                      scope read (or a viewer session)
 //   POST   /apds/quotes        QuoteRightRequest → priced by the bay's tariff       scope write
 //   POST   /apds/sessions      Session; POST /apds/rights/assigned AssignedRight    scope write
@@ -163,6 +163,11 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
   };
 
   const lists: [string, string, () => Promise<Json[]>][] = [
+    [
+      '/apds/rights/specs',
+      'Right specifications from the tariffs: where (the meters holding it), when (charged periods), for whom, at which rate table',
+      service.rightSpecifications,
+    ],
     ['/apds/places', 'Places: meter areas, meters and bays with the bay sensors’ occupancy', service.places],
     [
       '/apds/rates',

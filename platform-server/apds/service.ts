@@ -5,7 +5,15 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { RequestRefused } from '../core/errors';
 import type { Database, Queryable } from '../core/db';
 import type { Quote } from '../../protocol/tariff/types';
-import { currencyCode, iso, meterSessions, occupancyChanges, places, rates } from './resources';
+import {
+  currencyCode,
+  iso,
+  meterSessions,
+  occupancyChanges,
+  places,
+  rates,
+  rightSpecifications,
+} from './resources';
 
 export const APDS_SCOPES = ['read', 'write', 'webhooks', 'export'] as const;
 export type ApdsScope = (typeof APDS_SCOPES)[number];
@@ -110,6 +118,7 @@ export class ApdsService {
 
   places = () => places(this.#db, this.#deps.timeZone ?? 'UTC');
   rates = () => rates(this.#db);
+  rightSpecifications = () => rightSpecifications(this.#db);
 
   async sessions(): Promise<Json[]> {
     const own = await meterSessions(this.#db);
@@ -447,6 +456,7 @@ export class ApdsService {
       format: 'APDS resource lists (parkingdata/spec) and ParkLink occupancyChanges, one document',
       places: await this.places(),
       rates: await this.rates(),
+      rightSpecifications: await this.rightSpecifications(),
       sessions: [...own.sessions, ...(await this.#records('session'))],
       assignedRights: [...own.rights, ...(await this.#records('right'))],
       // Not an APDS resource: the bay sensors' arrivals and departures (docs/apds.md).
