@@ -136,6 +136,17 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
       request.apdsKey = identity;
     };
 
+  // The OpenAPI document names the APDS routes' callers: a consumer key (readers also take a
+  // viewer's session).
+  app.addHook('onRoute', (route) => {
+    const schema = (route.schema ?? {}) as { 'x-role'?: string; security?: Record<string, string[]>[] };
+    schema['x-role'] = 'apds-key';
+    schema.security =
+      route.url === '/apds/export' || (route.method === 'GET' && !route.url.startsWith('/apds/webhooks'))
+        ? [{ apdsKey: [] }, { operatorBearer: [] }]
+        : [{ apdsKey: [] }];
+    route.schema = schema as typeof route.schema;
+  });
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number }, _request, reply) => {
     if (error instanceof RequestRefused)
       return status(
