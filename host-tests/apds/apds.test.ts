@@ -256,6 +256,18 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     assertMatchesSpec('/places/{id}', 'get', 200, one.json());
     assert.equal(one.json().occupancyLevel.occupancyIndicator.entryDefinedValue, '100');
     assertPlace(one.json());
+    const second = await inject('GET', '/apds/places?page=2', withKey('reader'));
+    assertMatchesSpec('/places', 'get', 200, second.json());
+    assert.deepEqual(
+      [
+        second.json().meta.offset,
+        second.json().meta.pageSize,
+        second.json().meta.total,
+        second.json().data.length,
+      ],
+      [100, 100, 6, 0],
+      'pages of 100: the second is empty',
+    );
     const missing = await inject('GET', '/apds/places/bay:1:99', withKey('reader'));
     assert.equal(missing.statusCode, 404);
     assertResponseStatus(missing.json());
@@ -371,6 +383,13 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     assert.equal(engine.amount, 250, '1.50 for the first hour, 2 × 0.50 for the next 30 minutes');
     const again = await inject('POST', '/apds/quotes', withKey('app'), request);
     assert.deepEqual(again.json().data, res.json().data);
+    const otherVersion = await inject('POST', '/apds/quotes', withKey('app'), { ...request, version: 2 });
+    assert.equal(
+      otherVersion.statusCode,
+      409,
+      'an answered quote id is not priced again under another version',
+    );
+    assertResponseStatus(otherVersion.json());
     const stored = await inject('GET', '/apds/quotes/q-1', withKey('reader'));
     assertMatchesSpec('/quotes/{id}', 'get', 200, stored.json());
     assertMatchesSpec('/quotes', 'get', 200, (await inject('GET', '/apds/quotes', withKey('reader'))).json());
