@@ -390,6 +390,15 @@ forEachBackend('APDS API (/apds/)', (backend) => {
       'an answered quote id is not priced again under another version',
     );
     assertResponseStatus(otherVersion.json());
+    const otherConsumer = await platform.app.inject({
+      method: 'POST',
+      url: '/apds/quotes',
+      headers: { 'x-api-key': (await platform.apds.createKey('other-app', ['write'], 'test')).key },
+      payload: request,
+    });
+    assert.equal(otherConsumer.statusCode, 409, "another consumer does not get this consumer's quote");
+    const forgedBearer = await inject('GET', '/apds/places', { authorization: 'Bearer not-a-session' });
+    assert.equal(forgedBearer.statusCode, 401);
     const stored = await inject('GET', '/apds/quotes/q-1', withKey('reader'));
     assertMatchesSpec('/quotes/{id}', 'get', 200, stored.json());
     assertMatchesSpec('/quotes', 'get', 200, (await inject('GET', '/apds/quotes', withKey('reader'))).json());

@@ -122,9 +122,9 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
         typeof header === 'string' ? header : KEY_BEARER.exec(request.headers.authorization ?? '')?.[1];
       if (key === undefined) {
         if (operators && request.headers.authorization) {
-          // An operator session answers in the platform's own error shape.
+          // An operator session; its refusal (401, 403) is in the platform's own error shape.
           await viewer.call(app, request, reply, () => {});
-          return;
+          return reply.sent ? reply : undefined;
         }
         reply.header('www-authenticate', 'Bearer realm="parklink-apds"');
         return status(reply, 401, 'send an API key (X-API-Key or Authorization: Bearer)');

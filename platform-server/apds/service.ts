@@ -153,6 +153,8 @@ export class ApdsService {
     const version = request.version as number;
     const stored = await this.#stored('quote', id);
     if (stored) {
+      if (stored.key_id !== key.id)
+        throw new RequestRefused(409, 'not-yours', `quote ${id} was asked for by another consumer`);
       if ((stored.body.quoteRequestId as Json).version === version) return stored.body;
       throw new RequestRefused(409, 'quote-exists', `quote ${id} was already answered for another version`);
     }
@@ -270,9 +272,9 @@ export class ApdsService {
     return result;
   }
 
-  async #stored(kind: string, id: string): Promise<{ body: Json } | undefined> {
-    const { rows } = await this.#db.query<{ body: Json }>(
-      'SELECT body FROM apds_records WHERE kind = $1 AND id = $2',
+  async #stored(kind: string, id: string): Promise<{ body: Json; key_id: number } | undefined> {
+    const { rows } = await this.#db.query<{ body: Json; key_id: number }>(
+      'SELECT body, key_id FROM apds_records WHERE kind = $1 AND id = $2',
       [kind, id],
     );
     return rows[0];
