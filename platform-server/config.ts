@@ -62,7 +62,10 @@ export interface PlatformConfig {
   demo?: boolean;
   /** Pay by phone: clock, pricing, channels; see platform-server/phone/README.md. */
   phone?: PhoneConfig;
-  /** APDS webhook delivery: retry delays and attempts (tests shorten them). */
+  /**
+   * The APDS API: the IANA time zone of the city's places (PARKLINK_APDS_TIME_ZONE, default UTC),
+   * and webhook retry delays and attempts (tests shorten them).
+   */
   apds?: { retryDelayMs?: (attempt: number) => number; maxAttempts?: number; timeZone?: string };
   /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
   operators?: OperatorsConfig;
@@ -91,6 +94,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   const config: PlatformConfig = {};
   if (env.DATABASE_URL) config.databaseUrl = env.DATABASE_URL;
   if (env.PARKLINK_DATA_DIR) config.dataDir = env.PARKLINK_DATA_DIR;
+  if (env.PARKLINK_APDS_TIME_ZONE) config.apds = { timeZone: env.PARKLINK_APDS_TIME_ZONE };
   if (env.MQTT_URL) config.mqttUrl = env.MQTT_URL;
   if (env.MQTT_SHARED === '0' || env.MQTT_SHARED === 'false') config.sharedSubscriptions = false;
   if (env.MQTT_SHARE_GROUP) config.shareGroup = env.MQTT_SHARE_GROUP;

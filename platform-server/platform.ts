@@ -253,6 +253,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const apds = await startApds(app, {
       db,
       guard: operators,
+      ingest,
       logger,
       quote: (request) => tariffs.quote(request),
       ...config.apds,

@@ -10,6 +10,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TariffDocument } from '../../protocol/tariff/types';
+import type { Accepted } from '../../platform-server/ingest/gate';
 import type { Platform } from '../../platform-server/platform';
 import {
   forEachBackend,
@@ -255,6 +256,18 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     assertMatchesSpec('/places/{id}', 'get', 200, one.json());
     assert.equal(one.json().occupancyLevel.occupancyIndicator.entryDefinedValue, '100');
     assertPlace(one.json());
+    const second = await inject('GET', '/apds/places?page=2', withKey('reader'));
+    assertMatchesSpec('/places', 'get', 200, second.json());
+    assert.deepEqual(
+      [
+        second.json().meta.offset,
+        second.json().meta.pageSize,
+        second.json().meta.total,
+        second.json().data.length,
+      ],
+      [100, 100, 6, 0],
+      'pages of 100: the second is empty',
+    );
     const missing = await inject('GET', '/apds/places/bay:1:99', withKey('reader'));
     assert.equal(missing.statusCode, 404);
     assertResponseStatus(missing.json());
@@ -286,6 +299,32 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     assert.deepEqual(table.activeTimes, ['PT630M']);
     const one = await inject('GET', '/apds/rates/tariff:high-street', withKey('reader'));
     assertMatchesSpec('/rates/{id}', 'get', 200, one.json());
+  });
+
+  it('serves right specifications from the tariff timetable (valid APDS)', async () => {
+    const res = (await inject('GET', '/apds/rights/specs', withKey('reader'))).json();
+    assertMatchesSpec('/rights/specs', 'get', 200, res);
+    const [spec] = res.data;
+    assert.equal(spec.id, 'tariff:high-street');
+    assert.deepEqual(
+      spec.hierarchyElements.map((h: Json) => h.id).sort(),
+      [`meter:${meterA}`, `meter:${meterB}`].sort(),
+    );
+    const [period] = spec.validity.validityTimeSpecification.validPeriods;
+    assert.deepEqual(period.recurringDayWeekMonthPeriod[0].applicableDay, [
+      'monday',
+      'tuesday',
+      'wednesday',
+      'thursday',
+      'friday',
+      'saturday',
+    ]);
+    assert.deepEqual(period.recurringTimePeriodOfDay, [
+      { startTimeOfPeriod: '08:00', endTimeOfPeriod: '18:30' },
+    ]);
+    assert.deepEqual(spec.rateEligibility[0].rateTable, { id: 'tariff:high-street', version: 4 });
+    const one = await inject('GET', '/apds/rights/specs/tariff:high-street', withKey('reader'));
+    assertMatchesSpec('/rights/specs/{id}', 'get', 200, one.json());
   });
 
   it('serves sessions and assigned rights from meter payments and phone sessions (valid APDS)', async () => {
@@ -344,6 +383,22 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     assert.equal(engine.amount, 250, '1.50 for the first hour, 2 × 0.50 for the next 30 minutes');
     const again = await inject('POST', '/apds/quotes', withKey('app'), request);
     assert.deepEqual(again.json().data, res.json().data);
+    const otherVersion = await inject('POST', '/apds/quotes', withKey('app'), { ...request, version: 2 });
+    assert.equal(
+      otherVersion.statusCode,
+      409,
+      'an answered quote id is not priced again under another version',
+    );
+    assertResponseStatus(otherVersion.json());
+    const otherConsumer = await platform.app.inject({
+      method: 'POST',
+      url: '/apds/quotes',
+      headers: { 'x-api-key': (await platform.apds.createKey('other-app', ['write'], 'test')).key },
+      payload: request,
+    });
+    assert.equal(otherConsumer.statusCode, 409, "another consumer does not get this consumer's quote");
+    const forgedBearer = await inject('GET', '/apds/places', { authorization: 'Bearer not-a-session' });
+    assert.equal(forgedBearer.statusCode, 401);
     const stored = await inject('GET', '/apds/quotes/q-1', withKey('reader'));
     assertMatchesSpec('/quotes/{id}', 'get', 200, stored.json());
     assertMatchesSpec('/quotes', 'get', 200, (await inject('GET', '/apds/quotes', withKey('reader'))).json());
@@ -456,17 +511,47 @@ forEachBackend('APDS API (/apds/)', (backend) => {
       const rightRes = await inject('POST', '/apds/rights/assigned', withKey('app'), right);
       assert.equal(rightRes.statusCode, 201, rightRes.body);
       assertMatchesSpec('/rights/assigned', 'post', 201, rightRes.json());
+      const { segments: _, ...noSegments } = session;
+      const incomplete = await inject('POST', '/apds/sessions', withKey('app'), {
+        ...noSegments,
+        id: 'app-session-2',
+      });
+      assert.equal(incomplete.statusCode, 400, 'APDS requires segments');
+      assertResponseStatus(incomplete.json());
       const bad = await inject('POST', '/apds/rights/assigned', withKey('app'), { id: 'x', version: 1 });
       assert.equal(bad.statusCode, 400);
       assertResponseStatus(bad.json());
 
-      await until(async () => received.length === 3, 'three deliveries, the first after a retry');
-      // The first was refused once, so it arrives after the others: in the order raised, by delivery id.
+      // A payment record a meter uploaded, as ingest announces a committed batch.
+      // (Only the fields the APDS room reads.)
+      const batch = [
+        { ok: true, meterId: meterA, stored: [{ meterId: meterA, record: { kind: 1, seq: 1 } }] },
+      ];
+      platform.ingest.emit('committed', batch as unknown as Accepted[]);
+
+      await until(async () => received.length === 5, 'five deliveries, one of them after a retry');
+      // The receiver refused the first request it got, so that delivery came again later: in the
+      // order raised, by delivery id.
       received.sort((a, b) => a.delivery - b.delivery);
       assert.deepEqual(
         received.map((r) => r.topic),
-        ['SessionCreated', 'SessionUpdated', 'AssignedRightCreated'],
+        [
+          'SessionCreated',
+          'SessionUpdated',
+          'AssignedRightCreated',
+          'AssignedRightCreated',
+          'SessionCreated',
+        ],
       );
+      assert.equal(
+        JSON.parse(received[4].body).data[0].id,
+        `tx:${meterA}:1`,
+        'the meter payment as a session',
+      );
+      assert.deepEqual(JSON.parse(received[3].body).data[0].rightSpecification, {
+        id: 'tariff:high-street',
+        version: 4,
+      });
       for (const r of received) {
         const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(r.signature) ?? [];
         assert.ok(t, r.signature);
@@ -483,8 +568,18 @@ forEachBackend('APDS API (/apds/)', (backend) => {
         '2026-06-01T10:40:00Z',
         'the end is an update carrying actualEnd',
       );
+      // The platform records a delivery once the receiver's answer is in.
+      await until(
+        async () => (await platform.apds.deliveries(Number(subId))).every((d) => d.delivered_at !== null),
+        'every delivery recorded',
+      );
       const attempts = await platform.apds.deliveries(Number(subId));
-      assert.equal(attempts[0].attempts, 2, 'the first delivery was refused once and retried');
+      assert.deepEqual(
+        attempts.map((d) => d.attempts).sort(),
+        [1, 1, 1, 1, 2],
+        'one delivery was refused once and retried',
+      );
+      assert.ok(attempts.every((d) => d.delivered_at !== null && d.failed_at === null));
 
       const sessions = (await inject('GET', '/apds/sessions', withKey('reader'))).json();
       assertMatchesSpec('/sessions', 'get', 200, sessions);
@@ -507,6 +602,7 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     const lists: [string, string][] = [
       ['places', '/places'],
       ['rates', '/rates'],
+      ['rightSpecifications', '/rights/specs'],
       ['sessions', '/sessions'],
       ['assignedRights', '/rights/assigned'],
     ];

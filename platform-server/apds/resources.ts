@@ -173,6 +173,90 @@ export function rateTable(doc: TariffDocument, createdAt: Date): Json {
   };
 }
 
+const DAY_NAMES: Record<string, string> = {
+  mon: 'monday',
+  tue: 'tuesday',
+  wed: 'wednesday',
+  thu: 'thursday',
+  fri: 'friday',
+  sat: 'saturday',
+  sun: 'sunday',
+};
+
+/** Each tariff version as an APDS RightSpecification: where it applies, when, for whom, at which rate table. */
+export async function rightSpecifications(db: Queryable): Promise<Json[]> {
+  const rows = (
+    await db.query<{ document: TariffDocument; created_at: Date }>(
+      'SELECT document, created_at FROM tariffs ORDER BY id, version',
+    )
+  ).rows;
+  const held = (
+    await db.query<{ meter_id: number; tariff_id: string; acked_version: number }>(
+      'SELECT meter_id, tariff_id, acked_version FROM meter_tariffs WHERE acked_ok ORDER BY meter_id',
+    )
+  ).rows;
+  return rows.map((r) => {
+    const meters = held.filter(
+      (h) => h.tariff_id === r.document.id && h.acked_version === r.document.version,
+    );
+    return rightSpecification(
+      r.document,
+      r.created_at,
+      meters.map((m) => m.meter_id),
+    );
+  });
+}
+
+/**
+ * The timetable's charged entries become the specification's valid periods (days and local times;
+ * the holiday entries and date ranges are not carried) and its rate eligibilities, in the
+ * timetable's order of precedence; an entry's payment methods and user classes are named in its
+ * eligibility.
+ */
+export function rightSpecification(doc: TariffDocument, createdAt: Date, meters: readonly number[]): Json {
+  const table = { id: `tariff:${doc.id}`, version: doc.version + 1 };
+  const charged = doc.timetable.filter((e) => e.mode === 'charged');
+  const who = (e: (typeof charged)[number]) => {
+    const parts = [
+      e.eligible?.methods ? `paying by ${e.eligible.methods.join(' or ')}` : '',
+      e.eligible?.classes ? `holding ${e.eligible.classes.join(' or ')}` : '',
+    ].filter((p) => p !== '');
+    return parts.length > 0 ? parts.join(', ') : 'everyone';
+  };
+  return {
+    ...table,
+    description: en(`Paid parking under tariff ${doc.id} version ${doc.version}`),
+    type: 'oneTimeUseParking',
+    // The city's parking operator as ParkLink runs it; paid time stays with the bay unless the
+    // tariff ties it to the vehicle.
+    issuer: { id: 'parklink-operator', version: 1 },
+    transferable: doc.nonTransferable !== true,
+    ...(meters.length > 0
+      ? { hierarchyElements: meters.map((m) => ({ id: placeId.meter(m), version: 1 })) }
+      : {}),
+    rateEligibility: charged.map((e, i) => ({
+      id: `${table.id}:entry:${i + 1}`,
+      version: 1,
+      priority: i + 1,
+      eligibility: { id: `${table.id}:entry:${i + 1}:eligibility`, version: 1, eligibilityName: en(who(e)) },
+      rateTable: table,
+    })),
+    validity: {
+      validityStatus: 'definedByValidityTimeSpec',
+      validityTimeSpecification: {
+        overallStartTime: iso(createdAt),
+        validPeriods: charged.map((e) => ({
+          periodName: en(`${e.rate ?? 'charged'} ${e.from}-${e.to}`),
+          recurringDayWeekMonthPeriod: [
+            { applicableDay: e.days.filter((d) => d !== 'hol').map((d) => DAY_NAMES[d]) },
+          ],
+          recurringTimePeriodOfDay: [{ startTimeOfPeriod: e.from, endTimeOfPeriod: e.to }],
+        })),
+      },
+    },
+  };
+}
+
 function maxMinutesOf(doc: TariffDocument, name: string, tiers: readonly Tier[]): number {
   const stays = doc.timetable.filter((e) => e.rate === name && e.maxStayMinutes !== undefined);
   const entryMax = stays.length > 0 ? Math.max(...stays.map((e) => e.maxStayMinutes ?? 0)) : undefined;
@@ -256,21 +340,38 @@ const money = (minor: number, currency: number) => ({
   currencyValue: minor / 100,
 });
 
-/** Meter transactions and phone sessions (with their applied renewals) as Sessions and AssignedRights. */
-export async function meterSessions(db: Queryable): Promise<SessionsAndRights> {
-  const phone = (await db.query<PhoneRow>('SELECT * FROM phone_sessions ORDER BY id')).rows;
+/**
+ * Meter transactions and phone sessions (with their applied renewals) as Sessions and
+ * AssignedRights; `only` narrows it to the one payment record of a meter.
+ */
+export async function meterSessions(
+  db: Queryable,
+  only?: { meterId: number; seq: number },
+): Promise<SessionsAndRights> {
+  const narrow = only ? ' WHERE meter_id = $1 AND tx_seq = $2' : '';
+  const params = only ? [only.meterId, only.seq] : [];
+  const phone = (await db.query<PhoneRow>(`SELECT * FROM phone_sessions${narrow} ORDER BY id`, params)).rows;
   const renewals = (
     await db.query<RenewalRow>(
       `SELECT id, session_id, minutes, charge, currency, applied_at, paid_until FROM renewals
-        WHERE status = 'applied' ORDER BY applied_at, id`,
+        WHERE status = 'applied' AND session_id = ANY($1::bigint[]) ORDER BY applied_at, id`,
+      [phone.map((p) => p.id)],
     )
   ).rows;
   const tx = (
     await db.query<TxRow>(
       `SELECT meter_id, seq, bay_id, minutes, paid_from, paid_until, charge, currency, card_type
-         FROM transactions ORDER BY meter_id, seq`,
+         FROM transactions${only ? ' WHERE meter_id = $1 AND seq = $2' : ''} ORDER BY meter_id, seq`,
+      params,
     )
   ).rows;
+  const held = new Map(
+    (
+      await db.query<{ meter_id: number; tariff_id: string; acked_version: number }>(
+        'SELECT meter_id, tariff_id, acked_version FROM meter_tariffs WHERE acked_ok',
+      )
+    ).rows.map((r) => [r.meter_id, { id: `tariff:${r.tariff_id}`, version: r.acked_version + 1 }]),
+  );
   const paired = new Set(phone.map((p) => `${p.meter_id}:${p.tx_seq}`));
   const sessions: Json[] = [];
   const rights: Json[] = [];
@@ -287,7 +388,8 @@ export async function meterSessions(db: Queryable): Promise<SessionsAndRights> {
       id,
       version: 1,
       rightHolder: {},
-      rightSpecification: { id: `tariff-of-meter:${meter}`, version: 1 },
+      // The tariff the meter held (its rate table); a meter that acknowledged none names itself.
+      rightSpecification: held.get(meter) ?? { id: placeId.meter(meter), version: 1 },
       issuanceTime: iso(issued),
       expiry: iso(expiry),
       totalMinutes: minutes,

@@ -1,6 +1,6 @@
 // The APDS API under /apds/ (paths and shapes of the parkingdata/spec OpenAPI document):
 //
-//   GET    /apds/places[/:id]  /apds/rates[/:id]  /apds/sessions[/:id]  /apds/rights/assigned[/:id]
+//   GET    /apds/places[/:id]  /apds/rates[/:id]  /apds/rights/specs[/:id]  /apds/sessions[/:id]  /apds/rights/assigned[/:id]
 //   GET    /apds/quotes[/:id]                                      scope read (or a viewer session)
 //   POST   /apds/quotes        QuoteRightRequest → priced by the bay's tariff       scope write
 //   POST   /apds/sessions      Session; POST /apds/rights/assigned AssignedRight    scope write
@@ -79,6 +79,32 @@ const versioned = {
   additionalProperties: true,
 } as const;
 
+// The APDS common types the write routes check (the document's Reference, VersionedReference,
+// MultilingualString).
+const reference = {
+  type: 'object',
+  properties: { className: { type: 'string', minLength: 1 }, id: { type: 'string' } },
+  required: ['className', 'id'],
+} as const;
+const versionedReference = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', minLength: 1 },
+    version: { type: 'integer', minimum: 1 },
+    className: { type: 'string' },
+  },
+  required: ['id', 'version'],
+} as const;
+const multilingual = {
+  type: 'array',
+  minItems: 1,
+  items: {
+    type: 'object',
+    properties: { language: { type: 'string' }, string: { type: 'string' } },
+    required: ['language', 'string'],
+  },
+} as const;
+
 function status(reply: FastifyReply, code: number, message: string): FastifyReply {
   return reply.code(code).send({ status: code < 400 ? 'ok' : 'error', code, message });
 }
@@ -96,9 +122,9 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
         typeof header === 'string' ? header : KEY_BEARER.exec(request.headers.authorization ?? '')?.[1];
       if (key === undefined) {
         if (operators && request.headers.authorization) {
-          // An operator session answers in the platform's own error shape.
+          // An operator session; its refusal (401, 403) is in the platform's own error shape.
           await viewer.call(app, request, reply, () => {});
-          return;
+          return reply.sent ? reply : undefined;
         }
         reply.header('www-authenticate', 'Bearer realm="parklink-apds"');
         return status(reply, 401, 'send an API key (X-API-Key or Authorization: Bearer)');
@@ -110,6 +136,17 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
       request.apdsKey = identity;
     };
 
+  // The OpenAPI document names the APDS routes' callers: a consumer key (readers also take a
+  // viewer's session).
+  app.addHook('onRoute', (route) => {
+    const schema = (route.schema ?? {}) as { 'x-role'?: string; security?: Record<string, string[]>[] };
+    schema['x-role'] = 'apds-key';
+    schema.security =
+      route.url === '/apds/export' || (route.method === 'GET' && !route.url.startsWith('/apds/webhooks'))
+        ? [{ apdsKey: [] }, { operatorBearer: [] }]
+        : [{ apdsKey: [] }];
+    route.schema = schema as typeof route.schema;
+  });
   app.setErrorHandler((error: Error & { validation?: unknown; statusCode?: number }, _request, reply) => {
     if (error instanceof RequestRefused)
       return status(
@@ -137,6 +174,11 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
   };
 
   const lists: [string, string, () => Promise<Json[]>][] = [
+    [
+      '/apds/rights/specs',
+      'Right specifications from the tariffs: where (the meters holding it), when (charged periods), for whom, at which rate table',
+      service.rightSpecifications,
+    ],
     ['/apds/places', 'Places: meter areas, meters and bays with the bay sensors’ occupancy', service.places],
     [
       '/apds/rates',
@@ -202,7 +244,7 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
             periodStart: { type: 'string', format: 'date-time' },
             periodEnd: { type: 'string', format: 'date-time' },
           },
-          required: ['id', 'version', 'periodStart'],
+          required: ['id', 'version', 'periodStart', 'requestTime'],
         },
         response: { 200: listSchema, ...statusResponses(400, 401, 403, 409, 422) },
       },
@@ -216,7 +258,7 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
   ] as const) {
     const required =
       kind === 'session'
-        ? ['id', 'version', 'actualStart', 'identifiedCredentials']
+        ? ['id', 'version', 'actualStart', 'initiator', 'identifiedCredentials', 'segments']
         : ['id', 'version', 'rightHolder', 'rightSpecification'];
     app.post<{ Body: Json }>(
       url,
@@ -236,11 +278,35 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
                 ? {
                     actualStart: { type: 'string', format: 'date-time' },
                     actualEnd: { type: 'string', format: 'date-time' },
-                    identifiedCredentials: { type: 'array', minItems: 1 },
+                    initiator: versionedReference,
+                    identifiedCredentials: {
+                      type: 'array',
+                      minItems: 1,
+                      items: {
+                        type: 'object',
+                        properties: { identifier: reference, issuer: multilingual },
+                        required: ['identifier', 'issuer'],
+                      },
+                    },
+                    segments: {
+                      type: 'array',
+                      minItems: 1,
+                      items: {
+                        type: 'object',
+                        properties: {
+                          ...versioned.properties,
+                          actualStart: { type: 'string', format: 'date-time' },
+                          actualEnd: { type: 'string', format: 'date-time' },
+                          assignedRight: { type: 'object' },
+                          validationType: { type: 'array', minItems: 1, items: { type: 'string' } },
+                        },
+                        required: ['id', 'version', 'actualStart', 'assignedRight', 'validationType'],
+                      },
+                    },
                   }
                 : {
                     rightHolder: { type: 'object' },
-                    rightSpecification: { type: 'object' },
+                    rightSpecification: versionedReference,
                     expiry: { type: 'string', format: 'date-time' },
                   }),
             },

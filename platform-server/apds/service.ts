@@ -5,7 +5,15 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { RequestRefused } from '../core/errors';
 import type { Database, Queryable } from '../core/db';
 import type { Quote } from '../../protocol/tariff/types';
-import { currencyCode, iso, meterSessions, occupancyChanges, places, rates } from './resources';
+import {
+  currencyCode,
+  iso,
+  meterSessions,
+  occupancyChanges,
+  places,
+  rates,
+  rightSpecifications,
+} from './resources';
 
 export const APDS_SCOPES = ['read', 'write', 'webhooks', 'export'] as const;
 export type ApdsScope = (typeof APDS_SCOPES)[number];
@@ -110,6 +118,7 @@ export class ApdsService {
 
   places = () => places(this.#db, this.#deps.timeZone ?? 'UTC');
   rates = () => rates(this.#db);
+  rightSpecifications = () => rightSpecifications(this.#db);
 
   async sessions(): Promise<Json[]> {
     const own = await meterSessions(this.#db);
@@ -144,6 +153,8 @@ export class ApdsService {
     const version = request.version as number;
     const stored = await this.#stored('quote', id);
     if (stored) {
+      if (stored.key_id !== key.id)
+        throw new RequestRefused(409, 'not-yours', `quote ${id} was asked for by another consumer`);
       if ((stored.body.quoteRequestId as Json).version === version) return stored.body;
       throw new RequestRefused(409, 'quote-exists', `quote ${id} was already answered for another version`);
     }
@@ -261,12 +272,19 @@ export class ApdsService {
     return result;
   }
 
-  async #stored(kind: string, id: string): Promise<{ body: Json } | undefined> {
-    const { rows } = await this.#db.query<{ body: Json }>(
-      'SELECT body FROM apds_records WHERE kind = $1 AND id = $2',
+  async #stored(kind: string, id: string): Promise<{ body: Json; key_id: number } | undefined> {
+    const { rows } = await this.#db.query<{ body: Json; key_id: number }>(
+      'SELECT body, key_id FROM apds_records WHERE kind = $1 AND id = $2',
       [kind, id],
     );
     return rows[0];
+  }
+
+  /** A payment record stored from a meter: its Session and AssignedRight, as created events. */
+  async onMeterPayment(meterId: number, seq: number): Promise<void> {
+    const { sessions, rights } = await meterSessions(this.#db, { meterId, seq });
+    for (const right of rights) await this.emit('AssignedRightCreated', right);
+    for (const session of sessions) await this.emit('SessionCreated', session);
   }
 
   // ---- webhooks ----
@@ -440,6 +458,7 @@ export class ApdsService {
       format: 'APDS resource lists (parkingdata/spec) and ParkLink occupancyChanges, one document',
       places: await this.places(),
       rates: await this.rates(),
+      rightSpecifications: await this.rightSpecifications(),
       sessions: [...own.sessions, ...(await this.#records('session'))],
       assignedRights: [...own.rights, ...(await this.#records('right'))],
       // Not an APDS resource: the bay sensors' arrivals and departures (docs/apds.md).

@@ -31,6 +31,12 @@ export const openapi = fp(
               scheme: 'bearer',
               description: 'POST /api/driver/login or register',
             },
+            apdsKey: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'X-API-Key',
+              description: 'an APDS consumer key (POST /api/apds/keys); also taken as Authorization: Bearer',
+            },
             gatewaySignature: {
               type: 'apiKey',
               in: 'header',

@@ -625,13 +625,21 @@ function check(
     } catch {
       parsed = undefined;
     }
-    const shaped =
-      parsed !== undefined &&
-      parsed.statusCode === status &&
-      typeof parsed.code === 'string' &&
+    // The APDS API refuses in the APDS standard's ResponseStatus (docs/apds.md).
+    const apdsShaped =
+      op.path.startsWith('/apds/') &&
+      parsed?.status === 'error' &&
+      parsed.code === status &&
       typeof parsed.message === 'string' &&
-      (parsed.message as string).length > 0 &&
-      typeof parsed.error === 'string';
+      parsed.message.length > 0;
+    const shaped =
+      apdsShaped ||
+      (parsed !== undefined &&
+        parsed.statusCode === status &&
+        typeof parsed.code === 'string' &&
+        typeof parsed.message === 'string' &&
+        (parsed.message as string).length > 0 &&
+        typeof parsed.error === 'string');
     if (!shaped) fail('refusal not in the error shape');
     // The database's refusal of a value (core/http.ts): a schema or the input guard let it through.
     else if (parsed?.code === DATABASE_REFUSED) fail('a value only the database refused');
@@ -764,6 +772,8 @@ export async function fuzzPlatform(
     const meterId = randomMeterId();
     await platform.provisionMeter(meterId, 'Fuzz Street');
     const admin = await operatorLogin(platform.operators, 'admin');
+    // An APDS consumer key; without the webhooks scope, so no fuzzed endpoint is ever called.
+    const apdsKey = (await platform.apds.createKey('fuzz', ['read', 'write', 'export'], 'fuzz')).key;
     const registered = await platform.app.inject({
       method: 'POST',
       url: '/api/driver/register',
@@ -800,6 +810,7 @@ export async function fuzzPlatform(
       if (op.role === 'driver') return logout ? freshDriver() : driver;
       if (op.role === 'gateway') return { authorization: `Bearer ${GATEWAY_SECRET}` };
       if (op.role === 'public') return undefined;
+      if (op.role === 'apds-key') return { 'x-api-key': apdsKey };
       return logout ? (await operatorLogin(platform.operators, 'admin')).headers : admin.headers;
     };
     // Anonymous requests carry nothing, a malformed header, or a well-formed token nobody issued.
