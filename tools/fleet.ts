@@ -22,6 +22,7 @@ import { configFromEnv, type PlatformConfig } from '../platform-server/config';
 import { RecordKind } from '../protocol/records';
 import { provisionVirtualMeter } from './factory';
 import { formatMoney } from './money';
+import { SIMULATED_PAYMENTS_NOTICE } from '../platform-server/phone';
 
 export const USAGE = `usage: npm start -- [--seconds N] [--meters N] [--tap-every S]
   runs the platform and N simulated meters (default 3) whose simulated drivers tap simulated
@@ -119,6 +120,9 @@ const platform = await createPlatform({
     }
   },
 });
+
+if (platform.phone.service.paymentProvider.simulated)
+  console.warn(`\n*** ${SIMULATED_PAYMENTS_NOTICE} ***\n`);
 
 const wantedPort = fromEnv.port ?? 8080;
 let http: string;
