@@ -183,6 +183,66 @@ forEachBackend('payments: phone renewals paid through the provider and the ledge
     }
   });
 
+  it('a charge whose answer is lost is asked again with the same key: paid once, renewal sent', async () => {
+    const service = serviceWith(
+      new StripeProvider({
+        secretKey: 'sk_test_parklink',
+        host: '127.0.0.1',
+        port: stripeApi.port,
+        protocol: 'http',
+        timeoutMs: 300,
+        maxNetworkRetries: 0,
+      }),
+    );
+    try {
+      const { cardId, sessionId } = await parked(service, 1);
+      await service.saveCardOnFile(driverId, cardId, {
+        customer: 'cus_driver',
+        paymentMethod: 'pm_card_slow',
+      });
+      const intentsBefore = stripeApi.intents.size;
+      const renewal = await service.renew(driverId, { sessionId, minutes: 30, channel: 'app' });
+      assert.equal(stripeApi.intents.size, intentsBefore + 1, 'one PaymentIntent');
+      assert.equal(renewal.authorisation, [...stripeApi.intents.keys()].at(-1));
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('a provider that does not answer at all: 503 payment-unavailable, the attempt kept, nothing sent', async () => {
+    const service = serviceWith(
+      new StripeProvider({
+        secretKey: 'sk_test_parklink',
+        host: '127.0.0.1',
+        port: 1,
+        protocol: 'http',
+        maxNetworkRetries: 0,
+      }),
+    );
+    try {
+      const { cardId, sessionId } = await parked(service, 1);
+      await service.saveCardOnFile(driverId, cardId, {
+        customer: 'cus_driver',
+        paymentMethod: 'pm_card_visa',
+      });
+      await assert.rejects(
+        service.renew(driverId, { sessionId, minutes: 30, channel: 'app' }),
+        refusedWith('payment-unavailable', 503),
+      );
+      const kept = await db.query<{ status: string }>(
+        `SELECT c.status FROM provider_charges c WHERE NOT EXISTS (SELECT 1 FROM renewals r WHERE r.id = c.renewal_id)
+           AND c.status = 'unavailable'`,
+      );
+      assert.equal(kept.rows.length, 1);
+      assert.equal(
+        (await db.query('SELECT 1 FROM renewals WHERE session_id = $1', [sessionId])).rows.length,
+        0,
+      );
+    } finally {
+      await service.close();
+    }
+  });
+
   it('a credit renewal is posted on the ledger; voided, it is reversed; past the limit it is refused', async () => {
     const service = serviceWith(new PaymentSimulator());
     try {
