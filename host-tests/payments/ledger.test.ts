@@ -101,6 +101,15 @@ forEachBackend('payments: the ledger of credit and prepaid accounts', (backend) 
     assert.deepEqual(await ledger.check(), []);
   });
 
+  it('the same reference charged concurrently is charged once', async () => {
+    const account = await ledger.accountFor({ id: await cardOf(db, 9, 2), kind: 'credit' }, 826);
+    const entries = await Promise.all(
+      Array.from({ length: 6 }, () => ledger.charge(account.id, 100, 'same-renewal')),
+    );
+    assert.equal(new Set(entries).size, 1);
+    assert.equal((await ledger.account(account.id))?.balance, -100);
+  });
+
   it('concurrent charges on a prepaid account never take it below zero', async () => {
     const account = await ledger.accountFor({ id: await cardOf(db, 5, 3), kind: 'prepaid' }, 826);
     await ledger.topUp(account.id, 1_000, 'cash');

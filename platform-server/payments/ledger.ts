@@ -127,6 +127,21 @@ export class Ledger {
    */
   async charge(accountId: number, amount: number, reference: string): Promise<number> {
     checkAmount(amount);
+    try {
+      return await this.#charge(accountId, amount, reference);
+    } catch (error) {
+      // The same reference charged at the same moment: the other one's entry is the charge.
+      if (!/ledger_entries_reference/.test((error as Error).message ?? '')) throw error;
+      const existing = await this.db.query<{ id: number }>(
+        "SELECT id FROM ledger_entries WHERE kind = 'charge' AND reference = $1",
+        [reference],
+      );
+      if (!existing.rows[0]) throw error;
+      return existing.rows[0].id;
+    }
+  }
+
+  async #charge(accountId: number, amount: number, reference: string): Promise<number> {
     return this.#guarded(async (tx) => {
       const existing = await tx.query<{ id: number }>(
         "SELECT id FROM ledger_entries WHERE kind = 'charge' AND reference = $1",
