@@ -32,13 +32,7 @@ export async function run(args: string[]): Promise<void> {
       const card = await db.query<{ id: number }>(
         `INSERT INTO driver_cards (driver_id, token, last4, card_type, verified_at) VALUES ($1, $2, '0000', 2, now())
          RETURNING id`,
-        [
-          driver.rows[0].id,
-          `${tag}${i.toString(16)}`
-            .padStart(32, '0')
-            .slice(-32)
-            .replace(/[^0-9a-f]/g, 'a'),
-        ],
+        [driver.rows[0].id, randomBytes(16).toString('hex')],
       );
       ids.push((await ledger.accountFor({ id: card.rows[0].id, kind: 'credit' }, 826)).id);
     }
