@@ -21,7 +21,7 @@ import { CardTokens, resolveCardTokenKey } from './keys/cardToken';
 import { nodeCrypto } from './core/nodeCrypto';
 import { type Keystore, loadKeystore } from './keys/keystore';
 import { type Operators, startOperators } from './operators';
-import { gatewayCheck, type Phone, phoneConfigFromEnv, startPhone } from './phone';
+import { gatewayCheck, type Phone, paymentsCheck, phoneConfigFromEnv, startPhone } from './phone';
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
@@ -90,6 +90,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
   try {
     // Refused before anything is opened: a gateway without its secret is open to anyone.
     gatewayCheck({ ...phoneConfigFromEnv(), ...config.phone }, config.demo ?? false);
+    // Refused before anything is opened too: without a provider, debit renewals could not be paid.
+    paymentsCheck({ ...phoneConfigFromEnv(), ...config.phone }, config.demo ?? false);
     const keystore = await loadKeystore(config);
     opened.push(async () => keystore.close());
 

@@ -25,6 +25,7 @@ import { RecordKind } from '../protocol/records';
 import { formatMoney } from '../firmware/units/format';
 import type { XsMemory } from '../hal/moddable/host/memory';
 import { linPreferencesJson, preferenceEntries } from './provisioning';
+import { PaymentSimulator } from '../platform-server/payments/simulator';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const USAGE = `usage: npm run device -- --platform lin [--meter ID] [--taps N] [--tap-every S] [--seconds S] [--clean]
@@ -174,7 +175,8 @@ export async function runHostMeter(options: HostRunOptions): Promise<HostRun> {
   const platform = await createPlatform({
     ...fromEnv,
     // The meter on the host talks to ingest only: no SMS and voice gateway.
-    phone: { ...fromEnv.phone, gateway: false },
+    // No HTTP here, so no renewal can be paid: the payment simulator stands in for a provider.
+    phone: { ...fromEnv.phone, gateway: false, paymentProvider: new PaymentSimulator() },
     port: 0,
     httpLogger: false,
     logger: {

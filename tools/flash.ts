@@ -30,6 +30,7 @@ import { parseBroker } from '../firmware/boot';
 import { deviceGraph } from '../sim/xs/xsnap';
 import { readManifest } from './manifest';
 import { nvsCsv, type PreferenceEntry, preferenceEntries, type ProvisioningInput } from './provisioning';
+import { PaymentSimulator } from '../platform-server/payments/simulator';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -293,7 +294,8 @@ async function factoryEntries(provision: NonNullable<FlashOptions['provision']>)
   const fromEnv = configFromEnv();
   const platform = await createPlatform({
     ...fromEnv,
-    phone: { ...fromEnv.phone, gateway: false },
+    // No HTTP here, so no renewal can be paid: the payment simulator stands in for a provider.
+    phone: { ...fromEnv.phone, gateway: false, paymentProvider: new PaymentSimulator() },
     httpLogger: false,
   });
   try {

@@ -24,6 +24,7 @@ import { provisionVirtualMeter } from './factory';
 import { AreaShapes, changeRegistryEntry } from '../platform-server/console/registry';
 import type { Queryable } from '../platform-server/core/db';
 import { formatMoney } from './money';
+import { SIMULATED_PAYMENTS_NOTICE } from '../platform-server/phone';
 
 export const USAGE = `usage: npm start -- [--seconds N] [--meters N] [--tap-every S]
   runs the platform and N simulated meters (default 3) whose simulated drivers tap simulated
@@ -121,6 +122,9 @@ const platform = await createPlatform({
     }
   },
 });
+
+if (platform.phone.service.paymentProvider.simulated)
+  console.warn(`\n*** ${SIMULATED_PAYMENTS_NOTICE} ***\n`);
 
 const wantedPort = fromEnv.port ?? 8080;
 let http: string;

@@ -17,6 +17,7 @@ import { keystoreFromHex, loadKeystore } from '../../platform-server/keys/keysto
 import { createPlatform } from '../../platform-server/platform';
 import { configFromEnv } from '../../platform-server/config';
 import { createSoftHsmToken, requireSoftHsm, type SoftHsmToken, SOFTHSM_MODULE, USER_PIN } from './softhsm';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 const MASTER_HEX = '8f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0';
 const pkcs11js = createRequire(import.meta.url)('pkcs11js') as typeof import('pkcs11js');
@@ -227,7 +228,7 @@ describe('keys: HSM through PKCS#11 (SoftHSM2)', () => {
     this.timeout(20_000); // PGlite and the embedded broker start
     const platform = await createPlatform({
       hsm: token.config,
-      phone: { gateway: false },
+      phone: { gateway: false, paymentProvider: new PaymentSimulator() },
       httpLogger: false,
     });
     try {

@@ -13,6 +13,7 @@ import { configFromEnv } from '../../platform-server/config';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { quietLogger, TEST_GATEWAY_SECRET } from '../../sim/fleet/platform';
 import { apiOf, gatewayOf, phonePlatform } from './support';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 const URL_SMS = 'http://parklink.test/api/phone/sms';
 
@@ -190,7 +191,7 @@ describe('gateway secret at start', () => {
     const platform = await createPlatform({
       httpLogger: false,
       logger: quietLogger,
-      phone: { gateway: false },
+      phone: { gateway: false, paymentProvider: new PaymentSimulator() },
     });
     try {
       const response = await apiOf(platform)('POST', '/api/phone/sms', { from: '+447700900111', text: 'HI' });

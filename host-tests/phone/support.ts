@@ -11,6 +11,7 @@ import type { Database } from '../../platform-server/core/db';
 import { MeterTables } from '../../platform-server/ingest/meters';
 import type { Keystore } from '../../platform-server/keys/keystore';
 import { DEFAULT_TARIFF, type PhoneConfig } from '../../platform-server/phone';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import { type PhoneOptions, PhoneService } from '../../platform-server/phone/service';
 import { Tariff } from '../../protocol/tariff';
@@ -42,6 +43,7 @@ export function standalonePhoneService(
     logger: quietLogger,
     pricing: new TariffPricing(() => undefined, Tariff.from(DEFAULT_TARIFF)),
     passwordScrypt: { logN: 12, r: 8, p: 1 },
+    paymentProvider: new PaymentSimulator(),
     ...options,
   });
 }
@@ -59,6 +61,7 @@ export async function phonePlatform(
       clock,
       passwordScrypt: { logN: 12, r: 8, p: 1 },
       gatewaySecret: TEST_GATEWAY_SECRET,
+      paymentProvider: new PaymentSimulator(),
       ...phone,
     },
   });

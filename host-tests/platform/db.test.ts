@@ -7,6 +7,7 @@ import { openDatabase } from '../../platform-server/core/db';
 import { loadMigrations, migrate, migrationDirs } from '../../platform-server/core/migrations';
 import { createPlatform } from '../../platform-server/platform';
 import { CapturingLogger, forEachBackend, randomMeterId } from '../../sim/fleet/platform';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 forEachBackend('database and migrations', (backend) => {
   let drop: () => Promise<void> = async () => {};
@@ -49,7 +50,7 @@ forEachBackend('database and migrations', (backend) => {
     const platform = await createPlatform({
       databaseUrl: url,
       dataDir,
-      phone: { gateway: false },
+      phone: { gateway: false, paymentProvider: new PaymentSimulator() },
       httpLogger: false,
       logger: new CapturingLogger(),
     });

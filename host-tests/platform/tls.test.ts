@@ -17,6 +17,7 @@ import { quietLogger, randomMeterId, TEST_GATEWAY_SECRET } from '../../sim/fleet
 import { provisionVirtualMeter } from '../../tools/factory';
 import { makeTestCa, requireTools, type TestCa } from '../support/tlsCa';
 import { until } from '../support/until';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 function get(url: string, options: { ca?: string } = {}): Promise<{ status: number; body: string }> {
   const request = url.startsWith('https:') ? httpsRequest : httpRequest;
@@ -46,7 +47,7 @@ describe('TLS: HTTPS API and mqtts for meters (embedded broker)', () => {
       tls: { cert: ca.cert, key: ca.key },
       httpLogger: false,
       logger: quietLogger,
-      phone: { gatewaySecret: TEST_GATEWAY_SECRET },
+      phone: { gatewaySecret: TEST_GATEWAY_SECRET, paymentProvider: new PaymentSimulator() },
       onStored: ({ meterId }) => stored.push(meterId),
     });
     address = await platform.listen(0);

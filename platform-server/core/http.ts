@@ -130,8 +130,11 @@ export const httpBasics = fp<HttpBasicsOptions>(
         request.log.warn({ err: error }, 'the database refused a value of the request');
         return sendError(reply, 400, DATABASE_REFUSED, 'a value in the request is out of range or not valid');
       }
+      // 4xx, and 503 for a service the platform depends on that did not answer (a payment provider).
       const status =
-        error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+        error.statusCode && ((error.statusCode >= 400 && error.statusCode < 500) || error.statusCode === 503)
+          ? error.statusCode
+          : 500;
       if (status === 500) {
         request.log.error({ err: error }, 'request failed');
         return sendError(reply, 500, 'internal-error', 'internal error');

@@ -316,6 +316,33 @@ export class Accounts {
     return cardView(row.rows[0]);
   }
 
+  /**
+   * Keeps the debit card's card on file at the payment provider (the customer and the payment
+   * method the provider saved when the driver set the card up with it), so renewals can charge it
+   * off-session. 400 for ids that are not the provider's shape, 409 for a card that is not debit.
+   */
+  async saveCardOnFile(
+    driverId: number,
+    cardId: number,
+    onFile: { customer: string; paymentMethod: string },
+  ): Promise<CardView> {
+    const card = await this.#card(driverId, cardId);
+    if (card.card_type !== 1)
+      throw new PhoneError(409, 'not-debit', 'only a debit card is charged through the payment provider');
+    const id = /^[A-Za-z0-9_]{3,255}$/;
+    if (!id.test(onFile.customer) || !id.test(onFile.paymentMethod))
+      throw new PhoneError(
+        400,
+        'bad-card-on-file',
+        'a customer and a payment method are ids of the payment provider',
+      );
+    const row = await this.#c.db.query<CardRow>(
+      'UPDATE driver_cards SET provider_customer = $2, provider_payment_method = $3 WHERE id = $1 RETURNING *',
+      [cardId, onFile.customer, onFile.paymentMethod],
+    );
+    return cardView(row.rows[0]);
+  }
+
   async driverByPhone(from: string): Promise<DriverRow | undefined> {
     const phone = safePhone(from);
     if (!phone) return undefined;

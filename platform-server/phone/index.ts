@@ -15,7 +15,10 @@ import { GatewayVerifier, MIN_SECRET_LENGTH } from './gatewaySignature';
 import { type Pricing, type TariffLike, TariffPricing } from './pricing';
 import { defaultRateLimits, type RateLimits, phoneRoutes } from './routes';
 import type { ScryptParams } from './security';
-import { type PhoneClock, type PhoneOptions, PhoneService, type RealtimeAuthoriser } from './service';
+import type { PaymentProvider } from '../payments/provider';
+import { PaymentSimulator } from '../payments/simulator';
+import { StripeProvider } from '../payments/stripe';
+import { type PhoneClock, type PhoneOptions, PhoneService } from './service';
 
 export interface PhoneConfig {
   /** The scheduler's and the renewals' clock; real time when absent. */
@@ -29,7 +32,14 @@ export interface PhoneConfig {
    * JSON file); DEFAULT_TARIFF when absent.
    */
   defaultTariff?: TariffDocument;
-  acquirer?: RealtimeAuthoriser;
+  /**
+   * Charges and refunds debit renewals (platform-server/payments): StripeProvider from
+   * PARKLINK_STRIPE_SECRET_KEY. Without one the platform refuses to start, unless in demo mode, where
+   * payments are simulated (PaymentSimulator) and it says so.
+   */
+  paymentProvider?: PaymentProvider;
+  /** The credit limit a credit account opens with on the ledger, minor units (PARKLINK_CREDIT_LIMIT). */
+  defaultCreditLimit?: number;
   adapters?: Partial<Record<Channel, ChannelAdapter>>;
   /** 64 hex digits or 32 bytes (PARKLINK_TOKEN_KEY). */
   tokenKey?: string | Uint8Array;
@@ -68,6 +78,14 @@ export function phoneConfigFromEnv(env: NodeJS.ProcessEnv = process.env): PhoneC
   if (env.PARKLINK_GATEWAY_SECRET) config.gatewaySecret = env.PARKLINK_GATEWAY_SECRET;
   if (env.PARKLINK_PHONE_GATEWAY === '0' || env.PARKLINK_PHONE_GATEWAY === 'false') config.gateway = false;
   if (env.PARKLINK_GATEWAY_URL) config.gatewayBaseUrl = env.PARKLINK_GATEWAY_URL;
+  if (env.PARKLINK_STRIPE_SECRET_KEY)
+    config.paymentProvider = new StripeProvider({ secretKey: env.PARKLINK_STRIPE_SECRET_KEY });
+  if (env.PARKLINK_CREDIT_LIMIT) {
+    const limit = Number(env.PARKLINK_CREDIT_LIMIT);
+    if (!Number.isSafeInteger(limit) || limit < 0)
+      throw new ConfigError('PARKLINK_CREDIT_LIMIT is a whole number of minor units, at least 0');
+    config.defaultCreditLimit = limit;
+  }
   if (env.PARKLINK_PHONE_DEFAULT_TARIFF)
     config.defaultTariff = JSON.parse(readFileSync(env.PARKLINK_PHONE_DEFAULT_TARIFF, 'utf8'));
   return config;
@@ -93,6 +111,25 @@ export function gatewayCheck(config: PhoneConfig, demo: boolean): string | 'open
   return secret;
 }
 
+/** Shown when the demo runs on simulated payments. */
+export const SIMULATED_PAYMENTS_NOTICE =
+  'PAYMENTS ARE SIMULATED: demo mode, no payment provider configured. No card is charged and no money ' +
+  'moves; set PARKLINK_STRIPE_SECRET_KEY for real payments.';
+
+/**
+ * The payment provider renewals are charged through: the configured one; in demo mode without one,
+ * the simulator. A platform outside demo mode without a provider is refused here, before anything is
+ * started, so a simulator never becomes a deployment's default.
+ */
+export function paymentsCheck(config: PhoneConfig, demo: boolean): PaymentProvider {
+  if (config.paymentProvider) return config.paymentProvider;
+  if (demo) return new PaymentSimulator();
+  throw new ConfigError(
+    'no payment provider is configured: debit renewals could not be charged. Set ' +
+      'PARKLINK_STRIPE_SECRET_KEY, or PARKLINK_DEMO=1 for a demo with simulated payments',
+  );
+}
+
 export interface Phone {
   readonly service: PhoneService;
   tick(): Promise<void>;
@@ -115,6 +152,9 @@ export async function startPhone(deps: {
 }): Promise<Phone> {
   const config = { ...phoneConfigFromEnv(), ...deps.config };
   const gateway = gatewayCheck(config, deps.demo ?? false);
+  const paymentProvider = paymentsCheck(config, deps.demo ?? false);
+  if (paymentProvider.simulated)
+    deps.logger.warn({ provider: paymentProvider.name }, SIMULATED_PAYMENTS_NOTICE);
   let tokenKey: Uint8Array | undefined;
   if (typeof config.tokenKey === 'string') {
     if (!/^[0-9a-fA-F]{64}$/.test(config.tokenKey))
@@ -140,7 +180,8 @@ export async function startPhone(deps: {
     logger: deps.logger,
     clock: config.clock,
     pricing,
-    acquirer: config.acquirer,
+    paymentProvider,
+    defaultCreditLimit: config.defaultCreditLimit,
     adapters: { ...adapters, ...config.adapters },
     tokenKey,
     renewalValidityMs: config.renewalValidityMs,

@@ -9,7 +9,7 @@ import type { KeptDownlink } from '../ingest/outbox';
 import type { Keystore } from '../keys/keystore';
 import { deriveCardTokenKey } from '../keys/cardToken';
 import type { Channel, ChannelAdapter } from './channels';
-import type { RealtimeAuthoriser } from './payments';
+import type { PaymentProvider } from '../payments/provider';
 import type { Pricing } from './pricing';
 import type { ScryptParams } from './security';
 
@@ -132,7 +132,13 @@ export interface PhoneOptions {
   logger: Logger;
   clock?: PhoneClock;
   pricing: Pricing;
-  acquirer?: RealtimeAuthoriser;
+  /**
+   * Charges debit cards on file and refunds them (platform-server/payments): StripeProvider, or the
+   * PaymentSimulator in the demo and tests.
+   */
+  paymentProvider: PaymentProvider;
+  /** The credit limit a credit account opens with on the ledger, minor units (default 100.00). */
+  defaultCreditLimit?: number;
   adapters?: Partial<Record<Channel, ChannelAdapter>>;
   /** The tokenisation key (32 bytes); derived from the keystore when absent (see README). */
   tokenKey?: Uint8Array;
@@ -218,6 +224,9 @@ export type RenewalRow = {
   applied_at: Date | null;
   paid_until: Date | null;
   refunded_at: Date | null;
+  payment_provider: string | null;
+  ledger_entry: number | null;
+  refund_id: string | null;
 };
 
 export type CardRow = {
@@ -231,6 +240,9 @@ export type CardRow = {
   pays_with: number | null;
   /** Null while the card is a claim (another account held its token when it was registered). */
   verified_at: Date | null;
+  /** The card on file at the payment provider (debit cards): its customer and saved payment method. */
+  provider_customer: string | null;
+  provider_payment_method: string | null;
 };
 
 export function cardView(c: CardRow): CardView {

@@ -1,59 +1,156 @@
 // Pay by phone's payments: how a renewal is paid and refunded. Debit cards go through the real-time
-// path (an acquirer authorises while the driver waits); credit and prepaid accounts are updated
-// directly on the platform, and a refund of those is the refunded_at mark on the renewal.
-import { randomBytes } from 'node:crypto';
+// path (step 712): an off-session charge of the card on file at the payment provider
+// (platform-server/payments/provider.ts), while the driver waits. Credit and prepaid accounts are
+// charged on the platform's ledger (step 711, platform-server/payments/ledger.ts). A voided or
+// refused renewal is refunded for real: a provider refund, or a ledger reversal.
+import type { Database } from '../core/db';
+import type { Logger } from '../ingest/gate';
+import { Ledger, LedgerError } from '../payments/ledger';
+import type { ChargeResult, PaymentProvider } from '../payments/provider';
 import { type CardRow, PhoneError, type RenewalRow } from './model';
 
-export type AuthorisationResult =
-  | { approved: true; authorisation: string }
-  | { approved: false; reason: string };
-
-/** The real-time path for debit cards (step 712): an acquirer that authorises while the driver waits. */
-export interface RealtimeAuthoriser {
-  authorise(request: {
-    cardToken: string;
-    amount: number;
-    currency: number;
-    reference: string;
-  }): Promise<AuthorisationResult>;
-  refund(request: { authorisation: string; amount: number; currency: number }): Promise<void>;
-}
-
-/** The embedded default acquirer: approves, except tokens listed in `declined`. */
-export class SimulatedAcquirer implements RealtimeAuthoriser {
-  readonly declined = new Set<string>();
-  readonly refunds: string[] = [];
-  async authorise(request: { cardToken: string }): Promise<AuthorisationResult> {
-    if (this.declined.has(request.cardToken))
-      return { approved: false, reason: 'declined by the card issuer' };
-    return { approved: true, authorisation: `R${randomBytes(5).toString('hex').toUpperCase()}` };
-  }
-  async refund(request: { authorisation: string }): Promise<void> {
-    this.refunds.push(request.authorisation);
-  }
+export interface Payment {
+  funding: 'direct' | 'realtime';
+  /** The provider's charge id (realtime) or the ledger entry ("L" and its id, direct). */
+  authorisation: string;
+  provider: string | null;
+  ledgerEntry: number | null;
 }
 
 export class Payments {
-  constructor(readonly acquirer: RealtimeAuthoriser = new SimulatedAcquirer()) {}
+  readonly ledger: Ledger;
 
-  /** Pays `amount` from `card`: 402 card-declined when the acquirer refuses. */
-  async pay(
-    card: Pick<CardRow, 'card_type' | 'token'>,
-    charge: { amount: number; currency: number; reference: string },
-  ): Promise<{ funding: 'direct' | 'realtime'; authorisation: string }> {
-    if (card.card_type === 1) {
-      // Step 712: a debit card is charged in real time, while the driver waits.
-      const result = await this.acquirer.authorise({ cardToken: card.token, ...charge });
-      if (!result.approved) throw new PhoneError(402, 'card-declined', `payment refused: ${result.reason}`);
-      return { funding: 'realtime', authorisation: result.authorisation };
-    }
-    // Step 711: credit and prepaid accounts are updated directly on the platform.
-    return { funding: 'direct', authorisation: `D${randomBytes(5).toString('hex').toUpperCase()}` };
+  constructor(
+    readonly db: Database,
+    readonly provider: PaymentProvider,
+    readonly logger: Logger,
+    options: { defaultCreditLimit?: number } = {},
+  ) {
+    this.ledger = new Ledger(db, options);
   }
 
-  async refund(r: Pick<RenewalRow, 'funding' | 'authorisation' | 'charge' | 'currency'>): Promise<void> {
-    if (r.funding === 'realtime')
-      await this.acquirer.refund({ authorisation: r.authorisation, amount: r.charge, currency: r.currency });
-    // Direct (credit, prepaid): the charge was posted on the platform; refunded_at reverses it.
+  /**
+   * Pays `amount` from `card` for renewal `reference`: 402 card-declined or
+   * authentication-required when the provider refuses, 402 insufficient-funds past the account's
+   * limit, 503 payment-unavailable when the provider did not answer (asked again later).
+   */
+  async pay(
+    card: Pick<CardRow, 'id' | 'card_type' | 'token' | 'provider_customer' | 'provider_payment_method'>,
+    charge: { amount: number; currency: number; reference: string; description: string },
+  ): Promise<Payment> {
+    if (card.card_type === 1) return this.#payByProvider(card, charge);
+    // Step 711: credit and prepaid accounts are charged on the platform's ledger.
+    const kind = card.card_type === 3 ? 'prepaid' : 'credit';
+    try {
+      const account = await this.ledger.accountFor({ id: card.id, kind }, charge.currency);
+      const entry = await this.ledger.charge(account.id, charge.amount, charge.reference);
+      return { funding: 'direct', authorisation: `L${entry}`, provider: null, ledgerEntry: entry };
+    } catch (error) {
+      if (error instanceof LedgerError && error.code === 'insufficient-funds')
+        throw new PhoneError(
+          402,
+          'insufficient-funds',
+          kind === 'prepaid'
+            ? 'your prepaid account has not enough left: top it up or pay at the meter'
+            : 'this renewal would take your account past its credit limit',
+        );
+      throw error;
+    }
+  }
+
+  async #payByProvider(
+    card: Pick<CardRow, 'token' | 'provider_customer' | 'provider_payment_method'>,
+    charge: { amount: number; currency: number; reference: string; description: string },
+  ): Promise<Payment> {
+    const key = `renewal-${charge.reference}`;
+    const name = this.provider.name;
+    await this.db.query(
+      `INSERT INTO provider_charges (idempotency_key, renewal_id, provider, amount, currency, status)
+       VALUES ($1, $2, $3, $4, $5, 'pending')`,
+      [key, charge.reference, name, charge.amount, charge.currency],
+    );
+    const request = {
+      card: {
+        token: card.token,
+        onFile:
+          card.provider_customer && card.provider_payment_method
+            ? { customer: card.provider_customer, paymentMethod: card.provider_payment_method }
+            : null,
+      },
+      amount: charge.amount,
+      currency: charge.currency,
+      idempotencyKey: key,
+      description: charge.description,
+      reference: charge.reference,
+    };
+    let result = await this.provider.charge(request);
+    // No answer: asked once more at once with the same key (the provider answers a charge it made).
+    if (result.outcome === 'unavailable') result = await this.provider.charge(request);
+    await this.#record(key, result);
+    switch (result.outcome) {
+      case 'succeeded':
+        return { funding: 'realtime', authorisation: result.chargeId, provider: name, ledgerEntry: null };
+      case 'declined':
+        throw new PhoneError(402, 'card-declined', `payment refused: ${result.message}`);
+      case 'authentication-required':
+        throw new PhoneError(
+          402,
+          'authentication-required',
+          'your bank asks you to confirm this payment: renew in the app, or pay at the meter',
+        );
+      case 'unavailable':
+        throw new PhoneError(
+          503,
+          'payment-unavailable',
+          'the card payment could not be completed: try again shortly',
+        );
+    }
+  }
+
+  async #record(key: string, result: ChargeResult): Promise<void> {
+    await this.db.query(
+      'UPDATE provider_charges SET status = $2, charge_id = $3, detail = $4, updated_at = now() WHERE idempotency_key = $1',
+      [
+        key,
+        result.outcome,
+        result.outcome === 'succeeded' || result.outcome === 'authentication-required'
+          ? result.chargeId
+          : null,
+        result.outcome === 'succeeded'
+          ? null
+          : result.outcome === 'declined'
+            ? `${result.code}: ${result.message}`
+            : result.message,
+      ],
+    );
+  }
+
+  /**
+   * Refunds a renewal: the provider's refund (realtime) or the ledger's reversal (direct). Returns
+   * the refund's id, or null when it could not be done now (the scheduler tries again).
+   */
+  async refund(
+    r: Pick<RenewalRow, 'id' | 'funding' | 'authorisation' | 'charge' | 'currency' | 'ledger_entry'>,
+  ): Promise<string | null> {
+    if (r.funding === 'direct') {
+      if (r.ledger_entry === null) throw new Error(`renewal ${r.id} has no ledger entry to reverse`);
+      return `L${await this.ledger.reverse(r.ledger_entry, `void-${r.id}`)}`;
+    }
+    const result = await this.provider.refund({
+      chargeId: r.authorisation,
+      amount: r.charge,
+      currency: r.currency,
+      idempotencyKey: `refund-${r.id}`,
+      reference: r.id,
+    });
+    if (result.outcome === 'refunded') {
+      await this.db.query(
+        "UPDATE provider_charges SET status = 'refunded', updated_at = now() WHERE renewal_id = $1 AND status = 'succeeded'",
+        [r.id],
+      );
+      return result.refundId;
+    }
+    this.logger.error({ renewal: r.id, result }, 'renewal refund not done: tried again on the next tick');
+    return null;
   }
 }

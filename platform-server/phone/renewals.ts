@@ -109,16 +109,17 @@ export class Renewals {
 
     const card = await this.#fundingCard(session);
     const id = newRenewalId();
-    const { funding, authorisation } = await this.#payments.pay(card, {
+    const { funding, authorisation, provider, ledgerEntry } = await this.#payments.pay(card, {
       amount: quote.amount,
       currency: quote.currency,
       reference: id,
+      description: `ParkLink: ${minutes} min at bay ${session.bay_id}, meter ${session.meter_id}`,
     });
     const validUntil = now + (this.#c.options.renewalValidityMs ?? 10 * 60_000);
     await this.#c.db.query(
       `INSERT INTO renewals (id, session_id, driver_id, meter_id, bay_id, minutes, charge, currency, card_id, funding,
-                             authorisation, channel, status, requested_at, valid_until)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'sent', $13, $14)`,
+                             authorisation, channel, status, requested_at, valid_until, payment_provider, ledger_entry)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'sent', $13, $14, $15, $16)`,
       [
         id,
         session.id,
@@ -134,6 +135,8 @@ export class Renewals {
         request.channel,
         new Date(now),
         new Date(validUntil),
+        provider,
+        ledgerEntry,
       ],
     );
     await this.#sendRenewal(id);
@@ -254,10 +257,9 @@ export class Renewals {
         });
         return { applied: true as const, r };
       }
-      await tx.query("UPDATE renewals SET status = 'refused', reason = $2, refunded_at = $3 WHERE id = $1", [
+      await tx.query("UPDATE renewals SET status = 'refused', reason = $2 WHERE id = $1", [
         id,
         reason || 'refused by the meter',
-        new Date(now),
       ]);
       await this.#c.outbox.enqueue(tx, {
         driverId: driver.id,
@@ -272,7 +274,7 @@ export class Renewals {
     if (!outcome) return;
     if (outcome.applied) this.#c.emit('renewal-applied', { id, meterId, paidUntil });
     else {
-      await this.#payments.refund(outcome.r);
+      await this.#refund(outcome.r);
       this.#c.emit('renewal-refused', { id, reason });
     }
     void this.#c.track(this.#c.outbox.deliverDue());
@@ -338,11 +340,11 @@ export class Renewals {
 
   async #void(r: RenewalRow): Promise<void> {
     const voided = await this.#c.db.query(
-      "UPDATE renewals SET status = 'voided', reason = 'meter unreachable', refunded_at = $2 WHERE id = $1 AND status = 'sent' RETURNING id",
-      [r.id, new Date(this.#c.now())],
+      "UPDATE renewals SET status = 'voided', reason = 'meter unreachable' WHERE id = $1 AND status = 'sent' RETURNING id",
+      [r.id],
     );
     if (voided.rowCount === 0) return;
-    await this.#payments.refund(r);
+    await this.#refund(r);
     const driver = (await this.#c.db.query<DriverRow>('SELECT * FROM drivers WHERE id = $1', [r.driver_id]))
       .rows[0];
     const channel: AlertChannel =
@@ -358,13 +360,41 @@ export class Renewals {
     this.#c.emit('renewal-voided', { id: r.id });
   }
 
-  /** The scheduler's part: renewals past their validity are voided, the unacknowledged sent again. */
+  /**
+   * Refunds a voided or refused renewal for real (provider refund or ledger reversal) and marks it
+   * refunded only once that is done; a refund that could not be done now stays for the next tick.
+   */
+  async #refund(r: RenewalRow): Promise<void> {
+    try {
+      const refundId = await this.#payments.refund(r);
+      if (refundId === null) return;
+      await this.#c.db.query(
+        'UPDATE renewals SET refunded_at = $2, refund_id = $3 WHERE id = $1 AND refunded_at IS NULL',
+        [r.id, new Date(this.#c.now()), refundId],
+      );
+    } catch (error) {
+      this.#c.options.logger.error(
+        { err: error, renewal: r.id },
+        'renewal refund failed: tried again on the next tick',
+      );
+    }
+  }
+
+  /**
+   * The scheduler's part: renewals past their validity are voided, refunds not yet done are tried
+   * again, the unacknowledged are sent again.
+   */
   async tick(now: number): Promise<void> {
     const stale = await this.#c.db.query<RenewalRow>(
       "SELECT * FROM renewals WHERE status = 'sent' AND valid_until < $1",
       [new Date(now - VOID_MARGIN_MS)],
     );
     for (const r of stale.rows) await this.#void(r);
+
+    const unrefunded = await this.#c.db.query<RenewalRow>(
+      "SELECT * FROM renewals WHERE status IN ('voided', 'refused') AND refunded_at IS NULL LIMIT 100",
+    );
+    for (const r of unrefunded.rows) await this.#refund(r);
 
     const resend = await this.#c.db.query<{ id: string }>(
       "SELECT id FROM renewals WHERE status = 'sent' AND valid_until > $1 AND sent_at < $2",

@@ -388,7 +388,7 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
         summary: 'Extend a session: priced, paid and sent to the meter',
         params: idParams,
         body: extendBody,
-        response: { 202: object({ renewal: loose }), ...errorResponses(400, 401, 402, 404, 409, 422) },
+        response: { 202: object({ renewal: loose }), ...errorResponses(400, 401, 402, 404, 409, 422, 503) },
       },
     },
     async (request, reply) =>

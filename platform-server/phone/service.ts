@@ -11,7 +11,8 @@ import type { Outbox } from './channels';
 import { type Emit, PhoneContext } from './context';
 import { deriveTokenKey, type PhoneClock, type PhoneEvents, type PhoneOptions } from './model';
 import { Pairing } from './pairing';
-import { Payments, type RealtimeAuthoriser } from './payments';
+import type { PaymentProvider } from '../payments/provider';
+import { Payments } from './payments';
 import { Renewals } from './renewals';
 
 export {
@@ -29,12 +30,15 @@ export {
   type RenewOption,
   type SessionView,
 } from './model';
-export { type AuthorisationResult, type RealtimeAuthoriser, SimulatedAcquirer } from './payments';
+export type { PaymentProvider } from '../payments/provider';
+export { PaymentSimulator } from '../payments/simulator';
 
 export class PhoneService extends EventEmitter<PhoneEvents> {
   readonly outbox: Outbox;
   readonly clock: PhoneClock;
-  readonly acquirer: RealtimeAuthoriser;
+  readonly paymentProvider: PaymentProvider;
+  /** The ledger of credit and prepaid accounts. */
+  readonly ledger: Payments['ledger'];
   readonly #c: PhoneContext;
   readonly #accounts: Accounts;
   readonly #pairing: Pairing;
@@ -49,8 +53,11 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     this.#c = new PhoneContext(options, emit);
     this.outbox = this.#c.outbox;
     this.clock = this.#c.clock;
-    const payments = new Payments(options.acquirer);
-    this.acquirer = payments.acquirer;
+    const payments = new Payments(options.db, options.paymentProvider, options.logger, {
+      defaultCreditLimit: options.defaultCreditLimit,
+    });
+    this.paymentProvider = payments.provider;
+    this.ledger = payments.ledger;
     this.#accounts = new Accounts(
       this.#c,
       options.tokenKey ?? deriveTokenKey(this.#c.crypto, options.keystore),
@@ -78,6 +85,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     this.cards = a.cards.bind(a);
     this.removeCard = a.removeCard.bind(a);
     this.updateCard = a.updateCard.bind(a);
+    this.saveCardOnFile = a.saveCardOnFile.bind(a);
     // Pairing and sessions.
     this.onStored = p.onStored;
     this.onStoredBatch = p.onStoredBatch.bind(p);
@@ -108,6 +116,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
   readonly cards: Accounts['cards'];
   readonly removeCard: Accounts['removeCard'];
   readonly updateCard: Accounts['updateCard'];
+  readonly saveCardOnFile: Accounts['saveCardOnFile'];
   readonly onStored: Pairing['onStored'];
   readonly onStoredBatch: Pairing['onStoredBatch'];
   readonly sweepPairings: Pairing['sweepPairings'];

@@ -12,6 +12,7 @@ import { RateLimiter } from '../../platform-server/core/rateLimiter';
 import { LoginLimits } from '../../platform-server/phone/security';
 import { SimulatedSmsSender } from '../../platform-server/fleet/callIn';
 import { type Backend, operatorLogin, randomMeterId, startPlatform } from './platform';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 type Schema = {
   type?: string | string[];
@@ -757,6 +758,7 @@ export async function fuzzPlatform(
     phone: {
       passwordScrypt: CHEAP_SCRYPT,
       gatewaySecret: GATEWAY_SECRET,
+      paymentProvider: new PaymentSimulator(),
       rateLimits: {
         login: new LoginLimits(NO_LIMIT(), NO_LIMIT()),
         register: NO_LIMIT(),

@@ -16,6 +16,7 @@ import type { Logger } from '../../platform-server/ingest/gate';
 import type { Operators, Role } from '../../platform-server/operators/service';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import type { PlatformConfig } from '../../platform-server/config';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 export { crypto };
 
@@ -244,7 +245,10 @@ export const embedded: Backend = {
   real: false,
   async check() {},
   async fresh() {
-    return { config: { phone: { gatewaySecret: TEST_GATEWAY_SECRET } }, drop: async () => {} };
+    return {
+      config: { phone: { gatewaySecret: TEST_GATEWAY_SECRET, paymentProvider: new PaymentSimulator() } },
+      drop: async () => {},
+    };
   },
 };
 
@@ -284,7 +288,7 @@ export const real: Backend = {
         databaseUrl: url.toString(),
         mqttUrl: TEST_MQTT_URL,
         shareGroup: `test-${name}`,
-        phone: { gatewaySecret: TEST_GATEWAY_SECRET },
+        phone: { gatewaySecret: TEST_GATEWAY_SECRET, paymentProvider: new PaymentSimulator() },
       },
       drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
     };

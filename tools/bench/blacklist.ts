@@ -15,6 +15,7 @@ import { DEFAULT_SETTINGS } from '../../protocol/status';
 import { createPlatform } from '../../platform-server/platform';
 import { operatorLogin } from '../../sim/fleet/platform';
 import { provisionVirtualMeter } from '../factory';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 export const description =
   'API call listing a card → the last of N online virtual meters refusing it (embedded broker), against one status interval';
@@ -38,7 +39,13 @@ export async function run(args: string[]): Promise<void> {
   const platform = await createPlatform({
     httpLogger: false,
     logger: silent,
-    phone: { passwordScrypt: { logN: 10, r: 8, p: 1 }, tickMs: 3_600_000, gateway: false },
+    phone: {
+      passwordScrypt: { logN: 10, r: 8, p: 1 },
+      tickMs: 3_600_000,
+      gateway: false,
+      // A benchmark: renewals are paid with the payment simulator, no money moves.
+      paymentProvider: new PaymentSimulator(),
+    },
   });
   const meters: { meter: Meter; board: VirtualBoard; link: NodeMqttLink; refusedAt?: number }[] = [];
   const cardNumber = '6280777700000013';

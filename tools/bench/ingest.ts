@@ -29,6 +29,7 @@ import { toHex } from '../../protocol/bytes';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 export const description =
   'verified records/s into PostgreSQL through the broker, one and two instances, against COPY of the same rows';
@@ -350,7 +351,7 @@ export async function run(args: string[]): Promise<void> {
     console.log(`real services unavailable (${(error as Error).message}): embedded PGlite + aedes instead`);
   }
   const base: PlatformConfig = {
-    phone: { gateway: false },
+    phone: { gateway: false, paymentProvider: new PaymentSimulator() },
     httpLogger: false,
     logger: silent,
     masterKey: MASTER_KEY,
@@ -359,7 +360,7 @@ export async function run(args: string[]): Promise<void> {
 
   // The keys the platform derives from its master key, so the frames are sealed once for every phase.
   const keyring = await createPlatform({
-    phone: { gateway: false },
+    phone: { gateway: false, paymentProvider: new PaymentSimulator() },
     httpLogger: false,
     logger: silent,
     masterKey: MASTER_KEY,

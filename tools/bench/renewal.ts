@@ -11,6 +11,7 @@ import { createPlatform } from '../../platform-server/platform';
 import { RecordKind } from '../../protocol/records';
 import { fromHex } from '../../protocol/bytes';
 import { provisionVirtualMeter } from '../factory';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 export const description =
   'renewal latency request → meter applied → confirmation queued, p50/p99, 1,000 virtual meters on loopback';
@@ -31,7 +32,13 @@ export async function run(args: string[]): Promise<void> {
   const platform = await createPlatform({
     httpLogger: false,
     logger: silent,
-    phone: { passwordScrypt: { logN: 10, r: 8, p: 1 }, tickMs: 3_600_000, gateway: false },
+    phone: {
+      passwordScrypt: { logN: 10, r: 8, p: 1 },
+      tickMs: 3_600_000,
+      gateway: false,
+      // A benchmark: renewals are paid with the payment simulator, no money moves.
+      paymentProvider: new PaymentSimulator(),
+    },
   });
   const meters: { meter: Meter; link: NodeMqttLink; driverId: number }[] = [];
   try {
