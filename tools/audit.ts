@@ -180,6 +180,10 @@ async function verifyCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Pr
   let report: AuditReport;
   try {
     report = auditBundle(bundle, { keystore, crypto: nodeCrypto, source });
+  } catch (error) {
+    if (!(error instanceof AuditFormatError)) throw error;
+    io.err(`parklink: ${values.bundle ?? 'the database'}: ${error.message}`);
+    return UNREADABLE;
   } finally {
     keystore.close();
   }

@@ -159,6 +159,22 @@ forEachBackend('remote audit', (backend) => {
     );
     assert.equal(refusedCode, 4);
     assert.match(refused.err.join('\n'), /sha256 does not match/);
+
+    // Hashed as it should be but not a bundle's shape: refused, naming the field.
+    const bundle = await exportBundle(platform.db, crypto, selection());
+    const malformedFile = path.join(dir, 'malformed.bundle.json');
+    const broken = { ...bundle, records: [{ ...bundle.records[0], link: 'not hex' }] };
+    await writeFile(malformedFile, sealDocument(nodeCrypto, broken).text);
+    const malformed = capture();
+    assert.equal(
+      await main(
+        ['audit', 'verify', '--bundle', malformedFile, '--report', path.join(dir, 'malformed')],
+        malformed.io,
+        env,
+      ),
+      4,
+    );
+    assert.match(malformed.err.join('\n'), /records\[0\]\.link is not lower-case hex/);
   });
 
   it('finds a record whose bytes were changed by an UPDATE on the records table', async () => {
