@@ -84,7 +84,12 @@ async function database(env: NodeJS.ProcessEnv, io: Io): Promise<Database | unde
 }
 
 async function keystoreOf(env: NodeJS.ProcessEnv, io: Io): Promise<Keystore | undefined> {
-  const config = configFromEnv(env);
+  let config: ReturnType<typeof configFromEnv>;
+  try {
+    config = configFromEnv(env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   if (!config.hsm && !config.masterKey && !config.keystoreFile)
     throw new UsageError(
       'the audit needs its own key access: PARKLINK_MASTER_KEY, PARKLINK_KEYSTORE_FILE or PARKLINK_HSM_MODULE',

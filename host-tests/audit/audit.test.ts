@@ -160,6 +160,17 @@ forEachBackend('remote audit', (backend) => {
     assert.equal(refusedCode, 4);
     assert.match(refused.err.join('\n'), /sha256 does not match/);
 
+    // Usage: no report named; no key access of its own; both sources at once.
+    for (const [args, message, keys] of [
+      [['--bundle', bundleFile], /--report FILE is required/, env],
+      [['--bundle', bundleFile, '--report', path.join(dir, 'nokeys')], /its own key access/, {}],
+      [['--bundle', bundleFile, '--database', '--report', path.join(dir, 'both')], /one of --bundle/, env],
+    ] as const) {
+      const usage = capture();
+      assert.equal(await main(['audit', 'verify', ...args], usage.io, keys), 2);
+      assert.match(usage.err.join('\n'), message);
+    }
+
     // Hashed as it should be but not a bundle's shape: refused, naming the field.
     const bundle = await exportBundle(platform.db, crypto, selection());
     const malformedFile = path.join(dir, 'malformed.bundle.json');
