@@ -27,6 +27,7 @@ import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
 import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
+import { auditRoutes } from './audit/routes';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -164,6 +165,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
     });
     await startParameters(app, { db, ingest, sendDownlink, guard: operators });
+    await app.register(auditRoutes, { db, guard: operators });
     const phone = await startPhone({
       db,
       meters,

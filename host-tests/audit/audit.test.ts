@@ -24,7 +24,14 @@ import { AuthorisationRefused, authoriseFinding } from '../../platform-server/au
 import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { crypto, forEachBackend, quietLogger, randomMeterId, TestMeter } from '../../sim/fleet/platform';
+import {
+  crypto,
+  forEachBackend,
+  operatorLogin,
+  quietLogger,
+  randomMeterId,
+  TestMeter,
+} from '../../sim/fleet/platform';
 import type * as Cli from '../../tools/parklink';
 
 // By URL with its extension: '../../tools/parklink' would load the bin shim tools/parklink.js.
@@ -332,6 +339,32 @@ forEachBackend('remote audit', (backend) => {
       report.findings.map((f) => f.seq),
       first.records.filter((r) => r.seq === 3).map((r) => r.seq),
     );
+  });
+
+  it('exports a sealed bundle over the API to an admin only, audited', async () => {
+    const admin = await operatorLogin(platform.operators, 'admin');
+    const supervisor = await operatorLogin(platform.operators, 'supervisor');
+    const meter = meters[1];
+    const url = `/api/audit/bundle?meter=${meter.id}&sample=3&seed=api`;
+    const refused = await platform.app.inject({ method: 'GET', url, headers: supervisor.headers });
+    assert.equal(refused.statusCode, 403);
+    const response = await platform.app.inject({ method: 'GET', url, headers: admin.headers });
+    assert.equal(response.statusCode, 200, response.body);
+    const { document, sha256 } = openDocument<Bundle>(nodeCrypto, response.body, BUNDLE_FORMAT);
+    assert.equal(document.records.length, 3);
+    assert.ok(document.records.every((r) => r.meterId === meter.id));
+    assert.equal(audit(document).totals.records, 3);
+    const audited = await platform.db.query<{ detail: { sha256: string } }>(
+      "SELECT detail FROM operator_audit WHERE action = 'audit.export' AND username = $1",
+      [admin.username],
+    );
+    assert.equal(audited.rows[0]?.detail.sha256, sha256);
+    const bad = await platform.app.inject({
+      method: 'GET',
+      url: '/api/audit/bundle?seed=x',
+      headers: admin.headers,
+    });
+    assert.equal(bad.statusCode, 400);
   });
 
   it('exports, audits straight from the database and records an authorisation through the CLI', async function () {
