@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { toHex } from '../../protocol/bytes';
+import { fromHex, toHex } from '../../protocol/bytes';
 import { chainLink } from '../../protocol/chain';
 import { uplinkTopic } from '../../protocol/topics';
 import {
@@ -22,7 +22,9 @@ import {
 } from '../../platform-server/audit/audit';
 import { AuthorisationRefused, authoriseFinding } from '../../platform-server/audit/authorisations';
 import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
-import { keystoreFromHex } from '../../platform-server/keys/keystore';
+import { importMasterToHsm } from '../../platform-server/keys/hsm';
+import { createKeystoreFile, keystoreFromHex } from '../../platform-server/keys/keystore';
+import { createSoftHsmToken, requireSoftHsm } from '../keys/softhsm';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import {
   crypto,
@@ -193,6 +195,64 @@ forEachBackend('remote audit', (backend) => {
       4,
     );
     assert.match(malformed.err.join('\n'), /records\[0\]\.link is not lower-case hex/);
+  });
+
+  it('checks with its own key access from a keystore file or an HSM (SoftHSM2), as the platform would', async function () {
+    this.timeout(60_000);
+    const bundleFile = path.join(dir, `keys-${randomBytes(4).toString('hex')}.bundle.json`);
+    await writeFile(
+      bundleFile,
+      sealDocument(nodeCrypto, await exportBundle(platform.db, crypto, selection())).text,
+    );
+    const keystoreFile = path.join(dir, `keystore-${randomBytes(4).toString('hex')}.json`);
+    const file = await createKeystoreFile(keystoreFile, 'audit passphrase', {
+      master: fromHex(MASTER),
+      scrypt: { logN: 10, r: 8, p: 1 },
+    });
+    file.close();
+    const viaFile = capture();
+    const fileEnv = {
+      PARKLINK_KEYSTORE_FILE: keystoreFile,
+      PARKLINK_KEYSTORE_PASSPHRASE: 'audit passphrase',
+    };
+    assert.equal(
+      await main(
+        ['audit', 'verify', '--bundle', bundleFile, '--report', `${keystoreFile}.report`],
+        viaFile.io,
+        fileEnv,
+      ),
+      0,
+      viaFile.err.join('\n'),
+    );
+    assert.match(viaFile.out.join('\n'), /keys: file keystore.*\n.*records checked: 20/);
+
+    requireSoftHsm(this);
+    const token = createSoftHsmToken();
+    try {
+      importMasterToHsm(token.config, fromHex(MASTER));
+      const viaHsm = capture();
+      const hsmEnv = {
+        PARKLINK_HSM_MODULE: token.config.module,
+        PARKLINK_HSM_PIN: token.config.pin,
+        PARKLINK_HSM_TOKEN: token.config.tokenLabel,
+        SOFTHSM2_CONF: process.env.SOFTHSM2_CONF,
+      };
+      assert.equal(
+        await main(
+          ['audit', 'verify', '--bundle', bundleFile, '--report', path.join(token.dir, 'report')],
+          viaHsm.io,
+          hsmEnv,
+        ),
+        0,
+        viaHsm.err.join('\n'),
+      );
+      assert.match(
+        viaHsm.out.join('\n'),
+        /keys: hsm keystore.*\n.*records checked: 20 .*\n.*chain breaks: 0 +MAC failures: 0/,
+      );
+    } finally {
+      token.remove();
+    }
   });
 
   it('finds a record whose bytes were changed by an UPDATE on the records table', async () => {
