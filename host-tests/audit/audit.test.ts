@@ -382,6 +382,24 @@ forEachBackend('remote audit', (backend) => {
     );
   });
 
+  it('reports the records the platform never received as gaps', async () => {
+    const id = randomMeterId();
+    const meter = new TestMeter(id, await platform.provisionMeter(id, 'audit meter with a gap'));
+    meter.transactions(8);
+    for (const [from, to] of [
+      [1, 3],
+      [6, 8],
+    ]) {
+      const outcome = await platform.ingest.handleUplink(uplinkTopic(id), meter.frame(from, to));
+      assert.equal(outcome.ok, true, JSON.stringify(outcome));
+    }
+    const report = audit(await exportBundle(platform.db, crypto, { meters: [id] }));
+    assert.equal(report.totals.records, 6);
+    assert.equal(report.totals.gaps, 1);
+    assert.deepEqual(report.meters[0].gaps, [{ from: 4, to: 5 }]);
+    assert.deepEqual(report.findings, []);
+  });
+
   it('a reproducible random sample checks each picked record against its predecessor and its set', async () => {
     const meter = meters[0];
     const sample = { count: 4, seed: 'audit seed 1' };
