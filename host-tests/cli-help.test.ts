@@ -9,10 +9,15 @@ const NODE = ['--import', './tools/ts-register.js', '--no-warnings=ExperimentalW
 
 const CLIS: [string, string[], RegExp][] = [
   ['parklink', ['tools/parklink.js', '--help'], /parklink quote --tariff FILE/],
+  [
+    'parklink (audit)',
+    ['tools/parklink.js', '--help'],
+    /parklink audit verify \(--bundle FILE \| --database/,
+  ],
   ['keys', [...NODE, 'tools/keys.ts', '--help'], /generate --threshold K/],
   ['flash', [...NODE, 'tools/flash.ts', '--help'], /--dry-run/],
   ['powercut', [...NODE, 'tools/powercut.ts', '--help'], /--seed N/],
-  ['bench', [...NODE, 'tools/bench.ts', '--help'], /available: .*ingest/],
+  ['bench', [...NODE, 'tools/bench.ts', '--help'], /available: .*audit.*ingest/],
   ['fleet (npm start)', [...NODE, 'tools/fleet.ts', '--help'], /PARKLINK_DATA_DIR/],
 ];
 

@@ -33,6 +33,7 @@ import { type FirmwareService, startFirmware } from './firmware';
 import { type ReaderFileService, startReaderFiles } from './readerFiles';
 import { type ReportService, startReports } from './reports';
 import { type ApdsService, startApds } from './apds';
+import { auditRoutes } from './audit/routes';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -239,6 +240,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       logger,
     });
     const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
+    await app.register(auditRoutes, { db, guard: operators });
     const phone = await startPhone({
       db,
       meters,

@@ -84,7 +84,12 @@ async function database(env: NodeJS.ProcessEnv, io: Io): Promise<Database | unde
 }
 
 async function keystoreOf(env: NodeJS.ProcessEnv, io: Io): Promise<Keystore | undefined> {
-  const config = configFromEnv(env);
+  let config: ReturnType<typeof configFromEnv>;
+  try {
+    config = configFromEnv(env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   if (!config.hsm && !config.masterKey && !config.keystoreFile)
     throw new UsageError(
       'the audit needs its own key access: PARKLINK_MASTER_KEY, PARKLINK_KEYSTORE_FILE or PARKLINK_HSM_MODULE',
@@ -180,6 +185,10 @@ async function verifyCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Pr
   let report: AuditReport;
   try {
     report = auditBundle(bundle, { keystore, crypto: nodeCrypto, source });
+  } catch (error) {
+    if (!(error instanceof AuditFormatError)) throw error;
+    io.err(`parklink: ${values.bundle ?? 'the database'}: ${error.message}`);
+    return UNREADABLE;
   } finally {
     keystore.close();
   }

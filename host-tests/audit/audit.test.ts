@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { toHex } from '../../protocol/bytes';
+import { fromHex, toHex } from '../../protocol/bytes';
 import { chainLink } from '../../protocol/chain';
 import { uplinkTopic } from '../../protocol/topics';
 import {
@@ -22,9 +22,18 @@ import {
 } from '../../platform-server/audit/audit';
 import { AuthorisationRefused, authoriseFinding } from '../../platform-server/audit/authorisations';
 import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
-import { keystoreFromHex } from '../../platform-server/keys/keystore';
+import { importMasterToHsm } from '../../platform-server/keys/hsm';
+import { createKeystoreFile, keystoreFromHex } from '../../platform-server/keys/keystore';
+import { createSoftHsmToken, requireSoftHsm } from '../keys/softhsm';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { crypto, forEachBackend, quietLogger, randomMeterId, TestMeter } from '../../sim/fleet/platform';
+import {
+  crypto,
+  forEachBackend,
+  operatorLogin,
+  quietLogger,
+  randomMeterId,
+  TestMeter,
+} from '../../sim/fleet/platform';
 import type * as Cli from '../../tools/parklink';
 
 // By URL with its extension: '../../tools/parklink' would load the bin shim tools/parklink.js.
@@ -159,6 +168,91 @@ forEachBackend('remote audit', (backend) => {
     );
     assert.equal(refusedCode, 4);
     assert.match(refused.err.join('\n'), /sha256 does not match/);
+
+    // Usage: no report named; no key access of its own; both sources at once.
+    for (const [args, message, keys] of [
+      [['--bundle', bundleFile], /--report FILE is required/, env],
+      [['--bundle', bundleFile, '--report', path.join(dir, 'nokeys')], /its own key access/, {}],
+      [['--bundle', bundleFile, '--database', '--report', path.join(dir, 'both')], /one of --bundle/, env],
+    ] as const) {
+      const usage = capture();
+      assert.equal(await main(['audit', 'verify', ...args], usage.io, keys), 2);
+      assert.match(usage.err.join('\n'), message);
+    }
+
+    // Hashed as it should be but not a bundle's shape: refused, naming the field.
+    const bundle = await exportBundle(platform.db, crypto, selection());
+    const malformedFile = path.join(dir, 'malformed.bundle.json');
+    const broken = { ...bundle, records: [{ ...bundle.records[0], link: 'not hex' }] };
+    await writeFile(malformedFile, sealDocument(nodeCrypto, broken).text);
+    const malformed = capture();
+    assert.equal(
+      await main(
+        ['audit', 'verify', '--bundle', malformedFile, '--report', path.join(dir, 'malformed')],
+        malformed.io,
+        env,
+      ),
+      4,
+    );
+    assert.match(malformed.err.join('\n'), /records\[0\]\.link is not lower-case hex/);
+  });
+
+  it('checks with its own key access from a keystore file or an HSM (SoftHSM2), as the platform would', async function () {
+    this.timeout(60_000);
+    const bundleFile = path.join(dir, `keys-${randomBytes(4).toString('hex')}.bundle.json`);
+    await writeFile(
+      bundleFile,
+      sealDocument(nodeCrypto, await exportBundle(platform.db, crypto, selection())).text,
+    );
+    const keystoreFile = path.join(dir, `keystore-${randomBytes(4).toString('hex')}.json`);
+    const file = await createKeystoreFile(keystoreFile, 'audit passphrase', {
+      master: fromHex(MASTER),
+      scrypt: { logN: 10, r: 8, p: 1 },
+    });
+    file.close();
+    const viaFile = capture();
+    const fileEnv = {
+      PARKLINK_KEYSTORE_FILE: keystoreFile,
+      PARKLINK_KEYSTORE_PASSPHRASE: 'audit passphrase',
+    };
+    assert.equal(
+      await main(
+        ['audit', 'verify', '--bundle', bundleFile, '--report', `${keystoreFile}.report`],
+        viaFile.io,
+        fileEnv,
+      ),
+      0,
+      viaFile.err.join('\n'),
+    );
+    assert.match(viaFile.out.join('\n'), /keys: file keystore.*\n.*records checked: 20/);
+
+    requireSoftHsm(this);
+    const token = createSoftHsmToken();
+    try {
+      importMasterToHsm(token.config, fromHex(MASTER));
+      const viaHsm = capture();
+      const hsmEnv = {
+        PARKLINK_HSM_MODULE: token.config.module,
+        PARKLINK_HSM_PIN: token.config.pin,
+        PARKLINK_HSM_TOKEN: token.config.tokenLabel,
+        SOFTHSM2_CONF: process.env.SOFTHSM2_CONF,
+      };
+      assert.equal(
+        await main(
+          ['audit', 'verify', '--bundle', bundleFile, '--report', path.join(token.dir, 'report')],
+          viaHsm.io,
+          hsmEnv,
+        ),
+        0,
+        viaHsm.err.join('\n'),
+      );
+      assert.match(
+        viaHsm.out.join('\n'),
+        /keys: hsm keystore.*\n.*records checked: 20 .*\n.*chain breaks: 0 +MAC failures: 0/,
+      );
+    } finally {
+      token.remove();
+    }
   });
 
   it('finds a record whose bytes were changed by an UPDATE on the records table', async () => {
@@ -288,6 +382,24 @@ forEachBackend('remote audit', (backend) => {
     );
   });
 
+  it('reports the records the platform never received as gaps', async () => {
+    const id = randomMeterId();
+    const meter = new TestMeter(id, await platform.provisionMeter(id, 'audit meter with a gap'));
+    meter.transactions(8);
+    for (const [from, to] of [
+      [1, 3],
+      [6, 8],
+    ]) {
+      const outcome = await platform.ingest.handleUplink(uplinkTopic(id), meter.frame(from, to));
+      assert.equal(outcome.ok, true, JSON.stringify(outcome));
+    }
+    const report = audit(await exportBundle(platform.db, crypto, { meters: [id] }));
+    assert.equal(report.totals.records, 6);
+    assert.equal(report.totals.gaps, 1);
+    assert.deepEqual(report.meters[0].gaps, [{ from: 4, to: 5 }]);
+    assert.deepEqual(report.findings, []);
+  });
+
   it('a reproducible random sample checks each picked record against its predecessor and its set', async () => {
     const meter = meters[0];
     const sample = { count: 4, seed: 'audit seed 1' };
@@ -305,6 +417,32 @@ forEachBackend('remote audit', (backend) => {
       report.findings.map((f) => f.seq),
       first.records.filter((r) => r.seq === 3).map((r) => r.seq),
     );
+  });
+
+  it('exports a sealed bundle over the API to an admin only, audited', async () => {
+    const admin = await operatorLogin(platform.operators, 'admin');
+    const supervisor = await operatorLogin(platform.operators, 'supervisor');
+    const meter = meters[1];
+    const url = `/api/audit/bundle?meter=${meter.id}&sample=3&seed=api`;
+    const refused = await platform.app.inject({ method: 'GET', url, headers: supervisor.headers });
+    assert.equal(refused.statusCode, 403);
+    const response = await platform.app.inject({ method: 'GET', url, headers: admin.headers });
+    assert.equal(response.statusCode, 200, response.body);
+    const { document, sha256 } = openDocument<Bundle>(nodeCrypto, response.body, BUNDLE_FORMAT);
+    assert.equal(document.records.length, 3);
+    assert.ok(document.records.every((r) => r.meterId === meter.id));
+    assert.equal(audit(document).totals.records, 3);
+    const audited = await platform.db.query<{ detail: { sha256: string } }>(
+      "SELECT detail FROM operator_audit WHERE action = 'audit.export' AND username = $1",
+      [admin.username],
+    );
+    assert.equal(audited.rows[0]?.detail.sha256, sha256);
+    const bad = await platform.app.inject({
+      method: 'GET',
+      url: '/api/audit/bundle?seed=x',
+      headers: admin.headers,
+    });
+    assert.equal(bad.statusCode, 400);
   });
 
   it('exports, audits straight from the database and records an authorisation through the CLI', async function () {

@@ -3,7 +3,7 @@
 // every chain link and every MAC again, from a bundle or straight from the database, with its own key
 // access (keystore file, master key or HSM), and reports what it finds. docs/audit.md is the format.
 import type { Crypto } from '../../hal/crypto';
-import { bytesEqual, fromHex, toHex } from '../../protocol/bytes';
+import { bytesEqual } from '../../protocol/bytes';
 import { chainLink, genesisHash, verifyChain } from '../../protocol/chain';
 import { FrameType, openFrame } from '../../protocol/frame';
 import { decodeRecordsMessage } from '../../protocol/messages';
@@ -144,12 +144,49 @@ export interface AuditReport {
   findings: AuditFinding[];
 }
 
+/** Hex from a bundle, as bytes; a bad value is an AuditFormatError naming it. */
+function hexBytes(hex: unknown, what: string): Uint8Array {
+  if (typeof hex !== 'string' || hex.length % 2 !== 0 || !/^[0-9a-f]*$/.test(hex))
+    throw new AuditFormatError(`${what} is not lower-case hex`);
+  const buffer = Buffer.from(hex, 'hex');
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex');
+}
+
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/** Checks the shape of a bundle read from a file; throws AuditFormatError naming the first bad field. */
+export function checkBundle(bundle: Bundle): void {
+  for (const name of ['meters', 'records', 'sets', 'gaps', 'authorisations'] as const)
+    if (!Array.isArray(bundle[name])) throw new AuditFormatError(`bundle.${name} is not an array`);
+  bundle.records.forEach((r, i) => {
+    if (!isCount(r?.meterId) || !isCount(r.seq) || r.seq < 1 || typeof r.redacted !== 'boolean')
+      throw new AuditFormatError(`records[${i}]: meterId, seq or redacted is missing or not valid`);
+    if (r.previousLink !== undefined && r.previousLink !== null)
+      hexBytes(r.previousLink, `records[${i}].previousLink`);
+  });
+  bundle.sets.forEach((s, i) => {
+    if (![s?.meterId, s.frameSeq, s.epoch, s.firstSeq, s.lastSeq].every(isCount) || s.lastSeq < s.firstSeq)
+      throw new AuditFormatError(`sets[${i}]: a number is missing or not valid`);
+  });
+  bundle.gaps.forEach((g, i) => {
+    if (![g?.meterId, g.from, g.to].every(isCount)) throw new AuditFormatError(`gaps[${i}] is not valid`);
+  });
+  bundle.authorisations.forEach((a, i) => {
+    if (!isCount(a?.meterId) || !isCount(a.seq) || typeof a.recordSha256 !== 'string')
+      throw new AuditFormatError(`authorisations[${i}] is not valid`);
+  });
+}
+
 // ---- hashing of bundles and reports -------------------------------------------------------------
 
 /** The file text: the document as compact JSON with its SHA-256 (over that JSON) as a last member. */
 export function sealDocument(crypto: Crypto, document: object): { text: string; sha256: string } {
   const body = JSON.stringify(document);
-  const sha256 = toHex(crypto.sha256(new TextEncoder().encode(body)));
+  const sha256 = hex(crypto.sha256(new TextEncoder().encode(body)));
   return { text: `${body.slice(0, -1)},"sha256":"${sha256}"}\n`, sha256 };
 }
 
@@ -163,7 +200,7 @@ export function openDocument<T>(
   const match = /,"sha256":"([0-9a-f]{64})"\}$/.exec(trimmed);
   if (!match) throw new AuditFormatError(`not a sealed ${format} file: no sha256 at its end`);
   const body = `${trimmed.slice(0, match.index)}}`;
-  const actual = toHex(crypto.sha256(new TextEncoder().encode(body)));
+  const actual = hex(crypto.sha256(new TextEncoder().encode(body)));
   if (actual !== match[1])
     throw new AuditFormatError(`the ${format} file's sha256 does not match its content`);
   let document: { format?: unknown; version?: unknown };
@@ -308,7 +345,7 @@ export async function exportBundle(
       id: Number(m.id),
       name: m.name,
       keyEpoch: Number(m.key_epoch),
-      genesis: toHex(genesisHash(crypto, Number(m.id))),
+      genesis: hex(genesisHash(crypto, Number(m.id))),
     })),
     records: rows.map((r) => {
       const out: BundleRecord = {
@@ -317,12 +354,12 @@ export async function exportBundle(
         kind: Number(r.kind),
         recordedAt: new Date(r.recorded_at).toISOString(),
         redacted: r.redacted === true,
-        bytes: toHex(r.bytes),
-        link: toHex(r.link),
+        bytes: hex(r.bytes),
+        link: hex(r.link),
       };
       if (r.seq > 1 && !have.has(`${r.meter_id}:${r.seq - 1}`)) {
         const link = previous.get(`${r.meter_id}:${r.seq}`);
-        out.previousLink = link ? toHex(link) : null;
+        out.previousLink = link ? hex(link) : null;
       }
       return out;
     }),
@@ -332,13 +369,13 @@ export async function exportBundle(
       epoch: Number(s.epoch),
       firstSeq: Number(s.first_seq),
       lastSeq: Number(s.last_seq),
-      frame: toHex(s.frame),
+      frame: hex(s.frame),
     })),
     gaps: gaps.map((g) => ({ meterId: Number(g.meter_id), from: Number(g.from_seq), to: Number(g.to_seq) })),
     authorisations: authorisations.map((a) => ({
       meterId: Number(a.meter_id),
       seq: Number(a.seq),
-      recordSha256: toHex(a.record_sha256),
+      recordSha256: hex(a.record_sha256),
       finding: a.finding,
       username: a.username,
       reason: a.reason,
@@ -357,16 +394,29 @@ export interface AuditOptions {
   now?: () => Date;
 }
 
-/** Checks every chain link and every kept frame's MAC of the bundle; never throws on a bad record. */
+/**
+ * Checks every chain link and every kept frame's MAC of the bundle: a record that fails is a
+ * finding, never an exception. A bundle of the wrong shape throws AuditFormatError.
+ */
 export function auditBundle(bundle: Bundle, options: AuditOptions): AuditReport {
   const { keystore, crypto } = options;
+  checkBundle(bundle);
   const now = options.now ?? (() => new Date());
   const startedAt = now();
   const started = performance.now();
   const findings = new Map<string, AuditFinding>();
   const recordsByKey = new Map<string, BundleRecord>();
   for (const r of bundle.records) recordsByKey.set(`${r.meterId}:${r.seq}`, r);
-  const hashOf = (r: BundleRecord) => toHex(crypto.sha256(fromHex(r.bytes)));
+  // Each record's bytes and link decoded once.
+  const decoded = new Map<BundleRecord, { bytes: Uint8Array; link: Uint8Array }>();
+  bundle.records.forEach((r, i) => {
+    const link = hexBytes(r.link, `records[${i}].link`);
+    if (link.length !== 32) throw new AuditFormatError(`records[${i}].link is not 32 bytes`);
+    decoded.set(r, { bytes: hexBytes(r.bytes, `records[${i}].bytes`), link });
+  });
+  const bytesOf = (r: BundleRecord) => (decoded.get(r) as { bytes: Uint8Array }).bytes;
+  const linkOf = (r: BundleRecord) => (decoded.get(r) as { link: Uint8Array }).link;
+  const hashOf = (r: BundleRecord) => hex(crypto.sha256(bytesOf(r)));
   const find = (r: BundleRecord, finding: Finding, detail: string) => {
     const key = `${r.meterId}:${r.seq}`;
     // The first finding of a record is kept: a chain break explains the MAC check that follows.
@@ -406,10 +456,10 @@ export function auditBundle(bundle: Bundle, options: AuditOptions): AuditReport 
     if (r.seq === 1) previous = genesisHash(crypto, r.meterId);
     else {
       const before = recordsByKey.get(`${r.meterId}:${r.seq - 1}`);
-      previous = before ? fromHex(before.link) : r.previousLink ? fromHex(r.previousLink) : null;
+      previous = before ? linkOf(before) : r.previousLink ? hexBytes(r.previousLink, 'previousLink') : null;
     }
     if (previous === null) continue; // the record before is not held: a gap, reported below
-    if (!bytesEqual(chainLink(crypto, previous, fromHex(r.bytes)), fromHex(r.link))) {
+    if (!bytesEqual(chainLink(crypto, previous, bytesOf(r)), linkOf(r))) {
       chainBreaks++;
       s.chainBreaks++;
       find(r, 'chain-break', `link of record ${r.seq} is not SHA-256(link ${r.seq - 1} || its bytes)`);
@@ -440,7 +490,7 @@ export function auditBundle(bundle: Bundle, options: AuditOptions): AuditReport 
       let records: Uint8Array[];
       let links: Uint8Array[];
       try {
-        const { header, body } = openFrame(crypto, key, fromHex(set.frame));
+        const { header, body } = openFrame(crypto, key, hexBytes(set.frame, `frame ${set.frameSeq}`));
         if (
           header.type !== FrameType.Records ||
           header.meterId !== set.meterId ||
@@ -462,8 +512,8 @@ export function auditBundle(bundle: Bundle, options: AuditOptions): AuditReport 
       }
       for (const r of inBundle) {
         const i = r.seq - set.firstSeq;
-        const sameBytes = r.redacted || bytesEqual(records[i], fromHex(r.bytes));
-        if (!sameBytes || !bytesEqual(links[i], fromHex(r.link))) {
+        const sameBytes = r.redacted || bytesEqual(records[i], bytesOf(r));
+        if (!sameBytes || !bytesEqual(links[i], linkOf(r))) {
           notInSet++;
           summary(r.meterId).macFailures++;
           find(
