@@ -21,6 +21,7 @@ import {
   TestMeter,
 } from '../../sim/fleet/platform';
 import { buildConsole } from '../../tools/buildConsole';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'console');
@@ -105,7 +106,7 @@ describe('operator console in headless Chromium', function () {
       logger: quietLogger,
       consolePollMs: 200,
       operators: { scrypt: { logN: 10, r: 8, p: 1 } },
-      phone: { gatewaySecret: TEST_GATEWAY_SECRET },
+      phone: { gatewaySecret: TEST_GATEWAY_SECRET, paymentProvider: new PaymentSimulator() },
     });
     for (const role of ['viewer', 'operator', 'supervisor', 'admin'] as Role[]) {
       const username = `${role}-${randomBytes(3).toString('hex')}`;

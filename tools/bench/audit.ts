@@ -16,6 +16,7 @@ import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
 import { keystoreFromHex } from '../../platform-server/keys/keystore';
 import { createPlatform } from '../../platform-server/platform';
 import { quietLogger, TestMeter } from '../../sim/fleet/platform';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 export const description =
   'audit of stored records: export, bundle hash, chain links and set MACs, records per second';
@@ -35,7 +36,7 @@ export async function run(args: string[]): Promise<void> {
     httpLogger: false,
     logger: quietLogger,
     masterKey: master,
-    phone: { gatewaySecret: 'bench gateway secret, never deployed' },
+    phone: { gatewaySecret: 'bench gateway secret, never deployed', paymentProvider: new PaymentSimulator() },
   });
   try {
     for (let m = 0; m < meterCount; m++) {

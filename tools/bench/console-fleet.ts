@@ -13,6 +13,7 @@ import { encodeStatusMessage, STATUS_FRAME } from '../../protocol/status';
 import { uplinkTopic } from '../../protocol/topics';
 import { crypto, TEST_GATEWAY_SECRET, TestMeter } from '../../sim/fleet/platform';
 import { buildConsole } from '../buildConsole';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 export const description =
   '10,000-meter fleet in Chromium: summary query, first render, update latency, search, JS heap';
@@ -47,7 +48,7 @@ export async function run(args: string[]): Promise<void> {
     httpLogger: false,
     logger: { info() {}, warn() {}, error() {} },
     consolePollMs: pollMs,
-    phone: { gatewaySecret: TEST_GATEWAY_SECRET },
+    phone: { gatewaySecret: TEST_GATEWAY_SECRET, paymentProvider: new PaymentSimulator() },
   });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
