@@ -349,6 +349,8 @@ export async function startPlatform(
       httpLogger: false,
       logger: quietLogger,
       ...config,
+      // A test's own phone settings go on top of the backend's (its payment provider included).
+      phone: { ...fresh.config.phone, ...config.phone },
     });
     return { platform, drop: fresh.drop };
   } catch (error) {
