@@ -17,7 +17,6 @@ import { describeTarget, type MeterTarget, meterTargetSchema } from '../fleet/ta
 import type { OperatorGuard } from '../operators/service';
 import type { FirmwareService } from './service';
 
-const HEX = '^([0-9a-f]{2})+$';
 
 const uploadBody = {
   type: 'object',
@@ -28,7 +27,8 @@ const uploadBody = {
     notes: { type: 'string', maxLength: 2000 },
     /** The image, base64. */
     image: { type: 'string', contentEncoding: 'base64', maxLength: 4 * 1024 * 1024 },
-    signature: { type: 'string', pattern: HEX, minLength: 128, maxLength: 128 },
+    /** The Ed25519 signature, 64 bytes in hex. */
+    signature: { type: 'string', pattern: '^[0-9a-f]{128}$' },
   },
   additionalProperties: false,
 } as const;

@@ -13,6 +13,7 @@ import { LoginLimits } from '../../platform-server/phone/security';
 import { SimulatedSmsSender } from '../../platform-server/fleet/callIn';
 import { type Backend, operatorLogin, randomMeterId, startPlatform } from './platform';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
+import { ed25519 } from '@noble/curves/ed25519';
 
 type Schema = {
   type?: string | string[];
@@ -769,6 +770,8 @@ export async function fuzzPlatform(
     // A platform without an SMS sender answers call-in with 503 no-sms-sender (a service not set
     // up, by design): with the simulator the route's own input handling is what gets fuzzed.
     smsSender: new SimulatedSmsSender(),
+    // Likewise a release key, so that image uploads are checked rather than refused with 503.
+    firmwareReleaseKey: ed25519.getPublicKey(ed25519.utils.randomPrivateKey()),
   });
   try {
     const meterId = randomMeterId();
