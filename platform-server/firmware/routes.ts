@@ -17,7 +17,6 @@ import { describeTarget, type MeterTarget, meterTargetSchema } from '../fleet/ta
 import type { OperatorGuard } from '../operators/service';
 import type { FirmwareService } from './service';
 
-
 const uploadBody = {
   type: 'object',
   required: ['version', 'target', 'image', 'signature'],
