@@ -30,6 +30,27 @@ export const meterTargetSchema = {
   ],
 } as const;
 
+/** The body of a push to a target: `{ target }`. */
+export const targetBodySchema = {
+  type: 'object',
+  required: ['target'],
+  properties: { target: meterTargetSchema },
+  additionalProperties: false,
+} as const;
+
+/** Each meter a push went to: the sequence number of its downlink, or why none was sent. */
+export const pushedMetersSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    properties: {
+      meterId: { type: 'integer' },
+      downlinkSeq: { type: 'integer' },
+      error: { type: 'string' },
+    },
+  },
+} as const;
+
 /** A target naming meters that are not registered. */
 export class UnknownMetersError extends RequestRefused {
   override readonly name: string = 'UnknownMetersError';

@@ -13,7 +13,13 @@ import type { FastifyPluginAsync } from 'fastify';
 import { PARAMETER_RULES } from '../../protocol/parameters';
 import { errorResponses, sendError, sendRefusal } from '../core/errors';
 import { meterIdParams, object, u32 } from '../core/schemas';
-import { describeTarget, type MeterTarget, meterTargetSchema } from '../fleet/targets';
+import {
+  describeTarget,
+  type MeterTarget,
+  meterTargetSchema,
+  pushedMetersSchema,
+  targetBodySchema,
+} from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
 import type { ParameterService } from './service';
 
@@ -128,26 +134,11 @@ export const parameterRoutes: FastifyPluginAsync<ParameterRoutesOptions> = async
       schema: {
         summary: 'Push a parameter set (0x89) to listed meters, an area or the fleet',
         params: versionParams,
-        body: {
-          type: 'object',
-          required: ['target'],
-          properties: { target: meterTargetSchema },
-          additionalProperties: false,
-        },
+        body: targetBodySchema,
         response: {
           202: object({
             version: { type: 'integer' },
-            meters: {
-              type: 'array',
-              items: {
-                type: 'object',
-                properties: {
-                  meterId: { type: 'integer' },
-                  downlinkSeq: { type: 'integer' },
-                  error: { type: 'string' },
-                },
-              },
-            },
+            meters: pushedMetersSchema,
           }),
           ...errorResponses(400, 401, 403, 404),
         },

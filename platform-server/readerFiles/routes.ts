@@ -13,7 +13,13 @@ import type { FastifyPluginAsync } from 'fastify';
 import { MAX_READER_FILE, READER_FILE_KINDS } from '../../protocol/readerFiles';
 import { errorResponses, sendError, sendRefusal } from '../core/errors';
 import { meterIdParams, nullableTime, object, time, u32 } from '../core/schemas';
-import { describeTarget, type MeterTarget, meterTargetSchema } from '../fleet/targets';
+import {
+  describeTarget,
+  type MeterTarget,
+  meterTargetSchema,
+  pushedMetersSchema,
+  targetBodySchema,
+} from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
 import type { ReaderFileService } from './service';
 
@@ -178,27 +184,12 @@ export const readerFileRoutes: FastifyPluginAsync<ReaderFileRoutesOptions> = asy
         summary:
           'Push a reader file (0x8B offer, then chunks as each meter asks) to listed meters, an area or the fleet',
         params: fileParams,
-        body: {
-          type: 'object',
-          required: ['target'],
-          properties: { target: meterTargetSchema },
-          additionalProperties: false,
-        },
+        body: targetBodySchema,
         response: {
           202: object({
             name: { type: 'string' },
             version: { type: 'integer' },
-            meters: {
-              type: 'array',
-              items: {
-                type: 'object',
-                properties: {
-                  meterId: { type: 'integer' },
-                  downlinkSeq: { type: 'integer' },
-                  error: { type: 'string' },
-                },
-              },
-            },
+            meters: pushedMetersSchema,
           }),
           ...errorResponses(400, 401, 403, 404),
         },
