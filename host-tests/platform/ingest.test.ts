@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { toHex } from '../../protocol/bytes';
 import { FrameType } from '../../protocol/frame';
+import { encodeTimeRequest, TIME_ANSWER_DOWNLINK, TIME_REQUEST_UPLINK, TimeState } from '../../protocol/time';
+import { until } from '../support/until';
 import { encodeCbor } from '../../protocol/cbor';
 import { encodeRecord, RecordKind } from '../../protocol/records';
 import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
@@ -138,6 +140,49 @@ forEachBackend('ingest', (backend) => {
       meter: meter.rows[0],
     };
   }
+
+  it("keeps taking a meter's frames while a routed frame's follow-up publishes its answer on the same connection", async () => {
+    const meter = await newMeter();
+    const downlinkTypes: number[] = [];
+    const link = new NodeMqttLink({
+      url: platform.brokerUrl,
+      clientId: `parklink-meter-${meter.id}`,
+      ...platform.meterMqttCredentials(meter.id),
+      cleanSession: backend.real,
+    });
+    link.open({
+      onConnect() {},
+      onDisconnect() {},
+      onMessage(topic, payload) {
+        if (topic === downlinkTopic(meter.id)) downlinkTypes.push(payload[1]);
+      },
+    });
+    try {
+      await link.waitConnected();
+      await link.subscribeAsync(downlinkTopic(meter.id));
+      // A time request: its follow-up seals the 0x88 answer and waits for the broker to take it, which
+      // it does over ingest's own connection.
+      const request = encodeTimeRequest({ id: 7, t1: Date.now(), state: TimeState.Unset });
+      await link.publishAsync(
+        uplinkTopic(meter.id),
+        meter.frame(0, 0, { type: TIME_REQUEST_UPLINK, body: request }),
+      );
+      meter.transactions(1);
+      await link.publishAsync(uplinkTopic(meter.id), meter.frame(1, 1));
+      await until(
+        async () => (await count('records', meter.id)) === 1,
+        'the set sent after the time request to be stored',
+        15_000,
+      );
+      await until(
+        () => downlinkTypes.includes(TIME_ANSWER_DOWNLINK) && downlinkTypes.includes(FrameType.Ack),
+        'the time answer and the ack',
+        15_000,
+      );
+    } finally {
+      await link.closeAsync();
+    }
+  });
 
   it('stores a valid set once and acknowledges it with the last seq and its link', async () => {
     const meter = await newMeter();

@@ -252,7 +252,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // while it is stored and a batch gathers many meters' sets; past maxQueuedFrames the PUBACK waits
     // for the set's own batch, and the broker holds the rest. A set lost from memory (a crash) is not
     // lost: the meter keeps it on flash and sends it again until the platform's 0x81 ack. Other frame
-    // types go to their feature one at a time, PUBACK after.
+    // types go to their feature one at a time, PUBACK once the transaction that accepts it is over:
+    // not after its follow-up, which may publish a downlink and wait for the broker's PUBACK on this
+    // very connection, whose incoming packets wait for `done`.
     client.handleMessage = (packet, done) => {
       const payload = packet.payload;
       const bytes =
@@ -260,13 +262,15 @@ export class Ingest extends EventEmitter<IngestEvents> {
           ? new TextEncoder().encode(payload)
           : new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
       const routed = bytes.length > 1 && bytes[1] !== FrameType.Records;
-      const handled = this.track<unknown>(this.handleUplink(packet.topic, bytes));
-      if (!routed && this.queue.length < this.maxQueuedFrames) done();
-      else
-        handled.then(
-          () => done(),
-          () => done(),
-        );
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        done();
+      };
+      const handled = this.track<unknown>(this.handleUplink(packet.topic, bytes, release));
+      if (!routed && this.queue.length < this.maxQueuedFrames) release();
+      else handled.then(release, release);
     };
     client.on('error', (error) => this.logger.error({ err: error }, 'ingest MQTT error'));
     await new Promise<void>((resolve, reject) => {
@@ -315,9 +319,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
    * Processes one uplink message of any type; never throws. It passes the gate's checks first
    * (verify.ts, no transaction). A record set then waits for the next batch (at once when the
    * database is idle); the promise settles when its batch is committed or it is refused. A frame of
-   * a routed type goes to its handler in the transaction that accepts it.
+   * a routed type goes to its handler in the transaction that accepts it; `committed` is called once
+   * that transaction is over, before the handler's follow-up.
    */
-  handleUplink(topic: string, frame: Uint8Array): Promise<IngestOutcome> {
+  handleUplink(topic: string, frame: Uint8Array, committed?: () => void): Promise<IngestOutcome> {
     let verified: VerifiedUplink | Promise<VerifiedUplink>;
     try {
       verified = this.meters.verify(topic, frame, this.uplinkTypes);
@@ -326,16 +331,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
     if (verified instanceof Promise) {
       return verified.then(
-        (v) => this.dispatch(v, frame),
+        (v) => this.dispatch(v, frame, committed),
         (error) => this.refused({ topic, header: headerOf(frame) }, error, topicMeterOf(topic)),
       );
     }
-    return this.dispatch(verified, frame);
+    return this.dispatch(verified, frame, committed);
   }
 
-  private dispatch(frame: VerifiedUplink, sealed: Uint8Array): Promise<IngestOutcome> {
+  private dispatch(
+    frame: VerifiedUplink,
+    sealed: Uint8Array,
+    committed?: () => void,
+  ): Promise<IngestOutcome> {
     const handler = this.routes.get(frame.header.type);
-    if (handler) return this.handleRouted(frame, handler);
+    if (handler) return this.handleRouted(frame, handler, committed);
     return new Promise((settle) => {
       this.queue.push({ topic: frame.topic, header: frame.header, body: frame.body, sealed, settle });
       this.pump();
@@ -346,7 +355,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
    * A routed frame: under the meter's row lock, the epoch and window checked again, the handler run,
    * the window advanced, all in one transaction; then the handler's follow-up.
    */
-  private async handleRouted(frame: VerifiedUplink, handler: UplinkHandler): Promise<IngestOutcome> {
+  private async handleRouted(
+    frame: VerifiedUplink,
+    handler: UplinkHandler,
+    committed?: () => void,
+  ): Promise<IngestOutcome> {
     const { meterId, header } = frame;
     const after: { followUp?: () => Promise<void>; epochMoved?: boolean } = {};
     try {
@@ -381,6 +394,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
     if (after.epochMoved) this.meters.forget(meterId);
     else this.meters.accepted(meterId, header.seq);
+    committed?.();
     if (after.followUp) {
       try {
         await after.followUp();
