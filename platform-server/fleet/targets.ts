@@ -30,6 +30,13 @@ export const meterTargetSchema = {
   ],
 } as const;
 
+/** The body of a question about a target, `{ target? }`: without one, the fleet. */
+export const optionalTargetBodySchema = {
+  type: 'object',
+  properties: { target: meterTargetSchema },
+  additionalProperties: false,
+} as const;
+
 /** The body of a push to a target: `{ target }`. */
 export const targetBodySchema = {
   type: 'object',

@@ -16,9 +16,9 @@ import { meterIdParams, object, u32 } from '../core/schemas';
 import {
   describeTarget,
   type MeterTarget,
-  meterTargetSchema,
   pushedMetersSchema,
   targetBodySchema,
+  optionalTargetBodySchema,
 } from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
 import type { ParameterService } from './service';
@@ -166,11 +166,7 @@ export const parameterRoutes: FastifyPluginAsync<ParameterRoutesOptions> = async
       schema: {
         summary:
           'Meters of a target (default the fleet) not running the latest set, or changed locally since',
-        body: {
-          type: 'object',
-          properties: { target: meterTargetSchema },
-          additionalProperties: false,
-        },
+        body: optionalTargetBodySchema,
         response: {
           200: object({
             latest: { type: 'integer', nullable: true },

@@ -16,9 +16,9 @@ import { meterIdParams, nullableTime, object, time, u32 } from '../core/schemas'
 import {
   describeTarget,
   type MeterTarget,
-  meterTargetSchema,
   pushedMetersSchema,
   targetBodySchema,
+  optionalTargetBodySchema,
 } from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
 import type { ReaderFileService } from './service';
@@ -218,11 +218,7 @@ export const readerFileRoutes: FastifyPluginAsync<ReaderFileRoutesOptions> = asy
       schema: {
         summary:
           'Meters of a target (default the fleet) not reporting the latest version of a reader file pushed to them',
-        body: {
-          type: 'object',
-          properties: { target: meterTargetSchema },
-          additionalProperties: false,
-        },
+        body: optionalTargetBodySchema,
         response: {
           200: object({
             meters: {
