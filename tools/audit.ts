@@ -18,12 +18,11 @@ import {
   sealDocument,
 } from '../platform-server/audit/audit';
 import { AuthorisationRefused, authoriseFinding } from '../platform-server/audit/authorisations';
-import { type Database, openDatabase } from '../platform-server/core/db';
-import { migrate } from '../platform-server/core/migrations';
 import { nodeCrypto } from '../platform-server/core/nodeCrypto';
 import { type Keystore, loadKeystore } from '../platform-server/keys/keystore';
 import { OperatorError, Operators } from '../platform-server/operators/service';
 import type { Io } from './parklink';
+import { openPlatformDatabase } from './platformDatabase';
 import { UsageError } from './usageError';
 
 const OK = 0;
@@ -70,19 +69,6 @@ function selectionOf(values: {
   return selection;
 }
 
-async function database(env: NodeJS.ProcessEnv, io: Io): Promise<Database | undefined> {
-  if (!env.DATABASE_URL && !env.PARKLINK_DATA_DIR)
-    throw new UsageError('set DATABASE_URL (or PARKLINK_DATA_DIR) to the platform database');
-  try {
-    const db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
-    await migrate(db);
-    return db;
-  } catch (error) {
-    io.err(`parklink: cannot open the database: ${(error as Error).message}`);
-    return undefined;
-  }
-}
-
 async function keystoreOf(env: NodeJS.ProcessEnv, io: Io): Promise<Keystore | undefined> {
   let config: ReturnType<typeof configFromEnv>;
   try {
@@ -110,7 +96,7 @@ async function exportCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Pr
   });
   if (!values.out) throw new UsageError('--out FILE is required');
   const selection = selectionOf(values);
-  const db = await database(env, io);
+  const db = await openPlatformDatabase(env, io);
   if (!db) return UNREADABLE;
   try {
     const bundle = await exportBundle(db, nodeCrypto, selection);
@@ -171,7 +157,7 @@ async function verifyCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Pr
       return UNREADABLE;
     }
   } else {
-    const db = await database(env, io);
+    const db = await openPlatformDatabase(env, io);
     if (!db) return UNREADABLE;
     try {
       bundle = await exportBundle(db, nodeCrypto, selection);
@@ -238,7 +224,7 @@ async function authoriseCommand(args: string[], io: Io, env: NodeJS.ProcessEnv):
     if (!io.promptHidden) throw new UsageError('no terminal to ask for the password: use --password-stdin');
     password = await io.promptHidden(`password for ${values.supervisor}: `);
   }
-  const db = await database(env, io);
+  const db = await openPlatformDatabase(env, io);
   if (!db) return UNREADABLE;
   try {
     // The supervisor signs in as on the API (failed attempts counted and audited); the session

@@ -52,8 +52,7 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseInstant, Tariff, TariffError, TimeZoneError } from '../protocol/tariff';
-import { openDatabase } from '../platform-server/core/db';
-import { migrate } from '../platform-server/core/migrations';
+import { openPlatformDatabase } from './platformDatabase';
 import { OperatorError, Operators, ROLES, type Role } from '../platform-server/operators/service';
 import { BrokerCredentials, mosquittoPasswordFile } from '../platform-server/core/brokerAuth';
 import { configFromEnv } from '../platform-server/config';
@@ -219,14 +218,8 @@ async function operatorCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): 
       return ExitCode.refused;
     }
   }
-  let db: Awaited<ReturnType<typeof openDatabase>>;
-  try {
-    db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
-    await migrate(db);
-  } catch (error) {
-    io.err(`parklink: cannot open the database: ${(error as Error).message}`);
-    return ExitCode.unreadable;
-  }
+  const db = await openPlatformDatabase(env, io);
+  if (!db) return ExitCode.unreadable;
   try {
     const operator = await new Operators(db).create(
       { username: positionals[0], role, password, displayName: values.name },
@@ -247,16 +240,8 @@ async function operatorCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): 
 async function resetMfaCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Promise<number> {
   const { positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: {} });
   if (positionals.length !== 1) throw new UsageError('give one USERNAME');
-  if (!env.DATABASE_URL && !env.PARKLINK_DATA_DIR)
-    throw new UsageError('set DATABASE_URL (or PARKLINK_DATA_DIR) to the platform database');
-  let db: Awaited<ReturnType<typeof openDatabase>>;
-  try {
-    db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
-    await migrate(db);
-  } catch (error) {
-    io.err(`parklink: cannot open the database: ${(error as Error).message}`);
-    return ExitCode.unreadable;
-  }
+  const db = await openPlatformDatabase(env, io);
+  if (!db) return ExitCode.unreadable;
   try {
     await new Operators(db).resetTotp(positionals[0], {
       id: null,
@@ -284,19 +269,15 @@ async function brokerCommand(args: string[], io: Io, env: NodeJS.ProcessEnv): Pr
       'set the master key (PARKLINK_MASTER_KEY, PARKLINK_KEYSTORE_FILE or PARKLINK_HSM_MODULE)',
     );
   let keystore: Awaited<ReturnType<typeof loadKeystore>>;
-  let db: Awaited<ReturnType<typeof openDatabase>>;
   try {
     keystore = await loadKeystore(config);
   } catch (error) {
     io.err(`parklink: cannot open the keystore: ${(error as Error).message}`);
     return ExitCode.unreadable;
   }
-  try {
-    db = await openDatabase({ url: env.DATABASE_URL, dataDir: env.PARKLINK_DATA_DIR });
-    await migrate(db);
-  } catch (error) {
+  const db = await openPlatformDatabase(env, io);
+  if (!db) {
     keystore.close();
-    io.err(`parklink: cannot open the database: ${(error as Error).message}`);
     return ExitCode.unreadable;
   }
   const credentials = new BrokerCredentials(keystore);
