@@ -91,18 +91,7 @@ export class ModdableMqttLink implements MqttLink {
     if (!on) {
       if (this.#off) return;
       this.#off = true;
-      Timer.clear(this.#retry);
-      this.#retry = undefined;
-      const client = this.#client;
-      const wasConnected = this.#connected;
-      this.#client = undefined;
-      this.#connected = false;
-      try {
-        client?.close();
-      } catch {
-        // already closed
-      }
-      if (wasConnected) this.#events?.onDisconnect();
+      this.#drop();
     } else if (this.#off) {
       this.#off = false;
       this.#backoff = this.#options.minBackoffMs ?? 1_000;
@@ -118,6 +107,13 @@ export class ModdableMqttLink implements MqttLink {
   setEndpoint(endpoint: BrokerEndpoint): void {
     this.#endpoint = { host: endpoint.host, port: endpoint.port };
     if (!this.#events || this.#off) return;
+    this.#drop();
+    this.#backoff = this.#options.minBackoffMs ?? 1_000;
+    this.#connect();
+  }
+
+  /** Stops any retry and closes the connection, telling the events when it was up. */
+  #drop(): void {
     Timer.clear(this.#retry);
     this.#retry = undefined;
     const client = this.#client;
@@ -130,8 +126,6 @@ export class ModdableMqttLink implements MqttLink {
       // already closed
     }
     if (wasConnected) this.#events?.onDisconnect();
-    this.#backoff = this.#options.minBackoffMs ?? 1_000;
-    this.#connect();
   }
 
   #connect(): void {
