@@ -325,13 +325,7 @@ export class FirmwareService {
   onUplink: UplinkHandler = async ({ meterId, body }, tx) => {
     const p = decodeFirmwareProgress(body);
     const current = await this.#record(tx, meterId, p);
-    return async () => {
-      // Not awaited: publishing waits for the broker's PUBACK, which arrives on the connection
-      // whose input is held until this frame's handling returns.
-      this.#respond(meterId, p, current).catch((error: unknown) =>
-        this.#d.logger?.error({ err: error, meterId }, 'firmware progress not answered'),
-      );
-    };
+    return () => this.#respond(meterId, p, current);
   };
 
   /** A meter's progress handed in decoded (tests, a handheld's report): recorded, then answered. */

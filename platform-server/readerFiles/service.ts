@@ -312,13 +312,8 @@ export class ReaderFileService {
         [meterId, held.name, held.version],
       );
     const pending = await this.#pending(tx, meterId);
-    return async () => {
-      // Not awaited: the publish's PUBACK comes in on the connection whose input waits for this
-      // uplink's handler. A chunk or offer lost is sent again at the meter's next report or push.
-      this.#followUp(meterId, report, pending).catch((error) =>
-        this.#d.logger?.warn({ err: error, meterId }, 'reader file chunk or offer not sent'),
-      );
-    };
+    // A chunk or offer lost is sent again at the meter's next report or push.
+    return () => this.#followUp(meterId, report, pending);
   };
 
   async #followUp(
