@@ -225,7 +225,7 @@ export function waitForEvent<T>(
 // ---- Backends ---------------------------------------------------------------------------------
 
 export const CI = process.env.CI === 'true';
-const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const ADMIN_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const TEST_MQTT_URL = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 
 export interface Backend {

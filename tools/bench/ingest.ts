@@ -13,9 +13,6 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ChildProcess, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
@@ -29,12 +26,19 @@ import { toHex } from '../../protocol/bytes';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
+import {
+  checkpoint,
+  cpuSeconds,
+  freshDatabase,
+  type Instance,
+  startInstance,
+  stopInstance,
+} from '../../sim/fleet/processes';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
 export const description =
   'verified records/s into PostgreSQL through the broker, one and two instances, against COPY of the same rows';
 
-const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const MASTER_KEY = '5a'.repeat(32);
 const FIRST_METER = 7_000_000;
 const silent = { info() {}, warn() {}, error() {} };
@@ -42,25 +46,6 @@ const silent = { info() {}, warn() {}, error() {} };
 function option(args: string[], name: string, fallback: string): string {
   const found = args.find((a) => a.startsWith(`--${name}=`));
   return found ? found.slice(name.length + 3) : fallback;
-}
-
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-/** A fresh database on the real server; drop() removes it. */
-async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `parklink_bench_${randomBytes(6).toString('hex')}`;
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
 interface Fleet {
@@ -157,36 +142,6 @@ interface PhaseResult {
   cpuPerRecord?: number;
 }
 
-/** User + system CPU seconds of a process so far (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
-
-/** One platform instance as production runs it: its own process, platform-server/main.ts, configured by environment. */
-async function startInstance(env: Record<string, string>, nodeFlags: string[]): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL('../../platform-server/main.ts', import.meta.url)), [], {
-    execArgv: ['--import', './tools/ts-register.js', '--no-warnings', ...nodeFlags],
-    env: { ...process.env, PARKLINK_PHONE_GATEWAY: '0', ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`platform instance exited (${code}) before it was ready`)));
-  });
-  child.removeAllListeners('exit');
-  return child;
-}
-
-async function stopInstance(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
-
 /** Platform instances in their own processes on the real PostgreSQL and Mosquitto. */
 async function realPhase(
   instances: number,
@@ -195,7 +150,7 @@ async function realPhase(
   nodeFlags: string[],
 ): Promise<PhaseResult> {
   const database = await freshDatabase();
-  const children: ChildProcess[] = [];
+  const children: Instance[] = [];
   try {
     const db = await openDatabase({ url: database.url, maxConnections: 1 });
     try {
@@ -217,9 +172,9 @@ async function realPhase(
       LOG_LEVEL: 'warn',
     };
     for (let i = 0; i < instances; i++) children.push(await startInstance(env, nodeFlags));
-    const cpuBefore = children.map((c) => cpuSeconds(c.pid as number));
+    const cpuBefore = children.map((c) => cpuSeconds(c.child.pid as number));
     const seconds = await drive(TEST_MQTT_URL, fleet);
-    const cpu = children.reduce((sum, c, i) => sum + cpuSeconds(c.pid as number) - cpuBefore[i], 0);
+    const cpu = children.reduce((sum, c, i) => sum + cpuSeconds(c.child.pid as number) - cpuBefore[i], 0);
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
@@ -407,7 +362,7 @@ export async function run(args: string[]): Promise<void> {
   // median of three, each into a fresh database after a CHECKPOINT.
   const copies: number[] = [];
   for (let i = 0; i < 3; i++) {
-    await admin('CHECKPOINT');
+    await checkpoint();
     copies.push(await copyPhase(fleet));
   }
   copies.sort((a, b) => a - b);

@@ -1,0 +1,172 @@
+// The processes a load run stands up beside itself, as production runs them: platform instances
+// (platform-server/main.ts, configured by environment, each its own process), a Mosquitto broker with
+// the deployment's password file and ACL, a fresh database on the real PostgreSQL, and what /proc
+// says of their CPU and memory.
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { ADMIN_DATABASE_URL } from './platform';
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A CHECKPOINT on the real server (before a measured COPY). */
+export const checkpoint = () => admin('CHECKPOINT');
+
+/** A fresh database on the real server; drop() removes it. */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `parklink_bench_${randomBytes(6).toString('hex')}`;
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
+
+/** User + system CPU seconds of a process so far (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident memory of a process, bytes (Linux /proc). */
+export function residentBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!kb) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(kb[1]) * 1024;
+}
+
+export interface Instance {
+  child: ChildProcess;
+  /** The HTTP address it listens on. */
+  http: string;
+}
+
+/** One platform instance as production runs it: its own process, platform-server/main.ts, configured by environment. */
+export async function startInstance(
+  env: Record<string, string>,
+  nodeFlags: string[] = [],
+): Promise<Instance> {
+  const child = fork(fileURLToPath(new URL('../../platform-server/main.ts', import.meta.url)), [], {
+    execArgv: ['--import', './tools/ts-register.js', '--no-warnings', ...nodeFlags],
+    env: { ...process.env, PARKLINK_PHONE_GATEWAY: '0', ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const http = await new Promise<string>((resolve, reject) => {
+    child.once('message', (message) => resolve((message as { http: string }).http));
+    child.once('exit', (code) => reject(new Error(`platform instance exited (${code}) before it was ready`)));
+  });
+  child.removeAllListeners('exit');
+  return { child, http };
+}
+
+export async function stopInstance({ child }: Instance): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Broker {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Mosquitto on a loopback port of its own, as deploy/mosquitto/ configures it: no anonymous clients,
+ * `passwordFile` (from `npx parklink broker passwd`, or mosquittoPasswordFile) and the deployment's
+ * ACL (deploy/mosquitto/acl), without persistence and without TLS (loopback).
+ */
+export async function startMosquitto(passwordFile: string): Promise<Broker> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'parklink-mosquitto-'));
+  const port = await freePort();
+  writeFileSync(path.join(dir, 'passwd'), passwordFile, { mode: 0o600 });
+  const acl = readFileSync(fileURLToPath(new URL('../../deploy/mosquitto/acl', import.meta.url)), 'utf8');
+  writeFileSync(path.join(dir, 'acl'), acl, { mode: 0o600 });
+  writeFileSync(
+    path.join(dir, 'mosquitto.conf'),
+    [
+      'per_listener_settings false',
+      'allow_anonymous false',
+      `password_file ${path.join(dir, 'passwd')}`,
+      `acl_file ${path.join(dir, 'acl')}`,
+      'persistence false',
+      'max_queued_messages 1000',
+      'max_connections -1',
+      // Started as root, Mosquitto drops to its own user, which cannot read this private folder.
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
+      `listener ${port} 127.0.0.1`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('mosquitto', ['-c', path.join(dir, 'mosquitto.conf')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let errors = '';
+  child.stderr?.on('data', (chunk) => {
+    errors += chunk;
+  });
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${errors.trim()}`)));
+  });
+  // Ready once its port answers.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const open = await Promise.race([
+      new Promise<boolean>((resolve) => {
+        const socket = new Socket();
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+        socket.connect(port, '127.0.0.1');
+      }),
+      failed,
+    ]);
+    if (open) break;
+    if (Date.now() > deadline) throw new Error('mosquitto did not open its port in 10 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  failed.catch(() => {});
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    pid: child.pid as number,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
