@@ -28,7 +28,8 @@ describe('fleet load, a slice (real PostgreSQL, Mosquitto, the platform in its o
     const result = await runFleet({
       ...CITY,
       meters: 40,
-      seconds: 8,
+      seconds: 5,
+      renewalSeconds: 4,
       // A day in about five minutes: each meter reports and sells many times in the window.
       speed: 300,
       renewalsPerSecond: 4,

@@ -28,7 +28,7 @@ export interface FleetRunOptions {
   meters: number;
   /** Bays per meter. */
   bays: number;
-  /** Length of the measured window, seconds of wall clock. */
+  /** Length of the city's window, seconds of wall clock. */
   seconds: number;
   /** Simulated seconds per second: 1 is a city's real load; more compresses the day. */
   speed: number;
@@ -38,8 +38,9 @@ export interface FleetRunOptions {
   tapsPerDay: number;
   /** Sales per upload set. */
   setEvery: number;
-  /** Phone renewals per second (wall clock) during the window, and the drivers making them. */
+  /** Phone renewals per second (wall clock) during the evening peak that follows, and its length. */
   renewalsPerSecond: number;
+  renewalSeconds: number;
   drivers: number;
   /** Meters connecting per second while the fleet comes up. */
   connectPerSecond: number;
@@ -55,7 +56,8 @@ export const CITY: Omit<FleetRunOptions, 'log'> = {
   tapsPerDay: 50,
   setEvery: 10,
   renewalsPerSecond: 100,
-  drivers: 400,
+  renewalSeconds: 30,
+  drivers: 200,
   connectPerSecond: 1000,
 };
 
@@ -64,6 +66,13 @@ export interface Percentiles {
   p50: number;
   p99: number;
   max: number;
+}
+
+export interface WindowFigures {
+  seconds: number;
+  /** CPU during the window, in cores (1 = one core busy all the time). */
+  platformCores: number;
+  brokerCores: number;
 }
 
 export interface FleetRunResult {
@@ -79,9 +88,9 @@ export interface FleetRunResult {
   /** Resident memory before the fleet connected and at the end of the window, bytes. */
   brokerBytes: { before: number; after: number };
   platformBytes: { before: number; after: number };
-  /** Platform CPU during the window, in cores (1 = one core busy all the time). */
-  platformCores: number;
-  brokerCores: number;
+  /** The city's load alone, then with the renewals of an evening peak on top. */
+  city: WindowFigures;
+  peak: WindowFigures;
   /** Publish of a set → its ack at the meter, ms. */
   ackLatency: Percentiles;
   /** Publish of a status report → the meter's row in the console's live feed, ms. */
@@ -341,11 +350,7 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
     const renewalAnswers: number[] = [];
     const renewalsRefused: Record<string, number> = {};
     let renewalsRequested = 0;
-    const cpuBefore = cpuSeconds(platformPid);
-    const brokerCpuBefore = cpuSeconds(broker.pid);
-    const end = started + options.seconds * 1000;
-    const renewalInterval = options.renewalsPerSecond > 0 ? 1000 / options.renewalsPerSecond : Infinity;
-    let nextRenewal = started;
+    let nextRenewal = 0;
     let driverCursor = 0;
     const pendingRenewals: Promise<void>[] = [];
 
@@ -382,39 +387,55 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
       }
     };
 
-    while (performance.now() < end) {
-      const now = performance.now();
-      for (let i = 0; i < meters.length; i++) {
-        if (nextStatus[i] <= now) {
-          meters[i].status(Date.now(), (bay) => (meters[i].id + bay + Math.floor(now / 60_000)) % 3 === 0);
-          statusPublishedAt.set(meters[i].id, now);
-          statusSent++;
-          nextStatus[i] += statusEvery;
+    /** Runs the fleet's schedule for `seconds`, renewals at `renewalsPerSecond`; the CPU it cost. */
+    const runWindow = async (seconds: number, renewalsPerSecond: number): Promise<WindowFigures> => {
+      const from = performance.now();
+      const cpuBefore = cpuSeconds(platformPid);
+      const brokerCpuBefore = cpuSeconds(broker!.pid);
+      const until = from + seconds * 1000;
+      const renewalInterval = renewalsPerSecond > 0 ? 1000 / renewalsPerSecond : Number.POSITIVE_INFINITY;
+      nextRenewal = from;
+      while (performance.now() < until) {
+        const now = performance.now();
+        for (let i = 0; i < meters.length; i++) {
+          if (nextStatus[i] <= now) {
+            meters[i].status(Date.now(), (bay) => (meters[i].id + bay + Math.floor(now / 60_000)) % 3 === 0);
+            statusPublishedAt.set(meters[i].id, now);
+            statusSent++;
+            nextStatus[i] += statusEvery;
+          }
+          while (nextTap[i] <= now) {
+            meters[i].tap(Date.now(), options.setEvery);
+            taps++;
+            nextTap[i] += -Math.log(1 - Math.random()) * tapEvery;
+          }
         }
-        while (nextTap[i] <= now) {
-          meters[i].tap(Date.now(), options.setEvery);
-          taps++;
-          nextTap[i] += -Math.log(1 - Math.random()) * tapEvery;
+        while (nextRenewal <= now && drivers.length > 0) {
+          nextRenewal += renewalInterval;
+          for (let k = 0; k < drivers.length; k++) {
+            const driver = drivers[driverCursor++ % drivers.length];
+            if (driver.busy) continue;
+            pendingRenewals.push(renew(driver));
+            break;
+          }
         }
+        await new Promise((r) => setTimeout(r, 20));
       }
-      while (nextRenewal <= now && drivers.length > 0) {
-        nextRenewal += renewalInterval;
-        for (let k = 0; k < drivers.length; k++) {
-          const driver = drivers[driverCursor++ % drivers.length];
-          if (driver.busy) continue;
-          pendingRenewals.push(renew(driver));
-          break;
-        }
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const window = (performance.now() - started) / 1000;
-    const platformCores = (cpuSeconds(platformPid) - cpuBefore) / window;
-    const brokerCores = (cpuSeconds(broker.pid) - brokerCpuBefore) / window;
+      const elapsed = (performance.now() - from) / 1000;
+      return {
+        seconds: elapsed,
+        platformCores: (cpuSeconds(platformPid) - cpuBefore) / elapsed,
+        brokerCores: (cpuSeconds(broker!.pid) - brokerCpuBefore) / elapsed,
+      };
+    };
+
+    const city = await runWindow(options.seconds, 0);
+    log(`city load: ${city.seconds.toFixed(1)} s, ${taps} taps, ${statusSent} status reports`);
+    const peak = await runWindow(options.renewalSeconds, options.renewalsPerSecond);
+    log(`evening peak: ${peak.seconds.toFixed(1)} s, the same with ${renewalsRequested} renewals`);
     const connectionsHeld = meters.filter((m) => m.connected).length;
     const platformAfter = residentBytes(platformPid);
     const brokerAfter = residentBytes(broker.pid);
-    log(`window: ${window.toFixed(1)} s, ${taps} taps, ${statusSent} status reports`);
 
     // Drain: every set acknowledged (or the drain gives up), every renewal answered.
     await Promise.all(pendingRenewals);
@@ -449,8 +470,8 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
       statusStored,
       brokerBytes: { before: brokerBefore, after: brokerAfter },
       platformBytes: { before: platformBefore, after: platformAfter },
-      platformCores,
-      brokerCores,
+      city,
+      peak,
       ackLatency: percentiles(ackLatencies),
       feedLatency: percentiles(feedLatencies),
       renewalAnswer: percentiles(renewalAnswers),

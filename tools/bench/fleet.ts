@@ -4,7 +4,7 @@
 // and a Mosquitto of the run's own with the deployment's password file and ACL; the platform in its
 // own process. Renewals are paid through the payment simulator: no money moves.
 //
-//   npm run bench -- fleet --meters=10000 --seconds=120 --renewals=100 --drivers=400 --speed=1
+//   npm run bench -- fleet --meters=10000 --seconds=120 --renewals=100 --renewal-seconds=30 --drivers=200 --speed=1
 import { CITY, type FleetRunResult, type Percentiles, runFleet } from '../../sim/fleet/fleetRun';
 import { real } from '../../sim/fleet/platform';
 
@@ -30,7 +30,12 @@ export function report(r: FleetRunResult, log: (line: string) => void): void {
   const perMeter = (m: { before: number; after: number }) =>
     `${mib(m.before)} → ${mib(m.after)} MiB, ${((m.after - m.before) / r.metersConnected / 1024).toFixed(1)} KiB per meter`;
   log(`memory: broker ${perMeter(r.brokerBytes)}; platform ${perMeter(r.platformBytes)}`);
-  log(`CPU: platform ${r.platformCores.toFixed(3)} cores, broker ${r.brokerCores.toFixed(3)} cores`);
+  log(
+    `CPU, city load: platform ${r.city.platformCores.toFixed(3)} cores, broker ${r.city.brokerCores.toFixed(3)} cores`,
+  );
+  log(
+    `CPU, evening peak (renewals on top): platform ${r.peak.platformCores.toFixed(3)} cores, broker ${r.peak.brokerCores.toFixed(3)} cores`,
+  );
   log(`records: ${r.recordsSent} sent in ${r.setsSent} sets, ${r.recordsStored} stored`);
   log(`status reports: ${r.statusSent} sent, ${r.statusStored} stored`);
   log(`ingest lag (set published → ack at the meter): ${ms(r.ackLatency)}`);
@@ -52,13 +57,14 @@ export async function run(args: string[]): Promise<void> {
     seconds: option(args, 'seconds', CITY.seconds),
     speed: option(args, 'speed', CITY.speed),
     renewalsPerSecond: option(args, 'renewals', CITY.renewalsPerSecond),
+    renewalSeconds: option(args, 'renewal-seconds', CITY.renewalSeconds),
     drivers: option(args, 'drivers', CITY.drivers),
     connectPerSecond: option(args, 'connect-rate', CITY.connectPerSecond),
     log: (line: string) => console.log(line),
   };
   console.log(
     `${options.meters} meters × ${options.bays} bays, status every ${options.statusSeconds} s, ${options.tapsPerDay} taps/day, a set per ${options.setEvery} taps, ` +
-      `speed ×${options.speed}, ${options.renewalsPerSecond} renewals/s from ${options.drivers} drivers, ${options.seconds} s window; ` +
+      `speed ×${options.speed}; ${options.seconds} s of city load, then ${options.renewalSeconds} s with ${options.renewalsPerSecond} renewals/s from ${options.drivers} drivers; ` +
       'payments through the payment simulator (no money moves)',
   );
   report(await runFleet(options), (line) => console.log(line));
