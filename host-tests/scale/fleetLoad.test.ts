@@ -45,11 +45,7 @@ describe('fleet load, a slice (real PostgreSQL, Mosquitto, the platform in its o
     assert.ok(result.setsSent > 0 && result.statusSent > 0, 'the window sent sets and status reports');
     assert.equal(result.recordsStored, result.recordsSent, 'every record stored, none twice');
     assert.equal(result.statusStored, result.statusSent, 'every status report stored once');
-    assert.equal(
-      result.ackLatency.count,
-      result.setsSent + 6,
-      'every set acknowledged (the window and the pairing taps)',
-    );
+    assert.equal(result.recordsAcknowledged, result.recordsSent, 'every record acknowledged to its meter');
     assert.ok(result.renewalsRequested > 0);
     assert.deepEqual(result.renewalsRefused, {});
     assert.equal(result.renewalsApplied, result.renewalsRequested, 'every renewal applied at its meter');

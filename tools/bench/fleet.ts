@@ -36,7 +36,9 @@ export function report(r: FleetRunResult, log: (line: string) => void): void {
   log(
     `CPU, evening peak (renewals on top): platform ${r.peak.platformCores.toFixed(3)} cores, broker ${r.peak.brokerCores.toFixed(3)} cores`,
   );
-  log(`records: ${r.recordsSent} sent in ${r.setsSent} sets, ${r.recordsStored} stored`);
+  log(
+    `records: ${r.recordsSent} sent in ${r.setsSent} sets, ${r.recordsStored} stored, ${r.recordsAcknowledged} acknowledged`,
+  );
   log(`status reports: ${r.statusSent} sent, ${r.statusStored} stored`);
   log(`ingest lag (set published → ack at the meter): ${ms(r.ackLatency)}`);
   log(`status → console live feed: ${ms(r.feedLatency)}`);
