@@ -447,10 +447,11 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
 
     // Drain: every set acknowledged (or the drain gives up), every renewal answered.
     await Promise.all(pendingRenewals);
-    for (const meter of meters) meter.flush();
     const drainDeadline = Date.now() + 60_000;
-    while (meters.some((m) => m.setsInFlight > 0) && Date.now() < drainDeadline)
+    while (meters.some((m) => m.setsInFlight > 0 || m.recordsWaiting > 0) && Date.now() < drainDeadline) {
+      for (const meter of meters) meter.flush();
       await new Promise((r) => setTimeout(r, 100));
+    }
     await new Promise((r) => setTimeout(r, 1000));
 
     const check = new pg.Client({ connectionString: database.url });

@@ -25,7 +25,12 @@ export class LoadMeter {
   client: MqttClient | undefined;
   /** Records sealed but not yet in a set. */
   #unsent = 0;
-  /** Published sets waiting for their ack: the frame's sequence number → [published at, first seq, last seq]. */
+  /** Sales per set (the last tap's `setEvery`): the next set goes when this many wait. */
+  #setEvery = 1;
+  /**
+   * The set waiting for its ack, by its frame's sequence number. One at a time, as the firmware's
+   * uploader does: the next set goes when this one is acknowledged.
+   */
   readonly #inFlight = new Map<number, { at: number; from: number; to: number }>();
   /** Paid-until per bay, epoch seconds, as the meter would hold it. */
   readonly #paidUntil = new Map<number, number>();
@@ -117,12 +122,13 @@ export class LoadMeter {
       time,
     );
     this.#paidUntil.set(bay, time + minutes * 60);
+    this.#setEvery = setEvery;
     if (++this.#unsent >= setEvery) this.flush();
   }
 
-  /** Publishes the records not yet in a set as one set. */
+  /** Publishes the records not yet in a set as one set, unless a set is already waiting for its ack. */
   flush(): void {
-    if (this.#unsent === 0) return;
+    if (this.#unsent === 0 || this.#inFlight.size > 0) return;
     const to = this.chain.nextSeq - 1;
     const from = to - this.#unsent + 1;
     this.#unsent = 0;
@@ -132,8 +138,31 @@ export class LoadMeter {
     this.client?.publish(uplinkTopic(this.id), Buffer.from(frame), { qos: 1 });
   }
 
+  /**
+   * Seals again, under new frame numbers, the sets whose ack has not come within `afterMs`, as the
+   * firmware's uploader does: an instance that died with the set in hand never answers it.
+   */
+  resendUnacknowledged(afterMs: number): number {
+    const now = performance.now();
+    let resent = 0;
+    for (const [seq, set] of [...this.#inFlight]) {
+      if (now - set.at < afterMs) continue;
+      this.#inFlight.delete(seq);
+      const frame = this.chain.frame(set.from, set.to);
+      this.#inFlight.set(this.chain.frameSeq, { ...set, at: now });
+      this.client?.publish(uplinkTopic(this.id), Buffer.from(frame), { qos: 1 });
+      resent++;
+    }
+    return resent;
+  }
+
+  /** Sets waiting for their ack, and records waiting for a set. */
   get setsInFlight(): number {
     return this.#inFlight.size;
+  }
+
+  get recordsWaiting(): number {
+    return this.#unsent;
   }
 
   #downlink(frame: Uint8Array): void {
@@ -147,6 +176,7 @@ export class LoadMeter {
           this.acknowledged += set.to - set.from + 1;
           this.events.onAck?.(this, performance.now() - set.at, set.to - set.from + 1);
         }
+        if (this.#unsent >= this.#setEvery) this.flush();
       } else if (header.type === RENEWAL_FRAME) {
         const renewal = decodeRenewal(body);
         const now = Math.floor(Date.now() / 1000);
