@@ -6,11 +6,10 @@
 // - sessions: meter transactions and pay-by-phone sessions (renewals as further segments), and the
 //   sessions third-party apps wrote;
 // - assigned rights: the right each payment bought, and those apps wrote;
-// The bay sensors' arrivals and departures are not APDS observations (those are enforcement
-// sightings of a credential, by a method such as anpr or chalk, at a located observer): the export
-// carries them as ParkLink's own list beside the APDS ones (occupancyChanges).
+// The bay sensors' arrivals and departures are APDS observations as vehicle presences at located
+// meters (observations.ts); the export also carries them as ParkLink's own list (occupancyChanges).
 // Identifiers: area:<name>, meter:<id>, bay:<meter>:<bay>, tariff:<id>, tx:<meter>:<seq>,
-// phone:<id>, sensor:<meter>:<frame>; records a third party wrote keep their own id.
+// phone:<id>, sensor:<meter>:<bay>:<frame>; records a third party wrote keep their own id.
 // APDS versions start at 1: a tariff's version v is RateTable version v + 1.
 import type { Queryable } from '../core/db';
 import type { Tier, TariffDocument } from '../../protocol/tariff/types';
