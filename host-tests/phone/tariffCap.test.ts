@@ -3,6 +3,7 @@
 // card, the renewals the meter applied) and prices the renewal with them, as the meter prices a tap.
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
+import { Payments } from '../../platform-server/phone/payments';
 import { TariffPricing } from '../../platform-server/phone/pricing';
 import type { Platform } from '../../platform-server/platform';
 import { parseInstant, Tariff, type TariffDocument } from '../../protocol/tariff';
@@ -45,6 +46,36 @@ describe('renewal pricing with the payer history (TariffPricing)', () => {
     const history = [{ start: start - 1800, end: start, amount: 120 }];
     const q = pricing.quote({ meterId: 7, bayId: 1, start, minutes: 60, paidMinutes: 30, history });
     assert.deepEqual(q, { ok: true, amount: 180, currency: 826 });
+  });
+});
+
+describe('a renewal the cap makes free', () => {
+  it('takes no payment and refunds none, touching neither the provider nor the ledger', async () => {
+    const untouchable = new Proxy(
+      {},
+      {
+        get: (_t, name) => {
+          throw new Error(`touched ${String(name)}`);
+        },
+      },
+    );
+    const payments = new Payments(untouchable as never, untouchable as never, untouchable as never);
+    for (const card_type of [1, 2, 3] as const) {
+      const paid = await payments.pay(
+        { id: 1, card_type, token: '00'.repeat(16), provider_customer: null, provider_payment_method: null },
+        { amount: 0, currency: 826, reference: 'r1', description: 'free under the cap' },
+      );
+      assert.deepEqual(paid, { funding: 'direct', authorisation: 'none', provider: null, ledgerEntry: null });
+    }
+    const refund = await payments.refund({
+      id: 'r1',
+      funding: 'direct',
+      authorisation: 'none',
+      charge: 0,
+      currency: 826,
+      ledger_entry: null,
+    });
+    assert.equal(refund, 'none');
   });
 });
 
@@ -115,7 +146,8 @@ forEachBackend('pay by phone renewals under a maximum price per period', (backen
     assert.equal(second.json.renewal.charge, 0, 'the tap, 1.20, and the renewal, 1.80, reached the cap');
     await until(
       async () =>
-        (await api('GET', `/api/driver/renewals/${second.json.renewal.id}`)).json.renewal.status === 'applied',
+        (await api('GET', `/api/driver/renewals/${second.json.renewal.id}`)).json.renewal.status ===
+        'applied',
       'the free renewal applied',
     );
     assert.equal(m.meter.bays.paidUntil(2), parseInstant('2026-06-01T12:00:00+01:00'));
