@@ -2,7 +2,8 @@
 // return within N hours") to a card at the tap, from its own transactions for the card's token.
 import assert from 'node:assert/strict';
 import { PurchaseHistory } from '../../firmware/units/purchaseHistory';
-import { RecordKind } from '../../protocol/records';
+import type { RecordSource, StoredRecord } from '../../firmware/units/storage';
+import { encodeRecord, RecordKind } from '../../protocol/records';
 import { encodeTariffPush, type TariffDocument } from '../../protocol/tariff';
 import { SCENARIO_METER_ID, TapScenario } from '../../sim/fleet/tapScenario';
 
@@ -73,6 +74,71 @@ describe('meter: tariff rules on the card’s history', () => {
     s.clock.advance(2 * 3_600_000);
     assert.match(s.tap(10).display, /PAID/); // card 0, after 09:45
     assert.deepEqual(outcomes(s), ['paid 60', 'no-return', 'paid 180', 'paid 180']);
+  });
+
+  it('rebuilds from the latest records only, skipping other kinds and a record it cannot decode', () => {
+    const token = new Uint8Array(16).fill(9);
+    const sale = (seq: number, charge: number): Uint8Array =>
+      encodeRecord({
+        seq,
+        time: 1_780_000_000 + seq,
+        meterId: 7,
+        kind: RecordKind.Transaction,
+        data: {
+          transactionNumber: seq,
+          card: { token, last4: '0009' },
+          cardExpiry: '2812',
+          cardType: 1,
+          bayId: 1,
+          minutes: 30,
+          paidFrom: 1_780_000_000 + seq * 60,
+          paidUntil: 1_780_001_800 + seq * 60,
+          charge,
+          currency: 826,
+          remainingValue: 1000,
+        },
+      });
+    const stored: StoredRecord[] = [
+      { seq: 1, link: new Uint8Array(32), bytes: sale(1, 10) },
+      { seq: 2, link: new Uint8Array(32), bytes: Uint8Array.of(0xff, 0x00, 0x13) },
+      {
+        seq: 3,
+        link: new Uint8Array(32),
+        bytes: encodeRecord({
+          seq: 3,
+          time: 1_780_000_003,
+          meterId: 7,
+          kind: RecordKind.Operation,
+          data: { code: 'no-return', detail: 'x', card: { token, last4: '0009' } },
+        }),
+      },
+      { seq: 4, link: new Uint8Array(32), bytes: sale(4, 40) },
+      { seq: 5, link: new Uint8Array(32), bytes: sale(5, 50) },
+    ];
+    const reads: [number, number | undefined, number | undefined][] = [];
+    const log: RecordSource = {
+      firstSeq: 1,
+      lastSeq: 5,
+      lastLink: undefined,
+      append: () => assert.fail('the history never writes'),
+      read: (from, to, limit) => {
+        reads.push([from, to, limit]);
+        return stored.filter((r) => r.seq >= from && r.seq <= (to ?? 5)).slice(0, limit);
+      },
+      linkOf: () => undefined,
+    };
+    const all = PurchaseHistory.fromLog(log).of(token, 1_780_000_000);
+    assert.deepEqual(
+      all.map((p) => p.amount),
+      [10, 40, 50],
+      'the damaged record and the operation are skipped, nothing else lost',
+    );
+    const latest = PurchaseHistory.fromLog(log, { scanRecords: 2 }).of(token, 1_780_000_000);
+    assert.deepEqual(
+      latest.map((p) => p.amount),
+      [40, 50],
+    );
+    assert.deepEqual(reads.at(-1), [4, 5, 2], 'reads back only the latest records');
   });
 
   it('keeps at most its capacity, dropping the oldest, and forgets purchases past the horizon', () => {
