@@ -29,6 +29,7 @@ import {
 } from './units/security';
 import { RecordStore, type UploadLedger } from './units/storage';
 import { STORAGE_CONTROL_FRAME } from '../protocol/release';
+import { PurchaseHistory } from './units/purchaseHistory';
 import { TransactionUnit } from './units/transactions';
 import { uplinkTopic } from '../protocol/topics';
 import { GuardUnit } from './units/guard';
@@ -331,6 +332,8 @@ export class Meter {
       bus,
       bays: this.bays,
       charging: this.charging,
+      // The card tokens' earlier purchases here, read back from the latest records once at start.
+      history: PurchaseHistory.fromLog(this.log),
       blacklist: this.blacklist,
       records: this.records,
       paymentBlock: () => this.securityManagement.paymentBlock,

@@ -14,11 +14,13 @@ import { ProtocolError } from '../../protocol/errors';
 import {
   type BayMode,
   type BayModeWindow,
+  type DurationRequest,
   decodeTariffPush,
   encodeTariffAck,
   type FlatRate,
   flatTariff,
   type Payer,
+  type PriorPurchase,
   type Quote,
   type Refusal,
   TARIFF_ACK_UPLINK,
@@ -108,16 +110,28 @@ export class ChargingUnit {
     return undefined;
   }
 
-  /** First-payment rule: `minutes` bought at the meter for a new session on the bay. */
-  firstPayment(bayId: number, nowSeconds: number, minutes: number, bayPaidUntil = 0): Quote {
+  /**
+   * First-payment rule: `minutes` bought at the meter for a new session on the bay. `history` is the
+   * card's earlier purchases at this meter (PurchaseHistory), once the card is known: the tariff's
+   * maximum price per period and "no return" rules need it; before the tap the price is without it.
+   */
+  firstPayment(
+    bayId: number,
+    nowSeconds: number,
+    minutes: number,
+    bayPaidUntil = 0,
+    history?: readonly PriorPurchase[],
+  ): Quote {
     const refused = this.#modeRefusal(bayId, nowSeconds);
     if (refused) return refused;
-    return this.#tariff.quoteDuration({
+    const request: DurationRequest = {
       bay: bayId,
       start: this.#sessionStart(nowSeconds, bayPaidUntil),
       minutes,
       payer: AT_THE_METER,
-    });
+    };
+    if (history) request.history = history;
+    return this.#tariff.quoteDuration(request);
   }
 
   /** Service charging rule: a renewal adding `minutes` to a session that has `paidMinutes` already. */

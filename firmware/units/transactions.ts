@@ -10,7 +10,9 @@ import type { EventBus } from '../bus';
 import type { KeyName, MeterEvents } from '../events';
 import type { Bays } from './bays';
 import type { BlacklistUnit } from './blacklist';
+import { formatLocal } from '../../protocol/tariff/index';
 import type { ChargingUnit } from './charging';
+import type { PurchaseHistory } from './purchaseHistory';
 import type { MainRecord } from './records';
 import {
   CardNotGenuine,
@@ -29,6 +31,11 @@ export interface TransactionOptions {
   bus: EventBus<MeterEvents>;
   bays: Bays;
   charging: ChargingUnit;
+  /**
+   * The card tokens' earlier purchases at this meter, for a tariff's maximum price per period and
+   * "no return" rule; without it the meter prices every tap as a payer with no history.
+   */
+  history?: PurchaseHistory;
   blacklist: BlacklistUnit;
   records: MainRecord;
   /** Why payments are refused now (a tamper wipe until the re-key), from security management (47). */
@@ -213,12 +220,29 @@ export class TransactionUnit {
       return;
     }
     // Priced again now: the price shown may no longer hold if a period boundary passed meanwhile.
-    const q = charging.firstPayment(bayId, Math.floor(now / 1000), s.minutes, bays.paidUntil(bayId));
-    if (!q.ok || q.amount !== s.charge) {
+    const nowSeconds = Math.floor(now / 1000);
+    const shown = charging.firstPayment(bayId, nowSeconds, s.minutes, bays.paidUntil(bayId));
+    if (!shown.ok || shown.amount !== s.charge) {
       this.#refuse('tariff-changed', 'Price changed. Please choose again.', ref);
       return;
     }
-    if (!canPay(card, s.charge)) {
+    // The card is known now: its earlier purchases here may refuse it (no return) or lower the price
+    // (the cap per period), never raise it.
+    const doc = charging.tariff.doc;
+    const history =
+      this.#o.history && (doc.maxPrice || doc.noReturnMinutes !== undefined)
+        ? this.#o.history.of(ref.token, nowSeconds)
+        : undefined;
+    const q = history
+      ? charging.firstPayment(bayId, nowSeconds, s.minutes, bays.paidUntil(bayId), history)
+      : shown;
+    if (!q.ok) {
+      const back = q.at === undefined ? '' : ` before ${formatLocal(charging.tariff.tz, q.at).slice(11, 16)}`;
+      this.#refuse(q.reason, q.reason === 'no-return' ? `No return${back}.` : q.message, ref, q.message);
+      return;
+    }
+    const charge = q.amount;
+    if (!canPay(card, charge)) {
       this.#refuse('insufficient-funds', 'Not enough value on the card.', ref);
       return;
     }
@@ -233,7 +257,8 @@ export class TransactionUnit {
     }
     let debited: { balance: number; counter: number };
     try {
-      debited = session.debit(s.charge);
+      // Nothing to take once the cap is reached: the card is not written, the sale is recorded.
+      debited = charge > 0 ? session.debit(charge) : { balance: card.balance, counter: card.counter };
     } catch (error) {
       if (error instanceof DebitUncertain) {
         // Torn by the card leaving: the card debited whole or not at all. Keep waiting for it; the
@@ -256,20 +281,21 @@ export class TransactionUnit {
       cardExpiry: `${pad2(card.expiry.year % 100)}${pad2(card.expiry.month)}`,
       cardType: card.cardType,
       bayId,
-      minutes: s.minutes,
+      minutes: q.minutes,
       paidFrom,
       paidUntil,
-      charge: s.charge,
+      charge,
       currency: card.currency,
       remainingValue: debited.balance,
       tariffRule: q.tariff.version,
     });
+    this.#o.history?.add(ref.token, q.capShares ?? [{ start: paidFrom, end: paidUntil, amount: charge }]);
     bays.setPaidUntil(bayId, paidUntil);
     this.#finish();
     bus.emit('payment-accepted', {
       bayId,
-      minutes: s.minutes,
-      charge: s.charge,
+      minutes: q.minutes,
+      charge,
       paidUntil,
       remainingValue: debited.balance,
       cardLast4: ref.last4,

@@ -183,4 +183,37 @@ describe('platform tariffs (PGlite)', () => {
     });
     assert.equal(none.statusCode, 404);
   });
+
+  it("quotes with the payer's history: a cap per period and no return, a bad history refused on its field", async () => {
+    await service.save({
+      ...doc,
+      id: 'zone-cap',
+      version: 1,
+      maxPrice: { amount: 300, resetAt: '02:00' },
+      noReturnMinutes: 60,
+    });
+    const start = Date.parse('2026-06-01T10:00:00Z') / 1000;
+    const history = [{ start: start - 3 * 3600, end: start - 2 * 3600, amount: 200 }];
+    const capped = await app.inject({
+      method: 'POST',
+      url: '/api/quote',
+      payload: { tariffId: 'zone-cap', bay: 3, start, minutes: 45, history },
+    });
+    assert.equal(capped.statusCode, 200);
+    assert.equal(capped.json().amount, 100, '2.00 paid earlier: 1.00 left under the cap');
+    assert.deepEqual(capped.json().capShares, [{ start, end: start + 45 * 60, amount: 100 }]);
+    const back = await app.inject({
+      method: 'POST',
+      url: '/api/quote',
+      payload: { tariffId: 'zone-cap', bay: 3, start: start - 5400, minutes: 45, history },
+    });
+    assert.equal(back.json().reason, 'no-return');
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/quote',
+      payload: { tariffId: 'zone-cap', bay: 3, start, minutes: 45, history: [{ start, end: start }] },
+    });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().message, /history\/0.*amount/);
+  });
 });

@@ -23,6 +23,7 @@ const good: TariffDocument = {
       { upTo: 60, flat: 100 },
       { price: 5, per: 3 },
     ],
+    evening: [{ flat: 300, validUntil: '07:00' }],
   },
   timetable: [
     { bays: 'market', days: ['sat'], from: '07:00', to: '13:00', mode: 'no-parking' },
@@ -48,6 +49,8 @@ const good: TariffDocument = {
   sellsAhead: false,
   fee: { amount: 20, name: 'booking fee' },
   tax: { percent: 20, included: true, name: 'VAT' },
+  maxPrice: { amount: 1000, resetAt: '02:00' },
+  noReturnMinutes: 120,
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: the mutations reach into any field of the document
@@ -99,6 +102,13 @@ const cases: [string, unknown, boolean][] = [
   ['timetable[1].eligible.methods[0]', bad((d) => (d.timetable[1].eligible.methods[0] = 'cash')), true],
   ['timetable[1].eligible.classes', bad((d) => (d.timetable[1].eligible.classes = [])), true],
   ['timetable[1].eligible', bad((d) => (d.timetable[1].eligible = {})), true],
+  ['maxPrice.amount', bad((d) => (d.maxPrice.amount = 0)), true],
+  ['maxPrice.resetAt', bad((d) => (d.maxPrice.resetAt = '24:00')), true],
+  ['maxPrice.resetAt', bad((d) => delete d.maxPrice.resetAt), true],
+  ['noReturnMinutes', bad((d) => (d.noReturnMinutes = 0)), true],
+  ['rates.evening[0].validUntil', bad((d) => (d.rates.evening[0].validUntil = '7am')), true],
+  ['rates.evening[0].upTo', bad((d) => (d.rates.evening[0].upTo = 60)), true],
+  ['rates.evening[0].validUntil', bad((d) => d.rates.evening.push({ price: 1, per: 1 })), false],
 ];
 
 describe('tariff document validation', () => {

@@ -6,11 +6,10 @@
 // - sessions: meter transactions and pay-by-phone sessions (renewals as further segments), and the
 //   sessions third-party apps wrote;
 // - assigned rights: the right each payment bought, and those apps wrote;
-// The bay sensors' arrivals and departures are not APDS observations (those are enforcement
-// sightings of a credential, by a method such as anpr or chalk, at a located observer): the export
-// carries them as ParkLink's own list beside the APDS ones (occupancyChanges).
+// The bay sensors' arrivals and departures are APDS observations as vehicle presences at located
+// meters (observations.ts); the export also carries them as ParkLink's own list (occupancyChanges).
 // Identifiers: area:<name>, meter:<id>, bay:<meter>:<bay>, tariff:<id>, tx:<meter>:<seq>,
-// phone:<id>, sensor:<meter>:<frame>; records a third party wrote keep their own id.
+// phone:<id>, sensor:<meter>:<bay>:<frame>; records a third party wrote keep their own id.
 // APDS versions start at 1: a tariff's version v is RateTable version v + 1.
 import type { Queryable } from '../core/db';
 import type { Tier, TariffDocument } from '../../protocol/tariff/types';
@@ -147,19 +146,26 @@ export async function rates(db: Queryable): Promise<Json[]> {
 
 export function rateTable(doc: TariffDocument, createdAt: Date): Json {
   const currency = currencyCode(doc.currency);
-  const collections = Object.entries(doc.rates).map(([name, tiers], i) => ({
-    applicableCurrency: currency,
-    collectionSequence: i + 1,
-    minTime: minutesDuration(doc.minimum?.minutes ?? 0),
-    maxTime: minutesDuration(maxMinutesOf(doc, name, tiers)),
-    relativeTimes: true,
-    resetTime: '00:00',
-    taxIncluded: doc.tax?.included ?? true,
-    ...(doc.tax ? { taxRate: doc.tax.percent } : {}),
-    validStart: iso(createdAt),
-    ...(doc.minimum?.amount !== undefined ? { minValueCollection: doc.minimum.amount / 100 } : {}),
-    rateLines: tiers.map((tier, t) => rateLine(tier, t, tiers)),
-  }));
+  const collections = Object.entries(doc.rates).map(([name, tiers], i) => {
+    // A flat amount valid until a time: the collection resets at that local time (relative to the
+    // day, not to the session's start); a cap per period: the most the collection charges, reset at
+    // the cap's time. "No return" has no place in an APDS rate (docs/apds.md).
+    const until = validUntilOf(tiers);
+    return {
+      applicableCurrency: currency,
+      collectionSequence: i + 1,
+      minTime: minutesDuration(doc.minimum?.minutes ?? 0),
+      maxTime: minutesDuration(until ? 24 * 60 : maxMinutesOf(doc, name, tiers)),
+      relativeTimes: until === undefined,
+      resetTime: until ?? doc.maxPrice?.resetAt ?? '00:00',
+      taxIncluded: doc.tax?.included ?? true,
+      ...(doc.tax ? { taxRate: doc.tax.percent } : {}),
+      validStart: iso(createdAt),
+      ...(doc.minimum?.amount !== undefined ? { minValueCollection: doc.minimum.amount / 100 } : {}),
+      ...(doc.maxPrice ? { maxValueCollection: doc.maxPrice.amount / 100 } : {}),
+      rateLines: tiers.map((tier, t) => rateLine(tier, t, tiers)),
+    };
+  });
   return {
     id: `tariff:${doc.id}`,
     version: doc.version + 1,
@@ -264,7 +270,21 @@ function maxMinutesOf(doc: TariffDocument, name: string, tiers: readonly Tier[])
   return entryMax ?? doc.maxStayMinutes ?? last ?? 24 * 60;
 }
 
+/** The local time a rate's flat amount is valid until (a FlatUntil band), if it is one. */
+function validUntilOf(tiers: readonly Tier[]): string | undefined {
+  const first = tiers[0];
+  return first && 'validUntil' in first ? first.validUntil : undefined;
+}
+
 function rateLine(tier: Tier, index: number, tiers: readonly Tier[]): Json {
+  if ('validUntil' in tier && tier.validUntil !== undefined)
+    return {
+      description: `flat ${tier.flat / 100} valid until ${tier.validUntil}`,
+      sequence: index + 1,
+      rateLineType: 'flatRate',
+      value: tier.flat / 100,
+      usageCondition: 'once',
+    };
   const from = index === 0 ? 0 : (tiers[index - 1].upTo ?? 0);
   const bounds = {
     durationStart: minutesDuration(from),

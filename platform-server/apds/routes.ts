@@ -196,6 +196,11 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
       () => service.rights(),
     ],
     ['/apds/quotes', 'Quotes given to third-party apps', service.quotes],
+    [
+      '/apds/observations',
+      'Observations: the bay sensors’ vehicle presences (arrival to departure) at meters with coordinates',
+      service.observations,
+    ],
   ];
   for (const [url, summary, read] of lists) {
     app.get<{ Querystring: { page?: number } }>(

@@ -5,6 +5,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { RequestRefused } from '../core/errors';
 import type { Database, Queryable } from '../core/db';
 import type { Quote } from '../../protocol/tariff/types';
+import { observations } from './observations';
 import {
   currencyCode,
   iso,
@@ -119,6 +120,7 @@ export class ApdsService {
   places = () => places(this.#db, this.#deps.timeZone ?? 'UTC');
   rates = () => rates(this.#db);
   rightSpecifications = () => rightSpecifications(this.#db);
+  observations = () => observations(this.#db);
 
   async sessions(): Promise<Json[]> {
     const own = await meterSessions(this.#db);
@@ -461,6 +463,7 @@ export class ApdsService {
       rightSpecifications: await this.rightSpecifications(),
       sessions: [...own.sessions, ...(await this.#records('session'))],
       assignedRights: [...own.rights, ...(await this.#records('right'))],
+      observations: await this.observations(),
       // Not an APDS resource: the bay sensors' arrivals and departures (docs/apds.md).
       occupancyChanges: await occupancyChanges(this.#db),
     };

@@ -145,7 +145,7 @@ export async function startPhone(deps: {
   brokerUrl: string;
   logger: Logger;
   /** The tariffs meters have applied (TariffService); renewals are priced with them. */
-  tariffs?: { tariffOf(meterId: number): TariffLike | undefined };
+  tariffs?: { tariffOf(meterId: number): TariffLike | undefined; zoneOf?(meterId: number): number[] };
   config?: PhoneConfig;
   /** Demo mode (`npm start`): the gateway may run without a secret, taking unsigned posts. */
   demo?: boolean;
@@ -164,7 +164,13 @@ export async function startPhone(deps: {
   // Validated (Tariff.from) here, so a bad default tariff stops the platform at start, naming the field.
   const fallback = Tariff.from(config.defaultTariff ?? DEFAULT_TARIFF);
   const tariffs = deps.tariffs;
-  const pricing = config.pricing ?? new TariffPricing((meterId) => tariffs?.tariffOf(meterId), fallback);
+  const pricing =
+    config.pricing ??
+    new TariffPricing(
+      (meterId) => tariffs?.tariffOf(meterId),
+      fallback,
+      tariffs?.zoneOf && ((meterId) => tariffs.zoneOf?.(meterId) ?? [meterId]),
+    );
   const adapters: Partial<Record<Channel, ChannelAdapter>> = {};
   if (config.webhookUrl) {
     const webhook = new WebhookAdapter({ url: config.webhookUrl, secret: config.webhookSecret });

@@ -38,6 +38,9 @@ export class Payments {
     card: Pick<CardRow, 'id' | 'card_type' | 'token' | 'provider_customer' | 'provider_payment_method'>,
     charge: { amount: number; currency: number; reference: string; description: string },
   ): Promise<Payment> {
+    // Nothing to take (a tariff's cap per period reached): no provider charge, no ledger entry.
+    if (charge.amount === 0)
+      return { funding: 'direct', authorisation: 'none', provider: null, ledgerEntry: null };
     if (card.card_type === 1) return this.#payByProvider(card, charge);
     // Step 711: credit and prepaid accounts are charged on the platform's ledger.
     const kind = card.card_type === 3 ? 'prepaid' : 'credit';
@@ -132,6 +135,7 @@ export class Payments {
   async refund(
     r: Pick<RenewalRow, 'id' | 'funding' | 'authorisation' | 'charge' | 'currency' | 'ledger_entry'>,
   ): Promise<string | null> {
+    if (r.charge === 0) return 'none'; // nothing was taken
     if (r.funding === 'direct') {
       if (r.ledger_entry === null) throw new Error(`renewal ${r.id} has no ledger entry to reverse`);
       return `L${await this.ledger.reverse(r.ledger_entry, `void-${r.id}`)}`;

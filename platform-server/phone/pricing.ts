@@ -3,7 +3,7 @@
 // a fee itself. TariffPricing (the default) quotes with protocol/tariff's engine: the tariff the
 // meter has applied (TariffService.tariffOf), else the configured default tariff. FlatRatePricing
 // remains for tests and tools that want a rate without a tariff document.
-import type { Payer } from '../../protocol/tariff';
+import type { Payer, PriorPurchase } from '../../protocol/tariff';
 
 /** A renewal by phone (app, SMS or voice); driver accounts carry no user class yet. */
 const BY_PHONE: Payer = Object.freeze({ method: 'phone' });
@@ -16,6 +16,8 @@ export interface PriceRequest {
   minutes: number;
   /** Minutes already bought in this session (counted towards the maximum stay). */
   paidMinutes: number;
+  /** The payer's earlier purchases in the meter's tariff zone (historyZone), when the tariff asks. */
+  history?: readonly PriorPurchase[];
 }
 
 export type PriceQuote =
@@ -24,6 +26,12 @@ export type PriceQuote =
 
 export interface Pricing {
   quote(request: PriceRequest): PriceQuote;
+  /**
+   * The meters of `meterId`'s tariff zone when its tariff has a rule on the payer's history (a
+   * maximum price per period, no return), so the caller looks the payer's purchases up there;
+   * undefined when it has none.
+   */
+  historyZone?(meterId: number): readonly number[] | undefined;
 }
 
 export interface FlatRate {
@@ -75,12 +83,15 @@ export class FlatRatePricing implements Pricing {
 /** The shape of protocol/tariff's Tariff that pricing needs (structural, so tests can stub it). */
 export interface TariffLike {
   readonly currency: number;
+  /** The document's history rules, when the tariff has them. */
+  readonly doc?: { maxPrice?: unknown; noReturnMinutes?: number };
   quoteDuration(request: {
     bay: number;
     start: number;
     minutes: number;
     paidMinutes?: number;
     payer?: Payer;
+    history?: readonly PriorPurchase[];
   }):
     | { ok: true; amount: number; currency: number }
     | { ok: false; reason: string; message: string; maxMinutes?: number };
@@ -96,7 +107,15 @@ export class TariffPricing implements Pricing {
   constructor(
     readonly tariffOf: (meterId: number) => TariffLike | undefined,
     readonly fallback?: TariffLike,
+    /** The meters of a meter's tariff zone (TariffService.zoneOf); the meter alone without it. */
+    readonly zoneOf?: (meterId: number) => readonly number[],
   ) {}
+
+  historyZone(meterId: number): readonly number[] | undefined {
+    const doc = (this.tariffOf(meterId) ?? this.fallback)?.doc;
+    if (!doc || (doc.maxPrice === undefined && doc.noReturnMinutes === undefined)) return undefined;
+    return this.zoneOf?.(meterId) ?? [meterId];
+  }
 
   quote(r: PriceRequest): PriceQuote {
     const tariff = this.tariffOf(r.meterId) ?? this.fallback;
@@ -107,6 +126,7 @@ export class TariffPricing implements Pricing {
       minutes: r.minutes,
       paidMinutes: r.paidMinutes,
       payer: BY_PHONE,
+      ...(r.history ? { history: r.history } : {}),
     });
     if (!q.ok) {
       const refusal: PriceQuote = { ok: false, reason: q.reason, message: refusalText(q) };

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { formatMoney } from '../../firmware/units/format';
 import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
+import { MAX_HISTORY, type PriorPurchase } from '../../protocol/tariff';
 import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/renewal';
 import { downlinkTopic } from '../../protocol/topics';
 import { frameKeys } from '../keys/keystore';
@@ -97,12 +98,15 @@ export class Renewals {
         'a renewal for this session is already on its way to the meter',
       );
     const start = Math.max(Math.floor(now / 1000), Math.floor(session.paid_until.getTime() / 1000));
-    const quote = this.#c.options.pricing.quote({
+    const { pricing } = this.#c.options;
+    const zone = pricing.historyZone?.(session.meter_id);
+    const quote = pricing.quote({
       meterId: session.meter_id,
       bayId: session.bay_id,
       start,
       minutes,
       paidMinutes: session.paid_minutes,
+      ...(zone ? { history: await this.#history(driverId, zone, now) } : {}),
     });
     if (!quote.ok)
       throw new PhoneError(422, quote.reason, `cannot extend: ${quote.message}`, quote.maxMinutes);
@@ -141,6 +145,34 @@ export class Renewals {
     );
     await this.#sendRenewal(id);
     return this.renewal(driverId, id);
+  }
+
+  /**
+   * The driver's earlier purchases in the zone's meters (a tariff's cap per period and no-return
+   * rules): the meters' transactions paid with any of the driver's cards, and the renewals the meters
+   * applied, over the last eight days, at most MAX_HISTORY of the latest. A meter's transaction counts
+   * whole in the cap period its paid time starts in, as the meter counts it after a restart.
+   */
+  async #history(driverId: number, zone: readonly number[], now: number): Promise<PriorPurchase[]> {
+    const rows = await this.#c.db.query<{ start: Date; end: Date; amount: string | number }>(
+      `SELECT * FROM (
+         SELECT t.paid_from AS start, t.paid_until AS "end", t.charge AS amount
+           FROM transactions t
+          WHERE t.meter_id = ANY($2::bigint[]) AND t.paid_until > $3
+            AND t.card_token IN (SELECT token FROM driver_cards WHERE driver_id = $1)
+         UNION ALL
+         SELECT r.paid_until - make_interval(mins => r.minutes), r.paid_until, r.charge
+           FROM renewals r
+          WHERE r.driver_id = $1 AND r.status = 'applied' AND r.paid_until IS NOT NULL
+            AND r.meter_id = ANY($2::bigint[]) AND r.paid_until > $3
+       ) h ORDER BY "end" DESC LIMIT $4`,
+      [driverId, [...zone], new Date(now - 8 * 86_400_000), MAX_HISTORY],
+    );
+    return rows.rows.map((r) => ({
+      start: Math.floor(r.start.getTime() / 1000),
+      end: Math.floor(r.end.getTime() / 1000),
+      amount: Number(r.amount),
+    }));
   }
 
   async #fundingCard(session: SessionRow): Promise<CardRow> {

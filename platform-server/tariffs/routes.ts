@@ -5,11 +5,13 @@
 //   POST /api/meters/:id/tariff       body: { tariffId, version? } → 202 { version, downlinkSeq }
 //   GET  /api/meters/:id/tariff       pushed and acknowledged versions, the push's state
 //   GET  /api/tariff-pushes           ?state=pending|applied|refused|timed-out &tariffId &limit
-//   POST /api/quote                   body: { meterId | tariffId, bay, start (epoch s), minutes | amount, paidMinutes? }
+//   POST /api/quote                   body: { meterId | tariffId, bay, start (epoch s), minutes | amount, paidMinutes?,
+//                                           history? [{ start, end, amount }] }
 //
 // Reading needs the viewer role, storing and assigning the operator role; the quote is public
 // (drivers' price before they pay).
 import type { FastifyPluginAsync } from 'fastify';
+import { MAX_HISTORY, type PriorPurchase } from '../../protocol/tariff';
 import { errorBody, errorResponses, sendError } from '../core/errors';
 import { meterIdParams, object, u32 } from '../core/schemas';
 import type { OperatorGuard } from '../operators/service';
@@ -181,6 +183,7 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
       minutes?: number;
       amount?: number;
       paidMinutes?: number;
+      history?: PriorPurchase[];
     };
   }>(
     '/api/quote',
@@ -196,6 +199,22 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
             minutes: { type: 'integer', minimum: 1, maximum: 10080 },
             amount: { type: 'integer', minimum: 0 },
             paidMinutes: { type: 'integer', minimum: 0, maximum: 10080 },
+            history: {
+              type: 'array',
+              maxItems: MAX_HISTORY,
+              description:
+                "the payer's earlier purchases in the tariff's zone (a cap per period, no return): epoch seconds and minor units",
+              items: {
+                type: 'object',
+                properties: {
+                  start: { type: 'integer', minimum: 0 },
+                  end: { type: 'integer', minimum: 0 },
+                  amount: { type: 'integer', minimum: 0 },
+                },
+                required: ['start', 'end', 'amount'],
+                additionalProperties: false,
+              },
+            },
           },
           required: ['bay', 'start'],
           oneOf: [{ required: ['minutes'] }, { required: ['amount'] }],

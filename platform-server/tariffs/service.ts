@@ -9,6 +9,7 @@ import type { Crypto } from '../../hal/crypto';
 import {
   decodeTariffAck,
   encodeTariffPush,
+  type PriorPurchase,
   type Quote,
   TARIFF_DOWNLINK,
   Tariff,
@@ -268,6 +269,18 @@ export class TariffService {
     return this.#held.get(meterId);
   }
 
+  /**
+   * The meter's tariff zone: the meters holding the same tariff (by id) as this one, itself
+   * included; a payer's earlier purchases there count for the tariff's cap and no-return rules.
+   */
+  zoneOf(meterId: number): number[] {
+    const id = this.#held.get(meterId)?.id;
+    if (id === undefined) return [meterId];
+    const zone: number[] = [];
+    for (const [meter, tariff] of this.#held) if (tariff.id === id) zone.push(meter);
+    return zone.sort((a, b) => a - b);
+  }
+
   async quote(request: {
     meterId?: number;
     tariffId?: string;
@@ -276,6 +289,8 @@ export class TariffService {
     minutes?: number;
     amount?: number;
     paidMinutes?: number;
+    /** The payer's earlier purchases in the zone, for a cap per period and no-return. */
+    history?: PriorPurchase[];
   }): Promise<Quote> {
     let tariff: Tariff | undefined;
     if (request.tariffId !== undefined) {
@@ -284,8 +299,9 @@ export class TariffService {
     } else if (request.meterId !== undefined) tariff = this.tariffOf(request.meterId);
     if (!tariff) throw new TariffRefused(404, 'no such tariff (or the meter has acknowledged none)');
     const { bay, start, paidMinutes } = request;
+    const history = request.history ?? [];
     return request.minutes !== undefined
-      ? tariff.quoteDuration({ bay, start, minutes: request.minutes, paidMinutes })
-      : tariff.quoteAmount({ bay, start, amount: request.amount ?? 0, paidMinutes });
+      ? tariff.quoteDuration({ bay, start, minutes: request.minutes, paidMinutes, history })
+      : tariff.quoteAmount({ bay, start, amount: request.amount ?? 0, paidMinutes, history });
   }
 }

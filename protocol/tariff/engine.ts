@@ -25,6 +25,7 @@ import {
   civilFromDays,
   daysFromCivil,
   formatLocal,
+  fromLocal,
   nextTransition,
   parseTimeZone,
   type TimeZone,
@@ -34,6 +35,7 @@ import type {
   BayState,
   Eligibility,
   Payer,
+  PriorPurchase,
   Quote,
   QuoteLine,
   QuoteOk,
@@ -98,6 +100,11 @@ export interface DurationRequest {
   paidMinutes?: number;
   /** Who pays, for entries limited to some payment methods or user classes. */
   payer?: Payer;
+  /**
+   * The payer's earlier purchases in the tariff's zone, for `maxPrice` and `noReturnMinutes` (the
+   * caller's to supply; without it the payer is taken to have none). At most MAX_HISTORY.
+   */
+  history?: readonly PriorPurchase[];
 }
 
 export interface AmountRequest {
@@ -107,7 +114,11 @@ export interface AmountRequest {
   amount: number;
   paidMinutes?: number;
   payer?: Payer;
+  history?: readonly PriorPurchase[];
 }
+
+/** The most earlier purchases a quote takes (a meter keeps fewer; a day of hourly renewals is 24). */
+export const MAX_HISTORY = 256;
 
 interface Piece {
   rate: string;
@@ -121,7 +132,15 @@ interface Piece {
 }
 
 type Walk =
-  | { ok: true; pieces: Piece[]; free: { from: number; to: number }[]; paidFrom: number; paidUntil: number }
+  | {
+      ok: true;
+      pieces: Piece[];
+      free: { from: number; to: number }[];
+      paidFrom: number;
+      paidUntil: number;
+      /** A flat amount valid until a time (a FlatUntil band): the band's local time. */
+      validUntil?: string;
+    }
   | Refusal;
 
 function refuse(reason: RefusalReason, message: string, extra: Partial<Refusal> = {}): Refusal {
@@ -382,6 +401,19 @@ export class Tariff {
         entryIndex = e.index;
       }
       const bands = e.bands ?? [];
+      const first = bands[0]?.tier;
+      if (first && 'validUntil' in first && first.validUntil !== undefined) {
+        // A flat amount valid until a time: sold only as the start of a purchase, whatever minutes
+        // were asked; a purchase that reaches it from other time ends where it begins.
+        if (pieces.length > 0)
+          return limitRefusal(
+            'max-stay',
+            `from ${formatLocal(this.tz, t)} time is sold as a flat ${first.flat} valid until ${first.validUntil}`,
+            0,
+            t,
+          );
+        return this.#flatUntil(bay, t, e, first.validUntil, free, payer);
+      }
       const bandIndex = bands.findIndex((b) => runPos >= b.start && runPos < b.end);
       if (bandIndex < 0) {
         return limitRefusal(
@@ -430,6 +462,62 @@ export class Tariff {
     return { ok: true, pieces, free, paidFrom: paidFrom ?? start, paidUntil: t };
   }
 
+  /** The next local `hhmm` strictly after `t`, epoch seconds. */
+  nextLocalTime(t: number, hhmm: string): number {
+    const s = parseClock(hhmm, '', false) * 60;
+    const local = toLocal(this.tz, t);
+    const today = fromLocal(this.tz, local.days, s);
+    return today > t ? today : fromLocal(this.tz, local.days + 1, s);
+  }
+
+  /** The cap period (maxPrice) that contains `t`: from the last local reset at or before it to the next. */
+  capPeriodAt(t: number): { from: number; to: number } | undefined {
+    const cap = this.doc.maxPrice;
+    if (!cap) return undefined;
+    const to = this.nextLocalTime(t, cap.resetAt);
+    const s = parseClock(cap.resetAt, '', false) * 60;
+    const local = toLocal(this.tz, to);
+    return { from: fromLocal(this.tz, local.days - 1, s), to };
+  }
+
+  /**
+   * A FlatUntil purchase from `t` in entry `e`: paid until the band's next local time, refused when
+   * a restricted period comes first (the free periods on the way are part of what it covers).
+   */
+  #flatUntil(
+    bay: number,
+    t: number,
+    e: Entry,
+    validUntil: string,
+    free: { from: number; to: number }[],
+    payer?: Payer,
+  ): Walk {
+    const until = this.nextLocalTime(t, validUntil);
+    for (let at = t; at < until; ) {
+      const seg = this.#segmentAt(bay, at, payer);
+      const mode = seg.entry?.mode;
+      if (mode === 'no-parking' || mode === 'no-sale')
+        return refuse(
+          mode === 'no-sale' ? 'no-sale' : 'restricted',
+          `the ${validUntil} ticket would run into ${mode === 'no-sale' ? 'a no-sale' : 'a no-parking'} period at ${formatLocal(this.tz, at)}`,
+          { at, maxMinutes: 0 },
+        );
+      at = seg.until;
+    }
+    const band = (e.bands ?? [])[0];
+    const piece: Piece = {
+      rate: e.rate ?? '',
+      tier: 0,
+      band,
+      run: 0,
+      from: t,
+      to: until,
+      startPos: 0,
+      endPos: until - t,
+    };
+    return { ok: true, pieces: [piece], free, paidFrom: t, paidUntil: until, validUntil };
+  }
+
   #nextCharged(bay: number, from: number, start: number, payer?: Payer): number | undefined {
     let t = from;
     while (t - start < 14 * DAY) {
@@ -440,9 +528,9 @@ export class Tariff {
     return undefined;
   }
 
-  #price(pieces: Piece[], renewal: boolean): { lines: QuoteLine[]; total: number; tax?: QuoteOk['tax'] } {
+  /** The charged lines of the pieces (the time's price, before any cap, fee, tax or rounding). */
+  #timeLines(pieces: Piece[]): QuoteLine[] {
     const lines: QuoteLine[] = [];
-    let total = 0;
     // Counting units over the whole purchase: a band met again after a free period goes on from
     // where its units got to (the unused part of a started unit is used first), instead of
     // starting a unit of its own.
@@ -486,8 +574,80 @@ export class Tariff {
         base.unitPrice = tier.price;
         base.perMinutes = tier.per;
       }
-      total += base.amount;
       lines.push(base);
+    }
+    return lines;
+  }
+
+  /** The time's price of the part of the pieces before `t`. */
+  #costBefore(pieces: Piece[], t: number): number {
+    const cut: Piece[] = [];
+    for (const p of pieces) {
+      if (p.from >= t) break;
+      cut.push(p.to <= t ? p : { ...p, to: t, endPos: p.startPos + (t - p.from) });
+    }
+    let total = 0;
+    for (const line of this.#timeLines(cut)) total += line.amount;
+    return total;
+  }
+
+  /**
+   * The maxPrice cap: the purchase is cut at the cap resets; the part in each period pays at most
+   * what the cap leaves after the payer's earlier purchases counted in that period.
+   */
+  #capShares(
+    pieces: Piece[],
+    history: readonly PriorPurchase[],
+  ): { shares: PriorPurchase[]; discount: number; paidBefore: number } | undefined {
+    const cap = this.doc.maxPrice;
+    if (!cap || pieces.length === 0) return undefined;
+    const first = pieces[0].from;
+    const last = pieces[pieces.length - 1].to;
+    const shares: PriorPurchase[] = [];
+    let discount = 0;
+    let paidBefore = 0;
+    let period = this.capPeriodAt(first);
+    let costSoFar = 0;
+    while (period && period.from < last) {
+      const { from, to } = period;
+      const inside = pieces.filter((p) => p.to > from && p.from < to);
+      if (inside.length > 0) {
+        let earlier = 0;
+        for (const h of history) if (h.start >= from && h.start < to) earlier += h.amount;
+        const costAtEnd = this.#costBefore(pieces, Math.min(to, last));
+        const portion = costAtEnd - costSoFar;
+        costSoFar = costAtEnd;
+        const paid = Math.min(portion, Math.max(0, cap.amount - earlier));
+        if (shares.length === 0) paidBefore = earlier;
+        discount += portion - paid;
+        shares.push({
+          start: Math.max(from, inside[0].from),
+          end: Math.min(to, inside[inside.length - 1].to),
+          amount: paid,
+        });
+      }
+      period = this.capPeriodAt(to);
+    }
+    return { shares, discount, paidBefore };
+  }
+
+  #price(
+    pieces: Piece[],
+    renewal: boolean,
+    history: readonly PriorPurchase[] = [],
+  ): { lines: QuoteLine[]; total: number; tax?: QuoteOk['tax']; capShares?: PriorPurchase[] } {
+    const lines = this.#timeLines(pieces);
+    let total = 0;
+    for (const line of lines) total += line.amount;
+    const capped = this.#capShares(pieces, history);
+    if (capped && capped.discount > 0) {
+      const cap = this.doc.maxPrice as { amount: number; resetAt: string };
+      lines.push({
+        kind: 'cap',
+        amount: -capped.discount,
+        text: `at most ${cap.amount} per period from ${cap.resetAt}${capped.paidBefore > 0 ? ` (${capped.paidBefore} paid earlier)` : ''}: ${capped.discount} off`,
+      });
+      total -= capped.discount;
     }
     const fee = this.doc.fee;
     if (fee && fee.amount > 0 && !renewal) {
@@ -518,7 +678,8 @@ export class Tariff {
         total = rounded;
       }
     }
-    if (!tax) return { lines, total };
+    const shares = capped ? { capShares: capped.shares } : {};
+    if (!tax) return { lines, total, ...shares };
     // Included: the tax part of the total as paid. Added: the tax line (a rounding line after it
     // belongs to the amount paid, so the net is what is left).
     const taxAmount = tax.included
@@ -535,7 +696,30 @@ export class Tariff {
         net: total - taxAmount,
         amount: taxAmount,
       },
+      ...shares,
     };
+  }
+
+  /**
+   * "No return within N minutes": a new session is refused while the payer's latest purchase in the
+   * zone ended less than noReturnMinutes before `start` (or has not ended). A renewal is not a return.
+   */
+  #noReturn(start: number, paidMinutes: number, history: readonly PriorPurchase[]): Refusal | undefined {
+    const minutes = this.doc.noReturnMinutes;
+    if (minutes === undefined || paidMinutes > 0 || history.length === 0) return undefined;
+    let lastEnd = Number.NEGATIVE_INFINITY;
+    for (const h of history) if (h.end > lastEnd) lastEnd = h.end;
+    const back = lastEnd + minutes * 60;
+    if (back <= start) return undefined;
+    const hours = minutes % 60 === 0 ? `${minutes / 60} h` : `${minutes} min`;
+    return refuse(
+      'no-return',
+      `no return within ${hours}: you may park here again from ${formatLocal(this.tz, back)}`,
+      {
+        at: back,
+        maxMinutes: 0,
+      },
+    );
   }
 
   #checkRequest(bay: number, start: number, paidMinutes: number): Refusal | undefined {
@@ -556,17 +740,22 @@ export class Tariff {
     if (bad) return bad;
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > MAX_PURCHASE_MINUTES)
       return refuse('bad-request', `minutes must be a whole number from 1 to ${MAX_PURCHASE_MINUTES}`);
+    const history = request.history ?? [];
+    const badHistory = checkHistory(history);
+    if (badHistory) return badHistory;
+    const barred = this.#noReturn(start, paidMinutes, history);
+    if (barred) return barred;
     const walk = this.#walk(bay, start, minutes * 60, paidMinutes * 60, request.payer);
     if (!walk.ok) return walk;
     const minMinutes = this.doc.minimum?.minutes;
-    if (minMinutes !== undefined && minutes < minMinutes && paidMinutes === 0) {
+    if (minMinutes !== undefined && minutes < minMinutes && paidMinutes === 0 && !walk.validUntil) {
       // Less than the minimum is sold only when less than that is left before a boundary.
       const probe = this.#walk(bay, start, minMinutes * 60, 0, request.payer);
       const cap = probe.ok ? undefined : probe.maxMinutes;
       if (cap === undefined || minutes !== cap)
         return refuse('below-minimum', `the least sold is ${minMinutes} min`, { minMinutes });
     }
-    const { lines, total, tax } = this.#price(walk.pieces, paidMinutes > 0);
+    const { lines, total, tax, capShares } = this.#price(walk.pieces, paidMinutes > 0, history);
     const minAmount = this.doc.minimum?.amount;
     if (minAmount !== undefined && total < minAmount)
       return refuse('below-minimum', `the least sold is ${minAmount}`, { minAmount });
@@ -594,11 +783,13 @@ export class Tariff {
       graceUntil: walk.paidUntil + this.graceMinutes * 60,
       startLocal: formatLocal(this.tz, start),
       paidUntilLocal: formatLocal(this.tz, walk.paidUntil),
-      minutes,
+      minutes: walk.validUntil ? Math.ceil((walk.paidUntil - walk.paidFrom) / 60) : minutes,
       amount: total,
       lines,
     };
     if (tax) quote.tax = tax;
+    if (capShares) quote.capShares = capShares;
+    if (walk.validUntil) quote.validUntil = walk.validUntil;
     return quote;
   }
 
@@ -607,9 +798,17 @@ export class Tariff {
    * period, and for a non-cumulative tariff before the charged period ends), or the refusal when
    * nothing can be bought.
    */
-  maxMinutes(bay: number, start: number, paidMinutes = 0, payer?: Payer): number | Refusal {
-    const bad = this.#checkRequest(bay, start, paidMinutes);
+  maxMinutes(
+    bay: number,
+    start: number,
+    paidMinutes = 0,
+    payer?: Payer,
+    history: readonly PriorPurchase[] = [],
+  ): number | Refusal {
+    const bad = this.#checkRequest(bay, start, paidMinutes) ?? checkHistory(history);
     if (bad) return bad;
+    const barred = this.#noReturn(Math.floor(start), paidMinutes, history);
+    if (barred) return barred;
     const limit = Math.min(
       MAX_PURCHASE_MINUTES,
       (this.doc.maxStayMinutes ?? MAX_PURCHASE_MINUTES) - paidMinutes,
@@ -617,7 +816,7 @@ export class Tariff {
     if (limit <= 0)
       return refuse('max-stay', `maximum stay ${this.doc.maxStayMinutes} min reached`, { maxMinutes: 0 });
     const walk = this.#walk(bay, Math.floor(start), limit * 60, paidMinutes * 60, payer);
-    if (walk.ok) return limit;
+    if (walk.ok) return walk.validUntil ? Math.ceil((walk.paidUntil - walk.paidFrom) / 60) : limit;
     if (walk.maxMinutes !== undefined && walk.maxMinutes > 0) return walk.maxMinutes;
     return walk;
   }
@@ -630,10 +829,11 @@ export class Tariff {
     if (!Number.isInteger(amount) || amount < 0)
       return refuse('bad-request', 'amount must be whole minor units');
     const { payer } = request;
-    const cap = this.maxMinutes(bay, start, paidMinutes, payer);
+    const history = request.history ?? [];
+    const cap = this.maxMinutes(bay, start, paidMinutes, payer, history);
     if (typeof cap !== 'number') return cap;
     const step = this.stepMinutes;
-    const at = (minutes: number) => this.quoteDuration({ bay, start, minutes, paidMinutes, payer });
+    const at = (minutes: number) => this.quoteDuration({ bay, start, minutes, paidMinutes, payer, history });
     const fits = (q: Quote): q is QuoteOk => q.ok && q.amount <= amount;
     // Candidates: every whole step up to the cap, and the cap itself. The price does not fall as the
     // minutes rise, so the last that fits is found by bisection.
@@ -700,6 +900,29 @@ function datesCheck(dates: { from?: string; to?: string }): (days: number) => bo
     const md = month * 100 + day;
     return from <= to ? md >= from && md <= to : md >= from || md <= to;
   };
+}
+
+/** A history the engine can use: at most MAX_HISTORY purchases of whole seconds and minor units. */
+function checkHistory(history: readonly PriorPurchase[]): Refusal | undefined {
+  if (!Array.isArray(history) || history.length > MAX_HISTORY)
+    return refuse('bad-request', `history must list at most ${MAX_HISTORY} earlier purchases`);
+  for (let i = 0; i < history.length; i++) {
+    const h = history[i];
+    if (
+      typeof h !== 'object' ||
+      h === null ||
+      !Number.isSafeInteger(h.start) ||
+      !Number.isSafeInteger(h.end) ||
+      h.end < h.start ||
+      !Number.isSafeInteger(h.amount) ||
+      h.amount < 0
+    )
+      return refuse(
+        'bad-request',
+        `history[${i}] must be { start, end, amount } in whole seconds (end not before start) and minor units`,
+      );
+  }
+  return undefined;
 }
 
 /** Whether `payer` may use an entry limited to `eligible`: each list it gives must match. */

@@ -1,5 +1,11 @@
 // The tariff engine, shared by the meter (charging unit 43) and the platform.
-export { MAX_PURCHASE_MINUTES, Tariff, type AmountRequest, type DurationRequest } from './engine';
+export {
+  MAX_HISTORY,
+  MAX_PURCHASE_MINUTES,
+  Tariff,
+  type AmountRequest,
+  type DurationRequest,
+} from './engine';
 export { type FlatRate, flatTariff } from './flat';
 export * from './messages';
 export * from './types';

@@ -17,7 +17,20 @@ export type Day = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun' | 'hol';
  */
 export type Tier =
   | { upTo?: number; flat: number }
-  | { upTo?: number; price: number; per: number; prorata?: boolean };
+  | { upTo?: number; price: number; per: number; prorata?: boolean }
+  | FlatUntil;
+
+/**
+ * A flat amount sold as "valid until" a local time: a purchase that starts in an entry of this rate
+ * costs `flat` and its paid time runs to the next `validUntil` ("evening 3.00, valid until 08:00
+ * next morning"), whatever duration was asked. It is the rate's only band.
+ */
+export interface FlatUntil {
+  upTo?: undefined;
+  flat: number;
+  /** Local 'HH:MM'. */
+  validUntil: string;
+}
 
 export type EntryMode = 'charged' | 'free' | 'no-parking' | 'no-sale';
 
@@ -125,6 +138,37 @@ export interface TariffDocument {
    * added to them, and its name on the quote ('VAT').
    */
   tax?: Tax;
+  /**
+   * The most a payer (card token, account, plate) pays in one cap period in this tariff's zone,
+   * what they paid earlier in the period included (the caller supplies it: `history` in a quote).
+   * The period runs from one local `resetAt` to the next; time bought once the cap is reached is
+   * free up to the end of the period, within the maximum stays.
+   */
+  maxPrice?: MaxPrice;
+  /**
+   * "No return within N hours": a new session of a payer whose earlier purchase in the zone ended
+   * less than this many minutes before the new one would start is refused (reason `no-return`).
+   */
+  noReturnMinutes?: number;
+}
+
+export interface MaxPrice {
+  /** Minor units: the cap on the time's price (before a fee and an added tax) in one period. */
+  amount: number;
+  /** Local 'HH:MM' at which a new cap period starts every day. */
+  resetAt: string;
+}
+
+/**
+ * One of the payer's earlier purchases in the zone (the session history a cap or a no-return rule
+ * needs), supplied by the caller: on the meter from its own transactions for the card token, on the
+ * platform from the stored records and phone sessions. Epoch seconds; `amount` in minor units counts
+ * in the cap period that contains `start` (a quote's `capShares` give a purchase cut at the resets).
+ */
+export interface PriorPurchase {
+  start: number;
+  end: number;
+  amount: number;
 }
 
 export interface Tax {
@@ -141,7 +185,8 @@ export type RefusalReason =
   | 'restricted'
   | 'no-sale'
   | 'non-cumulative'
-  | 'free';
+  | 'free'
+  | 'no-return';
 
 export interface Refusal {
   ok: false;
@@ -152,11 +197,14 @@ export interface Refusal {
   /** The least that must be bought (below-minimum). */
   minMinutes?: number;
   minAmount?: number;
-  /** When charging resumes (free) or the restriction begins (restricted, no-sale), epoch seconds. */
+  /**
+   * When charging resumes (free), the restriction begins (restricted, no-sale), or the payer may
+   * park again (no-return), epoch seconds.
+   */
   at?: number;
 }
 
-export type LineKind = 'charged' | 'free' | 'fee' | 'tax' | 'rounding';
+export type LineKind = 'charged' | 'free' | 'fee' | 'tax' | 'rounding' | 'cap';
 
 export interface QuoteLine {
   kind: LineKind;
@@ -198,6 +246,14 @@ export interface QuoteOk {
   amount: number;
   /** The tax in `amount` (included) or on top of its other lines (added): net + tax = amount. */
   tax?: { name: string; percent: number; included: boolean; net: number; amount: number };
+  /**
+   * Under a `maxPrice`: the purchase cut at the cap resets, each piece with what it pays after the
+   * cap (the time's price; no fee, added tax or rounding). Stored as the payer's history, one
+   * PriorPurchase per share, they keep every period's total exact.
+   */
+  capShares?: PriorPurchase[];
+  /** The purchase is a flat amount valid until this local time ('HH:MM' of a FlatUntil band). */
+  validUntil?: string;
   /** The amount direction: what was offered and what is left unused. */
   tendered?: number;
   unused?: number;

@@ -77,6 +77,13 @@ export function parseClock(value: unknown, field: string, end: boolean): number 
 
 function tier(value: unknown, field: string): Tier {
   const o = obj(value, field);
+  if (o.validUntil !== undefined) {
+    only(o, field, ['flat', 'validUntil']);
+    if (o.flat === undefined) throw new TariffError(join(field, 'flat'), 'is required with validUntil');
+    const flat = int(o.flat, join(field, 'flat'), 0, MAX_AMOUNT);
+    parseClock(o.validUntil, join(field, 'validUntil'), false);
+    return { flat, validUntil: o.validUntil as string };
+  }
   const upTo = optInt(o, 'upTo', field, 1, MAX_MINUTES);
   if (o.flat !== undefined) {
     only(o, field, ['upTo', 'flat']);
@@ -249,6 +256,8 @@ export function validateTariff(value: unknown): TariffDocument {
     'rounding',
     'fee',
     'tax',
+    'maxPrice',
+    'noReturnMinutes',
   ]);
   const doc: TariffDocument = {
     id: str(o.id, 'id'),
@@ -291,6 +300,11 @@ export function validateTariff(value: unknown): TariffDocument {
     let previous = 0;
     doc.rates[name] = tiers.map((t, i) => {
       const parsed = tier(t, join(f, i));
+      if ('validUntil' in parsed) {
+        if (tiers.length > 1)
+          throw new TariffError(join(join(f, i), 'validUntil'), 'is for a rate of one band only');
+        return parsed;
+      }
       if (parsed.upTo === undefined && i < tiers.length - 1)
         throw new TariffError(join(join(f, i), 'upTo'), 'is required on every band but the last');
       if (parsed.upTo !== undefined && parsed.upTo <= previous)
@@ -363,5 +377,19 @@ export function validateTariff(value: unknown): TariffDocument {
     const name = optName(t, 'tax');
     if (name !== undefined) doc.tax.name = name;
   }
+  if (o.maxPrice !== undefined) {
+    const m = obj(o.maxPrice, 'maxPrice');
+    only(m, 'maxPrice', ['amount', 'resetAt']);
+    const amount = int(m.amount, 'maxPrice.amount', 1, MAX_AMOUNT);
+    if (m.resetAt === undefined)
+      throw new TariffError(
+        'maxPrice.resetAt',
+        'is required: the local time "HH:MM" a new cap period starts',
+      );
+    parseClock(m.resetAt, 'maxPrice.resetAt', false);
+    doc.maxPrice = { amount, resetAt: m.resetAt as string };
+  }
+  const noReturn = optInt(o, 'noReturnMinutes', '', 1, MAX_MINUTES);
+  if (noReturn !== undefined) doc.noReturnMinutes = noReturn;
   return doc;
 }
