@@ -195,7 +195,7 @@ const STATE_WORDS: Record<Push['state'], string> = {
   'timed-out': 'timed out',
 };
 
-/** Each assigned meter's push, read again every 2 s while any is pending. */
+/** Each assigned meter's push, read again every 2 s while any is pending, every 15 s after. */
 function PushWatch({ tariffId, meterIds }: { tariffId: string; meterIds: number[] }) {
   const [pushes, setPushes] = useState<Push[]>([]);
   const [error, setError] = useState<string | null>(null);
@@ -213,7 +213,8 @@ function PushWatch({ tariffId, meterIds }: { tariffId: string; meterIds: number[
         const mine = r.pushes.filter((p) => wanted.has(p.meterId)).sort((a, b) => a.meterId - b.meterId);
         setPushes(mine);
         setError(null);
-        if (mine.some((p) => p.state === 'pending')) timer = setTimeout(look, 2000);
+        // Every 2 s while a meter is pending; then every 15 s, for a late acknowledgement.
+        timer = setTimeout(look, mine.some((p) => p.state === 'pending') ? 2000 : 15_000);
       } catch (e) {
         if (!live) return;
         setError(e instanceof ApiError ? e.message : String(e));
