@@ -163,7 +163,7 @@ function AlarmDetail({
   );
 }
 
-function ResponseTimes() {
+function ResponseTimes({ version }: { version: unknown }) {
   const [by, setBy] = useState<'meter' | 'area'>('meter');
   const times = useApi<{
     rows: {
@@ -176,7 +176,7 @@ function ResponseTimes() {
       meanRepairSeconds: number | null;
       maxRepairSeconds: number | null;
     }[];
-  }>(`/api/alarms/response-times?by=${by}`);
+  }>(`/api/alarms/response-times?by=${by}`, [version]);
   return (
     <section aria-labelledby="times-title">
       <h2 id="times-title">Time to acknowledge and to repair (30 days)</h2>
@@ -585,7 +585,7 @@ export function AlarmsScreen({
           </button>
         )}
       </div>
-      <ResponseTimes />
+      <ResponseTimes version={`${store.lastUpdateAt} ${list.data?.alarms.map((a) => a.state).join()}`} />
       {roleAtLeast(operator.role, 'supervisor') && <ForwardingRules operator={operator} />}
     </div>
   );

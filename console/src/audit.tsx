@@ -16,9 +16,11 @@ interface Entry {
 const PAGE = 50;
 
 export function AuditScreen() {
-  const [actor, setActor] = useState('');
-  const [action, setAction] = useState('');
-  const [meter, setMeter] = useState('');
+  // What is typed, and what the list is filtered by: a text field applies on change (Enter, or
+  // leaving it), not on every key; dates apply at once.
+  const [draft, setDraft] = useState({ actor: '', action: '', meter: '' });
+  const [applied, setApplied] = useState({ actor: '', action: '', meter: '' });
+  const { actor, action, meter } = applied;
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
   const [cursors, setCursors] = useState<number[]>([]);
@@ -35,7 +37,15 @@ export function AuditScreen() {
   }
   if (cursors.length > 0) query.set('before', String(cursors[cursors.length - 1]));
   const log = useApi<{ entries: Entry[]; nextBefore: number | null }>(`/api/operators/audit?${query}`);
-  const filter = (set: (v: string) => void) => (e: { currentTarget: HTMLInputElement }) => {
+  const text = (key: keyof typeof draft) => ({
+    value: draft[key],
+    onInput: (e: { currentTarget: HTMLInputElement }) => setDraft({ ...draft, [key]: e.currentTarget.value }),
+    onChange: (e: { currentTarget: HTMLInputElement }) => {
+      setApplied({ ...applied, [key]: e.currentTarget.value });
+      setCursors([]);
+    },
+  });
+  const date = (set: (v: string) => void) => (e: { currentTarget: HTMLInputElement }) => {
     set(e.currentTarget.value);
     setCursors([]);
   };
@@ -45,23 +55,23 @@ export function AuditScreen() {
       <form class="filters" aria-label="Audit filters" onSubmit={(e) => e.preventDefault()}>
         <label>
           Actor
-          <input value={actor} onChange={filter(setActor)} />
+          <input {...text('actor')} />
         </label>
         <label>
           Action
-          <input value={action} placeholder="e.g. alarm.resolve" onChange={filter(setAction)} />
+          <input placeholder="e.g. alarm.resolve" {...text('action')} />
         </label>
         <label>
           Meter id
-          <input inputMode="numeric" value={meter} onChange={filter(setMeter)} />
+          <input inputMode="numeric" {...text('meter')} />
         </label>
         <label>
           From
-          <input type="date" value={from} onChange={filter(setFrom)} />
+          <input type="date" value={from} onChange={date(setFrom)} />
         </label>
         <label>
           To
-          <input type="date" value={to} onChange={filter(setTo)} />
+          <input type="date" value={to} onChange={date(setTo)} />
         </label>
       </form>
       {log.error && (
