@@ -2,7 +2,8 @@
 // its severity and state, filters, and per alarm its history; operators acknowledge and resolve,
 // supervisors assign. Below it, time to acknowledge and time to repair per meter or per area, and
 // the forwarding rules (supervisors read them, admins create and disable them). The list is read
-// again whenever the fleet's event stream brings a change, so a new alarm shows without a reload.
+// again whenever the fleet's event stream brings a change, so a new alarm shows without a reload,
+// and every 30 s for changes that leave the meters' rows alone.
 import { useEffect, useState } from 'preact/hooks';
 import { ago, api, ApiError, type Operator, roleAtLeast } from './api';
 import { useFleet } from './hooks';
@@ -416,6 +417,12 @@ export function AlarmsScreen({
   const [meter, setMeter] = useState(params.get('meter') ?? '');
   const [open, setOpen] = useState<number | null>(null);
   const [before, setBefore] = useState<number[]>([]);
+  // Changes that do not touch a meter's row (an acknowledgement by someone else) every 30 s.
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const timer = setInterval(() => setTick((n) => n + 1), 30_000);
+    return () => clearInterval(timer);
+  }, []);
   useEffect(() => {
     setMeter(params.get('meter') ?? '');
     setArea(params.get('area') ?? '');
@@ -428,7 +435,7 @@ export function AlarmsScreen({
   // Read again on every change the fleet's event stream brings (a new alarm changes a meter's row).
   const list = useApi<{ alarms: Alarm[]; nextBefore: number | null; active: Record<Severity, number> }>(
     `/api/alarms?${query}`,
-    [store.lastUpdateAt],
+    [store.lastUpdateAt, tick],
   );
   const areas = [
     ...new Set(

@@ -271,7 +271,15 @@ function PushWatch({ tariffId, meterIds }: { tariffId: string; meterIds: number[
   );
 }
 
-function Assign({ tariffId, store }: { tariffId: string; store: FleetStore }) {
+function Assign({
+  tariffId,
+  store,
+  onAssigned,
+}: {
+  tariffId: string;
+  store: FleetStore;
+  onAssigned: () => void;
+}) {
   const areas = [
     ...new Set(
       store
@@ -308,6 +316,7 @@ function Assign({ tariffId, store }: { tariffId: string; store: FleetStore }) {
         ids: r.meters.filter((m) => m.downlinkSeq !== undefined).map((m) => m.meterId),
         failed: r.meters.filter((m) => m.error).map((m) => `${m.meterId}: ${m.error}`),
       });
+      onAssigned();
     } catch (e) {
       setError(e instanceof ApiError ? e : new ApiError(0, 'error', String(e)));
     }
@@ -547,7 +556,9 @@ export function TariffsScreen({
         </section>
         <QuotePreview text={text} canQuote={operatorRole} />
       </div>
-      {operatorRole && editing && <Assign key={editing} tariffId={editing} store={store} />}
+      {operatorRole && editing && (
+        <Assign key={editing} tariffId={editing} store={store} onAssigned={list.reload} />
+      )}
     </div>
   );
 }

@@ -370,6 +370,12 @@ describe('console alarm, tariff, account and audit screens in headless Chromium'
       .filter({ hasText: 'timed out' })
       .waitFor({ timeout: (PUSH_TIMEOUT_S + 30) * 1000 });
     await page.getByText('1 applied, 0 pending, 0 refused, 1 timed out').waitFor({ timeout: 30_000 });
+    // The stored tariffs' list counts the meters it was pushed to.
+    await page
+      .getByRole('table', { name: 'Stored tariffs' })
+      .locator('tr[data-tariff="old-town"] td:nth-child(4)')
+      .filter({ hasText: /^2$/ })
+      .waitFor();
     assert.deepEqual(await unlabelledControls(page), []);
     await shot(page, 'tariffs-operator');
     await page.context().close();
