@@ -82,7 +82,19 @@ function localInput(d: Date): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-function QuotePreview({ text, canQuote }: { text: string; canQuote: boolean }) {
+/**
+ * The quote of the draft (operators: POST /api/tariffs/draft-quote), or for a role that may not
+ * price drafts, of the stored tariff shown (the public POST /api/quote, its latest version).
+ */
+function QuotePreview({
+  text,
+  canQuote,
+  storedId,
+}: {
+  text: string;
+  canQuote: boolean;
+  storedId: string | null;
+}) {
   const [arrival, setArrival] = useState(() => {
     const d = new Date();
     d.setDate(d.getDate() + ((8 - d.getDay()) % 7 || 7)); // next Monday
@@ -95,7 +107,7 @@ function QuotePreview({ text, canQuote }: { text: string; canQuote: boolean }) {
   const [quote, setQuote] = useState<Quote | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   useEffect(() => {
-    if (!canQuote) return;
+    if (!canQuote && !storedId) return;
     let document: unknown;
     try {
       document = JSON.parse(text);
@@ -108,12 +120,11 @@ function QuotePreview({ text, canQuote }: { text: string; canQuote: boolean }) {
     if (!Number.isFinite(start) || !/^\d+$/.test(bay) || !Number.isInteger(n)) return;
     let live = true;
     const timer = setTimeout(() => {
-      api<Quote>('POST', '/api/tariffs/draft-quote', {
-        document,
-        bay: Number(bay),
-        start,
-        ...(mode === 'minutes' ? { minutes: n } : { amount: n }),
-      })
+      const question = { bay: Number(bay), start, ...(mode === 'minutes' ? { minutes: n } : { amount: n }) };
+      (canQuote
+        ? api<Quote>('POST', '/api/tariffs/draft-quote', { document, ...question })
+        : api<Quote>('POST', '/api/quote', { tariffId: storedId, ...question })
+      )
         .then((q) => {
           if (!live) return;
           setQuote(q);
@@ -129,7 +140,7 @@ function QuotePreview({ text, canQuote }: { text: string; canQuote: boolean }) {
       live = false;
       clearTimeout(timer);
     };
-  }, [text, arrival, bay, mode, value, canQuote]);
+  }, [text, arrival, bay, mode, value, canQuote, storedId]);
   return (
     <section aria-labelledby="quote-title" class="quote-preview">
       <h2 id="quote-title">Quote preview</h2>
@@ -159,7 +170,13 @@ function QuotePreview({ text, canQuote }: { text: string; canQuote: boolean }) {
           />
         </label>
       </div>
-      {!canQuote && <p>The quote preview needs the operator role.</p>}
+      {!canQuote && (
+        <p>
+          {storedId
+            ? 'The stored latest version, quoted (pricing a changed draft needs the operator role).'
+            : 'Pricing a draft needs the operator role.'}
+        </p>
+      )}
       {error && error.status !== 400 && <p class="error">{error.message}</p>}
       {quote?.ok === true && (
         <div role="status" aria-label="Quote" class="quote">
@@ -554,7 +571,7 @@ export function TariffsScreen({
             </p>
           )}
         </section>
-        <QuotePreview text={text} canQuote={operatorRole} />
+        <QuotePreview text={text} canQuote={operatorRole} storedId={loaded} />
       </div>
       {operatorRole && editing && (
         <Assign key={editing} tariffId={editing} store={store} onAssigned={list.reload} />

@@ -388,6 +388,9 @@ describe('console alarm, tariff, account and audit screens in headless Chromium'
     await page.getByRole('heading', { name: 'Tariff old-town' }).waitFor();
     await page.waitForFunction(`document.getElementById('tariff-text')?.value.includes('"old-town"')`);
     assert.equal(await text.getAttribute('readonly'), '');
+    // The stored version quoted through the public quote: an hour at 3.00.
+    await page.getByLabel('Minutes', { exact: true }).fill('60');
+    await page.getByRole('status', { name: 'Quote' }).filter({ hasText: '£3.00' }).waitFor();
     for (const control of ['Save version', 'Assign and push', 'Start a new tariff'])
       assert.equal(await page.getByRole('button', { name: control }).count(), 0, control);
     assert.deepEqual(await unlabelledControls(page), []);
