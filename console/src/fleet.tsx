@@ -76,7 +76,9 @@ function AlarmsPanel({ rows }: { rows: FleetRow[] }) {
           <strong>{overdue}</strong> overdue
         </li>
       </ul>
-      <p class="note">Counted from the meters' status reports and events.</p>
+      <p class="note">
+        Counted from the meters' status reports and events. <a href="#/alarms">Open the alarm inbox</a>
+      </p>
     </section>
   );
 }

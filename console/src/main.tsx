@@ -1,14 +1,20 @@
-// The operator console: sign-in, then the fleet, the map, a meter's page and the registry, each a
-// hash route (#/fleet, #/map, #/meters/1001, #/register). Controls the operator's role cannot use
-// are not rendered; the platform refuses them anyway.
+// The operator console: sign-in (with the authenticator or a recovery code once the account has
+// one), then the fleet, the map, a meter's page, the registry, the alarm inbox, the tariffs, the
+// accounts and the audit log, each a hash route (#/fleet, #/map, #/meters/1001, #/register,
+// #/alarms, #/tariffs, #/accounts, #/audit). Controls the operator's role cannot use are not
+// rendered; the platform refuses them anyway.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, type Operator, roleAtLeast, session, setSignedOutHandler } from './api';
+import { AccountsScreen } from './accounts';
+import { AlarmsScreen } from './alarms';
+import { AuditScreen } from './audit';
 import { FleetScreen } from './fleet';
 import { MapScreen } from './map';
 import { MeterScreen } from './meter';
 import { RegisterScreen } from './register';
 import { FleetStore } from './store';
+import { TariffsScreen } from './tariffs';
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash || '#/fleet');
@@ -25,6 +31,9 @@ function Login({ onSignedIn }: { onSignedIn: (operator: Operator) => void }) {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Once the platform answers mfa-required: the authenticator's code, or a recovery code.
+  const [second, setSecond] = useState<'code' | 'recovery' | null>(null);
+  const [code, setCode] = useState('');
   const submit = async (event: Event) => {
     event.preventDefault();
     setBusy(true);
@@ -33,11 +42,16 @@ function Login({ onSignedIn }: { onSignedIn: (operator: Operator) => void }) {
       const answer = await api<{ token: string; operator: Operator }>('POST', '/api/operators/login', {
         username,
         password,
+        ...(second === 'code' && code ? { code } : {}),
+        ...(second === 'recovery' && code ? { recoveryCode: code } : {}),
       });
       session.token = answer.token;
       onSignedIn(answer.operator);
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : String(e));
+      if (e instanceof ApiError && e.code === 'mfa-required' && !second) {
+        setSecond('code');
+        setError('This account needs the code from its authenticator app.');
+      } else setError(e instanceof ApiError ? e.message : String(e));
     } finally {
       setBusy(false);
     }
@@ -67,6 +81,19 @@ function Login({ onSignedIn }: { onSignedIn: (operator: Operator) => void }) {
             onInput={(e) => setPassword(e.currentTarget.value)}
           />
         </label>
+        {second && (
+          <label>
+            {second === 'code' ? 'Authenticator code' : 'Recovery code'}
+            <input
+              name="code"
+              autocomplete="one-time-code"
+              inputMode={second === 'code' ? 'numeric' : 'text'}
+              required
+              value={code}
+              onInput={(e) => setCode(e.currentTarget.value.trim())}
+            />
+          </label>
+        )}
         {error && (
           <p role="alert" class="error">
             {error}
@@ -75,6 +102,18 @@ function Login({ onSignedIn }: { onSignedIn: (operator: Operator) => void }) {
         <button type="submit" disabled={busy}>
           Sign in
         </button>
+        {second && (
+          <button
+            type="button"
+            class="link"
+            onClick={() => {
+              setSecond(second === 'code' ? 'recovery' : 'code');
+              setCode('');
+            }}
+          >
+            {second === 'code' ? 'Use a recovery code instead' : 'Use the authenticator code'}
+          </button>
+        )}
       </form>
     </main>
   );
@@ -83,7 +122,11 @@ function Login({ onSignedIn }: { onSignedIn: (operator: Operator) => void }) {
 const NAV: { href: string; label: string; role: Operator['role'] }[] = [
   { href: '#/fleet', label: 'Fleet', role: 'viewer' },
   { href: '#/map', label: 'Map', role: 'viewer' },
+  { href: '#/alarms', label: 'Alarms', role: 'viewer' },
+  { href: '#/tariffs', label: 'Tariffs', role: 'viewer' },
   { href: '#/register', label: 'Register a meter', role: 'admin' },
+  { href: '#/accounts', label: 'Accounts', role: 'supervisor' },
+  { href: '#/audit', label: 'Audit', role: 'supervisor' },
 ];
 
 function Shell({ operator, onSignOut }: { operator: Operator; onSignOut: () => void }) {
@@ -98,6 +141,14 @@ function Shell({ operator, onSignOut }: { operator: Operator; onSignOut: () => v
   if (hash === '#/map') screen = <MapScreen store={store} operator={operator} />;
   else if (hash === '#/register' && roleAtLeast(operator.role, 'admin'))
     screen = <RegisterScreen store={store} />;
+  else if (hash === '#/alarms' || hash.startsWith('#/alarms?'))
+    screen = <AlarmsScreen store={store} operator={operator} hash={hash} />;
+  else if (hash === '#/tariffs' || hash.startsWith('#/tariffs/')) {
+    const id = hash.startsWith('#/tariffs/') ? decodeURIComponent(hash.slice('#/tariffs/'.length)) : null;
+    screen = <TariffsScreen store={store} operator={operator} id={id} />;
+  } else if (hash === '#/accounts' && roleAtLeast(operator.role, 'supervisor'))
+    screen = <AccountsScreen operator={operator} />;
+  else if (hash === '#/audit' && roleAtLeast(operator.role, 'supervisor')) screen = <AuditScreen />;
   else if (meterMatch) screen = <MeterScreen id={Number(meterMatch[1])} store={store} operator={operator} />;
   return (
     <>

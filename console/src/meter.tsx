@@ -25,7 +25,7 @@ interface RecordRow {
 }
 
 /** Fetches `path` when `key` changes; an error's message instead of the data. */
-function useApi<T>(
+export function useApi<T>(
   path: string,
   key: unknown[] = [],
 ): { data: T | null; error: string | null; reload: () => void } {
@@ -340,6 +340,9 @@ export function MeterScreen({ id, store, operator }: { id: number; store: FleetS
               ))}
             </ul>
           )}
+          <p>
+            <a href={`#/alarms?meter=${id}`}>This meter's alarms in the inbox</a>
+          </p>
           {s && <Facts value={(s.modules as Record<string, unknown>) ?? null} />}
         </section>
         <section aria-labelledby="security-title">

@@ -175,7 +175,7 @@ forEachBackend('operator second factor (TOTP)', (backend) => {
       'viewer routes need no factor',
     );
     const me = (await inject(admin.headers, 'GET', '/api/operators/me')).json();
-    assert.deepEqual(me.mfa, { enrolled: false, session: false, recoveryCodesLeft: 0 });
+    assert.deepEqual(me.mfa, { enrolled: false, session: false, recoveryCodesLeft: 0, required: true });
   });
 
   it('enrols with a confirmed code: the URI for the app, ten recovery codes, the other sessions ended', async () => {
@@ -206,7 +206,7 @@ forEachBackend('operator second factor (TOTP)', (backend) => {
     for (const c of codes) assert.match(c, /^[a-z2-7]{5}-[a-z2-7]{5}$/);
     assert.equal((await inject(bearer(other.token), 'GET', '/api/operators/me')).statusCode, 401, 'ended');
     const me = (await inject(bearer(first.token), 'GET', '/api/operators/me')).json();
-    assert.deepEqual(me.mfa, { enrolled: true, session: true, recoveryCodesLeft: 10 });
+    assert.deepEqual(me.mfa, { enrolled: true, session: true, recoveryCodesLeft: 10, required: true });
     assert.equal(
       (await inject(bearer(first.token), 'GET', '/api/operators')).statusCode,
       200,

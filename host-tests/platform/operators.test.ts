@@ -258,7 +258,7 @@ forEachBackend('operator accounts', (backend) => {
       through: 404,
     },
     { need: 'supervisor', method: 'POST', path: '/api/meters/4294967295/key-rotation', through: 404 },
-    { need: 'admin', method: 'GET', path: '/api/operators/audit?limit=1', through: 200 },
+    { need: 'supervisor', method: 'GET', path: '/api/operators/audit?limit=1', through: 200 },
   ];
   for (const group of groups) {
     it(`${group.method} ${group.path}: 401 without a login, 403 below ${group.need}`, async () => {

@@ -34,6 +34,7 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
     createdAt: time,
     disabledAt: nullableTime,
     lockedUntil: nullableTime,
+    mfaEnrolled: { type: 'boolean', description: 'an authenticator is set up' },
   });
   const identity = object({ username: { type: 'string' }, displayName: { type: 'string' }, role });
 
@@ -127,6 +128,10 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
               enrolled: { type: 'boolean' },
               session: { type: 'boolean', description: 'this session was opened with the second factor' },
               recoveryCodesLeft: { type: 'integer' },
+              required: {
+                type: 'boolean',
+                description: 'the platform requires this role to set up the second factor',
+              },
             }),
           }),
           ...errorResponses(401),
@@ -142,6 +147,7 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
           enrolled: o.mfaEnrolled,
           session: o.mfa,
           recoveryCodesLeft: o.mfaEnrolled ? await operators.recoveryCodesLeft(o.id) : 0,
+          required: operators.mfaRequiredFor(o.role),
         },
       };
     },
@@ -324,11 +330,19 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
   );
 
   app.get<{
-    Querystring: { operator?: string; meterId?: number; action?: string; limit?: number; before?: number };
+    Querystring: {
+      operator?: string;
+      meterId?: number;
+      action?: string;
+      since?: string;
+      until?: string;
+      limit?: number;
+      before?: number;
+    };
   }>(
     '/api/operators/audit',
     {
-      onRequest: operators.requireRole('admin'),
+      onRequest: operators.requireRole('supervisor'),
       schema: {
         querystring: {
           type: 'object',
@@ -336,12 +350,14 @@ export function operatorRoutes(app: FastifyInstance, operators: Operators): void
             operator: { type: 'string', minLength: 1, maxLength: 64 },
             meterId: { type: 'integer', minimum: 0, maximum: 0xffffffff },
             action: { type: 'string', minLength: 1, maxLength: 64 },
+            since: { type: 'string', format: 'date-time', description: 'entries at or after' },
+            until: { type: 'string', format: 'date-time', description: 'entries before' },
             limit: { type: 'integer', minimum: 1, maximum: 500, default: 100 },
             before: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
           },
           additionalProperties: false,
         },
-        summary: 'The audit log, newest first; `before` pages back',
+        summary: 'The audit log (supervisors and admins), newest first; `before` pages back',
         response: {
           200: object({
             entries: {

@@ -61,6 +61,8 @@ export interface OperatorView {
   createdAt: string;
   disabledAt: string | null;
   lockedUntil: string | null;
+  /** The account has an authenticator (TOTP) set up. */
+  mfaEnrolled: boolean;
 }
 
 export interface AuditEntry {
@@ -194,6 +196,7 @@ const view = (row: OperatorRow): OperatorView => ({
   createdAt: row.created_at.toISOString(),
   disabledAt: row.disabled_at?.toISOString() ?? null,
   lockedUntil: row.locked_until?.toISOString() ?? null,
+  mfaEnrolled: Boolean(row.totp_enabled_at),
 });
 
 export class Operators {
@@ -307,6 +310,11 @@ export class Operators {
       });
       return view(row);
     });
+  }
+
+  /** Whether the platform makes `role` set up the second factor (PARKLINK_REQUIRE_MFA=1, supervisors and admins). */
+  mfaRequiredFor(role: Role): boolean {
+    return this.#requireMfa && roleAtLeast(role, 'supervisor');
   }
 
   async list(): Promise<OperatorView[]> {
@@ -684,6 +692,8 @@ export class Operators {
     operator?: string;
     meterId?: number;
     action?: string;
+    since?: string;
+    until?: string;
     limit?: number;
     before?: number;
   }): Promise<{ entries: AuditView[]; nextBefore: number | null }> {
@@ -700,8 +710,17 @@ export class Operators {
       `SELECT id, at, username, action, meter_id, target, detail FROM operator_audit
         WHERE ($1::text IS NULL OR username = $1) AND ($2::bigint IS NULL OR meter_id = $2)
           AND ($3::text IS NULL OR action = $3) AND ($4::bigint IS NULL OR id < $4)
+          AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7)
         ORDER BY id DESC LIMIT $5`,
-      [query.operator ?? null, query.meterId ?? null, query.action ?? null, query.before ?? null, limit + 1],
+      [
+        query.operator ?? null,
+        query.meterId ?? null,
+        query.action ?? null,
+        query.before ?? null,
+        limit + 1,
+        query.since ? new Date(query.since) : null,
+        query.until ? new Date(query.until) : null,
+      ],
     );
     const page = rows.rows.slice(0, limit);
     return {

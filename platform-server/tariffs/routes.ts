@@ -1,6 +1,9 @@
 // The tariffs' HTTP API:
 //
+//   GET  /api/tariffs                 every tariff id with its latest version
 //   POST /api/tariffs                 body: a tariff document      → 201 { id, version } | 400 naming the field
+//   POST /api/tariffs/draft-quote     body: { document, bay, start, minutes | amount } → the quote of a document not stored
+//   POST /api/tariffs/:id/assign      body: { target, version? }   → 202 each meter's downlink or why none
 //   GET  /api/tariffs/:id             the latest version
 //   POST /api/meters/:id/tariff       body: { tariffId, version? } → 202 { version, downlinkSeq }
 //   GET  /api/meters/:id/tariff       pushed and acknowledged versions, the push's state
@@ -11,11 +14,22 @@
 // Reading needs the viewer role, storing and assigning the operator role; the quote is public
 // (drivers' price before they pay).
 import type { FastifyPluginAsync } from 'fastify';
+<<<<<<< HEAD
 import { MAX_HISTORY, type PriorPurchase } from '../../protocol/tariff';
 import { errorBody, errorResponses, sendError } from '../core/errors';
+=======
+import { errorBody, errorResponses, RequestRefused, sendError } from '../core/errors';
+>>>>>>> console
 import { meterIdParams, object, u32 } from '../core/schemas';
+import { type MeterTarget, meterTargetSchema, pushedMetersSchema } from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
-import { TARIFF_ID_MAX, TariffRefused, type TariffPushState, type TariffService } from './service';
+import {
+  type QuoteRequest,
+  TARIFF_ID_MAX,
+  TariffRefused,
+  type TariffPushState,
+  type TariffService,
+} from './service';
 
 const tariffId = { type: 'string', minLength: 1, maxLength: TARIFF_ID_MAX } as const;
 const PUSH_STATES = ['pending', 'applied', 'refused', 'timed-out'] as const;
@@ -49,6 +63,21 @@ const tariffDocumentSchema = {
   additionalProperties: true,
 } as const;
 
+/** The quote's question: a bay, an arrival (epoch s), and minutes or an amount (minor units). */
+const quoteProperties = {
+  bay: u32,
+  start: { type: 'integer', minimum: 0 },
+  minutes: { type: 'integer', minimum: 1, maximum: 10080 },
+  amount: { type: 'integer', minimum: 0 },
+  paidMinutes: { type: 'integer', minimum: 0, maximum: 10080 },
+} as const;
+
+const quoteResponse = {
+  type: 'object',
+  description: 'the quote (protocol/tariff Quote)',
+  additionalProperties: true,
+} as const;
+
 export interface TariffRoutesOptions {
   service: TariffService;
   guard: OperatorGuard;
@@ -61,8 +90,102 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
       const code = REFUSAL_CODES[error.statusCode] ?? 'refused';
       return reply.code(error.statusCode).send(errorBody(error.statusCode, code, error.message, error.field));
     }
+    if (error instanceof RequestRefused)
+      return reply
+        .code(error.statusCode)
+        .send(errorBody(error.statusCode, error.code, error.message, error.field));
     throw error;
   };
+  app.get(
+    '/api/tariffs',
+    {
+      onRequest: guard.requireRole('viewer'),
+      schema: {
+        summary: 'Every stored tariff with its latest version and the meters last pushed it',
+        response: {
+          200: object({
+            tariffs: {
+              type: 'array',
+              items: object({
+                id: { type: 'string' },
+                version: { type: 'integer' },
+                versions: { type: 'integer' },
+                currency: { type: 'integer' },
+                updatedAt: { type: 'string', format: 'date-time' },
+                meters: { type: 'integer', description: 'meters whose last push was this tariff' },
+              }),
+            },
+          }),
+          ...errorResponses(401, 403),
+        },
+      },
+    },
+    async () => ({ tariffs: await service.list() }),
+  );
+  app.post<{ Body: QuoteRequest & { document: unknown } }>(
+    '/api/tariffs/draft-quote',
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary:
+          'Price a tariff document that is not stored (an editor preview), with the engine the meters run; 400 names the field',
+        body: {
+          type: 'object',
+          properties: { document: tariffDocumentSchema, ...quoteProperties },
+          required: ['document', 'bay', 'start'],
+          oneOf: [{ required: ['minutes'] }, { required: ['amount'] }],
+          additionalProperties: false,
+        },
+        response: { 200: quoteResponse, ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const { document, ...question } = request.body;
+        return service.quoteDraft(document, question);
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
+  app.post<{ Params: { id: string }; Body: { target: MeterTarget; version?: number } }>(
+    '/api/tariffs/:id/assign',
+    {
+      onRequest: guard.requireRole('operator'),
+      schema: {
+        summary: 'Push a stored tariff version to listed meters, an area or the fleet (0x85 each)',
+        params: { type: 'object', properties: { id: tariffId }, required: ['id'] },
+        body: {
+          type: 'object',
+          properties: { target: meterTargetSchema, version: u32 },
+          required: ['target'],
+          additionalProperties: false,
+        },
+        response: {
+          202: object({ version: { type: 'integer' }, meters: pushedMetersSchema }),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        const assigned = await service.assign(request.params.id, request.body.target, request.body.version);
+        await guard.audit(request, {
+          action: 'tariff.assign',
+          target: request.params.id,
+          detail: {
+            version: assigned.version,
+            target: request.body.target,
+            sent: assigned.meters.filter((m) => 'downlinkSeq' in m).length,
+            failed: assigned.meters.filter((m) => 'error' in m).length,
+          },
+        });
+        return reply.code(202).send(assigned);
+      } catch (error) {
+        return send(reply, error);
+      }
+    },
+  );
   app.post(
     '/api/tariffs',
     {
@@ -191,6 +314,7 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
       schema: {
         body: {
           type: 'object',
+<<<<<<< HEAD
           properties: {
             meterId: u32,
             tariffId,
@@ -216,18 +340,14 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
               },
             },
           },
+=======
+          properties: { meterId: u32, tariffId, ...quoteProperties },
+>>>>>>> console
           required: ['bay', 'start'],
           oneOf: [{ required: ['minutes'] }, { required: ['amount'] }],
           additionalProperties: false,
         },
-        response: {
-          200: {
-            type: 'object',
-            description: 'the quote (protocol/tariff Quote)',
-            additionalProperties: true,
-          },
-          ...errorResponses(400, 404),
-        },
+        response: { 200: quoteResponse, ...errorResponses(400, 404) },
       },
     },
     async (request, reply) => {

@@ -19,6 +19,7 @@ import {
   validateTariff,
 } from '../../protocol/tariff';
 import type { Database } from '../core/db';
+import { type MeterTarget, resolveTarget } from '../fleet/targets';
 import type { Keystore } from '../keys/keystore';
 import type { UplinkHandler } from '../ingest/gate';
 import type { MeterDirectory } from '../ingest/meters';
@@ -89,6 +90,27 @@ interface PushRow {
   state: TariffPushState;
 }
 
+/** A stored tariff in the list: its latest version and how many meters were last pushed it. */
+export interface TariffSummary {
+  id: string;
+  version: number;
+  versions: number;
+  currency: number;
+  updatedAt: string;
+  meters: number;
+}
+
+/** Each meter an assignment addressed: the downlink sent, or why none was. */
+export type AssignedMeter = { meterId: number; downlinkSeq: number } | { meterId: number; error: string };
+
+export interface QuoteRequest {
+  bay: number;
+  start: number;
+  minutes?: number;
+  amount?: number;
+  paidMinutes?: number;
+}
+
 export class TariffService {
   readonly #deps: TariffDeps;
   /** The tariff each meter acknowledged applying, compiled. */
@@ -155,6 +177,83 @@ export class TariffService {
       JSON.stringify(doc),
     ]);
     return { id: doc.id, version: doc.version };
+  }
+
+  /** Every stored tariff id with its latest version, newest change first. */
+  async list(): Promise<TariffSummary[]> {
+    const rows = await this.#deps.db.query<{
+      id: string;
+      version: string | number;
+      versions: number;
+      document: TariffDocument;
+      updated_at: Date;
+      meters: number;
+    }>(
+      `SELECT t.id, t.version, t.document, v.versions, v.updated_at,
+              (SELECT count(*)::int FROM meter_tariffs m WHERE m.tariff_id = t.id) AS meters
+         FROM tariffs t
+         JOIN (SELECT id, max(version) AS version, count(*)::int AS versions, max(created_at) AS updated_at
+                 FROM tariffs GROUP BY id) v ON v.id = t.id AND v.version = t.version
+        ORDER BY v.updated_at DESC, t.id`,
+    );
+    return rows.rows.map((r) => ({
+      id: r.id,
+      version: Number(r.version),
+      versions: r.versions,
+      currency: r.document.currency,
+      updatedAt: r.updated_at.toISOString(),
+      meters: r.meters,
+    }));
+  }
+
+  /**
+   * Prices a tariff document that is not stored (an editor's draft) with the engine the meters
+   * run: a document the validator refuses is a 400 naming its field, as when it is stored.
+   */
+  quoteDraft(value: unknown, request: QuoteRequest): Quote {
+    let tariff: Tariff;
+    try {
+      tariff = Tariff.from(validateTariff(value));
+    } catch (error) {
+      if (error instanceof TariffError) throw new TariffRefused(400, error.message, error.field);
+      throw error;
+    }
+    return this.#quoteWith(tariff, request);
+  }
+
+  #quoteWith(tariff: Tariff, request: QuoteRequest): Quote {
+    const { bay, start, paidMinutes } = request;
+    const history = request.history ?? [];
+    return request.minutes !== undefined
+      ? tariff.quoteDuration({ bay, start, minutes: request.minutes, paidMinutes, history })
+      : tariff.quoteAmount({ bay, start, amount: request.amount ?? 0, paidMinutes, history });
+  }
+
+  /**
+   * Pushes a stored version to every meter of a target (listed meters, an area, the fleet); a
+   * meter whose downlink cannot be sent is reported with its reason, the others still go.
+   */
+  async assign(
+    tariffId: string,
+    target: MeterTarget,
+    version?: number,
+  ): Promise<{ version: number; meters: AssignedMeter[] }> {
+    const doc = await this.get(tariffId, version);
+    if (!doc)
+      throw new TariffRefused(
+        404,
+        `no tariff ${tariffId}${version === undefined ? '' : ` version ${version}`}`,
+      );
+    const meterIds = await resolveTarget(this.#deps.db, target);
+    const meters: AssignedMeter[] = [];
+    for (const meterId of meterIds) {
+      try {
+        meters.push({ meterId, downlinkSeq: (await this.push(meterId, doc.id, doc.version)).downlinkSeq });
+      } catch (error) {
+        meters.push({ meterId, error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    return { version: doc.version, meters };
   }
 
   async get(id: string, version?: number): Promise<TariffDocument | undefined> {
@@ -298,10 +397,6 @@ export class TariffService {
       tariff = doc && this.#compile(doc);
     } else if (request.meterId !== undefined) tariff = this.tariffOf(request.meterId);
     if (!tariff) throw new TariffRefused(404, 'no such tariff (or the meter has acknowledged none)');
-    const { bay, start, paidMinutes } = request;
-    const history = request.history ?? [];
-    return request.minutes !== undefined
-      ? tariff.quoteDuration({ bay, start, minutes: request.minutes, paidMinutes, history })
-      : tariff.quoteAmount({ bay, start, amount: request.amount ?? 0, paidMinutes, history });
+    return this.#quoteWith(tariff, request);
   }
 }
