@@ -14,12 +14,8 @@
 // Reading needs the viewer role, storing and assigning the operator role; the quote is public
 // (drivers' price before they pay).
 import type { FastifyPluginAsync } from 'fastify';
-<<<<<<< HEAD
 import { MAX_HISTORY, type PriorPurchase } from '../../protocol/tariff';
-import { errorBody, errorResponses, sendError } from '../core/errors';
-=======
 import { errorBody, errorResponses, RequestRefused, sendError } from '../core/errors';
->>>>>>> console
 import { meterIdParams, object, u32 } from '../core/schemas';
 import { type MeterTarget, meterTargetSchema, pushedMetersSchema } from '../fleet/targets';
 import type { OperatorGuard } from '../operators/service';
@@ -70,6 +66,22 @@ const quoteProperties = {
   minutes: { type: 'integer', minimum: 1, maximum: 10080 },
   amount: { type: 'integer', minimum: 0 },
   paidMinutes: { type: 'integer', minimum: 0, maximum: 10080 },
+  history: {
+    type: 'array',
+    maxItems: MAX_HISTORY,
+    description:
+      "the payer's earlier purchases in the tariff's zone (a cap per period, no return): epoch seconds and minor units",
+    items: {
+      type: 'object',
+      properties: {
+        start: { type: 'integer', minimum: 0 },
+        end: { type: 'integer', minimum: 0 },
+        amount: { type: 'integer', minimum: 0 },
+      },
+      required: ['start', 'end', 'amount'],
+      additionalProperties: false,
+    },
+  },
 } as const;
 
 const quoteResponse = {
@@ -314,35 +326,7 @@ export const tariffRoutes: FastifyPluginAsync<TariffRoutesOptions> = async (app,
       schema: {
         body: {
           type: 'object',
-<<<<<<< HEAD
-          properties: {
-            meterId: u32,
-            tariffId,
-            bay: u32,
-            start: { type: 'integer', minimum: 0 },
-            minutes: { type: 'integer', minimum: 1, maximum: 10080 },
-            amount: { type: 'integer', minimum: 0 },
-            paidMinutes: { type: 'integer', minimum: 0, maximum: 10080 },
-            history: {
-              type: 'array',
-              maxItems: MAX_HISTORY,
-              description:
-                "the payer's earlier purchases in the tariff's zone (a cap per period, no return): epoch seconds and minor units",
-              items: {
-                type: 'object',
-                properties: {
-                  start: { type: 'integer', minimum: 0 },
-                  end: { type: 'integer', minimum: 0 },
-                  amount: { type: 'integer', minimum: 0 },
-                },
-                required: ['start', 'end', 'amount'],
-                additionalProperties: false,
-              },
-            },
-          },
-=======
           properties: { meterId: u32, tariffId, ...quoteProperties },
->>>>>>> console
           required: ['bay', 'start'],
           oneOf: [{ required: ['minutes'] }, { required: ['amount'] }],
           additionalProperties: false,

@@ -109,6 +109,8 @@ export interface QuoteRequest {
   minutes?: number;
   amount?: number;
   paidMinutes?: number;
+  /** The payer's earlier purchases in the tariff's zone (a cap per period, no return). */
+  history?: PriorPurchase[];
 }
 
 export class TariffService {
@@ -380,17 +382,7 @@ export class TariffService {
     return zone.sort((a, b) => a - b);
   }
 
-  async quote(request: {
-    meterId?: number;
-    tariffId?: string;
-    bay: number;
-    start: number;
-    minutes?: number;
-    amount?: number;
-    paidMinutes?: number;
-    /** The payer's earlier purchases in the zone, for a cap per period and no-return. */
-    history?: PriorPurchase[];
-  }): Promise<Quote> {
+  async quote(request: QuoteRequest & { meterId?: number; tariffId?: string }): Promise<Quote> {
     let tariff: Tariff | undefined;
     if (request.tariffId !== undefined) {
       const doc = await this.get(request.tariffId);
