@@ -43,6 +43,7 @@ describe('fleet load, a slice (real PostgreSQL, Mosquitto, the platform in its o
     assert.equal(result.metersConnected, 40);
     assert.equal(result.connectionsHeld, 40);
     assert.ok(result.setsSent > 0 && result.statusSent > 0, 'the window sent sets and status reports');
+    assert.ok(result.drained.complete, 'the drain got every record through');
     assert.equal(result.recordsStored, result.recordsSent, 'every record stored, none twice');
     assert.equal(result.statusStored, result.statusSent, 'every status report stored once');
     assert.equal(result.recordsAcknowledged, result.recordsSent, 'every record acknowledged to its meter');

@@ -83,6 +83,8 @@ export interface FleetRunResult {
   setsSent: number;
   recordsSent: number;
   recordsStored: number;
+  /** Every meter uploading what it held at once after the windows: how long, sets sealed again, whether all got through. */
+  drained: { seconds: number; resent: number; complete: boolean };
   /** Records the meters hold acknowledged by the platform (after the drain). */
   recordsAcknowledged: number;
   /** Status reports stored by the platform (fleet room) during the run. */
@@ -277,6 +279,9 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
     // a card each, paired with a bay by a first tap at their meter.
     const login = await request<{ token: string }>(base, 'POST', '/api/operators/login', ADMIN);
     if (login.status !== 200) throw new Error(`operator login answered ${login.status}`);
+    if (options.drivers > meters.length) throw new RangeError('at most one renewing driver per meter');
+    if (options.drivers > 0 && options.bays < 2)
+      throw new RangeError('renewing drivers need two bays per meter');
     const drivers: { token: string; session: number; localAddress: string; busy: boolean }[] = [];
     const driverStarted = performance.now();
     for (let d = 0; d < options.drivers; d++) {
@@ -309,7 +314,7 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
       if (card.status !== 201)
         throw new Error(`adding a card answered ${card.status} ${JSON.stringify(card.body)}`);
       const meter = meters[d % meters.length];
-      meter.tap(Date.now(), 1, luhn(cardNumber));
+      meter.tap(Date.now(), 1, luhn(cardNumber), options.bays);
       drivers.push({ token: registered.body.token, session: 0, localAddress, busy: false });
     }
     // The taps' sets are stored and paired: each driver has a session.
@@ -454,13 +459,27 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
     const platformAfter = residentBytes(platformPid);
     const brokerAfter = residentBytes(broker.pid);
 
-    // Drain: every set acknowledged (or the drain gives up), every renewal answered.
+    // Drain: every meter uploads what it holds at once (as after a network outage), sealing again a
+    // set not acknowledged in time as the firmware does (10 s, then backing off); every renewal answered.
     await Promise.all(pendingRenewals);
-    const drainDeadline = Date.now() + 60_000;
-    while (meters.some((m) => m.setsInFlight > 0 || m.recordsWaiting > 0) && Date.now() < drainDeadline) {
-      for (const meter of meters) meter.flush();
+    const drainStarted = performance.now();
+    const drainDeadline = drainStarted + 300_000;
+    let resent = 0;
+    while (
+      meters.some((m) => m.setsInFlight > 0 || m.recordsWaiting > 0) &&
+      performance.now() < drainDeadline
+    ) {
+      for (const meter of meters) {
+        resent += meter.resendUnacknowledged();
+        meter.flush();
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
+    const drained = {
+      seconds: (performance.now() - drainStarted) / 1000,
+      resent,
+      complete: !meters.some((m) => m.setsInFlight > 0 || m.recordsWaiting > 0),
+    };
     await new Promise((r) => setTimeout(r, 1000));
 
     const check = new pg.Client({ connectionString: database.url });
@@ -486,6 +505,7 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
       recordsSent: meters.reduce((n, m) => n + m.chain.records.length, 0),
       recordsStored,
       recordsAcknowledged: meters.reduce((n, m) => n + m.acknowledged, 0),
+      drained,
       statusStored,
       brokerBytes: { before: brokerBefore, after: brokerAfter },
       platformBytes: { before: platformBefore, after: platformAfter },

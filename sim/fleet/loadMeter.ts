@@ -11,6 +11,10 @@ import { encodeStatusMessage, STATUS_FRAME, type StatusReport } from '../../prot
 import { downlinkTopic, meterClientId, uplinkTopic } from '../../protocol/topics';
 import { crypto, TestMeter } from './platform';
 
+// The firmware uploader's defaults (firmware/units/comms.ts): the first ack timeout and the longest wait.
+const ACK_TIMEOUT_MS = 10_000;
+const MAX_BACKOFF_MS = 300_000;
+
 export interface LoadMeterEvents {
   /** A set was acknowledged `ms` after it was published. */
   onAck?(meter: LoadMeter, ms: number, records: number): void;
@@ -31,7 +35,7 @@ export class LoadMeter {
    * The set waiting for its ack, by its frame's sequence number. One at a time, as the firmware's
    * uploader does: the next set goes when this one is acknowledged.
    */
-  readonly #inFlight = new Map<number, { at: number; from: number; to: number }>();
+  readonly #inFlight = new Map<number, { at: number; from: number; to: number; wait: number }>();
   /** Paid-until per bay, epoch seconds, as the meter would hold it. */
   readonly #paidUntil = new Map<number, number>();
   readonly #renewalsSeen = new Set<string>();
@@ -106,9 +110,11 @@ export class LoadMeter {
   }
 
   /** A sale recorded on the chain; `setEvery` sales make an upload set, published at once. */
-  tap(nowMs: number, setEvery: number, card?: string): void {
+  tap(nowMs: number, setEvery: number, card?: string, bayId?: number): void {
     const time = Math.floor(nowMs / 1000);
-    const bay = 1 + (this.chain.nextSeq % this.bays);
+    // Passing cars use every bay but the last, kept for the drivers who renew by phone: a sale on a
+    // driver's bay would end their session (another car parked there).
+    const bay = bayId ?? 1 + (this.chain.nextSeq % Math.max(1, this.bays - 1));
     const minutes = 30 + (this.chain.nextSeq % 4) * 30;
     this.chain.transaction(
       {
@@ -133,23 +139,28 @@ export class LoadMeter {
     const from = to - this.#unsent + 1;
     this.#unsent = 0;
     const frame = this.chain.frame(from, to);
-    this.#inFlight.set(this.chain.frameSeq, { at: performance.now(), from, to });
+    this.#inFlight.set(this.chain.frameSeq, { at: performance.now(), from, to, wait: ACK_TIMEOUT_MS });
     this.setsPublished++;
     this.client?.publish(uplinkTopic(this.id), Buffer.from(frame), { qos: 1 });
   }
 
   /**
-   * Seals again, under new frame numbers, the sets whose ack has not come within `afterMs`, as the
-   * firmware's uploader does: an instance that died with the set in hand never answers it.
+   * Seals again, under a new frame number, the set whose ack is overdue, as the firmware's uploader
+   * does (firmware/units/comms.ts): first after 10 s, then waiting twice as long each time, at most
+   * 5 minutes. An instance that died with the set in hand, or a broker that dropped it, never answers.
    */
-  resendUnacknowledged(afterMs: number): number {
+  resendUnacknowledged(): number {
     const now = performance.now();
     let resent = 0;
     for (const [seq, set] of [...this.#inFlight]) {
-      if (now - set.at < afterMs) continue;
+      if (now - set.at < set.wait) continue;
       this.#inFlight.delete(seq);
       const frame = this.chain.frame(set.from, set.to);
-      this.#inFlight.set(this.chain.frameSeq, { ...set, at: now });
+      this.#inFlight.set(this.chain.frameSeq, {
+        ...set,
+        at: now,
+        wait: Math.min(set.wait * 2, MAX_BACKOFF_MS),
+      });
       this.client?.publish(uplinkTopic(this.id), Buffer.from(frame), { qos: 1 });
       resent++;
     }

@@ -93,6 +93,17 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A line of the shipped deploy/mosquitto/mosquitto.conf, so the runs measure what is deployed. */
+function deployedSetting(name: string): string {
+  const conf = readFileSync(
+    fileURLToPath(new URL('../../deploy/mosquitto/mosquitto.conf', import.meta.url)),
+    'utf8',
+  );
+  const line = conf.split('\n').find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`deploy/mosquitto/mosquitto.conf has no ${name}`);
+  return line;
+}
+
 export interface Broker {
   url: string;
   pid: number;
@@ -100,7 +111,7 @@ export interface Broker {
 }
 
 /**
- * Mosquitto on a loopback port of its own, as deploy/mosquitto/ configures it: no anonymous clients,
+ * Mosquitto on a loopback port of its own, as deploy/mosquitto/ configures it (its queue limit too): no anonymous clients,
  * `passwordFile` (from `npx parklink broker passwd`, or mosquittoPasswordFile) and the deployment's
  * ACL (deploy/mosquitto/acl), without persistence and without TLS (loopback).
  */
@@ -118,7 +129,7 @@ export async function startMosquitto(passwordFile: string): Promise<Broker> {
       `password_file ${path.join(dir, 'passwd')}`,
       `acl_file ${path.join(dir, 'acl')}`,
       'persistence false',
-      'max_queued_messages 1000',
+      deployedSetting('max_queued_messages'),
       'max_connections -1',
       // Started as root, Mosquitto drops to its own user, which cannot read this private folder.
       ...(process.getuid?.() === 0 ? ['user root'] : []),

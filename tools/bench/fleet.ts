@@ -39,6 +39,9 @@ export function report(r: FleetRunResult, log: (line: string) => void): void {
   log(
     `records: ${r.recordsSent} sent in ${r.setsSent} sets, ${r.recordsStored} stored, ${r.recordsAcknowledged} acknowledged`,
   );
+  log(
+    `drain (every meter uploads what it holds, at once): ${r.drained.seconds.toFixed(1)} s, ${r.drained.resent} sets sealed again (no ack within 10 s, then backing off as the firmware does)${r.drained.complete ? '' : ', NOT complete after 300 s'}`,
+  );
   log(`status reports: ${r.statusSent} sent, ${r.statusStored} stored`);
   log(`ingest lag (set published → ack at the meter): ${ms(r.ackLatency)}`);
   log(`status → console live feed: ${ms(r.feedLatency)}`);
