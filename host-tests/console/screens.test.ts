@@ -7,6 +7,7 @@
 // only its controls. Screenshots go to test-artifacts/console/ (gitignored). Skipped without
 // chromium unless CI=true.
 import assert from 'node:assert/strict';
+import QRCode from 'qrcode';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -424,7 +425,12 @@ describe('console alarm, tariff, account and audit screens in headless Chromium'
     const secret = (await page.getByTestId('totp-secret').textContent()) ?? '';
     assert.match(uri, /^otpauth:\/\/totp\//);
     assert.ok(uri.includes(`secret=${secret}`), uri);
-    await page.getByText(/No QR code is drawn here/).waitFor();
+    // The QR code on the page is exactly the link's: the same library draws it here from the URI.
+    const drawn = await page.getByTestId('totp-qr').locator('svg path[stroke]').getAttribute('d');
+    const expected = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+    assert.ok(drawn && drawn.length > 100, 'the page draws the modules');
+    assert.equal(drawn, /stroke="#000000" d="([^"]+)"/.exec(expected)?.[1]);
+    await shot(page, 'accounts-totp-qr');
     await page.getByLabel('Code from the app').fill(totp(base32Decode(secret), nowS()));
     await page.getByRole('button', { name: 'Confirm' }).click();
     const recovery = page.getByRole('status', { name: 'Recovery codes' });
