@@ -10,7 +10,7 @@ import { VirtualBoard } from '../../hal/mock/board';
 import { VirtualClock } from '../../hal/mock/clock';
 import { meterClientId, NodeMqttLink } from '../../hal/mock/mqtt.node';
 import { createPlatform, type Platform } from '../../platform-server/platform';
-import { CI, randomMeterId, real } from '../../sim/fleet/platform';
+import { randomMeterId, real, requireRealServices } from '../../sim/fleet/platform';
 import { until } from '../support/until';
 
 describe(`two ingest instances on a shared subscription — ${real.name}`, () => {
@@ -20,13 +20,7 @@ describe(`two ingest instances on a shared subscription — ${real.name}`, () =>
   const pumps: NodeJS.Timeout[] = [];
 
   before(async function () {
-    try {
-      await real.check();
-    } catch (error) {
-      if (CI) throw new Error(`CI=true and a service is missing: ${(error as Error).message}`);
-      console.log(`      skipped: ${(error as Error).message} (set CI=true to make this a failure)`);
-      this.skip();
-    }
+    await requireRealServices(this);
   });
 
   after(async () => {

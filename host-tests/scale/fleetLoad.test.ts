@@ -5,7 +5,7 @@
 // figures are printed, never asserted (timings belong to the benchmark).
 import assert from 'node:assert/strict';
 import { CITY, runFleet } from '../../sim/fleet/fleetRun';
-import { CI, real } from '../../sim/fleet/platform';
+import { requireRealServices } from '../../sim/fleet/platform';
 import { requireTools } from '../support/tlsCa';
 import { report } from '../../tools/bench/fleet';
 
@@ -14,13 +14,7 @@ describe('fleet load, a slice (real PostgreSQL, Mosquitto, the platform in its o
 
   before(async function () {
     requireTools(this, 'mosquitto');
-    try {
-      await real.check();
-    } catch (error) {
-      if (CI) throw error;
-      console.log(`      skipped: ${(error as Error).message} (set CI=true to make this a failure)`);
-      this.skip();
-    }
+    await requireRealServices(this);
   });
 
   it('holds every connection, stores every record and status report once, and delivers every renewal', async () => {

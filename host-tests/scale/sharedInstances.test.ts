@@ -11,7 +11,7 @@ import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
 import { deriveCardTokenKey } from '../../platform-server/keys/cardToken';
 import { loadKeystore } from '../../platform-server/keys/keystore';
 import { LoadMeter } from '../../sim/fleet/loadMeter';
-import { CI, real } from '../../sim/fleet/platform';
+import { requireRealServices } from '../../sim/fleet/platform';
 import {
   type Broker,
   freshDatabase,
@@ -36,13 +36,7 @@ describe('three platform instances on one broker, one killed under load (real Po
 
   before(async function () {
     requireTools(this, 'mosquitto');
-    try {
-      await real.check();
-    } catch (error) {
-      if (CI) throw error;
-      console.log(`      skipped: ${(error as Error).message} (set CI=true to make this a failure)`);
-      this.skip();
-    }
+    await requireRealServices(this);
   });
 
   after(async () => {

@@ -295,7 +295,8 @@ export const real: Backend = {
   },
 };
 
-async function adminQuery(sql: string) {
+/** A statement on the real server's administrative database (create or drop a database, a checkpoint). */
+export async function adminQuery(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
   await client.connect();
   try {
@@ -310,6 +311,20 @@ function redact(url: string) {
 }
 
 /**
+ * For a suite that needs the real PostgreSQL and MQTT broker: under CI=true a missing service fails
+ * it; otherwise it is skipped with the reason.
+ */
+export async function requireRealServices(context: Mocha.Context): Promise<void> {
+  try {
+    await real.check();
+  } catch (error) {
+    if (CI) throw new Error(`CI=true and a service is missing: ${(error as Error).message}`);
+    console.log(`      skipped: ${(error as Error).message} (set CI=true to make this a failure)`);
+    context.skip();
+  }
+}
+
+/**
  * Runs `suite` once per backend. The real backend always runs under CI=true (a missing service
  * fails the suite); otherwise it runs only when its services answer and is skipped with the reason.
  */
@@ -317,14 +332,7 @@ export function forEachBackend(title: string, suite: (backend: Backend) => void)
   for (const backend of [embedded, real]) {
     describe(`${title} — ${backend.name}`, () => {
       before(async function () {
-        if (!backend.real) return;
-        try {
-          await backend.check();
-        } catch (error) {
-          if (CI) throw new Error(`CI=true and a service is missing: ${(error as Error).message}`);
-          console.log(`      skipped: ${(error as Error).message} (set CI=true to make this a failure)`);
-          this.skip();
-        }
+        if (backend.real) await requireRealServices(this);
       });
       suite(backend);
     });
