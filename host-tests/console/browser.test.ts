@@ -4,26 +4,19 @@
 // Screenshots go to test-artifacts/console/ (gitignored). Skipped without chromium unless CI=true.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../support/chromium';
 import type { Role } from '../../platform-server/operators/service';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
 import { encodeStatusMessage, STATUS_FRAME, type StatusMessage } from '../../protocol/status';
 import { uplinkTopic } from '../../protocol/topics';
-import {
-  CI,
-  crypto,
-  quietLogger,
-  randomMeterId,
-  TEST_GATEWAY_SECRET,
-  TestMeter,
-} from '../../sim/fleet/platform';
+import { crypto, quietLogger, randomMeterId, TEST_GATEWAY_SECRET, TestMeter } from '../../sim/fleet/platform';
 import { buildConsole } from '../../tools/buildConsole';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'console');
 
 /** Every input, select, textarea and button in the page without an accessible name (runs in the page). */
@@ -94,11 +87,7 @@ describe('operator console in headless Chromium', function () {
     page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (CI) throw new Error(`CI=true and ${CHROMIUM} is missing (apt-get install -y chromium)`);
-      console.log(`      skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-      this.skip();
-    }
+    requireChromium(this);
     mkdirSync(ARTIFACTS, { recursive: true });
     await buildConsole({ quiet: true });
     platform = await createPlatform({
@@ -136,19 +125,7 @@ describe('operator console in headless Chromium', function () {
     await platform.ingest.handleUplink(uplinkTopic(reporting.id), reporting.frame(sale.seq, sale.seq));
     await platform.ingest.handleUplink(uplinkTopic(reporting.id), statusFrame(72, nowS() - 60));
     base = await platform.listen(0);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -9,9 +9,10 @@
 import assert from 'node:assert/strict';
 import QRCode from 'qrcode';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../support/chromium';
 import { base32Decode, totp } from '../../platform-server/operators/totp';
 import type { Role } from '../../platform-server/operators/service';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
@@ -20,17 +21,9 @@ import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
 import { encodeStatusMessage, STATUS_FRAME, type StatusMessage } from '../../protocol/status';
 import { encodeTariffAck, TARIFF_ACK_UPLINK } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
-import {
-  CI,
-  crypto,
-  quietLogger,
-  randomMeterId,
-  TEST_GATEWAY_SECRET,
-  TestMeter,
-} from '../../sim/fleet/platform';
+import { crypto, quietLogger, randomMeterId, TEST_GATEWAY_SECRET, TestMeter } from '../../sim/fleet/platform';
 import { buildConsole } from '../../tools/buildConsole';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'console');
 /** A push no meter acknowledges times out after this (short, so the test sees it happen). */
 const PUSH_TIMEOUT_S = 6;
@@ -118,11 +111,7 @@ describe('console alarm, tariff, account and audit screens in headless Chromium'
     page.getByRole('table', { name: 'Alarm inbox' }).locator('tr[data-alarm]').filter({ hasText: kind });
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (CI) throw new Error(`CI=true and ${CHROMIUM} is missing (apt-get install -y chromium)`);
-      console.log(`      skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-      this.skip();
-    }
+    requireChromium(this);
     mkdirSync(ARTIFACTS, { recursive: true });
     await buildConsole({ quiet: true });
     platform = await createPlatform({
@@ -164,19 +153,7 @@ describe('console alarm, tariff, account and audit screens in headless Chromium'
         [ids[2], `note ${i}`],
       );
     base = await platform.listen(0);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterEach(async function () {

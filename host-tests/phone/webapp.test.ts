@@ -3,16 +3,14 @@
 // session count down, extend by a button, see the meter's new expiry, the receipt and the
 // confirmation. Screenshots go to $TMPDIR/parklink-*.png. Skipped without chromium unless CI=true.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../support/chromium';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
-import { CI, randomMeterId } from '../../sim/fleet/platform';
+import { randomMeterId } from '../../sim/fleet/platform';
 import { type BootedMeter, bootMeter, card, phonePlatform, tapBay2 } from './support';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 describe('driver web app in headless Chromium', function () {
   this.timeout(30_000);
@@ -27,27 +25,11 @@ describe('driver web app in headless Chromium', function () {
     page.screenshot({ path: join(tmpdir(), `parklink-${name}.png`), fullPage: true });
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (CI) throw new Error(`CI=true and ${CHROMIUM} is missing (apt-get install -y chromium)`);
-      console.log(`      skipped: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-      this.skip();
-    }
+    requireChromium(this);
     platform = await phonePlatform({}, clock);
     base = await platform.listen(0);
     m = await bootMeter(platform, meterId, clock);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({
       viewport: { width: 390, height: 844 },
       deviceScaleFactor: 1,
