@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
 import { RENEWAL_FRAME } from '../../protocol/renewal';
-import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
+import { forEachBackend, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import {
   type Api,
   apiOf,
@@ -133,6 +133,38 @@ forEachBackend('pay by phone end to end', (backend) => {
       [meterId],
     );
     assert.match(op.rows[0].detail, new RegExp(`auth=${applied.authorisation}`));
+    // The meter's records list shows it among the transactions, with its channel and charge.
+    const viewer = await operatorLogin(platform.operators, 'viewer');
+    const list = async (kind: string) =>
+      (
+        await platform.app.inject({
+          method: 'GET',
+          url: `/api/meters/${meterId}/records?kind=${kind}`,
+          headers: viewer.headers,
+        })
+      ).json().records as {
+        kind: string;
+        channel: string | null;
+        renewalId: string | null;
+        charge: number;
+        bayId: number;
+      }[];
+    const renewed = (await list('transaction')).filter((r) => r.renewalId === applied.id);
+    assert.equal(renewed.length, 1);
+    assert.deepEqual(
+      {
+        kind: renewed[0].kind,
+        channel: renewed[0].channel,
+        charge: renewed[0].charge,
+        bay: renewed[0].bayId,
+      },
+      { kind: 'transaction', channel: 'app', charge: 120, bay: 2 },
+    );
+    assert.ok(
+      (await list('transaction')).some((r) => r.channel === 'card'),
+      'the first tap is there too, by card',
+    );
+    assert.equal((await list('operation')).filter((r) => r.renewalId === applied.id).length, 0);
     const session = (await api('GET', '/api/driver/sessions?state=active')).json.sessions[0];
     assert.equal(session.paidUntil, '2026-06-01T10:00:00.000Z');
   });

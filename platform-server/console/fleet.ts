@@ -92,12 +92,21 @@ WITH wanted AS (
    WHERE rm.state = 'confirmed'
    ORDER BY rm.meter_id, rm.updated_at DESC
 ), revenue AS (
-  SELECT r.meter_id, sum(t.charge) AS revenue, min(t.currency) AS currency
-    FROM records r
-    JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
-    JOIN wanted w ON w.id = r.meter_id
-   WHERE r.recorded_at >= $2
-   GROUP BY r.meter_id
+  -- Card sales at the meter and renewals paid by phone and applied by it.
+  SELECT meter_id, sum(charge) AS revenue, min(currency) AS currency
+    FROM (
+      SELECT r.meter_id, t.charge, t.currency
+        FROM records r
+        JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
+        JOIN wanted w ON w.id = r.meter_id
+       WHERE r.recorded_at >= $2
+      UNION ALL
+      SELECT rn.meter_id, rn.charge, rn.currency
+        FROM renewals rn
+        JOIN wanted w ON w.id = rn.meter_id
+       WHERE rn.status = 'applied' AND rn.applied_at >= $2
+    ) sales
+   GROUP BY meter_id
 )
 SELECT w.id, w.name, w.area, w.address, w.latitude, w.longitude, w.bays,
        w.provisioned_at IS NOT NULL AS provisioned, w.key_epoch, w.contact_seconds,

@@ -113,6 +113,18 @@ const recordSchema = object(
     bayId: { type: 'integer', nullable: true },
     charge: { type: 'integer', nullable: true },
     currency: { type: 'integer', nullable: true },
+    channel: {
+      type: 'string',
+      nullable: true,
+      enum: ['card', 'app', 'sms', 'voice', 'auto', null],
+      description:
+        "a transaction's channel: card at the meter, or the phone channel of a renewal paid on the platform (the meter's remote-renewal record)",
+    },
+    renewalId: {
+      type: 'string',
+      nullable: true,
+      description: 'the phone renewal a remote-renewal record applied',
+    },
   },
   ['seq', 'kind', 'recordedAt', 'receivedAt', 'summary'],
 );
@@ -422,20 +434,28 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
         currency: number | null;
         code: string | null;
         detail: string | null;
+        channel: string | null;
+        renewal_id: string | null;
       }>(
+        // A renewal paid by phone is a transaction too: the meter's remote-renewal operation record,
+        // with the renewal's bay, minutes, charge and channel (renewals.record_seq links them).
         `SELECT r.seq, r.recorded_at, r.received_at,
-                CASE WHEN t.seq IS NOT NULL THEN 'transaction' WHEN o.seq IS NOT NULL THEN 'operation'
+                CASE WHEN t.seq IS NOT NULL OR rn.id IS NOT NULL THEN 'transaction' WHEN o.seq IS NOT NULL THEN 'operation'
                      WHEN m.seq IS NOT NULL THEN 'maintenance' ELSE 'other' END AS kind,
-                t.bay_id, t.minutes, t.charge, t.currency, COALESCE(o.code, m.code) AS code,
-                COALESCE(o.detail, m.detail) AS detail
+                COALESCE(t.bay_id, rn.bay_id) AS bay_id, COALESCE(t.minutes, rn.minutes) AS minutes,
+                COALESCE(t.charge, rn.charge) AS charge, COALESCE(t.currency, rn.currency) AS currency,
+                COALESCE(o.code, m.code) AS code, COALESCE(o.detail, m.detail) AS detail,
+                CASE WHEN t.seq IS NOT NULL THEN 'card' ELSE rn.channel END AS channel, rn.id AS renewal_id
            FROM records r
            LEFT JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
            LEFT JOIN operations o ON o.meter_id = r.meter_id AND o.seq = r.seq
            LEFT JOIN maintenance m ON m.meter_id = r.meter_id AND m.seq = r.seq
+           LEFT JOIN renewals rn ON rn.meter_id = r.meter_id AND rn.record_seq = r.seq
           WHERE r.meter_id = $1
-            AND ($2 = 'all' OR ($2 = 'transaction' AND t.seq IS NOT NULL) OR ($2 = 'operation' AND o.seq IS NOT NULL)
+            AND ($2 = 'all' OR ($2 = 'transaction' AND (t.seq IS NOT NULL OR rn.id IS NOT NULL))
+                 OR ($2 = 'operation' AND o.seq IS NOT NULL AND rn.id IS NULL)
                  OR ($2 = 'maintenance' AND m.seq IS NOT NULL))
-            AND ($3::bigint IS NULL OR t.bay_id = $3)
+            AND ($3::bigint IS NULL OR COALESCE(t.bay_id, rn.bay_id) = $3)
             AND ($4::timestamptz IS NULL OR r.recorded_at >= $4)
             AND ($5::timestamptz IS NULL OR r.recorded_at < $5)
             AND ($6::bigint IS NULL OR r.seq < $6)
@@ -452,13 +472,15 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
           receivedAt: r.received_at.toISOString(),
           summary:
             r.kind === 'transaction'
-              ? `bay ${r.bay_id}, ${r.minutes} min`
+              ? `bay ${r.bay_id}, ${r.minutes} min${r.renewal_id ? `, renewed by phone (${r.channel})` : ''}`
               : r.code
                 ? `${r.code}${r.detail ? `: ${r.detail}` : ''}`
                 : r.kind,
           bayId: r.bay_id === null ? null : Number(r.bay_id),
           charge: r.charge === null ? null : Number(r.charge),
           currency: r.currency,
+          channel: r.kind === 'transaction' ? r.channel : null,
+          renewalId: r.renewal_id,
         })),
         nextBefore: rows.length > q.limit ? Number(page[page.length - 1].seq) : null,
       };
