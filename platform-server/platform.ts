@@ -34,6 +34,7 @@ import { type ReaderFileService, startReaderFiles } from './readerFiles';
 import { type ReportService, startReports } from './reports';
 import { type ApdsService, startApds } from './apds';
 import { auditRoutes } from './audit/routes';
+import { ReportingService, reportingRoutes } from './reporting';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -241,6 +242,11 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
     await app.register(auditRoutes, { db, guard: operators });
+    // The city's days: its time zone, as the APDS API gives its places (PARKLINK_APDS_TIME_ZONE).
+    await app.register(reportingRoutes, {
+      service: new ReportingService(db, config.apds?.timeZone ?? 'UTC'),
+      guard: operators,
+    });
     const phone = await startPhone({
       db,
       meters,

@@ -1,7 +1,7 @@
 // The operator console: sign-in (with the authenticator or a recovery code once the account has
 // one), then the fleet, the map, a meter's page, the registry, the alarm inbox, the tariffs, the
 // accounts and the audit log, each a hash route (#/fleet, #/map, #/meters/1001, #/register,
-// #/alarms, #/tariffs, #/accounts, #/audit). Controls the operator's role cannot use are not
+// #/alarms, #/tariffs, #/reports, #/accounts, #/audit). Controls the operator's role cannot use are not
 // rendered; the platform refuses them anyway.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
@@ -9,6 +9,7 @@ import { api, ApiError, type Operator, roleAtLeast, session, setSignedOutHandler
 import { AccountsScreen } from './accounts';
 import { AlarmsScreen } from './alarms';
 import { AuditScreen } from './audit';
+import { ReportsScreen } from './reports';
 import { FleetScreen } from './fleet';
 import { MapScreen } from './map';
 import { MeterScreen } from './meter';
@@ -124,6 +125,7 @@ const NAV: { href: string; label: string; role: Operator['role'] }[] = [
   { href: '#/map', label: 'Map', role: 'viewer' },
   { href: '#/alarms', label: 'Alarms', role: 'viewer' },
   { href: '#/tariffs', label: 'Tariffs', role: 'viewer' },
+  { href: '#/reports', label: 'Reports', role: 'viewer' },
   { href: '#/register', label: 'Register a meter', role: 'admin' },
   { href: '#/accounts', label: 'Accounts', role: 'supervisor' },
   { href: '#/audit', label: 'Audit', role: 'supervisor' },
@@ -149,6 +151,7 @@ function Shell({ operator, onSignOut }: { operator: Operator; onSignOut: () => v
   } else if (hash === '#/accounts' && roleAtLeast(operator.role, 'supervisor'))
     screen = <AccountsScreen operator={operator} />;
   else if (hash === '#/audit' && roleAtLeast(operator.role, 'supervisor')) screen = <AuditScreen />;
+  else if (hash === '#/reports') screen = <ReportsScreen />;
   else if (meterMatch) screen = <MeterScreen id={Number(meterMatch[1])} store={store} operator={operator} />;
   return (
     <>

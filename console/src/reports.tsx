@@ -1,0 +1,192 @@
+// The city's reports (#/reports, viewers): revenue, occupancy, events and uptime over a range of the
+// city's days, for the fleet or an area; shown a page of days at a time (the platform's `next`),
+// downloaded whole as CSV or PDF (fetched with the session's token, saved from a blob).
+import { useState } from 'preact/hooks';
+import { ApiError, session } from './api';
+import { useApi } from './meter';
+
+type Kind = 'revenue' | 'occupancy' | 'events' | 'uptime';
+const KINDS: { kind: Kind; label: string }[] = [
+  { kind: 'revenue', label: 'Revenue' },
+  { kind: 'occupancy', label: 'Occupancy' },
+  { kind: 'events', label: 'Events' },
+  { kind: 'uptime', label: 'Uptime' },
+];
+
+interface Report {
+  title: string;
+  timeZone: string;
+  from: string;
+  to: string;
+  next: string | null;
+  columns: { key: string; title: string; money?: boolean }[];
+  rows: Record<string, string | number | null>[];
+  totals: Record<string, number>;
+}
+
+const day = (d: Date) => d.toISOString().slice(0, 10);
+
+export function ReportsScreen() {
+  const today = new Date();
+  const [kind, setKind] = useState<Kind>('revenue');
+  const [from, setFrom] = useState(day(new Date(today.getTime() - 6 * 86_400_000)));
+  const [to, setTo] = useState(day(new Date(today.getTime() + 86_400_000)));
+  const [area, setArea] = useState('');
+  // The first days of the pages before this one, to go back.
+  const [pages, setPages] = useState<string[]>([]);
+  const [downloadError, setDownloadError] = useState<string | null>(null);
+  const pageFrom = pages.length > 0 ? pages[pages.length - 1] : from;
+  const query = new URLSearchParams({ from: pageFrom, to });
+  if (area.trim()) query.set('area', area.trim());
+  const report = useApi<Report>(`/api/reporting/${kind}?${query}`);
+  const reset = () => setPages([]);
+
+  const download = async (format: 'csv' | 'pdf') => {
+    setDownloadError(null);
+    const whole = new URLSearchParams({ from, to, format });
+    if (area.trim()) whole.set('area', area.trim());
+    const response = await fetch(`/api/reporting/${kind}?${whole}`, {
+      headers: session.token ? { authorization: `Bearer ${session.token}` } : {},
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      setDownloadError(
+        new ApiError(response.status, body?.code ?? 'error', body?.message ?? response.statusText).message,
+      );
+      return;
+    }
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = `parklink-${kind}-${from}-${to}.${format}`;
+    link.click();
+    URL.revokeObjectURL(link.href);
+  };
+
+  const show = (column: Report['columns'][number], value: string | number | null | undefined) =>
+    value === null || value === undefined
+      ? '—'
+      : column.money && typeof value === 'number'
+        ? (value / 100).toFixed(2)
+        : String(value);
+
+  return (
+    <section aria-labelledby="reports-title">
+      <h1 id="reports-title">Reports</h1>
+      <form class="filters" aria-label="Report settings" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Report
+          <select
+            value={kind}
+            onChange={(e) => {
+              setKind(e.currentTarget.value as Kind);
+              reset();
+            }}
+          >
+            {KINDS.map((k) => (
+              <option key={k.kind} value={k.kind}>
+                {k.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          From
+          <input
+            type="date"
+            value={from}
+            onChange={(e) => {
+              setFrom(e.currentTarget.value);
+              reset();
+            }}
+          />
+        </label>
+        <label>
+          To (the day after the last)
+          <input
+            type="date"
+            value={to}
+            onChange={(e) => {
+              setTo(e.currentTarget.value);
+              reset();
+            }}
+          />
+        </label>
+        <label>
+          Area
+          <input
+            value={area}
+            placeholder="every area"
+            onChange={(e) => {
+              setArea(e.currentTarget.value);
+              reset();
+            }}
+          />
+        </label>
+        <button type="button" onClick={() => download('csv')}>
+          Download CSV
+        </button>
+        <button type="button" onClick={() => download('pdf')}>
+          Download PDF
+        </button>
+      </form>
+      {downloadError && <p role="alert">{downloadError}</p>}
+      {report.error && <p role="alert">{report.error}</p>}
+      {report.data && (
+        <>
+          <h2>{report.data.title}</h2>
+          <p>
+            {report.data.from} to {report.data.to}, days in {report.data.timeZone}
+          </p>
+          <table aria-label={report.data.title}>
+            <thead>
+              <tr>
+                {report.data.columns.map((c) => (
+                  <th key={c.key}>{c.title}</th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {report.data.rows.map((row, i) => (
+                <tr key={i}>
+                  {report.data!.columns.map((c) => (
+                    <td key={c.key}>{show(c, row[c.key])}</td>
+                  ))}
+                </tr>
+              ))}
+              {report.data.rows.length === 0 && (
+                <tr>
+                  <td colSpan={report.data.columns.length}>No data in this range.</td>
+                </tr>
+              )}
+            </tbody>
+            <tfoot>
+              <tr>
+                {report.data.columns.map((c, i) => (
+                  <td key={c.key}>
+                    {i === 0
+                      ? 'Total'
+                      : c.key in report.data!.totals
+                        ? show(c, report.data!.totals[c.key])
+                        : ''}
+                  </td>
+                ))}
+              </tr>
+            </tfoot>
+          </table>
+          <nav aria-label="Pages">
+            <button type="button" disabled={pages.length === 0} onClick={() => setPages(pages.slice(0, -1))}>
+              Earlier days
+            </button>
+            <button
+              type="button"
+              disabled={!report.data.next}
+              onClick={() => setPages([...pages, report.data!.next!])}
+            >
+              Later days
+            </button>
+          </nav>
+        </>
+      )}
+    </section>
+  );
+}

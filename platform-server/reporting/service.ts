@@ -1,0 +1,319 @@
+// The city's reports of money and operations, from what the platform stores: revenue (card sales at
+// the meters and renewals paid by phone), occupancy from the bay sensors' status reports, alarms with
+// their response times, and uptime from the meters' downtime records. Days are the city's (its IANA
+// time zone); a range is paged by days, and each page says where the next one starts.
+// Not to be confused with reports/ (414b): a status report or records asked of one meter by radio.
+import type { Database } from '../core/db';
+import { RequestRefused } from '../core/errors';
+
+export const REPORT_KINDS = ['revenue', 'occupancy', 'events', 'uptime'] as const;
+export type ReportKind = (typeof REPORT_KINDS)[number];
+
+/** The longest range one report covers, and the default and largest page. */
+export const MAX_RANGE_DAYS = 366;
+export const DEFAULT_PAGE_DAYS = 31;
+export const MAX_PAGE_DAYS = 92;
+
+export interface ReportRequest {
+  /** First day, YYYY-MM-DD (the city's day). */
+  from: string;
+  /** Day after the last, YYYY-MM-DD. */
+  to: string;
+  area?: string;
+  meterId?: number;
+  /** Days per page; the whole range for CSV and PDF. */
+  pageDays?: number;
+}
+
+export interface Column {
+  key: string;
+  title: string;
+  /** Money in minor units, shown with two decimals in the PDF. */
+  money?: boolean;
+  /** Summed in the totals line. */
+  total?: boolean;
+}
+
+export interface Report {
+  kind: ReportKind;
+  title: string;
+  timeZone: string;
+  from: string;
+  /** The end of this page (exclusive): `to`, or where the next page starts. */
+  to: string;
+  /** The first day of the next page, or null on the last one. */
+  next: string | null;
+  columns: Column[];
+  rows: Record<string, string | number | null>[];
+  totals: Record<string, number>;
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const DAY_MS = 86_400_000;
+
+function parseDay(value: string, field: string): number {
+  const ms = DAY.test(value) ? Date.parse(`${value}T00:00:00Z`) : Number.NaN;
+  if (!Number.isFinite(ms) || new Date(ms).toISOString().slice(0, 10) !== value)
+    throw new RequestRefused(400, 'bad-date', `${field} is not a date (YYYY-MM-DD): ${value}`, field);
+  return ms;
+}
+
+const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+export const CARD_METHODS: Record<number, string> = {
+  1: 'card: debit',
+  2: 'card: credit',
+  3: 'card: prepaid',
+};
+
+const DEFINITIONS: Record<ReportKind, { title: string; columns: Column[] }> = {
+  revenue: {
+    title: 'Revenue by day, area, meter and payment method',
+    columns: [
+      { key: 'day', title: 'Day' },
+      { key: 'area', title: 'Area' },
+      { key: 'meterId', title: 'Meter' },
+      { key: 'method', title: 'Payment method' },
+      { key: 'currency', title: 'Currency' },
+      { key: 'payments', title: 'Payments', total: true },
+      { key: 'minutes', title: 'Minutes sold', total: true },
+      { key: 'amount', title: 'Amount', money: true, total: true },
+    ],
+  },
+  occupancy: {
+    title: 'Occupancy and utilisation from the bay sensors',
+    columns: [
+      { key: 'day', title: 'Day' },
+      { key: 'area', title: 'Area' },
+      { key: 'meterId', title: 'Meter' },
+      { key: 'bays', title: 'Bays' },
+      { key: 'reports', title: 'Status reports', total: true },
+      { key: 'averageOccupied', title: 'Occupied bays (mean)' },
+      { key: 'maxOccupied', title: 'Occupied bays (max)' },
+      { key: 'utilisation', title: 'Utilisation %' },
+    ],
+  },
+  events: {
+    title: 'Security and operational events (alarms raised)',
+    columns: [
+      { key: 'day', title: 'Day' },
+      { key: 'area', title: 'Area' },
+      { key: 'meterId', title: 'Meter' },
+      { key: 'severity', title: 'Severity' },
+      { key: 'kind', title: 'Event' },
+      { key: 'raised', title: 'Raised', total: true },
+      { key: 'resolved', title: 'Resolved', total: true },
+      { key: 'minutesToAcknowledge', title: 'Mean minutes to acknowledge' },
+      { key: 'minutesToRepair', title: 'Mean minutes to repair' },
+    ],
+  },
+  uptime: {
+    title: 'Uptime and time to repair per meter',
+    columns: [
+      { key: 'area', title: 'Area' },
+      { key: 'meterId', title: 'Meter' },
+      { key: 'downtimeMinutes', title: 'Downtime (min)', total: true },
+      { key: 'uptime', title: 'Uptime %' },
+      { key: 'faults', title: 'Faults raised', total: true },
+      { key: 'minutesToRepair', title: 'Mean minutes to repair' },
+    ],
+  },
+};
+
+export class ReportingService {
+  constructor(
+    private readonly db: Database,
+    readonly timeZone: string,
+  ) {}
+
+  /** One page of a report (the whole range when `pageDays` covers it). */
+  async report(kind: ReportKind, request: ReportRequest): Promise<Report> {
+    const fromMs = parseDay(request.from, 'from');
+    const toMs = parseDay(request.to, 'to');
+    if (toMs <= fromMs) throw new RequestRefused(400, 'bad-range', 'to must be after from', 'to');
+    if ((toMs - fromMs) / DAY_MS > MAX_RANGE_DAYS)
+      throw new RequestRefused(400, 'range-too-long', `a report covers at most ${MAX_RANGE_DAYS} days`, 'to');
+    if (request.area !== undefined) {
+      const known = await this.db.query('SELECT 1 FROM meters WHERE area = $1 LIMIT 1', [request.area]);
+      if (known.rows.length === 0)
+        throw new RequestRefused(404, 'unknown-area', `no meter is in area ${request.area}`, 'area');
+    }
+    // Uptime is over the whole range: a share of it, not of a page.
+    const pageDays = kind === 'uptime' ? MAX_RANGE_DAYS : (request.pageDays ?? DEFAULT_PAGE_DAYS);
+    const pageEndMs = Math.min(toMs, fromMs + pageDays * DAY_MS);
+    const page = { from: dayOf(fromMs), to: dayOf(pageEndMs) };
+    const rows = await this.#rows(kind, page, request);
+    const definition = DEFINITIONS[kind];
+    const totals: Record<string, number> = {};
+    for (const column of definition.columns)
+      if (column.total) totals[column.key] = rows.reduce((sum, row) => sum + Number(row[column.key] ?? 0), 0);
+    return {
+      kind,
+      title: definition.title,
+      timeZone: this.timeZone,
+      from: page.from,
+      to: page.to,
+      next: pageEndMs < toMs ? page.to : null,
+      columns: definition.columns,
+      rows,
+      totals,
+    };
+  }
+
+  async #rows(
+    kind: ReportKind,
+    page: { from: string; to: string },
+    request: ReportRequest,
+  ): Promise<Record<string, string | number | null>[]> {
+    // $1, $2: the page's first and next day at the city's midnight; $3 its zone; $4 area; $5 meter.
+    const params = [page.from, page.to, this.timeZone, request.area ?? null, request.meterId ?? null];
+    const bounds = `($1::date::timestamp AT TIME ZONE $3)`;
+    const end = `($2::date::timestamp AT TIME ZONE $3)`;
+    const meterFilter = `($4::text IS NULL OR m.area = $4) AND ($5::bigint IS NULL OR m.id = $5)`;
+    const day = (column: string) => `to_char(${column} AT TIME ZONE $3, 'YYYY-MM-DD')`;
+    if (kind === 'revenue') {
+      const { rows } = await this.db.query<{
+        day: string;
+        area: string | null;
+        meter_id: string;
+        card_type: number | null;
+        channel: string | null;
+        currency: number;
+        payments: string;
+        minutes: string;
+        amount: string;
+      }>(
+        `SELECT day, area, meter_id, card_type, channel, currency,
+                count(*) AS payments, sum(minutes) AS minutes, sum(charge) AS amount
+           FROM (
+             SELECT ${day('r.recorded_at')} AS day, m.area, m.id AS meter_id, t.card_type, NULL::text AS channel,
+                    t.currency, t.minutes, t.charge
+               FROM records r
+               JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
+               JOIN meters m ON m.id = r.meter_id
+              WHERE r.recorded_at >= ${bounds} AND r.recorded_at < ${end} AND ${meterFilter}
+             UNION ALL
+             SELECT ${day('rn.applied_at')}, m.area, m.id, NULL, rn.channel, rn.currency, rn.minutes, rn.charge
+               FROM renewals rn
+               JOIN meters m ON m.id = rn.meter_id
+              WHERE rn.status = 'applied' AND rn.applied_at >= ${bounds} AND rn.applied_at < ${end} AND ${meterFilter}
+           ) sales
+          GROUP BY day, area, meter_id, card_type, channel, currency
+          ORDER BY day, area NULLS LAST, meter_id, card_type NULLS LAST, channel`,
+        params,
+      );
+      return rows.map((r) => ({
+        day: r.day,
+        area: r.area,
+        meterId: Number(r.meter_id),
+        method:
+          r.channel !== null
+            ? `phone: ${r.channel}`
+            : (CARD_METHODS[r.card_type ?? 0] ?? `card: type ${r.card_type}`),
+        currency: r.currency,
+        payments: Number(r.payments),
+        minutes: Number(r.minutes),
+        amount: Number(r.amount),
+      }));
+    }
+    if (kind === 'occupancy') {
+      const { rows } = await this.db.query<{
+        day: string;
+        area: string | null;
+        meter_id: string;
+        bays: number | null;
+        reports: string;
+        average: number;
+        maximum: number;
+      }>(
+        `SELECT ${day('h.reported_at')} AS day, m.area, m.id AS meter_id, m.bays,
+                count(*) AS reports, avg(h.occupied_bays)::double precision AS average, max(h.occupied_bays) AS maximum
+           FROM meter_status_history h
+           JOIN meters m ON m.id = h.meter_id
+          WHERE h.reported_at >= ${bounds} AND h.reported_at < ${end} AND ${meterFilter}
+          GROUP BY 1, m.area, m.id, m.bays
+          ORDER BY 1, m.area NULLS LAST, m.id`,
+        params,
+      );
+      return rows.map((r) => ({
+        day: r.day,
+        area: r.area,
+        meterId: Number(r.meter_id),
+        bays: r.bays,
+        reports: Number(r.reports),
+        averageOccupied: Math.round(r.average * 100) / 100,
+        maxOccupied: r.maximum,
+        utilisation: r.bays ? Math.round((r.average / r.bays) * 1000) / 10 : null,
+      }));
+    }
+    if (kind === 'events') {
+      const { rows } = await this.db.query<{
+        day: string;
+        area: string | null;
+        meter_id: string;
+        severity: string;
+        kind: string;
+        raised: string;
+        resolved: string;
+        to_acknowledge: number | null;
+        to_repair: number | null;
+      }>(
+        `SELECT ${day('a.raised_at')} AS day, m.area, m.id AS meter_id, a.severity, a.kind,
+                count(*) AS raised, count(a.resolved_at) AS resolved,
+                avg(extract(epoch FROM a.acknowledged_at - a.raised_at) / 60)::double precision AS to_acknowledge,
+                avg(extract(epoch FROM a.resolved_at - a.raised_at) / 60)::double precision AS to_repair
+           FROM alarms a
+           JOIN meters m ON m.id = a.meter_id
+          WHERE a.raised_at >= ${bounds} AND a.raised_at < ${end} AND ${meterFilter}
+          GROUP BY 1, m.area, m.id, a.severity, a.kind
+          ORDER BY 1, m.area NULLS LAST, m.id, a.severity, a.kind`,
+        params,
+      );
+      const minutes = (v: number | null) => (v === null ? null : Math.round(v * 10) / 10);
+      return rows.map((r) => ({
+        day: r.day,
+        area: r.area,
+        meterId: Number(r.meter_id),
+        severity: r.severity,
+        kind: r.kind,
+        raised: Number(r.raised),
+        resolved: Number(r.resolved),
+        minutesToAcknowledge: minutes(r.to_acknowledge),
+        minutesToRepair: minutes(r.to_repair),
+      }));
+    }
+    // Uptime: the meters' downtime operation records (the period they could not serve), clipped
+    // to the range, against the range's length; faults are alarms of the fault severities.
+    const { rows } = await this.db.query<{
+      area: string | null;
+      meter_id: string;
+      downtime_seconds: number;
+      faults: string;
+      to_repair: number | null;
+    }>(
+      `SELECT m.area, m.id AS meter_id,
+              COALESCE((SELECT sum(extract(epoch FROM LEAST(o.period_to, ${end}) - GREATEST(o.period_from, ${bounds})))
+                          FROM operations o
+                         WHERE o.meter_id = m.id AND o.code = 'downtime'
+                           AND o.period_from < ${end} AND o.period_to > ${bounds}), 0)::double precision AS downtime_seconds,
+              (SELECT count(*) FROM alarms a WHERE a.meter_id = m.id AND a.severity IN ('total-fault', 'partial-fault')
+                  AND a.raised_at >= ${bounds} AND a.raised_at < ${end}) AS faults,
+              (SELECT avg(extract(epoch FROM a.resolved_at - a.raised_at) / 60) FROM alarms a
+                WHERE a.meter_id = m.id AND a.severity IN ('total-fault', 'partial-fault') AND a.resolved_at IS NOT NULL
+                  AND a.raised_at >= ${bounds} AND a.raised_at < ${end})::double precision AS to_repair
+         FROM meters m
+        WHERE ${meterFilter}
+        ORDER BY m.area NULLS LAST, m.id`,
+      params,
+    );
+    const rangeSeconds = (Date.parse(`${page.to}T00:00:00Z`) - Date.parse(`${page.from}T00:00:00Z`)) / 1000;
+    return rows.map((r) => ({
+      area: r.area,
+      meterId: Number(r.meter_id),
+      downtimeMinutes: Math.round(r.downtime_seconds / 60),
+      uptime: Math.round((1 - r.downtime_seconds / rangeSeconds) * 10000) / 100,
+      faults: Number(r.faults),
+      minutesToRepair: r.to_repair === null ? null : Math.round(r.to_repair * 10) / 10,
+    }));
+  }
+}
