@@ -1,6 +1,7 @@
 // The platform's configuration: what createPlatform takes, and how the environment gives it
 // (DATABASE_URL, MQTT_URL, PORT, PARKLINK_*).
 import { readFileSync } from 'node:fs';
+import type { SftpTarget, SftpTransport } from './clearance/sftp';
 import { ConfigError } from './core/errors';
 import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
@@ -67,6 +68,11 @@ export interface PlatformConfig {
    * and webhook retry delays and attempts (tests shorten them).
    */
   apds?: { retryDelayMs?: (attempt: number) => number; maxAttempts?: number; timeZone?: string };
+  /**
+   * The clearance unit: the acquirer's name (PARKLINK_ACQUIRER, default "acquirer") and its SFTP
+   * server (PARKLINK_SFTP_HOST, _PORT, _USER, _KEY_FILE, _HOST_KEY "SHA256:…", _OUTBOX, _INBOX).
+   */
+  clearance?: { acquirer?: string; sftp?: SftpTarget; transport?: SftpTransport };
   /** Operator accounts: the first admin (PARKLINK_ADMIN_USER, PARKLINK_ADMIN_PASSWORD), sessions, lockout. */
   operators?: OperatorsConfig;
   /** The SMS sender for call-in (PARKLINK_SMS_WEBHOOK, PARKLINK_SMS_WEBHOOK_SECRET); none: call-in is off. */
@@ -95,6 +101,28 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.DATABASE_URL) config.databaseUrl = env.DATABASE_URL;
   if (env.PARKLINK_DATA_DIR) config.dataDir = env.PARKLINK_DATA_DIR;
   if (env.PARKLINK_APDS_TIME_ZONE) config.apds = { timeZone: env.PARKLINK_APDS_TIME_ZONE };
+  if (env.PARKLINK_ACQUIRER) config.clearance = { acquirer: env.PARKLINK_ACQUIRER };
+  if (env.PARKLINK_SFTP_HOST) {
+    const missing = ['USER', 'KEY_FILE', 'HOST_KEY', 'OUTBOX', 'INBOX'].filter(
+      (k) => !env[`PARKLINK_SFTP_${k}`],
+    );
+    if (missing.length > 0)
+      throw new ConfigError(
+        `PARKLINK_SFTP_HOST is set: set ${missing.map((k) => `PARKLINK_SFTP_${k}`).join(', ')} too`,
+      );
+    config.clearance = {
+      ...config.clearance,
+      sftp: {
+        host: env.PARKLINK_SFTP_HOST,
+        port: Number(env.PARKLINK_SFTP_PORT ?? 22),
+        username: env.PARKLINK_SFTP_USER as string,
+        privateKey: readFileSync(env.PARKLINK_SFTP_KEY_FILE as string),
+        hostKeySha256: env.PARKLINK_SFTP_HOST_KEY as string,
+        outbox: env.PARKLINK_SFTP_OUTBOX as string,
+        inbox: env.PARKLINK_SFTP_INBOX as string,
+      },
+    };
+  }
   if (env.MQTT_URL) config.mqttUrl = env.MQTT_URL;
   if (env.MQTT_SHARED === '0' || env.MQTT_SHARED === 'false') config.sharedSubscriptions = false;
   if (env.MQTT_SHARE_GROUP) config.shareGroup = env.MQTT_SHARE_GROUP;

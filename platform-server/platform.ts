@@ -35,6 +35,7 @@ import { type ReportService, startReports } from './reports';
 import { type ApdsService, startApds } from './apds';
 import { auditRoutes } from './audit/routes';
 import { ReportingService, reportingRoutes } from './reporting';
+import { ClearanceService, clearanceRoutes, sftpTransport } from './clearance';
 import { configFromEnv, type PlatformConfig } from './config';
 
 export interface Platform {
@@ -247,6 +248,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       service: new ReportingService(db, config.apds?.timeZone ?? 'UTC'),
       guard: operators,
     });
+    const clearance = new ClearanceService(db, keystore, {
+      acquirer: config.clearance?.acquirer ?? 'acquirer',
+      timeZone: config.apds?.timeZone ?? 'UTC',
+      ...(config.clearance?.sftp
+        ? { sftp: { target: config.clearance.sftp, transport: config.clearance.transport ?? sftpTransport } }
+        : {}),
+    });
+    await app.register(clearanceRoutes, { service: clearance, guard: operators });
     const phone = await startPhone({
       db,
       meters,

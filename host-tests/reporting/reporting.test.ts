@@ -13,6 +13,7 @@ import type { Platform } from '../../platform-server/platform';
 import { uplinkTopic } from '../../protocol/topics';
 import { buildConsole } from '../../tools/buildConsole';
 import { launchChromium, requireChromium } from '../support/chromium';
+import { storeAppliedRenewal } from '../support/phoneRenewal';
 import { RecordKind } from '../../protocol/records';
 import {
   forEachBackend,
@@ -86,27 +87,17 @@ forEachBackend('city reports (revenue, occupancy, events, uptime)', (backend) =>
     for (const meter of [a, b])
       await platform.ingest.handleUplink(uplinkTopic(meter.id), meter.frame(1, meter.nextSeq - 1));
 
-    // A renewal paid by phone and applied by the north meter, as the phone room stores one.
-    const driver = await platform.db.query<{ id: string }>(
-      `INSERT INTO drivers (account_number, name, phone, email, password_hash)
-       VALUES ('PL-R1', 'Report driver', '+447700900999', 'report@example.invalid', 'x') RETURNING id`,
-    );
-    const card = await platform.db.query<{ id: string }>(
-      `INSERT INTO driver_cards (driver_id, token, last4, card_type) VALUES ($1, $2, '0017', 2) RETURNING id`,
-      [driver.rows[0].id, 'ab'.repeat(16)],
-    );
-    const session = await platform.db.query<{ id: string }>(
-      `INSERT INTO phone_sessions (driver_id, card_id, meter_id, bay_id, tx_seq, paid_from, paid_until, paid_minutes, first_charge, currency, created_at)
-       VALUES ($1, $2, $3, 2, 2, '2026-06-01T12:00:00Z', '2026-06-01T13:40:00Z', 100, 200, 826, '2026-06-01T12:00:00Z') RETURNING id`,
-      [driver.rows[0].id, card.rows[0].id, north],
-    );
-    await platform.db.query(
-      `INSERT INTO renewals (id, session_id, driver_id, meter_id, bay_id, minutes, charge, currency, card_id, funding,
-                             authorisation, channel, status, requested_at, valid_until, applied_at, paid_until)
-       VALUES ('rep1', $1, $2, $3, 2, 30, 60, 826, $4, 'direct', 'auth-1', 'sms', 'applied',
-               '2026-06-01T13:30:00Z', '2026-06-01T13:40:00Z', '2026-06-01T13:31:00Z', '2026-06-01T14:10:00Z')`,
-      [session.rows[0].id, driver.rows[0].id, north, card.rows[0].id],
-    );
+    // A renewal paid by phone (SMS) and applied by the north meter.
+    await storeAppliedRenewal(platform.db, {
+      id: 'rep1',
+      meterId: north,
+      bayId: 2,
+      minutes: 30,
+      charge: 60,
+      cardType: 2,
+      channel: 'sms',
+      appliedAt: '2026-06-01T13:31:00Z',
+    });
     for (const [reportedAt, occupied] of [
       ['2026-06-01T09:00:00Z', 1],
       ['2026-06-01T12:00:00Z', 3],
