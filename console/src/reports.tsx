@@ -5,12 +5,13 @@ import { useState } from 'preact/hooks';
 import { ApiError, session } from './api';
 import { useApi } from './meter';
 
-type Kind = 'revenue' | 'occupancy' | 'events' | 'uptime';
+type Kind = 'revenue' | 'occupancy' | 'events' | 'uptime' | 'settlement';
 const KINDS: { kind: Kind; label: string }[] = [
   { kind: 'revenue', label: 'Revenue' },
   { kind: 'occupancy', label: 'Occupancy' },
   { kind: 'events', label: 'Events' },
   { kind: 'uptime', label: 'Uptime' },
+  { kind: 'settlement', label: 'Settlement' },
 ];
 
 interface Report {

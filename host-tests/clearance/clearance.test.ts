@@ -375,6 +375,26 @@ forEachBackend('clearance: settlement, SFTP delivery, reconciliation, exceptions
       "SELECT count(*)::int AS n FROM operator_audit WHERE action = 'clearance.resolve'",
     );
     assert.equal(audit.rows[0].n, 4);
+    // The settlement summary among the reports.
+    const summary = (
+      await call('GET', '/api/reporting/settlement?from=2026-06-01&to=2026-06-02', operator)
+    ).json();
+    assert.deepEqual(
+      summary.rows.map((r: Record<string, unknown>) => [
+        r.cardType,
+        r.items,
+        r.amount,
+        r.delivered,
+        r.reconciled,
+        r.openExceptions,
+      ]),
+      [
+        ['credit', 4, 663, 1, 1, 0],
+        ['debit', 4, 393, 1, 1, 0],
+        ['prepaid', 3, 903, 1, 1, 0],
+      ],
+    );
+    assert.equal(summary.totals.amount, 1959);
     console.log(
       `      one day: ${batches.reduce((n, b) => n + b.items, 0)} items in ${batches.length} batches, ` +
         `${batches.reduce((n, b) => n + b.total, 0)} settled; delivered over SFTP, answers fetched; ` +

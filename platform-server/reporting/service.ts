@@ -6,7 +6,7 @@
 import type { Database } from '../core/db';
 import { RequestRefused } from '../core/errors';
 
-export const REPORT_KINDS = ['revenue', 'occupancy', 'events', 'uptime'] as const;
+export const REPORT_KINDS = ['revenue', 'occupancy', 'events', 'uptime', 'settlement'] as const;
 export type ReportKind = (typeof REPORT_KINDS)[number];
 
 /** The longest range one report covers, and the default and largest page. */
@@ -105,6 +105,21 @@ const DEFINITIONS: Record<ReportKind, { title: string; columns: Column[] }> = {
       { key: 'resolved', title: 'Resolved', total: true },
       { key: 'minutesToAcknowledge', title: 'Mean minutes to acknowledge' },
       { key: 'minutesToRepair', title: 'Mean minutes to repair' },
+    ],
+  },
+  settlement: {
+    title: 'Settlement by business day, acquirer and card type',
+    columns: [
+      { key: 'day', title: 'Business day' },
+      { key: 'acquirer', title: 'Acquirer' },
+      { key: 'cardType', title: 'Card type' },
+      { key: 'currency', title: 'Currency' },
+      { key: 'batches', title: 'Batches', total: true },
+      { key: 'items', title: 'Items', total: true },
+      { key: 'amount', title: 'Settled', money: true, total: true },
+      { key: 'delivered', title: 'Delivered', total: true },
+      { key: 'reconciled', title: 'Reconciled', total: true },
+      { key: 'openExceptions', title: 'Open exceptions', total: true },
     ],
   },
   uptime: {
@@ -280,6 +295,47 @@ export class ReportingService {
         resolved: Number(r.resolved),
         minutesToAcknowledge: minutes(r.to_acknowledge),
         minutesToRepair: minutes(r.to_repair),
+      }));
+    }
+    if (kind === 'settlement') {
+      // Batches by their business day (already the city's day); an area or meter does not apply.
+      if (request.area !== undefined || request.meterId !== undefined)
+        throw new RequestRefused(400, 'not-per-meter', 'the settlement report is for the whole city', 'area');
+      const { rows } = await this.db.query<{
+        day: string;
+        acquirer: string;
+        card_type: string;
+        currency: number;
+        batches: string;
+        items: string;
+        amount: string;
+        delivered: string;
+        reconciled: string;
+        open_exceptions: string;
+      }>(
+        `SELECT to_char(b.business_day, 'YYYY-MM-DD') AS day, b.acquirer, b.card_type, b.currency,
+                count(*) AS batches, sum(b.items) AS items, sum(b.total) AS amount,
+                count(b.delivered_at) AS delivered, count(b.reconciled_at) AS reconciled,
+                (SELECT count(*) FROM clearing_exceptions e JOIN settlement_batches x ON x.id = e.batch_id
+                  WHERE e.status = 'open' AND x.business_day = b.business_day AND x.acquirer = b.acquirer
+                    AND x.card_type = b.card_type AND x.currency = b.currency) AS open_exceptions
+           FROM settlement_batches b
+          WHERE b.business_day >= $1::date AND b.business_day < $2::date
+          GROUP BY b.business_day, b.acquirer, b.card_type, b.currency
+          ORDER BY 1, 2, 3, 4`,
+        [page.from, page.to],
+      );
+      return rows.map((r) => ({
+        day: r.day,
+        acquirer: r.acquirer,
+        cardType: r.card_type,
+        currency: r.currency,
+        batches: Number(r.batches),
+        items: Number(r.items),
+        amount: Number(r.amount),
+        delivered: Number(r.delivered),
+        reconciled: Number(r.reconciled),
+        openExceptions: Number(r.open_exceptions),
       }));
     }
     // Uptime: the meters' downtime operation records (the period they could not serve), clipped
