@@ -69,6 +69,43 @@ describe('pay by phone API', () => {
     assert.match(noSession.json.reply, /no active parking session/);
   });
 
+  it("reads national numbers in the city's country and logs in with any way of writing them", async () => {
+    const api = apiOf(platform);
+    const registered = await api('POST', '/api/driver/register', {
+      name: 'National',
+      phone: '07700 900123',
+      email: 'national@b.co',
+      password: 'long enough pw',
+    });
+    assert.equal(registered.status, 201, JSON.stringify(registered.json));
+    const stored = await platform.db.query<{ phone: string }>(
+      "SELECT phone FROM drivers WHERE email = 'national@b.co'",
+    );
+    assert.equal(stored.rows[0].phone, '+447700900123');
+    for (const login of ['+44 7700 900123', '07700900123', '0044 7700 900123', '+447700900123']) {
+      const answer = await api('POST', '/api/driver/login', { login, password: 'long enough pw' });
+      assert.equal(answer.status, 200, `${login}: ${JSON.stringify(answer.json)}`);
+    }
+    // The SMS gateway's sender is matched the same way.
+    const sms = await gatewayOf(platform, () => clock.now())('POST', '/api/phone/sms', {
+      from: '+447700900123',
+      text: 'HELP',
+    });
+    assert.doesNotMatch(sms.json.reply, /not registered/);
+    const refused = await api('POST', '/api/driver/register', {
+      name: 'Nobody',
+      phone: '123',
+      email: 'nobody@b.co',
+      password: 'long enough pw',
+    });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.json.code, 'bad-phone');
+    assert.match(
+      refused.json.message,
+      /not a phone number we can reach: write it as you would dial it in GB/,
+    );
+  });
+
   it('rate limits login attempts with 429 and retry-after', async () => {
     const api = apiOf(platform);
     let last = { status: 0, json: {} as { message?: string } };

@@ -56,7 +56,7 @@ export class Accounts {
     leadMinutes?: number;
     renewOption?: RenewOption;
   }): Promise<{ driver: DriverView; token: string }> {
-    const phone = normalisePhone(input.phone);
+    const phone = normalisePhone(input.phone, this.#c.options.country);
     const email = input.email.trim().toLowerCase();
     const taken = await this.#c.db.query<{ phone: string; email: string }>(
       'SELECT phone, email FROM drivers WHERE phone = $1 OR email = $2',
@@ -120,7 +120,7 @@ export class Accounts {
     const addressWait = attempt?.limits.startAddress(attempt.address) ?? 0;
     if (addressWait) throw tooMany(addressWait);
     const id = identifier.trim();
-    const phone = /^[+0-9 ()-]{8,20}$/.test(id) ? safePhone(id) : null;
+    const phone = /^[+0-9 ()-]{6,24}$/.test(id) ? safePhone(id, this.#c.options.country) : null;
     const row = await this.#c.db.query<DriverRow>(
       'SELECT * FROM drivers WHERE phone = $1 OR email = $2 OR account_number = $3 LIMIT 1',
       [phone, id.toLowerCase(), id.toUpperCase()],
@@ -187,7 +187,7 @@ export class Accounts {
     const current = await this.driver(driverId);
     const next = { ...current, ...s };
     const renewalPhone = s.renewalPhone
-      ? normalisePhone(s.renewalPhone)
+      ? normalisePhone(s.renewalPhone, this.#c.options.country)
       : s.renewalPhone === ''
         ? null
         : next.renewalPhone;
@@ -344,7 +344,7 @@ export class Accounts {
   }
 
   async driverByPhone(from: string): Promise<DriverRow | undefined> {
-    const phone = safePhone(from);
+    const phone = safePhone(from, this.#c.options.country);
     if (!phone) return undefined;
     const row = await this.#c.db.query<DriverRow>(
       'SELECT * FROM drivers WHERE phone = $1 OR renewal_phone = $1 ORDER BY (phone = $1) DESC LIMIT 1',

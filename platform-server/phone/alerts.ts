@@ -65,7 +65,9 @@ export class Alerts {
     await this.#c.outbox.enqueue(this.#c.db, {
       driverId: driver?.id ?? null,
       channel: 'sms',
-      recipient: driver ? recipientOf(driver, 'sms') : (safePhone(from) ?? from.slice(0, 32)),
+      recipient: driver
+        ? recipientOf(driver, 'sms')
+        : (safePhone(from, this.#c.options.country) ?? from.slice(0, 32)),
       kind: 'reply',
       body: reply,
     });

@@ -1,6 +1,7 @@
 // Pay by phone wired into the platform: listens to ingest (stored records pair sessions; any
 // accepted uplink means the meter is reachable; 0x06 frames are renewal acks), registers the HTTP
 // routes and the web app, runs the scheduler on real time unless a clock is injected (tests tick it).
+import { type CountryCode, isSupportedCountry } from 'libphonenumber-js';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { fromHex } from '../../protocol/bytes';
@@ -21,6 +22,8 @@ import { StripeProvider } from '../payments/stripe';
 import { type PhoneClock, type PhoneOptions, PhoneService } from './service';
 
 export interface PhoneConfig {
+  /** The city's country: national phone numbers are read in it (PARKLINK_PHONE_COUNTRY, default GB). */
+  country?: CountryCode;
   /** The scheduler's and the renewals' clock; real time when absent. */
   clock?: PhoneClock;
   /** Scheduler period; default 15 s on real time, none (tests call tick()) with an injected clock. */
@@ -73,6 +76,14 @@ export const DEFAULT_TARIFF: TariffDocument = flatTariff(
 export function phoneConfigFromEnv(env: NodeJS.ProcessEnv = process.env): PhoneConfig {
   const config: PhoneConfig = {};
   if (env.PARKLINK_TOKEN_KEY) config.tokenKey = env.PARKLINK_TOKEN_KEY;
+  if (env.PARKLINK_PHONE_COUNTRY) {
+    const country = env.PARKLINK_PHONE_COUNTRY.toUpperCase();
+    if (!isSupportedCountry(country))
+      throw new ConfigError(
+        `PARKLINK_PHONE_COUNTRY ${env.PARKLINK_PHONE_COUNTRY} is not a country code (ISO 3166 alpha-2, like GB)`,
+      );
+    config.country = country;
+  }
   if (env.PARKLINK_PHONE_WEBHOOK_URL) config.webhookUrl = env.PARKLINK_PHONE_WEBHOOK_URL;
   if (env.PARKLINK_PHONE_WEBHOOK_SECRET) config.webhookSecret = env.PARKLINK_PHONE_WEBHOOK_SECRET;
   if (env.PARKLINK_GATEWAY_SECRET) config.gatewaySecret = env.PARKLINK_GATEWAY_SECRET;
@@ -179,6 +190,7 @@ export async function startPhone(deps: {
   }
   const service = new PhoneService({
     db: deps.db,
+    country: config.country,
     meters: deps.meters,
     keystore: deps.keystore,
     brokerUrl: deps.brokerUrl,

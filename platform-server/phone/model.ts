@@ -1,5 +1,6 @@
 // Pay by phone's shared model: the API's error, the views it returns, the service's options and
 // events, the rows of its tables and the helpers every part of the service uses.
+import { type CountryCode, parsePhoneNumberFromString } from 'libphonenumber-js';
 import { randomBytes } from 'node:crypto';
 import type { Crypto } from '../../hal/crypto';
 import type { Database } from '../core/db';
@@ -123,6 +124,8 @@ export interface PhoneEvents {
 
 export interface PhoneOptions {
   db: Database;
+  /** The country national phone numbers are read in (default GB). */
+  country?: CountryCode;
   /** Ingest's meters and records, as far as pay by phone needs them. */
   meters: Pick<MeterDirectory, 'epochs' | 'names' | 'nextDownlink'> & Pick<RecordReader, 'recordsAfter'>;
   keystore: Keystore;
@@ -281,19 +284,31 @@ export function recipientOf(
   return channel === 'app' ? d.account_number : (d.renewal_phone ?? d.phone);
 }
 
-/** "+44 7700 900123" → "+447700900123"; a 4xx for anything that is not 8–15 digits. */
-export function normalisePhone(raw: string): string {
-  const phone = safePhone(raw);
+/**
+ * A phone number in E.164, read as people write it: international ("+44 7700 900123",
+ * "0044 7700 900123") or national in the city's country ("07700 900123" in the UK), parsed by
+ * libphonenumber-js and checked to be possible there (its length for the country: whether a range is
+ * assigned changes faster than any copy of the numbering plan). A 400 in plain words otherwise.
+ */
+export function normalisePhone(raw: string, country: CountryCode = DEFAULT_PHONE_COUNTRY): string {
+  const phone = safePhone(raw, country);
   if (!phone)
-    throw new PhoneError(400, 'bad-phone', 'a phone number is 8 to 15 digits, with its country code');
+    throw new PhoneError(
+      400,
+      'bad-phone',
+      `"${raw.slice(0, 40)}" is not a phone number we can reach: write it as you would dial it in ${country}, or with its country code (+44 7700 900123)`,
+    );
   return phone;
 }
 
-export function safePhone(raw: string): string | null {
-  const digits = raw.replace(/[\s()-]/g, '');
-  const m = /^\+?([0-9]{8,15})$/.exec(digits);
-  return m ? `+${m[1]}` : null;
+/** The E.164 form of a number, or null when it cannot be a phone number. */
+export function safePhone(raw: string, country: CountryCode = DEFAULT_PHONE_COUNTRY): string | null {
+  const parsed = parsePhoneNumberFromString(raw.trim().replace(/^00/, '+'), country);
+  return parsed?.isPossible() ? parsed.number : null;
 }
+
+/** The city's country for national phone numbers (PARKLINK_PHONE_COUNTRY, ISO 3166 alpha-2). */
+export const DEFAULT_PHONE_COUNTRY: CountryCode = 'GB';
 
 /** A lost or refused database connection (pg, PostgreSQL's class 08 and 57P0x, sockets): worth retrying. */
 export function isConnectionError(error: unknown): boolean {

@@ -40,7 +40,9 @@ export function defaultRateLimits(): RateLimits {
   };
 }
 
-const phone = { type: 'string', minLength: 8, maxLength: 20, pattern: '^\\+?[0-9 ()-]{8,20}$' } as const;
+// Any text up to 32 characters: the service reads it as a number (libphonenumber-js, the city's
+// country) and says in plain words when it is not one.
+const phone = { type: 'string', minLength: 1, maxLength: 32 } as const;
 const email = {
   type: 'string',
   minLength: 3,
