@@ -29,6 +29,7 @@ import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
 import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
 import { startConsole } from './console';
+import { startEnforcement } from './enforcement';
 import { type FirmwareService, startFirmware } from './firmware';
 import { type ReaderFileService, startReaderFiles } from './readerFiles';
 import { type ReportService, startReports } from './reports';
@@ -241,6 +242,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
     await app.register(auditRoutes, { db, guard: operators });
+    await startEnforcement(app, { db, guard: operators });
     const phone = await startPhone({
       db,
       meters,
