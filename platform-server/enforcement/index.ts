@@ -8,6 +8,11 @@
 //   GET  /api/driver/enforcement/notices/:code           the notice as the driver sees it (public)
 //   POST /api/driver/enforcement/notices/:code/appeal    the driver's statement (public)
 //   GET  /enforcement/notices/:code                      the appeal page (public HTML)
+//   GET  /enforcement/                                   the officer web app (app/: shell, service worker,
+//                                                        manifest; idb's ESM build at /enforcement/idb.js)
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Database } from '../core/db';
 import { errorResponses, RequestRefused, sendError, sendRefusal } from '../core/errors';
@@ -204,6 +209,24 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
   app.get<{ Params: { code: string } }>('/enforcement/notices/:code', async (request, reply) =>
     reply.type('text/html; charset=utf-8').send(appealPage(request.params.code)),
   );
+  const appDir = join(import.meta.dirname, 'app');
+  const files: Record<string, [string, string]> = {
+    '/enforcement/': [join(appDir, 'index.html'), 'text/html; charset=utf-8'],
+    '/enforcement/app.js': [join(appDir, 'app.js'), 'text/javascript; charset=utf-8'],
+    '/enforcement/sw.js': [join(appDir, 'sw.js'), 'text/javascript; charset=utf-8'],
+    '/enforcement/manifest.webmanifest': [join(appDir, 'manifest.webmanifest'), 'application/manifest+json'],
+    '/enforcement/icon.svg': [join(appDir, 'icon.svg'), 'image/svg+xml'],
+    '/enforcement/idb.js': [
+      createRequire(import.meta.url)
+        .resolve('idb')
+        .replace(/index\.cjs$/, 'index.js'),
+      'text/javascript; charset=utf-8',
+    ],
+  };
+  for (const [url, [file, type]] of Object.entries(files)) {
+    const body = readFileSync(file);
+    app.get(url, async (_request, reply) => reply.type(type).header('cache-control', 'no-cache').send(body));
+  }
   return enforcement;
 }
 
