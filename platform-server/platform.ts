@@ -242,7 +242,6 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
     await app.register(auditRoutes, { db, guard: operators });
-    await startEnforcement(app, { db, guard: operators });
     const phone = await startPhone({
       db,
       meters,
@@ -256,6 +255,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       demo: config.demo,
     });
     opened.push(() => phone.close());
+    await startEnforcement(app, { db, guard: operators, driverMessages: phone.service.outbox });
     const apds = await startApds(app, {
       db,
       guard: operators,

@@ -197,6 +197,45 @@ forEachBackend('enforcement API', (backend) => {
     assert.equal(list.json().notices.filter((x: { id: string }) => x.id === body.id).length, 1);
   });
 
+  it("tells the driver of the bay's phone session through the phone room's outbox", async () => {
+    // A registered driver whose phone session on bay 2 ended an hour ago (test setup in the phone tables).
+    const at = nowS();
+    const d = await platform.db.query<{ id: number }>(
+      `INSERT INTO drivers (account_number, name, phone, email, password_hash)
+       VALUES ('PL0000000001', 'Dana', '+447700900123', 'dana@example.org', 'x') RETURNING id`,
+    );
+    const driverId = Number(d.rows[0]?.id);
+    const c = await platform.db.query<{ id: number }>(
+      `INSERT INTO driver_cards (driver_id, token, last4, card_type) VALUES ($1, $2, '4242', 1) RETURNING id`,
+      [driverId, 'b'.repeat(32)],
+    );
+    await platform.db.query(
+      `INSERT INTO phone_sessions (driver_id, card_id, meter_id, bay_id, tx_seq, paid_from, paid_until, paid_minutes,
+                                   first_charge, currency, status, created_at)
+       VALUES ($1, $2, $3, 2, 9, $4, $5, 60, 200, 978, 'expired', $4)`,
+      [driverId, Number(c.rows[0]?.id), meter.id, new Date((at - 7200) * 1000), new Date((at - 3600) * 1000)],
+    );
+    const body = { id: randomUUID(), meterId: meter.id, bayId: 2, observedAt: new Date().toISOString() };
+    const issued = await call('POST', '/api/enforcement/notices', officer, body);
+    assert.equal(issued.statusCode, 201);
+    assert.equal(issued.json().evidence.bay.validity, 'overtime');
+    const sent = await platform.db.query<{ channel: string; recipient: string; body: string }>(
+      "SELECT channel, recipient, body FROM outbox WHERE driver_id = $1 AND kind = 'penalty-notice'",
+      [driverId],
+    );
+    assert.equal(sent.rows.length, 1);
+    assert.equal(sent.rows[0]?.channel, 'sms');
+    assert.equal(sent.rows[0]?.recipient, '+447700900123');
+    assert.match(sent.rows[0]?.body ?? '', new RegExp(issued.json().code));
+    // Sent again (the same id and body): no second message.
+    assert.equal((await call('POST', '/api/enforcement/notices', officer, body)).statusCode, 200);
+    const again = await platform.db.query(
+      "SELECT 1 FROM outbox WHERE driver_id = $1 AND kind = 'penalty-notice'",
+      [driverId],
+    );
+    assert.equal(again.rows.length, 1);
+  });
+
   it('takes a driver appeal by the printed code and a supervisor decision, audited', async () => {
     const body = { id: randomUUID(), meterId: meter.id, bayId: 1, observedAt: new Date().toISOString() };
     const n = (await call('POST', '/api/enforcement/notices', officer, body)).json();

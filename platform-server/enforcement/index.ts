@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Database } from '../core/db';
 import { errorResponses, RequestRefused, sendError, sendRefusal } from '../core/errors';
 import type { OperatorGuard } from '../operators/service';
-import { Enforcement, type NoticeInput } from './service';
+import { type DriverMessages, Enforcement, type NoticeInput } from './service';
 
 export { Enforcement, validityOf } from './service';
 
@@ -26,6 +26,8 @@ export interface EnforcementDeps {
   guard: OperatorGuard;
   now?: () => number;
   graceSeconds?: number;
+  /** The phone room's outbox: a notice on a bay with a registered driver's session tells them. */
+  driverMessages?: DriverMessages;
 }
 
 const noticeBody = {
@@ -51,7 +53,11 @@ const codeParams = {
 } as const;
 
 export async function startEnforcement(app: FastifyInstance, deps: EnforcementDeps): Promise<Enforcement> {
-  const enforcement = new Enforcement(deps.db, { now: deps.now, graceSeconds: deps.graceSeconds });
+  const enforcement = new Enforcement(deps.db, {
+    now: deps.now,
+    graceSeconds: deps.graceSeconds,
+    driverMessages: deps.driverMessages,
+  });
   const officer = deps.guard.requireRole('enforcement');
   const supervisor = deps.guard.requireRole('supervisor');
   const refuse = (reply: FastifyReply, e: unknown) => sendRefusal(reply, e);

@@ -124,15 +124,34 @@ function newCode(): string {
 
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 
+/** The phone room's outbox (phone/channels.ts), handed in: messages to a registered driver. */
+export interface DriverMessages {
+  enqueue(
+    q: Queryable,
+    m: {
+      driverId: number | null;
+      channel: 'sms' | 'voice' | 'app';
+      recipient: string;
+      kind: string;
+      body: string;
+    },
+  ): Promise<number>;
+}
+
 export class Enforcement {
   readonly #db: Database;
   readonly #now: () => number;
   readonly #graceSeconds: number;
+  readonly #messages: DriverMessages | undefined;
 
-  constructor(db: Database, options: { now?: () => number; graceSeconds?: number } = {}) {
+  constructor(
+    db: Database,
+    options: { now?: () => number; graceSeconds?: number; driverMessages?: DriverMessages } = {},
+  ) {
     this.#db = db;
     this.#now = options.now ?? Date.now;
     this.#graceSeconds = options.graceSeconds ?? 600;
+    this.#messages = options.driverMessages;
   }
 
   async beat(
@@ -213,13 +232,14 @@ export class Enforcement {
             }
           : null,
       };
+      const code = newCode();
       await tx.query(
         `INSERT INTO penalty_notices (id, code, meter_id, bay_id, plate, officer_id, officer, observed_at,
                                       latitude, longitude, note, evidence, body_hash, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
         [
           input.id,
-          newCode(),
+          code,
           input.meterId,
           input.bayId,
           input.plate ?? null,
@@ -234,11 +254,43 @@ export class Enforcement {
           new Date(this.#now()),
         ],
       );
+      await this.#tellDriver(tx, input, observed, code);
       return true;
     });
     const notice = await this.notice({ id: input.id });
     if (!notice) throw new Error(`notice ${input.id} vanished`);
     return { notice, created: result };
+  }
+
+  /**
+   * The driver of the bay's latest phone session begun by the time observed, when there is one: a
+   * message through the phone room's outbox on the driver's alert channel (in the same transaction).
+   */
+  async #tellDriver(tx: Queryable, input: NoticeInput, observed: Date, code: string): Promise<void> {
+    if (!this.#messages) return;
+    const { rows } = await tx.query<{
+      driver_id: string | number;
+      alert_channel: 'sms' | 'voice' | 'app';
+      phone: string;
+      renewal_phone: string | null;
+      account_number: string;
+    }>(
+      `SELECT s.driver_id, d.alert_channel, d.phone, d.renewal_phone, d.account_number
+         FROM phone_sessions s JOIN drivers d ON d.id = s.driver_id
+        WHERE s.meter_id = $1 AND s.bay_id = $2 AND s.paid_from <= $3
+        ORDER BY s.paid_from DESC LIMIT 1`,
+      [input.meterId, input.bayId, observed],
+    );
+    const d = rows[0];
+    if (!d) return;
+    const channel = d.alert_channel;
+    await this.#messages.enqueue(tx, {
+      driverId: Number(d.driver_id),
+      channel,
+      recipient: channel === 'app' ? d.account_number : (d.renewal_phone ?? d.phone),
+      kind: 'penalty-notice',
+      body: `ParkLink: penalty notice ${code} was issued at bay ${input.bayId} (meter ${input.meterId}) at ${observed.toISOString()}. To appeal, open /enforcement/notices/${code}.`,
+    });
   }
 
   async list(filter: { status?: string } = {}): Promise<NoticeView[]> {
