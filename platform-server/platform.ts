@@ -29,6 +29,7 @@ import { type MeterClocks, startTime } from './time';
 import { startParameters } from './parameters';
 import { type AlarmForwarding, AlarmService, startAlarms } from './alarms';
 import { startConsole } from './console';
+import { startEnforcement } from './enforcement';
 import { type FirmwareService, startFirmware } from './firmware';
 import { type ReaderFileService, startReaderFiles } from './readerFiles';
 import { type ReportService, startReports } from './reports';
@@ -269,6 +270,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       demo: config.demo,
     });
     opened.push(() => phone.close());
+    await startEnforcement(app, { db, guard: operators, driverMessages: phone.service.outbox });
     const apds = await startApds(app, {
       db,
       guard: operators,

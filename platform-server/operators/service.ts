@@ -32,7 +32,8 @@ import {
 } from './totp';
 import { operatorRoutes } from './routes';
 
-export const ROLES = ['viewer', 'operator', 'supervisor', 'admin'] as const;
+// enforcement officers read the fleet (viewer) and issue penalty notices; they change nothing of it
+export const ROLES = ['viewer', 'enforcement', 'operator', 'supervisor', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Whether `have` is `need` or above it. */
