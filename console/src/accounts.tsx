@@ -6,10 +6,8 @@
 // authenticator app's camera, and shown as text with the base32 secret for typing or pasting.
 import QRCode from 'qrcode';
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, type Operator, type Role, roleAtLeast } from './api';
+import { api, ApiError, type Operator, ROLES, type Role, roleAtLeast } from './api';
 import { useApi } from './meter';
-
-const ROLES: Role[] = ['viewer', 'operator', 'supervisor', 'admin'];
 
 interface Account {
   username: string;

@@ -2,8 +2,10 @@
 // tab (sessionStorage), the platform's error shape turned into an ApiError with its message, and
 // the fleet's server-sent events read through fetch (an EventSource cannot send the token).
 
-export type Role = 'viewer' | 'operator' | 'supervisor' | 'admin';
-const ROLES: Role[] = ['viewer', 'operator', 'supervisor', 'admin'];
+// The platform's roles in order (platform-server/operators/service.ts ROLES): an enforcement officer
+// reads the fleet like a viewer and changes nothing in it.
+export type Role = 'viewer' | 'enforcement' | 'operator' | 'supervisor' | 'admin';
+export const ROLES: Role[] = ['viewer', 'enforcement', 'operator', 'supervisor', 'admin'];
 export const roleAtLeast = (have: Role, need: Role) => ROLES.indexOf(have) >= ROLES.indexOf(need);
 
 export interface Operator {
