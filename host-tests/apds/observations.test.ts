@@ -123,6 +123,41 @@ forEachBackend('APDS observations and history rules (/apds/)', (backend) => {
     );
   });
 
+  it("serves an enforcement officer's penalty notice as a visual observation with the plate", async () => {
+    const officer = await operatorLogin(platform.operators, 'enforcement');
+    const issued = await platform.app.inject({
+      method: 'POST',
+      url: '/api/enforcement/notices',
+      headers: officer.headers,
+      payload: {
+        id: 'apds-notice-0001',
+        meterId: located,
+        bayId: 2,
+        observedAt: '2026-06-01T11:00:00Z',
+        plate: 'AB12CDE',
+        latitude: 51.5073,
+        longitude: -0.1275,
+      },
+    });
+    assert.equal(issued.statusCode, 201, issued.body);
+    const body = (await get('/apds/observations')).json();
+    assertMatchesSpec('/observations', 'get', 200, body);
+    const notice = body.data.find((o: Json) => o.id === 'notice:apds-notice-0001');
+    assert.ok(notice, 'the notice is an observation');
+    assert.equal(notice.method, 'visual');
+    assert.deepEqual([notice.type, notice.observedCredentialId], ['licensePlate', 'AB12CDE']);
+    assert.equal(notice.observationStartTime, '2026-06-01T11:00:00.000Z');
+    assert.deepEqual(notice.location.observerLocation.pointCoordinates, {
+      epsgCode: 'EPSG:4326',
+      x: -0.1275,
+      y: 51.5073,
+    });
+    assert.deepEqual(notice.elementIds, { id: `bay:${located}:2`, version: 1 });
+    const one = await get('/apds/observations/notice%3Aapds-notice-0001');
+    assert.equal(one.statusCode, 200, one.body);
+    assertMatchesSpec('/observations/{id}', 'get', 200, one.json());
+  });
+
   it('puts the observations in the city export too', async () => {
     const viewer = await operatorLogin(platform.operators, 'viewer');
     const res = await platform.app.inject({ method: 'GET', url: '/apds/export', headers: viewer.headers });

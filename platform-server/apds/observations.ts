@@ -1,9 +1,9 @@
 // APDS observations (GET /apds/observations): ObservationElements of the parkingdata/spec document.
 //
 // Sources. Each source is one function from the database to ObservationElements; the list serves
-// them all, oldest first. Today one source: the bay sensors. An enforcement source (a table of
-// officers' sightings) is added by writing one function that maps its rows with `observationElement`
-// and adding it to OBSERVATION_SOURCES (docs/apds.md says which fields it fills).
+// them all, oldest first: the bay sensors and the enforcement officers' penalty notices. Another
+// source is one more function mapping its rows with `observationElement`, listed in
+// OBSERVATION_SOURCES (docs/apds.md says which fields it fills).
 //
 // The bay sensors. A sensor reports a vehicle's arrival (`bay-arrived`) and departure (`bay-left`)
 // in the meter's events (meter_events). An observation is one vehicle's presence in a bay: from its
@@ -19,7 +19,7 @@ import { en, iso, placeId } from './resources';
 
 type Json = Record<string, unknown>;
 
-/** One source of observations (the bay sensors; enforcement to come). */
+/** One source of observations (the bay sensors, enforcement). */
 export type ObservationSource = (db: Queryable) => Promise<Json[]>;
 
 /** The organisation that observes for ParkLink's sources (the issuer used across the APDS room). */
@@ -137,8 +137,65 @@ export async function sensorObservations(db: Queryable): Promise<Json[]> {
   return out;
 }
 
-/** Where observations come from: add an enforcement source here (docs/apds.md). */
-export const OBSERVATION_SOURCES: readonly ObservationSource[] = Object.freeze([sensorObservations]);
+interface NoticeRow {
+  id: string;
+  meter_id: number;
+  bay_id: number;
+  plate: string | null;
+  officer: string;
+  observed_at: Date;
+  created_at: Date;
+  latitude: number | null;
+  longitude: number | null;
+  meter_latitude: number | null;
+  meter_longitude: number | null;
+  status: string;
+}
+
+/**
+ * Enforcement: each penalty notice is an officer's sighting of the bay (method `visual`), with the
+ * plate as the observed credential when the officer recorded one; the officer's position when the
+ * notice carries it, else the meter's. A notice cancelled on appeal stays an observation (the
+ * sighting happened; the decision is about the charge).
+ */
+export async function enforcementObservations(db: Queryable): Promise<Json[]> {
+  const rows = (
+    await db.query<NoticeRow>(
+      `SELECT n.id, n.meter_id, n.bay_id, n.plate, n.officer, n.observed_at, n.created_at, n.latitude, n.longitude,
+              m.latitude AS meter_latitude, m.longitude AS meter_longitude, n.status
+         FROM penalty_notices n JOIN meters m ON m.id = n.meter_id
+        WHERE n.latitude IS NOT NULL OR m.latitude IS NOT NULL
+        ORDER BY n.observed_at, n.id`,
+    )
+  ).rows;
+  return rows.map((n) => {
+    const meter = Number(n.meter_id);
+    const bay = Number(n.bay_id);
+    const at =
+      n.latitude !== null && n.longitude !== null
+        ? { latitude: Number(n.latitude), longitude: Number(n.longitude) }
+        : { latitude: Number(n.meter_latitude), longitude: Number(n.meter_longitude) };
+    return observationElement({
+      id: `notice:${n.id}`,
+      version: 1,
+      method: 'visual',
+      observer: `enforcement officer ${n.officer}`,
+      start: n.observed_at,
+      created: n.created_at,
+      observer_location: at,
+      observed_text: `bay ${bay} of meter ${meter}`,
+      place: placeId.bay(meter, bay),
+      ...(n.plate ? { credential: { type: 'licensePlate', id: n.plate } } : {}),
+      description: `enforcement: a penalty notice was issued for the bay (${n.status})`,
+    });
+  });
+}
+
+/** Where observations come from: the bay sensors and enforcement officers' notices (docs/apds.md). */
+export const OBSERVATION_SOURCES: readonly ObservationSource[] = Object.freeze([
+  sensorObservations,
+  enforcementObservations,
+]);
 
 /** Every source's observations, oldest first. */
 export async function observations(
