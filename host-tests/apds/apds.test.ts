@@ -482,6 +482,17 @@ forEachBackend('APDS API (/apds/)', (backend) => {
       };
       assertRequestMatchesSpec('/sessions', 'post', session);
       assertRequestMatchesSpec('/rights/assigned', 'post', right);
+      // A right holder nested past any real document is refused before it is stored.
+      let holder: Record<string, unknown> = {};
+      for (let i = 0; i < 200; i++) holder = { nested: holder };
+      const deep = await inject('POST', '/apds/rights/assigned', withKey('app'), {
+        ...right,
+        id: 'deep-right',
+        rightHolder: holder,
+      });
+      assert.equal(deep.statusCode, 400, deep.body);
+      assert.match(deep.json().message, /nested more than 32 levels/);
+      assertResponseStatus(deep.json());
       const created = await inject('POST', '/apds/sessions', withKey('app'), session);
       assert.equal(created.statusCode, 200, created.body);
       assertMatchesSpec('/sessions', 'post', 200, created.json());

@@ -63,9 +63,13 @@ describe('OpenAPI document and the one error shape', () => {
     for (const route of routes) {
       const operation = doc.paths[openapiPath(route.url)]?.[route.method.toLowerCase()];
       assert.ok(operation, `${route.method} ${route.url} is missing from the document`);
-      // Operator routes need their role; drivers' routes a driver's token (but registering and
-      // logging in); the gateway's posts its secret; the rest (login, quote) nobody's.
-      const driverRoute = /^\/api\/driver\//.test(route.url) && !/\/(register|login)$/.test(route.url);
+      // Operator routes need their role; drivers' routes a driver's token (but registering,
+      // logging in and a notice's page); the gateway's posts its secret; the rest (login, quote) nobody's.
+      // A penalty notice's page is the driver's by its printed code alone (no account needed).
+      const driverRoute =
+        /^\/api\/driver\//.test(route.url) &&
+        !/\/(register|login)$/.test(route.url) &&
+        !/^\/api\/driver\/enforcement\//.test(route.url);
       const expected =
         route.role ?? (driverRoute ? 'driver' : /^\/api\/phone\//.test(route.url) ? 'gateway' : 'public');
       assert.equal(operation['x-role'], expected, `${route.method} ${route.url}`);
@@ -111,7 +115,7 @@ describe('OpenAPI document and the one error shape', () => {
           assert.deepEqual(schema?.required, shape, `${where} ${status}`);
         }
         const bodyless =
-          /\/(logout|key-rotation|retry|me\/totp|recovery-codes)$/.test(path) ||
+          /\/(logout|key-rotation|retry|me\/totp|recovery-codes|delivery|responses\/fetch)$/.test(path) ||
           method === 'get' ||
           method === 'delete';
         if (!bodyless) assert.ok(operation.requestBody, `${where}: no body schema`);

@@ -321,6 +321,10 @@ export const apdsRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, { s
         },
       },
       async (request, reply) => {
+        // Free-form parts (rightHolder, assignedRight) are stored as JSON: a document nested past any
+        // real one is refused here, before the database's parser runs out of stack on it.
+        if (nestedDeeperThan(request.body, MAX_DOCUMENT_DEPTH))
+          return status(reply, 400, `the document is nested more than ${MAX_DOCUMENT_DEPTH} levels deep`);
         const result = await service.write(kind, request.body, request.apdsKey as ApiKeyIdentity);
         const noun = kind === 'session' ? 'Session' : 'Assigned right';
         if (result.created) return status(reply, kind === 'right' ? 201 : 200, `${noun} created.`);
@@ -521,3 +525,18 @@ export const apdsKeyRoutes: FastifyPluginAsync<ApdsRoutesOptions> = async (app, 
     },
   );
 };
+
+/** How deep a third party's document may nest (APDS's own documents stay well under ten levels). */
+const MAX_DOCUMENT_DEPTH = 32;
+
+/** Whether `value` nests objects or arrays more than `limit` levels deep (iterative: no recursion). */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+  }
+  return false;
+}

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Database } from '../core/db';
 import { errorResponses, RequestRefused, sendError, sendRefusal } from '../core/errors';
+import { object } from '../core/schemas';
 import type { OperatorGuard } from '../operators/service';
 import { type DriverMessages, Enforcement, type NoticeInput } from './service';
 
@@ -46,6 +47,12 @@ const noticeBody = {
   },
 } as const;
 
+const loose = { type: 'object', additionalProperties: true } as const;
+const noticeIdParams = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' } },
+  required: ['id'],
+} as const;
 const codeParams = {
   type: 'object',
   required: ['code'],
@@ -76,7 +83,10 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
             bayId: { type: 'integer', minimum: 0 },
           },
         },
-        response: errorResponses(400, 401, 403),
+        response: {
+          200: object({ bays: { type: 'array', items: loose } }),
+          ...errorResponses(400, 401, 403),
+        },
       },
     },
     async (request) => ({
@@ -90,7 +100,13 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
 
   app.post<{ Body: NoticeInput }>(
     '/api/enforcement/notices',
-    { onRequest: officer, schema: { body: noticeBody, response: errorResponses(400, 401, 403, 404, 409) } },
+    {
+      onRequest: officer,
+      schema: {
+        body: noticeBody,
+        response: { 200: loose, 201: loose, ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
     async (request, reply) => {
       const who = request.operator;
       if (!who) return sendError(reply, 401, 'no-operator', 'no operator');
@@ -113,6 +129,10 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
           additionalProperties: false,
           properties: { status: { type: 'string', enum: ['issued', 'appealed', 'upheld', 'cancelled'] } },
         },
+        response: {
+          200: object({ notices: { type: 'array', items: loose } }),
+          ...errorResponses(400, 401, 403),
+        },
       },
     },
     async (request) => ({ notices: await enforcement.list({ status: request.query.status }) }),
@@ -120,7 +140,10 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
 
   app.get<{ Params: { id: string } }>(
     '/api/enforcement/notices/:id',
-    { onRequest: supervisor, schema: { response: errorResponses(401, 403, 404) } },
+    {
+      onRequest: supervisor,
+      schema: { params: noticeIdParams, response: { 200: loose, ...errorResponses(401, 403, 404) } },
+    },
     async (request, reply) => {
       const file = await enforcement.caseFile(request.params.id);
       if (!file) return sendError(reply, 404, 'unknown-notice', `no notice ${request.params.id}`, 'id');
@@ -142,7 +165,8 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
             reason: { type: 'string', minLength: 3, maxLength: 1000 },
           },
         },
-        response: errorResponses(400, 401, 403, 404, 409),
+        params: noticeIdParams,
+        response: { 200: loose, ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
     async (request, reply) => {
@@ -179,7 +203,7 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
     };
   app.get<{ Params: { code: string } }>(
     '/api/driver/enforcement/notices/:code',
-    { schema: { params: codeParams, response: errorResponses(400, 404) } },
+    { schema: { params: codeParams, response: { 200: loose, ...errorResponses(400, 404) } } },
     async (request, reply) => {
       const n = await enforcement.notice({ code: request.params.code });
       if (!n) return sendError(reply, 404, 'unknown-notice', 'no notice with this code', 'code');
@@ -200,7 +224,7 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
             contact: { type: 'string', maxLength: 200 },
           },
         },
-        response: errorResponses(400, 404, 409),
+        response: { 201: loose, ...errorResponses(400, 404, 409) },
       },
     },
     async (request, reply) => {
