@@ -16,7 +16,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { connect as netConnect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519';
@@ -31,33 +30,13 @@ import {
   TestMeter,
 } from '../../sim/fleet/platform';
 import { CI } from '../../sim/fleet/platform';
+import { freePort, portOpen } from '../../sim/fleet/processes';
 import { storeAppliedRenewal } from '../support/phoneRenewal';
 import { requireTools } from '../support/tlsCa';
 import { until } from '../support/until';
 
 const SSHD = '/usr/sbin/sshd';
 const at = (iso: string) => Math.floor(Date.parse(iso) / 1000);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = netConnect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 
 /** OpenSSH on loopback with a configuration, host key and authorised client key this test writes. */
 async function startSshd(

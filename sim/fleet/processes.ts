@@ -71,7 +71,8 @@ export async function stopInstance({ child }: Instance): Promise<void> {
   await exited;
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on loopback now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -91,6 +92,19 @@ function deployedSetting(name: string): string {
   const line = conf.split('\n').find((l) => l.startsWith(`${name} `));
   if (!line) throw new Error(`deploy/mosquitto/mosquitto.conf has no ${name}`);
   return line;
+}
+
+/** Whether something listens on a loopback port. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.connect(port, '127.0.0.1');
+  });
 }
 
 export interface Broker {
@@ -140,18 +154,7 @@ export async function startMosquitto(passwordFile: string): Promise<Broker> {
   // Ready once its port answers.
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const open = await Promise.race([
-      new Promise<boolean>((resolve) => {
-        const socket = new Socket();
-        socket.once('connect', () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.once('error', () => resolve(false));
-        socket.connect(port, '127.0.0.1');
-      }),
-      failed,
-    ]);
+    const open = await Promise.race([portOpen(port), failed]);
     if (open) break;
     if (Date.now() > deadline) throw new Error('mosquitto did not open its port in 10 s');
     await new Promise((r) => setTimeout(r, 50));
