@@ -16,6 +16,7 @@ import { paymentsCheck, phoneConfigFromEnv, SIMULATED_PAYMENTS_NOTICE } from '..
 import { type PhoneService, PhoneError } from '../../platform-server/phone/service';
 import { createPlatform } from '../../platform-server/platform';
 import { forEachBackend, quietLogger, randomMeterId } from '../../sim/fleet/platform';
+import { withCheckDigit } from '../../sim/fleet/cards';
 import { standalonePhoneService } from '../phone/support';
 import { StripeDouble } from './stripeDouble';
 
@@ -94,9 +95,10 @@ forEachBackend('payments: phone renewals paid through the provider and the ledge
     }
     cardCount++;
     const card = await service.addCard(driverId, {
-      cardNumber: `62801234${String(cardCount).padStart(8, '0')}`,
-      cardType,
+      cardNumber: withCheckDigit(`62801234${String(cardCount).padStart(7, '0')}`),
     });
+    // What the card's first tap at a meter would have told (pairing.ts).
+    await db.query('UPDATE driver_cards SET card_type = $2 WHERE id = $1', [card.id, cardType]);
     const meterId = randomMeterId();
     await db.query('INSERT INTO meters (id, name, key_epoch) VALUES ($1, $2, 1)', [meterId, 'pay']);
     const now = clock.now();

@@ -27,7 +27,8 @@ describe('pay by phone API', () => {
       password: 'short',
     });
     assert.equal(short.status, 400);
-    assert.match(short.json.message, /password must NOT have fewer than 10 characters/);
+    assert.equal(short.json.message, 'Choose a password of at least 10 characters.');
+    assert.equal(short.json.field, 'password');
     const email = await api('POST', '/api/driver/register', {
       name: 'A',
       phone: '+447700900111',
@@ -35,7 +36,8 @@ describe('pay by phone API', () => {
       password: 'long enough pw',
     });
     assert.equal(email.status, 400);
-    assert.match(email.json.message, /email must match pattern/);
+    assert.equal(email.json.message, 'Enter an e-mail address such as name@example.com.');
+    assert.equal(email.json.field, 'email');
     assert.equal((await api('GET', '/api/driver/sessions')).status, 401);
     const ok = await api('POST', '/api/driver/register', {
       name: 'A',
@@ -57,10 +59,7 @@ describe('pay by phone API', () => {
     assert.equal(await verifyPassword('long enough pw', hash.rows[0].password_hash), true);
     const authed = apiOf(platform, ok.json.token);
     assert.equal((await authed('POST', '/api/driver/sessions/999/extend', { minutes: 30 })).status, 404);
-    assert.equal(
-      (await authed('POST', '/api/driver/cards', { cardNumber: '6280', cardType: 2 })).status,
-      400,
-    );
+    assert.equal((await authed('POST', '/api/driver/cards', { cardNumber: '6280' })).status, 400);
     assert.equal((await authed('PATCH', '/api/driver/cards/77', { renewal: true })).status, 404);
     const noSession = await gatewayOf(platform, () => clock.now())('POST', '/api/phone/sms', {
       from: '+447700900111',

@@ -53,28 +53,28 @@ forEachBackend('card registration does not reveal who holds a card', (backend) =
   const cardIdOf = (body: string) => Number(JSON.parse(body).card.id);
 
   // Same last four digits and type, different numbers: only the tokens differ.
-  const HELD = '6280 1234 0000 0050';
-  const FRESH = '6280 9999 0000 0050';
-  const RELEASED = '6280 5555 0000 0050';
+  const HELD = '6280 1234 0003 0050';
+  const FRESH = '6280 9999 0001 0050';
+  const RELEASED = '6280 5555 0005 0050';
   let holderCard: number;
   let claimCard: number;
   let freshCard: number;
 
   it('answers a card held by another account, a fresh one and a released one byte for byte alike', async () => {
     const [holder, claimant, leaver] = [0, 1, 2];
-    const added = await addRaw(holder, { cardNumber: HELD, cardType: 2 });
+    const added = await addRaw(holder, { cardNumber: HELD });
     assert.equal(added.status, 201);
     holderCard = cardIdOf(added.body);
-    const released = await addRaw(leaver, { cardNumber: RELEASED, cardType: 2 });
+    const released = await addRaw(leaver, { cardNumber: RELEASED });
     assert.equal(released.status, 201);
     assert.equal(
       (await drivers[leaver].api('DELETE', `/api/driver/cards/${cardIdOf(released.body)}`)).status < 300,
       true,
     );
 
-    const claim = await addRaw(claimant, { cardNumber: HELD, cardType: 2 });
-    const fresh = await addRaw(claimant, { cardNumber: FRESH, cardType: 2 });
-    const again = await addRaw(claimant, { cardNumber: RELEASED, cardType: 2 });
+    const claim = await addRaw(claimant, { cardNumber: HELD });
+    const fresh = await addRaw(claimant, { cardNumber: FRESH });
+    const again = await addRaw(claimant, { cardNumber: RELEASED });
     assert.equal(claim.status, 201);
     assert.equal(fresh.status, 201);
     assert.equal(again.status, 201);
@@ -91,9 +91,9 @@ forEachBackend('card registration does not reveal who holds a card', (backend) =
   });
 
   it("refuses a card already on the driver's own account with one answer, claim or not", async () => {
-    const ownHeld = await addRaw(0, { cardNumber: HELD, cardType: 2 });
-    const ownClaim = await addRaw(1, { cardNumber: HELD, cardType: 2 });
-    const ownFresh = await addRaw(1, { cardNumber: FRESH, cardType: 2 });
+    const ownHeld = await addRaw(0, { cardNumber: HELD });
+    const ownClaim = await addRaw(1, { cardNumber: HELD });
+    const ownFresh = await addRaw(1, { cardNumber: FRESH });
     assert.equal(ownHeld.status, 409);
     assert.equal(ownClaim.body, ownHeld.body);
     assert.equal(ownFresh.body, ownHeld.body);

@@ -67,15 +67,15 @@ forEachBackend('pay by phone end to end', (backend) => {
     assert.equal(reg.status, 201);
     assert.match(reg.json.driver.accountNumber, /^PL\d{10}$/);
     api = apiOf(platform, reg.json.token);
-    const added = await api('POST', '/api/driver/cards', { cardNumber: '6280 1234 0000 0019', cardType: 2 });
+    const added = await api('POST', '/api/driver/cards', { cardNumber: '6280 1234 0003 0019' });
     assert.equal(added.status, 201);
     assert.equal(added.json.card.last4, '0019');
     // Only the token is stored.
     const stored = await platform.db.query<{ token: string }>('SELECT token FROM driver_cards');
     assert.ok(stored.rows.every((r) => /^[0-9a-f]{32}$/.test(r.token)));
-    assert.ok(stored.rows.some((r) => r.token === platform.phone.service.tokenOf('6280123400000019')));
+    assert.ok(stored.rows.some((r) => r.token === platform.phone.service.tokenOf('6280123400030019')));
 
-    tapBay2(m, clock, card('6280123400000019'));
+    tapBay2(m, clock, card('6280123400030019'));
     await until(
       async () => (await api('GET', '/api/driver/sessions?state=active')).json.sessions.length === 1,
       'the pairing',
@@ -259,7 +259,7 @@ forEachBackend('pay by phone end to end', (backend) => {
 
   it('a new first payment at the bay ends the pairing (the next user overrides)', async () => {
     m.board.display.show(['']);
-    tapBay2(m, clock, card('6280999900000027', 3));
+    tapBay2(m, clock, card('6280999900010027', 3));
     await until(
       async () => (await api('GET', '/api/driver/sessions?state=active')).json.sessions.length === 0,
       'the pairing to end',

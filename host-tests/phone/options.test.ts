@@ -99,7 +99,7 @@ forEachBackend('pay by phone options, alerts and the webhook gateway', (backend)
     assert.equal(reg.status, 201);
     const api = apiOf(platform, reg.json.token);
     assert.equal((await api('PATCH', '/api/driver/me', settings)).status, 200);
-    assert.equal((await api('POST', '/api/driver/cards', { cardNumber, cardType: 2 })).status, 201);
+    assert.equal((await api('POST', '/api/driver/cards', { cardNumber })).status, 201);
     return api;
   }
 
@@ -118,20 +118,20 @@ forEachBackend('pay by phone options, alerts and the webhook gateway', (backend)
   }
 
   it('pairs two drivers: option 1 (auto, app alerts) and option 2 (phone, voice alerts)', async () => {
-    autoApi = await driver('Auto Driver', `+4477006${String(autoMeterId).slice(-5)}`, '6280123400000068', {
+    autoApi = await driver('Auto Driver', `+4477006${String(autoMeterId).slice(-5)}`, '6280123400030068', {
       renewOption: 'auto',
       autoMinutes: 30,
       alertChannel: 'app',
       leadMinutes: 10,
     });
-    phoneApi = await driver('Phone Driver', phoneNumber, '6280123400000076', {
+    phoneApi = await driver('Phone Driver', phoneNumber, '6280123400030076', {
       renewOption: 'phone',
       alertChannel: 'voice',
       leadMinutes: 10,
       graceMinutes: 10,
     });
-    tapBay2(auto, clock, card('6280123400000068'));
-    tapBay2(byPhone, clock, card('6280123400000076'));
+    tapBay2(auto, clock, card('6280123400030068'));
+    tapBay2(byPhone, clock, card('6280123400030076'));
     assert.equal((await activeSession(autoApi)).paidUntil, '2026-06-01T09:30:00.000Z');
     // The second tap came a moment later (the card held 300 ms at the first meter).
     assert.match((await activeSession(phoneApi)).paidUntil, /^2026-06-01T09:30:0[01]\.000Z$/);

@@ -93,7 +93,7 @@ forEachBackend('pay by phone pairing through a database outage', (backend) => {
       password: 'correct horse battery',
     });
     driverId = driver.id;
-    await service.addCard(driverId, { cardNumber: '6280123400000050', cardType: 2 });
+    await service.addCard(driverId, { cardNumber: '6280123400030050' });
   });
 
   after(async () => {
@@ -112,7 +112,7 @@ forEachBackend('pay by phone pairing through a database outage', (backend) => {
     });
     const time = Math.floor(clock.now() / 1000);
     const record = meter.transaction(
-      { cardNumber: '6280123400000050', cardType: 2, bayId: 3, minutes: 30 },
+      { cardNumber: '6280123400030050', cardType: 2, bayId: 3, minutes: 30 },
       time,
     );
     const stored: StoredRecord = {

@@ -117,8 +117,8 @@ forEachBackend('pay by phone renewals under a maximum price per period', (backen
       password: 'correct horse battery',
     });
     api = apiOf(platform, reg.json.token);
-    await api('POST', '/api/driver/cards', { cardNumber: '6280 1234 0000 0050', cardType: 2 });
-    tapBay2(m, clock, card('6280123400000050'));
+    await api('POST', '/api/driver/cards', { cardNumber: '6280 1234 0003 0050' });
+    tapBay2(m, clock, card('6280123400030050'));
     await until(
       async () => (await api('GET', '/api/driver/sessions?state=active')).json.sessions.length === 1,
       'the pairing',

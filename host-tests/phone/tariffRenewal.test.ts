@@ -131,8 +131,8 @@ forEachBackend('pay by phone renewals priced by the meter tariff', (backend) => 
       password: 'correct horse battery',
     });
     api = apiOf(platform, reg.json.token);
-    await api('POST', '/api/driver/cards', { cardNumber: '6280 1234 0000 0043', cardType: 2 });
-    tapBay2(m, clock, card('6280123400000043'));
+    await api('POST', '/api/driver/cards', { cardNumber: '6280 1234 0003 0043' });
+    tapBay2(m, clock, card('6280123400030043'));
     await until(
       async () => (await api('GET', '/api/driver/sessions?state=active')).json.sessions.length === 1,
       'the pairing',

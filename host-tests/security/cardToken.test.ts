@@ -37,7 +37,7 @@ import { SCENARIO_METER_ID, TapScenario } from '../../sim/fleet/tapScenario';
 import { VirtualPlatform } from '../../sim/fleet/virtualPlatform';
 import { apiOf, bootMeter, card, tapBay2, until } from '../phone/support';
 
-const PAN = '6280123400000019';
+const PAN = '6280123400030019';
 
 /** The card number as ASCII digits and as the purse's BCD: neither may be found at rest. */
 function forms(pan: string): Buffer[] {
@@ -230,8 +230,7 @@ forEachBackend('card tokens on the platform', (backend) => {
       assert.equal(reg.status, 201);
       const api = apiOf(platform, reg.json.token);
       const added = await api('POST', '/api/driver/cards', {
-        cardNumber: '6280 1234 0000 0019',
-        cardType: 2,
+        cardNumber: '6280 1234 0003 0019',
       });
       assert.equal(added.status, 201);
 
@@ -291,7 +290,7 @@ forEachBackend('card tokens on the platform', (backend) => {
     const cardTokenKey = deriveCardTokenKey(nobleCrypto, fromHex(MASTER));
     const keys = { ...deriveMeterKeys(nobleCrypto, fromHex(MASTER), meterId, 1), cardTokenKey };
     const meter = new TestMeter(meterId, keys);
-    const stolen = '6280999900000041';
+    const stolen = '6280999900030041';
     // What a meter sent before card tokens: a sale and a refusal, format 1.
     const legacy = [
       encodeCbor([

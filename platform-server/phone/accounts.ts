@@ -4,12 +4,14 @@ import { randomInt } from 'node:crypto';
 import { ProtocolError } from '../../protocol/errors';
 import type { Queryable } from '../core/db';
 import { CardTokens } from '../keys/cardToken';
+import { readCardNumber } from './cardNumbers';
 import type { PhoneContext } from './context';
 import {
   CARD_NUMBER,
   type AlertChannel,
   type CardRow,
   type CardView,
+  cardTypeUnknown,
   cardView,
   type DriverRow,
   type DriverView,
@@ -187,7 +189,7 @@ export class Accounts {
     const current = await this.driver(driverId);
     const next = { ...current, ...s };
     const renewalPhone = s.renewalPhone
-      ? normalisePhone(s.renewalPhone, this.#c.options.country)
+      ? normalisePhone(s.renewalPhone, this.#c.options.country, 'renewalPhone')
       : s.renewalPhone === ''
         ? null
         : next.renewalPhone;
@@ -216,11 +218,9 @@ export class Accounts {
 
   async addCard(
     driverId: number,
-    input: { cardNumber: string; cardType: number; label?: string; renewal?: boolean },
+    input: { cardNumber: string; label?: string; renewal?: boolean },
   ): Promise<CardView> {
-    const number = input.cardNumber.replace(/[\s-]/g, '');
-    if (!/^[0-9]{12,19}$/.test(number))
-      throw new PhoneError(400, 'bad-card', 'a card number is 12 to 19 digits');
+    const { digits: number, scheme } = readCardNumber(input.cardNumber);
     const token = this.tokenOf(number);
     const unavailable = () =>
       new PhoneError(
@@ -242,13 +242,13 @@ export class Accounts {
       // answer, so registering tells nobody that the card is held. Same queries either way.
       const insert = (verified: boolean) =>
         tx.query<CardRow>(
-          `INSERT INTO driver_cards (driver_id, token, last4, card_type, label, renewal, verified_at)
+          `INSERT INTO driver_cards (driver_id, token, last4, scheme, label, renewal, verified_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING *`,
           [
             driverId,
             token,
             number.slice(-4),
-            input.cardType,
+            scheme,
             (input.label ?? '').trim(),
             input.renewal ?? false,
             verified ? new Date(this.#c.now()) : null,
@@ -327,6 +327,7 @@ export class Accounts {
     onFile: { customer: string; paymentMethod: string },
   ): Promise<CardView> {
     const card = await this.#card(driverId, cardId);
+    if (card.card_type === null) throw cardTypeUnknown();
     if (card.card_type !== 1)
       throw new PhoneError(409, 'not-debit', 'only a debit card is charged through the payment provider');
     const id = /^[A-Za-z0-9_]{3,255}$/;

@@ -28,6 +28,16 @@ export class PhoneError extends Error {
   ) {
     super(message);
   }
+
+  /** The request field at fault, shown beside that field in the driver app. */
+  field?: string;
+
+  /** A 400-class refusal of one request field (`field` as the API names it: cardNumber, phone). */
+  static onField(statusCode: number, code: string, message: string, field: string): PhoneError {
+    const error = new PhoneError(statusCode, code, message);
+    error.field = field;
+    return error;
+  }
 }
 
 export interface PhoneClock {
@@ -56,8 +66,12 @@ export interface DriverView {
 export interface CardView {
   id: number;
   last4: string;
-  cardType: number;
-  cardTypeName: string;
+  /** 1 debit, 2 credit, 3 prepaid as the card told a meter at its first tap; null until then. */
+  cardType: number | null;
+  cardTypeName: string | null;
+  /** The card's scheme from its number ('visa', 'mastercard'), null for a closed-loop card. */
+  scheme: string | null;
+  schemeName: string | null;
   label: string;
   renewal: boolean;
   paysWith: number | null;
@@ -163,6 +177,34 @@ export interface PhoneOptions {
 }
 
 export const CARD_TYPE_NAMES: Record<number, string> = { 1: 'debit', 2: 'credit', 3: 'prepaid' };
+/** card-validator's scheme ids as people write them. */
+const SCHEME_NAMES: Record<string, string> = {
+  visa: 'Visa',
+  mastercard: 'Mastercard',
+  'american-express': 'American Express',
+  'diners-club': 'Diners Club',
+  discover: 'Discover',
+  jcb: 'JCB',
+  unionpay: 'UnionPay',
+  maestro: 'Maestro',
+  mir: 'Mir',
+  elo: 'Elo',
+  hiper: 'Hiper',
+  hipercard: 'Hipercard',
+  verve: 'Verve',
+};
+/**
+ * A card whose kind (debit, credit, prepaid) no meter has read yet is neither charged nor set up at
+ * the payment provider: the first tap tells.
+ */
+export function cardTypeUnknown(): PhoneError {
+  return new PhoneError(
+    409,
+    'card-type-unknown',
+    'tap this card once at any ParkLink meter first: the meter reads whether it is debit, credit or prepaid',
+  );
+}
+
 /** What cardToken accepts as a card number. */
 export const CARD_NUMBER = /^[0-9]{8,19}$/;
 
@@ -237,7 +279,9 @@ export type CardRow = {
   driver_id: number;
   token: string;
   last4: string;
-  card_type: number;
+  /** Null until the card's first tap at a meter, which reads it from the card (pairing.ts). */
+  card_type: number | null;
+  scheme: string | null;
   label: string;
   renewal: boolean;
   pays_with: number | null;
@@ -253,7 +297,9 @@ export function cardView(c: CardRow): CardView {
     id: c.id,
     last4: c.last4,
     cardType: c.card_type,
-    cardTypeName: CARD_TYPE_NAMES[c.card_type] ?? String(c.card_type),
+    cardTypeName: c.card_type === null ? null : (CARD_TYPE_NAMES[c.card_type] ?? String(c.card_type)),
+    scheme: c.scheme,
+    schemeName: c.scheme === null ? null : (SCHEME_NAMES[c.scheme] ?? c.scheme),
     label: c.label,
     renewal: c.renewal,
     paysWith: c.pays_with,
@@ -290,13 +336,18 @@ export function recipientOf(
  * libphonenumber-js and checked to be possible there (its length for the country: whether a range is
  * assigned changes faster than any copy of the numbering plan). A 400 in plain words otherwise.
  */
-export function normalisePhone(raw: string, country: CountryCode = DEFAULT_PHONE_COUNTRY): string {
+export function normalisePhone(
+  raw: string,
+  country: CountryCode = DEFAULT_PHONE_COUNTRY,
+  field = 'phone',
+): string {
   const phone = safePhone(raw, country);
   if (!phone)
-    throw new PhoneError(
+    throw PhoneError.onField(
       400,
       'bad-phone',
       `"${raw.slice(0, 40)}" is not a phone number we can reach: write it as you would dial it in ${country}, or with its country code (+44 7700 900123)`,
+      field,
     );
   return phone;
 }

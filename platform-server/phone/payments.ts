@@ -7,7 +7,7 @@ import type { Database } from '../core/db';
 import type { Logger } from '../ingest/gate';
 import { Ledger, LedgerError } from '../payments/ledger';
 import type { ChargeResult, PaymentProvider } from '../payments/provider';
-import { type CardRow, PhoneError, type RenewalRow } from './model';
+import { type CardRow, cardTypeUnknown, PhoneError, type RenewalRow } from './model';
 
 export interface Payment {
   funding: 'direct' | 'realtime';
@@ -41,6 +41,7 @@ export class Payments {
     // Nothing to take (a tariff's cap per period reached): no provider charge, no ledger entry.
     if (charge.amount === 0)
       return { funding: 'direct', authorisation: 'none', provider: null, ledgerEntry: null };
+    if (card.card_type === null) throw cardTypeUnknown();
     if (card.card_type === 1) return this.#payByProvider(card, charge);
     // Step 711: credit and prepaid accounts are charged on the platform's ledger.
     const kind = card.card_type === 3 ? 'prepaid' : 'credit';

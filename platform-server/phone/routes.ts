@@ -11,6 +11,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody, errorResponses, sendError } from '../core/errors';
 import { object, time } from '../core/schemas';
 import { GatewaySignatureError, type GatewayVerifier } from './gatewaySignature';
+import { plainWords } from './plainWords';
 import { defaultLoginLimits, type LoginLimits, RateLimiter } from './security';
 import { PhoneError, type PhoneService } from './service';
 
@@ -101,12 +102,12 @@ const settingsBody = {
 const cardBody = {
   type: 'object',
   properties: {
-    cardNumber: { type: 'string', minLength: 12, maxLength: 23, pattern: '^[0-9 -]+$' },
-    cardType: { type: 'integer', enum: [1, 2, 3] },
+    // Read in plain words by cardNumbers.ts (digits, length, Luhn check digit, scheme).
+    cardNumber: { type: 'string', minLength: 1, maxLength: 40 },
     label: { type: 'string', maxLength: 40 },
     renewal: { type: 'boolean' },
   },
-  required: ['cardNumber', 'cardType'],
+  required: ['cardNumber'],
   additionalProperties: false,
 } as const;
 
@@ -194,6 +195,7 @@ export interface PhoneRoutesOptions {
 export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, options) => {
   const { phone } = options;
   const limits = options.limits ?? defaultRateLimits();
+  app.setSchemaErrorFormatter(plainWords());
   // A PhoneError becomes its 4xx through the platform's error handler (statusCode, code, message).
   const auth = async (request: FastifyRequest, reply: FastifyReply) => {
     const header = request.headers.authorization ?? '';
@@ -242,6 +244,7 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
         body: loginBody,
         response: { 200: session, ...errorResponses(400, 401, 429) },
       },
+      schemaErrorFormatter: plainWords({ password: 'Enter your password.' }),
     },
     // Only failures count (per address and per account); a 429 comes as a PhoneError with retryAfter.
     async (request) =>
@@ -307,7 +310,7 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
     async (request) => ({ cards: await phone.cards(request.driverId!) }),
   );
 
-  app.post<{ Body: { cardNumber: string; cardType: number; label?: string; renewal?: boolean } }>(
+  app.post<{ Body: { cardNumber: string; label?: string; renewal?: boolean } }>(
     '/api/driver/cards',
     {
       preHandler: auth,

@@ -48,8 +48,12 @@ async function api(method, path, body) {
     logout(false);
     throw new Error('Please log in again.');
   }
-  if (!response.ok)
-    throw new Error(data.message ? capital(data.message) : `Request failed (${response.status})`);
+  if (!response.ok) {
+    const error = new Error(data.message ? capital(data.message) : `Request failed (${response.status})`);
+    // The request field at fault ("cardNumber"): the message goes beside that field.
+    error.field = typeof data.field === 'string' ? data.field : undefined;
+    throw error;
+  }
   if (data.serverNow) clockOffset = Date.parse(data.serverNow) - Date.now();
   return data;
 }
@@ -112,6 +116,28 @@ function logout(announce = true) {
 function field(label, name, attrs = {}) {
   const id = `f-${name}`;
   return [h('label', { for: id, text: label }), h('input', { id, name, ...attrs })];
+}
+
+/** Clears what an earlier submit of `form` said beside its fields. */
+function clearFieldErrors(form) {
+  for (const p of form.querySelectorAll('.field-error')) p.remove();
+  for (const input of form.querySelectorAll('[aria-invalid]')) {
+    input.removeAttribute('aria-invalid');
+    input.removeAttribute('aria-describedby');
+  }
+}
+
+/** The platform's refusal beside the field it names, or on the status line when it names none. */
+function refused(form, error) {
+  clearFieldErrors(form);
+  const input = error.field ? form.querySelector(`[name="${CSS.escape(error.field)}"]`) : null;
+  if (!input) return say(error.message, true);
+  const note = h('p', { class: 'field-error', id: `e-${input.name}` }, error.message);
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-describedby', note.id);
+  input.after(note);
+  input.focus();
+  say('Please correct the highlighted field.', true);
 }
 
 function authView(mode) {
@@ -178,7 +204,7 @@ async function onLogin(event) {
     });
     signedIn(data);
   } catch (error) {
-    say(error.message, true);
+    refused(event.target, error);
   }
 }
 
@@ -196,7 +222,7 @@ async function onRegister(event) {
     say(`Welcome! Your account number is ${data.driver.accountNumber}. Add the card you pay with.`);
     location.hash = '#/cards';
   } catch (error) {
-    say(error.message, true);
+    refused(event.target, error);
   }
 }
 
@@ -345,7 +371,14 @@ async function waitApplied(id) {
 
 // ---- Cards -----------------------------------------------------------------------------------
 
-const TYPES = { 1: 'Debit', 2: 'Credit', 3: 'Prepaid' };
+/** "Visa debit ending 0019"; the kind is known once the card has been tapped at a meter. */
+function cardName(c) {
+  const kind = c.cardTypeName ?? '';
+  const scheme = c.schemeName ?? (kind ? '' : 'Card');
+  return `${[scheme, kind].filter(Boolean).join(' ')} ending ${c.last4}`.replace(/^./, (x) =>
+    x.toUpperCase(),
+  );
+}
 
 async function cardsView() {
   const { cards } = await api('GET', '/api/driver/cards');
@@ -358,20 +391,20 @@ async function cardsView() {
         onchange: (e) => updateCard(c.id, { paysWith: e.target.value ? Number(e.target.value) : null }),
       },
       h('option', { value: '' }, 'this card'),
-      others.map((o) =>
-        h('option', { value: o.id, selected: c.paysWith === o.id }, `${TYPES[o.cardType]} ending ${o.last4}`),
-      ),
+      others.map((o) => h('option', { value: o.id, selected: c.paysWith === o.id }, cardName(o))),
     );
     return h(
       'li',
       { class: 'card' },
-      h(
-        'h3',
-        {},
-        `${TYPES[c.cardType]} ending ${c.last4} `,
-        c.renewal ? h('span', { class: 'badge ok' }, 'renewal card') : null,
-      ),
+      h('h3', {}, `${cardName(c)} `, c.renewal ? h('span', { class: 'badge ok' }, 'renewal card') : null),
       c.label ? h('p', { class: 'muted' }, c.label) : null,
+      c.cardType === null
+        ? h(
+            'p',
+            { class: 'muted card-kind' },
+            'Tap it once at any ParkLink meter: the meter reads whether it is debit, credit or prepaid.',
+          )
+        : null,
       h('label', { for: `pays-${c.id}` }, 'Renewals of parking paid with this card are charged to'),
       link,
       h(
@@ -404,16 +437,7 @@ async function cardsView() {
         inputmode: 'numeric',
         autocomplete: 'cc-number',
         required: true,
-        pattern: '[0-9 ]{12,23}',
       }),
-      h('label', { for: 'f-cardType' }, 'Card type'),
-      h(
-        'select',
-        { id: 'f-cardType', name: 'cardType' },
-        h('option', { value: '1' }, 'Debit'),
-        h('option', { value: '2' }, 'Credit'),
-        h('option', { value: '3' }, 'Prepaid'),
-      ),
       field('Name for this card (optional)', 'label', { maxlength: 40 }),
       h(
         'label',
@@ -432,14 +456,13 @@ async function addCard(event) {
   try {
     const { card } = await api('POST', '/api/driver/cards', {
       cardNumber: String(f.get('cardNumber')),
-      cardType: Number(f.get('cardType')),
       label: String(f.get('label') ?? ''),
       renewal: f.get('renewal') === 'on',
     });
-    say(`Card ending ${card.last4} added.`);
+    say(`${cardName(card)} added.`);
     route();
   } catch (error) {
-    say(error.message, true);
+    refused(event.target, error);
   }
 }
 
@@ -626,9 +649,10 @@ async function saveSettings(event) {
       renewalPhone: String(f.get('renewalPhone') ?? ''),
       renewalEmail: String(f.get('renewalEmail') ?? ''),
     });
+    clearFieldErrors(event.target);
     say('Settings saved.');
   } catch (error) {
-    say(error.message, true);
+    refused(event.target, error);
   }
 }
 

@@ -23,6 +23,7 @@ import {
   startMosquitto,
   stopInstance,
 } from './processes';
+import { withCheckDigit } from './cards';
 
 export interface FleetRunOptions {
   meters: number;
@@ -308,13 +309,13 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
         base,
         'POST',
         '/api/driver/cards',
-        { cardNumber: luhn(cardNumber), cardType: 1 },
+        { cardNumber: withCheckDigit(cardNumber) },
         registered.body.token,
       );
       if (card.status !== 201)
         throw new Error(`adding a card answered ${card.status} ${JSON.stringify(card.body)}`);
       const meter = meters[d % meters.length];
-      meter.tap(Date.now(), 1, luhn(cardNumber), options.bays);
+      meter.tap(Date.now(), 1, withCheckDigit(cardNumber), options.bays);
       drivers.push({ token: registered.body.token, session: 0, localAddress, busy: false });
     }
     // The taps' sets are stored and paired: each driver has a session.
@@ -530,18 +531,4 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
     credentials.close();
     keystore.close();
   }
-}
-
-/** `digits` with its Luhn check digit appended. */
-export function luhn(digits: string): string {
-  let sum = 0;
-  for (let i = 0; i < digits.length; i++) {
-    let d = Number(digits[digits.length - 1 - i]);
-    if (i % 2 === 0) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-  }
-  return digits + String((10 - (sum % 10)) % 10);
 }

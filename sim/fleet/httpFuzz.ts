@@ -796,7 +796,7 @@ export async function fuzzPlatform(
       method: 'POST',
       url: '/api/driver/cards',
       headers: driver,
-      payload: { cardNumber: '6280 1234 0000 0019', cardType: 2 },
+      payload: { cardNumber: '6280 1234 0003 0019' },
     });
     const cardId = card.json().card?.id as number;
     const known = (op: FuzzOperation, name: string): unknown[] => {

@@ -12,6 +12,7 @@ import { RecordKind } from '../../protocol/records';
 import { fromHex } from '../../protocol/bytes';
 import { provisionVirtualMeter } from '../factory';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
+import { withCheckDigit } from '../../sim/fleet/cards';
 
 export const description =
   'renewal latency request → meter applied → confirmation queued, p50/p99, 1,000 virtual meters on loopback';
@@ -68,8 +69,8 @@ export async function run(args: string[]): Promise<void> {
         email: `driver${i}@bench.invalid`,
         password: 'bench password 123',
       });
-      const cardNumber = `62809${String(i).padStart(11, '0')}`;
-      await phone.addCard(driver.id, { cardNumber, cardType: 2 });
+      const cardNumber = withCheckDigit(`62809${String(i).padStart(10, '0')}`);
+      await phone.addCard(driver.id, { cardNumber });
       // The first tap as ingest hands it over (the pairing path), without driving 1,000 card readers.
       const now = Math.floor(Date.now() / 1000);
       phone.onStored({
