@@ -17,7 +17,7 @@ describe('protocol byte helpers', () => {
       ),
       { numRuns: 500 },
     );
-    assert.deepEqual(utf8('6280123400030050'), encoder.encode('6280123400030050'));
+    assert.deepEqual(utf8('6280123400000050'), encoder.encode('6280123400000050'));
     assert.deepEqual(utf8('£2.40 · Zone B'), encoder.encode('£2.40 · Zone B'));
   });
 

@@ -76,7 +76,7 @@ forEachBackend('fleet blacklist', (backend) => {
   }
 
   it('a card blocked at the platform is refused at every online meter', async () => {
-    const number = '6280555500050019';
+    const number = '6280555500000019';
     const { card } = purseCard([0x04, 5, 5, 5], purse(number));
     assert.match(tap(meters[0], card), /PAID/, 'the card pays before it is blocked');
     const { headers } = await operatorLogin(platform.operators, 'operator');
@@ -104,7 +104,7 @@ forEachBackend('fleet blacklist', (backend) => {
   it("a clone a meter detects reaches the platform's review queue", async () => {
     const m = meters[1];
     // Right UID, wrong key: the meter refuses it as card-cloned and records the UID.
-    const { card } = purseCard([0x04, 0x0c, 0x1e, 0x0d], purse('6280555500050027'), {
+    const { card } = purseCard([0x04, 0x0c, 0x1e, 0x0d], purse('6280555500000027'), {
       key: new Uint8Array(16).fill(1),
     });
     assert.match(tap(m, card), /Card not accepted/);

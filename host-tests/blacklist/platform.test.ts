@@ -29,7 +29,7 @@ import { type OperatorLogin, operatorLogin, quietLogger, TestMeter } from '../..
 const keystore = keystoreFromHex('22'.repeat(32));
 const cardTokenKey = randomBytes(32);
 const tokens = new CardTokens(cardTokenKey);
-const STOLEN = '6280000000090017';
+const STOLEN = '6280000000000017';
 
 interface Sent {
   meterId: number;
@@ -213,7 +213,7 @@ describe('platform blacklist (PGlite)', () => {
 
   it('lists a card by the token of a transaction the fleet holds, not by an unknown token', async () => {
     const meter = await newMeter();
-    const number = '6280000000090991';
+    const number = '6280000000000991';
     meter.test.transaction({ cardNumber: number });
     const stored = await ingest.handleUplink(uplinkTopic(meter.id), meter.test.frame(1, 1));
     assert.equal(stored.ok, true);
@@ -236,7 +236,7 @@ describe('platform blacklist (PGlite)', () => {
     const current = await service.currentVersion();
     assert.equal(offline.unit.version, current);
     await db.query('UPDATE meters SET last_seen_at = NULL WHERE id = $1', [offline.id]);
-    const number = '6280000000090322';
+    const number = '6280000000000322';
     assert.equal((await add(operator, { cardNumber: number, reason: 'expired' })).statusCode, 201);
     await service.settled();
     assert.equal(
@@ -290,7 +290,7 @@ describe('platform blacklist (PGlite)', () => {
     await service.settled();
     const removed = await app.inject({
       method: 'DELETE',
-      url: `/api/blacklist/${tokens.tokenHex('6280000000060010')}`,
+      url: `/api/blacklist/${tokens.tokenHex('6280000000010010')}`,
       headers: operator.headers,
     });
     assert.equal(removed.statusCode, 200);
@@ -300,7 +300,7 @@ describe('platform blacklist (PGlite)', () => {
     const delivered = await behind.sync();
     assert.ok(delivered.length > 0 && delivered.every((s) => s.push.kind === 'page'));
     assert.equal(behind.unit.version, version);
-    assert.equal(behind.unit.check(tokens.token('6280000000060010')), undefined, 'removed');
+    assert.equal(behind.unit.check(tokens.token('6280000000010010')), undefined, 'removed');
     assert.equal(behind.unit.check(tokens.token('6280000000010015')), 'stolen');
     assert.equal(behind.unit.size, (await service.list()).length);
 
@@ -331,7 +331,7 @@ describe('platform blacklist (PGlite)', () => {
     await meter.sync();
     assert.equal(meter.unit.version, await service.currentVersion());
     meter.replaceFlash(); // its blacklist partition erased: it holds version 0, the platform does not know
-    assert.equal((await add(operator, { cardNumber: '6280000000070555', reason: 'stolen' })).statusCode, 201);
+    assert.equal((await add(operator, { cardNumber: '6280000000000555', reason: 'stolen' })).statusCode, 201);
     const delivered = await meter.sync();
     // The delta on top of the version acknowledged is refused (base-mismatch); the full list follows.
     assert.equal(delivered[0].push.kind, 'delta');
@@ -368,7 +368,7 @@ describe('platform blacklist (PGlite)', () => {
       payload: {},
     });
     assert.equal(noCard.statusCode, 400, 'a UID-only report needs the genuine card named');
-    const genuine = '6280000000020444';
+    const genuine = '6280000000000444';
     const confirmed = await app.inject({
       method: 'POST',
       url: url(first.id, 'confirm'),

@@ -128,7 +128,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     );
 
     // No card sales: refused before the antenna comes on, nothing debited, an operation record.
-    assert.deepEqual(payAtBay1(rig, '6280000000090033'), ['refused: cards-unavailable']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000033'), ['refused: cards-unavailable']);
     assert.equal(rig.board.reader.antennaOn, false);
     assert.equal(transactions(rig.meter).length, 0);
     assert.match(rig.operations('cards-unavailable').at(-1)?.detail ?? '', /MFRC522 not found/);
@@ -164,7 +164,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     assert.match(rig.maintenance('repair').at(-1)?.detail ?? '', /^reader\/reader: answers again/);
     assert.ok(rig.uplinkEvents('module-repaired').some((e) => e.detail.startsWith('reader/reader')));
     assert.equal(rig.operations('fault').length, faultsBefore, 'the quiet retries wrote no fault records');
-    assert.deepEqual(payAtBay1(rig, '6280000000090033'), ['accepted']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000033'), ['accepted']);
     assert.equal(transactions(rig.meter).length, 1);
     assertChainWhole(rig.meter);
     rig.clock.advance(MINUTE);
@@ -203,7 +203,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     board.readerAbsent = false;
     clock.advance(RETRY_MS);
     assert.equal(meter.monitor.states.reader, 'ok');
-    assert.deepEqual(payAtBay1({ board, clock, meter }, '6280000000090041'), ['accepted']);
+    assert.deepEqual(payAtBay1({ board, clock, meter }, '6280000000000041'), ['accepted']);
     assertChainWhole(meter);
   });
 
@@ -221,7 +221,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     assert.equal(rig.meter.security.provisioned, false);
     assert.equal(rig.meter.monitor.states.secure, 'failed');
     assert.ok(rig.operations('fault').some((o) => o.detail.startsWith('secure/secure:')));
-    assert.deepEqual(payAtBay1(rig, '6280000000090058'), ['refused: cards-unavailable']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000058'), ['refused: cards-unavailable']);
     assert.match(rig.operations('cards-unavailable').at(-1)?.detail ?? '', /^secure parts out of service/);
     assert.equal(platform.records(RIG_METER).length, 0, 'nothing can be sealed without the keys');
     const held = rig.meter.log.lastSeq;
@@ -236,7 +236,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     const reported = rig.uplinkEvents().map((e) => `${e.event} ${e.detail.split(':')[0]}`);
     assert.ok(reported.includes('module-fault secure/secure'), `kept and sent late: ${reported.join(', ')}`);
     assert.ok(reported.includes('module-repaired secure/secure'));
-    assert.deepEqual(payAtBay1(rig, '6280000000090058'), ['accepted']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000058'), ['accepted']);
     assertChainWhole(rig.meter);
   });
 
@@ -248,11 +248,11 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     });
     rig.clock.advance(2_000);
     assert.equal(rig.meter.monitor.states.secure, 'failed');
-    assert.deepEqual(payAtBay1(rig, '6280000000090066'), ['refused: cards-unavailable']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000066'), ['refused: cards-unavailable']);
     rig.board.samAbsent = false;
     rig.clock.advance(RETRY_MS);
     assert.equal(rig.meter.monitor.states.secure, 'ok');
-    assert.deepEqual(payAtBay1(rig, '6280000000090066'), ['accepted']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000066'), ['accepted']);
     assert.ok(rig.uplinkEvents('module-repaired').some((e) => e.detail.startsWith('secure/')));
   });
 
@@ -267,7 +267,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     assert.ok(
       rig.operations('fault').some((o) => o.detail === 'display/display: LCD backpack did not acknowledge'),
     );
-    assert.deepEqual(payAtBay1(rig, '6280000000090074'), ['accepted'], 'a sale needs no display');
+    assert.deepEqual(payAtBay1(rig, '6280000000000074'), ['accepted'], 'a sale needs no display');
     rig.board.display.fault = undefined;
     rig.clock.advance(RETRY_MS);
     assert.equal(rig.meter.monitor.states.display, 'ok');
@@ -298,7 +298,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     assert.doesNotThrow(() => rig.meter.start());
     rig.clock.advance(2_000);
     assert.ok(rig.operations('fault').some((o) => o.detail === 'radio/link: modem did not start'));
-    assert.deepEqual(payAtBay1(rig, '6280000000090082'), ['accepted']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000082'), ['accepted']);
     assert.equal(platform.records(RIG_METER).length, 0);
     rig.cellular.openFault = undefined;
     rig.clock.advance(RETRY_MS);
@@ -324,7 +324,7 @@ describe('parts that fail at boot leave a degraded meter that reports and repair
     assert.equal(rig.meter.guard?.sensorStates.bay1, 'failed');
     assert.equal(rig.meter.monitor.states.sensors, 'failed');
     assert.ok(rig.operations('fault').some((o) => o.detail.startsWith('sensors/bay1')));
-    assert.deepEqual(payAtBay1(rig, '6280000000090090'), ['accepted']);
+    assert.deepEqual(payAtBay1(rig, '6280000000000090'), ['accepted']);
     rig.sensors.bays[0].fault = 'none';
     rig.rail.gauges.backup.fault = 'none';
     rig.clock.advance(RETRY_MS + MINUTE);

@@ -29,7 +29,7 @@ describe('meter end to end on virtual hardware', () => {
       { ...sale.data, paidFrom: 0, paidUntil: 0 },
       {
         transactionNumber: 1,
-        card: { token: s.token('6280000000090025'), last4: '0025' },
+        card: { token: s.token('6280000000000025'), last4: '0025' },
         cardExpiry: '2812',
         cardType: 2,
         bayId: 2,
@@ -59,7 +59,7 @@ describe('meter end to end on virtual hardware', () => {
     assert.equal(last.kind, RecordKind.Operation);
     assert.equal(last.kind === RecordKind.Operation && last.data.code, 'card-blacklisted');
     assert.deepEqual(last.kind === RecordKind.Operation && last.data.card, {
-      token: s.token('6280000000090041'),
+      token: s.token('6280000000000041'),
       last4: '0041',
     });
     assert.ok(

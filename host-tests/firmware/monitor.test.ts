@@ -276,7 +276,7 @@ describe('monitoring engine (413)', () => {
 
     // A driver pays with a card through the re-created driver.
     const { card } = purseCard([0x04, 0x11, 0x22, 0x33], {
-      cardNumber: '6280000000090017',
+      cardNumber: '6280000000000017',
       cardType: 1,
       balance: 20_000,
       limit: 0,

@@ -118,7 +118,7 @@ forEachBackend('network faults: every record in the database exactly once', (bac
     for (let i = 0; i < n; i++) {
       meter.records.appendTransaction({
         transactionNumber: from + i + 1,
-        card: meter.security.cardRef('6280123400030019'),
+        card: meter.security.cardRef('6280123400000019'),
         cardExpiry: '2901',
         cardType: 1,
         bayId: 1 + (i % 2),

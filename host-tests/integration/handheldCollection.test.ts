@@ -46,7 +46,7 @@ forEachBackend('a meter reached only through a handheld', (backend) => {
     });
     meter.start();
     const { card } = purseCard([0x04, 7, 7, 7], {
-      cardNumber: '6280123400050777',
+      cardNumber: '6280123400000777',
       expiry: { year: 2031, month: 1 },
       cardType: 1,
       balance: 1_000_000,

@@ -53,7 +53,7 @@ forEachBackend('virtual meter to platform', (backend) => {
     const clock = new VirtualClock('2026-06-01T09:00:00Z');
     const { board, meter, link } = await bootMeter(meterId, clock);
     const { card } = purseCard([0x04, 1, 2, 3], {
-      cardNumber: '6280123400030019',
+      cardNumber: '6280123400000019',
       expiry: { year: 2029, month: 1 },
       cardType: 1,
       balance: 10_000,

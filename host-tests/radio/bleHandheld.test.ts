@@ -90,7 +90,7 @@ function rig(options: { meterId?: number; keys?: MeterKeys; clock?: VirtualClock
     for (let i = 0; i < 3; i++) board.press('cancel');
   };
   const { card } = purseCard([0x04, 9, 9, 1], {
-    cardNumber: '6280000000090991',
+    cardNumber: '6280000000000991',
     expiry: { year: 2031, month: 1 },
     cardType: 1,
     balance: 100_000,

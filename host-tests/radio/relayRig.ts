@@ -70,7 +70,7 @@ export function bootRelayMeter(options: {
 
 /** A paid tap on bay 1 or 2 (the purse card of the demo scheme). */
 const { card } = purseCard([0x04, 9, 8, 7], {
-  cardNumber: '6280123400030019',
+  cardNumber: '6280123400000019',
   expiry: { year: 2029, month: 1 },
   cardType: 1,
   balance: 1_000_000,

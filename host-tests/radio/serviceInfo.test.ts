@@ -23,7 +23,7 @@ import {
 } from '../../protocol/handheld';
 
 const METER = 7302;
-const CARD_NUMBER = '6280000000090983';
+const CARD_NUMBER = '6280000000000983';
 
 interface Info {
   t: string;

@@ -223,7 +223,7 @@ describe('tamper', () => {
   it('during a transaction: the card is not debited and nothing stored is lost', () => {
     const r = meterRig();
     const { card, applet } = purseCard([4, 1, 2, 3], {
-      cardNumber: '6280000000090017',
+      cardNumber: '6280000000000017',
       expiry: { year: 2030, month: 1 },
       cardType: 1,
       balance: 5000,
@@ -301,7 +301,7 @@ describe('maintenance sessions', () => {
 
 describe('card security on the meter', () => {
   const data = {
-    cardNumber: '6280000000090025',
+    cardNumber: '6280000000000025',
     expiry: { year: 2030, month: 1 },
     cardType: 1 as const,
     balance: 5000,

@@ -55,7 +55,7 @@ export function fuzz(inputs: number, seed = 1): FuzzReport {
   const sam = new VirtualSam({ state: blankSamState(new Uint8Array(16)) });
   const applet = new PurseApplet(
     {
-      cardNumber: '6280000000090017',
+      cardNumber: '6280000000000017',
       expiry: { year: 2030, month: 1 },
       cardType: 1,
       balance: 100,

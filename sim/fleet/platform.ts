@@ -97,7 +97,7 @@ export class TestMeter {
     return bytes;
   }
 
-  /** A sale; `cardNumber` (default 6280000000090017) is tokenised unless `card` is given. */
+  /** A sale; `cardNumber` (default 6280000000000017) is tokenised unless `card` is given. */
   transaction(
     { cardNumber, ...data }: Partial<TransactionData> & { cardNumber?: string } = {},
     time = 1_767_600_000 + this.nextSeq * 60,
@@ -110,7 +110,7 @@ export class TestMeter {
       meterId: this.id,
       data: {
         transactionNumber: ++this.transactionNumber,
-        card: data.card ?? this.card(cardNumber ?? '6280000000090017'),
+        card: data.card ?? this.card(cardNumber ?? '6280000000000017'),
         cardExpiry: '2812',
         cardType: 1,
         bayId: 1 + (this.nextSeq % 4),

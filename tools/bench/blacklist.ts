@@ -48,7 +48,7 @@ export async function run(args: string[]): Promise<void> {
     },
   });
   const meters: { meter: Meter; board: VirtualBoard; link: NodeMqttLink; refusedAt?: number }[] = [];
-  const cardNumber = '6280777700090013';
+  const cardNumber = '6280777700000013';
   try {
     const setup = performance.now();
     const clock = new RealTimeClock();
