@@ -22,12 +22,14 @@ export async function startApds(
   const service = new ApdsService(deps);
   // After the batch is committed, so the payment is readable; a webhook failure costs ingest nothing.
   deps.ingest?.on('committed', (batch) => {
-    for (const accepted of batch)
-      for (const stored of accepted.stored)
-        if (stored.record.kind === RecordKind.Transaction)
-          service
-            .onMeterPayment(stored.meterId, stored.record.seq)
-            .catch((e) => deps.logger?.warn({ err: e }, 'APDS payment events not queued'));
+    const payments = batch.flatMap((accepted) =>
+      accepted.stored
+        .filter((stored) => stored.record.kind === RecordKind.Transaction)
+        .map((stored) => ({ meterId: stored.meterId, seq: stored.record.seq })),
+    );
+    service
+      .onMeterPayments(payments)
+      .catch((e) => deps.logger?.warn({ err: e }, 'APDS payment events not queued'));
   });
   await app.register(apdsRoutes, { service, guard: deps.guard });
   await app.register(apdsKeyRoutes, { service, guard: deps.guard });

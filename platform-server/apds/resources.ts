@@ -362,14 +362,15 @@ const money = (minor: number, currency: number) => ({
 
 /**
  * Meter transactions and phone sessions (with their applied renewals) as Sessions and
- * AssignedRights; `only` narrows it to the one payment record of a meter.
+ * AssignedRights; `only` narrows it to these payment records (meter ids and record seqs, pairwise).
  */
 export async function meterSessions(
   db: Queryable,
-  only?: { meterId: number; seq: number },
+  only?: { meterIds: readonly number[]; seqs: readonly number[] },
 ): Promise<SessionsAndRights> {
-  const narrow = only ? ' WHERE meter_id = $1 AND tx_seq = $2' : '';
-  const params = only ? [only.meterId, only.seq] : [];
+  const payments = 'SELECT * FROM unnest($1::bigint[], $2::bigint[])';
+  const narrow = only ? ` WHERE (meter_id, tx_seq) IN (${payments})` : '';
+  const params = only ? [only.meterIds, only.seqs] : [];
   const phone = (await db.query<PhoneRow>(`SELECT * FROM phone_sessions${narrow} ORDER BY id`, params)).rows;
   const renewals = (
     await db.query<RenewalRow>(
@@ -381,14 +382,15 @@ export async function meterSessions(
   const tx = (
     await db.query<TxRow>(
       `SELECT meter_id, seq, bay_id, minutes, paid_from, paid_until, charge, currency, card_type
-         FROM transactions${only ? ' WHERE meter_id = $1 AND seq = $2' : ''} ORDER BY meter_id, seq`,
+         FROM transactions${only ? ` WHERE (meter_id, seq) IN (${payments})` : ''} ORDER BY meter_id, seq`,
       params,
     )
   ).rows;
   const held = new Map(
     (
       await db.query<{ meter_id: number; tariff_id: string; acked_version: number }>(
-        'SELECT meter_id, tariff_id, acked_version FROM meter_tariffs WHERE acked_ok',
+        `SELECT meter_id, tariff_id, acked_version FROM meter_tariffs WHERE acked_ok${only ? ' AND meter_id = ANY($1::bigint[])' : ''}`,
+        only ? [only.meterIds] : [],
       )
     ).rows.map((r) => [r.meter_id, { id: `tariff:${r.tariff_id}`, version: r.acked_version + 1 }]),
   );

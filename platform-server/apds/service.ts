@@ -282,11 +282,27 @@ export class ApdsService {
     return rows[0];
   }
 
-  /** A payment record stored from a meter: its Session and AssignedRight, as created events. */
-  async onMeterPayment(meterId: number, seq: number): Promise<void> {
-    const { sessions, rights } = await meterSessions(this.#db, { meterId, seq });
-    for (const right of rights) await this.emit('AssignedRightCreated', right);
-    for (const session of sessions) await this.emit('SessionCreated', session);
+  /**
+   * Payment records stored from meters (one committed ingest batch): their Sessions and
+   * AssignedRights, as created events. Built only when a webhook subscribes to them: ingest commits
+   * thousands of records a second, and with no subscriber there is nothing to send.
+   */
+  async onMeterPayments(payments: readonly { meterId: number; seq: number }[]): Promise<void> {
+    if (payments.length === 0) return;
+    const { rows } = await this.#db.query<{ topic: string }>(
+      `SELECT DISTINCT unnest(topics) AS topic FROM apds_webhooks
+        WHERE deleted_at IS NULL AND topics && ARRAY['AssignedRightCreated', 'SessionCreated']`,
+    );
+    const wanted = new Set(rows.map((r) => r.topic));
+    if (wanted.size === 0) return;
+    const { sessions, rights } = await meterSessions(this.#db, {
+      meterIds: payments.map((p) => p.meterId),
+      seqs: payments.map((p) => p.seq),
+    });
+    if (wanted.has('AssignedRightCreated'))
+      for (const right of rights) await this.emit('AssignedRightCreated', right);
+    if (wanted.has('SessionCreated'))
+      for (const session of sessions) await this.emit('SessionCreated', session);
   }
 
   // ---- webhooks ----

@@ -168,6 +168,8 @@ async function realPhase(
       MQTT_SHARE_GROUP: `bench-${randomBytes(4).toString('hex')}`,
       PARKLINK_MASTER_KEY: MASTER_KEY,
       PARKLINK_INGEST_CONNECTIONS: connections,
+      // The platform refuses to start without a payment provider; nothing is paid in this run.
+      PARKLINK_DEMO: '1',
       PORT: '0',
       LOG_LEVEL: 'warn',
     };
