@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import type { SftpTarget, SftpTransport } from './clearance/sftp';
 import { ConfigError } from './core/errors';
+import type { HistoryConfig } from './history';
+import { DEFAULT_RETENTION_MONTHS, MIN_RETENTION_MONTHS } from './history/partitions';
 import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
 import type { OperatorsConfig } from './operators';
@@ -94,6 +96,12 @@ export interface PlatformConfig {
    * Absent: the firmware room refuses uploads (503).
    */
   firmwareReleaseKey?: Uint8Array;
+  /**
+   * Records and sales by month (history/): months kept (PARKLINK_RECORD_RETENTION_MONTHS, default
+   * 96, at least 84) and where an expired month is archived before it is dropped
+   * (PARKLINK_ARCHIVE_DIR; without it nothing is dropped).
+   */
+  history?: HistoryConfig;
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformConfig {
@@ -101,6 +109,17 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.DATABASE_URL) config.databaseUrl = env.DATABASE_URL;
   if (env.PARKLINK_DATA_DIR) config.dataDir = env.PARKLINK_DATA_DIR;
   if (env.PARKLINK_APDS_TIME_ZONE) config.apds = { timeZone: env.PARKLINK_APDS_TIME_ZONE };
+  if (env.PARKLINK_RECORD_RETENTION_MONTHS || env.PARKLINK_ARCHIVE_DIR) {
+    const months = Number(env.PARKLINK_RECORD_RETENTION_MONTHS ?? DEFAULT_RETENTION_MONTHS);
+    if (!Number.isInteger(months) || months < MIN_RETENTION_MONTHS)
+      throw new ConfigError(
+        `PARKLINK_RECORD_RETENTION_MONTHS is a whole number of months, at least ${MIN_RETENTION_MONTHS} (records are kept seven years for audit)`,
+      );
+    config.history = {
+      retentionMonths: months,
+      ...(env.PARKLINK_ARCHIVE_DIR ? { archiveDir: env.PARKLINK_ARCHIVE_DIR } : {}),
+    };
+  }
   if (env.PARKLINK_ACQUIRER) config.clearance = { acquirer: env.PARKLINK_ACQUIRER };
   if (env.PARKLINK_SFTP_HOST) {
     const missing = ['USER', 'KEY_FILE', 'HOST_KEY', 'OUTBOX', 'INBOX'].filter(

@@ -22,6 +22,7 @@ import { nodeCrypto } from './core/nodeCrypto';
 import { type Keystore, loadKeystore } from './keys/keystore';
 import { type Operators, startOperators } from './operators';
 import { gatewayCheck, type Phone, paymentsCheck, phoneConfigFromEnv, startPhone } from './phone';
+import { startHistory } from './history';
 import { releaseKeyFor, startStorage } from './storage';
 import { startTariffs, type TariffService } from './tariffs';
 import { type BlacklistService, startBlacklist } from './blacklist';
@@ -112,6 +113,8 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     opened.push(() => db.close());
     await migrate(db);
     await convertStoredCards(db, cardTokens);
+    const history = await startHistory({ db, logger: config.logger }, config.history);
+    opened.push(async () => history.close());
 
     const relays = new RelayAssignments(db);
     await relays.load();

@@ -131,11 +131,12 @@ export class TestMeter {
     code = 'card-refused',
     detail = 'blacklisted',
     cardNumber: string | null = '6280000000000099',
+    time = 1_767_600_000 + this.nextSeq * 60,
   ): MeterRecord {
     const record: MeterRecord = {
       kind: RecordKind.Operation,
       seq: this.nextSeq,
-      time: 1_767_600_000 + this.nextSeq * 60,
+      time,
       meterId: this.id,
       data: { code, detail, card: cardNumber === null ? null : this.card(cardNumber) },
     };
