@@ -99,7 +99,9 @@ WITH wanted AS (
         FROM records r
         JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
         JOIN wanted w ON w.id = r.meter_id
-       WHERE r.recorded_at >= $2
+       -- A sale is paid from its record's time or later (a top-up from the current expiry): the
+       -- bound on paid_from reads only the months of transactions that can match.
+       WHERE r.recorded_at >= $2 AND t.paid_from >= $2
       UNION ALL
       SELECT rn.meter_id, rn.charge, rn.currency
         FROM renewals rn

@@ -206,7 +206,9 @@ export class ReportingService {
                FROM records r
                JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
                JOIN meters m ON m.id = r.meter_id
-              WHERE r.recorded_at >= ${bounds} AND r.recorded_at < ${end} AND ${meterFilter}
+              -- paid_from is never before its record's time: the bound reads only the months that can match.
+              WHERE r.recorded_at >= ${bounds} AND r.recorded_at < ${end} AND t.paid_from >= ${bounds}
+                AND ${meterFilter}
              UNION ALL
              SELECT ${day('rn.applied_at')}, m.area, m.id, NULL, rn.channel, rn.currency, rn.minutes, rn.charge
                FROM renewals rn

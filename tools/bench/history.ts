@@ -1,0 +1,215 @@
+// Years of history on the real PostgreSQL: a generated city (10,000 meters, records spread over the
+// last 12 months, every 25th an operation, the rest sales with their transactions rows) in its own
+// database, then the console's and the reports' HTTP routes timed against it through a platform
+// instance, each repeated for p50 and p95, and the plan of each route's slowest SQL statement
+// (EXPLAIN ANALYZE of the statement the route really sent). The database is kept for the next run
+// (generation resumes month by month); --drop removes it at the end.
+//
+//   npm run bench -- history --records=100000000 --runs=20
+import pg from 'pg';
+import type { Database } from '../../platform-server/core/db';
+import { monthStart } from '../../platform-server/history/partitions';
+import { PaymentSimulator } from '../../platform-server/payments/simulator';
+import { createPlatform } from '../../platform-server/platform';
+import { ADMIN_DATABASE_URL, adminQuery, operatorLogin, quietLogger } from '../../sim/fleet/platform';
+
+export const description =
+  'generated history (default 100 million records) and the console and report routes on it: p50/p95 and plans';
+
+const FIRST_METER = 50_000_000;
+
+function option(args: string[], name: string, fallback: string): string {
+  const found = args.find((a) => a.startsWith(`--${name}=`));
+  return found ? found.slice(name.length + 3) : fallback;
+}
+
+export async function run(args: string[]): Promise<void> {
+  const total = Number(option(args, 'records', '100000000'));
+  const meters = Number(option(args, 'meters', '10000'));
+  const months = Number(option(args, 'months', '12'));
+  const runs = Number(option(args, 'runs', '20'));
+  const name = option(args, 'database', 'parklink_history');
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.pathname = `/${name}`;
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (exists.rows.length === 0) await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+
+  const config = {
+    databaseUrl: url.toString(),
+    httpLogger: false as const,
+    logger: quietLogger,
+    phone: { gateway: false as const, paymentProvider: new PaymentSimulator() },
+  };
+  // The platform's own start migrates the database and makes this month's partitions.
+  let platform = await createPlatform(config);
+  const now = Date.now();
+  const perMonth = Math.floor(total / months / meters) * meters;
+  const perMeterMonth = perMonth / meters;
+  try {
+    await platform.db.query(
+      `INSERT INTO meters (id, name, key_epoch) SELECT id, 'history ' || id, 1
+         FROM generate_series($1::bigint, $2::bigint) AS id ON CONFLICT DO NOTHING`,
+      [FIRST_METER, FIRST_METER + meters - 1],
+    );
+    const started = performance.now();
+    for (let i = 0; i < months; i++) {
+      const offset = i - (months - 1);
+      const from = monthStart(now, offset);
+      const until = offset === 0 ? new Date(now) : monthStart(now, offset + 1);
+      await generateMonth(platform.db, { index: i, from, until, perMonth, perMeterMonth, meters });
+    }
+    const held = await platform.db.query<{ n: string }>(
+      "SELECT reltuples::bigint AS n FROM pg_class WHERE relname = 'records'",
+    );
+    const count = await platform.db.query<{ n: number }>(
+      `SELECT sum(c.reltuples)::bigint AS n FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'records'`,
+    );
+    console.log(
+      `history: ${Number(count.rows[0].n ?? held.rows[0].n).toLocaleString('en-GB')} records (estimate) ` +
+        `in ${months} monthly partitions for ${meters.toLocaleString('en-GB')} meters; ` +
+        `generation this run ${((performance.now() - started) / 1000).toFixed(0)} s`,
+    );
+    const size = await platform.db.query<{ size: string }>(
+      'SELECT pg_size_pretty(pg_database_size(current_database())) AS size',
+    );
+    console.log(`database size: ${size.rows[0].size}`);
+    await platform.close();
+    platform = await createPlatform(config);
+    await measure(platform, { now, meters, runs });
+  } finally {
+    await platform.close();
+    if (args.includes('--drop')) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  }
+}
+
+/** One month of records (and their sales and operations rows), in one transaction; skipped when there. */
+async function generateMonth(
+  db: Database,
+  m: { index: number; from: Date; until: Date; perMonth: number; perMeterMonth: number; meters: number },
+): Promise<void> {
+  const { index, from, until, perMonth, perMeterMonth, meters } = m;
+  await db.query("SELECT parklink_month_partition('records', 'recorded_at', $1)", [from]);
+  await db.query("SELECT parklink_month_partition('transactions', 'paid_from', $1)", [from]);
+  const partition = `records_p${from.getUTCFullYear()}${String(from.getUTCMonth() + 1).padStart(2, '0')}`;
+  const there = await db.query(`SELECT 1 FROM ${partition} WHERE meter_id >= $1 LIMIT 1`, [FIRST_METER]);
+  if (there.rows.length > 0) return;
+  const t0 = performance.now();
+  await db.transaction(async (tx) => {
+    // Record g of the month: meter g mod M, its (g div M)-th record of the month, times spread evenly.
+    await tx.query(
+      `INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link, received_at)
+       SELECT $1::bigint + g % $3, $4::bigint * $5 + g / $3 + 1,
+              CASE WHEN ($4::bigint * $5 + g / $3 + 1) % 25 = 0 THEN 2 ELSE 1 END,
+              at, decode(md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text) || md5((g + 3)::text) || md5((g + 4)::text), 'hex'),
+              sha256(int8send($4::bigint * 1000000000 + g)), at + interval '2 minutes'
+         FROM generate_series(0, $2::bigint - 1) AS g,
+              LATERAL (SELECT $6::timestamptz + ($7::timestamptz - $6::timestamptz) * (g::float8 / $2)) AS t(at)`,
+      [FIRST_METER, perMonth, meters, index, perMeterMonth, from, until],
+    );
+    await tx.query(
+      `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type,
+         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value)
+       SELECT meter_id, seq, seq, md5((meter_id * 7919 + seq % 4000)::text), '0017', '2812', 1 + seq % 3,
+              1 + seq % 4, 30, recorded_at, recorded_at + interval '30 minutes', 120, 826, 0
+         FROM ${partition} WHERE kind = 1 AND meter_id >= $1`,
+      [FIRST_METER],
+    );
+    await tx.query(
+      `INSERT INTO operations (meter_id, seq, code, detail)
+       SELECT meter_id, seq, 'card-refused', 'blacklisted' FROM ${partition} WHERE kind = 2 AND meter_id >= $1`,
+      [FIRST_METER],
+    );
+  });
+  await db.query(`ANALYZE ${partition}`);
+  console.log(
+    `  ${from.toISOString().slice(0, 7)}: ${perMonth.toLocaleString('en-GB')} records in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  );
+}
+
+interface Route {
+  name: string;
+  url: string;
+}
+
+/** Each route `runs` times (after one warm-up): p50, p95, and the plan of its slowest statement. */
+async function measure(
+  platform: Awaited<ReturnType<typeof createPlatform>>,
+  { now, meters, runs }: { now: number; meters: number; runs: number },
+): Promise<void> {
+  const admin = await operatorLogin(platform.operators);
+  const day = (offset: number) => new Date(now + offset * 86_400_000).toISOString().slice(0, 10);
+  const meter = FIRST_METER + Math.floor(meters / 2);
+  const routes: Route[] = [
+    { name: 'console fleet overview', url: '/api/console/fleet' },
+    { name: "a meter's latest records", url: `/api/meters/${meter}/records` },
+    {
+      name: "a meter's records, a day 6 months back",
+      url: `/api/meters/${meter}/records?from=${day(-182)}T00:00:00Z&to=${day(-181)}T00:00:00Z`,
+    },
+    { name: 'revenue, yesterday', url: `/api/reporting/revenue?from=${day(-1)}&to=${day(0)}` },
+    { name: 'revenue, last 7 days', url: `/api/reporting/revenue?from=${day(-7)}&to=${day(0)}` },
+    {
+      name: 'revenue, one meter, 30 days',
+      url: `/api/reporting/revenue?from=${day(-30)}&to=${day(0)}&meterId=${meter}`,
+    },
+    { name: 'occupancy, yesterday', url: `/api/reporting/occupancy?from=${day(-1)}&to=${day(0)}` },
+    { name: 'events, yesterday', url: `/api/reporting/events?from=${day(-1)}&to=${day(0)}` },
+    { name: 'uptime, yesterday', url: `/api/reporting/uptime?from=${day(-1)}&to=${day(0)}` },
+  ];
+  // Every statement a route sends, with its parameters and time, for the plan of the slowest.
+  let sent: { sql: string; params: unknown[] | undefined; ms: number }[] = [];
+  const db = platform.db as Database & { query: Database['query'] };
+  const query = db.query.bind(db);
+  db.query = (async (sql: string, params?: unknown[]) => {
+    const t = performance.now();
+    const result = await query(sql, params as never);
+    sent.push({ sql, params, ms: performance.now() - t });
+    return result;
+  }) as Database['query'];
+
+  const rows: string[] = [];
+  const plans: string[] = [];
+  for (const route of routes) {
+    const call = async () => {
+      const response = await platform.app.inject({ method: 'GET', url: route.url, headers: admin.headers });
+      if (response.statusCode !== 200)
+        throw new Error(`${route.url} answered ${response.statusCode}: ${response.body.slice(0, 300)}`);
+      return response;
+    };
+    await call();
+    const times: number[] = [];
+    let slowest: (typeof sent)[number] | undefined;
+    for (let i = 0; i < runs; i++) {
+      sent = [];
+      const t = performance.now();
+      await call();
+      times.push(performance.now() - t);
+      for (const s of sent) if (!slowest || s.ms > slowest.ms) slowest = s;
+    }
+    times.sort((a, b) => a - b);
+    const p = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)];
+    rows.push(
+      `| ${route.name} | \`${route.url.replace(/\?.*/, '?…')}\` | ${p(0.5).toFixed(1)} | ${p(0.95).toFixed(1)} | ${p(0.95) < 200 ? 'yes' : 'NO'} |`,
+    );
+    if (slowest) {
+      const plan = await query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${slowest.sql}`,
+        slowest.params as never,
+      );
+      plans.push(
+        `### ${route.name} — slowest statement ${slowest.ms.toFixed(1)} ms\n\n\`\`\`sql\n${slowest.sql.replace(/\s+/g, ' ').trim()}\n\`\`\`\n\n\`\`\`\n${plan.rows.map((r) => r['QUERY PLAN']).join('\n')}\n\`\`\``,
+      );
+    }
+  }
+  console.log(
+    `\n| route | path | p50 ms | p95 ms | p95 < 200 ms |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`,
+  );
+  console.log(plans.join('\n\n'));
+}
