@@ -131,8 +131,8 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     ])
       await db.query(
         `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type, bay_id, minutes,
-           paid_from, paid_until, charge, currency, remaining_value)
-         VALUES ($1, 1, 1, $2, '4242', '2812', 1, 1, $3, $4, $5, $6, 826, 0)`,
+           paid_from, paid_until, charge, currency, remaining_value, recorded_at)
+         VALUES ($1, 1, 1, $2, '4242', '2812', 1, 1, $3, $4, $5, $6, 826, 0, $4)`,
         [
           m,
           'ab'.repeat(16),

@@ -97,8 +97,8 @@ forEachBackend('enforcement API', (backend) => {
       );
       await platform.db.query(
         `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type,
-                                   bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value)
-         VALUES ($1, $2, $2, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '0000', '2812', 1, $3, 60, $4, $5, 200, 978, 0)`,
+                                   bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, recorded_at)
+         VALUES ($1, $2, $2, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '0000', '2812', 1, $3, 60, $4, $5, 200, 978, 0, $4)`,
         [meter.id, seq, bay, new Date(from * 1000), new Date(until * 1000)],
       );
     };

@@ -106,7 +106,7 @@ forEachBackend('records and sales by month', (backend) => {
     const m = await meter();
     const old = new Date(Date.UTC(2016, 4, 3, 8)); // May 2016: past 96 months
     await platform.db.query("SELECT parklink_month_partition('records', 'recorded_at', $1)", [old]);
-    await platform.db.query("SELECT parklink_month_partition('transactions', 'paid_from', $1)", [old]);
+    await platform.db.query("SELECT parklink_month_partition('transactions', 'recorded_at', $1)", [old]);
     m.transaction({}, seconds(old));
     m.operation('card-refused', 'blacklisted', '6280000000000099', seconds(old) + 60);
     m.transaction({}, seconds(old) + 120);
@@ -172,7 +172,7 @@ forEachBackend('records and sales by month', (backend) => {
 
   it("reads only a report's months", async () => {
     const plan = await platform.db.query<{ 'QUERY PLAN': string }>(
-      `EXPLAIN SELECT sum(charge) FROM transactions WHERE paid_from >= $1 AND paid_from < $2`,
+      `EXPLAIN SELECT sum(charge) FROM transactions WHERE recorded_at >= $1 AND recorded_at < $2`,
       [thisMonth, monthStart(now, 1)],
     );
     const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -203,7 +203,7 @@ describe('records by month: converting a database that has rows (PGlite)', () =>
         await db.query(
           `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type,
              bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value)
-           VALUES (42, $1, $1, $2, '0017', '2812', 1, 1, 30, $3, $3, 120, 826, 0)`,
+           VALUES (42, $1, $1, $2, '0017', '2812', 1, 1, 30, $3::timestamptz + interval '1 month', $3, 120, 826, 0)`,
           [seq, 'ab'.repeat(16), at],
         );
       }

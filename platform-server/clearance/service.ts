@@ -149,9 +149,9 @@ export class ClearanceService {
         occurred_at: Date;
       }>(
         `SELECT 'M' || t.meter_id || '-' || t.seq AS reference, t.meter_id, t.seq, NULL AS renewal_id,
-                t.charge AS amount, t.currency, t.card_type, r.recorded_at AS occurred_at
-           FROM transactions t JOIN records r ON r.meter_id = t.meter_id AND r.seq = t.seq
-          WHERE r.recorded_at < ${end} AND t.charge > 0
+                t.charge AS amount, t.currency, t.card_type, t.recorded_at AS occurred_at
+           FROM transactions t
+          WHERE t.recorded_at < ${end} AND t.charge > 0
             AND NOT EXISTS (SELECT 1 FROM settlement_items s WHERE s.reference = 'M' || t.meter_id || '-' || t.seq)
          UNION ALL
          SELECT 'P' || rn.id, rn.meter_id, NULL, rn.id, rn.charge, rn.currency, c.card_type, rn.applied_at

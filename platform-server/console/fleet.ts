@@ -95,13 +95,10 @@ WITH wanted AS (
   -- Card sales at the meter and renewals paid by phone and applied by it.
   SELECT meter_id, sum(charge) AS revenue, min(currency) AS currency
     FROM (
-      SELECT r.meter_id, t.charge, t.currency
-        FROM records r
-        JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
-        JOIN wanted w ON w.id = r.meter_id
-       -- A sale is paid from its record's time or later (a top-up from the current expiry): the
-       -- bound on paid_from reads only the months of transactions that can match.
-       WHERE r.recorded_at >= $2 AND t.paid_from >= $2
+      SELECT t.meter_id, t.charge, t.currency
+        FROM transactions t
+        JOIN wanted w ON w.id = t.meter_id
+       WHERE t.recorded_at >= $2
       UNION ALL
       SELECT rn.meter_id, rn.charge, rn.currency
         FROM renewals rn

@@ -447,7 +447,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
                 COALESCE(o.code, m.code) AS code, COALESCE(o.detail, m.detail) AS detail,
                 CASE WHEN t.seq IS NOT NULL THEN 'card' ELSE rn.channel END AS channel, rn.id AS renewal_id
            FROM records r
-           LEFT JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
+           LEFT JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq AND t.recorded_at = r.recorded_at
            LEFT JOIN operations o ON o.meter_id = r.meter_id AND o.seq = r.seq
            LEFT JOIN maintenance m ON m.meter_id = r.meter_id AND m.seq = r.seq
            LEFT JOIN renewals rn ON rn.meter_id = r.meter_id AND rn.record_seq = r.seq

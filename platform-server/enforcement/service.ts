@@ -216,7 +216,7 @@ export class Enforcement {
         `SELECT r.seq, r.kind, r.recorded_at, r.link FROM records r
           WHERE r.meter_id = $1
           ORDER BY (EXISTS (SELECT 1 FROM transactions t WHERE t.meter_id = r.meter_id AND t.seq = r.seq
-                             AND t.bay_id = $2)) DESC, r.seq DESC
+                             AND t.recorded_at = r.recorded_at AND t.bay_id = $2)) DESC, r.seq DESC
           LIMIT 1`,
         [input.meterId, input.bayId],
       );

@@ -15,7 +15,7 @@ import { ConfigError } from '../core/errors';
 /** The partitioned tables and the time each is partitioned by. */
 export const PARTITIONED = Object.freeze([
   { table: 'records', key: 'recorded_at' },
-  { table: 'transactions', key: 'paid_from' },
+  { table: 'transactions', key: 'recorded_at' },
 ] as const);
 
 /** Records are kept at least seven years for audit. */

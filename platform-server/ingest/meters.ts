@@ -192,8 +192,8 @@ export class MeterTables implements MeterDirectory, RecordReader {
 
   async transactions(meterId: number, limit: number, before: number | null): Promise<TransactionRow[]> {
     const result = await this.db.query<TransactionRow>(
-      `SELECT t.*, r.recorded_at, r.received_at, r.time_state
-         FROM transactions t JOIN records r ON r.meter_id = t.meter_id AND r.seq = t.seq
+      `SELECT t.*, r.received_at, r.time_state
+         FROM transactions t JOIN records r ON r.meter_id = t.meter_id AND r.seq = t.seq AND r.recorded_at = t.recorded_at
         WHERE t.meter_id = $1 AND ($2::bigint IS NULL OR t.seq < $2::bigint)
         ORDER BY t.seq DESC
         LIMIT $3`,

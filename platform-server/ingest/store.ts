@@ -432,7 +432,7 @@ async function writeSets(
   type Column = (string | number | null)[];
   const columns = (n: number): Column[] => Array.from({ length: n }, () => []);
   const records = columns(6);
-  const transactions = columns(15);
+  const transactions = columns(16);
   const operations = columns(9);
   const maintenance = columns(4);
   // Straight into the columns, no row arrays: this loop runs for every record of the fleet.
@@ -459,6 +459,7 @@ async function writeSets(
     tCurrency,
     tLeft,
     tRule,
+    tTime,
   ] = transactions;
   const [oMeter, oSeq, oCode, oDetail, oCard, oLast4, oFrom, oTo, oQuantity] = operations;
   const [mMeter, mSeq, mCode, mDetail] = maintenance;
@@ -495,6 +496,7 @@ async function writeSets(
           tCurrency.push(d.currency);
           tLeft.push(d.remainingValue);
           tRule.push(d.tariffRule ?? null);
+          tTime.push(record.time);
           break;
         }
         case RecordKind.Operation: {
@@ -558,12 +560,13 @@ async function writeSets(
       'smallint',
       'bigint',
       'bigint',
+      'float8',
     ]);
     parts.push(
       `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type,
-         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule)
-       SELECT m, s, n, c, l4, e, ct, b, mi, to_timestamp(pf), to_timestamp(pu), ch, cu, rv, tr
-         FROM unnest(${a.join(', ')}) AS u(m, s, n, c, l4, e, ct, b, mi, pf, pu, ch, cu, rv, tr)`,
+         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule, recorded_at)
+       SELECT m, s, n, c, l4, e, ct, b, mi, to_timestamp(pf), to_timestamp(pu), ch, cu, rv, tr, to_timestamp(rt)
+         FROM unnest(${a.join(', ')}) AS u(m, s, n, c, l4, e, ct, b, mi, pf, pu, ch, cu, rv, tr, rt)`,
     );
   }
   if (operations[0].length > 0) {

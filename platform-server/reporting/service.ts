@@ -201,14 +201,11 @@ export class ReportingService {
         `SELECT day, area, meter_id, card_type, channel, currency,
                 count(*) AS payments, sum(minutes) AS minutes, sum(charge) AS amount
            FROM (
-             SELECT ${day('r.recorded_at')} AS day, m.area, m.id AS meter_id, t.card_type, NULL::text AS channel,
+             SELECT ${day('t.recorded_at')} AS day, m.area, m.id AS meter_id, t.card_type, NULL::text AS channel,
                     t.currency, t.minutes, t.charge
-               FROM records r
-               JOIN transactions t ON t.meter_id = r.meter_id AND t.seq = r.seq
-               JOIN meters m ON m.id = r.meter_id
-              -- paid_from is never before its record's time: the bound reads only the months that can match.
-              WHERE r.recorded_at >= ${bounds} AND r.recorded_at < ${end} AND t.paid_from >= ${bounds}
-                AND ${meterFilter}
+               FROM transactions t
+               JOIN meters m ON m.id = t.meter_id
+              WHERE t.recorded_at >= ${bounds} AND t.recorded_at < ${end} AND ${meterFilter}
              UNION ALL
              SELECT ${day('rn.applied_at')}, m.area, m.id, NULL, rn.channel, rn.currency, rn.minutes, rn.charge
                FROM renewals rn

@@ -96,8 +96,8 @@ export async function run(args: string[]): Promise<void> {
     );
     await db.query(
       `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type, bay_id, minutes,
-                                 paid_from, paid_until, charge, currency, remaining_value)
-       SELECT 100000 + g, 1, 1, repeat('ab', 16), '0017', '2812', 1, 1, 30, now(), now() + interval '30 minutes', 120, 826, 1000
+                                 paid_from, paid_until, charge, currency, remaining_value, recorded_at)
+       SELECT 100000 + g, 1, 1, repeat('ab', 16), '0017', '2812', 1, 1, 30, now(), now() + interval '30 minutes', 120, 826, 1000, now()
          FROM generate_series(1, $1) g`,
       [meterCount],
     );

@@ -96,7 +96,7 @@ async function generateMonth(
 ): Promise<void> {
   const { index, from, until, perMonth, perMeterMonth, meters } = m;
   await db.query("SELECT parklink_month_partition('records', 'recorded_at', $1)", [from]);
-  await db.query("SELECT parklink_month_partition('transactions', 'paid_from', $1)", [from]);
+  await db.query("SELECT parklink_month_partition('transactions', 'recorded_at', $1)", [from]);
   const partition = `records_p${from.getUTCFullYear()}${String(from.getUTCMonth() + 1).padStart(2, '0')}`;
   const there = await db.query(`SELECT 1 FROM ${partition} WHERE meter_id >= $1 LIMIT 1`, [FIRST_METER]);
   if (there.rows.length > 0) return;
@@ -115,9 +115,9 @@ async function generateMonth(
     );
     await tx.query(
       `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type,
-         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value)
+         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, recorded_at)
        SELECT meter_id, seq, seq, md5((meter_id * 7919 + seq % 4000)::text), '0017', '2812', 1 + seq % 3,
-              1 + seq % 4, 30, recorded_at, recorded_at + interval '30 minutes', 120, 826, 0
+              1 + seq % 4, 30, recorded_at, recorded_at + interval '30 minutes', 120, 826, 0, recorded_at
          FROM ${partition} WHERE kind = 1 AND meter_id >= $1`,
       [FIRST_METER],
     );

@@ -242,7 +242,7 @@ async function copyPhase(fleet: Fleet): Promise<number> {
         if (r.kind === RecordKind.Transaction) {
           const d = r.data;
           transactions.push(
-            `${r.meterId}\t${r.seq}\t${d.transactionNumber}\t${toHex(d.card.token)}\t${d.card.last4}\t${d.cardExpiry}\t${d.cardType}\t${d.bayId}\t${d.minutes}\t${iso(d.paidFrom)}\t${iso(d.paidUntil)}\t${d.charge}\t${d.currency}\t${d.remainingValue}\t${d.tariffRule ?? '\\N'}\n`,
+            `${r.meterId}\t${r.seq}\t${d.transactionNumber}\t${toHex(d.card.token)}\t${d.card.last4}\t${d.cardExpiry}\t${d.cardType}\t${d.bayId}\t${d.minutes}\t${iso(d.paidFrom)}\t${iso(d.paidUntil)}\t${d.charge}\t${d.currency}\t${d.remainingValue}\t${d.tariffRule ?? '\\N'}\t${iso(r.time)}\n`,
           );
         } else if (r.kind === RecordKind.Operation) {
           const d = r.data;
@@ -268,7 +268,7 @@ async function copyPhase(fleet: Fleet): Promise<number> {
       await copy('COPY records (meter_id, seq, kind, recorded_at, bytes, link) FROM STDIN', records);
       await copy(
         `COPY transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type, bay_id,
-           minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule) FROM STDIN`,
+           minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule, recorded_at) FROM STDIN`,
         transactions,
       );
       await copy(

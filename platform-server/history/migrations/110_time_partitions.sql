@@ -1,5 +1,6 @@
 -- Records and their decoded sales grow for years (kept at least seven for audit): both become
--- partitioned by month of the time the meter recorded them, so a report touches only its months and
+-- partitioned by month of the time the meter recorded them (a sale now carries its record's time,
+-- so reports by day read one table), so a report touches only its months and
 -- an expired month leaves as a whole partition (archived, detached and dropped: no DELETE of
 -- millions of rows, no VACUUM FULL). The partition key joins the primary keys; a record's
 -- (meter, seq) stays unique because ingest looks up the held records of a meter under its row lock
@@ -39,12 +40,18 @@ ALTER TABLE records ADD FOREIGN KEY (meter_id) REFERENCES meters (id);
 CREATE INDEX records_by_time ON records (recorded_at, meter_id);
 CREATE TABLE records_default PARTITION OF records DEFAULT;
 
+ALTER TABLE transactions ADD COLUMN recorded_at timestamptz;
+UPDATE transactions t SET recorded_at = r.recorded_at FROM records_unpartitioned r
+ WHERE r.meter_id = t.meter_id AND r.seq = t.seq;
+-- A sale whose record is missing (none should be: ingest writes both in one statement) keeps its time.
+UPDATE transactions SET recorded_at = paid_from WHERE recorded_at IS NULL;
+ALTER TABLE transactions ALTER COLUMN recorded_at SET NOT NULL;
 ALTER TABLE transactions RENAME TO transactions_unpartitioned;
 ALTER INDEX transactions_pkey RENAME TO transactions_unpartitioned_pkey;
 CREATE TABLE transactions (LIKE transactions_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
-  PARTITION BY RANGE (paid_from);
-ALTER TABLE transactions ADD PRIMARY KEY (meter_id, seq, paid_from);
-CREATE INDEX transactions_by_time ON transactions (paid_from, meter_id);
+  PARTITION BY RANGE (recorded_at);
+ALTER TABLE transactions ADD PRIMARY KEY (meter_id, seq, recorded_at);
+CREATE INDEX transactions_by_time ON transactions (recorded_at, meter_id);
 CREATE TABLE transactions_default PARTITION OF transactions DEFAULT;
 
 -- The months the stored rows cover (at most ten years back), and this one and three ahead.
@@ -55,13 +62,13 @@ BEGIN
   FOR m IN
     SELECT DISTINCT date_trunc('month', t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM (
       SELECT recorded_at AS t FROM records_unpartitioned
-      UNION ALL SELECT paid_from FROM transactions_unpartitioned
+      UNION ALL SELECT recorded_at FROM transactions_unpartitioned
       UNION ALL SELECT now() + make_interval(months => n) FROM generate_series(0, 3) AS n
     ) AS times
     WHERE t > now() - interval '10 years' AND t < now() + interval '4 months'
   LOOP
     PERFORM parklink_month_partition('records', 'recorded_at', m);
-    PERFORM parklink_month_partition('transactions', 'paid_from', m);
+    PERFORM parklink_month_partition('transactions', 'recorded_at', m);
   END LOOP;
 END $$;
 
