@@ -144,6 +144,7 @@ describe('pay by phone API', () => {
       ok: true,
       amount: 120,
       currency: 826,
+      minutes: 30,
     });
     const max = pricing.quote({ meterId: 1, bayId: 1, start, minutes: 90, paidMinutes: 60 });
     assert.equal(max.ok, false);

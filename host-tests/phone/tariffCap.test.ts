@@ -45,7 +45,7 @@ describe('renewal pricing with the payer history (TariffPricing)', () => {
   it('prices a renewal under the cap with what the driver paid earlier in the period', () => {
     const history = [{ start: start - 1800, end: start, amount: 120 }];
     const q = pricing.quote({ meterId: 7, bayId: 1, start, minutes: 60, paidMinutes: 30, history });
-    assert.deepEqual(q, { ok: true, amount: 180, currency: 826 });
+    assert.deepEqual(q, { ok: true, amount: 180, currency: 826, minutes: 60 });
   });
 });
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
 import { DEFAULT_TARIFF } from '../../platform-server/phone';
-import { TariffPricing } from '../../platform-server/phone/pricing';
+import { extensionChoices, TariffPricing } from '../../platform-server/phone/pricing';
 import type { Platform } from '../../platform-server/platform';
 import { parseInstant, Tariff, type TariffDocument } from '../../protocol/tariff';
 import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
@@ -55,9 +55,26 @@ describe('renewal pricing by the tariff engine (TariffPricing)', () => {
   // Wednesday 4 March 2026, 09:00 GMT.
   const start = parseInstant('2026-03-04T09:00:00Z');
 
-  it("prices with the meter's tariff: 45 minutes are five started 10-minute units", () => {
+  it("prices with the meter's tariff: 45 minutes are five started 10-minute units, and give the 50 paid for", () => {
     const q = pricing.quote({ meterId: 7, bayId: 2, start, minutes: 45, paidMinutes: 30 });
-    assert.deepEqual(q, { ok: true, amount: 150, currency: 826 });
+    assert.deepEqual(q, { ok: true, amount: 150, currency: 826, minutes: 50 });
+    const seven = pricing.quote({ meterId: 7, bayId: 2, start, minutes: 7, paidMinutes: 30 });
+    assert.deepEqual(seven, { ok: true, amount: 30, currency: 826, minutes: 10 });
+    // 95 paid: the unit the 7 minutes start ends at 110 minutes, so they give 15.
+    const across = pricing.quote({ meterId: 7, bayId: 2, start, minutes: 7, paidMinutes: 95 });
+    assert.equal(across.ok && across.minutes, 15);
+    assert.equal(across.ok && across.amount, 30);
+  });
+
+  it('offers the extensions the tariff sells: rounded to its units and capped by what is left of the stay', () => {
+    const request = { meterId: 7, bayId: 2, start, paidMinutes: 95 };
+    assert.equal(pricing.maxMinutes(request), 25);
+    assert.deepEqual(
+      extensionChoices(pricing, request).map((c) => [c.minutes, c.amount]),
+      [[25, 60]],
+      'units count over the whole stay (95 paid): 15 ends at 110 and 25 at the 120 limit are both two units, so only the longer is offered',
+    );
+    assert.deepEqual(extensionChoices(pricing, { ...request, paidMinutes: 120 }), []);
   });
 
   it('refuses past the maximum stay with the reason and what is left', () => {
@@ -79,7 +96,7 @@ describe('renewal pricing by the tariff engine (TariffPricing)', () => {
 
   it('falls back to the default tariff at a meter with none applied', () => {
     const q = pricing.quote({ meterId: 8, bayId: 2, start, minutes: 30, paidMinutes: 0 });
-    assert.deepEqual(q, { ok: true, amount: 120, currency: 826 });
+    assert.deepEqual(q, { ok: true, amount: 120, currency: 826, minutes: 30 });
     const none = new TariffPricing(() => undefined).quote({
       meterId: 8,
       bayId: 2,
@@ -153,6 +170,19 @@ forEachBackend('pay by phone renewals priced by the meter tariff', (backend) => 
       /^cannot extend: no parking from .*11:00.*: you can add 30 more minutes$/,
     );
     assert.equal((await api('GET', '/api/driver/renewals')).json.renewals.length, 0, 'nothing charged');
+
+    // What the app offers: only what fits before the market hour, in the tariff's 10-minute units.
+    const offer = await api('GET', `/api/driver/sessions/${sessionId}/extensions`);
+    assert.equal(offer.status, 200);
+    assert.equal(offer.json.maxMinutes, 30);
+    assert.deepEqual(
+      offer.json.choices.map((c: { minutes: number; amount: number }) => [c.minutes, c.amount]),
+      [
+        [20, 60],
+        [30, 90],
+      ],
+    );
+    assert.equal((await api('GET', '/api/driver/sessions/999999/extensions')).status, 404);
 
     const sent = await api('POST', `/api/driver/sessions/${sessionId}/extend`, { minutes: 30 });
     assert.equal(sent.status, 202);

@@ -81,7 +81,7 @@ describe('driver web app in headless Chromium', function () {
     await shot('session');
 
     const before = m.meter.bays.paidUntil(2);
-    await session.getByRole('button', { name: '+30 min' }).click();
+    await session.getByRole('button', { name: /^\+30 min for £/ }).click();
     await page.getByText(/Confirmed: bay 2 is paid until/).waitFor({ timeout: 15_000 });
     assert.equal(m.meter.bays.paidUntil(2), before + 30 * 60);
     assert.match(m.board.display.text, /RENEWED bay 2\nuntil 10:00/);

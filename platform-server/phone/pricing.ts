@@ -21,11 +21,55 @@ export interface PriceRequest {
 }
 
 export type PriceQuote =
-  | { ok: true; amount: number; currency: number }
+  /** `minutes`: what the amount buys, which a tariff's rounding may make more than was asked. */
+  | { ok: true; amount: number; currency: number; minutes: number }
   | { ok: false; reason: string; message: string; maxMinutes?: number };
+
+/** One extension a driver can buy now: the minutes, and their price. */
+export interface ExtensionChoice {
+  minutes: number;
+  amount: number;
+  currency: number;
+}
+
+/** The durations offered first, each rounded up to what the tariff sells, and the most that can be added. */
+const USUAL_MINUTES = [15, 30, 60, 120] as const;
+
+/**
+ * The extensions `pricing` sells for a request: the usual durations that fit, and the most that can
+ * still be added when that is not one of them, each quoted (so a duration the tariff rounds up is
+ * offered at the minutes it really gives), without repeats. Empty when nothing can be added.
+ */
+export function extensionChoices(
+  pricing: Pricing,
+  request: Omit<PriceRequest, 'minutes'>,
+): ExtensionChoice[] {
+  const most = pricing.maxMinutes(request);
+  if (most <= 0) return [];
+  const step = Math.max(1, pricing.stepMinutes?.(request.meterId) ?? 1);
+  const wanted = new Set<number>();
+  for (const m of USUAL_MINUTES) {
+    const rounded = Math.ceil(m / step) * step;
+    if (rounded <= most) wanted.add(rounded);
+  }
+  wanted.add(most);
+  const choices = new Map<number, ExtensionChoice>();
+  for (const minutes of [...wanted].sort((a, b) => a - b)) {
+    const q = pricing.quote({ ...request, minutes });
+    if (q.ok && !choices.has(q.minutes))
+      choices.set(q.minutes, { minutes: q.minutes, amount: q.amount, currency: q.currency });
+  }
+  // A choice that costs as much as a longer one is never offered.
+  const sorted = [...choices.values()].sort((a, b) => a.minutes - b.minutes);
+  return sorted.filter((c, i) => !sorted.slice(i + 1).some((longer) => longer.amount <= c.amount));
+}
 
 export interface Pricing {
   quote(request: PriceRequest): PriceQuote;
+  /** The most minutes that can still be bought (0 when none). */
+  maxMinutes(request: Omit<PriceRequest, 'minutes'>): number;
+  /** The tariff's unit of time for `meterId` (minutes), when it sells in steps. */
+  stepMinutes?(meterId: number): number;
   /**
    * The meters of `meterId`'s tariff zone when its tariff has a rule on the payer's history (a
    * maximum price per period, no return), so the caller looks the payer's purchases up there;
@@ -76,7 +120,16 @@ export class FlatRatePricing implements Pricing {
           message: `parking is restricted from ${hhmm(period.from)} to ${hhmm(period.to)} UTC`,
         };
     }
-    return { ok: true, amount: Math.ceil((r.minutes * rate.perHour) / 60), currency: rate.currency };
+    return {
+      ok: true,
+      amount: Math.ceil((r.minutes * rate.perHour) / 60),
+      currency: rate.currency,
+      minutes: r.minutes,
+    };
+  }
+
+  maxMinutes(r: Omit<PriceRequest, 'minutes'>): number {
+    return Math.max(0, this.rate.maxStayMinutes - r.paidMinutes);
   }
 }
 
@@ -85,17 +138,28 @@ export interface TariffLike {
   readonly currency: number;
   /** The document's history rules, when the tariff has them. */
   readonly doc?: { maxPrice?: unknown; noReturnMinutes?: number };
-  quoteDuration(request: {
-    bay: number;
-    start: number;
-    minutes: number;
-    paidMinutes?: number;
-    payer?: Payer;
-    history?: readonly PriorPurchase[];
-  }):
-    | { ok: true; amount: number; currency: number }
-    | { ok: false; reason: string; message: string; maxMinutes?: number };
+  readonly stepMinutes?: number;
+  quoteDuration(request: TariffRequest & { minutes: number }): TariffQuote;
+  maxMinutes?(
+    bay: number,
+    start: number,
+    paidMinutes?: number,
+    payer?: Payer,
+    history?: readonly PriorPurchase[],
+  ): number | { ok: false };
 }
+
+interface TariffRequest {
+  bay: number;
+  start: number;
+  paidMinutes?: number;
+  payer?: Payer;
+  history?: readonly PriorPurchase[];
+}
+
+type TariffQuote =
+  | { ok: true; amount: number; currency: number; minutes?: number }
+  | { ok: false; reason: string; message: string; maxMinutes?: number };
 
 /**
  * Prices with the tariff engine: the tariff `tariffOf` gives for the meter (the one it has
@@ -120,20 +184,48 @@ export class TariffPricing implements Pricing {
   quote(r: PriceRequest): PriceQuote {
     const tariff = this.tariffOf(r.meterId) ?? this.fallback;
     if (!tariff) return { ok: false, reason: 'no-tariff', message: 'this meter has no tariff for renewals' };
-    const q = tariff.quoteDuration({
+    const asked = {
       bay: r.bayId,
       start: r.start,
-      minutes: r.minutes,
       paidMinutes: r.paidMinutes,
       payer: BY_PHONE,
       ...(r.history ? { history: r.history } : {}),
-    });
+    };
+    const q = tariff.quoteDuration({ ...asked, minutes: r.minutes });
     if (!q.ok) {
       const refusal: PriceQuote = { ok: false, reason: q.reason, message: refusalText(q) };
       if (q.maxMinutes !== undefined) refusal.maxMinutes = q.maxMinutes;
       return refusal;
     }
-    return { ok: true, amount: q.amount, currency: q.currency };
+    // A tariff that sells 10-minute units charges 7 minutes as a whole unit: the driver gets the 10
+    // when the whole unit costs the same.
+    // Units are counted from the extension's start, or over the whole stay (rounding.units), so the
+    // unit's end is looked for both ways; the longest that costs the same is given.
+    let minutes = q.minutes ?? r.minutes;
+    const step = tariff.stepMinutes ?? 1;
+    const ends = [
+      Math.ceil(r.minutes / step) * step,
+      Math.ceil((r.paidMinutes + r.minutes) / step) * step - r.paidMinutes,
+    ].sort((a, b) => b - a);
+    for (const whole of ends) {
+      if (whole <= minutes) continue;
+      const unit = tariff.quoteDuration({ ...asked, minutes: whole });
+      if (unit.ok && unit.amount === q.amount) {
+        minutes = unit.minutes ?? whole;
+        break;
+      }
+    }
+    return { ok: true, amount: q.amount, currency: q.currency, minutes };
+  }
+
+  maxMinutes(r: Omit<PriceRequest, 'minutes'>): number {
+    const tariff = this.tariffOf(r.meterId) ?? this.fallback;
+    const most = tariff?.maxMinutes?.(r.bayId, r.start, r.paidMinutes, BY_PHONE, r.history ?? []);
+    return typeof most === 'number' ? most : 0;
+  }
+
+  stepMinutes(meterId: number): number {
+    return (this.tariffOf(meterId) ?? this.fallback)?.stepMinutes ?? 1;
   }
 }
 

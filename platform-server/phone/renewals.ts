@@ -25,6 +25,7 @@ import {
   VOID_MARGIN_MS,
 } from './model';
 import type { Payments } from './payments';
+import { type ExtensionChoice, extensionChoices } from './pricing';
 
 export class Renewals {
   readonly #c: PhoneContext;
@@ -58,6 +59,35 @@ export class Renewals {
     const client = this.#client;
     this.#client = undefined;
     if (client) await client.endAsync();
+  }
+
+  /**
+   * The extensions a driver's active session can be given now, priced by the meter's tariff: the
+   * usual durations that fit what is left of the stay, and the most that can be added.
+   */
+  async extensionChoices(
+    driverId: number,
+    sessionId: number,
+  ): Promise<{ choices: ExtensionChoice[]; maxMinutes: number }> {
+    const session = (
+      await this.#c.db.query<SessionRow>(
+        "SELECT * FROM phone_sessions WHERE id = $1 AND driver_id = $2 AND status = 'active'",
+        [sessionId, driverId],
+      )
+    ).rows[0];
+    if (!session)
+      throw new PhoneError(404, 'no-session', `session ${sessionId} is not an active session of yours`);
+    const now = this.#c.now();
+    const { pricing } = this.#c.options;
+    const zone = pricing.historyZone?.(session.meter_id);
+    const request = {
+      meterId: session.meter_id,
+      bayId: session.bay_id,
+      start: Math.max(Math.floor(now / 1000), Math.floor(session.paid_until.getTime() / 1000)),
+      paidMinutes: session.paid_minutes,
+      ...(zone ? { history: await this.#history(driverId, zone, now) } : {}),
+    };
+    return { choices: extensionChoices(pricing, request), maxMinutes: pricing.maxMinutes(request) };
   }
 
   /** Prices, pays and sends a renewal to the meter; the confirmation follows the meter's ack. */
@@ -110,6 +140,8 @@ export class Renewals {
     });
     if (!quote.ok)
       throw new PhoneError(422, quote.reason, `cannot extend: ${quote.message}`, quote.maxMinutes);
+    // What the charge buys: a tariff selling in units gives the whole unit it charges for.
+    const sold = quote.minutes;
 
     const card = await this.#fundingCard(session);
     const id = newRenewalId();
@@ -117,7 +149,7 @@ export class Renewals {
       amount: quote.amount,
       currency: quote.currency,
       reference: id,
-      description: `ParkLink: ${minutes} min at bay ${session.bay_id}, meter ${session.meter_id}`,
+      description: `ParkLink: ${sold} min at bay ${session.bay_id}, meter ${session.meter_id}`,
     });
     const validUntil = now + (this.#c.options.renewalValidityMs ?? 10 * 60_000);
     await this.#c.db.query(
@@ -130,7 +162,7 @@ export class Renewals {
         driverId,
         session.meter_id,
         session.bay_id,
-        minutes,
+        sold,
         quote.amount,
         quote.currency,
         card.id,

@@ -384,6 +384,33 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
     }),
   );
 
+  app.get<{ Params: { id: number } }>(
+    '/api/driver/sessions/:id/extensions',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: "The extensions this session can be given now, priced by its meter's tariff",
+        params: idParams,
+        response: {
+          200: object({
+            choices: {
+              type: 'array',
+              items: object({
+                minutes: { type: 'integer' },
+                amount: { type: 'integer' },
+                currency: { type: 'integer' },
+              }),
+            },
+            maxMinutes: { type: 'integer' },
+          }),
+          ...errorResponses(401, 404),
+        },
+      },
+    },
+    async (request) => phone.extensionChoices(request.driverId!, request.params.id),
+  );
+
   app.post<{ Params: { id: number }; Body: { minutes: number } }>(
     '/api/driver/sessions/:id/extend',
     {

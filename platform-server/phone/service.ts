@@ -94,6 +94,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     this.sessions = p.sessions.bind(p);
     // Renewals.
     this.renew = r.renew.bind(r);
+    this.extensionChoices = r.extensionChoices.bind(r);
     this.onRenewalAck = r.onRenewalAck;
     this.onMeterSeen = r.onMeterSeen;
     this.onMetersSeen = r.onMetersSeen.bind(r);
@@ -123,6 +124,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
   readonly settled: Pairing['settled'];
   readonly sessions: Pairing['sessions'];
   readonly renew: Renewals['renew'];
+  readonly extensionChoices: Renewals['extensionChoices'];
   readonly onRenewalAck: Renewals['onRenewalAck'];
   readonly onMeterSeen: Renewals['onMeterSeen'];
   readonly onMetersSeen: Renewals['onMetersSeen'];

@@ -246,8 +246,14 @@ async function sessionsView() {
   const data = await api('GET', '/api/driver/sessions?state=all');
   const active = data.sessions.filter((s) => s.status === 'active');
   const past = data.sessions.filter((s) => s.status !== 'active').slice(0, 10);
+  // What each session can be extended by, as its meter's tariff sells it.
+  const offers = await Promise.all(
+    active.map((s) =>
+      api('GET', `/api/driver/sessions/${s.id}/extensions`).catch(() => ({ choices: [], maxMinutes: 0 })),
+    ),
+  );
   const list = active.length
-    ? active.map(sessionCard)
+    ? active.map((s, i) => sessionCard(s, offers[i]))
     : [
         h(
           'p',
@@ -290,7 +296,7 @@ async function sessionsView() {
   tickCountdowns();
 }
 
-function sessionCard(s) {
+function sessionCard(s, offer) {
   const countdown = h('p', {
     class: 'countdown',
     'data-until': s.paidUntil,
@@ -298,13 +304,22 @@ function sessionCard(s) {
     role: 'timer',
     'aria-label': `Time left at bay ${s.bayId}`,
   });
-  const buttons = [15, 30, 60].map((m) =>
+  const buttons = offer.choices.map((c) =>
     h(
       'button',
-      { type: 'button', 'data-minutes': m, disabled: Boolean(s.pendingRenewal), onclick: () => extend(s, m) },
-      `+${m} min`,
+      {
+        type: 'button',
+        'data-minutes': c.minutes,
+        'aria-label': `+${c.minutes} min for ${money(c.amount, c.currency)}`,
+        disabled: Boolean(s.pendingRenewal),
+        onclick: () => extend(s, c.minutes),
+      },
+      `+${c.minutes} min`,
+      h('small', {}, money(c.amount, c.currency)),
     ),
   );
+  if (buttons.length === 0)
+    buttons.push(h('p', { class: 'muted' }, 'No more time can be added here: the maximum stay is reached.'));
   return h(
     'section',
     { class: 'card session', 'aria-label': `Bay ${s.bayId}`, 'data-session': s.id },
@@ -341,7 +356,7 @@ async function extend(session, minutes) {
   try {
     const { renewal } = await api('POST', `/api/driver/sessions/${session.id}/extend`, { minutes });
     say(
-      `Extending bay ${renewal.bayId} by ${minutes} min for ${money(renewal.charge, renewal.currency)}: waiting for the meter…`,
+      `Extending bay ${renewal.bayId} by ${renewal.minutes} min for ${money(renewal.charge, renewal.currency)}: waiting for the meter…`,
     );
     await waitApplied(renewal.id);
   } catch (error) {
