@@ -91,6 +91,8 @@ export interface SessionView {
   endReason: string | null;
   pendingRenewal: string | null;
   currency: number;
+  /** The vehicle's plate, for parking started from the app by the bay code. */
+  plate: string | null;
 }
 
 export interface RenewalView {
@@ -237,7 +239,9 @@ export type SessionRow = {
   card_id: number;
   meter_id: number;
   bay_id: number;
-  tx_seq: number;
+  /** The first-payment transaction record; null for parking started from the app. */
+  tx_seq: number | null;
+  plate: string | null;
   paid_from: Date;
   paid_until: Date;
   paid_minutes: number;

@@ -240,7 +240,14 @@ export class Pairing {
         [meterId, d.bayId],
       );
       const earlier = active.rows[0];
-      if (earlier && earlier.tx_seq >= record.seq) return undefined; // an older record arriving late
+      // An older record arriving late: before the session's first sale, or (started from the app,
+      // with no sale) before the session started.
+      const older = earlier
+        ? earlier.tx_seq !== null
+          ? earlier.tx_seq >= record.seq
+          : record.time * 1000 < earlier.paid_from.getTime()
+        : false;
+      if (older) return undefined;
       const own = card.rows[0];
       if (earlier && own && earlier.card_id === own.id) {
         // The same card tops up at the meter: the session goes on.
@@ -338,6 +345,7 @@ export class Pairing {
       endReason: s.end_reason,
       pendingRenewal: s.pending,
       currency: s.currency,
+      plate: s.plate,
     }));
   }
 

@@ -16,6 +16,8 @@ const FIELD_WORDS: Readonly<Record<string, string>> = Object.freeze({
   cardNumber: 'Enter the long number on the front of your card.',
   label: 'A card name has at most 40 characters.',
   minutes: 'Choose how many minutes to add.',
+  code: 'Enter the bay code printed on the meter, such as 1001-2.',
+  plate: "Enter the vehicle's number plate.",
   leadMinutes: 'Alert me between 1 and 240 minutes before my parking ends.',
   autoMinutes: 'An automatic renewal adds between 1 and 1440 minutes.',
   graceMinutes: 'Grace after expiry is between 0 and 120 minutes.',

@@ -10,6 +10,7 @@ import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/r
 import { downlinkTopic } from '../../protocol/topics';
 import { frameKeys } from '../keys/keystore';
 import type { UplinkHandler } from '../ingest/gate';
+import type { Queryable } from '../core/db';
 import type { PhoneContext } from './context';
 import {
   type AlertChannel,
@@ -325,6 +326,7 @@ export class Renewals {
         id,
         reason || 'refused by the meter',
       ]);
+      await endUnstarted(tx, r.session_id, now);
       await this.#c.outbox.enqueue(tx, {
         driverId: driver.id,
         channel,
@@ -408,6 +410,7 @@ export class Renewals {
       [r.id],
     );
     if (voided.rowCount === 0) return;
+    await endUnstarted(this.#c.db, r.session_id, this.#c.now());
     await this.#refund(r);
     const driver = (await this.#c.db.query<DriverRow>('SELECT * FROM drivers WHERE id = $1', [r.driver_id]))
       .rows[0];
@@ -466,4 +469,16 @@ export class Renewals {
     );
     for (const { id } of resend.rows) await this.#sendRenewal(id).catch(() => {});
   }
+}
+
+/**
+ * A session started from the app (no tap: no transaction record) whose first time never reached
+ * the meter ends: nothing was parked on it.
+ */
+async function endUnstarted(q: Queryable, sessionId: number, now: number): Promise<void> {
+  await q.query(
+    `UPDATE phone_sessions SET status = 'ended', end_reason = 'not-started', ended_at = $2
+      WHERE id = $1 AND tx_seq IS NULL AND paid_minutes = 0 AND status = 'active'`,
+    [sessionId, new Date(now)],
+  );
 }

@@ -384,6 +384,66 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
     }),
   );
 
+  const parkingQuote = object({
+    meterId: { type: 'integer' },
+    meterName: { type: 'string' },
+    bayId: { type: 'integer' },
+    minutes: { type: 'integer' },
+    amount: { type: 'integer' },
+    currency: { type: 'integer' },
+    choices: { type: 'array', items: loose },
+    maxMinutes: { type: 'integer' },
+  });
+  const code = { type: 'string', minLength: 1, maxLength: 20 } as const;
+  const parkingMinutes = { type: 'integer', minimum: 1, maximum: 1440 } as const;
+
+  app.post<{ Body: { code: string; minutes?: number } }>(
+    '/api/driver/parking/quote',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'The price of parking at a bay, by the code printed on the meter, and the choices there',
+        body: {
+          type: 'object',
+          properties: { code, minutes: parkingMinutes },
+          required: ['code'],
+          additionalProperties: false,
+        },
+        response: { 200: parkingQuote, ...errorResponses(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request) => phone.quoteStart(request.body),
+  );
+
+  app.post<{ Body: { code: string; plate: string; minutes: number; amount: number; cardId?: number } }>(
+    '/api/driver/parking',
+    {
+      preHandler: auth,
+      schema: {
+        ...driverOnly,
+        summary: 'Start parking at a bay at the price shown: paid, and sent to the meter',
+        body: {
+          type: 'object',
+          properties: {
+            code,
+            plate: { type: 'string', minLength: 1, maxLength: 20 },
+            minutes: parkingMinutes,
+            amount: { type: 'integer', minimum: 0, maximum: 10_000_000 },
+            cardId: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+          },
+          required: ['code', 'plate', 'minutes', 'amount'],
+          additionalProperties: false,
+        },
+        response: {
+          202: object({ sessionId: { type: 'integer' }, renewal: loose }),
+          ...errorResponses(400, 401, 402, 404, 409, 422, 503),
+        },
+      },
+    },
+    async (request, reply) => reply.code(202).send(await phone.startParking(request.driverId!, request.body)),
+  );
+
   app.get<{ Params: { id: number } }>(
     '/api/driver/sessions/:id/extensions',
     {

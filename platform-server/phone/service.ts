@@ -13,6 +13,7 @@ import { deriveTokenKey, type PhoneClock, type PhoneEvents, type PhoneOptions } 
 import { Pairing } from './pairing';
 import type { PaymentProvider } from '../payments/provider';
 import { Payments } from './payments';
+import { Starts } from './starts';
 import { Renewals } from './renewals';
 
 export {
@@ -43,6 +44,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
   readonly #accounts: Accounts;
   readonly #pairing: Pairing;
   readonly #renewals: Renewals;
+  readonly #starts: Starts;
   readonly #alerts: Alerts;
 
   constructor(options: PhoneOptions) {
@@ -64,6 +66,7 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     );
     this.#pairing = new Pairing(this.#c);
     this.#renewals = new Renewals(this.#c, payments);
+    this.#starts = new Starts(this.#c, this.#renewals);
     this.#alerts = new Alerts(this.#c, {
       accounts: this.#accounts,
       pairing: this.#pairing,
@@ -95,6 +98,8 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
     // Renewals.
     this.renew = r.renew.bind(r);
     this.extensionChoices = r.extensionChoices.bind(r);
+    this.quoteStart = this.#starts.quote.bind(this.#starts);
+    this.startParking = this.#starts.start.bind(this.#starts);
     this.onRenewalAck = r.onRenewalAck;
     this.onMeterSeen = r.onMeterSeen;
     this.onMetersSeen = r.onMetersSeen.bind(r);
@@ -125,6 +130,8 @@ export class PhoneService extends EventEmitter<PhoneEvents> {
   readonly sessions: Pairing['sessions'];
   readonly renew: Renewals['renew'];
   readonly extensionChoices: Renewals['extensionChoices'];
+  readonly quoteStart: Starts['quote'];
+  readonly startParking: Starts['start'];
   readonly onRenewalAck: Renewals['onRenewalAck'];
   readonly onMeterSeen: Renewals['onMeterSeen'];
   readonly onMetersSeen: Renewals['onMetersSeen'];

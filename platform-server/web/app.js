@@ -264,6 +264,7 @@ async function sessionsView() {
   show(
     'Your parking',
     ...list,
+    parkForm(),
     past.length ? h('h2', {}, 'Earlier') : null,
     h(
       'ul',
@@ -294,6 +295,93 @@ async function sessionsView() {
     }, 5000),
   );
   tickCountdowns();
+}
+
+// ---- Parking started from the phone, by the bay code on the meter -----------------------------
+
+function parkForm() {
+  const form = h(
+    'form',
+    { class: 'card', 'aria-label': 'Park at a bay', onsubmit: onPark },
+    h('h3', {}, 'Park at a bay'),
+    field('Bay code (printed on the meter)', 'code', {
+      required: true,
+      placeholder: '1001-2',
+      autocomplete: 'off',
+      inputmode: 'numeric',
+      oninput: () => resetPark(form),
+    }),
+    field('Number plate', 'plate', { required: true, autocomplete: 'off', autocapitalize: 'characters' }),
+    h('div', { class: 'choices', id: 'park-choices', role: 'radiogroup', 'aria-label': 'How long' }),
+    h('button', { class: 'wide', type: 'submit', id: 'park-submit' }, 'See prices'),
+  );
+  return form;
+}
+
+function resetPark(form) {
+  form.querySelector('#park-choices').replaceChildren();
+  form.querySelector('#park-submit').textContent = 'See prices';
+}
+
+function chosenPark(form) {
+  return form.querySelector('input[name="minutes"]:checked');
+}
+
+function showParkPrice(form) {
+  const c = chosenPark(form);
+  if (c)
+    form.querySelector('#park-submit').textContent =
+      `Pay ${money(Number(c.dataset.amount), Number(c.dataset.currency))} and park`;
+}
+
+/** First the prices at the bay (nothing is paid), then, with a duration chosen, paying and parking. */
+async function onPark(event) {
+  event.preventDefault();
+  const form = event.target;
+  const f = new FormData(form);
+  const code = String(f.get('code'));
+  const chosen = chosenPark(form);
+  try {
+    if (!chosen) {
+      const q = await api('POST', '/api/driver/parking/quote', { code });
+      clearFieldErrors(form);
+      const box = form.querySelector('#park-choices');
+      box.replaceChildren(
+        h('p', {}, `${q.meterName}, bay ${q.bayId}: how long?`),
+        ...q.choices.map((c, i) =>
+          h(
+            'label',
+            { class: 'check' },
+            h('input', {
+              type: 'radio',
+              name: 'minutes',
+              value: c.minutes,
+              'data-amount': c.amount,
+              'data-currency': c.currency,
+              checked: i === 0,
+              onchange: () => showParkPrice(form),
+            }),
+            `${c.minutes} min · ${money(c.amount, c.currency)}`,
+          ),
+        ),
+      );
+      showParkPrice(form);
+      say('Choose how long, then pay: the price shown is the price charged.');
+      return;
+    }
+    const { renewal } = await api('POST', '/api/driver/parking', {
+      code,
+      plate: String(f.get('plate')),
+      minutes: Number(chosen.value),
+      amount: Number(chosen.dataset.amount),
+    });
+    say(
+      `Parking at bay ${renewal.bayId} for ${renewal.minutes} min, ${money(renewal.charge, renewal.currency)}: waiting for the meter…`,
+    );
+    route();
+  } catch (error) {
+    refused(form, error);
+  }
 }
 
 function sessionCard(s, offer) {
@@ -328,7 +416,7 @@ function sessionCard(s, offer) {
     h(
       'p',
       { class: 'muted' },
-      `Paid until ${time(s.paidUntil)} · card ending ${s.cardLast4} · ${s.paidMinutes} min so far`,
+      `Paid until ${time(s.paidUntil)} · card ending ${s.cardLast4} · ${s.paidMinutes} min so far${s.plate ? ` · ${s.plate}` : ''}`,
     ),
     s.pendingRenewal ? h('p', { class: 'badge warn' }, 'Renewal on its way to the meter…') : null,
     h('div', { class: 'row extend', role: 'group', 'aria-label': 'Extend parking' }, buttons),
