@@ -1,9 +1,10 @@
 // The driver web app in Debian's headless Chromium (playwright-core, never a downloaded browser),
 // on a phone-sized viewport: register, add a card, tap it at a virtual meter, watch the paired
 // session count down, extend by a button, see the meter's new expiry, the receipt and the
-// confirmation. Screenshots go to $TMPDIR/parklink-*.png. Skipped without chromium unless CI=true.
+// confirmation, and park at another bay by the code on the meter. Screenshots go to
+// test-artifacts/driver/app-*.png. Skipped without chromium unless CI=true.
 import assert from 'node:assert/strict';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, requireChromium } from '../support/chromium';
@@ -22,10 +23,22 @@ describe('driver web app in headless Chromium', function () {
   const clock = new VirtualClock('2026-06-01T09:00:00Z');
   const meterId = randomMeterId();
   const shot = (name: string) =>
-    page.screenshot({ path: join(tmpdir(), `parklink-${name}.png`), fullPage: true });
+    page.screenshot({ path: join('test-artifacts', 'driver', `app-${name}.png`), fullPage: true });
+  /** The driver's own API call from the page's token, for what the page should show. */
+  const api = async (url: string, body: unknown) => {
+    const token = await page.evaluate<string>('localStorage.getItem("parklink.token")');
+    const response = await platform.app.inject({
+      method: 'POST',
+      url,
+      payload: body as object,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    return response.json();
+  };
 
   before(async function () {
     requireChromium(this);
+    mkdirSync(join('test-artifacts', 'driver'), { recursive: true });
     platform = await phonePlatform({}, clock);
     base = await platform.listen(0);
     m = await bootMeter(platform, meterId, clock);
@@ -112,5 +125,35 @@ describe('driver web app in headless Chromium', function () {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Settings saved.').waitFor();
     await shot('settings');
+  });
+
+  it('parks at another bay by the code on the meter: the price shown, then paid, then on the meter', async () => {
+    await page.getByRole('link', { name: 'Parking' }).click();
+    const form = page.getByRole('form', { name: 'Park at a bay' });
+    await form.getByLabel('Bay code (printed on the meter)').fill('99-1');
+    await form.getByLabel('Number plate').fill('ab12 cde');
+    await form.getByRole('button', { name: 'See prices' }).click();
+    await form.locator('#e-code').waitFor();
+    assert.match((await form.locator('#e-code').textContent()) ?? '', /No ParkLink meter has the number 99/);
+
+    await form.getByLabel('Bay code (printed on the meter)').fill(`${meterId}-1`);
+    await form.getByRole('button', { name: 'See prices' }).click();
+    const choices = form.getByRole('radio');
+    await choices.first().waitFor();
+    const offered = await api('/api/driver/parking/quote', { code: `${meterId}-1` });
+    assert.equal(await choices.count(), offered.choices.length, 'the choices the tariff sells');
+    await form.getByRole('radio', { name: /^30 min · £/ }).check();
+    const pay = form.getByRole('button', { name: /^Pay £[0-9.]+ and park$/ });
+    const price = offered.choices.find((c: { minutes: number }) => c.minutes === 30);
+    assert.equal(await pay.textContent(), `Pay £${(price.amount / 100).toFixed(2)} and park`);
+    await shot('park-price');
+    await pay.click();
+    await page.getByRole('region', { name: 'Bay 1' }).waitFor({ timeout: 15_000 });
+    await page
+      .getByRole('region', { name: 'Bay 1' })
+      .getByText(/30 min so far · AB12CDE/)
+      .waitFor({ timeout: 15_000 });
+    assert.match(m.board.display.text, /RENEWED bay 1/);
+    await shot('parked-by-code');
   });
 });

@@ -379,6 +379,8 @@ async function onPark(event) {
       `Parking at bay ${renewal.bayId} for ${renewal.minutes} min, ${money(renewal.charge, renewal.currency)}: waiting for the meter…`,
     );
     route();
+    await waitApplied(renewal.id);
+    if (location.hash === '#/sessions') route();
   } catch (error) {
     refused(form, error);
   }
