@@ -273,7 +273,14 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       demo: config.demo,
     });
     opened.push(() => phone.close());
-    await startEnforcement(app, { db, guard: operators, driverMessages: phone.service.outbox });
+    // Validity compares with the phone sessions' times: one clock for both (a test's virtual one).
+    const phoneClock = config.phone?.clock;
+    await startEnforcement(app, {
+      db,
+      guard: operators,
+      driverMessages: phone.service.outbox,
+      ...(phoneClock ? { now: () => phoneClock.now() } : {}),
+    });
     const apds = await startApds(app, {
       db,
       guard: operators,

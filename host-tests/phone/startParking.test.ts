@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
-import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
+import { forEachBackend, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import { type Api, apiOf, type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from './support';
 
 forEachBackend('parking started from the phone', (backend) => {
@@ -130,5 +130,27 @@ forEachBackend('parking started from the phone', (backend) => {
     assert.equal(session.bayId, 1);
     assert.equal(session.paidMinutes, 30);
     assert.equal(Date.parse(session.paidUntil) / 1000, m.meter.bays.paidUntil(1));
+  });
+
+  it('lets an enforcement officer find the vehicle by its plate, paid at the bay it was parked from the phone', async () => {
+    const officer = await operatorLogin(platform.operators, 'enforcement');
+    const viewer = await operatorLogin(platform.operators, 'viewer');
+    const lookup = (plate: string, who = officer) =>
+      platform.app.inject({ method: 'GET', url: `/api/enforcement/plates/${plate}`, headers: who.headers });
+    const found = await lookup('ab12-cde');
+    assert.equal(found.statusCode, 200, found.body);
+    const body = found.json();
+    assert.equal(body.plate, 'AB12CDE');
+    assert.deepEqual(
+      body.bays.map((b: { meterId: number; bayId: number; validity: string }) => [
+        b.meterId,
+        b.bayId,
+        b.validity,
+      ]),
+      [[meterId, 1, 'paid']],
+    );
+    assert.equal((await lookup('ZZ99ZZZ')).json().bays.length, 0);
+    assert.equal((await lookup('A!')).statusCode, 400);
+    assert.equal((await lookup('AB12CDE', viewer)).statusCode, 403);
   });
 });

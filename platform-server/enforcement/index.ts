@@ -98,6 +98,35 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
     }),
   );
 
+  app.get<{ Params: { plate: string } }>(
+    '/api/enforcement/plates/:plate',
+    {
+      onRequest: officer,
+      schema: {
+        params: {
+          type: 'object',
+          properties: { plate: { type: 'string', minLength: 1, maxLength: 20 } },
+          required: ['plate'],
+        },
+        response: {
+          200: object({
+            plate: { type: 'string' },
+            bays: { type: 'array', items: loose },
+            notices: { type: 'array', items: { type: 'string' } },
+          }),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
+    async (request, reply) => {
+      try {
+        return await enforcement.plate(request.params.plate);
+      } catch (e) {
+        return refuse(reply, e);
+      }
+    },
+  );
+
   app.post<{ Body: NoticeInput }>(
     '/api/enforcement/notices',
     {

@@ -8,6 +8,14 @@ import { RequestRefused } from '../core/errors';
 
 export type Validity = 'paid' | 'grace' | 'overtime' | 'unpaid' | 'free';
 
+export interface PlateLookup {
+  plate: string;
+  /** The bays paid from the phone for this plate, with each bay's validity now. */
+  bays: (BayValidity & { sessionPaidUntil: string })[];
+  /** Ids of the notices issued to this plate, newest first. */
+  notices: string[];
+}
+
 export interface BayValidity {
   meterId: number;
   meterName: string;
@@ -177,6 +185,43 @@ export class Enforcement {
         reportedAt: new Date(r.updated_at).toISOString(),
       };
     });
+  }
+
+  /**
+   * A vehicle by its plate: the bays where parking was paid for it from the phone (started by the
+   * bay code, with the plate), most recent first, each with the bay's validity now; and its notices.
+   */
+  async plate(raw: string): Promise<PlateLookup> {
+    const plate = raw.toUpperCase().replace(/[\s-]/g, '');
+    if (!/^[A-Z0-9]{2,10}$/.test(plate))
+      throw new RequestRefused(400, 'bad-plate', 'a plate is 2 to 10 letters and digits', 'plate');
+    const sessions = await this.#db.query<{ meter_id: number; bay_id: number; paid_until: Date }>(
+      `SELECT meter_id, bay_id, max(paid_until) AS paid_until FROM phone_sessions
+        WHERE plate = $1 AND status = 'active' GROUP BY meter_id, bay_id ORDER BY max(paid_until) DESC LIMIT 10`,
+      [plate],
+    );
+    const bays: (BayValidity & { sessionPaidUntil: string })[] = [];
+    for (const s of sessions.rows) {
+      const [bay] = await this.beat({ meters: [Number(s.meter_id)], bayId: Number(s.bay_id) });
+      const paidUntil = new Date(s.paid_until);
+      const fallback: BayValidity = {
+        meterId: Number(s.meter_id),
+        meterName: '',
+        bayId: Number(s.bay_id),
+        occupied: false,
+        since: null,
+        paidUntil: paidUntil.toISOString(),
+        validity: validityOf(true, paidUntil, new Date(this.#now()), this.#graceSeconds),
+        reportedAt: paidUntil.toISOString(),
+      };
+      bays.push({ ...(bay ?? fallback), sessionPaidUntil: paidUntil.toISOString() });
+    }
+    const notices = await this.#db.query<{ id: string }>(
+      `SELECT id FROM penalty_notices WHERE regexp_replace(upper(plate), '[[:space:]-]', '', 'g') = $1
+        ORDER BY observed_at DESC LIMIT 20`,
+      [plate],
+    );
+    return { plate, bays, notices: notices.rows.map((n) => n.id) };
   }
 
   /** Issues a notice; the same id with the same body returns the stored one (created: false). */
