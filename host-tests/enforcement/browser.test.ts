@@ -1,5 +1,5 @@
 // The officer web app at /enforcement/ in real Chromium on a phone viewport (390x844): sign in, the
-// beat with each bay's validity, issuing a notice, two notices issued offline (context.setOffline)
+// beat with each bay's validity, issuing a notice, a plate looked up, two notices issued offline (context.setOffline)
 // and synchronised once back online (each stored exactly once), the driver's appeal page and the
 // supervisor's decision shown to the driver. Screenshots under test-artifacts/enforcement/.
 import assert from 'node:assert/strict';
@@ -100,7 +100,7 @@ forEachBackend('enforcement officer app in Chromium', (backend) => {
 
   const issue = async (bay: number, plate: string) => {
     await page.locator(`li[data-bay="${meter.id}/${bay}"] button`).click();
-    await page.getByLabel('Plate').fill(plate);
+    await page.getByLabel('Plate', { exact: true }).fill(plate);
     await page.getByRole('button', { name: 'Issue notice' }).click();
     await page.locator('#bays').waitFor();
   };
@@ -135,6 +135,22 @@ forEachBackend('enforcement officer app in Chromium', (backend) => {
       ['AB12CDE'],
     );
     await shot(page, 'issued');
+  });
+
+  it('looks a plate up on the platform, and says so when offline', async () => {
+    await page.getByLabel('Look up a plate (online)').fill('ab12 cde');
+    await page.getByRole('button', { name: 'Find' }).click();
+    const result = page.getByRole('list', { name: 'Plate lookup' });
+    await result.getByText('AB12CDE: no parking paid from the phone').waitFor();
+    await result.getByText('1 notice(s) issued to AB12CDE').waitFor();
+    await shot(page, 'plate-lookup');
+    await page.context().setOffline(true);
+    await page.getByRole('button', { name: 'Find' }).click();
+    await result.getByText(/^Offline: a plate is looked up on the platform/).waitFor();
+    await page.context().setOffline(false);
+    await page.locator('#plateResult').evaluate((el) => {
+      el.textContent = '';
+    });
   });
 
   it('issues two notices offline and synchronises each exactly once', async () => {

@@ -183,3 +183,27 @@ if (token) {
   show('beatView');
   await renderBeat();
 } else show('signin');
+
+// A plate needs the platform (phone sessions carry the plate; the beat kept offline does not).
+$('plateForm').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const plate = new FormData(event.target).get('plate').trim();
+  const out = $('plateResult');
+  out.textContent = '';
+  const item = (text, validity) => {
+    const li = document.createElement('li');
+    if (validity) li.className = validity;
+    li.textContent = text;
+    out.append(li);
+  };
+  if (!navigator.onLine) return item('Offline: a plate is looked up on the platform. Try again when online.');
+  const { status, json } = await api('GET', `/api/enforcement/plates/${encodeURIComponent(plate)}`);
+  if (status !== 200) return item(json.message ?? `Lookup failed (${status})`);
+  if (json.bays.length === 0) item(`${json.plate}: no parking paid from the phone`);
+  for (const b of json.bays)
+    item(
+      `${json.plate} · ${b.meterName || `meter ${b.meterId}`} · bay ${b.bayId}: ${b.validity} (paid until ${new Date(b.sessionPaidUntil).toLocaleTimeString()})`,
+      b.validity,
+    );
+  if (json.notices.length > 0) item(`${json.notices.length} notice(s) issued to ${json.plate}`);
+});
