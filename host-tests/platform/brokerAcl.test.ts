@@ -380,7 +380,9 @@ describe('parklink broker passwd', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('writes a Mosquitto password line for the platform and each provisioned meter, from the master key', async () => {
+  it('writes a Mosquitto password line for the platform and each provisioned meter, from the master key', async function () {
+    // Two openings of an on-disk PGlite database, each with the whole migration chain.
+    this.timeout(60_000);
     const db = await openDatabase({ dataDir });
     try {
       await migrate(db);
