@@ -1,7 +1,7 @@
-// Years of history on the real PostgreSQL: a generated city (10,000 meters, records spread over the
-// last 12 months, every 25th an operation, the rest sales with their transactions rows) in its own
-// database, then the console's and the reports' HTTP routes timed against it through a platform
-// instance, each repeated for p50 and p95, and the plan of each route's slowest SQL statement
+// Years of history on the real PostgreSQL: a generated city (10,000 meters, records spread evenly
+// over the 12 months before this one and this month's days so far, every 25th an operation, the
+// rest sales with their transactions rows) in its own database, then the console's and the
+// reports' HTTP routes timed against it through a platform instance, each repeated for p50 and p95, and the plan of each route's slowest SQL statement
 // (EXPLAIN ANALYZE of the statement the route really sent). The database is kept for the next run
 // (generation resumes month by month); --drop removes it at the end.
 //
@@ -58,11 +58,20 @@ export async function run(args: string[]): Promise<void> {
       [FIRST_METER, FIRST_METER + meters - 1],
     );
     const started = performance.now();
-    for (let i = 0; i < months; i++) {
-      const offset = i - (months - 1);
-      const from = monthStart(now, offset);
-      const until = offset === 0 ? new Date(now) : monthStart(now, offset + 1);
-      await generateMonth(platform.db, { index: i, from, until, perMonth, perMeterMonth, meters });
+    // `months` whole months before this one, then this month's days so far at the same density.
+    for (let index = 0; index <= months; index++) {
+      const from = monthStart(now, index - months);
+      const until = index === months ? new Date(now) : monthStart(now, index - months + 1);
+      const share = (until.getTime() - from.getTime()) / (monthStart(from, 1).getTime() - from.getTime());
+      const perMeter = Math.max(1, Math.floor(perMeterMonth * share));
+      await generateMonth(platform.db, {
+        index,
+        from,
+        until,
+        perMonth: perMeter * meters,
+        perMeterMonth,
+        meters,
+      });
     }
     const held = await platform.db.query<{ n: string }>(
       "SELECT reltuples::bigint AS n FROM pg_class WHERE relname = 'records'",
@@ -73,7 +82,7 @@ export async function run(args: string[]): Promise<void> {
     );
     console.log(
       `history: ${Number(count.rows[0].n ?? held.rows[0].n).toLocaleString('en-GB')} records (estimate) ` +
-        `in ${months} monthly partitions for ${meters.toLocaleString('en-GB')} meters; ` +
+        `over ${months} months and this one's days for ${meters.toLocaleString('en-GB')} meters; ` +
         `generation this run ${((performance.now() - started) / 1000).toFixed(0)} s`,
     );
     const size = await platform.db.query<{ size: string }>(
