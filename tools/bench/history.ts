@@ -64,8 +64,9 @@ export async function run(args: string[]): Promise<void> {
       const until = index === months ? new Date(now) : monthStart(now, index - months + 1);
       const share = (until.getTime() - from.getTime()) / (monthStart(from, 1).getTime() - from.getTime());
       const perMeter = Math.max(1, Math.floor(perMeterMonth * share));
+      // Sequence numbers by calendar month, so a later run (another month) resumes without overlap.
       await generateMonth(platform.db, {
-        index,
+        index: from.getUTCFullYear() * 12 + from.getUTCMonth() - 2020 * 12,
         from,
         until,
         perMonth: perMeter * meters,
