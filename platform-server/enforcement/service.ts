@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../core/db';
 import { RequestRefused } from '../core/errors';
+import { normalisePlate } from '../core/plates';
 
 export type Validity = 'paid' | 'grace' | 'overtime' | 'unpaid' | 'free';
 
@@ -192,8 +193,8 @@ export class Enforcement {
    * bay code, with the plate), most recent first, each with the bay's validity now; and its notices.
    */
   async plate(raw: string): Promise<PlateLookup> {
-    const plate = raw.toUpperCase().replace(/[\s-]/g, '');
-    if (!/^[A-Z0-9]{2,10}$/.test(plate))
+    const plate = normalisePlate(raw);
+    if (plate === undefined)
       throw new RequestRefused(400, 'bad-plate', 'a plate is 2 to 10 letters and digits', 'plate');
     const sessions = await this.#db.query<{ meter_id: number; bay_id: number; paid_until: Date }>(
       `SELECT meter_id, bay_id, max(paid_until) AS paid_until FROM phone_sessions

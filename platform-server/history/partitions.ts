@@ -23,6 +23,11 @@ export const MIN_RETENTION_MONTHS = 84;
 export const DEFAULT_RETENTION_MONTHS = 96;
 /** Months made ahead of the current one. */
 export const MONTHS_AHEAD = 3;
+/**
+ * Arbitrary constant identifying partition upkeep among the database's advisory locks: instances
+ * starting or running their daily upkeep at once make and drop each partition once.
+ */
+const UPKEEP_LOCK = 0x504c4854; // "PLHT"
 /** Rows this many rows at a time from a partition to its archive file. */
 const ARCHIVE_CHUNK = 5000;
 
@@ -83,6 +88,8 @@ export async function preparePartitions(
       const name = partitionName(table, new Date(month));
       if (have.has(name)) continue;
       await db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [UPKEEP_LOCK]);
+        // Made by another instance while this one waited: the function then returns its name.
         await tx.query('SELECT parklink_month_partition($1, $2, $3)', [table, key, new Date(month)]);
       });
       made.push(name);
@@ -156,6 +163,12 @@ async function archiveMonth(
   };
   await writeFile(join(dir, 'manifest.json'), `${JSON.stringify(archived, null, 2)}\n`, { flush: true });
   await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [UPKEEP_LOCK]);
+    // Another instance archived and dropped the month while this one wrote the same files.
+    const still = await tx.query<{ here: boolean }>('SELECT to_regclass($1) IS NOT NULL AS here', [
+      records.name,
+    ]);
+    if (!still.rows[0].here) return;
     await tx.query(`DELETE FROM operations x WHERE ${ofMonth}`);
     await tx.query(`DELETE FROM maintenance x WHERE ${ofMonth}`);
     await tx.query(`ALTER TABLE records DETACH PARTITION ${records.name}`);

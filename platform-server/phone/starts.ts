@@ -4,6 +4,7 @@
 // the session is then paid and sent to the meter as a renewal (0x86), which the meter applies from
 // now (firmware/units/registration.ts), so its display shows the bay paid. Should the meter never
 // apply it, the renewal is voided and refunded and the session ends as not started.
+import { normalisePlate } from '../core/plates';
 import type { PhoneContext } from './context';
 import { type CardRow, PhoneError, type RenewalView, type SessionRow } from './model';
 import { type ExtensionChoice, extensionChoices } from './pricing';
@@ -25,10 +26,10 @@ export function readBayCode(raw: string): { meterId: number; bayId: number } {
   return { meterId, bayId: Number(m[2]) };
 }
 
-/** A number plate as enforcement compares it: letters and digits, upper case, no spaces. */
+/** The vehicle's plate as enforcement compares it (core/plates.ts), or a 400 on the plate field. */
 export function readPlate(raw: string): string {
-  const plate = raw.toUpperCase().replace(/[\s-]/g, '');
-  if (!/^[A-Z0-9]{2,10}$/.test(plate))
+  const plate = normalisePlate(raw);
+  if (plate === undefined)
     throw PhoneError.onField(
       400,
       'bad-plate',
