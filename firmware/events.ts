@@ -12,6 +12,8 @@ export interface PaymentResult {
   remainingValue: number;
   /** The card's last four digits (the meter keeps no more of its number). */
   cardLast4: string;
+  /** The receipt code of the sale's record ("1001-42-7KQ4-M2XD"), for the receipt page online. */
+  receiptCode?: string;
 }
 
 export interface MeterEvents {

@@ -63,6 +63,8 @@ export interface MeterConfig {
   rate?: FlatRate;
   tariff?: TariffDocument;
   utcOffsetMinutes?: number;
+  /** Where drivers enter a receipt code ("parklink.city/r"), shown under the code; as on the meter's label. */
+  receiptSite?: string;
   /** Mode key of the maintenance mode (key input 42); none: the mode key is off. */
   maintenance?: MaintenanceOptions;
   /**
@@ -280,6 +282,7 @@ export class Meter {
       timers,
       currency: this.charging.currency,
       utcOffsetMinutes: config.utcOffsetMinutes,
+      receiptSite: config.receiptSite,
       tariff: () => this.charging.tariff,
       timeKnown: config.time ? () => (this.time?.state ?? TimeState.Unset) !== TimeState.Unset : undefined,
       bayMode: (bayId, now) => this.charging.bayMode(bayId, now),

@@ -13,6 +13,8 @@ import type { Bays } from './bays';
 import { formatClock, formatDuration, formatMoney } from './format';
 
 const RESULT_SHOWN_MS = 5000;
+/** Long enough to copy a receipt code down or photograph it. */
+const RECEIPT_SHOWN_MS = 60_000;
 const IDLE_REFRESH_MS = 60_000;
 const CARD_TYPE_NAMES = ['any card', 'debit', 'credit', 'prepaid'];
 
@@ -40,6 +42,8 @@ export interface InformationOptions {
   currency: number;
   /** A fixed offset from UTC; when absent the tariff's time zone gives local time. */
   utcOffsetMinutes?: number;
+  /** Where the receipt code is entered, shown under it (the meter's label says the same). */
+  receiptSite?: string;
   /** The tariff in force (it changes with 0x85 downlinks), for bay states and local time. */
   tariff?: () => Tariff;
   /** False while the meter has never known the wall time (time management): the clock is not shown. */
@@ -163,17 +167,28 @@ export class InformationUnit {
         true,
       ),
     );
-    bus.on('receipt-requested', (p) =>
+    // The receipt is the sale's record, online: its code opens it (and its PDF, or an e-mail of
+    // it) at the receipt site once the meter has uploaded it. No code, no claim of a receipt.
+    bus.on('receipt-requested', (p) => {
+      const code = p.receiptCode?.split('-');
       this.#show(
-        [
-          `Receipt bay ${p.bayId}`,
-          `Paid ${money(p.charge)}`,
-          `until ${this.#clock(p.paidUntil)}`,
-          'Sent to your phone',
-        ],
+        code && code.length === 4
+          ? [
+              `Bay ${p.bayId} paid ${money(p.charge)}`,
+              `Code ${code[0]}-${code[1]}`,
+              `Check ${code[2]}-${code[3]}`,
+              options.receiptSite ?? 'Receipt code online',
+            ]
+          : [
+              `Receipt bay ${p.bayId}`,
+              `Paid ${money(p.charge)}`,
+              `until ${this.#clock(p.paidUntil)}`,
+              'No receipt code',
+            ],
         true,
-      ),
-    );
+        RECEIPT_SHOWN_MS,
+      );
+    });
     bus.on('payment-refused', (r) =>
       this.#show(['CARD REFUSED', ...wrap(r.message, options.display.columns)], true),
     );
@@ -320,7 +335,7 @@ export class InformationUnit {
     return formatClock(epochSeconds, offsetAt(tariff().tz, epochSeconds) / 60);
   }
 
-  #show(lines: string[], thenIdle = false): void {
+  #show(lines: string[], thenIdle = false, shownMs = RESULT_SHOWN_MS): void {
     const { display, timers } = this.#o;
     timers.clear(this.#revert);
     this.#revert = undefined;
@@ -331,7 +346,7 @@ export class InformationUnit {
       this.#revert = timers.setTimeout(() => {
         this.#revert = undefined;
         this.showIdle();
-      }, RESULT_SHOWN_MS);
+      }, shownMs);
     }
   }
 }

@@ -131,6 +131,11 @@ export class MainRecord {
     return records.length;
   }
 
+  /** The chain link of a record still held: the receipt code's check is made from it. */
+  linkOf(seq: number): Uint8Array | undefined {
+    return this.#options.log.linkOf(seq);
+  }
+
   appendTransaction(data: TransactionData): MeterRecord {
     if (!this.available) throw new ServiceUnavailableError('storage full');
     const record = this.#append((header) => ({ ...header, kind: RecordKind.Transaction, data }));

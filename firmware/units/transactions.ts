@@ -11,6 +11,7 @@ import type { KeyName, MeterEvents } from '../events';
 import type { Bays } from './bays';
 import type { BlacklistUnit } from './blacklist';
 import { formatLocal } from '../../protocol/tariff/index';
+import { formatReceiptCode, receiptCodeOf } from '../../protocol/receiptCode';
 import type { ChargingUnit } from './charging';
 import type { PurchaseHistory } from './purchaseHistory';
 import type { MainRecord } from './records';
@@ -275,7 +276,7 @@ export class TransactionUnit {
       return;
     }
     const { paidFrom, paidUntil } = q;
-    records.appendTransaction({
+    const record = records.appendTransaction({
       transactionNumber: this.#nextTransactionNumber(),
       card: ref,
       cardExpiry: `${pad2(card.expiry.year % 100)}${pad2(card.expiry.month)}`,
@@ -292,6 +293,7 @@ export class TransactionUnit {
     this.#o.history?.add(ref.token, q.capShares ?? [{ start: paidFrom, end: paidUntil, amount: charge }]);
     bays.setPaidUntil(bayId, paidUntil);
     this.#finish();
+    const link = records.linkOf(record.seq);
     bus.emit('payment-accepted', {
       bayId,
       minutes: q.minutes,
@@ -299,6 +301,7 @@ export class TransactionUnit {
       paidUntil,
       remainingValue: debited.balance,
       cardLast4: ref.last4,
+      ...(link ? { receiptCode: formatReceiptCode(receiptCodeOf(record.meterId, record.seq, link)) } : {}),
     });
   }
 

@@ -21,6 +21,8 @@ import {
   type TariffDocument,
   type TariffPush,
 } from '../../protocol/tariff';
+import { receiptCheck } from '../../protocol/receiptCode';
+import { RecordKind } from '../../protocol/records';
 import { downlinkTopic, uplinkTopic } from '../../protocol/topics';
 import { deriveCardTokenKey } from '../../protocol/cardToken';
 
@@ -78,6 +80,7 @@ class Rig {
     for (const name of [
       'card-type-selected',
       'receipt-requested',
+      'record-appended',
       'maintenance-entry',
       'maintenance-opened',
       'maintenance-refused',
@@ -246,7 +249,21 @@ describe('meter user flow and tariffs', () => {
     const receipts = rig.named('receipt-requested') as MeterEvents['receipt-requested'][];
     assert.equal(receipts.length, 1);
     assert.equal(receipts[0].charge, 60);
-    assert.match(rig.board.display.text, /Receipt bay 1/);
+    // The code names the sale's record, and its check is its chain link's first 40 bits.
+    const sales = (rig.named('record-appended') as MeterEvents['record-appended'][]).filter(
+      (e) => e.record.kind === RecordKind.Transaction,
+    );
+    const seq = sales[sales.length - 1].record.seq;
+    const sale = rig.meter.records.linkOf(seq);
+    const shown = /Code (\d+)-(\d+)\s+Check ([0-9A-Z]{4})-([0-9A-Z]{4})/.exec(rig.board.display.text);
+    assert.ok(shown, rig.board.display.text);
+    assert.equal(Number(shown[1]), METER);
+    assert.equal(Number(shown[2]), seq);
+    assert.ok(sale);
+    assert.equal(`${shown[3]}${shown[4]}`, receiptCheck(sale));
+    assert.equal(receipts[0].receiptCode, `${shown[1]}-${shown[2]}-${shown[3]}-${shown[4]}`);
+    assert.match(rig.board.display.text, /^Bay 1 paid GBP 0\.60\n/);
+    assert.match(rig.board.display.text, /\nReceipt code online$/);
     assert.equal(rig.meter.transactions.state, 'idle', 'the OK did not start a sale');
     rig.clock.advance(10_000);
     rig.board.press('ok');
