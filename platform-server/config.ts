@@ -9,7 +9,9 @@ import type { Logger, StoredRecord } from './ingest/gate';
 import type { HsmConfig } from './keys/hsm';
 import type { OperatorsConfig } from './operators';
 import type { AlarmOptions } from './alarms/service';
-import { type ForwardingConfig, SmtpMailSender } from './alarms';
+import type { ForwardingConfig } from './alarms';
+import { type MailSender, SmtpMailSender } from './core/mail';
+import type { ReceiptLimits } from './receipts';
 import type { PhoneConfig } from './phone';
 import { type SmsSender, WebhookSmsSender } from './fleet/callIn';
 
@@ -87,6 +89,13 @@ export interface PlatformConfig {
    * through `smsSender`.
    */
   alarmForwarding?: ForwardingConfig;
+  /**
+   * The platform's mail server (PARKLINK_SMTP_URL): drivers' e-mails and receipts go through it, as
+   * alarm forwarding's do. Without one, e-mail receipts are refused, never pretended.
+   */
+  mail?: MailSender;
+  /** The receipt page's rate limits (tests set tighter ones). */
+  receiptLimits?: ReceiptLimits;
   /** Tariff pushes: how long one waits for the meter's acknowledgement before it is 'timed-out'; the clock. */
   tariffs?: { pushTimeoutSeconds?: number; now?: () => number };
   /**
@@ -153,11 +162,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): PlatformCon
   if (env.PARKLINK_SMTP_URL) {
     if (!env.PARKLINK_ALARM_MAIL_FROM)
       throw new ConfigError(
-        'PARKLINK_SMTP_URL is set: set PARKLINK_ALARM_MAIL_FROM, the sender of alarm e-mails',
+        "PARKLINK_SMTP_URL is set: set PARKLINK_ALARM_MAIL_FROM, the sender of the platform's e-mails (alarms and receipts)",
       );
-    config.alarmForwarding = {
-      mail: new SmtpMailSender(env.PARKLINK_SMTP_URL, env.PARKLINK_ALARM_MAIL_FROM),
-    };
+    config.mail = new SmtpMailSender(env.PARKLINK_SMTP_URL, env.PARKLINK_ALARM_MAIL_FROM);
+    config.alarmForwarding = { mail: config.mail };
   }
   if (env.PORT) {
     const port = Number(env.PORT);

@@ -37,6 +37,7 @@ import { type ReportService, startReports } from './reports';
 import { type ApdsService, startApds } from './apds';
 import { auditRoutes } from './audit/routes';
 import { ReportingService, reportingRoutes } from './reporting';
+import { EmailAdapter, ReceiptService, receiptRoutes } from './receipts';
 import { ClearanceService, clearanceRoutes, sftpTransport } from './clearance';
 import { configFromEnv, type PlatformConfig } from './config';
 
@@ -248,18 +249,20 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
     await app.register(auditRoutes, { db, guard: operators });
     // The city's days: its time zone, as the APDS API gives its places (PARKLINK_APDS_TIME_ZONE).
+    const cityTimeZone = config.apds?.timeZone ?? 'UTC';
     await app.register(reportingRoutes, {
-      service: new ReportingService(db, config.apds?.timeZone ?? 'UTC'),
+      service: new ReportingService(db, cityTimeZone),
       guard: operators,
     });
     const clearance = new ClearanceService(db, keystore, {
       acquirer: config.clearance?.acquirer ?? 'acquirer',
-      timeZone: config.apds?.timeZone ?? 'UTC',
+      timeZone: cityTimeZone,
       ...(config.clearance?.sftp
         ? { sftp: { target: config.clearance.sftp, transport: config.clearance.transport ?? sftpTransport } }
         : {}),
     });
     await app.register(clearanceRoutes, { service: clearance, guard: operators });
+    const receipts = new ReceiptService(db, ingest.crypto);
     const phone = await startPhone({
       db,
       meters,
@@ -269,10 +272,30 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       brokerUrl: platformBrokerUrl,
       logger,
       tariffs,
-      config: { ...config.phone, tokenKey: cardTokenKey },
+      config: {
+        ...config.phone,
+        tokenKey: cardTokenKey,
+        // Drivers' e-mails (receipts with their PDF) over SMTP when a mail server is configured.
+        ...(config.mail
+          ? {
+              adapters: {
+                email: new EmailAdapter(config.mail, receipts, cityTimeZone),
+                ...config.phone?.adapters,
+              },
+            }
+          : {}),
+      },
       demo: config.demo,
     });
     opened.push(() => phone.close());
+    await app.register(receiptRoutes, {
+      service: receipts,
+      timeZone: cityTimeZone,
+      outbox: phone.service.outbox,
+      db,
+      emailEnabled: config.mail !== undefined || config.phone?.adapters?.email !== undefined,
+      ...(config.receiptLimits ? { limits: config.receiptLimits } : {}),
+    });
     // Validity compares with the phone sessions' times: one clock for both (a test's virtual one).
     const phoneClock = config.phone?.clock;
     await startEnforcement(app, {

@@ -2,13 +2,13 @@
 // server, Debian's python3-aiosmtpd), a webhook (a local HTTP server) and SMS (the named simulator);
 // deliveries written with the alarm, retried with a growing delay, given up visibly, tried again.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { type AddressInfo, createConnection, createServer as createTcpServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
 import { encodeSecurityEvent, KeyFrame } from '../../protocol/keys';
 import { encodeStatusMessage, STATUS_FRAME, type StatusEvent } from '../../protocol/status';
 import { uplinkTopic } from '../../protocol/topics';
+import { startSmtpServer } from '../support/smtp';
 import { SmtpMailSender } from '../../platform-server/alarms';
 import { SimulatedSmsSender } from '../../platform-server/fleet/callIn';
 import type { Platform } from '../../platform-server/platform';
@@ -24,51 +24,6 @@ import {
 
 const T0 = 1_772_440_200;
 const SECRET = 'a webhook secret for the tests';
-
-async function freePort(): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ port, host: '127.0.0.1' }, () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-
-/** Debian's aiosmtpd with its Debugging handler: every message it takes is printed on stdout. */
-async function startSmtpServer(): Promise<{ port: number; output: () => string; stop: () => void }> {
-  const port = await freePort();
-  let output = '';
-  const child: ChildProcess = spawn(
-    '/usr/bin/python3',
-    ['-u', '-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${port}`],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  child.stdout?.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += chunk;
-  });
-  await waitForPort(port);
-  // Header lines folded by the client are unfolded (RFC 5322 2.2.3).
-  return { port, output: () => output.replace(/\r?\n[ \t]+/g, ' '), stop: () => child.kill() };
-}
 
 forEachBackend('alarm forwarding', (backend) => {
   let platform: Platform;

@@ -277,11 +277,11 @@ forEachBackend('operator accounts', (backend) => {
     });
   }
 
-  it("guards every operator route; only the login, the quote and the drivers' routes are public", async () => {
+  it("guards every operator route; only the login, the quote, receipts and the drivers' routes are public", async () => {
     const routes = platform.operators.routes;
     const publicUrls = [...new Set(routes.filter((r) => r.role === undefined).map((r) => r.url))];
     for (const url of publicUrls)
-      assert.match(url, /^\/api\/(driver\/|phone\/|quote$|operators\/login$)/, `${url} is public`);
+      assert.match(url, /^\/api\/(driver\/|phone\/|quote$|receipts\/|operators\/login$)/, `${url} is public`);
     const need = (method: string, url: string) =>
       routes.find((r) => r.method === method && r.url === url)?.role;
     assert.equal(need('POST', '/api/meters/:id/releases'), 'supervisor');

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { inflateSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import type { Platform } from '../../platform-server/platform';
 import { uplinkTopic } from '../../protocol/topics';
@@ -23,27 +22,11 @@ import {
   startPlatform,
   TestMeter,
 } from '../../sim/fleet/platform';
+import { pdfText } from '../support/pdf';
 
 /** The PDFs are kept for a person to look at (gitignored). */
 const ARTIFACTS = 'test-artifacts/reporting';
 const at = (iso: string) => Math.floor(Date.parse(iso) / 1000);
-
-/** The text a PDF shows, from its Flate-compressed content streams (pdfkit writes hex strings). */
-function pdfText(pdf: Buffer): string {
-  let text = '';
-  const source = pdf.toString('latin1');
-  for (const match of source.matchAll(/stream\r?\n/g)) {
-    const start = (match.index ?? 0) + match[0].length;
-    const end = source.indexOf('endstream', start);
-    try {
-      const content = inflateSync(pdf.subarray(start, end)).toString('latin1');
-      for (const hex of content.matchAll(/<([0-9a-f]+)>/gi))
-        text += Buffer.from(hex[1], 'hex').toString('latin1');
-      text += '\n';
-    } catch {}
-  }
-  return text;
-}
 
 forEachBackend('city reports (revenue, occupancy, events, uptime)', (backend) => {
   let platform: Platform;

@@ -5,8 +5,8 @@
 // `retrySeconds`) until sent; a failed attempt is counted with its error and tried again later with
 // a growing delay; after `maxAttempts` the delivery is 'failed', shown in the list and the alarm's
 // history, and an operator may try it again.
-import nodemailer, { type Transporter } from 'nodemailer';
 import type { Database, Queryable } from '../core/db';
+import type { MailSender } from '../core/mail';
 import { postWebhook } from '../core/webhook';
 import type { Logger } from '../ingest/gate';
 import type { SmsSender } from '../fleet/callIn';
@@ -15,29 +15,7 @@ import { AlarmRefused, type AlarmService, type AlarmView } from './service';
 
 export type ForwardChannel = 'email' | 'webhook' | 'sms';
 
-/** Sends an e-mail; resolves once the server took it. */
-export interface MailSender {
-  send(message: { to: string; subject: string; text: string }): Promise<void>;
-}
-
-/** SMTP through nodemailer; `url` as nodemailer takes it (smtp://user:pass@host:587, smtps://…). */
-export class SmtpMailSender implements MailSender {
-  readonly #transport: Transporter;
-  constructor(
-    url: string,
-    readonly from: string,
-  ) {
-    this.#transport = nodemailer.createTransport(url);
-  }
-
-  async send(message: { to: string; subject: string; text: string }): Promise<void> {
-    await this.#transport.sendMail({ from: this.from, ...message });
-  }
-
-  close(): void {
-    this.#transport.close();
-  }
-}
+export { type MailSender, SmtpMailSender } from '../core/mail';
 
 export interface ForwardingOptions {
   db: Database;

@@ -15,6 +15,8 @@ export interface OutgoingMessage {
   recipient: string;
   kind: string;
   body: string;
+  /** A sale's receipt code when the message is its receipt (an e-mail attaches the PDF). */
+  receiptCode?: string | null;
 }
 
 export interface ChannelAdapter {
@@ -58,6 +60,7 @@ export interface NewMessage {
   kind: string;
   body: string;
   renewalId?: string;
+  receiptCode?: string;
 }
 
 export interface OutboxOptions {
@@ -87,8 +90,9 @@ export class Outbox {
   async enqueue(q: Queryable, m: NewMessage): Promise<number> {
     const now = new Date(this.#o.now());
     const row = await q.query<{ id: number }>(
-      `INSERT INTO outbox (driver_id, channel, recipient, kind, body, renewal_id, next_attempt_at, created_at, adapter)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id`,
+      `INSERT INTO outbox (driver_id, channel, recipient, kind, body, renewal_id, next_attempt_at, created_at, adapter,
+                           receipt_code)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id`,
       [
         m.driverId,
         m.channel,
@@ -98,6 +102,7 @@ export class Outbox {
         m.renewalId ?? null,
         now,
         this.adapterOf(m.channel).name,
+        m.receiptCode ?? null,
       ],
     );
     return row.rows[0].id;
@@ -131,7 +136,7 @@ export class Outbox {
       `UPDATE outbox SET next_attempt_at = $2
         WHERE id IN (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $1
                       ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
-        RETURNING id, channel, recipient, kind, body, attempts`,
+        RETURNING id, channel, recipient, kind, body, receipt_code AS "receiptCode", attempts`,
       [new Date(at), new Date(at + 60_000)],
     );
     for (const m of claimed.rows) {

@@ -1,5 +1,6 @@
 // ParkLink driver web app: register or log in, cards, active parking with a live countdown and
-// extend buttons, renewal history with receipts, the messages sent to the driver, alert settings.
+// extend buttons, renewal history with receipts, the messages sent to the driver, alert settings,
+// and (without an account) a sale's receipt by the code the meter showed.
 // Plain DOM (no framework, no innerHTML), talks to /api/driver/* with a bearer token.
 
 const TOKEN_KEY = 'parklink.token';
@@ -191,7 +192,17 @@ function authView(mode) {
           }),
           h('button', { class: 'wide', type: 'submit' }, 'Create account'),
         );
-  show(mode === 'login' ? 'Log in' : 'Create your account', tabs, form);
+  show(
+    mode === 'login' ? 'Log in' : 'Create your account',
+    tabs,
+    form,
+    h(
+      'p',
+      { class: 'muted' },
+      'Paid at a meter? ',
+      h('a', { href: '#/receipt' }, 'Get your receipt with its code'),
+    ),
+  );
 }
 
 async function onLogin(event) {
@@ -761,6 +772,103 @@ async function saveSettings(event) {
   }
 }
 
+// ---- Receipt by the code the meter showed (no account needed) ---------------------------------
+
+function receiptView(code) {
+  const form = h(
+    'form',
+    { class: 'card', 'aria-label': 'Receipt code', onsubmit: onReceiptCode },
+    field('Receipt code from the meter', 'code', {
+      required: true,
+      autocomplete: 'off',
+      autocapitalize: 'characters',
+      placeholder: '1001-42-7KQ4-M2XD',
+      value: code || undefined,
+    }),
+    h('button', { class: 'wide', type: 'submit' }, 'Show receipt'),
+  );
+  show(
+    'Your receipt',
+    h(
+      'p',
+      { class: 'muted' },
+      'After paying, press OK at the meter: it shows a code and a check. Type both here.',
+    ),
+    form,
+    h('div', { id: 'receipt' }),
+  );
+  if (code) loadReceipt(form, code);
+}
+
+async function onReceiptCode(event) {
+  event.preventDefault();
+  const code = String(new FormData(event.target).get('code')).trim();
+  history.replaceState(null, '', `#/receipt/${encodeURIComponent(code)}`);
+  await loadReceipt(event.target, code);
+}
+
+async function loadReceipt(form, code) {
+  const place = document.getElementById('receipt');
+  clearFieldErrors(form);
+  try {
+    const r = await api('GET', `/api/receipts/${encodeURIComponent(code)}`);
+    const path = `/api/receipts/${encodeURIComponent(r.code)}`;
+    const mail = h(
+      'form',
+      { class: 'inline', 'aria-label': 'E-mail the receipt', onsubmit: (e) => onReceiptEmail(e, path) },
+      field('E-mail it to', 'to', { type: 'email', required: true, autocomplete: 'email' }),
+      h('button', { type: 'submit' }, 'Send'),
+    );
+    place.replaceChildren(
+      h(
+        'section',
+        { class: 'card', 'aria-label': 'Receipt' },
+        h('h3', {}, `Receipt ${r.code}`),
+        h(
+          'dl',
+          { class: 'receipt' },
+          h('dt', {}, 'Meter'),
+          h('dd', {}, `${r.meter.id} ${r.meter.name}${r.meter.address ? `, ${r.meter.address}` : ''}`),
+          h('dt', {}, 'Bay'),
+          h('dd', {}, String(r.bayId)),
+          h('dt', {}, 'Paid'),
+          h('dd', {}, `${money(r.charge, r.currency)} for ${r.minutes} min`),
+          h('dt', {}, 'Valid'),
+          h('dd', {}, `${dateTime(r.paidFrom)} – ${time(r.paidUntil)}`),
+          h('dt', {}, 'Card'),
+          h('dd', {}, `${r.cardType}, ending ${r.cardLast4}`),
+          h('dt', {}, 'Record'),
+          h('dd', {}, `${r.proof.seq} of the meter's hash chain`),
+          h('dt', {}, 'Chain proof'),
+          h(
+            'dd',
+            { class: r.proof.verified ? 'ok' : 'bad' },
+            r.proof.verified ? `link ${r.proof.link.slice(0, 16)}… checked` : 'the link does not match',
+          ),
+        ),
+        h('a', { class: 'button', href: `${path}/pdf`, download: '' }, 'Download PDF'),
+        mail,
+      ),
+    );
+    say('Receipt found.');
+  } catch (error) {
+    place.replaceChildren();
+    refused(form, error);
+  }
+}
+
+async function onReceiptEmail(event, path) {
+  event.preventDefault();
+  const to = String(new FormData(event.target).get('to')).trim();
+  clearFieldErrors(event.target);
+  try {
+    await api('POST', `${path}/email`, { to });
+    say(`Receipt sent to ${to}.`);
+  } catch (error) {
+    refused(event.target, error);
+  }
+}
+
 // ---- Routing ---------------------------------------------------------------------------------
 
 const VIEWS = {
@@ -773,6 +881,12 @@ const VIEWS = {
 
 async function route() {
   const name = location.hash.replace(/^#\//, '') || (token ? 'sessions' : 'login');
+  // A receipt needs no account: the code from the meter opens it.
+  if (name === 'receipt' || name.startsWith('receipt/')) {
+    nav.hidden = !token;
+    receiptView(decodeURIComponent(name.slice('receipt/'.length)));
+    return;
+  }
   if (!token || name === 'login' || name === 'register') {
     if (token && (name === 'login' || name === 'register')) {
       location.hash = '#/sessions';
