@@ -9,6 +9,8 @@ import { build } from 'esbuild';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CONSOLE_SOURCE = join(root, 'console');
 export const CONSOLE_OUTPUT = join(root, 'build', 'console');
+/** The officer app's handheld module (Web Bluetooth collection), served at /enforcement/collect.js. */
+export const OFFICER_HANDHELD_OUTPUT = join(root, 'build', 'enforcement');
 
 /** Builds the console; returns the milliseconds it took. */
 export async function buildConsole(options: { outdir?: string; quiet?: boolean } = {}): Promise<number> {
@@ -35,6 +37,17 @@ export async function buildConsole(options: { outdir?: string; quiet?: boolean }
     legalComments: 'linked',
   });
   copyFileSync(join(CONSOLE_SOURCE, 'index.html'), join(outdir, 'index.html'));
+  // The officer app is plain files; only its handheld (CBOR, chunks, the token's proof) is built.
+  await build({
+    entryPoints: { collect: join(CONSOLE_SOURCE, 'src', 'handheld', 'collect.ts') },
+    outdir: options.outdir ? join(outdir, 'enforcement') : OFFICER_HANDHELD_OUTPUT,
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    target: ['chrome110'],
+    tsconfig: join(CONSOLE_SOURCE, 'tsconfig.json'),
+    logLevel: options.quiet ? 'silent' : 'warning',
+  });
   const ms = performance.now() - started;
   if (!options.quiet) console.log(`console built in ${Math.round(ms)} ms: ${outdir}`);
   return ms;

@@ -3,14 +3,9 @@
 // the set (and nothing released before it), release tokens carried by hand, duplicate deliveries
 // absorbed by the platform, and bad input refused with a typed error while nothing stored is lost.
 import assert from 'node:assert/strict';
-import { Meter } from '../../firmware/meter';
-import { RecordStore } from '../../firmware/units/storage';
-import { provisionBoard } from '../../firmware/units/security';
+import { OFFLINE_RATE, offlineMeter } from '../support/offlineMeter';
 import { deriveCardTokenKey } from '../../protocol/cardToken';
-import { VirtualBoard } from '../../hal/mock/board';
-import { purseCard } from '../../hal/mock/cards';
 import { VirtualClock } from '../../hal/mock/clock';
-import { VirtualBroker } from '../../hal/mock/mqtt';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { fromHex, toHex as toHexString } from '../../protocol/bytes';
 import { encodeCbor } from '../../protocol/cbor';
@@ -53,30 +48,15 @@ import { KeyFrame } from '../../protocol/keys';
 
 const METER = 7301;
 const MASTER = new Uint8Array(32).fill(0x17);
-const RATE = { currency: 826, perHour: 240, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 };
 
 function rig(options: { meterId?: number; keys?: MeterKeys; clock?: VirtualClock; wifi?: boolean } = {}) {
   const meterId = options.meterId ?? METER;
-  const clock = options.clock ?? new VirtualClock('2026-05-01T08:00:00Z');
-  const broker = new VirtualBroker(clock);
-  const link = broker.link();
-  link.setSignal(false); // no radio: the handheld is the meter's only way to the platform
-  const board = new VirtualBoard({ mqtt: link, clock, wifiPort: options.wifi });
   const keys = options.keys ?? deriveMeterKeys(crypto, MASTER, meterId, 1);
-  provisionBoard(board.hardware, { ...keys, cardTokenKey: deriveCardTokenKey(crypto, MASTER) }, meterId);
-  RecordStore.provisionReleaseKey(board.preferences, deriveReleaseKey(crypto, keys.downlink, meterId));
-  const meter = new Meter(board.hardware, {
-    meterId,
-    bays: [1, 2],
-    rate: RATE,
-    maintenance: { sequence: ['up', 'up', 'down', 'bay'] },
-  });
-  meter.start();
-  clock.advance(10);
+  const r = offlineMeter({ ...options, meterId, keys, cardTokenKey: deriveCardTokenKey(crypto, MASTER) });
   let tokenId = 0;
   /** A fresh maintenance token and its secret, as the platform issues them. */
   const token = () => {
-    const now = Math.floor(clock.now() / 1000);
+    const now = Math.floor(r.clock.now() / 1000);
     const bytes = encodeMaintenanceToken({
       meterId,
       staff: 'bob',
@@ -86,30 +66,7 @@ function rig(options: { meterId?: number; keys?: MeterKeys; clock?: VirtualClock
     });
     return { token: bytes, secret: maintenanceSecret(crypto, keys.secrets!.m, bytes), meterId };
   };
-  const modeKey = () => {
-    for (let i = 0; i < 3; i++) board.press('cancel');
-  };
-  const { card } = purseCard([0x04, 9, 9, 1], {
-    cardNumber: '6280000000000991',
-    expiry: { year: 2031, month: 1 },
-    cardType: 1,
-    balance: 100_000,
-    limit: 0,
-    counter: 0,
-    currency: 826,
-  });
-  const sell = (n: number) => {
-    for (let i = 0; i < n; i++) {
-      board.press('ok');
-      board.press('up');
-      board.press('ok');
-      board.field.add(card);
-      clock.advance(300);
-      board.field.remove(card);
-      clock.advance(30_000);
-    }
-  };
-  return { clock, board, meter, keys, token, modeKey, sell, meterId, broker, link };
+  return { ...r, token };
 }
 
 /** The platform's ack of a set frame, sealed as ingest seals it (for the tests without a database). */
@@ -638,7 +595,7 @@ forEachBackend('handheld uploads on the platform', (backend) => {
       method: 'POST',
       url: '/api/tariffs',
       headers,
-      payload: { ...flatTariff(RATE), id: 'handheld-zone', version: 3 },
+      payload: { ...flatTariff(OFFLINE_RATE), id: 'handheld-zone', version: 3 },
     });
     assert.ok([201, 409].includes(stored.statusCode), stored.body);
     const pushed = await platform.app.inject({
@@ -703,7 +660,7 @@ forEachBackend('handheld uploads on the platform', (backend) => {
       method: 'POST',
       url: '/api/tariffs',
       headers: login.headers,
-      payload: { ...flatTariff(RATE), id: 'errand-zone', version: 5 },
+      payload: { ...flatTariff(OFFLINE_RATE), id: 'errand-zone', version: 5 },
     });
     assert.equal(stored.statusCode, 201, stored.body);
     const pushed = await platform.app.inject({
@@ -751,7 +708,7 @@ forEachBackend('handheld uploads on the platform', (backend) => {
       method: 'POST',
       url: '/api/tariffs',
       headers,
-      payload: { ...flatTariff(RATE), id: 'beat-zone', version: 1 },
+      payload: { ...flatTariff(OFFLINE_RATE), id: 'beat-zone', version: 1 },
     });
     const push = async (meterId: number) => {
       const pushed = await platform.app.inject({

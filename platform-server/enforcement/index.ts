@@ -9,8 +9,9 @@
 //   POST /api/driver/enforcement/notices/:code/appeal    the driver's statement (public)
 //   GET  /enforcement/notices/:code                      the appeal page (public HTML)
 //   GET  /enforcement/                                   the officer web app (app/: shell, service worker,
-//                                                        manifest; idb's ESM build at /enforcement/idb.js)
-import { readFileSync } from 'node:fs';
+//                                                        manifest; idb's ESM build at /enforcement/idb.js;
+//                                                        the handheld built at /enforcement/collect.js)
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -286,6 +287,21 @@ export async function startEnforcement(app: FastifyInstance, deps: EnforcementDe
     const body = readFileSync(file);
     app.get(url, async (_request, reply) => reply.type(type).header('cache-control', 'no-cache').send(body));
   }
+  // The handheld (Web Bluetooth collection) is built from TypeScript by `npm run build:console`.
+  const collect = join(import.meta.dirname, '..', '..', 'build', 'enforcement', 'collect.js');
+  app.get('/enforcement/collect.js', async (_request, reply) => {
+    if (!existsSync(collect))
+      return sendError(
+        reply,
+        503,
+        'not-built',
+        "the officer app's handheld is not built: run npm run build:console",
+      );
+    return reply
+      .type('text/javascript; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      .send(readFileSync(collect));
+  });
   return enforcement;
 }
 

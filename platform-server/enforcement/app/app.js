@@ -1,14 +1,24 @@
 // The officer app: sign in, the beat with each bay's validity (kept in IndexedDB for offline use),
 // lookup, issuing notices (queued in IndexedDB, each with the id this device generates) and sync
-// (POSTs the queue; the platform stores each id once, so sending again after a lost answer is safe).
+// (POSTs the queue; the platform stores each id once, so sending again after a lost answer is safe),
+// and collection at meters without coverage: a visit prepared online (a maintenance token, the
+// downlinks the platform keeps for the meter), the meter's sets and uplinks collected over Web
+// Bluetooth (collect.js), kept in IndexedDB and handed in when online; the platform stores each
+// record once, and the acks it returns are carried to the meter on the next visit.
 import { openDB } from '/enforcement/idb.js';
 
-const db = await openDB('parklink-enforcement', 1, {
-  upgrade(d) {
-    d.createObjectStore('kv');
-    d.createObjectStore('beat', { keyPath: 'key' });
-    d.createObjectStore('queue', { keyPath: 'id' });
-    d.createObjectStore('issued', { keyPath: 'id' });
+const db = await openDB('parklink-enforcement', 2, {
+  upgrade(d, oldVersion) {
+    if (oldVersion < 1) {
+      d.createObjectStore('kv');
+      d.createObjectStore('beat', { keyPath: 'key' });
+      d.createObjectStore('queue', { keyPath: 'id' });
+      d.createObjectStore('issued', { keyPath: 'id' });
+    }
+    // Collection: a token per meter for the next visit, the downlinks to carry in, what was collected.
+    d.createObjectStore('tokens', { keyPath: 'meterId' });
+    d.createObjectStore('carry', { keyPath: 'meterId' });
+    d.createObjectStore('collected', { keyPath: 'id', autoIncrement: true });
   },
 });
 const $ = (id) => document.getElementById(id);
@@ -146,6 +156,7 @@ $('login').addEventListener('submit', async (ev) => {
     }
     token = json.token;
     await db.put('kv', token, 'token');
+    await db.put('kv', String(f.get('username')), 'username');
     show('beatView');
     await renderBeat();
   } catch {
@@ -207,3 +218,125 @@ $('plateForm').addEventListener('submit', async (event) => {
     );
   if (json.notices.length > 0) item(`${json.notices.length} notice(s) issued to ${json.plate}`);
 });
+
+// ---- Collection where a meter has no coverage ----------------------------------------------------
+
+const say = (text) => {
+  $('collectInfo').textContent = text;
+};
+const meterOfForm = () => Number(new FormData($('prepareForm')).get('meter'));
+const b64ToHex = (b64) =>
+  Array.from(atob(b64), (c) => c.charCodeAt(0).toString(16).padStart(2, '0')).join('');
+
+async function renderHeld() {
+  const held = await db.getAll('collected');
+  const sets = held.filter((c) => c.kind === 'set').length;
+  $('held').textContent = `held ${sets} sets, ${held.length - sets} other frames`;
+}
+
+/** Online, before going: a maintenance token for one visit, and what the platform keeps for the meter. */
+async function prepare(meterId) {
+  // A token lasts an hour at most (the platform's limit): prepare shortly before going.
+  const staff = (await db.get('kv', 'username')) ?? 'officer';
+  const issued = await api('POST', `/api/meters/${meterId}/maintenance-tokens`, { staff, seconds: 3600 });
+  if (issued.status === 403) return say('Collection needs an operator sign-in.');
+  if (issued.status !== 201) return say(issued.json.message ?? `token refused (${issued.status})`);
+  const waiting = await api('GET', `/api/handheld/meters/${meterId}/downlinks`);
+  if (waiting.status !== 200) return say(waiting.json.message ?? `downlinks refused (${waiting.status})`);
+  await db.put('tokens', { meterId, token: issued.json.token, secret: issued.json.secret });
+  const carry = (await db.get('carry', meterId)) ?? { meterId, frames: [] };
+  for (const d of waiting.json.downlinks) {
+    const frame = b64ToHex(d.frame);
+    if (!carry.frames.some((f) => f.frame === frame)) carry.frames.push({ seq: d.seq, frame });
+  }
+  carry.frames.sort((a, b) => a.seq - b.seq);
+  await db.put('carry', carry);
+  say(`Visit to meter ${meterId} prepared: ${carry.frames.length} downlinks to carry.`);
+}
+
+/** At the meter (no network needed): the visit over Bluetooth, its results kept in IndexedDB. */
+async function collect(meterId) {
+  const h = await import('/enforcement/collect.js');
+  const prepared = await db.get('tokens', meterId);
+  if (!prepared) return say(`Prepare a visit to meter ${meterId} first (online).`);
+  const carry = (await db.get('carry', meterId)) ?? { meterId, frames: [] };
+  const held = (await db.getAll('collected')).filter((c) => c.meterId === meterId && c.kind === 'set');
+  const heldUpTo = held.reduce((max, c) => Math.max(max, c.last), 0);
+  let link;
+  try {
+    say('Choose the meter in the Bluetooth list…');
+    link = await h.MeterLink.connect();
+    const result = await h.visit(link, {
+      meterId,
+      token: h.fromHex(prepared.token),
+      secret: h.fromHex(prepared.secret),
+      downlinks: carry.frames.map((f) => h.fromHex(f.frame)),
+      heldUpTo,
+    });
+    // The token is spent and the downlinks are delivered, whatever the meter said of each.
+    await db.delete('tokens', meterId);
+    await db.put('carry', { meterId, frames: [] });
+    const tx = db.transaction('collected', 'readwrite');
+    // Sets the meter has since acknowledged need not travel.
+    for (const c of held) if (c.last <= result.acked) await tx.store.delete(c.id);
+    for (const c of result.collected) await tx.store.add(c);
+    await tx.done;
+    const sets = result.collected.filter((c) => c.kind === 'set').length;
+    say(
+      `Meter ${meterId}: ${sets} sets and ${result.collected.length - sets} other frames collected, ` +
+        `${result.delivered.filter((d) => d.ok).length} of ${result.delivered.length} downlinks taken.`,
+    );
+  } catch (error) {
+    say(`Collection stopped: ${error.message}`);
+  } finally {
+    link?.disconnect();
+  }
+  await renderHeld();
+}
+
+/** Online: every frame held to the platform, 256 at a time; the acks kept for the next visit. */
+async function handIn() {
+  const held = await db.getAll('collected');
+  let stored = 0;
+  let duplicates = 0;
+  let refused = 0;
+  for (let at = 0; at < held.length; at += 256) {
+    const batch = held.slice(at, at + 256);
+    let res;
+    try {
+      res = await api('POST', '/api/handheld/uplinks', { frames: batch.map((c) => c.frame) });
+    } catch {
+      say('Offline: the frames stay held.');
+      break;
+    }
+    if (res.status !== 200) {
+      say(res.json.message ?? `hand-in refused (${res.status})`);
+      break;
+    }
+    for (const [i, r] of res.json.results.entries()) {
+      const c = batch[i];
+      if (r.ok) {
+        stored += r.stored ?? 0;
+        duplicates += r.duplicates ?? 0;
+        if (r.downlink) {
+          const carry = (await db.get('carry', c.meterId)) ?? { meterId: c.meterId, frames: [] };
+          const seq = Number.parseInt(r.downlink.slice(20, 28), 16);
+          carry.frames.push({ seq, frame: r.downlink });
+          await db.put('carry', carry);
+        }
+      } else refused++;
+      // A refused frame (a replay) is dropped: the meter still holds its records and seals them again.
+      await db.delete('collected', c.id);
+    }
+    say(`Handed in: ${stored} records stored, ${duplicates} duplicates, ${refused} refused.`);
+  }
+  await renderHeld();
+}
+
+$('prepareForm').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  prepare(meterOfForm()).catch(() => say('Offline: a visit is prepared online.'));
+});
+$('connect').addEventListener('click', () => collect(meterOfForm()));
+$('handIn').addEventListener('click', handIn);
+await renderHeld();

@@ -1,10 +1,11 @@
 // The officer app's service worker: the app shell from its cache (so the app opens offline), the
 // API always from the network (the app queues notices in IndexedDB when it is unreachable).
-const CACHE = 'parklink-enforcement-v1';
+const CACHE = 'parklink-enforcement-v2';
 const SHELL = [
   '/enforcement/',
   '/enforcement/app.js',
   '/enforcement/idb.js',
+  '/enforcement/collect.js',
   '/enforcement/manifest.webmanifest',
   '/enforcement/icon.svg',
 ];
