@@ -117,6 +117,35 @@ forEachBackend('ingest in batches', (backend) => {
     assert.equal(await count('records', meter.id), 6);
   });
 
+  it("keeps each meter's newest record on its row, and checks a continuing set against it", async () => {
+    const meter = await newMeter();
+    meter.transactions(9);
+    assert.equal((await ingest.handleUplink(uplinkTopic(meter.id), meter.frame(1, 3))).ok, true);
+    const newest = async () =>
+      (
+        await platform.db.query<{ last_record_seq: string; last_record_link: Uint8Array }>(
+          'SELECT last_record_seq, last_record_link FROM meters WHERE id = $1',
+          [meter.id],
+        )
+      ).rows[0];
+    assert.equal(Number((await newest()).last_record_seq), 3);
+    assert.deepEqual(Buffer.from((await newest()).last_record_link), Buffer.from(meter.link(3)));
+    // Continuing from record 3 with a previous link that is not record 3's: refused, nothing stored.
+    const forged = await ingest.handleUplink(
+      uplinkTopic(meter.id),
+      meter.frame(4, 6, { previous: meter.link(1) }),
+    );
+    assert.equal(forged.ok ? 'ok' : forged.reason, 'chain-broken');
+    assert.equal(await count('records', meter.id), 3);
+    assert.equal(Number((await newest()).last_record_seq), 3, 'a refused set moves nothing');
+    assert.equal((await ingest.handleUplink(uplinkTopic(meter.id), meter.frame(4, 6))).ok, true);
+    // A resend of stored records (duplicates) leaves the newest where it is.
+    assert.equal((await ingest.handleUplink(uplinkTopic(meter.id), meter.frame(1, 3))).ok, true);
+    assert.equal(Number((await newest()).last_record_seq), 6);
+    assert.deepEqual(Buffer.from((await newest()).last_record_link), Buffer.from(meter.link(6)));
+    assert.equal(await count('records', meter.id), 6);
+  });
+
   it('stores operation and maintenance text verbatim, quotes, backslashes, braces and all', async () => {
     const meter = await newMeter();
     const awkward = [

@@ -107,6 +107,8 @@ interface MeterRow extends UplinkWindowRow {
   key_epoch: number;
   old_epoch: number | null;
   has_gaps: boolean;
+  last_record_seq: number | string;
+  last_record_link: Uint8Array | null;
 }
 
 /** A frame opened and chain-checked on its own; what remains needs the records already held. */
@@ -180,7 +182,8 @@ export async function storeBatch(
       const locked = await tx.query<MeterRow>(
         `SELECT id, key_epoch, ${UPLINK_WINDOW_COLUMNS},
                 CASE WHEN previous_epoch_until > now() THEN previous_key_epoch END AS old_epoch,
-                EXISTS (SELECT 1 FROM record_gaps g WHERE g.meter_id = meters.id) AS has_gaps
+                EXISTS (SELECT 1 FROM record_gaps g WHERE g.meter_id = meters.id) AS has_gaps,
+                last_record_seq, last_record_link
            FROM meters WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
         [meterIds],
       );
@@ -196,9 +199,28 @@ export async function storeBatch(
       });
       keysHanded.push(...opened.map((s) => s.downlinkKey));
 
-      // The held records from first - 1 to last + 1 of every set, in one query.
+      // The held records from first - 1 to last + 1 of every set. A set that continues from the
+      // meter's newest stored record (the usual case) needs only that record's link, kept on the
+      // meter's row; the others are looked up in one query.
       const held = new Map<number, Map<number, HeldRecord>>();
-      if (opened.length > 0) {
+      const lookUp: OpenedSet[] = [];
+      for (const set of opened) {
+        const meter = meters.get(set.meterId) as MeterRow;
+        if (
+          !set.hasGaps &&
+          meter.last_record_link &&
+          Number(meter.last_record_seq) === set.first - 1 &&
+          set.first > 1
+        )
+          held.set(
+            set.meterId,
+            new Map([
+              [set.first - 1, { bytes: new Uint8Array(0), link: meter.last_record_link, redacted: false }],
+            ]),
+          );
+        else lookUp.push(set);
+      }
+      if (lookUp.length > 0) {
         const around = await tx.query<{
           meter_id: number;
           seq: number;
@@ -210,7 +232,7 @@ export async function storeBatch(
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS f(meter_id, lo, hi)
              CROSS JOIN LATERAL (SELECT * FROM records r WHERE r.meter_id = f.meter_id AND r.seq BETWEEN f.lo AND f.hi
                                  LIMIT f.hi - f.lo + 1) r`,
-          [opened.map((s) => s.meterId), opened.map((s) => s.first - 1), opened.map((s) => s.last + 1)],
+          [lookUp.map((s) => s.meterId), lookUp.map((s) => s.first - 1), lookUp.map((s) => s.last + 1)],
         );
         for (const row of around.rows) {
           const meter = held.get(row.meter_id) ?? new Map();
@@ -618,19 +640,34 @@ async function writeSets(
          FROM unnest(${m}, ${q}, ${e}, ${f}, ${l}, ${b}, ${n}) AS u(m, q, e, f, l, b, n)`,
     );
   }
-  const [ids, highest, seen] = arrays(
+  // Each meter's newest stored record after this batch (0 and no link: nothing new stored).
+  const newest = sets.map(({ stored }) =>
+    stored.reduce(
+      (top, r) => (r.record.seq > (top?.record.seq ?? 0) ? r : top),
+      undefined as StoredRecord | undefined,
+    ),
+  );
+  const [ids, highest, seen, newestSeq] = arrays(
     [
       sets.map(({ set }) => set.meterId),
       sets.map(({ set }) => set.window.highest),
       sets.map(({ set }) => uplinkSeenColumn(set.window)),
+      newest.map((r) => r?.record.seq ?? 0),
     ],
-    ['bigint', 'bigint', 'bigint'],
+    ['bigint', 'bigint', 'bigint', 'bigint'],
   );
+  params.push(Buffer.concat(newest.map((r) => r?.link ?? new Uint8Array(32))));
+  const newestLinks = `$${params.length}::bytea`;
   // Data-modifying CTEs all run, and the foreign keys (transactions → records) hold at the end.
   const ctes = parts.map((statement, i) => `w${i} AS (${statement})`);
   const advance = `UPDATE meters SET last_uplink_seq = f.highest, uplink_seen = f.seen, last_seen_at = now(),
-         downlink_seq = meters.downlink_seq + 1
-       FROM unnest(${ids}, ${highest}, ${seen}) AS f(id, highest, seen) WHERE meters.id = f.id
+         downlink_seq = meters.downlink_seq + 1,
+         last_record_link = CASE WHEN f.newest > meters.last_record_seq
+                                 THEN substring(${newestLinks} FROM (f.i::integer - 1) * 32 + 1 FOR 32)
+                                 ELSE meters.last_record_link END,
+         last_record_seq = GREATEST(meters.last_record_seq, f.newest)
+       FROM unnest(${ids}, ${highest}, ${seen}, ${newestSeq}) WITH ORDINALITY AS f(id, highest, seen, newest, i)
+       WHERE meters.id = f.id
        RETURNING meters.id, meters.downlink_seq`;
   const advanced = await tx.query<{ id: number; downlink_seq: number }>(
     ctes.length > 0 ? `WITH ${ctes.join(', ')} ${advance}` : advance,

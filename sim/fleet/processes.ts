@@ -46,13 +46,22 @@ export interface Instance {
   http: string;
 }
 
-/** One platform instance as production runs it: its own process, platform-server/main.ts, configured by environment. */
+/**
+ * One platform instance as production runs it: its own process, platform-server/main.ts, configured by
+ * environment. With BENCH_CPU_PROF=<dir> each instance writes its CPU profile there when it stops.
+ */
 export async function startInstance(
   env: Record<string, string>,
   nodeFlags: string[] = [],
 ): Promise<Instance> {
   const child = fork(fileURLToPath(new URL('../../platform-server/main.ts', import.meta.url)), [], {
-    execArgv: ['--import', './tools/ts-register.js', '--no-warnings', ...nodeFlags],
+    execArgv: [
+      '--import',
+      './tools/ts-register.js',
+      '--no-warnings',
+      ...nodeFlags,
+      ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+    ],
     env: { ...process.env, PARKLINK_PHONE_GATEWAY: '0', ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
