@@ -4,17 +4,13 @@
 // and a set it collected again; it carries the acks back, and the meter lets each set go only then.
 // Every record is stored exactly once; the figures are printed.
 import assert from 'node:assert/strict';
-import { Meter } from '../../firmware/meter';
-import { provisionBoard } from '../../firmware/units/security';
-import { VirtualBoard } from '../../hal/mock/board';
-import { purseCard } from '../../hal/mock/cards';
 import { VirtualClock } from '../../hal/mock/clock';
-import { VirtualBroker } from '../../hal/mock/mqtt';
 import { nobleCrypto as crypto } from '../../hal/nobleCrypto';
 import { fromHex, toHex } from '../../protocol/bytes';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, operatorLogin, randomMeterId, startPlatform } from '../../sim/fleet/platform';
 import { Handheld, type UploadSummary, uploadOverHttp } from '../../sim/handheld/client';
+import { offlineMeter } from '../support/offlineMeter';
 
 forEachBackend('a meter reached only through a handheld', (backend) => {
   let platform: Platform;
@@ -33,39 +29,17 @@ forEachBackend('a meter reached only through a handheld', (backend) => {
     const meterId = randomMeterId();
     const keys = await platform.provisionMeter(meterId, 'no radio');
     // The meter's clock near the platform's: the platform's tokens are valid from now on.
-    const clock = new VirtualClock(new Date().toISOString());
-    const radio = new VirtualBroker(clock).link();
-    radio.setSignal(false); // no coverage at this bay, ever
-    const board = new VirtualBoard({ mqtt: radio, clock });
-    provisionBoard(board.hardware, keys, meterId);
-    const meter = new Meter(board.hardware, {
+    const {
+      board,
+      meter,
+      sell: sellOnBays,
+    } = offlineMeter({
       meterId,
-      bays: [1, 2],
-      rate: { currency: 978, perHour: 300, minMinutes: 15, maxMinutes: 240, stepMinutes: 15 },
-      maintenance: { sequence: ['up', 'up', 'down', 'bay'] },
+      keys,
+      cardTokenKey: keys.cardTokenKey,
+      clock: new VirtualClock(new Date().toISOString()),
     });
-    meter.start();
-    const { card } = purseCard([0x04, 7, 7, 7], {
-      cardNumber: '6280123400000777',
-      expiry: { year: 2031, month: 1 },
-      cardType: 1,
-      balance: 1_000_000,
-      limit: 0,
-      counter: 0,
-      currency: 978,
-    });
-    const sell = (n: number) => {
-      for (let i = 0; i < n; i++) {
-        board.press('ok');
-        if (i % 2) board.press('bay');
-        board.press('up');
-        board.press('ok');
-        board.field.add(card);
-        clock.advance(300);
-        board.field.remove(card);
-        clock.advance(20_000);
-      }
-    };
+    const sell = (n: number) => sellOnBays(n, { alternate: true, gapMs: 20_000 });
 
     const { headers } = await operatorLogin(platform.operators, 'operator');
     const token = async () => {

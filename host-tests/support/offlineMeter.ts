@@ -50,15 +50,17 @@ export function offlineMeter(options: {
     counter: 0,
     currency: 826,
   });
-  const sell = (n: number) => {
+  /** `n` sales of 30 minutes, `gapMs` apart; `alternate` puts every other one on bay 2. */
+  const sell = (n: number, { alternate = false, gapMs = 30_000 } = {}) => {
     for (let i = 0; i < n; i++) {
       board.press('ok');
+      if (alternate && i % 2) board.press('bay');
       board.press('up');
       board.press('ok');
       board.field.add(card);
       clock.advance(300);
       board.field.remove(card);
-      clock.advance(30_000);
+      clock.advance(gapMs);
     }
   };
   return { clock, board, meter, keys, modeKey, sell, meterId, broker, link };
