@@ -113,8 +113,10 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     opened.push(() => db.close());
     await migrate(db);
     await convertStoredCards(db, cardTokens);
-    const history = await startHistory({ db, logger: config.logger }, config.history);
-    opened.push(async () => history.close());
+    // The city's days (PARKLINK_APDS_TIME_ZONE) are the reports' and the daily sales roll-up's.
+    const timeZone = config.apds?.timeZone ?? 'UTC';
+    const history = await startHistory({ db, logger: config.logger }, { timeZone, ...config.history });
+    opened.push(() => history.close());
 
     const relays = new RelayAssignments(db);
     await relays.load();
@@ -157,6 +159,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       group: config.shareGroup,
       onStored: config.onStored,
       cardTokens,
+      timeZone,
     });
     opened.push(() => ingest.close());
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
@@ -249,12 +252,12 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     await app.register(auditRoutes, { db, guard: operators });
     // The city's days: its time zone, as the APDS API gives its places (PARKLINK_APDS_TIME_ZONE).
     await app.register(reportingRoutes, {
-      service: new ReportingService(db, config.apds?.timeZone ?? 'UTC'),
+      service: new ReportingService(db, timeZone),
       guard: operators,
     });
     const clearance = new ClearanceService(db, keystore, {
       acquirer: config.clearance?.acquirer ?? 'acquirer',
-      timeZone: config.apds?.timeZone ?? 'UTC',
+      timeZone,
       ...(config.clearance?.sftp
         ? { sftp: { target: config.clearance.sftp, transport: config.clearance.transport ?? sftpTransport } }
         : {}),
