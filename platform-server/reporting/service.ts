@@ -226,28 +226,32 @@ export class ReportingService {
             minutes: string;
             amount: string;
           }>(
-            `SELECT day, area, meter_id, card_type, channel, currency,
-                    sum(payments) AS payments, sum(minutes) AS minutes, sum(amount) AS amount
+            // The three parts never share a row of the report (other days, or a channel and no card
+            // type), so each is summed on its own and the totals' rows are taken as they are.
+            `SELECT to_char(day, 'YYYY-MM-DD') AS day, area, meter_id, card_type, channel, currency,
+                    payments, minutes, amount
                FROM (
-                 SELECT to_char(s.day, 'YYYY-MM-DD') AS day, m.area, m.id AS meter_id, s.card_type,
-                        NULL::text AS channel, s.currency, s.payments, s.minutes, s.amount
+                 SELECT s.day, m.area, m.id AS meter_id, s.card_type, NULL::text AS channel, s.currency,
+                        s.payments, s.minutes, s.amount
                    FROM daily_sales s
                    JOIN meters m ON m.id = s.meter_id
                   WHERE s.day = ANY($${rolledParam}::date[]) AND ${meterFilter}
                  UNION ALL
-                 SELECT ${day('t.recorded_at')}, m.area, m.id, t.card_type, NULL::text,
-                        t.currency, 1, t.minutes, t.charge
+                 SELECT (t.recorded_at AT TIME ZONE $3)::date, m.area, m.id, t.card_type, NULL::text, t.currency,
+                        count(*), sum(t.minutes), sum(t.charge)
                    FROM transactions t
                    JOIN meters m ON m.id = t.meter_id
                   WHERE (${raw.length > 0 ? raw.join(' OR ') : 'false'}) AND ${meterFilter}
+                  GROUP BY 1, m.area, m.id, t.card_type, t.currency
                  UNION ALL
-                 SELECT ${day('rn.applied_at')}, m.area, m.id, NULL, rn.channel, rn.currency, 1, rn.minutes, rn.charge
+                 SELECT (rn.applied_at AT TIME ZONE $3)::date, m.area, m.id, NULL, rn.channel, rn.currency,
+                        count(*), sum(rn.minutes), sum(rn.charge)
                    FROM renewals rn
                    JOIN meters m ON m.id = rn.meter_id
                   WHERE rn.status = 'applied' AND rn.applied_at >= ${bounds} AND rn.applied_at < ${end} AND ${meterFilter}
+                  GROUP BY 1, m.area, m.id, rn.channel, rn.currency
                ) sales
-              GROUP BY day, area, meter_id, card_type, channel, currency
-              ORDER BY day, area NULLS LAST, meter_id, card_type NULLS LAST, channel`,
+              ORDER BY sales.day, area NULLS LAST, meter_id, card_type NULLS LAST, channel, currency`,
             [...params, ...rangeParams, [...rolled]],
           )
         ).rows;
