@@ -114,8 +114,13 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     opened.push(() => db.close());
     await migrate(db);
     await convertStoredCards(db, cardTokens);
-    const history = await startHistory({ db, logger: config.logger }, config.history);
-    opened.push(async () => history.close());
+    // The city's days (PARKLINK_APDS_TIME_ZONE) are the reports' and the daily sales roll-up's.
+    const cityTimeZone = config.apds?.timeZone ?? 'UTC';
+    const history = await startHistory(
+      { db, logger: config.logger },
+      { timeZone: cityTimeZone, ...config.history },
+    );
+    opened.push(() => history.close());
 
     const relays = new RelayAssignments(db);
     await relays.load();
@@ -158,6 +163,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       group: config.shareGroup,
       onStored: config.onStored,
       cardTokens,
+      timeZone: cityTimeZone,
     });
     opened.push(() => ingest.close());
     const sendDownlink = (m: number, t: number, body: Uint8Array) => ingest.sendDownlink(m, t, body);
@@ -248,8 +254,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     });
     const reports = await startReports(app, { db, ingest, sendDownlink, guard: operators, logger });
     await app.register(auditRoutes, { db, guard: operators });
-    // The city's days: its time zone, as the APDS API gives its places (PARKLINK_APDS_TIME_ZONE).
-    const cityTimeZone = config.apds?.timeZone ?? 'UTC';
+    // The reports' days are the city's.
     await app.register(reportingRoutes, {
       service: new ReportingService(db, cityTimeZone),
       guard: operators,

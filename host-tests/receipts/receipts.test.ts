@@ -161,9 +161,13 @@ forEachBackend('receipts', (backend) => {
     assert.ok(output.includes('Content-Type: application/pdf'), output.slice(0, 2000));
     assert.ok(output.includes(`parklink-receipt-${code}.pdf`));
     assert.ok(output.includes(`bay 2`), 'the text says what was bought');
-    const row = await platform.db.query<{ status: string; adapter: string; receipt_code: string }>(
-      "SELECT status, adapter, receipt_code FROM outbox WHERE recipient = 'driver@example.org'",
-    );
+    // The server prints the message before the platform has marked it delivered.
+    const outboxRow = () =>
+      platform.db.query<{ status: string; adapter: string; receipt_code: string }>(
+        "SELECT status, adapter, receipt_code FROM outbox WHERE recipient = 'driver@example.org'",
+      );
+    await until(async () => (await outboxRow()).rows[0]?.status === 'delivered', 'the delivery recorded');
+    const row = await outboxRow();
     assert.deepEqual(row.rows, [{ status: 'delivered', adapter: 'smtp', receipt_code: code }]);
   });
 

@@ -26,6 +26,7 @@ import {
   storeBatch,
   type UplinkFrame,
 } from './store';
+import { CityDays } from '../history/cityDay';
 import type { CardTokens } from '../keys/cardToken';
 import { frameKeys, type Keystore } from '../keys/keystore';
 import { nodeCrypto } from '../core/nodeCrypto';
@@ -122,6 +123,11 @@ export interface IngestOptions {
   crypto?: Crypto;
   /** Tokenises the card numbers of format 1 records (written before card tokens); refused without. */
   cardTokens?: CardTokens;
+  /**
+   * The city's IANA time zone (the reports'): a sale from before today marks its day's totals stale
+   * (history/rollup.ts). Default UTC.
+   */
+  timeZone?: string;
   /** Called once per record newly stored, after the commit. */
   onStored?: (stored: StoredRecord) => void;
   /**
@@ -184,6 +190,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly batchFrames: number;
   private readonly maxBatches: number;
   private readonly maxQueuedFrames: number;
+  /** Where today starts in the city: a sale before it is late for the daily totals. */
+  private readonly cityDays: CityDays;
 
   constructor(private readonly options: IngestOptions) {
     super();
@@ -194,6 +202,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.batchFrames = Math.max(1, options.batchFrames ?? 64);
     this.maxBatches = Math.max(1, options.batchesInFlight ?? 2);
     this.maxQueuedFrames = Math.max(0, options.maxQueuedFrames ?? 1024);
+    this.cityDays = new CityDays(options.timeZone ?? 'UTC');
     if (options.onStored) this.on('stored', options.onStored);
     this.meters = new MeterCache({ db: this.db, keystore: this.keystore, crypto: this.crypto });
     this.refusals = new RefusalTrail({ db: this.db, logger: this.logger, ...options.refusals });
@@ -446,7 +455,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
     let results: Awaited<ReturnType<typeof storeBatch>>;
     try {
       results = await storeBatch(
-        { db: this.db, keystore: this.keystore, crypto: this.crypto, cardTokens: this.options.cardTokens },
+        {
+          db: this.db,
+          keystore: this.keystore,
+          crypto: this.crypto,
+          cardTokens: this.options.cardTokens,
+          cityDays: this.cityDays,
+        },
         batch,
       );
     } catch (error) {

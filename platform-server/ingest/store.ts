@@ -20,6 +20,7 @@ import {
 } from '../../protocol/records';
 import type { ReplayWindow } from '../../protocol/replayWindow';
 import type { Database, Queryable, SqlParam } from '../core/db';
+import { CityDays } from '../history/cityDay';
 import type { CardTokens } from '../keys/cardToken';
 import { frameKeys, type Keystore } from '../keys/keystore';
 import {
@@ -140,7 +141,12 @@ export interface StoreBatchOptions {
   crypto: Crypto;
   /** Tokenises the card numbers of format 1 records; without it they are refused (bad-version). */
   cardTokens?: CardTokens;
+  /** The city's days: a sale from before today marks its day's totals stale. Default UTC. */
+  cityDays?: CityDays;
+  now?: () => number;
 }
+
+const UTC_DAYS = new CityDays('UTC');
 
 /**
  * A record as the platform keeps it: format 2 as it came; format 1 (a meter's records written before
@@ -168,6 +174,9 @@ export async function storeBatch(
   frames: readonly UplinkFrame[],
 ): Promise<(StoredSet | RefusedSet)[]> {
   const { db, keystore, crypto, cardTokens } = options;
+  const cityDays = options.cityDays ?? UTC_DAYS;
+  // Before today in seconds, as record times are.
+  const todayStart = cityDays.todayStart((options.now ?? Date.now)()) / 1000;
   const results: (StoredSet | RefusedSet | undefined)[] = frames.map(() => undefined);
   const refuse = (index: number, error: unknown) => {
     results[index] = { ok: false, error };
@@ -267,7 +276,7 @@ export async function storeBatch(
         }
       }
 
-      const downlinkSeqs = await writeSets(tx, accepted);
+      const downlinkSeqs = await writeSets(tx, accepted, { timeZone: cityDays.timeZone, todayStart });
 
       for (const { set, stored } of accepted) {
         if (stored.length > 0 && set.hasGaps) await closeGaps(tx, set.meterId, set.first, set.last);
@@ -450,6 +459,7 @@ function checkAgainstHeld(
 async function writeSets(
   tx: Queryable,
   sets: readonly { set: OpenedSet; stored: readonly StoredRecord[] }[],
+  days: { timeZone: string; todayStart: number },
 ): Promise<Map<number, number>> {
   type Column = (string | number | null)[];
   const columns = (n: number): Column[] => Array.from({ length: n }, () => []);
@@ -487,6 +497,8 @@ async function writeSets(
   const [mMeter, mSeq, mCode, mDetail] = maintenance;
   // The sealed frames that brought new records, for the audit (record_sets).
   const frameSets = sets.filter(({ set, stored }) => set.sealed && stored.length > 0);
+  // Sales from before today (a meter uploading late, a handheld collection): their days' totals.
+  const late: number[] = [];
   for (const { stored } of sets) {
     for (const { record, bytes, link, redacted } of stored) {
       rMeter.push(record.meterId);
@@ -519,6 +531,7 @@ async function writeSets(
           tLeft.push(d.remainingValue);
           tRule.push(d.tariffRule ?? null);
           tTime.push(record.time);
+          if (record.time < days.todayStart) late.push(record.time);
           break;
         }
         case RecordKind.Operation: {
@@ -589,6 +602,18 @@ async function writeSets(
          bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule, recorded_at)
        SELECT m, s, n, c, l4, e, ct, b, mi, to_timestamp(pf), to_timestamp(pu), ch, cu, rv, tr, to_timestamp(rt)
          FROM unnest(${a.join(', ')}) AS u(m, s, n, c, l4, e, ct, b, mi, pf, pu, ch, cu, rv, tr, rt)`,
+    );
+  }
+  if (late.length > 0) {
+    // The normal batch (every sale today's) writes nothing here. In day order, so two batches
+    // marking the same days do not deadlock; the row lock orders this against a roll-up of the day.
+    const [t] = arrays([late], ['float8']);
+    params.push(days.timeZone);
+    const zone = `$${params.length}::text`;
+    parts.push(
+      `INSERT INTO daily_sales_days AS d (day, time_zone, stale)
+       SELECT DISTINCT (to_timestamp(t) AT TIME ZONE ${zone})::date, ${zone}, true FROM unnest(${t}) AS u(t) ORDER BY 1
+       ON CONFLICT (day) DO UPDATE SET stale = true WHERE NOT d.stale`,
     );
   }
   if (operations[0].length > 0) {

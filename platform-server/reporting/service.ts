@@ -187,35 +187,75 @@ export class ReportingService {
     const meterFilter = `($4::text IS NULL OR m.area = $4) AND ($5::bigint IS NULL OR m.id = $5)`;
     const day = (column: string) => `to_char(${column} AT TIME ZONE $3, 'YYYY-MM-DD')`;
     if (kind === 'revenue') {
-      const { rows } = await this.db.query<{
-        day: string;
-        area: string | null;
-        meter_id: string;
-        card_type: number | null;
-        channel: string | null;
-        currency: number;
-        payments: string;
-        minutes: string;
-        amount: string;
-      }>(
-        `SELECT day, area, meter_id, card_type, channel, currency,
-                count(*) AS payments, sum(minutes) AS minutes, sum(charge) AS amount
-           FROM (
-             SELECT ${day('t.recorded_at')} AS day, m.area, m.id AS meter_id, t.card_type, NULL::text AS channel,
-                    t.currency, t.minutes, t.charge
-               FROM transactions t
-               JOIN meters m ON m.id = t.meter_id
-              WHERE t.recorded_at >= ${bounds} AND t.recorded_at < ${end} AND ${meterFilter}
-             UNION ALL
-             SELECT ${day('rn.applied_at')}, m.area, m.id, NULL, rn.channel, rn.currency, rn.minutes, rn.charge
-               FROM renewals rn
-               JOIN meters m ON m.id = rn.meter_id
-              WHERE rn.status = 'applied' AND rn.applied_at >= ${bounds} AND rn.applied_at < ${end} AND ${meterFilter}
-           ) sales
-          GROUP BY day, area, meter_id, card_type, channel, currency
-          ORDER BY day, area NULLS LAST, meter_id, card_type NULLS LAST, channel`,
-        params,
-      );
+      // One snapshot for both statements: a day rolled up or marked stale in between is read once.
+      const rows = await this.db.transaction(async (tx) => {
+        await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        // Closed days with fresh totals (history/rollup.ts) come from daily_sales; the rest (today,
+        // days not rolled up yet, days a late sale made stale) from the sales themselves, each run
+        // of them as one range of recorded_at so only its partitions and index entries are read.
+        const fresh = await tx.query<{ day: string }>(
+          `SELECT to_char(day, 'YYYY-MM-DD') AS day FROM daily_sales_days
+            WHERE day >= $1::date AND day < $2::date AND rolled_up_at IS NOT NULL AND NOT stale AND time_zone = $3`,
+          [page.from, page.to, this.timeZone],
+        );
+        const rolled = new Set(fresh.rows.map((r) => r.day));
+        const ranges: [string, string][] = [];
+        for (let ms = Date.parse(`${page.from}T00:00:00Z`); dayOf(ms) < page.to; ms += DAY_MS) {
+          const d = dayOf(ms);
+          if (rolled.has(d)) continue;
+          const last = ranges[ranges.length - 1];
+          if (last && last[1] === d) last[1] = dayOf(ms + DAY_MS);
+          else ranges.push([d, dayOf(ms + DAY_MS)]);
+        }
+        const rangeParams: string[] = [];
+        const raw = ranges.map(([lo, hi]) => {
+          rangeParams.push(lo, hi);
+          const n = params.length + rangeParams.length;
+          return `(t.recorded_at >= ($${n - 1}::date::timestamp AT TIME ZONE $3) AND t.recorded_at < ($${n}::date::timestamp AT TIME ZONE $3))`;
+        });
+        const rolledParam = params.length + rangeParams.length + 1;
+        return (
+          await tx.query<{
+            day: string;
+            area: string | null;
+            meter_id: string;
+            card_type: number | null;
+            channel: string | null;
+            currency: number;
+            payments: string;
+            minutes: string;
+            amount: string;
+          }>(
+            // The three parts never share a row of the report (other days, or a channel and no card
+            // type), so each is summed on its own and the totals' rows are taken as they are.
+            `SELECT to_char(day, 'YYYY-MM-DD') AS day, area, meter_id, card_type, channel, currency,
+                    payments, minutes, amount
+               FROM (
+                 SELECT s.day, m.area, m.id AS meter_id, s.card_type, NULL::text AS channel, s.currency,
+                        s.payments, s.minutes, s.amount
+                   FROM daily_sales s
+                   JOIN meters m ON m.id = s.meter_id
+                  WHERE s.day = ANY($${rolledParam}::date[]) AND ${meterFilter}
+                 UNION ALL
+                 SELECT (t.recorded_at AT TIME ZONE $3)::date, m.area, m.id, t.card_type, NULL::text, t.currency,
+                        count(*), sum(t.minutes), sum(t.charge)
+                   FROM transactions t
+                   JOIN meters m ON m.id = t.meter_id
+                  WHERE (${raw.length > 0 ? raw.join(' OR ') : 'false'}) AND ${meterFilter}
+                  GROUP BY 1, m.area, m.id, t.card_type, t.currency
+                 UNION ALL
+                 SELECT (rn.applied_at AT TIME ZONE $3)::date, m.area, m.id, NULL, rn.channel, rn.currency,
+                        count(*), sum(rn.minutes), sum(rn.charge)
+                   FROM renewals rn
+                   JOIN meters m ON m.id = rn.meter_id
+                  WHERE rn.status = 'applied' AND rn.applied_at >= ${bounds} AND rn.applied_at < ${end} AND ${meterFilter}
+                  GROUP BY 1, m.area, m.id, rn.channel, rn.currency
+               ) sales
+              ORDER BY sales.day, area NULLS LAST, meter_id, card_type NULLS LAST, channel, currency`,
+            [...params, ...rangeParams, [...rolled]],
+          )
+        ).rows;
+      });
       return rows.map((r) => ({
         day: r.day,
         area: r.area,
