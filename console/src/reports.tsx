@@ -33,12 +33,16 @@ export function ReportsScreen() {
   const [from, setFrom] = useState(day(new Date(today.getTime() - 6 * 86_400_000)));
   const [to, setTo] = useState(day(new Date(today.getTime() + 86_400_000)));
   const [area, setArea] = useState('');
+  // Revenue for the whole city is shown per area unless asked per meter: a week of a large city is
+  // hundreds of thousands of rows per meter (the CSV and PDF downloads follow the same choice).
+  const [by, setBy] = useState<'area' | 'meter'>('area');
   // The first days of the pages before this one, to go back.
   const [pages, setPages] = useState<string[]>([]);
   const [downloadError, setDownloadError] = useState<string | null>(null);
   const pageFrom = pages.length > 0 ? pages[pages.length - 1] : from;
   const query = new URLSearchParams({ from: pageFrom, to });
   if (area.trim()) query.set('area', area.trim());
+  if (kind === 'revenue') query.set('by', by);
   const report = useApi<Report>(`/api/reporting/${kind}?${query}`);
   const reset = () => setPages([]);
 
@@ -46,6 +50,7 @@ export function ReportsScreen() {
     setDownloadError(null);
     const whole = new URLSearchParams({ from, to, format });
     if (area.trim()) whole.set('area', area.trim());
+    if (kind === 'revenue') whole.set('by', by);
     const response = await fetch(`/api/reporting/${kind}?${whole}`, {
       headers: session.token ? { authorization: `Bearer ${session.token}` } : {},
     });
@@ -123,6 +128,21 @@ export function ReportsScreen() {
             }}
           />
         </label>
+        {kind === 'revenue' && (
+          <label>
+            Rows
+            <select
+              value={by}
+              onChange={(e) => {
+                setBy(e.currentTarget.value as 'area' | 'meter');
+                reset();
+              }}
+            >
+              <option value="area">per area</option>
+              <option value="meter">per meter</option>
+            </select>
+          </label>
+        )}
         <button type="button" onClick={() => download('csv')}>
           Download CSV
         </button>

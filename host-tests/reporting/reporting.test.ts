@@ -131,6 +131,34 @@ forEachBackend('city reports (revenue, occupancy, events, uptime)', (backend) =>
 
     const southOnly = (await get('/api/reporting/revenue?from=2026-06-01&to=2026-06-03&area=South')).json();
     assert.deepEqual(southOnly.totals, { payments: 1, minutes: 150, amount: 300 });
+
+    // The city summary: a row per day, area and method, each the sum of its meters' rows.
+    const summary = (await get('/api/reporting/revenue?from=2026-06-01&to=2026-06-03&by=area')).json();
+    type Row = {
+      day: string;
+      area: string | null;
+      meterId: number | null;
+      method: string;
+      currency: number;
+      payments: number;
+      minutes: number;
+      amount: number;
+    };
+    const summed = new Map<string, Row>();
+    for (const r of report.rows as Row[]) {
+      const key = `${r.day}|${r.area}|${r.method}|${r.currency}`;
+      const into = summed.get(key) ?? { ...r, meterId: null, payments: 0, minutes: 0, amount: 0 };
+      into.payments += r.payments;
+      into.minutes += r.minutes;
+      into.amount += r.amount;
+      summed.set(key, into);
+    }
+    const order = (rows: Row[]) => rows.map((r) => JSON.stringify(r)).sort();
+    assert.deepEqual(order(summary.rows), order([...summed.values()]));
+    assert.deepEqual(summary.totals, report.totals);
+    const refused = await get('/api/reporting/occupancy?from=2026-06-01&to=2026-06-03&by=area');
+    assert.equal(refused.statusCode, 400);
+    assert.equal(refused.json().code, 'not-by-area');
   });
 
   it('pages a range by days, each page saying where the next starts', async () => {
@@ -258,6 +286,14 @@ forEachBackend('city reports (revenue, occupancy, events, uptime)', (backend) =>
       ]);
       const lines: string[][] = parse(readFileSync((await download.path()) as string, 'utf8'));
       assert.deepEqual(lines.at(-1), ['Total', '', '', '', '', '5', '365', '7.30']);
+      // The city is shown per area first; per meter on asking, with the same total.
+      assert.equal(await table.getByRole('cell', { name: String(north), exact: true }).count(), 0);
+      await page.getByRole('combobox', { name: 'Rows' }).selectOption('meter');
+      await table
+        .getByRole('cell', { name: String(north), exact: true })
+        .first()
+        .waitFor();
+      assert.equal(await table.locator('tfoot td').last().textContent(), '7.30');
 
       await page.getByRole('combobox', { name: 'Report' }).selectOption('events');
       await page

@@ -1,6 +1,6 @@
-// GET /api/reporting/{revenue|occupancy|events|uptime}?from=&to=&area=&meterId=&pageDays=&format=
-// (viewer): a page of days as JSON ({ …, next }: the from of the next page, null on the last), or
-// the whole range as CSV or PDF.
+// GET /api/reporting/{revenue|occupancy|events|uptime}?from=&to=&area=&meterId=&pageDays=&by=&format=
+// (viewer; by=area gives revenue per area, the city summary): a page of days as JSON ({ …, next }: the
+// from of the next page, null on the last), or the whole range as CSV or PDF.
 import type { FastifyPluginAsync } from 'fastify';
 import { errorResponses, sendRefusal } from '../core/errors';
 import { u32 } from '../core/schemas';
@@ -37,6 +37,7 @@ export const reportingRoutes: FastifyPluginAsync<ReportingRoutesOptions> = async
       area?: string;
       meterId?: number;
       pageDays?: number;
+      by?: 'meter' | 'area';
       format: 'json' | 'csv' | 'pdf';
     };
   }>(
@@ -59,6 +60,11 @@ export const reportingRoutes: FastifyPluginAsync<ReportingRoutesOptions> = async
             area: { type: 'string', minLength: 1, maxLength: 64 },
             meterId: u32,
             pageDays: { type: 'integer', minimum: 1, maximum: MAX_PAGE_DAYS },
+            by: {
+              type: 'string',
+              enum: ['meter', 'area'],
+              description: 'revenue: a row per meter (default) or per area, the city summary',
+            },
             format: { type: 'string', enum: ['json', 'csv', 'pdf'], default: 'json' },
           },
           required: ['from', 'to'],

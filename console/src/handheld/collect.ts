@@ -32,7 +32,9 @@ interface Bluetooth {
     name?: string;
     gatt?: {
       connect(): Promise<{
-        getPrimaryService(uuid: string): Promise<{ getCharacteristic(uuid: string): Promise<Characteristic> }>;
+        getPrimaryService(
+          uuid: string,
+        ): Promise<{ getCharacteristic(uuid: string): Promise<Characteristic> }>;
       }>;
       disconnect(): void;
     };
@@ -62,7 +64,9 @@ export class MeterLink {
   ) {}
 
   /** Asks the browser for a meter nearby offering the handheld service, and connects. */
-  static async connect(bluetooth: Bluetooth | undefined = (navigator as { bluetooth?: Bluetooth }).bluetooth) {
+  static async connect(
+    bluetooth: Bluetooth | undefined = (navigator as { bluetooth?: Bluetooth }).bluetooth,
+  ) {
     if (!bluetooth) throw new HandheldError('bluetooth', 'this browser has no Web Bluetooth');
     const device = await bluetooth.requestDevice({ filters: [{ services: [SERVICE] }] });
     if (!device.gatt) throw new HandheldError('bluetooth', 'the meter offers no GATT server');
@@ -136,7 +140,8 @@ export interface VisitResult {
 }
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-export const fromHex = (text: string) => Uint8Array.from(text.match(/../g) ?? [], (h) => Number.parseInt(h, 16));
+export const fromHex = (text: string) =>
+  Uint8Array.from(text.match(/../g) ?? [], (h) => Number.parseInt(h, 16));
 
 /**
  * One visit: prove the token, carry in the downlinks (in the order given), take the meter's other
@@ -149,13 +154,19 @@ export async function visit(
   const challenge = await link.request({ t: 'hello', token: v.token });
   if (challenge.t !== 'challenge' || !(challenge.c instanceof Uint8Array))
     throw new HandheldError('hello', String(challenge.why ?? challenge.t));
-  const proven = await link.request({ t: 'proof', p: maintenanceProof(nobleCrypto, v.secret, challenge.c, v.meterId) });
+  const proven = await link.request({
+    t: 'proof',
+    p: maintenanceProof(nobleCrypto, v.secret, challenge.c, v.meterId),
+  });
   if (proven.t !== 'ok') throw new HandheldError('proof', String(proven.why ?? proven.t));
 
   const result: VisitResult = { collected: [], delivered: [], acked: 0 };
   for (const frame of v.downlinks) {
     const reply = await link.request({ t: 'down', frame });
-    result.delivered.push({ ok: reply.ok === true, ...(typeof reply.why === 'string' ? { why: reply.why } : {}) });
+    result.delivered.push({
+      ok: reply.ok === true,
+      ...(typeof reply.why === 'string' ? { why: reply.why } : {}),
+    });
     result.acked = Number(reply.acked ?? result.acked);
   }
   let lastId = 0;
