@@ -92,18 +92,19 @@ WITH wanted AS (
    WHERE rm.state = 'confirmed'
    ORDER BY rm.meter_id, rm.updated_at DESC
 ), revenue AS (
-  -- Card sales at the meter and renewals paid by phone and applied by it.
-  SELECT meter_id, sum(charge) AS revenue, min(currency) AS currency
+  -- Card sales at the meter and renewals paid by phone and applied by it. Summed per meter before
+  -- any join: a city's day so far is a hundred thousand sales, and the sums are one row a meter.
+  SELECT meter_id, sum(revenue) AS revenue, min(currency) AS currency
     FROM (
-      SELECT t.meter_id, t.charge, t.currency
+      SELECT t.meter_id, sum(t.charge) AS revenue, min(t.currency) AS currency
         FROM transactions t
-        JOIN wanted w ON w.id = t.meter_id
-       WHERE t.recorded_at >= $2
+       WHERE t.recorded_at >= $2 AND ($1::bigint[] IS NULL OR t.meter_id = ANY($1::bigint[]))
+       GROUP BY t.meter_id
       UNION ALL
-      SELECT rn.meter_id, rn.charge, rn.currency
+      SELECT rn.meter_id, sum(rn.charge), min(rn.currency)
         FROM renewals rn
-        JOIN wanted w ON w.id = rn.meter_id
-       WHERE rn.status = 'applied' AND rn.applied_at >= $2
+       WHERE rn.status = 'applied' AND rn.applied_at >= $2 AND ($1::bigint[] IS NULL OR rn.meter_id = ANY($1::bigint[]))
+       GROUP BY rn.meter_id
     ) sales
    GROUP BY meter_id
 )
