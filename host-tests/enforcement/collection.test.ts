@@ -14,7 +14,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { CapturingLogger, randomMeterId } from '../../sim/fleet/platform';
-import { launchChromium, requireChromium } from '../support/chromium';
+import { launchChromium, PHONE, requireChromium } from '../support/chromium';
 import { offlineMeter } from '../support/offlineMeter';
 
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts', 'enforcement');
@@ -86,11 +86,7 @@ describe('officer app: collection where a meter has no coverage, in Chromium', f
     r.sell(3);
     base = await platform.listen(0);
     browser = await launchChromium();
-    context = await browser.newContext({
-      viewport: { width: 390, height: 844 },
-      isMobile: true,
-      hasTouch: true,
-    });
+    context = await browser.newContext(PHONE);
     const notes: number[][] = [];
     await context.exposeFunction('__bleConnect', () => {
       if (!r.board.ble.connect()) throw new Error('the meter is not advertising');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { VirtualClock } from '../../hal/mock/clock';
 import type { Platform } from '../../platform-server/platform';
-import { launchChromium, requireChromium } from '../support/chromium';
+import { launchChromium, PHONE, requireChromium } from '../support/chromium';
 import { apiOf, phonePlatform } from './support';
 
 const ARTIFACTS = join('test-artifacts', 'driver');
@@ -29,11 +29,7 @@ describe('driver app forms in headless Chromium', function () {
     platform = await phonePlatform({}, clock);
     base = await platform.listen(0);
     browser = await launchChromium();
-    const context = await browser.newContext({
-      viewport: { width: 390, height: 844 },
-      isMobile: true,
-      hasTouch: true,
-    });
+    const context = await browser.newContext(PHONE);
     page = await context.newPage();
   });
 

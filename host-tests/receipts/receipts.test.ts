@@ -15,7 +15,7 @@ import { defaultReceiptLimits, type ReceiptService, receiptRoutes } from '../../
 import type { Outbox } from '../../platform-server/phone/channels';
 import { forEachBackend, randomMeterId } from '../../sim/fleet/platform';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, requireChromium } from '../support/chromium';
+import { launchChromium, PHONE, requireChromium } from '../support/chromium';
 import { pdfText } from '../support/pdf';
 import { startSmtpServer } from '../support/smtp';
 import { type BootedMeter, bootMeter, card, phonePlatform, tapBay2, until } from '../phone/support';
@@ -238,11 +238,7 @@ describe('the receipt page in headless Chromium, on a phone', function () {
     m = await bootMeter(platform, meterId, clock);
     base = await platform.listen(0);
     browser = await launchChromium();
-    const context = await browser.newContext({
-      viewport: { width: 390, height: 844 },
-      isMobile: true,
-      hasTouch: true,
-    });
+    const context = await browser.newContext(PHONE);
     page = await context.newPage();
   });
 

@@ -29,3 +29,6 @@ export function launchChromium(): Promise<Browser> {
     ],
   });
 }
+
+/** A phone's screen (390×844, touch), as the driver and officer tests see the apps. */
+export const PHONE = Object.freeze({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });

@@ -85,3 +85,11 @@ export function validationField(
   if (typeof missing === 'string') path.push(missing);
   return path.length > 0 ? path.join('.') : undefined;
 }
+
+/** 429 with Retry-After: a rate limit (core/rateLimiter.ts) refused `what` for `retryAfter` seconds. */
+export function sendTooMany(reply: FastifyReply, retryAfter: number, what: string): FastifyReply {
+  return reply
+    .code(429)
+    .header('retry-after', String(retryAfter))
+    .send(errorBody(429, 'too-many-requests', `too many ${what}: try again in ${retryAfter} s`));
+}

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { errorBody, errorResponses, sendError } from '../core/errors';
+import { errorResponses, sendError, sendTooMany } from '../core/errors';
 import { object, time } from '../core/schemas';
 import { GatewaySignatureError, type GatewayVerifier } from './gatewaySignature';
 import { plainWords } from './plainWords';
@@ -169,13 +169,6 @@ declare module 'fastify' {
   }
 }
 
-function tooMany(reply: FastifyReply, retryAfter: number, what: string) {
-  return reply
-    .code(429)
-    .header('retry-after', String(retryAfter))
-    .send(errorBody(429, 'too-many-requests', `too many ${what}: try again in ${retryAfter} s`));
-}
-
 export interface PhoneRoutesOptions {
   phone: PhoneService;
   limits?: RateLimits;
@@ -230,7 +223,7 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
     },
     async (request, reply) => {
       const wait = limits.register.hit(`ip:${request.ip}`);
-      if (wait) return tooMany(reply, wait, 'registrations');
+      if (wait) return sendTooMany(reply, wait, 'registrations');
       const result = await phone.register(request.body);
       return reply.code(201).send(result);
     },
@@ -560,7 +553,7 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
         },
         async (request, reply) => {
           const wait = limits.sms.hit(request.body.from.replace(/[^0-9]/g, ''));
-          if (wait) return tooMany(reply, wait, 'messages from this number');
+          if (wait) return sendTooMany(reply, wait, 'messages from this number');
           return { reply: await phone.handleSms(request.body.from, request.body.text) };
         },
       );
@@ -582,7 +575,7 @@ export const phoneRoutes: FastifyPluginAsync<PhoneRoutesOptions> = async (app, o
         },
         async (request, reply) => {
           const wait = limits.voice.hit(request.body.from.replace(/[^0-9]/g, ''));
-          if (wait) return tooMany(reply, wait, 'key presses from this number');
+          if (wait) return sendTooMany(reply, wait, 'key presses from this number');
           return phone.handleVoice(request.body.from, request.body.digits ?? '');
         },
       );

@@ -4,8 +4,8 @@
 //   POST /api/receipts/:code/email      { to }: the PDF by e-mail, through the outbox (SMTP)
 // Lookups are limited per address, so the 40-bit check cannot be searched for; e-mails per address
 // and per receipt, so the page cannot be used to send mail at will.
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
-import { errorBody, errorResponses, RequestRefused, sendRefusal } from '../core/errors';
+import type { FastifyPluginAsync } from 'fastify';
+import { errorResponses, RequestRefused, sendRefusal, sendTooMany } from '../core/errors';
 import type { Queryable } from '../core/db';
 import { RateLimiter } from '../core/rateLimiter';
 import type { Outbox } from '../phone/channels';
@@ -52,13 +52,6 @@ const codeParams = {
 
 const receiptSchema = { type: 'object', additionalProperties: true } as const;
 
-function tooMany(reply: FastifyReply, seconds: number, what: string) {
-  return reply
-    .code(429)
-    .header('retry-after', String(seconds))
-    .send(errorBody(429, 'too-many-requests', `too many ${what}: try again in ${seconds} s`));
-}
-
 export const receiptRoutes: FastifyPluginAsync<ReceiptRoutesOptions> = async (app, options) => {
   const { service, timeZone, outbox } = options;
   const limits = options.limits ?? defaultReceiptLimits();
@@ -75,7 +68,7 @@ export const receiptRoutes: FastifyPluginAsync<ReceiptRoutesOptions> = async (ap
     },
     async (request, reply) => {
       const wait = limits.lookups.hit(`ip:${request.ip}`);
-      if (wait) return tooMany(reply, wait, 'receipt lookups');
+      if (wait) return sendTooMany(reply, wait, 'receipt lookups');
       try {
         return await service.find(request.params.code);
       } catch (error) {
@@ -98,7 +91,7 @@ export const receiptRoutes: FastifyPluginAsync<ReceiptRoutesOptions> = async (ap
     },
     async (request, reply) => {
       const wait = limits.lookups.hit(`ip:${request.ip}`);
-      if (wait) return tooMany(reply, wait, 'receipt lookups');
+      if (wait) return sendTooMany(reply, wait, 'receipt lookups');
       try {
         const receipt = await service.find(request.params.code);
         return reply
@@ -142,10 +135,10 @@ export const receiptRoutes: FastifyPluginAsync<ReceiptRoutesOptions> = async (ap
             'e-mail receipts are not set up here: download the PDF',
           );
         const byAddress = limits.emailsPerAddress.hit(`ip:${request.ip}`);
-        if (byAddress) return tooMany(reply, byAddress, 'e-mails');
+        if (byAddress) return sendTooMany(reply, byAddress, 'e-mails');
         const receipt = await service.find(request.params.code);
         const byReceipt = limits.emailsPerReceipt.hit(receipt.code);
-        if (byReceipt) return tooMany(reply, byReceipt, 'e-mails of this receipt');
+        if (byReceipt) return sendTooMany(reply, byReceipt, 'e-mails of this receipt');
         const to = request.body.to.trim();
         await outbox.enqueue(options.db, {
           driverId: null,
