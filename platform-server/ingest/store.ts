@@ -665,13 +665,9 @@ async function writeSets(
          FROM unnest(${m}, ${q}, ${e}, ${f}, ${l}, ${b}, ${n}) AS u(m, q, e, f, l, b, n)`,
     );
   }
-  // Each meter's newest stored record after this batch (0 and no link: nothing new stored).
-  const newest = sets.map(({ stored }) =>
-    stored.reduce(
-      (top, r) => (r.record.seq > (top?.record.seq ?? 0) ? r : top),
-      undefined as StoredRecord | undefined,
-    ),
-  );
+  // Each meter's newest stored record after this batch (stored in sequence order; 0 and no link:
+  // nothing new stored).
+  const newest = sets.map(({ stored }): StoredRecord | undefined => stored[stored.length - 1]);
   const [ids, highest, seen, newestSeq] = arrays(
     [
       sets.map(({ set }) => set.meterId),

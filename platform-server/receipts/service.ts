@@ -16,8 +16,7 @@ import {
 import { RecordKind } from '../../protocol/records';
 import type { Queryable } from '../core/db';
 import { RequestRefused } from '../core/errors';
-
-export const CARD_TYPE_NAMES: Record<number, string> = { 1: 'debit', 2: 'credit', 3: 'prepaid' };
+import { CARD_TYPE_NAMES } from '../phone/model';
 
 export interface ChainProof {
   algorithm: 'SHA-256(previous link ‖ record bytes)';

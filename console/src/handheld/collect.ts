@@ -5,6 +5,7 @@
 // build/enforcement/collect.js (tools/buildConsole.ts) and imported by the officer app, which keeps
 // what it collected in IndexedDB and hands it to POST /api/handheld/uplinks when online.
 import { nobleCrypto } from '../../../hal/nobleCrypto';
+import { fromHex, toHex } from '../../../protocol/bytes';
 import { encodeCbor, decodeCbor } from '../../../protocol/cbor';
 import { ATT_OVERHEAD, ChunkAssembler, chunkMessage } from '../../../protocol/handheld';
 import { maintenanceProof } from '../../../protocol/keys';
@@ -139,9 +140,8 @@ export interface VisitResult {
   acked: number;
 }
 
-const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-export const fromHex = (text: string) =>
-  Uint8Array.from(text.match(/../g) ?? [], (h) => Number.parseInt(h, 16));
+// The officer app reads the hex it keeps with the same helper.
+export { fromHex };
 
 /**
  * One visit: prove the token, carry in the downlinks (in the order given), take the meter's other
@@ -173,7 +173,13 @@ export async function visit(
   for (;;) {
     const reply = await link.request({ t: 'uplink', after: lastId });
     if (reply.t !== 'uplink' || !(reply.frame instanceof Uint8Array)) break;
-    result.collected.push({ meterId: v.meterId, kind: 'uplink', first: 0, last: 0, frame: hex(reply.frame) });
+    result.collected.push({
+      meterId: v.meterId,
+      kind: 'uplink',
+      first: 0,
+      last: 0,
+      frame: toHex(reply.frame),
+    });
     lastId = Number(reply.id);
   }
   if (lastId > 0) await link.request({ t: 'held', upTo: lastId });
@@ -186,7 +192,7 @@ export async function visit(
       throw new HandheldError('next', String(reply.why ?? reply.t));
     const first = Number(reply.first);
     const last = Number(reply.last);
-    result.collected.push({ meterId: v.meterId, kind: 'set', first, last, frame: hex(reply.frame) });
+    result.collected.push({ meterId: v.meterId, kind: 'set', first, last, frame: toHex(reply.frame) });
     after = last;
   }
   return result;
