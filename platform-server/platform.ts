@@ -233,6 +233,7 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
       onRegistered: (id) => ingest.forgetMeter(id),
       ingest,
       pollMs: config.consolePollMs,
+      timeZone: cityTimeZone,
     });
     const firmware = await startFirmware(app, {
       db,

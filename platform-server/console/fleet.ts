@@ -4,6 +4,7 @@
 // state changed and hands their new rows to every listener (the console's server-sent events), so
 // several platform instances each see what the others stored.
 import type { Queryable } from '../core/db';
+import { CityDays } from '../history/cityDay';
 
 export type ContactState = 'online' | 'overdue' | 'never';
 export type Light = 'green' | 'amber' | 'red' | 'grey';
@@ -33,7 +34,7 @@ export interface FleetRow {
   reportedBays: number;
   /** Version of the last firmware image the meter confirmed, null when it runs its factory image. */
   firmwareVersion: number | null;
-  /** Sum of the charges of today's transactions (minor units), and their currency code. */
+  /** Sum of the charges of the city day's card sales and applied phone renewals (minor units), and their currency code. */
   revenueToday: number;
   currency: number | null;
 }
@@ -91,14 +92,26 @@ WITH wanted AS (
     JOIN wanted w ON w.id = rm.meter_id
    WHERE rm.state = 'confirmed'
    ORDER BY rm.meter_id, rm.updated_at DESC
+), live AS (
+  -- Today's card sales are kept per meter as they arrive (history/liveSales.ts) once the running
+  -- totals are whole for today in this zone; otherwise (a day before they began) they are summed here.
+  SELECT coalesce(bool_or(l.time_zone = $3 AND l.since <= ($2::timestamptz AT TIME ZONE $3)::date), false) AS whole
+    FROM live_sales_state l
 ), revenue AS (
-  -- Card sales at the meter and renewals paid by phone and applied by it. Summed per meter before
-  -- any join: a city's day so far is a hundred thousand sales, and the sums are one row a meter.
+  -- Card sales at the meter and renewals paid by phone and applied by it, summed per meter before
+  -- any join.
   SELECT meter_id, sum(revenue) AS revenue, min(currency) AS currency
     FROM (
-      SELECT t.meter_id, sum(t.charge) AS revenue, min(t.currency) AS currency
+      SELECT s.meter_id, sum(s.amount) AS revenue, min(s.currency) AS currency
+        FROM live_sales s
+       WHERE (SELECT whole FROM live) AND s.day = ($2::timestamptz AT TIME ZONE $3)::date
+         AND ($1::bigint[] IS NULL OR s.meter_id = ANY($1::bigint[]))
+       GROUP BY s.meter_id
+      UNION ALL
+      SELECT t.meter_id, sum(t.charge), min(t.currency)
         FROM transactions t
-       WHERE t.recorded_at >= $2 AND ($1::bigint[] IS NULL OR t.meter_id = ANY($1::bigint[]))
+       WHERE NOT (SELECT whole FROM live) AND t.recorded_at >= $2
+         AND ($1::bigint[] IS NULL OR t.meter_id = ANY($1::bigint[]))
        GROUP BY t.meter_id
       UNION ALL
       SELECT rn.meter_id, sum(rn.charge), min(rn.currency)
@@ -148,21 +161,23 @@ export function trafficLight(
   return 'green';
 }
 
-/** Midnight (UTC) that starts the day of `now`: "today" for the revenue column. */
-export function startOfDay(now: Date): Date {
-  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-}
-
 export class FleetView {
+  readonly #days: CityDays;
+
+  /** "Today" for the revenue column is the city's day in `timeZone` (default UTC). */
   constructor(
     private readonly db: Queryable,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+    timeZone = 'UTC',
+  ) {
+    this.#days = new CityDays(timeZone);
+  }
 
   /** Every meter, or those listed, in id order. */
   async rows(ids?: readonly number[]): Promise<FleetRow[]> {
     const now = this.now();
-    const { rows } = await this.db.query<Row>(FLEET_SQL, [ids ? [...ids] : null, startOfDay(now)]);
+    const today = new Date(this.#days.todayStart(now.getTime()));
+    const { rows } = await this.db.query<Row>(FLEET_SQL, [ids ? [...ids] : null, today, this.#days.timeZone]);
     return rows.map((r) => {
       const contact = contactState(r.last_contact, r.contact_seconds, now);
       const battery = r.battery === null ? null : Number(r.battery);

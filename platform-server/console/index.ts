@@ -21,10 +21,14 @@ export interface ConsoleDeps {
   /** How often the live feed looks for changed meters (ms), default 1000. */
   pollMs?: number;
   consoleDir?: string;
+  /** The city's IANA time zone: where "today" starts for the fleet's revenue column. Default UTC. */
+  timeZone?: string;
 }
 
 export async function startConsole(app: FastifyInstance, deps: ConsoleDeps): Promise<{ feed: FleetFeed }> {
-  const feed = new FleetFeed(new FleetView(deps.db), { pollMs: deps.pollMs ?? 1000 });
+  const feed = new FleetFeed(new FleetView(deps.db, undefined, deps.timeZone), {
+    pollMs: deps.pollMs ?? 1000,
+  });
   deps.ingest?.on('outcome', (outcome) => {
     if (outcome.ok) feed.nudge();
   });

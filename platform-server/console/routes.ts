@@ -138,11 +138,13 @@ export interface ConsoleRoutesOptions {
   onRegistered(id: number): void;
   /** Where the built console is; default CONSOLE_DIR. */
   consoleDir?: string;
+  /** The city's time zone, for the fleet's "today". Default UTC. */
+  timeZone?: string;
 }
 
 export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (app, options) => {
   const { db, meters, guard, feed } = options;
-  const view = new FleetView(db);
+  const view = new FleetView(db, undefined, options.timeZone);
   const registry = new MeterRegistry(meters);
   const shapes = new AreaShapes(db);
   staticConsole(app, options.consoleDir ?? CONSOLE_DIR);

@@ -1,13 +1,16 @@
 // The history room: the monthly partitions of records and sales made ahead at start and every day,
 // and, where an archive folder is configured, each month past the retention period archived and
 // dropped (partitions.ts). Without an archive folder nothing is ever dropped. Closed days' sales are
-// rolled up into daily totals after that and every hour (rollup.ts). See docs/history.md.
+// rolled up into daily totals after that and every hour (rollup.ts); today's are kept as they arrive
+// (liveSales.ts). See docs/history.md.
 import type { Database } from '../core/db';
 import type { Logger } from '../ingest/gate';
+import { prepareLiveSales } from './liveSales';
 import { archiveExpired, DEFAULT_RETENTION_MONTHS, preparePartitions } from './partitions';
 import { rollUpDays } from './rollup';
 
 export { archiveExpired, monthPartitions, preparePartitions } from './partitions';
+export { liveSalesState, prepareLiveSales, pruneLiveSales } from './liveSales';
 export { rollUpDays } from './rollup';
 
 export interface HistoryConfig {
@@ -80,6 +83,8 @@ export async function startHistory(
   // The partitions before anything is stored; the roll-up in the background, so a first one over
   // years of sales does not hold the platform's start.
   await partitions();
+  // Today's running totals in the city's zone before the console reads them.
+  await prepareLiveSales(deps.db, timeZone, now());
   rollUpLogged();
   const timer = setInterval(() => {
     upkeep().catch((error) => deps.logger?.error({ err: error }, 'record partition upkeep failed'));

@@ -4,6 +4,7 @@
 // the day stale (ingest/store.ts) and the next roll-up does it again. Reports read transactions for
 // every day that is not rolled up and fresh (reporting/service.ts), so the totals never lag the sales.
 import type { Database } from '../core/db';
+import { pruneLiveSales } from './liveSales';
 import { monthPartitions } from './partitions';
 
 /**
@@ -50,6 +51,7 @@ export async function rollUpDays(
     if (options.signal?.aborted) break;
     if (await rollUpDay(db, timeZone, day)) done.push(day);
   }
+  await pruneLiveSales(db, now);
   return done;
 }
 
@@ -78,6 +80,16 @@ async function rollUpDay(db: Database, timeZone: string, day: string): Promise<b
           AND recorded_at < (($1::date + 1)::timestamp AT TIME ZONE $2)
         GROUP BY meter_id, card_type, currency`,
       [day, timeZone],
+    );
+    // The same day per area, from the rows just written: a week per area reads these.
+    await tx.query('DELETE FROM daily_area_sales WHERE day = $1::date', [day]);
+    await tx.query(
+      `INSERT INTO daily_area_sales (day, area, card_type, currency, payments, minutes, amount)
+       SELECT s.day, m.area, s.card_type, s.currency, sum(s.payments), sum(s.minutes), sum(s.amount)
+         FROM daily_sales s JOIN meters m ON m.id = s.meter_id
+        WHERE s.day = $1::date
+        GROUP BY s.day, m.area, s.card_type, s.currency`,
+      [day],
     );
     await tx.query('UPDATE daily_sales_days SET rolled_up_at = now() WHERE day = $1::date', [day]);
     return true;

@@ -5,6 +5,7 @@
 // Not to be confused with reports/ (414b): a status report or records asked of one meter by radio.
 import type { Database } from '../core/db';
 import { RequestRefused } from '../core/errors';
+import { liveSalesState } from '../history/liveSales';
 
 export const REPORT_KINDS = ['revenue', 'occupancy', 'events', 'uptime', 'settlement'] as const;
 export type ReportKind = (typeof REPORT_KINDS)[number];
@@ -198,19 +199,28 @@ export class ReportingService {
       // One snapshot for both statements: a day rolled up or marked stale in between is read once.
       const rows = await this.db.transaction(async (tx) => {
         await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-        // Closed days with fresh totals (history/rollup.ts) come from daily_sales; the rest (today,
-        // days not rolled up yet, days a late sale made stale) from the sales themselves, each run
-        // of them as one range of recorded_at so only its partitions and index entries are read.
+        // Closed days with fresh totals (history/rollup.ts) come from daily_sales (per area, from
+        // daily_area_sales); today and the days the running totals cover (history/liveSales.ts) from
+        // live_sales; the rest (days not rolled up yet or made stale by a late sale, before the running
+        // totals began) from the sales themselves, each run of them as one range of recorded_at so
+        // only its partitions and index entries are read.
         const fresh = await tx.query<{ day: string }>(
           `SELECT to_char(day, 'YYYY-MM-DD') AS day FROM daily_sales_days
             WHERE day >= $1::date AND day < $2::date AND rolled_up_at IS NOT NULL AND NOT stale AND time_zone = $3`,
           [page.from, page.to, this.timeZone],
         );
         const rolled = new Set(fresh.rows.map((r) => r.day));
+        const live = await liveSalesState(tx);
+        const liveSince = live?.timeZone === this.timeZone ? live.since : undefined;
+        const running: string[] = [];
         const ranges: [string, string][] = [];
         for (let ms = Date.parse(`${page.from}T00:00:00Z`); dayOf(ms) < page.to; ms += DAY_MS) {
           const d = dayOf(ms);
           if (rolled.has(d)) continue;
+          if (liveSince !== undefined && d >= liveSince) {
+            running.push(d);
+            continue;
+          }
           const last = ranges[ranges.length - 1];
           if (last && last[1] === d) last[1] = dayOf(ms + DAY_MS);
           else ranges.push([d, dayOf(ms + DAY_MS)]);
@@ -222,6 +232,20 @@ export class ReportingService {
           return `(t.recorded_at >= ($${n - 1}::date::timestamp AT TIME ZONE $3) AND t.recorded_at < ($${n}::date::timestamp AT TIME ZONE $3))`;
         });
         const rolledParam = params.length + rangeParams.length + 1;
+        const runningParam = rolledParam + 1;
+        // The city's areas over closed days are kept summed; per meter, or with one meter asked for,
+        // the per-meter totals are read.
+        const areaTotals = byArea && request.meterId === undefined;
+        const closedDays = areaTotals
+          ? `SELECT s.day, s.area, NULL::bigint AS meter_id, s.card_type, NULL::text AS channel, s.currency,
+                    s.payments, s.minutes, s.amount
+               FROM daily_area_sales s
+              WHERE s.day = ANY($${rolledParam}::date[]) AND ($4::text IS NULL OR s.area = $4)`
+          : `SELECT s.day, m.area, m.id AS meter_id, s.card_type, NULL::text AS channel, s.currency,
+                    s.payments, s.minutes, s.amount
+               FROM daily_sales s
+               JOIN meters m ON m.id = s.meter_id
+              WHERE s.day = ANY($${rolledParam}::date[]) AND ${meterFilter}`;
         return (
           await tx.query<{
             day: string;
@@ -234,16 +258,17 @@ export class ReportingService {
             minutes: string;
             amount: string;
           }>(
-            // The three parts never share a row of the report (other days, or a channel and no card
-            // type), so each is summed on its own and the totals' rows are taken as they are.
+            // The parts never share a row of the report (other days, or a channel and no card type),
+            // so each is summed on its own and the totals' rows are taken as they are.
             `SELECT to_char(day, 'YYYY-MM-DD') AS day, area, ${byArea ? 'NULL::bigint AS meter_id' : 'meter_id'},
                     card_type, channel, currency, ${byArea ? 'sum(payments) AS payments, sum(minutes) AS minutes, sum(amount) AS amount' : 'payments, minutes, amount'}
                FROM (
-                 SELECT s.day, m.area, m.id AS meter_id, s.card_type, NULL::text AS channel, s.currency,
-                        s.payments, s.minutes, s.amount
-                   FROM daily_sales s
-                   JOIN meters m ON m.id = s.meter_id
-                  WHERE s.day = ANY($${rolledParam}::date[]) AND ${meterFilter}
+                 ${closedDays}
+                 UNION ALL
+                 SELECT l.day, m.area, m.id, l.card_type, NULL::text, l.currency, l.payments, l.minutes, l.amount
+                   FROM live_sales l
+                   JOIN meters m ON m.id = l.meter_id
+                  WHERE l.day = ANY($${runningParam}::date[]) AND ${meterFilter}
                  UNION ALL
                  SELECT (t.recorded_at AT TIME ZONE $3)::date, m.area, m.id, t.card_type, NULL::text, t.currency,
                         count(*), sum(t.minutes), sum(t.charge)
@@ -261,7 +286,7 @@ export class ReportingService {
                ) sales
               ${byArea ? 'GROUP BY sales.day, area, card_type, channel, currency' : ''}
               ORDER BY sales.day, area NULLS LAST, ${byArea ? '' : 'meter_id, '}card_type NULLS LAST, channel, currency`,
-            [...params, ...rangeParams, [...rolled]],
+            [...params, ...rangeParams, [...rolled], running],
           )
         ).rows;
       });
