@@ -93,6 +93,7 @@ export async function run(args: string[]): Promise<void> {
         `over ${months} months and this one's days for ${meters.toLocaleString('en-GB')} meters; ` +
         `generation this run ${((performance.now() - started) / 1000).toFixed(0)} s`,
     );
+    await platform.db.query("SELECT parklink_live_sales_seed('UTC', $1)", [new Date()]);
     const size = await platform.db.query<{ size: string }>(
       'SELECT pg_size_pretty(pg_database_size(current_database())) AS size',
     );
@@ -126,6 +127,9 @@ async function generateMonth(
   if (there.rows.length > 0) return;
   const t0 = performance.now();
   await db.transaction(async (tx) => {
+    // Without triggers: the sales are generated, not stored by ingest; today's running totals are
+    // recomputed from them once the months are made.
+    await tx.query('SET LOCAL session_replication_role = replica');
     // Record g of the month: meter g mod M, its (g div M)-th record of the month, times spread evenly.
     await tx.query(
       `INSERT INTO records (meter_id, seq, kind, recorded_at, bytes, link, received_at)
@@ -204,12 +208,23 @@ async function measure(
   let sent: { sql: string; params: unknown[] | undefined; ms: number }[] = [];
   const db = platform.db as Database & { query: Database['query'] };
   const query = db.query.bind(db);
-  db.query = (async (sql: string, params?: unknown[]) => {
-    const t = performance.now();
-    const result = await query(sql, params as never);
-    sent.push({ sql, params, ms: performance.now() - t });
-    return result;
-  }) as Database['query'];
+  const timed = (run: Database['query']) =>
+    (async (sql: string, params?: unknown[]) => {
+      const t = performance.now();
+      const result = await run(sql, params as never);
+      sent.push({ sql, params, ms: performance.now() - t });
+      return result;
+    }) as Database['query'];
+  db.query = timed(query);
+  // The report's statements run in a transaction of their own: timed there too (their plans are
+  // taken outside it, on the same data).
+  const transaction = db.transaction.bind(db);
+  db.transaction = ((work: (tx: Database) => Promise<unknown>) =>
+    transaction((tx) => {
+      const inside = tx as Database;
+      inside.query = timed(inside.query.bind(inside));
+      return work(inside);
+    })) as Database['transaction'];
 
   const rows: string[] = [];
   const plans: string[] = [];
@@ -223,18 +238,22 @@ async function measure(
     const first = (await call()).json() as { rows?: unknown[]; meters?: unknown[]; records?: unknown[] };
     const answered = (first.rows ?? first.meters ?? first.records ?? []).length;
     const times: number[] = [];
+    const inSql: number[] = [];
     let slowest: (typeof sent)[number] | undefined;
     for (let i = 0; i < runs; i++) {
       sent = [];
       const t = performance.now();
       await call();
       times.push(performance.now() - t);
-      for (const s of sent) if (!slowest || s.ms > slowest.ms) slowest = s;
+      inSql.push(sent.reduce((sum, s) => sum + s.ms, 0));
+      for (const s of sent)
+        if (!/^\s*(SET|BEGIN|COMMIT)/i.test(s.sql) && (!slowest || s.ms > slowest.ms)) slowest = s;
     }
     times.sort((a, b) => a - b);
+    inSql.sort((a, b) => a - b);
     const p = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)];
     rows.push(
-      `| ${route.name} | \`${route.url.replace(/\?.*/, '?…')}\` | ${answered.toLocaleString('en-GB')} | ${p(0.5).toFixed(1)} | ${p(0.95).toFixed(1)} | ${p(0.95) < 200 ? 'yes' : 'NO'} |`,
+      `| ${route.name} | \`${route.url.replace(/\?.*/, '?…')}\` | ${answered.toLocaleString('en-GB')} | ${p(0.5).toFixed(1)} | ${inSql[Math.floor(inSql.length / 2)].toFixed(1)} | ${p(0.95).toFixed(1)} | ${p(0.95) < 200 ? 'yes' : 'NO'} |`,
     );
     if (slowest) {
       const plan = await query<{ 'QUERY PLAN': string }>(
@@ -247,7 +266,7 @@ async function measure(
     }
   }
   console.log(
-    `\n| route | path | rows | p50 ms | p95 ms | p95 < 200 ms |\n| --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`,
+    `\n| route | path | rows | p50 ms | of it in SQL (p50) | p95 ms | p95 < 200 ms |\n| --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}\n`,
   );
   console.log(plans.join('\n\n'));
 }
