@@ -4,7 +4,7 @@
 // instances rolling up at once do each day once; and days are New York's, across a DST change.
 import assert from 'node:assert/strict';
 import { type Database, openDatabase } from '../../platform-server/core/db';
-import { CityDays, cityDayStart } from '../../platform-server/history/cityDay';
+import { CityDays, cityDate, cityDayStart } from '../../platform-server/history/cityDay';
 import { rollUpDays } from '../../platform-server/history/rollup';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import { type Report, type ReportRequest, ReportingService } from '../../platform-server/reporting/service';
@@ -30,6 +30,13 @@ describe('the city day in JavaScript', () => {
       Date.parse('2026-06-01T23:00:00Z'),
     );
     assert.equal(cityDayStart(Date.parse('2026-06-01T23:30:00Z'), 'UTC'), Date.parse('2026-06-01T00:00:00Z'));
+  });
+
+  it("names the city's date as PostgreSQL's AT TIME ZONE does", () => {
+    assert.equal(cityDate(Date.parse('2026-11-02T04:30:00Z'), TZ), '2026-11-01', '23:30 EST');
+    assert.equal(cityDate(Date.parse('2026-11-02T05:00:00Z'), TZ), '2026-11-02');
+    assert.equal(cityDate(Date.parse('2026-06-01T23:30:00Z'), 'Europe/London'), '2026-06-02');
+    assert.equal(cityDate(Date.parse('2026-06-01T23:30:00Z'), 'UTC'), '2026-06-01');
   });
 
   it('keeps today until the next midnight, then moves on', () => {

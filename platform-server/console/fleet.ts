@@ -4,7 +4,8 @@
 // state changed and hands their new rows to every listener (the console's server-sent events), so
 // several platform instances each see what the others stored.
 import type { Queryable } from '../core/db';
-import { CityDays } from '../history/cityDay';
+import { CityDays, cityDate } from '../history/cityDay';
+import { liveSalesState } from '../history/liveSales';
 
 export type ContactState = 'online' | 'overdue' | 'never';
 export type Light = 'green' | 'amber' | 'red' | 'grey';
@@ -64,8 +65,9 @@ interface Row {
 }
 
 // One statement for every meter (or the listed ones): each piece is a grouped subquery joined on
-// the meter id, so 10,000 meters cost a few scans, not 10,000 lookups.
-export const FLEET_SQL = `
+// the meter id, so 10,000 meters cost a few scans, not 10,000 lookups. $1 the meters or null, $2
+// the instant today started; today's card sales come from `sales`.
+const fleetSql = (sales: string) => `
 WITH wanted AS (
   SELECT m.* FROM meters m WHERE $1::bigint[] IS NULL OR m.id = ANY($1::bigint[])
 ), open_events AS (
@@ -92,27 +94,12 @@ WITH wanted AS (
     JOIN wanted w ON w.id = rm.meter_id
    WHERE rm.state = 'confirmed'
    ORDER BY rm.meter_id, rm.updated_at DESC
-), live AS (
-  -- Today's card sales are kept per meter as they arrive (history/liveSales.ts) once the running
-  -- totals are whole for today in this zone; otherwise (a day before they began) they are summed here.
-  SELECT coalesce(bool_or(l.time_zone = $3 AND l.since <= ($2::timestamptz AT TIME ZONE $3)::date), false) AS whole
-    FROM live_sales_state l
 ), revenue AS (
   -- Card sales at the meter and renewals paid by phone and applied by it, summed per meter before
   -- any join.
   SELECT meter_id, sum(revenue) AS revenue, min(currency) AS currency
     FROM (
-      SELECT s.meter_id, sum(s.amount) AS revenue, min(s.currency) AS currency
-        FROM live_sales s
-       WHERE (SELECT whole FROM live) AND s.day = ($2::timestamptz AT TIME ZONE $3)::date
-         AND ($1::bigint[] IS NULL OR s.meter_id = ANY($1::bigint[]))
-       GROUP BY s.meter_id
-      UNION ALL
-      SELECT t.meter_id, sum(t.charge), min(t.currency)
-        FROM transactions t
-       WHERE NOT (SELECT whole FROM live) AND t.recorded_at >= $2
-         AND ($1::bigint[] IS NULL OR t.meter_id = ANY($1::bigint[]))
-       GROUP BY t.meter_id
+      ${sales}
       UNION ALL
       SELECT rn.meter_id, sum(rn.charge), min(rn.currency)
         FROM renewals rn
@@ -135,6 +122,21 @@ SELECT w.id, w.name, w.area, w.address, w.latitude, w.longitude, w.bays,
   LEFT JOIN firmware f ON f.meter_id = w.id
   LEFT JOIN revenue v ON v.meter_id = w.id
  ORDER BY w.id`;
+
+/**
+ * Today's card sales from the running totals (history/liveSales.ts), one row a meter and card type
+ * ($3: today's date), once they are whole for today in the city's zone.
+ */
+const FLEET_LIVE_SQL = fleetSql(`SELECT s.meter_id, sum(s.amount) AS revenue, min(s.currency) AS currency
+        FROM live_sales s
+       WHERE s.day = $3::date AND ($1::bigint[] IS NULL OR s.meter_id = ANY($1::bigint[]))
+       GROUP BY s.meter_id`);
+
+/** Otherwise summed from the sales (a day before the running totals began). */
+const FLEET_SALES_SQL = fleetSql(`SELECT t.meter_id, sum(t.charge) AS revenue, min(t.currency) AS currency
+        FROM transactions t
+       WHERE t.recorded_at >= $2 AND ($1::bigint[] IS NULL OR t.meter_id = ANY($1::bigint[]))
+       GROUP BY t.meter_id`);
 
 /** Battery at or below this percent turns the light amber. */
 export const LOW_BATTERY_PERCENT = 20;
@@ -176,8 +178,16 @@ export class FleetView {
   /** Every meter, or those listed, in id order. */
   async rows(ids?: readonly number[]): Promise<FleetRow[]> {
     const now = this.now();
-    const today = new Date(this.#days.todayStart(now.getTime()));
-    const { rows } = await this.db.query<Row>(FLEET_SQL, [ids ? [...ids] : null, today, this.#days.timeZone]);
+    const start = this.#days.todayStart(now.getTime());
+    const today = cityDate(start, this.#days.timeZone);
+    // Chosen before the statement is planned: a plan with both branches keeps the sales scan's
+    // parallel workers even when it is never run.
+    const live = await liveSalesState(this.db);
+    const whole = live?.timeZone === this.#days.timeZone && live.since <= today;
+    const meters = ids ? [...ids] : null;
+    const { rows } = whole
+      ? await this.db.query<Row>(FLEET_LIVE_SQL, [meters, new Date(start), today])
+      : await this.db.query<Row>(FLEET_SALES_SQL, [meters, new Date(start)]);
     return rows.map((r) => {
       const contact = contactState(r.last_contact, r.contact_seconds, now);
       const battery = r.battery === null ? null : Number(r.battery);
