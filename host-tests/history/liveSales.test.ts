@@ -10,10 +10,10 @@ import { FleetView } from '../../platform-server/console/fleet';
 import { cityDayStart } from '../../platform-server/history/cityDay';
 import { liveSalesState, prepareLiveSales, pruneLiveSales } from '../../platform-server/history/liveSales';
 import { rollUpDays } from '../../platform-server/history/rollup';
-import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { Platform } from '../../platform-server/platform';
 import { type ReportRequest, ReportingService } from '../../platform-server/reporting/service';
-import { uplinkTopic } from '../../protocol/topics';
-import { forEachBackend, quietLogger, randomMeterId, TestMeter } from '../../sim/fleet/platform';
+import { forEachBackend, randomMeterId, type TestMeter } from '../../sim/fleet/platform';
+import { type CityPlatform, cityCalendar, cityPlatform } from '../support/cityPlatform';
 
 const TZ = 'America/New_York';
 const HOUR = 3_600_000;
@@ -31,46 +31,24 @@ interface Totals {
 }
 
 forEachBackend('running sales totals', (backend) => {
+  let city: CityPlatform;
   let platform: Platform;
-  let drop: () => Promise<void>;
-  let url: string | undefined;
   const now = Date.now();
-  const todayStart = cityDayStart(now, TZ);
-  const dayStart = (offset: number) => cityDayStart(todayStart + offset * 24 * HOUR + 12 * HOUR, TZ);
-  const day = (offset: number) => dayOf(dayStart(offset) + 12 * HOUR);
-  const at = (offset: number, hours: number) => seconds(dayStart(offset) + hours * HOUR);
+  const { day, at } = cityCalendar(now, TZ);
   const north = randomMeterId();
   const south = north + 1;
-  const meters = new Map<number, TestMeter>();
+  const meter = (id: number) => city.meters.get(id) as TestMeter;
+  const send = (id: number, from: number, to: number) => city.send(id, from, to);
 
   before(async () => {
-    const fresh = await backend.fresh();
-    drop = fresh.drop;
-    url = fresh.config.databaseUrl;
-    platform = await createPlatform({
-      ...fresh.config,
-      httpLogger: false,
-      logger: quietLogger,
-      apds: { timeZone: TZ },
-    });
-    for (const [id, area] of [
+    city = await cityPlatform(backend, TZ, [
       [north, 'North'],
       [south, 'South'],
-    ] as const) {
-      meters.set(id, new TestMeter(id, await platform.provisionMeter(id, `meter ${id}`)));
-      await platform.db.query('UPDATE meters SET area = $2 WHERE id = $1', [id, area]);
-    }
+    ]);
+    platform = city.platform;
   });
-  after(async () => {
-    await platform?.close();
-    await drop?.();
-  });
+  after(async () => city?.close());
 
-  async function send(id: number, from: number, to: number) {
-    const m = meters.get(id) as TestMeter;
-    const outcome = await platform.ingest.handleUplink(uplinkTopic(id), m.frame(from, to));
-    assert.equal(outcome.ok, true, JSON.stringify(outcome));
-  }
   const ORDER = 'ORDER BY day, meter_id, card_type, currency';
   // The running totals of the days they say are whole.
   const live = async (db: Database = platform.db) =>
@@ -97,8 +75,8 @@ forEachBackend('running sales totals', (backend) => {
 
   it("starts in the city's zone and adds every stored sale to its day as it is stored", async () => {
     assert.deepEqual(await liveSalesState(platform.db), { timeZone: TZ, since: day(0) });
-    const n = meters.get(north) as TestMeter;
-    const s = meters.get(south) as TestMeter;
+    const n = meter(north);
+    const s = meter(south);
     n.transaction({ cardType: 1, minutes: 60, charge: 120 }, at(0, 0.5));
     n.transaction({ cardType: 1, minutes: 30, charge: 60 }, seconds(now) - 60);
     n.transaction({ cardType: 2, minutes: 20, charge: 45 }, seconds(now) - 30);
@@ -176,15 +154,15 @@ forEachBackend('running sales totals', (backend) => {
   });
 
   it('is seeded again in another zone while sales keep arriving, nothing counted twice or missed', async () => {
-    const n = meters.get(north) as TestMeter;
-    const s = meters.get(south) as TestMeter;
+    const n = meter(north);
+    const s = meter(south);
     const first = n.nextSeq;
     for (let i = 0; i < 20; i++)
       n.transaction({ cardType: 1 + (i % 3), charge: 10 + i }, seconds(now) - 100 + i);
     const firstSouth = s.nextSeq;
     for (let i = 0; i < 20; i++) s.transaction({ cardType: 1, charge: 5 + i }, seconds(now) - 100 + i);
     // A second instance's pool seeds in London while this one stores sets (PGlite has one connection).
-    const other: Database = url ? await openDatabase({ url }) : platform.db;
+    const other: Database = city.url ? await openDatabase({ url: city.url }) : platform.db;
     try {
       const sending = (async () => {
         for (let i = 0; i < 20; i += 2) {
@@ -216,7 +194,7 @@ forEachBackend('running sales totals', (backend) => {
   });
 
   it('drops the days the roll-up has, and is whole from the day after', async () => {
-    const n = meters.get(north) as TestMeter;
+    const n = meter(north);
     n.transaction({ cardType: 1, charge: 77 }, seconds(now));
     await send(north, n.nextSeq - 1, n.nextSeq - 1);
     const view = new FleetView(platform.db, () => new Date(now), TZ);
@@ -235,8 +213,8 @@ forEachBackend('running sales totals', (backend) => {
   });
 
   it("sums the city's closed days per area from their per-area totals, equal to the per-meter ones", async () => {
-    const n = meters.get(north) as TestMeter;
-    const s = meters.get(south) as TestMeter;
+    const n = meter(north);
+    const s = meter(south);
     n.transaction({ cardType: 1, minutes: 25, charge: 50 }, at(-2, 10));
     n.transaction({ cardType: 2, minutes: 25, charge: 55 }, at(-2, 11));
     s.transaction({ cardType: 1, minutes: 35, charge: 70 }, at(-2, 12));

@@ -6,15 +6,14 @@ import assert from 'node:assert/strict';
 import { type Database, openDatabase } from '../../platform-server/core/db';
 import { CityDays, cityDate, cityDayStart } from '../../platform-server/history/cityDay';
 import { rollUpDays } from '../../platform-server/history/rollup';
-import { createPlatform, type Platform } from '../../platform-server/platform';
+import type { Platform } from '../../platform-server/platform';
 import { type Report, type ReportRequest, ReportingService } from '../../platform-server/reporting/service';
-import { uplinkTopic } from '../../protocol/topics';
-import { forEachBackend, quietLogger, randomMeterId, TestMeter } from '../../sim/fleet/platform';
+import { forEachBackend, randomMeterId, type TestMeter } from '../../sim/fleet/platform';
+import { type CityPlatform, cityCalendar, cityPlatform } from '../support/cityPlatform';
 
 const TZ = 'America/New_York';
 const HOUR = 3_600_000;
 const seconds = (ms: number) => Math.floor(ms / 1000);
-const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 describe('the city day in JavaScript', () => {
   it('starts New York days at their midnight, across both DST changes', () => {
@@ -49,51 +48,27 @@ describe('the city day in JavaScript', () => {
 });
 
 forEachBackend('daily sales roll-up', (backend) => {
+  let city: CityPlatform;
   let platform: Platform;
-  let drop: () => Promise<void>;
-  let url: string | undefined;
   let reports: ReportingService;
   const now = Date.now();
-  // The New York day `offset` days from today, and an instant `hours` into it.
-  const todayStart = cityDayStart(now, TZ);
-  const dayStart = (offset: number) => cityDayStart(todayStart + offset * 24 * HOUR + 12 * HOUR, TZ);
-  const day = (offset: number) => dayOf(dayStart(offset) + 12 * HOUR);
-  const at = (offset: number, hours: number) => seconds(dayStart(offset) + hours * HOUR);
+  const { todayStart, dayStart, day, at } = cityCalendar(now, TZ);
   const north = randomMeterId();
   const south = north + 1;
   const east = north + 2;
-  const meters = new Map<number, TestMeter>();
+  const send = (id: number, from: number, to: number) => city.send(id, from, to);
 
   before(async () => {
-    const fresh = await backend.fresh();
-    drop = fresh.drop;
-    url = fresh.config.databaseUrl;
-    platform = await createPlatform({
-      ...fresh.config,
-      httpLogger: false,
-      logger: quietLogger,
-      apds: { timeZone: TZ },
-    });
-    reports = new ReportingService(platform.db, TZ);
-    for (const [id, area] of [
+    city = await cityPlatform(backend, TZ, [
       [north, 'North'],
       [south, 'South'],
       [east, 'East'],
-    ] as const) {
-      meters.set(id, new TestMeter(id, await platform.provisionMeter(id, `meter ${id}`)));
-      await platform.db.query('UPDATE meters SET area = $2 WHERE id = $1', [id, area]);
-    }
+    ]);
+    platform = city.platform;
+    reports = new ReportingService(platform.db, TZ);
   });
-  after(async () => {
-    await platform?.close();
-    await drop?.();
-  });
+  after(async () => city?.close());
 
-  async function send(id: number, from: number, to: number) {
-    const m = meters.get(id) as TestMeter;
-    const outcome = await platform.ingest.handleUplink(uplinkTopic(id), m.frame(from, to));
-    assert.equal(outcome.ok, true, JSON.stringify(outcome));
-  }
   const revenue = (request: Partial<ReportRequest> = {}): Promise<Report> =>
     reports.report('revenue', { from: day(-5), to: day(1), ...request });
   const dayRow = async (d: string) =>
@@ -105,8 +80,8 @@ forEachBackend('daily sales roll-up', (backend) => {
     ).rows[0];
 
   it('gives the same rows from the totals as from the sales, and reads the totals once rolled up', async () => {
-    const n = meters.get(north) as TestMeter;
-    const s = meters.get(south) as TestMeter;
+    const n = city.meters.get(north) as TestMeter;
+    const s = city.meters.get(south) as TestMeter;
     n.transaction({ cardType: 1, minutes: 60, charge: 120 }, at(-4, 10));
     // Half an hour before and after New York's midnight: two days.
     n.transaction({ cardType: 2, minutes: 30, charge: 70 }, seconds(dayStart(-3) - HOUR / 2));
@@ -178,7 +153,7 @@ forEachBackend('daily sales roll-up', (backend) => {
 
   it('marks a rolled-up day stale when a sale of it arrives late, and counts it before and after the next roll-up', async () => {
     const before = await revenue();
-    const n = meters.get(north) as TestMeter;
+    const n = city.meters.get(north) as TestMeter;
     // The meter uploads a sale made three days ago (it was offline).
     n.transaction({ cardType: 1, minutes: 25, charge: 55 }, at(-3, 16));
     await send(north, 6, 6);
@@ -211,7 +186,7 @@ forEachBackend('daily sales roll-up', (backend) => {
     ).rows.map((r) => r.day);
     assert.ok(expected.length >= 3, expected.join());
     // A second instance: its own pool on the same database (PGlite has one connection).
-    const other: Database = url ? await openDatabase({ url }) : platform.db;
+    const other: Database = city.url ? await openDatabase({ url: city.url }) : platform.db;
     try {
       const [a, b] = await Promise.all([rollUpDays(platform.db, TZ, now), rollUpDays(other, TZ, now)]);
       assert.deepEqual([...a, ...b].sort(), expected, `first ${a.join()}, second ${b.join()}`);
@@ -234,7 +209,7 @@ forEachBackend('daily sales roll-up', (backend) => {
   });
 
   it("uses New York's days across the end of DST, and a zone change rolls every day up again", async () => {
-    const e = meters.get(east) as TestMeter;
+    const e = city.meters.get(east) as TestMeter;
     e.transaction({ cardType: 1, charge: 10 }, seconds(Date.parse('2026-11-01T03:30:00Z'))); // 31 Oct 23:30 EDT
     e.transaction({ cardType: 1, charge: 20 }, seconds(Date.parse('2026-11-01T04:30:00Z'))); // 1 Nov 00:30 EDT
     e.transaction({ cardType: 1, charge: 40 }, seconds(Date.parse('2026-11-02T04:30:00Z'))); // 1 Nov 23:30 EST

@@ -10,16 +10,8 @@
 -- totals are whole from: parklink_live_sales_seed recomputes today from the sales, with inserts held
 -- off, when the table is made and whenever the platform starts in another zone. The roll-up
 -- (history/rollup.ts) drops the days it no longer needs and moves `since` with them.
-CREATE TABLE live_sales (
-  day date NOT NULL,
-  meter_id bigint NOT NULL,
-  card_type smallint NOT NULL,
-  currency smallint NOT NULL,
-  payments bigint NOT NULL,
-  minutes bigint NOT NULL,
-  amount bigint NOT NULL,
-  PRIMARY KEY (day, meter_id, card_type, currency)
-) WITH (fillfactor = 70);
+-- The same rows as daily_sales (migration 112), for the days still open.
+CREATE TABLE live_sales (LIKE daily_sales INCLUDING ALL) WITH (fillfactor = 70);
 -- A meter's row is updated with each set it uploads: room on its page keeps those updates HOT (no
 -- new index entry, the old version pruned in place).
 
