@@ -95,16 +95,15 @@ WITH wanted AS (
    WHERE rm.state = 'confirmed'
    ORDER BY rm.meter_id, rm.updated_at DESC
 ), revenue AS (
-  -- Card sales at the meter and renewals paid by phone and applied by it, summed per meter before
-  -- any join.
+  -- Card sales at the meter and renewals paid by phone and applied by it, summed per meter (in one
+  -- aggregate) before any join.
   SELECT meter_id, sum(revenue) AS revenue, min(currency) AS currency
     FROM (
       ${sales}
       UNION ALL
-      SELECT rn.meter_id, sum(rn.charge), min(rn.currency)
+      SELECT rn.meter_id, rn.charge, rn.currency
         FROM renewals rn
        WHERE rn.status = 'applied' AND rn.applied_at >= $2 AND ($1::bigint[] IS NULL OR rn.meter_id = ANY($1::bigint[]))
-       GROUP BY rn.meter_id
     ) sales
    GROUP BY meter_id
 )
@@ -127,16 +126,14 @@ SELECT w.id, w.name, w.area, w.address, w.latitude, w.longitude, w.bays,
  * Today's card sales from the running totals (history/liveSales.ts), one row a meter and card type
  * ($3: today's date), once they are whole for today in the city's zone.
  */
-const FLEET_LIVE_SQL = fleetSql(`SELECT s.meter_id, sum(s.amount) AS revenue, min(s.currency) AS currency
+const FLEET_LIVE_SQL = fleetSql(`SELECT s.meter_id, s.amount AS revenue, s.currency
         FROM live_sales s
-       WHERE s.day = $3::date AND ($1::bigint[] IS NULL OR s.meter_id = ANY($1::bigint[]))
-       GROUP BY s.meter_id`);
+       WHERE s.day = $3::date AND ($1::bigint[] IS NULL OR s.meter_id = ANY($1::bigint[]))`);
 
 /** Otherwise summed from the sales (a day before the running totals began). */
-const FLEET_SALES_SQL = fleetSql(`SELECT t.meter_id, sum(t.charge) AS revenue, min(t.currency) AS currency
+const FLEET_SALES_SQL = fleetSql(`SELECT t.meter_id, t.charge AS revenue, t.currency
         FROM transactions t
-       WHERE t.recorded_at >= $2 AND ($1::bigint[] IS NULL OR t.meter_id = ANY($1::bigint[]))
-       GROUP BY t.meter_id`);
+       WHERE t.recorded_at >= $2 AND ($1::bigint[] IS NULL OR t.meter_id = ANY($1::bigint[]))`);
 
 /** Battery at or below this percent turns the light amber. */
 export const LOW_BATTERY_PERCENT = 20;
