@@ -5,6 +5,7 @@
 // file and ACL) with the platform in its own process, as deployed; figures from /proc and the clock.
 // Used by `npm run bench -- fleet` (sizes of a city) and by a test (a slice of it).
 import http from 'node:http';
+import path from 'node:path';
 import pg from 'pg';
 import { BrokerCredentials, mosquittoPasswordFile } from '../../platform-server/core/brokerAuth';
 import { migrate } from '../../platform-server/core/migrations';
@@ -12,12 +13,14 @@ import { openDatabase } from '../../platform-server/core/db';
 import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
 import { deriveCardTokenKey } from '../../platform-server/keys/cardToken';
 import { loadKeystore } from '../../platform-server/keys/keystore';
+import type { HeapProbeAnswer } from './heapProbe';
 import { LoadMeter } from './loadMeter';
 import {
   type Broker,
   cpuSeconds,
   freshDatabase,
   type Instance,
+  instanceHeap,
   residentBytes,
   startInstance,
   startMosquitto,
@@ -93,6 +96,11 @@ export interface FleetRunResult {
   /** Resident memory before the fleet connected and at the end of the window, bytes. */
   brokerBytes: { before: number; after: number };
   platformBytes: { before: number; after: number };
+  /**
+   * The platform's heap after a full collection, at the same two moments (and their heap snapshots'
+   * files, with BENCH_HEAP_DIR=<dir>).
+   */
+  platformHeap: { before: HeapProbeAnswer; after: HeapProbeAnswer };
   /** The city's load alone, then with the renewals of an evening peak on top. */
   city: WindowFigures;
   peak: WindowFigures;
@@ -207,20 +215,29 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
     }
     broker = await startMosquitto(mosquittoPasswordFile(credentials, ids));
     const brokerBefore = residentBytes(broker.pid);
-    instance = await startInstance({
-      DATABASE_URL: database.url,
-      MQTT_URL: broker.url,
-      PARKLINK_MASTER_KEY: MASTER_KEY,
-      // Renewals are paid with the payment simulator: a load run, no money moves.
-      PARKLINK_DEMO: '1',
-      PARKLINK_ADMIN_USER: ADMIN.username,
-      PARKLINK_ADMIN_PASSWORD: ADMIN.password,
-      PORT: '0',
-      LOG_LEVEL: 'warn',
-    });
+    instance = await startInstance(
+      {
+        DATABASE_URL: database.url,
+        MQTT_URL: broker.url,
+        PARKLINK_MASTER_KEY: MASTER_KEY,
+        // Renewals are paid with the payment simulator: a load run, no money moves.
+        PARKLINK_DEMO: '1',
+        PARKLINK_ADMIN_USER: ADMIN.username,
+        PARKLINK_ADMIN_PASSWORD: ADMIN.password,
+        PORT: '0',
+        LOG_LEVEL: 'warn',
+      },
+      [],
+      { heapProbe: true },
+    );
     const platformPid = instance.child.pid as number;
     const base = instance.http;
     const platformBefore = residentBytes(platformPid);
+    const heapDir = process.env.BENCH_HEAP_DIR;
+    const heapBefore = await instanceHeap(
+      instance,
+      heapDir && path.join(heapDir, 'platform-before.heapsnapshot'),
+    );
 
     const ackLatencies: number[] = [];
     let windowsStart = Number.POSITIVE_INFINITY;
@@ -459,6 +476,10 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
     const connectionsHeld = meters.filter((m) => m.connected).length;
     const platformAfter = residentBytes(platformPid);
     const brokerAfter = residentBytes(broker.pid);
+    const heapAfter = await instanceHeap(
+      instance,
+      heapDir && path.join(heapDir, 'platform-after.heapsnapshot'),
+    );
 
     // Drain: every meter uploads what it holds at once (as after a network outage), sealing again a
     // set not acknowledged in time as the firmware does (10 s, then backing off); every renewal answered.
@@ -510,6 +531,7 @@ export async function runFleet(options: FleetRunOptions): Promise<FleetRunResult
       statusStored,
       brokerBytes: { before: brokerBefore, after: brokerAfter },
       platformBytes: { before: platformBefore, after: platformAfter },
+      platformHeap: { before: heapBefore, after: heapAfter },
       city,
       peak,
       ackLatency: percentiles(ackLatencies),

@@ -9,6 +9,7 @@ import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { HeapProbeAnswer } from './heapProbe';
 import { ADMIN_DATABASE_URL, adminQuery } from './platform';
 
 /** A CHECKPOINT on the real server (before a measured COPY). */
@@ -49,16 +50,19 @@ export interface Instance {
 /**
  * One platform instance as production runs it: its own process, platform-server/main.ts, configured by
  * environment. With BENCH_CPU_PROF=<dir> each instance writes its CPU profile there when it stops.
+ * `heapProbe` loads sim/fleet/heapProbe.ts into it, for instanceHeap().
  */
 export async function startInstance(
   env: Record<string, string>,
   nodeFlags: string[] = [],
+  { heapProbe = false }: { heapProbe?: boolean } = {},
 ): Promise<Instance> {
   const child = fork(fileURLToPath(new URL('../../platform-server/main.ts', import.meta.url)), [], {
     execArgv: [
       '--import',
       './tools/ts-register.js',
       '--no-warnings',
+      ...(heapProbe ? ['--expose-gc', '--import', './sim/fleet/heapProbe.ts'] : []),
       ...nodeFlags,
       ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
     ],
@@ -71,6 +75,25 @@ export async function startInstance(
   });
   child.removeAllListeners('exit');
   return { child, http };
+}
+
+/**
+ * The instance's heap after a full collection (it must run the heap probe), and a heap snapshot
+ * written to `snapshot` when given.
+ */
+export async function instanceHeap({ child }: Instance, snapshot?: string): Promise<HeapProbeAnswer> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: unknown) => {
+      if ((message as { probe?: string })?.probe !== 'heap') return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(message as HeapProbeAnswer);
+    };
+    const onExit = () => reject(new Error('platform instance exited before it answered the heap probe'));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    child.send({ probe: 'heap', snapshot });
+  });
 }
 
 export async function stopInstance({ child }: Instance): Promise<void> {

@@ -5,6 +5,8 @@
 // own process. Renewals are paid through the payment simulator: no money moves.
 //
 //   npm run bench -- fleet --meters=10000 --seconds=120 --renewals=100 --renewal-seconds=30 --drivers=200 --speed=1
+import type { HeapProbeAnswer } from '../../sim/fleet/heapProbe';
+import { heapGrowth, summariseHeapSnapshot } from '../../sim/fleet/heapSnapshot';
 import { CITY, type FleetRunResult, type Percentiles, runFleet } from '../../sim/fleet/fleetRun';
 import { real } from '../../sim/fleet/platform';
 
@@ -29,7 +31,26 @@ export function report(r: FleetRunResult, log: (line: string) => void): void {
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
   const perMeter = (m: { before: number; after: number }) =>
     `${mib(m.before)} → ${mib(m.after)} MiB, ${((m.after - m.before) / r.metersConnected / 1024).toFixed(1)} KiB per meter`;
-  log(`memory: broker ${perMeter(r.brokerBytes)}; platform ${perMeter(r.platformBytes)}`);
+  const { before, after } = r.platformHeap;
+  log(
+    `memory: broker ${perMeter(r.brokerBytes)}; platform ${perMeter(r.platformBytes)} (resident` +
+      `${before.snapshot ? ', which writing the first heap snapshot grew' : ''})`,
+  );
+  const heap = (pick: (a: HeapProbeAnswer) => number) => ({ before: pick(before), after: pick(after) });
+  log(
+    `platform heap after a full GC: ${perMeter(heap((a) => a.heapUsed))}; ` +
+      `external ${perMeter(heap((a) => a.external))}`,
+  );
+  if (before.snapshot && after.snapshot) {
+    log(`heap snapshots: ${before.snapshot}, ${after.snapshot}; what grew most (self size):`);
+    for (const kind of heapGrowth(
+      summariseHeapSnapshot(before.snapshot),
+      summariseHeapSnapshot(after.snapshot),
+    ))
+      log(
+        `  ${kind.kind}: ${kind.count >= 0 ? '+' : ''}${kind.count} nodes, ${(kind.selfSize / 1024).toFixed(1)} KiB`,
+      );
+  }
   log(
     `CPU, city load: platform ${r.city.platformCores.toFixed(3)} cores, broker ${r.city.brokerCores.toFixed(3)} cores`,
   );
