@@ -7,7 +7,7 @@ import type { Keystore } from '../keys/keystore';
 import type { OperatorGuard } from '../operators/service';
 import { ContactBox } from './contacts';
 import { blacklistRoutes } from './routes';
-import { type BlacklistDeps, BlacklistService } from './service';
+import { type BlacklistDeps, BlacklistService, isClonedCardRecord } from './service';
 
 export { blacklistRoutes } from './routes';
 export { ContactBox } from './contacts';
@@ -40,6 +40,8 @@ export async function startBlacklist(
   if (ingest) {
     ingest.route(BLACKLIST_ACK_UPLINK, service.onAck);
     ingest.on('stored', (stored) => {
+      // Called for every record stored: only a cloned-card refusal is worth a call and its promise.
+      if (!isClonedCardRecord(stored.record)) return;
       service
         .onStoredRecord(stored.meterId, stored.record)
         .catch((e) => warn(e, 'cloned-card report not kept'));

@@ -90,6 +90,32 @@ export interface AddCard {
 
 export type CatchUp = 'current' | 'delta' | 'full' | 'recent';
 
+/** A meter's refusal of a card it found cloned: the review queue takes it. */
+export function isClonedCardRecord(
+  record: MeterRecord,
+): record is Extract<MeterRecord, { kind: typeof RecordKind.Operation }> {
+  return record.kind === RecordKind.Operation && record.data.code === 'card-cloned';
+}
+
+/** A meter's row of blacklist_meters as a catch-up reads it (nulls: never pushed or acknowledged). */
+interface PushState {
+  acked_version: string | number | null;
+  pushed_version: string | number | null;
+  pushed_recently: boolean | null;
+  current: string | number;
+}
+
+/** Why a catch-up sends nothing to a meter in `state`, or undefined when it has to send. */
+function leftAlone(state: PushState, options: { force?: boolean; full?: boolean }): CatchUp | undefined {
+  const current = Number(state.current);
+  const acked = state.acked_version === null ? undefined : Number(state.acked_version);
+  if (acked === current && !options.full) return 'current';
+  // An empty list at version 0 is what a new meter holds: a contact needs nothing sent yet.
+  if (acked === undefined && current === 0 && !options.force && !options.full) return 'current';
+  if (!options.force && state.pushed_recently && Number(state.pushed_version) === current) return 'recent';
+  return undefined;
+}
+
 const TOKEN_HEX = /^[0-9a-f]{32}$/;
 const CLONED_UID = /UID ([0-9a-f]{8,20})/;
 
@@ -104,6 +130,8 @@ export class BlacklistService {
   readonly #contacting = new Set<number>();
   /** When a contact last made this instance look at a meter (Date.now()). */
   readonly #contactChecked = new Map<number, number>();
+  /** The meters heard from in this turn, whose push states are read together (#contactState). */
+  #look: { meterIds: number[]; states: Promise<PushState[]> } | undefined;
 
   constructor(deps: BlacklistDeps) {
     this.#deps = deps;
@@ -343,26 +371,12 @@ export class BlacklistService {
    */
   async catchUp(meterId: number, options: { force?: boolean; full?: boolean } = {}): Promise<CatchUp> {
     const { db } = this.#deps;
-    const state = await db.query<{
-      acked_version: string | number | null;
-      pushed_version: string | number | null;
-      pushed_recently: boolean | null;
-      current: string | number;
-    }>(
-      `SELECT b.acked_version, b.pushed_version,
-              b.pushed_at > now() - make_interval(secs => $2) AS pushed_recently,
-              (SELECT version FROM blacklist_state) AS current
-         FROM (SELECT 1) one LEFT JOIN blacklist_meters b ON b.meter_id = $1`,
-      [meterId, (this.#deps.resendAfterMs ?? 60_000) / 1000],
-    );
-    const row = state.rows[0];
+    const [row] = await this.#pushStates([meterId]);
     const current = Number(row.current);
     this.#current = Math.max(this.#current, current);
     const acked = row.acked_version === null ? undefined : Number(row.acked_version);
-    if (acked === current && !options.full) return 'current';
-    // An empty list at version 0 is what a new meter holds: a contact needs nothing sent yet.
-    if (acked === undefined && current === 0 && !options.force && !options.full) return 'current';
-    if (!options.force && row.pushed_recently && Number(row.pushed_version) === current) return 'recent';
+    const settled = leftAlone(row, options);
+    if (settled) return settled;
     const delta = options.full || acked === undefined ? undefined : await this.#delta(acked);
     const pushes = delta ? [delta] : await this.#full();
     const version = pushes[0].version;
@@ -465,15 +479,51 @@ export class BlacklistService {
     this.#contactChecked.set(meterId, now);
     this.#contacting.add(meterId);
     try {
-      await this.catchUp(meterId);
+      const row = await this.#contactState(meterId);
+      this.#current = Math.max(this.#current, Number(row.current));
+      if (!leftAlone(row, {})) await this.catchUp(meterId);
     } finally {
       this.#contacting.delete(meterId);
     }
   }
 
+  /**
+   * The meter's push state, read with every other meter heard from in the same turn (ingest reports
+   * a batch's outcomes together): one query for a batch of sets, not one per set.
+   */
+  #contactState(meterId: number): Promise<PushState> {
+    let look = this.#look;
+    if (!look) {
+      const meterIds: number[] = [];
+      const states = new Promise<PushState[]>((resolve, reject) =>
+        queueMicrotask(() => {
+          this.#look = undefined;
+          this.#pushStates(meterIds).then(resolve, reject);
+        }),
+      );
+      look = { meterIds, states };
+      this.#look = look;
+    }
+    const at = look.meterIds.push(meterId) - 1;
+    return look.states.then((rows) => rows[at]);
+  }
+
+  /** Each meter's acknowledged and pushed versions and the current one, in the order asked. */
+  async #pushStates(meterIds: readonly number[]): Promise<PushState[]> {
+    const rows = await this.#deps.db.query<PushState>(
+      `SELECT b.acked_version, b.pushed_version,
+              b.pushed_at > now() - make_interval(secs => $2) AS pushed_recently,
+              (SELECT version FROM blacklist_state) AS current
+         FROM unnest($1::bigint[]) WITH ORDINALITY AS m(id, i) LEFT JOIN blacklist_meters b ON b.meter_id = m.id
+        ORDER BY m.i`,
+      [meterIds, (this.#deps.resendAfterMs ?? 60_000) / 1000],
+    );
+    return rows.rows;
+  }
+
   /** Ingest's stored records: a 'card-cloned' refusal enters the review queue. */
   async onStoredRecord(meterId: number, record: MeterRecord): Promise<void> {
-    if (record.kind !== RecordKind.Operation || record.data.code !== 'card-cloned') return;
+    if (!isClonedCardRecord(record)) return;
     const uid = CLONED_UID.exec(record.data.detail)?.[1] ?? null;
     const card = record.data.card;
     await this.#deps.db.query(

@@ -460,6 +460,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           keystore: this.keystore,
           crypto: this.crypto,
           cardTokens: this.options.cardTokens,
+          downlinkKey: (meterId, epoch) => this.meters.downlinkKey(meterId, epoch),
           cityDays: this.cityDays,
         },
         batch,

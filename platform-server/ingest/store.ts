@@ -141,6 +141,11 @@ export interface StoreBatchOptions {
   crypto: Crypto;
   /** Tokenises the card numbers of format 1 records; without it they are refused (bad-version). */
   cardTokens?: CardTokens;
+  /**
+   * Key D of a meter's epoch, a copy the caller wipes: the gate's cache of derived keys
+   * (verify.ts). Default: derived from the keystore for every set.
+   */
+  downlinkKey?: (meterId: number, epoch: number) => Uint8Array;
   /** The city's days: a sale from before today marks its day's totals stale. Default UTC. */
   cityDays?: CityDays;
   now?: () => number;
@@ -173,7 +178,10 @@ export async function storeBatch(
   options: StoreBatchOptions,
   frames: readonly UplinkFrame[],
 ): Promise<(StoredSet | RefusedSet)[]> {
-  const { db, keystore, crypto, cardTokens } = options;
+  const { db, crypto, cardTokens } = options;
+  const downlinkKey =
+    options.downlinkKey ??
+    ((meterId: number, epoch: number) => derivedDownlinkKey(options.keystore, meterId, epoch));
   const cityDays = options.cityDays ?? UTC_DAYS;
   // Before today in seconds, as record times are.
   const todayStart = cityDays.todayStart((options.now ?? Date.now)()) / 1000;
@@ -201,7 +209,9 @@ export async function storeBatch(
       const opened: OpenedSet[] = [];
       frames.forEach((frame, index) => {
         try {
-          opened.push(openSet(crypto, keystore, cardTokens, frame, index, meters.get(frame.header.meterId)));
+          opened.push(
+            openSet(crypto, downlinkKey, cardTokens, frame, index, meters.get(frame.header.meterId)),
+          );
         } catch (error) {
           refuse(index, error);
         }
@@ -323,9 +333,15 @@ export async function storeBatch(
 }
 
 /** Checks one verified frame's epoch and window against its meter's locked row, decodes and chain-checks it; throws to refuse it. */
+function derivedDownlinkKey(keystore: Keystore, meterId: number, epoch: number): Uint8Array {
+  const keys = frameKeys(keystore, meterId, epoch);
+  keys.uplink.fill(0);
+  return keys.downlink;
+}
+
 function openSet(
   crypto: Crypto,
-  keystore: Keystore,
+  downlinkKeyOf: (meterId: number, epoch: number) => Uint8Array,
   cardTokens: CardTokens | undefined,
   { header, body: plaintext, sealed }: UplinkFrame,
   index: number,
@@ -341,8 +357,7 @@ function openSet(
     epoch = header.epoch;
   }
   // Authenticated and decrypted by the gate's checks (verify.ts); D of the epoch seals the ack.
-  const keys = frameKeys(keystore, meterId, epoch);
-  keys.uplink.fill(0);
+  const downlinkKey = downlinkKeyOf(meterId, epoch);
   const body = plaintext;
   try {
     // Checked again here, under the meter's row lock: the gate's copy of the window may lag.
@@ -378,7 +393,7 @@ function openSet(
       frameSeq: header.seq,
       window,
       epoch,
-      downlinkKey: keys.downlink,
+      downlinkKey,
       hasGaps: meter.has_gaps === true,
       previous: message.previous,
       bytes: kept.map((k) => k.bytes),
@@ -392,7 +407,7 @@ function openSet(
       ...(sealed && !kept.some((k) => k.redacted) ? { sealed } : {}),
     };
   } catch (error) {
-    keys.downlink.fill(0);
+    downlinkKey.fill(0);
     throw error;
   }
 }
@@ -427,13 +442,15 @@ function checkAgainstHeld(
       duplicates++;
       continue;
     }
-    stored.push({
+    const record: StoredRecord = {
       meterId: set.meterId,
       record: set.records[i],
       bytes: set.bytes[i],
       link: links[i],
-      ...(set.redacted[i] ? { redacted: true } : {}),
-    });
+    };
+    // Set only when true, not spread in: this runs for every record.
+    if (set.redacted[i]) record.redacted = true;
+    stored.push(record);
   }
   const after = held.get(last + 1);
   // A converted format 1 record no longer hashes to its link: only its own arrival checked it.

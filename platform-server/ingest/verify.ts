@@ -2,7 +2,7 @@
 // topic ↔ meter id, the meter's key epoch policy (the current epoch, or the previous one until its
 // window ends), AES-GCM authentication and decryption, and the meter's uplink anti-replay window as
 // this instance last saw it committed. They run against an in-memory cache of each meter's epochs,
-// uplink keys C and window, so junk carrying a meter's id and epoch is refused without costing a
+// keys C and D and window, so junk carrying a meter's id and epoch is refused without costing a
 // transaction. The database stays the authority: a frame these checks pass is checked again (epoch,
 // window) under the meter's row lock in the transaction that accepts it.
 import type { Crypto } from '../../hal/crypto';
@@ -31,8 +31,8 @@ interface KnownMeter {
   previousUntil: number;
   /** The meter's uplink window as last committed (a lower bound of the database's). */
   window: ReplayWindow;
-  /** Uplink key C per epoch, derived once. */
-  keys: Map<number, Uint8Array>;
+  /** Keys C and D per epoch, derived once (a derivation costs a dozen HMACs). */
+  keys: Map<number, EpochKeys>;
   loadedAt: number;
 }
 
@@ -42,6 +42,16 @@ interface UnknownMeter {
 }
 
 type CachedMeter = KnownMeter | UnknownMeter;
+
+interface EpochKeys {
+  uplink: Uint8Array;
+  downlink: Uint8Array;
+}
+
+function wipe(keys: EpochKeys): void {
+  keys.uplink.fill(0);
+  keys.downlink.fill(0);
+}
 
 interface MeterRow extends UplinkWindowRow {
   id: number;
@@ -66,7 +76,7 @@ export interface MeterCacheOptions {
 export type UplinkTypes = { has(type: number): boolean };
 
 /**
- * Each meter's epochs, uplink keys and window, loaded from the database on first use and again
+ * Each meter's epochs, keys and window, loaded from the database on first use and again
  * after a TTL, after a commit that may have moved them, or when a frame authenticates under an
  * epoch newer than the cached one (another instance saw the rotation).
  */
@@ -109,7 +119,7 @@ export class MeterCache {
   forget(meterId: number): void {
     const entry = this.#meters.get(meterId);
     if (entry?.known) {
-      for (const key of entry.keys.values()) key.fill(0);
+      for (const keys of entry.keys.values()) wipe(keys);
       // A check still holding the entry derives its key again rather than use a wiped one.
       entry.keys.clear();
     }
@@ -195,7 +205,7 @@ export class MeterCache {
         }
       : { known: false, loadedAt: now };
     if (old?.known && !entry.known) {
-      for (const key of old.keys.values()) key.fill(0);
+      for (const keys of old.keys.values()) wipe(keys);
       old.keys.clear();
     }
     this.#meters.delete(meterId);
@@ -210,24 +220,39 @@ export class MeterCache {
     }
   }
 
-  #key(entry: KnownMeter, meterId: number, epoch: number): Uint8Array {
-    let key = entry.keys.get(epoch);
-    if (!key) {
-      const keys = frameKeys(this.#o.keystore, meterId, epoch);
-      keys.downlink.fill(0);
-      key = keys.uplink;
+  #keys(entry: KnownMeter, meterId: number, epoch: number): EpochKeys {
+    let keys = entry.keys.get(epoch);
+    if (!keys) {
+      const derived = frameKeys(this.#o.keystore, meterId, epoch);
+      keys = { uplink: derived.uplink, downlink: derived.downlink };
       // Two epochs are ever accepted at once; a third is a newer one just seen.
       if (entry.keys.size >= 3) {
         for (const [e, k] of entry.keys) {
           if (e !== entry.current && e !== entry.previous) {
-            k.fill(0);
+            wipe(k);
             entry.keys.delete(e);
           }
         }
       }
-      entry.keys.set(epoch, key);
+      entry.keys.set(epoch, keys);
     }
-    return key;
+    return keys;
+  }
+
+  #key(entry: KnownMeter, meterId: number, epoch: number): Uint8Array {
+    return this.#keys(entry, meterId, epoch).uplink;
+  }
+
+  /**
+   * A copy of key D of the meter's epoch, for sealing a downlink; the caller wipes it. From the
+   * cache when the meter is in it, else derived.
+   */
+  downlinkKey(meterId: number, epoch: number): Uint8Array {
+    const entry = this.#meters.get(meterId);
+    if (entry?.known) return this.#keys(entry, meterId, epoch).downlink.slice();
+    const keys = frameKeys(this.#o.keystore, meterId, epoch);
+    keys.uplink.fill(0);
+    return keys.downlink;
   }
 
   #verifyWith(
