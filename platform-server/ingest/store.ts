@@ -22,7 +22,7 @@ import type { ReplayWindow } from '../../protocol/replayWindow';
 import type { Database, Queryable, SqlParam } from '../core/db';
 import { CityDays } from '../history/cityDay';
 import type { CardTokens } from '../keys/cardToken';
-import { frameKeys, type Keystore } from '../keys/keystore';
+import { downlinkKey as derivedDownlinkKey, type Keystore } from '../keys/keystore';
 import {
   UPLINK_WINDOW_COLUMNS,
   type UplinkWindowRow,
@@ -333,12 +333,6 @@ export async function storeBatch(
 }
 
 /** Checks one verified frame's epoch and window against its meter's locked row, decodes and chain-checks it; throws to refuse it. */
-function derivedDownlinkKey(keystore: Keystore, meterId: number, epoch: number): Uint8Array {
-  const keys = frameKeys(keystore, meterId, epoch);
-  keys.uplink.fill(0);
-  return keys.downlink;
-}
-
 function openSet(
   crypto: Crypto,
   downlinkKeyOf: (meterId: number, epoch: number) => Uint8Array,

@@ -10,7 +10,7 @@ import { decodeHeader, type FrameHeader, isDownlink, openFrame } from '../../pro
 import type { ReplayWindow } from '../../protocol/replayWindow';
 import { meterIdOfTopic } from '../../protocol/topics';
 import type { Database } from '../core/db';
-import { frameKeys, type Keystore } from '../keys/keystore';
+import { downlinkKey, frameKeys, type Keystore } from '../keys/keystore';
 import { FrameRefused } from './store';
 import { UPLINK_WINDOW_COLUMNS, type UplinkWindowRow, uplinkWindowOf } from './uplinkWindow';
 
@@ -250,9 +250,7 @@ export class MeterCache {
   downlinkKey(meterId: number, epoch: number): Uint8Array {
     const entry = this.#meters.get(meterId);
     if (entry?.known) return this.#keys(entry, meterId, epoch).downlink.slice();
-    const keys = frameKeys(this.#o.keystore, meterId, epoch);
-    keys.uplink.fill(0);
-    return keys.downlink;
+    return downlinkKey(this.#o.keystore, meterId, epoch);
   }
 
   #verifyWith(

@@ -48,6 +48,13 @@ export function frameKeys(keystore: Keystore, meterId: number, epoch: number): M
   return { epoch: keys.epoch, uplink: keys.uplink, downlink: keys.downlink };
 }
 
+/** Key D alone of a meter's epoch (key C, derived with it, wiped): the caller wipes it. */
+export function downlinkKey(keystore: Keystore, meterId: number, epoch: number): Uint8Array {
+  const keys = frameKeys(keystore, meterId, epoch);
+  keys.uplink.fill(0);
+  return keys.downlink;
+}
+
 export function keyCheckValue(crypto: Crypto, master: Uint8Array): string {
   const keys = deriveMeterKeys(crypto, master, 0xffffffff, 0xffffffff);
   const check = toHex(sha256(keys.uplink).subarray(0, 3));
