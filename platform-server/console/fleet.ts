@@ -5,7 +5,7 @@
 // several platform instances each see what the others stored.
 import type { Queryable } from '../core/db';
 import { CityDays, cityDate } from '../history/cityDay';
-import { liveSalesState } from '../history/liveSales';
+import { liveSalesSince } from '../history/liveSales';
 
 export type ContactState = 'online' | 'overdue' | 'never';
 export type Light = 'green' | 'amber' | 'red' | 'grey';
@@ -179,8 +179,8 @@ export class FleetView {
     const today = cityDate(start, this.#days.timeZone);
     // Chosen before the statement is planned: a plan with both branches keeps the sales scan's
     // parallel workers even when it is never run.
-    const live = await liveSalesState(this.db);
-    const whole = live?.timeZone === this.#days.timeZone && live.since <= today;
+    const since = await liveSalesSince(this.db, this.#days.timeZone);
+    const whole = since !== undefined && since <= today;
     const meters = ids ? [...ids] : null;
     const { rows } = whole
       ? await this.db.query<Row>(FLEET_LIVE_SQL, [meters, new Date(start), today])

@@ -43,16 +43,9 @@ export function cityDayStart(at: number, timeZone: string): number {
   return midnight - zoneOffset(first, timeZone);
 }
 
-const dates = new Map<string, Intl.DateTimeFormat>();
-
 /** The city's date (YYYY-MM-DD) at `at`, as PostgreSQL's `(at AT TIME ZONE zone)::date` gives it. */
 export function cityDate(at: number, timeZone: string): string {
-  let f = dates.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
-    dates.set(timeZone, f);
-  }
-  return f.format(at);
+  return new Date(at + zoneOffset(at, timeZone)).toISOString().slice(0, 10);
 }
 
 /** Where today starts in one zone, worked out once a day. */

@@ -21,6 +21,12 @@ export async function liveSalesState(db: Queryable): Promise<LiveSalesState | un
   return rows[0] && { timeZone: rows[0].time_zone, since: rows[0].since };
 }
 
+/** The first day (YYYY-MM-DD) the totals are whole from in `timeZone`; undefined when kept in another. */
+export async function liveSalesSince(db: Queryable, timeZone: string): Promise<string | undefined> {
+  const state = await liveSalesState(db);
+  return state?.timeZone === timeZone ? state.since : undefined;
+}
+
 /**
  * Makes the totals the city's, in `timeZone`: when they are kept in another zone (the migration
  * starts them in UTC), today is recomputed from the sales, holding inserts off while it is.

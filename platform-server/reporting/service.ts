@@ -5,7 +5,7 @@
 // Not to be confused with reports/ (414b): a status report or records asked of one meter by radio.
 import type { Database } from '../core/db';
 import { RequestRefused } from '../core/errors';
-import { liveSalesState } from '../history/liveSales';
+import { liveSalesSince } from '../history/liveSales';
 
 export const REPORT_KINDS = ['revenue', 'occupancy', 'events', 'uptime', 'settlement'] as const;
 export type ReportKind = (typeof REPORT_KINDS)[number];
@@ -210,8 +210,7 @@ export class ReportingService {
           [page.from, page.to, this.timeZone],
         );
         const rolled = new Set(fresh.rows.map((r) => r.day));
-        const live = await liveSalesState(tx);
-        const liveSince = live?.timeZone === this.timeZone ? live.since : undefined;
+        const liveSince = await liveSalesSince(tx, this.timeZone);
         const running: string[] = [];
         const ranges: [string, string][] = [];
         for (let ms = Date.parse(`${page.from}T00:00:00Z`); dayOf(ms) < page.to; ms += DAY_MS) {
