@@ -26,8 +26,24 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`nothing listens on ${port}`);
 }
 
-/** Debian's aiosmtpd with its Debugging handler: every message it takes is printed on stdout. */
-export async function startSmtpServer(): Promise<{ port: number; output: () => string; stop: () => void }> {
+const MESSAGE_START = '---------- MESSAGE FOLLOWS ----------';
+const MESSAGE_END = '------------ END MESSAGE ------------';
+
+export interface SmtpServer {
+  port: number;
+  /** Everything printed so far, header lines unfolded; the last message may be half printed. */
+  output: () => string;
+  /** The messages printed in full so far, header lines unfolded. */
+  messages: () => string[];
+  stop: () => void;
+}
+
+/**
+ * Debian's aiosmtpd with its Debugging handler: every message it takes is printed on stdout, a
+ * line at a time, so a test that saw the subject waits for the message's end line before reading
+ * the rest (messages()).
+ */
+export async function startSmtpServer(): Promise<SmtpServer> {
   const port = await freePort();
   let output = '';
   const child: ChildProcess = spawn(
@@ -45,5 +61,12 @@ export async function startSmtpServer(): Promise<{ port: number; output: () => s
   });
   await waitForPort(port);
   // Header lines folded by the client are unfolded (RFC 5322 2.2.3).
-  return { port, output: () => output.replace(/\r?\n[ \t]+/g, ' '), stop: () => child.kill() };
+  const unfolded = () => output.replace(/\r?\n[ \t]+/g, ' ');
+  const messages = () =>
+    unfolded()
+      .split(MESSAGE_START)
+      .slice(1)
+      .filter((part) => part.includes(MESSAGE_END))
+      .map((part) => part.slice(0, part.indexOf(MESSAGE_END)));
+  return { port, output: unfolded, messages, stop: () => child.kill() };
 }
