@@ -1,6 +1,7 @@
 // The city's reports (#/reports, viewers): revenue, occupancy, events and uptime over a range of the
-// city's days, for the fleet or an area; shown a page of days at a time (the platform's `next`),
-// downloaded whole as CSV or PDF (fetched with the session's token, saved from a blob).
+// city's days, for the fleet or an area; shown a page at a time (a page of days and, for rows per
+// meter, of meters: the platform's `next` and `nextMeters`), downloaded whole as CSV or PDF (fetched
+// with the session's token, saved from a blob).
 import { useState } from 'preact/hooks';
 import { ApiError, session } from './api';
 import { useApi } from './meter';
@@ -20,6 +21,7 @@ interface Report {
   from: string;
   to: string;
   next: string | null;
+  nextMeters: string | null;
   columns: { key: string; title: string; money?: boolean }[];
   rows: Record<string, string | number | null>[];
   totals: Record<string, number>;
@@ -36,11 +38,13 @@ export function ReportsScreen() {
   // Revenue for the whole city is shown per area unless asked per meter: a week of a large city is
   // hundreds of thousands of rows per meter (the CSV and PDF downloads follow the same choice).
   const [by, setBy] = useState<'area' | 'meter'>('area');
-  // The first days of the pages before this one, to go back.
-  const [pages, setPages] = useState<string[]>([]);
+  // Where the pages after the first start (their first day, and the meter before their first), to
+  // go back.
+  const [pages, setPages] = useState<{ from: string; afterMeter?: string }[]>([]);
   const [downloadError, setDownloadError] = useState<string | null>(null);
-  const pageFrom = pages.length > 0 ? pages[pages.length - 1] : from;
-  const query = new URLSearchParams({ from: pageFrom, to });
+  const page = pages.length > 0 ? pages[pages.length - 1] : { from };
+  const query = new URLSearchParams({ from: page.from, to });
+  if (page.afterMeter) query.set('afterMeter', page.afterMeter);
   if (area.trim()) query.set('area', area.trim());
   if (kind === 'revenue') query.set('by', by);
   const report = useApi<Report>(`/api/reporting/${kind}?${query}`);
@@ -185,7 +189,9 @@ export function ReportsScreen() {
                 {report.data.columns.map((c, i) => (
                   <td key={c.key}>
                     {i === 0
-                      ? 'Total'
+                      ? pages.length > 0 || report.data!.next || report.data!.nextMeters
+                        ? 'Total, this page'
+                        : 'Total'
                       : c.key in report.data!.totals
                         ? show(c, report.data!.totals[c.key])
                         : ''}
@@ -196,14 +202,21 @@ export function ReportsScreen() {
           </table>
           <nav aria-label="Pages">
             <button type="button" disabled={pages.length === 0} onClick={() => setPages(pages.slice(0, -1))}>
-              Earlier days
+              Previous page
             </button>
             <button
               type="button"
-              disabled={!report.data.next}
-              onClick={() => setPages([...pages, report.data!.next!])}
+              disabled={!report.data.next && !report.data.nextMeters}
+              onClick={() => {
+                const data = report.data!;
+                // The rest of the meters over these days first, then the next days from the first meter.
+                setPages([
+                  ...pages,
+                  data.nextMeters ? { from: page.from, afterMeter: data.nextMeters } : { from: data.next! },
+                ]);
+              }}
             >
-              Later days
+              Next page
             </button>
           </nav>
         </>

@@ -171,6 +171,111 @@ forEachBackend('city reports (revenue, occupancy, events, uptime)', (backend) =>
     assert.equal(second.totals.amount, 350);
   });
 
+  it('pages rows per meter by meters in the rows order, the pages together the whole report', async () => {
+    type Page = { rows: { meterId: number }[]; next: string | null; nextMeters: string | null };
+    for (const kind of ['revenue', 'occupancy', 'events', 'uptime']) {
+      const range = `/api/reporting/${kind}?from=2026-06-01&to=2026-06-03`;
+      const whole = (await get(`${range}&pageMeters=5000`)).json() as Page;
+      assert.equal(whole.nextMeters, null);
+      const pages: Page[] = [];
+      let after: string | null = null;
+      do {
+        const response = await get(`${range}&pageMeters=1${after ? `&afterMeter=${after}` : ''}`);
+        assert.equal(response.statusCode, 200, response.body);
+        const page = response.json() as Page;
+        assert.ok(new Set(page.rows.map((r) => r.meterId)).size <= 1, `${kind}: one meter a page`);
+        pages.push(page);
+        after = page.nextMeters;
+      } while (after !== null && pages.length < 1000);
+      assert.deepEqual(
+        pages.flatMap((p) => p.rows),
+        whole.rows,
+        `${kind}: the pages of meters are the report`,
+      );
+      assert.ok(pages.length >= 2, `${kind}: more than one page`);
+      // In the order of the CSV, which is not paged and sorts by area in the database.
+      const csv: string[][] = parse((await get(`${range}&format=csv`)).body);
+      const meterColumn = csv[0].indexOf('Meter');
+      assert.deepEqual(
+        pages.flatMap((p) => p.rows.map((r) => String(r.meterId))),
+        csv.slice(1, -1).map((line) => line[meterColumn]),
+        `${kind}: the rows in the CSV's order`,
+      );
+    }
+    // By area: North's meter, then South's; the area filter pages within the area.
+    const first = (
+      await get('/api/reporting/uptime?from=2026-06-01&to=2026-06-03&pageMeters=1&area=North')
+    ).json();
+    assert.deepEqual(
+      first.rows.map((r: { meterId: number }) => r.meterId),
+      [north],
+    );
+    assert.equal(first.nextMeters, null);
+    // A meter moved to another area after its page was read: the meters after it are neither hidden
+    // nor repeated, as the page's end is kept with its area.
+    const page = (await get('/api/reporting/uptime?from=2026-06-01&to=2026-06-03&pageMeters=1')).json();
+    const cursorAt = page.rows[0].meterId;
+    await platform.db.query("UPDATE meters SET area = 'AAA moved' WHERE id = $1", [cursorAt]);
+    try {
+      const rest: number[] = [];
+      let after: string | null = page.nextMeters;
+      while (after !== null) {
+        const next = (
+          await get(`/api/reporting/uptime?from=2026-06-01&to=2026-06-03&pageMeters=1&afterMeter=${after}`)
+        ).json();
+        rest.push(...next.rows.map((r: { meterId: number }) => r.meterId));
+        after = next.nextMeters;
+      }
+      const all = (await get('/api/reporting/uptime?from=2026-06-01&to=2026-06-03&pageMeters=5000')).json();
+      assert.deepEqual(
+        rest,
+        all.rows.map((r: { meterId: number }) => r.meterId).filter((id: number) => id !== cursorAt),
+      );
+    } finally {
+      await platform.db.query('UPDATE meters SET area = $2 WHERE id = $1', [
+        cursorAt,
+        cursorAt === north ? 'North' : 'South',
+      ]);
+    }
+  });
+
+  it('refuses a page of meters it did not give, and one where rows are not per meter', async () => {
+    for (const [url, code, field] of [
+      [
+        '/api/reporting/revenue?from=2026-06-01&to=2026-06-03&afterMeter=bm90IGEgY3Vyc29y',
+        'bad-cursor',
+        'afterMeter',
+      ],
+      [
+        '/api/reporting/revenue?from=2026-06-01&to=2026-06-03&afterMeter=WyJOb3J0aCIsLTFd',
+        'bad-cursor',
+        'afterMeter',
+      ],
+      [
+        '/api/reporting/revenue?from=2026-06-01&to=2026-06-03&by=area&afterMeter=WyJOb3J0aCIsMV0',
+        'not-paged-by-meter',
+        'afterMeter',
+      ],
+      [
+        `/api/reporting/revenue?from=2026-06-01&to=2026-06-03&meterId=${north}&afterMeter=WyJOb3J0aCIsMV0`,
+        'not-paged-by-meter',
+        'afterMeter',
+      ],
+      [
+        '/api/reporting/revenue?from=2026-06-01&to=2026-06-03&format=csv&afterMeter=WyJOb3J0aCIsMV0',
+        'not-paged-by-meter',
+        'afterMeter',
+      ],
+    ]) {
+      const response = await get(url);
+      assert.equal(response.statusCode, 400, url);
+      assert.equal(response.json().code, code, url);
+      assert.equal(response.json().field, field, url);
+    }
+    const tooMany = await get('/api/reporting/revenue?from=2026-06-01&to=2026-06-03&pageMeters=5001');
+    assert.equal(tooMany.statusCode, 400);
+  });
+
   it('reports occupancy from the status reports, alarms with their response times, and uptime from downtime', async () => {
     const occupancy = (
       await get(`/api/reporting/occupancy?from=2026-06-01&to=2026-06-02&meterId=${north}`)
@@ -301,6 +406,38 @@ forEachBackend('city reports (revenue, occupancy, events, uptime)', (backend) =>
         .getByRole('cell', { name: 'cover-opened' })
         .waitFor();
       await page.screenshot({ path: join(ARTIFACTS, 'reports-events.png'), fullPage: true });
+
+      // More meters than a page holds: the first 500 in area order, then the rest, then back.
+      const extra = await platform.db.query<{ id: string }>(
+        `INSERT INTO meters (id, name, key_epoch, area)
+         SELECT id, 'paging ' || id, 1, 'Zz paging' FROM generate_series($1::bigint, $1::bigint + 599) AS id
+         RETURNING id`,
+        [south + 1000],
+      );
+      try {
+        await page.getByRole('combobox', { name: 'Report' }).selectOption('uptime');
+        const uptime = page.getByRole('table', { name: 'Uptime and time to repair per meter' });
+        await uptime.getByRole('cell', { name: String(north), exact: true }).waitFor();
+        const bodyRows = uptime.locator('tbody tr');
+        const meters = Number(
+          (await platform.db.query<{ n: string }>('SELECT count(*) AS n FROM meters')).rows[0].n,
+        );
+        assert.equal(await bodyRows.count(), 500);
+        assert.equal(await uptime.locator('tfoot td').first().textContent(), 'Total, this page');
+        await page.getByRole('button', { name: 'Next page' }).click();
+        await uptime.getByRole('cell', { name: String(south + 1599), exact: true }).waitFor();
+        assert.equal(await bodyRows.count(), meters - 500);
+        assert.equal(await uptime.getByRole('cell', { name: String(north), exact: true }).count(), 0);
+        assert.ok(await page.getByRole('button', { name: 'Next page' }).isDisabled());
+        await page.screenshot({ path: join(ARTIFACTS, 'reports-uptime-page-2.png'), fullPage: true });
+        await page.getByRole('button', { name: 'Previous page' }).click();
+        await uptime.getByRole('cell', { name: String(north), exact: true }).waitFor();
+        assert.equal(await bodyRows.count(), 500);
+      } finally {
+        await platform.db.query('DELETE FROM meters WHERE id = ANY($1::bigint[])', [
+          extra.rows.map((r) => r.id),
+        ]);
+      }
     } finally {
       await browser.close();
     }

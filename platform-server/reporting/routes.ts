@@ -1,13 +1,16 @@
-// GET /api/reporting/{revenue|occupancy|events|uptime}?from=&to=&area=&meterId=&pageDays=&by=&format=
-// (viewer; by=area gives revenue per area, the city summary): a page of days as JSON ({ …, next }: the
-// from of the next page, null on the last), or the whole range as CSV or PDF.
+// GET /api/reporting/{revenue|occupancy|events|uptime}?from=&to=&area=&meterId=&pageDays=&pageMeters=
+// &afterMeter=&by=&format= (viewer; by=area gives revenue per area, the city summary): as JSON a page
+// of days and, for rows per meter, of meters ({ …, next, nextMeters }: the from of the next days, the
+// afterMeter of the next meters, null on the last), or the whole range and city as CSV or PDF.
 import type { FastifyPluginAsync } from 'fastify';
 import { errorResponses, sendRefusal } from '../core/errors';
 import { u32 } from '../core/schemas';
 import type { OperatorGuard } from '../operators/service';
 import { reportCsv, reportPdf } from './render';
 import {
+  DEFAULT_PAGE_METERS,
   MAX_PAGE_DAYS,
+  MAX_PAGE_METERS,
   MAX_RANGE_DAYS,
   REPORT_KINDS,
   type ReportKind,
@@ -37,6 +40,8 @@ export const reportingRoutes: FastifyPluginAsync<ReportingRoutesOptions> = async
       area?: string;
       meterId?: number;
       pageDays?: number;
+      pageMeters?: number;
+      afterMeter?: string;
       by?: 'meter' | 'area';
       format: 'json' | 'csv' | 'pdf';
     };
@@ -46,7 +51,7 @@ export const reportingRoutes: FastifyPluginAsync<ReportingRoutesOptions> = async
       onRequest: guard.requireRole('viewer'),
       schema: {
         summary:
-          'A report of the city: revenue, occupancy, events or uptime over a range of days, as JSON (paged by days), CSV or PDF',
+          'A report of the city: revenue, occupancy, events or uptime over a range of days, as JSON (paged by days and meters), CSV or PDF',
         params: {
           type: 'object',
           properties: { kind: { type: 'string', enum: [...REPORT_KINDS] } },
@@ -60,6 +65,19 @@ export const reportingRoutes: FastifyPluginAsync<ReportingRoutesOptions> = async
             area: { type: 'string', minLength: 1, maxLength: 64 },
             meterId: u32,
             pageDays: { type: 'integer', minimum: 1, maximum: MAX_PAGE_DAYS },
+            pageMeters: {
+              type: 'integer',
+              minimum: 1,
+              maximum: MAX_PAGE_METERS,
+              default: DEFAULT_PAGE_METERS,
+              description: 'JSON rows per meter: meters per page',
+            },
+            afterMeter: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 400,
+              description: "the previous page's nextMeters",
+            },
             by: {
               type: 'string',
               enum: ['meter', 'area'],
@@ -85,12 +103,13 @@ export const reportingRoutes: FastifyPluginAsync<ReportingRoutesOptions> = async
     },
     async (request, reply) => {
       const { kind } = request.params;
-      const { format, pageDays, ...range } = request.query;
+      const { format, pageDays, pageMeters, ...range } = request.query;
       try {
-        // CSV and PDF are whole documents: the whole range in one page.
+        // CSV and PDF are whole documents: the whole range and every meter in one page.
         const report = await service.report(kind, {
           ...range,
           pageDays: format === 'json' ? pageDays : MAX_RANGE_DAYS,
+          pageMeters: format === 'json' ? pageMeters : undefined,
         });
         const name = `parklink-${kind}-${report.from}-${report.to}`;
         if (format === 'csv')

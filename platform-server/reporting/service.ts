@@ -14,6 +14,9 @@ export type ReportKind = (typeof REPORT_KINDS)[number];
 export const MAX_RANGE_DAYS = 366;
 export const DEFAULT_PAGE_DAYS = 31;
 export const MAX_PAGE_DAYS = 92;
+/** Meters per page of a report with a row per meter, as JSON; the largest page. */
+export const DEFAULT_PAGE_METERS = 500;
+export const MAX_PAGE_METERS = 5000;
 
 export interface ReportRequest {
   /** First day, YYYY-MM-DD (the city's day). */
@@ -29,6 +32,13 @@ export interface ReportRequest {
    * city's week is 210,000 rows per meter, a few hundred per area).
    */
   by?: 'meter' | 'area';
+  /**
+   * Meters per page of a report with a row per meter (every meter when not given: the CSV and the
+   * PDF); the pages go through the meters in the rows' order, by area and number.
+   */
+  pageMeters?: number;
+  /** Where this page of meters starts: the previous page's `nextMeters`. */
+  afterMeter?: string;
 }
 
 export interface Column {
@@ -47,8 +57,13 @@ export interface Report {
   from: string;
   /** The end of this page (exclusive): `to`, or where the next page starts. */
   to: string;
-  /** The first day of the next page, or null on the last one. */
+  /** The first day of the next page of days, or null on the last one. */
   next: string | null;
+  /**
+   * Paged by meters: the `afterMeter` of the next page of meters over the same days, or null when
+   * this page has the last meters (then `next` leads on to the next days).
+   */
+  nextMeters: string | null;
   columns: Column[];
   rows: Record<string, string | number | null>[];
   totals: Record<string, number>;
@@ -65,6 +80,40 @@ function parseDay(value: string, field: string): number {
 }
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/**
+ * Where a page of meters ends, in the rows' order (area, meters without one last, then number),
+ * as an opaque token: the area is kept, not looked up again, so a meter moved to another area
+ * between two pages neither hides nor repeats the meters after it.
+ */
+export interface MeterCursor {
+  area: string | null;
+  id: number;
+}
+
+export function encodeMeterCursor(cursor: MeterCursor): string {
+  return Buffer.from(JSON.stringify([cursor.area, cursor.id])).toString('base64url');
+}
+
+function decodeMeterCursor(token: string): MeterCursor {
+  const refused = () =>
+    new RequestRefused(400, 'bad-cursor', 'afterMeter is not a nextMeters this report gave', 'afterMeter');
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    throw refused();
+  }
+  if (
+    !Array.isArray(value) ||
+    value.length !== 2 ||
+    !(value[0] === null || typeof value[0] === 'string') ||
+    !Number.isSafeInteger(value[1]) ||
+    value[1] < 0
+  )
+    throw refused();
+  return { area: value[0], id: value[1] };
+}
 
 export const CARD_METHODS: Record<number, string> = {
   1: 'card: debit',
@@ -163,7 +212,8 @@ export class ReportingService {
     const pageDays = kind === 'uptime' ? MAX_RANGE_DAYS : (request.pageDays ?? DEFAULT_PAGE_DAYS);
     const pageEndMs = Math.min(toMs, fromMs + pageDays * DAY_MS);
     const page = { from: dayOf(fromMs), to: dayOf(pageEndMs) };
-    const rows = await this.#rows(kind, page, request);
+    const meters = await this.#meterPage(kind, request);
+    const rows = await this.#rows(kind, page, request, meters?.ids ?? null);
     const definition = DEFINITIONS[kind];
     const totals: Record<string, number> = {};
     for (const column of definition.columns)
@@ -175,9 +225,61 @@ export class ReportingService {
       from: page.from,
       to: page.to,
       next: pageEndMs < toMs ? page.to : null,
+      nextMeters: meters?.next ?? null,
       columns: definition.columns,
       rows,
       totals,
+    };
+  }
+
+  /**
+   * The meters of this page, for a report with a row per meter over the whole city or an area
+   * when pageMeters is given: ordered as its rows are, one more asked for to know whether another
+   * page follows. Undefined when the report is not paged by meters.
+   */
+  async #meterPage(
+    kind: ReportKind,
+    request: ReportRequest,
+  ): Promise<{ ids: string[]; next: string | null } | undefined> {
+    const perMeter = kind !== 'settlement' && !(kind === 'revenue' && request.by === 'area');
+    if (!perMeter || request.meterId !== undefined || request.pageMeters === undefined) {
+      if (request.afterMeter !== undefined)
+        throw new RequestRefused(
+          400,
+          'not-paged-by-meter',
+          'this report is not paged by meters',
+          'afterMeter',
+        );
+      return undefined;
+    }
+    if (
+      !Number.isSafeInteger(request.pageMeters) ||
+      request.pageMeters < 1 ||
+      request.pageMeters > MAX_PAGE_METERS
+    )
+      throw new RequestRefused(400, 'bad-page', `pageMeters is from 1 to ${MAX_PAGE_METERS}`, 'pageMeters');
+    const after = request.afterMeter === undefined ? undefined : decodeMeterCursor(request.afterMeter);
+    // Meters without an area sort last: (area IS NULL, area or '', id) orders them as the rows do.
+    const { rows } = await this.db.query<{ id: string; area: string | null }>(
+      `SELECT m.id, m.area FROM meters m
+        WHERE ($1::text IS NULL OR m.area = $1)
+          AND ($2::boolean IS NULL OR (m.area IS NULL, COALESCE(m.area, ''), m.id) > ($2, $3::text, $4::bigint))
+        ORDER BY m.area IS NULL, m.area, m.id
+        LIMIT $5`,
+      [
+        request.area ?? null,
+        after === undefined ? null : after.area === null,
+        after?.area ?? '',
+        after?.id ?? 0,
+        request.pageMeters + 1,
+      ],
+    );
+    const page = rows.slice(0, request.pageMeters);
+    const last = page[page.length - 1];
+    return {
+      ids: page.map((r) => r.id),
+      next:
+        rows.length > request.pageMeters ? encodeMeterCursor({ area: last.area, id: Number(last.id) }) : null,
     };
   }
 
@@ -185,12 +287,22 @@ export class ReportingService {
     kind: ReportKind,
     page: { from: string; to: string },
     request: ReportRequest,
+    meterPage: string[] | null,
   ): Promise<Record<string, string | number | null>[]> {
-    // $1, $2: the page's first and next day at the city's midnight; $3 its zone; $4 area; $5 meter.
-    const params = [page.from, page.to, this.timeZone, request.area ?? null, request.meterId ?? null];
+    // $1, $2: the page's first and next day at the city's midnight; $3 its zone; $4 area; $5 meter;
+    // $6 this page's meters (null: not paged by meters).
+    const params = [
+      page.from,
+      page.to,
+      this.timeZone,
+      request.area ?? null,
+      request.meterId ?? null,
+      meterPage,
+    ];
     const bounds = `($1::date::timestamp AT TIME ZONE $3)`;
     const end = `($2::date::timestamp AT TIME ZONE $3)`;
-    const meterFilter = `($4::text IS NULL OR m.area = $4) AND ($5::bigint IS NULL OR m.id = $5)`;
+    const onPage = (column: string) => `($6::bigint[] IS NULL OR ${column} = ANY($6))`;
+    const meterFilter = `($4::text IS NULL OR m.area = $4) AND ($5::bigint IS NULL OR m.id = $5) AND ${onPage('m.id')}`;
     const day = (column: string) => `to_char(${column} AT TIME ZONE $3, 'YYYY-MM-DD')`;
     if (request.by === 'area' && kind !== 'revenue')
       throw new RequestRefused(400, 'not-by-area', 'only the revenue report has rows per area', 'by');
@@ -244,7 +356,7 @@ export class ReportingService {
                     s.payments, s.minutes, s.amount
                FROM daily_sales s
                JOIN meters m ON m.id = s.meter_id
-              WHERE s.day = ANY($${rolledParam}::date[]) AND ${meterFilter}`;
+              WHERE s.day = ANY($${rolledParam}::date[]) AND ${onPage('s.meter_id')} AND ${meterFilter}`;
         return (
           await tx.query<{
             day: string;
@@ -267,24 +379,33 @@ export class ReportingService {
                  SELECT l.day, m.area, m.id, l.card_type, NULL::text, l.currency, l.payments, l.minutes, l.amount
                    FROM live_sales l
                    JOIN meters m ON m.id = l.meter_id
-                  WHERE l.day = ANY($${runningParam}::date[]) AND ${meterFilter}
+                  WHERE l.day = ANY($${runningParam}::date[]) AND ${onPage('l.meter_id')} AND ${meterFilter}
                  UNION ALL
                  SELECT (t.recorded_at AT TIME ZONE $3)::date, m.area, m.id, t.card_type, NULL::text, t.currency,
                         count(*), sum(t.minutes), sum(t.charge)
                    FROM transactions t
                    JOIN meters m ON m.id = t.meter_id
-                  WHERE (${raw.length > 0 ? raw.join(' OR ') : 'false'}) AND ${meterFilter}
+                  WHERE (${raw.length > 0 ? raw.join(' OR ') : 'false'}) AND ${onPage('t.meter_id')} AND ${meterFilter}
                   GROUP BY 1, m.area, m.id, t.card_type, t.currency
                  UNION ALL
                  SELECT (rn.applied_at AT TIME ZONE $3)::date, m.area, m.id, NULL, rn.channel, rn.currency,
                         count(*), sum(rn.minutes), sum(rn.charge)
                    FROM renewals rn
                    JOIN meters m ON m.id = rn.meter_id
-                  WHERE rn.status = 'applied' AND rn.applied_at >= ${bounds} AND rn.applied_at < ${end} AND ${meterFilter}
+                  WHERE rn.status = 'applied' AND rn.applied_at >= ${bounds} AND rn.applied_at < ${end}
+                    AND ${onPage('rn.meter_id')} AND ${meterFilter}
                   GROUP BY 1, m.area, m.id, rn.channel, rn.currency
                ) sales
+              ${
+                meterPage !== null
+                  ? // The page's meters are already in area order: their places sort the rows without
+                    // comparing area names again in the database's collation.
+                    'JOIN unnest($6::bigint[]) WITH ORDINALITY AS page(meter, place) ON page.meter = sales.meter_id'
+                  : ''
+              }
               ${byArea ? 'GROUP BY sales.day, area, card_type, channel, currency' : ''}
-              ORDER BY sales.day, area NULLS LAST, ${byArea ? '' : 'meter_id, '}card_type NULLS LAST, channel, currency`,
+              ORDER BY sales.day, ${meterPage !== null ? 'page.place' : `area NULLS LAST${byArea ? '' : ', meter_id'}`},
+                       card_type NULLS LAST, channel, currency`,
             [...params, ...rangeParams, [...rolled], running],
           )
         ).rows;
