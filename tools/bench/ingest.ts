@@ -5,9 +5,10 @@
 // does. Each instance is its own process running platform-server/main.ts, as deployed; this process
 // only drives the fleet. Then, in the same run, PostgreSQL COPY of the same rows into a fresh
 // schema: the limit.
-// Real PostgreSQL (127.0.0.1:5432) and Mosquitto (127.0.0.1:1883), one fresh database per phase,
-// dropped after; the embedded PGlite + aedes only when they do not answer (then one instance and no
-// COPY figure, said so).
+// Real PostgreSQL (127.0.0.1:5432), one fresh database per phase, dropped after, and a Mosquitto
+// of the run's own configured as deployed, every meter under its own credentials; the embedded
+// PGlite + aedes only when PostgreSQL and Mosquitto (127.0.0.1:1883) do not answer (then one
+// instance and no COPY figure, said so).
 //
 //   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --instances=1,2 --connections=1
 import { randomBytes } from 'node:crypto';
@@ -26,12 +27,18 @@ import { toHex } from '../../protocol/bytes';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
 import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
+import { BrokerCredentials, mosquittoPasswordFile } from '../../platform-server/core/brokerAuth';
+import { loadKeystore } from '../../platform-server/keys/keystore';
 import {
+  type Broker,
   checkpoint,
   cpuSeconds,
+  cpuSpent,
+  programCpu,
   freshDatabase,
   type Instance,
   startInstance,
+  startMosquitto,
   stopInstance,
 } from '../../sim/fleet/processes';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
@@ -140,9 +147,28 @@ interface PhaseResult {
   rate: number;
   /** CPU seconds the platform instances spent per record stored, in microseconds. */
   cpuPerRecord?: number;
+  /** The same for the other programs on this machine: PostgreSQL, Mosquitto, this load generator. */
+  others?: { postgres: number; mosquitto: number; generator: number };
 }
 
-/** Platform instances in their own processes on the real PostgreSQL and Mosquitto. */
+/** CPU per record of the programs a phase runs, microseconds; from programCpu readings. */
+function othersPerRecord(
+  before: { postgres: Map<number, number>; mosquitto: Map<number, number>; generator: NodeJS.CpuUsage },
+  records: number,
+): { postgres: number; mosquitto: number; generator: number } {
+  const generator = process.cpuUsage(before.generator);
+  return {
+    postgres: (cpuSpent(before.postgres, programCpu('postgres')) / records) * 1e6,
+    mosquitto: (cpuSpent(before.mosquitto, programCpu('mosquitto')) / records) * 1e6,
+    generator: (generator.user + generator.system) / records,
+  };
+}
+
+/**
+ * Platform instances in their own processes on the real PostgreSQL and a Mosquitto of the run's
+ * own, configured as deployed (deploy/mosquitto: credentials, ACL, queue limit), each meter on its
+ * own connection under its own credentials.
+ */
 async function realPhase(
   instances: number,
   fleet: Fleet,
@@ -151,7 +177,16 @@ async function realPhase(
 ): Promise<PhaseResult> {
   const database = await freshDatabase();
   const children: Instance[] = [];
+  const keystore = await loadKeystore({ masterKey: MASTER_KEY });
+  const credentials = new BrokerCredentials(keystore);
+  let broker: Broker | undefined;
   try {
+    broker = await startMosquitto(
+      mosquittoPasswordFile(
+        credentials,
+        fleet.meters.map((m) => m.id),
+      ),
+    );
     const db = await openDatabase({ url: database.url, maxConnections: 1 });
     try {
       await migrate(db);
@@ -164,8 +199,7 @@ async function realPhase(
     }
     const env = {
       DATABASE_URL: database.url,
-      MQTT_URL: TEST_MQTT_URL,
-      MQTT_SHARE_GROUP: `bench-${randomBytes(4).toString('hex')}`,
+      MQTT_URL: broker.url,
       PARKLINK_MASTER_KEY: MASTER_KEY,
       PARKLINK_INGEST_CONNECTIONS: connections,
       // The platform refuses to start without a payment provider; nothing is paid in this run.
@@ -175,8 +209,17 @@ async function realPhase(
     };
     for (let i = 0; i < instances; i++) children.push(await startInstance(env, nodeFlags));
     const cpuBefore = children.map((c) => cpuSeconds(c.child.pid as number));
-    const seconds = await drive(TEST_MQTT_URL, fleet);
+    const othersBefore = {
+      postgres: programCpu('postgres'),
+      mosquitto: programCpu('mosquitto'),
+      generator: process.cpuUsage(),
+    };
+    const seconds = await drive(broker.url, fleet, (id) => ({
+      username: BrokerCredentials.meterUser(id),
+      password: credentials.meterPassword(id),
+    }));
     const cpu = children.reduce((sum, c, i) => sum + cpuSeconds(c.child.pid as number) - cpuBefore[i], 0);
+    const others = othersPerRecord(othersBefore, fleet.records);
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
@@ -194,9 +237,11 @@ async function realPhase(
     } finally {
       await client.end();
     }
-    return { rate: fleet.records / seconds, cpuPerRecord: (cpu / fleet.records) * 1e6 };
+    return { rate: fleet.records / seconds, cpuPerRecord: (cpu / fleet.records) * 1e6, others };
   } finally {
     await Promise.all(children.map(stopInstance));
+    await broker?.stop();
+    credentials.close();
     await database.drop();
   }
 }
@@ -222,7 +267,7 @@ async function embeddedPhase(base: PlatformConfig, fleet: Fleet): Promise<PhaseR
 }
 
 /** COPY of the rows ingest writes (records and their decoded rows) into a fresh schema. */
-async function copyPhase(fleet: Fleet): Promise<number> {
+async function copyPhase(fleet: Fleet): Promise<{ rate: number; postgres: number }> {
   const database = await freshDatabase();
   try {
     const db = await openDatabase({ url: database.url, maxConnections: 1 });
@@ -263,6 +308,7 @@ async function copyPhase(fleet: Fleet): Promise<number> {
         await pipeline(Readable.from(chunks), client.query(copyFrom(sql)));
       };
       await copy('COPY meters (id, name) FROM STDIN', [meterRows]);
+      const postgresBefore = programCpu('postgres');
       const started = performance.now();
       await client.query('BEGIN');
       await copy('COPY records (meter_id, seq, kind, recorded_at, bytes, link) FROM STDIN', records);
@@ -277,9 +323,10 @@ async function copyPhase(fleet: Fleet): Promise<number> {
       );
       await client.query('COMMIT');
       const seconds = (performance.now() - started) / 1000;
+      const postgres = (cpuSpent(postgresBefore, programCpu('postgres')) / fleet.records) * 1e6;
       const held = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM records');
       if (held.rows[0].n !== fleet.records) throw new Error(`COPY stored ${held.rows[0].n} records`);
-      return fleet.records / seconds;
+      return { rate: fleet.records / seconds, postgres };
     } finally {
       await client.end();
     }
@@ -355,6 +402,16 @@ export async function run(args: string[]): Promise<void> {
         ? ''
         : ` (platform CPU ${result.cpuPerRecord.toFixed(1)} µs per record)`;
     console.log(`ingest, ${n} instance${n > 1 ? 's' : ''}: ${format(result.rate)} verified records/s${cpu}`);
+    if (result.others && result.cpuPerRecord !== undefined) {
+      const { postgres, mosquitto, generator } = result.others;
+      const total = result.cpuPerRecord + postgres + mosquitto + generator;
+      // Every process of these programs on the machine: quiet it for these to be the run's alone.
+      console.log(
+        `  CPU per record: platform ${result.cpuPerRecord.toFixed(1)} µs, PostgreSQL ${postgres.toFixed(1)} µs, ` +
+          `Mosquitto ${mosquitto.toFixed(1)} µs, this load generator ${generator.toFixed(1)} µs; ` +
+          `${total.toFixed(1)} µs in all (${(total * result.rate * 1e-6).toFixed(2)} cores busy)`,
+      );
+    }
   }
   if (!realServices) {
     console.log('COPY: not measured (needs the real PostgreSQL)');
@@ -362,15 +419,16 @@ export async function run(args: string[]): Promise<void> {
   }
   // COPY varies more from run to run than ingest (one statement, at the mercy of a checkpoint): the
   // median of three, each into a fresh database after a CHECKPOINT.
-  const copies: number[] = [];
+  const copies: { rate: number; postgres: number }[] = [];
   for (let i = 0; i < 3; i++) {
     await checkpoint();
     copies.push(await copyPhase(fleet));
   }
-  copies.sort((a, b) => a - b);
-  const copy = copies[1];
+  copies.sort((a, b) => a.rate - b.rate);
+  const copy = copies[1].rate;
   console.log(
-    `PostgreSQL COPY of the same rows: ${format(copy)} records/s (median of 3: ${copies.map(format).join(', ')})`,
+    `PostgreSQL COPY of the same rows: ${format(copy)} records/s (median of 3: ${copies.map((c) => format(c.rate)).join(', ')}); ` +
+      `PostgreSQL CPU ${copies[1].postgres.toFixed(1)} µs per record`,
   );
   for (const [n, rate] of results) {
     console.log(`ratio ingest/COPY, ${n} instance${n > 1 ? 's' : ''}: ${(rate / copy).toFixed(2)}`);
