@@ -22,6 +22,8 @@ export interface PlatformConfig {
   databaseUrl?: string;
   /** PGlite data directory (PARKLINK_DATA_DIR); in memory when absent. */
   dataDir?: string;
+  /** PGlite in memory: start from this data directory tarball (core/db.ts pgliteSnapshot). */
+  pgliteSnapshot?: Blob;
   /** mqtt://… (MQTT_URL); an embedded aedes broker when absent. */
   mqttUrl?: string;
   /** Whether the external broker delivers `$share/…` subscriptions (MQTT_SHARED=0 to disable). */

@@ -110,7 +110,11 @@ export async function createPlatform(config: PlatformConfig = configFromEnv()): 
     );
     const cardTokens = new CardTokens(cardTokenKey);
 
-    const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+    const db = await openDatabase({
+      url: config.databaseUrl,
+      dataDir: config.dataDir,
+      pgliteSnapshot: config.pgliteSnapshot,
+    });
     opened.push(() => db.close());
     await migrate(db);
     await convertStoredCards(db, cardTokens);

@@ -2,6 +2,7 @@
 // data directory) and PostgreSQL through `pg` (when DATABASE_URL is set). The SQL is the same for
 // both; results are normalised so callers see the same JavaScript values from either backend:
 // bigint → number (ids and sequence numbers are u32), bytea → Uint8Array, timestamptz → Date.
+import { readFile } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
@@ -36,20 +37,81 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** Pool size for PostgreSQL. */
   maxConnections?: number;
+  /**
+   * PGlite in memory: the data directory to start from, a tarball from pgliteSnapshot, instead of a
+   * new cluster (which PGlite makes by running initdb).
+   */
+  pgliteSnapshot?: Blob;
 }
 
 export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
-  return options.url ? openPostgres(options.url, options.maxConnections ?? 10) : openPglite(options.dataDir);
+  if (options.url) return openPostgres(options.url, options.maxConnections ?? 10);
+  return wrapPglite(await createPglite(options.dataDir, options.pgliteSnapshot));
+}
+
+/**
+ * A PGlite database in memory, set up by `setUp` (migrated, say), as a tarball of its data
+ * directory that in-memory databases opened later start from (DatabaseOptions.pgliteSnapshot),
+ * without initdb or the set-up: for a process that opens many alike databases, as the tests do.
+ */
+export async function pgliteSnapshot(setUp: (db: Database) => Promise<void>): Promise<Blob> {
+  const pglite = await createPglite();
+  try {
+    await setUp(wrapPglite(pglite));
+    return await pglite.dumpDataDir('none');
+  } finally {
+    await pglite.close();
+  }
 }
 
 // ---- PGlite ----------------------------------------------------------------------------------
 
 const INT8_OID = 20;
 
-async function openPglite(dataDir?: string): Promise<Database> {
-  const db = await PGlite.create(dataDir, {
+/**
+ * PGlite's WebAssembly modules (the server and initdb) compiled, and its file-system bundle read,
+ * once per process, as PGlite's options allow; it would otherwise load and compile them again for
+ * every database it opens.
+ */
+let pgliteArtifacts:
+  | Promise<{ pgliteWasmModule: WebAssembly.Module; initdbWasmModule: WebAssembly.Module; fsBundle: Blob }>
+  | undefined;
+
+function loadPgliteArtifacts() {
+  pgliteArtifacts ??= (async () => {
+    // The files PGlite itself loads, beside its entry point in the package.
+    const file = (name: string) => readFile(new URL(name, import.meta.resolve('@electric-sql/pglite')));
+    const [server, initdb, bundle] = await Promise.all([
+      file('./pglite.wasm'),
+      file('./initdb.wasm'),
+      file('./pglite.data'),
+    ]);
+    // Node's WebAssembly global; the project's type libraries declare only its types.
+    const { compile } = (
+      globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<WebAssembly.Module> } }
+    ).WebAssembly;
+    return {
+      pgliteWasmModule: await compile(server),
+      initdbWasmModule: await compile(initdb),
+      fsBundle: new Blob([bundle]),
+    };
+  })();
+  // A failed load is not kept: the next open tries again.
+  pgliteArtifacts.catch(() => {
+    pgliteArtifacts = undefined;
+  });
+  return pgliteArtifacts;
+}
+
+async function createPglite(dataDir?: string, snapshot?: Blob): Promise<PGlite> {
+  return PGlite.create(dataDir, {
+    ...(await loadPgliteArtifacts()),
+    ...(snapshot && !dataDir ? { loadDataDir: snapshot } : {}),
     parsers: { [INT8_OID]: (value: string) => Number(value) },
   });
+}
+
+function wrapPglite(db: PGlite): Database {
   const wrap = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
     async query<T>(sql: string, params: readonly SqlParam[] = []) {
       const result = await q.query<T>(sql, params as unknown[]);

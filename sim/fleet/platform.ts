@@ -14,6 +14,8 @@ import { type CardRef, cardRef } from '../../protocol/cardToken';
 import { encodeRecord, type MeterRecord, RecordKind, type TransactionData } from '../../protocol/records';
 import type { Logger } from '../../platform-server/ingest/gate';
 import type { Operators, Role } from '../../platform-server/operators/service';
+import { pgliteSnapshot } from '../../platform-server/core/db';
+import { migrate } from '../../platform-server/core/migrations';
 import { createPlatform, type Platform } from '../../platform-server/platform';
 import type { PlatformConfig } from '../../platform-server/config';
 import { PaymentSimulator } from '../../platform-server/payments/simulator';
@@ -241,13 +243,25 @@ export interface Backend {
 /** The SMS and voice gateway's secret in tests (the platform refuses to start without one). */
 export const TEST_GATEWAY_SECRET = 'test gateway secret, never deployed';
 
+/**
+ * A migrated PGlite cluster, made once per process: each embedded platform starts from a copy of
+ * it instead of running initdb and the migrations again (its own start finds them applied).
+ */
+let migratedCluster: Promise<Blob> | undefined;
+
 export const embedded: Backend = {
   name: 'embedded (PGlite + aedes)',
   real: false,
   async check() {},
   async fresh() {
+    migratedCluster ??= pgliteSnapshot(async (db) => {
+      await migrate(db);
+    });
     return {
-      config: { phone: { gatewaySecret: TEST_GATEWAY_SECRET, paymentProvider: new PaymentSimulator() } },
+      config: {
+        pgliteSnapshot: await migratedCluster,
+        phone: { gatewaySecret: TEST_GATEWAY_SECRET, paymentProvider: new PaymentSimulator() },
+      },
       drop: async () => {},
     };
   },
