@@ -117,7 +117,8 @@ describe('platform blacklist (PGlite)', () => {
     return app.inject({ method: 'POST', url: '/api/blacklist', headers: login.headers, payload });
   }
 
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000); // a new PGlite cluster, every migration and three operators' password hashes
     db = await openDatabase();
     const { migrate } = await import('../../platform-server/core/migrations');
     await migrate(db);

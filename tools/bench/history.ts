@@ -155,6 +155,14 @@ async function generateMonth(
        SELECT meter_id, seq, 'card-refused', 'blacklisted' FROM ${partition} WHERE kind = 2 AND meter_id >= $1`,
       [FIRST_METER],
     );
+    // The platform started above rolls days up in the background: a day it rolled up before its
+    // sales were generated is marked stale, as ingest marks a day a late sale arrives for.
+    await tx.query(
+      `INSERT INTO daily_sales_days AS d (day, time_zone, stale)
+       SELECT day::date, 'UTC', true FROM generate_series($1::timestamptz, $2::timestamptz, interval '1 day') AS day
+       ON CONFLICT (day) DO UPDATE SET stale = true`,
+      [from, until],
+    );
   });
   await db.query(`ANALYZE ${partition}`);
   console.log(
