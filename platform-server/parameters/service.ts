@@ -106,12 +106,20 @@ export class ParameterService {
     const meters: PushOutcome['meters'] = [];
     for (const meterId of meterIds) {
       try {
-        const downlinkSeq = await this.#deps.sendDownlink(meterId, PARAMETERS_DOWNLINK, body);
+        // The push is recorded before it is sent. Recorded after, its first insert (which checks the
+        // meter's row for the foreign key) could meet the meter's acknowledgement, which holds that
+        // row under ingest's lock and waits for this row: PostgreSQL ends one as a deadlock, and the
+        // acknowledgement was lost. Once the row exists, setting the sequence number waits at most.
         await this.#deps.db.query(
-          `INSERT INTO meter_parameters (meter_id, pushed_version, pushed_at, downlink_seq) VALUES ($1, $2, now(), $3)
-           ON CONFLICT (meter_id) DO UPDATE SET pushed_version = $2, pushed_at = now(), downlink_seq = $3`,
-          [meterId, set.version, downlinkSeq],
+          `INSERT INTO meter_parameters (meter_id, pushed_version, pushed_at) VALUES ($1, $2, now())
+           ON CONFLICT (meter_id) DO UPDATE SET pushed_version = $2, pushed_at = now(), downlink_seq = NULL`,
+          [meterId, set.version],
         );
+        const downlinkSeq = await this.#deps.sendDownlink(meterId, PARAMETERS_DOWNLINK, body);
+        await this.#deps.db.query('UPDATE meter_parameters SET downlink_seq = $2 WHERE meter_id = $1', [
+          meterId,
+          downlinkSeq,
+        ]);
         meters.push({ meterId, downlinkSeq });
       } catch (error) {
         meters.push({ meterId, error: (error as Error).message });
