@@ -26,11 +26,15 @@ export async function freshDatabase(): Promise<{ url: string; drop(): Promise<vo
 
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
-/** User + system CPU seconds of a process so far (Linux /proc). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** User + system CPU seconds in a /proc/<pid>/stat line (utime and stime, after the command's name). */
+function statCpuSeconds(stat: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 }
 
 /**
@@ -46,8 +50,7 @@ export function programCpu(comm: string): Map<number, number> {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== comm) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      seconds.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+      seconds.set(Number(entry), statCpuSeconds(stat));
     } catch {
       // The process ended while the list was read.
     }

@@ -11,10 +11,9 @@
 // instance and no COPY figure, said so).
 //
 //   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --instances=1,2 --connections=1
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { openDatabase } from '../../platform-server/core/db';
@@ -26,7 +25,7 @@ import { deriveCardTokenKey } from '../../platform-server/keys/cardToken';
 import { toHex } from '../../protocol/bytes';
 import { decodeRecord, RecordKind } from '../../protocol/records';
 import { downlinkTopic, meterClientId, meterIdOfTopic, uplinkTopic } from '../../protocol/topics';
-import { real, TEST_MQTT_URL, TestMeter } from '../../sim/fleet/platform';
+import { real, TestMeter } from '../../sim/fleet/platform';
 import { BrokerCredentials, mosquittoPasswordFile } from '../../platform-server/core/brokerAuth';
 import { loadKeystore } from '../../platform-server/keys/keystore';
 import {
@@ -87,34 +86,28 @@ function buildFleet(
 }
 
 /**
- * Publishes every meter's sets, each after the previous one's ack; resolves with the seconds taken.
- * With `login` each meter has its own connection under its own credentials (a broker that checks
- * them, as the embedded one does); without, one connection carries the fleet (the test Mosquitto,
- * which runs without authentication).
+ * Publishes every meter's sets, each after the previous one's ack, each meter on its own connection
+ * under its own credentials; resolves with the seconds taken.
  */
 async function drive(
   brokerUrl: string,
   fleet: Fleet,
-  login?: (meterId: number) => { username: string; password: string },
+  login: (meterId: number) => { username: string; password: string },
   /** Called once every meter is connected, as the first set goes: where the timed part starts. */
   onStart?: () => void,
 ): Promise<number> {
-  const connect = (options: IClientOptions) =>
-    mqtt.connectAsync(brokerUrl, { clean: true, reconnectPeriod: 0, ...options });
   const clients: MqttClient[] = [];
   try {
-    if (login) {
-      for (const meter of fleet.meters) {
-        const client = await connect({ clientId: meterClientId(meter.id), ...login(meter.id) });
-        clients.push(client);
-        await client.subscribeAsync(downlinkTopic(meter.id), { qos: 1 });
-      }
-    } else {
-      const client = await connect({ clientId: `parklink-bench-fleet-${randomBytes(4).toString('hex')}` });
+    for (const meter of fleet.meters) {
+      const client = await mqtt.connectAsync(brokerUrl, {
+        clean: true,
+        reconnectPeriod: 0,
+        clientId: meterClientId(meter.id),
+        ...login(meter.id),
+      });
       clients.push(client);
-      await client.subscribeAsync('parklink/v1/meters/+/down', { qos: 1 });
+      await client.subscribeAsync(downlinkTopic(meter.id), { qos: 1 });
     }
-    const clientOf = (index: number) => clients[login ? index : 0];
     const next = new Map<number, number>();
     let pending = fleet.meters.length;
     onStart?.();
@@ -128,11 +121,10 @@ async function drive(
           return;
         }
         next.set(index, k + 1);
-        clientOf(index).publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
+        clients[index].publish(uplinkTopic(fleet.meters[index].id), Buffer.from(frames[k]), { qos: 1 });
       };
       for (const client of clients) {
         client.on('message', (topic) => {
-          // The broker is shared (tests, other benches): only this fleet's downlinks count.
           const index = (meterIdOfTopic(topic) ?? -1) - FIRST_METER;
           if (index >= 0 && index < fleet.meters.length) send(index);
         });
@@ -154,16 +146,34 @@ interface PhaseResult {
   others?: { postgres: number; mosquitto: number; generator: number };
 }
 
-/** CPU per record of the programs a phase runs, microseconds; from programCpu readings. */
-function othersPerRecord(
-  before: { postgres: Map<number, number>; mosquitto: Map<number, number>; generator: NodeJS.CpuUsage },
-  records: number,
-): { postgres: number; mosquitto: number; generator: number } {
-  const generator = process.cpuUsage(before.generator);
+/** The CPU spent so far by the platform instances, PostgreSQL, Mosquitto and this process. */
+function cpuReading(children: Instance[]) {
   return {
-    postgres: (cpuSpent(before.postgres, programCpu('postgres')) / records) * 1e6,
-    mosquitto: (cpuSpent(before.mosquitto, programCpu('mosquitto')) / records) * 1e6,
-    generator: (generator.user + generator.system) / records,
+    instances: children.map((c) => cpuSeconds(c.child.pid as number)),
+    postgres: programCpu('postgres'),
+    mosquitto: programCpu('mosquitto'),
+    generator: process.cpuUsage(),
+  };
+}
+
+/** CPU per record of each program since `start`, microseconds. */
+function cpuPerRecord(
+  children: Instance[],
+  start: ReturnType<typeof cpuReading>,
+  records: number,
+): Required<Pick<PhaseResult, 'cpuPerRecord' | 'others'>> {
+  const platform = children.reduce(
+    (sum, c, i) => sum + cpuSeconds(c.child.pid as number) - start.instances[i],
+    0,
+  );
+  const generator = process.cpuUsage(start.generator);
+  return {
+    cpuPerRecord: (platform / records) * 1e6,
+    others: {
+      postgres: (cpuSpent(start.postgres, programCpu('postgres')) / records) * 1e6,
+      mosquitto: (cpuSpent(start.mosquitto, programCpu('mosquitto')) / records) * 1e6,
+      generator: (generator.user + generator.system) / records,
+    },
   };
 }
 
@@ -212,27 +222,16 @@ async function realPhase(
     };
     for (let i = 0; i < instances; i++) children.push(await startInstance(env, nodeFlags));
     // CPU from the first set on: the meters' connections (a password check each) are not ingest.
-    let cpuBefore: number[] = [];
-    let othersBefore = {
-      postgres: new Map<number, number>(),
-      mosquitto: new Map<number, number>(),
-      generator: process.cpuUsage(),
-    };
+    let start: ReturnType<typeof cpuReading> | undefined;
     const seconds = await drive(
       broker.url,
       fleet,
       (id) => ({ username: BrokerCredentials.meterUser(id), password: credentials.meterPassword(id) }),
       () => {
-        cpuBefore = children.map((c) => cpuSeconds(c.child.pid as number));
-        othersBefore = {
-          postgres: programCpu('postgres'),
-          mosquitto: programCpu('mosquitto'),
-          generator: process.cpuUsage(),
-        };
+        start = cpuReading(children);
       },
     );
-    const cpu = children.reduce((sum, c, i) => sum + cpuSeconds(c.child.pid as number) - cpuBefore[i], 0);
-    const others = othersPerRecord(othersBefore, fleet.records);
+    const cpu = cpuPerRecord(children, start as ReturnType<typeof cpuReading>, fleet.records);
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     try {
@@ -250,7 +249,7 @@ async function realPhase(
     } finally {
       await client.end();
     }
-    return { rate: fleet.records / seconds, cpuPerRecord: (cpu / fleet.records) * 1e6, others };
+    return { rate: fleet.records / seconds, ...cpu };
   } finally {
     await Promise.all(children.map(stopInstance));
     await broker?.stop();
@@ -372,16 +371,10 @@ export async function run(args: string[]): Promise<void> {
     httpLogger: false,
     logger: silent,
     masterKey: MASTER_KEY,
-    ...(realServices ? { mqttUrl: TEST_MQTT_URL } : {}),
   };
 
   // The keys the platform derives from its master key, so the frames are sealed once for every phase.
-  const keyring = await createPlatform({
-    phone: { gateway: false, paymentProvider: new PaymentSimulator() },
-    httpLogger: false,
-    logger: silent,
-    masterKey: MASTER_KEY,
-  });
+  const keyring = await createPlatform(base);
   let fleet: Fleet;
   const built = performance.now();
   try {
