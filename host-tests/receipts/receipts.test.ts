@@ -155,10 +155,9 @@ forEachBackend('receipts', (backend) => {
       payload: { to: 'driver@example.org' },
     });
     assert.equal(sent.statusCode, 202, sent.body);
-    const receiptMail = () =>
-      smtp.messages().find((text) => text.includes(`Subject: Your ParkLink parking receipt ${code}`));
-    await until(() => receiptMail() !== undefined, 'the e-mail');
-    const output = receiptMail() ?? '';
+    const subject = `Subject: Your ParkLink parking receipt ${code}`;
+    await until(() => smtp.messageWith(subject) !== undefined, 'the e-mail');
+    const output = smtp.messageWith(subject) ?? '';
     assert.ok(output.includes('driver@example.org'));
     assert.ok(output.includes('Content-Type: application/pdf'), output.slice(0, 2000));
     assert.ok(output.includes(`parklink-receipt-${code}.pdf`));
@@ -287,7 +286,7 @@ describe('the receipt page in headless Chromium, on a phone', function () {
     await receipt.getByRole('button', { name: 'Send' }).click();
     await page.getByText('Receipt sent to nia@example.org.').waitFor();
     await until(
-      () => smtp.messages().some((text) => text.includes(`Subject: Your ParkLink parking receipt ${code}`)),
+      () => smtp.messageWith(`Subject: Your ParkLink parking receipt ${code}`) !== undefined,
       'the e-mail',
     );
     await shot('receipt-sent');

@@ -33,15 +33,18 @@ export interface SmtpServer {
   port: number;
   /** Everything printed so far, header lines unfolded; the last message may be half printed. */
   output: () => string;
-  /** The messages printed in full so far, header lines unfolded. */
-  messages: () => string[];
+  /**
+   * The first message printed in full so far (header lines unfolded) that holds `text`, a subject
+   * line say.
+   */
+  messageWith: (text: string) => string | undefined;
   stop: () => void;
 }
 
 /**
  * Debian's aiosmtpd with its Debugging handler: every message it takes is printed on stdout, a
  * line at a time, so a test that saw the subject waits for the message's end line before reading
- * the rest (messages()).
+ * the rest (messageWith()).
  */
 export async function startSmtpServer(): Promise<SmtpServer> {
   const port = await freePort();
@@ -68,5 +71,6 @@ export async function startSmtpServer(): Promise<SmtpServer> {
       .slice(1)
       .filter((part) => part.includes(MESSAGE_END))
       .map((part) => part.slice(0, part.indexOf(MESSAGE_END)));
-  return { port, output: unfolded, messages, stop: () => child.kill() };
+  const messageWith = (text: string) => messages().find((message) => message.includes(text));
+  return { port, output: unfolded, messageWith, stop: () => child.kill() };
 }
