@@ -30,6 +30,10 @@ function flaky(db: Database): Database & { down: boolean } {
       if (wrapper.down) throw lost();
       return db.exec(sql);
     },
+    async copyIn(rows: Parameters<Database['copyIn']>[0]) {
+      if (wrapper.down) throw lost();
+      return db.copyIn(rows);
+    },
     async transaction<T>(fn: Parameters<Database['transaction']>[0]) {
       if (wrapper.down) throw lost();
       return db.transaction(fn) as Promise<T>;

@@ -3,8 +3,12 @@
 // both; results are normalised so callers see the same JavaScript values from either backend:
 // bigint → number (ids and sequence numbers are u32), bytea → Uint8Array, timestamptz → Date.
 import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { CopyRows } from './copyBinary';
 
 export type SqlParam = string | number | bigint | boolean | Date | Uint8Array | null | SqlArray;
 
@@ -21,6 +25,8 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<T>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
+  /** Writes the rows into their table with COPY (binary format); resolves with the rows written. */
+  copyIn(rows: CopyRows): Promise<number>;
 }
 
 export interface Database extends Queryable {
@@ -120,6 +126,13 @@ function wrapPglite(db: PGlite): Database {
     async exec(sql: string) {
       await q.exec(sql);
     },
+    async copyIn(rows: CopyRows) {
+      // PGlite reads COPY's input from the blob it is handed, as the file /dev/blob.
+      const result = await q.query(`${copyStatement(rows)} FROM '/dev/blob' (FORMAT binary)`, [], {
+        blob: new Blob([rows.bytes()]),
+      });
+      return result.affectedRows ?? 0;
+    },
   });
   return {
     kind: 'pglite',
@@ -147,6 +160,12 @@ const pgTypes = {
   },
 };
 
+/** `COPY table (columns)`: names from the code's own table declarations, quoted all the same. */
+function copyStatement(rows: CopyRows): string {
+  const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  return `COPY ${quote(rows.table.name)} (${rows.table.columns.map(([c]) => quote(c)).join(', ')})`;
+}
+
 function toPgParams(params: readonly SqlParam[]): unknown[] {
   // pg sends Buffer as bytea; a plain Uint8Array would be sent as a text array.
   return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p) : p));
@@ -167,6 +186,24 @@ async function openPostgres(url: string, max: number): Promise<Database> {
     },
     async exec(sql: string) {
       await q.query(sql);
+    },
+    async copyIn(rows: CopyRows) {
+      // Before the COPY starts: rows that cannot be completed throw here, not mid-COPY.
+      const data = rows.bytes();
+      // A COPY holds its connection until it ends: from the pool, one of its own.
+      const client = q instanceof pg.Pool ? await q.connect() : q;
+      let failed: Error | undefined;
+      try {
+        const stream = client.query(copyFrom(`${copyStatement(rows)} FROM STDIN (FORMAT binary)`));
+        await pipeline(Readable.from([data]), stream);
+        return stream.rowCount;
+      } catch (error) {
+        failed = error as Error;
+        throw error;
+      } finally {
+        // A connection whose COPY failed is dropped rather than handed out again.
+        if (client !== q) (client as pg.PoolClient).release(failed);
+      }
     },
   });
   // Fail early and clearly when the server does not answer.

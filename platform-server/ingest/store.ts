@@ -19,7 +19,8 @@ import {
   RecordKind,
 } from '../../protocol/records';
 import type { ReplayWindow } from '../../protocol/replayWindow';
-import type { Database, Queryable, SqlParam } from '../core/db';
+import { type CopyTable, CopyRows } from '../core/copyBinary';
+import type { Database, Queryable } from '../core/db';
 import { CityDays } from '../history/cityDay';
 import type { CardTokens } from '../keys/cardToken';
 import { downlinkKey as derivedDownlinkKey, type Keystore } from '../keys/keystore';
@@ -461,249 +462,185 @@ function checkAgainstHeld(
   return { set, stored, duplicates, gapBelow: first > 1 && !before };
 }
 
+// The tables a batch writes with COPY, their columns in COPY order with their types (the schema's:
+// host-tests/platform/ingestBatch.test.ts checks them against it).
+export const RECORDS_COPY: CopyTable = {
+  name: 'records',
+  columns: [
+    ['meter_id', 'int8'],
+    ['seq', 'int8'],
+    ['kind', 'int2'],
+    ['recorded_at', 'timestamptz'],
+    ['redacted', 'bool'],
+    ['time_state', 'int2'],
+    ['bytes', 'bytea'],
+    ['link', 'bytea'],
+  ],
+};
+
+export const TRANSACTIONS_COPY: CopyTable = {
+  name: 'transactions',
+  columns: [
+    ['meter_id', 'int8'],
+    ['seq', 'int8'],
+    ['transaction_number', 'int8'],
+    ['card_token', 'text'],
+    ['card_last4', 'text'],
+    ['card_expiry', 'text'],
+    ['card_type', 'int2'],
+    ['bay_id', 'int8'],
+    ['minutes', 'int4'],
+    ['paid_from', 'timestamptz'],
+    ['paid_until', 'timestamptz'],
+    ['charge', 'int8'],
+    ['currency', 'int2'],
+    ['remaining_value', 'int8'],
+    ['tariff_rule', 'int8'],
+    ['recorded_at', 'timestamptz'],
+  ],
+};
+
+export const OPERATIONS_COPY: CopyTable = {
+  name: 'operations',
+  columns: [
+    ['meter_id', 'int8'],
+    ['seq', 'int8'],
+    ['code', 'text'],
+    ['detail', 'text'],
+    ['card_token', 'text'],
+    ['card_last4', 'text'],
+    ['period_from', 'timestamptz'],
+    ['period_to', 'timestamptz'],
+    ['quantity', 'int8'],
+  ],
+};
+
+export const MAINTENANCE_COPY: CopyTable = {
+  name: 'maintenance',
+  columns: [
+    ['meter_id', 'int8'],
+    ['seq', 'int8'],
+    ['code', 'text'],
+    ['detail', 'text'],
+  ],
+};
+
+export const RECORD_SETS_COPY: CopyTable = {
+  name: 'record_sets',
+  columns: [
+    ['meter_id', 'int8'],
+    ['frame_seq', 'int8'],
+    ['epoch', 'int8'],
+    ['first_seq', 'int8'],
+    ['last_seq', 'int8'],
+    ['frame', 'bytea'],
+  ],
+};
+
 /**
- * One statement for the whole batch: every table's rows through unnest() of one array per column
- * (a handful of parameters however many rows, where a multi-row VALUES list needs one per value),
- * and each meter's replay mark and downlink sequence advanced. Returns the ack's downlink sequence
- * number per meter.
+ * Writes the batch: one COPY per table for every row of the batch (binary rows, as the server
+ * stores them: the cheapest way in for both sides, and a fixed number of round trips however many
+ * rows), then each meter's replay mark and downlink sequence advanced in one statement. Returns the
+ * ack's downlink sequence number per meter.
  */
 async function writeSets(
   tx: Queryable,
   sets: readonly { set: OpenedSet; stored: readonly StoredRecord[] }[],
   days: { timeZone: string; todayStart: number },
 ): Promise<Map<number, number>> {
-  type Column = (string | number | null)[];
-  const columns = (n: number): Column[] => Array.from({ length: n }, () => []);
-  const records = columns(6);
-  const transactions = columns(16);
-  const operations = columns(9);
-  const maintenance = columns(4);
-  // Straight into the columns, no row arrays: this loop runs for every record of the fleet.
-  const [rMeter, rSeq, rKind, rTime, rRedacted, rClock] = records;
-  // Every record's bytes and link in two bytea parameters, cut apart by the server (substring).
-  const allBytes: Uint8Array[] = [];
-  const allLinks: Uint8Array[] = [];
-  const byteStarts: number[] = [];
-  const byteLengths: number[] = [];
-  let byteCount = 0;
-  const [
-    tMeter,
-    tSeq,
-    tNumber,
-    tCard,
-    tLast4,
-    tExpiry,
-    tType,
-    tBay,
-    tMinutes,
-    tFrom,
-    tUntil,
-    tCharge,
-    tCurrency,
-    tLeft,
-    tRule,
-    tTime,
-  ] = transactions;
-  const [oMeter, oSeq, oCode, oDetail, oCard, oLast4, oFrom, oTo, oQuantity] = operations;
-  const [mMeter, mSeq, mCode, mDetail] = maintenance;
-  // The sealed frames that brought new records, for the audit (record_sets).
-  const frameSets = sets.filter(({ set, stored }) => set.sealed && stored.length > 0);
+  let count = 0;
+  let recordBytes = 0;
+  for (const { stored } of sets) {
+    count += stored.length;
+    for (const { bytes } of stored) recordBytes += bytes.length;
+  }
+  // Room for every row at once (a record's fixed fields take under 100 bytes, a sale's under 200):
+  // the buffers are not grown record by record.
+  const records = new CopyRows(RECORDS_COPY, recordBytes + 100 * count);
+  const transactions = new CopyRows(TRANSACTIONS_COPY, 200 * count);
+  const operations = new CopyRows(OPERATIONS_COPY, 4096);
+  const maintenance = new CopyRows(MAINTENANCE_COPY, 1024);
   // Sales from before today (a meter uploading late, a handheld collection): their days' totals.
   const late: number[] = [];
+  // Straight into the rows, no objects per record: this loop runs for every record of the fleet.
   for (const { stored } of sets) {
     for (const { record, bytes, link, redacted } of stored) {
-      rMeter.push(record.meterId);
-      rSeq.push(record.seq);
-      rKind.push(record.kind);
-      rTime.push(record.time);
-      rRedacted.push(redacted ? 'true' : 'false');
-      rClock.push(record.timeState ?? null); // null: written before meters reported their clock
-      allBytes.push(bytes);
-      allLinks.push(link);
-      byteStarts.push(byteCount + 1); // substring() counts from 1
-      byteLengths.push(bytes.length);
-      byteCount += bytes.length;
+      records.row().int8(record.meterId).int8(record.seq).int2(record.kind).timestamptz(record.time);
+      records.bool(redacted === true);
+      // No clock state: written before meters reported their clock.
+      if (record.timeState === undefined) records.null();
+      else records.int2(record.timeState);
+      records.bytea(bytes).bytea(link);
       switch (record.kind) {
         case RecordKind.Transaction: {
           const d = record.data;
-          tMeter.push(record.meterId);
-          tSeq.push(record.seq);
-          tNumber.push(d.transactionNumber);
-          tCard.push(toHex(d.card.token));
-          tLast4.push(d.card.last4);
-          tExpiry.push(d.cardExpiry);
-          tType.push(d.cardType);
-          tBay.push(d.bayId);
-          tMinutes.push(d.minutes);
-          tFrom.push(d.paidFrom);
-          tUntil.push(d.paidUntil);
-          tCharge.push(d.charge);
-          tCurrency.push(d.currency);
-          tLeft.push(d.remainingValue);
-          tRule.push(d.tariffRule ?? null);
-          tTime.push(record.time);
+          transactions.row().int8(record.meterId).int8(record.seq).int8(d.transactionNumber);
+          transactions.text(toHex(d.card.token)).text(d.card.last4).text(d.cardExpiry).int2(d.cardType);
+          transactions.int8(d.bayId).int4(d.minutes).timestamptz(d.paidFrom).timestamptz(d.paidUntil);
+          transactions.int8(d.charge).int2(d.currency).int8(d.remainingValue);
+          if (d.tariffRule === undefined) transactions.null();
+          else transactions.int8(d.tariffRule);
+          transactions.timestamptz(record.time);
           if (record.time < days.todayStart) late.push(record.time);
           break;
         }
         case RecordKind.Operation: {
           const d = record.data;
-          oMeter.push(record.meterId);
-          oSeq.push(record.seq);
-          oCode.push(d.code);
-          oDetail.push(d.detail);
-          oCard.push(d.card === null ? null : toHex(d.card.token));
-          oLast4.push(d.card?.last4 ?? null);
-          oFrom.push(d.period?.from ?? null);
-          oTo.push(d.period?.to ?? null);
-          oQuantity.push(d.quantity ?? null);
+          operations.row().int8(record.meterId).int8(record.seq).text(d.code).text(d.detail);
+          if (d.card === null) operations.null().null();
+          else operations.text(toHex(d.card.token)).text(d.card.last4);
+          if (d.period === undefined) operations.null().null();
+          else operations.timestamptz(d.period.from).timestamptz(d.period.to);
+          if (d.quantity === undefined) operations.null();
+          else operations.int8(d.quantity);
           break;
         }
         case RecordKind.Maintenance:
-          mMeter.push(record.meterId);
-          mSeq.push(record.seq);
-          mCode.push(record.data.code);
-          mDetail.push(record.data.detail);
+          maintenance.row().int8(record.meterId).int8(record.seq);
+          maintenance.text(record.data.code).text(record.data.detail);
           break;
       }
     }
   }
-  const params: SqlParam[] = [];
-  const arrays = (table: Column[], types: string[]) =>
-    types.map((type, c) => {
-      params.push(arrayLiteral(table[c]));
-      return `$${params.length}::${type}[]`;
-    });
-  const parts: string[] = [];
-  if (records[0].length > 0) {
-    const [m, s, k, t, x, c, b, n] = arrays(
-      [...records, byteStarts, byteLengths],
-      ['bigint', 'bigint', 'smallint', 'float8', 'boolean', 'smallint', 'integer', 'integer'],
-    );
-    params.push(Buffer.concat(allBytes), Buffer.concat(allLinks));
-    const blob = `$${params.length - 1}::bytea`;
-    const links = `$${params.length}::bytea`;
-    // Record i (from 1): n bytes of the blob from b, and the i-th 32 bytes of the links.
-    parts.push(
-      `INSERT INTO records (meter_id, seq, kind, recorded_at, redacted, time_state, bytes, link)
-       SELECT m, s, k, to_timestamp(t), x, c, substring(${blob} FROM b FOR n), substring(${links} FROM (i::integer - 1) * 32 + 1 FOR 32)
-         FROM unnest(${m}, ${s}, ${k}, ${t}, ${x}, ${c}, ${b}, ${n}) WITH ORDINALITY AS u(m, s, k, t, x, c, b, n, i)`,
-    );
+  // The sealed frames that brought new records, for the audit.
+  const frames = new CopyRows(RECORD_SETS_COPY, 1024);
+  for (const { set, stored } of sets) {
+    if (!set.sealed || stored.length === 0) continue;
+    frames.row().int8(set.meterId).int8(set.frameSeq).int8(set.epoch).int8(set.first).int8(set.last);
+    frames.bytea(set.sealed);
   }
-  if (transactions[0].length > 0) {
-    const a = arrays(transactions, [
-      'bigint',
-      'bigint',
-      'bigint',
-      'text',
-      'text',
-      'text',
-      'smallint',
-      'bigint',
-      'integer',
-      'float8',
-      'float8',
-      'bigint',
-      'smallint',
-      'bigint',
-      'bigint',
-      'float8',
-    ]);
-    parts.push(
-      `INSERT INTO transactions (meter_id, seq, transaction_number, card_token, card_last4, card_expiry, card_type,
-         bay_id, minutes, paid_from, paid_until, charge, currency, remaining_value, tariff_rule, recorded_at)
-       SELECT m, s, n, c, l4, e, ct, b, mi, to_timestamp(pf), to_timestamp(pu), ch, cu, rv, tr, to_timestamp(rt)
-         FROM unnest(${a.join(', ')}) AS u(m, s, n, c, l4, e, ct, b, mi, pf, pu, ch, cu, rv, tr, rt)`,
-    );
-  }
+  for (const rows of [records, transactions, operations, maintenance, frames])
+    if (rows.rowCount > 0) await tx.copyIn(rows);
   if (late.length > 0) {
     // The normal batch (every sale today's) writes nothing here. In day order, so two batches
     // marking the same days do not deadlock; the row lock orders this against a roll-up of the day.
-    const [t] = arrays([late], ['float8']);
-    params.push(days.timeZone);
-    const zone = `$${params.length}::text`;
-    parts.push(
+    await tx.query(
       `INSERT INTO daily_sales_days AS d (day, time_zone, stale)
-       SELECT DISTINCT (to_timestamp(t) AT TIME ZONE ${zone})::date, ${zone}, true FROM unnest(${t}) AS u(t) ORDER BY 1
+       SELECT DISTINCT (to_timestamp(t) AT TIME ZONE $2::text)::date, $2::text, true FROM unnest($1::float8[]) AS u(t) ORDER BY 1
        ON CONFLICT (day) DO UPDATE SET stale = true WHERE NOT d.stale`,
-    );
-  }
-  if (operations[0].length > 0) {
-    const a = arrays(operations, [
-      'bigint',
-      'bigint',
-      'text',
-      'text',
-      'text',
-      'text',
-      'float8',
-      'float8',
-      'bigint',
-    ]);
-    parts.push(
-      `INSERT INTO operations (meter_id, seq, code, detail, card_token, card_last4, period_from, period_to, quantity)
-       SELECT m, s, c, d, ct, l4, to_timestamp(pf), to_timestamp(pt), q
-         FROM unnest(${a.join(', ')}) AS u(m, s, c, d, ct, l4, pf, pt, q)`,
-    );
-  }
-  if (maintenance[0].length > 0) {
-    const a = arrays(maintenance, ['bigint', 'bigint', 'text', 'text']);
-    parts.push(`INSERT INTO maintenance (meter_id, seq, code, detail) SELECT * FROM unnest(${a.join(', ')})`);
-  }
-  if (frameSets.length > 0) {
-    const starts: number[] = [];
-    let at = 1;
-    for (const { set } of frameSets) {
-      starts.push(at);
-      at += (set.sealed as Uint8Array).length;
-    }
-    const [m, q, e, f, l, b, n] = arrays(
-      [
-        frameSets.map(({ set }) => set.meterId),
-        frameSets.map(({ set }) => set.frameSeq),
-        frameSets.map(({ set }) => set.epoch),
-        frameSets.map(({ set }) => set.first),
-        frameSets.map(({ set }) => set.last),
-        starts,
-        frameSets.map(({ set }) => (set.sealed as Uint8Array).length),
-      ],
-      ['bigint', 'bigint', 'bigint', 'bigint', 'bigint', 'integer', 'integer'],
-    );
-    params.push(Buffer.concat(frameSets.map(({ set }) => set.sealed as Uint8Array)));
-    const blob = `$${params.length}::bytea`;
-    parts.push(
-      `INSERT INTO record_sets (meter_id, frame_seq, epoch, first_seq, last_seq, frame)
-       SELECT m, q, e, f, l, substring(${blob} FROM b FOR n)
-         FROM unnest(${m}, ${q}, ${e}, ${f}, ${l}, ${b}, ${n}) AS u(m, q, e, f, l, b, n)`,
+      [arrayLiteral(late), days.timeZone],
     );
   }
   // Each meter's newest stored record after this batch (stored in sequence order; 0 and no link:
   // nothing new stored).
   const newest = sets.map(({ stored }): StoredRecord | undefined => stored[stored.length - 1]);
-  const [ids, highest, seen, newestSeq] = arrays(
-    [
-      sets.map(({ set }) => set.meterId),
-      sets.map(({ set }) => set.window.highest),
-      sets.map(({ set }) => uplinkSeenColumn(set.window)),
-      newest.map((r) => r?.record.seq ?? 0),
-    ],
-    ['bigint', 'bigint', 'bigint', 'bigint'],
-  );
-  params.push(Buffer.concat(newest.map((r) => r?.link ?? new Uint8Array(32))));
-  const newestLinks = `$${params.length}::bytea`;
-  // Data-modifying CTEs all run, and the foreign keys (transactions → records) hold at the end.
-  const ctes = parts.map((statement, i) => `w${i} AS (${statement})`);
-  const advance = `UPDATE meters SET last_uplink_seq = f.highest, uplink_seen = f.seen, last_seen_at = now(),
+  const advanced = await tx.query<{ id: number; downlink_seq: number }>(
+    `UPDATE meters SET last_uplink_seq = f.highest, uplink_seen = f.seen, last_seen_at = now(),
          downlink_seq = meters.downlink_seq + 1,
          last_record_link = CASE WHEN f.newest > meters.last_record_seq
-                                 THEN substring(${newestLinks} FROM (f.i::integer - 1) * 32 + 1 FOR 32)
+                                 THEN substring($5::bytea FROM (f.i::integer - 1) * 32 + 1 FOR 32)
                                  ELSE meters.last_record_link END,
          last_record_seq = GREATEST(meters.last_record_seq, f.newest)
-       FROM unnest(${ids}, ${highest}, ${seen}, ${newestSeq}) WITH ORDINALITY AS f(id, highest, seen, newest, i)
+       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS f(id, highest, seen, newest, i)
        WHERE meters.id = f.id
-       RETURNING meters.id, meters.downlink_seq`;
-  const advanced = await tx.query<{ id: number; downlink_seq: number }>(
-    ctes.length > 0 ? `WITH ${ctes.join(', ')} ${advance}` : advance,
-    params,
+       RETURNING meters.id, meters.downlink_seq`,
+    [
+      arrayLiteral(sets.map(({ set }) => set.meterId)),
+      arrayLiteral(sets.map(({ set }) => set.window.highest)),
+      arrayLiteral(sets.map(({ set }) => uplinkSeenColumn(set.window))),
+      arrayLiteral(newest.map((r) => r?.record.seq ?? 0)),
+      Buffer.concat(newest.map((r) => r?.link ?? new Uint8Array(32))),
+    ],
   );
   return new Map(advanced.rows.map((r) => [Number(r.id), Number(r.downlink_seq)]));
 }

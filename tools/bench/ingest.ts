@@ -69,12 +69,18 @@ function buildFleet(
 ): Fleet {
   const meters: TestMeter[] = [];
   const frames: Uint8Array[][] = [];
+  // Today's records, spread over the day so far (UTC, the platform's default city day), as a
+  // meter's uploads are: a sale from an earlier day is the exception ingest handles apart.
+  const now = Date.now() / 1000;
+  const todayStart = Math.floor(now / 86_400) * 86_400;
+  const spacing = (now - todayStart) / (records + 1);
   for (let m = 0; m < count; m++) {
     const meter = new TestMeter(FIRST_METER + m, keysOf(FIRST_METER + m));
     for (let i = 0; i < records; i++) {
+      const time = Math.floor(todayStart + (i + 1) * spacing);
       // Mostly sales, an operation record now and then (blacklisted card), as a day looks.
-      if (i % 25 === 24) meter.operation();
-      else meter.transaction();
+      if (i % 25 === 24) meter.operation(undefined, undefined, undefined, time);
+      else meter.transaction({}, time);
     }
     const own: Uint8Array[] = [];
     for (let from = 1; from <= records; from += set)
