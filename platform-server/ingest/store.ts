@@ -538,6 +538,66 @@ export const RECORD_SETS_COPY: CopyTable = {
 };
 
 /**
+ * The rows of `stored` records for COPY: every record, and its sale, operation or maintenance row,
+ * in binary form (the rows ingest writes). `late`: the times of the sales from before `todayStart`.
+ */
+export function recordRows(
+  stored: readonly Pick<StoredRecord, 'record' | 'bytes' | 'link' | 'redacted'>[],
+  todayStart: number,
+): { rows: CopyRows[]; late: number[] } {
+  let recordBytes = 0;
+  for (const { bytes } of stored) recordBytes += bytes.length;
+  const count = stored.length;
+  // Room for every row at once (a record's fixed fields take under 100 bytes, a sale's under 200):
+  // the buffers are not grown record by record.
+  const records = new CopyRows(RECORDS_COPY, recordBytes + 100 * count);
+  const transactions = new CopyRows(TRANSACTIONS_COPY, 200 * count);
+  const operations = new CopyRows(OPERATIONS_COPY, 4096);
+  const maintenance = new CopyRows(MAINTENANCE_COPY, 1024);
+  // Sales from before today (a meter uploading late, a handheld collection): their days' totals.
+  const late: number[] = [];
+  // Straight into the rows, no objects per record: this loop runs for every record of the fleet.
+  for (const { record, bytes, link, redacted } of stored) {
+    records.row().int8(record.meterId).int8(record.seq).int2(record.kind).timestamptz(record.time);
+    records.bool(redacted === true);
+    // No clock state: written before meters reported their clock.
+    if (record.timeState === undefined) records.null();
+    else records.int2(record.timeState);
+    records.bytea(bytes).bytea(link);
+    switch (record.kind) {
+      case RecordKind.Transaction: {
+        const d = record.data;
+        transactions.row().int8(record.meterId).int8(record.seq).int8(d.transactionNumber);
+        transactions.text(toHex(d.card.token)).text(d.card.last4).text(d.cardExpiry).int2(d.cardType);
+        transactions.int8(d.bayId).int4(d.minutes).timestamptz(d.paidFrom).timestamptz(d.paidUntil);
+        transactions.int8(d.charge).int2(d.currency).int8(d.remainingValue);
+        if (d.tariffRule === undefined) transactions.null();
+        else transactions.int8(d.tariffRule);
+        transactions.timestamptz(record.time);
+        if (record.time < todayStart) late.push(record.time);
+        break;
+      }
+      case RecordKind.Operation: {
+        const d = record.data;
+        operations.row().int8(record.meterId).int8(record.seq).text(d.code).text(d.detail);
+        if (d.card === null) operations.null().null();
+        else operations.text(toHex(d.card.token)).text(d.card.last4);
+        if (d.period === undefined) operations.null().null();
+        else operations.timestamptz(d.period.from).timestamptz(d.period.to);
+        if (d.quantity === undefined) operations.null();
+        else operations.int8(d.quantity);
+        break;
+      }
+      case RecordKind.Maintenance:
+        maintenance.row().int8(record.meterId).int8(record.seq);
+        maintenance.text(record.data.code).text(record.data.detail);
+        break;
+    }
+  }
+  return { rows: [records, transactions, operations, maintenance], late };
+}
+
+/**
  * Writes the batch: one COPY per table for every row of the batch (binary rows, as the server
  * stores them: the cheapest way in for both sides, and a fixed number of round trips however many
  * rows), then each meter's replay mark and downlink sequence advanced in one statement. Returns the
@@ -548,60 +608,10 @@ async function writeSets(
   sets: readonly { set: OpenedSet; stored: readonly StoredRecord[] }[],
   days: { timeZone: string; todayStart: number },
 ): Promise<Map<number, number>> {
-  let count = 0;
-  let recordBytes = 0;
-  for (const { stored } of sets) {
-    count += stored.length;
-    for (const { bytes } of stored) recordBytes += bytes.length;
-  }
-  // Room for every row at once (a record's fixed fields take under 100 bytes, a sale's under 200):
-  // the buffers are not grown record by record.
-  const records = new CopyRows(RECORDS_COPY, recordBytes + 100 * count);
-  const transactions = new CopyRows(TRANSACTIONS_COPY, 200 * count);
-  const operations = new CopyRows(OPERATIONS_COPY, 4096);
-  const maintenance = new CopyRows(MAINTENANCE_COPY, 1024);
-  // Sales from before today (a meter uploading late, a handheld collection): their days' totals.
-  const late: number[] = [];
-  // Straight into the rows, no objects per record: this loop runs for every record of the fleet.
-  for (const { stored } of sets) {
-    for (const { record, bytes, link, redacted } of stored) {
-      records.row().int8(record.meterId).int8(record.seq).int2(record.kind).timestamptz(record.time);
-      records.bool(redacted === true);
-      // No clock state: written before meters reported their clock.
-      if (record.timeState === undefined) records.null();
-      else records.int2(record.timeState);
-      records.bytea(bytes).bytea(link);
-      switch (record.kind) {
-        case RecordKind.Transaction: {
-          const d = record.data;
-          transactions.row().int8(record.meterId).int8(record.seq).int8(d.transactionNumber);
-          transactions.text(toHex(d.card.token)).text(d.card.last4).text(d.cardExpiry).int2(d.cardType);
-          transactions.int8(d.bayId).int4(d.minutes).timestamptz(d.paidFrom).timestamptz(d.paidUntil);
-          transactions.int8(d.charge).int2(d.currency).int8(d.remainingValue);
-          if (d.tariffRule === undefined) transactions.null();
-          else transactions.int8(d.tariffRule);
-          transactions.timestamptz(record.time);
-          if (record.time < days.todayStart) late.push(record.time);
-          break;
-        }
-        case RecordKind.Operation: {
-          const d = record.data;
-          operations.row().int8(record.meterId).int8(record.seq).text(d.code).text(d.detail);
-          if (d.card === null) operations.null().null();
-          else operations.text(toHex(d.card.token)).text(d.card.last4);
-          if (d.period === undefined) operations.null().null();
-          else operations.timestamptz(d.period.from).timestamptz(d.period.to);
-          if (d.quantity === undefined) operations.null();
-          else operations.int8(d.quantity);
-          break;
-        }
-        case RecordKind.Maintenance:
-          maintenance.row().int8(record.meterId).int8(record.seq);
-          maintenance.text(record.data.code).text(record.data.detail);
-          break;
-      }
-    }
-  }
+  const { rows, late } = recordRows(
+    sets.flatMap(({ stored }) => stored),
+    days.todayStart,
+  );
   // The sealed frames that brought new records, for the audit.
   const frames = new CopyRows(RECORD_SETS_COPY, 1024);
   for (const { set, stored } of sets) {
@@ -609,8 +619,7 @@ async function writeSets(
     frames.row().int8(set.meterId).int8(set.frameSeq).int8(set.epoch).int8(set.first).int8(set.last);
     frames.bytea(set.sealed);
   }
-  for (const rows of [records, transactions, operations, maintenance, frames])
-    if (rows.rowCount > 0) await tx.copyIn(rows);
+  for (const table of [...rows, frames]) if (table.rowCount > 0) await tx.copyIn(table);
   if (late.length > 0) {
     // The normal batch (every sale today's) writes nothing here. In day order, so two batches
     // marking the same days do not deadlock; the row lock orders this against a roll-up of the day.
