@@ -122,7 +122,17 @@ forEachBackend('binary COPY', (backend) => {
       .bool(false);
     rows.timestamptz(-86_400).bytea(new Uint8Array(0)).text('');
     rows.row().int8(0).null().null().null().null().null().null().null();
-    assert.equal(await db.copyIn(rows), 3);
+    rows
+      .row()
+      .int8(1)
+      .null()
+      .null()
+      .null()
+      .null()
+      .null()
+      .null()
+      .hex(Uint8Array.of(0x00, 0x0f, 0xa5, 0xff));
+    assert.equal(await db.copyIn(rows), 4);
     const read = await db.query<Record<string, unknown>>(
       `SELECT id, small, whole, real, flag, extract(epoch FROM at)::float8 AS at, raw, words
          FROM copy_samples ORDER BY id`,
@@ -139,6 +149,7 @@ forEachBackend('binary COPY', (backend) => {
         words: '',
       },
       { id: 0, small: null, whole: null, real: null, flag: null, at: null, raw: null, words: null },
+      { id: 1, small: null, whole: null, real: null, flag: null, at: null, raw: null, words: '000fa5ff' },
       {
         id: 2 ** 53 - 1,
         small: -32_768,

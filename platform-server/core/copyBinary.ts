@@ -19,6 +19,8 @@ const HEADER = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00
 /** Seconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00 UTC. */
 const POSTGRES_EPOCH = 946_684_800;
 const TWO_32 = 2 ** 32;
+/** '0'…'9', 'a'…'f' as ASCII codes. */
+const HEX_DIGITS = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
 
 /** A value the column's type cannot hold; nothing of the rows is sent. */
 export class CopyValueError extends RangeError {
@@ -133,6 +135,16 @@ export class CopyRows {
     this.#buffer.writeInt32BE(written, this.#at);
     this.#at += 4 + written;
     this.#column++;
+    return this;
+  }
+
+  /** Text of `bytes` in lowercase hex (a card token, say), written without making the string. */
+  hex(bytes: Uint8Array): this {
+    this.#field('text', bytes.length * 2);
+    for (let i = 0; i < bytes.length; i++) {
+      this.#buffer[this.#at++] = HEX_DIGITS[bytes[i] >> 4];
+      this.#buffer[this.#at++] = HEX_DIGITS[bytes[i] & 15];
+    }
     return this;
   }
 

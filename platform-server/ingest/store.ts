@@ -5,7 +5,7 @@
 // (a refused frame writes nothing and does not hold the others back); a database failure refuses the
 // whole batch as 'internal-error' and the meters send their sets again.
 import type { Crypto } from '../../hal/crypto';
-import { bytesEqual, toHex } from '../../protocol/bytes';
+import { bytesEqual } from '../../protocol/bytes';
 import { chainLink, genesisHash, verifyChain } from '../../protocol/chain';
 import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors';
 import type { FrameHeader } from '../../protocol/frame';
@@ -568,7 +568,7 @@ export function recordRows(
       case RecordKind.Transaction: {
         const d = record.data;
         transactions.row().int8(record.meterId).int8(record.seq).int8(d.transactionNumber);
-        transactions.text(toHex(d.card.token)).text(d.card.last4).text(d.cardExpiry).int2(d.cardType);
+        transactions.hex(d.card.token).text(d.card.last4).text(d.cardExpiry).int2(d.cardType);
         transactions.int8(d.bayId).int4(d.minutes).timestamptz(d.paidFrom).timestamptz(d.paidUntil);
         transactions.int8(d.charge).int2(d.currency).int8(d.remainingValue);
         if (d.tariffRule === undefined) transactions.null();
@@ -581,7 +581,7 @@ export function recordRows(
         const d = record.data;
         operations.row().int8(record.meterId).int8(record.seq).text(d.code).text(d.detail);
         if (d.card === null) operations.null().null();
-        else operations.text(toHex(d.card.token)).text(d.card.last4);
+        else operations.hex(d.card.token).text(d.card.last4);
         if (d.period === undefined) operations.null().null();
         else operations.timestamptz(d.period.from).timestamptz(d.period.to);
         if (d.quantity === undefined) operations.null();

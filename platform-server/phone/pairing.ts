@@ -7,6 +7,7 @@ import { toHex } from '../../protocol/bytes';
 import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
 import { formatMoney } from '../../firmware/units/format';
 import type { StoredRecord } from '../ingest/gate';
+import { arrayLiteral } from '../ingest/store';
 import type { PhoneContext } from './context';
 import {
   type CardRow,
@@ -175,7 +176,10 @@ export class Pairing {
     const sales = batch.filter((s) => s.record.kind === RecordKind.Transaction);
     const tokens = new Map<StoredRecord, string>();
     for (const s of sales) {
-      if (s.record.kind === RecordKind.Transaction) tokens.set(s, toHex(s.record.data.card.token));
+      if (s.record.kind !== RecordKind.Transaction) continue;
+      // Node's own hex: this runs for every sale the fleet uploads.
+      const token = s.record.data.card.token;
+      tokens.set(s, Buffer.from(token.buffer, token.byteOffset, token.length).toString('hex'));
     }
     const hits =
       sales.length === 0
@@ -184,7 +188,10 @@ export class Pairing {
             `SELECT token AS hit FROM driver_cards WHERE token = ANY($1::text[]) AND removed_at IS NULL
              UNION ALL
              SELECT meter_id || ':' || bay_id FROM phone_sessions WHERE status = 'active' AND meter_id = ANY($2::bigint[])`,
-            [[...new Set(tokens.values())], [...new Set(sales.map((s) => s.meterId))]],
+            [
+              arrayLiteral([...new Set(tokens.values())]),
+              arrayLiteral([...new Set(sales.map((s) => s.meterId))]),
+            ],
           );
     const watched = new Set(hits.rows.map((r) => r.hit));
     const relevant: StoredRecord[] = [];
