@@ -227,6 +227,8 @@ async function realPhase(
       PORT: '0',
       LOG_LEVEL: 'warn',
     };
+    // As before each COPY: the run starts with no checkpoint due.
+    await checkpoint();
     for (let i = 0; i < instances; i++) children.push(await startInstance(env, nodeFlags));
     // CPU from the first set on: the meters' connections (a password check each) are not ingest.
     let start: ReturnType<typeof cpuReading> | undefined;
