@@ -1,13 +1,15 @@
 // Tariffs on the whole platform, both backends: re-posting a stored version is compared as data
 // (keys in any order), not as the stored text; a tariff id has a length limit, refused with a 400
 // naming the field; a push no meter acknowledges is 'timed-out' after the bound, listed as such,
-// and moved on by a late acknowledgement.
+// and moved on by a late acknowledgement; an acknowledgement that arrives before the push returns
+// is not lost.
 import assert from 'node:assert/strict';
 import { FRAME_VERSION, sealFrame } from '../../protocol/frame';
 import { encodeTariffAck, flatTariff, TARIFF_ACK_UPLINK, type TariffDocument } from '../../protocol/tariff';
 import { uplinkTopic } from '../../protocol/topics';
+import { MeterTables } from '../../platform-server/ingest/meters';
 import type { Platform } from '../../platform-server/platform';
-import { TARIFF_ID_MAX } from '../../platform-server/tariffs/service';
+import { TARIFF_ID_MAX, TariffService } from '../../platform-server/tariffs/service';
 import {
   crypto,
   forEachBackend,
@@ -158,5 +160,32 @@ forEachBackend('tariffs: re-posting, id length, push timeout', (backend) => {
     assert.ok(status.acknowledgedAt);
     assert.equal((await get('/api/tariff-pushes?state=timed-out')).json().pushes.length, 0);
     assert.equal((await get('/api/tariff-pushes?state=stuck')).statusCode, 400);
+  });
+
+  it("a meter's acknowledgement that arrives before its first push returns is recorded: applied", async () => {
+    const id = randomMeterId();
+    const meter = new TestMeter(id, await platform.provisionMeter(id, 'Quick Street'));
+    // The broker has the push and the meter answers, all before sendDownlink resolves: the
+    // acknowledgement goes through the platform's own ingest to its own tariff service.
+    const pusher = new TariffService({
+      db: platform.db,
+      meters: new MeterTables(platform.db),
+      keystore: platform.keystore,
+      now: () => nowMs,
+      sendDownlink: async (meterId, type, body) => {
+        const seq = await platform.ingest.sendDownlink(meterId, type, body);
+        await ack(meter, 2, true);
+        return seq;
+      },
+    });
+    const pushed = await pusher.push(id, 'zone-a');
+    const status = (await get(`/api/meters/${id}/tariff`)).json();
+    assert.equal(status.state, 'applied');
+    assert.equal(status.appliedVersion, 2);
+    const row = await platform.db.query<{ downlink_seq: number }>(
+      'SELECT downlink_seq FROM meter_tariffs WHERE meter_id = $1',
+      [id],
+    );
+    assert.equal(row.rows[0].downlink_seq, pushed.downlinkSeq);
   });
 });

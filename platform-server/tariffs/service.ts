@@ -282,11 +282,17 @@ export class TariffService {
     if (!(await this.#deps.meters.exists(meterId)))
       throw new TariffRefused(404, `meter ${meterId} is unknown`);
     const body = encodeTariffPush({ kind: 'tariff', version: doc.version, tariff: doc });
-    const downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
+    // Recorded before it is sent: a meter acknowledging at once must find the push to answer.
     await this.#deps.db.query(
-      `INSERT INTO meter_tariffs (meter_id, tariff_id, version, downlink_seq, pushed_at) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (meter_id) DO UPDATE SET tariff_id = $2, version = $3, downlink_seq = $4, pushed_at = $5`,
-      [meterId, doc.id, doc.version, downlinkSeq, new Date(this.#now())],
+      `INSERT INTO meter_tariffs (meter_id, tariff_id, version, pushed_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (meter_id) DO UPDATE SET tariff_id = $2, version = $3, downlink_seq = NULL, pushed_at = $4`,
+      [meterId, doc.id, doc.version, new Date(this.#now())],
+    );
+    const downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
+    // Unless another push to the meter has been recorded since.
+    await this.#deps.db.query(
+      'UPDATE meter_tariffs SET downlink_seq = $4 WHERE meter_id = $1 AND tariff_id = $2 AND version = $3',
+      [meterId, doc.id, doc.version, downlinkSeq],
     );
     return { version: doc.version, downlinkSeq };
   }
