@@ -173,37 +173,42 @@ export class Pairing {
    * batch looked at, and remote-renewal operation records.
    */
   async #concerningPhone(batch: readonly StoredRecord[]): Promise<StoredRecord[]> {
-    const sales = batch.filter((s) => s.record.kind === RecordKind.Transaction);
-    const tokens = new Map<StoredRecord, string>();
-    for (const s of sales) {
-      if (s.record.kind !== RecordKind.Transaction) continue;
-      // Node's own hex: this runs for every sale the fleet uploads.
-      const token = s.record.data.card.token;
-      tokens.set(s, Buffer.from(token.buffer, token.byteOffset, token.length).toString('hex'));
+    // Per record of the batch, its sale's card token in hex (none for other kinds): by index, as
+    // this runs for every sale the fleet uploads.
+    const tokens: (string | undefined)[] = new Array(batch.length);
+    const cards = new Set<string>();
+    const meters = new Set<number>();
+    for (let i = 0; i < batch.length; i++) {
+      const { record, meterId } = batch[i];
+      if (record.kind !== RecordKind.Transaction) continue;
+      const token = record.data.card.token;
+      const hex = Buffer.from(token.buffer, token.byteOffset, token.length).toString('hex');
+      tokens[i] = hex;
+      cards.add(hex);
+      meters.add(meterId);
     }
     const hits =
-      sales.length === 0
+      meters.size === 0
         ? { rows: [] }
         : await this.#c.db.query<{ hit: string }>(
             `SELECT token AS hit FROM driver_cards WHERE token = ANY($1::text[]) AND removed_at IS NULL
              UNION ALL
              SELECT meter_id || ':' || bay_id FROM phone_sessions WHERE status = 'active' AND meter_id = ANY($2::bigint[])`,
-            [
-              arrayLiteral([...new Set(tokens.values())]),
-              arrayLiteral([...new Set(sales.map((s) => s.meterId))]),
-            ],
+            [arrayLiteral([...cards]), arrayLiteral([...meters])],
           );
     const watched = new Set(hits.rows.map((r) => r.hit));
     const relevant: StoredRecord[] = [];
-    for (const stored of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const stored = batch[i];
       const { record } = stored;
       if (record.kind === RecordKind.Operation) {
         if (record.data.code === 'remote-renewal') relevant.push(stored);
         continue;
       }
-      if (record.kind !== RecordKind.Transaction) continue;
+      // Nothing watched (the usual batch): none of its sales concerns pay by phone.
+      if (record.kind !== RecordKind.Transaction || watched.size === 0) continue;
       const bay = `${stored.meterId}:${record.data.bayId}`;
-      if (watched.has(tokens.get(stored) as string) || watched.has(bay)) {
+      if (watched.has(tokens[i] as string) || watched.has(bay)) {
         relevant.push(stored);
         watched.add(bay); // a session may start here: a later sale at the bay must be looked at too
       }
