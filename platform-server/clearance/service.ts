@@ -10,10 +10,9 @@ import type { Database } from '../core/db';
 import { ConfigError, RequestRefused } from '../core/errors';
 import { nodeCrypto } from '../core/nodeCrypto';
 import type { Keystore } from '../keys/keystore';
+import { CARD_TYPE_NAMES } from '../phone/model';
 import { parseResponse, settlementFile, type SettlementLine } from './format';
 import type { SftpTarget, SftpTransport } from './sftp';
-
-export const CARD_TYPES: Record<number, string> = { 1: 'debit', 2: 'credit', 3: 'prepaid' };
 
 export interface ClearanceOptions {
   /** The acquirer's name in batches and files (one acquirer per platform for now). */
@@ -163,7 +162,7 @@ export class ClearanceService {
       );
       const groups = new Map<string, { cardType: string; currency: number; lines: SettlementLine[] }>();
       for (const r of rows) {
-        const cardType = CARD_TYPES[r.card_type] ?? `type-${r.card_type}`;
+        const cardType = CARD_TYPE_NAMES[r.card_type] ?? `type-${r.card_type}`;
         const key = `${cardType}/${r.currency}`;
         if (!groups.has(key)) groups.set(key, { cardType, currency: r.currency, lines: [] });
         groups.get(key)!.lines.push({

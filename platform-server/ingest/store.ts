@@ -1,9 +1,9 @@
 // The database half of ingest: checks and stores a batch of record-set frames, from different
 // meters, in one transaction with a fixed number of statements whatever the batch holds (lock and
-// read the meters, read the held records around each set, one write for every table), so the cost
-// of a round trip and a commit is shared by every record of the batch. Frames are refused one by one
-// (a refused frame writes nothing and does not hold the others back); a database failure refuses the
-// whole batch as 'internal-error' and the meters send their sets again.
+// read the meters, read the held records around each set, one binary COPY for every table), so the
+// cost of a round trip and a commit is shared by every record of the batch. Frames are refused one
+// by one (a refused frame writes nothing and does not hold the others back); a database failure
+// refuses the whole batch as 'internal-error' and the meters send their sets again.
 import type { Crypto } from '../../hal/crypto';
 import { bytesEqual } from '../../protocol/bytes';
 import { chainLink, genesisHash, verifyChain } from '../../protocol/chain';

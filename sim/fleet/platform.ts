@@ -257,6 +257,10 @@ export const embedded: Backend = {
     migratedCluster ??= pgliteSnapshot(async (db) => {
       await migrate(db);
     });
+    // A failed set-up is not kept: the next platform tries again.
+    migratedCluster.catch(() => {
+      migratedCluster = undefined;
+    });
     return {
       config: {
         pgliteSnapshot: await migratedCluster,
