@@ -71,28 +71,17 @@ export class CopyRows {
 
   int8(value: number): this {
     if (!Number.isSafeInteger(value)) this.#bad(`${value} is not an integer bigint can take exactly`);
-    const high = Math.floor(value / TWO_32);
     this.#field('int8', 8);
-    this.#buffer.writeInt32BE(high, this.#at);
-    this.#buffer.writeUInt32BE(value - high * TWO_32, this.#at + 4);
-    this.#at += 8;
+    this.#write64(value);
     return this;
   }
 
   int4(value: number): this {
-    if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31)
-      this.#bad(`${value} is not a 32-bit integer`);
-    this.#field('int4', 4);
-    this.#at = this.#buffer.writeInt32BE(value, this.#at);
-    return this;
+    return this.#integer('int4', 32, value);
   }
 
   int2(value: number): this {
-    if (!Number.isInteger(value) || value < -(2 ** 15) || value >= 2 ** 15)
-      this.#bad(`${value} is not a 16-bit integer`);
-    this.#field('int2', 2);
-    this.#at = this.#buffer.writeInt16BE(value, this.#at);
-    return this;
+    return this.#integer('int2', 16, value);
   }
 
   float8(value: number): this {
@@ -110,12 +99,8 @@ export class CopyRows {
   /** A time in seconds since the Unix epoch (fractions kept to the microsecond, as timestamptz is). */
   timestamptz(seconds: number): this {
     if (!Number.isFinite(seconds)) this.#bad(`${seconds} is not a time`);
-    const micros = Math.round((seconds - POSTGRES_EPOCH) * 1e6);
-    const high = Math.floor(micros / TWO_32);
     this.#field('timestamptz', 8);
-    this.#buffer.writeInt32BE(high, this.#at);
-    this.#buffer.writeUInt32BE(micros - high * TWO_32, this.#at + 4);
-    this.#at += 8;
+    this.#write64(Math.round((seconds - POSTGRES_EPOCH) * 1e6));
     return this;
   }
 
@@ -163,6 +148,24 @@ export class CopyRows {
     this.#room(2);
     this.#buffer.writeInt16BE(-1, this.#at);
     return this.#buffer.subarray(0, this.#at + 2);
+  }
+
+  #integer(type: 'int4' | 'int2', bits: 32 | 16, value: number): this {
+    const limit = 2 ** (bits - 1);
+    if (!Number.isInteger(value) || value < -limit || value >= limit)
+      this.#bad(`${value} is not a ${bits}-bit integer`);
+    this.#field(type, bits / 8);
+    this.#at =
+      bits === 32 ? this.#buffer.writeInt32BE(value, this.#at) : this.#buffer.writeInt16BE(value, this.#at);
+    return this;
+  }
+
+  /** A 64-bit two's complement integer, big-endian, from a safe integer. */
+  #write64(value: number): void {
+    const high = Math.floor(value / TWO_32);
+    this.#buffer.writeInt32BE(high, this.#at);
+    this.#buffer.writeUInt32BE(value - high * TWO_32, this.#at + 4);
+    this.#at += 8;
   }
 
   /** Checks the next column's type and makes room for its length and `bytes` of value. */
