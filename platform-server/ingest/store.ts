@@ -463,7 +463,7 @@ function checkAgainstHeld(
 }
 
 // The tables a batch writes with COPY, their columns in COPY order with their types (the schema's:
-// host-tests/platform/ingestBatch.test.ts checks them against it).
+// host-tests/platform/copyBinary.test.ts checks them against it).
 export const RECORDS_COPY: CopyTable = {
   name: 'records',
   columns: [
