@@ -36,7 +36,7 @@ export class CopyValueError extends RangeError {
 
 /**
  * Rows of one table, written value by value in the table's column order:
- * `rows.int8(id).text(name).null()` for each row, then `bytes()` for COPY … (FORMAT binary).
+ * `rows.row().int8(id).text(name).null()` for each row, then `bytes()` for COPY … (FORMAT binary).
  */
 export class CopyRows {
   readonly table: CopyTable;
