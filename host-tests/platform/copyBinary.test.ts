@@ -83,6 +83,48 @@ describe('binary COPY rows', () => {
   });
 });
 
+describe('binary COPY rows, rewound', () => {
+  it('drops everything after a mark, a row left short by a refused value included', () => {
+    const whole = (rows: CopyRows, id: number) =>
+      rows
+        .row()
+        .int8(id)
+        .int2(1)
+        .int4(1)
+        .float8(1)
+        .bool(true)
+        .timestamptz(0)
+        .bytea(new Uint8Array(1))
+        .text('x');
+    const rows = new CopyRows(SAMPLES, 16);
+    whole(rows, 1);
+    const mark = rows.mark();
+    whole(rows, 2);
+    assert.throws(
+      () =>
+        rows
+          .row()
+          .int8(3)
+          .int2(1)
+          .int4(1)
+          .float8(1)
+          .bool(true)
+          .timestamptz(0)
+          .bytea(new Uint8Array(1))
+          .text('\0'),
+      CopyValueError,
+    );
+    rows.rewind(mark);
+    whole(rows, 4);
+    const expected = new CopyRows(SAMPLES, 16);
+    whole(expected, 1);
+    whole(expected, 4);
+    assert.equal(rows.rowCount, 2);
+    assert.deepEqual(Buffer.from(rows.bytes()), Buffer.from(expected.bytes()));
+    assert.throws(() => new CopyRows(SAMPLES).row().int8(1).mark(), /row 1 has 1 values of 8/);
+  });
+});
+
 forEachBackend('binary COPY', (backend) => {
   let db: Database;
   let drop: () => Promise<void>;

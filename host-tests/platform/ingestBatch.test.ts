@@ -102,6 +102,58 @@ forEachBackend('ingest in batches', (backend) => {
     }
   });
 
+  it('refuses alone a set with a value its table cannot hold, naming the column; the batch stores the rest', async () => {
+    const opener = await newMeter();
+    const good = [await newMeter(), await newMeter()];
+    const wide = await newMeter();
+    const nul = await newMeter();
+    opener.transactions(1);
+    for (const m of good) m.transactions(3);
+    // Currency is a smallint column, but the record's field is any unsigned integer.
+    wide.transactions(2);
+    wide.transaction({ currency: 40_000 });
+    nul.transactions(1);
+    nul.operation('card-refused', 'black\0listed');
+    batches.length = 0;
+    const outcomes = [
+      ingest.handleUplink(uplinkTopic(opener.id), opener.frame(1, 1)),
+      ingest.handleUplink(uplinkTopic(good[0].id), good[0].frame(1, 3)),
+      ingest.handleUplink(uplinkTopic(wide.id), wide.frame(1, 3)),
+      ingest.handleUplink(uplinkTopic(nul.id), nul.frame(1, 2)),
+      ingest.handleUplink(uplinkTopic(good[1].id), good[1].frame(1, 3)),
+    ];
+    const [first, ...rest] = await Promise.all(outcomes);
+    assert.equal(first.ok, true, first.ok ? '' : first.detail);
+    assert.deepEqual(
+      rest.map((o) => (o.ok ? 'ok' : `${o.reason}: ${o.detail}`)),
+      [
+        'ok',
+        'bad-field: transactions.currency: 40000 is not a 16-bit integer',
+        'bad-field: operations.detail: text cannot hold a NUL character',
+        'ok',
+      ],
+    );
+    assert.deepEqual(
+      batches[1].map((a) => a.meterId),
+      good.map((m) => m.id),
+      'the good frames committed together',
+    );
+    for (const m of good) assert.equal(await count('records', m.id), 3);
+    for (const m of [wide, nul]) {
+      assert.equal(await count('records', m.id), 0, 'the refused set wrote nothing');
+      assert.equal(await count('transactions', m.id), 0);
+    }
+    const marks = await platform.db.query<{ last_uplink_seq: number }>(
+      'SELECT last_uplink_seq FROM meters WHERE id = ANY($1::bigint[])',
+      [[wide.id, nul.id]],
+    );
+    assert.deepEqual(
+      marks.rows.map((r) => r.last_uplink_seq),
+      [0, 0],
+      'a refused set does not move the meter on',
+    );
+  });
+
   it("keeps a meter's frames in order, the second waiting for the first's batch", async () => {
     const meter = await newMeter();
     meter.transactions(6);

@@ -14,6 +14,12 @@ export interface CopyTable {
   columns: readonly (readonly [column: string, type: CopyType])[];
 }
 
+/** A place between two rows of a CopyRows (CopyRows.mark). */
+export interface CopyMark {
+  readonly at: number;
+  readonly rows: number;
+}
+
 /** "PGCOPY\n\377\r\n\0", then the flags field and the header extension's length (both 0). */
 const HEADER = [0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
 /** Seconds from the Unix epoch to PostgreSQL's, 2000-01-01 00:00 UTC. */
@@ -140,6 +146,19 @@ export class CopyRows {
     this.#at = this.#buffer.writeInt32BE(-1, this.#at);
     this.#column++;
     return this;
+  }
+
+  /** Where the rows stand, between two rows: rewind(mark) drops what is written after it. */
+  mark(): CopyMark {
+    this.#rowEnded();
+    return { at: this.#at, rows: this.#rows };
+  }
+
+  /** Drops the values written since `mark`, a row left short by a refused value included. */
+  rewind(mark: CopyMark): void {
+    this.#at = mark.at;
+    this.#rows = mark.rows;
+    this.#column = this.table.columns.length;
   }
 
   /** The rows with the trailer, for COPY … FROM STDIN (FORMAT binary). */

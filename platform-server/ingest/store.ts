@@ -19,7 +19,7 @@ import {
   RecordKind,
 } from '../../protocol/records';
 import type { ReplayWindow } from '../../protocol/replayWindow';
-import { type CopyTable, CopyRows } from '../core/copyBinary';
+import { type CopyTable, CopyRows, CopyValueError } from '../core/copyBinary';
 import type { Database, Queryable } from '../core/db';
 import { CityDays } from '../history/cityDay';
 import type { CardTokens } from '../keys/cardToken';
@@ -261,15 +261,25 @@ export async function storeBatch(
         }
       }
 
-      const accepted: { set: OpenedSet; stored: StoredRecord[]; duplicates: number; gapBelow: boolean }[] =
-        [];
+      const checked: { set: OpenedSet; stored: StoredRecord[]; duplicates: number; gapBelow: boolean }[] = [];
       for (const set of opened) {
         try {
-          accepted.push(checkAgainstHeld(crypto, set, held.get(set.meterId) ?? new Map()));
+          checked.push(checkAgainstHeld(crypto, set, held.get(set.meterId) ?? new Map()));
         } catch (error) {
           refuse(set.index, error);
         }
       }
+      // Every record's rows, built before anything is written: a set with a value its table cannot
+      // hold (a field beyond its column's range, a NUL in its text) is refused alone, not the batch.
+      const built = recordRows(
+        checked.map((c) => c.stored),
+        todayStart,
+      );
+      const accepted = checked.filter((c, i) => {
+        const error = built.refused.get(i);
+        if (error) refuse(c.set.index, new FrameRefused('bad-field', error.message));
+        return !error;
+      });
       if (accepted.length === 0) return;
 
       // A set that starts after records the platform never had: the gap starts after the highest held.
@@ -287,7 +297,7 @@ export async function storeBatch(
         }
       }
 
-      const downlinkSeqs = await writeSets(tx, accepted, { timeZone: cityDays.timeZone, todayStart });
+      const downlinkSeqs = await writeSets(tx, accepted, built, cityDays.timeZone);
 
       for (const { set, stored } of accepted) {
         if (stored.length > 0 && set.hasGaps) await closeGaps(tx, set.meterId, set.first, set.last);
@@ -538,24 +548,56 @@ export const RECORD_SETS_COPY: CopyTable = {
 };
 
 /**
- * The rows of `stored` records for COPY: every record, and its sale, operation or maintenance row,
- * in binary form (the rows ingest writes). `late`: the times of the sales from before `todayStart`.
+ * The rows for COPY of the records of each group (a set's new records), every record with its sale,
+ * operation or maintenance row, in binary form (the rows ingest writes). A group with a value its
+ * column cannot hold leaves no row and is named in `refused` with the error. `late`: the times of
+ * the sales from before `todayStart`.
  */
 export function recordRows(
-  stored: readonly Pick<StoredRecord, 'record' | 'bytes' | 'link' | 'redacted'>[],
+  groups: readonly (readonly Pick<StoredRecord, 'record' | 'bytes' | 'link' | 'redacted'>[])[],
   todayStart: number,
-): { rows: CopyRows[]; late: number[] } {
+): { rows: CopyRows[]; late: number[]; refused: Map<number, CopyValueError> } {
+  let count = 0;
   let recordBytes = 0;
-  for (const { bytes } of stored) recordBytes += bytes.length;
-  const count = stored.length;
+  for (const stored of groups) {
+    count += stored.length;
+    for (const { bytes } of stored) recordBytes += bytes.length;
+  }
   // Room for every row at once (a record's fixed fields take under 100 bytes, a sale's under 200):
   // the buffers are not grown record by record.
   const records = new CopyRows(RECORDS_COPY, recordBytes + 100 * count);
   const transactions = new CopyRows(TRANSACTIONS_COPY, 200 * count);
   const operations = new CopyRows(OPERATIONS_COPY, 4096);
   const maintenance = new CopyRows(MAINTENANCE_COPY, 1024);
+  const tables = [records, transactions, operations, maintenance];
   // Sales from before today (a meter uploading late, a handheld collection): their days' totals.
   const late: number[] = [];
+  const refused = new Map<number, CopyValueError>();
+  groups.forEach((stored, group) => {
+    const marks = tables.map((rows) => rows.mark());
+    const lateBefore = late.length;
+    try {
+      writeRecordRows(stored, todayStart, records, transactions, operations, maintenance, late);
+    } catch (error) {
+      if (!(error instanceof CopyValueError)) throw error;
+      for (let i = 0; i < tables.length; i++) tables[i].rewind(marks[i]);
+      late.length = lateBefore;
+      refused.set(group, error);
+    }
+  });
+  return { rows: tables, late, refused };
+}
+
+/** One group's records into the rows (recordRows). */
+function writeRecordRows(
+  stored: readonly Pick<StoredRecord, 'record' | 'bytes' | 'link' | 'redacted'>[],
+  todayStart: number,
+  records: CopyRows,
+  transactions: CopyRows,
+  operations: CopyRows,
+  maintenance: CopyRows,
+  late: number[],
+): void {
   // Straight into the rows, no objects per record: this loop runs for every record of the fleet.
   for (const { record, bytes, link, redacted } of stored) {
     records.row().int8(record.meterId).int8(record.seq).int2(record.kind).timestamptz(record.time);
@@ -594,7 +636,6 @@ export function recordRows(
         break;
     }
   }
-  return { rows: [records, transactions, operations, maintenance], late };
 }
 
 /**
@@ -606,12 +647,9 @@ export function recordRows(
 async function writeSets(
   tx: Queryable,
   sets: readonly { set: OpenedSet; stored: readonly StoredRecord[] }[],
-  days: { timeZone: string; todayStart: number },
+  { rows, late }: { rows: CopyRows[]; late: number[] },
+  timeZone: string,
 ): Promise<Map<number, number>> {
-  const { rows, late } = recordRows(
-    sets.flatMap(({ stored }) => stored),
-    days.todayStart,
-  );
   // The sealed frames that brought new records, for the audit.
   const frames = new CopyRows(RECORD_SETS_COPY, 1024);
   for (const { set, stored } of sets) {
@@ -627,7 +665,7 @@ async function writeSets(
       `INSERT INTO daily_sales_days AS d (day, time_zone, stale)
        SELECT DISTINCT (to_timestamp(t) AT TIME ZONE $2::text)::date, $2::text, true FROM unnest($1::float8[]) AS u(t) ORDER BY 1
        ON CONFLICT (day) DO UPDATE SET stale = true WHERE NOT d.stale`,
-      [arrayLiteral(late), days.timeZone],
+      [arrayLiteral(late), timeZone],
     );
   }
   // Each meter's newest stored record after this batch (stored in sequence order; 0 and no link:

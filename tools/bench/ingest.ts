@@ -386,7 +386,9 @@ function binaryCopy(fleet: Fleet, db: Database): CopyRun {
   const stored = fleet.meters.flatMap((meter) =>
     meter.records.map((bytes, i) => ({ record: decodeRecord(bytes), bytes, link: meter.links[i] })),
   );
-  const { rows } = recordRows(stored, 0);
+  const { rows, refused } = recordRows([stored], 0);
+  if (refused.size > 0)
+    throw new Error(`the fleet's records do not fit their tables: ${[...refused.values()][0]}`);
   return {
     write: () =>
       db.transaction(async (tx) => {
