@@ -29,6 +29,10 @@ const SAMPLES: CopyTable = {
   ],
 };
 
+/** A whole row of copy_samples with the given id. */
+const sampleRow = (rows: CopyRows, id: number) =>
+  rows.row().int8(id).int2(1).int4(1).float8(1).bool(true).timestamptz(0).bytea(new Uint8Array(1)).text('x');
+
 describe('binary COPY rows', () => {
   const rows = () => new CopyRows(SAMPLES, 16);
 
@@ -85,21 +89,10 @@ describe('binary COPY rows', () => {
 
 describe('binary COPY rows, rewound', () => {
   it('drops everything after a mark, a row left short by a refused value included', () => {
-    const whole = (rows: CopyRows, id: number) =>
-      rows
-        .row()
-        .int8(id)
-        .int2(1)
-        .int4(1)
-        .float8(1)
-        .bool(true)
-        .timestamptz(0)
-        .bytea(new Uint8Array(1))
-        .text('x');
     const rows = new CopyRows(SAMPLES, 16);
-    whole(rows, 1);
+    sampleRow(rows, 1);
     const mark = rows.mark();
-    whole(rows, 2);
+    sampleRow(rows, 2);
     assert.throws(
       () =>
         rows
@@ -115,10 +108,10 @@ describe('binary COPY rows, rewound', () => {
       CopyValueError,
     );
     rows.rewind(mark);
-    whole(rows, 4);
+    sampleRow(rows, 4);
     const expected = new CopyRows(SAMPLES, 16);
-    whole(expected, 1);
-    whole(expected, 4);
+    sampleRow(expected, 1);
+    sampleRow(expected, 4);
     assert.equal(rows.rowCount, 2);
     assert.deepEqual(Buffer.from(rows.bytes()), Buffer.from(expected.bytes()));
     assert.throws(() => new CopyRows(SAMPLES).row().int8(1).mark(), /row 1 has 1 values of 8/);
@@ -206,25 +199,14 @@ forEachBackend('binary COPY', (backend) => {
   });
 
   it('a COPY the server refuses rolls back its transaction and keeps what was stored', async () => {
-    const row = (rows: CopyRows, id: number) =>
-      rows
-        .row()
-        .int8(id)
-        .int2(1)
-        .int4(1)
-        .float8(1)
-        .bool(true)
-        .timestamptz(0)
-        .bytea(new Uint8Array(1))
-        .text('x');
     const before = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM copy_samples')).rows[0].n;
     await assert.rejects(
       db.transaction(async (tx) => {
         await tx.query("INSERT INTO copy_samples (id, words) VALUES (100, 'in the failed transaction')");
         // 0 is held already: the primary key refuses the COPY.
         const rows = new CopyRows(SAMPLES);
-        row(rows, 101);
-        row(rows, 0);
+        sampleRow(rows, 101);
+        sampleRow(rows, 0);
         await tx.copyIn(rows);
       }),
       /duplicate key/,
@@ -238,11 +220,11 @@ forEachBackend('binary COPY', (backend) => {
     // The connection is usable again, in and out of a transaction.
     await db.transaction(async (tx) => {
       const rows = new CopyRows(SAMPLES);
-      row(rows, 102);
+      sampleRow(rows, 102);
       assert.equal(await tx.copyIn(rows), 1);
     });
     const rows = new CopyRows(SAMPLES);
-    row(rows, 103);
+    sampleRow(rows, 103);
     assert.equal(await db.copyIn(rows), 1);
     assert.equal((await db.query('SELECT 1 FROM copy_samples WHERE id IN (102, 103)')).rows.length, 2);
   });
