@@ -7,6 +7,7 @@ import { VirtualClock } from '../../hal/mock/clock';
 import { encodeMaintenanceToken, maintenanceProof, maintenanceSecret } from '../../protocol/keys';
 import { encodeParametersPush, PARAMETERS_DOWNLINK } from '../../protocol/parameters';
 import { HandheldConnection } from '../../sim/handheld/client';
+import { ParameterService } from '../../platform-server/parameters/service';
 import type { Platform } from '../../platform-server/platform';
 import { forEachBackend, type OperatorLogin, operatorLogin, randomMeterId } from '../../sim/fleet/platform';
 import { type BootedMeter, bootMeter, phonePlatform, until } from '../phone/support';
@@ -152,5 +153,33 @@ forEachBackend('operating parameters (0x89/0x09)', (backend) => {
       target: { fleet: true },
     });
     assert.equal(unknownSet.statusCode, 404);
+  });
+
+  it('a push the broker cannot take leaves the meter as it was: its earlier push, or none', async () => {
+    const latest = (await api('GET', '/api/parameter-sets/latest', viewer)).json().version;
+    const unreachable = new ParameterService({
+      db: platform.db,
+      sendDownlink: async () => {
+        throw new Error('broker down');
+      },
+    });
+    const row = async (id: number) =>
+      (
+        await platform.db.query<Record<string, unknown>>(
+          'SELECT pushed_version, pushed_at, downlink_seq FROM meter_parameters WHERE meter_id = $1',
+          [id],
+        )
+      ).rows[0];
+    // ids[0] took the area push above; ids[2] has never been pushed to.
+    const earlier = await row(ids[0]);
+    assert.ok(earlier);
+    const neverPushed = await row(ids[2]);
+    const outcome = await unreachable.push(latest, { meters: [ids[0], ids[2]] });
+    assert.deepEqual(
+      [...outcome.meters].sort((a, b) => a.meterId - b.meterId),
+      [ids[0], ids[2]].sort((a, b) => a - b).map((meterId) => ({ meterId, error: 'broker down' })),
+    );
+    assert.deepEqual(await row(ids[0]), earlier);
+    assert.deepEqual(await row(ids[2]), neverPushed);
   });
 });

@@ -188,4 +188,26 @@ forEachBackend('tariffs: re-posting, id length, push timeout', (backend) => {
     );
     assert.equal(row.rows[0].downlink_seq, pushed.downlinkSeq);
   });
+
+  it('a push the broker cannot take leaves the meter as it was: its earlier push, or none', async () => {
+    const unreachable = new TariffService({
+      db: platform.db,
+      meters: new MeterTables(platform.db),
+      keystore: platform.keystore,
+      now: () => nowMs,
+      sendDownlink: async () => {
+        throw new Error('broker down');
+      },
+    });
+    const [applied] = meters; // applied version 2 in the test above
+    const earlier = (await get(`/api/meters/${applied.id}/tariff`)).json();
+    assert.equal(earlier.state, 'applied');
+    await assert.rejects(unreachable.push(applied.id, 'zone-a'), /broker down/);
+    assert.deepEqual((await get(`/api/meters/${applied.id}/tariff`)).json(), earlier);
+
+    const id = randomMeterId();
+    await platform.provisionMeter(id, 'Unreachable Street');
+    await assert.rejects(unreachable.push(id, 'zone-a'), /broker down/);
+    assert.equal((await get(`/api/meters/${id}/tariff`)).statusCode, 404, 'no push recorded');
+  });
 });

@@ -110,12 +110,44 @@ export class ParameterService {
         // meter's row for the foreign key) could meet the meter's acknowledgement, which holds that
         // row under ingest's lock and waits for this row: PostgreSQL ends one as a deadlock, and the
         // acknowledgement was lost. Once the row exists, setting the sequence number waits at most.
-        await this.#deps.db.query(
+        const db = this.#deps.db;
+        // The push as it stood, put back if this one cannot be sent: nothing went out.
+        const before = await db.query<{
+          pushed_version: number;
+          pushed_at: Date;
+          downlink_seq: number | null;
+        }>('SELECT pushed_version, pushed_at, downlink_seq FROM meter_parameters WHERE meter_id = $1', [
+          meterId,
+        ]);
+        await db.query(
           `INSERT INTO meter_parameters (meter_id, pushed_version, pushed_at) VALUES ($1, $2, now())
            ON CONFLICT (meter_id) DO UPDATE SET pushed_version = $2, pushed_at = now(), downlink_seq = NULL`,
           [meterId, set.version],
         );
-        const downlinkSeq = await this.#deps.sendDownlink(meterId, PARAMETERS_DOWNLINK, body);
+        let downlinkSeq: number;
+        try {
+          downlinkSeq = await this.#deps.sendDownlink(meterId, PARAMETERS_DOWNLINK, body);
+        } catch (error) {
+          const prior = before.rows[0];
+          const ours = 'meter_id = $1 AND pushed_version = $2';
+          // No push before: the row goes, unless an acknowledgement has been recorded on it since.
+          if (!prior)
+            await db.query(`DELETE FROM meter_parameters WHERE ${ours} AND acked_at IS NULL`, [
+              meterId,
+              set.version,
+            ]);
+          await db.query(
+            `UPDATE meter_parameters SET pushed_version = $3, pushed_at = $4, downlink_seq = $5 WHERE ${ours}`,
+            [
+              meterId,
+              set.version,
+              prior?.pushed_version ?? null,
+              prior?.pushed_at ?? null,
+              prior?.downlink_seq ?? null,
+            ],
+          );
+          throw error;
+        }
         await this.#deps.db.query('UPDATE meter_parameters SET downlink_seq = $2 WHERE meter_id = $1', [
           meterId,
           downlinkSeq,

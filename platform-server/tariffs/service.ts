@@ -282,18 +282,43 @@ export class TariffService {
     if (!(await this.#deps.meters.exists(meterId)))
       throw new TariffRefused(404, `meter ${meterId} is unknown`);
     const body = encodeTariffPush({ kind: 'tariff', version: doc.version, tariff: doc });
+    const db = this.#deps.db;
+    // The push as it stood, put back if this one cannot be sent: nothing went out.
+    const before = await db.query<{
+      tariff_id: string;
+      version: number;
+      pushed_at: Date;
+      downlink_seq: number | null;
+    }>('SELECT tariff_id, version, pushed_at, downlink_seq FROM meter_tariffs WHERE meter_id = $1', [
+      meterId,
+    ]);
     // Recorded before it is sent: a meter acknowledging at once must find the push to answer.
-    await this.#deps.db.query(
+    await db.query(
       `INSERT INTO meter_tariffs (meter_id, tariff_id, version, pushed_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT (meter_id) DO UPDATE SET tariff_id = $2, version = $3, downlink_seq = NULL, pushed_at = $4`,
       [meterId, doc.id, doc.version, new Date(this.#now())],
     );
-    const downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
-    // Unless another push to the meter has been recorded since.
-    await this.#deps.db.query(
-      'UPDATE meter_tariffs SET downlink_seq = $4 WHERE meter_id = $1 AND tariff_id = $2 AND version = $3',
-      [meterId, doc.id, doc.version, downlinkSeq],
-    );
+    // This push's row, unless another push to the meter has been recorded since.
+    const ours = 'meter_id = $1 AND tariff_id = $2 AND version = $3';
+    let downlinkSeq: number;
+    try {
+      downlinkSeq = await this.#deps.sendDownlink(meterId, TARIFF_DOWNLINK, body);
+    } catch (error) {
+      const prior = before.rows[0];
+      if (prior)
+        await db.query(
+          `UPDATE meter_tariffs SET tariff_id = $4, version = $5, pushed_at = $6, downlink_seq = $7 WHERE ${ours}`,
+          [meterId, doc.id, doc.version, prior.tariff_id, prior.version, prior.pushed_at, prior.downlink_seq],
+        );
+      else await db.query(`DELETE FROM meter_tariffs WHERE ${ours}`, [meterId, doc.id, doc.version]);
+      throw error;
+    }
+    await db.query(`UPDATE meter_tariffs SET downlink_seq = $4 WHERE ${ours}`, [
+      meterId,
+      doc.id,
+      doc.version,
+      downlinkSeq,
+    ]);
     return { version: doc.version, downlinkSeq };
   }
 
