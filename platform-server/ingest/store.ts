@@ -569,6 +569,7 @@ export function recordRows(
   const transactions = new CopyRows(TRANSACTIONS_COPY, 200 * count);
   const operations = new CopyRows(OPERATIONS_COPY, 4096);
   const maintenance = new CopyRows(MAINTENANCE_COPY, 1024);
+  const written: RecordTables = { records, transactions, operations, maintenance };
   const tables = [records, transactions, operations, maintenance];
   // Sales from before today (a meter uploading late, a handheld collection): their days' totals.
   const late: number[] = [];
@@ -577,7 +578,7 @@ export function recordRows(
     const marks = tables.map((rows) => rows.mark());
     const lateBefore = late.length;
     try {
-      writeRecordRows(stored, todayStart, records, transactions, operations, maintenance, late);
+      writeRecordRows(stored, todayStart, written, late);
     } catch (error) {
       if (!(error instanceof CopyValueError)) throw error;
       for (let i = 0; i < tables.length; i++) tables[i].rewind(marks[i]);
@@ -588,14 +589,18 @@ export function recordRows(
   return { rows: tables, late, refused };
 }
 
+interface RecordTables {
+  records: CopyRows;
+  transactions: CopyRows;
+  operations: CopyRows;
+  maintenance: CopyRows;
+}
+
 /** One group's records into the rows (recordRows). */
 function writeRecordRows(
   stored: readonly Pick<StoredRecord, 'record' | 'bytes' | 'link' | 'redacted'>[],
   todayStart: number,
-  records: CopyRows,
-  transactions: CopyRows,
-  operations: CopyRows,
-  maintenance: CopyRows,
+  { records, transactions, operations, maintenance }: RecordTables,
   late: number[],
 ): void {
   // Straight into the rows, no objects per record: this loop runs for every record of the fleet.
