@@ -177,7 +177,12 @@ const bayArb = fc.constantFrom(1, 2, 3);
 const ran: Record<string, string> = {};
 
 /** Runs a property; the predicate returns false when its case had nothing to check (a refusal). */
-function check<T>(name: string, arb: fc.Arbitrary<T>, predicate: (value: T) => boolean | undefined): void {
+function check<T>(
+  name: string,
+  arb: fc.Arbitrary<T>,
+  predicate: (value: T) => boolean | undefined,
+  examples: NoInfer<T>[] = [],
+): void {
   let count = 0;
   let checked = 0;
   fc.assert(
@@ -185,7 +190,7 @@ function check<T>(name: string, arb: fc.Arbitrary<T>, predicate: (value: T) => b
       count++;
       if (predicate(value) !== false) checked++;
     }),
-    { numRuns: RUNS },
+    { numRuns: RUNS, examples: examples.map((value) => [value]) },
   );
   ran[name] = `${count} cases, ${checked} with a sale to check`;
   assert.ok(checked > count / 5, `${name}: only ${checked} of ${count} cases were sales`);
@@ -476,6 +481,31 @@ describe('tariff engine properties (fast-check)', () => {
         assert.ok(a.amount <= b.amount, `${a.amount} over the purchase, ${b.amount} per period`);
         return true;
       },
+      // Found by a CI run: a rate that takes over for 15 minutes, then the first rate again.
+      [
+        [
+          {
+            id: 'prop',
+            version: 1,
+            currency: 826,
+            timeZone: '<+1030>-10:30<+11>-11,M10.1.0,M4.1.0',
+            rates: { r0: [{ price: 180, per: 17 }], r1: [{ price: 302, per: 64, prorata: true }] },
+            timetable: [
+              { days: ['mon', 'hol'], from: '11:15', to: '11:30', mode: 'charged', rate: 'r1' },
+              { days: ['hol'], from: '00:00', to: '00:15', mode: 'charged', rate: 'r0' },
+              { days: DAYS, from: '00:00', to: '24:00', mode: 'charged', rate: 'r0' },
+            ],
+            holidays: [],
+            graceMinutes: 0,
+            nonCumulative: false,
+            bandsAfterFree: 'restart',
+            rounding: { stepMinutes: 1, moneyUnit: 1, money: 'up', units: 'purchase' },
+          },
+          1,
+          1704067200,
+          254,
+        ],
+      ],
     );
   });
 

@@ -120,6 +120,13 @@ export interface AmountRequest {
 /** The most earlier purchases a quote takes (a meter keeps fewer; a day of hourly renewals is 24). */
 export const MAX_HISTORY = 256;
 
+/**
+ * What a quote's units go on from: nothing (a new session), the units each band of a renewal's
+ * paid part reached (keyed by rate and band), or the renewal's band positions.
+ */
+type UnitCarry = typeof NEW_SESSION | ReadonlyMap<string, number> | 'positions';
+const NEW_SESSION = 'new-session';
+
 interface Piece {
   rate: string;
   tier: number;
@@ -529,21 +536,41 @@ export class Tariff {
   }
 
   /** The charged lines of the pieces (the time's price, before any cap, fee, tax or rounding). */
-  #timeLines(pieces: Piece[]): QuoteLine[] {
+  #timeLines(pieces: Piece[], carry: UnitCarry = NEW_SESSION): QuoteLine[] {
+    return this.#countUnits(pieces, carry).lines;
+  }
+
+  /**
+   * Prices each piece and says where each band's units got to. A band's units are counted over
+   * the minutes that band gets, starting a unit where the band is first met: a rate that takes
+   * over in the middle of a run of charged time starts its own unit rather than finishing one
+   * another rate began. Counted over the whole purchase (`rounding.units`), a band met again
+   * after a free period goes on from where its units got to (the unused part of a started unit is
+   * used first); counted per period, each run of charged time starts its bands' units afresh.
+   */
+  #countUnits(pieces: Piece[], carry: UnitCarry): { lines: QuoteLine[]; reached: Map<string, number> } {
     const lines: QuoteLine[] = [];
-    // Counting units over the whole purchase: a band met again after a free period goes on from
-    // where its units got to (the unused part of a started unit is used first), instead of
-    // starting a unit of its own.
     const acrossRuns = (this.doc.rounding?.units ?? 'purchase') === 'purchase';
-    const unitsReached = new Map<string, number>();
-    for (const p of pieces) {
+    const fromPaid = carry !== 'positions' && carry !== NEW_SESSION;
+    let reached = new Map<string, number>(fromPaid ? carry : []);
+    const met = new Set<string>(fromPaid ? carry.keys() : []);
+    let run = pieces[0]?.run ?? 0;
+    pieces.forEach((p, index) => {
+      if (p.run !== run) {
+        run = p.run;
+        if (!acrossRuns) reached = new Map();
+      }
       const tier = p.band.tier;
       const a = p.startPos - p.band.start;
       const b = p.endPos - p.band.start;
       const key = `${p.rate}\u0000${p.tier}`;
-      const unitFrom = acrossRuns ? (unitsReached.get(key) ?? a) : a;
+      // A renewal whose paid part could not be walked again goes on from its band position.
+      const goesOnFromPosition = carry === 'positions' && index === 0 && (acrossRuns || p.run === 0);
+      const unitFrom = reached.get(key) ?? (goesOnFromPosition ? a : 0);
       const unitTo = unitFrom + (b - a);
-      unitsReached.set(key, unitTo);
+      const firstMet = !met.has(key) && !goesOnFromPosition;
+      reached.set(key, unitTo);
+      met.add(key);
       const base: QuoteLine = {
         kind: 'charged',
         from: p.from,
@@ -558,8 +585,10 @@ export class Tariff {
       };
       const span = `${clock(base.fromLocal)}-${clock(base.toLocal)} rate ${p.rate} band ${p.tier + 1}`;
       if ('flat' in tier) {
-        base.amount = a === 0 ? tier.flat : 0;
-        base.text = a === 0 ? `${span}: flat ${tier.flat}` : `${span}: flat already paid`;
+        // Paid when the purchase enters the band: at its start, or where the band is first met.
+        const enters = a === 0 || firstMet;
+        base.amount = enters ? tier.flat : 0;
+        base.text = enters ? `${span}: flat ${tier.flat}` : `${span}: flat already paid`;
       } else {
         const perSec = tier.per * 60;
         if (tier.prorata) {
@@ -575,19 +604,31 @@ export class Tariff {
         base.perMinutes = tier.per;
       }
       lines.push(base);
-    }
-    return lines;
+    });
+    return { lines, reached };
+  }
+
+  /**
+   * Where a renewal's units go on from: the session's paid part walked again from its start, when
+   * that part is one run of charged time ending where the renewal starts; else its band positions.
+   */
+  #paidCarry(bay: number, start: number, paid: number, payer?: Payer): UnitCarry {
+    if (paid === 0) return NEW_SESSION;
+    const walk = this.#walk(bay, start - paid, paid, 0, payer);
+    if (!walk.ok || walk.free.length > 0 || walk.paidFrom !== start - paid || walk.paidUntil !== start)
+      return 'positions';
+    return this.#countUnits(walk.pieces, NEW_SESSION).reached;
   }
 
   /** The time's price of the part of the pieces before `t`. */
-  #costBefore(pieces: Piece[], t: number): number {
+  #costBefore(pieces: Piece[], t: number, carry: UnitCarry): number {
     const cut: Piece[] = [];
     for (const p of pieces) {
       if (p.from >= t) break;
       cut.push(p.to <= t ? p : { ...p, to: t, endPos: p.startPos + (t - p.from) });
     }
     let total = 0;
-    for (const line of this.#timeLines(cut)) total += line.amount;
+    for (const line of this.#timeLines(cut, carry)) total += line.amount;
     return total;
   }
 
@@ -598,6 +639,7 @@ export class Tariff {
   #capShares(
     pieces: Piece[],
     history: readonly PriorPurchase[],
+    carry: UnitCarry,
   ): { shares: PriorPurchase[]; discount: number; paidBefore: number } | undefined {
     const cap = this.doc.maxPrice;
     if (!cap || pieces.length === 0) return undefined;
@@ -614,7 +656,7 @@ export class Tariff {
       if (inside.length > 0) {
         let earlier = 0;
         for (const h of history) if (h.start >= from && h.start < to) earlier += h.amount;
-        const costAtEnd = this.#costBefore(pieces, Math.min(to, last));
+        const costAtEnd = this.#costBefore(pieces, Math.min(to, last), carry);
         const portion = costAtEnd - costSoFar;
         costSoFar = costAtEnd;
         const paid = Math.min(portion, Math.max(0, cap.amount - earlier));
@@ -633,13 +675,13 @@ export class Tariff {
 
   #price(
     pieces: Piece[],
-    renewal: boolean,
+    carry: UnitCarry,
     history: readonly PriorPurchase[] = [],
   ): { lines: QuoteLine[]; total: number; tax?: QuoteOk['tax']; capShares?: PriorPurchase[] } {
-    const lines = this.#timeLines(pieces);
+    const lines = this.#timeLines(pieces, carry);
     let total = 0;
     for (const line of lines) total += line.amount;
-    const capped = this.#capShares(pieces, history);
+    const capped = this.#capShares(pieces, history, carry);
     if (capped && capped.discount > 0) {
       const cap = this.doc.maxPrice as { amount: number; resetAt: string };
       lines.push({
@@ -650,7 +692,7 @@ export class Tariff {
       total -= capped.discount;
     }
     const fee = this.doc.fee;
-    if (fee && fee.amount > 0 && !renewal) {
+    if (fee && fee.amount > 0 && carry === NEW_SESSION) {
       lines.push({ kind: 'fee', amount: fee.amount, text: `${fee.name ?? 'fee'} ${fee.amount}` });
       total += fee.amount;
     }
@@ -755,7 +797,8 @@ export class Tariff {
       if (cap === undefined || minutes !== cap)
         return refuse('below-minimum', `the least sold is ${minMinutes} min`, { minMinutes });
     }
-    const { lines, total, tax, capShares } = this.#price(walk.pieces, paidMinutes > 0, history);
+    const carry = this.#paidCarry(bay, start, paidMinutes * 60, request.payer);
+    const { lines, total, tax, capShares } = this.#price(walk.pieces, carry, history);
     const minAmount = this.doc.minimum?.amount;
     if (minAmount !== undefined && total < minAmount)
       return refuse('below-minimum', `the least sold is ${minAmount}`, { minAmount });
