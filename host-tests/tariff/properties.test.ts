@@ -411,10 +411,33 @@ describe('tariff engine properties (fast-check)', () => {
             .reduce((sum, l) => sum + l.amount, 0);
           const line = q.lines.find((l) => l.kind === 'tax');
           assert.equal(line?.amount, tax.amount, 'the tax line is the tax');
-          assert.ok(Math.abs(tax.amount * 100_000 - before * milliPercent) <= 50_000, 'rounded half up');
+          if (tax.net === 0 && tax.amount === q.amount && q.lines.some((l) => l.kind === 'rounding')) {
+            // Rounded below its own tax: the tax is cut to what is paid.
+            assert.ok(tax.amount * 100_000 <= before * milliPercent + 50_000, 'never more than the tax');
+          } else {
+            assert.ok(Math.abs(tax.amount * 100_000 - before * milliPercent) <= 50_000, 'rounded half up');
+          }
         }
         return true;
       },
+      // Found by a run of 20,000 cases: 3 + 1 tax brought to the nearest 10 is 0.
+      [
+        [
+          {
+            id: 'prop',
+            version: 1,
+            currency: 826,
+            timeZone: 'UTC0',
+            rates: { r0: [{ flat: 3 }] },
+            timetable: [{ days: DAYS, from: '00:00', to: '24:00', mode: 'charged', rate: 'r0' }],
+            rounding: { stepMinutes: 1, moneyUnit: 10, money: 'nearest', units: 'purchase' },
+            tax: { percent: 16.667, included: false },
+          },
+          1,
+          1704067200,
+          1,
+        ],
+      ],
     );
   });
 

@@ -716,7 +716,20 @@ export class Tariff {
             ? Math.floor(total / unit) * unit
             : Math.floor((total + Math.floor(unit / 2)) / unit) * unit;
       if (rounded !== total) {
-        lines.push({ kind: 'rounding', amount: rounded - total, text: `rounded ${mode} to ${unit}` });
+        const rounding: QuoteLine = {
+          kind: 'rounding',
+          amount: rounded - total,
+          text: `rounded ${mode} to ${unit}`,
+        };
+        const added = lines.find((l) => l.kind === 'tax');
+        if (added && added.amount > rounded) {
+          // Rounded below its own tax (3 + 1 tax rounded to the nearest 10 is 0): the tax is at
+          // most what is paid, and the rounding takes the rest off the time's price.
+          rounding.amount -= rounded - added.amount;
+          added.amount = rounded;
+          added.text += `, at most the ${rounded} paid`;
+        }
+        lines.push(rounding);
         total = rounded;
       }
     }
