@@ -182,4 +182,46 @@ forEachBackend('operating parameters (0x89/0x09)', (backend) => {
     assert.deepEqual(await row(ids[0]), earlier);
     assert.deepEqual(await row(ids[2]), neverPushed);
   });
+
+  it('a push sent while an earlier one waits on the broker keeps its own downlink number', async () => {
+    const older = (await api('GET', '/api/parameter-sets/latest', viewer)).json().version;
+    const defined = await api('POST', '/api/parameter-sets', admin, { values: { sleepIdleSeconds: 300 } });
+    assert.equal(defined.statusCode, 201, defined.body);
+    const newer = defined.json().version;
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = new ParameterService({
+      db: platform.db,
+      sendDownlink: async () => {
+        await held;
+        return 1001;
+      },
+    });
+    const quick = new ParameterService({ db: platform.db, sendDownlink: async () => 2002 });
+    const first = slow.push(older, { meters: [ids[2]] });
+    // The older push has recorded itself and waits on the broker; the newer one goes through.
+    await until(async () => {
+      const { rows } = await platform.db.query<{ pushed_version: number }>(
+        'SELECT pushed_version FROM meter_parameters WHERE meter_id = $1',
+        [ids[2]],
+      );
+      return Number(rows[0]?.pushed_version) === older;
+    }, 'the older push to be recorded');
+    assert.deepEqual((await quick.push(newer, { meters: [ids[2]] })).meters, [
+      { meterId: ids[2], downlinkSeq: 2002 },
+    ]);
+    release();
+    assert.deepEqual((await first).meters, [{ meterId: ids[2], downlinkSeq: 1001 }]);
+    const { rows } = await platform.db.query<{ pushed_version: number; downlink_seq: number }>(
+      'SELECT pushed_version, downlink_seq FROM meter_parameters WHERE meter_id = $1',
+      [ids[2]],
+    );
+    assert.deepEqual(
+      { version: Number(rows[0].pushed_version), seq: Number(rows[0].downlink_seq) },
+      { version: newer, seq: 2002 },
+      'the row is the newer push with its own number',
+    );
+  });
 });

@@ -148,10 +148,11 @@ export class ParameterService {
           );
           throw error;
         }
-        await this.#deps.db.query('UPDATE meter_parameters SET downlink_seq = $2 WHERE meter_id = $1', [
-          meterId,
-          downlinkSeq,
-        ]);
+        // Only while the row is still this push: a later push sent meanwhile keeps its own number.
+        await db.query(
+          'UPDATE meter_parameters SET downlink_seq = $3 WHERE meter_id = $1 AND pushed_version = $2',
+          [meterId, set.version, downlinkSeq],
+        );
         meters.push({ meterId, downlinkSeq });
       } catch (error) {
         meters.push({ meterId, error: (error as Error).message });
