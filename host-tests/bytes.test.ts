@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { fromHex, toHex, utf8 } from '../protocol/bytes';
+import { fromHex, ownBuffer, toHex, utf8 } from '../protocol/bytes';
 
 // The firmware's byte helpers (no Buffer, no TextEncoder under XS) against Node's own.
 describe('protocol byte helpers', () => {
@@ -30,5 +30,15 @@ describe('protocol byte helpers', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('ownBuffer copies exactly the bytes, also from a Buffer that is a view of a larger pool', () => {
+    const pooled = Buffer.from([1, 2, 3, 4, 5]).subarray(1, 4);
+    assert.ok(pooled.buffer.byteLength > 3, 'a view of a larger buffer');
+    const own = ownBuffer(pooled);
+    assert.equal(own.byteLength, 3);
+    assert.deepEqual([...new Uint8Array(own)], [2, 3, 4]);
+    pooled[0] = 9;
+    assert.equal(new Uint8Array(own)[0], 2, 'a copy, not a view');
   });
 });

@@ -18,6 +18,16 @@ const HEX_PAIRS: readonly string[] = Array.from(
   (_, b) => (b < 16 ? '0' : '') + b.toString(16),
 );
 
+/**
+ * The bytes in an ArrayBuffer of their own, exactly their length (for preferences and the SDK's
+ * buffer-taking APIs). Not `bytes.slice().buffer`: on Node a Buffer's slice is a view of its pool.
+ */
+export function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return copy.buffer;
+}
+
 export function toHex(bytes: Uint8Array): string {
   let s = '';
   for (let i = 0; i < bytes.length; i++) s += HEX_PAIRS[bytes[i]];

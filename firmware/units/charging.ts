@@ -10,6 +10,7 @@
 // acknowledged with a 0x05 uplink.
 import type { Preferences } from '../../hal/preferences';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
+import { ownBuffer } from '../../protocol/bytes';
 import { ProtocolError } from '../../protocol/errors';
 import {
   type BayMode,
@@ -67,8 +68,10 @@ export class ChargingUnit {
     this.#o = 'tariff' in options ? options : { tariff: options };
     const given = this.#o.tariff;
     this.#tariff = new Tariff(isFlatRate(given) ? flatTariff(given) : validateTariff(given));
+    // What the platform pushed wins over the tariff built in, unless that is a newer version of it.
     const saved = this.#loadSaved();
-    if (saved && saved.version > this.#tariff.version) this.#tariff = saved;
+    if (saved && (saved.doc.id !== this.#tariff.doc.id || saved.version > this.#tariff.version))
+      this.#tariff = saved;
     this.#versions.set('tariff', this.#tariff.version);
     this.#loadBayModes();
     const { bus } = this.#o;
@@ -185,15 +188,22 @@ export class ChargingUnit {
       return { kind: 'tariff', version: 0, ok: false, why };
     }
     const held = this.#versions.get(push.kind) ?? -1;
-    let ack: TariffAck = { kind: push.kind, version: Math.max(held, 0), ok: true };
-    if (push.version > held) {
+    // A tariff names itself: another tariff (the meter moved to another zone) is applied whatever
+    // its version; the same tariff only in a newer version. Its acknowledgement names the tariff.
+    const heldId = this.#tariff.doc.id;
+    const given = push.kind === 'tariff' ? push.tariff.id : undefined;
+    const pushedId = typeof given === 'string' && given.length > 0 ? given : undefined;
+    const named = (id: string | undefined): Pick<TariffAck, 'tariff'> =>
+      push.kind === 'tariff' && id !== undefined ? { tariff: id } : {};
+    let ack: TariffAck = { kind: push.kind, version: Math.max(held, 0), ok: true, ...named(heldId) };
+    if (push.version > held || (push.kind === 'tariff' && pushedId !== heldId)) {
       try {
         this.#apply(push);
         this.#versions.set(push.kind, push.version);
-        ack = { kind: push.kind, version: push.version, ok: true };
+        ack = { kind: push.kind, version: push.version, ok: true, ...named(pushedId) };
       } catch (error) {
         const why = error instanceof TariffError ? error.message : String(error);
-        ack = { kind: push.kind, version: push.version, ok: false, why };
+        ack = { kind: push.kind, version: push.version, ok: false, why, ...named(pushedId) };
         this.#o.bus?.emit('tariff-refused', { kind: push.kind, version: push.version, reason: why });
       }
     }
@@ -209,7 +219,7 @@ export class ChargingUnit {
         throw new TariffError('version', `is ${doc.version}, the downlink says ${push.version}`);
       const tariff = new Tariff(doc);
       this.#tariff = tariff;
-      preferences?.set(PREFS, 'doc', bytesToBuffer(encodeCbor(doc)));
+      preferences?.set(PREFS, 'doc', ownBuffer(encodeCbor(doc)));
       bus?.emit('tariff-applied', { id: doc.id, version: doc.version });
     } else if (push.kind === 'message') {
       const message: MeterEvents['platform-message'] = { text: push.text };
@@ -231,7 +241,7 @@ export class ChargingUnit {
         if (w.end !== undefined) entry.end = w.end;
         stored[String(bayId)] = entry;
       }
-      preferences?.set(PREFS, 'bays', bytesToBuffer(encodeCbor(stored)));
+      preferences?.set(PREFS, 'bays', ownBuffer(encodeCbor(stored)));
       this.#bayModes.clear();
       for (const [bayId, w] of next) this.#bayModes.set(bayId, w);
       bus?.emit('bay-modes-changed', { bayIds: Object.keys(push.bays).map(Number) });
@@ -266,8 +276,4 @@ export class ChargingUnit {
       return undefined; // a damaged copy: the provisioned tariff serves until the platform pushes again
     }
   }
-}
-
-function bytesToBuffer(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer as ArrayBuffer;
 }

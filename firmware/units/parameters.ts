@@ -10,6 +10,7 @@
 import type { Preferences } from '../../hal/preferences';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
 import { ProtocolError } from '../../protocol/errors';
+import { ownBuffer } from '../../protocol/bytes';
 import {
   decodeParametersPush,
   encodeParametersAck,
@@ -145,7 +146,7 @@ export class ParametersUnit {
 
   #commit(next: Held): void {
     const record = encodeCbor({ v: next.version, local: next.local, p: next.values });
-    this.#o.preferences.set(PREFS, KEY, record.slice().buffer as ArrayBuffer); // kept before applied
+    this.#o.preferences.set(PREFS, KEY, ownBuffer(record)); // kept before applied
     const before = this.#held.values;
     this.#held = next;
     const changed: ParameterSet = {};

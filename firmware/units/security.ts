@@ -20,7 +20,7 @@ import type { MeterHardware } from '../../hal/hardware';
 import type { Preferences } from '../../hal/preferences';
 import type { Random } from '../../hal/random';
 import type { Buzzer } from '../../hal/ui';
-import { bytesEqual } from '../../protocol/bytes';
+import { bytesEqual, ownBuffer } from '../../protocol/bytes';
 import { CARD_TOKEN_KEY_LENGTH, type CardRef, cardRef } from '../../protocol/cardToken';
 import { decodeCbor, encodeCbor } from '../../protocol/cbor';
 import { ProtocolError } from '../../protocol/errors';
@@ -175,9 +175,9 @@ export class PreferencesVault implements KeyVault {
       d = hkdfDownlink(this.#crypto, secrets.a, salt, meterId, epoch);
     }
     const p = this.#preferences;
-    p.set(DOMAIN, `upKey${bank || ''}`, uplink.slice().buffer);
-    p.set(DOMAIN, `downKey${bank || ''}`, d.slice().buffer);
-    if (secrets) p.set(DOMAIN, `mKey${bank}`, secrets.m.slice().buffer);
+    p.set(DOMAIN, `upKey${bank || ''}`, ownBuffer(uplink));
+    p.set(DOMAIN, `downKey${bank || ''}`, ownBuffer(d));
+    if (secrets) p.set(DOMAIN, `mKey${bank}`, ownBuffer(secrets.m));
     p.set(DOMAIN, `bankEpoch${bank}`, epoch);
   }
 
@@ -305,7 +305,7 @@ export class SecurityUnit {
   static provisionCardTokenKey(preferences: Preferences, key: Uint8Array): void {
     if (key.length !== CARD_TOKEN_KEY_LENGTH)
       throw new RangeError(`a card-token key is ${CARD_TOKEN_KEY_LENGTH} bytes, not ${key.length}`);
-    preferences.set(DOMAIN, 'cardKey', key.slice().buffer);
+    preferences.set(DOMAIN, 'cardKey', ownBuffer(key));
   }
 
   #cardTokenKey(): Uint8Array | undefined {
@@ -1052,7 +1052,7 @@ export function provisionBoard(
   const parts = openSecureParts(hardware);
   if (!parts) {
     SecurityUnit.provision(hardware.preferences, keys, meterId);
-    if (extras.firmwareKey) hardware.preferences.set(DOMAIN, 'fwKey', extras.firmwareKey.slice().buffer);
+    if (extras.firmwareKey) hardware.preferences.set(DOMAIN, 'fwKey', ownBuffer(extras.firmwareKey));
     return;
   }
   try {

@@ -18,7 +18,15 @@
 import type { Crypto } from '../../hal/crypto';
 import type { NorFlash } from '../../hal/flash';
 import type { Preferences } from '../../hal/preferences';
-import { bytesEqual, crc32, readUint16, readUint32, writeUint16, writeUint32 } from '../../protocol/bytes';
+import {
+  bytesEqual,
+  crc32,
+  ownBuffer,
+  readUint16,
+  readUint32,
+  writeUint16,
+  writeUint32,
+} from '../../protocol/bytes';
 
 const SECTOR_MAGIC = 0x504c4731; // "PLG1"
 const SECTOR_HEADER = 8;
@@ -724,7 +732,7 @@ export class RecordStore implements RecordSource {
   /** The release key (see protocol/release.ts), provisioned at the factory beside the meter's keys. */
   static provisionReleaseKey(preferences: Preferences, key: Uint8Array): void {
     if (key.length !== 32) throw new RangeError('release key must be 32 bytes');
-    preferences.set('upload', 'releaseKey', key.slice().buffer);
+    preferences.set('upload', 'releaseKey', ownBuffer(key));
   }
 
   get releaseKey(): Uint8Array | undefined {

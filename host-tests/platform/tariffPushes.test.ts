@@ -69,12 +69,19 @@ forEachBackend('tariffs: re-posting, id length, push timeout', (backend) => {
       headers: staff.headers,
       payload: { tariffId },
     });
-  const ack = async (m: TestMeter, version: number, ok: boolean) => {
+  /** The meter's acknowledgement; naming no tariff, as meters did before acknowledgements named it. */
+  const ack = async (m: TestMeter, version: number, ok: boolean, tariff?: string) => {
     const frame = sealFrame(
       crypto,
       m.keys.uplink,
       { version: FRAME_VERSION, type: TARIFF_ACK_UPLINK, meterId: m.id, epoch: 1, seq: ++m.frameSeq },
-      encodeTariffAck({ kind: 'tariff', version, ok, ...(ok ? {} : { why: 'bad-field' }) }),
+      encodeTariffAck({
+        kind: 'tariff',
+        version,
+        ok,
+        ...(tariff === undefined ? {} : { tariff }),
+        ...(ok ? {} : { why: 'bad-field' }),
+      }),
     );
     assert.equal((await platform.ingest.handleUplink(uplinkTopic(m.id), frame)).ok, true);
   };
@@ -187,6 +194,30 @@ forEachBackend('tariffs: re-posting, id length, push timeout', (backend) => {
       [id],
     );
     assert.equal(row.rows[0].downlink_seq, pushed.downlinkSeq);
+  });
+
+  it('a push of another tariff in the version the meter holds is applied only when the meter names it', async () => {
+    const [meter] = meters; // applied zone-a version 2 above, by an acknowledgement naming no tariff
+    const before = (await get(`/api/meters/${meter.id}/tariff`)).json();
+    assert.deepEqual([before.state, before.appliedTariff], ['applied', 'zone-a']);
+    assert.equal((await post({ ...doc, id: 'zone-b', graceMinutes: 5 })).statusCode, 201);
+    assert.equal((await push(meter.id, 'zone-b')).statusCode, 202);
+    let status = (await get(`/api/meters/${meter.id}/tariff`)).json();
+    assert.deepEqual([status.tariffId, status.pushedVersion, status.state], ['zone-b', 2, 'pending']);
+    // A late acknowledgement of the tariff it held: still zone-a at the meter, and for renewals.
+    await ack(meter, 2, true, 'zone-a');
+    status = (await get(`/api/meters/${meter.id}/tariff`)).json();
+    assert.deepEqual([status.state, status.appliedTariff], ['pending', 'zone-a']);
+    assert.equal(platform.tariffs.tariffOf(meter.id)?.doc.id, 'zone-a');
+    await ack(meter, 2, true, 'zone-b');
+    status = (await get(`/api/meters/${meter.id}/tariff`)).json();
+    assert.deepEqual([status.state, status.appliedTariff, status.appliedVersion], ['applied', 'zone-b', 2]);
+    assert.equal(platform.tariffs.tariffOf(meter.id)?.doc.id, 'zone-b');
+    assert.equal(platform.tariffs.tariffOf(meter.id)?.doc.graceMinutes, 5);
+    // Back to zone-a for the test below, applied as a meter from before named tariffs answers.
+    assert.equal((await push(meter.id, 'zone-a')).statusCode, 202);
+    await ack(meter, 2, true);
+    assert.equal((await get(`/api/meters/${meter.id}/tariff`)).json().state, 'applied');
   });
 
   it('a push the broker cannot take leaves the meter as it was: its earlier push, or none', async () => {

@@ -140,6 +140,7 @@ describe('platform tariffs (PGlite)', () => {
       tariffId: 'zone-a',
       pushedVersion: 2,
       state: 'applied',
+      appliedTariff: 'zone-a',
       appliedVersion: 2,
       refused: null,
     });

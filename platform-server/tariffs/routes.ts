@@ -42,6 +42,11 @@ const pushSchema = object(
     },
     pushedAt: { type: 'string', format: 'date-time' },
     timesOutAt: { type: 'string', format: 'date-time' },
+    appliedTariff: {
+      type: 'string',
+      nullable: true,
+      description: 'the tariff the meter said it holds in its last acknowledgement',
+    },
     appliedVersion: { type: 'integer', nullable: true },
     acknowledgedAt: { type: 'string', format: 'date-time', nullable: true },
     refused: { type: 'object', nullable: true, additionalProperties: true },

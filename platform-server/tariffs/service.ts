@@ -50,6 +50,8 @@ export interface TariffPushView {
   pushedAt: string;
   /** When a push still pending stops waiting (then 'timed-out'). */
   timesOutAt: string;
+  /** The tariff the meter said it holds in its last acknowledgement, and that tariff's version. */
+  appliedTariff: string | null;
   appliedVersion: number | null;
   acknowledgedAt: string | null;
   refused: { version: number | null; why: string | null } | null;
@@ -83,6 +85,7 @@ interface PushRow {
   tariff_id: string;
   version: number;
   pushed_at: Date;
+  acked_tariff_id: string | null;
   acked_version: number | null;
   acked_ok: boolean | null;
   acked_why: string | null;
@@ -132,7 +135,7 @@ export class TariffService {
   async load(): Promise<void> {
     const rows = await this.#deps.db.query<{ meter_id: number; document: TariffDocument }>(
       `SELECT m.meter_id, t.document FROM meter_tariffs m
-         JOIN tariffs t ON t.id = m.tariff_id AND t.version = m.acked_version
+         JOIN tariffs t ON t.id = m.acked_tariff_id AND t.version = m.acked_version
         WHERE m.acked_ok`,
     );
     for (const row of rows.rows) this.#held.set(row.meter_id, this.#compile(row.document));
@@ -329,14 +332,17 @@ export class TariffService {
   onAck: UplinkHandler = async ({ meterId, body }, tx) => {
     const ack: TariffAck = decodeTariffAck(body);
     if (ack.kind !== 'tariff') return;
-    await tx.query(
-      'UPDATE meter_tariffs SET acked_version = $2, acked_ok = $3, acked_why = $4, acked_at = now() WHERE meter_id = $1',
-      [meterId, ack.version, ack.ok, ack.why ?? null],
+    // A meter from before acknowledgements named the tariff answers the tariff pushed to it.
+    const acked = await tx.query<{ acked_tariff_id: string }>(
+      `UPDATE meter_tariffs SET acked_tariff_id = coalesce($5, tariff_id), acked_version = $2, acked_ok = $3,
+              acked_why = $4, acked_at = now()
+        WHERE meter_id = $1 RETURNING acked_tariff_id`,
+      [meterId, ack.version, ack.ok, ack.why ?? null, ack.tariff ?? null],
     );
-    if (!ack.ok) return;
+    if (!ack.ok || acked.rows.length === 0) return;
     const held = await tx.query<{ document: TariffDocument }>(
-      'SELECT t.document FROM meter_tariffs m JOIN tariffs t ON t.id = m.tariff_id AND t.version = $2 WHERE m.meter_id = $1',
-      [meterId, ack.version],
+      'SELECT document FROM tariffs WHERE id = $1 AND version = $2',
+      [acked.rows[0].acked_tariff_id, ack.version],
     );
     const document = held.rows[0]?.document;
     if (!document) return;
@@ -351,8 +357,8 @@ export class TariffService {
    * refused, or none yet: pending until pushTimeoutSeconds after the push, then timed out (a late
    * acknowledgement still moves it on).
    */
-  #pushState = `CASE WHEN m.acked_version = m.version AND m.acked_ok THEN 'applied'
-                     WHEN m.acked_version = m.version AND NOT m.acked_ok THEN 'refused'
+  #pushState = `CASE WHEN m.acked_tariff_id = m.tariff_id AND m.acked_version = m.version AND m.acked_ok THEN 'applied'
+                     WHEN m.acked_tariff_id = m.tariff_id AND m.acked_version = m.version AND NOT m.acked_ok THEN 'refused'
                      WHEN m.pushed_at <= $1 THEN 'timed-out' ELSE 'pending' END`;
 
   #pushView = (r: PushRow): TariffPushView => ({
@@ -362,6 +368,7 @@ export class TariffService {
     state: r.state,
     pushedAt: r.pushed_at.toISOString(),
     timesOutAt: new Date(r.pushed_at.getTime() + this.#timeoutMs).toISOString(),
+    appliedTariff: r.acked_ok ? r.acked_tariff_id : null,
     appliedVersion: r.acked_ok ? r.acked_version : null,
     acknowledgedAt: r.acked_at?.toISOString() ?? null,
     refused: r.acked_ok === false ? { version: r.acked_version, why: r.acked_why } : null,

@@ -6,9 +6,10 @@
 //        { k: 'bays', v: version, bays: { "<id>": mode | { m: mode, start?, end? } } }
 //          mode: 'available' | 'unavailable' | 'suspended' (works) | 'free' | 'no-parking';
 //          a bare mode holds from now on; a map holds it from start until end (epoch s)
-//   0x05 { k, v: version applied (or refused), ok: bool, why?: text }
-// The version is the platform's: a meter applies a version above the one it holds and acknowledges
-// the version it holds either way, so a repeated push is harmless.
+//   0x05 { k, v: version applied (or refused), t?: tariff id (k 'tariff'), ok: bool, why?: text }
+// The version is the platform's: a meter applies a version above the one it holds (for k 'tariff',
+// also any version of another tariff) and acknowledges what it holds either way, so a repeated push
+// is harmless. Meters before `t` acknowledged a tariff by its version alone.
 import { decodeCbor, encodeCbor } from '../cbor';
 import { ProtocolError } from '../errors';
 import type { TariffDocument } from './types';
@@ -41,6 +42,8 @@ export type TariffPush =
 export interface TariffAck {
   kind: TariffPush['kind'];
   version: number;
+  /** For 'tariff': the id of the tariff held, or of the one refused (absent from older meters). */
+  tariff?: string;
   ok: boolean;
   why?: string;
 }
@@ -132,6 +135,7 @@ export function decodeTariffPush(body: Uint8Array): TariffPush {
 
 export function encodeTariffAck(ack: TariffAck): Uint8Array {
   const body: Record<string, unknown> = { k: ack.kind, v: ack.version, ok: ack.ok };
+  if (ack.tariff !== undefined) body.t = ack.tariff;
   if (ack.why !== undefined) body.why = ack.why;
   return encodeCbor(body);
 }
@@ -141,6 +145,11 @@ export function decodeTariffAck(body: Uint8Array): TariffAck {
   if (m.k !== 'tariff' && m.k !== 'message' && m.k !== 'bays') throw new ProtocolError('bad-field', 'k');
   if (typeof m.ok !== 'boolean') throw new ProtocolError('bad-field', 'ok is not a boolean');
   const ack: TariffAck = { kind: m.k, version: version(m.v), ok: m.ok };
+  if (m.t !== undefined) {
+    if (typeof m.t !== 'string' || m.t.length === 0)
+      throw new ProtocolError('bad-field', 't is not a tariff id');
+    ack.tariff = m.t;
+  }
   if (typeof m.why === 'string') ack.why = m.why;
   return ack;
 }
