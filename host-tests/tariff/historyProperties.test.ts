@@ -14,8 +14,8 @@ import {
   validateTariff,
 } from '../../protocol/tariff';
 import { offsetAt, parseTimeZone } from '../../protocol/tariff/tz';
+import { PropertyRuns } from './propertyCheck';
 
-const RUNS = Number(process.env.PARKLINK_PROPERTY_RUNS ?? 200);
 const ZONES = ['UTC0', 'GMT0BST,M3.5.0/1,M10.5.0', 'EST5EDT,M3.2.0,M11.1.0', 'AEST-10AEDT,M10.1.0,M4.1.0/3'];
 const EVERY: Day[] = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun', 'hol'];
 const START_MIN = Date.UTC(2025, 0, 1) / 1000;
@@ -73,30 +73,13 @@ const purchasesArb = fc.array(
   { minLength: 1, maxLength: 8 },
 );
 
-const ran: Record<string, string> = {};
-
-function check<T>(
-  name: string,
-  arb: fc.Arbitrary<T>,
-  predicate: (value: T) => boolean | undefined,
-  examples: NoInfer<T>[] = [],
-): void {
-  let count = 0;
-  let checked = 0;
-  fc.assert(
-    fc.property(arb, (value) => {
-      count++;
-      if (predicate(value) !== false) checked++;
-    }),
-    { numRuns: RUNS, examples: examples.map((value) => [value]) },
-  );
-  ran[name] = `${count} cases, ${checked} with a sale to check`;
-  assert.ok(checked > count / 5, `${name}: only ${checked} of ${count} cases were sales`);
-}
+const runs = new PropertyRuns(200);
+const check: PropertyRuns['check'] = (name, arb, predicate, examples) =>
+  runs.check(name, arb, predicate, examples);
 
 describe('tariff history rules: properties (fast-check)', () => {
   after(() => {
-    for (const [name, count] of Object.entries(ran)) console.log(`      ${name}: ${count}`);
+    runs.print();
   });
 
   it('the total a payer pays in a cap period never exceeds the cap', () => {

@@ -14,8 +14,8 @@ import {
   type TimetableEntry,
 } from '../../protocol/tariff';
 import { dayLength, parseTimeZone } from '../../protocol/tariff/tz';
+import { PropertyRuns } from './propertyCheck';
 
-const RUNS = Number(process.env.PARKLINK_PROPERTY_RUNS ?? 300);
 const ZONES = [
   'UTC0',
   'GMT0BST,M3.5.0/1,M10.5.0',
@@ -174,31 +174,13 @@ const tariffArb: fc.Arbitrary<TariffDocument> = ratesArb.chain((rates) =>
 
 const startArb = fc.integer({ min: START_MIN, max: START_MAX });
 const bayArb = fc.constantFrom(1, 2, 3);
-const ran: Record<string, string> = {};
-
-/** Runs a property; the predicate returns false when its case had nothing to check (a refusal). */
-function check<T>(
-  name: string,
-  arb: fc.Arbitrary<T>,
-  predicate: (value: T) => boolean | undefined,
-  examples: NoInfer<T>[] = [],
-): void {
-  let count = 0;
-  let checked = 0;
-  fc.assert(
-    fc.property(arb, (value) => {
-      count++;
-      if (predicate(value) !== false) checked++;
-    }),
-    { numRuns: RUNS, examples: examples.map((value) => [value]) },
-  );
-  ran[name] = `${count} cases, ${checked} with a sale to check`;
-  assert.ok(checked > count / 5, `${name}: only ${checked} of ${count} cases were sales`);
-}
+const runs = new PropertyRuns(300);
+const check: PropertyRuns['check'] = (name, arb, predicate, examples) =>
+  runs.check(name, arb, predicate, examples);
 
 describe('tariff engine properties (fast-check)', () => {
   after(() => {
-    for (const [name, count] of Object.entries(ran)) console.log(`      ${name}: ${count}`);
+    runs.print();
   });
 
   it('every generated tariff passes its own validation', () => {
