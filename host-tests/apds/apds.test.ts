@@ -112,7 +112,8 @@ forEachBackend('APDS API (/apds/)', (backend) => {
     await platform.tariffs.save(TARIFF);
     for (const m of [meterA, meterB])
       await db.query(
-        `INSERT INTO meter_tariffs (meter_id, tariff_id, version, downlink_seq, acked_version, acked_ok, acked_at) VALUES ($1, $2, $3, 1, $3, true, now())`,
+        `INSERT INTO meter_tariffs (meter_id, tariff_id, version, downlink_seq, acked_tariff_id, acked_version, acked_ok, acked_at)
+         VALUES ($1, $2, $3, 1, $2, $3, true, now())`,
         [m, TARIFF.id, TARIFF.version],
       );
     await platform.tariffs.load();

@@ -121,7 +121,7 @@ describe('downlink outbox (PGlite)', () => {
     const later = await keep(0x8a, 'delta');
     // An older version acknowledged: nothing goes.
     await db.query(
-      'UPDATE meter_tariffs SET acked_version = 1, acked_ok = true, acked_at = now() WHERE meter_id = $1',
+      'UPDATE meter_tariffs SET acked_tariff_id = tariff_id, acked_version = 1, acked_ok = true, acked_at = now() WHERE meter_id = $1',
       [METER],
     );
     await db.query('UPDATE blacklist_meters SET acked_version = 6, acked_at = now() WHERE meter_id = $1', [
@@ -132,9 +132,15 @@ describe('downlink outbox (PGlite)', () => {
       [0x8a, delta],
       [0x8a, later],
     ]);
+    // Another tariff acknowledged in the version pushed: the push has not arrived, so it stays.
+    await db.query(
+      "UPDATE meter_tariffs SET acked_tariff_id = 'other-zone', acked_version = 2, acked_ok = true, acked_at = now() WHERE meter_id = $1",
+      [METER],
+    );
+    assert.deepEqual((await waiting())[0], [0x85, tariff]);
     // The versions pushed acknowledged: the tariff and the blacklist frames up to that push go.
     await db.query(
-      'UPDATE meter_tariffs SET acked_version = 2, acked_ok = false, acked_at = now() WHERE meter_id = $1',
+      'UPDATE meter_tariffs SET acked_tariff_id = tariff_id, acked_version = 2, acked_ok = false, acked_at = now() WHERE meter_id = $1',
       [METER],
     );
     await db.query('UPDATE blacklist_meters SET acked_version = 7, acked_at = now() WHERE meter_id = $1', [

@@ -62,7 +62,7 @@ interface BayRow {
 export async function places(db: Queryable, timeZone: string): Promise<Json[]> {
   const meters = (
     await db.query<MeterRow>(
-      `SELECT m.id, m.name, m.area, m.created_at, t.tariff_id, t.acked_version AS tariff_version
+      `SELECT m.id, m.name, m.area, m.created_at, t.acked_tariff_id AS tariff_id, t.acked_version AS tariff_version
          FROM meters m LEFT JOIN meter_tariffs t ON t.meter_id = m.id AND t.acked_ok
         ORDER BY m.id`,
     )
@@ -198,7 +198,7 @@ export async function rightSpecifications(db: Queryable): Promise<Json[]> {
   ).rows;
   const held = (
     await db.query<{ meter_id: number; tariff_id: string; acked_version: number }>(
-      'SELECT meter_id, tariff_id, acked_version FROM meter_tariffs WHERE acked_ok ORDER BY meter_id',
+      'SELECT meter_id, acked_tariff_id AS tariff_id, acked_version FROM meter_tariffs WHERE acked_ok ORDER BY meter_id',
     )
   ).rows;
   return rows.map((r) => {
@@ -389,7 +389,7 @@ export async function meterSessions(
   const held = new Map(
     (
       await db.query<{ meter_id: number; tariff_id: string; acked_version: number }>(
-        `SELECT meter_id, tariff_id, acked_version FROM meter_tariffs WHERE acked_ok${only ? ' AND meter_id = ANY($1::bigint[])' : ''}`,
+        `SELECT meter_id, acked_tariff_id AS tariff_id, acked_version FROM meter_tariffs WHERE acked_ok${only ? ' AND meter_id = ANY($1::bigint[])' : ''}`,
         only ? [only.meterIds] : [],
       )
     ).rows.map((r) => [r.meter_id, { id: `tariff:${r.tariff_id}`, version: r.acked_version + 1 }]),

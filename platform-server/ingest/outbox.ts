@@ -168,7 +168,7 @@ export class DownlinkOutbox {
       `DELETE FROM downlink_outbox o USING meter_tariffs t
         WHERE o.meter_id = t.meter_id AND t.meter_id = ANY($1::bigint[]) AND o.type = $2
           AND o.kind = $3 AND o.seq <= t.downlink_seq
-          AND t.acked_at >= t.pushed_at AND t.acked_version = t.version`,
+          AND t.acked_at >= t.pushed_at AND t.acked_tariff_id = t.tariff_id AND t.acked_version = t.version`,
       [meterIds, TARIFF_DOWNLINK, `${TARIFF_DOWNLINK}:tariff`],
     );
     // Blacklist frames up to a push whose version the meter acknowledged holding.
