@@ -536,7 +536,7 @@ export class Tariff {
   }
 
   /** The charged lines of the pieces (the time's price, before any cap, fee, tax or rounding). */
-  #timeLines(pieces: Piece[], carry: UnitCarry = NEW_SESSION): QuoteLine[] {
+  #timeLines(pieces: Piece[], carry: UnitCarry): QuoteLine[] {
     return this.#countUnits(pieces, carry).lines;
   }
 
@@ -788,6 +788,14 @@ export class Tariff {
 
   /** The price of `minutes` of parking bought at `start`, with its breakdown, or why not. */
   quoteDuration(request: DurationRequest): Quote {
+    return this.#quoteDuration(request);
+  }
+
+  /**
+   * quoteDuration, with where a renewal's units go on from when the caller has it already (a
+   * search over durations prices the same paid part at every probe).
+   */
+  #quoteDuration(request: DurationRequest, paidCarry?: UnitCarry): Quote {
     const { bay, minutes } = request;
     const start = Math.floor(request.start);
     const paidMinutes = request.paidMinutes ?? 0;
@@ -810,7 +818,7 @@ export class Tariff {
       if (cap === undefined || minutes !== cap)
         return refuse('below-minimum', `the least sold is ${minMinutes} min`, { minMinutes });
     }
-    const carry = this.#paidCarry(bay, start, paidMinutes * 60, request.payer);
+    const carry = paidCarry ?? this.#paidCarry(bay, start, paidMinutes * 60, request.payer);
     const { lines, total, tax, capShares } = this.#price(walk.pieces, carry, history);
     const minAmount = this.doc.minimum?.amount;
     if (minAmount !== undefined && total < minAmount)
@@ -889,7 +897,9 @@ export class Tariff {
     const cap = this.maxMinutes(bay, start, paidMinutes, payer, history);
     if (typeof cap !== 'number') return cap;
     const step = this.stepMinutes;
-    const at = (minutes: number) => this.quoteDuration({ bay, start, minutes, paidMinutes, payer, history });
+    const carry = this.#paidCarry(bay, start, paidMinutes * 60, payer);
+    const at = (minutes: number) =>
+      this.#quoteDuration({ bay, start, minutes, paidMinutes, payer, history }, carry);
     const fits = (q: Quote): q is QuoteOk => q.ok && q.amount <= amount;
     // Candidates: every whole step up to the cap, and the cap itself. The price does not fall as the
     // minutes rise, so the last that fits is found by bisection.
@@ -910,7 +920,7 @@ export class Tariff {
       }
     }
     if (!best) {
-      const least = this.#leastQuote(bay, start, paidMinutes, cap, payer);
+      const least = this.#leastQuote(bay, start, paidMinutes, cap, carry, payer);
       return refuse('below-minimum', `${amount} buys no time: the least sold costs ${least ?? 'more'}`, {
         ...(least === undefined ? {} : { minAmount: least }),
       });
@@ -923,12 +933,13 @@ export class Tariff {
     start: number,
     paidMinutes: number,
     cap: number,
+    carry: UnitCarry,
     payer?: Payer,
   ): number | undefined {
     const step = this.stepMinutes;
     const first = Math.min(cap, Math.max(step, this.doc.minimum?.minutes ?? step));
     for (const minutes of [first, Math.ceil(first / step) * step, cap]) {
-      const q = this.quoteDuration({ bay, start, minutes, paidMinutes, payer });
+      const q = this.#quoteDuration({ bay, start, minutes, paidMinutes, payer }, carry);
       if (q.ok) return Math.max(q.amount, this.doc.minimum?.amount ?? 0);
     }
     return undefined;
