@@ -87,6 +87,34 @@ describe('binary COPY rows', () => {
   });
 });
 
+describe('binary COPY rows, byte for byte', () => {
+  const WORDS: CopyTable = { name: 'words', columns: [['n', 'int8'], ['small', 'int2'], ['word', 'text']] };
+  /** One field as COPY's binary format has it: its length, big-endian, then its bytes. */
+  const field = (bytes: number[]) => {
+    const length = Buffer.alloc(4);
+    length.writeInt32BE(bytes.length);
+    return [...length, ...bytes];
+  };
+
+  it('writes integers big-endian in two\'s complement and text as UTF-8, short or long, ASCII or not', () => {
+    const words = ['', '1234', 'é', '12é4', 'x'.repeat(33), `${'y'.repeat(40)}ü`, 'Zoë 🅿'];
+    const numbers = [0, 1, -1, 2 ** 32, -(2 ** 32) - 1, 2 ** 53 - 1, -(2 ** 53) + 1];
+    const smalls = [0, 1, -1, 255, 256, -32_768, 32_767];
+    const rows = new CopyRows(WORDS, 8);
+    words.forEach((word, i) => rows.row().int8(numbers[i]).int2(smalls[i]).text(word));
+    const expected: number[] = [...Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), 0, 0, 0, 0, 0, 0, 0, 0];
+    words.forEach((word, i) => {
+      const n = Buffer.alloc(8);
+      n.writeBigInt64BE(BigInt(numbers[i]));
+      const small = Buffer.alloc(2);
+      small.writeInt16BE(smalls[i]);
+      expected.push(0, 3, ...field([...n]), ...field([...small]), ...field([...Buffer.from(word, 'utf8')]));
+    });
+    expected.push(0xff, 0xff);
+    assert.deepEqual([...rows.bytes()], expected);
+  });
+});
+
 describe('binary COPY rows, rewound', () => {
   it('drops everything after a mark, a row left short by a refused value included', () => {
     const rows = new CopyRows(SAMPLES, 16);

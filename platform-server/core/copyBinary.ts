@@ -68,8 +68,7 @@ export class CopyRows {
   row(): this {
     this.#rowEnded();
     this.#room(2);
-    this.#buffer.writeInt16BE(this.table.columns.length, this.#at);
-    this.#at += 2;
+    this.#put16(this.table.columns.length);
     this.#column = 0;
     this.#rows++;
     return this;
@@ -122,9 +121,21 @@ export class CopyRows {
     if (value.includes('\0')) this.#bad('text cannot hold a NUL character');
     // At most three bytes of UTF-8 per UTF-16 unit: room first, the length once written.
     this.#room(4 + value.length * 3);
-    const written = this.#buffer.write(value, this.#at + 4, 'utf8');
-    this.#buffer.writeInt32BE(written, this.#at);
-    this.#at += 4 + written;
+    const start = this.#at;
+    this.#at += 4;
+    // Short ASCII (a card's last four digits, its expiry) byte by byte: Buffer#write costs more
+    // than the copy for a few characters.
+    let ascii = value.length <= 32;
+    for (let i = 0; ascii && i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      if (c < 0x80) this.#buffer[this.#at++] = c;
+      else ascii = false;
+    }
+    if (!ascii) this.#at = start + 4 + this.#buffer.write(value, start + 4, 'utf8');
+    const end = this.#at;
+    this.#at = start;
+    this.#put32(end - start - 4);
+    this.#at = end;
     this.#column++;
     return this;
   }
@@ -143,7 +154,7 @@ export class CopyRows {
   null(): this {
     if (this.#column >= this.table.columns.length) this.#bad('more values than columns');
     this.#room(4);
-    this.#at = this.#buffer.writeInt32BE(-1, this.#at);
+    this.#put32(-1);
     this.#column++;
     return this;
   }
@@ -165,8 +176,10 @@ export class CopyRows {
   bytes(): Uint8Array {
     this.#rowEnded();
     this.#room(2);
-    this.#buffer.writeInt16BE(-1, this.#at);
-    return this.#buffer.subarray(0, this.#at + 2);
+    const at = this.#at;
+    this.#put16(-1);
+    this.#at = at;
+    return this.#buffer.subarray(0, at + 2);
   }
 
   #integer(type: 'int4' | 'int2', bits: 32 | 16, value: number): this {
@@ -174,24 +187,42 @@ export class CopyRows {
     if (!Number.isInteger(value) || value < -limit || value >= limit)
       this.#bad(`${value} is not a ${bits}-bit integer`);
     this.#field(type, bits / 8);
-    this.#at =
-      bits === 32 ? this.#buffer.writeInt32BE(value, this.#at) : this.#buffer.writeInt16BE(value, this.#at);
+    if (bits === 32) this.#put32(value);
+    else this.#put16(value);
     return this;
   }
 
   /** A 64-bit two's complement integer, big-endian, from a safe integer. */
   #write64(value: number): void {
     const high = Math.floor(value / TWO_32);
-    this.#buffer.writeInt32BE(high, this.#at);
-    this.#buffer.writeUInt32BE(value - high * TWO_32, this.#at + 4);
-    this.#at += 8;
+    this.#put32(high);
+    this.#put32(value - high * TWO_32);
+  }
+
+  // Big-endian stores byte by byte, after #room: Buffer's writeInt32BE checks its arguments on every
+  // call, and ingest writes a dozen values a record. The low bits of a negative or unsigned value
+  // are the same two's complement bytes either way.
+  #put32(value: number): void {
+    const buffer = this.#buffer;
+    const at = this.#at;
+    buffer[at] = value >>> 24;
+    buffer[at + 1] = value >>> 16;
+    buffer[at + 2] = value >>> 8;
+    buffer[at + 3] = value;
+    this.#at = at + 4;
+  }
+
+  #put16(value: number): void {
+    this.#buffer[this.#at] = value >>> 8;
+    this.#buffer[this.#at + 1] = value;
+    this.#at += 2;
   }
 
   /** Checks the next column's type and makes room for its length and `bytes` of value. */
   #field(type: CopyType, bytes: number): void {
     this.#expect(type);
     this.#room(4 + bytes);
-    this.#at = this.#buffer.writeInt32BE(bytes, this.#at);
+    this.#put32(bytes);
     this.#column++;
   }
 
