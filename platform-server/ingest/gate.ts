@@ -17,6 +17,7 @@ import { ProtocolError } from '../../protocol/errors';
 import { decodeHeader, FRAME_VERSION, type FrameHeader, FrameType, sealFrame } from '../../protocol/frame';
 import { type AckMessage, encodeAckMessage } from '../../protocol/messages';
 import { downlinkTopic, meterIdOfTopic, UPLINK_WILDCARD } from '../../protocol/topics';
+import { sendPacketsAtOnce } from '../core/broker';
 import type { Database, Queryable } from '../core/db';
 import {
   FrameRefused,
@@ -256,6 +257,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
     });
+    sendPacketsAtOnce(client);
     // mqtt.js hands over the next message, and sends this one's PUBACK, when `done` is called. A
     // record set is acknowledged to the broker once it waits in the queue, so the next ones arrive
     // while it is stored and a batch gathers many meters' sets; past maxQueuedFrames the PUBACK waits

@@ -10,6 +10,7 @@ import { decodeRenewalAck, encodeRenewal, RENEWAL_FRAME } from '../../protocol/r
 import { downlinkTopic } from '../../protocol/topics';
 import { frameKeys } from '../keys/keystore';
 import type { UplinkHandler } from '../ingest/gate';
+import { sendPacketsAtOnce } from '../core/broker';
 import type { Queryable } from '../core/db';
 import type { PhoneContext } from './context';
 import {
@@ -47,6 +48,7 @@ export class Renewals {
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
     });
+    sendPacketsAtOnce(client);
     client.on('error', (error) => this.#c.options.logger.error({ err: error }, 'phone MQTT error'));
     this.#client = client;
     await new Promise<void>((resolve, reject) => {

@@ -3,6 +3,7 @@
 // in the street sends (status reports, upload sets of its sales) and answering what the platform
 // sends it (set acks 0x81, phone renewals 0x86 with their ack 0x06). It runs no firmware: ten
 // thousand of them fit in one Node process, which a fleet of firmware Meters on virtual boards does not.
+import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FRAME_VERSION, FrameType, openFrame, sealFrame } from '../../protocol/frame';
 import { decodeAckMessage } from '../../protocol/messages';
@@ -66,6 +67,8 @@ export class LoadMeter {
       reconnectPeriod: 0,
       connectTimeout: 60_000,
     });
+    // Each packet sent at once, as the platform's and the broker's are (core/broker.ts).
+    (client.stream as Partial<Socket>).setNoDelay?.(true);
     this.client = client;
     client.on('message', (_topic, payload) => this.#downlink(new Uint8Array(payload)));
     await client.subscribeAsync(downlinkTopic(this.id), { qos: 1 });

@@ -197,6 +197,7 @@ export async function startMosquitto(passwordFile: string): Promise<Broker> {
       `acl_file ${path.join(dir, 'acl')}`,
       'persistence false',
       deployedSetting('max_queued_messages'),
+      deployedSetting('set_tcp_nodelay'),
       'max_connections -1',
       // Started as root, Mosquitto drops to its own user, which cannot read this private folder.
       ...(process.getuid?.() === 0 ? ['user root'] : []),
