@@ -321,7 +321,13 @@ async function embeddedPhase(base: PlatformConfig, fleet: Fleet): Promise<PhaseR
  * format or in binary (the rows ingest itself sends, from the same code): the warm-up's rows first,
  * untimed, then the rows ingest's clock counts, timed.
  */
-async function copyPhase(fleet: Fleet, form: 'text' | 'binary'): Promise<{ rate: number; postgres: number }> {
+interface CopyResult {
+  rate: number;
+  /** PostgreSQL's CPU per record, microseconds. */
+  postgres: number;
+}
+
+async function copyPhase(fleet: Fleet, form: 'text' | 'binary'): Promise<CopyResult> {
   const database = await freshDatabase();
   try {
     const db = await openDatabase({ url: database.url, maxConnections: 1 });
@@ -510,73 +516,100 @@ export async function run(args: string[]): Promise<void> {
         : 'PGlite + aedes'),
   );
 
-  // Ingest's figure moves by 10 % and more from run to run on a small machine (one run in several
-  // far slower): --runs=N repeats each phase, prints every run and holds the median to COPY.
+  // Ingest's figure moves by 10 % and more from run to run on a small machine, and COPY's as much
+  // (a shared virtual machine has slow minutes): each run is ingest for every instance count, then
+  // one COPY of each form right after, so each ratio compares neighbouring minutes. --runs=N repeats
+  // that and holds the median ingest to the median COPY; COPY runs at least three times.
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
-  const results = new Map<number, { rate: number; coldRate: number }>();
-  for (const n of realServices ? instanceCounts : [1]) {
-    const rates: number[] = [];
-    const coldRates: number[] = [];
-    for (let run = 1; run <= runs; run++) {
-      const result = realServices
-        ? await realPhase(n, fleet, connections, nodeFlags)
-        : await embeddedPhase(base, fleet);
-      rates.push(result.rate);
-      coldRates.push(result.coldRate);
-      const cpu =
-        result.cpuPerRecord === undefined
-          ? ''
-          : ` (platform CPU ${result.cpuPerRecord.toFixed(1)} µs per record)`;
-      const which = runs > 1 ? ` run ${run} of ${runs}` : '';
-      console.log(
-        `ingest, ${n} instance${n > 1 ? 's' : ''}${which}: ${format(result.rate)} verified records/s${cpu}; ` +
-          `${format(result.coldRate)} records/s with the warm-up counted`,
-      );
-      if (result.others && result.cpuPerRecord !== undefined) {
-        const { postgres, mosquitto, generator } = result.others;
-        const total = result.cpuPerRecord + postgres + mosquitto + generator;
-        // Every process of these programs on the machine: quiet it for these to be the run's alone.
+  const counts = realServices ? instanceCounts : [1];
+  const ingestRuns = new Map(counts.map((n) => [n, [] as PhaseResult[]]));
+  const copyRuns = { text: [] as CopyResult[], binary: [] as CopyResult[] };
+  const perRunRatios = new Map(counts.map((n) => [n, [] as number[]]));
+  const plural = (n: number) => `${n} instance${n > 1 ? 's' : ''}`;
+  for (let run = 1; run <= Math.max(runs, realServices ? 3 : 1); run++) {
+    const which = runs > 1 ? ` run ${run} of ${runs}` : '';
+    const ingested = new Map<number, PhaseResult>();
+    if (run <= runs) {
+      for (const n of counts) {
+        const result = realServices
+          ? await realPhase(n, fleet, connections, nodeFlags)
+          : await embeddedPhase(base, fleet);
+        ingestRuns.get(n)?.push(result);
+        ingested.set(n, result);
+        const cpu =
+          result.cpuPerRecord === undefined
+            ? ''
+            : ` (platform CPU ${result.cpuPerRecord.toFixed(1)} µs per record)`;
         console.log(
-          `  CPU per record: platform ${result.cpuPerRecord.toFixed(1)} µs, PostgreSQL ${postgres.toFixed(1)} µs, ` +
-            `Mosquitto ${mosquitto.toFixed(1)} µs, this load generator ${generator.toFixed(1)} µs; ` +
-            `${total.toFixed(1)} µs in all (${(total * result.rate * 1e-6).toFixed(2)} cores busy)`,
+          `ingest, ${plural(n)}${which}: ${format(result.rate)} verified records/s${cpu}; ` +
+            `${format(result.coldRate)} records/s with the warm-up counted`,
         );
+        if (result.others && result.cpuPerRecord !== undefined) {
+          const { postgres, mosquitto, generator } = result.others;
+          const total = result.cpuPerRecord + postgres + mosquitto + generator;
+          // Every process of these programs on the machine: quiet it for these to be the run's alone.
+          console.log(
+            `  CPU per record: platform ${result.cpuPerRecord.toFixed(1)} µs, PostgreSQL ${postgres.toFixed(1)} µs, ` +
+              `Mosquitto ${mosquitto.toFixed(1)} µs, this load generator ${generator.toFixed(1)} µs; ` +
+              `${total.toFixed(1)} µs in all (${(total * result.rate * 1e-6).toFixed(2)} cores busy)`,
+          );
+        }
       }
     }
-    const result = { rate: median(rates), coldRate: median(coldRates) };
+    if (!realServices) break;
+    // COPY after a CHECKPOINT, into a fresh database each time.
+    let fastest = 0;
+    for (const form of ['text', 'binary'] as const) {
+      await checkpoint();
+      const copied = await copyPhase(fleet, form);
+      copyRuns[form].push(copied);
+      fastest = Math.max(fastest, copied.rate);
+      console.log(
+        `PostgreSQL COPY of the same rows, ${form}, run ${run}: ${format(copied.rate)} records/s; ` +
+          `PostgreSQL CPU ${copied.postgres.toFixed(1)} µs per record`,
+      );
+    }
+    for (const [n, result] of ingested) {
+      const ratio = result.rate / fastest;
+      perRunRatios.get(n)?.push(ratio);
+      console.log(`  this run's ratio ingest/COPY (the faster form), ${plural(n)}: ${ratio.toFixed(2)}`);
+    }
+  }
+  for (const n of counts) {
+    const results = ingestRuns.get(n) ?? [];
     if (runs > 1)
       console.log(
-        `ingest, ${n} instance${n > 1 ? 's' : ''}, median of ${runs}: ${format(result.rate)} verified records/s; ` +
-          `${format(result.coldRate)} with the warm-up counted`,
+        `ingest, ${plural(n)}, median of ${runs}: ${format(median(results.map((r) => r.rate)))} verified records/s; ` +
+          `${format(median(results.map((r) => r.coldRate)))} with the warm-up counted`,
       );
-    results.set(n, result);
   }
   if (!realServices) {
     console.log('COPY: not measured (needs the real PostgreSQL)');
     return;
   }
-  // COPY varies from run to run too (one statement, at the mercy of a checkpoint): the median of
-  // three of each form, each into a fresh database after a CHECKPOINT; ingest is held
-  // to the faster form.
-  const medians = new Map<string, { rate: number; postgres: number }>();
-  for (const form of ['text', 'binary'] as const) {
-    const runs: { rate: number; postgres: number }[] = [];
-    for (let i = 0; i < 3; i++) {
-      await checkpoint();
-      runs.push(await copyPhase(fleet, form));
-    }
-    runs.sort((a, b) => a.rate - b.rate);
-    medians.set(form, runs[1]);
+  const copyMedians = (['text', 'binary'] as const).map((form) => {
+    const rates = copyRuns[form].map((c) => c.rate);
+    const middle = median(rates);
+    const postgres = copyRuns[form].find((c) => c.rate === middle)?.postgres ?? 0;
     console.log(
-      `PostgreSQL COPY of the same rows, ${form}: ${format(runs[1].rate)} records/s (median of 3: ${runs.map((c) => format(c.rate)).join(', ')}); ` +
-        `PostgreSQL CPU ${runs[1].postgres.toFixed(1)} µs per record`,
+      `PostgreSQL COPY of the same rows, ${form}: ${format(middle)} records/s (median of ${rates.length}: ` +
+        `${[...rates]
+          .sort((a, b) => a - b)
+          .map(format)
+          .join(', ')}); PostgreSQL CPU ${postgres.toFixed(1)} µs per record`,
     );
-  }
-  const copy = Math.max(...[...medians.values()].map((m) => m.rate));
-  for (const [n, { rate, coldRate }] of results) {
+    return middle;
+  });
+  const copy = Math.max(...copyMedians);
+  for (const n of counts) {
+    const results = ingestRuns.get(n) ?? [];
+    const rate = median(results.map((r) => r.rate));
+    const coldRate = median(results.map((r) => r.coldRate));
+    const paired = perRunRatios.get(n) ?? [];
     console.log(
-      `ratio ingest/COPY (the faster form), ${n} instance${n > 1 ? 's' : ''}: ${(rate / copy).toFixed(2)}; ` +
-        `${(coldRate / copy).toFixed(2)} with the warm-up counted`,
+      `ratio ingest/COPY (the faster form), ${plural(n)}: ${(rate / copy).toFixed(2)}; ` +
+        `${(coldRate / copy).toFixed(2)} with the warm-up counted` +
+        (paired.length > 1 ? `; run by run ${paired.map((r) => r.toFixed(2)).join(', ')}` : ''),
     );
   }
 }
