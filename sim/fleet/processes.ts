@@ -80,6 +80,20 @@ export interface Instance {
 }
 
 /**
+ * The V8 flags of `npm run platform`, production's start command (package.json), so an instance
+ * started here runs as deployed.
+ */
+export function platformNodeFlags(): string[] {
+  const manifest = JSON.parse(
+    readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'),
+  );
+  const words = String(manifest.scripts?.platform ?? '').split(/\s+/);
+  if (words[0] !== 'node' || !words.includes('platform-server/main.ts'))
+    throw new Error('package.json has no "platform" script running platform-server/main.ts with node');
+  return words.filter((word) => word.startsWith('--max-'));
+}
+
+/**
  * One platform instance as production runs it: its own process, platform-server/main.ts, configured by
  * environment. With BENCH_CPU_PROF=<dir> each instance writes its CPU profile there when it stops.
  * `heapProbe` loads sim/fleet/heapProbe.ts into it, for instanceHeap().
@@ -95,6 +109,7 @@ export async function startInstance(
       './tools/ts-register.js',
       '--no-warnings',
       ...(heapProbe ? ['--expose-gc', '--import', './sim/fleet/heapProbe.ts'] : []),
+      ...platformNodeFlags(),
       ...nodeFlags,
       ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
     ],
