@@ -88,7 +88,14 @@ describe('binary COPY rows', () => {
 });
 
 describe('binary COPY rows, byte for byte', () => {
-  const WORDS: CopyTable = { name: 'words', columns: [['n', 'int8'], ['small', 'int2'], ['word', 'text']] };
+  const WORDS: CopyTable = {
+    name: 'words',
+    columns: [
+      ['n', 'int8'],
+      ['small', 'int2'],
+      ['word', 'text'],
+    ],
+  };
   /** One field as COPY's binary format has it: its length, big-endian, then its bytes. */
   const field = (bytes: number[]) => {
     const length = Buffer.alloc(4);
@@ -96,12 +103,14 @@ describe('binary COPY rows, byte for byte', () => {
     return [...length, ...bytes];
   };
 
-  it('writes integers big-endian in two\'s complement and text as UTF-8, short or long, ASCII or not', () => {
+  it("writes integers big-endian in two's complement and text as UTF-8, short or long, ASCII or not", () => {
     const words = ['', '1234', 'é', '12é4', 'x'.repeat(33), `${'y'.repeat(40)}ü`, 'Zoë 🅿'];
     const numbers = [0, 1, -1, 2 ** 32, -(2 ** 32) - 1, 2 ** 53 - 1, -(2 ** 53) + 1];
     const smalls = [0, 1, -1, 255, 256, -32_768, 32_767];
     const rows = new CopyRows(WORDS, 8);
-    words.forEach((word, i) => rows.row().int8(numbers[i]).int2(smalls[i]).text(word));
+    words.forEach((word, i) => {
+      rows.row().int8(numbers[i]).int2(smalls[i]).text(word);
+    });
     const expected: number[] = [...Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), 0, 0, 0, 0, 0, 0, 0, 0];
     words.forEach((word, i) => {
       const n = Buffer.alloc(8);
