@@ -31,13 +31,19 @@ export function verifyChain(
   // One buffer for every link's input (link || record), not one per record: ingest runs this for
   // every record the fleet uploads.
   const input = new Uint8Array(HASH_LENGTH + longest);
+  // The links side by side in one buffer too, each a view of its 32 bytes.
+  const all = new Uint8Array(HASH_LENGTH * records.length);
   const links: Uint8Array[] = [];
   let link = previous;
   for (let i = 0; i < records.length; i++) {
     const bytes = records[i];
     input.set(link, 0);
     input.set(bytes, HASH_LENGTH);
-    link = crypto.sha256(input.subarray(0, HASH_LENGTH + bytes.length));
+    const data = input.subarray(0, HASH_LENGTH + bytes.length);
+    const at = i * HASH_LENGTH;
+    if (crypto.sha256Into) crypto.sha256Into(data, all, at);
+    else all.set(crypto.sha256(data), at);
+    link = all.subarray(at, at + HASH_LENGTH);
     if (expectedLinks && !bytesEqual(link, expectedLinks[i])) {
       throw new ProtocolError('chain-broken', `record ${i} does not follow its predecessor`);
     }

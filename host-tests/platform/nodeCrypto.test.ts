@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { AuthenticationError } from '../../hal/crypto';
 import { nobleCrypto } from '../../hal/nobleCrypto';
 import { nodeCrypto } from '../../platform-server/core/nodeCrypto';
+import { genesisHash, verifyChain } from '../../protocol/chain';
 
 // The platform seals and opens with OpenSSL, the firmware with @noble: they must agree byte for byte.
 describe('platform crypto (node:crypto) against the firmware provider (@noble)', () => {
@@ -20,6 +21,39 @@ describe('platform crypto (node:crypto) against the firmware provider (@noble)',
         assert.deepEqual(nodeCrypto.hmacSha256(k, d), nobleCrypto.hmacSha256(k, d));
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('hashes into a buffer what it hashes alone, leaving the bytes around it as they were', () => {
+    fc.assert(
+      fc.property(data, fc.nat({ max: 40 }), fc.nat({ max: 40 }), (d, before, after) => {
+        const out = new Uint8Array(before + 32 + after).fill(0xa5);
+        nodeCrypto.sha256Into?.(d, out, before);
+        assert.deepEqual(out.subarray(before, before + 32), nobleCrypto.sha256(d));
+        assert.ok(out.subarray(0, before).every((b) => b === 0xa5));
+        assert.ok(out.subarray(before + 32).every((b) => b === 0xa5));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('chains records to the same links with either provider', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 120 }), { minLength: 1, maxLength: 20 }),
+        (records) => {
+          const previous = genesisHash(nobleCrypto, 7_000_001);
+          const links = verifyChain(nodeCrypto, previous, records);
+          assert.deepEqual(links, verifyChain(nobleCrypto, previous, records));
+          let link = previous;
+          records.forEach((bytes, i) => {
+            link = nobleCrypto.sha256(Uint8Array.from([...link, ...bytes]));
+            assert.deepEqual(links[i], link);
+            assert.equal(links[i].length, 32);
+          });
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 
