@@ -111,6 +111,41 @@ forEachBackend('pay by phone pairing, a batch at a time', (backend) => {
     assert.equal(sessions[0].endReason, 'next-user');
   });
 
+  it('finds the registered card among records of other kinds and other meters, by its place in the batch', async () => {
+    const [first, second] = [await newMeter(), await newMeter()];
+    const refusal = (meter: TestMeter): StoredRecord => {
+      const record = meter.operation(
+        'card-refused',
+        'blacklisted',
+        '6280999900070007',
+        Math.floor(clock.now() / 1000),
+      );
+      return { meterId: meter.id, record, bytes: meter.bytes(record.seq), link: meter.link(record.seq) };
+    };
+    const before = db.transactions;
+    service.onStoredBatch([
+      refusal(first),
+      sale(first, { bayId: 1, cardNumber: '6280999900060001' }),
+      refusal(second),
+      refusal(second),
+      sale(second, { bayId: 5, cardNumber: REGISTERED }),
+      sale(first, { bayId: 5, cardNumber: '6280999900060005' }),
+    ]);
+    await service.settled();
+    assert.equal(
+      db.transactions - before,
+      1,
+      'the registered tap alone: bay 5 of the first meter is another bay',
+    );
+    const sessions = (await service.sessions(driverId, 'active')).filter((s) =>
+      [first.id, second.id].includes(s.meterId),
+    );
+    assert.deepEqual(
+      sessions.map((s) => [s.meterId, s.bayId]),
+      [[second.id, 5]],
+    );
+  });
+
   it('sees a session paired by an earlier batch, and leaves strangers at other bays alone', async () => {
     const meter = await newMeter();
     service.onStoredBatch([sale(meter, { bayId: 7, cardNumber: REGISTERED })]);

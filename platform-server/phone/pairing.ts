@@ -4,6 +4,7 @@
 // a database outage is tried again on the next tick (and swept up from the records if the instance
 // stopped in between).
 import { toHex } from '../../protocol/bytes';
+import { CARD_TOKEN_LENGTH } from '../../protocol/cardToken';
 import { decodeRecord, type MeterRecord, RecordKind } from '../../protocol/records';
 import { formatMoney } from '../../firmware/units/format';
 import type { StoredRecord } from '../ingest/gate';
@@ -173,30 +174,41 @@ export class Pairing {
    * batch looked at, and remote-renewal operation records.
    */
   async #concerningPhone(batch: readonly StoredRecord[]): Promise<StoredRecord[]> {
-    // Per record of the batch, its sale's card token in hex (none for other kinds): by index, as
-    // this runs for every sale the fleet uploads.
-    const tokens: (string | undefined)[] = new Array(batch.length);
-    const cards = new Set<string>();
+    // The batch's sales, their card tokens side by side in one byte string: the database says which
+    // of them are registered cards by position, so no token is turned into text here (this runs
+    // for every sale the fleet uploads).
+    const sales: number[] = [];
+    const cards: Uint8Array[] = [];
     const meters = new Set<number>();
     for (let i = 0; i < batch.length; i++) {
       const { record, meterId } = batch[i];
       if (record.kind !== RecordKind.Transaction) continue;
-      const token = record.data.card.token;
-      const hex = Buffer.from(token.buffer, token.byteOffset, token.length).toString('hex');
-      tokens[i] = hex;
-      cards.add(hex);
+      sales.push(i);
+      cards.push(record.data.card.token);
       meters.add(meterId);
     }
-    const hits =
-      meters.size === 0
-        ? { rows: [] }
-        : await this.#c.db.query<{ hit: string }>(
-            `SELECT token AS hit FROM driver_cards WHERE token = ANY($1::text[]) AND removed_at IS NULL
-             UNION ALL
-             SELECT meter_id || ':' || bay_id FROM phone_sessions WHERE status = 'active' AND meter_id = ANY($2::bigint[])`,
-            [arrayLiteral([...cards]), arrayLiteral([...meters])],
-          );
-    const watched = new Set(hits.rows.map((r) => r.hit));
+    const registered = new Set<number>();
+    const watchedBays = new Set<string>();
+    if (sales.length > 0) {
+      const tokens = Buffer.allocUnsafe(CARD_TOKEN_LENGTH * cards.length);
+      cards.forEach((token, k) => {
+        tokens.set(token, k * CARD_TOKEN_LENGTH);
+      });
+      const hits = await this.#c.db.query<{ sale: number | null; bay: string | null }>(
+        `SELECT k AS sale, NULL AS bay
+           FROM generate_series(0, length($1::bytea) / $3::int - 1) AS k
+          WHERE EXISTS (SELECT 1 FROM driver_cards d
+                         WHERE d.token = encode(substring($1::bytea FROM k * $3::int + 1 FOR $3::int), 'hex')
+                           AND d.removed_at IS NULL)
+         UNION ALL
+         SELECT NULL, meter_id || ':' || bay_id FROM phone_sessions WHERE status = 'active' AND meter_id = ANY($2::bigint[])`,
+        [tokens, arrayLiteral([...meters]), CARD_TOKEN_LENGTH],
+      );
+      for (const { sale, bay } of hits.rows) {
+        if (sale !== null) registered.add(sales[sale]);
+        else if (bay !== null) watchedBays.add(bay);
+      }
+    }
     const relevant: StoredRecord[] = [];
     for (let i = 0; i < batch.length; i++) {
       const stored = batch[i];
@@ -206,11 +218,12 @@ export class Pairing {
         continue;
       }
       // Nothing watched (the usual batch): none of its sales concerns pay by phone.
-      if (record.kind !== RecordKind.Transaction || watched.size === 0) continue;
+      if (record.kind !== RecordKind.Transaction || (registered.size === 0 && watchedBays.size === 0))
+        continue;
       const bay = `${stored.meterId}:${record.data.bayId}`;
-      if (watched.has(tokens[i] as string) || watched.has(bay)) {
+      if (registered.has(i) || watchedBays.has(bay)) {
         relevant.push(stored);
-        watched.add(bay); // a session may start here: a later sale at the bay must be looked at too
+        watchedBays.add(bay); // a session may start here: a later sale at the bay must be looked at too
       }
     }
     return relevant;
