@@ -31,19 +31,25 @@ describe('MQTT connections send each packet at once', () => {
     await broker.close();
   });
 
+  /** A client under the platform's credentials, closed after the tests. */
+  function platformClient(name: string, reconnectPeriod: number): MqttClient {
+    const client = mqtt.connect(broker.platformUrl, {
+      clientId: `${name}-${process.pid}`,
+      username: PLATFORM_MQTT_USER,
+      password: credentials.platformPassword(),
+      reconnectPeriod,
+    });
+    clients.push(client);
+    return client;
+  }
+
   async function connected(client: MqttClient): Promise<Socket> {
     if (!client.connected) await new Promise((resolve) => client.once('connect', resolve));
     return client.stream as Socket;
   }
 
   it('a platform client, on its first connection and after the broker drops it', async () => {
-    const client = mqtt.connect(broker.platformUrl, {
-      clientId: `nodelay-${process.pid}`,
-      username: PLATFORM_MQTT_USER,
-      password: credentials.platformPassword(),
-      reconnectPeriod: 50,
-    });
-    clients.push(client);
+    const client = platformClient('nodelay', 50);
     sendPacketsAtOnce(client);
     const first = await connected(client);
     assert.ok(noDelay.has(first), 'the first connection has TCP_NODELAY');
@@ -60,13 +66,7 @@ describe('MQTT connections send each packet at once', () => {
   });
 
   it('a client without it keeps the default, so the check above can fail', async () => {
-    const client = mqtt.connect(broker.platformUrl, {
-      clientId: `default-${process.pid}`,
-      username: PLATFORM_MQTT_USER,
-      password: credentials.platformPassword(),
-      reconnectPeriod: 0,
-    });
-    clients.push(client);
+    const client = platformClient('default', 0);
     const socket = await connected(client);
     assert.equal(noDelay.has(socket), false);
   });
