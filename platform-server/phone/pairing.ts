@@ -194,12 +194,16 @@ export class Pairing {
       cards.forEach((token, k) => {
         tokens.set(token, k * CARD_TOKEN_LENGTH);
       });
+      // The tokens as an array first, so the cards are found through their index by token (a
+      // probe per sale), not by hashing the whole table against the sales.
       const hits = await this.#c.db.query<{ sale: number | null; bay: string | null }>(
-        `SELECT k AS sale, NULL AS bay
-           FROM generate_series(0, length($1::bytea) / $3::int - 1) AS k
-          WHERE EXISTS (SELECT 1 FROM driver_cards d
-                         WHERE d.token = encode(substring($1::bytea FROM k * $3::int + 1 FOR $3::int), 'hex')
-                           AND d.removed_at IS NULL)
+        `WITH sale AS (
+           SELECT k, encode(substring($1::bytea FROM k * $3::int + 1 FOR $3::int), 'hex') AS token
+             FROM generate_series(0, length($1::bytea) / $3::int - 1) AS k),
+         held AS (
+           SELECT DISTINCT token FROM driver_cards
+            WHERE removed_at IS NULL AND token = ANY (ARRAY(SELECT token FROM sale)))
+         SELECT s.k AS sale, NULL AS bay FROM sale s JOIN held USING (token)
          UNION ALL
          SELECT NULL, meter_id || ':' || bay_id FROM phone_sessions WHERE status = 'active' AND meter_id = ANY($2::bigint[])`,
         [tokens, arrayLiteral([...meters]), CARD_TOKEN_LENGTH],
