@@ -146,5 +146,9 @@ async function startEmbeddedBroker(
  * (Mosquitto's set_tcp_nodelay; the embedded broker's sockets above).
  */
 export function sendPacketsAtOnce(client: MqttClient): void {
-  client.on('connect', () => (client.stream as Partial<Socket>).setNoDelay?.(true));
+  const noDelay = () => (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
+  // The connection open now (mqtt.connect makes it at once; connectAsync has finished it), then
+  // every one made again.
+  noDelay();
+  client.on('connect', noDelay);
 }

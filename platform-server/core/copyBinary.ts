@@ -132,10 +132,7 @@ export class CopyRows {
       else ascii = false;
     }
     if (!ascii) this.#at = start + 4 + this.#buffer.write(value, start + 4, 'utf8');
-    const end = this.#at;
-    this.#at = start;
-    this.#put32(end - start - 4);
-    this.#at = end;
+    this.#store32(start, this.#at - start - 4);
     this.#column++;
     return this;
   }
@@ -176,10 +173,8 @@ export class CopyRows {
   bytes(): Uint8Array {
     this.#rowEnded();
     this.#room(2);
-    const at = this.#at;
-    this.#put16(-1);
-    this.#at = at;
-    return this.#buffer.subarray(0, at + 2);
+    this.#store16(this.#at, -1);
+    return this.#buffer.subarray(0, this.#at + 2);
   }
 
   #integer(type: 'int4' | 'int2', bits: 32 | 16, value: number): this {
@@ -202,19 +197,27 @@ export class CopyRows {
   // Big-endian stores byte by byte, after #room: Buffer's writeInt32BE checks its arguments on every
   // call, and ingest writes a dozen values a record. The low bits of a negative or unsigned value
   // are the same two's complement bytes either way.
-  #put32(value: number): void {
+  #store32(at: number, value: number): void {
     const buffer = this.#buffer;
-    const at = this.#at;
     buffer[at] = value >>> 24;
     buffer[at + 1] = value >>> 16;
     buffer[at + 2] = value >>> 8;
     buffer[at + 3] = value;
-    this.#at = at + 4;
+  }
+
+  #store16(at: number, value: number): void {
+    this.#buffer[at] = value >>> 8;
+    this.#buffer[at + 1] = value;
+  }
+
+  /** Stores at the end of the rows and moves past. */
+  #put32(value: number): void {
+    this.#store32(this.#at, value);
+    this.#at += 4;
   }
 
   #put16(value: number): void {
-    this.#buffer[this.#at] = value >>> 8;
-    this.#buffer[this.#at + 1] = value;
+    this.#store16(this.#at, value);
     this.#at += 2;
   }
 

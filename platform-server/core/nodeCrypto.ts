@@ -14,8 +14,8 @@ const bytes = (buffer: Buffer): Uint8Array => new Uint8Array(buffer.buffer, buff
 export const nodeCrypto: Crypto = {
   // One-shot: a third of createHash's cost on record-sized inputs (ingest hashes every record).
   sha256: (data) => bytes(hash('sha256', data, 'buffer')),
-  // Through a one-byte string ('binary' is latin1), not a Buffer: half the cost per record (a Buffer is a new ArrayBuffer
-  // each, which the garbage collector then tracks).
+  // Through a one-byte string ('binary' is latin1), not a Buffer: half the cost per record (a
+  // Buffer is a new ArrayBuffer each, which the garbage collector then tracks).
   sha256Into(data, out, offset) {
     const digest = hash('sha256', data, 'binary');
     for (let i = 0; i < 32; i++) out[offset + i] = digest.charCodeAt(i);

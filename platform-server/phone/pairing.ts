@@ -190,10 +190,8 @@ export class Pairing {
     const registered = new Set<number>();
     const watchedBays = new Set<string>();
     if (sales.length > 0) {
-      const tokens = Buffer.allocUnsafe(CARD_TOKEN_LENGTH * cards.length);
-      cards.forEach((token, k) => {
-        tokens.set(token, k * CARD_TOKEN_LENGTH);
-      });
+      // Every token is CARD_TOKEN_LENGTH bytes (decodeRecord checks), so sale k's starts at k times it.
+      const tokens = Buffer.concat(cards);
       // The tokens as an array first, so the cards are found through their index by token (a
       // probe per sale), not by hashing the whole table against the sales.
       const hits = await this.#c.db.query<{ sale: number | null; bay: string | null }>(

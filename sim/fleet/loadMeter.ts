@@ -3,12 +3,12 @@
 // in the street sends (status reports, upload sets of its sales) and answering what the platform
 // sends it (set acks 0x81, phone renewals 0x86 with their ack 0x06). It runs no firmware: ten
 // thousand of them fit in one Node process, which a fleet of firmware Meters on virtual boards does not.
-import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FRAME_VERSION, FrameType, openFrame, sealFrame } from '../../protocol/frame';
 import { decodeAckMessage } from '../../protocol/messages';
 import { decodeRenewal, encodeRenewalAck, RENEWAL_ACK_FRAME, RENEWAL_FRAME } from '../../protocol/renewal';
 import { encodeStatusMessage, STATUS_FRAME, type StatusReport } from '../../protocol/status';
+import { sendPacketsAtOnce } from '../../platform-server/core/broker';
 import { downlinkTopic, meterClientId, uplinkTopic } from '../../protocol/topics';
 import { crypto, TestMeter } from './platform';
 
@@ -67,8 +67,7 @@ export class LoadMeter {
       reconnectPeriod: 0,
       connectTimeout: 60_000,
     });
-    // Each packet sent at once, as the platform's and the broker's are (core/broker.ts).
-    (client.stream as Partial<Socket>).setNoDelay?.(true);
+    sendPacketsAtOnce(client);
     this.client = client;
     client.on('message', (_topic, payload) => this.#downlink(new Uint8Array(payload)));
     await client.subscribeAsync(downlinkTopic(this.id), { qos: 1 });

@@ -5,8 +5,8 @@
 // does. Each meter's first sets (--warm-up, 2 by default) go before the clock starts: a deployed
 // platform is warm and its meters continue chains it holds, while a fresh instance runs its first
 // sets at about half speed (its code not yet compiled, every meter's chain starting at its genesis
-// record); the figure with them counted is printed too. Each instance is its own process running platform-server/main.ts, as deployed; this process
-// only drives the fleet. Then, in the same run, PostgreSQL COPY of the same rows into a fresh
+// record); the figure with them counted is printed too. Each instance is its own process running
+// platform-server/main.ts, as deployed; this process only drives the fleet. Then, in the same run, PostgreSQL COPY of the same rows into a fresh
 // schema: the limit.
 // Real PostgreSQL (127.0.0.1:5432), one fresh database per phase, dropped after, and a Mosquitto
 // of the run's own configured as deployed, every meter under its own credentials; the embedded
@@ -14,12 +14,12 @@
 // instance and no COPY figure, said so).
 //
 //   npm run bench:ingest -- --meters=200 --records=1000 --set=50 --warm-up=2 --instances=1,2 --connections=1 --runs=1
-import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { sendPacketsAtOnce } from '../../platform-server/core/broker';
 import { type Database, openDatabase } from '../../platform-server/core/db';
 import { migrate } from '../../platform-server/core/migrations';
 import { createPlatform } from '../../platform-server/platform';
@@ -125,7 +125,7 @@ async function drive(
         clientId: meterClientId(meter.id),
         ...login(meter.id),
       });
-      (client.stream as Partial<Socket>).setNoDelay?.(true);
+      sendPacketsAtOnce(client);
       clients.push(client);
       await client.subscribeAsync(downlinkTopic(meter.id), { qos: 1 });
     }
@@ -393,23 +393,21 @@ async function textCopy(fleet: Fleet, part: Part, url: string): Promise<CopyRun>
   const transactions: string[] = [];
   const operations: string[] = [];
   for (const { meter, index: i } of partOf(fleet, part)) {
-    {
-      const bytes = meter.records[i];
-      const r = decodeRecord(bytes);
-      records.push(
-        `${r.meterId}\t${r.seq}\t${r.kind}\t${iso(r.time)}\t${hex(bytes)}\t${hex(meter.links[i])}\n`,
+    const bytes = meter.records[i];
+    const r = decodeRecord(bytes);
+    records.push(
+      `${r.meterId}\t${r.seq}\t${r.kind}\t${iso(r.time)}\t${hex(bytes)}\t${hex(meter.links[i])}\n`,
+    );
+    if (r.kind === RecordKind.Transaction) {
+      const d = r.data;
+      transactions.push(
+        `${r.meterId}\t${r.seq}\t${d.transactionNumber}\t${toHex(d.card.token)}\t${d.card.last4}\t${d.cardExpiry}\t${d.cardType}\t${d.bayId}\t${d.minutes}\t${iso(d.paidFrom)}\t${iso(d.paidUntil)}\t${d.charge}\t${d.currency}\t${d.remainingValue}\t${d.tariffRule ?? '\\N'}\t${iso(r.time)}\n`,
       );
-      if (r.kind === RecordKind.Transaction) {
-        const d = r.data;
-        transactions.push(
-          `${r.meterId}\t${r.seq}\t${d.transactionNumber}\t${toHex(d.card.token)}\t${d.card.last4}\t${d.cardExpiry}\t${d.cardType}\t${d.bayId}\t${d.minutes}\t${iso(d.paidFrom)}\t${iso(d.paidUntil)}\t${d.charge}\t${d.currency}\t${d.remainingValue}\t${d.tariffRule ?? '\\N'}\t${iso(r.time)}\n`,
-        );
-      } else if (r.kind === RecordKind.Operation) {
-        const d = r.data;
-        operations.push(
-          `${r.meterId}\t${r.seq}\t${d.code}\t${d.detail}\t${d.card ? toHex(d.card.token) : '\\N'}\t${d.card?.last4 ?? '\\N'}\n`,
-        );
-      }
+    } else if (r.kind === RecordKind.Operation) {
+      const d = r.data;
+      operations.push(
+        `${r.meterId}\t${r.seq}\t${d.code}\t${d.detail}\t${d.card ? toHex(d.card.token) : '\\N'}\t${d.card?.last4 ?? '\\N'}\n`,
+      );
     }
   }
   const client = new pg.Client({ connectionString: url });
@@ -575,12 +573,20 @@ export async function run(args: string[]): Promise<void> {
       console.log(`  this run's ratio ingest/COPY (the faster form), ${plural(n)}: ${ratio.toFixed(2)}`);
     }
   }
-  for (const n of counts) {
-    const results = ingestRuns.get(n) ?? [];
+  const medians = new Map(
+    counts.map((n) => {
+      const results = ingestRuns.get(n) ?? [];
+      return [
+        n,
+        { rate: median(results.map((r) => r.rate)), coldRate: median(results.map((r) => r.coldRate)) },
+      ];
+    }),
+  );
+  for (const [n, { rate, coldRate }] of medians) {
     if (runs > 1)
       console.log(
-        `ingest, ${plural(n)}, median of ${runs}: ${format(median(results.map((r) => r.rate)))} verified records/s; ` +
-          `${format(median(results.map((r) => r.coldRate)))} with the warm-up counted`,
+        `ingest, ${plural(n)}, median of ${runs}: ${format(rate)} verified records/s; ` +
+          `${format(coldRate)} with the warm-up counted`,
       );
   }
   if (!realServices) {
@@ -601,10 +607,7 @@ export async function run(args: string[]): Promise<void> {
     return middle;
   });
   const copy = Math.max(...copyMedians);
-  for (const n of counts) {
-    const results = ingestRuns.get(n) ?? [];
-    const rate = median(results.map((r) => r.rate));
-    const coldRate = median(results.map((r) => r.coldRate));
+  for (const [n, { rate, coldRate }] of medians) {
     const paired = perRunRatios.get(n) ?? [];
     console.log(
       `ratio ingest/COPY (the faster form), ${plural(n)}: ${(rate / copy).toFixed(2)}; ` +
